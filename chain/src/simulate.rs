@@ -1,0 +1,1 @@
+//! `devchain simulate FILE.json`.

@@ -1,0 +1,1 @@
+//! The chain state machine (pure: no IO, no clock).

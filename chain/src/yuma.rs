@@ -1,0 +1,1 @@
+//! Yuma Consensus, as `spec/subtensor.md` §1 describes it.

@@ -1,0 +1,1 @@
+//! btauth/1: hotkey-signed HTTP requests (`spec/btauth.md`).

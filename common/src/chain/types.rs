@@ -1,0 +1,1 @@
+//! Calls (extrinsics) and query results shared by the dev chain and its clients.

@@ -1,0 +1,1 @@
+//! sr25519 keys, Substrate URIs, mnemonics and SS58 addresses.

@@ -1,0 +1,17 @@
+//! Shared core of the subnet: everything the miner, validator and dev chain agree on.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`keys`] | sr25519 keys, Substrate URIs and mnemonics, SS58 addresses |
+//! | [`wallet`] | the bittensor wallet layout and keyfiles (plain and `$NACL`-encrypted) |
+//! | [`btauth`] | btauth/1 signed HTTP requests: reqwest signer, axum verifier, nonce store |
+//! | [`chain`] | chain call and query types, the `ChainClient` trait and the dev-chain client |
+//! | [`telemetry`] | tracing subscriber set-up (pretty or JSON) |
+//!
+//! No burn and no sqlx here: this crate must stay cheap to build.
+
+pub mod btauth;
+pub mod chain;
+pub mod keys;
+pub mod telemetry;
+pub mod wallet;

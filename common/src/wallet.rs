@@ -1,0 +1,1 @@
+//! The bittensor wallet layout and keyfiles.

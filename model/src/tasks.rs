@@ -1,0 +1,1 @@
+//! Seeded prompt → completion generators and JSONL datasets.

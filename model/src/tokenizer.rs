@@ -1,0 +1,1 @@
+//! Tokenizers: built-in byte-level, and `tokenizer.json` files.
