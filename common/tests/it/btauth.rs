@@ -1,0 +1,1 @@
+//! btauth integration tests.

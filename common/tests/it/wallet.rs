@@ -1,0 +1,1 @@
+//! wallet integration tests.
