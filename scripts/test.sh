@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The project's test command (README). CI runs it through .ci/run.
+# Installs what the tests need when missing, then: fmt check, clippy -D warnings,
+# the cuda feature compile check, and every test (unit, integration, interop with the real SDK).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+cargo --version
+for c in rustfmt clippy; do
+  if ! cargo "${c/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$c"
+  fi
+done
+
+step "python venv with bittensor 11.3.0 (interop tests)"
+bash scripts/setup-python.sh
+export SUBNET_PYTHON="$PWD/.venv/bin/python"
+
+if [ -f scripts/setup-postgres.sh ]; then
+  step "postgres"
+  # shellcheck disable=SC1091
+  source scripts/setup-postgres.sh
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cuda feature compiles"
+cargo check -p subnet-model --features cuda --locked
+
+step "tests"
+cargo test --workspace --locked "$@"
