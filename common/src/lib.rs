@@ -5,6 +5,7 @@
 //! | [`keys`] | sr25519 keys, Substrate URIs and mnemonics, SS58 addresses |
 //! | [`wallet`] | the bittensor wallet layout and keyfiles (plain and `$NACL`-encrypted) |
 //! | [`btauth`] | btauth/1 signed HTTP requests: reqwest signer, axum verifier, nonce store |
+//! | [`protocol`] | request and response types of every miner HTTP route, the model manifest |
 //! | [`chain`] | chain call and query types, the `ChainClient` trait and the dev-chain client |
 //! | [`telemetry`] | tracing subscriber set-up (pretty or JSON) |
 //!
@@ -13,5 +14,6 @@
 pub mod btauth;
 pub mod chain;
 pub mod keys;
+pub mod protocol;
 pub mod telemetry;
 pub mod wallet;

@@ -1,0 +1,377 @@
+//! Request and response types of every miner HTTP route (`docs/protocol.md`), and the model
+//! manifest with its commitment.
+//!
+//! Changing a type here changes the wire format: update `docs/protocol.md` and bump
+//! [`PROTOCOL_VERSION`] in the same change.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::keys::AccountId;
+
+/// Version of the miner HTTP API, reported by `/health` and `/v1/identity`.
+pub const PROTOCOL_VERSION: &str = "1";
+
+/// Body of every 4xx/5xx answer: a stable machine-readable code and a human message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable snake_case code, e.g. `bad_signature`, `not_found`, `payload_too_large`.
+    pub error: String,
+    /// What went wrong, for a person. Never echoes secrets or signatures.
+    pub message: String,
+}
+
+/// `GET /health` (public).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Always `"ok"` when the process answers.
+    pub status: String,
+    /// The miner's hotkey, so a caller can bind btauth requests to it.
+    pub hotkey: AccountId,
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: String,
+    /// The binary's version (`CARGO_PKG_VERSION`).
+    pub version: String,
+}
+
+/// `GET /v1/identity` (btauth): who the miner is and who it verified the caller to be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The miner's hotkey (the btauth receiver).
+    pub hotkey: AccountId,
+    /// The verified sender of this request.
+    pub caller: AccountId,
+    /// The binary's version.
+    pub version: String,
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: String,
+}
+
+/// One file of a model artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    /// File name inside the artifact directory (no path separators).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Lowercase hex sha256 of the file's bytes.
+    pub sha256: String,
+}
+
+/// `GET /v1/model/manifest`: what a miner serves, and the hash it committed on chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Competition id the artifact is entered in.
+    pub competition: String,
+    /// The artifact's files.
+    pub files: Vec<ManifestFile>,
+    /// [`manifest_sha256`] of `files`.
+    pub manifest_sha256: String,
+}
+
+impl Manifest {
+    /// Builds a manifest, sorting files by name and computing the hash.
+    pub fn new(competition: impl Into<String>, mut files: Vec<ManifestFile>) -> Self {
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        let manifest_sha256 = manifest_sha256(&files);
+        Self {
+            competition: competition.into(),
+            files,
+            manifest_sha256,
+        }
+    }
+
+    /// True when `manifest_sha256` matches the listed files.
+    pub fn is_consistent(&self) -> bool {
+        manifest_sha256(&self.files) == self.manifest_sha256
+    }
+}
+
+/// The manifest hash: lowercase hex sha256 over the files' `"{name} {size} {sha256}\n"` lines,
+/// sorted by name (byte order). Order of `files` does not matter.
+pub fn manifest_sha256(files: &[ManifestFile]) -> String {
+    let mut lines: Vec<String> = files
+        .iter()
+        .map(|f| format!("{} {} {}\n", f.name, f.size, f.sha256))
+        .collect();
+    lines.sort();
+    let mut hasher = Sha256::new();
+    for line in &lines {
+        hasher.update(line.as_bytes());
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// What a miner commits on chain for its model: `(competition_id, manifest_sha256)`.
+///
+/// Encoded as the UTF-8 bytes `model:<competition_id>:<64 hex chars>` (at most 128 bytes,
+/// the chain's commitment limit), so it reads well in `devchain metagraph`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelCommitment {
+    /// Competition id, `[A-Za-z0-9._-]{1,48}`.
+    pub competition: String,
+    /// Lowercase hex manifest hash.
+    pub manifest_sha256: String,
+}
+
+/// Why commitment bytes are not a [`ModelCommitment`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitmentError {
+    /// The bytes do not start with `model:`.
+    #[error("not a model commitment (expected `model:<competition>:<sha256>`)")]
+    NotModel,
+    /// The competition id is empty, too long or has characters outside `[A-Za-z0-9._-]`.
+    #[error("invalid competition id {0:?}")]
+    BadCompetition(String),
+    /// The hash is not 64 lowercase hex characters.
+    #[error("invalid manifest hash {0:?}: expected 64 lowercase hex characters")]
+    BadHash(String),
+}
+
+impl ModelCommitment {
+    /// Prefix that marks a model commitment.
+    pub const PREFIX: &'static str = "model:";
+
+    /// Validates and builds a commitment.
+    pub fn new(competition: &str, manifest_sha256: &str) -> Result<Self, CommitmentError> {
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+        if competition.is_empty() || competition.len() > 48 || !competition.chars().all(ok_char) {
+            return Err(CommitmentError::BadCompetition(competition.to_string()));
+        }
+        let is_hex = manifest_sha256.len() == 64
+            && manifest_sha256
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+        if !is_hex {
+            return Err(CommitmentError::BadHash(manifest_sha256.to_string()));
+        }
+        Ok(Self {
+            competition: competition.to_string(),
+            manifest_sha256: manifest_sha256.to_string(),
+        })
+    }
+
+    /// The on-chain bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        format!(
+            "{}{}:{}",
+            Self::PREFIX,
+            self.competition,
+            self.manifest_sha256
+        )
+        .into_bytes()
+    }
+
+    /// Parses on-chain bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self, CommitmentError> {
+        let text = std::str::from_utf8(bytes).map_err(|_| CommitmentError::NotModel)?;
+        let rest = text
+            .strip_prefix(Self::PREFIX)
+            .ok_or(CommitmentError::NotModel)?;
+        let (competition, hash) = rest.rsplit_once(':').ok_or(CommitmentError::NotModel)?;
+        Self::new(competition, hash)
+    }
+}
+
+/// `POST /v1/generate`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateRequest {
+    /// Text prompt, tokenized by the miner's tokenizer. Exactly one of `prompt` and `input_ids`.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// Token ids. Exactly one of `prompt` and `input_ids`.
+    #[serde(default)]
+    pub input_ids: Option<Vec<u32>>,
+    /// Tokens to generate at most.
+    pub max_new_tokens: u32,
+    /// 0 = greedy; otherwise sampling temperature.
+    #[serde(default)]
+    pub temperature: f32,
+    /// Seed for sampling (ignored when greedy).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// Answer to [`GenerateRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerateResponse {
+    /// Generated token ids (prompt excluded).
+    pub output_ids: Vec<u32>,
+    /// The generated ids decoded as text (lossy).
+    pub text: String,
+}
+
+/// One pairwise comparison a validator asks a label miner to judge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RlhfTask {
+    /// Validator-chosen id, unique within the batch.
+    pub task_id: String,
+    /// The prompt both answers respond to.
+    pub prompt: String,
+    /// Answer shown as A.
+    pub a: String,
+    /// Answer shown as B.
+    pub b: String,
+}
+
+/// `POST /v1/rlhf/tasks` (validators only): a batch with a deadline block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RlhfTaskBatch {
+    /// Validator-chosen id of the batch.
+    pub batch_id: String,
+    /// Labels after this block are not collected.
+    pub deadline_block: u64,
+    /// The tasks.
+    pub tasks: Vec<RlhfTask>,
+}
+
+/// A labeler's judgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Choice {
+    /// Answer A is better.
+    A,
+    /// Answer B is better.
+    B,
+    /// Neither is better.
+    Tie,
+}
+
+/// `POST /v1/rlhf/labels` request: which batch to collect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsRequest {
+    /// The batch sent earlier by the same validator.
+    pub batch_id: String,
+}
+
+/// One label of a collected batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Label {
+    /// The task judged.
+    pub task_id: String,
+    /// The judgement.
+    pub choice: Choice,
+    /// Labeler name (as the miner's operator registered it).
+    pub labeler: String,
+    /// Seconds the labeler spent on the task.
+    pub seconds: f64,
+}
+
+/// `POST /v1/rlhf/labels` answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelsResponse {
+    /// Labels collected so far for the batch.
+    pub labels: Vec<Label>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, size: u64, byte: char) -> ManifestFile {
+        ManifestFile {
+            name: name.into(),
+            size,
+            sha256: byte.to_string().repeat(64),
+        }
+    }
+
+    #[test]
+    fn manifest_hash_ignores_file_order() {
+        let a = vec![
+            file("config.json", 10, 'a'),
+            file("model.safetensors", 20, 'b'),
+        ];
+        let b = vec![a[1].clone(), a[0].clone()];
+        assert_eq!(manifest_sha256(&a), manifest_sha256(&b));
+    }
+
+    #[test]
+    fn manifest_hash_is_sha256_of_sorted_lines() {
+        let files = vec![file("b", 2, 'b'), file("a", 1, 'a')];
+        let text = format!("a 1 {}\nb 2 {}\n", "a".repeat(64), "b".repeat(64));
+        let want = hex::encode(Sha256::digest(text.as_bytes()));
+        assert_eq!(manifest_sha256(&files), want);
+    }
+
+    #[test]
+    fn manifest_hash_changes_with_any_field() {
+        let base = vec![file("a", 1, 'a')];
+        let h = manifest_sha256(&base);
+        assert_ne!(h, manifest_sha256(&[file("a", 2, 'a')]));
+        assert_ne!(h, manifest_sha256(&[file("c", 1, 'a')]));
+        assert_ne!(h, manifest_sha256(&[file("a", 1, 'c')]));
+    }
+
+    #[test]
+    fn manifest_new_sorts_and_is_consistent() {
+        let m = Manifest::new("tiny-v1", vec![file("z", 1, 'a'), file("a", 1, 'b')]);
+        assert_eq!(m.files[0].name, "a");
+        assert!(m.is_consistent());
+        let mut tampered = m.clone();
+        tampered.files[0].size = 99;
+        assert!(!tampered.is_consistent());
+    }
+
+    #[test]
+    fn model_commitment_round_trips_within_chain_limit() {
+        let c = ModelCommitment::new(&"c".repeat(48), &"f".repeat(64)).expect("valid");
+        let bytes = c.encode();
+        assert!(bytes.len() <= 128, "{} bytes", bytes.len());
+        assert_eq!(ModelCommitment::decode(&bytes), Ok(c));
+    }
+
+    #[test]
+    fn model_commitment_rejects_bad_parts() {
+        let h = "0".repeat(64);
+        assert!(matches!(
+            ModelCommitment::new("", &h),
+            Err(CommitmentError::BadCompetition(_))
+        ));
+        assert!(matches!(
+            ModelCommitment::new("a b", &h),
+            Err(CommitmentError::BadCompetition(_))
+        ));
+        assert!(matches!(
+            ModelCommitment::new("x", "ABC"),
+            Err(CommitmentError::BadHash(_))
+        ));
+        assert!(matches!(
+            ModelCommitment::new("x", &"A".repeat(64)),
+            Err(CommitmentError::BadHash(_))
+        ));
+        assert_eq!(
+            ModelCommitment::decode(b"hello"),
+            Err(CommitmentError::NotModel)
+        );
+        assert_eq!(
+            ModelCommitment::decode(&[0xff, 0xfe]),
+            Err(CommitmentError::NotModel)
+        );
+    }
+
+    #[test]
+    fn generate_request_rejects_unknown_fields() {
+        let bad = r#"{"prompt":"hi","max_new_tokens":4,"temprature":1.0}"#;
+        assert!(serde_json::from_str::<GenerateRequest>(bad).is_err());
+        let good = r#"{"prompt":"hi","max_new_tokens":4}"#;
+        let req: GenerateRequest = serde_json::from_str(good).expect("valid");
+        assert_eq!(req.temperature, 0.0);
+    }
+
+    #[test]
+    fn choice_serializes_lowercase() {
+        assert_eq!(
+            serde_json::to_string(&Choice::Tie).expect("json"),
+            "\"tie\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Choice>("\"a\"").expect("json"),
+            Choice::A
+        );
+    }
+}
