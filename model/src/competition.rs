@@ -1,0 +1,541 @@
+//! The competition file: what models may look like, what they are judged on, how they are scored.
+//!
+//! A competition is a TOML file kept in the repository (`competitions/default.toml`). Validators
+//! load it with [`CompetitionFile::load`], which validates every field and keeps the sha256 of the
+//! file's bytes; that hash is recorded with every evaluation, so a result always names the exact
+//! rules it was computed under. [`eval_seed`] turns an epoch's block hash into the seed the
+//! evaluation samples are drawn from.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::tasks::TaskMix;
+
+/// Longest competition id; it travels in the ≤128-byte on-chain commitment.
+pub const MAX_ID_LEN: usize = 32;
+
+/// What can go wrong loading a competition file.
+#[derive(Debug, Error)]
+pub enum CompetitionError {
+    /// The file could not be read.
+    #[error("reading competition file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a competition (syntax, missing or unknown fields).
+    #[error("parsing competition file: {source}")]
+    Parse {
+        /// The TOML error, with line and column.
+        source: toml::de::Error,
+    },
+    /// A field has a value the rules forbid.
+    #[error("competition field `{field}` {reason}")]
+    Invalid {
+        /// The field's dotted path, e.g. `epsilon.start`.
+        field: &'static str,
+        /// Why the value is refused.
+        reason: String,
+    },
+}
+
+/// A model architecture dimension above its competition bound.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{field} = {value} exceeds the competition's maximum of {max}")]
+pub struct BoundsViolation {
+    /// The `config.json` name of the dimension (or `params`).
+    pub field: &'static str,
+    /// The model's value.
+    pub value: u64,
+    /// The competition's maximum.
+    pub max: u64,
+}
+
+/// Upper bounds on a submitted model's `config.json` and size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchitectureBounds {
+    /// Most `num_hidden_layers`.
+    pub max_layers: u64,
+    /// Most `hidden_size`.
+    pub max_hidden_size: u64,
+    /// Most `intermediate_size` (the SwiGLU width).
+    pub max_intermediate_size: u64,
+    /// Most `num_attention_heads`.
+    pub max_attention_heads: u64,
+    /// Most `num_key_value_heads`.
+    pub max_key_value_heads: u64,
+    /// Most `vocab_size`.
+    pub max_vocab_size: u64,
+    /// Most `max_position_embeddings`.
+    pub max_position_embeddings: u64,
+    /// Most parameters in total (counting tied embeddings once).
+    pub max_params: u64,
+}
+
+/// A model's dimensions, as read from its `config.json` and weights, to check against bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchitectureDims {
+    /// `num_hidden_layers`.
+    pub layers: u64,
+    /// `hidden_size`.
+    pub hidden_size: u64,
+    /// `intermediate_size`.
+    pub intermediate_size: u64,
+    /// `num_attention_heads`.
+    pub attention_heads: u64,
+    /// `num_key_value_heads`.
+    pub key_value_heads: u64,
+    /// `vocab_size`.
+    pub vocab_size: u64,
+    /// `max_position_embeddings`.
+    pub max_position_embeddings: u64,
+    /// Total parameter count.
+    pub params: u64,
+}
+
+impl ArchitectureBounds {
+    /// The first dimension of `dims` above its bound, if any.
+    pub fn check(&self, dims: &ArchitectureDims) -> Result<(), BoundsViolation> {
+        let pairs = [
+            ("num_hidden_layers", dims.layers, self.max_layers),
+            ("hidden_size", dims.hidden_size, self.max_hidden_size),
+            (
+                "intermediate_size",
+                dims.intermediate_size,
+                self.max_intermediate_size,
+            ),
+            (
+                "num_attention_heads",
+                dims.attention_heads,
+                self.max_attention_heads,
+            ),
+            (
+                "num_key_value_heads",
+                dims.key_value_heads,
+                self.max_key_value_heads,
+            ),
+            ("vocab_size", dims.vocab_size, self.max_vocab_size),
+            (
+                "max_position_embeddings",
+                dims.max_position_embeddings,
+                self.max_position_embeddings,
+            ),
+            ("params", dims.params, self.max_params),
+        ];
+        match pairs.into_iter().find(|&(_, value, max)| value > max) {
+            Some((field, value, max)) => Err(BoundsViolation { field, value, max }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// How each epoch's evaluation is run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSettings {
+    /// Samples drawn from the epoch seed; every model is scored on the same ones.
+    pub samples: usize,
+    /// Longest token sequence of a sample (prompt and completion together).
+    pub max_seq_len: usize,
+    /// A commitment must be at least this many blocks older than the seed block to be evaluated,
+    /// so nobody can commit after seeing the samples.
+    pub block_delay: u64,
+}
+
+/// The advantage ε given to the earlier-committed model of a pair, decaying with its age.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EpsilonSchedule {
+    /// ε for a model committed in the current block.
+    pub start: f64,
+    /// ε once the model is `decay_blocks` old or older.
+    pub end: f64,
+    /// Blocks over which ε falls linearly from `start` to `end` (0: always `end`).
+    pub decay_blocks: u64,
+}
+
+impl EpsilonSchedule {
+    /// ε for a model `age_blocks` old: `start + (end − start) · age / decay` while `age < decay`,
+    /// then exactly `end`.
+    pub fn at(&self, age_blocks: u64) -> f64 {
+        if age_blocks >= self.decay_blocks {
+            return self.end;
+        }
+        let progress = age_blocks as f64 / self.decay_blocks as f64;
+        self.start + (self.end - self.start) * progress
+    }
+}
+
+/// How the subnet's emission for this competition is split between the two tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackShares {
+    /// Share of the weights given to the model track.
+    pub model: f64,
+    /// Share of the weights given to the label track.
+    pub labels: f64,
+}
+
+/// One competition's rules, validated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Competition {
+    /// Short name committed on chain next to the manifest hash (`[a-z0-9._-]`, ≤ 32 bytes).
+    pub id: String,
+    /// Largest total size of a model's files, in bytes.
+    pub max_artifact_bytes: u64,
+    /// Softmax temperature `T` of the model-track score `softmax(win_rate / T)`.
+    pub temperature: f64,
+    /// Bounds on the submitted architecture.
+    pub architecture: ArchitectureBounds,
+    /// Sample count, sequence length, commit delay.
+    pub eval: EvalSettings,
+    /// The ε advantage of earlier commits.
+    pub epsilon: EpsilonSchedule,
+    /// Model versus label track.
+    pub shares: TrackShares,
+    /// Weights of the task generators (`[tasks]` table of kind → integer weight).
+    pub tasks: TaskMix,
+}
+
+impl Competition {
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, CompetitionError> {
+        let competition: Competition =
+            toml::from_str(text).map_err(|source| CompetitionError::Parse { source })?;
+        competition.validate()?;
+        Ok(competition)
+    }
+
+    /// Checks every rule a loaded file must satisfy.
+    pub fn validate(&self) -> Result<(), CompetitionError> {
+        let invalid =
+            |field: &'static str, reason: String| Err(CompetitionError::Invalid { field, reason });
+        let id_ok = self.id.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+        if self.id.is_empty() || self.id.len() > MAX_ID_LEN || !id_ok {
+            return invalid(
+                "id",
+                format!(
+                    "{:?} must be 1..={MAX_ID_LEN} bytes of [a-z0-9._-]",
+                    self.id
+                ),
+            );
+        }
+        if self.max_artifact_bytes == 0 {
+            return invalid("max_artifact_bytes", "must be positive".into());
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return invalid(
+                "temperature",
+                format!("{} must be finite and > 0", self.temperature),
+            );
+        }
+        let a = &self.architecture;
+        let bounds = [
+            ("architecture.max_layers", a.max_layers),
+            ("architecture.max_hidden_size", a.max_hidden_size),
+            (
+                "architecture.max_intermediate_size",
+                a.max_intermediate_size,
+            ),
+            ("architecture.max_attention_heads", a.max_attention_heads),
+            ("architecture.max_key_value_heads", a.max_key_value_heads),
+            ("architecture.max_vocab_size", a.max_vocab_size),
+            (
+                "architecture.max_position_embeddings",
+                a.max_position_embeddings,
+            ),
+            ("architecture.max_params", a.max_params),
+        ];
+        if let Some((field, _)) = bounds.iter().find(|&&(_, value)| value == 0) {
+            return invalid(field, "must be positive".into());
+        }
+        if a.max_vocab_size < crate::tokenizer::BYTE_VOCAB_SIZE as u64 {
+            return invalid(
+                "architecture.max_vocab_size",
+                format!(
+                    "{} cannot hold the byte-level tokenizer's 259 ids",
+                    a.max_vocab_size
+                ),
+            );
+        }
+        if self.eval.samples == 0 {
+            return invalid("eval.samples", "must be positive".into());
+        }
+        if self.eval.max_seq_len < 2 {
+            return invalid("eval.max_seq_len", "must be at least 2".into());
+        }
+        if self.eval.max_seq_len as u64 > a.max_position_embeddings {
+            return invalid(
+                "eval.max_seq_len",
+                format!(
+                    "{} exceeds architecture.max_position_embeddings {}",
+                    self.eval.max_seq_len, a.max_position_embeddings
+                ),
+            );
+        }
+        let e = &self.epsilon;
+        if !(e.end.is_finite() && e.end >= 0.0) {
+            return invalid("epsilon.end", format!("{} must be finite and >= 0", e.end));
+        }
+        if !(e.start.is_finite() && e.start >= e.end && e.start < 1.0) {
+            return invalid(
+                "epsilon.start",
+                format!("{} must be finite, >= epsilon.end and < 1", e.start),
+            );
+        }
+        let s = &self.shares;
+        for (field, share) in [("shares.model", s.model), ("shares.labels", s.labels)] {
+            if !(share.is_finite() && (0.0..=1.0).contains(&share)) {
+                return invalid(field, format!("{share} must be within 0..=1"));
+            }
+        }
+        if (s.model + s.labels - 1.0).abs() > 1e-9 {
+            return invalid(
+                "shares",
+                format!("model {} + labels {} must sum to 1", s.model, s.labels),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A loaded competition with the sha256 of the exact bytes it was read from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompetitionFile {
+    /// The validated rules.
+    pub competition: Competition,
+    /// sha256 of the file's bytes, recorded with every evaluation.
+    pub sha256: [u8; 32],
+}
+
+impl CompetitionFile {
+    /// Reads, parses and validates a competition file.
+    pub fn load(path: &Path) -> Result<Self, CompetitionError> {
+        let bytes = std::fs::read(path).map_err(|source| CompetitionError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// Parses and validates file contents, hashing them as given.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, CompetitionError> {
+        let text = std::str::from_utf8(bytes).map_err(|err| CompetitionError::Invalid {
+            field: "(file)",
+            reason: format!("is not UTF-8: {err}"),
+        })?;
+        Ok(CompetitionFile {
+            competition: Competition::from_toml(text)?,
+            sha256: Sha256::digest(bytes).into(),
+        })
+    }
+
+    /// The file hash as lowercase hex.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+}
+
+/// The seed of an epoch's evaluation: `sha256(block_hash ‖ netuid)`.
+///
+/// Byte order: the 32 bytes of `block_hash` as they appear on chain, followed by `netuid` as two
+/// bytes little-endian (SCALE's encoding of a `u16`; netuid 1 is `01 00`). 34 bytes in all.
+pub fn eval_seed(block_hash: [u8; 32], netuid: u16) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(block_hash);
+    hasher.update(netuid.to_le_bytes());
+    hasher.finalize().into()
+}
+
+/// An independent seed for one use of an epoch seed: `sha256(seed ‖ purpose as UTF-8)`, so, e.g.,
+/// `"model-eval"` samples and `"label-tasks"` prompts never share a stream.
+pub fn derive_seed(seed: [u8; 32], purpose: &str) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(seed);
+    hasher.update(purpose.as_bytes());
+    hasher.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::TaskKind;
+
+    const DEFAULT_FILE: &str = include_str!("../../competitions/default.toml");
+
+    fn default_competition() -> Competition {
+        Competition::from_toml(DEFAULT_FILE).unwrap()
+    }
+
+    fn assert_invalid(competition: &Competition, expected_field: &str) {
+        match competition.validate() {
+            Err(CompetitionError::Invalid { field, .. }) => assert_eq!(field, expected_field),
+            other => panic!("expected Invalid {{ {expected_field} }}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_competition_file_loads_with_the_documented_values() {
+        let c = default_competition();
+        assert_eq!(c.id, "byte-llama-v1");
+        assert_eq!((c.epsilon.start, c.epsilon.end), (0.005, 0.0001));
+        assert!(c.tasks.weight(TaskKind::Arithmetic) > 0);
+        assert_eq!(c.shares.model + c.shares.labels, 1.0);
+    }
+
+    #[test]
+    fn file_hash_is_the_sha256_of_the_bytes() {
+        let file = CompetitionFile::from_bytes(DEFAULT_FILE.as_bytes()).unwrap();
+        let expected: [u8; 32] = Sha256::digest(DEFAULT_FILE.as_bytes()).into();
+        assert_eq!(file.sha256, expected);
+        assert_eq!(file.sha256_hex().len(), 64);
+        let edited = format!("{DEFAULT_FILE}\n# a comment changes the hash\n");
+        assert_ne!(
+            CompetitionFile::from_bytes(edited.as_bytes())
+                .unwrap()
+                .sha256,
+            file.sha256
+        );
+    }
+
+    #[test]
+    fn load_reads_from_disk_and_names_a_missing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, DEFAULT_FILE).unwrap();
+        assert_eq!(
+            CompetitionFile::load(&path).unwrap().competition,
+            default_competition()
+        );
+        let missing = dir.path().join("nope.toml");
+        assert!(matches!(
+            CompetitionFile::load(&missing),
+            Err(CompetitionError::Io { path, .. }) if path == missing
+        ));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let text = DEFAULT_FILE.replace("[eval]", "[eval]\nsampels = 3");
+        assert!(matches!(
+            Competition::from_toml(&text),
+            Err(CompetitionError::Parse { .. })
+        ));
+    }
+
+    #[test]
+    fn invalid_values_name_their_field() {
+        let base = default_competition();
+        let mut c = base.clone();
+        c.id = "Has Spaces".into();
+        assert_invalid(&c, "id");
+        let mut c = base.clone();
+        c.temperature = 0.0;
+        assert_invalid(&c, "temperature");
+        let mut c = base.clone();
+        c.epsilon.start = 0.00001;
+        assert_invalid(&c, "epsilon.start");
+        let mut c = base.clone();
+        c.epsilon.end = f64::NAN;
+        assert_invalid(&c, "epsilon.end");
+        let mut c = base.clone();
+        c.shares.labels = 0.5;
+        assert_invalid(&c, "shares");
+        let mut c = base.clone();
+        c.eval.samples = 0;
+        assert_invalid(&c, "eval.samples");
+        let mut c = base.clone();
+        c.eval.max_seq_len = 100_000;
+        assert_invalid(&c, "eval.max_seq_len");
+        let mut c = base.clone();
+        c.architecture.max_vocab_size = 100;
+        assert_invalid(&c, "architecture.max_vocab_size");
+        let mut c = base;
+        c.architecture.max_layers = 0;
+        assert_invalid(&c, "architecture.max_layers");
+    }
+
+    #[test]
+    fn epsilon_decays_linearly_then_stays_at_end() {
+        let e = EpsilonSchedule {
+            start: 0.005,
+            end: 0.0001,
+            decay_blocks: 1000,
+        };
+        assert_eq!(e.at(0), 0.005);
+        assert!((e.at(500) - 0.00255).abs() < 1e-12);
+        assert_eq!(e.at(1000), 0.0001);
+        assert_eq!(e.at(u64::MAX), 0.0001);
+        let flat = EpsilonSchedule {
+            decay_blocks: 0,
+            ..e
+        };
+        assert_eq!(flat.at(0), 0.0001);
+    }
+
+    #[test]
+    fn bounds_report_the_first_dimension_over_its_maximum() {
+        let bounds = default_competition().architecture;
+        let ok = ArchitectureDims {
+            layers: 2,
+            hidden_size: 64,
+            intermediate_size: 128,
+            attention_heads: 4,
+            key_value_heads: 2,
+            vocab_size: 259,
+            max_position_embeddings: 128,
+            params: 100_000,
+        };
+        assert_eq!(bounds.check(&ok), Ok(()));
+        let big = ArchitectureDims {
+            layers: bounds.max_layers + 1,
+            ..ok
+        };
+        assert_eq!(
+            bounds.check(&big),
+            Err(BoundsViolation {
+                field: "num_hidden_layers",
+                value: bounds.max_layers + 1,
+                max: bounds.max_layers
+            })
+        );
+    }
+
+    #[test]
+    fn eval_seed_hashes_block_hash_then_netuid_little_endian() {
+        let block = [0xab; 32];
+        let mut manual = Vec::from(block);
+        manual.extend([0x01, 0x02]);
+        let expected: [u8; 32] = Sha256::digest(&manual).into();
+        assert_eq!(eval_seed(block, 0x0201), expected);
+        assert_ne!(eval_seed(block, 1), eval_seed(block, 256));
+    }
+
+    #[test]
+    fn eval_seed_matches_a_known_vector() {
+        // sha256 of 32 zero bytes followed by 01 00, computed independently with Python's hashlib.
+        assert_eq!(hex::encode(eval_seed([0; 32], 1)), EVAL_SEED_ZERO_NETUID_1);
+    }
+
+    const EVAL_SEED_ZERO_NETUID_1: &str =
+        "43b9847adfd48a8699d4d494fd7a4ca05106f3b44b159e78a6739e3e1f86c862";
+
+    #[test]
+    fn derived_seeds_differ_by_purpose() {
+        let seed = [7; 32];
+        assert_ne!(
+            derive_seed(seed, "model-eval"),
+            derive_seed(seed, "label-tasks")
+        );
+        assert_eq!(derive_seed(seed, "x"), derive_seed(seed, "x"));
+    }
+}
