@@ -1,1 +1,0 @@
-//! The bittensor wallet layout and keyfiles.
