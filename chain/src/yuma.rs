@@ -486,3 +486,6 @@ pub fn epoch(input: &EpochInput) -> EpochOutput {
         emission: to_rao(&combined_share),
     }
 }
+
+#[cfg(test)]
+mod tests;
