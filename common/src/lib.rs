@@ -13,6 +13,7 @@
 
 pub mod btauth;
 pub mod chain;
+pub mod cli;
 pub mod keys;
 pub mod protocol;
 pub mod telemetry;

@@ -1,0 +1,321 @@
+//! Command-line pieces the miner and validator binaries embed: the bittensor wallet flags and
+//! the `keys` subcommands.
+//!
+//! ```ignore
+//! #[derive(clap::Parser)]
+//! struct Cli {
+//!     #[command(flatten)]
+//!     wallet: subnet_common::cli::WalletArgs,
+//!     #[command(subcommand)]
+//!     command: Command,
+//! }
+//! #[derive(clap::Subcommand)]
+//! enum Command {
+//!     /// Manage this node's hotkey.
+//!     #[command(subcommand)]
+//!     Keys(subnet_common::cli::KeysCommand),
+//! }
+//! // Command::Keys(cmd) => subnet_common::cli::run(&cmd, &cli.wallet, &mut std::io::stdout())?,
+//! ```
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::keys::{AccountId, Keypair};
+use crate::wallet::{DEFAULT_NAME, DEFAULT_WALLET_PATH, PasswordSource, Wallet, WalletError};
+
+/// `--wallet.path`, `--wallet.name`, `--wallet.hotkey`, as btcli users know them.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct WalletArgs {
+    /// Folder holding the wallets (`~` is expanded).
+    #[arg(
+        long = "wallet.path",
+        env = "BT_WALLET_PATH",
+        default_value = DEFAULT_WALLET_PATH,
+        value_name = "DIR"
+    )]
+    pub path: PathBuf,
+    /// Wallet (coldkey) name: a folder under the wallet path.
+    #[arg(
+        long = "wallet.name",
+        env = "BT_WALLET_NAME",
+        default_value = DEFAULT_NAME,
+        value_name = "NAME"
+    )]
+    pub name: String,
+    /// Hotkey name: a file under `<wallet>/hotkeys/`.
+    #[arg(
+        long = "wallet.hotkey",
+        env = "BT_WALLET_HOTKEY",
+        default_value = DEFAULT_NAME,
+        value_name = "NAME"
+    )]
+    pub hotkey: String,
+}
+
+impl WalletArgs {
+    /// The wallet these flags name, with `~` expanded.
+    pub fn wallet(&self) -> Wallet {
+        Wallet::new(&self.path, &self.name, &self.hotkey)
+    }
+
+    /// Loads the hotkey pair. An encrypted hotkey takes its password from the SDK's `BT_PW_…`
+    /// variable, else from a terminal prompt. Errors name the keyfile.
+    pub fn load_hotkey(&self) -> Result<Keypair, WalletError> {
+        self.wallet().load_hotkey(&PasswordSource::interactive())
+    }
+
+    /// The hotkey's public key (from `<hotkey>pub.txt` when present). Errors name the keyfile.
+    pub fn hotkey_account(&self) -> Result<AccountId, WalletError> {
+        self.wallet().hotkey_account()
+    }
+}
+
+/// `keys …`: create, restore and inspect the hotkey of the wallet named by [`WalletArgs`].
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Create a new hotkey from a fresh 12-word mnemonic and print the mnemonic once.
+    NewHotkey {
+        /// Replace an existing hotkey file (its key is lost unless its mnemonic is kept).
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Re-create the hotkey from its mnemonic (asked on the terminal when not given).
+    RegenHotkey {
+        /// The mnemonic words, quoted. Prefer the prompt: flags end up in shell history.
+        #[arg(long, value_name = "WORDS")]
+        mnemonic: Option<String>,
+        /// Replace an existing hotkey file.
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Print the wallet name, keyfile path, SS58 address and public key of the hotkey.
+    Show {
+        /// Also print the mnemonic, seed and private key.
+        #[arg(long)]
+        show_secrets: bool,
+    },
+}
+
+/// Runs a `keys` subcommand against the wallet named by `wallet`, writing to `out`.
+pub fn run(cmd: &KeysCommand, wallet: &WalletArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let wallet = wallet.wallet();
+    match cmd {
+        KeysCommand::NewHotkey { overwrite } => {
+            let (pair, phrase) = wallet
+                .create_hotkey(*overwrite)
+                .context("while creating the hotkey")?;
+            let phrase = SecretString::from(phrase);
+            writeln!(out, "Created hotkey {}", wallet.hotkey_path().display())?;
+            writeln!(out, "ss58 address: {}", pair.account_id())?;
+            writeln!(out)?;
+            writeln!(
+                out,
+                "WARNING: write this mnemonic down and keep it safe. It is shown only once and"
+            )?;
+            writeln!(
+                out,
+                "is the only way to restore this hotkey (keys regen-hotkey --mnemonic \"…\"):"
+            )?;
+            writeln!(out)?;
+            writeln!(out, "    {}", phrase.expose_secret())?;
+        }
+        KeysCommand::RegenHotkey {
+            mnemonic,
+            overwrite,
+        } => {
+            let phrase = match mnemonic {
+                Some(words) => SecretString::from(words.clone()),
+                None => SecretString::from(
+                    rpassword::prompt_password("Enter the hotkey mnemonic: ")
+                        .context("while reading the mnemonic from the terminal")?,
+                ),
+            };
+            let pair = wallet
+                .regenerate_hotkey(phrase.expose_secret(), *overwrite)
+                .context("while restoring the hotkey")?;
+            writeln!(out, "Restored hotkey {}", wallet.hotkey_path().display())?;
+            writeln!(out, "ss58 address: {}", pair.account_id())?;
+        }
+        KeysCommand::Show { show_secrets } => show(&wallet, *show_secrets, out)?,
+    }
+    Ok(())
+}
+
+fn show(wallet: &Wallet, show_secrets: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    writeln!(out, "wallet:       {}", wallet.name)?;
+    writeln!(out, "hotkey:       {}", wallet.hotkey)?;
+    writeln!(out, "path:         {}", wallet.hotkey_path().display())?;
+    let (id, pair) = if show_secrets {
+        let pair = wallet
+            .load_hotkey(&PasswordSource::interactive())
+            .context("while loading the hotkey")?;
+        (pair.account_id(), Some(pair))
+    } else {
+        let id = wallet
+            .hotkey_account()
+            .context("while loading the hotkey")?;
+        (id, None)
+    };
+    writeln!(out, "ss58 address: {id}")?;
+    writeln!(out, "public key:   {}", id.to_hex())?;
+    match wallet.coldkey_account() {
+        Ok(cold) => writeln!(out, "coldkey:      {cold}")?,
+        Err(_) => writeln!(out, "coldkey:      (none)")?,
+    }
+    if let Some(pair) = pair {
+        writeln!(
+            out,
+            "mnemonic:     {}",
+            pair.mnemonic().unwrap_or("(not stored)")
+        )?;
+        match pair.seed() {
+            Some(seed) => writeln!(out, "secret seed:  0x{}", hex::encode(seed))?,
+            None => writeln!(out, "secret seed:  (not stored)")?,
+        }
+        writeln!(
+            out,
+            "private key:  0x{}",
+            hex::encode(*pair.to_secret_key_bytes())
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct TestCli {
+        #[command(flatten)]
+        wallet: WalletArgs,
+        #[command(subcommand)]
+        keys: KeysCommand,
+    }
+
+    fn args_in(dir: &std::path::Path) -> WalletArgs {
+        WalletArgs {
+            path: dir.to_path_buf(),
+            name: "w".to_owned(),
+            hotkey: "h".to_owned(),
+        }
+    }
+
+    fn run_to_string(cmd: KeysCommand, wallet: &WalletArgs) -> anyhow::Result<String> {
+        let mut out = Vec::new();
+        run(&cmd, wallet, &mut out)?;
+        Ok(String::from_utf8(out)?)
+    }
+
+    #[test]
+    fn dotted_wallet_flags_parse_with_btcli_names() {
+        let cli = TestCli::try_parse_from([
+            "bin",
+            "--wallet.path",
+            "/tmp/w",
+            "--wallet.name",
+            "cold",
+            "--wallet.hotkey",
+            "hot",
+            "show",
+            "--show-secrets",
+        ])
+        .unwrap();
+        assert_eq!(cli.wallet.path, PathBuf::from("/tmp/w"));
+        assert_eq!(cli.wallet.name, "cold");
+        assert_eq!(cli.wallet.hotkey, "hot");
+        assert_eq!(cli.keys, KeysCommand::Show { show_secrets: true });
+    }
+
+    #[test]
+    fn wallet_flags_name_the_sdk_environment_variables() {
+        let command = TestCli::command();
+        let envs: Vec<_> = command
+            .get_arguments()
+            .filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned()))
+            .collect();
+        for name in ["BT_WALLET_PATH", "BT_WALLET_NAME", "BT_WALLET_HOTKEY"] {
+            assert!(envs.iter().any(|e| e == name), "{name} in {envs:?}");
+        }
+    }
+
+    #[test]
+    fn the_default_path_is_expanded_to_home() {
+        let args = WalletArgs {
+            path: PathBuf::from(DEFAULT_WALLET_PATH),
+            name: "default".to_owned(),
+            hotkey: "default".to_owned(),
+        };
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap();
+        assert_eq!(
+            args.wallet().hotkey_path(),
+            home.join(".bittensor/wallets/default/hotkeys/default")
+        );
+    }
+
+    #[test]
+    fn new_hotkey_prints_the_address_and_a_mnemonic_that_restores_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = args_in(dir.path());
+        let out = run_to_string(KeysCommand::NewHotkey { overwrite: false }, &args).unwrap();
+        assert!(out.contains("WARNING"));
+        let id = args.hotkey_account().unwrap();
+        assert!(out.contains(&id.to_ss58()));
+        let phrase = out.lines().last().unwrap().trim().to_owned();
+        assert_eq!(phrase.split(' ').count(), 12);
+
+        let again = run_to_string(KeysCommand::NewHotkey { overwrite: false }, &args);
+        let err = format!("{:#}", again.unwrap_err());
+        assert!(err.contains("already exists"), "{err}");
+
+        let other = tempfile::tempdir().unwrap();
+        let restored_args = args_in(other.path());
+        let regen = KeysCommand::RegenHotkey {
+            mnemonic: Some(phrase),
+            overwrite: false,
+        };
+        run_to_string(regen, &restored_args).unwrap();
+        assert_eq!(restored_args.load_hotkey().unwrap().account_id(), id);
+    }
+
+    #[test]
+    fn show_prints_secrets_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = args_in(dir.path());
+        let (pair, phrase) = args.wallet().create_hotkey(false).unwrap();
+        let plain = run_to_string(
+            KeysCommand::Show {
+                show_secrets: false,
+            },
+            &args,
+        )
+        .unwrap();
+        assert!(plain.contains(&pair.account_id().to_ss58()));
+        assert!(plain.contains(&pair.account_id().to_hex()));
+        assert!(plain.contains("coldkey:      (none)"));
+        assert!(!plain.contains(&phrase));
+        let secret = run_to_string(KeysCommand::Show { show_secrets: true }, &args).unwrap();
+        assert!(secret.contains(&phrase));
+        assert!(secret.contains(&hex::encode(*pair.to_secret_key_bytes())));
+    }
+
+    #[test]
+    fn show_names_the_missing_keyfile() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = args_in(dir.path());
+        let err = run_to_string(
+            KeysCommand::Show {
+                show_secrets: false,
+            },
+            &args,
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("hotkeys/h"), "{err:#}");
+    }
+}
