@@ -3,11 +3,19 @@
 //! | module | what |
 //! |---|---|
 //! | [`competition`] | the competition file (bounds, task mix, ε schedule, shares), its sha256, the eval seed |
+//! | [`config`] | [`LlamaConfig`](config::LlamaConfig): HF `config.json` read, validated and written |
+//! | [`eval`] | per-sample loss: mean cross-entropy over completion tokens, batched with right padding |
+//! | [`io`] | artifact directories: HF-named safetensors load (validated) and save, tensor cosines |
+//! | [`llama`] | [`Llama`](llama::Llama): the decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU) |
 //! | [`score`] | model-track scoring: ε-adjusted pairwise win rates, duplicates, softmax |
 //! | [`tasks`] | seeded prompt → completion generators, checkers, near-misses, encoding to token ids |
 //! | [`tokenizer`] | built-in byte-level tokenizer and `tokenizer.json` through `tokenizers` |
 
 pub mod competition;
+pub mod config;
+pub mod eval;
+pub mod io;
+pub mod llama;
 pub mod score;
 pub mod tasks;
 pub mod tokenizer;

@@ -1,0 +1,792 @@
+//! Model artifacts on disk: an HF-style directory with `config.json` and `model.safetensors`.
+//!
+//! Tensor names and layouts are those of transformers' `LlamaForCausalLM`, so a model saved by
+//! transformers loads here and ours load there. HF stores linear weights as `[out, in]`; burn's
+//! `Linear` holds `[in, out]`, so they are transposed on the way in and out.
+//!
+//! Loading treats the artifact as hostile (a validator loads miners' uploads): the file size is
+//! checked before it is read, the safetensors header before any tensor is converted, and every
+//! tensor must be present with exactly the config's shape, in f32, f16 or bf16, with finite
+//! values; anything else is a typed [`IoError`], never a panic. Weights are saved as f32.
+//!
+//! [`tensor_cosines`] compares two weight files tensor by tensor, to spot a copied model.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use burn::module::Param;
+use burn::nn::{Embedding, RmsNorm};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::config::{CONFIG_FILE, ConfigError, LlamaConfig};
+use crate::llama::{Attention, DecoderLayer, Llama, Mlp, linear_from};
+
+/// The file name of a model's weights inside an artifact directory.
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+
+/// A tensor on the host: row-major f32 values and the shape (HF layout).
+pub type HostTensor = (Vec<f32>, Vec<usize>);
+
+/// Why an artifact could not be loaded, saved or compared.
+#[derive(Debug, thiserror::Error)]
+pub enum IoError {
+    /// The `config.json` was rejected.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The weights are larger than the caller allows.
+    #[error("weights are {bytes} bytes, over the limit of {limit}")]
+    TooLarge {
+        /// Size found (or at least this many bytes).
+        bytes: u64,
+        /// The caller's limit.
+        limit: u64,
+    },
+    /// The bytes are not a well-formed safetensors file.
+    #[error("not a valid safetensors file: {0}")]
+    Format(#[from] safetensors::SafeTensorError),
+    /// A tensor the config requires is absent.
+    #[error("tensor `{name}` is missing")]
+    MissingTensor {
+        /// HF tensor name.
+        name: String,
+    },
+    /// A tensor the config does not describe is present.
+    #[error("unexpected tensor `{name}`")]
+    UnexpectedTensor {
+        /// HF tensor name.
+        name: String,
+    },
+    /// A tensor's shape differs from the config's.
+    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    Shape {
+        /// HF tensor name.
+        name: String,
+        /// Shape the config implies.
+        expected: Vec<usize>,
+        /// Shape in the file.
+        found: Vec<usize>,
+    },
+    /// A tensor is stored in a dtype other than f32, f16 or bf16.
+    #[error("tensor `{name}` has unsupported dtype {dtype}")]
+    Dtype {
+        /// HF tensor name.
+        name: String,
+        /// The dtype found.
+        dtype: String,
+    },
+    /// A tensor holds a NaN or an infinity.
+    #[error("tensor `{name}` has a non-finite value at flat index {index}")]
+    NonFinite {
+        /// HF tensor name.
+        name: String,
+        /// Index of the first bad value.
+        index: usize,
+    },
+    /// A tied model also carries an `lm_head.weight` that differs from the embedding.
+    #[error("tie_word_embeddings is set but lm_head.weight differs from model.embed_tokens.weight")]
+    TiedHeadDiffers,
+    /// Two weight files compared by [`tensor_cosines`] hold different tensor names or shapes.
+    #[error("the two weight files differ in tensor `{name}` (missing or reshaped)")]
+    Incomparable {
+        /// The first differing tensor.
+        name: String,
+    },
+    /// Reading a tensor back from the backend failed.
+    #[error("reading tensor `{name}` from the backend: {message}")]
+    Backend {
+        /// HF tensor name.
+        name: String,
+        /// The backend's message.
+        message: String,
+    },
+}
+
+/// One tensor's cosine similarity between two weight files.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorCosine {
+    /// HF tensor name.
+    pub name: String,
+    /// `a·b / (|a| |b|)`; 1 when both are all-zero, 0 when exactly one is.
+    pub cosine: f64,
+}
+
+/// Reads a weights file of at most `max_bytes` bytes; the size is checked before reading.
+pub fn read_weights_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, IoError> {
+    let file_error = |source| IoError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(file_error)?;
+    let len = file.metadata().map_err(file_error)?.len();
+    if len > max_bytes {
+        return Err(IoError::TooLarge {
+            bytes: len,
+            limit: max_bytes,
+        });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    // `take` guards against a file that grows between the size check and the read.
+    file.take(max_bytes.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(file_error)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(IoError::TooLarge {
+            bytes: bytes.len() as u64,
+            limit: max_bytes,
+        });
+    }
+    Ok(bytes)
+}
+
+/// Loads `dir/config.json` and `dir/model.safetensors` (at most `max_bytes`) onto `device`.
+pub fn load_artifact<B: Backend>(
+    dir: &Path,
+    max_bytes: u64,
+    device: &B::Device,
+) -> Result<(LlamaConfig, Llama<B>), IoError> {
+    let config = LlamaConfig::from_file(&dir.join(CONFIG_FILE))?;
+    let bytes = read_weights_file(&dir.join(WEIGHTS_FILE), max_bytes)?;
+    let model = load_weights(&config, &bytes, device)?;
+    Ok((config, model))
+}
+
+/// Builds a model for `config` from the bytes of a safetensors file, after checking every tensor
+/// (names, shapes, dtypes, finiteness) without allocating any backend memory.
+pub fn load_weights<B: Backend>(
+    config: &LlamaConfig,
+    bytes: &[u8],
+    device: &B::Device,
+) -> Result<Llama<B>, IoError> {
+    let file = SafeTensors::deserialize(bytes)?;
+    let expected = config.expected_tensors();
+    let expected_names: BTreeSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+
+    let mut redundant_head = None;
+    for name in file.names() {
+        if expected_names.contains(name) {
+            continue;
+        }
+        if name == "lm_head.weight" && config.tie_word_embeddings {
+            redundant_head = Some(file.tensor(name)?);
+            continue;
+        }
+        return Err(IoError::UnexpectedTensor {
+            name: name.to_string(),
+        });
+    }
+    let mut views = HashMap::with_capacity(expected.len());
+    for (name, shape) in &expected {
+        let view = file
+            .tensor(name)
+            .map_err(|_| IoError::MissingTensor { name: name.clone() })?;
+        check_view(name, &view, shape)?;
+        views.insert(name.as_str(), view);
+    }
+    if let Some(head) = redundant_head {
+        let embed =
+            views
+                .get("model.embed_tokens.weight")
+                .ok_or_else(|| IoError::MissingTensor {
+                    name: "model.embed_tokens.weight".into(),
+                })?;
+        if head.shape() != embed.shape() || to_f32("lm_head.weight", &head)? != to_f32("", embed)? {
+            return Err(IoError::TiedHeadDiffers);
+        }
+    }
+    // Every check passed: convert to f32 on the host, then place on the device.
+    let mut converted = HashMap::with_capacity(views.len());
+    for (name, view) in views {
+        let values = to_f32(name, &view)?;
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            return Err(IoError::NonFinite {
+                name: name.to_string(),
+                index,
+            });
+        }
+        converted.insert(name, (values, view.shape().to_vec()));
+    }
+    let mut take = |name: &str| {
+        converted
+            .remove(name)
+            .ok_or_else(|| IoError::MissingTensor {
+                name: name.to_string(),
+            })
+    };
+    build_model(config, &mut take, device)
+}
+
+/// Assembles the burn modules from HF-layout tensors handed out by `take`.
+fn build_model<B: Backend>(
+    config: &LlamaConfig,
+    take: &mut dyn FnMut(&str) -> Result<HostTensor, IoError>,
+    device: &B::Device,
+) -> Result<Llama<B>, IoError> {
+    let mut vector = |name: &str| -> Result<Tensor<B, 1>, IoError> {
+        let (values, shape) = take(name)?;
+        Ok(Tensor::from_data(TensorData::new(values, shape), device))
+    };
+    let mut norm = |name: &str| -> Result<RmsNorm<B>, IoError> {
+        Ok(RmsNorm {
+            gamma: Param::from_tensor(vector(name)?),
+            epsilon: config.rms_norm_eps,
+        })
+    };
+    let mut layers = Vec::with_capacity(config.num_hidden_layers);
+    let mut norms = Vec::with_capacity(2 * config.num_hidden_layers + 1);
+    for layer in 0..config.num_hidden_layers {
+        norms.push(norm(&format!(
+            "model.layers.{layer}.input_layernorm.weight"
+        ))?);
+        norms.push(norm(&format!(
+            "model.layers.{layer}.post_attention_layernorm.weight"
+        ))?);
+    }
+    let final_norm = norm("model.norm.weight")?;
+
+    let mut linear = |name: &str| -> Result<_, IoError> {
+        let (values, shape) = take(name)?;
+        let [out, inp] = [shape[0], shape[1]];
+        Ok(linear_from(Tensor::from_data(
+            TensorData::new(transpose(&values, out, inp), [inp, out]),
+            device,
+        )))
+    };
+    let mut norms = norms.into_iter();
+    for layer in 0..config.num_hidden_layers {
+        let p = format!("model.layers.{layer}");
+        let (Some(input_layernorm), Some(post_attention_layernorm)) = (norms.next(), norms.next())
+        else {
+            return Err(IoError::MissingTensor {
+                name: format!("{p}.input_layernorm.weight"),
+            });
+        };
+        layers.push(DecoderLayer {
+            input_layernorm,
+            self_attn: Attention {
+                q_proj: linear(&format!("{p}.self_attn.q_proj.weight"))?,
+                k_proj: linear(&format!("{p}.self_attn.k_proj.weight"))?,
+                v_proj: linear(&format!("{p}.self_attn.v_proj.weight"))?,
+                o_proj: linear(&format!("{p}.self_attn.o_proj.weight"))?,
+                num_heads: config.num_attention_heads,
+                num_kv_heads: config.num_key_value_heads,
+                head_dim: config.head_dim(),
+            },
+            post_attention_layernorm,
+            mlp: Mlp {
+                gate_proj: linear(&format!("{p}.mlp.gate_proj.weight"))?,
+                up_proj: linear(&format!("{p}.mlp.up_proj.weight"))?,
+                down_proj: linear(&format!("{p}.mlp.down_proj.weight"))?,
+            },
+        });
+    }
+    let lm_head = if config.tie_word_embeddings {
+        None
+    } else {
+        Some(linear("lm_head.weight")?)
+    };
+    let (values, shape) = take("model.embed_tokens.weight")?;
+    let embed_tokens = Embedding {
+        weight: Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device)),
+    };
+    Ok(Llama {
+        embed_tokens,
+        layers,
+        norm: final_norm,
+        lm_head,
+        rope_theta: config.rope_theta,
+        max_position_embeddings: config.max_position_embeddings,
+    })
+}
+
+/// Checks a tensor's dtype and shape against what the config expects.
+fn check_view(name: &str, view: &TensorView<'_>, expected: &[usize]) -> Result<(), IoError> {
+    if !matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+        return Err(IoError::Dtype {
+            name: name.to_string(),
+            dtype: format!("{:?}", view.dtype()),
+        });
+    }
+    if view.shape() != expected {
+        return Err(IoError::Shape {
+            name: name.to_string(),
+            expected: expected.to_vec(),
+            found: view.shape().to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// Converts a little-endian f32, f16 or bf16 tensor to f32 values.
+fn to_f32(name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, IoError> {
+    let data = view.data();
+    Ok(match view.dtype() {
+        Dtype::F32 => data
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F16 => data
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => data
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        other => {
+            return Err(IoError::Dtype {
+                name: name.to_string(),
+                dtype: format!("{other:?}"),
+            });
+        }
+    })
+}
+
+/// Row-major `[rows, cols]` → row-major `[cols, rows]`.
+fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = values[r * cols + c];
+        }
+    }
+    out
+}
+
+/// The model's tensors by HF name, in HF layout, as f32 values with their shapes.
+pub fn hf_state_dict<B: Backend>(
+    model: &Llama<B>,
+) -> Result<BTreeMap<String, HostTensor>, IoError> {
+    fn values<B: Backend, const D: usize>(
+        name: &str,
+        tensor: Tensor<B, D>,
+    ) -> Result<HostTensor, IoError> {
+        let shape = tensor.dims().to_vec();
+        let values = tensor
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .map_err(|e| IoError::Backend {
+                name: name.to_string(),
+                message: format!("{e:?}"),
+            })?;
+        Ok((values, shape))
+    }
+    let mut out = BTreeMap::new();
+    let mut linear = |name: String, layer: &burn::nn::Linear<B>| -> Result<(), IoError> {
+        let (v, shape) = values(&name, layer.weight.val())?;
+        let [inp, outp] = [shape[0], shape[1]];
+        out.insert(name, (transpose(&v, inp, outp), vec![outp, inp]));
+        Ok(())
+    };
+    for (i, layer) in model.layers.iter().enumerate() {
+        let p = format!("model.layers.{i}");
+        let attn = &layer.self_attn;
+        linear(format!("{p}.self_attn.q_proj.weight"), &attn.q_proj)?;
+        linear(format!("{p}.self_attn.k_proj.weight"), &attn.k_proj)?;
+        linear(format!("{p}.self_attn.v_proj.weight"), &attn.v_proj)?;
+        linear(format!("{p}.self_attn.o_proj.weight"), &attn.o_proj)?;
+        linear(format!("{p}.mlp.gate_proj.weight"), &layer.mlp.gate_proj)?;
+        linear(format!("{p}.mlp.up_proj.weight"), &layer.mlp.up_proj)?;
+        linear(format!("{p}.mlp.down_proj.weight"), &layer.mlp.down_proj)?;
+    }
+    if let Some(head) = &model.lm_head {
+        linear("lm_head.weight".to_string(), head)?;
+    }
+    for (i, layer) in model.layers.iter().enumerate() {
+        for (suffix, norm) in [
+            ("input_layernorm", &layer.input_layernorm),
+            ("post_attention_layernorm", &layer.post_attention_layernorm),
+        ] {
+            let name = format!("model.layers.{i}.{suffix}.weight");
+            out.insert(name.clone(), values(&name, norm.gamma.val())?);
+        }
+    }
+    out.insert(
+        "model.norm.weight".into(),
+        values("model.norm.weight", model.norm.gamma.val())?,
+    );
+    out.insert(
+        "model.embed_tokens.weight".into(),
+        values("model.embed_tokens.weight", model.embed_tokens.weight.val())?,
+    );
+    Ok(out)
+}
+
+/// The model's weights as the bytes of an f32 safetensors file with HF names and
+/// `{"format": "pt"}` metadata (transformers requires it).
+pub fn weights_to_safetensors<B: Backend>(model: &Llama<B>) -> Result<Vec<u8>, IoError> {
+    let state = hf_state_dict(model)?;
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = state
+        .into_iter()
+        .map(|(name, (values, shape))| {
+            let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            (name, raw, shape)
+        })
+        .collect();
+    let mut views = Vec::with_capacity(bytes.len());
+    for (name, raw, shape) in &bytes {
+        views.push((
+            name.as_str(),
+            TensorView::new(Dtype::F32, shape.clone(), raw)?,
+        ));
+    }
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    Ok(safetensors::serialize(views, Some(metadata))?)
+}
+
+/// Writes `dir/config.json` and `dir/model.safetensors` (f32), creating `dir` if needed. Each
+/// file is written to a temporary name and renamed, so a crash never leaves a torn artifact.
+pub fn save_artifact<B: Backend>(
+    model: &Llama<B>,
+    config: &LlamaConfig,
+    dir: &Path,
+) -> Result<(), IoError> {
+    let file_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| IoError::File { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(file_error(dir))?;
+    let bytes = weights_to_safetensors(model)?;
+    let weights = dir.join(WEIGHTS_FILE);
+    let tmp = dir.join(format!(".{WEIGHTS_FILE}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(file_error(&tmp))?;
+    std::fs::rename(&tmp, &weights).map_err(file_error(&weights))?;
+
+    let mut text = serde_json::to_string_pretty(&config.to_hf_json()).map_err(ConfigError::from)?;
+    text.push('\n');
+    let path = dir.join(CONFIG_FILE);
+    let tmp = dir.join(format!(".{CONFIG_FILE}.tmp"));
+    std::fs::write(&tmp, text).map_err(file_error(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(file_error(&path))?;
+    Ok(())
+}
+
+/// Per-tensor cosine similarity between two safetensors files (each at most `max_bytes`), in
+/// name order. The files must hold the same names with the same shapes. A copy with a little
+/// noise added scores above 0.999 on every tensor; independently trained models do not.
+pub fn tensor_cosines(a: &Path, b: &Path, max_bytes: u64) -> Result<Vec<TensorCosine>, IoError> {
+    let a = read_weights_file(a, max_bytes)?;
+    let b = read_weights_file(b, max_bytes)?;
+    tensor_cosines_bytes(&a, &b)
+}
+
+/// [`tensor_cosines`] on the bytes of two safetensors files.
+pub fn tensor_cosines_bytes(a: &[u8], b: &[u8]) -> Result<Vec<TensorCosine>, IoError> {
+    let a = SafeTensors::deserialize(a)?;
+    let b = SafeTensors::deserialize(b)?;
+    let names_a: BTreeSet<&str> = a.names().into_iter().collect();
+    let names_b: BTreeSet<&str> = b.names().into_iter().collect();
+    if let Some(name) = names_a.symmetric_difference(&names_b).next() {
+        return Err(IoError::Incomparable {
+            name: name.to_string(),
+        });
+    }
+    let mut out = Vec::with_capacity(names_a.len());
+    for name in names_a {
+        let (va, vb) = (a.tensor(name)?, b.tensor(name)?);
+        if va.shape() != vb.shape() {
+            return Err(IoError::Incomparable {
+                name: name.to_string(),
+            });
+        }
+        let (xa, xb) = (to_f32(name, &va)?, to_f32(name, &vb)?);
+        let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
+        for (index, (&x, &y)) in xa.iter().zip(&xb).enumerate() {
+            if !x.is_finite() || !y.is_finite() {
+                return Err(IoError::NonFinite {
+                    name: name.to_string(),
+                    index,
+                });
+            }
+            let (x, y) = (f64::from(x), f64::from(y));
+            dot += x * y;
+            na += x * x;
+            nb += y * y;
+        }
+        let cosine = match (na > 0.0, nb > 0.0) {
+            (true, true) => dot / (na.sqrt() * nb.sqrt()),
+            (false, false) => 1.0,
+            _ => 0.0,
+        };
+        out.push(TensorCosine {
+            name: name.to_string(),
+            cosine,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether every tensor is at least `threshold` similar (e.g. 0.999): the copier test.
+pub fn is_near_copy(cosines: &[TensorCosine], threshold: f64) -> bool {
+    !cosines.is_empty() && cosines.iter().all(|t| t.cosine >= threshold)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    type B = NdArray<f32>;
+
+    fn tiny(tied: bool) -> LlamaConfig {
+        LlamaConfig {
+            hidden_size: 8,
+            intermediate_size: 12,
+            num_hidden_layers: 2,
+            num_attention_heads: 2,
+            num_key_value_heads: 1,
+            vocab_size: 10,
+            max_position_embeddings: 16,
+            rms_norm_eps: 1e-6,
+            rope_theta: 10_000.0,
+            tie_word_embeddings: tied,
+            bos_token_id: None,
+            eos_token_id: None,
+            pad_token_id: None,
+        }
+    }
+
+    /// A state dict with a distinct value per element, as raw f32 bytes per tensor.
+    fn state(config: &LlamaConfig) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        config
+            .expected_tensors()
+            .into_iter()
+            .enumerate()
+            .map(|(t, (name, shape))| {
+                let n: usize = shape.iter().product();
+                let values = (0..n).map(|i| ((t * 31 + i) as f32 * 0.37).sin()).collect();
+                (name, shape, values)
+            })
+            .collect()
+    }
+
+    fn encode(tensors: &[(String, Vec<usize>, Vec<f32>)], dtype: Dtype) -> Vec<u8> {
+        let raw: Vec<Vec<u8>> = tensors
+            .iter()
+            .map(|(_, _, v)| match dtype {
+                Dtype::F32 => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                Dtype::F16 => v
+                    .iter()
+                    .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                    .collect(),
+                Dtype::BF16 => v
+                    .iter()
+                    .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+                    .collect(),
+                _ => v.iter().flat_map(|x| f64::from(*x).to_le_bytes()).collect(),
+            })
+            .collect();
+        let views: Vec<_> = tensors
+            .iter()
+            .zip(&raw)
+            .map(|((name, shape, _), raw)| {
+                (
+                    name.as_str(),
+                    TensorView::new(dtype, shape.clone(), raw).unwrap(),
+                )
+            })
+            .collect();
+        safetensors::serialize(views, None).unwrap()
+    }
+
+    fn load(config: &LlamaConfig, bytes: &[u8]) -> Result<Llama<B>, IoError> {
+        load_weights::<B>(config, bytes, &Default::default())
+    }
+
+    #[test]
+    fn loads_each_float_dtype_and_saves_back_the_same_f32_values() {
+        let config = tiny(false);
+        let tensors = state(&config);
+        for (dtype, tolerance) in [(Dtype::F32, 0.0), (Dtype::F16, 1e-3), (Dtype::BF16, 1e-2)] {
+            let model = load(&config, &encode(&tensors, dtype)).unwrap();
+            let back = hf_state_dict(&model).unwrap();
+            assert_eq!(back.len(), tensors.len());
+            for (name, shape, values) in &tensors {
+                let (got, got_shape) = &back[name];
+                assert_eq!(got_shape, shape, "{name}");
+                for (x, y) in values.iter().zip(got) {
+                    assert!((x - y).abs() <= tolerance, "{name} {dtype:?}: {x} vs {y}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn saves_and_reloads_an_artifact_with_identical_logits() {
+        for tied in [false, true] {
+            let config = tiny(tied);
+            let model = config.init::<B>(&Default::default());
+            let dir = tempfile::tempdir().unwrap();
+            save_artifact(&model, &config, dir.path()).unwrap();
+            let (config2, model2) =
+                load_artifact::<B>(dir.path(), 1 << 20, &Default::default()).unwrap();
+            assert_eq!(config2, config);
+            let ids = Tensor::from_data(
+                TensorData::new(vec![1i64, 4, 2, 9], [1, 4]),
+                &Default::default(),
+            );
+            let a = model.forward(ids.clone()).into_data();
+            let b = model2.forward(ids).into_data();
+            assert_eq!(a, b);
+            let cos = tensor_cosines(
+                &dir.path().join(WEIGHTS_FILE),
+                &dir.path().join(WEIGHTS_FILE),
+                1 << 20,
+            )
+            .unwrap();
+            assert!(is_near_copy(&cos, 0.999999));
+        }
+    }
+
+    #[test]
+    fn rejects_a_missing_tensor() {
+        let config = tiny(false);
+        let mut tensors = state(&config);
+        tensors.retain(|(n, _, _)| n != "model.layers.1.mlp.up_proj.weight");
+        let err = load(&config, &encode(&tensors, Dtype::F32)).unwrap_err();
+        assert!(
+            matches!(err, IoError::MissingTensor { name } if name == "model.layers.1.mlp.up_proj.weight")
+        );
+    }
+
+    #[test]
+    fn rejects_an_unexpected_tensor() {
+        let config = tiny(false);
+        let mut tensors = state(&config);
+        tensors.push((
+            "model.layers.2.input_layernorm.weight".into(),
+            vec![8],
+            vec![1.0; 8],
+        ));
+        let err = load(&config, &encode(&tensors, Dtype::F32)).unwrap_err();
+        assert!(matches!(err, IoError::UnexpectedTensor { name } if name.contains("layers.2")));
+    }
+
+    #[test]
+    fn rejects_a_wrong_shape_even_with_the_right_element_count() {
+        let config = tiny(false);
+        let mut tensors = state(&config);
+        let k = tensors
+            .iter_mut()
+            .find(|(n, _, _)| n == "model.layers.0.self_attn.k_proj.weight")
+            .unwrap();
+        k.1 = vec![8, 4]; // [kv_dim, hidden] is [4, 8]
+        let err = load(&config, &encode(&tensors, Dtype::F32)).unwrap_err();
+        assert!(
+            matches!(err, IoError::Shape { expected, found, .. } if expected == vec![4, 8] && found == vec![8, 4])
+        );
+    }
+
+    #[test]
+    fn rejects_unsupported_dtypes_and_non_finite_values() {
+        let config = tiny(false);
+        let tensors = state(&config);
+        let err = load(&config, &encode(&tensors, Dtype::F64)).unwrap_err();
+        assert!(matches!(err, IoError::Dtype { dtype, .. } if dtype == "F64"));
+
+        let mut tensors = state(&config);
+        tensors[3].2[5] = f32::NAN;
+        let name = tensors[3].0.clone();
+        let err = load(&config, &encode(&tensors, Dtype::F32)).unwrap_err();
+        assert!(matches!(err, IoError::NonFinite { name: n, index: 5 } if n == name));
+
+        let mut tensors = state(&config);
+        tensors[0].2[0] = f32::INFINITY;
+        assert!(matches!(
+            load(&config, &encode(&tensors, Dtype::BF16)),
+            Err(IoError::NonFinite { index: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_garbage_and_truncated_files_without_panicking() {
+        let config = tiny(false);
+        assert!(matches!(load(&config, b""), Err(IoError::Format(_))));
+        assert!(matches!(
+            load(&config, &[0xff; 64]),
+            Err(IoError::Format(_))
+        ));
+        let bytes = encode(&state(&config), Dtype::F32);
+        for cut in [8, 100, bytes.len() / 2, bytes.len() - 1] {
+            assert!(
+                matches!(load(&config, &bytes[..cut]), Err(IoError::Format(_))),
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn accepts_a_redundant_tied_head_only_when_equal_to_the_embedding() {
+        let config = tiny(true);
+        let mut tensors = state(&config);
+        let embed = tensors[0].clone();
+        tensors.push(("lm_head.weight".into(), embed.1.clone(), embed.2.clone()));
+        load(&config, &encode(&tensors, Dtype::F32)).unwrap();
+        tensors.last_mut().unwrap().2[3] += 1.0;
+        assert!(matches!(
+            load(&config, &encode(&tensors, Dtype::F32)),
+            Err(IoError::TiedHeadDiffers)
+        ));
+    }
+
+    #[test]
+    fn checks_the_size_limit_before_reading() {
+        let config = tiny(false);
+        let dir = tempfile::tempdir().unwrap();
+        let model = config.init::<B>(&Default::default());
+        save_artifact(&model, &config, dir.path()).unwrap();
+        let size = std::fs::metadata(dir.path().join(WEIGHTS_FILE))
+            .unwrap()
+            .len();
+        let err = load_artifact::<B>(dir.path(), size - 1, &Default::default()).unwrap_err();
+        assert!(
+            matches!(err, IoError::TooLarge { bytes, limit } if bytes == size && limit == size - 1)
+        );
+        load_artifact::<B>(dir.path(), size, &Default::default()).unwrap();
+    }
+
+    #[test]
+    fn cosines_tell_a_noisy_copy_from_an_independent_model() {
+        let config = tiny(false);
+        let tensors = state(&config);
+        let noisy: Vec<_> = tensors
+            .iter()
+            .map(|(n, s, v)| {
+                let v = v
+                    .iter()
+                    .enumerate()
+                    .map(|(i, x)| x + 1e-3 * ((i as f32) * 1.7).cos())
+                    .collect();
+                (n.clone(), s.clone(), v)
+            })
+            .collect();
+        let other: Vec<_> = tensors
+            .iter()
+            .map(|(n, s, v)| (n.clone(), s.clone(), v.iter().rev().copied().collect()))
+            .collect();
+        let original = encode(&tensors, Dtype::F32);
+        let copy = tensor_cosines_bytes(&original, &encode(&noisy, Dtype::BF16)).unwrap();
+        assert_eq!(copy.len(), tensors.len());
+        assert!(is_near_copy(&copy, 0.999), "{copy:?}");
+        let independent = tensor_cosines_bytes(&original, &encode(&other, Dtype::F32)).unwrap();
+        assert!(!is_near_copy(&independent, 0.999));
+
+        let untied = encode(&state(&tiny(true)), Dtype::F32);
+        assert!(matches!(
+            tensor_cosines_bytes(&original, &untied),
+            Err(IoError::Incomparable { name }) if name == "lm_head.weight"
+        ));
+    }
+}

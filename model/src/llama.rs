@@ -1,0 +1,449 @@
+//! The Llama-style decoder, numerically matching Hugging Face's `LlamaForCausalLM`.
+//!
+//! token embedding → N × (RMSNorm → grouped-query attention with rotary embeddings → residual,
+//! RMSNorm → SwiGLU MLP → residual) → RMSNorm → output projection (its own matrix, or the
+//! embedding matrix when `tie_word_embeddings`).
+//!
+//! Rotary embeddings use HF's `rotate_half` convention: the first and second halves of each head
+//! are the two coordinates of each rotated pair, with frequencies `rope_theta^(-2i/head_dim)`.
+//! Attention is causal; [`Llama::forward_padded`] also masks the padding of right-padded
+//! batches, so a sample's logits do not depend on what it was batched with.
+
+use burn::module::{Module, Param};
+use burn::nn::{
+    Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig,
+};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+
+use crate::config::LlamaConfig;
+
+/// Standard deviation of HF's initialisation (`initializer_range`).
+const INIT_STD: f64 = 0.02;
+
+/// Added to attention scores that must receive no weight; `exp` of it is exactly zero.
+const MASKED_SCORE: f32 = -1.0e9;
+
+/// A Llama-style causal language model.
+#[derive(Module, Debug)]
+pub struct Llama<B: Backend> {
+    /// Token embedding, `[vocab_size, hidden_size]` (`model.embed_tokens`).
+    pub embed_tokens: Embedding<B>,
+    /// The decoder layers (`model.layers.{i}`).
+    pub layers: Vec<DecoderLayer<B>>,
+    /// Final RMSNorm (`model.norm`).
+    pub norm: RmsNorm<B>,
+    /// Output projection (`lm_head`), `None` when tied to `embed_tokens`.
+    pub lm_head: Option<Linear<B>>,
+    /// Base of the rotary frequencies.
+    pub rope_theta: f64,
+    /// Longest accepted sequence.
+    pub max_position_embeddings: usize,
+}
+
+/// One decoder layer: pre-norm attention and pre-norm MLP, each with a residual connection.
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    /// RMSNorm before attention (`input_layernorm`).
+    pub input_layernorm: RmsNorm<B>,
+    /// Grouped-query self-attention (`self_attn`).
+    pub self_attn: Attention<B>,
+    /// RMSNorm before the MLP (`post_attention_layernorm`).
+    pub post_attention_layernorm: RmsNorm<B>,
+    /// SwiGLU MLP (`mlp`).
+    pub mlp: Mlp<B>,
+}
+
+/// Grouped-query self-attention with rotary position embeddings and no biases.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    /// `[hidden, heads * head_dim]`.
+    pub q_proj: Linear<B>,
+    /// `[hidden, kv_heads * head_dim]`.
+    pub k_proj: Linear<B>,
+    /// `[hidden, kv_heads * head_dim]`.
+    pub v_proj: Linear<B>,
+    /// `[heads * head_dim, hidden]`.
+    pub o_proj: Linear<B>,
+    /// Number of query heads.
+    pub num_heads: usize,
+    /// Number of key/value heads; each serves `num_heads / num_kv_heads` query heads.
+    pub num_kv_heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+/// SwiGLU MLP: `down(silu(gate(x)) * up(x))`.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    /// `[hidden, intermediate]`.
+    pub gate_proj: Linear<B>,
+    /// `[hidden, intermediate]`.
+    pub up_proj: Linear<B>,
+    /// `[intermediate, hidden]`.
+    pub down_proj: Linear<B>,
+}
+
+impl LlamaConfig {
+    /// A freshly initialised model (HF's scheme: normal(0, 0.02) weights, unit norms). Seed the
+    /// backend (`B::seed`) first for a reproducible draw.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Llama<B> {
+        let init = Initializer::Normal {
+            mean: 0.0,
+            std: INIT_STD,
+        };
+        let linear = |d_input: usize, d_output: usize| {
+            LinearConfig::new(d_input, d_output)
+                .with_bias(false)
+                .with_initializer(init.clone())
+                .init(device)
+        };
+        let norm = || {
+            RmsNormConfig::new(self.hidden_size)
+                .with_epsilon(self.rms_norm_eps)
+                .init(device)
+        };
+        let (h, i, kv) = (self.hidden_size, self.intermediate_size, self.kv_dim());
+        let layers = (0..self.num_hidden_layers)
+            .map(|_| DecoderLayer {
+                input_layernorm: norm(),
+                self_attn: Attention {
+                    q_proj: linear(h, h),
+                    k_proj: linear(h, kv),
+                    v_proj: linear(h, kv),
+                    o_proj: linear(h, h),
+                    num_heads: self.num_attention_heads,
+                    num_kv_heads: self.num_key_value_heads,
+                    head_dim: self.head_dim(),
+                },
+                post_attention_layernorm: norm(),
+                mlp: Mlp {
+                    gate_proj: linear(h, i),
+                    up_proj: linear(h, i),
+                    down_proj: linear(i, h),
+                },
+            })
+            .collect();
+        Llama {
+            embed_tokens: EmbeddingConfig::new(self.vocab_size, h)
+                .with_initializer(init.clone())
+                .init(device),
+            layers,
+            norm: norm(),
+            lm_head: (!self.tie_word_embeddings).then(|| linear(h, self.vocab_size)),
+            rope_theta: self.rope_theta,
+            max_position_embeddings: self.max_position_embeddings,
+        }
+    }
+}
+
+impl<B: Backend> Llama<B> {
+    /// Logits for every position of unpadded sequences.
+    ///
+    /// Shapes: `input_ids` `[batch, seq]` → logits `[batch, seq, vocab]`.
+    ///
+    /// Ids must be below `vocab_size` and `seq` at most `max_position_embeddings` (callers with
+    /// untrusted input check first, as [`crate::eval`] does).
+    pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [batch, seq] = input_ids.dims();
+        self.forward_padded(input_ids, &vec![seq; batch])
+    }
+
+    /// Logits for a right-padded batch: sample `b` is `input_ids[b, ..lengths[b]]`, the rest is
+    /// padding that no real position attends to. Logits at padded positions are meaningless.
+    ///
+    /// Shapes: `input_ids` `[batch, seq]`, `lengths` `[batch]` → logits `[batch, seq, vocab]`.
+    pub fn forward_padded(&self, input_ids: Tensor<B, 2, Int>, lengths: &[usize]) -> Tensor<B, 3> {
+        let hidden = self.hidden_states(input_ids, lengths);
+        match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => burn::tensor::module::linear(
+                hidden,
+                self.embed_tokens.weight.val().transpose(),
+                None,
+            ),
+        }
+    }
+
+    /// The final normalised hidden states, before the output projection.
+    ///
+    /// Shapes: `input_ids` `[batch, seq]`, `lengths` `[batch]` → `[batch, seq, hidden]`.
+    pub fn hidden_states(&self, input_ids: Tensor<B, 2, Int>, lengths: &[usize]) -> Tensor<B, 3> {
+        let device = input_ids.device();
+        let [batch, seq] = input_ids.dims();
+        let head_dim = self
+            .layers
+            .first()
+            .map_or(2, |layer| layer.self_attn.head_dim);
+        let (cos, sin) = rotary_tables::<B>(seq, head_dim, self.rope_theta, &device);
+        let mask = attention_bias::<B>(batch, seq, lengths, &device);
+
+        let mut x = self.embed_tokens.forward(input_ids);
+        for layer in &self.layers {
+            x = layer.forward(x, &cos, &sin, &mask);
+        }
+        self.norm.forward(x)
+    }
+
+    /// The output projection as `[vocab, hidden]` (HF layout), whichever way it is stored.
+    pub fn output_weight(&self) -> Tensor<B, 2> {
+        match &self.lm_head {
+            Some(head) => head.weight.val().transpose(),
+            None => self.embed_tokens.weight.val(),
+        }
+    }
+}
+
+impl<B: Backend> DecoderLayer<B> {
+    /// Shapes: `x` `[batch, seq, hidden]`, `cos`/`sin` `[1, 1, seq, head_dim]`,
+    /// `mask` `[batch, 1, seq, seq]` → `[batch, seq, hidden]`.
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+        mask: &Tensor<B, 4>,
+    ) -> Tensor<B, 3> {
+        let attn = self
+            .self_attn
+            .forward(self.input_layernorm.forward(x.clone()), cos, sin, mask);
+        let x = x + attn;
+        let mlp = self
+            .mlp
+            .forward(self.post_attention_layernorm.forward(x.clone()));
+        x + mlp
+    }
+}
+
+impl<B: Backend> Attention<B> {
+    /// Shapes: `x` `[batch, seq, hidden]`, `cos`/`sin` `[1, 1, seq, head_dim]`,
+    /// `mask` `[batch, 1, seq, seq]` (additive) → `[batch, seq, hidden]`.
+    fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+        mask: &Tensor<B, 4>,
+    ) -> Tensor<B, 3> {
+        let [batch, seq, _] = x.dims();
+        let (heads, kv_heads, head_dim) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let split =
+            |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, head_dim]).swap_dims(1, 2);
+        // [batch, heads or kv_heads, seq, head_dim]
+        let q = apply_rotary(split(self.q_proj.forward(x.clone()), heads), cos, sin);
+        let k = apply_rotary(split(self.k_proj.forward(x.clone()), kv_heads), cos, sin);
+        let v = split(self.v_proj.forward(x), kv_heads);
+        // Query head h reads key/value head h / (heads / kv_heads), as HF's `repeat_kv`.
+        let k = repeat_kv(k, heads / kv_heads);
+        let v = repeat_kv(v, heads / kv_heads);
+
+        let scale = (head_dim as f64).powf(-0.5);
+        // [batch, heads, seq, seq]
+        let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale) + mask.clone();
+        let out = softmax(scores, 3).matmul(v);
+        let out = out.swap_dims(1, 2).reshape([batch, seq, heads * head_dim]);
+        self.o_proj.forward(out)
+    }
+}
+
+impl<B: Backend> Mlp<B> {
+    /// Shapes: `x` `[batch, seq, hidden]` → `[batch, seq, hidden]`.
+    fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let gate = silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}
+
+/// Repeats each key/value head `times` times, consecutively.
+///
+/// Shapes: `[batch, kv_heads, seq, head_dim]` → `[batch, kv_heads * times, seq, head_dim]`.
+fn repeat_kv<B: Backend>(x: Tensor<B, 4>, times: usize) -> Tensor<B, 4> {
+    if times == 1 {
+        return x;
+    }
+    let [batch, kv_heads, seq, head_dim] = x.dims();
+    x.unsqueeze_dim::<5>(2)
+        .repeat_dim(2, times)
+        .reshape([batch, kv_heads * times, seq, head_dim])
+}
+
+/// `x * cos + rotate_half(x) * sin`, where `rotate_half([x1, x2]) = [-x2, x1]` over the halves
+/// of the last dimension.
+///
+/// Shapes: `x` `[batch, heads, seq, head_dim]`, `cos`/`sin` `[1, 1, seq, head_dim]` → as `x`.
+fn apply_rotary<B: Backend>(
+    x: Tensor<B, 4>,
+    cos: &Tensor<B, 4>,
+    sin: &Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let half = x.dims()[3] / 2;
+    let x1 = x.clone().narrow(3, 0, half);
+    let x2 = x.clone().narrow(3, half, half);
+    let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+    x * cos.clone() + rotated * sin.clone()
+}
+
+/// Cosine and sine of every (position, frequency) angle, each frequency written twice (once per
+/// half), computed in f64 and rounded once.
+///
+/// Shapes: → (`[1, 1, seq, head_dim]`, `[1, 1, seq, head_dim]`).
+fn rotary_tables<B: Backend>(
+    seq: usize,
+    head_dim: usize,
+    theta: f64,
+    device: &B::Device,
+) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    let half = head_dim / 2;
+    let inv_freq: Vec<f64> = (0..half)
+        .map(|i| theta.powf(-((2 * i) as f64) / head_dim as f64))
+        .collect();
+    let mut cos = Vec::with_capacity(seq * head_dim);
+    let mut sin = Vec::with_capacity(seq * head_dim);
+    for pos in 0..seq {
+        for _ in 0..2 {
+            for f in &inv_freq {
+                let angle = pos as f64 * f;
+                cos.push(angle.cos() as f32);
+                sin.push(angle.sin() as f32);
+            }
+        }
+    }
+    let table = |values: Vec<f32>| {
+        Tensor::<B, 4>::from_data(TensorData::new(values, [1, 1, seq, head_dim]), device)
+    };
+    (table(cos), table(sin))
+}
+
+/// Additive attention mask: 0 where query `i` of sample `b` may read key `j` (`j <= i` and
+/// `j < lengths[b]`), a large negative number elsewhere. A missing length means "no padding".
+///
+/// Shapes: → `[batch, 1, seq, seq]`.
+fn attention_bias<B: Backend>(
+    batch: usize,
+    seq: usize,
+    lengths: &[usize],
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let mut values = Vec::with_capacity(batch * seq * seq);
+    for b in 0..batch {
+        let length = lengths.get(b).copied().unwrap_or(seq).max(1);
+        for i in 0..seq {
+            values.extend((0..seq).map(|j| {
+                if j <= i && j < length {
+                    0.0
+                } else {
+                    MASKED_SCORE
+                }
+            }));
+        }
+    }
+    Tensor::from_data(TensorData::new(values, [batch, 1, seq, seq]), device)
+}
+
+/// Builds a bias-free linear layer from a weight in burn's `[in, out]` layout.
+pub(crate) fn linear_from<B: Backend>(weight: Tensor<B, 2>) -> Linear<B> {
+    Linear {
+        weight: Param::from_tensor(weight),
+        bias: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    type B = NdArray<f32>;
+
+    fn tiny(tied: bool) -> LlamaConfig {
+        LlamaConfig {
+            hidden_size: 16,
+            intermediate_size: 24,
+            num_hidden_layers: 2,
+            num_attention_heads: 4,
+            num_key_value_heads: 2,
+            vocab_size: 40,
+            max_position_embeddings: 64,
+            rms_norm_eps: 1e-5,
+            rope_theta: 10_000.0,
+            tie_word_embeddings: tied,
+            bos_token_id: None,
+            eos_token_id: None,
+            pad_token_id: None,
+        }
+    }
+
+    fn ids(rows: &[&[i64]]) -> Tensor<B, 2, Int> {
+        let seq = rows[0].len();
+        let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
+        Tensor::from_data(
+            TensorData::new(flat, [rows.len(), seq]),
+            &Default::default(),
+        )
+    }
+
+    fn to_vec(t: Tensor<B, 3>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().unwrap()
+    }
+
+    #[test]
+    fn produces_logits_of_the_right_shape_for_tied_and_untied_heads() {
+        for tied in [false, true] {
+            let model = tiny(tied).init::<B>(&Default::default());
+            assert_eq!(model.lm_head.is_none(), tied);
+            let logits = model.forward(ids(&[&[1, 2, 3], &[4, 5, 6]]));
+            assert_eq!(logits.dims(), [2, 3, 40]);
+            assert!(to_vec(logits).iter().all(|v| v.is_finite()));
+        }
+    }
+
+    #[test]
+    fn is_causal_later_tokens_do_not_change_earlier_logits() {
+        let model = tiny(false).init::<B>(&Default::default());
+        let a = to_vec(model.forward(ids(&[&[1, 2, 3, 4]])));
+        let b = to_vec(model.forward(ids(&[&[1, 2, 9, 17]])));
+        let per_pos = 40;
+        assert_eq!(&a[..2 * per_pos], &b[..2 * per_pos]);
+        assert_ne!(&a[2 * per_pos..3 * per_pos], &b[2 * per_pos..3 * per_pos]);
+    }
+
+    #[test]
+    fn padded_batch_matches_each_sample_alone() {
+        let model = tiny(false).init::<B>(&Default::default());
+        let short = to_vec(model.forward(ids(&[&[5, 6]])));
+        let long = to_vec(model.forward(ids(&[&[7, 8, 9, 10]])));
+        let batch = to_vec(model.forward_padded(ids(&[&[5, 6, 0, 0], &[7, 8, 9, 10]]), &[2, 4]));
+        let v = 40;
+        for (x, y) in short.iter().zip(&batch[..2 * v]) {
+            assert!((x - y).abs() < 1e-5);
+        }
+        for (x, y) in long.iter().zip(&batch[4 * v..]) {
+            assert!((x - y).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn rotary_tables_rotate_position_zero_by_nothing() {
+        let (cos, sin) = rotary_tables::<B>(3, 4, 10_000.0, &Default::default());
+        let cos = cos.into_data().to_vec::<f32>().unwrap();
+        let sin = sin.into_data().to_vec::<f32>().unwrap();
+        assert_eq!(&cos[..4], &[1.0; 4]);
+        assert_eq!(&sin[..4], &[0.0; 4]);
+        // position 1, frequencies [1, 1/100] written twice
+        let expected = [1f64.sin(), 0.01f64.sin(), 1f64.sin(), 0.01f64.sin()];
+        for (got, want) in sin[4..8].iter().zip(expected) {
+            assert!((f64::from(*got) - want).abs() < 1e-7);
+        }
+    }
+
+    #[test]
+    fn repeat_kv_repeats_heads_consecutively() {
+        let x = Tensor::<B, 4>::from_data(
+            TensorData::new(vec![1.0f32, 2.0], [1, 2, 1, 1]),
+            &Default::default(),
+        );
+        let out = repeat_kv(x, 3).into_data().to_vec::<f32>().unwrap();
+        assert_eq!(out, vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+    }
+}

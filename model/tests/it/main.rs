@@ -1,0 +1,3 @@
+//! Integration tests of subnet-model: one binary, one module per area.
+
+mod hf_interop;
