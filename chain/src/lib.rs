@@ -5,7 +5,21 @@
 //! | [`yuma`] | Yuma Consensus (legacy and Yuma 3 bond paths) and the emission split; pure math |
 //! | [`state`] | the chain state machine: accounts, subnets, registration, weights, epochs; pure |
 //! | [`simulate`] | `devchain simulate`: Yuma Consensus on given inputs through the state machine |
+//! | [`block`] | block header, block hash (sha256 of the SCALE header), extrinsics root |
+//! | [`store`] | the durable block log: checksummed records, fsync, torn-tail repair |
+//! | [`node`] | the node: state + log + pending extrinsics, block production, replay on start |
+//! | [`rpc`] | JSON-RPC 2.0 over HTTP, server-sent events of new heads, rate limit |
+//! | [`dev`] | the development genesis (`devchain genesis --dev`) |
+//! | [`tx`] | helpers of `devchain tx`: TAO amounts, float weights → u16, axon IPs |
+//! | [`cli`] | the `devchain` command line; `main.rs` only parses and calls [`cli::run`] |
 
+pub mod block;
+pub mod cli;
+pub mod dev;
+pub mod node;
+pub mod rpc;
 pub mod simulate;
 pub mod state;
+pub mod store;
+pub mod tx;
 pub mod yuma;

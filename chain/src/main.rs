@@ -1,3 +1,11 @@
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("devchain: no commands yet")
+//! `devchain`: parse the command line, set up logging, run the command.
+
+use clap::Parser;
+use subnet_chain::cli::{Cli, run};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    subnet_common::telemetry::init(cli.log_format, "info,tower_http=warn");
+    run(cli).await
 }

@@ -1,0 +1,660 @@
+//! The `devchain` command line: `node`, `genesis`, `tx`, `metagraph`, `simulate`.
+//!
+//! Every flag can also come from a `DEVCHAIN_*` environment variable (flags win). `node` prints
+//! one line `rpc listening on http://ADDR` to stdout once it serves, so callers that pass
+//! `--rpc.addr 127.0.0.1:0` learn the port.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use subnet_common::chain::types::{Call, Hyperparameter, Metagraph, NetUid, Uid, commit_hash};
+use subnet_common::chain::{ChainClient, DevChainClient};
+use subnet_common::keys::{AccountId, Keypair};
+use subnet_common::telemetry::LogFormat;
+use tokio::sync::watch;
+
+use crate::node::{Chain, Node};
+use crate::rpc::{RateLimit, RpcConfig};
+use crate::state::Genesis;
+use crate::tx::{axon_ip, display_ip, format_tao, parse_tao, weights_to_u16};
+use crate::{dev, rpc};
+
+/// `devchain`: a local chain that follows Subtensor's rules.
+#[derive(Debug, Parser)]
+#[command(name = "devchain", version, about)]
+pub struct Cli {
+    /// Log format: pretty or json.
+    #[arg(
+        long = "log.format",
+        env = "DEVCHAIN_LOG_FORMAT",
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node: produce blocks, keep the block log, serve JSON-RPC.
+    Node(NodeArgs),
+    /// Write a genesis file.
+    Genesis(GenesisArgs),
+    /// Sign and submit an extrinsic.
+    Tx(TxArgs),
+    /// Print a subnet's metagraph.
+    Metagraph(MetagraphArgs),
+}
+
+/// Flags of `devchain node`.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Genesis JSON file (see `devchain genesis --dev`).
+    #[arg(long, env = "DEVCHAIN_GENESIS")]
+    pub genesis: PathBuf,
+    /// Data directory holding the block log; created if missing.
+    #[arg(long, env = "DEVCHAIN_DATA")]
+    pub data: PathBuf,
+    /// Address of the JSON-RPC server (port 0 picks a free port).
+    #[arg(
+        long = "rpc.addr",
+        env = "DEVCHAIN_RPC_ADDR",
+        default_value = "127.0.0.1:9944"
+    )]
+    pub rpc_addr: SocketAddr,
+    /// Milliseconds between blocks.
+    #[arg(long = "block-time", env = "DEVCHAIN_BLOCK_TIME", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub block_time_ms: u64,
+    /// Requests per second allowed per client IP (0 = no limit).
+    #[arg(long = "rpc.rate-limit", env = "DEVCHAIN_RPC_RATE_LIMIT", default_value_t = RateLimit::default().per_second)]
+    pub rate_limit: u32,
+    /// Burst size of the per-IP rate limit.
+    #[arg(long = "rpc.burst", env = "DEVCHAIN_RPC_BURST", default_value_t = RateLimit::default().burst)]
+    pub burst: u32,
+}
+
+/// Flags of `devchain genesis`.
+#[derive(Debug, Args)]
+pub struct GenesisArgs {
+    /// Write the development genesis (funded //Alice … //Ferdie and //Miner1 … //Miner8, subnet 1
+    /// owned by //Alice, commit–reveal on).
+    #[arg(long, required = true)]
+    pub dev: bool,
+    /// Blocks per epoch of subnet 1.
+    #[arg(long, default_value_t = dev::DEV_TEMPO, value_parser = clap::value_parser!(u16).range(1..))]
+    pub tempo: u16,
+    /// Output file (stdout when absent).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Where the chain is.
+#[derive(Debug, Args)]
+pub struct ChainArgs {
+    /// URL of the dev chain's JSON-RPC.
+    #[arg(
+        long = "chain.url",
+        env = "DEVCHAIN_URL",
+        default_value = "http://127.0.0.1:9944",
+        global = true
+    )]
+    pub url: String,
+}
+
+/// Who signs.
+#[derive(Debug, Args)]
+pub struct SignerArgs {
+    /// Secret URI of the signing key (`//Alice`, a mnemonic, `0x` seed).
+    #[arg(long, env = "DEVCHAIN_URI", global = true)]
+    pub uri: Option<String>,
+}
+
+/// Flags of `devchain tx`.
+#[derive(Debug, Args)]
+pub struct TxArgs {
+    /// The chain.
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// The signer.
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    /// Return after submitting instead of waiting for the block.
+    #[arg(long, global = true)]
+    pub no_wait: bool,
+    /// Seconds to wait for inclusion.
+    #[arg(long, default_value_t = 30, global = true)]
+    pub wait_secs: u64,
+    /// The extrinsic.
+    #[command(subcommand)]
+    pub call: TxCommand,
+}
+
+/// The extrinsics `devchain tx` can send.
+#[derive(Debug, Subcommand)]
+pub enum TxCommand {
+    /// Register a hotkey on a subnet, paying the burn (signed by the coldkey).
+    Register {
+        /// Subnet.
+        #[arg(long)]
+        netuid: NetUid,
+        /// Hotkey to register (SS58); defaults to the signer's own account.
+        #[arg(long)]
+        hotkey: Option<AccountId>,
+    },
+    /// Stake TAO on a hotkey (signed by the coldkey).
+    AddStake {
+        /// Subnet.
+        #[arg(long)]
+        netuid: NetUid,
+        /// Hotkey to stake on (SS58).
+        #[arg(long)]
+        hotkey: AccountId,
+        /// Amount in TAO (e.g. 10.5).
+        #[arg(long, value_parser = parse_tao)]
+        amount: u64,
+    },
+    /// Unstake TAO from a hotkey (signed by the coldkey).
+    RemoveStake {
+        /// Subnet.
+        #[arg(long)]
+        netuid: NetUid,
+        /// Hotkey staked on (SS58).
+        #[arg(long)]
+        hotkey: AccountId,
+        /// Amount in TAO.
+        #[arg(long, value_parser = parse_tao)]
+        amount: u64,
+    },
+    /// Send TAO (signed by the coldkey).
+    Transfer {
+        /// Receiver (SS58).
+        #[arg(long)]
+        dest: AccountId,
+        /// Amount in TAO.
+        #[arg(long, value_parser = parse_tao)]
+        amount: u64,
+    },
+    /// Publish the hotkey's axon endpoint (signed by the hotkey).
+    ServeAxon {
+        /// Subnet.
+        #[arg(long)]
+        netuid: NetUid,
+        /// IP address (v4 or v6; loopback is allowed on the dev chain).
+        #[arg(long)]
+        ip: IpAddr,
+        /// TCP port.
+        #[arg(long)]
+        port: u16,
+        /// Axon software version.
+        #[arg(long, default_value_t = 0)]
+        version: u32,
+        /// Protocol tag.
+        #[arg(long, default_value_t = 0)]
+        protocol: u8,
+    },
+    /// Store a commitment for the hotkey (signed by the hotkey).
+    Commit {
+        /// Subnet.
+        #[arg(long)]
+        netuid: NetUid,
+        /// The bytes, as `0x` hex or plain text.
+        #[arg(long)]
+        data: String,
+    },
+    /// Set weights directly, for subnets with commit–reveal off (signed by the hotkey).
+    SetWeights(WeightArgs),
+    /// Commit weights (commit–reveal on); prints the salt to reveal with (signed by the hotkey).
+    CommitWeights(WeightArgs),
+    /// Reveal weights committed earlier (signed by the hotkey).
+    RevealWeights {
+        /// The committed weights.
+        #[command(flatten)]
+        weights: WeightArgs,
+        /// Salt printed by `commit-weights` (comma-separated u16).
+        #[arg(long, value_delimiter = ',', required = true)]
+        salt: Vec<u16>,
+    },
+    /// Change a hyperparameter (subnet owner's coldkey).
+    SetHyperparameter {
+        /// Subnet.
+        #[arg(long)]
+        netuid: NetUid,
+        /// Name, e.g. tempo, commit_reveal_weights_enabled.
+        #[arg(long)]
+        name: Hyperparameter,
+        /// New value (booleans 0 or 1).
+        #[arg(long)]
+        value: u64,
+    },
+}
+
+/// Uids and float weights, converted like the SDK (§2.3).
+#[derive(Debug, Clone, Args)]
+pub struct WeightArgs {
+    /// Subnet.
+    #[arg(long)]
+    pub netuid: NetUid,
+    /// Destination uids, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub uids: Vec<Uid>,
+    /// Weights, comma-separated floats (normalized by their max).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub weights: Vec<f64>,
+    /// Version key.
+    #[arg(long, default_value_t = 0)]
+    pub version_key: u64,
+}
+
+/// Flags of `devchain metagraph`.
+#[derive(Debug, Args)]
+pub struct MetagraphArgs {
+    /// The chain.
+    #[command(flatten)]
+    pub chain: ChainArgs,
+    /// Subnet.
+    #[arg(long)]
+    pub netuid: NetUid,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Node(args) => run_node(args).await,
+        Command::Genesis(args) => write_genesis(&args),
+        Command::Tx(args) => run_tx(args).await,
+        Command::Metagraph(args) => print_metagraph(args).await,
+    }
+}
+
+/// Reads and parses a genesis file.
+pub fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
+    let json = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "while reading the genesis file {} (--genesis)",
+            path.display()
+        )
+    })?;
+    Genesis::from_json(&json)
+        .with_context(|| format!("while parsing the genesis file {}", path.display()))
+}
+
+async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+    let genesis = read_genesis(&args.genesis)?;
+    std::fs::create_dir_all(&args.data).with_context(|| {
+        format!(
+            "while creating the data directory {} (--data)",
+            args.data.display()
+        )
+    })?;
+    let data = args.data.clone();
+    let (chain, torn) = tokio::task::spawn_blocking(move || Chain::open(&genesis, &data))
+        .await
+        .context("while opening the chain")?
+        .with_context(|| format!("while opening the chain in {}", args.data.display()))?;
+    if let Some(torn) = torn {
+        tracing::warn!(
+            block = torn.block,
+            offset = torn.offset,
+            bytes_cut = torn.bytes_cut,
+            "torn last record cut from the block log (a crash during an append); that block was never announced"
+        );
+    }
+    let head = chain.head();
+    tracing::info!(
+        genesis = %subnet_common::chain::H256(chain.genesis_hash()),
+        head = head.number,
+        hash = %head.hash,
+        data = %args.data.display(),
+        "chain opened"
+    );
+    let node = Node::new(chain);
+
+    let listener = tokio::net::TcpListener::bind(args.rpc_addr)
+        .await
+        .with_context(|| format!("while binding --rpc.addr {}", args.rpc_addr))?;
+    let local = listener
+        .local_addr()
+        .context("while reading the bound RPC address")?;
+    let config = RpcConfig {
+        rate_limit: RateLimit {
+            per_second: args.rate_limit,
+            burst: args.burst,
+        },
+        ..RpcConfig::default()
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let router = rpc::router(Arc::clone(&node), config, stop_rx.clone());
+    println!("rpc listening on http://{local}");
+    tracing::info!(addr = %local, block_time_ms = args.block_time_ms, "serving JSON-RPC");
+
+    let mut server_stop = stop_rx.clone();
+    let server = tokio::spawn(rpc::serve(listener, router, async move {
+        let _ = server_stop.wait_for(|stop| *stop).await;
+    }));
+    let mut producer_stop = stop_rx;
+    let producer = Arc::clone(&node).run_block_production(
+        Duration::from_millis(args.block_time_ms),
+        async move {
+            let _ = producer_stop.wait_for(|stop| *stop).await;
+        },
+    );
+    let result = tokio::select! {
+        produced = producer => produced.context("block production failed; the node stopped"),
+        () = shutdown_signal() => {
+            tracing::info!("shutting down");
+            Ok(())
+        }
+    };
+    let _ = stop_tx.send(true);
+    server
+        .await
+        .context("while stopping the RPC server")?
+        .context("RPC server failed")?;
+    result
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
+fn write_genesis(args: &GenesisArgs) -> anyhow::Result<()> {
+    let genesis = dev::dev_genesis(args.tempo, crate::node::unix_millis())
+        .context("while deriving dev keys")?;
+    let json = serde_json::to_string_pretty(&genesis).context("while encoding the genesis")?;
+    match &args.out {
+        Some(path) => std::fs::write(path, json + "\n").with_context(|| {
+            format!("while writing the genesis file {} (--out)", path.display())
+        })?,
+        None => println!("{json}"),
+    }
+    Ok(())
+}
+
+async fn run_tx(args: TxArgs) -> anyhow::Result<()> {
+    let client = DevChainClient::new(&args.chain.url).context("--chain.url")?;
+    let signer = signer(&args.signer)?;
+    let call = build_call(&args.call, &signer, &client).await?;
+    let name = call.name();
+    let tx = client
+        .submit(call, &signer)
+        .await
+        .with_context(|| format!("while submitting {name} to {}", args.chain.url))?;
+    println!("submitted {name}: {tx}");
+    if args.no_wait {
+        return Ok(());
+    }
+    let inclusion = client
+        .wait_for_inclusion(tx, Duration::from_secs(args.wait_secs))
+        .await
+        .with_context(|| format!("while waiting for {name} {tx}"))?;
+    println!(
+        "included in block {} ({}) at index {}",
+        inclusion.block, inclusion.block_hash, inclusion.index
+    );
+    Ok(())
+}
+
+fn signer(args: &SignerArgs) -> anyhow::Result<Keypair> {
+    match &args.uri {
+        Some(uri) => Keypair::from_uri(uri).context("--uri is not a valid secret URI"),
+        None => bail!("no signer: pass --uri (e.g. --uri //Alice)"),
+    }
+}
+
+async fn build_call(
+    command: &TxCommand,
+    signer: &Keypair,
+    client: &DevChainClient,
+) -> anyhow::Result<Call> {
+    Ok(match command {
+        TxCommand::Register { netuid, hotkey } => Call::Register {
+            netuid: *netuid,
+            hotkey: hotkey.unwrap_or_else(|| signer.account_id()),
+        },
+        TxCommand::AddStake {
+            netuid,
+            hotkey,
+            amount,
+        } => Call::AddStake {
+            hotkey: *hotkey,
+            netuid: *netuid,
+            amount: *amount,
+        },
+        TxCommand::RemoveStake {
+            netuid,
+            hotkey,
+            amount,
+        } => Call::RemoveStake {
+            hotkey: *hotkey,
+            netuid: *netuid,
+            amount: *amount,
+        },
+        TxCommand::Transfer { dest, amount } => Call::Transfer {
+            dest: *dest,
+            amount: *amount,
+        },
+        TxCommand::ServeAxon {
+            netuid,
+            ip,
+            port,
+            version,
+            protocol,
+        } => {
+            let (ip, ip_type) = axon_ip(*ip);
+            Call::ServeAxon {
+                netuid: *netuid,
+                version: *version,
+                ip,
+                port: *port,
+                ip_type,
+                protocol: *protocol,
+            }
+        }
+        TxCommand::Commit { netuid, data } => {
+            let bytes = match data.strip_prefix("0x") {
+                Some(digits) => {
+                    hex::decode(digits).context("--data starts with 0x but is not hex")?
+                }
+                None => data.as_bytes().to_vec(),
+            };
+            Call::SetCommitment {
+                netuid: *netuid,
+                data: bytes,
+            }
+        }
+        TxCommand::SetWeights(w) => {
+            let (dests, weights) =
+                weights_to_u16(&w.uids, &w.weights).context("--uids/--weights")?;
+            Call::SetWeights {
+                netuid: w.netuid,
+                dests,
+                weights,
+                version_key: w.version_key,
+            }
+        }
+        TxCommand::CommitWeights(w) => {
+            let (uids, values) = weights_to_u16(&w.uids, &w.weights).context("--uids/--weights")?;
+            let salt: Vec<u16> = (0..8).map(|_| rand::random::<u16>()).collect();
+            let hash = commit_hash(
+                &signer.account_id(),
+                w.netuid,
+                &uids,
+                &values,
+                &salt,
+                w.version_key,
+            );
+            let hyper = client
+                .hyperparameters(w.netuid)
+                .await
+                .context("while reading hyperparameters")?;
+            let salt_text: Vec<String> = salt.iter().map(u16::to_string).collect();
+            println!(
+                "salt {} — reveal after {} epoch(s) with: devchain tx reveal-weights --netuid {} --uids {} --weights {} --version-key {} --salt {}",
+                salt_text.join(","),
+                hyper.commit_reveal_period,
+                w.netuid,
+                join(&w.uids),
+                join(&w.weights),
+                w.version_key,
+                salt_text.join(","),
+            );
+            Call::CommitWeights {
+                netuid: w.netuid,
+                commit_hash: hash,
+            }
+        }
+        TxCommand::RevealWeights { weights: w, salt } => {
+            let (uids, values) = weights_to_u16(&w.uids, &w.weights).context("--uids/--weights")?;
+            Call::RevealWeights {
+                netuid: w.netuid,
+                uids,
+                values,
+                salt: salt.clone(),
+                version_key: w.version_key,
+            }
+        }
+        TxCommand::SetHyperparameter {
+            netuid,
+            name,
+            value,
+        } => Call::SetHyperparameter {
+            netuid: *netuid,
+            param: *name,
+            value: *value,
+        },
+    })
+}
+
+fn join<T: ToString>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+async fn print_metagraph(args: MetagraphArgs) -> anyhow::Result<()> {
+    let client = DevChainClient::new(&args.chain.url).context("--chain.url")?;
+    let metagraph = client.metagraph(args.netuid).await.with_context(|| {
+        format!(
+            "while reading the metagraph of subnet {} from {}",
+            args.netuid, args.chain.url
+        )
+    })?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&metagraph).context("while encoding the metagraph")?
+        );
+    } else {
+        print!("{}", metagraph_table(&metagraph));
+    }
+    Ok(())
+}
+
+/// The metagraph as a btcli-style table.
+pub fn metagraph_table(metagraph: &Metagraph) -> String {
+    let header = [
+        "UID",
+        "HOTKEY",
+        "STAKE(τ)",
+        "INCENTIVE",
+        "DIVIDENDS",
+        "EMISSION(τ)",
+        "VTRUST",
+        "VPERMIT",
+        "AXON",
+    ];
+    let mut rows = vec![header.map(str::to_owned).to_vec()];
+    for n in &metagraph.neurons {
+        let axon = if n.axon_info.ip == 0 {
+            "-".to_owned()
+        } else {
+            format!(
+                "{}:{}",
+                display_ip(n.axon_info.ip, n.axon_info.ip_type),
+                n.axon_info.port
+            )
+        };
+        rows.push(vec![
+            n.uid.to_string(),
+            short_ss58(&n.hotkey),
+            format_tao(n.stake),
+            proportion(n.incentive),
+            proportion(n.dividends),
+            format_tao(n.emission),
+            proportion(n.validator_trust),
+            if n.validator_permit { "*" } else { "" }.to_owned(),
+            axon,
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|col| {
+            rows.iter()
+                .map(|r| r[col].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = format!(
+        "subnet {} at block {}: {} neurons\n",
+        metagraph.netuid,
+        metagraph.block,
+        metagraph.neurons.len()
+    );
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `5Grw…utQY`.
+fn short_ss58(id: &AccountId) -> String {
+    let s = id.to_ss58();
+    let chars: Vec<char> = s.chars().collect();
+    let head: String = chars.iter().take(4).collect();
+    let tail: String = chars.iter().skip(chars.len().saturating_sub(4)).collect();
+    format!("{head}…{tail}")
+}
+
+/// A u16 proportion as a decimal with 5 places.
+fn proportion(x: u16) -> String {
+    format!("{:.5}", f64::from(x) / 65535.0)
+}

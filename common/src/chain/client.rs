@@ -1,0 +1,478 @@
+//! The [`ChainClient`] trait the miner and validator talk to, and [`DevChainClient`], its
+//! implementation over the dev chain's JSON-RPC ([`super::rpc`]).
+//!
+//! The trait is generic-friendly (`impl Future + Send` returns), so callers write
+//! `async fn run<C: ChainClient>(chain: &C)`; a Subtensor client can implement it later.
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parity_scale_codec::Encode;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::rpc::{self, H256, HeaderView, TxStatus, method};
+use super::types::{
+    AccountInfo, Call, Commitment, Hyperparameters, Metagraph, NetUid, SignedExtrinsic,
+};
+use crate::keys::{AccountId, Keypair};
+
+/// How often [`ChainClient::wait_for_inclusion`] polls by default.
+pub const INCLUSION_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Why a chain request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainClientError {
+    /// The chain URL does not parse.
+    #[error("invalid chain url {url:?}: {reason}")]
+    BadUrl {
+        /// The rejected URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The request did not complete: connection refused, timeout, reset.
+    #[error("{method}: request to {url} failed: {source}")]
+    Transport {
+        /// RPC method.
+        method: &'static str,
+        /// Chain URL.
+        url: String,
+        /// The HTTP client's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The chain answered with an HTTP error and no JSON-RPC error object.
+    #[error("{method}: HTTP {status} from {url}: {body}")]
+    Http {
+        /// RPC method.
+        method: &'static str,
+        /// Chain URL.
+        url: String,
+        /// HTTP status code.
+        status: u16,
+        /// Start of the response body.
+        body: String,
+    },
+    /// The response body was over the client's limit.
+    #[error("{method}: response is over the {limit}-byte limit")]
+    ResponseTooLarge {
+        /// RPC method.
+        method: &'static str,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The response was not the JSON the method promises.
+    #[error("{method}: unexpected response: {reason}")]
+    Decode {
+        /// RPC method.
+        method: &'static str,
+        /// What did not fit.
+        reason: String,
+    },
+    /// The chain answered with a JSON-RPC error (see [`rpc::code`]).
+    #[error("{method}: chain error {code}: {message}")]
+    Rpc {
+        /// RPC method.
+        method: &'static str,
+        /// JSON-RPC error code.
+        code: i64,
+        /// The chain's message.
+        message: String,
+    },
+    /// The extrinsic was accepted but failed when the block was built.
+    #[error("extrinsic {tx} failed in block {block}: {error}")]
+    ExtrinsicFailed {
+        /// The extrinsic.
+        tx: H256,
+        /// Block whose production tried it.
+        block: u64,
+        /// The chain's reason.
+        error: String,
+    },
+    /// The extrinsic was not included in time.
+    #[error("extrinsic {tx} was not included within {waited:?}")]
+    InclusionTimeout {
+        /// The extrinsic.
+        tx: H256,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// The chain does not know the extrinsic (dropped, e.g. by a node restart).
+    #[error("extrinsic {tx} is unknown to the chain (dropped?)")]
+    UnknownExtrinsic {
+        /// The extrinsic.
+        tx: H256,
+    },
+}
+
+impl ChainClientError {
+    /// The JSON-RPC error code, when the chain answered with one.
+    pub fn rpc_code(&self) -> Option<i64> {
+        match self {
+            Self::Rpc { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// Where an extrinsic was included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inclusion {
+    /// The extrinsic.
+    pub tx: H256,
+    /// Block number.
+    pub block: u64,
+    /// Block hash.
+    pub block_hash: H256,
+    /// Position inside the block.
+    pub index: u32,
+}
+
+/// What the miner and validator need from a chain.
+pub trait ChainClient: Send + Sync {
+    /// The chain's genesis hash (signed into every extrinsic).
+    fn genesis_hash(&self) -> impl Future<Output = Result<H256, ChainClientError>> + Send;
+
+    /// The best block's header.
+    fn head(&self) -> impl Future<Output = Result<HeaderView, ChainClientError>> + Send;
+
+    /// Hash of block `number`, `None` when it does not exist yet.
+    fn block_hash(
+        &self,
+        number: u64,
+    ) -> impl Future<Output = Result<Option<H256>, ChainClientError>> + Send;
+
+    /// The subnet's metagraph at the best block.
+    fn metagraph(
+        &self,
+        netuid: NetUid,
+    ) -> impl Future<Output = Result<Metagraph, ChainClientError>> + Send;
+
+    /// The subnet's hyperparameters at the best block.
+    fn hyperparameters(
+        &self,
+        netuid: NetUid,
+    ) -> impl Future<Output = Result<Hyperparameters, ChainClientError>> + Send;
+
+    /// Every commitment stored on the subnet.
+    fn commitments(
+        &self,
+        netuid: NetUid,
+    ) -> impl Future<Output = Result<Vec<Commitment>, ChainClientError>> + Send;
+
+    /// Balance and nonce of `account`.
+    fn account(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = Result<AccountInfo, ChainClientError>> + Send;
+
+    /// Signs `call` with `signer` at its next nonce for this chain and submits it; returns the
+    /// extrinsic hash once the chain has accepted it into its queue.
+    fn submit(
+        &self,
+        call: Call,
+        signer: &Keypair,
+    ) -> impl Future<Output = Result<H256, ChainClientError>> + Send;
+
+    /// Where the extrinsic `tx` is now.
+    fn tx_status(
+        &self,
+        tx: H256,
+    ) -> impl Future<Output = Result<TxStatus, ChainClientError>> + Send;
+
+    /// Polls [`ChainClient::tx_status`] until `tx` is included, fails, is dropped or `timeout` passes.
+    fn wait_for_inclusion(
+        &self,
+        tx: H256,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Inclusion, ChainClientError>> + Send {
+        async move {
+            let start = Instant::now();
+            loop {
+                match self.tx_status(tx).await? {
+                    TxStatus::InBlock {
+                        block,
+                        block_hash,
+                        index,
+                    } => {
+                        return Ok(Inclusion {
+                            tx,
+                            block,
+                            block_hash,
+                            index,
+                        });
+                    }
+                    TxStatus::Failed { block, error } => {
+                        return Err(ChainClientError::ExtrinsicFailed { tx, block, error });
+                    }
+                    TxStatus::Unknown => return Err(ChainClientError::UnknownExtrinsic { tx }),
+                    TxStatus::Pending => {}
+                }
+                let waited = start.elapsed();
+                if waited >= timeout {
+                    return Err(ChainClientError::InclusionTimeout { tx, waited });
+                }
+                tokio::time::sleep(INCLUSION_POLL_INTERVAL.min(timeout - waited)).await;
+            }
+        }
+    }
+}
+
+/// Limits of a [`DevChainClient`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClientOptions {
+    /// Whole-request timeout.
+    pub request_timeout: Duration,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Largest response body accepted, in bytes.
+    pub max_response_bytes: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        Self {
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            max_response_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// A [`ChainClient`] for the dev chain's JSON-RPC over HTTP.
+#[derive(Debug)]
+pub struct DevChainClient {
+    http: reqwest::Client,
+    url: reqwest::Url,
+    max_response_bytes: usize,
+    next_id: AtomicU64,
+    /// Fetched once; a chain's genesis never changes.
+    genesis: OnceLock<H256>,
+}
+
+impl DevChainClient {
+    /// A client for the node at `url` (e.g. `http://127.0.0.1:9944`) with default limits.
+    pub fn new(url: &str) -> Result<Self, ChainClientError> {
+        Self::with_options(url, ClientOptions::default())
+    }
+
+    /// A client for the node at `url` with the given limits.
+    pub fn with_options(url: &str, options: ClientOptions) -> Result<Self, ChainClientError> {
+        let bad = |reason: String| ChainClientError::BadUrl {
+            url: url.to_owned(),
+            reason,
+        };
+        let parsed = reqwest::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(bad(format!(
+                "scheme {:?} is not http or https",
+                parsed.scheme()
+            )));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(options.request_timeout)
+            .connect_timeout(options.connect_timeout)
+            .build()
+            .map_err(|e| bad(format!("HTTP client: {e}")))?;
+        Ok(Self {
+            http,
+            url: parsed,
+            max_response_bytes: options.max_response_bytes,
+            next_id: AtomicU64::new(1),
+            genesis: OnceLock::new(),
+        })
+    }
+
+    /// The node's URL.
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// The next nonce of `account`, counting extrinsics still queued on the node.
+    pub async fn next_nonce(&self, account: &AccountId) -> Result<u64, ChainClientError> {
+        self.call(method::ACCOUNT_NEXT_INDEX, json!([account.to_ss58()]))
+            .await
+    }
+
+    /// A block by number, `None` when it does not exist.
+    pub async fn block(&self, number: u64) -> Result<Option<rpc::BlockView>, ChainClientError> {
+        self.call(method::BLOCK, json!([number])).await
+    }
+
+    /// Submits already-encoded extrinsic bytes; returns the hash the chain reports.
+    pub async fn submit_raw(&self, extrinsic: &[u8]) -> Result<H256, ChainClientError> {
+        let hex = format!("0x{}", hex::encode(extrinsic));
+        let tx: H256 = self.call(method::SUBMIT, json!([hex])).await?;
+        let expected = H256(Sha256::digest(extrinsic).into());
+        if tx != expected {
+            return Err(ChainClientError::Decode {
+                method: method::SUBMIT,
+                reason: format!("chain returned hash {tx}, the extrinsic hashes to {expected}"),
+            });
+        }
+        Ok(tx)
+    }
+
+    /// One JSON-RPC call.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: Value,
+    ) -> Result<T, ChainClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let transport = |source| ChainClientError::Transport {
+            method,
+            url: self.url.to_string(),
+            source,
+        };
+        let mut response = self
+            .http
+            .post(self.url.clone())
+            .json(&request)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        let too_large = ChainClientError::ResponseTooLarge {
+            method,
+            limit: self.max_response_bytes,
+        };
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_response_bytes as u64)
+        {
+            return Err(too_large);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            if body.len() + chunk.len() > self.max_response_bytes {
+                return Err(too_large);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let parsed: Result<rpc::Response, _> = serde_json::from_slice(&body);
+        match parsed {
+            Ok(rpc::Response {
+                error: Some(error), ..
+            }) => Err(ChainClientError::Rpc {
+                method,
+                code: error.code,
+                message: error.message,
+            }),
+            Ok(rpc::Response {
+                result: Some(result),
+                ..
+            }) if status.is_success() => {
+                serde_json::from_value(result).map_err(|e| ChainClientError::Decode {
+                    method,
+                    reason: e.to_string(),
+                })
+            }
+            Ok(_) if status.is_success() => Err(ChainClientError::Decode {
+                method,
+                reason: "response has neither result nor error".into(),
+            }),
+            Err(e) if status.is_success() => Err(ChainClientError::Decode {
+                method,
+                reason: e.to_string(),
+            }),
+            _ => Err(ChainClientError::Http {
+                method,
+                url: self.url.to_string(),
+                status: status.as_u16(),
+                body: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            }),
+        }
+    }
+}
+
+impl ChainClient for DevChainClient {
+    async fn genesis_hash(&self) -> Result<H256, ChainClientError> {
+        if let Some(hash) = self.genesis.get() {
+            return Ok(*hash);
+        }
+        let hash: H256 = self.call(method::GENESIS_HASH, json!([])).await?;
+        Ok(*self.genesis.get_or_init(|| hash))
+    }
+
+    async fn head(&self) -> Result<HeaderView, ChainClientError> {
+        self.call(method::HEAD, json!([])).await
+    }
+
+    async fn block_hash(&self, number: u64) -> Result<Option<H256>, ChainClientError> {
+        self.call(method::BLOCK_HASH, json!([number])).await
+    }
+
+    async fn metagraph(&self, netuid: NetUid) -> Result<Metagraph, ChainClientError> {
+        self.call(method::METAGRAPH, json!([netuid])).await
+    }
+
+    async fn hyperparameters(&self, netuid: NetUid) -> Result<Hyperparameters, ChainClientError> {
+        self.call(method::HYPERPARAMETERS, json!([netuid])).await
+    }
+
+    async fn commitments(&self, netuid: NetUid) -> Result<Vec<Commitment>, ChainClientError> {
+        self.call(method::COMMITMENTS, json!([netuid])).await
+    }
+
+    async fn account(&self, account: &AccountId) -> Result<AccountInfo, ChainClientError> {
+        self.call(method::ACCOUNT_INFO, json!([account.to_ss58()]))
+            .await
+    }
+
+    async fn submit(&self, call: Call, signer: &Keypair) -> Result<H256, ChainClientError> {
+        let genesis = self.genesis_hash().await?;
+        let nonce = self.next_nonce(&signer.account_id()).await?;
+        let extrinsic = SignedExtrinsic::sign(call, nonce, &genesis.0, signer);
+        self.submit_raw(&extrinsic.encode()).await
+    }
+
+    async fn tx_status(&self, tx: H256) -> Result<TxStatus, ChainClientError> {
+        self.call(method::EXTRINSIC_STATUS, json!([tx])).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_urls_that_are_not_http() {
+        assert!(matches!(
+            DevChainClient::new("ftp://x"),
+            Err(ChainClientError::BadUrl { .. })
+        ));
+        assert!(matches!(
+            DevChainClient::new("not a url"),
+            Err(ChainClientError::BadUrl { .. })
+        ));
+        assert!(DevChainClient::new("http://127.0.0.1:9944").is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_a_transport_error_naming_the_method() {
+        // Bind then drop to get a port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = DevChainClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
+        let err = client.head().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ChainClientError::Transport {
+                    method: "chain_getHead",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}
