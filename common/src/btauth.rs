@@ -1,1 +1,0 @@
-//! btauth/1: hotkey-signed HTTP requests (`spec/btauth.md`).
