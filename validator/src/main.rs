@@ -1,3 +1,18 @@
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+//! `validator`: parse the command line, set up logging, run the chosen command.
+
+use clap::Parser;
+use subnet_validator::cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    subnet_common::telemetry::init(cli.log_format, "info");
+    match cli.command {
+        Command::Query(args) => {
+            subnet_validator::query::run(&args, &mut std::io::stdout().lock()).await
+        }
+        Command::Keys { wallet, command } => {
+            subnet_common::cli::run(&command, &wallet, &mut std::io::stdout().lock())
+        }
+    }
 }

@@ -1,0 +1,96 @@
+//! Command line of the `miner` binary. Every flag can also come from an environment variable.
+
+use std::net::IpAddr;
+
+use clap::{Args, Parser, Subcommand};
+use subnet_common::{cli::WalletArgs, telemetry::LogFormat};
+
+/// A miner of the subnet: serves its fine-tuned model and RLHF labels to validators.
+#[derive(Debug, Parser)]
+#[command(name = "miner", version, about)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(
+        long = "log.format",
+        env = "BT_LOG_FORMAT",
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What the miner does.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the miner's HTTP API (axon) until SIGINT/SIGTERM.
+    Serve(ServeArgs),
+    /// Manage the miner's hotkey (bittensor wallet layout).
+    Keys {
+        #[command(flatten)]
+        wallet: WalletArgs,
+        #[command(subcommand)]
+        command: subnet_common::cli::KeysCommand,
+    },
+}
+
+/// `miner serve`.
+#[derive(Debug, Clone, Args, serde::Serialize)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    #[serde(serialize_with = "serialize_wallet")]
+    pub wallet: WalletArgs,
+
+    /// Address to listen on.
+    #[arg(long = "axon.ip", env = "BT_AXON_IP", default_value = "0.0.0.0")]
+    pub axon_ip: IpAddr,
+
+    /// Port to listen on (0 picks a free one and logs it).
+    #[arg(long = "axon.port", env = "BT_AXON_PORT", default_value_t = 8091)]
+    pub axon_port: u16,
+
+    /// Subnet the miner is registered on.
+    #[arg(long = "netuid", env = "BT_NETUID", default_value_t = 1)]
+    pub netuid: u16,
+
+    /// Chain JSON-RPC endpoint, used to check that callers are registered on the subnet.
+    #[arg(long = "chain.url", env = "BT_CHAIN_URL")]
+    pub chain_url: Option<String>,
+
+    /// Serve without a chain: any caller with a valid signature is accepted. For local tests only.
+    #[arg(
+        long = "insecure-no-chain",
+        env = "MINER_INSECURE_NO_CHAIN",
+        conflicts_with = "chain_url"
+    )]
+    pub insecure_no_chain: bool,
+
+    /// Largest request body accepted, in bytes (larger ones get 413).
+    #[arg(long = "http.max-body-bytes", env = "MINER_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+
+    /// btauth/1 freshness window in seconds (requests older than this are stale).
+    #[arg(
+        long = "auth.max-age-secs",
+        env = "MINER_AUTH_MAX_AGE_SECS",
+        default_value_t = 10
+    )]
+    pub auth_max_age_secs: u64,
+
+    /// Print the resolved configuration as JSON and exit.
+    #[arg(long = "dump-config")]
+    #[serde(skip)]
+    pub dump_config: bool,
+}
+
+/// `--dump-config` shows the wallet flags as `{"path", "name", "hotkey"}`.
+fn serialize_wallet<S: serde::Serializer>(wallet: &WalletArgs, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    let mut st = s.serialize_struct("wallet", 3)?;
+    st.serialize_field("path", &wallet.path)?;
+    st.serialize_field("name", &wallet.name)?;
+    st.serialize_field("hotkey", &wallet.hotkey)?;
+    st.end()
+}

@@ -1,0 +1,81 @@
+//! `spawn_app`: the real miner server on a free port, and a signed client.
+
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use subnet_common::{btauth::SignedClient, keys::Keypair};
+use subnet_miner::startup::{Application, ServerConfig};
+
+/// A running miner and what a test needs to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub miner: Keypair,
+    pub client: SignedClient,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> reqwest::Url {
+        reqwest::Url::parse(&format!("http://{}{}", self.addr, path)).expect("valid url")
+    }
+}
+
+/// Starts the miner (hotkey `//Bob`) accepting any signer; the client signs as `//Alice`.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(1 << 16).await
+}
+
+/// Like [`spawn_app`] with a given body limit.
+pub async fn spawn_app_with(max_body_bytes: usize) -> TestApp {
+    let miner = Keypair::from_uri("//Bob").expect("dev key");
+    let config = ServerConfig {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        max_body_bytes,
+        auth_max_age: Duration::from_secs(10),
+    };
+    let app = Application::build(
+        &config,
+        miner.clone(),
+        subnet_common::btauth::AllowAnySigner,
+    )
+    .await
+    .expect("build app");
+    let addr = app.local_addr().expect("local addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let client = SignedClient::new(http, Keypair::from_uri("//Alice").expect("dev key"));
+    TestApp {
+        addr,
+        miner,
+        client,
+        _shutdown: tx,
+    }
+}
+
+/// Workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("parent")
+        .to_path_buf()
+}
+
+/// Python with bittensor 11.3.0 (`$SUBNET_PYTHON` or `.venv/bin/python`); fails with the fix.
+pub fn python() -> PathBuf {
+    let py = std::env::var("SUBNET_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join(".venv/bin/python"));
+    assert!(
+        py.exists(),
+        "Python with bittensor 11.3.0 not found at {}: run scripts/setup-python.sh or set SUBNET_PYTHON",
+        py.display()
+    );
+    py
+}

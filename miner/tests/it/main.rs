@@ -1,0 +1,6 @@
+//! Integration tests of the miner: the real server on port 0, real signed requests, and the real
+//! `miner` binary as a child process.
+
+mod binary;
+mod helpers;
+mod server;

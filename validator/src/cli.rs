@@ -1,0 +1,61 @@
+//! Command line of the `validator` binary. Every flag can also come from an environment variable.
+
+use clap::{Args, Parser, Subcommand};
+use subnet_common::{cli::WalletArgs, keys::AccountId, telemetry::LogFormat};
+
+/// A validator of the subnet: scores miners and sets weights on chain.
+#[derive(Debug, Parser)]
+#[command(name = "validator", version, about)]
+pub struct Cli {
+    /// Log line format.
+    #[arg(
+        long = "log.format",
+        env = "BT_LOG_FORMAT",
+        default_value = "pretty",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// What the validator does.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send one btauth/1-signed request with the validator's hotkey and print the response body.
+    Query(QueryArgs),
+    /// Manage the validator's hotkey (bittensor wallet layout).
+    Keys {
+        #[command(flatten)]
+        wallet: WalletArgs,
+        #[command(subcommand)]
+        command: subnet_common::cli::KeysCommand,
+    },
+}
+
+/// `validator query`: an operator's signed curl.
+#[derive(Debug, Clone, Args)]
+pub struct QueryArgs {
+    /// Full URL, e.g. `http://127.0.0.1:8091/v1/identity`.
+    pub url: reqwest::Url,
+
+    /// SS58 hotkey of the server (the btauth receiver). `GET /health` on a miner shows it.
+    #[arg(long)]
+    pub receiver: AccountId,
+
+    /// HTTP method. Defaults to POST when --data is given, GET otherwise.
+    #[arg(long, short = 'X')]
+    pub method: Option<String>,
+
+    /// JSON request body (sent as `application/json`; must parse as JSON).
+    #[arg(long, short = 'd')]
+    pub data: Option<String>,
+
+    /// Give up after this many seconds.
+    #[arg(long = "timeout-secs", default_value_t = 30)]
+    pub timeout_secs: u64,
+
+    #[command(flatten)]
+    pub wallet: WalletArgs,
+}

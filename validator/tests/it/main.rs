@@ -1,0 +1,3 @@
+//! Integration tests of the validator binary.
+
+mod query;
