@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::tasks::TaskMix;
+use crate::data::{DataError, Dataset, Limits};
+use crate::eval::Sample;
+use crate::tasks::{TaskError, TaskMix, generate, to_sample};
+use crate::tokenizer::Tokenizer;
 
 /// Longest competition id; it travels in the ≤128-byte on-chain commitment.
 pub const MAX_ID_LEN: usize = 32;
@@ -43,6 +46,30 @@ pub enum CompetitionError {
         reason: String,
     },
 }
+
+/// Why an epoch's evaluation samples could not be built.
+#[derive(Debug, Error)]
+pub enum SampleSetError {
+    /// One sample could not be encoded.
+    #[error("sample {index}: {source}")]
+    Sample {
+        /// Position in the sample list.
+        index: usize,
+        /// The cause.
+        source: TaskError,
+    },
+    /// The competition names a dataset but none was given.
+    #[error("the competition mixes in dataset {path}, which was not loaded")]
+    DatasetMissing {
+        /// The dataset's path as the competition file writes it.
+        path: PathBuf,
+    },
+}
+
+/// [`derive_seed`] purpose of the generated part of an epoch's samples.
+pub const TASKS_PURPOSE: &str = "model-eval/tasks";
+/// [`derive_seed`] purpose of the dataset part of an epoch's samples.
+pub const DATASET_PURPOSE: &str = "model-eval/dataset";
 
 /// A model architecture dimension above its competition bound.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -182,6 +209,37 @@ pub struct TrackShares {
     pub labels: f64,
 }
 
+/// A JSONL dataset mixed into every evaluation, pinned by its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSpec {
+    /// The JSONL file, relative to the competition file's directory.
+    pub path: PathBuf,
+    /// sha256 of the file's bytes, 64 lowercase hex digits; a different file is refused.
+    pub sha256: String,
+    /// Records drawn from it per evaluation, after the generated samples.
+    pub samples: usize,
+}
+
+impl DatasetSpec {
+    /// The pinned hash as bytes, or `None` when it is not 64 hex digits.
+    pub fn sha256_bytes(&self) -> Option<[u8; 32]> {
+        let bytes = hex::decode(&self.sha256).ok()?;
+        bytes.try_into().ok()
+    }
+
+    /// Loads the dataset from `competition_dir`, refusing a file whose sha256 differs.
+    pub fn load(&self, competition_dir: &Path, limits: &Limits) -> Result<Dataset, DataError> {
+        let path = competition_dir.join(&self.path);
+        let expected = self.sha256_bytes().ok_or_else(|| DataError::HashMismatch {
+            path: path.clone(),
+            expected: self.sha256.clone(),
+            actual: String::from("(not computed: the pinned hash is not 64 hex digits)"),
+        })?;
+        Dataset::load_pinned(&path, expected, limits)
+    }
+}
+
 /// One competition's rules, validated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,6 +260,9 @@ pub struct Competition {
     pub shares: TrackShares,
     /// Weights of the task generators (`[tasks]` table of kind → integer weight).
     pub tasks: TaskMix,
+    /// An optional JSONL dataset whose records are added to the generated samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetSpec>,
 }
 
 impl Competition {
@@ -292,6 +353,20 @@ impl Competition {
                 format!("{} must be finite, >= epsilon.end and < 1", e.start),
             );
         }
+        if let Some(dataset) = &self.dataset {
+            if dataset.path.as_os_str().is_empty() {
+                return invalid("dataset.path", "must not be empty".into());
+            }
+            if dataset.sha256_bytes().is_none() || dataset.sha256 != dataset.sha256.to_lowercase() {
+                return invalid(
+                    "dataset.sha256",
+                    format!("{:?} must be 64 lowercase hex digits", dataset.sha256),
+                );
+            }
+            if dataset.samples == 0 {
+                return invalid("dataset.samples", "must be positive".into());
+            }
+        }
         let s = &self.shares;
         for (field, share) in [("shares.model", s.model), ("shares.labels", s.labels)] {
             if !(share.is_finite() && (0.0..=1.0).contains(&share)) {
@@ -305,6 +380,51 @@ impl Competition {
             );
         }
         Ok(())
+    }
+}
+
+impl Competition {
+    /// The samples every model is evaluated on for the epoch `seed` (see [`eval_seed`]):
+    /// `eval.samples` generated examples drawn from `derive_seed(seed, TASKS_PURPOSE)`, then, when
+    /// the competition names a dataset, `dataset.samples` records drawn from
+    /// `derive_seed(seed, DATASET_PURPOSE)`; each encoded to at most `eval.max_seq_len` tokens.
+    pub fn eval_samples(
+        &self,
+        seed: [u8; 32],
+        tokenizer: &Tokenizer,
+        dataset: Option<&Dataset>,
+    ) -> Result<Vec<Sample>, SampleSetError> {
+        let max_len = self.eval.max_seq_len;
+        let generated = generate(
+            derive_seed(seed, TASKS_PURPOSE),
+            &self.tasks,
+            self.eval.samples,
+        );
+        let mut samples = Vec::with_capacity(generated.len());
+        for example in &generated {
+            let sample = to_sample(tokenizer, example, max_len).map_err(|source| {
+                SampleSetError::Sample {
+                    index: samples.len(),
+                    source,
+                }
+            })?;
+            samples.push(sample);
+        }
+        if let Some(spec) = &self.dataset {
+            let dataset = dataset.ok_or_else(|| SampleSetError::DatasetMissing {
+                path: spec.path.clone(),
+            })?;
+            for record in dataset.sample(derive_seed(seed, DATASET_PURPOSE), spec.samples) {
+                let sample = record.to_sample(tokenizer, max_len).map_err(|source| {
+                    SampleSetError::Sample {
+                        index: samples.len(),
+                        source,
+                    }
+                })?;
+                samples.push(sample);
+            }
+        }
+        Ok(samples)
     }
 }
 
@@ -528,6 +648,86 @@ mod tests {
 
     const EVAL_SEED_ZERO_NETUID_1: &str =
         "43b9847adfd48a8699d4d494fd7a4ca05106f3b44b159e78a6739e3e1f86c862";
+
+    #[test]
+    fn eval_samples_are_the_seeded_tasks_then_the_dataset_records() {
+        let mut c = default_competition();
+        c.eval.samples = 5;
+        let tok = Tokenizer::bytes();
+        let seed = eval_seed([3; 32], 1);
+        let samples = c.eval_samples(seed, &tok, None).unwrap();
+        assert_eq!(samples.len(), 5);
+        assert_eq!(samples, c.eval_samples(seed, &tok, None).unwrap());
+        assert_ne!(
+            samples,
+            c.eval_samples(eval_seed([4; 32], 1), &tok, None).unwrap()
+        );
+        let first = &generate(derive_seed(seed, TASKS_PURPOSE), &c.tasks, 1)[0];
+        assert_eq!(
+            samples[0],
+            to_sample(&tok, first, c.eval.max_seq_len).unwrap()
+        );
+
+        let jsonl = b"{\"prompt\": \"hi\", \"completion\": \"there\"}\n";
+        let dataset = Dataset::parse(jsonl, &Limits::default()).unwrap();
+        c.dataset = Some(DatasetSpec {
+            path: "d.jsonl".into(),
+            sha256: hex::encode(Sha256::digest(jsonl)),
+            samples: 2,
+        });
+        assert!(matches!(
+            c.eval_samples(seed, &tok, None),
+            Err(SampleSetError::DatasetMissing { .. })
+        ));
+        let mixed = c.eval_samples(seed, &tok, Some(&dataset)).unwrap();
+        assert_eq!(mixed.len(), 7);
+        assert_eq!(mixed[..5], samples[..]);
+        assert_eq!(
+            mixed[5],
+            dataset.records()[0]
+                .to_sample(&tok, c.eval.max_seq_len)
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_pinned_dataset_loads_only_with_its_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let jsonl = b"{\"prompt\": \"a\", \"completion\": \"b\"}\n";
+        std::fs::write(dir.path().join("d.jsonl"), jsonl).unwrap();
+        let mut spec = DatasetSpec {
+            path: "d.jsonl".into(),
+            sha256: hex::encode(Sha256::digest(jsonl)),
+            samples: 1,
+        };
+        assert_eq!(spec.load(dir.path(), &Limits::default()).unwrap().len(), 1);
+        spec.sha256 = hex::encode([0u8; 32]);
+        assert!(matches!(
+            spec.load(dir.path(), &Limits::default()),
+            Err(DataError::HashMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn dataset_section_is_optional_and_validated() {
+        let text = format!(
+            "{DEFAULT_FILE}\n[dataset]\npath = \"x.jsonl\"\nsha256 = \"{}\"\nsamples = 3\n",
+            "ab".repeat(32)
+        );
+        let c = Competition::from_toml(&text).unwrap();
+        assert_eq!(c.dataset.as_ref().map(|d| d.samples), Some(3));
+        assert!(default_competition().dataset.is_none());
+        let mut bad = c.clone();
+        if let Some(d) = bad.dataset.as_mut() {
+            d.sha256 = "AB".repeat(32);
+        }
+        assert_invalid(&bad, "dataset.sha256");
+        let mut bad = c;
+        if let Some(d) = bad.dataset.as_mut() {
+            d.samples = 0;
+        }
+        assert_invalid(&bad, "dataset.samples");
+    }
 
     #[test]
     fn derived_seeds_differ_by_purpose() {

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`competition`] | the competition file (bounds, task mix, ε schedule, shares), its sha256, the eval seed |
 //! | [`config`] | [`LlamaConfig`](config::LlamaConfig): HF `config.json` read, validated and written |
+//! | [`data`] | JSONL datasets (`{prompt, completion}` or `{input_ids, completion_start}`), limits, seeded sampling |
 //! | [`eval`] | per-sample loss: mean cross-entropy over completion tokens, batched with right padding |
 //! | [`io`] | artifact directories: HF-named safetensors load (validated) and save, tensor cosines |
 //! | [`llama`] | [`Llama`](llama::Llama): the decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU) |
@@ -13,6 +14,7 @@
 
 pub mod competition;
 pub mod config;
+pub mod data;
 pub mod eval;
 pub mod io;
 pub mod llama;

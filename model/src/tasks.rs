@@ -18,7 +18,7 @@
 //! | successor | `next(199)=` | `200` |
 //!
 //! [`TaskKind::check`] recomputes the answer from the prompt alone, and [`near_miss`] writes a
-//! plausible wrong completion (for the label track's known-answer tasks). [`encode_example`] turns an
+//! plausible wrong completion (for the label track's known-answer tasks). [`to_sample`] turns an
 //! example into the token ids the evaluator scores.
 
 use std::collections::BTreeMap;
@@ -29,6 +29,7 @@ use rand_chacha::ChaCha20Rng;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::eval::Sample;
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
 /// What can go wrong building a task mix or encoding an example.
@@ -348,6 +349,19 @@ pub fn near_miss<R: RngCore + ?Sized>(example: &Example, rng: &mut R) -> String 
     } else {
         candidate
     }
+}
+
+/// The evaluation sample of `example`: [`encode_example`]'s ids and completion start.
+pub fn to_sample(
+    tokenizer: &Tokenizer,
+    example: &Example,
+    max_len: usize,
+) -> Result<Sample, TaskError> {
+    let (input_ids, completion_start) = encode_example(tokenizer, example, max_len)?;
+    Ok(Sample {
+        input_ids,
+        completion_start,
+    })
 }
 
 /// Token ids of one example and where its completion starts.
@@ -688,6 +702,20 @@ mod tests {
             ]
         );
         assert_eq!(start, 5);
+    }
+
+    #[test]
+    fn to_sample_carries_the_ids_and_completion_start() {
+        let example = Example {
+            prompt: "next(9)=".into(),
+            completion: "10".into(),
+            kind: TaskKind::Successor,
+        };
+        let sample = to_sample(&Tokenizer::bytes(), &example, 64).unwrap();
+        assert_eq!(
+            (sample.input_ids, sample.completion_start),
+            encode_example(&Tokenizer::bytes(), &example, 64).unwrap()
+        );
     }
 
     #[test]
