@@ -407,6 +407,34 @@ mod tests {
         ));
     }
 
+    /// A GPT-2-style byte-level BPE (the pre-tokenizer regex needs look-ahead, so this exercises
+    /// the fancy-regex build) with the ids Python's `tokenizers` 0.23 gives; see its `make.py`.
+    #[test]
+    fn byte_level_bpe_matches_python_tokenizers() {
+        const DIR: &str = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tokenizer-bytelevel-bpe"
+        );
+        let tok = Tokenizer::from_model_dir(Path::new(DIR)).unwrap();
+        let expected: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(Path::new(DIR).join("expected.json")).unwrap())
+                .unwrap();
+        assert_eq!(
+            tok.vocab_size() as u64,
+            expected["vocab_size"].as_u64().unwrap()
+        );
+        assert_eq!(tok.bos_id(), Some(0), "<|begin_of_text|>");
+        assert_eq!(tok.eos_id(), Some(1), "<|end_of_text|>");
+        let cases = expected["cases"].as_array().unwrap();
+        assert_eq!(cases.len(), 5);
+        for case in cases {
+            let text = case["text"].as_str().unwrap();
+            let ids: Vec<u32> = serde_json::from_value(case["ids"].clone()).unwrap();
+            assert_eq!(tok.encode(text).unwrap(), ids, "{text:?}");
+            assert_eq!(tok.decode(&ids).unwrap(), case["decoded"].as_str().unwrap());
+        }
+    }
+
     proptest! {
         #[test]
         fn byte_tokenizer_round_trips_any_text(text in any::<String>()) {
