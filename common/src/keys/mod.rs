@@ -487,4 +487,50 @@ mod tests {
             })
         ));
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+
+            #[test]
+            fn any_signature_verifies_for_its_key_and_message_only(
+                seed in any::<[u8; 32]>(),
+                message in proptest::collection::vec(any::<u8>(), 0..256),
+                flip in any::<usize>(),
+            ) {
+                let pair = Keypair::from_seed(&seed);
+                let sig = pair.sign(&message);
+                prop_assert!(pair.account_id().verify(&message, &sig));
+                let mut tampered = sig;
+                tampered.0[flip % 64] ^= 1;
+                prop_assert!(!pair.account_id().verify(&message, &tampered));
+            }
+
+            #[test]
+            fn any_account_id_round_trips_through_ss58(bytes in any::<[u8; 32]>()) {
+                let id = AccountId(bytes);
+                let text = id.to_ss58();
+                prop_assert_eq!(text.len(), 48);
+                prop_assert_eq!(AccountId::from_ss58(&text).unwrap(), id);
+            }
+
+            #[test]
+            fn any_soft_path_derives_from_the_public_key_alone(
+                seed in any::<[u8; 32]>(),
+                name in "[a-z0-9]{1,40}",
+            ) {
+                // Soft derivation of the secret and of the public key agree.
+                let pair = Keypair::from_seed(&seed);
+                let junction = DeriveJunction::new(&name, false);
+                let derived = pair.derive(&[junction]);
+                let DeriveJunction::Soft(cc) = junction else { unreachable!() };
+                let public = pair.inner.public.derived_key_simple(ChainCode(cc), []).0;
+                prop_assert_eq!(derived.account_id().0, public.to_bytes());
+            }
+        }
+    }
 }

@@ -68,7 +68,7 @@ pub(crate) struct SecretUri<'a> {
 /// Splits a URI into its root, junctions and password.
 ///
 /// Grammar (sp-core): `phrase? ("/" "/"? segment)* ("///" password)?` where a segment holds no `/`
-/// and the phrase holds letters, digits and spaces. Error messages never repeat the input,
+/// and the phrase holds letters, digits, `_` and spaces (the regex `[\d\w ]+`). Error messages never repeat the input,
 /// since it is secret.
 pub(crate) fn parse(uri: &str) -> Result<SecretUri<'_>, KeyError> {
     let (rest, password) = match uri.find("///") {
@@ -77,9 +77,12 @@ pub(crate) fn parse(uri: &str) -> Result<SecretUri<'_>, KeyError> {
     };
     let phrase_end = rest.find('/').unwrap_or(rest.len());
     let (phrase, mut path) = rest.split_at(phrase_end);
-    if !phrase.chars().all(|c| c.is_alphanumeric() || c == ' ') {
+    if !phrase
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || c == ' ')
+    {
         return Err(KeyError::InvalidUri {
-            reason: "the phrase part may hold only letters, digits and spaces",
+            reason: "the phrase part may hold only letters, digits, `_` and spaces",
         });
     }
     let root = if phrase.is_empty() {

@@ -121,14 +121,6 @@ pub enum WalletError {
         /// The variable.
         env_var: String,
     },
-    /// Reading the password from the terminal failed.
-    #[error("cannot read the password for keyfile {path} from the terminal: {source}")]
-    Prompt {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
     /// A mnemonic or key given to regenerate a key is invalid.
     #[error("{source}")]
     Key {

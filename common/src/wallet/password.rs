@@ -66,17 +66,12 @@ impl PasswordSource {
         }
         if self.allow_prompt {
             let prompt = format!("Enter password to {purpose} {}: ", path.display());
-            let typed = rpassword::prompt_password(prompt).map_err(|e| WalletError::Prompt {
-                path: path.to_path_buf(),
-                source: e,
-            })?;
-            if typed.is_empty() {
-                return Err(WalletError::PasswordRequired {
-                    path: path.to_path_buf(),
-                    env_var: env_var_name(path),
-                });
+            // No terminal (a service, CI) reads as "no password available" below.
+            if let Ok(typed) = rpassword::prompt_password(prompt)
+                && !typed.is_empty()
+            {
+                return Ok(SecretString::from(typed));
             }
-            return Ok(SecretString::from(typed));
         }
         Err(WalletError::PasswordRequired {
             path: path.to_path_buf(),
