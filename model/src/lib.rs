@@ -2,22 +2,28 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`backend`] | the concrete backends (NdArray CPU, `cuda` feature) and `--device auto|cpu|cuda` selection |
 //! | [`competition`] | the competition file (bounds, task mix, ε schedule, shares), its sha256, the eval seed |
 //! | [`config`] | [`LlamaConfig`](config::LlamaConfig): HF `config.json` read, validated and written |
 //! | [`data`] | JSONL datasets (`{prompt, completion}` or `{input_ids, completion_start}`), limits, seeded sampling |
 //! | [`eval`] | per-sample loss: mean cross-entropy over completion tokens, batched with right padding |
+//! | [`generate`] | greedy or seeded sampling continuation of a prompt (`/v1/generate`, spot-checks) |
 //! | [`io`] | artifact directories: HF-named safetensors load (validated) and save, tensor cosines |
 //! | [`llama`] | [`Llama`](llama::Llama): the decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU) |
 //! | [`score`] | model-track scoring: ε-adjusted pairwise win rates, duplicates, softmax |
+//! | [`train`] | fine-tuning: AdamW on the completion loss, warmup, clipping, checkpoints and resume |
 //! | [`tasks`] | seeded prompt → completion generators, checkers, near-misses, encoding to token ids |
 //! | [`tokenizer`] | built-in byte-level tokenizer and `tokenizer.json` through `tokenizers` |
 
+pub mod backend;
 pub mod competition;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod generate;
 pub mod io;
 pub mod llama;
 pub mod score;
 pub mod tasks;
 pub mod tokenizer;
+pub mod train;

@@ -1,0 +1,260 @@
+//! Text generation for `/v1/generate` and the validator's spot-check: greedy at temperature 0,
+//! otherwise sampling from `softmax(logits / temperature)` with a seeded ChaCha RNG, so the same
+//! model, prompt, temperature and seed give the same tokens on every machine whose logits agree.
+//!
+//! No key/value cache: each step reruns the whole sequence. The subnet's models are small and
+//! outputs short; correctness and determinism matter more here than speed.
+
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::llama::Llama;
+
+/// How to continue a prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateOptions {
+    /// Most tokens to add (fewer when a stop token appears or the context is full).
+    pub max_new_tokens: usize,
+    /// 0 for greedy decoding; otherwise the softmax temperature (at most 100).
+    pub temperature: f64,
+    /// Seed of the sampling RNG (unused when greedy).
+    pub seed: u64,
+    /// Generation ends after this token is produced (it is included in the output).
+    pub stop_token: Option<u32>,
+}
+
+/// Why generation could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    /// The prompt has no tokens.
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    /// The prompt fills the model's context already.
+    #[error("prompt of {len} tokens leaves no room in the model's context of {max}")]
+    PromptTooLong {
+        /// Prompt length.
+        len: usize,
+        /// The model's `max_position_embeddings`.
+        max: usize,
+    },
+    /// A prompt token is outside the vocabulary.
+    #[error("prompt token id {token} is outside the vocabulary of {vocab}")]
+    TokenOutOfRange {
+        /// The offending id.
+        token: u32,
+        /// The model's vocabulary size.
+        vocab: usize,
+    },
+    /// The temperature is negative, not finite or above 100.
+    #[error("temperature {0} must be in [0, 100]")]
+    BadTemperature(f64),
+    /// Reading logits back from the backend failed.
+    #[error("reading logits from the backend: {0}")]
+    Backend(String),
+}
+
+/// The tokens generated after `prompt` (the prompt itself is not repeated).
+pub fn generate<B: Backend>(
+    model: &Llama<B>,
+    prompt: &[u32],
+    options: &GenerateOptions,
+) -> Result<Vec<u32>, GenerateError> {
+    let [vocab, _] = model.embed_tokens.weight.dims();
+    let max = model.max_position_embeddings;
+    if prompt.is_empty() {
+        return Err(GenerateError::EmptyPrompt);
+    }
+    if prompt.len() >= max {
+        return Err(GenerateError::PromptTooLong {
+            len: prompt.len(),
+            max,
+        });
+    }
+    if let Some(&token) = prompt.iter().find(|&&t| t as usize >= vocab) {
+        return Err(GenerateError::TokenOutOfRange { token, vocab });
+    }
+    let temperature = options.temperature;
+    if !(0.0..=100.0).contains(&temperature) {
+        return Err(GenerateError::BadTemperature(temperature));
+    }
+
+    let device = model.embed_tokens.weight.val().device();
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    let mut sequence = prompt.to_vec();
+    let room = max - prompt.len();
+    for _ in 0..options.max_new_tokens.min(room) {
+        let len = sequence.len();
+        let ids: Vec<i64> = sequence.iter().map(|&t| i64::from(t)).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, len]), &device);
+        // [1, len, vocab] → the last position's logits
+        let logits = model
+            .forward(ids)
+            .narrow(1, len - 1, 1)
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .map_err(|e| GenerateError::Backend(format!("{e:?}")))?;
+        let next = if temperature == 0.0 {
+            argmax(&logits)
+        } else {
+            sample(&logits, temperature, &mut rng)
+        };
+        sequence.push(next);
+        if options.stop_token == Some(next) {
+            break;
+        }
+    }
+    Ok(sequence.split_off(prompt.len()))
+}
+
+/// Index of the largest logit; the lowest index wins ties, NaN never wins.
+fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] || logits[best].is_nan() {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Draws from `softmax(logits / temperature)`, computed in f64.
+fn sample(logits: &[f32], temperature: f64, rng: &mut ChaCha8Rng) -> u32 {
+    let scaled: Vec<f64> = logits.iter().map(|&v| f64::from(v) / temperature).collect();
+    let max = scaled.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let weights: Vec<f64> = scaled
+        .iter()
+        .map(|&v| if v.is_finite() { (v - max).exp() } else { 0.0 })
+        .collect();
+    let total: f64 = weights.iter().sum();
+    if !(total > 0.0 && total.is_finite()) {
+        return argmax(logits);
+    }
+    let mut draw = rng.r#gen::<f64>() * total;
+    for (i, w) in weights.iter().enumerate() {
+        if draw < *w {
+            return i as u32;
+        }
+        draw -= w;
+    }
+    // Rounding left `draw` just above the last weight: take the last token with any weight.
+    weights.iter().rposition(|&w| w > 0.0).unwrap_or(0) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LlamaConfig;
+    use burn::backend::NdArray;
+
+    type B = NdArray<f32>;
+
+    fn model() -> Llama<B> {
+        LlamaConfig {
+            hidden_size: 16,
+            intermediate_size: 32,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            num_key_value_heads: 1,
+            vocab_size: 12,
+            max_position_embeddings: 10,
+            rms_norm_eps: 1e-5,
+            rope_theta: 10_000.0,
+            tie_word_embeddings: true,
+            bos_token_id: None,
+            eos_token_id: None,
+            pad_token_id: None,
+        }
+        .init::<B>(&Default::default())
+    }
+
+    fn options(max_new_tokens: usize, temperature: f64, seed: u64) -> GenerateOptions {
+        GenerateOptions {
+            max_new_tokens,
+            temperature,
+            seed,
+            stop_token: None,
+        }
+    }
+
+    #[test]
+    fn greedy_decoding_follows_the_argmax_of_the_logits() {
+        let model = model();
+        let out = generate(&model, &[1, 2], &options(3, 0.0, 0)).unwrap();
+        assert_eq!(out.len(), 3);
+        let ids = Tensor::<B, 2, Int>::from_data(
+            TensorData::new(vec![1i64, 2], [1, 2]),
+            &Default::default(),
+        );
+        let logits = model.forward(ids).into_data().to_vec::<f32>().unwrap();
+        assert_eq!(out[0], argmax(&logits[12..]));
+    }
+
+    #[test]
+    fn sampling_is_reproducible_by_seed_and_stops_at_the_context() {
+        let model = model();
+        let a = generate(&model, &[3], &options(20, 1.5, 7)).unwrap();
+        let b = generate(&model, &[3], &options(20, 1.5, 7)).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            a.len(),
+            9,
+            "context of 10 holds the prompt and 9 new tokens"
+        );
+        assert!(a.iter().all(|&t| t < 12));
+        let seeds: std::collections::BTreeSet<Vec<u32>> = (0..8)
+            .map(|s| generate(&model, &[3], &options(9, 5.0, s)).unwrap())
+            .collect();
+        assert!(
+            seeds.len() > 1,
+            "different seeds should give different samples"
+        );
+    }
+
+    #[test]
+    fn stops_after_the_stop_token() {
+        let model = model();
+        let greedy = generate(&model, &[4], &options(5, 0.0, 0)).unwrap();
+        let stop = GenerateOptions {
+            stop_token: Some(greedy[1]),
+            ..options(5, 0.0, 0)
+        };
+        let out = generate(&model, &[4], &stop).unwrap();
+        let first = greedy.iter().position(|&t| t == greedy[1]).unwrap();
+        assert_eq!(out, greedy[..=first].to_vec());
+    }
+
+    #[test]
+    fn rejects_bad_requests() {
+        let model = model();
+        assert!(matches!(
+            generate(&model, &[], &options(1, 0.0, 0)),
+            Err(GenerateError::EmptyPrompt)
+        ));
+        assert!(matches!(
+            generate(&model, &[1; 10], &options(1, 0.0, 0)),
+            Err(GenerateError::PromptTooLong { len: 10, max: 10 })
+        ));
+        assert!(matches!(
+            generate(&model, &[12], &options(1, 0.0, 0)),
+            Err(GenerateError::TokenOutOfRange {
+                token: 12,
+                vocab: 12
+            })
+        ));
+        for t in [-1.0, f64::NAN, 1000.0] {
+            assert!(matches!(
+                generate(&model, &[1], &options(1, t, 0)),
+                Err(GenerateError::BadTemperature(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn argmax_prefers_the_lowest_index_and_ignores_nan() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
+        assert_eq!(argmax(&[f32::NAN, 0.5, -1.0]), 1);
+    }
+}

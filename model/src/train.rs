@@ -1,0 +1,619 @@
+//! Fine-tuning: AdamW on the completion loss, with linear warmup, gradient clipping, periodic
+//! checkpoints and resume, writing an HF-style artifact directory.
+//!
+//! The objective is the one the validator scores: for each sample the mean cross-entropy over
+//! its completion tokens, averaged over the batch. Samples are drawn in a seeded order (a fresh
+//! shuffle per pass over the data), so step `s` always sees the same batch and a resumed run
+//! continues the same stream.
+//!
+//! Layout of `out_dir`: `config.json` + `model.safetensors` (the final model), and
+//! `checkpoint/` with the same two files plus `trainer_state.json` (written last, so a present
+//! state file means a complete checkpoint). Resuming restores the weights and the step; AdamW's
+//! moment estimates restart from zero (the warmup is not repeated).
+
+use std::path::{Path, PathBuf};
+
+use burn::module::AutodiffModule;
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Tensor, TensorData};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::LlamaConfig;
+use crate::eval::{EvalError, Sample, check_samples, pad_batch};
+use crate::io::{IoError, load_artifact, save_artifact};
+use crate::llama::Llama;
+
+/// The sub-directory of the output directory that holds the latest checkpoint.
+pub const CHECKPOINT_DIR: &str = "checkpoint";
+/// The trainer's progress file inside the checkpoint directory.
+pub const STATE_FILE: &str = "trainer_state.json";
+
+/// Hyperparameters of a fine-tuning run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    /// Total optimizer steps (a resumed run stops at the same total).
+    pub steps: usize,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Peak learning rate, reached after the warmup.
+    pub learning_rate: f64,
+    /// Steps of linear warmup from `learning_rate / warmup_steps` to `learning_rate`; after it the
+    /// rate decays linearly to 10% of the peak at the last step.
+    pub warmup_steps: usize,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f64,
+    /// Largest L2 norm of each parameter's gradient (burn clips per parameter tensor); `None`
+    /// to disable.
+    pub max_grad_norm: Option<f64>,
+    /// Save a checkpoint every this many steps (0: only the final model).
+    pub checkpoint_every: usize,
+    /// Seed of the sample order.
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 1000,
+            batch_size: 16,
+            learning_rate: 1e-3,
+            warmup_steps: 50,
+            weight_decay: 0.01,
+            max_grad_norm: Some(1.0),
+            checkpoint_every: 100,
+            seed: 0,
+        }
+    }
+}
+
+/// What one step did, handed to the progress callback.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepReport {
+    /// 1-based step number.
+    pub step: usize,
+    /// Total steps of the run.
+    pub steps: usize,
+    /// The batch's loss before the update (mean over samples of the completion loss).
+    pub loss: f64,
+    /// The learning rate used.
+    pub learning_rate: f64,
+}
+
+/// Summary of a finished run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainOutcome {
+    /// The step the run started from (0, or the checkpoint's step when resumed).
+    pub start_step: usize,
+    /// Losses of the steps run by this call, in order.
+    pub losses: Vec<f64>,
+    /// Where the final artifact was written.
+    pub artifact_dir: PathBuf,
+}
+
+/// Progress saved with each checkpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct TrainerState {
+    step: usize,
+    seed: u64,
+    batch_size: usize,
+    loss: f64,
+}
+
+/// Why training could not run or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A training sample is unusable.
+    #[error("bad training data: {0}")]
+    Data(#[from] EvalError),
+    /// There are no training samples.
+    #[error("no training samples")]
+    NoSamples,
+    /// The hyperparameters are unusable.
+    #[error("bad training config: {0}")]
+    Config(String),
+    /// Reading or writing an artifact or checkpoint failed.
+    #[error(transparent)]
+    Io(#[from] IoError),
+    /// Reading or writing the trainer state failed.
+    #[error("trainer state {path}: {message}")]
+    State {
+        /// The state file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The checkpoint belongs to a different model or run.
+    #[error("checkpoint in {path} does not match this run: {message}")]
+    CheckpointMismatch {
+        /// The checkpoint directory.
+        path: PathBuf,
+        /// What differs.
+        message: String,
+    },
+    /// The loss became NaN or infinite.
+    #[error("loss is not finite at step {step}")]
+    Diverged {
+        /// The step.
+        step: usize,
+    },
+    /// Reading the loss back from the backend failed.
+    #[error("reading the loss from the backend: {0}")]
+    Backend(String),
+}
+
+/// The learning rate at 1-based `step`.
+pub fn learning_rate_at(config: &TrainConfig, step: usize) -> f64 {
+    let peak = config.learning_rate;
+    if step <= config.warmup_steps {
+        return peak * step as f64 / config.warmup_steps as f64;
+    }
+    let decay_steps = config.steps.saturating_sub(config.warmup_steps).max(1) as f64;
+    let progress = (step - config.warmup_steps) as f64 / decay_steps;
+    peak * (1.0 - 0.9 * progress.min(1.0))
+}
+
+/// Fine-tunes `model` on `samples` and writes the result to `out_dir`. With `resume`, a complete
+/// checkpoint in `out_dir/checkpoint` replaces `model` and the run continues from its step.
+pub fn train<B: AutodiffBackend>(
+    mut model: Llama<B>,
+    model_config: &LlamaConfig,
+    samples: &[Sample],
+    config: &TrainConfig,
+    out_dir: &Path,
+    resume: bool,
+    progress: &mut dyn FnMut(&StepReport),
+) -> Result<(Llama<B>, TrainOutcome), TrainError> {
+    validate(config)?;
+    if samples.is_empty() {
+        return Err(TrainError::NoSamples);
+    }
+    check_samples(
+        samples,
+        model_config.vocab_size,
+        model_config.max_position_embeddings,
+    )?;
+    let device = model.embed_tokens.weight.val().device();
+    let checkpoint = out_dir.join(CHECKPOINT_DIR);
+
+    let mut start_step = 0;
+    if resume && let Some(state) = read_state(&checkpoint)? {
+        if state.seed != config.seed || state.batch_size != config.batch_size {
+            return Err(TrainError::CheckpointMismatch {
+                path: checkpoint,
+                message: format!(
+                    "seed {} / batch size {} there, {} / {} here",
+                    state.seed, state.batch_size, config.seed, config.batch_size
+                ),
+            });
+        }
+        let (saved_config, saved) = load_artifact::<B>(&checkpoint, u64::MAX, &device)?;
+        if &saved_config != model_config {
+            return Err(TrainError::CheckpointMismatch {
+                path: checkpoint,
+                message: "model config differs".to_string(),
+            });
+        }
+        model = saved;
+        start_step = state.step.min(config.steps);
+        tracing::info!(step = start_step, "resuming from checkpoint");
+    }
+
+    let mut optimizer = AdamWConfig::new()
+        .with_weight_decay(config.weight_decay as f32)
+        .with_grad_clipping(
+            config
+                .max_grad_norm
+                .map(|norm| GradientClippingConfig::Norm(norm as f32)),
+        )
+        .init::<B, Llama<B>>();
+    let mut order = SampleOrder::new(samples.len(), config.seed);
+    let mut losses = Vec::with_capacity(config.steps - start_step);
+
+    for step in start_step + 1..=config.steps {
+        let batch: Vec<&Sample> = order
+            .batch(step - 1, config.batch_size)
+            .into_iter()
+            .map(|i| &samples[i])
+            .collect();
+        let loss = batch_loss(&model, &batch, &device);
+        let loss_value = loss
+            .clone()
+            .into_data()
+            .convert::<f64>()
+            .to_vec::<f64>()
+            .map_err(|e| TrainError::Backend(format!("{e:?}")))?
+            .first()
+            .copied()
+            .unwrap_or(f64::NAN);
+        if !loss_value.is_finite() {
+            return Err(TrainError::Diverged { step });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let learning_rate = learning_rate_at(config, step);
+        model = optimizer.step(learning_rate, model, grads);
+        losses.push(loss_value);
+        progress(&StepReport {
+            step,
+            steps: config.steps,
+            loss: loss_value,
+            learning_rate,
+        });
+        if config.checkpoint_every > 0 && step % config.checkpoint_every == 0 && step < config.steps
+        {
+            save_checkpoint(&model, model_config, config, step, loss_value, &checkpoint)?;
+        }
+    }
+
+    let last_loss = losses.last().copied().unwrap_or(f64::NAN);
+    save_checkpoint(
+        &model,
+        model_config,
+        config,
+        config.steps,
+        last_loss,
+        &checkpoint,
+    )?;
+    save_artifact(&model.valid(), model_config, out_dir)?;
+    Ok((
+        model,
+        TrainOutcome {
+            start_step,
+            losses,
+            artifact_dir: out_dir.to_path_buf(),
+        },
+    ))
+}
+
+fn validate(config: &TrainConfig) -> Result<(), TrainError> {
+    let bad = |m: &str| Err(TrainError::Config(m.to_string()));
+    if config.steps == 0 {
+        return bad("steps must be at least 1");
+    }
+    if config.batch_size == 0 {
+        return bad("batch_size must be at least 1");
+    }
+    if !(config.learning_rate > 0.0 && config.learning_rate.is_finite()) {
+        return bad("learning_rate must be positive");
+    }
+    if !(config.weight_decay >= 0.0 && config.weight_decay.is_finite()) {
+        return bad("weight_decay must be non-negative");
+    }
+    if let Some(norm) = config.max_grad_norm
+        && !(norm > 0.0 && norm.is_finite())
+    {
+        return bad("max_grad_norm must be positive");
+    }
+    Ok(())
+}
+
+/// The training objective of one batch: mean over samples of each sample's mean completion
+/// cross-entropy.
+///
+/// Shapes: → `[1]`.
+fn batch_loss<B: AutodiffBackend>(
+    model: &Llama<B>,
+    batch: &[&Sample],
+    device: &B::Device,
+) -> Tensor<B, 1> {
+    let (input_ids, targets, lengths) = pad_batch::<B>(batch, device);
+    let [rows, seq] = input_ids.dims();
+    let mut weights = vec![0f32; rows * seq];
+    for (row, sample) in batch.iter().enumerate() {
+        let (from, to) = (sample.completion_start - 1, sample.input_ids.len() - 1);
+        let weight = 1.0 / ((to - from) * rows) as f32;
+        weights[row * seq + from..row * seq + to].fill(weight);
+    }
+    let weights = Tensor::<B, 2>::from_data(TensorData::new(weights, [rows, seq]), device);
+    // [rows, seq, vocab] → log p(target) [rows, seq]
+    let log_probs = log_softmax(model.forward_padded(input_ids, &lengths), 2)
+        .gather(2, targets.unsqueeze_dim::<3>(2))
+        .reshape([rows, seq]);
+    (log_probs * weights).sum().neg()
+}
+
+/// The seeded sample stream: pass `p` over the data is a shuffle seeded by `(seed, p)`.
+struct SampleOrder {
+    len: usize,
+    seed: u64,
+    pass: Option<(usize, Vec<usize>)>,
+}
+
+impl SampleOrder {
+    fn new(len: usize, seed: u64) -> Self {
+        Self {
+            len,
+            seed,
+            pass: None,
+        }
+    }
+
+    /// Sample indices of 0-based step `step`.
+    fn batch(&mut self, step: usize, batch_size: usize) -> Vec<usize> {
+        (step * batch_size..(step + 1) * batch_size)
+            .map(|position| self.at(position))
+            .collect()
+    }
+
+    fn at(&mut self, position: usize) -> usize {
+        let (pass, offset) = (position / self.len, position % self.len);
+        if self.pass.as_ref().map(|(p, _)| *p) != Some(pass) {
+            let mut indices: Vec<usize> = (0..self.len).collect();
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                self.seed ^ (pass as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            );
+            indices.shuffle(&mut rng);
+            self.pass = Some((pass, indices));
+        }
+        self.pass
+            .as_ref()
+            .map_or(offset, |(_, indices)| indices[offset])
+    }
+}
+
+fn save_checkpoint<B: AutodiffBackend>(
+    model: &Llama<B>,
+    model_config: &LlamaConfig,
+    config: &TrainConfig,
+    step: usize,
+    loss: f64,
+    dir: &Path,
+) -> Result<(), TrainError> {
+    let path = dir.join(STATE_FILE);
+    let state_error = |message: String| TrainError::State {
+        path: path.clone(),
+        message,
+    };
+    // Remove the old state first: a crash mid-write then leaves "no checkpoint", never a state
+    // file next to half-written weights.
+    match std::fs::remove_file(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(state_error(e.to_string())),
+    }
+    save_artifact(&model.valid(), model_config, dir)?;
+    let state = TrainerState {
+        step,
+        seed: config.seed,
+        batch_size: config.batch_size,
+        loss,
+    };
+    let text = serde_json::to_string_pretty(&state).map_err(|e| state_error(e.to_string()))?;
+    let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
+    std::fs::write(&tmp, text).map_err(|e| state_error(e.to_string()))?;
+    std::fs::rename(&tmp, &path).map_err(|e| state_error(e.to_string()))?;
+    tracing::debug!(step, dir = %dir.display(), "checkpoint saved");
+    Ok(())
+}
+
+fn read_state(dir: &Path) -> Result<Option<TrainerState>, TrainError> {
+    let path = dir.join(STATE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(TrainError::State {
+                path,
+                message: e.to_string(),
+            });
+        }
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| TrainError::State {
+            path,
+            message: e.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::evaluate;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::backend::Backend;
+
+    type B = Autodiff<NdArray<f32>>;
+
+    fn model_config() -> LlamaConfig {
+        LlamaConfig {
+            hidden_size: 16,
+            intermediate_size: 32,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            num_key_value_heads: 1,
+            vocab_size: 12,
+            max_position_embeddings: 16,
+            rms_norm_eps: 1e-5,
+            rope_theta: 10_000.0,
+            tie_word_embeddings: false,
+            bos_token_id: None,
+            eos_token_id: None,
+            pad_token_id: None,
+        }
+    }
+
+    /// "a b =" → "b a": reverse two tokens.
+    fn samples() -> Vec<Sample> {
+        let mut out = Vec::new();
+        for a in 0..5u32 {
+            for b in 0..5u32 {
+                out.push(Sample {
+                    input_ids: vec![10, a, b, 11, b, a],
+                    completion_start: 4,
+                });
+            }
+        }
+        out
+    }
+
+    fn quick(steps: usize) -> TrainConfig {
+        TrainConfig {
+            steps,
+            batch_size: 8,
+            learning_rate: 1e-2,
+            warmup_steps: 3,
+            weight_decay: 0.0,
+            max_grad_norm: Some(1.0),
+            checkpoint_every: 4,
+            seed: 3,
+        }
+    }
+
+    fn mean_loss(model: &Llama<NdArray<f32>>) -> f64 {
+        let losses = evaluate(model, &samples(), 32).unwrap();
+        losses.iter().map(|l| l.loss).sum::<f64>() / losses.len() as f64
+    }
+
+    #[test]
+    fn a_few_steps_lower_the_completion_loss_and_write_an_artifact() {
+        B::seed(&Default::default(), 1);
+        let config = model_config();
+        let model = config.init::<B>(&Default::default());
+        let before = mean_loss(&model.valid());
+        let dir = tempfile::tempdir().unwrap();
+        let mut reports = Vec::new();
+        let (model, outcome) = train(
+            model,
+            &config,
+            &samples(),
+            &quick(40),
+            dir.path(),
+            false,
+            &mut |r| reports.push(*r),
+        )
+        .unwrap();
+        let after = mean_loss(&model.valid());
+        assert!(after < 0.6 * before, "loss {before} → {after}");
+        assert_eq!(outcome.start_step, 0);
+        assert_eq!(outcome.losses.len(), 40);
+        assert_eq!(reports.len(), 40);
+        assert_eq!(reports[0].step, 1);
+
+        let (_, reloaded) =
+            load_artifact::<NdArray<f32>>(dir.path(), 1 << 20, &Default::default()).unwrap();
+        assert!((mean_loss(&reloaded) - after).abs() < 1e-6);
+    }
+
+    #[test]
+    fn resumes_from_the_checkpoint_step() {
+        B::seed(&Default::default(), 2);
+        let config = model_config();
+        let dir = tempfile::tempdir().unwrap();
+        let first = config.init::<B>(&Default::default());
+        train(
+            first,
+            &config,
+            &samples(),
+            &quick(6),
+            dir.path(),
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
+        let state = read_state(&dir.path().join(CHECKPOINT_DIR))
+            .unwrap()
+            .unwrap();
+        assert_eq!(state.step, 6);
+
+        let fresh = config.init::<B>(&Default::default());
+        let (_, outcome) = train(
+            fresh,
+            &config,
+            &samples(),
+            &quick(10),
+            dir.path(),
+            true,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(outcome.start_step, 6);
+        assert_eq!(outcome.losses.len(), 4);
+
+        let other_seed = TrainConfig {
+            seed: 4,
+            ..quick(12)
+        };
+        let fresh = config.init::<B>(&Default::default());
+        assert!(matches!(
+            train(
+                fresh,
+                &config,
+                &samples(),
+                &other_seed,
+                dir.path(),
+                true,
+                &mut |_| {}
+            ),
+            Err(TrainError::CheckpointMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn learning_rate_warms_up_linearly_then_decays_to_a_tenth() {
+        let config = TrainConfig {
+            steps: 12,
+            learning_rate: 1.0,
+            warmup_steps: 2,
+            ..TrainConfig::default()
+        };
+        assert_eq!(learning_rate_at(&config, 1), 0.5);
+        assert_eq!(learning_rate_at(&config, 2), 1.0);
+        assert!((learning_rate_at(&config, 7) - 0.55).abs() < 1e-12);
+        assert!((learning_rate_at(&config, 12) - 0.1).abs() < 1e-12);
+        let no_warmup = TrainConfig {
+            warmup_steps: 0,
+            ..config
+        };
+        assert!(learning_rate_at(&no_warmup, 1) < 1.0);
+    }
+
+    #[test]
+    fn sample_order_covers_every_sample_once_per_pass() {
+        let mut order = SampleOrder::new(7, 9);
+        let mut first_pass: Vec<usize> = (0..7).map(|p| order.at(p)).collect();
+        first_pass.sort_unstable();
+        assert_eq!(first_pass, (0..7).collect::<Vec<_>>());
+        let again = SampleOrder::new(7, 9).batch(3, 4);
+        assert_eq!(order.batch(3, 4), again);
+    }
+
+    #[test]
+    fn rejects_unusable_configs_and_data() {
+        let config = model_config();
+        let dir = tempfile::tempdir().unwrap();
+        let run = |samples: &[Sample], train_config: &TrainConfig| {
+            train(
+                config.init::<B>(&Default::default()),
+                &config,
+                samples,
+                train_config,
+                dir.path(),
+                false,
+                &mut |_| {},
+            )
+        };
+        assert!(matches!(run(&[], &quick(1)), Err(TrainError::NoSamples)));
+        let zero_batch = TrainConfig {
+            batch_size: 0,
+            ..quick(1)
+        };
+        assert!(matches!(
+            run(&samples(), &zero_batch),
+            Err(TrainError::Config(_))
+        ));
+        let bad = [Sample {
+            input_ids: vec![1, 12],
+            completion_start: 1,
+        }];
+        assert!(matches!(
+            run(&bad, &quick(1)),
+            Err(TrainError::Data(EvalError::TokenOutOfRange { .. }))
+        ));
+    }
+}
