@@ -68,6 +68,12 @@ impl WalletArgs {
         self.wallet().load_hotkey(&PasswordSource::interactive())
     }
 
+    /// Loads the coldkey pair (normally encrypted): password from the SDK's `BT_PW_…` variable,
+    /// else a terminal prompt. Errors name the keyfile.
+    pub fn load_coldkey(&self) -> Result<Keypair, WalletError> {
+        self.wallet().load_coldkey(&PasswordSource::interactive())
+    }
+
     /// The hotkey's public key (from `<hotkey>pub.txt` when present). Errors name the keyfile.
     pub fn hotkey_account(&self) -> Result<AccountId, WalletError> {
         self.wallet().hotkey_account()

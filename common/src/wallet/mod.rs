@@ -121,6 +121,16 @@ pub enum WalletError {
         /// The variable.
         env_var: String,
     },
+    /// A wallet or hotkey name that is not a plain file name.
+    #[error(
+        "invalid {kind} name {name:?}: it must be a plain, non-empty file name (no `/`, not `.` or `..`)"
+    )]
+    InvalidName {
+        /// "wallet" or "hotkey".
+        kind: &'static str,
+        /// The rejected name.
+        name: String,
+    },
     /// A mnemonic or key given to regenerate a key is invalid.
     #[error("{source}")]
     Key {
@@ -131,6 +141,23 @@ pub enum WalletError {
 }
 
 impl WalletError {
+    /// The keyfile this error is about, when it concerns one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::NotFound { path }
+            | Self::Read { path, .. }
+            | Self::Write { path, .. }
+            | Self::AlreadyExists { path }
+            | Self::Keyfile { path, .. }
+            | Self::PublicOnly { path }
+            | Self::Decrypt { path, .. }
+            | Self::Encrypt { path, .. }
+            | Self::LegacyEncryption { path, .. }
+            | Self::PasswordRequired { path, .. } => Some(path),
+            Self::BadPasswordEnv { .. } | Self::Key { .. } | Self::InvalidName { .. } => None,
+        }
+    }
+
     /// Whether this is a failed decryption because of a wrong password.
     pub fn is_wrong_password(&self) -> bool {
         matches!(
@@ -184,6 +211,24 @@ impl Wallet {
         }
     }
 
+    /// Checks that the wallet and hotkey names are plain file names, so no keyfile lands
+    /// outside `<path>/<name>/`. Every load and write calls it.
+    pub fn check_names(&self) -> Result<(), WalletError> {
+        for (kind, name) in [("wallet", &self.name), ("hotkey", &self.hotkey)] {
+            let plain = !name.is_empty()
+                && name != "."
+                && name != ".."
+                && !name.contains(['/', '\\', '\0']);
+            if !plain {
+                return Err(WalletError::InvalidName {
+                    kind,
+                    name: name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// `<path>/<name>`.
     pub fn dir(&self) -> PathBuf {
         self.path.join(&self.name)
@@ -213,21 +258,25 @@ impl Wallet {
 
     /// Loads the hotkey pair; an encrypted hotkey gets its password from `password`.
     pub fn load_hotkey(&self, password: &PasswordSource) -> Result<Keypair, WalletError> {
+        self.check_names()?;
         load_pair(&self.hotkey_path(), password)
     }
 
     /// The hotkey's public key: from `<hotkey>pub.txt` when present, else from the hotkey file.
     pub fn hotkey_account(&self) -> Result<AccountId, WalletError> {
+        self.check_names()?;
         load_public(&self.hotkeypub_path(), &self.hotkey_path())
     }
 
     /// Loads the coldkey pair; an encrypted coldkey gets its password from `password`.
     pub fn load_coldkey(&self, password: &PasswordSource) -> Result<Keypair, WalletError> {
+        self.check_names()?;
         load_pair(&self.coldkey_path(), password)
     }
 
     /// The coldkey's public key: from `coldkeypub.txt` when present, else from the coldkey file.
     pub fn coldkey_account(&self) -> Result<AccountId, WalletError> {
+        self.check_names()?;
         load_public(&self.coldkeypub_path(), &self.coldkey_path())
     }
 
@@ -256,6 +305,7 @@ impl Wallet {
         protection: Protection<'_>,
         overwrite: bool,
     ) -> Result<(), WalletError> {
+        self.check_names()?;
         write_pair(
             &self.hotkey_path(),
             &self.hotkeypub_path(),
@@ -283,6 +333,7 @@ impl Wallet {
         protection: Protection<'_>,
         overwrite: bool,
     ) -> Result<(), WalletError> {
+        self.check_names()?;
         write_pair(
             &self.coldkey_path(),
             &self.coldkeypub_path(),
@@ -361,6 +412,26 @@ mod tests {
         assert_eq!(
             wallet.coldkeypub_path(),
             Path::new("/w/cold/coldkeypub.txt")
+        );
+    }
+
+    #[test]
+    fn names_that_would_escape_the_wallet_folder_are_rejected() {
+        for (name, hotkey) in [("..", "h"), ("w", "../h"), ("", "h"), ("w", ".")] {
+            let wallet = Wallet::new("/w", name, hotkey);
+            assert!(matches!(
+                wallet.load_hotkey(&PasswordSource::default()),
+                Err(WalletError::InvalidName { .. })
+            ));
+            assert!(matches!(
+                wallet.create_hotkey(false),
+                Err(WalletError::InvalidName { .. })
+            ));
+        }
+        assert!(
+            Wallet::new("/w", "my-wallet", "miner_1.b")
+                .check_names()
+                .is_ok()
         );
     }
 
