@@ -12,7 +12,7 @@ use subnet_common::keys::AccountId;
 use super::subnet::Subnet;
 use super::weights::is_expired;
 use super::{ChainError, State};
-use crate::yuma::{self, EpochInput, YumaParams};
+use crate::yuma::{self, EpochInput, EpochOutput, YumaParams};
 
 impl State {
     /// Finishes the current block: accrues emission, runs the epochs due at this block, then moves
@@ -33,25 +33,22 @@ impl State {
         events
     }
 
-    /// Runs a subnet's epoch now, in the current block, distributing `emission_total` rao (owner
-    /// cut included) regardless of the schedule; the pending emission is left as it is. The
-    /// simulator uses it; a node never needs it.
-    pub fn run_epoch_now(
+    /// Runs a subnet's epoch math now, in the current block, with `emission_total` rao, and stores
+    /// its outputs (consensus, incentive, dividends, trust, permits, bonds, emission) without
+    /// paying anything out, as Subtensor's `epoch()` does in its tests. Pending emission and the
+    /// schedule are untouched. The simulator uses it; a node never needs it.
+    pub fn run_epoch_without_payout(
         &mut self,
         netuid: NetUid,
         emission_total: Balance,
-    ) -> Result<Event, ChainError> {
+    ) -> Result<(), ChainError> {
         let block = self.block;
         let subnet = self
             .subnets
             .get_mut(&netuid)
             .ok_or(ChainError::SubnetNotExists { netuid })?;
-        Ok(run_epoch(
-            subnet,
-            &self.hotkey_owners,
-            block,
-            emission_total,
-        ))
+        store_epoch(subnet, block, emission_total);
+        Ok(())
     }
 }
 
@@ -74,7 +71,8 @@ fn yuma_params(subnet: &Subnet) -> YumaParams {
     }
 }
 
-/// Builds the epoch input from storage, runs Yuma Consensus, stores its outputs and pays out.
+/// Runs the epoch and pays out: the owner cut to the owner hotkey, each uid's server and validator
+/// emission to its hotkey (owned by its coldkey).
 fn run_epoch(
     subnet: &mut Subnet,
     hotkey_owners: &BTreeMap<AccountId, AccountId>,
@@ -86,6 +84,33 @@ fn run_epoch(
             / u128::from(u16::MAX),
     )
     .unwrap_or(emission_total);
+    let out = store_epoch(subnet, block, emission_total - owner_cut);
+    let payouts: Vec<(AccountId, AccountId, Balance)> = subnet
+        .neurons
+        .iter()
+        .enumerate()
+        .map(|(uid, n)| {
+            let coldkey = hotkey_owners.get(&n.hotkey).copied().unwrap_or(n.hotkey);
+            let amount = out.server_emission[uid].saturating_add(out.validator_emission[uid]);
+            (n.hotkey, coldkey, amount)
+        })
+        .collect();
+    let mut paid = 0u64;
+    for (hotkey, coldkey, amount) in payouts {
+        subnet.credit_stake(hotkey, coldkey, amount);
+        paid = paid.saturating_add(amount);
+    }
+    subnet.credit_stake(subnet.owner_hotkey, subnet.owner_coldkey, owner_cut);
+    Event::EpochRun {
+        netuid: subnet.netuid,
+        block,
+        emission: paid.saturating_add(owner_cut),
+        owner_cut,
+    }
+}
+
+/// Builds the epoch input from storage, runs Yuma Consensus and stores the outputs back.
+fn store_epoch(subnet: &mut Subnet, block: u64, emission_total: Balance) -> EpochOutput {
     let last_tempo = if subnet.last_epoch_block == 0 {
         block.saturating_sub(u64::from(subnet.params.tempo))
     } else {
@@ -123,12 +148,10 @@ fn run_epoch(
         validator_permit: subnet.neurons.iter().map(|n| n.validator_permit).collect(),
         owner_uid: subnet.owner_uid(),
         commit_blocks,
-        emission_total: emission_total - owner_cut,
+        emission_total,
         params: yuma_params(subnet),
     };
     let out = yuma::epoch(&input);
-
-    let mut paid = 0u64;
     for (uid, neuron) in subnet.neurons.iter_mut().enumerate() {
         neuron.active = out.active[uid];
         neuron.consensus = out.consensus[uid];
@@ -139,19 +162,6 @@ fn run_epoch(
         neuron.bonds = out.bonds[uid].clone();
         neuron.emission = out.emission[uid];
     }
-    for uid in 0..subnet.neurons.len() {
-        let hotkey = subnet.neurons[uid].hotkey;
-        let coldkey = hotkey_owners.get(&hotkey).copied().unwrap_or(hotkey);
-        let amount = out.server_emission[uid].saturating_add(out.validator_emission[uid]);
-        subnet.credit_stake(hotkey, coldkey, amount);
-        paid = paid.saturating_add(amount);
-    }
-    subnet.credit_stake(subnet.owner_hotkey, subnet.owner_coldkey, owner_cut);
     subnet.last_epoch_block = block;
-    Event::EpochRun {
-        netuid: subnet.netuid,
-        block,
-        emission: paid.saturating_add(owner_cut),
-        owner_cut,
-    }
+    out
 }
