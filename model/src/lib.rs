@@ -11,9 +11,9 @@
 //! | [`io`] | artifact directories: HF-named safetensors load (validated) and save, tensor cosines |
 //! | [`llama`] | [`Llama`](llama::Llama): the decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU) |
 //! | [`score`] | model-track scoring: ε-adjusted pairwise win rates, duplicates, softmax |
-//! | [`train`] | fine-tuning: AdamW on the completion loss, warmup, clipping, checkpoints and resume |
 //! | [`tasks`] | seeded prompt → completion generators, checkers, near-misses, encoding to token ids |
 //! | [`tokenizer`] | built-in byte-level tokenizer and `tokenizer.json` through `tokenizers` |
+//! | [`train`] | fine-tuning: AdamW on the completion loss, warmup, clipping, checkpoints and resume |
 
 pub mod backend;
 pub mod competition;

@@ -23,7 +23,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::competition::EpsilonSchedule;
+use crate::competition::{Competition, EpsilonSchedule};
 
 /// Inputs the scoring cannot work with; these are validator bugs, not miner misbehaviour.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -59,6 +59,14 @@ pub enum ScoreError {
         sample: usize,
         /// The loss.
         loss: f64,
+    },
+    /// An ε of the schedule is outside `0..1`, so a discount could flip or erase a loss.
+    #[error("epsilon schedule {start} → {end} must stay within 0..1")]
+    InvalidEpsilon {
+        /// ε at age 0.
+        start: f64,
+        /// ε at the end of the decay.
+        end: f64,
     },
     /// The temperature is not a finite positive number.
     #[error("temperature {temperature} must be finite and > 0")]
@@ -107,6 +115,17 @@ pub struct ScoreParams {
     pub epsilon: EpsilonSchedule,
     /// Softmax temperature `T`.
     pub temperature: f64,
+}
+
+impl ScoreParams {
+    /// The parameters of `competition` for an evaluation seeded at `current_block`.
+    pub fn new(competition: &Competition, current_block: u64) -> Self {
+        ScoreParams {
+            current_block,
+            epsilon: competition.epsilon,
+            temperature: competition.temperature,
+        }
+    }
 }
 
 /// Why a miner got the score it got.
@@ -169,6 +188,10 @@ pub fn score_models(
         return Err(ScoreError::InvalidTemperature {
             temperature: params.temperature,
         });
+    }
+    let (start, end) = (params.epsilon.start, params.epsilon.end);
+    if ![start, end].iter().all(|e| (0.0..1.0).contains(e)) {
+        return Err(ScoreError::InvalidEpsilon { start, end });
     }
     let mut uids = BTreeSet::new();
     for entry in entries {
@@ -508,6 +531,18 @@ mod tests {
             score_models(&[entry(1, 1, &[])], &p),
             Err(ScoreError::NoSamples { uid: 1 })
         );
+        let greedy = ScoreParams {
+            epsilon: EpsilonSchedule {
+                start: 1.5,
+                end: 0.0,
+                decay_blocks: 10,
+            },
+            ..p
+        };
+        assert!(matches!(
+            score_models(&[], &greedy),
+            Err(ScoreError::InvalidEpsilon { .. })
+        ));
         let hot = ScoreParams {
             temperature: 0.0,
             ..p
@@ -516,6 +551,16 @@ mod tests {
             score_models(&[], &hot),
             Err(ScoreError::InvalidTemperature { .. })
         ));
+    }
+
+    #[test]
+    fn params_come_from_the_competition_file() {
+        let competition =
+            Competition::from_toml(include_str!("../../competitions/default.toml")).unwrap();
+        let p = ScoreParams::new(&competition, 77);
+        assert_eq!(p.current_block, 77);
+        assert_eq!(p.epsilon, competition.epsilon);
+        assert_eq!(p.temperature, competition.temperature);
     }
 
     #[test]
