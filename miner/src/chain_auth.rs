@@ -1,0 +1,169 @@
+//! Who may call the miner: hotkeys registered on the subnet, and for validator-only routes
+//! (`/v1/rlhf/*`) hotkeys holding a validator permit. Backed by a metagraph snapshot refreshed in
+//! the background from any [`ChainClient`].
+
+use std::{
+    collections::HashSet,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use http::Method;
+use subnet_common::{
+    btauth::{Authorize, Caller, Forbidden},
+    chain::{
+        client::{ChainClient, ChainClientError},
+        types::Metagraph,
+    },
+    keys::AccountId,
+};
+
+/// How often the metagraph snapshot is refreshed (one block on a production chain).
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(12);
+
+/// Path prefix of routes only validators may call.
+pub const VALIDATOR_ONLY_PREFIX: &str = "/v1/rlhf/";
+
+/// The registered hotkeys of a subnet at one block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Registry {
+    /// Block the snapshot was read at.
+    pub block: u64,
+    /// Every registered hotkey.
+    pub registered: HashSet<AccountId>,
+    /// Hotkeys holding a validator permit.
+    pub validators: HashSet<AccountId>,
+}
+
+impl Registry {
+    /// Snapshot of a metagraph.
+    pub fn from_metagraph(metagraph: &Metagraph) -> Self {
+        Self {
+            block: metagraph.block,
+            registered: metagraph.neurons.iter().map(|n| n.hotkey).collect(),
+            validators: metagraph
+                .neurons
+                .iter()
+                .filter(|n| n.validator_permit)
+                .map(|n| n.hotkey)
+                .collect(),
+        }
+    }
+
+    /// Whether `caller` may call `path`.
+    pub fn check(&self, caller: &AccountId, path: &str, netuid: u16) -> Result<(), Forbidden> {
+        if !self.registered.contains(caller) {
+            return Err(Forbidden::new(format!(
+                "hotkey {caller} is not registered on subnet {netuid} (as of block {})",
+                self.block
+            )));
+        }
+        if path.starts_with(VALIDATOR_ONLY_PREFIX) && !self.validators.contains(caller) {
+            return Err(Forbidden::new(format!(
+                "hotkey {caller} holds no validator permit on subnet {netuid}; {path} is for validators"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// [`Authorize`] hook answering from the latest [`Registry`] snapshot. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RegisteredCallers {
+    netuid: u16,
+    registry: Arc<RwLock<Registry>>,
+}
+
+impl RegisteredCallers {
+    /// Reads the metagraph once (so a wrong `--chain.url` or `--netuid` fails at start), then
+    /// keeps the snapshot fresh every `interval` on a background task. Refresh failures are
+    /// logged and the last snapshot kept.
+    pub async fn start<C: ChainClient + 'static>(
+        chain: Arc<C>,
+        netuid: u16,
+        interval: Duration,
+    ) -> Result<Self, ChainClientError> {
+        let first = chain.metagraph(netuid).await?;
+        let this = Self {
+            netuid,
+            registry: Arc::new(RwLock::new(Registry::from_metagraph(&first))),
+        };
+        let registry = Arc::downgrade(&this.registry);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.tick().await;
+            loop {
+                ticker.tick().await;
+                let Some(registry) = registry.upgrade() else {
+                    return;
+                };
+                match chain.metagraph(netuid).await {
+                    Ok(m) => {
+                        let fresh = Registry::from_metagraph(&m);
+                        if let Ok(mut slot) = registry.write() {
+                            *slot = fresh;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "metagraph refresh failed; keeping the last snapshot")
+                    }
+                }
+            }
+        });
+        Ok(this)
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Registry {
+        self.registry.read().map(|r| r.clone()).unwrap_or_default()
+    }
+}
+
+impl Authorize for RegisteredCallers {
+    async fn authorize(&self, caller: &Caller, _: &Method, path: &str) -> Result<(), Forbidden> {
+        let registry = self
+            .registry
+            .read()
+            .map_err(|_| Forbidden::new("caller registry unavailable"))?;
+        registry.check(&caller.hotkey, path, self.netuid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> AccountId {
+        AccountId([n; 32])
+    }
+
+    fn registry() -> Registry {
+        Registry {
+            block: 7,
+            registered: [key(1), key(2)].into_iter().collect(),
+            validators: [key(2)].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn registered_caller_may_use_model_routes() {
+        assert!(registry().check(&key(1), "/v1/model/manifest", 1).is_ok());
+    }
+
+    #[test]
+    fn unregistered_caller_is_forbidden_with_a_reason() {
+        let err = registry()
+            .check(&key(9), "/v1/identity", 3)
+            .expect_err("forbidden");
+        assert!(
+            err.to_string().contains("not registered on subnet 3"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn rlhf_routes_need_a_validator_permit() {
+        assert!(registry().check(&key(1), "/v1/rlhf/tasks", 1).is_err());
+        assert!(registry().check(&key(2), "/v1/rlhf/tasks", 1).is_ok());
+    }
+}

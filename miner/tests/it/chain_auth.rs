@@ -1,0 +1,123 @@
+//! Caller authorization against a real dev chain (in-process node on port 0): registered
+//! hotkeys are served, others get 403, and new registrations are picked up.
+
+use std::{sync::Arc, time::Duration};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+use subnet_chain::{
+    dev::dev_genesis,
+    node::{Chain, Node, unix_millis},
+    rpc::{self, RpcConfig},
+};
+use subnet_common::{
+    btauth::SignedClient,
+    chain::{
+        client::{ChainClient, DevChainClient},
+        types::Call,
+    },
+    keys::Keypair,
+};
+use subnet_miner::{
+    chain_auth::RegisteredCallers,
+    startup::{Application, ServerConfig},
+};
+
+/// A dev chain producing a block every 100 ms; dropped with the test's runtime.
+async fn spawn_chain(dir: &std::path::Path) -> String {
+    let genesis = dev_genesis(20, unix_millis()).expect("genesis");
+    let (chain, _) = Chain::open(&genesis, dir).expect("open chain");
+    let node = Node::new(chain);
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let router = rpc::router(Arc::clone(&node), RpcConfig::default(), rx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(rpc::serve(listener, router, std::future::pending()));
+    tokio::spawn(node.run_block_production(Duration::from_millis(100), std::future::pending()));
+    std::mem::forget(_tx);
+    format!("http://{addr}")
+}
+
+async fn spawn_miner(chain_url: &str) -> (String, Keypair) {
+    let miner = Keypair::from_uri("//Bob").expect("key");
+    let chain = Arc::new(DevChainClient::new(chain_url).expect("client"));
+    let callers = RegisteredCallers::start(chain, 1, Duration::from_millis(200))
+        .await
+        .expect("metagraph");
+    let config = ServerConfig {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        max_body_bytes: 1 << 16,
+        auth_max_age: Duration::from_secs(10),
+        model: None,
+    };
+    let app = Application::build(&config, miner.clone(), callers)
+        .await
+        .expect("build");
+    let addr = app.local_addr().expect("addr");
+    tokio::spawn(app.run_until(std::future::pending()));
+    (format!("http://{addr}"), miner)
+}
+
+async fn identity_as(base: &str, miner: &Keypair, caller: &str) -> (StatusCode, Value) {
+    let client = SignedClient::new(
+        reqwest::Client::new(),
+        Keypair::from_uri(caller).expect("key"),
+    );
+    let url = reqwest::Url::parse(&format!("{base}/v1/identity")).expect("url");
+    let res = client
+        .get(url, &miner.account_id())
+        .send()
+        .await
+        .expect("send");
+    (res.status(), res.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn only_registered_hotkeys_are_served_and_new_registrations_are_picked_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain_url = spawn_chain(dir.path()).await;
+    let (base, miner) = spawn_miner(&chain_url).await;
+
+    // //Alice owns subnet 1 and its hotkey is registered at genesis.
+    let (status, _) = identity_as(&base, &miner, "//Alice").await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, body) = identity_as(&base, &miner, "//Charlie").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["error"], "forbidden");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not registered")),
+        "{body}"
+    );
+
+    // Register //Charlie (its own coldkey pays the burn); the miner sees it after a refresh.
+    let chain = DevChainClient::new(&chain_url).expect("client");
+    let charlie = Keypair::from_uri("//Charlie").expect("key");
+    let tx = chain
+        .submit(
+            Call::Register {
+                netuid: 1,
+                hotkey: charlie.account_id(),
+            },
+            &charlie,
+        )
+        .await
+        .expect("submit register");
+    chain
+        .wait_for_inclusion(tx, Duration::from_secs(10))
+        .await
+        .expect("included");
+    let mut last = StatusCode::FORBIDDEN;
+    for _ in 0..50 {
+        last = identity_as(&base, &miner, "//Charlie").await.0;
+        if last == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(last, StatusCode::OK, "registration never picked up");
+}
