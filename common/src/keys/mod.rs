@@ -281,10 +281,15 @@ impl Keypair {
     }
 
     /// The key of a BIP39 English mnemonic with an optional password (substrate-bip39).
+    /// [`Keypair::mnemonic`] returns the phrase only when no password was used.
     pub fn from_mnemonic(phrase: &str, password: Option<&str>) -> Result<Self, KeyError> {
         let seed = uri::mini_secret_from_phrase(phrase, password)?;
         let mut pair = Self::from_seed(&seed);
-        pair.mnemonic = Some(SecretString::from(normalize_phrase(phrase)));
+        // Keyfiles store the phrase without its password, so only a password-less phrase is
+        // kept; with a password the seed still identifies the key.
+        if password.is_none_or(str::is_empty) {
+            pair.mnemonic = Some(SecretString::from(normalize_phrase(phrase)));
+        }
         Ok(pair)
     }
 
@@ -294,13 +299,8 @@ impl Keypair {
     pub fn from_uri(uri: &str) -> Result<Self, KeyError> {
         let parsed = uri::parse(uri)?;
         let root = match parsed.root {
-            uri::Root::Phrase(phrase) => {
-                let mut pair = Self::from_mnemonic(phrase, parsed.password)?;
-                if !parsed.junctions.is_empty() || parsed.password.is_some() {
-                    pair.mnemonic = None;
-                }
-                pair
-            }
+            // `derive` drops the phrase once junctions apply.
+            uri::Root::Phrase(phrase) => Self::from_mnemonic(phrase, parsed.password)?,
             uri::Root::HexSeed(hex) => {
                 let seed = Zeroizing::new(decode_hex_array::<32>("seed", hex)?);
                 Self::from_seed(&seed)
@@ -444,6 +444,23 @@ mod tests {
         let again = Keypair::from_mnemonic(&phrase, None).unwrap();
         assert_eq!(pair.account_id(), again.account_id());
         assert_eq!(pair.mnemonic(), Some(phrase.as_str()));
+    }
+
+    #[test]
+    fn a_password_protected_mnemonic_is_not_kept_as_a_plain_phrase() {
+        let (_, phrase) = Keypair::generate();
+        let with_password = Keypair::from_mnemonic(&phrase, Some("pw")).unwrap();
+        assert_eq!(with_password.mnemonic(), None);
+        assert!(with_password.seed().is_some());
+        let seed = *with_password.seed().unwrap();
+        assert_eq!(
+            Keypair::from_seed(&seed).account_id(),
+            with_password.account_id()
+        );
+        assert_ne!(
+            with_password.account_id(),
+            Keypair::from_mnemonic(&phrase, None).unwrap().account_id()
+        );
     }
 
     #[test]
