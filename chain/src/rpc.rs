@@ -128,11 +128,14 @@ async fn health(State(app): State<App>) -> impl IntoResponse {
 async fn events(State(app): State<App>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let receiver = app.node.subscribe();
     let first = app.node.chain().head();
+    // The current head first, then each new one. A head announced between `subscribe` and
+    // reading the current head would arrive twice; `last` drops such repeats.
     let stream = futures::stream::unfold(
-        (Some(first), receiver, app.shutdown),
-        |(mut first, mut receiver, mut shutdown)| async move {
+        (Some(first), None::<u64>, receiver, app.shutdown),
+        |(mut first, mut last, mut receiver, mut shutdown)| async move {
             if let Some(head) = first.take() {
-                return Some((Ok(head_event(&head)), (None, receiver, shutdown)));
+                let event = head_event(&head);
+                return Some((Ok(event), (None, Some(head.number), receiver, shutdown)));
             }
             loop {
                 if *shutdown.borrow() {
@@ -141,7 +144,11 @@ async fn events(State(app): State<App>) -> Sse<impl Stream<Item = Result<Event, 
                 tokio::select! {
                     changed = shutdown.changed() => if changed.is_err() { return None },
                     next = receiver.recv() => match next {
-                        Ok(head) => return Some((Ok(head_event(&head)), (None, receiver, shutdown))),
+                        Ok(head) if last.is_some_and(|n| head.number <= n) => {}
+                        Ok(head) => {
+                            last = Some(head.number);
+                            return Some((Ok(head_event(&head)), (None, last, receiver, shutdown)));
+                        }
                         // A slow reader skips heads it missed; the next one still arrives.
                         Err(broadcast::error::RecvError::Lagged(_)) => {}
                         Err(broadcast::error::RecvError::Closed) => return None,

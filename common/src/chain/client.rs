@@ -355,39 +355,35 @@ impl DevChainClient {
             }
             body.extend_from_slice(&chunk);
         }
-        let parsed: Result<rpc::Response, _> = serde_json::from_slice(&body);
-        match parsed {
-            Ok(rpc::Response {
-                error: Some(error), ..
-            }) => Err(ChainClientError::Rpc {
+        let http_error = || ChainClientError::Http {
+            method,
+            url: self.url.to_string(),
+            status: status.as_u16(),
+            body: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        };
+        let decode = |reason: String| ChainClientError::Decode { method, reason };
+        let mut response: serde_json::Map<String, Value> = match serde_json::from_slice(&body) {
+            Ok(response) => response,
+            Err(_) if !status.is_success() => return Err(http_error()),
+            Err(e) => return Err(decode(format!("not a JSON-RPC response: {e}"))),
+        };
+        if let Some(error) = response.remove("error").filter(|e| !e.is_null()) {
+            let error: rpc::ErrorObject = serde_json::from_value(error)
+                .map_err(|e| decode(format!("malformed error object: {e}")))?;
+            return Err(ChainClientError::Rpc {
                 method,
                 code: error.code,
                 message: error.message,
-            }),
-            Ok(rpc::Response {
-                result: Some(result),
-                ..
-            }) if status.is_success() => {
-                serde_json::from_value(result).map_err(|e| ChainClientError::Decode {
-                    method,
-                    reason: e.to_string(),
-                })
-            }
-            Ok(_) if status.is_success() => Err(ChainClientError::Decode {
-                method,
-                reason: "response has neither result nor error".into(),
-            }),
-            Err(e) if status.is_success() => Err(ChainClientError::Decode {
-                method,
-                reason: e.to_string(),
-            }),
-            _ => Err(ChainClientError::Http {
-                method,
-                url: self.url.to_string(),
-                status: status.as_u16(),
-                body: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-            }),
+            });
         }
+        if !status.is_success() {
+            return Err(http_error());
+        }
+        // `"result": null` is a valid answer (e.g. an unknown block), a missing result is not.
+        let result = response
+            .remove("result")
+            .ok_or_else(|| decode("response has neither result nor error".into()))?;
+        serde_json::from_value(result).map_err(|e| decode(e.to_string()))
     }
 }
 
