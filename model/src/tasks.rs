@@ -674,6 +674,26 @@ mod tests {
     }
 
     #[test]
+    fn a_single_kind_mix_draws_only_that_kind() {
+        let examples = generate(seed(8), &TaskMix::only(TaskKind::Reverse), 20);
+        assert!(examples.iter().all(|e| e.kind == TaskKind::Reverse));
+    }
+
+    #[test]
+    fn examples_serialize_with_snake_case_kinds() {
+        let example = Example {
+            prompt: "next(1)=".into(),
+            completion: "2".into(),
+            kind: TaskKind::Successor,
+        };
+        let json = serde_json::to_string(&example).unwrap();
+        assert_eq!(
+            json,
+            r#"{"prompt":"next(1)=","completion":"2","kind":"successor"}"#
+        );
+    }
+
+    #[test]
     fn every_kind_appears_under_the_uniform_mix() {
         let examples = generate(seed(5), &TaskMix::uniform(), 300);
         for kind in TaskKind::ALL {
