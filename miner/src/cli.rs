@@ -1,6 +1,6 @@
 //! Command line of the `miner` binary. Every flag can also come from an environment variable.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 use subnet_common::{cli::WalletArgs, telemetry::LogFormat};
@@ -78,6 +78,19 @@ pub struct ServeArgs {
         default_value_t = 10
     )]
     pub auth_max_age_secs: u64,
+
+    /// HF-style model directory to serve (`config.json`, `model.safetensors`, optionally
+    /// `tokenizer.json`, `generation_config.json`). Without it the model routes answer 404.
+    #[arg(long = "model.dir", env = "MINER_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+
+    /// Competition the served model is entered in (its id goes into the manifest).
+    #[arg(
+        long = "competition",
+        env = "MINER_COMPETITION",
+        default_value = crate::artifact::DEFAULT_COMPETITION
+    )]
+    pub competition: String,
 
     /// Print the resolved configuration as JSON and exit.
     #[arg(long = "dump-config")]

@@ -5,8 +5,10 @@
 //! | [`cli`] | the command line (clap), every flag also from an env var |
 //! | [`startup`] | [`startup::Application`]: binds, builds the router, serves until shutdown |
 //! | [`routes`] | HTTP handlers |
+//! | [`artifact`] | the served model directory, hashed into its manifest at start |
 //! | [`error`] | [`error::ApiError`] and the JSON error shape for every 4xx/5xx |
 
+pub mod artifact;
 pub mod cli;
 pub mod error;
 pub mod routes;
@@ -31,6 +33,10 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
         addr: SocketAddr::new(args.axon_ip, args.axon_port),
         max_body_bytes: args.max_body_bytes,
         auth_max_age: Duration::from_secs(args.auth_max_age_secs),
+        model: args.model_dir.clone().map(|dir| startup::ModelConfig {
+            dir,
+            competition: args.competition.clone(),
+        }),
     };
     let hotkey = keypair.account_id();
     let app = if args.insecure_no_chain {

@@ -1,6 +1,6 @@
 //! Building and running the miner's HTTP server.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::{Router, middleware, routing::get};
@@ -11,13 +11,15 @@ use subnet_common::{
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
-use crate::{error, routes};
+use crate::{artifact::Artifact, error, routes};
 
 /// Everything a request handler may need. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     /// The miner's hotkey (never logged; only its public half is served).
     pub keypair: Arc<Keypair>,
+    /// The model artifact served under `/v1/model/`; `None` when started without `--model.dir`.
+    pub model: Option<Arc<Artifact>>,
 }
 
 /// Settings of the HTTP server, resolved from the CLI.
@@ -29,6 +31,17 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// btauth/1 freshness window.
     pub auth_max_age: Duration,
+    /// The model to serve, if any.
+    pub model: Option<ModelConfig>,
+}
+
+/// Where the served model lives and which competition it is entered in.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// The HF-style artifact directory (`--model.dir`).
+    pub dir: PathBuf,
+    /// Competition id put in the manifest (`--competition`).
+    pub competition: String,
 }
 
 /// A bound, not yet running, miner server.
@@ -58,8 +71,28 @@ impl Application {
         let guard = Guard::new(verifier)
             .with_authorizer(guard_authorizer)
             .with_body_limit(config.max_body_bytes);
+        let model = match &config.model {
+            Some(model) => {
+                let artifact = Artifact::load(&model.dir, &model.competition)
+                    .await
+                    .with_context(|| {
+                        format!("while loading the model directory {}", model.dir.display())
+                    })?;
+                let commitment =
+                    String::from_utf8_lossy(&artifact.commitment().encode()).into_owned();
+                tracing::info!(
+                    dir = %model.dir.display(),
+                    files = artifact.manifest().files.len(),
+                    %commitment,
+                    "serving model"
+                );
+                Some(Arc::new(artifact))
+            }
+            None => None,
+        };
         let state = AppState {
             keypair: Arc::new(keypair),
+            model,
         };
         Ok(Self {
             listener,
@@ -92,6 +125,8 @@ impl Application {
 pub fn router(state: AppState, guard: Guard) -> Router {
     let signed = Router::new()
         .route("/v1/identity", get(routes::identity::identity))
+        .route("/v1/model/manifest", get(routes::model::manifest))
+        .route("/v1/model/files/{name}", get(routes::model::file))
         .route_layer(middleware::from_fn_with_state(
             guard,
             subnet_common::btauth::require,

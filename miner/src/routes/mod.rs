@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod identity;
+pub mod model;
 
 use axum::{extract::MatchedPath, http::Request};
 

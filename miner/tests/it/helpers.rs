@@ -2,10 +2,14 @@
 
 #![allow(dead_code)]
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use subnet_common::{btauth::SignedClient, keys::Keypair};
-use subnet_miner::startup::{Application, ServerConfig};
+use subnet_miner::startup::{Application, ModelConfig, ServerConfig};
 
 /// A running miner and what a test needs to talk to it.
 pub struct TestApp {
@@ -28,11 +32,25 @@ pub async fn spawn_app() -> TestApp {
 
 /// Like [`spawn_app`] with a given body limit.
 pub async fn spawn_app_with(max_body_bytes: usize) -> TestApp {
+    spawn_app_config(max_body_bytes, None).await
+}
+
+/// Like [`spawn_app`], serving the model directory `dir` for competition `tiny-v1`.
+pub async fn spawn_app_with_model(dir: &Path) -> TestApp {
+    let model = ModelConfig {
+        dir: dir.to_path_buf(),
+        competition: "tiny-v1".into(),
+    };
+    spawn_app_config(1 << 16, Some(model)).await
+}
+
+async fn spawn_app_config(max_body_bytes: usize, model: Option<ModelConfig>) -> TestApp {
     let miner = Keypair::from_uri("//Bob").expect("dev key");
     let config = ServerConfig {
         addr: "127.0.0.1:0".parse().expect("addr"),
         max_body_bytes,
         auth_max_age: Duration::from_secs(10),
+        model,
     };
     let app = Application::build(
         &config,

@@ -3,4 +3,5 @@
 
 mod binary;
 mod helpers;
+mod model;
 mod server;
