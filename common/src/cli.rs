@@ -170,7 +170,8 @@ fn show(wallet: &Wallet, show_secrets: bool, out: &mut impl Write) -> anyhow::Re
     writeln!(out, "public key:   {}", id.to_hex())?;
     match wallet.coldkey_account() {
         Ok(cold) => writeln!(out, "coldkey:      {cold}")?,
-        Err(_) => writeln!(out, "coldkey:      (none)")?,
+        Err(WalletError::NotFound { .. }) => writeln!(out, "coldkey:      (none)")?,
+        Err(e) => writeln!(out, "coldkey:      (unreadable: {e})")?,
     }
     if let Some(pair) = pair {
         writeln!(
