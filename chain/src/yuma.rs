@@ -178,13 +178,15 @@ pub fn max_upscale_to_u16(values: &[u16]) -> Vec<u16> {
 }
 
 /// The liquid-α of one (validator, miner) pair (`alpha_sigmoid`).
+///
+/// `neg_rate` is `steepness / −100`, computed once per epoch by the caller.
 fn alpha_sigmoid(
     consensus: I32F32,
     weight: I32F32,
     bond: I32F32,
     alpha_low: I32F32,
     alpha_high: I32F32,
-    steepness: I32F32,
+    neg_rate: I32F32,
 ) -> I32F32 {
     let (zero, one) = (I32F32::ZERO, I32F32::ONE);
     let half = I32F32::from_bits(1 << 31);
@@ -193,9 +195,7 @@ fn alpha_sigmoid(
     } else {
         bond.saturating_sub(weight).clamp_to(zero, one)
     };
-    let exponent = steepness
-        .safe_div(I32F32::from_int(-100))
-        .saturating_mul(diff.saturating_sub(half));
+    let exponent = neg_rate.saturating_mul(diff.saturating_sub(half));
     let sigmoid = one.safe_div(one.saturating_add(exponent.exp_safe()));
     alpha_low
         .saturating_add(sigmoid.saturating_mul(alpha_high.saturating_sub(alpha_low)))
@@ -230,7 +230,8 @@ fn liquid_alpha_ema(
     let n = consensus.len();
     let alpha_low = u16_ratio(params.alpha_low);
     let alpha_high = u16_ratio(params.alpha_high);
-    let steepness = I32F32::from_int(i64::from(params.alpha_sigmoid_steepness));
+    let neg_rate = I32F32::from_int(i64::from(params.alpha_sigmoid_steepness))
+        .safe_div(I32F32::from_int(-100));
     let (zero, one) = (I32F32::ZERO, I32F32::ONE);
     let mut seen_weight = vec![zero; n];
     let mut seen_bond = vec![zero; n];
@@ -263,7 +264,7 @@ fn liquid_alpha_ema(
                     seen_bond[col],
                     alpha_low,
                     alpha_high,
-                    steepness,
+                    neg_rate,
                 );
                 let decayed = one.saturating_sub(alpha).saturating_mul(old_bond[col]);
                 let bought = alpha.saturating_mul(new_value).max(zero);

@@ -94,6 +94,9 @@ impl I32F32 {
         if rhs.0 == 0 {
             return None;
         }
+        if self.0 >= 0 && rhs.0 > 0 {
+            return div_nonnegative(self.0.unsigned_abs(), rhs.0.unsigned_abs()).map(Self);
+        }
         let wide = (i128::from(self.0) << FRAC) / i128::from(rhs.0);
         i64::try_from(wide).ok().map(Self)
     }
@@ -159,6 +162,31 @@ impl I32F32 {
         let clamped = self.clamp_to(Self::from_int(-20), Self::from_int(20));
         Self::from_f64(clamped.to_f64().exp())
     }
+}
+
+/// `floor(a · 2³² / b)` for `b > 0`, or `None` when it exceeds `i64::MAX`.
+///
+/// The epoch divides once or twice per matrix entry, and a 128-bit division costs tens of
+/// nanoseconds, so the quotient is estimated in f64 and then corrected exactly with 128-bit
+/// multiplications (the estimate is within ±2 below 2⁵², where this path is taken).
+fn div_nonnegative(a: u64, b: u64) -> Option<i64> {
+    let numerator = u128::from(a) << FRAC;
+    let estimate = a as f64 * (1u64 << FRAC) as f64 / b as f64;
+    if estimate >= (1u64 << 52) as f64 {
+        return i64::try_from(numerator / u128::from(b)).ok();
+    }
+    let b_wide = u128::from(b);
+    let mut q = estimate as u64;
+    let mut product = u128::from(q) * b_wide;
+    while product > numerator {
+        q -= 1;
+        product -= b_wide;
+    }
+    while product + b_wide <= numerator {
+        q += 1;
+        product += b_wide;
+    }
+    i64::try_from(q).ok()
 }
 
 impl Sum for I32F32 {
@@ -234,6 +262,24 @@ mod tests {
             I32F32::from_int(1 << 30).safe_div(I32F32::from_bits(1)),
             I32F32::ZERO
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_division_equals_exact_128_bit_division(a in 0i64.., b in 1i64..) {
+            let exact = i64::try_from((i128::from(a) << 32) / i128::from(b)).ok();
+            proptest::prop_assert_eq!(
+                I32F32::from_bits(a).checked_div(I32F32::from_bits(b)).map(I32F32::to_bits),
+                exact
+            );
+        }
+
+        #[test]
+        fn fast_division_is_exact_for_proportions(a in 0i64..1 << 40, b in 1i64..1 << 40) {
+            let exact = (i128::from(a) << 32) / i128::from(b);
+            let got = I32F32::from_bits(a).safe_div(I32F32::from_bits(b)).to_bits();
+            proptest::prop_assert_eq!(i128::from(got), exact);
+        }
     }
 
     #[test]
