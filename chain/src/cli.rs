@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use subnet_common::chain::types::{Call, Hyperparameter, Metagraph, NetUid, Uid, commit_hash};
 use subnet_common::chain::{ChainClient, DevChainClient};
+use subnet_common::cli::WalletArgs;
 use subnet_common::keys::{AccountId, Keypair};
 use subnet_common::telemetry::LogFormat;
 use tokio::sync::watch;
@@ -51,6 +52,8 @@ pub enum Command {
     Tx(TxArgs),
     /// Print a subnet's metagraph.
     Metagraph(MetagraphArgs),
+    /// Run Yuma Consensus on the inputs in a JSON file and print the result as JSON.
+    Simulate(SimulateArgs),
 }
 
 /// Flags of `devchain node`.
@@ -109,12 +112,20 @@ pub struct ChainArgs {
     pub url: String,
 }
 
-/// Who signs.
+/// Who signs: a dev/secret URI, or a bittensor wallet (coldkey or hotkey, by call).
+///
+/// These flags are global to `tx`, so they may follow the subcommand; subcommand flags therefore
+/// use other argument ids (`target_hotkey`, `param_name`) than the wallet's `hotkey` and `name`.
 #[derive(Debug, Args)]
+#[command(mut_args(|arg| arg.global(true)))]
 pub struct SignerArgs {
-    /// Secret URI of the signing key (`//Alice`, a mnemonic, `0x` seed).
-    #[arg(long, env = "DEVCHAIN_URI", global = true)]
+    /// Secret URI of the signing key (`//Alice`, a mnemonic, `0x` seed); overrides the wallet.
+    #[arg(long, env = "DEVCHAIN_URI")]
     pub uri: Option<String>,
+    /// The bittensor wallet used without `--uri`: its coldkey signs register, add-stake,
+    /// remove-stake, transfer and set-hyperparameter; its hotkey signs the rest.
+    #[command(flatten)]
+    pub wallet: WalletArgs,
 }
 
 /// Flags of `devchain tx`.
@@ -145,8 +156,9 @@ pub enum TxCommand {
         /// Subnet.
         #[arg(long)]
         netuid: NetUid,
-        /// Hotkey to register (SS58); defaults to the signer's own account.
-        #[arg(long)]
+        /// Hotkey to register (SS58); defaults to the wallet's hotkey, or with `--uri` to the
+        /// signer's own account.
+        #[arg(long = "hotkey", id = "target_hotkey")]
         hotkey: Option<AccountId>,
     },
     /// Stake TAO on a hotkey (signed by the coldkey).
@@ -155,7 +167,7 @@ pub enum TxCommand {
         #[arg(long)]
         netuid: NetUid,
         /// Hotkey to stake on (SS58).
-        #[arg(long)]
+        #[arg(long = "hotkey", id = "target_hotkey")]
         hotkey: AccountId,
         /// Amount in TAO (e.g. 10.5).
         #[arg(long, value_parser = parse_tao)]
@@ -167,7 +179,7 @@ pub enum TxCommand {
         #[arg(long)]
         netuid: NetUid,
         /// Hotkey staked on (SS58).
-        #[arg(long)]
+        #[arg(long = "hotkey", id = "target_hotkey")]
         hotkey: AccountId,
         /// Amount in TAO.
         #[arg(long, value_parser = parse_tao)]
@@ -228,7 +240,7 @@ pub enum TxCommand {
         #[arg(long)]
         netuid: NetUid,
         /// Name, e.g. tempo, commit_reveal_weights_enabled.
-        #[arg(long)]
+        #[arg(long = "name", id = "param_name")]
         name: Hyperparameter,
         /// New value (booleans 0 or 1).
         #[arg(long)]
@@ -267,6 +279,13 @@ pub struct MetagraphArgs {
     pub json: bool,
 }
 
+/// Flags of `devchain simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// JSON input file (format in the `simulate` module docs).
+    pub file: PathBuf,
+}
+
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
@@ -274,6 +293,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Genesis(args) => write_genesis(&args),
         Command::Tx(args) => run_tx(args).await,
         Command::Metagraph(args) => print_metagraph(args).await,
+        Command::Simulate(args) => simulate(&args.file),
     }
 }
 
@@ -403,8 +423,8 @@ fn write_genesis(args: &GenesisArgs) -> anyhow::Result<()> {
 
 async fn run_tx(args: TxArgs) -> anyhow::Result<()> {
     let client = DevChainClient::new(&args.chain.url).context("--chain.url")?;
-    let signer = signer(&args.signer)?;
-    let call = build_call(&args.call, &signer, &client).await?;
+    let signer = signer(&args.signer, &args.call)?;
+    let call = build_call(&args.call, &args.signer, &signer, &client).await?;
     let name = call.name();
     let tx = client
         .submit(call, &signer)
@@ -425,23 +445,60 @@ async fn run_tx(args: TxArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn signer(args: &SignerArgs) -> anyhow::Result<Keypair> {
-    match &args.uri {
-        Some(uri) => Keypair::from_uri(uri).context("--uri is not a valid secret URI"),
-        None => bail!("no signer: pass --uri (e.g. --uri //Alice)"),
+/// Which key of a wallet signs a call.
+fn signs_with_coldkey(command: &TxCommand) -> bool {
+    matches!(
+        command,
+        TxCommand::Register { .. }
+            | TxCommand::AddStake { .. }
+            | TxCommand::RemoveStake { .. }
+            | TxCommand::Transfer { .. }
+            | TxCommand::SetHyperparameter { .. }
+    )
+}
+
+fn signer(args: &SignerArgs, command: &TxCommand) -> anyhow::Result<Keypair> {
+    if let Some(uri) = &args.uri {
+        return Keypair::from_uri(uri).context("--uri is not a valid secret URI");
+    }
+    let wallet = &args.wallet;
+    if signs_with_coldkey(command) {
+        wallet.load_coldkey().with_context(|| {
+            format!("while loading the coldkey of wallet {:?} (--wallet.name, --wallet.path; or pass --uri)", wallet.name)
+        })
+    } else {
+        wallet.load_hotkey().with_context(|| {
+            format!(
+                "while loading hotkey {:?} of wallet {:?} (--wallet.hotkey, --wallet.name, --wallet.path; or pass --uri)",
+                wallet.hotkey, wallet.name
+            )
+        })
     }
 }
 
 async fn build_call(
     command: &TxCommand,
+    signer_args: &SignerArgs,
     signer: &Keypair,
     client: &DevChainClient,
 ) -> anyhow::Result<Call> {
     Ok(match command {
-        TxCommand::Register { netuid, hotkey } => Call::Register {
-            netuid: *netuid,
-            hotkey: hotkey.unwrap_or_else(|| signer.account_id()),
-        },
+        TxCommand::Register { netuid, hotkey } => {
+            let hotkey = match (hotkey, &signer_args.uri) {
+                (Some(hotkey), _) => *hotkey,
+                (None, Some(_)) => signer.account_id(),
+                (None, None) => signer_args.wallet.hotkey_account().with_context(|| {
+                    format!(
+                        "while reading hotkey {:?} of the wallet (--wallet.hotkey)",
+                        signer_args.wallet.hotkey
+                    )
+                })?,
+            };
+            Call::Register {
+                netuid: *netuid,
+                hotkey,
+            }
+        }
         TxCommand::AddStake {
             netuid,
             hotkey,
@@ -657,4 +714,119 @@ fn short_ss58(id: &AccountId) -> String {
 /// A u16 proportion as a decimal with 5 places.
 fn proportion(x: u16) -> String {
     format!("{:.5}", f64::from(x) / 65535.0)
+}
+
+fn simulate(file: &Path) -> anyhow::Result<()> {
+    let json = std::fs::read_to_string(file)
+        .with_context(|| format!("while reading the simulation input {}", file.display()))?;
+    let output = crate::simulate::run(&json)
+        .with_context(|| format!("while simulating {}", file.display()))?;
+    let text =
+        serde_json::to_string_pretty(&output).context("while encoding the simulation output")?;
+    println!("{text}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn wallet_flags_may_follow_the_subcommand_beside_a_hotkey_flag() {
+        let bob = Keypair::from_uri("//Bob").unwrap().account_id().to_ss58();
+        let cli = Cli::try_parse_from([
+            "devchain",
+            "tx",
+            "register",
+            "--netuid",
+            "1",
+            "--hotkey",
+            &bob,
+            "--wallet.hotkey",
+            "h1",
+            "--wallet.name",
+            "w1",
+        ])
+        .unwrap();
+        let Command::Tx(tx) = cli.command else {
+            panic!("not tx")
+        };
+        assert_eq!(tx.signer.wallet.hotkey, "h1");
+        assert_eq!(tx.signer.wallet.name, "w1");
+        let TxCommand::Register {
+            netuid: 1,
+            hotkey: Some(hotkey),
+        } = tx.call
+        else {
+            panic!("{:?}", tx.call)
+        };
+        assert_eq!(hotkey.to_ss58(), bob);
+    }
+
+    #[test]
+    fn coldkey_signs_money_and_registration_hotkey_signs_the_rest() {
+        let register = TxCommand::Register {
+            netuid: 1,
+            hotkey: None,
+        };
+        let commit = TxCommand::Commit {
+            netuid: 1,
+            data: "x".into(),
+        };
+        assert!(signs_with_coldkey(&register));
+        assert!(!signs_with_coldkey(&commit));
+    }
+
+    #[test]
+    fn metagraph_table_has_one_row_per_uid_with_axon() {
+        use subnet_common::chain::types::{AxonInfo, NeuronInfo};
+        let hotkey = Keypair::from_uri("//Alice").unwrap().account_id();
+        let neuron = NeuronInfo {
+            hotkey,
+            coldkey: hotkey,
+            uid: 0,
+            netuid: 1,
+            active: true,
+            axon_info: AxonInfo {
+                block: 3,
+                version: 1,
+                ip: 0x0A00_0001,
+                port: 8091,
+                ip_type: 4,
+                protocol: 0,
+            },
+            stake: 1_500_000_000,
+            emission: 0,
+            incentive: 65535,
+            consensus: 0,
+            validator_trust: 0,
+            dividends: 0,
+            rank: 0,
+            trust: 0,
+            pruning_score: 0,
+            last_update: 0,
+            validator_permit: true,
+            weights: vec![],
+            bonds: vec![],
+            block_at_registration: 0,
+        };
+        let table = metagraph_table(&Metagraph {
+            netuid: 1,
+            block: 9,
+            neurons: vec![neuron],
+        });
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(lines[2].starts_with("0 "), "{table}");
+        for cell in ["5Grw…utQY", "1.5", "1.00000", "*", "10.0.0.1:8091"] {
+            assert!(lines[2].contains(cell), "{cell} missing in {table}");
+        }
+    }
 }

@@ -128,8 +128,11 @@ fn errors_name_the_flag_or_file() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--amount"), "{}", stderr(&out));
 
+    let wallets = tempfile::tempdir().unwrap();
     let out = run(&[
         "tx",
+        "--wallet.path",
+        wallets.path().to_str().unwrap(),
         "--chain.url",
         "http://127.0.0.1:9",
         "transfer",
@@ -140,4 +143,100 @@ fn errors_name_the_flag_or_file() {
     ]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--uri"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn tx_signs_with_a_bittensor_wallet_coldkey_or_hotkey_by_call() {
+    use secrecy::SecretString;
+    use subnet_common::wallet::{Protection, Wallet, password};
+
+    let dir = ChainDir::new();
+    let node = dir.start();
+    let wallets = tempfile::tempdir().unwrap();
+    let wallet = Wallet::new(wallets.path(), "miner", "hot");
+    let coldkey = key("//Miner3");
+    let hotkey = key("//Miner3//hot");
+    let secret = SecretString::from("correct horse".to_owned());
+    wallet
+        .set_coldkey(&coldkey, Protection::Encrypted(&secret), false)
+        .unwrap();
+    wallet
+        .set_hotkey(&hotkey, Protection::Plain, false)
+        .unwrap();
+    // The SDK's password variable, so no prompt is needed.
+    let var = password::env_var_name(&wallet.coldkey_path());
+    let value = password::env_value(&var, &secret);
+
+    let flags = [
+        "--chain.url",
+        node.url.as_str(),
+        "--wallet.path",
+        wallets.path().to_str().unwrap(),
+        "--wallet.name",
+        "miner",
+        "--wallet.hotkey",
+        "hot",
+    ];
+    let register = devchain()
+        .args(["tx", "register", "--netuid", "1"])
+        .args(flags)
+        .env(&var, &value)
+        .output()
+        .unwrap();
+    assert!(register.status.success(), "{}", stderr(&register));
+    let commit = run(&[
+        &["tx", "commit", "--netuid", "1", "--data", "0xc0ffee"][..],
+        &flags,
+    ]
+    .concat());
+    assert!(commit.status.success(), "{}", stderr(&commit));
+
+    let metagraph = node.client.metagraph(1).await.unwrap();
+    let neuron = metagraph
+        .neurons
+        .iter()
+        .find(|n| n.hotkey == hotkey.account_id())
+        .expect("the wallet's hotkey is registered");
+    assert_eq!(
+        neuron.coldkey,
+        coldkey.account_id(),
+        "registered by the wallet's coldkey"
+    );
+    let commitments = node.client.commitments(1).await.unwrap();
+    assert!(
+        commitments
+            .iter()
+            .any(|c| c.hotkey == hotkey.account_id() && c.data == [0xc0, 0xff, 0xee]),
+        "{commitments:?}"
+    );
+}
+
+#[test]
+fn simulate_prints_json_and_names_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("sim.json");
+    std::fs::write(
+        &input,
+        r#"{"n": 3, "stakes": [10, 0, 0], "epochs": [{"weights": [[0, [[1, 65535], [2, 0]]]]}]}"#,
+    )
+    .unwrap();
+    let out = run(&["simulate", input.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let incentive = json["epochs"][0]["incentive"]
+        .as_array()
+        .expect("incentive per uid");
+    assert_eq!(incentive.len(), 3, "{json}");
+    assert!(
+        incentive[1].as_f64().unwrap() > 0.9,
+        "the only weighted miner earns: {json}"
+    );
+
+    let missing = run(&["simulate", "/nonexistent/sim.json"]);
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("/nonexistent/sim.json"),
+        "{}",
+        stderr(&missing)
+    );
 }
