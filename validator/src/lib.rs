@@ -4,6 +4,8 @@
 //! |---|---|
 //! | [`cli`] | the command line (clap), every flag also from an env var |
 //! | [`query`] | `validator query`: one signed request, an operator's signed curl |
+//! | [`artifacts`] | fetching miners' model artifacts, verified against their commitment, into a cache |
 
+pub mod artifacts;
 pub mod cli;
 pub mod query;

@@ -1,3 +1,4 @@
 //! Integration tests of the validator binary.
 
+mod artifacts;
 mod query;

@@ -1,0 +1,693 @@
+//! Downloading a miner's model artifact, checked against its on-chain commitment, into a cache
+//! keyed by manifest hash.
+//!
+//! [`fetch_artifact`] trusts nothing the miner sends:
+//! 1. a complete cache entry `cache_dir/<manifest_sha256>/` is reused without any network call;
+//! 2. the manifest is read with a size limit, its hash recomputed and compared with the
+//!    commitment ([`FetchError::HashMismatch`]);
+//! 3. file names, count, per-file and total sizes are checked *before* any file is downloaded
+//!    ([`FetchError::Malformed`], [`FetchError::TooLarge`]);
+//! 4. each file is streamed to a staging directory while hashed, aborting as soon as more bytes
+//!    than declared arrive; its sha256 must match the manifest;
+//! 5. only then is the staging directory renamed into place, so a cache entry is either
+//!    complete or absent (a failed or cancelled fetch leaves nothing behind).
+//!
+//! Every request has a timeout to its response headers and between body chunks, and the whole
+//! fetch has a deadline. A misbehaving miner is data: each [`FetchError`] maps to a recorded
+//! outcome code ([`FetchError::outcome`]). The manifest's `competition` is not covered by its hash:
+//! callers compare it with the commitment's competition themselves.
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use sha2::{Digest, Sha256};
+use subnet_common::{
+    btauth::SignedClient,
+    keys::AccountId,
+    protocol::{Manifest, ManifestFile},
+};
+use tokio::io::AsyncWriteExt;
+
+/// Name of the manifest copy kept in each cache entry.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// Files an artifact must have.
+pub const REQUIRED_FILES: &[&str] = &["config.json", "model.safetensors"];
+
+/// Files an artifact may have besides the required ones.
+pub const OPTIONAL_FILES: &[&str] = &["tokenizer.json", "generation_config.json"];
+
+/// Bounds on what a fetch accepts and how long it waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest manifest body read.
+    pub max_manifest_bytes: usize,
+    /// Largest single file.
+    pub max_file_bytes: u64,
+    /// Largest sum of file sizes (the competition's `max_artifact_bytes`).
+    pub max_total_bytes: u64,
+    /// Time from sending a request to its response headers (connecting included).
+    pub request_timeout: Duration,
+    /// Longest wait for the next chunk of a response body.
+    pub read_timeout: Duration,
+    /// The whole fetch: manifest and every file.
+    pub deadline: Duration,
+}
+
+impl Default for Limits {
+    /// 64 KiB manifests, 256 MiB artifacts, 10 s per request or stalled read, 10 min in all.
+    fn default() -> Self {
+        Self {
+            max_manifest_bytes: 64 * 1024,
+            max_file_bytes: 256 << 20,
+            max_total_bytes: 256 << 20,
+            request_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(10),
+            deadline: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A verified artifact on local disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedArtifact {
+    /// `cache_dir/<manifest_sha256>/`, holding the files and [`MANIFEST_FILE`].
+    pub dir: PathBuf,
+    /// The verified manifest.
+    pub manifest: Manifest,
+    /// True when the entry was already cached (no network call was made).
+    pub from_cache: bool,
+}
+
+impl CachedArtifact {
+    /// Local path of the artifact file `name`, if the manifest lists it.
+    pub fn file_path(&self, name: &str) -> Option<PathBuf> {
+        self.manifest
+            .files
+            .iter()
+            .any(|f| f.name == name)
+            .then(|| self.dir.join(name))
+    }
+}
+
+/// Why an artifact could not be fetched. All but [`FetchError::Io`] are the miner's doing.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// No answer (headers or next body chunk) in time, or the deadline passed.
+    #[error("{what}: no answer within {after:?}")]
+    Timeout {
+        /// What was being waited for.
+        what: String,
+        /// The limit that passed.
+        after: Duration,
+    },
+    /// Connecting or talking to the miner failed.
+    #[error("{what}: {source}")]
+    Unreachable {
+        /// The request that failed.
+        what: String,
+        /// The transport error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The miner answered with a non-success status.
+    #[error("{what}: the miner answered HTTP {status}")]
+    BadStatus {
+        /// The request.
+        what: String,
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The answer is not what the protocol allows (bad JSON, names, short bodies, ...).
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+    /// A hash does not match: the manifest's own, the commitment, or a file's.
+    #[error("hash mismatch: {what}: expected {expected}, got {actual}")]
+    HashMismatch {
+        /// What was compared.
+        what: String,
+        /// The hash we trust.
+        expected: String,
+        /// The hash found.
+        actual: String,
+    },
+    /// A declared or delivered size is over a limit.
+    #[error("too large: {what}: {size} bytes, limit {limit}")]
+    TooLarge {
+        /// What is too large.
+        what: String,
+        /// Its size (at least; a body is cut off at the limit).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Our own disk failed.
+    #[error("cache I/O at {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl FetchError {
+    /// Stable code recorded with the miner's evaluation.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Timeout { .. } => "timeout",
+            Self::Unreachable { .. } => "unreachable",
+            Self::BadStatus { .. } => "bad_status",
+            Self::Malformed(_) => "malformed",
+            Self::HashMismatch { .. } => "hash_mismatch",
+            Self::TooLarge { .. } => "too_large",
+            Self::Io { .. } => "io",
+        }
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
+    move |source| FetchError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// True for 64 lowercase hex characters.
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Fetches the artifact committed as `expected_manifest_sha256` from the miner at `base_url`
+/// (signing for `miner_hotkey`), or returns the cached copy. See the module docs for the checks.
+pub async fn fetch_artifact(
+    client: &SignedClient,
+    base_url: &reqwest::Url,
+    miner_hotkey: &AccountId,
+    expected_manifest_sha256: &str,
+    limits: &Limits,
+    cache_dir: &Path,
+) -> Result<CachedArtifact, FetchError> {
+    if !is_sha256_hex(expected_manifest_sha256) {
+        return Err(FetchError::Malformed(format!(
+            "committed manifest hash {expected_manifest_sha256:?} is not 64 lowercase hex characters"
+        )));
+    }
+    let entry = cache_dir.join(expected_manifest_sha256);
+    if let Some(cached) = read_cache_entry(&entry, expected_manifest_sha256).await? {
+        tracing::debug!(dir = %entry.display(), "artifact found in the cache");
+        return Ok(cached);
+    }
+    let miner = Miner {
+        client,
+        base_url,
+        hotkey: miner_hotkey,
+        limits,
+    };
+    let download = download(&miner, expected_manifest_sha256, cache_dir, &entry);
+    match tokio::time::timeout(limits.deadline, download).await {
+        Ok(result) => result,
+        Err(_) => Err(FetchError::Timeout {
+            what: "the whole artifact download".into(),
+            after: limits.deadline,
+        }),
+    }
+}
+
+/// A complete cache entry, or `None`. An entry that fails its checks (edited by hand, disk
+/// damage) is removed so it is fetched again.
+async fn read_cache_entry(
+    entry: &Path,
+    expected: &str,
+) -> Result<Option<CachedArtifact>, FetchError> {
+    let manifest_path = entry.join(MANIFEST_FILE);
+    let bytes = match tokio::fs::read(&manifest_path).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(&manifest_path)(e)),
+    };
+    let mut complete = false;
+    let manifest = serde_json::from_slice::<Manifest>(&bytes).ok();
+    if let Some(manifest) = &manifest {
+        complete = manifest.is_consistent() && manifest.manifest_sha256 == expected;
+        for file in &manifest.files {
+            let sized = tokio::fs::symlink_metadata(entry.join(&file.name))
+                .await
+                .is_ok_and(|m| m.is_file() && m.len() == file.size);
+            complete &= sized;
+        }
+    }
+    match manifest {
+        Some(manifest) if complete => Ok(Some(CachedArtifact {
+            dir: entry.to_path_buf(),
+            manifest,
+            from_cache: true,
+        })),
+        _ => {
+            tracing::warn!(dir = %entry.display(), "damaged artifact cache entry; fetching it again");
+            tokio::fs::remove_dir_all(entry)
+                .await
+                .map_err(io_error(entry))?;
+            Ok(None)
+        }
+    }
+}
+
+/// Who to ask and how.
+struct Miner<'a> {
+    client: &'a SignedClient,
+    base_url: &'a reqwest::Url,
+    hotkey: &'a AccountId,
+    limits: &'a Limits,
+}
+
+impl Miner<'_> {
+    /// Sends a signed GET, waiting at most `request_timeout` for the headers; non-2xx is an error.
+    async fn get(&self, path: &str, what: &str) -> Result<reqwest::Response, FetchError> {
+        let url = self
+            .base_url
+            .join(path)
+            .map_err(|e| FetchError::Malformed(format!("miner URL {}: {e}", self.base_url)))?;
+        let send = self.client.get(url, self.hotkey).send();
+        let response = match tokio::time::timeout(self.limits.request_timeout, send).await {
+            Err(_) => {
+                return Err(FetchError::Timeout {
+                    what: what.into(),
+                    after: self.limits.request_timeout,
+                });
+            }
+            Ok(Err(source)) => return Err(transport_error(what, source)),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        if !status.is_success() {
+            return Err(FetchError::BadStatus {
+                what: what.into(),
+                status: status.as_u16(),
+            });
+        }
+        Ok(response)
+    }
+
+    /// The next body chunk, waiting at most `read_timeout`.
+    async fn chunk(
+        &self,
+        response: &mut reqwest::Response,
+        what: &str,
+    ) -> Result<Option<bytes::Bytes>, FetchError> {
+        match tokio::time::timeout(self.limits.read_timeout, response.chunk()).await {
+            Err(_) => Err(FetchError::Timeout {
+                what: what.into(),
+                after: self.limits.read_timeout,
+            }),
+            Ok(Err(source)) => Err(transport_error(what, source)),
+            Ok(Ok(chunk)) => Ok(chunk),
+        }
+    }
+}
+
+fn transport_error(what: &str, source: reqwest::Error) -> FetchError {
+    if source.is_timeout() {
+        FetchError::Timeout {
+            what: what.into(),
+            after: Duration::ZERO,
+        }
+    } else {
+        FetchError::Unreachable {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// Manifest, checks, files, rename: everything after a cache miss.
+async fn download(
+    miner: &Miner<'_>,
+    expected: &str,
+    cache_dir: &Path,
+    entry: &Path,
+) -> Result<CachedArtifact, FetchError> {
+    let manifest = fetch_manifest(miner).await?;
+    check_manifest(&manifest, expected, miner.limits)?;
+
+    tokio::fs::create_dir_all(cache_dir)
+        .await
+        .map_err(io_error(cache_dir))?;
+    // Removed on drop: an error or a cancelled future leaves no partial entry.
+    let staging = tempfile::Builder::new()
+        .prefix(".partial-")
+        .tempdir_in(cache_dir)
+        .map_err(io_error(cache_dir))?;
+    for file in &manifest.files {
+        download_file(miner, file, &staging.path().join(&file.name)).await?;
+    }
+    let manifest_path = staging.path().join(MANIFEST_FILE);
+    let json = serde_json::to_vec_pretty(&manifest)
+        .map_err(|e| io_error(&manifest_path)(std::io::Error::other(e)))?;
+    tokio::fs::write(&manifest_path, json)
+        .await
+        .map_err(io_error(&manifest_path))?;
+
+    let staged = staging.keep();
+    if let Err(e) = tokio::fs::rename(&staged, entry).await {
+        // Another fetch of the same hash may have finished first: its entry is as good as ours.
+        let _ = tokio::fs::remove_dir_all(&staged).await;
+        return match read_cache_entry(entry, expected).await? {
+            Some(cached) => Ok(cached),
+            None => Err(io_error(entry)(e)),
+        };
+    }
+    tracing::info!(
+        dir = %entry.display(),
+        files = manifest.files.len(),
+        bytes = manifest.files.iter().map(|f| f.size).sum::<u64>(),
+        "artifact downloaded and verified"
+    );
+    Ok(CachedArtifact {
+        dir: entry.to_path_buf(),
+        manifest,
+        from_cache: false,
+    })
+}
+
+async fn fetch_manifest(miner: &Miner<'_>) -> Result<Manifest, FetchError> {
+    const WHAT: &str = "GET /v1/model/manifest";
+    let limit = miner.limits.max_manifest_bytes;
+    let mut response = miner.get("/v1/model/manifest", WHAT).await?;
+    let mut body = Vec::new();
+    while let Some(chunk) = miner.chunk(&mut response, WHAT).await? {
+        if body.len() + chunk.len() > limit {
+            return Err(FetchError::TooLarge {
+                what: "the manifest".into(),
+                size: (body.len() + chunk.len()) as u64,
+                limit: limit as u64,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| FetchError::Malformed(format!("the manifest is not valid JSON: {e}")))
+}
+
+/// Every check that needs only the manifest: hashes, names, sizes.
+fn check_manifest(manifest: &Manifest, expected: &str, limits: &Limits) -> Result<(), FetchError> {
+    let recomputed = subnet_common::protocol::manifest_sha256(&manifest.files);
+    if recomputed != manifest.manifest_sha256 {
+        return Err(FetchError::HashMismatch {
+            what: "the manifest's own hash over its files".into(),
+            expected: recomputed,
+            actual: manifest.manifest_sha256.clone(),
+        });
+    }
+    if manifest.manifest_sha256 != expected {
+        return Err(FetchError::HashMismatch {
+            what: "the manifest against the on-chain commitment".into(),
+            expected: expected.into(),
+            actual: manifest.manifest_sha256.clone(),
+        });
+    }
+    let mut names = BTreeSet::new();
+    for file in &manifest.files {
+        let known = REQUIRED_FILES.contains(&file.name.as_str())
+            || OPTIONAL_FILES.contains(&file.name.as_str());
+        if !known {
+            return Err(FetchError::Malformed(format!(
+                "file {:?} is not an artifact file",
+                truncate(&file.name)
+            )));
+        }
+        if !names.insert(file.name.as_str()) {
+            return Err(FetchError::Malformed(format!(
+                "file {} is listed twice",
+                file.name
+            )));
+        }
+        if !is_sha256_hex(&file.sha256) {
+            return Err(FetchError::Malformed(format!(
+                "file {} has sha256 {:?}, not 64 lowercase hex characters",
+                file.name,
+                truncate(&file.sha256)
+            )));
+        }
+        if file.size > limits.max_file_bytes {
+            return Err(FetchError::TooLarge {
+                what: format!("file {}", file.name),
+                size: file.size,
+                limit: limits.max_file_bytes,
+            });
+        }
+    }
+    if let Some(missing) = REQUIRED_FILES.iter().find(|n| !names.contains(**n)) {
+        return Err(FetchError::Malformed(format!(
+            "the artifact has no {missing}"
+        )));
+    }
+    let total = manifest
+        .files
+        .iter()
+        .try_fold(0u64, |sum, f| sum.checked_add(f.size))
+        .unwrap_or(u64::MAX);
+    if total > limits.max_total_bytes {
+        return Err(FetchError::TooLarge {
+            what: "the artifact".into(),
+            size: total,
+            limit: limits.max_total_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// At most 64 characters of miner-supplied text, for error messages.
+fn truncate(s: &str) -> String {
+    s.chars().take(64).collect()
+}
+
+/// Streams one file to `dest` while hashing it; checks its size and sha256.
+async fn download_file(
+    miner: &Miner<'_>,
+    file: &ManifestFile,
+    dest: &Path,
+) -> Result<(), FetchError> {
+    let what = format!("GET /v1/model/files/{}", file.name);
+    let too_large = |size: u64| FetchError::TooLarge {
+        what: format!("file {} (more bytes than the manifest declares)", file.name),
+        size,
+        limit: file.size,
+    };
+    // `file.name` is one of the known artifact names: no escaping needed.
+    let mut response = miner
+        .get(&format!("/v1/model/files/{}", file.name), &what)
+        .await?;
+    if response.status() != reqwest::StatusCode::OK {
+        return Err(FetchError::Malformed(format!(
+            "{what}: expected 200, got {}",
+            response.status()
+        )));
+    }
+    if let Some(length) = response.content_length() {
+        if length > file.size {
+            return Err(too_large(length));
+        }
+        if length < file.size {
+            return Err(FetchError::Malformed(format!(
+                "{what}: Content-Length {length}, the manifest declares {}",
+                file.size
+            )));
+        }
+    }
+    let mut out = tokio::fs::File::create(dest)
+        .await
+        .map_err(io_error(dest))?;
+    let mut hasher = Sha256::new();
+    let mut received = 0u64;
+    while let Some(chunk) = miner.chunk(&mut response, &what).await? {
+        received += chunk.len() as u64;
+        if received > file.size {
+            return Err(too_large(received));
+        }
+        hasher.update(&chunk);
+        out.write_all(&chunk).await.map_err(io_error(dest))?;
+    }
+    if received < file.size {
+        return Err(FetchError::Malformed(format!(
+            "{what}: {received} bytes, the manifest declares {}",
+            file.size
+        )));
+    }
+    let actual = hex::encode(hasher.finalize());
+    if actual != file.sha256 {
+        return Err(FetchError::HashMismatch {
+            what: format!("file {}", file.name),
+            expected: file.sha256.clone(),
+            actual,
+        });
+    }
+    out.sync_all().await.map_err(io_error(dest))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, size: u64) -> ManifestFile {
+        ManifestFile {
+            name: name.into(),
+            size,
+            sha256: "ab".repeat(32),
+        }
+    }
+
+    fn manifest(files: Vec<ManifestFile>) -> Manifest {
+        Manifest::new("tiny-v1", files)
+    }
+
+    fn base() -> Vec<ManifestFile> {
+        vec![file("config.json", 10), file("model.safetensors", 100)]
+    }
+
+    #[test]
+    fn a_sound_manifest_passes() {
+        let m = manifest(base());
+        check_manifest(&m, &m.manifest_sha256, &Limits::default()).unwrap();
+    }
+
+    #[test]
+    fn a_manifest_whose_hash_does_not_recompute_is_a_mismatch() {
+        let mut m = manifest(base());
+        m.files[0].size = 11;
+        let expected = m.manifest_sha256.clone();
+        let err = check_manifest(&m, &expected, &Limits::default()).unwrap_err();
+        assert_eq!(err.outcome(), "hash_mismatch", "{err}");
+    }
+
+    #[test]
+    fn a_manifest_other_than_the_commitment_is_a_mismatch() {
+        let m = manifest(base());
+        let err = check_manifest(&m, &"0".repeat(64), &Limits::default()).unwrap_err();
+        assert_eq!(err.outcome(), "hash_mismatch");
+        assert!(err.to_string().contains("commitment"), "{err}");
+    }
+
+    #[test]
+    fn unknown_duplicate_or_missing_files_are_malformed() {
+        for files in [
+            vec![
+                file("../etc/passwd", 1),
+                file("config.json", 1),
+                file("model.safetensors", 1),
+            ],
+            vec![
+                file("config.json", 1),
+                file("config.json", 1),
+                file("model.safetensors", 1),
+            ],
+            vec![file("config.json", 1)],
+        ] {
+            let m = manifest(files);
+            let err = check_manifest(&m, &m.manifest_sha256, &Limits::default()).unwrap_err();
+            assert_eq!(err.outcome(), "malformed", "{err}");
+        }
+        let mut files = base();
+        files[0].sha256 = "AB".repeat(32);
+        let m = manifest(files);
+        let err = check_manifest(&m, &m.manifest_sha256, &Limits::default()).unwrap_err();
+        assert_eq!(err.outcome(), "malformed", "{err}");
+    }
+
+    #[test]
+    fn sizes_over_the_limits_are_too_large_even_when_they_overflow() {
+        let limits = Limits {
+            max_file_bytes: 100,
+            max_total_bytes: 105,
+            ..Limits::default()
+        };
+        let mut files = base();
+        files[1].size = 101;
+        let m = manifest(files);
+        let err = check_manifest(&m, &m.manifest_sha256, &limits).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FetchError::TooLarge {
+                    size: 101,
+                    limit: 100,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        let m = manifest(base());
+        let err = check_manifest(&m, &m.manifest_sha256, &limits).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FetchError::TooLarge {
+                    size: 110,
+                    limit: 105,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        let limits = Limits {
+            max_file_bytes: u64::MAX,
+            max_total_bytes: u64::MAX - 1,
+            ..Limits::default()
+        };
+        let m = manifest(vec![
+            file("config.json", u64::MAX),
+            file("model.safetensors", 2),
+        ]);
+        let err = check_manifest(&m, &m.manifest_sha256, &limits).unwrap_err();
+        assert_eq!(err.outcome(), "too_large", "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_commitment_that_is_not_hex_never_touches_the_disk() {
+        let cache = tempfile::tempdir().unwrap();
+        let client = SignedClient::new(
+            reqwest::Client::new(),
+            subnet_common::keys::Keypair::from_uri("//Alice").unwrap(),
+        );
+        let url = reqwest::Url::parse("http://127.0.0.1:9").unwrap();
+        let hotkey = subnet_common::keys::Keypair::from_uri("//Bob")
+            .unwrap()
+            .account_id();
+        let err = fetch_artifact(
+            &client,
+            &url,
+            &hotkey,
+            "../x",
+            &Limits::default(),
+            cache.path(),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.outcome(), "malformed");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_cache_entry_is_removed() {
+        let cache = tempfile::tempdir().unwrap();
+        let m = manifest(base());
+        let entry = cache.path().join(&m.manifest_sha256);
+        std::fs::create_dir(&entry).unwrap();
+        std::fs::write(entry.join(MANIFEST_FILE), serde_json::to_vec(&m).unwrap()).unwrap();
+        std::fs::write(entry.join("config.json"), [0u8; 10]).unwrap();
+        // model.safetensors is missing.
+        assert_eq!(
+            read_cache_entry(&entry, &m.manifest_sha256).await.unwrap(),
+            None
+        );
+        assert!(!entry.exists());
+    }
+}
