@@ -177,43 +177,78 @@ pub fn max_upscale_to_u16(values: &[u16]) -> Vec<u16> {
         .collect()
 }
 
-/// The liquid-α of one (validator, miner) pair (`alpha_sigmoid`).
-///
-/// `neg_rate` is `steepness / −100`, computed once per epoch by the caller.
-fn alpha_sigmoid(
-    consensus: I32F32,
-    weight: I32F32,
-    bond: I32F32,
-    alpha_low: I32F32,
-    alpha_high: I32F32,
+/// The liquid-α sigmoid of a subnet (`alpha_sigmoid`), with its constants computed once.
+struct LiquidAlpha {
+    low: I32F32,
+    high: I32F32,
+    /// `steepness / −100`.
     neg_rate: I32F32,
-) -> I32F32 {
-    let (zero, one) = (I32F32::ZERO, I32F32::ONE);
-    let half = I32F32::from_bits(1 << 31);
-    let diff = if weight >= bond {
-        weight.saturating_sub(consensus).clamp_to(zero, one)
-    } else {
-        bond.saturating_sub(weight).clamp_to(zero, one)
-    };
-    let exponent = neg_rate.saturating_mul(diff.saturating_sub(half));
-    let sigmoid = one.safe_div(one.saturating_add(exponent.exp_safe()));
-    alpha_low
-        .saturating_add(sigmoid.saturating_mul(alpha_high.saturating_sub(alpha_low)))
-        .clamp_to(alpha_low, alpha_high)
+    /// α at a difference of 0, the most common case (weight at or below consensus).
+    at_zero: I32F32,
+}
+
+impl LiquidAlpha {
+    fn new(params: &YumaParams) -> Self {
+        let mut sigmoid = Self {
+            low: u16_ratio(params.alpha_low),
+            high: u16_ratio(params.alpha_high),
+            neg_rate: I32F32::from_int(i64::from(params.alpha_sigmoid_steepness))
+                .safe_div(I32F32::from_int(-100)),
+            at_zero: I32F32::ZERO,
+        };
+        sigmoid.at_zero = sigmoid.alpha_of_diff(I32F32::ZERO);
+        sigmoid
+    }
+
+    /// α for one (validator, miner) pair: a buy (`weight ≥ bond`) looks at how far the weight is
+    /// above consensus, a sell at how far it is below the bond.
+    fn alpha(&self, consensus: I32F32, weight: I32F32, bond: I32F32) -> I32F32 {
+        let (zero, one) = (I32F32::ZERO, I32F32::ONE);
+        let diff = if weight >= bond {
+            weight.saturating_sub(consensus).clamp_to(zero, one)
+        } else {
+            bond.saturating_sub(weight).clamp_to(zero, one)
+        };
+        if diff == zero {
+            self.at_zero
+        } else {
+            self.alpha_of_diff(diff)
+        }
+    }
+
+    /// `clamp(low + σ(diff)·(high − low), low, high)` with
+    /// `σ(d) = 1 / (1 + exp_safe((steepness/−100)·(d − 0.5)))`.
+    fn alpha_of_diff(&self, diff: I32F32) -> I32F32 {
+        let one = I32F32::ONE;
+        let half = I32F32::from_bits(1 << 31);
+        let exponent = self.neg_rate.saturating_mul(diff.saturating_sub(half));
+        let sigmoid = one.safe_div(one.saturating_add(exponent.exp_safe()));
+        self.low
+            .saturating_add(sigmoid.saturating_mul(self.high.saturating_sub(self.low)))
+            .clamp_to(self.low, self.high)
+    }
 }
 
 /// Per row, the entries a forward scan over ascending columns finds: an entry counts only when
 /// its column is larger than every column before it in the row (Subtensor's peekable scan in
 /// `compute_liquid_alpha_values_sparse`; rows sorted ascending find every entry).
-fn scan_visible(row: &[(u16, I32F32)], dense: &mut [I32F32], touched: &mut Vec<u16>) {
+fn scan_visible(row: &[(u16, I32F32)], dense: &mut [I32F32]) {
     let mut last: Option<u16> = None;
     for &(j, v) in row {
         if last.is_none_or(|l| j > l) {
             last = Some(j);
             if let Some(cell) = dense.get_mut(usize::from(j)) {
                 *cell = v;
-                touched.push(j);
             }
+        }
+    }
+}
+
+/// Sets the columns of `row` back to 0 in `dense`.
+fn clear_columns(row: &[(u16, I32F32)], dense: &mut [I32F32]) {
+    for &(j, _) in row {
+        if let Some(cell) = dense.get_mut(usize::from(j)) {
+            *cell = I32F32::ZERO;
         }
     }
 }
@@ -228,28 +263,22 @@ fn liquid_alpha_ema(
     params: &YumaParams,
 ) -> SparseMatrix {
     let n = consensus.len();
-    let alpha_low = u16_ratio(params.alpha_low);
-    let alpha_high = u16_ratio(params.alpha_high);
-    let neg_rate = I32F32::from_int(i64::from(params.alpha_sigmoid_steepness))
-        .safe_div(I32F32::from_int(-100));
+    let sigmoid = LiquidAlpha::new(params);
     let (zero, one) = (I32F32::ZERO, I32F32::ONE);
     let mut seen_weight = vec![zero; n];
     let mut seen_bond = vec![zero; n];
     let mut old_bond = vec![zero; n];
-    let mut touched: Vec<u16> = Vec::new();
     let empty: Vec<(u16, I32F32)> = Vec::new();
     weights
         .iter()
         .enumerate()
         .map(|(i, new_row)| {
             let old_row = bonds.get(i).unwrap_or(&empty);
-            touched.clear();
-            scan_visible(new_row, &mut seen_weight, &mut touched);
-            scan_visible(old_row, &mut seen_bond, &mut touched);
+            scan_visible(new_row, &mut seen_weight);
+            scan_visible(old_row, &mut seen_bond);
             for &(j, b) in old_row {
                 if let Some(cell) = old_bond.get_mut(usize::from(j)) {
                     *cell = b;
-                    touched.push(j);
                 }
             }
             let mut out = Vec::with_capacity(new_row.len());
@@ -258,14 +287,7 @@ fn liquid_alpha_ema(
                 let Some(&c) = consensus.get(col) else {
                     continue;
                 };
-                let alpha = alpha_sigmoid(
-                    c,
-                    seen_weight[col],
-                    seen_bond[col],
-                    alpha_low,
-                    alpha_high,
-                    neg_rate,
-                );
+                let alpha = sigmoid.alpha(c, seen_weight[col], seen_bond[col]);
                 let decayed = one.saturating_sub(alpha).saturating_mul(old_bond[col]);
                 let bought = alpha.saturating_mul(new_value).max(zero);
                 let value = decayed.saturating_add(bought).min(one);
@@ -273,12 +295,9 @@ fn liquid_alpha_ema(
                     out.push((j, value));
                 }
             }
-            for &j in &touched {
-                let col = usize::from(j);
-                seen_weight[col] = zero;
-                seen_bond[col] = zero;
-                old_bond[col] = zero;
-            }
+            clear_columns(new_row, &mut seen_weight);
+            clear_columns(old_row, &mut seen_bond);
+            clear_columns(old_row, &mut old_bond);
             out
         })
         .collect()
@@ -293,16 +312,17 @@ fn per_uid<T: Copy + Default>(values: &[T], n: usize) -> Vec<T> {
 
 /// Reads stored `(column, u16)` rows as a sparse matrix of n rows, dropping columns ≥ n.
 fn read_sparse(rows: &[Vec<(u16, u16)>], n: usize, value: impl Fn(u16) -> I32F32) -> SparseMatrix {
+    let empty: Vec<(u16, u16)> = Vec::new();
     (0..n)
         .map(|i| {
-            rows.get(i)
-                .map(|row| {
-                    row.iter()
-                        .filter(|&&(j, _)| usize::from(j) < n)
-                        .map(|&(j, w)| (j, value(w)))
-                        .collect()
-                })
-                .unwrap_or_default()
+            let row = rows.get(i).unwrap_or(&empty);
+            let mut out = Vec::with_capacity(row.len());
+            for &(j, w) in row {
+                if usize::from(j) < n {
+                    out.push((j, value(w)));
+                }
+            }
+            out
         })
         .collect()
 }

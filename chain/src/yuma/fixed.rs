@@ -49,9 +49,16 @@ impl I32F32 {
         if value.is_nan() {
             return Self::ZERO;
         }
-        let scaled = (value * (1u64 << FRAC) as f64).round();
-        // `as` saturates for floats that do not fit.
-        Self(scaled as i64)
+        let scaled = value.abs() * (1u64 << FRAC) as f64;
+        // Round half away from zero without a libm call: the integer part (`as` truncates and
+        // saturates) plus one when the fraction, computed exactly, is at least one half.
+        let whole = scaled as i64;
+        let magnitude = if scaled - whole as f64 >= 0.5 {
+            whole.saturating_add(1)
+        } else {
+            whole
+        };
+        Self(if value < 0.0 { -magnitude } else { magnitude })
     }
 
     /// The value as a float (exact for |x| < 2²¹, otherwise the nearest float).
@@ -61,11 +68,13 @@ impl I32F32 {
 
     /// `n / 65535`: a stored u16 proportion as a number in [0, 1] (truncated like Subtensor).
     pub fn from_u16_proportion(n: u16) -> Self {
-        Self::from_u64(u64::from(n)).safe_div(Self::from_u64(u64::from(u16::MAX)))
+        // (n·2³²)·2³² / (65535·2³²) = n·2³² / 65535: the same truncated quotient, but a division
+        // by a constant, which compiles to a multiplication.
+        Self((i64::from(n) << FRAC) / i64::from(u16::MAX))
     }
 
     fn saturate(wide: i128) -> Self {
-        Self(wide.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+        Self(i64::try_from(wide).unwrap_or(if wide < 0 { i64::MIN } else { i64::MAX }))
     }
 
     /// `self + rhs`, saturating.
@@ -159,34 +168,39 @@ impl I32F32 {
     /// Computed in f64 and rounded to the nearest `I32F32`; Subtensor's series expansion may differ
     /// in the last few bits, which only the liquid-alpha sigmoid sees.
     pub fn exp_safe(self) -> Self {
-        let clamped = self.clamp_to(Self::from_int(-20), Self::from_int(20));
-        Self::from_f64(clamped.to_f64().exp())
+        const LOW: I32F32 = I32F32(-20 << FRAC);
+        const HIGH: I32F32 = I32F32(20 << FRAC);
+        Self::from_f64(self.clamp_to(LOW, HIGH).to_f64().exp())
     }
 }
 
 /// `floor(a · 2³² / b)` for `b > 0`, or `None` when it exceeds `i64::MAX`.
 ///
 /// The epoch divides once or twice per matrix entry, and a 128-bit division costs tens of
-/// nanoseconds, so the quotient is estimated in f64 and then corrected exactly with 128-bit
-/// multiplications (the estimate is within ±2 below 2⁵², where this path is taken).
+/// nanoseconds, so the quotient is estimated in f64 and corrected with one 128-bit
+/// multiplication. Below 2⁵⁰ the estimate is off by at most one; the remainder is checked and,
+/// should that ever fail, the quotient is computed by plain division, so it is always exact.
 fn div_nonnegative(a: u64, b: u64) -> Option<i64> {
     let numerator = u128::from(a) << FRAC;
+    let divisor = u128::from(b);
     let estimate = a as f64 * (1u64 << FRAC) as f64 / b as f64;
-    if estimate >= (1u64 << 52) as f64 {
-        return i64::try_from(numerator / u128::from(b)).ok();
+    if estimate < (1u64 << 50) as f64 {
+        let mut q = estimate as i64;
+        // numerator < 2⁹⁶ and q·b < 2¹¹⁴, so the remainder fits an i128.
+        let mut remainder = numerator as i128 - i128::from(q) * b as i128;
+        let step = divisor as i128;
+        if remainder < 0 {
+            q -= 1;
+            remainder += step;
+        } else if remainder >= step {
+            q += 1;
+            remainder -= step;
+        }
+        if (0..step).contains(&remainder) {
+            return Some(q);
+        }
     }
-    let b_wide = u128::from(b);
-    let mut q = estimate as u64;
-    let mut product = u128::from(q) * b_wide;
-    while product > numerator {
-        q -= 1;
-        product -= b_wide;
-    }
-    while product + b_wide <= numerator {
-        q += 1;
-        product += b_wide;
-    }
-    i64::try_from(q).ok()
+    i64::try_from(numerator / divisor).ok()
 }
 
 impl Sum for I32F32 {
@@ -283,6 +297,14 @@ mod tests {
     }
 
     #[test]
+    fn u16_proportions_match_the_generic_division() {
+        for n in 0..=u16::MAX {
+            let generic = I32F32::from_u64(u64::from(n)).safe_div(I32F32::from_u64(65_535));
+            assert_eq!(I32F32::from_u16_proportion(n), generic, "n = {n}");
+        }
+    }
+
+    #[test]
     fn proportion_to_u16_truncates() {
         // The spec's example: 0.2499999937 · 65535 = 16383.49… → 16383.
         let x = I32F32::from_f64(0.249_999_993_7);
@@ -290,6 +312,18 @@ mod tests {
         assert_eq!(I32F32::ONE.to_u16_proportion(), 65_535);
         assert_eq!(I32F32::from_int(2).to_u16_proportion(), 65_535);
         assert_eq!(I32F32::from_int(-1).to_u16_proportion(), 0);
+    }
+
+    #[test]
+    fn from_f64_rounds_to_the_nearest_raw_value_half_away_from_zero() {
+        let ulp = 1.0 / 4_294_967_296.0;
+        assert_eq!(I32F32::from_f64(0.5 * ulp).to_bits(), 1);
+        assert_eq!(I32F32::from_f64(0.49 * ulp).to_bits(), 0);
+        assert_eq!(I32F32::from_f64(-0.5 * ulp).to_bits(), -1);
+        assert_eq!(I32F32::from_f64(2.75).to_bits(), 11 << 30);
+        assert_eq!(I32F32::from_f64(1e30), I32F32::MAX);
+        assert_eq!(I32F32::from_f64(-1e30).to_bits(), -i64::MAX);
+        assert_eq!(I32F32::from_f64(f64::NAN), I32F32::ZERO);
     }
 
     #[test]
