@@ -1,6 +1,6 @@
 //! The model artifact a miner serves: an HF-style directory (`config.json`, `model.safetensors`,
-//! optionally `tokenizer.json` and `generation_config.json`), hashed once at start into a
-//! [`Manifest`].
+//! optionally `tokenizer.json`, `tokenizer_config.json`, `generation_config.json`), hashed once
+//! at start into a [`Manifest`].
 //!
 //! The directory is read strictly: only the known artifact files, as regular files at the top
 //! level; a symlink, a subdirectory, a name outside `[A-Za-z0-9._-]` or any other file stops the
@@ -25,7 +25,11 @@ pub const DEFAULT_COMPETITION: &str = "byte-llama-v1";
 pub const REQUIRED_FILES: &[&str] = &["config.json", "model.safetensors"];
 
 /// Files an artifact may have besides the required ones.
-pub const OPTIONAL_FILES: &[&str] = &["tokenizer.json", "generation_config.json"];
+pub const OPTIONAL_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "generation_config.json",
+];
 
 /// Read buffer for hashing (1 MiB).
 const HASH_BUFFER_BYTES: usize = 1 << 20;

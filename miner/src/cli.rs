@@ -80,7 +80,8 @@ pub struct ServeArgs {
     pub auth_max_age_secs: u64,
 
     /// HF-style model directory to serve (`config.json`, `model.safetensors`, optionally
-    /// `tokenizer.json`, `generation_config.json`). Without it the model routes answer 404.
+    /// `tokenizer.json`, `tokenizer_config.json`, `generation_config.json`). Without it the model
+    /// routes answer 404.
     #[arg(long = "model.dir", env = "MINER_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
 

@@ -38,7 +38,11 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const REQUIRED_FILES: &[&str] = &["config.json", "model.safetensors"];
 
 /// Files an artifact may have besides the required ones.
-pub const OPTIONAL_FILES: &[&str] = &["tokenizer.json", "generation_config.json"];
+pub const OPTIONAL_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "generation_config.json",
+];
 
 /// Bounds on what a fetch accepts and how long it waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
