@@ -632,3 +632,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn yuma3_liquid_alpha_dividends_follow_subtensor_kappa_moves_second() {
+    let mut sim = yuma3_scenario(&[8, 1, 1, 0, 0], true);
+    let expected = [
+        [0.8000, 0.1000, 0.1000, 0.0, 0.0],
+        [0.8446, 0.0498, 0.1056, 0.0, 0.0],
+        [0.6868, 0.3132, 0.0000, 0.0, 0.0],
+        [0.7421, 0.2090, 0.0489, 0.0, 0.0],
+        [0.7625, 0.1706, 0.0669, 0.0, 0.0],
+        [0.7730, 0.1508, 0.0762, 0.0, 0.0],
+    ];
+    let (to3, to4) = ([u16::MAX, 0], [0, u16::MAX]);
+    for (epoch, want) in expected.iter().enumerate() {
+        match epoch {
+            0 => set_yuma3_weights(&mut sim, &[to3; 3]),
+            1 => set_yuma3_weights(&mut sim, &[to3, to4, to3]),
+            2 => set_yuma3_weights(&mut sim, &[to4, to4, to3]),
+            3 => set_yuma3_weights(&mut sim, &[to4; 3]),
+            _ => {}
+        }
+        let out = sim.run_epoch();
+        assert_dividends(&out, want, epoch);
+    }
+}
