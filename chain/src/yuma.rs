@@ -4,8 +4,24 @@
 //! chain stores back ([`EpochOutput`]): consensus, incentive, dividends, validator trust, the new
 //! validator permits, the new bonds and the emission per uid. It does no IO, reads no clock and draws
 //! no randomness: the same input gives the same output on every machine.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`fixed`] | `I32F32` fixed point with Subtensor's rounding, so stored u16 values match bit for bit |
+//! | [`sparse`] | the sparse-matrix steps (normalize, clip, EMA, weighted median), twins of `math.rs` |
+//!
+//! Everything is computed in `I32F32` like Subtensor's sparse `epoch_mechanism`, which makes the
+//! legacy bonds of `spec/subtensor.md` §6.1 come out bit for bit. The one exception is `exp` in the
+//! liquid-alpha sigmoid, computed in f64 (Subtensor uses a fixed-point series): liquid-α bonds can
+//! differ from Subtensor's in the last bits.
+
+pub mod fixed;
+pub mod sparse;
 
 use serde::{Deserialize, Serialize};
+
+use fixed::{I32F32, normalize, normalize_stake};
+use sparse::SparseMatrix;
 
 /// The subnet hyperparameters that the epoch reads (`spec/subtensor.md` §1.10).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,12 +130,6 @@ pub struct EpochOutput {
     /// Combined emission per uid, in rao (what the chain stores as `Emission`).
     pub emission: Vec<u64>,
 }
-
-pub mod fixed;
-pub mod sparse;
-
-use fixed::{I32F32, normalize, normalize_stake};
-use sparse::SparseMatrix;
 
 /// `x / 65535` for a u16 hyperparameter, truncated like Subtensor's `get_float_*`.
 fn u16_ratio(x: u16) -> I32F32 {
