@@ -10,10 +10,11 @@
 //! | [`fixed`] | `I32F32` fixed point with Subtensor's rounding, so stored u16 values match bit for bit |
 //! | [`sparse`] | the sparse-matrix steps (normalize, clip, EMA, weighted median), twins of `math.rs` |
 //!
-//! Everything is computed in `I32F32` like Subtensor's sparse `epoch_mechanism`, which makes the
-//! legacy bonds of `spec/subtensor.md` §6.1 come out bit for bit. The one exception is `exp` in the
-//! liquid-alpha sigmoid, computed in f64 (Subtensor uses a fixed-point series): liquid-α bonds can
-//! differ from Subtensor's in the last bits.
+//! Everything is computed in `I32F32` with Subtensor's rounding, step for step like its sparse
+//! `epoch_mechanism` (including the fixed-point `exp` series of the liquid-alpha sigmoid), so the
+//! stored u16 values come out bit for bit: the legacy bonds of `spec/subtensor.md` §6.1 are
+//! checked exactly. No floating-point rounding reaches a result (f64 only estimates quotients that
+//! are then corrected exactly).
 
 pub mod fixed;
 pub mod sparse;

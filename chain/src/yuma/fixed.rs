@@ -163,14 +163,49 @@ impl I32F32 {
         self.min(high).max(low)
     }
 
-    /// `exp(self)` with the input clamped to [−20, 20] (Subtensor's `exp_safe`).
-    ///
-    /// Computed in f64 and rounded to the nearest `I32F32`; Subtensor's series expansion may differ
-    /// in the last few bits, which only the liquid-alpha sigmoid sees.
+    /// `exp(self)` with the input clamped to [−20, 20] (Subtensor's `exp_safe`): the value of
+    /// [`I32F32::exp_series`], or 0 (input ≤ 0) or [`I32F32::MAX`] (input > 0) if that overflows.
     pub fn exp_safe(self) -> Self {
         const LOW: I32F32 = I32F32(-20 << FRAC);
         const HIGH: I32F32 = I32F32(20 << FRAC);
-        Self::from_f64(self.clamp_to(LOW, HIGH).to_f64().exp())
+        let clamped = self.clamp_to(LOW, HIGH);
+        clamped.exp_series().unwrap_or(if clamped <= Self::ZERO {
+            Self::ZERO
+        } else {
+            Self::MAX
+        })
+    }
+
+    /// `exp(self)` exactly as `substrate_fixed::transcendental::exp` computes it for `I32F32`:
+    /// the Taylor series `1 + x + Σ_{i=2}^{31} x^i/i!` over |x|, each term from the previous one
+    /// by a truncating multiply and divide, then `1 / sum` for negative x. Exactly 1 gives e with
+    /// only 23 fractional bits (the library's `I9F23` constant). `None` when a step overflows.
+    pub fn exp_series(self) -> Option<Self> {
+        /// `consts::E` (U2F126) shifted to I9F23 and widened to 32 fractional bits.
+        const E: I32F32 = I32F32(22_802_600 << 9);
+        if self == Self::ZERO {
+            return Some(Self::ONE);
+        }
+        if self == Self::ONE {
+            return Some(E);
+        }
+        let operand = Self(self.0.checked_abs()?);
+        let mut result = operand.checked_add(Self::ONE)?;
+        let mut term = operand;
+        for i in 2..32 {
+            // `term / from_num(i)`: (t·2³²)/(i·2³²) truncates exactly like t / i.
+            term = Self(term.checked_mul(operand)?.0 / i);
+            result = result.checked_add(term)?;
+        }
+        if self.0 < 0 {
+            result = Self::ONE.checked_div(result)?;
+        }
+        Some(result)
+    }
+
+    /// `self + rhs`, or `None` on overflow.
+    pub fn checked_add(self, rhs: Self) -> Option<Self> {
+        self.0.checked_add(rhs.0).map(Self)
     }
 }
 
@@ -355,6 +390,39 @@ mod tests {
             I32F32::from_int(50).exp_safe(),
             I32F32::from_int(20).exp_safe()
         );
-        assert!((I32F32::ZERO.exp_safe().to_f64() - 1.0).abs() < 1e-9);
+        assert_eq!(
+            I32F32::from_int(-50).exp_safe(),
+            I32F32::from_int(-20).exp_safe()
+        );
+    }
+
+    #[test]
+    fn exp_series_is_close_to_exp_for_moderate_inputs() {
+        for x in [-5.0, -2.5, -0.75, -1e-9, 1e-9, 0.3, 1.5, 4.99] {
+            let got = I32F32::from_f64(x).exp_series().map(I32F32::to_f64);
+            let want = f64::exp(x);
+            assert!(
+                got.is_some_and(|g| (g - want).abs() <= 1e-8 * want.max(1.0)),
+                "exp({x})"
+            );
+        }
+    }
+
+    #[test]
+    fn exp_series_keeps_the_library_quirks() {
+        assert_eq!(I32F32::ZERO.exp_series(), Some(I32F32::ONE));
+        // exp(1) is the I9F23 constant: e to 23 fractional bits only.
+        let e = I32F32::ONE
+            .exp_series()
+            .map(I32F32::to_f64)
+            .unwrap_or_default();
+        assert!((e - std::f64::consts::E).abs() < 2.0_f64.powi(-22));
+        assert!(e < std::f64::consts::E);
+        // 30 terms are not enough at 20: the truncated series falls short of e^20.
+        let at20 = I32F32::from_int(20)
+            .exp_series()
+            .map(I32F32::to_f64)
+            .unwrap_or_default();
+        assert!(at20 < 20f64.exp() * 0.999 && at20 > 20f64.exp() * 0.99);
     }
 }
