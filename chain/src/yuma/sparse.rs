@@ -82,16 +82,16 @@ pub fn col_clip(matrix: &[Vec<(u16, I32F32)>], thresholds: &[I32F32]) -> SparseM
     matrix
         .iter()
         .map(|row| {
-            row.iter()
-                .filter_map(|&(j, v)| {
-                    let th = thresholds.get(usize::from(j)).copied().unwrap_or_default();
-                    if th < v {
-                        (th > I32F32::ZERO).then_some((j, th))
-                    } else {
-                        Some((j, v))
-                    }
-                })
-                .collect()
+            let mut out = Vec::with_capacity(row.len());
+            for &(j, v) in row {
+                let th = thresholds.get(usize::from(j)).copied().unwrap_or_default();
+                if th >= v {
+                    out.push((j, v));
+                } else if th > I32F32::ZERO {
+                    out.push((j, th));
+                }
+            }
+            out
         })
         .collect()
 }
@@ -250,13 +250,13 @@ pub fn ema(
 /// The stake-weighted median of one column (`weighted_median`): a deterministic quickselect that
 /// pivots on the middle element of the current partition.
 ///
-/// `stake` and `score` are indexed alike; `minority` is `Σstake − κ`. At a pivot p with stake
-/// `lo_stake` strictly below and `hi_stake` strictly above, it goes lower when
+/// `entries` are `(score, stake)` pairs in row order; `minority` is `Σstake − κ`. At a pivot p
+/// with stake `lo_stake` strictly below and `hi_stake` strictly above, it goes lower when
 /// `minority < lo + lo_stake` (and something is lower), higher when `hi − hi_stake ≤ minority`
-/// (and something is higher), and otherwise returns p. `scratch` is reused between calls.
+/// (and something is higher), and otherwise returns p. Partitions keep row order, so the pivots
+/// are the ones Subtensor picks. `scratch` is reused between calls.
 pub fn weighted_median(
-    stake: &[I32F32],
-    score: &[I32F32],
+    entries: &[(I32F32, I32F32)],
     minority: I32F32,
     stake_sum: I32F32,
     scratch: &mut MedianScratch,
@@ -267,29 +267,27 @@ pub fn weighted_median(
         upper,
     } = scratch;
     current.clear();
-    current.extend(0..score.len().min(stake.len()));
+    current.extend_from_slice(entries);
     let mut partition_lo = I32F32::ZERO;
     let mut partition_hi = stake_sum;
-    let iteration_limit = current.len();
-    for _ in 0..=iteration_limit {
-        match current.len() {
-            0 => return I32F32::ZERO,
-            1 => return score[current[0]],
+    for _ in 0..=entries.len() {
+        match current.as_slice() {
+            [] => return I32F32::ZERO,
+            [(only, _)] => return *only,
             _ => {}
         }
-        let pivot = score[current[current.len() / 2]];
+        let pivot = current[current.len() / 2].0;
         let mut lo_stake = I32F32::ZERO;
         let mut hi_stake = I32F32::ZERO;
         lower.clear();
         upper.clear();
-        for &idx in current.iter() {
-            let value = score[idx];
-            if value < pivot {
-                lo_stake = lo_stake.saturating_add(stake[idx]);
-                lower.push(idx);
-            } else if value > pivot {
-                hi_stake = hi_stake.saturating_add(stake[idx]);
-                upper.push(idx);
+        for &(score, stake) in current.iter() {
+            if score < pivot {
+                lo_stake = lo_stake.saturating_add(stake);
+                lower.push((score, stake));
+            } else if score > pivot {
+                hi_stake = hi_stake.saturating_add(stake);
+                upper.push((score, stake));
             }
         }
         if minority < partition_lo.saturating_add(lo_stake) && !lower.is_empty() {
@@ -308,9 +306,9 @@ pub fn weighted_median(
 /// Buffers reused across [`weighted_median`] calls.
 #[derive(Debug, Default)]
 pub struct MedianScratch {
-    current: Vec<usize>,
-    lower: Vec<usize>,
-    upper: Vec<usize>,
+    current: Vec<(I32F32, I32F32)>,
+    lower: Vec<(I32F32, I32F32)>,
+    upper: Vec<(I32F32, I32F32)>,
 }
 
 /// The stake-weighted median of every column over the rows with positive stake, their stakes
@@ -330,14 +328,19 @@ pub fn weighted_median_cols(
     let stake_sum: I32F32 = use_stake.iter().sum();
     let minority = stake_sum.saturating_sub(majority);
 
-    // Column-major scores of the staked rows: scores[j * k + r].
+    // Column-major (score, stake) pairs of the staked rows: entries[j * k + r].
     let k = use_stake.len();
-    let mut scores = vec![I32F32::ZERO; columns * k];
+    let mut entries: Vec<(I32F32, I32F32)> = Vec::with_capacity(columns * k);
+    for _ in 0..columns {
+        entries.extend(use_stake.iter().map(|&s| (I32F32::ZERO, s)));
+    }
+    let mut nonzero = vec![false; columns];
     let mut r = 0;
     for (&s, row) in stake.iter().zip(matrix) {
         if s > I32F32::ZERO {
             for &(j, v) in row.iter().filter(|&&(j, _)| usize::from(j) < columns) {
-                scores[usize::from(j) * k + r] = v;
+                entries[usize::from(j) * k + r].0 = v;
+                nonzero[usize::from(j)] |= v != I32F32::ZERO;
             }
             r += 1;
         }
@@ -346,12 +349,12 @@ pub fn weighted_median_cols(
     let mut scratch = MedianScratch::default();
     (0..columns)
         .map(|j| {
-            let column = &scores[j * k..(j + 1) * k];
-            if column.iter().all(|&v| v == I32F32::ZERO) {
-                // Every pivot is 0 and the search can only return 0.
+            if !nonzero[j] {
+                // Every score is 0 (or no row is staked): the search can only return 0.
                 return I32F32::ZERO;
             }
-            weighted_median(&use_stake, column, minority, stake_sum, &mut scratch)
+            let column = &entries[j * k..(j + 1) * k];
+            weighted_median(column, minority, stake_sum, &mut scratch)
         })
         .collect()
 }
