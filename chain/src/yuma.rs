@@ -338,6 +338,92 @@ fn read_sparse(rows: &[Vec<(u16, u16)>], n: usize, value: impl Fn(u16) -> I32F32
         .collect()
 }
 
+/// Yuma 3 bonds (§1.5): relative bonds in [0, 1] move toward the weights with a fixed or liquid
+/// α, no stake inside; dividends are `A ⊙ (colnorm(B') · I)`. Returns the dividends (not yet
+/// normalized) and the new bonds as proportions.
+fn yuma3_bonds(
+    input: &EpochInput,
+    weights_for_bonds: &[Vec<(u16, I32F32)>],
+    consensus: &[I32F32],
+    incentive: &[I32F32],
+    active_stake: &[I32F32],
+    registered: &[u64],
+) -> (Vec<I32F32>, SparseMatrix) {
+    let params = &input.params;
+    let n = consensus.len();
+    let mut bonds = read_sparse(&input.bonds, n, u16_ratio);
+    sparse::retain_entries(&mut bonds, |_, j| input.last_tempo > registered[j]);
+    let ema_bonds = if params.liquid_alpha && consensus.iter().any(|&c| c != I32F32::ZERO) {
+        liquid_alpha_ema(weights_for_bonds, &bonds, consensus, params)
+    } else {
+        let alpha = fixed_alpha(params.bonds_moving_average);
+        sparse::ema(weights_for_bonds, &bonds, alpha, n)
+    };
+    let mut bonds_norm = ema_bonds.clone();
+    sparse::col_normalize(&mut bonds_norm, n);
+    let dividends = sparse::row_dot_by_column(&bonds_norm, incentive)
+        .iter()
+        .zip(active_stake)
+        .map(|(&b, &a)| b.checked_mul(a).unwrap_or_default())
+        .collect();
+    (dividends, ema_bonds)
+}
+
+/// Legacy bonds (§1.4): column-normalized stake-weighted bonds with a fixed-α EMA; dividends are
+/// `B_ema · I`. Returns the dividends (not yet normalized) and the new bonds, column
+/// max-upscaled for storage.
+fn legacy_bonds(
+    input: &EpochInput,
+    weights_for_bonds: &[Vec<(u16, I32F32)>],
+    incentive: &[I32F32],
+    active_stake: &[I32F32],
+    registered: &[u64],
+) -> (Vec<I32F32>, SparseMatrix) {
+    let n = incentive.len();
+    let mut bonds = read_sparse(&input.bonds, n, |b| I32F32::from_u64(u64::from(b)));
+    sparse::retain_entries(&mut bonds, |_, j| input.last_tempo > registered[j]);
+    sparse::col_normalize(&mut bonds, n);
+    let mut delta = sparse::scale_rows(weights_for_bonds, active_stake);
+    sparse::col_normalize(&mut delta, n);
+    let alpha = fixed_alpha(input.params.bonds_moving_average);
+    let mut ema_bonds = sparse::ema(&delta, &bonds, alpha, n);
+    sparse::col_normalize(&mut ema_bonds, n);
+    let dividends = sparse::row_dot(&ema_bonds, incentive);
+    sparse::col_max_upscale(&mut ema_bonds, n);
+    (dividends, ema_bonds)
+}
+
+/// The shares of the epoch's emission (§1.6): server `I / Σ(I+D)`, validator `D / Σ(I+D)` and
+/// combined `normalize(I + D)`. When `Σ(I+D) = 0` the validator and combined shares fall back to
+/// the active stake, or to the stake when no stake is active.
+fn emission_shares(
+    incentive: &[I32F32],
+    dividends: &[I32F32],
+    active_stake: &[I32F32],
+    stake: &[I32F32],
+) -> (Vec<I32F32>, Vec<I32F32>, Vec<I32F32>) {
+    let mut combined: Vec<I32F32> = incentive
+        .iter()
+        .zip(dividends)
+        .map(|(&i, &d)| i.saturating_add(d))
+        .collect();
+    let emission_sum: I32F32 = combined.iter().sum();
+    if emission_sum == I32F32::ZERO {
+        let active_total: I32F32 = active_stake.iter().sum();
+        let fallback = if active_total == I32F32::ZERO {
+            stake
+        } else {
+            active_stake
+        };
+        return (incentive.to_vec(), fallback.to_vec(), fallback.to_vec());
+    }
+    let share = |x: &I32F32| x.safe_div(emission_sum);
+    let server = incentive.iter().map(share).collect();
+    let validator = dividends.iter().map(share).collect();
+    normalize(&mut combined);
+    (server, validator, combined)
+}
+
 /// Runs one subnet's epoch: Yuma Consensus, bonds, dividends and the emission split
 /// (`spec/subtensor.md` §1.3–1.6; Subtensor's sparse `epoch_mechanism`).
 ///
@@ -424,68 +510,29 @@ pub fn epoch(input: &EpochInput) -> EpochOutput {
     let weights_for_bonds = sparse::interpolate(&weights, &clipped, n, beta);
 
     // 11. Bonds and dividends.
-    let last_tempo = input.last_tempo;
     let (mut dividends, ema_bonds) = if params.yuma3 {
-        let mut bonds = read_sparse(&input.bonds, n, u16_ratio);
-        sparse::retain_entries(&mut bonds, |_, j| last_tempo > registered[j]);
-        let ema_bonds = if params.liquid_alpha && consensus.iter().any(|&c| c != I32F32::ZERO) {
-            liquid_alpha_ema(&weights_for_bonds, &bonds, &consensus, params)
-        } else {
-            let alpha = fixed_alpha(params.bonds_moving_average);
-            sparse::ema(&weights_for_bonds, &bonds, alpha, n)
-        };
-        let mut bonds_norm = ema_bonds.clone();
-        sparse::col_normalize(&mut bonds_norm, n);
-        let per_validator = sparse::row_dot_by_column(&bonds_norm, &incentive);
-        let dividends: Vec<I32F32> = per_validator
-            .iter()
-            .zip(&active_stake)
-            .map(|(&b, &a)| b.checked_mul(a).unwrap_or_default())
-            .collect();
-        (dividends, ema_bonds)
+        yuma3_bonds(
+            input,
+            &weights_for_bonds,
+            &consensus,
+            &incentive,
+            &active_stake,
+            &registered,
+        )
     } else {
-        let mut bonds = read_sparse(&input.bonds, n, |b| I32F32::from_u64(u64::from(b)));
-        sparse::retain_entries(&mut bonds, |_, j| last_tempo > registered[j]);
-        sparse::col_normalize(&mut bonds, n);
-        let mut delta = sparse::scale_rows(&weights_for_bonds, &active_stake);
-        sparse::col_normalize(&mut delta, n);
-        let alpha = fixed_alpha(params.bonds_moving_average);
-        let mut ema_bonds = sparse::ema(&delta, &bonds, alpha, n);
-        sparse::col_normalize(&mut ema_bonds, n);
-        let dividends = sparse::row_dot(&ema_bonds, &incentive);
-        sparse::col_max_upscale(&mut ema_bonds, n);
-        (dividends, ema_bonds)
+        legacy_bonds(
+            input,
+            &weights_for_bonds,
+            &incentive,
+            &active_stake,
+            &registered,
+        )
     };
     normalize(&mut dividends);
 
     // 12. Emission split.
-    let combined: Vec<I32F32> = incentive
-        .iter()
-        .zip(&dividends)
-        .map(|(&i, &d)| i.saturating_add(d))
-        .collect();
-    let emission_sum: I32F32 = combined.iter().sum();
-    let share = |x: &I32F32| {
-        if emission_sum == I32F32::ZERO {
-            *x
-        } else {
-            x.safe_div(emission_sum)
-        }
-    };
-    let server_share: Vec<I32F32> = incentive.iter().map(share).collect();
-    let mut validator_share: Vec<I32F32> = dividends.iter().map(share).collect();
-    let mut combined_share = combined;
-    normalize(&mut combined_share);
-    if emission_sum == I32F32::ZERO {
-        let active_total: I32F32 = active_stake.iter().sum();
-        let fallback = if active_total == I32F32::ZERO {
-            &stake
-        } else {
-            &active_stake
-        };
-        validator_share.clone_from(fallback);
-        combined_share.clone_from(fallback);
-    }
+    let (server_share, validator_share, combined_share) =
+        emission_shares(&incentive, &dividends, &active_stake, &stake);
     let to_rao =
         |v: &[I32F32]| -> Vec<u64> { v.iter().map(|x| x.mul_rao(input.emission_total)).collect() };
     let to_u16 = |v: &[I32F32]| -> Vec<u16> { v.iter().map(|x| x.to_u16_proportion()).collect() };
