@@ -32,6 +32,8 @@ pub enum Command {
         #[command(subcommand)]
         command: subnet_common::cli::KeysCommand,
     },
+    /// Evaluate a local model directory as the model track would (per-sample completion loss).
+    Eval(EvalArgs),
 }
 
 /// `validator query`: an operator's signed curl.
@@ -58,4 +60,41 @@ pub struct QueryArgs {
 
     #[command(flatten)]
     pub wallet: WalletArgs,
+}
+
+/// `validator eval`: score a local model on a JSONL file or on an epoch seed's samples.
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("samples_from").required(true).args(["data", "seed"])))]
+pub struct EvalArgs {
+    /// The model directory (`config.json`, `model.safetensors`, optional `tokenizer.json`).
+    #[arg(long)]
+    pub model: std::path::PathBuf,
+
+    /// JSONL samples: lines of `{"prompt", "completion"}` or `{"input_ids", "completion_start"}`.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub data: Option<std::path::PathBuf>,
+
+    /// Epoch seed (64 hex digits): samples drawn from the competition's task mix.
+    #[arg(long, value_name = "HEX")]
+    pub seed: Option<String>,
+
+    /// Number of seeded samples (default: the competition's `eval.samples`). Only with --seed.
+    #[arg(long, requires = "seed")]
+    pub samples: Option<usize>,
+
+    /// Competition file (default: the built-in `competitions/default.toml`).
+    #[arg(long, value_name = "FILE")]
+    pub competition: Option<std::path::PathBuf>,
+
+    /// Where to evaluate: auto (CUDA when built with it and a GPU answers), cpu or cuda.
+    #[arg(long, env = "BT_DEVICE", default_value = "auto")]
+    pub device: subnet_model::backend::DeviceChoice,
+
+    /// Samples per forward pass.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+
+    /// Print exactly one JSON object `{"mean_loss", "samples": [{"loss", "tokens"}]}`.
+    #[arg(long)]
+    pub json: bool,
 }

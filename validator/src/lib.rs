@@ -4,8 +4,12 @@
 //! |---|---|
 //! | [`cli`] | the command line (clap), every flag also from an env var |
 //! | [`query`] | `validator query`: one signed request, an operator's signed curl |
+//! | [`eval_cmd`] | `validator eval`: evaluate a local model directory like the model track |
+//! | [`tracks`] | the scoring tracks; [`tracks::model`] fetches, checks, evaluates and scores models |
 //! | [`artifacts`] | fetching miners' model artifacts, verified against their commitment, into a cache |
 
 pub mod artifacts;
 pub mod cli;
+pub mod eval_cmd;
 pub mod query;
+pub mod tracks;

@@ -14,5 +14,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys { wallet, command } => {
             subnet_common::cli::run(&command, &wallet, &mut std::io::stdout().lock())
         }
+        Command::Eval(args) => {
+            subnet_validator::eval_cmd::run(&args, &mut std::io::stdout().lock())
+        }
     }
 }

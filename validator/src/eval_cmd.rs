@@ -1,0 +1,240 @@
+//! `validator eval`: score one local model directory the way the model track would.
+//!
+//! The model is loaded with the same checks as a miner's artifact ([`load_checked`]: config,
+//! architecture bounds, size, shapes, dtypes, finite values). Samples come from a JSONL file
+//! (`--data`, lines of `{prompt, completion}` or `{input_ids, completion_start}`) or from an epoch
+//! seed (`--seed`, the competition's task mix, and its pinned dataset when it names one). The
+//! result goes to stdout: a short summary, or with `--json` exactly one JSON object
+//! `{"mean_loss": f, "samples": [{"loss": f, "tokens": n}, ...]}` in sample order. Logs go to
+//! stderr.
+//!
+//! [`load_checked`]: crate::tracks::model::compute::load_checked
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use subnet_model::backend::select;
+use subnet_model::competition::CompetitionFile;
+use subnet_model::config::{CONFIG_FILE, LlamaConfig};
+use subnet_model::data::{Dataset, Limits};
+use subnet_model::eval::SampleLoss;
+use subnet_model::tokenizer::Tokenizer;
+
+use crate::cli::EvalArgs;
+use crate::tracks::model::compute::EvalJob;
+use crate::tracks::model::outcome::mean;
+
+/// The default competition's file, built in so `validator eval` works from any directory.
+pub const DEFAULT_COMPETITION_TOML: &str = include_str!("../../competitions/default.toml");
+
+/// The `--json` output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvalReport {
+    /// Mean of the per-sample losses (nats).
+    pub mean_loss: f64,
+    /// One entry per sample, in input order.
+    pub samples: Vec<SampleReport>,
+}
+
+/// One sample's result in [`EvalReport`].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SampleReport {
+    /// Mean cross-entropy over the completion tokens (nats).
+    pub loss: f64,
+    /// Completion tokens scored.
+    pub tokens: usize,
+}
+
+/// Parses a 32-byte seed written as 64 hex digits, with or without `0x`.
+pub fn parse_seed(text: &str) -> anyhow::Result<[u8; 32]> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    let bytes = hex::decode(digits)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok());
+    bytes.with_context(|| {
+        format!(
+            "--seed {text:?}: expected 64 hex digits (32 bytes), e.g. the eval seed of an epoch"
+        )
+    })
+}
+
+/// Runs `validator eval`, writing the result to `out`.
+pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    let model_dir = &args.model;
+    if !model_dir.is_dir() {
+        bail!("--model {}: no such directory", model_dir.display());
+    }
+    let config = LlamaConfig::from_file(&model_dir.join(CONFIG_FILE))
+        .with_context(|| format!("--model {}: bad {CONFIG_FILE}", model_dir.display()))?;
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let (competition, competition_dir) = match &args.competition {
+        Some(path) => (
+            CompetitionFile::load(path)
+                .with_context(|| format!("--competition {}", path.display()))?,
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        ),
+        None => (
+            CompetitionFile::from_bytes(DEFAULT_COMPETITION_TOML.as_bytes())
+                .context("the built-in default competition")?,
+            PathBuf::from("."),
+        ),
+    };
+    let mut rules = competition.competition;
+    // Samples longer than the model's context would be refused; a local run truncates instead.
+    rules.eval.max_seq_len = rules.eval.max_seq_len.min(config.max_position_embeddings);
+    let tokenizer = Tokenizer::from_model_dir(model_dir)
+        .with_context(|| format!("--model {}: tokenizer", model_dir.display()))?;
+
+    let samples = match (&args.data, &args.seed) {
+        (Some(path), None) => {
+            let dataset = Dataset::load(path, &Limits::default())
+                .with_context(|| format!("--data {}", path.display()))?;
+            let mut samples = Vec::with_capacity(dataset.len());
+            for (line, record) in dataset.records().iter().enumerate() {
+                let sample = record
+                    .to_sample(&tokenizer, rules.eval.max_seq_len)
+                    .with_context(|| format!("--data {}: record {}", path.display(), line + 1))?;
+                samples.push(sample);
+            }
+            samples
+        }
+        (None, Some(seed)) => {
+            let seed = parse_seed(seed)?;
+            if let Some(n) = args.samples {
+                if n == 0 {
+                    bail!("--samples must be at least 1");
+                }
+                rules.eval.samples = n;
+            }
+            let dataset = match &rules.dataset {
+                Some(spec) => Some(
+                    spec.load(&competition_dir, &Limits::default())
+                        .context("the competition's dataset")?,
+                ),
+                None => None,
+            };
+            rules
+                .eval_samples(seed, &tokenizer, dataset.as_ref())
+                .context("building the seeded samples")?
+        }
+        _ => bail!("give exactly one of --data FILE or --seed HEX"),
+    };
+
+    let device = select(args.device).with_context(|| format!("--device {}", args.device))?;
+    tracing::info!(
+        model = %model_dir.display(),
+        device = %device.name(),
+        samples = samples.len(),
+        params = config.num_parameters(),
+        "evaluating"
+    );
+    let started = std::time::Instant::now();
+    let job = EvalJob {
+        dir: model_dir.clone(),
+        competition: Arc::new(rules),
+        samples: Arc::new(samples),
+        batch_size: args.batch,
+        skip_eval: false,
+        spot: None,
+    };
+    let output = device
+        .run(job)
+        .with_context(|| format!("--model {}", model_dir.display()))?;
+    let elapsed = started.elapsed();
+    let report = report(&output.losses);
+    if args.json {
+        serde_json::to_writer(&mut *out, &report).context("writing the JSON report")?;
+        writeln!(out)?;
+    } else {
+        write_summary(out, model_dir, &device.name(), &report, elapsed)?;
+    }
+    Ok(())
+}
+
+/// The report of per-sample losses.
+pub fn report(losses: &[SampleLoss]) -> EvalReport {
+    let values: Vec<f64> = losses.iter().map(|l| l.loss).collect();
+    EvalReport {
+        mean_loss: mean(&values).unwrap_or(f64::NAN),
+        samples: losses
+            .iter()
+            .map(|l| SampleReport {
+                loss: l.loss,
+                tokens: l.tokens,
+            })
+            .collect(),
+    }
+}
+
+fn write_summary(
+    out: &mut impl Write,
+    model_dir: &Path,
+    device: &str,
+    report: &EvalReport,
+    elapsed: std::time::Duration,
+) -> std::io::Result<()> {
+    let tokens: usize = report.samples.iter().map(|s| s.tokens).sum();
+    let (min, max) = report
+        .samples
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), s| {
+            (lo.min(s.loss), hi.max(s.loss))
+        });
+    writeln!(out, "model      {}", model_dir.display())?;
+    writeln!(out, "device     {device}")?;
+    writeln!(
+        out,
+        "samples    {} ({tokens} completion tokens)",
+        report.samples.len()
+    )?;
+    writeln!(out, "mean loss  {:.6} nats", report.mean_loss)?;
+    writeln!(out, "min / max  {min:.6} / {max:.6}")?;
+    writeln!(out, "time       {:.2} s", elapsed.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_parse_with_or_without_0x_and_name_the_flag_otherwise() {
+        let hex64 = "ab".repeat(32);
+        assert_eq!(parse_seed(&hex64).unwrap(), [0xab; 32]);
+        assert_eq!(parse_seed(&format!("0x{hex64}")).unwrap(), [0xab; 32]);
+        for bad in ["", "zz", &"ab".repeat(31), &"ab".repeat(33)] {
+            let error = parse_seed(bad).unwrap_err().to_string();
+            assert!(error.contains("--seed"), "{error}");
+        }
+    }
+
+    #[test]
+    fn the_report_keeps_sample_order_and_averages() {
+        let losses = [
+            SampleLoss {
+                loss: 1.0,
+                tokens: 3,
+            },
+            SampleLoss {
+                loss: 3.0,
+                tokens: 1,
+            },
+        ];
+        let report = report(&losses);
+        assert_eq!(report.mean_loss, 2.0);
+        assert_eq!(
+            serde_json::to_value(&report).unwrap(),
+            serde_json::json!({"mean_loss": 2.0, "samples": [{"loss": 1.0, "tokens": 3}, {"loss": 3.0, "tokens": 1}]})
+        );
+    }
+
+    #[test]
+    fn the_built_in_competition_is_the_default_file() {
+        let file = CompetitionFile::from_bytes(DEFAULT_COMPETITION_TOML.as_bytes()).unwrap();
+        assert_eq!(file.competition.id, "byte-llama-v1");
+    }
+}

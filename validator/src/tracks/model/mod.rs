@@ -1,0 +1,549 @@
+//! The model track: each epoch, fetch every eligible miner's committed model, check it, evaluate
+//! it on the epoch's samples, spot-check what miners serve, detect copies, and score.
+//!
+//! An epoch loop builds one [`ModelTrack`] at start-up and calls [`ModelTrack::score_epoch`]
+//! once per epoch with the chain data of that epoch ([`EpochInput`]); the returned
+//! [`ModelTrackResult`] holds everything needed to store and later recompute the scores.
+//!
+//! | module | what | IO |
+//! |---|---|---|
+//! | [`plan`] | which uids are candidates (commitment, competition, `block_delay`, axon) | none |
+//! | [`outcome`] | outcome codes, per-miner results, scoring through `score_models` | none |
+//! | [`compute`] | checked load, evaluation, greedy verification, near-copy detection | disk, device |
+//! | [`spot`] | which miners are spot-checked, and asking their `/v1/generate` | network |
+//!
+//! Per epoch: [`plan::plan`] → fetch artifacts and ask spot-checks in parallel (at most
+//! [`TrackSettings::fetch_concurrency`] miners at once) → evaluate one model at a time on the
+//! device (the CPU/GPU is the bottleneck; results are cached in memory by
+//! `(manifest_sha256, seed)`) → [`compute::find_copies`] → [`outcome::assemble`].
+
+pub mod compute;
+pub mod outcome;
+pub mod plan;
+pub mod spot;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use subnet_common::btauth::SignedClient;
+use subnet_common::chain::types::{Commitment, Metagraph};
+use subnet_model::backend::Selected;
+use subnet_model::competition::{Competition, CompetitionFile, SampleSetError};
+use subnet_model::config::{CONFIG_FILE, LlamaConfig};
+use subnet_model::data::Dataset;
+use subnet_model::eval::Sample;
+use subnet_model::io::WEIGHTS_FILE;
+use subnet_model::score::{ScoreError, ScoreParams};
+use subnet_model::tokenizer::{TOKENIZER_JSON, Tokenizer};
+use tracing::Instrument;
+
+use crate::artifacts::{self, CachedArtifact};
+use compute::{CopyCandidate, EvalJob, SpotAnswer, SpotVerdict};
+use outcome::{MinerEval, MinerResult, Outcome, SpotCheck, SpotStatus, Stage};
+use plan::{Candidate, Planned};
+use spot::{Asked, SpotSettings};
+
+/// Cosine similarity on every tensor at or above which a later model is a copy of an earlier one.
+pub const DEFAULT_COPY_THRESHOLD: f64 = 0.999;
+
+/// How the track runs; the rules themselves come from the competition file.
+#[derive(Debug, Clone)]
+pub struct TrackSettings {
+    /// Download limits; the total and per-file sizes are capped at the competition's
+    /// `max_artifact_bytes` each epoch.
+    pub fetch: artifacts::Limits,
+    /// Miners fetched (and spot-checked) at once.
+    pub fetch_concurrency: usize,
+    /// Samples per forward pass.
+    pub batch_size: usize,
+    /// See [`DEFAULT_COPY_THRESHOLD`].
+    pub copy_threshold: f64,
+    /// Spot-checks of `/v1/generate`.
+    pub spot: SpotSettings,
+}
+
+impl Default for TrackSettings {
+    fn default() -> Self {
+        Self {
+            fetch: artifacts::Limits::default(),
+            fetch_concurrency: 8,
+            batch_size: 16,
+            copy_threshold: DEFAULT_COPY_THRESHOLD,
+            spot: SpotSettings::default(),
+        }
+    }
+}
+
+/// One epoch's chain data, as the epoch loop read it.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochInput<'a> {
+    /// The subnet.
+    pub netuid: u16,
+    /// `eval_seed(block_hash(seed_block), netuid)`.
+    pub seed: [u8; 32],
+    /// The block whose hash seeded the epoch; commitments must be `block_delay` older.
+    pub seed_block: u64,
+    /// The current block, for the age of commitments in ε.
+    pub current_block: u64,
+    /// Uids, hotkeys and axons.
+    pub metagraph: &'a Metagraph,
+    /// Every commitment of the subnet.
+    pub commitments: &'a [Commitment],
+    /// The competition's rules and the hash of its file.
+    pub competition: &'a CompetitionFile,
+    /// The competition's pinned dataset, when it names one.
+    pub dataset: Option<&'a Dataset>,
+}
+
+/// The model track's result for one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelTrackResult {
+    /// The subnet.
+    pub netuid: u16,
+    /// The eval seed, hex.
+    pub seed: String,
+    /// The block that seeded it.
+    pub seed_block: u64,
+    /// The block the scores were computed for.
+    pub current_block: u64,
+    /// The competition id.
+    pub competition: String,
+    /// sha256 of the competition file, hex.
+    pub competition_sha256: String,
+    /// Samples each model was evaluated on.
+    pub samples: usize,
+    /// One entry per uid of the metagraph, in uid order.
+    pub miners: Vec<MinerResult>,
+}
+
+/// Why an epoch could not be scored at all (a single miner's failure is never one of these).
+#[derive(Debug, thiserror::Error)]
+pub enum ModelTrackError {
+    /// The competition's samples cannot be built (e.g. its dataset was not loaded).
+    #[error("building the epoch's samples: {0}")]
+    Samples(#[from] SampleSetError),
+    /// The scoring math refused its input (a bug, not a miner's doing).
+    #[error("scoring: {0}")]
+    Score(#[from] ScoreError),
+}
+
+/// Cached evaluations of one seed, by manifest hash.
+#[derive(Debug, Default)]
+struct EvalCache {
+    /// The seed the entries belong to; a new seed empties the cache.
+    seed: [u8; 32],
+    /// Losses, or the deterministic reason the model failed.
+    entries: HashMap<String, Result<Vec<f64>, (Outcome, String)>>,
+}
+
+/// The validator's model track. Build once, call [`ModelTrack::score_epoch`] each epoch.
+#[derive(Debug)]
+pub struct ModelTrack {
+    /// Signs requests to miners with the validator's hotkey.
+    client: SignedClient,
+    /// Where artifacts are cached by manifest hash.
+    cache_dir: PathBuf,
+    /// The evaluation device.
+    device: Selected,
+    /// Limits, concurrency, thresholds.
+    settings: TrackSettings,
+    /// Evaluations of the current seed.
+    evals: Mutex<EvalCache>,
+}
+
+/// What the parallel phase produced for one candidate.
+struct Fetched {
+    artifact: CachedArtifact,
+    samples: Arc<Vec<Sample>>,
+    spot: Option<(Vec<u32>, Asked)>,
+}
+
+/// The per-epoch values every candidate's work shares.
+struct EpochContext {
+    seed: [u8; 32],
+    competition: Arc<Competition>,
+    dataset: Option<Arc<Dataset>>,
+    byte_samples: Arc<Vec<Sample>>,
+    limits: artifacts::Limits,
+    spot_uids: std::collections::BTreeSet<u16>,
+}
+
+impl ModelTrack {
+    /// A track that signs with `client`, caches artifacts under `cache_dir` and evaluates on
+    /// `device`.
+    pub fn new(
+        client: SignedClient,
+        cache_dir: PathBuf,
+        device: Selected,
+        settings: TrackSettings,
+    ) -> Self {
+        Self {
+            client,
+            cache_dir,
+            device,
+            settings,
+            evals: Mutex::new(EvalCache::default()),
+        }
+    }
+
+    /// Scores one epoch. Never fails because of a miner: each miner's problems are recorded in
+    /// its [`MinerResult`].
+    pub async fn score_epoch(
+        &self,
+        input: &EpochInput<'_>,
+    ) -> Result<ModelTrackResult, ModelTrackError> {
+        let competition = &input.competition.competition;
+        let byte_samples =
+            competition.eval_samples(input.seed, &Tokenizer::bytes(), input.dataset)?;
+        let planned = plan::plan(
+            input.metagraph,
+            input.commitments,
+            &competition.id,
+            input.seed_block,
+            competition.eval.block_delay,
+        );
+        let candidates: Vec<&Candidate> = planned
+            .iter()
+            .filter_map(|p| match p {
+                Planned::Candidate(c) => Some(c),
+                Planned::Skipped { .. } => None,
+            })
+            .collect();
+        let uids: Vec<u16> = candidates.iter().map(|c| c.uid).collect();
+        let mut limits = self.settings.fetch.clone();
+        limits.max_total_bytes = competition.max_artifact_bytes;
+        limits.max_file_bytes = limits.max_file_bytes.min(competition.max_artifact_bytes);
+        let context = EpochContext {
+            seed: input.seed,
+            competition: Arc::new(competition.clone()),
+            dataset: input.dataset.map(|d| Arc::new(d.clone())),
+            byte_samples: Arc::new(byte_samples),
+            limits,
+            spot_uids: spot::select(input.seed, &uids, self.settings.spot.per_epoch),
+        };
+        tracing::info!(
+            candidates = candidates.len(),
+            uids = planned.len(),
+            samples = context.byte_samples.len(),
+            "model track: fetching artifacts"
+        );
+
+        let context = &context;
+        let fetched: BTreeMap<u16, Result<Fetched, (Outcome, String)>> =
+            futures::stream::iter(candidates.iter().map(|&candidate| {
+                let span =
+                    tracing::info_span!("miner", uid = candidate.uid, hotkey = %candidate.hotkey);
+                async move { (candidate.uid, self.prepare(candidate, context).await) }
+                    .instrument(span)
+            }))
+            .buffer_unordered(self.settings.fetch_concurrency.max(1))
+            .collect()
+            .await;
+
+        let mut evals = Vec::with_capacity(planned.len());
+        let mut copy_candidates = Vec::new();
+        for planned in &planned {
+            let eval = match planned {
+                Planned::Skipped {
+                    uid,
+                    hotkey,
+                    commitment,
+                    outcome,
+                    reason,
+                } => MinerEval {
+                    uid: *uid,
+                    hotkey: hotkey.to_ss58(),
+                    commitment: commitment.clone(),
+                    stage: Stage::Skipped {
+                        outcome: *outcome,
+                        reason: reason.clone(),
+                    },
+                },
+                Planned::Candidate(candidate) => {
+                    let span = tracing::info_span!("miner", uid = candidate.uid);
+                    let stage = match fetched.get(&candidate.uid) {
+                        Some(Ok(fetched)) => {
+                            self.evaluate(candidate, fetched, context, &mut copy_candidates)
+                                .instrument(span)
+                                .await
+                        }
+                        Some(Err((outcome, reason))) => Stage::Failed {
+                            outcome: *outcome,
+                            reason: reason.clone(),
+                        },
+                        None => Stage::Failed {
+                            outcome: Outcome::InternalError,
+                            reason: "the fetch did not complete".into(),
+                        },
+                    };
+                    MinerEval {
+                        uid: candidate.uid,
+                        hotkey: candidate.hotkey.to_ss58(),
+                        commitment: Some((
+                            candidate.manifest_sha256.clone(),
+                            candidate.commit_block,
+                        )),
+                        stage,
+                    }
+                }
+            };
+            if let Stage::Failed { outcome, reason } | Stage::Skipped { outcome, reason } =
+                &eval.stage
+            {
+                tracing::debug!(uid = eval.uid, %outcome, %reason, "not scored");
+            }
+            evals.push(eval);
+        }
+
+        let threshold = self.settings.copy_threshold;
+        let max_bytes = competition.max_artifact_bytes;
+        let copies = tokio::task::spawn_blocking(move || {
+            compute::find_copies(&copy_candidates, threshold, max_bytes)
+        })
+        .await
+        .unwrap_or_else(|error| {
+            tracing::error!(%error, "near-copy detection crashed; no copies flagged this epoch");
+            BTreeMap::new()
+        });
+        for eval in &mut evals {
+            if let Stage::Evaluated { copy_of, .. } = &mut eval.stage {
+                *copy_of = copies.get(&eval.uid).copied();
+            }
+        }
+
+        let params = ScoreParams::new(competition, input.current_block);
+        let miners = outcome::assemble(&evals, &params)?;
+        Ok(ModelTrackResult {
+            netuid: input.netuid,
+            seed: hex::encode(input.seed),
+            seed_block: input.seed_block,
+            current_block: input.current_block,
+            competition: competition.id.clone(),
+            competition_sha256: input.competition.sha256_hex(),
+            samples: context.byte_samples.len(),
+            miners,
+        })
+    }
+
+    /// The network half for one candidate: fetch the artifact, tokenize the samples for it, ask
+    /// its spot-check when selected.
+    async fn prepare(
+        &self,
+        candidate: &Candidate,
+        context: &EpochContext,
+    ) -> Result<Fetched, (Outcome, String)> {
+        let artifact = artifacts::fetch_artifact(
+            &self.client,
+            &candidate.base_url,
+            &candidate.hotkey,
+            &candidate.manifest_sha256,
+            &context.limits,
+            &self.cache_dir,
+        )
+        .await
+        .map_err(|error| (Outcome::of_fetch(&error), error.to_string()))?;
+        if artifact.manifest.competition != context.competition.id {
+            return Err((
+                Outcome::Malformed,
+                format!(
+                    "the manifest names competition {:?}, the commitment {:?}",
+                    artifact.manifest.competition, context.competition.id
+                ),
+            ));
+        }
+        let samples = if artifact.file_path(TOKENIZER_JSON).is_some() {
+            let (dir, competition, dataset, seed) = (
+                artifact.dir.clone(),
+                context.competition.clone(),
+                context.dataset.clone(),
+                context.seed,
+            );
+            let built = tokio::task::spawn_blocking(move || {
+                let tokenizer = Tokenizer::from_model_dir(&dir).map_err(|e| e.to_string())?;
+                competition
+                    .eval_samples(seed, &tokenizer, dataset.as_deref())
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| (Outcome::InternalError, format!("tokenizing crashed: {e}")))?;
+            Arc::new(built.map_err(|reason| (Outcome::BadModel, format!("tokenizer: {reason}")))?)
+        } else {
+            context.byte_samples.clone()
+        };
+        let spot = match spot::prompt(context.seed, &samples) {
+            Some(prompt) if context.spot_uids.contains(&candidate.uid) => {
+                let asked = spot::ask(
+                    &self.client,
+                    &candidate.base_url,
+                    &candidate.hotkey,
+                    &prompt,
+                    &self.settings.spot,
+                )
+                .await;
+                Some((prompt, asked))
+            }
+            _ => None,
+        };
+        Ok(Fetched {
+            artifact,
+            samples,
+            spot,
+        })
+    }
+
+    /// The device half for one candidate: evaluate (or reuse the cached losses), verify its
+    /// spot-check answer, and remember it for near-copy detection.
+    async fn evaluate(
+        &self,
+        candidate: &Candidate,
+        fetched: &Fetched,
+        context: &EpochContext,
+        copy_candidates: &mut Vec<CopyCandidate>,
+    ) -> Stage {
+        let cached = self.cached(context.seed, &candidate.manifest_sha256);
+        if let Some(Err((outcome, reason))) = &cached {
+            return Stage::Failed {
+                outcome: *outcome,
+                reason: reason.clone(),
+            };
+        }
+        let (answer, unavailable) = match &fetched.spot {
+            Some((prompt, Asked::Answered(output))) => (
+                Some(SpotAnswer {
+                    prompt: prompt.clone(),
+                    max_new_tokens: self.settings.spot.max_new_tokens,
+                    output: output.clone(),
+                }),
+                None,
+            ),
+            Some((_, Asked::Unavailable(reason))) => (None, Some(reason.clone())),
+            None => (None, None),
+        };
+        let job = EvalJob {
+            dir: fetched.artifact.dir.clone(),
+            competition: context.competition.clone(),
+            samples: fetched.samples.clone(),
+            batch_size: self.settings.batch_size,
+            skip_eval: cached.is_some(),
+            spot: answer,
+        };
+        let config_path = fetched.artifact.dir.join(CONFIG_FILE);
+        let run = if job.skip_eval && job.spot.is_none() {
+            // Cached and nothing to verify: only the config is needed, for copy detection.
+            match LlamaConfig::from_file(&config_path) {
+                Ok(config) => Ok(compute::EvalOutput {
+                    config,
+                    losses: Vec::new(),
+                    spot: None,
+                }),
+                Err(error) => Err((Outcome::BadModel, format!("config.json: {error}"))),
+            }
+        } else {
+            let device = self.device.clone();
+            let started = std::time::Instant::now();
+            let result = tokio::task::spawn_blocking(move || device.run(job)).await;
+            tracing::debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "evaluated"
+            );
+            match result {
+                Ok(Ok(output)) => Ok(output),
+                Ok(Err(error)) => Err((error.outcome(), error.to_string())),
+                Err(join) => Err((
+                    Outcome::InternalError,
+                    format!("the evaluation crashed: {join}"),
+                )),
+            }
+        };
+        let output = match run {
+            Ok(output) => output,
+            Err((outcome, reason)) => {
+                if outcome != Outcome::InternalError {
+                    self.remember(
+                        context.seed,
+                        &candidate.manifest_sha256,
+                        Err((outcome, reason.clone())),
+                    );
+                }
+                return Stage::Failed { outcome, reason };
+            }
+        };
+        let (losses, from_cache) = match cached {
+            Some(Ok(losses)) => (losses, true),
+            _ => {
+                let losses: Vec<f64> = output.losses.iter().map(|l| l.loss).collect();
+                self.remember(context.seed, &candidate.manifest_sha256, Ok(losses.clone()));
+                (losses, false)
+            }
+        };
+        let spot_check = match (output.spot, unavailable) {
+            (Some(SpotVerdict::Match), _) => Some(SpotCheck {
+                status: SpotStatus::Passed,
+                detail: String::new(),
+            }),
+            (Some(SpotVerdict::Mismatch(detail)), _) => Some(SpotCheck {
+                status: SpotStatus::Failed,
+                detail,
+            }),
+            (None, Some(detail)) => Some(SpotCheck {
+                status: if self.settings.spot.required {
+                    SpotStatus::Failed
+                } else {
+                    SpotStatus::Unavailable
+                },
+                detail,
+            }),
+            (None, None) => None,
+        };
+        copy_candidates.push(CopyCandidate {
+            uid: candidate.uid,
+            commit_block: candidate.commit_block,
+            manifest_sha256: candidate.manifest_sha256.clone(),
+            config: output.config,
+            weights: fetched.artifact.dir.join(WEIGHTS_FILE),
+        });
+        Stage::Evaluated {
+            losses,
+            cached: from_cache,
+            copy_of: None,
+            spot_check,
+        }
+    }
+
+    /// The cached evaluation of `manifest` under `seed`, if any.
+    fn cached(
+        &self,
+        seed: [u8; 32],
+        manifest: &str,
+    ) -> Option<Result<Vec<f64>, (Outcome, String)>> {
+        let cache = self
+            .evals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if cache.seed != seed {
+            return None;
+        }
+        cache.entries.get(manifest).cloned()
+    }
+
+    /// Caches an evaluation, dropping those of other seeds.
+    fn remember(
+        &self,
+        seed: [u8; 32],
+        manifest: &str,
+        result: Result<Vec<f64>, (Outcome, String)>,
+    ) {
+        let mut cache = self
+            .evals
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if cache.seed != seed {
+            cache.seed = seed;
+            cache.entries.clear();
+        }
+        cache.entries.insert(manifest.to_string(), result);
+    }
+}

@@ -1,0 +1,171 @@
+//! Spot-checks: does the miner serve the model it committed?
+//!
+//! Each epoch a seeded subset of candidates is asked, over btauth/1, for a greedy continuation
+//! (`POST /v1/generate`, temperature 0) of one evaluation prompt; the answer is then verified
+//! against the downloaded artifact ([`super::compute::verify_greedy`]). A mismatch zeroes the
+//! miner's score: it serves something other than what it committed, which is cheating.
+//! A miner without the route (404, 405, 501), or one that does not answer in time or answers
+//! garbage, is recorded as `unavailable`, without penalty unless the track requires spot-checks
+//! ([`SpotSettings::required`]) — optional while miners roll out `/v1/generate`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use subnet_common::btauth::SignedClient;
+use subnet_common::keys::AccountId;
+use subnet_common::protocol::{GenerateRequest, GenerateResponse};
+use subnet_model::competition::derive_seed;
+use subnet_model::eval::Sample;
+use subnet_model::tasks::{seeded_rng, shuffle, uniform_below};
+
+/// [`derive_seed`] purpose of the spot-check draws.
+pub const SPOT_PURPOSE: &str = "model-track/spot-check";
+
+/// How spot-checks are run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpotSettings {
+    /// Most miners checked per epoch (0 disables spot-checks).
+    pub per_epoch: usize,
+    /// Tokens asked for.
+    pub max_new_tokens: usize,
+    /// Time allowed for the whole request.
+    pub timeout: Duration,
+    /// Largest answer body read.
+    pub max_response_bytes: usize,
+    /// Whether an unavailable spot-check counts as failed.
+    pub required: bool,
+}
+
+impl Default for SpotSettings {
+    /// 8 miners, 16 tokens, 30 s, 64 KiB answers, not required.
+    fn default() -> Self {
+        Self {
+            per_epoch: 8,
+            max_new_tokens: 16,
+            timeout: Duration::from_secs(30),
+            max_response_bytes: 64 * 1024,
+            required: false,
+        }
+    }
+}
+
+/// The uids checked this epoch: `per_epoch` of `uids`, drawn from the epoch seed so every
+/// validator checks the same miners and nobody can predict them before the seed block.
+pub fn select(seed: [u8; 32], uids: &[u16], per_epoch: usize) -> BTreeSet<u16> {
+    let mut uids: Vec<u16> = uids.to_vec();
+    uids.sort_unstable();
+    uids.dedup();
+    let mut rng = seeded_rng(derive_seed(seed, SPOT_PURPOSE));
+    shuffle(&mut uids, &mut rng);
+    uids.into_iter().take(per_epoch).collect()
+}
+
+/// The prompt of the spot-check: the prompt part (before the completion) of one sample, drawn
+/// from the epoch seed. `None` when there are no samples.
+pub fn prompt(seed: [u8; 32], samples: &[Sample]) -> Option<Vec<u32>> {
+    let mut rng = seeded_rng(derive_seed(derive_seed(seed, SPOT_PURPOSE), "prompt"));
+    let index = uniform_below(&mut rng, samples.len() as u64);
+    let sample = samples.get(usize::try_from(index).ok()?)?;
+    Some(sample.input_ids[..sample.completion_start].to_vec())
+}
+
+/// What asking a miner for a greedy continuation gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    /// The miner answered these ids.
+    Answered(Vec<u32>),
+    /// No usable answer: the reason.
+    Unavailable(String),
+}
+
+/// Asks the miner at `base_url` for a greedy continuation of `prompt`.
+pub async fn ask(
+    client: &SignedClient,
+    base_url: &reqwest::Url,
+    miner: &AccountId,
+    prompt: &[u32],
+    settings: &SpotSettings,
+) -> Asked {
+    let url = match base_url.join("v1/generate") {
+        Ok(url) => url,
+        Err(error) => return Asked::Unavailable(format!("bad axon URL: {error}")),
+    };
+    let request = GenerateRequest {
+        prompt: None,
+        input_ids: Some(prompt.to_vec()),
+        max_new_tokens: u32::try_from(settings.max_new_tokens).unwrap_or(u32::MAX),
+        temperature: 0.0,
+        seed: 0,
+    };
+    let builder = match client.post_json(url, miner, &request) {
+        Ok(builder) => builder.timeout(settings.timeout),
+        Err(error) => return Asked::Unavailable(format!("encoding the request: {error}")),
+    };
+    let exchange = async {
+        let mut response = builder.send().await.map_err(|e| describe(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("/v1/generate answered HTTP {}", status.as_u16()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+            if body.len() + chunk.len() > settings.max_response_bytes {
+                return Err(format!("answer over {} bytes", settings.max_response_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice::<GenerateResponse>(&body)
+            .map(|answer| answer.output_ids)
+            .map_err(|e| format!("answer is not a generate response: {e}"))
+    };
+    // reqwest's timeout covers the body too; this outer one guards a trickling server anyway.
+    match tokio::time::timeout(settings.timeout + Duration::from_secs(1), exchange).await {
+        Ok(Ok(ids)) => Asked::Answered(ids),
+        Ok(Err(reason)) => Asked::Unavailable(reason),
+        Err(_) => Asked::Unavailable(format!("no answer within {:?}", settings.timeout)),
+    }
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".to_string()
+    } else {
+        format!("request failed: {error}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selection_is_seeded_bounded_and_order_independent() {
+        let uids = [5, 1, 9, 3, 7, 2];
+        let a = select([1; 32], &uids, 3);
+        assert_eq!(a.len(), 3);
+        assert!(a.iter().all(|u| uids.contains(u)));
+        assert_eq!(a, select([1; 32], &[2, 7, 3, 9, 1, 5, 5], 3));
+        assert_eq!(select([1; 32], &uids, 100).len(), 6);
+        assert!(select([1; 32], &uids, 0).is_empty());
+        let differs = (0..8u8).any(|b| select([b; 32], &uids, 3) != a);
+        assert!(differs, "different seeds pick different miners");
+    }
+
+    #[test]
+    fn the_prompt_is_a_samples_prefix_before_its_completion() {
+        let samples = vec![
+            Sample {
+                input_ids: vec![256, 1, 2, 3, 257],
+                completion_start: 3,
+            },
+            Sample {
+                input_ids: vec![256, 9, 8, 257],
+                completion_start: 2,
+            },
+        ];
+        let p = prompt([4; 32], &samples).unwrap();
+        assert!(p == [256, 1, 2] || p == [256, 9]);
+        assert_eq!(prompt([4; 32], &samples), Some(p));
+        assert_eq!(prompt([4; 32], &[]), None);
+    }
+}
