@@ -27,8 +27,9 @@ pub type Gpu = burn::backend::Cuda<f32, i32>;
 #[cfg(feature = "cuda")]
 pub type GpuTrain = Autodiff<Gpu>;
 
-/// What the operator asked for with `--device`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What the operator asked for with `--device` (`auto`, `cpu` or `cuda`, also in config files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeviceChoice {
     /// CUDA when built with the `cuda` feature and a GPU answers, else CPU.
     #[default]
@@ -249,6 +250,9 @@ mod tests {
         ));
         for choice in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Cuda] {
             assert_eq!(choice.to_string().parse::<DeviceChoice>().unwrap(), choice);
+            let json = serde_json::to_string(&choice).unwrap();
+            assert_eq!(json, format!("\"{choice}\""));
+            assert_eq!(serde_json::from_str::<DeviceChoice>(&json).unwrap(), choice);
         }
     }
 

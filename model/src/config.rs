@@ -10,6 +10,7 @@
 //! `vocab_size`) are required. transformers 5 writes `rope_theta` inside `rope_parameters` and
 //! `dtype` instead of `torch_dtype`; both spellings are read.
 
+use std::io::Read;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -17,6 +18,9 @@ use serde_json::{Map, Value, json};
 
 /// The file name of a model's configuration inside an artifact directory.
 pub const CONFIG_FILE: &str = "config.json";
+
+/// Largest accepted `config.json` (real ones are about 1 KB).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 /// Largest accepted value of each size field; a config beyond these is rejected before any
 /// allocation (an untrusted artifact could otherwise ask for terabytes).
@@ -38,6 +42,12 @@ pub enum ConfigError {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// The file is larger than [`MAX_CONFIG_BYTES`].
+    #[error("config file is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit.
+        limit: u64,
     },
     /// The text is not JSON of the expected shape.
     #[error("config is not valid JSON: {0}")]
@@ -136,12 +146,22 @@ impl LlamaConfig {
         Self::from_raw(raw)
     }
 
-    /// Reads and validates `path` (a `config.json` file).
+    /// Reads and validates `path` (a `config.json` file of at most [`MAX_CONFIG_BYTES`]).
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let io_error = |source| ConfigError::Io {
             path: path.display().to_string(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(io_error)?;
+        let mut text = String::new();
+        file.take(MAX_CONFIG_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(io_error)?;
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(ConfigError::TooLarge {
+                limit: MAX_CONFIG_BYTES,
+            });
+        }
         Self::from_json_str(&text)
     }
 
@@ -475,6 +495,19 @@ mod tests {
             LlamaConfig::from_file(&dir.path().join(CONFIG_FILE)).unwrap(),
             config
         );
+    }
+
+    #[test]
+    fn refuses_an_oversized_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONFIG_FILE);
+        let mut text = tiny_json().to_string();
+        text.push_str(&" ".repeat(MAX_CONFIG_BYTES as usize));
+        std::fs::write(&path, text).unwrap();
+        assert!(matches!(
+            LlamaConfig::from_file(&path),
+            Err(ConfigError::TooLarge { .. })
+        ));
     }
 
     #[test]
