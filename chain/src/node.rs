@@ -33,6 +33,8 @@ use crate::store::{BlockLog, StoreError, TornTail};
 
 /// Most extrinsics waiting for a block; more are refused with [`SubmitError::PoolFull`].
 pub const MAX_PENDING: usize = 4096;
+/// Most failed-extrinsic statuses remembered; the oldest are forgotten first.
+pub const MAX_FAILED_STATUSES: usize = 10_000;
 
 /// Why the node could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +114,8 @@ pub struct Chain {
     by_hash: HashMap<Hash32, u64>,
     /// Included and failed extrinsics by hash.
     statuses: HashMap<Hash32, TxStatus>,
+    /// Failed extrinsics in the order they failed, to bound how many are remembered.
+    failed: VecDeque<Hash32>,
     pending: VecDeque<Pending>,
     log: BlockLog,
 }
@@ -177,6 +181,7 @@ impl Chain {
             hashes,
             by_hash,
             statuses,
+            failed: VecDeque::new(),
             pending: VecDeque::new(),
             log: opened.log,
         };
@@ -325,13 +330,11 @@ impl Chain {
                         %error,
                         "extrinsic failed; not included"
                     );
-                    self.statuses.insert(
-                        pending.hash,
-                        TxStatus::Failed {
-                            block: number,
-                            error: error.to_string(),
-                        },
-                    );
+                    let status = TxStatus::Failed {
+                        block: number,
+                        error: error.to_string(),
+                    };
+                    self.remember_failure(pending.hash, status);
                 }
             }
         }
@@ -364,6 +367,21 @@ impl Chain {
         let view = header_view(&block, hash);
         self.blocks.push(block);
         Ok(view)
+    }
+}
+
+impl Chain {
+    /// Records a failed extrinsic, forgetting the oldest failure beyond [`MAX_FAILED_STATUSES`].
+    fn remember_failure(&mut self, tx: Hash32, status: TxStatus) {
+        self.statuses.insert(tx, status);
+        self.failed.push_back(tx);
+        while self.failed.len() > MAX_FAILED_STATUSES {
+            if let Some(old) = self.failed.pop_front()
+                && matches!(self.statuses.get(&old), Some(TxStatus::Failed { .. }))
+            {
+                self.statuses.remove(&old);
+            }
+        }
     }
 }
 
@@ -518,4 +536,198 @@ pub fn unix_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use parity_scale_codec::Encode;
+    use subnet_common::chain::types::Call;
+    use subnet_common::keys::Keypair;
+
+    use super::*;
+    use crate::store::{LOG_FILE_NAME, RECORD_HEADER_LEN};
+
+    fn genesis() -> Genesis {
+        crate::dev::dev_genesis(10, 1_000).unwrap()
+    }
+
+    fn key(uri: &str) -> Keypair {
+        Keypair::from_uri(uri).unwrap()
+    }
+
+    fn transfer(chain: &Chain, from: &str, nonce: u64) -> Vec<u8> {
+        let call = Call::Transfer {
+            dest: key("//Bob").account_id(),
+            amount: 7,
+        };
+        SignedExtrinsic::sign(call, nonce, &chain.genesis_hash(), &key(from)).encode()
+    }
+
+    #[test]
+    fn the_genesis_hash_depends_on_timestamp_and_seed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _) = Chain::open(&genesis(), &dir.path().join("a")).unwrap();
+        let mut later = genesis();
+        later.timestamp_ms += 1;
+        let (b, _) = Chain::open(&later, &dir.path().join("b")).unwrap();
+        let mut seeded = genesis();
+        seeded.seed = "other".into();
+        let (c, _) = Chain::open(&seeded, &dir.path().join("c")).unwrap();
+        assert_ne!(a.genesis_hash(), b.genesis_hash());
+        assert_ne!(a.genesis_hash(), c.genesis_hash());
+        assert_eq!(a.block_hash(0), Some(a.genesis_hash()));
+    }
+
+    #[test]
+    fn produced_blocks_include_applied_extrinsics_and_replay_to_the_same_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut chain, _) = Chain::open(&genesis(), dir.path()).unwrap();
+        let first = chain.submit(&transfer(&chain, "//Alice", 0)).unwrap();
+        let second = chain.submit(&transfer(&chain, "//Alice", 1)).unwrap();
+        let head = chain.produce_block(5_000).unwrap();
+        assert_eq!(head.number, 1);
+        assert_eq!(head.extrinsic_count, 2);
+        assert!(matches!(
+            chain.tx_status(&first.0),
+            TxStatus::InBlock {
+                block: 1,
+                index: 0,
+                ..
+            }
+        ));
+        assert!(matches!(
+            chain.tx_status(&second.0),
+            TxStatus::InBlock {
+                block: 1,
+                index: 1,
+                ..
+            }
+        ));
+        // The timestamp never goes backwards.
+        assert_eq!(chain.produce_block(10).unwrap().timestamp, 5_000);
+        let head = chain.head();
+        let state = chain.state().clone();
+        drop(chain);
+
+        let (replayed, torn) = Chain::open(&genesis(), dir.path()).unwrap();
+        assert!(torn.is_none());
+        assert_eq!(replayed.head(), head);
+        assert_eq!(replayed.state(), &state);
+        assert!(matches!(
+            replayed.tx_status(&second.0),
+            TxStatus::InBlock { block: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn submit_counts_queued_extrinsics_in_the_expected_nonce() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut chain, _) = Chain::open(&genesis(), dir.path()).unwrap();
+        let alice = key("//Alice").account_id();
+        let first = transfer(&chain, "//Alice", 0);
+        chain.submit(&first).unwrap();
+        assert_eq!(chain.next_nonce(&alice), 1);
+        let err = chain.submit(&first).unwrap_err();
+        assert!(matches!(err, SubmitError::AlreadyKnown { .. }), "{err}");
+        // sr25519 signatures are randomized: a re-signed copy is new bytes with a stale nonce.
+        let err = chain.submit(&transfer(&chain, "//Alice", 0)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SubmitError::BadNonce {
+                    expected: 1,
+                    got: 0,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = chain.submit(&first).unwrap_err();
+        assert!(matches!(err, SubmitError::AlreadyKnown { .. }), "{err}");
+        let err = chain.submit(&transfer(&chain, "//Alice", 2)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SubmitError::BadNonce {
+                    expected: 1,
+                    got: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(chain.pending_count(), 1);
+    }
+
+    #[test]
+    fn a_failing_extrinsic_is_left_out_and_marked_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut chain, _) = Chain::open(&genesis(), dir.path()).unwrap();
+        let stranger = key("//Miner5");
+        let call = Call::SetCommitment {
+            netuid: 1,
+            data: vec![1],
+        };
+        let bytes = SignedExtrinsic::sign(call, 0, &chain.genesis_hash(), &stranger).encode();
+        let tx = chain.submit(&bytes).unwrap();
+        let head = chain.produce_block(2_000).unwrap();
+        assert_eq!(head.extrinsic_count, 0);
+        let TxStatus::Failed { block: 1, error } = chain.tx_status(&tx.0) else {
+            panic!("{:?}", chain.tx_status(&tx.0))
+        };
+        assert!(error.contains("not registered"), "{error}");
+        assert_eq!(chain.state().account(&stranger.account_id()).nonce, 0);
+    }
+
+    #[test]
+    fn a_block_whose_state_root_does_not_replay_stops_the_start_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut chain, _) = Chain::open(&genesis(), dir.path()).unwrap();
+        chain.submit(&transfer(&chain, "//Alice", 0)).unwrap();
+        chain.produce_block(2_000).unwrap();
+        // Block 2 claims a state root the state machine does not produce; checksums are intact.
+        let parent_hash = chain.block_hash(1).unwrap();
+        drop(chain);
+        let extrinsics: Vec<Vec<u8>> = Vec::new();
+        let header = Header {
+            number: 2,
+            parent_hash,
+            extrinsics_root: extrinsics_root(&extrinsics),
+            state_root: [0xEE; 32],
+            timestamp: 3_000,
+        };
+        let payload = Block { header, extrinsics }.encode();
+        let mut record = (payload.len() as u32).to_le_bytes().to_vec();
+        record.extend_from_slice(&(!(payload.len() as u32)).to_le_bytes());
+        record.extend_from_slice(&sha256(&payload));
+        record.extend_from_slice(&payload);
+        assert_eq!(
+            record.len() as u64,
+            RECORD_HEADER_LEN + payload.len() as u64
+        );
+        let path = dir.path().join(LOG_FILE_NAME);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .unwrap()
+            .write_all(&record)
+            .unwrap();
+
+        let err = Chain::open(&genesis(), dir.path()).unwrap_err();
+        assert!(matches!(err, NodeError::Replay { block: 2, .. }), "{err}");
+        assert!(err.to_string().contains("state root"), "{err}");
+    }
+
+    #[test]
+    fn new_heads_are_announced_after_the_block_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let (chain, _) = Chain::open(&genesis(), dir.path()).unwrap();
+        let node = Node::new(chain);
+        let mut heads = node.subscribe();
+        let produced = node.produce_block(2_000).unwrap();
+        assert_eq!(heads.try_recv().unwrap(), produced);
+        assert_eq!(node.chain().head(), produced);
+    }
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -370,11 +370,13 @@ fn to_json<T: serde::Serialize>(value: T) -> Result<Value, ErrorObject> {
 }
 
 async fn rate_limit(State(app): State<App>, request: Request, next: Next) -> Response {
-    // Present when served through [`serve`]; router tests may leave it out.
-    let ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
+    // Present when served through [`serve`] (or mocked in router tests); without it, no limit.
+    let (mut parts, body) = request.into_parts();
+    let ip = ConnectInfo::<SocketAddr>::from_request_parts(&mut parts, &app)
+        .await
+        .ok()
         .map(|ConnectInfo(addr)| addr.ip());
+    let request = Request::from_parts(parts, body);
     if let Some(ip) = ip
         && !app.limiter.allow(ip, Instant::now())
     {
@@ -453,7 +455,107 @@ impl RateLimiter {
 
 #[cfg(test)]
 mod tests {
+    use axum::body::Body;
+    use axum::extract::connect_info::MockConnectInfo;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
     use super::*;
+    use crate::node::Chain;
+
+    fn app(dir: &std::path::Path, rate_limit: RateLimit) -> Router {
+        let genesis = crate::dev::dev_genesis(10, 1_000).unwrap();
+        let (chain, _) = Chain::open(&genesis, dir).unwrap();
+        let config = RpcConfig {
+            rate_limit,
+            ..RpcConfig::default()
+        };
+        let (_stop, stop_rx) = watch::channel(false);
+        router(Node::new(chain), config, stop_rx)
+            .layer(MockConnectInfo(SocketAddr::from(([10, 0, 0, 9], 5000))))
+    }
+
+    async fn post(app: &Router, body: &str) -> (StatusCode, Value) {
+        let request = Request::post("/")
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_batch_gets_one_answer_per_call_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), RateLimit::default());
+        let (status, body) = post(
+            &app,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"chain_getBlockHash","params":[0]},
+                {"jsonrpc":"2.0","id":"two","method":"nope"},
+                {"jsonrpc":"1.0","id":3,"method":"chain_getHead"}]"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let answers = body.as_array().unwrap();
+        assert_eq!(answers.len(), 3);
+        assert_eq!(answers[0]["id"], 1);
+        assert!(answers[0]["result"].as_str().unwrap().starts_with("0x"));
+        assert_eq!(answers[1]["id"], "two");
+        assert_eq!(answers[1]["error"]["code"], code::METHOD_NOT_FOUND);
+        assert_eq!(answers[2]["error"]["code"], code::INVALID_REQUEST);
+        let (_, empty) = post(&app, "[]").await;
+        assert_eq!(empty["error"]["code"], code::INVALID_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn an_empty_bucket_answers_429_with_retry_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(
+            dir.path(),
+            RateLimit {
+                per_second: 1,
+                burst: 2,
+            },
+        );
+        let call = r#"{"jsonrpc":"2.0","id":1,"method":"chain_getHead"}"#;
+        assert_eq!(post(&app, call).await.0, StatusCode::OK);
+        assert_eq!(post(&app, call).await.0, StatusCode::OK);
+        let request = Request::post("/").body(Body::from(call)).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"]["code"], code::RATE_LIMITED);
+    }
+
+    #[tokio::test]
+    async fn bad_nonce_errors_carry_the_expected_nonce_as_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path(), RateLimit::default());
+        let (_, genesis) = post(
+            &app,
+            r#"{"jsonrpc":"2.0","id":1,"method":"system_genesisHash"}"#,
+        )
+        .await;
+        let genesis: H256 = serde_json::from_value(genesis["result"].clone()).unwrap();
+        let alice = subnet_common::keys::Keypair::from_uri("//Alice").unwrap();
+        let call = subnet_common::chain::types::Call::Transfer {
+            dest: alice.account_id(),
+            amount: 1,
+        };
+        let ext = subnet_common::chain::types::SignedExtrinsic::sign(call, 3, &genesis.0, &alice);
+        let hex = format!(
+            "0x{}",
+            hex::encode(parity_scale_codec::Encode::encode(&ext))
+        );
+        let body = json!({"jsonrpc":"2.0","id":1,"method":"author_submitExtrinsic","params":[hex]});
+        let (_, answer) = post(&app, &body.to_string()).await;
+        assert_eq!(answer["error"]["code"], code::BAD_NONCE);
+        assert_eq!(answer["error"]["data"], json!({"expected": 0, "got": 3}));
+    }
 
     fn ip(last: u8) -> IpAddr {
         IpAddr::from([10, 0, 0, last])

@@ -45,7 +45,7 @@ pub enum StoreError {
     Io {
         /// The log file.
         path: PathBuf,
-        /// What was being done ("open", "lock", "read", "append", "fsync", "truncate").
+        /// What was being done ("create directory", "open", "lock", "read", "append", …).
         op: &'static str,
         /// The underlying error.
         #[source]
@@ -136,7 +136,7 @@ pub struct BlockLog {
 }
 
 impl BlockLog {
-    /// Opens (or creates) `dir/blocks.log` for the chain with `genesis_hash`, verifies every
+    /// Opens (or creates, with `dir`) `dir/blocks.log` for the chain with `genesis_hash`, verifies every
     /// record and cuts a torn tail.
     pub fn open(dir: &Path, genesis_hash: Hash32) -> Result<Opened, StoreError> {
         let path = dir.join(LOG_FILE_NAME);
@@ -144,6 +144,7 @@ impl BlockLog {
             let path = path.clone();
             move |source| StoreError::Io { path, op, source }
         };
+        std::fs::create_dir_all(dir).map_err(io("create directory"))?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
