@@ -195,6 +195,10 @@ impl I32F32 {
         for i in 2..32 {
             // `term / from_num(i)`: (t·2³²)/(i·2³²) truncates exactly like t / i.
             term = Self(term.checked_mul(operand)?.0 / i);
+            if term == Self::ZERO {
+                // Every later term is 0 as well: the sum is final.
+                break;
+            }
             result = result.checked_add(term)?;
         }
         if self.0 < 0 {
