@@ -2,6 +2,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`db`] | Postgres: epochs, model evaluations, scores, weight commits (SQL lives only here) |
 //! | [`cli`] | the command line (clap), every flag also from an env var |
 //! | [`query`] | `validator query`: one signed request, an operator's signed curl |
 //! | [`eval_cmd`] | `validator eval`: evaluate a local model directory like the model track |
@@ -10,6 +11,7 @@
 
 pub mod artifacts;
 pub mod cli;
+pub mod db;
 pub mod eval_cmd;
 pub mod query;
 pub mod tracks;
