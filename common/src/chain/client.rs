@@ -450,6 +450,81 @@ mod tests {
         assert!(DevChainClient::new("http://127.0.0.1:9944").is_ok());
     }
 
+    /// Serves `body` with `status` to every POST on a fresh loopback port.
+    async fn fake_node(status: u16, body: &'static str) -> String {
+        use axum::http::StatusCode;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let status = StatusCode::from_u16(status).unwrap();
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move || async move { (status, body) }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_response_over_the_limit_is_refused() {
+        let url = fake_node(
+            200,
+            r#"{"jsonrpc":"2.0","id":1,"result":"0123456789012345678901234567890123456789"}"#,
+        )
+        .await;
+        let options = ClientOptions {
+            max_response_bytes: 32,
+            ..ClientOptions::default()
+        };
+        let client = DevChainClient::with_options(&url, options).unwrap();
+        let err = client.block_hash(1).await.unwrap_err();
+        assert!(
+            matches!(err, ChainClientError::ResponseTooLarge { limit: 32, .. }),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn json_rpc_errors_keep_code_and_message_even_with_an_http_error_status() {
+        let url = fake_node(
+            429,
+            r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32005,"message":"slow down"}}"#,
+        )
+        .await;
+        let err = DevChainClient::new(&url).unwrap().head().await.unwrap_err();
+        assert_eq!(err.rpc_code(), Some(rpc::code::RATE_LIMITED));
+        assert!(err.to_string().contains("slow down"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_non_json_error_page_is_an_http_error_with_its_status() {
+        let url = fake_node(502, "<html>bad gateway</html>").await;
+        let err = DevChainClient::new(&url).unwrap().head().await.unwrap_err();
+        assert!(
+            matches!(err, ChainClientError::Http { status: 502, .. }),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn null_is_a_result_but_a_missing_result_is_not() {
+        let url = fake_node(200, r#"{"jsonrpc":"2.0","id":1,"result":null}"#).await;
+        assert_eq!(
+            DevChainClient::new(&url)
+                .unwrap()
+                .block_hash(9)
+                .await
+                .unwrap(),
+            None
+        );
+        let url = fake_node(200, r#"{"jsonrpc":"2.0","id":1}"#).await;
+        let err = DevChainClient::new(&url)
+            .unwrap()
+            .block_hash(9)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ChainClientError::Decode { .. }), "{err}");
+    }
+
     #[tokio::test]
     async fn a_closed_port_is_a_transport_error_naming_the_method() {
         // Bind then drop to get a port nobody listens on.
