@@ -93,10 +93,23 @@ pub struct ServeArgs {
     )]
     pub competition: String,
 
+    /// Device for `/v1/generate`: `auto` (CUDA when built with it and a GPU answers), `cpu`, `cuda`.
+    #[arg(long = "device", env = "MINER_DEVICE", default_value = "auto")]
+    #[serde(serialize_with = "serialize_display")]
+    pub device: subnet_model::backend::DeviceChoice,
+
     /// Print the resolved configuration as JSON and exit.
     #[arg(long = "dump-config")]
     #[serde(skip)]
     pub dump_config: bool,
+}
+
+/// `--dump-config` shows a value by its `Display` form.
+fn serialize_display<T: std::fmt::Display, S: serde::Serializer>(
+    value: &T,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_str(value)
 }
 
 /// `--dump-config` shows the wallet flags as `{"path", "name", "hotkey"}`.

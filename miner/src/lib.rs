@@ -6,11 +6,13 @@
 //! | [`startup`] | [`startup::Application`]: binds, builds the router, serves until shutdown |
 //! | [`routes`] | HTTP handlers |
 //! | [`artifact`] | the served model directory, hashed into its manifest at start |
+//! | [`inference`] | the served model loaded for `/v1/generate`, one request at a time |
 //! | [`error`] | [`error::ApiError`] and the JSON error shape for every 4xx/5xx |
 
 pub mod artifact;
 pub mod cli;
 pub mod error;
+pub mod inference;
 pub mod routes;
 pub mod startup;
 
@@ -36,6 +38,7 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
         model: args.model_dir.clone().map(|dir| startup::ModelConfig {
             dir,
             competition: args.competition.clone(),
+            device: Some(args.device),
         }),
     };
     let hotkey = keypair.account_id();

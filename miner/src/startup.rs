@@ -3,7 +3,10 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{Router, middleware, routing::get};
+use axum::{
+    Router, middleware,
+    routing::{get, post},
+};
 use subnet_common::{
     btauth::{Guard, Verifier, VerifierConfig},
     keys::Keypair,
@@ -11,7 +14,12 @@ use subnet_common::{
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
-use crate::{artifact::Artifact, error, routes};
+use crate::{
+    artifact::Artifact,
+    error,
+    inference::{GenerateLimits, Inference},
+    routes,
+};
 
 /// Everything a request handler may need. Cheap to clone.
 #[derive(Clone)]
@@ -20,6 +28,8 @@ pub struct AppState {
     pub keypair: Arc<Keypair>,
     /// The model artifact served under `/v1/model/`; `None` when started without `--model.dir`.
     pub model: Option<Arc<Artifact>>,
+    /// The loaded model for `/v1/generate`; `None` when no model is served or it was not loaded.
+    pub inference: Option<Arc<Inference>>,
 }
 
 /// Settings of the HTTP server, resolved from the CLI.
@@ -42,6 +52,9 @@ pub struct ModelConfig {
     pub dir: PathBuf,
     /// Competition id put in the manifest (`--competition`).
     pub competition: String,
+    /// Device to load the model on for `/v1/generate` (`--device`); `None` serves the files only
+    /// and answers `/v1/generate` with 404.
+    pub device: Option<subnet_model::backend::DeviceChoice>,
 }
 
 /// A bound, not yet running, miner server.
@@ -86,13 +99,21 @@ impl Application {
                     %commitment,
                     "serving model"
                 );
-                Some(Arc::new(artifact))
+                Some((Arc::new(artifact), model))
             }
+            None => None,
+        };
+        let inference = match &model {
+            Some((artifact, config)) => match config.device {
+                Some(device) => Some(load_inference(artifact, config, device).await?),
+                None => None,
+            },
             None => None,
         };
         let state = AppState {
             keypair: Arc::new(keypair),
-            model,
+            model: model.map(|(artifact, _)| artifact),
+            inference,
         };
         Ok(Self {
             listener,
@@ -121,12 +142,42 @@ impl Application {
     }
 }
 
+/// Loads the served artifact onto `device` for `/v1/generate` (on a blocking thread).
+async fn load_inference(
+    artifact: &Artifact,
+    config: &ModelConfig,
+    device: subnet_model::backend::DeviceChoice,
+) -> anyhow::Result<Arc<Inference>> {
+    let weights_bytes = artifact
+        .manifest()
+        .files
+        .iter()
+        .find(|f| f.name == subnet_model::io::WEIGHTS_FILE)
+        .map_or(0, |f| f.size);
+    let dir = config.dir.clone();
+    let inference = tokio::task::spawn_blocking(move || {
+        let device = subnet_model::backend::select(device)?;
+        Inference::load(&dir, &device, weights_bytes, GenerateLimits::default())
+    })
+    .await
+    .context("while loading the model for generation")?
+    .with_context(|| {
+        format!(
+            "while loading {} for /v1/generate (validators load it the same way)",
+            config.dir.display()
+        )
+    })?;
+    tracing::info!(device = inference.device(), "model loaded for generation");
+    Ok(Arc::new(inference))
+}
+
 /// The miner's routes: public ones, then the btauth-protected API.
 pub fn router(state: AppState, guard: Guard) -> Router {
     let signed = Router::new()
         .route("/v1/identity", get(routes::identity::identity))
         .route("/v1/model/manifest", get(routes::model::manifest))
         .route("/v1/model/files/{name}", get(routes::model::file))
+        .route("/v1/generate", post(routes::generate::generate))
         .route_layer(middleware::from_fn_with_state(
             guard,
             subnet_common::btauth::require,

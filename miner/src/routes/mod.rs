@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per resource.
 
+pub mod generate;
 pub mod health;
 pub mod identity;
 pub mod model;

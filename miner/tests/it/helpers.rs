@@ -35,11 +35,23 @@ pub async fn spawn_app_with(max_body_bytes: usize) -> TestApp {
     spawn_app_config(max_body_bytes, None).await
 }
 
-/// Like [`spawn_app`], serving the model directory `dir` for competition `tiny-v1`.
+/// Like [`spawn_app`], serving the files of the model directory `dir` for competition `tiny-v1`
+/// (not loaded for generation, so any bytes will do).
 pub async fn spawn_app_with_model(dir: &Path) -> TestApp {
     let model = ModelConfig {
         dir: dir.to_path_buf(),
         competition: "tiny-v1".into(),
+        device: None,
+    };
+    spawn_app_config(1 << 16, Some(model)).await
+}
+
+/// Like [`spawn_app_with_model`], also loading the model on the CPU for `/v1/generate`.
+pub async fn spawn_app_generating(dir: &Path) -> TestApp {
+    let model = ModelConfig {
+        dir: dir.to_path_buf(),
+        competition: "tiny-v1".into(),
+        device: Some(subnet_model::backend::DeviceChoice::Cpu),
     };
     spawn_app_config(1 << 16, Some(model)).await
 }

@@ -2,6 +2,7 @@
 //! `miner` binary as a child process.
 
 mod binary;
+mod generate;
 mod helpers;
 mod model;
 mod server;

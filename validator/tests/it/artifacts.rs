@@ -87,6 +87,7 @@ impl RealMiner {
             model: Some(ModelConfig {
                 dir: dir.path().to_path_buf(),
                 competition: "tiny-v1".into(),
+                device: None,
             }),
         };
         let keypair = Keypair::from_uri("//Bob").expect("dev key");
@@ -487,4 +488,76 @@ async fn nobody_listening_is_unreachable() {
     .await
     .expect_err("unreachable");
     assert_eq!(err.outcome(), "unreachable", "{err}");
+}
+
+/// A raw HTTP/1.1 server: the manifest with a `Content-Length`, every file as an endless chunked
+/// body (no length announced), counting the body bytes it manages to write.
+async fn endless_chunked_server(manifest: Manifest) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let written = Arc::new(AtomicUsize::new(0));
+    let counter = written.clone();
+    let manifest = serde_json::to_string(&manifest).expect("json");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let manifest = manifest.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let n = socket.read(&mut request).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&request[..n]).into_owned();
+                if request.starts_with("GET /v1/model/manifest ") {
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{manifest}",
+                        manifest.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                    return;
+                }
+                let head =
+                    "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let mut chunk = b"10000\r\n".to_vec();
+                chunk.extend(std::iter::repeat_n(b'x', 0x10000));
+                chunk.extend_from_slice(b"\r\n");
+                // Up to 1 GiB, stopping when the client hangs up.
+                for _ in 0..(1 << 14) {
+                    if socket.write_all(&chunk).await.is_err() {
+                        return;
+                    }
+                    counter.fetch_add(0x10000, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    (addr, written)
+}
+
+#[tokio::test]
+async fn an_endless_body_without_length_is_cut_off_just_past_the_declared_size() {
+    let liar = Liar::new(&[("config.json", CONFIG), ("model.safetensors", b"w")], &[]);
+    let hash = liar.manifest.manifest_sha256.clone();
+    let (addr, written) = endless_chunked_server(liar.manifest).await;
+    let cache = tempfile::tempdir().expect("tempdir");
+    let err = fetch_artifact(
+        &client(),
+        &url(addr),
+        &bob(),
+        &hash,
+        &limits(),
+        cache.path(),
+    )
+    .await
+    .expect_err("too large");
+    assert!(
+        matches!(&err, FetchError::TooLarge { what, limit: 17, .. } if what.contains("config.json")),
+        "{err}"
+    );
+    // What the server got out before the hang-up is what the socket buffers held, not 1 GiB.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sent = written.load(Ordering::SeqCst);
+    assert!(sent < 64 << 20, "{sent} bytes were sent");
+    assert!(entries(cache.path()).is_empty());
 }
