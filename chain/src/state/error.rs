@@ -8,8 +8,11 @@ use subnet_common::keys::AccountId;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
     // --- envelope ---
-    /// The signature does not match signer, call, nonce and genesis.
-    #[error("bad signature from {signer}")]
+    /// The signature does not match signer, call, nonce and genesis hash. An extrinsic signed for
+    /// another chain lands here too: the genesis hash is signed, not sent.
+    #[error(
+        "bad signature from {signer}: not signed by this key for this call, nonce and chain (genesis hash)"
+    )]
     BadSignature {
         /// The claimed signer.
         signer: AccountId,
@@ -22,9 +25,6 @@ pub enum ChainError {
         /// The extrinsic's nonce.
         got: u64,
     },
-    /// The extrinsic was signed for another chain.
-    #[error("extrinsic signed for another genesis")]
-    WrongGenesis,
     /// The call index names no call.
     #[error("unknown call index {index}")]
     UnknownCall {

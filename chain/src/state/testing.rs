@@ -1,5 +1,8 @@
 //! Test helpers: a small genesis with dev keys, and shortcuts to apply calls.
 
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+
 use subnet_common::chain::types::{Call, Event, GenesisHash, Hyperparameters, SignedExtrinsic};
 use subnet_common::keys::{AccountId, Keypair};
 
@@ -12,9 +15,14 @@ pub const NETUID: u16 = 1;
 /// 1 TAO.
 pub const TAO: u64 = 1_000_000_000;
 
-/// A dev key pair from `//name`.
+/// A dev key pair from `//name`, derived once per process (derivation runs PBKDF2).
 pub fn pair(name: &str) -> Keypair {
-    Keypair::from_uri(&format!("//{name}")).unwrap()
+    static CACHE: LazyLock<Mutex<HashMap<String, Keypair>>> = LazyLock::new(Default::default);
+    let mut cache = CACHE.lock().unwrap();
+    cache
+        .entry(name.to_owned())
+        .or_insert_with(|| Keypair::from_uri(&format!("//{name}")).unwrap())
+        .clone()
 }
 
 /// The account of `//name`.

@@ -1139,3 +1139,147 @@ fn the_first_epoch_issues_permits_to_staked_uids() {
         .collect();
     assert_eq!(permits, vec![true, true, true, false, false]);
 }
+
+// ---------- properties ----------
+
+mod properties {
+    use parity_scale_codec::Encode;
+    use proptest::prelude::*;
+    use subnet_common::chain::types::Call;
+    use subnet_common::keys::AccountId;
+
+    use super::super::State;
+    use super::super::testing::{NETUID, id, state, test_params};
+
+    const NAMES: [&str; 7] = [
+        "Alice",
+        "Alice//hot",
+        "Bob",
+        "Charlie",
+        "Dave",
+        "Eve",
+        "Ferdie",
+    ];
+
+    fn account() -> impl Strategy<Value = AccountId> {
+        proptest::sample::select(NAMES.to_vec()).prop_map(id)
+    }
+
+    fn uids() -> impl Strategy<Value = Vec<u16>> {
+        proptest::collection::vec(0u16..7, 0..6)
+    }
+
+    /// Calls with small arguments, so that both successes and every kind of refusal occur.
+    fn call() -> impl Strategy<Value = Call> {
+        let netuid = prop_oneof![Just(NETUID), 0u16..3];
+        let amount = prop_oneof![
+            0u64..3,
+            Just(500_000_000_000u64),
+            Just(2_000_000_000_000u64)
+        ];
+        prop_oneof![
+            (netuid.clone(), account())
+                .prop_map(|(netuid, hotkey)| Call::Register { netuid, hotkey }),
+            (netuid.clone(), any::<u128>(), any::<u16>(), 3u8..8).prop_map(
+                |(netuid, ip, port, ip_type)| Call::ServeAxon {
+                    netuid,
+                    version: 1,
+                    ip,
+                    port,
+                    ip_type,
+                    protocol: 0,
+                }
+            ),
+            (netuid.clone(), 120usize..136).prop_map(|(netuid, len)| Call::SetCommitment {
+                netuid,
+                data: vec![1; len]
+            }),
+            (netuid.clone(), uids(), uids()).prop_map(|(netuid, dests, weights)| {
+                Call::SetWeights {
+                    netuid,
+                    dests,
+                    weights,
+                    version_key: 0,
+                }
+            }),
+            (account(), netuid.clone(), amount.clone()).prop_map(|(hotkey, netuid, amount)| {
+                Call::AddStake {
+                    hotkey,
+                    netuid,
+                    amount,
+                }
+            }),
+            (account(), netuid.clone(), amount.clone()).prop_map(|(hotkey, netuid, amount)| {
+                Call::RemoveStake {
+                    hotkey,
+                    netuid,
+                    amount,
+                }
+            }),
+            (account(), amount).prop_map(|(dest, amount)| Call::Transfer { dest, amount }),
+            (
+                netuid,
+                proptest::sample::select(subnet_common::chain::types::Hyperparameter::ALL.to_vec()),
+                0u64..3
+            )
+                .prop_map(|(netuid, param, value)| Call::SetHyperparameter {
+                    netuid,
+                    param,
+                    value
+                }),
+        ]
+    }
+
+    fn total_rao(s: &State) -> u128 {
+        let free: u128 = NAMES
+            .iter()
+            .map(|n| u128::from(s.account(&id(n)).free))
+            .sum();
+        let stake: u128 = s
+            .metagraph(NETUID)
+            .map(|m| m.neurons.iter().map(|n| u128::from(n.stake)).sum())
+            .unwrap_or(0);
+        free + stake
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every refusal leaves the encoded state byte for byte as it was, whatever came before.
+        #[test]
+        fn a_refused_call_never_changes_the_state(
+            steps in proptest::collection::vec((account(), call(), any::<bool>()), 1..40)
+        ) {
+            let mut s = state(test_params(), &["Bob"], &["Dave"]);
+            for (signer, call, end_block) in steps {
+                let before = s.encode();
+                if s.dispatch(&signer, &call).is_err() {
+                    prop_assert!(s.encode() == before, "{call:?} changed the state");
+                }
+                if end_block {
+                    s.end_block();
+                }
+            }
+        }
+
+        /// Within one block (no epoch), transfers and stake moves conserve rao; only registration
+        /// burns. Every hotkey that can take stake is registered, so the metagraph sees all stake.
+        #[test]
+        fn balances_and_stake_are_conserved_except_for_burns(
+            steps in proptest::collection::vec((account(), call()), 1..40)
+        ) {
+            let mut s = state(test_params(), &["Bob"], &["Dave"]);
+            let mut expected = total_rao(&s);
+            for (signer, call) in steps {
+                if let Ok(events) = s.dispatch(&signer, &call) {
+                    for event in events {
+                        if let subnet_common::chain::types::Event::NeuronRegistered { burn, .. } = event {
+                            expected -= u128::from(burn);
+                        }
+                    }
+                }
+                prop_assert_eq!(total_rao(&s), expected, "after {:?}", call);
+            }
+        }
+    }
+}
