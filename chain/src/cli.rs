@@ -57,7 +57,7 @@ pub enum Command {
 }
 
 /// Flags of `devchain node`.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, serde::Serialize)]
 pub struct NodeArgs {
     /// Genesis JSON file (see `devchain genesis --dev`).
     #[arg(long, env = "DEVCHAIN_GENESIS")]
@@ -82,6 +82,10 @@ pub struct NodeArgs {
     /// Burst size of the per-IP rate limit.
     #[arg(long = "rpc.burst", env = "DEVCHAIN_RPC_BURST", default_value_t = RateLimit::default().burst)]
     pub burst: u32,
+    /// Print the resolved settings (flags over environment over defaults) as JSON and exit.
+    #[arg(long)]
+    #[serde(skip)]
+    pub dump_config: bool,
 }
 
 /// Flags of `devchain genesis`.
@@ -310,6 +314,11 @@ pub fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
 }
 
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
+    if args.dump_config {
+        let json = serde_json::to_string_pretty(&args).context("while encoding the settings")?;
+        println!("{json}");
+        return Ok(());
+    }
     let genesis = read_genesis(&args.genesis)?;
     std::fs::create_dir_all(&args.data).with_context(|| {
         format!(

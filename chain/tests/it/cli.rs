@@ -240,3 +240,31 @@ fn simulate_prints_json_and_names_a_bad_file() {
         stderr(&missing)
     );
 }
+
+#[test]
+fn dump_config_shows_flags_over_environment_over_defaults() {
+    let out = devchain()
+        .args([
+            "node",
+            "--dump-config",
+            "--genesis",
+            "g.json",
+            "--data",
+            "d",
+            "--rpc.burst",
+            "7",
+        ])
+        .env("DEVCHAIN_BLOCK_TIME", "250")
+        .env("DEVCHAIN_RPC_BURST", "99")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON settings");
+    assert_eq!(
+        config["block_time_ms"], 250,
+        "environment beats the default"
+    );
+    assert_eq!(config["burst"], 7, "the flag beats the environment");
+    assert_eq!(config["rpc_addr"], "127.0.0.1:9944", "default");
+    assert_eq!(config["genesis"], "g.json");
+}
