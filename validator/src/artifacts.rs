@@ -101,12 +101,15 @@ impl CachedArtifact {
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     /// No answer (headers or next body chunk) in time, or the deadline passed.
-    #[error("{what}: no answer within {after:?}")]
+    #[error(
+        "{what}: timed out{}",
+        .after.map(|d| format!(" after {d:?}")).unwrap_or_default()
+    )]
     Timeout {
         /// What was being waited for.
         what: String,
-        /// The limit that passed.
-        after: Duration,
+        /// The limit that passed (`None` when the HTTP client's own timeout fired).
+        after: Option<Duration>,
     },
     /// Connecting or talking to the miner failed.
     #[error("{what}: {source}")]
@@ -219,7 +222,7 @@ pub async fn fetch_artifact(
         Ok(result) => result,
         Err(_) => Err(FetchError::Timeout {
             what: "the whole artifact download".into(),
-            after: limits.deadline,
+            after: Some(limits.deadline),
         }),
     }
 }
@@ -283,7 +286,7 @@ impl Miner<'_> {
             Err(_) => {
                 return Err(FetchError::Timeout {
                     what: what.into(),
-                    after: self.limits.request_timeout,
+                    after: Some(self.limits.request_timeout),
                 });
             }
             Ok(Err(source)) => return Err(transport_error(what, source)),
@@ -308,7 +311,7 @@ impl Miner<'_> {
         match tokio::time::timeout(self.limits.read_timeout, response.chunk()).await {
             Err(_) => Err(FetchError::Timeout {
                 what: what.into(),
-                after: self.limits.read_timeout,
+                after: Some(self.limits.read_timeout),
             }),
             Ok(Err(source)) => Err(transport_error(what, source)),
             Ok(Ok(chunk)) => Ok(chunk),
@@ -320,7 +323,7 @@ fn transport_error(what: &str, source: reqwest::Error) -> FetchError {
     if source.is_timeout() {
         FetchError::Timeout {
             what: what.into(),
-            after: Duration::ZERO,
+            after: None,
         }
     } else {
         FetchError::Unreachable {
@@ -653,6 +656,57 @@ mod tests {
         ]);
         let err = check_manifest(&m, &m.manifest_sha256, &limits).unwrap_err();
         assert_eq!(err.outcome(), "too_large", "{err}");
+    }
+
+    #[test]
+    fn timeouts_say_which_limit_passed() {
+        let with = FetchError::Timeout {
+            what: "GET /x".into(),
+            after: Some(Duration::from_millis(1500)),
+        };
+        assert_eq!(with.to_string(), "GET /x: timed out after 1.5s");
+        let without = FetchError::Timeout {
+            what: "GET /x".into(),
+            after: None,
+        };
+        assert_eq!(without.to_string(), "GET /x: timed out");
+    }
+
+    #[test]
+    fn outcome_codes_are_distinct_snake_case() {
+        let io = || std::io::Error::other("disk");
+        let errors = [
+            FetchError::Timeout {
+                what: String::new(),
+                after: None,
+            },
+            FetchError::BadStatus {
+                what: String::new(),
+                status: 500,
+            },
+            FetchError::Malformed(String::new()),
+            FetchError::HashMismatch {
+                what: String::new(),
+                expected: String::new(),
+                actual: String::new(),
+            },
+            FetchError::TooLarge {
+                what: String::new(),
+                size: 2,
+                limit: 1,
+            },
+            FetchError::Io {
+                path: PathBuf::new(),
+                source: io(),
+            },
+        ];
+        let codes: BTreeSet<&str> = errors.iter().map(FetchError::outcome).collect();
+        assert_eq!(codes.len(), errors.len());
+        assert!(
+            codes
+                .iter()
+                .all(|c| c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        );
     }
 
     #[tokio::test]
