@@ -1,8 +1,15 @@
 //! The `devchain` command line: `node`, `genesis`, `tx`, `metagraph`, `simulate`.
 //!
-//! Every flag can also come from a `DEVCHAIN_*` environment variable (flags win). `node` prints
-//! one line `rpc listening on http://ADDR` to stdout once it serves, so callers that pass
-//! `--rpc.addr 127.0.0.1:0` learn the port.
+//! The node's flags, `--chain.url`, `--uri` and `--log.format` can also come from `DEVCHAIN_*`
+//! environment variables, the wallet flags from the SDK's `BT_WALLET_*` (flags win; see
+//! `devchain node --dump-config`). `node` prints one line `rpc listening on http://ADDR` to stdout
+//! once it serves, so callers that pass `--rpc.addr 127.0.0.1:0` learn the port; logs go to stderr.
+//!
+//! `tx` signs with `--uri` when given, else with the bittensor wallet named by `--wallet.*`: the
+//! coldkey for register, add-stake, remove-stake, transfer and set-hyperparameter, the hotkey for
+//! serve-axon, commit and the weight calls. It waits for inclusion unless `--no-wait`.
+//! `set-weights` only works with commit–reveal off; otherwise `commit-weights` prints the salt and
+//! `reveal-weights --salt …` reveals after the reveal period.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
