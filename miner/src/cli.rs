@@ -27,6 +27,14 @@ pub struct Cli {
 pub enum Command {
     /// Serve the miner's HTTP API (axon) until SIGINT/SIGTERM.
     Serve(ServeArgs),
+    /// Create a randomly initialised base model within the competition's architecture bounds.
+    InitBase(crate::commands::init_base::InitBaseArgs),
+    /// Fine-tune a model on the competition's tasks or a JSONL dataset (resumes a checkpoint).
+    Finetune(crate::commands::finetune::FinetuneArgs),
+    /// Register the hotkey on the subnet (burned registration; the coldkey pays).
+    Register(crate::commands::chain::RegisterArgs),
+    /// Commit a model directory's manifest hash on chain, signed by the hotkey.
+    Commit(crate::commands::chain::CommitArgs),
     /// Manage the miner's hotkey (bittensor wallet layout).
     Keys {
         #[command(flatten)]
@@ -50,6 +58,11 @@ pub struct ServeArgs {
     /// Port to listen on (0 picks a free one and logs it).
     #[arg(long = "axon.port", env = "BT_AXON_PORT", default_value_t = 8091)]
     pub axon_port: u16,
+
+    /// IP published on chain as the axon's address (default: `--axon.ip` unless it is
+    /// 0.0.0.0 or ::, else 127.0.0.1). Published at start with `--chain.url`.
+    #[arg(long = "axon.external-ip", env = "BT_AXON_EXTERNAL_IP")]
+    pub axon_external_ip: Option<IpAddr>,
 
     /// Subnet the miner is registered on.
     #[arg(long = "netuid", env = "BT_NETUID", default_value_t = 1)]

@@ -8,9 +8,13 @@
 //! | [`artifact`] | the served model directory, hashed into its manifest at start |
 //! | [`inference`] | the served model loaded for `/v1/generate`, one request at a time |
 //! | [`error`] | [`error::ApiError`] and the JSON error shape for every 4xx/5xx |
+//! | [`chain_auth`] | who may call: registered hotkeys, validator permits for `/v1/rlhf/*` |
+//! | [`commands`] | `init-base`, `finetune`, `register`, `commit`; the axon publication of `serve` |
 
 pub mod artifact;
+pub mod chain_auth;
 pub mod cli;
+pub mod commands;
 pub mod error;
 pub mod inference;
 pub mod routes;
@@ -42,19 +46,77 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
         }),
     };
     let hotkey = keypair.account_id();
-    let app = if args.insecure_no_chain {
+    let axon_signer = keypair.clone();
+    let (app, chain) = if args.insecure_no_chain {
         tracing::warn!(
             "--insecure-no-chain: registration is NOT checked; any correctly signed caller is served. Use only for local tests."
         );
-        startup::Application::build(&config, keypair, AllowAnySigner).await?
+        let app = startup::Application::build(&config, keypair, AllowAnySigner).await?;
+        (app, None)
     } else {
-        anyhow::bail!(
-            "no chain to check callers against: pass --chain.url <URL> (the subnet's chain) or, for local tests only, --insecure-no-chain"
+        let url = args.chain_url.as_deref().context(
+            "no chain to check callers against: pass --chain.url <URL> (the subnet's chain) or, for local tests only, --insecure-no-chain",
+        )?;
+        let chain = std::sync::Arc::new(
+            subnet_common::chain::client::DevChainClient::new(url)
+                .with_context(|| format!("--chain.url {url:?}"))?,
         );
+        let callers = chain_auth::RegisteredCallers::start(
+            std::sync::Arc::clone(&chain),
+            args.netuid,
+            chain_auth::REFRESH_INTERVAL,
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "while reading subnet {} from the chain at {url}",
+                args.netuid
+            )
+        })?;
+        if !callers.snapshot().registered.contains(&hotkey) {
+            tracing::warn!(hotkey = %hotkey, netuid = args.netuid, "this miner's hotkey is not registered on the subnet yet");
+        }
+        let app = startup::Application::build(&config, keypair, callers).await?;
+        (app, Some(chain))
     };
     let addr = app
         .local_addr()
         .context("while reading the bound address")?;
     tracing::info!(%addr, hotkey = %hotkey, netuid = args.netuid, "miner serving");
+    if let Some(chain) = chain {
+        let ip = commands::chain::external_ip(args.axon_external_ip, args.axon_ip);
+        spawn_axon_publication(
+            chain,
+            axon_signer,
+            args.netuid,
+            SocketAddr::new(ip, addr.port()),
+        );
+    }
     app.run_until(startup::shutdown_signal()).await
+}
+
+/// Publishes the axon endpoint on chain in the background when it differs from the one there.
+/// A refusal is logged with the chain's reason and never stops the server.
+fn spawn_axon_publication<C>(
+    chain: std::sync::Arc<C>,
+    hotkey: subnet_common::keys::Keypair,
+    netuid: u16,
+    endpoint: SocketAddr,
+) where
+    C: subnet_common::chain::client::ChainClient + 'static,
+{
+    tokio::spawn(async move {
+        let wait = Duration::from_secs(60);
+        match commands::chain::publish_axon(&*chain, &hotkey, netuid, endpoint, wait).await {
+            Ok(commands::chain::AxonPublication::Unchanged) => {
+                tracing::info!(%endpoint, netuid, "axon already published on chain");
+            }
+            Ok(commands::chain::AxonPublication::Published(inclusion)) => {
+                tracing::info!(%endpoint, netuid, block = inclusion.block, "axon published on chain");
+            }
+            Err(e) => {
+                tracing::warn!(%endpoint, netuid, error = format!("{e:#}"), "axon not published; serving anyway");
+            }
+        }
+    });
 }

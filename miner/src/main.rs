@@ -1,7 +1,10 @@
 //! `miner`: parse the command line, set up logging, run the chosen command.
 
 use clap::Parser;
-use subnet_miner::cli::{Cli, Command};
+use subnet_miner::{
+    cli::{Cli, Command},
+    commands,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -9,6 +12,12 @@ async fn main() -> anyhow::Result<()> {
     subnet_common::telemetry::init(cli.log_format, "info,tower_http=info");
     match cli.command {
         Command::Serve(args) => subnet_miner::serve(args).await,
+        Command::InitBase(args) => commands::init_base::run(&args, &mut std::io::stdout()),
+        Command::Finetune(args) => commands::finetune::run(args, &mut std::io::stdout()).await,
+        Command::Register(args) => {
+            commands::chain::run_register(&args, &mut std::io::stdout()).await
+        }
+        Command::Commit(args) => commands::chain::run_commit(&args, &mut std::io::stdout()).await,
         Command::Keys { wallet, command } => {
             subnet_common::cli::run(&command, &wallet, &mut std::io::stdout().lock())
         }

@@ -3,13 +3,9 @@
 
 use std::{sync::Arc, time::Duration};
 
+use crate::helpers::spawn_chain;
 use reqwest::StatusCode;
 use serde_json::Value;
-use subnet_chain::{
-    dev::dev_genesis,
-    node::{Chain, Node, unix_millis},
-    rpc::{self, RpcConfig},
-};
 use subnet_common::{
     btauth::SignedClient,
     chain::{
@@ -22,23 +18,6 @@ use subnet_miner::{
     chain_auth::RegisteredCallers,
     startup::{Application, ServerConfig},
 };
-
-/// A dev chain producing a block every 100 ms; dropped with the test's runtime.
-async fn spawn_chain(dir: &std::path::Path) -> String {
-    let genesis = dev_genesis(20, unix_millis()).expect("genesis");
-    let (chain, _) = Chain::open(&genesis, dir).expect("open chain");
-    let node = Node::new(chain);
-    let (_tx, rx) = tokio::sync::watch::channel(false);
-    let router = rpc::router(Arc::clone(&node), RpcConfig::default(), rx);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(rpc::serve(listener, router, std::future::pending()));
-    tokio::spawn(node.run_block_production(Duration::from_millis(100), std::future::pending()));
-    std::mem::forget(_tx);
-    format!("http://{addr}")
-}
 
 async fn spawn_miner(chain_url: &str) -> (String, Keypair) {
     let miner = Keypair::from_uri("//Bob").expect("key");

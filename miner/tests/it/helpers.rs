@@ -89,6 +89,39 @@ async fn spawn_app_config(max_body_bytes: usize, model: Option<ModelConfig>) -> 
     }
 }
 
+/// A dev chain (`dev_genesis` with `tempo` blocks per epoch) producing a block every 100 ms,
+/// serving JSON-RPC on a free port; it runs until the test's runtime stops. Returns its URL.
+pub async fn spawn_chain_with_tempo(dir: &Path, tempo: u16) -> String {
+    use subnet_chain::{
+        dev::dev_genesis,
+        node::{Chain, Node, unix_millis},
+        rpc::{self, RpcConfig},
+    };
+    let genesis = dev_genesis(tempo, unix_millis()).expect("genesis");
+    let (chain, _) = Chain::open(&genesis, dir).expect("open chain");
+    let node = Node::new(chain);
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let router = rpc::router(
+        std::sync::Arc::clone(&node),
+        RpcConfig::default(),
+        shutdown_rx,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(rpc::serve(listener, router, std::future::pending()));
+    tokio::spawn(node.run_block_production(Duration::from_millis(100), std::future::pending()));
+    // The RPC router stops its event streams when the sender drops; keep it for the test's life.
+    std::mem::forget(shutdown_tx);
+    format!("http://{addr}")
+}
+
+/// [`spawn_chain_with_tempo`] with the dev tempo of 20 blocks.
+pub async fn spawn_chain(dir: &Path) -> String {
+    spawn_chain_with_tempo(dir, 20).await
+}
+
 /// Workspace root.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -2,6 +2,9 @@
 //! `miner` binary as a child process.
 
 mod binary;
+mod chain_auth;
+mod chain_cmds;
+mod finetune;
 mod generate;
 mod helpers;
 mod model;

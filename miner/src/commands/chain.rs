@@ -1,0 +1,430 @@
+//! The miner's extrinsics: `miner register` (the coldkey pays the burn for the hotkey's uid),
+//! `miner commit` (the model commitment, signed by the hotkey) and the axon publication that
+//! `miner serve --chain.url` does at start.
+//!
+//! Each submits one extrinsic and waits for its block, so the operator sees where it landed or
+//! the chain's own reason for refusing it (rate limit, not registered, balance too low, ...).
+//! Each first reads the chain and does nothing when the state is already what was asked for.
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use subnet_common::{
+    chain::{
+        client::{ChainClient, DevChainClient, Inclusion},
+        types::{AxonInfo, Call, NetUid, NeuronInfo, Uid},
+    },
+    cli::WalletArgs,
+    keys::{AccountId, Keypair},
+    protocol::ModelCommitment,
+};
+
+use crate::artifact::{Artifact, DEFAULT_COMPETITION};
+
+/// The axon's protocol tag on chain (0 = HTTP).
+pub const AXON_PROTOCOL_HTTP: u8 = 0;
+
+/// Where the chain is and how long to wait for a block.
+#[derive(Debug, Clone, Args)]
+pub struct ChainArgs {
+    /// Chain JSON-RPC endpoint.
+    #[arg(long = "chain.url", env = "BT_CHAIN_URL")]
+    pub chain_url: String,
+
+    /// Subnet to act on.
+    #[arg(long = "netuid", env = "BT_NETUID", default_value_t = 1)]
+    pub netuid: NetUid,
+
+    /// Seconds to wait for the extrinsic to be included in a block.
+    #[arg(
+        long = "chain.wait-secs",
+        env = "BT_CHAIN_WAIT_SECS",
+        default_value_t = 60
+    )]
+    pub wait_secs: u64,
+}
+
+impl ChainArgs {
+    /// A client for `--chain.url`.
+    pub fn client(&self) -> anyhow::Result<DevChainClient> {
+        DevChainClient::new(&self.chain_url)
+            .with_context(|| format!("--chain.url {:?}", self.chain_url))
+    }
+
+    fn wait(&self) -> Duration {
+        Duration::from_secs(self.wait_secs)
+    }
+}
+
+/// `miner register`.
+#[derive(Debug, Clone, Args)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    pub wallet: WalletArgs,
+
+    #[command(flatten)]
+    pub chain: ChainArgs,
+
+    /// Pay with the coldkey of this Substrate URI (e.g. `//Alice` on a dev chain) instead of the
+    /// wallet's coldkey. The URI is a secret: use it for dev keys only.
+    #[arg(long = "coldkey-uri", env = "BT_COLDKEY_URI")]
+    pub coldkey_uri: Option<String>,
+}
+
+/// `miner commit`.
+#[derive(Debug, Clone, Args)]
+pub struct CommitArgs {
+    #[command(flatten)]
+    pub wallet: WalletArgs,
+
+    #[command(flatten)]
+    pub chain: ChainArgs,
+
+    /// The HF-style model directory to commit (hashed exactly as `miner serve` hashes it).
+    #[arg(long = "model.dir", env = "MINER_MODEL_DIR")]
+    pub model_dir: PathBuf,
+
+    /// Competition the model is entered in.
+    #[arg(long = "competition", env = "MINER_COMPETITION", default_value = DEFAULT_COMPETITION)]
+    pub competition: String,
+}
+
+/// The hotkey's uid after `miner register`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The uid on the subnet.
+    pub uid: Uid,
+    /// Where the registration was included; `None` when the hotkey was registered already.
+    pub inclusion: Option<Inclusion>,
+}
+
+/// The commitment after `miner commit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// What is on chain.
+    pub commitment: ModelCommitment,
+    /// Block the commitment is stored at.
+    pub block: u64,
+    /// Where the extrinsic was included; `None` when the same commitment was on chain already.
+    pub inclusion: Option<Inclusion>,
+}
+
+/// Runs `miner register` and prints the uid and block.
+pub async fn run_register(
+    args: &RegisterArgs,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let chain = args.chain.client()?;
+    let hotkey = args
+        .wallet
+        .hotkey_account()
+        .context("while reading the hotkey to register (--wallet.*)")?;
+    let coldkey = match &args.coldkey_uri {
+        Some(uri) => Keypair::from_uri(uri).context("--coldkey-uri: not a valid Substrate URI")?,
+        None => args
+            .wallet
+            .load_coldkey()
+            .context("while loading the coldkey that pays the burn (or pass --coldkey-uri)")?,
+    };
+    let registration = register(
+        &chain,
+        &coldkey,
+        &hotkey,
+        args.chain.netuid,
+        args.chain.wait(),
+    )
+    .await?;
+    let netuid = args.chain.netuid;
+    match registration.inclusion {
+        Some(inclusion) => writeln!(
+            out,
+            "registered hotkey {hotkey} on subnet {netuid} as uid {} in block {} ({}), paid by coldkey {}",
+            registration.uid,
+            inclusion.block,
+            inclusion.block_hash,
+            coldkey.account_id()
+        ),
+        None => writeln!(
+            out,
+            "hotkey {hotkey} is already registered on subnet {netuid} as uid {}",
+            registration.uid
+        ),
+    }
+    .context("while printing the result")
+}
+
+/// Registers `hotkey` on `netuid`, `coldkey` paying the burn; a registered hotkey is left as is.
+pub async fn register<C: ChainClient>(
+    chain: &C,
+    coldkey: &Keypair,
+    hotkey: &AccountId,
+    netuid: NetUid,
+    wait: Duration,
+) -> anyhow::Result<Registration> {
+    if let Some(neuron) = find_neuron(chain, netuid, hotkey).await? {
+        return Ok(Registration {
+            uid: neuron.uid,
+            inclusion: None,
+        });
+    }
+    let burn = chain
+        .hyperparameters(netuid)
+        .await
+        .with_context(|| format!("while reading subnet {netuid}'s registration burn"))?
+        .burn;
+    tracing::info!(%hotkey, netuid, burn_rao = burn, coldkey = %coldkey.account_id(), "registering");
+    let call = Call::Register {
+        netuid,
+        hotkey: *hotkey,
+    };
+    let inclusion = submit_and_wait(chain, call, coldkey, wait)
+        .await
+        .with_context(|| format!("while registering {hotkey} on subnet {netuid}"))?;
+    let neuron = find_neuron(chain, netuid, hotkey).await?.with_context(|| {
+        format!(
+            "the registration was included in block {} but {hotkey} has no uid on subnet {netuid}",
+            inclusion.block
+        )
+    })?;
+    Ok(Registration {
+        uid: neuron.uid,
+        inclusion: Some(inclusion),
+    })
+}
+
+/// Runs `miner commit` and prints the commitment, block and hash.
+pub async fn run_commit(args: &CommitArgs, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    let artifact = Artifact::load(&args.model_dir, &args.competition)
+        .await
+        .with_context(|| format!("--model.dir {}", args.model_dir.display()))?;
+    let chain = args.chain.client()?;
+    let hotkey = args
+        .wallet
+        .load_hotkey()
+        .context("while loading the hotkey that signs the commitment (--wallet.*)")?;
+    let netuid = args.chain.netuid;
+    let committed = commit(
+        &chain,
+        &hotkey,
+        netuid,
+        artifact.commitment(),
+        args.chain.wait(),
+    )
+    .await?;
+    let text = String::from_utf8_lossy(&committed.commitment.encode()).into_owned();
+    match committed.inclusion {
+        Some(inclusion) => writeln!(
+            out,
+            "committed {text} for hotkey {} on subnet {netuid} in block {} ({})",
+            hotkey.account_id(),
+            inclusion.block,
+            inclusion.block_hash
+        ),
+        None => writeln!(
+            out,
+            "{text} is already the commitment of hotkey {} on subnet {netuid} (since block {})",
+            hotkey.account_id(),
+            committed.block
+        ),
+    }
+    .context("while printing the result")
+}
+
+/// Stores `commitment` for `hotkey` on `netuid`; the same commitment already there is left as is.
+pub async fn commit<C: ChainClient>(
+    chain: &C,
+    hotkey: &Keypair,
+    netuid: NetUid,
+    commitment: ModelCommitment,
+    wait: Duration,
+) -> anyhow::Result<Committed> {
+    let account = hotkey.account_id();
+    if find_neuron(chain, netuid, &account).await?.is_none() {
+        bail!("hotkey {account} is not registered on subnet {netuid}: run `miner register` first");
+    }
+    let data = commitment.encode();
+    let existing = chain
+        .commitments(netuid)
+        .await
+        .with_context(|| format!("while reading subnet {netuid}'s commitments"))?
+        .into_iter()
+        .find(|c| c.hotkey == account && c.data == data);
+    if let Some(existing) = existing {
+        return Ok(Committed {
+            commitment,
+            block: existing.block,
+            inclusion: None,
+        });
+    }
+    let call = Call::SetCommitment { netuid, data };
+    let inclusion = submit_and_wait(chain, call, hotkey, wait)
+        .await
+        .with_context(|| format!("while committing the model to subnet {netuid}"))?;
+    Ok(Committed {
+        commitment,
+        block: inclusion.block,
+        inclusion: Some(inclusion),
+    })
+}
+
+/// What [`publish_axon`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AxonPublication {
+    /// The chain already had this endpoint.
+    Unchanged,
+    /// `serve_axon` was included in this block.
+    Published(Inclusion),
+}
+
+/// Publishes `endpoint` as `hotkey`'s axon on `netuid` unless the chain already has it.
+pub async fn publish_axon<C: ChainClient>(
+    chain: &C,
+    hotkey: &Keypair,
+    netuid: NetUid,
+    endpoint: SocketAddr,
+    wait: Duration,
+) -> anyhow::Result<AxonPublication> {
+    let account = hotkey.account_id();
+    let neuron = find_neuron(chain, netuid, &account)
+        .await?
+        .with_context(|| {
+            format!(
+                "hotkey {account} is not registered on subnet {netuid}: run `miner register` first"
+            )
+        })?;
+    let wanted = axon_info(endpoint);
+    let current = &neuron.axon_info;
+    if (
+        current.ip,
+        current.port,
+        current.ip_type,
+        current.protocol,
+        current.version,
+    ) == (
+        wanted.ip,
+        wanted.port,
+        wanted.ip_type,
+        wanted.protocol,
+        wanted.version,
+    ) {
+        return Ok(AxonPublication::Unchanged);
+    }
+    let call = Call::ServeAxon {
+        netuid,
+        version: wanted.version,
+        ip: wanted.ip,
+        port: wanted.port,
+        ip_type: wanted.ip_type,
+        protocol: wanted.protocol,
+    };
+    let inclusion = submit_and_wait(chain, call, hotkey, wait).await?;
+    Ok(AxonPublication::Published(inclusion))
+}
+
+/// The on-chain form of `endpoint` (block left 0; the chain sets it).
+pub fn axon_info(endpoint: SocketAddr) -> AxonInfo {
+    let (ip, ip_type) = match endpoint.ip() {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4)), 4),
+        IpAddr::V6(v6) => (u128::from(v6), 6),
+    };
+    AxonInfo {
+        block: 0,
+        version: version_as_int(env!("CARGO_PKG_VERSION")),
+        ip,
+        port: endpoint.port(),
+        ip_type,
+        protocol: AXON_PROTOCOL_HTTP,
+    }
+}
+
+/// bittensor's `version_as_int`: `100·major + 10·minor + patch` (0 for parts that do not parse).
+pub fn version_as_int(version: &str) -> u32 {
+    let mut parts = version
+        .split(['.', '-', '+'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut next = || parts.next().unwrap_or(0);
+    let (major, minor, patch) = (next(), next(), next());
+    100 * major + 10 * minor + patch
+}
+
+/// The IP to publish: `--axon.external-ip`, else the bind IP unless it is unspecified
+/// (`0.0.0.0`, `::`), else loopback.
+pub fn external_ip(explicit: Option<IpAddr>, bind: IpAddr) -> IpAddr {
+    match explicit {
+        Some(ip) => ip,
+        None if !bind.is_unspecified() => bind,
+        None => IpAddr::from([127, 0, 0, 1]),
+    }
+}
+
+async fn find_neuron<C: ChainClient>(
+    chain: &C,
+    netuid: NetUid,
+    hotkey: &AccountId,
+) -> anyhow::Result<Option<NeuronInfo>> {
+    let metagraph = chain
+        .metagraph(netuid)
+        .await
+        .with_context(|| format!("while reading subnet {netuid}'s metagraph"))?;
+    Ok(metagraph.neurons.into_iter().find(|n| n.hotkey == *hotkey))
+}
+
+async fn submit_and_wait<C: ChainClient>(
+    chain: &C,
+    call: Call,
+    signer: &Keypair,
+    wait: Duration,
+) -> anyhow::Result<Inclusion> {
+    let name = call.name();
+    let tx = chain
+        .submit(call, signer)
+        .await
+        .with_context(|| format!("the chain refused the {name} extrinsic"))?;
+    chain
+        .wait_for_inclusion(tx, wait)
+        .await
+        .with_context(|| format!("{name} extrinsic {tx} was not applied"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn axon_info_encodes_ipv4_as_its_32_bit_value_and_ipv6_as_128() {
+        let v4 = axon_info("10.0.0.2:8091".parse().unwrap());
+        assert_eq!((v4.ip, v4.ip_type, v4.port), (0x0a00_0002, 4, 8091));
+        let v6 = axon_info("[::1]:9000".parse().unwrap());
+        assert_eq!((v6.ip, v6.ip_type), (1, 6));
+        assert_eq!(v4.protocol, AXON_PROTOCOL_HTTP);
+    }
+
+    #[test]
+    fn version_as_int_matches_bittensor() {
+        assert_eq!(version_as_int("0.1.0"), 10);
+        assert_eq!(version_as_int("9.12.2"), 1022);
+        assert_eq!(version_as_int("1.2.3-rc1"), 123);
+        assert_eq!(version_as_int("x"), 0);
+    }
+
+    #[test]
+    fn external_ip_prefers_the_flag_then_a_specific_bind_ip_then_loopback() {
+        let flag: IpAddr = "203.0.113.7".parse().unwrap();
+        let bind: IpAddr = "192.168.1.5".parse().unwrap();
+        assert_eq!(external_ip(Some(flag), bind), flag);
+        assert_eq!(external_ip(None, bind), bind);
+        assert_eq!(
+            external_ip(None, "0.0.0.0".parse().unwrap()).to_string(),
+            "127.0.0.1"
+        );
+        assert_eq!(
+            external_ip(None, "::".parse().unwrap()).to_string(),
+            "127.0.0.1"
+        );
+    }
+}

@@ -1,0 +1,521 @@
+//! `miner finetune`: fine-tune a base model on the competition's tasks or a JSONL dataset.
+//!
+//! The loop is `subnet_model::train` (AdamW on the completion loss, warmup then linear decay,
+//! per-tensor gradient clipping). While it runs, `--out/checkpoint/` holds the latest checkpoint;
+//! re-running the same command after an interruption resumes from it (and says so). When the run
+//! finishes, `--out` holds exactly a servable artifact — `config.json`, `model.safetensors` and the
+//! base's `tokenizer.json` / `generation_config.json` if it had them — and the checkpoint is
+//! removed, because `miner serve --model.dir` refuses sub-directories.
+//!
+//! Progress is a bar with the loss on a terminal and about twenty log lines otherwise.
+
+use std::{
+    io::IsTerminal,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use anyhow::{Context, bail};
+use burn::tensor::backend::AutodiffBackend;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+use subnet_model::{
+    backend::{self, DeviceChoice, TrainTask},
+    competition::Competition,
+    config::LlamaConfig,
+    data::{Dataset, Limits},
+    eval::Sample,
+    io::load_artifact,
+    tasks::{TaskKind, TaskMix, generate, to_sample},
+    tokenizer::{TOKENIZER_JSON, Tokenizer},
+    train::{CHECKPOINT_DIR, STATE_FILE, StepReport, TrainConfig, TrainOutcome, train},
+};
+
+use super::{check_bounds, init_base::ensure_empty_or_forced, load_competition};
+use crate::artifact::{Artifact, OPTIONAL_FILES};
+
+/// Most task samples generated for one run (fresh ones for every step up to this many).
+pub const MAX_GENERATED_SAMPLES: usize = 1_000_000;
+
+/// `miner finetune`.
+#[derive(Debug, Clone, Args)]
+pub struct FinetuneArgs {
+    /// Model directory to start from (`config.json` + `model.safetensors`, e.g. from
+    /// `miner init-base`).
+    #[arg(long, env = "MINER_FINETUNE_BASE")]
+    pub base: PathBuf,
+
+    /// Directory for checkpoints and the final artifact (created if missing).
+    #[arg(long, env = "MINER_FINETUNE_OUT")]
+    pub out: PathBuf,
+
+    /// Total optimizer steps (a resumed run stops at the same total).
+    #[arg(long, env = "MINER_FINETUNE_STEPS")]
+    pub steps: usize,
+
+    /// Peak learning rate.
+    #[arg(long, env = "MINER_FINETUNE_LR", default_value_t = 1e-3)]
+    pub lr: f64,
+
+    /// Samples per step.
+    #[arg(long, env = "MINER_FINETUNE_BATCH", default_value_t = 16)]
+    pub batch: usize,
+
+    /// Longest sample in tokens (default: the competition's `eval.max_seq_len`).
+    #[arg(long = "seq-len", env = "MINER_FINETUNE_SEQ_LEN")]
+    pub seq_len: Option<usize>,
+
+    /// Warmup steps (default: a tenth of `--steps`, at most 100).
+    #[arg(long, env = "MINER_FINETUNE_WARMUP")]
+    pub warmup: Option<usize>,
+
+    /// Largest gradient norm per parameter tensor; 0 disables clipping.
+    #[arg(long, env = "MINER_FINETUNE_CLIP", default_value_t = 1.0)]
+    pub clip: f64,
+
+    /// AdamW weight decay.
+    #[arg(
+        long = "weight-decay",
+        env = "MINER_FINETUNE_WEIGHT_DECAY",
+        default_value_t = 0.01
+    )]
+    pub weight_decay: f64,
+
+    /// Save a checkpoint every this many steps (0: none until the end).
+    #[arg(
+        long = "checkpoint-every",
+        env = "MINER_FINETUNE_CHECKPOINT_EVERY",
+        default_value_t = 100
+    )]
+    pub checkpoint_every: usize,
+
+    /// Seed of the generated tasks and of the sample order.
+    #[arg(long, env = "MINER_FINETUNE_SEED", default_value_t = 0)]
+    pub seed: u64,
+
+    /// JSONL file of `{"prompt", "completion"}` (or `{"input_ids", "completion_start"}`) lines
+    /// to train on instead of generated tasks.
+    #[arg(long, env = "MINER_FINETUNE_DATA", conflicts_with = "tasks")]
+    pub data: Option<PathBuf>,
+
+    /// Comma-separated task kinds to generate, equally weighted (default: the competition's
+    /// task mix). Kinds: arithmetic, reverse, sort, copy, count, successor.
+    #[arg(long, env = "MINER_FINETUNE_TASKS", value_delimiter = ',', value_parser = parse_task_kind)]
+    pub tasks: Vec<TaskKind>,
+
+    /// Competition file (default: the built-in `competitions/default.toml`): architecture
+    /// bounds, task mix, sequence length, artifact size limit, and the id in the manifest.
+    #[arg(long, env = "MINER_COMPETITION_FILE")]
+    pub competition: Option<PathBuf>,
+
+    /// Where to train: `auto` (CUDA if built with it and a GPU answers, else CPU), `cpu`, `cuda`.
+    #[arg(long, env = "MINER_DEVICE", default_value = "auto")]
+    pub device: DeviceChoice,
+
+    /// Train into a non-empty `--out` that holds no checkpoint (its model files are replaced).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// What a finished run produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinetuneSummary {
+    /// Step the run started from (0, or the checkpoint's step).
+    pub start_step: usize,
+    /// Total steps.
+    pub steps: usize,
+    /// Losses of the steps this run did.
+    pub losses: Vec<f64>,
+    /// The artifact directory.
+    pub out: PathBuf,
+    /// Competition id put in the manifest.
+    pub competition: String,
+    /// The artifact's manifest hash, as `miner serve` and `miner commit` compute it.
+    pub manifest_sha256: String,
+}
+
+/// Runs `miner finetune` and prints the final loss and manifest hash.
+pub async fn run(args: FinetuneArgs, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    let summary = finetune(args).await?;
+    match summary.losses.first().zip(summary.losses.last()) {
+        Some((first, last)) => writeln!(
+            out,
+            "final loss {last:.4} at step {} ({} steps run, first loss {first:.4})",
+            summary.steps,
+            summary.losses.len(),
+        ),
+        None => writeln!(
+            out,
+            "nothing to run: the checkpoint was already at step {}",
+            summary.steps
+        ),
+    }
+    .and_then(|()| {
+        writeln!(
+            out,
+            "model written to {}\nmanifest sha256 {} (competition {})",
+            summary.out.display(),
+            summary.manifest_sha256,
+            summary.competition
+        )
+    })
+    .context("while printing the result")
+}
+
+/// Fine-tunes as `args` say (the training on a blocking thread), then hashes the artifact
+/// exactly as `miner serve` does.
+pub async fn finetune(args: FinetuneArgs) -> anyhow::Result<FinetuneSummary> {
+    let out = args.out.clone();
+    let (outcome, competition) = tokio::task::spawn_blocking(move || train_blocking(&args))
+        .await
+        .context("while waiting for the training thread")??;
+    let artifact = Artifact::load(&out, &competition)
+        .await
+        .with_context(|| format!("while hashing the artifact in {}", out.display()))?;
+    Ok(FinetuneSummary {
+        start_step: outcome.start_step,
+        steps: outcome.start_step + outcome.losses.len(),
+        losses: outcome.losses,
+        out,
+        competition,
+        manifest_sha256: artifact.manifest().manifest_sha256.clone(),
+    })
+}
+
+/// Loads everything, trains, and leaves a servable artifact in `--out`; returns the outcome and
+/// the competition id.
+fn train_blocking(args: &FinetuneArgs) -> anyhow::Result<(TrainOutcome, String)> {
+    let competition = load_competition(args.competition.as_deref())?;
+    let config = load_base_config(&args.base)?;
+    check_bounds(&config, &competition)
+        .with_context(|| format!("--base {}", args.base.display()))?;
+    let tokenizer = artifact_tokenizer(&args.base)?;
+    if tokenizer.vocab_size() > config.vocab_size {
+        bail!(
+            "--base {}: its tokenizer has {} ids but the model only {} (vocab_size)",
+            args.base.display(),
+            tokenizer.vocab_size(),
+            config.vocab_size
+        );
+    }
+    let seq_len = args.seq_len.unwrap_or(competition.eval.max_seq_len);
+    if seq_len < 2 || seq_len > config.max_position_embeddings {
+        bail!(
+            "--seq-len {seq_len} must be within 2..={} (the base model's max_position_embeddings)",
+            config.max_position_embeddings
+        );
+    }
+    let train_config = train_config(args)?;
+    let resume_from = checkpoint_step(&args.out)?;
+    match resume_from {
+        Some(step) => tracing::info!(
+            step,
+            checkpoint = %args.out.join(CHECKPOINT_DIR).display(),
+            "resuming from the checkpoint in --out"
+        ),
+        None => ensure_empty_or_forced(&args.out, args.force, "--out")?,
+    }
+    let samples = training_samples(args, &competition, &tokenizer, seq_len)?;
+    let device = backend::select(args.device).context("--device")?;
+    tracing::info!(
+        device = %device.name(),
+        samples = samples.len(),
+        steps = args.steps,
+        batch = args.batch,
+        seq_len,
+        params = config.num_parameters(),
+        "fine-tuning"
+    );
+    let started = Instant::now();
+    let outcome = device.run_train(Job {
+        base: &args.base,
+        out: &args.out,
+        config: &config,
+        samples: &samples,
+        train: &train_config,
+        resume: resume_from.is_some(),
+        max_bytes: competition.max_artifact_bytes,
+        start_step: resume_from.unwrap_or(0),
+    })?;
+    tracing::info!(
+        seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
+        "training finished"
+    );
+    finish_artifact(&args.base, &args.out)?;
+    Ok((outcome, competition.id))
+}
+
+/// `clap` parser of one `--tasks` entry.
+fn parse_task_kind(name: &str) -> Result<TaskKind, String> {
+    TaskKind::ALL
+        .into_iter()
+        .find(|kind| kind.name() == name.trim())
+        .ok_or_else(|| {
+            let known: Vec<&str> = TaskKind::ALL.iter().map(|k| k.name()).collect();
+            format!("unknown task {name:?}; known: {}", known.join(", "))
+        })
+}
+
+fn load_base_config(base: &Path) -> anyhow::Result<LlamaConfig> {
+    if !base.is_dir() {
+        bail!(
+            "--base {}: no such directory (create a base model with `miner init-base --out DIR`)",
+            base.display()
+        );
+    }
+    LlamaConfig::from_file(&base.join("config.json"))
+        .with_context(|| format!("--base {}: while reading config.json", base.display()))
+}
+
+/// The tokenizer a validator will build from the artifact: `tokenizer.json` if the model
+/// directory has one, else the built-in byte-level tokenizer.
+fn artifact_tokenizer(dir: &Path) -> anyhow::Result<Tokenizer> {
+    let path = dir.join(TOKENIZER_JSON);
+    if !path.is_file() {
+        return Ok(Tokenizer::bytes());
+    }
+    let json = std::fs::read(&path).with_context(|| format!("while reading {}", path.display()))?;
+    Tokenizer::from_hf_bytes(&json, None).with_context(|| format!("{}", path.display()))
+}
+
+fn train_config(args: &FinetuneArgs) -> anyhow::Result<TrainConfig> {
+    if args.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    if args.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    if !(args.lr.is_finite() && args.lr > 0.0) {
+        bail!("--lr {} must be a positive number", args.lr);
+    }
+    if !(args.clip.is_finite() && args.clip >= 0.0) {
+        bail!("--clip {} must be 0 (off) or positive", args.clip);
+    }
+    if !(args.weight_decay.is_finite() && args.weight_decay >= 0.0) {
+        bail!("--weight-decay {} must be 0 or positive", args.weight_decay);
+    }
+    Ok(TrainConfig {
+        steps: args.steps,
+        batch_size: args.batch,
+        learning_rate: args.lr,
+        warmup_steps: args.warmup.unwrap_or((args.steps / 10).min(100)),
+        weight_decay: args.weight_decay,
+        max_grad_norm: (args.clip > 0.0).then_some(args.clip),
+        checkpoint_every: args.checkpoint_every,
+        seed: args.seed,
+    })
+}
+
+/// The step of a complete checkpoint in `out`, if there is one.
+fn checkpoint_step(out: &Path) -> anyhow::Result<Option<usize>> {
+    let path = out.join(CHECKPOINT_DIR).join(STATE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("while reading {}", path.display())),
+    };
+    let state: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a trainer state", path.display()))?;
+    let step = state["step"]
+        .as_u64()
+        .with_context(|| format!("{}: no step number", path.display()))?;
+    Ok(Some(usize::try_from(step).context("checkpoint step")?))
+}
+
+/// The training samples: the JSONL dataset, or tasks generated from `--seed`.
+fn training_samples(
+    args: &FinetuneArgs,
+    competition: &Competition,
+    tokenizer: &Tokenizer,
+    seq_len: usize,
+) -> anyhow::Result<Vec<Sample>> {
+    if let Some(path) = &args.data {
+        let dataset = Dataset::load(path, &Limits::default())
+            .with_context(|| format!("--data {}", path.display()))?;
+        return dataset
+            .records()
+            .iter()
+            .enumerate()
+            .map(|(i, record)| {
+                record
+                    .to_sample(tokenizer, seq_len)
+                    .with_context(|| format!("--data {}: record {}", path.display(), i + 1))
+            })
+            .collect();
+    }
+    let mix = if args.tasks.is_empty() {
+        competition.tasks.clone()
+    } else {
+        TaskMix::new(args.tasks.iter().map(|&kind| (kind, 1)).collect()).context("--tasks")?
+    };
+    let n = args
+        .steps
+        .saturating_mul(args.batch)
+        .clamp(1, MAX_GENERATED_SAMPLES);
+    let seed: [u8; 32] = Sha256::new()
+        .chain_update(b"miner-finetune/tasks")
+        .chain_update(args.seed.to_le_bytes())
+        .finalize()
+        .into();
+    generate(seed, &mix, n)
+        .iter()
+        .map(|example| {
+            to_sample(tokenizer, example, seq_len)
+                .with_context(|| format!("encoding the generated task {:?}", example.prompt))
+        })
+        .collect()
+}
+
+/// One fine-tuning run, generic over the backend the device selection picked.
+struct Job<'a> {
+    base: &'a Path,
+    out: &'a Path,
+    config: &'a LlamaConfig,
+    samples: &'a [Sample],
+    train: &'a TrainConfig,
+    resume: bool,
+    max_bytes: u64,
+    start_step: usize,
+}
+
+impl TrainTask for Job<'_> {
+    type Output = anyhow::Result<TrainOutcome>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        B::seed(&device, self.train.seed);
+        let (_, model) = load_artifact::<B>(self.base, self.max_bytes, &device)
+            .with_context(|| format!("--base {}: while loading the model", self.base.display()))?;
+        let mut progress = Progress::new(self.train.steps, self.start_step);
+        let result = train(
+            model,
+            self.config,
+            self.samples,
+            self.train,
+            self.out,
+            self.resume,
+            &mut |report| progress.step(report),
+        );
+        progress.finish();
+        let (_, outcome) =
+            result.with_context(|| format!("while fine-tuning into {}", self.out.display()))?;
+        Ok(outcome)
+    }
+}
+
+/// Step reports shown as a progress bar (terminal) or periodic log lines.
+enum Progress {
+    /// An interactive terminal: a bar with the latest loss.
+    Bar(ProgressBar),
+    /// Logs: one line every `every` steps with the mean loss since the last line.
+    Lines {
+        every: usize,
+        sum: f64,
+        count: usize,
+        started: Instant,
+    },
+}
+
+impl Progress {
+    fn new(steps: usize, start_step: usize) -> Self {
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(steps as u64);
+            let style = ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:40}] {pos}/{len} steps  loss {msg}  eta {eta}",
+            )
+            .map(|style| style.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style);
+            bar.set_position(start_step as u64);
+            Self::Bar(bar)
+        } else {
+            Self::Lines {
+                every: (steps / 20).max(1),
+                sum: 0.0,
+                count: 0,
+                started: Instant::now(),
+            }
+        }
+    }
+
+    fn step(&mut self, report: &StepReport) {
+        match self {
+            Self::Bar(bar) => {
+                bar.set_position(report.step as u64);
+                bar.set_message(format!("{:.4}", report.loss));
+            }
+            Self::Lines {
+                every,
+                sum,
+                count,
+                started,
+            } => {
+                *sum += report.loss;
+                *count += 1;
+                if report.step.is_multiple_of(*every) || report.step == report.steps {
+                    let seconds_per_step = started.elapsed().as_secs_f64() / *count as f64;
+                    tracing::info!(
+                        step = report.step,
+                        steps = report.steps,
+                        loss = format!("{:.4}", *sum / *count as f64),
+                        lr = format!("{:.2e}", report.learning_rate),
+                        seconds_per_step = format!("{seconds_per_step:.3}"),
+                        "training"
+                    );
+                    (*sum, *count, *started) = (0.0, 0, Instant::now());
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Self::Bar(bar) = self {
+            bar.finish();
+        }
+    }
+}
+
+/// Makes `out` a servable artifact: copies the base's optional files (tokenizer, generation
+/// config) and removes the checkpoint of the finished run.
+fn finish_artifact(base: &Path, out: &Path) -> anyhow::Result<()> {
+    for name in OPTIONAL_FILES {
+        let from = base.join(name);
+        if from.is_file() && base != out {
+            std::fs::copy(&from, out.join(name)).with_context(|| {
+                format!("while copying {} into {}", from.display(), out.display())
+            })?;
+        }
+    }
+    let checkpoint = out.join(CHECKPOINT_DIR);
+    std::fs::remove_dir_all(&checkpoint)
+        .with_context(|| format!("while removing the finished run's {}", checkpoint.display()))?;
+    tracing::info!(dir = %out.display(), "artifact ready (checkpoint removed)");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_names_parse_and_unknown_ones_list_the_known() {
+        assert_eq!(parse_task_kind("reverse"), Ok(TaskKind::Reverse));
+        let err = parse_task_kind("poetry").unwrap_err();
+        assert!(
+            err.contains("arithmetic") && err.contains("successor"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn checkpoint_step_reads_the_trainer_state() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(checkpoint_step(dir.path()).unwrap(), None);
+        let checkpoint = dir.path().join(CHECKPOINT_DIR);
+        std::fs::create_dir(&checkpoint).unwrap();
+        std::fs::write(checkpoint.join(STATE_FILE), r#"{"step": 12, "seed": 0}"#).unwrap();
+        assert_eq!(checkpoint_step(dir.path()).unwrap(), Some(12));
+        std::fs::write(checkpoint.join(STATE_FILE), "{").unwrap();
+        assert!(checkpoint_step(dir.path()).is_err());
+    }
+}

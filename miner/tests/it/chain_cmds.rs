@@ -1,0 +1,311 @@
+//! `miner register`, `miner commit` and the axon publication of `miner serve`, through the real
+//! binary against an in-process dev chain.
+
+use std::{path::Path, process::Stdio, time::Duration};
+
+use subnet_common::{
+    chain::{
+        client::{ChainClient, DevChainClient},
+        types::{Call, NeuronInfo},
+    },
+    keys::{AccountId, Keypair},
+    protocol::ModelCommitment,
+    wallet::{Protection, Wallet},
+};
+use subnet_miner::artifact::{Artifact, DEFAULT_COMPETITION};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Command,
+};
+
+use crate::helpers::spawn_chain_with_tempo;
+
+const MINER: &str = env!("CARGO_BIN_EXE_miner");
+/// Epoch length of the test chain: the commitment rate limit is half of it (100 blocks = 10 s),
+/// long enough that a second commit right after the first is always too early.
+const TEMPO: u16 = 200;
+
+/// A wallet under `dir` named `op` whose hotkey is `hotkey_uri` and, when given, whose plain
+/// coldkey is `coldkey_uri`. Returns the `--wallet.*` flags.
+fn wallet(dir: &Path, hotkey_uri: &str, coldkey_uri: Option<&str>) -> Vec<String> {
+    let wallet = Wallet::new(dir, "op", "default");
+    let hotkey = Keypair::from_uri(hotkey_uri).unwrap();
+    wallet
+        .set_hotkey(&hotkey, Protection::Plain, false)
+        .unwrap();
+    if let Some(uri) = coldkey_uri {
+        let coldkey = Keypair::from_uri(uri).unwrap();
+        wallet
+            .set_coldkey(&coldkey, Protection::Plain, false)
+            .unwrap();
+    }
+    vec![
+        "--wallet.path".into(),
+        dir.display().to_string(),
+        "--wallet.name".into(),
+        "op".into(),
+        "--wallet.hotkey".into(),
+        "default".into(),
+    ]
+}
+
+/// Runs the miner binary to completion: (success, stdout, stderr).
+async fn miner(args: &[String]) -> (bool, String, String) {
+    let out = Command::new(MINER)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("run miner");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn args(parts: &[&str], wallet: &[String]) -> Vec<String> {
+    parts
+        .iter()
+        .map(|s| s.to_string())
+        .chain(wallet.iter().cloned())
+        .collect()
+}
+
+async fn neuron(chain: &DevChainClient, hotkey: &AccountId) -> Option<NeuronInfo> {
+    let metagraph = chain.metagraph(1).await.expect("metagraph");
+    metagraph.neurons.into_iter().find(|n| n.hotkey == *hotkey)
+}
+
+async fn init_base(dir: &Path, seed: &str) {
+    let out = std::process::Command::new(MINER)
+        .args([
+            "init-base",
+            "--preset",
+            "tiny",
+            "--force",
+            "--seed",
+            seed,
+            "--out",
+        ])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_then_commit_puts_the_served_manifest_hash_on_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = spawn_chain_with_tempo(&tmp.path().join("chain"), TEMPO).await;
+    let chain = DevChainClient::new(&url).unwrap();
+    let wallet = wallet(&tmp.path().join("wallets"), "//Miner1", Some("//Miner1"));
+    let hotkey = Keypair::from_uri("//Miner1").unwrap().account_id();
+    let chain_flags = ["--chain.url", url.as_str(), "--netuid", "1"];
+
+    // Committing before registering says what to do.
+    let model = tmp.path().join("model");
+    init_base(&model, "1").await;
+    let commit_args = args(
+        &[
+            &["commit", "--model.dir", model.to_str().unwrap()],
+            &chain_flags[..],
+        ]
+        .concat(),
+        &wallet,
+    );
+    let (ok, _, err) = miner(&commit_args).await;
+    assert!(!ok && err.contains("miner register"), "{err}");
+
+    // Register with the wallet's coldkey; a second run is a no-op.
+    let register_args = args(&[&["register"], &chain_flags[..]].concat(), &wallet);
+    let (ok, out, err) = miner(&register_args).await;
+    assert!(ok, "{err}");
+    let registered = neuron(&chain, &hotkey).await.expect("registered");
+    assert!(
+        out.contains(&format!("as uid {} in block", registered.uid)),
+        "{out}"
+    );
+    assert_eq!(registered.coldkey, hotkey);
+    let (ok, out, err) = miner(&register_args).await;
+    assert!(ok && out.contains("already registered"), "{out}{err}");
+
+    // Commit: the chain holds model:<competition>:<the hash `serve` computes>.
+    let (ok, out, err) = miner(&commit_args).await;
+    assert!(ok, "{err}");
+    let served = Artifact::load(&model, DEFAULT_COMPETITION).await.unwrap();
+    let hash = served.manifest().manifest_sha256.clone();
+    let stored = chain
+        .commitments(1)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.hotkey == hotkey)
+        .expect("commitment stored");
+    let decoded = ModelCommitment::decode(&stored.data).expect("a model commitment");
+    assert_eq!(decoded.competition, DEFAULT_COMPETITION);
+    assert_eq!(decoded.manifest_sha256, hash);
+    assert!(
+        out.contains(&format!("model:{DEFAULT_COMPETITION}:{hash}"))
+            && out.contains(&format!("in block {}", stored.block)),
+        "{out}"
+    );
+
+    // The same commitment again is a no-op; a new model this early hits the rate limit.
+    let (ok, out, _) = miner(&commit_args).await;
+    assert!(ok && out.contains("already the commitment"), "{out}");
+    init_base(&model, "2").await;
+    let (ok, _, err) = miner(&commit_args).await;
+    assert!(
+        !ok && err.contains("commitment rate limit"),
+        "the chain's reason is shown: {err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dev_coldkey_uri_pays_for_a_wallet_without_coldkey() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = spawn_chain_with_tempo(&tmp.path().join("chain"), TEMPO).await;
+    let chain = DevChainClient::new(&url).unwrap();
+    let wallet = wallet(&tmp.path().join("wallets"), "//Miner2", None);
+    let chain_flags = ["--chain.url", url.as_str()];
+
+    let (ok, _, err) = miner(&args(&[&["register"], &chain_flags[..]].concat(), &wallet)).await;
+    assert!(!ok && err.contains("--coldkey-uri"), "{err}");
+
+    let with_uri = [&["register", "--coldkey-uri", "//Alice"], &chain_flags[..]].concat();
+    let (ok, _, err) = miner(&args(&with_uri, &wallet)).await;
+    assert!(ok, "{err}");
+    let hotkey = Keypair::from_uri("//Miner2").unwrap().account_id();
+    let alice = Keypair::from_uri("//Alice").unwrap().account_id();
+    assert_eq!(
+        neuron(&chain, &hotkey).await.expect("registered").coldkey,
+        alice
+    );
+
+    let (ok, _, err) = miner(&args(&["register", "--chain.url", "ftp://nope"], &wallet)).await;
+    assert!(!ok && err.contains("--chain.url"), "{err}");
+}
+
+/// Starts `miner serve` and returns it with a channel of its JSON log messages.
+fn serve(
+    url: &str,
+    wallet: &[String],
+) -> (
+    tokio::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) {
+    let mut child = Command::new(MINER)
+        .args([
+            "serve",
+            "--log.format",
+            "json",
+            "--axon.ip",
+            "127.0.0.1",
+            "--axon.port",
+            "0",
+            "--chain.url",
+            url,
+        ])
+        .args(wallet)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn miner");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// The first log line whose message contains `needle`, within 20 s.
+async fn log_line(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    needle: &str,
+) -> serde_json::Value {
+    let wait = async {
+        while let Some(v) = rx.recv().await {
+            if v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(needle))
+            {
+                return v;
+            }
+        }
+        panic!("miner exited before logging {needle:?}");
+    };
+    tokio::time::timeout(Duration::from_secs(20), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no {needle:?} log line within 20 s"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_publishes_its_axon_and_an_unregistered_hotkey_still_serves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = spawn_chain_with_tempo(&tmp.path().join("chain"), TEMPO).await;
+    let chain = DevChainClient::new(&url).unwrap();
+    let miner3 = Keypair::from_uri("//Miner3").unwrap();
+    let tx = chain
+        .submit(
+            Call::Register {
+                netuid: 1,
+                hotkey: miner3.account_id(),
+            },
+            &miner3,
+        )
+        .await
+        .unwrap();
+    chain
+        .wait_for_inclusion(tx, Duration::from_secs(10))
+        .await
+        .unwrap();
+
+    let wallet3 = wallet(&tmp.path().join("w3"), "//Miner3", None);
+    let (mut child, mut logs) = serve(&url, &wallet3);
+    let serving = log_line(&mut logs, "miner serving").await;
+    let addr: std::net::SocketAddr = serving["fields"]["addr"].as_str().unwrap().parse().unwrap();
+    let published = log_line(&mut logs, "axon published").await;
+    let block = published["fields"]["block"].as_u64().unwrap();
+    let axon = neuron(&chain, &miner3.account_id())
+        .await
+        .unwrap()
+        .axon_info;
+    assert_eq!(
+        axon.ip,
+        u128::from(u32::from(std::net::Ipv4Addr::LOCALHOST))
+    );
+    assert_eq!(
+        (axon.port, axon.ip_type, axon.block),
+        (addr.port(), 4, block)
+    );
+    child.kill().await.unwrap();
+
+    // //Miner4 is not registered: the miner says why the axon is not published and serves.
+    let wallet4 = wallet(&tmp.path().join("w4"), "//Miner4", None);
+    let (mut child, mut logs) = serve(&url, &wallet4);
+    let serving = log_line(&mut logs, "miner serving").await;
+    let refused = log_line(&mut logs, "axon not published").await;
+    assert!(
+        refused["fields"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not registered")),
+        "{refused}"
+    );
+    let addr = serving["fields"]["addr"].as_str().unwrap();
+    let health = reqwest::get(format!("http://{addr}/health")).await.unwrap();
+    assert!(health.status().is_success());
+    child.kill().await.unwrap();
+}
