@@ -186,3 +186,25 @@ async fn a_file_changed_after_start_is_refused_not_served() {
     let res = get(&app, "/v1/model/files/model.safetensors", None).await;
     assert_eq!(res.status(), StatusCode::OK);
 }
+
+#[test]
+fn dump_config_shows_the_model_flags() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_miner"))
+        .args(["serve", "--dump-config", "--model.dir", "/models/m1"])
+        .env("MINER_DEVICE", "cpu")
+        .env_remove("MINER_COMPETITION")
+        .output()
+        .expect("run miner");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["model_dir"], "/models/m1");
+    assert_eq!(
+        v["competition"],
+        subnet_miner::artifact::DEFAULT_COMPETITION
+    );
+    assert_eq!(v["device"], "cpu");
+}
