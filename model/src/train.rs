@@ -7,15 +7,18 @@
 //! continues the same stream.
 //!
 //! Layout of `out_dir`: `config.json` + `model.safetensors` (the final model), and
-//! `checkpoint/` with the same two files plus `trainer_state.json` (written last, so a present
-//! state file means a complete checkpoint). Resuming restores the weights and the step; AdamW's
-//! moment estimates restart from zero (the warmup is not repeated).
+//! `checkpoint/` with the same two files, burn records of the exact training state
+//! (`model.bin` with parameter ids, `optimizer.bin` with AdamW's moments) and
+//! `trainer_state.json` (written last, so a present state file means a complete checkpoint).
+//! Resuming restores all of it: a run stopped and resumed ends with the same weights as one that
+//! ran straight through.
 
 use std::path::{Path, PathBuf};
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, Module};
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
@@ -26,13 +29,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::LlamaConfig;
 use crate::eval::{EvalError, Sample, check_samples, pad_batch};
-use crate::io::{IoError, load_artifact, save_artifact};
+use crate::io::{IoError, save_artifact};
 use crate::llama::Llama;
 
 /// The sub-directory of the output directory that holds the latest checkpoint.
 pub const CHECKPOINT_DIR: &str = "checkpoint";
 /// The trainer's progress file inside the checkpoint directory.
 pub const STATE_FILE: &str = "trainer_state.json";
+/// Stem of the burn record of the model (with parameter ids) inside the checkpoint directory.
+const MODEL_RECORD: &str = "model";
+/// Stem of the burn record of the optimizer state inside the checkpoint directory.
+const OPTIMIZER_RECORD: &str = "optimizer";
+
+/// Full-precision bincode records: exact, and tied to this crate's burn version.
+type CheckpointRecorder = BinFileRecorder<FullPrecisionSettings>;
 
 /// Hyperparameters of a fine-tuning run.
 #[derive(Debug, Clone, PartialEq)]
@@ -136,6 +146,14 @@ pub enum TrainError {
         /// What differs.
         message: String,
     },
+    /// Writing or reading a burn record (model or optimizer state) failed.
+    #[error("checkpoint record {path}: {message}")]
+    Record {
+        /// The record file stem.
+        path: PathBuf,
+        /// The recorder's message.
+        message: String,
+    },
     /// The loss became NaN or infinite.
     #[error("loss is not finite at step {step}")]
     Diverged {
@@ -192,16 +210,19 @@ pub fn train<B: AutodiffBackend>(
                 ),
             });
         }
-        let (saved_config, saved) = load_artifact::<B>(&checkpoint, u64::MAX, &device)?;
+        let saved_config = LlamaConfig::from_file(&checkpoint.join(crate::config::CONFIG_FILE))
+            .map_err(IoError::from)?;
         if &saved_config != model_config {
             return Err(TrainError::CheckpointMismatch {
                 path: checkpoint,
                 message: "model config differs".to_string(),
             });
         }
-        model = saved;
+        let path = checkpoint.join(MODEL_RECORD);
+        model = model
+            .load_file(path.clone(), &CheckpointRecorder::new(), &device)
+            .map_err(|e| record_error(path, e))?;
         start_step = state.step.min(config.steps);
-        tracing::info!(step = start_step, "resuming from checkpoint");
     }
 
     let mut optimizer = AdamWConfig::new()
@@ -212,6 +233,14 @@ pub fn train<B: AutodiffBackend>(
                 .map(|norm| GradientClippingConfig::Norm(norm as f32)),
         )
         .init::<B, Llama<B>>();
+    if start_step > 0 {
+        let path = checkpoint.join(OPTIMIZER_RECORD);
+        let record = CheckpointRecorder::new()
+            .load(path.clone(), &device)
+            .map_err(|e| record_error(path, e))?;
+        optimizer = optimizer.load_record(record);
+        tracing::info!(step = start_step, "resuming from checkpoint");
+    }
     let mut order = SampleOrder::new(samples.len(), config.seed);
     let mut losses = Vec::with_capacity(config.steps - start_step);
 
@@ -246,13 +275,15 @@ pub fn train<B: AutodiffBackend>(
         });
         if config.checkpoint_every > 0 && step % config.checkpoint_every == 0 && step < config.steps
         {
-            save_checkpoint(&model, model_config, config, step, loss_value, &checkpoint)?;
+            let records = (&model, optimizer.to_record());
+            save_checkpoint(records, model_config, config, step, loss_value, &checkpoint)?;
         }
     }
 
     let last_loss = losses.last().copied().unwrap_or(f64::NAN);
+    let records = (&model, optimizer.to_record());
     save_checkpoint(
-        &model,
+        records,
         model_config,
         config,
         config.steps,
@@ -356,8 +387,15 @@ impl SampleOrder {
     }
 }
 
-fn save_checkpoint<B: AutodiffBackend>(
-    model: &Llama<B>,
+fn record_error(path: PathBuf, error: burn::record::RecorderError) -> TrainError {
+    TrainError::Record {
+        path,
+        message: error.to_string(),
+    }
+}
+
+fn save_checkpoint<B: AutodiffBackend, R: burn::record::Record<B>>(
+    (model, optimizer): (&Llama<B>, R),
     model_config: &LlamaConfig,
     config: &TrainConfig,
     step: usize,
@@ -377,6 +415,16 @@ fn save_checkpoint<B: AutodiffBackend>(
         Err(e) => return Err(state_error(e.to_string())),
     }
     save_artifact(&model.valid(), model_config, dir)?;
+    let recorder = CheckpointRecorder::new();
+    let model_record = dir.join(MODEL_RECORD);
+    model
+        .clone()
+        .save_file(model_record.clone(), &recorder)
+        .map_err(|e| record_error(model_record, e))?;
+    let optimizer_record = dir.join(OPTIMIZER_RECORD);
+    recorder
+        .record(optimizer, optimizer_record.clone())
+        .map_err(|e| record_error(optimizer_record, e))?;
     let state = TrainerState {
         step,
         seed: config.seed,
@@ -415,6 +463,7 @@ fn read_state(dir: &Path) -> Result<Option<TrainerState>, TrainError> {
 mod tests {
     use super::*;
     use crate::eval::evaluate;
+    use crate::io::load_artifact;
     use burn::backend::{Autodiff, NdArray};
     use burn::tensor::backend::Backend;
 
@@ -498,6 +547,75 @@ mod tests {
         let (_, reloaded) =
             load_artifact::<NdArray<f32>>(dir.path(), 1 << 20, &Default::default()).unwrap();
         assert!((mean_loss(&reloaded) - after).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_resumed_run_ends_with_the_same_weights_as_a_straight_one() {
+        // A warmup longer than both runs keeps the learning rate independent of `steps`, so
+        // stopping at 6 and resuming to 10 follows the same schedule as running to 10.
+        let warm = |steps| TrainConfig {
+            warmup_steps: 20,
+            ..quick(steps)
+        };
+        B::seed(&Default::default(), 5);
+        let config = model_config();
+        let start = tempfile::tempdir().unwrap();
+        save_artifact(
+            &config.init::<NdArray<f32>>(&Default::default()),
+            &config,
+            start.path(),
+        )
+        .unwrap();
+        let initial = || {
+            load_artifact::<B>(start.path(), 1 << 20, &Default::default())
+                .unwrap()
+                .1
+        };
+        let straight = tempfile::tempdir().unwrap();
+        train(
+            initial(),
+            &config,
+            &samples(),
+            &warm(10),
+            straight.path(),
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
+        let stopped = tempfile::tempdir().unwrap();
+        let (_, first) = train(
+            initial(),
+            &config,
+            &samples(),
+            &warm(6),
+            stopped.path(),
+            false,
+            &mut |_| {},
+        )
+        .unwrap();
+        let (_, second) = train(
+            initial(),
+            &config,
+            &samples(),
+            &warm(10),
+            stopped.path(),
+            true,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(second.start_step, 6);
+        let (_, a) =
+            load_artifact::<NdArray<f32>>(straight.path(), 1 << 20, &Default::default()).unwrap();
+        let (_, b) =
+            load_artifact::<NdArray<f32>>(stopped.path(), 1 << 20, &Default::default()).unwrap();
+        let a = crate::io::hf_state_dict(&a).unwrap();
+        let b = crate::io::hf_state_dict(&b).unwrap();
+        let worst = a
+            .iter()
+            .flat_map(|(name, (x, _))| x.iter().zip(&b[name].0).map(|(x, y)| (x - y).abs()))
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-6, "weights differ by {worst}");
+        assert!(first.losses.len() == 6 && second.losses.len() == 4);
     }
 
     #[test]
