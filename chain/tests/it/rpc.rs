@@ -336,3 +336,65 @@ async fn server_sent_events_deliver_new_heads_in_order() {
         Some(hash)
     );
 }
+
+#[tokio::test]
+async fn commit_then_reveal_sets_weights_a_period_later() {
+    use subnet_common::chain::types::commit_hash;
+
+    let dir = ChainDir::new();
+    let node = dir.start();
+    include(
+        &node,
+        Call::Register {
+            netuid: 1,
+            hotkey: key("//Miner4").account_id(),
+        },
+        "//Miner4",
+    )
+    .await;
+    // The owner (uid 0) has a validator permit after the first epoch (tempo 10).
+    node.wait_for_block(12).await;
+    let alice = key("//Alice");
+    let (uids, values, salt) = (vec![1u16], vec![65535u16], vec![7u16, 8, 9]);
+    let hash = commit_hash(&alice.account_id(), 1, &uids, &values, &salt, 0);
+    let committed = include(
+        &node,
+        Call::CommitWeights {
+            netuid: 1,
+            commit_hash: hash,
+        },
+        "//Alice",
+    )
+    .await;
+
+    let reveal = Call::RevealWeights {
+        netuid: 1,
+        uids,
+        values,
+        salt,
+        version_key: 0,
+    };
+    let deadline = committed + 40;
+    let revealed = loop {
+        let tx = node.client.submit(reveal.clone(), &alice).await.unwrap();
+        match node
+            .client
+            .wait_for_inclusion(tx, Duration::from_secs(20))
+            .await
+        {
+            Ok(inclusion) => break inclusion.block,
+            Err(ChainClientError::ExtrinsicFailed { error, block, .. }) => {
+                assert!(
+                    error.contains("early"),
+                    "only too-early reveals may fail: {error}"
+                );
+                assert!(block < deadline, "still too early at block {block}");
+                node.wait_for_block(block + 1).await;
+            }
+            Err(other) => panic!("{other}"),
+        }
+    };
+    assert!(revealed > committed);
+    let metagraph = node.client.metagraph(1).await.unwrap();
+    assert_eq!(metagraph.neurons[0].weights, vec![(1, 65535)]);
+}
