@@ -213,6 +213,22 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for VerifiedCaller {
     }
 }
 
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let VerifiedCaller(_) =
+            <VerifiedCaller as FromRequestParts<S>>::from_request_parts(parts, state).await?;
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal server error",
+            )
+        })
+    }
+}
+
 /// The btauth/1 middleware: use with `axum::middleware::from_fn_with_state(guard, require)`,
 /// preferably as a `route_layer` so unknown paths still answer 404.
 ///

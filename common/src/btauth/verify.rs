@@ -330,16 +330,22 @@ mod tests {
     const SECOND: u64 = 1_000_000_000;
     const T0: u64 = 1_764_000_000 * SECOND;
 
+    // Deriving from a URI runs PBKDF2: derive once.
+    static ALICE: std::sync::LazyLock<Keypair> =
+        std::sync::LazyLock::new(|| Keypair::from_uri("//Alice").unwrap());
+    static BOB: std::sync::LazyLock<AccountId> =
+        std::sync::LazyLock::new(|| Keypair::from_uri("//Bob").unwrap().account_id());
+
     fn alice() -> Keypair {
-        Keypair::from_uri("//Alice").unwrap()
+        ALICE.clone()
     }
     fn bob() -> AccountId {
-        Keypair::from_uri("//Bob").unwrap().account_id()
+        *BOB
     }
 
     fn signed(method: &str, target: &str, body: &[u8], nonce: u64) -> HeaderMap {
         let mut map = HeaderMap::new();
-        for (name, value) in sign_headers(&alice(), method, target, body, Some(&bob()), nonce) {
+        for (name, value) in sign_headers(&ALICE, method, target, body, Some(&BOB), nonce) {
             map.insert(name, value.parse().unwrap());
         }
         map
@@ -533,6 +539,65 @@ mod tests {
         let spelled = format!("+{}_{}", &T0.to_string()[..4], &T0.to_string()[4..]);
         headers.insert(HEADER_NONCE, spelled.parse().unwrap());
         assert!(verifier.verify("get", "/", &headers, b"", T0).is_ok());
+    }
+
+    #[test]
+    fn concurrent_verification_accepts_each_request_exactly_once() {
+        let verifier = std::sync::Arc::new(Verifier::new(bob()));
+        let requests: std::sync::Arc<Vec<HeaderMap>> =
+            std::sync::Arc::new((0..64).map(|i| signed("GET", "/", b"", T0 + i)).collect());
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (verifier, requests) = (verifier.clone(), requests.clone());
+                std::thread::spawn(move || {
+                    requests
+                        .iter()
+                        .filter(|headers| verifier.verify("GET", "/", headers, b"", T0).is_ok())
+                        .count()
+                })
+            })
+            .collect();
+        let accepted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(accepted, 64);
+    }
+
+    #[test]
+    fn a_full_replay_memory_refuses_old_nonces_instead_of_forgetting() {
+        let config = VerifierConfig {
+            nonce_capacity: 16,
+            ..VerifierConfig::default()
+        };
+        let verifier = Verifier::with_config(bob(), config);
+        // 1024 requests over 16 one-entry shards: every shard overflows.
+        let requests: Vec<HeaderMap> = (0..1024).map(|i| signed("GET", "/", b"", T0 + i)).collect();
+        for headers in &requests {
+            verifier.verify("GET", "/", headers, b"", T0).unwrap();
+        }
+        assert!(verifier.nonce_store().len() <= 16);
+        for headers in &requests {
+            let refused = verifier.verify("GET", "/", headers, b"", T0).unwrap_err();
+            assert!(
+                matches!(
+                    refused,
+                    AuthError::Replayed | AuthError::OutsideReplayWindow
+                ),
+                "{refused:?}"
+            );
+        }
+        let late_but_new = signed("POST", "/", b"", T0 + 1);
+        assert_eq!(
+            verifier
+                .verify("POST", "/", &late_but_new, b"", T0)
+                .unwrap_err()
+                .kind(),
+            AuthErrorKind::StaleRequest
+        );
+        let fresh = signed("GET", "/", b"", T0 + SECOND);
+        assert!(
+            verifier
+                .verify("GET", "/", &fresh, b"", T0 + SECOND)
+                .is_ok()
+        );
     }
 
     #[test]

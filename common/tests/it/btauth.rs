@@ -3,6 +3,7 @@
 //! `bittensor.http_auth.verify`, a sign→verify property, and the axum middleware end to end.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use axum::Router;
 use axum::body::Body;
@@ -22,12 +23,21 @@ use crate::support;
 
 const SECOND: u64 = 1_000_000_000;
 
+// Deriving from a URI runs PBKDF2: derive each dev key once.
+static ALICE: LazyLock<Keypair> = LazyLock::new(|| Keypair::from_uri("//Alice").unwrap());
+static BOB: LazyLock<Keypair> = LazyLock::new(|| Keypair::from_uri("//Bob").unwrap());
+static CHARLIE: LazyLock<Keypair> = LazyLock::new(|| Keypair::from_uri("//Charlie").unwrap());
+
 fn alice() -> Keypair {
-    Keypair::from_uri("//Alice").unwrap()
+    ALICE.clone()
 }
 
 fn bob() -> Keypair {
-    Keypair::from_uri("//Bob").unwrap()
+    BOB.clone()
+}
+
+fn charlie() -> Keypair {
+    CHARLIE.clone()
 }
 
 fn header_map<K: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (K, V)>) -> HeaderMap {
@@ -179,10 +189,7 @@ print(json.dumps(out))
 #[test]
 fn requests_signed_by_the_sdk_are_verified_here() {
     let now = unix_now_ns();
-    let charlie = Keypair::from_uri("//Charlie")
-        .unwrap()
-        .account_id()
-        .to_ss58();
+    let charlie = charlie().account_id().to_ss58();
     let bob_ss58 = bob().account_id().to_ss58();
     let requests = serde_json::json!([
         {"method": "POST", "path": "/v1/generate", "body_hex": hex::encode(br#"{"prompt": "hi"}"#), "receiver": bob_ss58, "nonce_ns": now.to_string()},
@@ -252,13 +259,7 @@ fn requests_signed_here_are_verified_by_the_sdk() {
     let post = sign("POST", "/v1/generate", b"{\"prompt\":1}", now);
     let get = sign("GET", "/v1/model?format=safetensors", b"", now + 1);
     let mut for_charlie = sign("GET", "/", b"", now + 2);
-    for_charlie.insert(
-        HEADER_RECEIVER.to_owned(),
-        Keypair::from_uri("//Charlie")
-            .unwrap()
-            .account_id()
-            .to_ss58(),
-    );
+    for_charlie.insert(HEADER_RECEIVER.to_owned(), charlie().account_id().to_ss58());
     let mut bumped = sign("GET", "/", b"", now + 3);
     bumped.insert(HEADER_NONCE.to_owned(), (now + 4).to_string());
     let request = |headers: &BTreeMap<String, String>, method: &str, path: &str, body: &[u8]| {
@@ -534,7 +535,7 @@ async fn authorizer_refusal_answers_403() {
     );
     let app = app(guard);
     let now = unix_now_ns();
-    let charlie = Keypair::from_uri("//Charlie").unwrap();
+    let charlie = charlie();
     let refused = signed_request(&charlie, "GET", "/v1/validator-only?x=1", b"", now);
     let (status, body) = call(app.clone(), refused).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
