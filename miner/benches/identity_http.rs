@@ -5,7 +5,9 @@
 //! Run with `scripts/bench/http.sh` (installs FastAPI + uvicorn into `.venv`, then
 //! `cargo bench -p subnet-miner --bench identity_http`). The load generator signs every request
 //! with a fresh nonce; each run lasts `BENCH_SECS` (default 10) at `BENCH_CONNS` (default 32)
-//! concurrent connections.
+//! concurrent connections. With `BENCH_SERVER_CPUS=1` the servers run under `taskset -c 1`
+//! (run the bench itself under `taskset -c 0`), so client signing and server verification do
+//! not share a core.
 
 use std::{
     io::{BufRead, BufReader},
@@ -42,11 +44,23 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The command, under `taskset -c $BENCH_SERVER_CPUS` when that is set.
+fn pinned(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match std::env::var("BENCH_SERVER_CPUS") {
+        Ok(cpus) if !cpus.is_empty() => {
+            let mut cmd = Command::new("taskset");
+            cmd.arg("-c").arg(cpus).arg(program);
+            cmd
+        }
+        _ => Command::new(program),
+    }
+}
+
 fn start_miner(port: u16) -> Server {
     let wallet = std::env::var("SUBNET_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root().join("../shared"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_miner"))
+    let mut child = pinned(env!("CARGO_BIN_EXE_miner"))
         .args([
             "serve",
             "--insecure-no-chain",
@@ -81,7 +95,7 @@ fn start_python(port: u16) -> Server {
     let py = std::env::var("SUBNET_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root().join(".venv/bin/python"));
-    let child = Command::new(py)
+    let child = pinned(py)
         .arg(root().join("scripts/bench/btauth_fastapi.py"))
         .args([MINER_SS58, &port.to_string()])
         .spawn()
