@@ -1,4 +1,6 @@
 //! Integration tests of the validator binary.
 
 mod artifacts;
+mod eval_cli;
+mod model_track;
 mod query;

@@ -18,7 +18,7 @@ use subnet_model::config::{CONFIG_FILE, ConfigError, LlamaConfig};
 use subnet_model::eval::{EvalError, Sample, SampleLoss, evaluate};
 use subnet_model::io::{IoError, WEIGHTS_FILE, is_near_copy, load_weights, read_weights_file};
 use subnet_model::llama::Llama;
-use subnet_model::tokenizer::TokenizerError;
+use subnet_model::tokenizer::{Tokenizer, TokenizerError};
 
 use super::outcome::Outcome;
 
@@ -110,7 +110,8 @@ pub enum SpotVerdict {
 /// Checks `answer` against `model` by teacher forcing: one forward pass over prompt + answer
 /// gives the logits at every generated position, and each answered token must be the argmax
 /// there (up to [`SPOT_LOGIT_TOLERANCE`], so an honest miner on other hardware passes). An answer
-/// shorter than asked must end with `eos` (or fill the context); a longer one fails.
+/// shorter than asked must end with one of `stop_tokens` (or fill the context); a longer one
+/// fails.
 ///
 /// This accepts exactly what greedy decoding of the committed model can produce, and unlike a
 /// token-for-token comparison with a local generation it does not fail an honest miner on a
@@ -118,7 +119,7 @@ pub enum SpotVerdict {
 pub fn verify_greedy<B: Backend>(
     model: &Llama<B>,
     answer: &SpotAnswer,
-    eos: Option<u32>,
+    stop_tokens: &[u32],
 ) -> Result<SpotVerdict, ModelError> {
     let [vocab, _] = model.embed_tokens.weight.dims();
     let max = model.max_position_embeddings;
@@ -140,7 +141,7 @@ pub fn verify_greedy<B: Backend>(
             "token id {token} is outside the vocabulary of {vocab}"
         ));
     }
-    if output.len() < expected_len && output.last().copied() != eos {
+    if output.len() < expected_len && !output.last().is_some_and(|t| stop_tokens.contains(t)) {
         return mismatch(format!(
             "answer stops after {} of {expected_len} tokens without the end-of-sequence token",
             output.len()
@@ -227,11 +228,17 @@ impl BackendTask for EvalJob {
         } else {
             evaluate(&model, &self.samples, self.batch_size)?
         };
-        let eos = config
-            .eos_token_id
-            .or(Some(subnet_model::tokenizer::EOS).filter(|&id| (id as usize) < config.vocab_size));
         let spot = match &self.spot {
-            Some(answer) => Some(verify_greedy(&model, answer, eos)?),
+            Some(answer) => {
+                // A miner stops at its tokenizer's end-of-sequence id; accept the config's too.
+                let tokenizer_eos = Tokenizer::from_model_dir(&self.dir)?.eos_id();
+                let stops: Vec<u32> = config
+                    .eos_token_id
+                    .into_iter()
+                    .chain(tokenizer_eos)
+                    .collect();
+                Some(verify_greedy(&model, answer, &stops)?)
+            }
             None => None,
         };
         Ok(EvalOutput {
@@ -401,7 +408,7 @@ mod tests {
             max_new_tokens: 6,
             output,
         };
-        let verdict = |output| verify_greedy(&model, &answer(output), Some(257)).unwrap();
+        let verdict = |output| verify_greedy(&model, &answer(output), &[257]).unwrap();
         assert_eq!(verdict(output.clone()), SpotVerdict::Match);
 
         let mut wrong = output.clone();

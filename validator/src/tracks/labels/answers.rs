@@ -1,0 +1,224 @@
+//! The production [`AnswerSource`]: the best-scored models of the model track, already in the
+//! artifact cache, run locally on the validator's device.
+//!
+//! Each model answers each prompt greedily and with `sampled` seeded samples (temperature
+//! [`AnswerOptions::temperature`]), so even a single model gives different answers to pair.
+//! Prompts are encoded as the evaluation encodes them (`BOS` + text); generation stops at `EOS`.
+//! A model that fails to load or to generate is skipped with a log line: it only means fewer
+//! open pairs this epoch.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::backend::Backend;
+use subnet_model::backend::{BackendTask, Selected};
+use subnet_model::competition::Competition;
+use subnet_model::generate::{GenerateOptions, generate};
+use subnet_model::tokenizer::Tokenizer;
+
+use super::batch::AnswerSource;
+use crate::tracks::model::ModelTrackResult;
+use crate::tracks::model::compute::load_checked;
+use crate::tracks::model::outcome::Outcome;
+
+/// How the models answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerOptions {
+    /// Most tokens per answer.
+    pub max_new_tokens: usize,
+    /// Sampled answers per model and prompt, besides the greedy one.
+    pub sampled: usize,
+    /// Temperature of the sampled answers.
+    pub temperature: f64,
+    /// Seed of the sampled answers (e.g. the first 8 bytes of the track seed).
+    pub seed: u64,
+}
+
+impl Default for AnswerOptions {
+    /// 24 tokens, one sample at temperature 0.8, seed 0.
+    fn default() -> Self {
+        Self {
+            max_new_tokens: 24,
+            sampled: 1,
+            temperature: 0.8,
+            seed: 0,
+        }
+    }
+}
+
+/// Answers from model artifacts on disk.
+#[derive(Debug, Clone)]
+pub struct ModelAnswers {
+    /// Artifact directories, best model first.
+    dirs: Vec<PathBuf>,
+    /// Loading rules (architecture bounds, size limit).
+    competition: Competition,
+    /// Where to run them.
+    device: Selected,
+    /// Generation settings.
+    options: AnswerOptions,
+}
+
+impl ModelAnswers {
+    /// Answers from the artifacts in `dirs` (best first), loaded under `competition`'s rules.
+    pub fn new(
+        dirs: Vec<PathBuf>,
+        competition: Competition,
+        device: Selected,
+        options: AnswerOptions,
+    ) -> Self {
+        Self {
+            dirs,
+            competition,
+            device,
+            options,
+        }
+    }
+
+    /// The cache directories (`cache_dir/<manifest_sha256>`) of the `k` best-scored models of a
+    /// model-track result, best first; models with the same manifest appear once, and only
+    /// scored (`ok`) models with a positive score count.
+    pub fn top_models(result: &ModelTrackResult, cache_dir: &Path, k: usize) -> Vec<PathBuf> {
+        let mut scored: Vec<(f64, u16, &str)> = result
+            .miners
+            .iter()
+            .filter(|m| m.outcome == Outcome::Ok && m.score > 0.0)
+            .filter_map(|m| Some((m.score, m.uid, m.manifest_sha256.as_deref()?)))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut dirs: Vec<PathBuf> = Vec::new();
+        for (_, _, manifest) in scored {
+            let dir = cache_dir.join(manifest);
+            if !dirs.contains(&dir) && dirs.len() < k {
+                dirs.push(dir);
+            }
+        }
+        dirs
+    }
+}
+
+impl AnswerSource for ModelAnswers {
+    fn answers(&self, prompts: &[String]) -> Vec<Vec<String>> {
+        let mut out = vec![Vec::new(); prompts.len()];
+        for dir in &self.dirs {
+            let task = AnswerTask {
+                dir,
+                competition: &self.competition,
+                prompts,
+                options: &self.options,
+            };
+            match self.device.run(task) {
+                Ok(answers) => {
+                    for (all, mine) in out.iter_mut().zip(answers) {
+                        all.extend(mine);
+                    }
+                }
+                Err(reason) => {
+                    tracing::warn!(dir = %dir.display(), %reason, "label track: a top model cannot answer; skipped");
+                }
+            }
+        }
+        out
+    }
+}
+
+/// One model answering every prompt, on the selected backend.
+struct AnswerTask<'a> {
+    dir: &'a Path,
+    competition: &'a Competition,
+    prompts: &'a [String],
+    options: &'a AnswerOptions,
+}
+
+impl BackendTask for AnswerTask<'_> {
+    type Output = Result<Vec<Vec<String>>, String>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        let (_, model) =
+            load_checked::<B>(self.dir, self.competition, &device).map_err(|e| e.to_string())?;
+        let tokenizer = Tokenizer::from_model_dir(self.dir).map_err(|e| e.to_string())?;
+        let eos = tokenizer.eos_id();
+        let mut all = Vec::with_capacity(self.prompts.len());
+        for (index, prompt) in self.prompts.iter().enumerate() {
+            let mut ids: Vec<u32> = tokenizer.bos_id().into_iter().collect();
+            ids.extend(tokenizer.encode(prompt).map_err(|e| e.to_string())?);
+            let mut answers = Vec::with_capacity(1 + self.options.sampled);
+            for sample in 0..=self.options.sampled {
+                let options = GenerateOptions {
+                    max_new_tokens: self.options.max_new_tokens,
+                    temperature: if sample == 0 {
+                        0.0
+                    } else {
+                        self.options.temperature
+                    },
+                    seed: self
+                        .options
+                        .seed
+                        .wrapping_add((index as u64) << 8)
+                        .wrapping_add(sample as u64),
+                    stop_token: eos,
+                };
+                let mut output = generate(&model, &ids, &options).map_err(|e| e.to_string())?;
+                if eos.is_some() && output.last().copied() == eos {
+                    output.pop();
+                }
+                answers.push(tokenizer.decode(&output).map_err(|e| e.to_string())?);
+            }
+            all.push(answers);
+        }
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use subnet_model::backend::Cpu;
+    use subnet_model::config::LlamaConfig;
+    use subnet_model::io::save_artifact;
+
+    fn tiny_config() -> LlamaConfig {
+        LlamaConfig {
+            hidden_size: 16,
+            intermediate_size: 24,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            num_key_value_heads: 1,
+            vocab_size: 259,
+            max_position_embeddings: 48,
+            rms_norm_eps: 1e-6,
+            rope_theta: 10_000.0,
+            tie_word_embeddings: false,
+            bos_token_id: Some(256),
+            eos_token_id: Some(257),
+            pad_token_id: None,
+        }
+    }
+
+    #[test]
+    fn a_local_model_answers_every_prompt_greedily_and_sampled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        Cpu::seed(&Default::default(), 7);
+        let model = tiny_config().init::<Cpu>(&Default::default());
+        save_artifact(&model, &tiny_config(), dir.path()).expect("save");
+        let competition =
+            Competition::from_toml(crate::eval_cmd::DEFAULT_COMPETITION_TOML).expect("toml");
+        let missing = dir.path().join("missing");
+        let source = ModelAnswers::new(
+            vec![dir.path().to_path_buf(), missing],
+            competition,
+            Selected::Cpu(Default::default()),
+            AnswerOptions {
+                max_new_tokens: 6,
+                sampled: 2,
+                ..AnswerOptions::default()
+            },
+        );
+        let prompts = vec!["12+7=".to_string(), "reverse(abc)=".to_string()];
+        let answers = source.answers(&prompts);
+        assert_eq!(answers.len(), 2);
+        for per_prompt in &answers {
+            assert_eq!(per_prompt.len(), 3, "greedy + 2 samples; the missing model skipped");
+        }
+        assert_eq!(source.answers(&prompts), answers, "seeded: the same answers again");
+    }
+}

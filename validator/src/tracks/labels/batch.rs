@@ -1,0 +1,530 @@
+//! Building each label miner's batch of comparison tasks (pure: seeds in, batches out).
+//!
+//! One epoch of the label track draws two pools of answer pairs from the track seed
+//! ([`track_seed`]):
+//! - **open pairs**: a generated prompt and two different answers written by the top models
+//!   (asked through an [`AnswerSource`]); nobody knows the better one in advance;
+//! - **known pairs**: a generated prompt, its correct completion and a [`near_miss`].
+//!
+//! Each miner's batch ([`build_batch`]) takes `known_count` known pairs and the rest open pairs
+//! from the pools (without replacement, each miner its own draw, so every pair is seen by several
+//! miners and the two kinds are shared alike), shuffles their order and each pair's A/B positions.
+//! Every task carries an opaque id of the same shape and answers normalized the same way
+//! ([`normalize_answer`]): nothing on the wire tells a known pair from an open one. The truth
+//! (which pair, which side is the correct one) stays in [`SentTask`], on the validator.
+//!
+//! The track seed mixes a validator secret into the public epoch seed: without it a miner could
+//! re-run this code and find the known pairs. The secret is stored with the batches, so the
+//! epoch can still be recomputed afterwards.
+
+use std::collections::BTreeSet;
+
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subnet_common::keys::AccountId;
+use subnet_common::protocol::{Choice, RlhfTask, RlhfTaskBatch};
+use subnet_model::competition::derive_seed;
+use subnet_model::tasks::{self, Example, TaskMix, near_miss, seeded_rng, shuffle, uniform_below};
+
+/// The purpose string of [`derive_seed`] for the label track.
+pub const PURPOSE: &str = "labels";
+
+/// Default tasks sent to each label miner per epoch.
+pub const DEFAULT_TASKS_PER_MINER: usize = 20;
+
+/// Default share of known-answer tasks in a batch.
+pub const DEFAULT_KNOWN_SHARE: f64 = 0.3;
+
+/// Default number of pairs in each pool per pair a batch takes of that kind.
+pub const DEFAULT_POOL_FACTOR: usize = 2;
+
+/// Default longest answer shown to a labeler, in characters.
+pub const DEFAULT_MAX_ANSWER_CHARS: usize = 200;
+
+/// Writes candidate answers for prompts: in production the top models run locally
+/// ([`super::answers::ModelAnswers`]); tests pass fixed answers.
+pub trait AnswerSource: Send + Sync {
+    /// For each prompt (same order), the answers the source can give. Two different answers of
+    /// one prompt make an open pair; prompts with fewer are not used. May block (runs models).
+    fn answers(&self, prompts: &[String]) -> Vec<Vec<String>>;
+}
+
+/// Any `Fn(&str) -> Vec<String>` answers prompt by prompt.
+impl<F> AnswerSource for F
+where
+    F: Fn(&str) -> Vec<String> + Send + Sync,
+{
+    fn answers(&self, prompts: &[String]) -> Vec<Vec<String>> {
+        prompts.iter().map(|p| self(p)).collect()
+    }
+}
+
+/// How batches are made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchSettings {
+    /// Tasks per miner per epoch.
+    pub tasks_per_miner: usize,
+    /// Share of known-answer tasks, in [0, 1]; rounded to a whole number of tasks.
+    pub known_share: f64,
+    /// Pool size per batch slot of each kind (≥ 1); above 1, miners see overlapping subsets.
+    pub pool_factor: usize,
+    /// Answers are cut to this many characters.
+    pub max_answer_chars: usize,
+}
+
+impl Default for BatchSettings {
+    fn default() -> Self {
+        Self {
+            tasks_per_miner: DEFAULT_TASKS_PER_MINER,
+            known_share: DEFAULT_KNOWN_SHARE,
+            pool_factor: DEFAULT_POOL_FACTOR,
+            max_answer_chars: DEFAULT_MAX_ANSWER_CHARS,
+        }
+    }
+}
+
+impl BatchSettings {
+    /// Known-answer tasks per batch: `round(tasks_per_miner · known_share)`.
+    pub fn known_count(&self) -> usize {
+        let share = if self.known_share.is_finite() {
+            self.known_share.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        ((self.tasks_per_miner as f64 * share).round() as usize).min(self.tasks_per_miner)
+    }
+
+    /// Open tasks per batch (when the open pool has enough pairs).
+    pub fn open_count(&self) -> usize {
+        self.tasks_per_miner - self.known_count()
+    }
+}
+
+/// One answer pair of the epoch, in its canonical orientation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pair {
+    /// Id within the epoch (`k3`, `o12`); never sent to miners.
+    pub id: String,
+    /// The prompt.
+    pub prompt: String,
+    /// First answer; for a known pair, the correct one.
+    pub first: String,
+    /// Second answer; for a known pair, the near-miss.
+    pub second: String,
+    /// Whether the better answer is known.
+    pub known: bool,
+}
+
+/// The epoch's pairs, shared by every miner's batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PairPool {
+    /// Correct completion versus a near-miss.
+    pub known: Vec<Pair>,
+    /// Two different model answers.
+    pub open: Vec<Pair>,
+}
+
+/// A pair's answer as a label says it, in the pair's canonical orientation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Vote {
+    /// The pair's first answer is better.
+    First,
+    /// The second is better.
+    Second,
+    /// Neither.
+    Tie,
+}
+
+/// One task as sent, with the truth kept on the validator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentTask {
+    /// What the miner sees.
+    pub task: RlhfTask,
+    /// [`Pair::id`] of the pair behind it.
+    pub pair_id: String,
+    /// Whether it is a known-answer task.
+    pub known: bool,
+    /// True when the pair's first answer is shown as B.
+    pub swapped: bool,
+}
+
+impl SentTask {
+    /// The pair's vote for a miner's choice on this task.
+    pub fn vote(&self, choice: Choice) -> Vote {
+        match (choice, self.swapped) {
+            (Choice::Tie, _) => Vote::Tie,
+            (Choice::A, false) | (Choice::B, true) => Vote::First,
+            (Choice::A, true) | (Choice::B, false) => Vote::Second,
+        }
+    }
+
+    /// The right choice of a known-answer task (`None` for open ones).
+    pub fn correct(&self) -> Option<Choice> {
+        self.known
+            .then_some(if self.swapped { Choice::B } else { Choice::A })
+    }
+}
+
+/// One miner's batch: the wire batch and the hidden truth of each task, in sending order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinerBatch {
+    /// Id of the batch.
+    pub batch_id: String,
+    /// Labels after this block are not collected.
+    pub deadline_block: u64,
+    /// The tasks, in the order sent.
+    pub tasks: Vec<SentTask>,
+}
+
+impl MinerBatch {
+    /// The body of `POST /v1/rlhf/tasks`.
+    pub fn wire(&self) -> RlhfTaskBatch {
+        RlhfTaskBatch {
+            batch_id: self.batch_id.clone(),
+            deadline_block: self.deadline_block,
+            tasks: self.tasks.iter().map(|t| t.task.clone()).collect(),
+        }
+    }
+}
+
+/// `sha256(derive_seed(epoch_seed, "labels") ‖ secret)`: the seed of everything in an epoch's
+/// label track.
+pub fn track_seed(epoch_seed: [u8; 32], secret: [u8; 32]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(derive_seed(epoch_seed, PURPOSE));
+    hasher.update(secret);
+    hasher.finalize().into()
+}
+
+/// The seed of one miner's batch: `sha256(track_seed ‖ hotkey)`.
+pub fn miner_seed(track_seed: [u8; 32], hotkey: &AccountId) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(track_seed);
+    hasher.update(hotkey.as_bytes());
+    hasher.finalize().into()
+}
+
+/// The prompts the answer source is asked about this epoch.
+pub fn open_prompts(track_seed: [u8; 32], mix: &TaskMix, settings: &BatchSettings) -> Vec<Example> {
+    let n = settings.open_count() * settings.pool_factor.max(1);
+    tasks::generate(derive_seed(track_seed, "labels/open"), mix, n)
+}
+
+/// An answer as shown: its first line, trimmed, cut to `max_chars` characters.
+pub fn normalize_answer(text: &str, max_chars: usize) -> String {
+    let line = text.lines().next().unwrap_or("").trim();
+    line.chars().take(max_chars).collect::<String>().trim().to_owned()
+}
+
+/// The epoch's pools: known pairs drawn from the track seed; open pairs from `prompts` (from
+/// [`open_prompts`]) and `answers` (the source's answers to them, same order). A prompt with
+/// fewer than two different non-empty answers gives no open pair; when two or more remain, two
+/// are picked by the seed.
+pub fn build_pool(
+    track_seed: [u8; 32],
+    mix: &TaskMix,
+    settings: &BatchSettings,
+    prompts: &[Example],
+    answers: &[Vec<String>],
+) -> PairPool {
+    let max = settings.max_answer_chars;
+    let known_n = settings.known_count() * settings.pool_factor.max(1);
+    let mut rng = seeded_rng(derive_seed(track_seed, "labels/near-miss"));
+    let known = tasks::generate(derive_seed(track_seed, "labels/known"), mix, known_n)
+        .into_iter()
+        .enumerate()
+        .map(|(i, example)| {
+            let first = normalize_answer(&example.completion, max);
+            let mut second = normalize_answer(&near_miss(&example, &mut rng), max);
+            if second == first {
+                // Only when cutting made them equal; keep the pair two different answers.
+                second.push('?');
+            }
+            Pair {
+                id: format!("k{i}"),
+                prompt: example.prompt,
+                first,
+                second,
+                known: true,
+            }
+        })
+        .collect();
+    let mut rng = seeded_rng(derive_seed(track_seed, "labels/open-pairs"));
+    let open = prompts
+        .iter()
+        .zip(answers)
+        .enumerate()
+        .filter_map(|(i, (example, candidates))| {
+            let distinct: BTreeSet<String> = candidates
+                .iter()
+                .map(|a| normalize_answer(a, max))
+                .filter(|a| !a.is_empty())
+                .collect();
+            let mut distinct: Vec<String> = distinct.into_iter().collect();
+            if distinct.len() < 2 {
+                return None;
+            }
+            shuffle(&mut distinct, &mut rng);
+            Some(Pair {
+                id: format!("o{i}"),
+                prompt: example.prompt.clone(),
+                first: distinct.swap_remove(0),
+                second: distinct.swap_remove(0),
+                known: false,
+            })
+        })
+        .collect();
+    PairPool { known, open }
+}
+
+/// `k` distinct indices below `n` (all of them when `k ≥ n`), in draw order.
+fn pick<R: RngCore>(rng: &mut R, n: usize, k: usize) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    shuffle(&mut all, rng);
+    all.truncate(k);
+    all
+}
+
+/// A 16-hex-digit id from the stream.
+fn hex_id<R: RngCore>(rng: &mut R) -> String {
+    format!("{:016x}", rng.next_u64())
+}
+
+/// One miner's batch from the pools, seeded by [`miner_seed`]: `known_count` known pairs, then
+/// open pairs up to `tasks_per_miner` (known pairs fill in when the open pool is short), in
+/// shuffled order with each pair's sides swapped at random, ids fresh from the seed.
+pub fn build_batch(
+    pool: &PairPool,
+    settings: &BatchSettings,
+    miner_seed: [u8; 32],
+    epoch: u64,
+    deadline_block: u64,
+) -> MinerBatch {
+    let mut rng = seeded_rng(miner_seed);
+    let open_n = settings.open_count().min(pool.open.len());
+    let known_n = (settings.tasks_per_miner - open_n).min(pool.known.len());
+    let mut chosen: Vec<&Pair> = pick(&mut rng, pool.known.len(), known_n)
+        .into_iter()
+        .map(|i| &pool.known[i])
+        .collect();
+    chosen.extend(
+        pick(&mut rng, pool.open.len(), open_n)
+            .into_iter()
+            .map(|i| &pool.open[i]),
+    );
+    shuffle(&mut chosen, &mut rng);
+    let batch_id = format!("e{epoch}-{}", hex_id(&mut rng));
+    let mut ids = BTreeSet::new();
+    let tasks = chosen
+        .into_iter()
+        .map(|pair| {
+            let swapped = uniform_below(&mut rng, 2) == 1;
+            let mut task_id = hex_id(&mut rng);
+            while !ids.insert(task_id.clone()) {
+                task_id = hex_id(&mut rng);
+            }
+            let (a, b) = if swapped {
+                (&pair.second, &pair.first)
+            } else {
+                (&pair.first, &pair.second)
+            };
+            SentTask {
+                task: RlhfTask {
+                    task_id,
+                    prompt: pair.prompt.clone(),
+                    a: a.clone(),
+                    b: b.clone(),
+                },
+                pair_id: pair.id.clone(),
+                known: pair.known,
+                swapped,
+            }
+        })
+        .collect();
+    MinerBatch {
+        batch_id,
+        deadline_block,
+        tasks,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use subnet_model::tasks::TaskKind;
+
+    /// Two answers per prompt: the correct one and a sloppy variant, as two models might write.
+    fn two_models(prompt: &str) -> Vec<String> {
+        let right = TaskKind::ALL
+            .iter()
+            .find_map(|k| k.solve(prompt))
+            .unwrap_or_default();
+        vec![right.clone(), format!("{right}0")]
+    }
+
+    fn hotkey(byte: u8) -> AccountId {
+        AccountId([byte; 32])
+    }
+
+    fn epoch_pool(seed: [u8; 32], settings: &BatchSettings) -> PairPool {
+        let mix = TaskMix::uniform();
+        let prompts = open_prompts(seed, &mix, settings);
+        let texts: Vec<String> = prompts.iter().map(|e| e.prompt.clone()).collect();
+        let answers = two_models.answers(&texts);
+        build_pool(seed, &mix, settings, &prompts, &answers)
+    }
+
+    #[test]
+    fn known_count_rounds_the_share_of_the_batch() {
+        let mut s = BatchSettings::default();
+        assert_eq!((s.known_count(), s.open_count()), (6, 14));
+        s.known_share = 0.0;
+        assert_eq!(s.known_count(), 0);
+        s.known_share = 2.0;
+        assert_eq!(s.known_count(), 20);
+        s.known_share = f64::NAN;
+        assert_eq!(s.known_count(), 0);
+    }
+
+    #[test]
+    fn the_same_seeds_build_the_same_batches() {
+        let settings = BatchSettings::default();
+        let seed = track_seed([1; 32], [2; 32]);
+        let pool = epoch_pool(seed, &settings);
+        let a = build_batch(&pool, &settings, miner_seed(seed, &hotkey(7)), 3, 100);
+        let b = build_batch(
+            &epoch_pool(seed, &settings),
+            &settings,
+            miner_seed(seed, &hotkey(7)),
+            3,
+            100,
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.tasks.len(), 20);
+        let other = build_batch(&pool, &settings, miner_seed(seed, &hotkey(8)), 3, 100);
+        assert_ne!(a.wire(), other.wire(), "another miner gets another batch");
+        let other_secret = track_seed([1; 32], [3; 32]);
+        let c = build_batch(
+            &epoch_pool(other_secret, &settings),
+            &settings,
+            miner_seed(other_secret, &hotkey(7)),
+            3,
+            100,
+        );
+        assert_ne!(a.wire(), c.wire(), "the secret changes everything");
+    }
+
+    #[test]
+    fn a_batch_hides_the_configured_share_of_known_pairs() {
+        let settings = BatchSettings::default();
+        let seed = track_seed([9; 32], [0; 32]);
+        let batch = build_batch(
+            &epoch_pool(seed, &settings),
+            &settings,
+            miner_seed(seed, &hotkey(1)),
+            0,
+            0,
+        );
+        let known = batch.tasks.iter().filter(|t| t.known).count();
+        assert_eq!(known, 6);
+        let ids: BTreeSet<&str> = batch.tasks.iter().map(|t| t.task.task_id.as_str()).collect();
+        assert_eq!(ids.len(), 20, "task ids are unique");
+        let pairs: BTreeSet<&str> = batch.tasks.iter().map(|t| t.pair_id.as_str()).collect();
+        assert_eq!(pairs.len(), 20, "no pair twice in a batch");
+    }
+
+    #[test]
+    fn known_and_open_tasks_look_the_same_on_the_wire() {
+        let settings = BatchSettings::default();
+        let seed = track_seed([4; 32], [5; 32]);
+        let pool = epoch_pool(seed, &settings);
+        for miner in 0..8 {
+            let batch = build_batch(&pool, &settings, miner_seed(seed, &hotkey(miner)), 1, 9);
+            assert!(batch.batch_id.starts_with("e1-") && batch.batch_id.len() == 19);
+            for sent in &batch.tasks {
+                let t = &sent.task;
+                assert_eq!(t.task_id.len(), 16, "{t:?}");
+                assert!(t.task_id.chars().all(|c| c.is_ascii_hexdigit()));
+                for answer in [&t.a, &t.b] {
+                    assert_eq!(answer, &normalize_answer(answer, settings.max_answer_chars));
+                    assert!(!answer.is_empty());
+                }
+                assert_ne!(t.a, t.b);
+                // The prompt shape is the generators' for both kinds.
+                assert!(TaskKind::ALL.iter().any(|k| k.solve(&t.prompt).is_some()));
+            }
+            // The wire form carries nothing but the four fields.
+            let json = serde_json::to_value(batch.wire()).expect("json");
+            let task = &json["tasks"][0];
+            let mut keys: Vec<&str> = task
+                .as_object()
+                .expect("object")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            keys.sort_unstable();
+            assert_eq!(keys, ["a", "b", "prompt", "task_id"]);
+        }
+    }
+
+    #[test]
+    fn positions_are_shuffled_and_the_truth_follows_them() {
+        let settings = BatchSettings::default();
+        let seed = track_seed([6; 32], [6; 32]);
+        let pool = epoch_pool(seed, &settings);
+        let (mut correct_a, mut correct_b) = (0, 0);
+        for miner in 0..20 {
+            let batch = build_batch(&pool, &settings, miner_seed(seed, &hotkey(miner)), 0, 0);
+            for sent in batch.tasks.iter().filter(|t| t.known) {
+                let pair = pool
+                    .known
+                    .iter()
+                    .find(|p| p.id == sent.pair_id)
+                    .expect("pair");
+                let shown_correct = match sent.correct() {
+                    Some(Choice::A) => {
+                        correct_a += 1;
+                        &sent.task.a
+                    }
+                    Some(Choice::B) => {
+                        correct_b += 1;
+                        &sent.task.b
+                    }
+                    other => panic!("known task without truth: {other:?}"),
+                };
+                assert_eq!(shown_correct, &pair.first);
+                assert_eq!(sent.vote(sent.correct().expect("known")), Vote::First);
+            }
+        }
+        assert_eq!(correct_a + correct_b, 120);
+        assert!((40..=80).contains(&correct_a), "A {correct_a}, B {correct_b}");
+    }
+
+    #[test]
+    fn prompts_without_two_answers_give_no_open_pair_and_known_pairs_fill_in() {
+        let settings = BatchSettings::default();
+        let seed = track_seed([2; 32], [2; 32]);
+        let mix = TaskMix::uniform();
+        let prompts = open_prompts(seed, &mix, &settings);
+        // One model, one (repeated) answer: nothing to compare.
+        let answers: Vec<Vec<String>> = prompts
+            .iter()
+            .map(|_| vec!["x".into(), " x ".into(), String::new()])
+            .collect();
+        let pool = build_pool(seed, &mix, &settings, &prompts, &answers);
+        assert!(pool.open.is_empty());
+        let batch = build_batch(&pool, &settings, miner_seed(seed, &hotkey(1)), 0, 0);
+        assert_eq!(batch.tasks.len(), 12, "every known pair of the pool, no open ones");
+        assert!(batch.tasks.iter().all(|t| t.known));
+    }
+
+    #[test]
+    fn answers_are_cut_to_their_first_line_and_the_limit() {
+        assert_eq!(normalize_answer("  42 \nand more", 10), "42");
+        assert_eq!(normalize_answer("abcdefgh", 3), "abc");
+        assert_eq!(normalize_answer("", 3), "");
+        assert_eq!(normalize_answer("héllo", 2), "hé");
+    }
+}

@@ -1,0 +1,418 @@
+//! The label track: each epoch, send every label miner a batch of comparison tasks with
+//! known-answer tasks hidden among them, collect the labels before the deadline, and score the
+//! miners on the known answers (`docs/scoring.md` "Label track").
+//!
+//! | module | what | IO |
+//! |---|---|---|
+//! | [`batch`] | pools of answer pairs and each miner's batch, from seeds | none |
+//! | [`score`] | shrunk known-answer accuracy × coverage − penalty + agreement, normalized | none |
+//! | [`collect`] | `POST /v1/rlhf/tasks` and `/v1/rlhf/labels` with timeouts and size limits | network |
+//! | [`answers`] | the production [`batch::AnswerSource`]: the top models, run locally | disk, device |
+//!
+//! The epoch loop builds one [`LabelTrack`] at start-up and, per epoch, calls
+//! [`LabelTrack::run_epoch`] (or [`LabelTrack::send`] at the epoch start and
+//! [`LabelTrack::collect`] before the deadline). The [`LabelTrackResult`] holds every input of
+//! the score (batches with their hidden truth, labels, components); `db::save_label_track`
+//! stores it and [`rescore`] recomputes the scores from it.
+
+pub mod answers;
+pub mod batch;
+pub mod collect;
+pub mod score;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use subnet_common::btauth::SignedClient;
+use subnet_common::chain::types::Metagraph;
+use subnet_common::keys::AccountId;
+use subnet_common::protocol::Label;
+use subnet_model::tasks::TaskMix;
+use tracing::Instrument;
+
+use batch::{AnswerSource, BatchSettings, MinerBatch, PairPool};
+use collect::{ExchangeLimits, Failure, LabelOutcome};
+use score::{Components, MinerVotes, ScoreParams, TaskVote};
+
+/// How the track runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelSettings {
+    /// Batch size and known-answer share.
+    pub batch: BatchSettings,
+    /// The scoring rule.
+    pub score: ScoreParams,
+    /// Timeouts and size limits of each request.
+    pub limits: ExchangeLimits,
+    /// Miners talked to at once.
+    pub concurrency: usize,
+}
+
+impl Default for LabelSettings {
+    fn default() -> Self {
+        Self {
+            batch: BatchSettings::default(),
+            score: ScoreParams::default(),
+            limits: ExchangeLimits::default(),
+            concurrency: 16,
+        }
+    }
+}
+
+/// A uid asked to label this epoch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelMiner {
+    /// Uid.
+    pub uid: u16,
+    /// Hotkey (the btauth receiver).
+    pub hotkey: AccountId,
+    /// Its axon, `None` when it publishes none.
+    pub base_url: Option<reqwest::Url>,
+}
+
+/// Every uid of `metagraph` but the validator's own, with its axon: the label miners.
+pub fn label_miners(metagraph: &Metagraph, own_hotkey: &AccountId) -> Vec<LabelMiner> {
+    let mut miners: Vec<LabelMiner> = metagraph
+        .neurons
+        .iter()
+        .filter(|n| &n.hotkey != own_hotkey)
+        .map(|n| LabelMiner {
+            uid: n.uid,
+            hotkey: n.hotkey,
+            base_url: crate::tracks::model::plan::axon_url(&n.axon_info),
+        })
+        .collect();
+    miners.sort_by_key(|m| m.uid);
+    miners
+}
+
+/// One epoch's input.
+#[derive(Debug, Clone, Copy)]
+pub struct LabelEpochInput<'a> {
+    /// Subnet.
+    pub netuid: u16,
+    /// Epoch index.
+    pub epoch: u64,
+    /// The epoch's eval seed (`eval_seed(block_hash, netuid)`).
+    pub seed: [u8; 32],
+    /// This validator's secret for the epoch (fresh OS randomness), so miners cannot rebuild
+    /// the batches from the public seed; it is stored inside [`LabelTrackResult::track_seed`].
+    pub secret: [u8; 32],
+    /// Labels after this block are not collected.
+    pub deadline_block: u64,
+    /// Who labels.
+    pub miners: &'a [LabelMiner],
+    /// The competition's task mix (prompts of the pairs).
+    pub mix: &'a TaskMix,
+}
+
+/// A miner's batch after sending.
+#[derive(Debug, Clone)]
+struct Sent {
+    miner: LabelMiner,
+    batch: MinerBatch,
+    /// `Err` when the batch was not delivered.
+    delivered: Result<(), Failure>,
+}
+
+/// Batches sent at the epoch start, waiting for [`LabelTrack::collect`].
+#[derive(Debug, Clone)]
+pub struct SentEpoch {
+    netuid: u16,
+    epoch: u64,
+    track_seed: [u8; 32],
+    deadline_block: u64,
+    pool: PairPool,
+    sent: Vec<Sent>,
+}
+
+impl SentEpoch {
+    /// The batches built this epoch, by uid.
+    pub fn batches(&self) -> impl Iterator<Item = (u16, &MinerBatch)> {
+        self.sent.iter().map(|s| (s.miner.uid, &s.batch))
+    }
+
+    /// Open pairs available this epoch (0 when no model gave two different answers).
+    pub fn open_pairs(&self) -> usize {
+        self.pool.open.len()
+    }
+}
+
+/// One label miner's epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelMinerResult {
+    /// Uid.
+    pub uid: u16,
+    /// SS58 hotkey.
+    pub hotkey: String,
+    /// How it went.
+    pub outcome: LabelOutcome,
+    /// Why, in words (empty for `ok`).
+    pub reason: String,
+    /// The batch built for it, with the hidden truth (also for failed miners).
+    pub batch: MinerBatch,
+    /// The labels accepted (tasks of the batch, one per labeler per task).
+    pub labels: Vec<Label>,
+    /// Labels the miner sent that were dropped.
+    pub dropped_labels: u32,
+    /// How the score was made.
+    pub components: Components,
+}
+
+/// The label track's result of one epoch: everything needed to store and recompute it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelTrackResult {
+    /// Subnet.
+    pub netuid: u16,
+    /// Epoch index.
+    pub epoch: u64,
+    /// [`batch::track_seed`] of the epoch, hex (reveals the secret once the epoch is over).
+    pub track_seed: String,
+    /// The batches' deadline block.
+    pub deadline_block: u64,
+    /// The scoring parameters used.
+    pub params: ScoreParams,
+    /// One entry per label miner, in uid order.
+    pub miners: Vec<LabelMinerResult>,
+}
+
+impl LabelTrackResult {
+    /// The track scores by uid, for `TrackScores::labels` (sum to 1, or all 0).
+    pub fn scores(&self) -> BTreeMap<u16, f64> {
+        self.miners
+            .iter()
+            .map(|m| (m.uid, m.components.score))
+            .collect()
+    }
+}
+
+/// Each task of `batch` with the miner's vote (its labelers' majority) in pair orientation.
+pub fn votes_of(batch: &MinerBatch, labels: &[Label]) -> Vec<TaskVote> {
+    let mut by_task: BTreeMap<&str, Vec<&Label>> = BTreeMap::new();
+    for label in labels {
+        by_task.entry(label.task_id.as_str()).or_default().push(label);
+    }
+    batch
+        .tasks
+        .iter()
+        .map(|task| TaskVote {
+            pair_id: task.pair_id.clone(),
+            known: task.known,
+            vote: by_task
+                .get(task.task.task_id.as_str())
+                .and_then(|labels| collect::miner_choice(labels.iter().copied()))
+                .map(|choice| task.vote(choice)),
+        })
+        .collect()
+}
+
+/// Recomputes every miner's components from the stored batches, labels and outcomes (what
+/// `verify` does); the result of a live epoch is unchanged by it.
+pub fn rescore(result: &mut LabelTrackResult) {
+    let votes: Vec<MinerVotes> = result
+        .miners
+        .iter()
+        .map(|m| MinerVotes {
+            hotkey: m.hotkey.clone(),
+            collected: m.outcome == LabelOutcome::Ok,
+            tasks: votes_of(&m.batch, &m.labels),
+        })
+        .collect();
+    let components = score::score(&votes, &result.params);
+    for (miner, c) in result.miners.iter_mut().zip(components) {
+        miner.components = c;
+    }
+}
+
+/// The validator's label track. Build once; call [`LabelTrack::run_epoch`] each epoch.
+#[derive(Debug, Clone)]
+pub struct LabelTrack {
+    /// Signs requests with the validator's hotkey.
+    client: SignedClient,
+    /// Sizes, limits, scoring.
+    settings: LabelSettings,
+}
+
+impl LabelTrack {
+    /// A track signing with `client`.
+    pub fn new(client: SignedClient, settings: LabelSettings) -> Self {
+        Self { client, settings }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &LabelSettings {
+        &self.settings
+    }
+
+    /// Builds every miner's batch (asking `answers` for the open pairs, on a blocking thread)
+    /// and posts it. Never fails: an undelivered batch is recorded for [`LabelTrack::collect`].
+    pub async fn send(
+        &self,
+        input: &LabelEpochInput<'_>,
+        answers: Arc<dyn AnswerSource>,
+    ) -> SentEpoch {
+        let settings = &self.settings.batch;
+        let track_seed = batch::track_seed(input.seed, input.secret);
+        let prompts = batch::open_prompts(track_seed, input.mix, settings);
+        let texts: Vec<String> = prompts.iter().map(|e| e.prompt.clone()).collect();
+        let candidates = if texts.is_empty() {
+            Vec::new()
+        } else {
+            tokio::task::spawn_blocking(move || answers.answers(&texts))
+                .await
+                .unwrap_or_else(|error| {
+                    tracing::error!(%error, "the answer source crashed; only known-answer tasks this epoch");
+                    Vec::new()
+                })
+        };
+        let pool = batch::build_pool(track_seed, input.mix, settings, &prompts, &candidates);
+        tracing::info!(
+            miners = input.miners.len(),
+            open_pairs = pool.open.len(),
+            known_pairs = pool.known.len(),
+            "label track: sending batches"
+        );
+        let pool_ref = &pool;
+        let sent: Vec<Sent> = futures::stream::iter(input.miners.iter().map(|miner| {
+            let span = tracing::info_span!("miner", uid = miner.uid, hotkey = %miner.hotkey);
+            async move {
+                let batch = batch::build_batch(
+                    pool_ref,
+                    settings,
+                    batch::miner_seed(track_seed, &miner.hotkey),
+                    input.epoch,
+                    input.deadline_block,
+                );
+                let delivered = match &miner.base_url {
+                    None => Err(Failure {
+                        outcome: LabelOutcome::NotServing,
+                        reason: "no axon published on chain".into(),
+                    }),
+                    Some(url) => {
+                        collect::send_batch(
+                            &self.client,
+                            url,
+                            &miner.hotkey,
+                            &batch.wire(),
+                            &self.settings.limits,
+                        )
+                        .await
+                    }
+                };
+                if let Err(failure) = &delivered {
+                    tracing::debug!(outcome = %failure.outcome, reason = %failure.reason, "batch not delivered");
+                }
+                Sent {
+                    miner: miner.clone(),
+                    batch,
+                    delivered,
+                }
+            }
+            .instrument(span)
+        }))
+        .buffered(self.settings.concurrency.max(1))
+        .collect()
+        .await;
+        SentEpoch {
+            netuid: input.netuid,
+            epoch: input.epoch,
+            track_seed,
+            deadline_block: input.deadline_block,
+            pool,
+            sent,
+        }
+    }
+
+    /// Collects the labels of every delivered batch and scores the epoch. Call it before the
+    /// deadline block: miners drop a batch after its deadline.
+    pub async fn collect(&self, sent: SentEpoch) -> LabelTrackResult {
+        let limits = &self.settings.limits;
+        let mut miners: Vec<LabelMinerResult> =
+            futures::stream::iter(sent.sent.into_iter().map(|s| {
+                let span = tracing::info_span!("miner", uid = s.miner.uid, hotkey = %s.miner.hotkey);
+                async move {
+                    let collected = match (&s.delivered, &s.miner.base_url) {
+                        (Err(failure), _) => Err(failure.clone()),
+                        (Ok(()), None) => Err(Failure {
+                            outcome: LabelOutcome::NotServing,
+                            reason: "no axon published on chain".into(),
+                        }),
+                        (Ok(()), Some(url)) => {
+                            collect::fetch_labels(
+                                &self.client,
+                                url,
+                                &s.miner.hotkey,
+                                &s.batch.batch_id,
+                                limits,
+                            )
+                            .await
+                        }
+                    };
+                    let (outcome, reason, labels, dropped) = match collected {
+                        Err(failure) => (failure.outcome, failure.reason, Vec::new(), 0),
+                        Ok(labels) => {
+                            let ids: BTreeSet<&str> = s
+                                .batch
+                                .tasks
+                                .iter()
+                                .map(|t| t.task.task_id.as_str())
+                                .collect();
+                            let (kept, dropped) =
+                                collect::accept_labels(labels, &ids, limits.max_labels_per_task);
+                            if kept.is_empty() {
+                                (
+                                    LabelOutcome::NoLabels,
+                                    format!("no label for any task of the batch ({dropped} dropped)"),
+                                    kept,
+                                    dropped,
+                                )
+                            } else {
+                                (LabelOutcome::Ok, String::new(), kept, dropped)
+                            }
+                        }
+                    };
+                    tracing::debug!(%outcome, labels = labels.len(), dropped, "labels collected");
+                    LabelMinerResult {
+                        uid: s.miner.uid,
+                        hotkey: s.miner.hotkey.to_ss58(),
+                        outcome,
+                        reason,
+                        batch: s.batch,
+                        labels,
+                        dropped_labels: u32::try_from(dropped).unwrap_or(u32::MAX),
+                        components: Components::default(),
+                    }
+                }
+                .instrument(span)
+            }))
+            .buffered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
+        miners.sort_by_key(|m| m.uid);
+        let mut result = LabelTrackResult {
+            netuid: sent.netuid,
+            epoch: sent.epoch,
+            track_seed: hex::encode(sent.track_seed),
+            deadline_block: sent.deadline_block,
+            params: self.settings.score,
+            miners,
+        };
+        rescore(&mut result);
+        result
+    }
+
+    /// [`send`](Self::send), wait for `before_deadline` (a future the epoch loop resolves shortly
+    /// before `deadline_block`, e.g. its clock waiting for `deadline_block − 1`), then
+    /// [`collect`](Self::collect).
+    pub async fn run_epoch(
+        &self,
+        input: &LabelEpochInput<'_>,
+        answers: Arc<dyn AnswerSource>,
+        before_deadline: impl Future<Output = ()>,
+    ) -> LabelTrackResult {
+        let sent = self.send(input, answers).await;
+        before_deadline.await;
+        self.collect(sent).await
+    }
+}

@@ -1,0 +1,443 @@
+//! The model track end to end against real miners started in-process: a fine-tuned model, a
+//! random one, an exact copy, a near-copy, NaN weights, a miner serving another model than it
+//! committed, and the chain-side reasons a uid is skipped.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::{Json, Router, extract::Path as UrlPath, extract::State, routing::get, routing::post};
+use subnet_common::btauth::{AllowAnySigner, SignedClient};
+use subnet_common::chain::types::{AxonInfo, Commitment, Metagraph, NeuronInfo};
+use subnet_common::keys::{AccountId, Keypair};
+use subnet_common::protocol::{
+    GenerateRequest, GenerateResponse, Manifest, ManifestFile, ModelCommitment,
+};
+use subnet_miner::startup::{Application, ModelConfig, ServerConfig};
+use subnet_model::backend::{Cpu, CpuTrain, DeviceChoice, select};
+use subnet_model::competition::{CompetitionFile, eval_seed};
+use subnet_model::config::LlamaConfig;
+use subnet_model::io::{WEIGHTS_FILE, hf_state_dict, load_artifact, save_artifact};
+use subnet_model::tasks::{TaskMix, generate, to_sample};
+use subnet_model::tokenizer::Tokenizer;
+use subnet_model::train::{TrainConfig, train};
+use subnet_validator::artifacts::Limits;
+use subnet_validator::tracks::model::outcome::{MinerResult, Outcome, SpotStatus};
+use subnet_validator::tracks::model::spot::SpotSettings;
+use subnet_validator::tracks::model::{EpochInput, ModelTrack, TrackSettings};
+
+const COMPETITION: &str = "byte-llama-v1";
+
+fn tiny_config() -> LlamaConfig {
+    LlamaConfig {
+        hidden_size: 32,
+        intermediate_size: 48,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        num_key_value_heads: 1,
+        vocab_size: 259,
+        max_position_embeddings: 64,
+        rms_norm_eps: 1e-6,
+        rope_theta: 10_000.0,
+        tie_word_embeddings: false,
+        bos_token_id: Some(256),
+        eos_token_id: Some(257),
+        pad_token_id: None,
+    }
+}
+
+/// The default competition with few, short samples.
+fn competition() -> CompetitionFile {
+    let text = subnet_validator::eval_cmd::DEFAULT_COMPETITION_TOML
+        .replace("samples = 256", "samples = 24")
+        .replace("max_seq_len = 128", "max_seq_len = 48");
+    CompetitionFile::from_bytes(text.as_bytes()).expect("competition")
+}
+
+/// A randomly initialised model saved to `dir`.
+fn random_model(dir: &Path, seed: u64) {
+    use burn::tensor::backend::Backend;
+    Cpu::seed(&Default::default(), seed);
+    let model = tiny_config().init::<Cpu>(&Default::default());
+    save_artifact(&model, &tiny_config(), dir).expect("save");
+}
+
+/// `random_model(seed)` fine-tuned on generated tasks (other seeds than the epoch's), saved to
+/// `dir` (the trainer's checkpoint stays in `dir/../train`).
+fn trained_model(dir: &Path, seed: u64) -> Duration {
+    use burn::tensor::backend::Backend;
+    let started = Instant::now();
+    CpuTrain::seed(&Default::default(), seed);
+    let model = tiny_config().init::<CpuTrain>(&Default::default());
+    let tokenizer = Tokenizer::bytes();
+    let samples: Vec<_> = generate([42; 32], &TaskMix::uniform(), 256)
+        .iter()
+        .map(|e| to_sample(&tokenizer, e, 48).expect("sample"))
+        .collect();
+    let config = TrainConfig {
+        steps: 30,
+        batch_size: 16,
+        learning_rate: 1e-2,
+        warmup_steps: 3,
+        checkpoint_every: 0,
+        ..TrainConfig::default()
+    };
+    let out = dir.with_file_name("train");
+    train(
+        model,
+        &tiny_config(),
+        &samples,
+        &config,
+        &out,
+        false,
+        &mut |_| {},
+    )
+    .expect("train");
+    copy_dir(&out, dir);
+    started.elapsed()
+}
+
+/// Writes the weights of the model in `from` to `to/model.safetensors`, each value passed through
+/// `edit`, and copies its config.
+fn edited_copy(from: &Path, to: &Path, edit: impl Fn(usize, f32) -> f32) {
+    let (config, model) = load_artifact::<Cpu>(from, u64::MAX, &Default::default()).expect("load");
+    std::fs::create_dir_all(to).expect("mkdir");
+    let mut raw = Vec::new();
+    for (name, (values, shape)) in hf_state_dict(&model).expect("state dict") {
+        let bytes: Vec<u8> = values
+            .iter()
+            .enumerate()
+            .flat_map(|(i, &v)| edit(i, v).to_le_bytes())
+            .collect();
+        raw.push((name, bytes, shape));
+    }
+    let views: Vec<_> = raw
+        .iter()
+        .map(|(name, bytes, shape)| {
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .expect("view");
+            (name.as_str(), view)
+        })
+        .collect();
+    std::fs::write(
+        to.join(WEIGHTS_FILE),
+        safetensors::serialize(views, None).expect("ser"),
+    )
+    .expect("write");
+    config.save(to).expect("config");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for name in ["config.json", WEIGHTS_FILE] {
+        std::fs::copy(from.join(name), to.join(name)).expect("copy");
+    }
+}
+
+/// A running real miner.
+struct Miner {
+    hotkey: Keypair,
+    port: u16,
+    manifest_sha256: String,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Starts a real miner serving `dir`; with `generate`, its model is loaded for `/v1/generate`
+/// (a miner refuses to load weights that validators would refuse).
+async fn start_miner(uri: &str, dir: &Path, generate: bool) -> Miner {
+    let hotkey = Keypair::from_uri(uri).expect("key");
+    let config = ServerConfig {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        max_body_bytes: 1 << 16,
+        auth_max_age: Duration::from_secs(10),
+        model: Some(ModelConfig {
+            dir: dir.to_path_buf(),
+            competition: COMPETITION.into(),
+            device: generate.then_some(DeviceChoice::Cpu),
+        }),
+    };
+    let app = Application::build(&config, hotkey.clone(), AllowAnySigner)
+        .await
+        .expect("miner");
+    let port = app.local_addr().expect("addr").port();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    Miner {
+        hotkey,
+        port,
+        manifest_sha256: manifest_of(dir).manifest_sha256,
+        _shutdown: tx,
+    }
+}
+
+fn manifest_of(dir: &Path) -> Manifest {
+    let files = ["config.json", WEIGHTS_FILE]
+        .iter()
+        .map(|name| {
+            let bytes = std::fs::read(dir.join(name)).expect("read");
+            ManifestFile {
+                name: name.to_string(),
+                size: bytes.len() as u64,
+                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+            }
+        })
+        .collect();
+    Manifest::new(COMPETITION, files)
+}
+
+/// A dishonest miner: serves its committed artifact, but answers `/v1/generate` with fixed
+/// tokens instead of its model's output (as a miner running another model would).
+async fn start_liar(dir: PathBuf) -> (u16, String) {
+    let manifest = manifest_of(&dir);
+    let hash = manifest.manifest_sha256.clone();
+    let state = Arc::new((dir, manifest));
+    let app = Router::new()
+        .route(
+            "/v1/model/manifest",
+            get(|State(s): State<Arc<(PathBuf, Manifest)>>| async move { Json(s.1.clone()) }),
+        )
+        .route(
+            "/v1/model/files/{name}",
+            get(
+                |State(s): State<Arc<(PathBuf, Manifest)>>, UrlPath(name): UrlPath<String>| async move {
+                    std::fs::read(s.0.join(name)).unwrap_or_default()
+                },
+            ),
+        )
+        .route(
+            "/v1/generate",
+            post(|Json(request): Json<GenerateRequest>| async move {
+                Json(GenerateResponse {
+                    output_ids: vec![b'7'.into(); request.max_new_tokens as usize],
+                    text: "7".repeat(request.max_new_tokens as usize),
+                })
+            }),
+        )
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (port, hash)
+}
+
+fn neuron(uid: u16, hotkey: AccountId, port: u16) -> NeuronInfo {
+    NeuronInfo {
+        hotkey,
+        coldkey: hotkey,
+        uid,
+        netuid: 1,
+        active: true,
+        axon_info: AxonInfo {
+            block: 1,
+            version: 1,
+            ip: u128::from(u32::from(Ipv4Addr::LOCALHOST)),
+            port,
+            ip_type: 4,
+            protocol: 4,
+        },
+        stake: 0,
+        emission: 0,
+        incentive: 0,
+        consensus: 0,
+        validator_trust: 0,
+        dividends: 0,
+        rank: 0,
+        trust: 0,
+        pruning_score: 0,
+        last_update: 0,
+        validator_permit: false,
+        weights: vec![],
+        bonds: vec![],
+        block_at_registration: 0,
+    }
+}
+
+fn commitment(hotkey: AccountId, uid: u16, block: u64, manifest: &str) -> Commitment {
+    Commitment {
+        hotkey,
+        uid,
+        block,
+        data: ModelCommitment::new(COMPETITION, manifest)
+            .expect("commitment")
+            .encode(),
+    }
+}
+
+fn closed_port() -> u16 {
+    let listener =
+        std::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranks_real_miners_good_over_weak_and_zeroes_copies_broken_and_liars() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = |name: &str| root.path().join(name);
+    let trained_in = trained_model(&dir("good"), 1);
+    random_model(&dir("weak"), 2);
+    copy_dir(&dir("good"), &dir("exact"));
+    edited_copy(&dir("good"), &dir("near"), |i, v| {
+        v + if i % 2 == 0 { 1e-5 } else { -1e-5 }
+    });
+    edited_copy(
+        &dir("weak"),
+        &dir("nan"),
+        |i, v| if i == 5 { f32::NAN } else { v },
+    );
+    random_model(&dir("lied"), 3);
+    eprintln!("fine-tuning the good model took {trained_in:?}");
+
+    // uid: (model, commit block)
+    let good = start_miner("//Good", &dir("good"), true).await; // 0 @ 50
+    let weak = start_miner("//Weak", &dir("weak"), true).await; // 1 @ 60
+    let exact = start_miner("//Exact", &dir("exact"), true).await; // 2 @ 70
+    let near = start_miner("//Near", &dir("near"), true).await; // 3 @ 80
+    let nan = start_miner("//Nan", &dir("nan"), false).await; // 4 @ 55
+    let (liar_port, liar_hash) = start_liar(dir("lied")).await; // 5 @ 65
+    let liar = Keypair::from_uri("//Liar").expect("key").account_id();
+    let [silent, late, bare] = ["//Silent", "//Late", "//Bare"]
+        .map(|uri| Keypair::from_uri(uri).expect("key").account_id());
+
+    let miners = [&good, &weak, &exact, &near, &nan];
+    let blocks = [50, 60, 70, 80, 55];
+    let mut neurons: Vec<NeuronInfo> = miners
+        .iter()
+        .enumerate()
+        .map(|(uid, m)| neuron(uid as u16, m.hotkey.account_id(), m.port))
+        .collect();
+    let mut commitments: Vec<Commitment> = miners
+        .iter()
+        .enumerate()
+        .map(|(uid, m)| {
+            commitment(
+                m.hotkey.account_id(),
+                uid as u16,
+                blocks[uid],
+                &m.manifest_sha256,
+            )
+        })
+        .collect();
+    neurons.push(neuron(5, liar, liar_port));
+    commitments.push(commitment(liar, 5, 65, &liar_hash));
+    neurons.push(neuron(6, silent, closed_port())); // unreachable
+    commitments.push(commitment(silent, 6, 50, &"ab".repeat(32)));
+    neurons.push(neuron(7, late, good.port)); // too recent
+    commitments.push(commitment(late, 7, 95, &weak.manifest_sha256));
+    neurons.push(neuron(8, bare, good.port)); // no commitment
+    let metagraph = Metagraph {
+        netuid: 1,
+        block: 110,
+        neurons,
+    };
+
+    let cache = tempfile::tempdir().expect("cache");
+    let client = SignedClient::new(
+        reqwest::Client::new(),
+        Keypair::from_uri("//Alice").expect("key"),
+    );
+    let settings = TrackSettings {
+        fetch: Limits {
+            request_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(5),
+            deadline: Duration::from_secs(30),
+            ..Limits::default()
+        },
+        spot: SpotSettings {
+            per_epoch: 100,
+            max_new_tokens: 8,
+            timeout: Duration::from_secs(20),
+            ..SpotSettings::default()
+        },
+        ..TrackSettings::default()
+    };
+    let device = select(DeviceChoice::Cpu).expect("cpu");
+    let track = ModelTrack::new(client, cache.path().to_path_buf(), device, settings);
+    let competition = competition();
+    let input = EpochInput {
+        netuid: 1,
+        seed: eval_seed([9; 32], 1),
+        seed_block: 100,
+        current_block: 110,
+        metagraph: &metagraph,
+        commitments: &commitments,
+        competition: &competition,
+        dataset: None,
+    };
+
+    let started = Instant::now();
+    let result = track.score_epoch(&input).await.expect("epoch");
+    eprintln!("first epoch: {:?}", started.elapsed());
+    let by_uid = |uid: usize| -> &MinerResult { &result.miners[uid] };
+    for miner in &result.miners {
+        eprintln!(
+            "uid {} {:?} {:?} mean {:?} score {:.4} spot {:?}",
+            miner.uid, miner.outcome, miner.reason, miner.mean_loss, miner.score, miner.spot_check
+        );
+    }
+    let outcomes: Vec<Outcome> = result.miners.iter().map(|m| m.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Ok,
+            Outcome::Ok,
+            Outcome::Duplicate,
+            Outcome::Copy,
+            Outcome::BadModel,
+            Outcome::SpotCheckFailed,
+            Outcome::Unreachable,
+            Outcome::TooRecent,
+            Outcome::NoCommitment,
+        ]
+    );
+    assert_eq!(result.samples, 24);
+    let (good_r, weak_r) = (by_uid(0), by_uid(1));
+    assert_eq!(good_r.losses.len(), 24);
+    assert!(
+        good_r.mean_loss < weak_r.mean_loss,
+        "fine-tuning lowers the loss"
+    );
+    assert!(good_r.score > weak_r.score && weak_r.score > 0.0);
+    assert!((good_r.score + weak_r.score - 1.0).abs() < 1e-12);
+    assert!(result.miners[2..].iter().all(|m| m.score == 0.0));
+    assert!(by_uid(2).reason.contains("uid 0"));
+    assert!(by_uid(3).reason.contains("uid 0"));
+    assert!(
+        by_uid(4).reason.contains("non-finite"),
+        "{}",
+        by_uid(4).reason
+    );
+    assert!(
+        by_uid(5).reason.contains("greedy choice"),
+        "{}",
+        by_uid(5).reason
+    );
+    // Honest real miners answer /v1/generate with their model's greedy output.
+    for uid in [0, 1] {
+        let spot = by_uid(uid)
+            .spot_check
+            .as_ref()
+            .expect("every candidate is checked");
+        assert_eq!(
+            spot.status,
+            SpotStatus::Passed,
+            "uid {uid}: {}",
+            spot.detail
+        );
+    }
+
+    // The same epoch again: artifacts from the disk cache, losses from the evaluation cache.
+    let started = Instant::now();
+    let again = track.score_epoch(&input).await.expect("epoch");
+    eprintln!("second epoch (cached): {:?}", started.elapsed());
+    assert!(again.miners[..2].iter().all(|m| m.cached));
+    let scores = |r: &subnet_validator::tracks::model::ModelTrackResult| -> Vec<(Outcome, f64)> {
+        r.miners.iter().map(|m| (m.outcome, m.score)).collect()
+    };
+    assert_eq!(scores(&again), scores(&result));
+}
