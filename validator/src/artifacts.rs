@@ -8,7 +8,9 @@
 //! 3. file names, count, per-file and total sizes are checked *before* any file is downloaded
 //!    ([`FetchError::Malformed`], [`FetchError::TooLarge`]);
 //! 4. each file is streamed to a staging directory while hashed, aborting as soon as more bytes
-//!    than declared arrive; its sha256 must match the manifest;
+//!    than declared arrive; its sha256 must match the manifest. A connection that breaks or
+//!    stalls mid-file after progress is resumed with `Range` (a few times, within the deadline);
+//!    partial files never outlive the call;
 //! 5. only then is the staging directory renamed into place, so a cache entry is either
 //!    complete or absent (a failed or cancelled fetch leaves nothing behind).
 //!
@@ -59,10 +61,13 @@ pub struct Limits {
     pub read_timeout: Duration,
     /// The whole fetch: manifest and every file.
     pub deadline: Duration,
+    /// Range requests allowed per file to resume after a broken or stalled connection.
+    pub max_resumes: u32,
 }
 
 impl Default for Limits {
-    /// 64 KiB manifests, 256 MiB artifacts, 10 s per request or stalled read, 10 min in all.
+    /// 64 KiB manifests, 256 MiB artifacts, 10 s per request or stalled read, 10 min in all,
+    /// 3 resumes per file.
     fn default() -> Self {
         Self {
             max_manifest_bytes: 64 * 1024,
@@ -71,6 +76,7 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(10),
             deadline: Duration::from_secs(600),
+            max_resumes: 3,
         }
     }
 }
@@ -277,11 +283,25 @@ struct Miner<'a> {
 impl Miner<'_> {
     /// Sends a signed GET, waiting at most `request_timeout` for the headers; non-2xx is an error.
     async fn get(&self, path: &str, what: &str) -> Result<reqwest::Response, FetchError> {
+        self.get_range(path, what, None).await
+    }
+
+    /// [`Miner::get`] asking for the bytes from `range_start` on when given.
+    async fn get_range(
+        &self,
+        path: &str,
+        what: &str,
+        range_start: Option<u64>,
+    ) -> Result<reqwest::Response, FetchError> {
         let url = self
             .base_url
             .join(path)
             .map_err(|e| FetchError::Malformed(format!("miner URL {}: {e}", self.base_url)))?;
-        let send = self.client.get(url, self.hotkey).send();
+        let mut request = self.client.get(url, self.hotkey);
+        if let Some(start) = range_start {
+            request = request.header(reqwest::header::RANGE, format!("bytes={start}-"));
+        }
+        let send = request.send();
         let response = match tokio::time::timeout(self.limits.request_timeout, send).await {
             Err(_) => {
                 return Err(FetchError::Timeout {
@@ -476,67 +496,169 @@ fn truncate(s: &str) -> String {
 }
 
 /// Streams one file to `dest` while hashing it; checks its size and sha256.
+///
+/// When the connection breaks or stalls mid-body after some bytes arrived, the rest is asked for
+/// with `Range: bytes=<received>-` (at most [`Limits::max_resumes`] times, each after progress).
+/// A miner answering a range request with the whole file (200) is followed from the start.
 async fn download_file(
     miner: &Miner<'_>,
     file: &ManifestFile,
     dest: &Path,
 ) -> Result<(), FetchError> {
-    let what = format!("GET /v1/model/files/{}", file.name);
-    let too_large = |size: u64| FetchError::TooLarge {
-        what: format!("file {} (more bytes than the manifest declares)", file.name),
-        size,
-        limit: file.size,
+    let mut partial = Partial {
+        file,
+        dest,
+        out: tokio::fs::File::create(dest)
+            .await
+            .map_err(io_error(dest))?,
+        hasher: Sha256::new(),
+        received: 0,
     };
-    // `file.name` is one of the known artifact names: no escaping needed.
-    let mut response = miner
-        .get(&format!("/v1/model/files/{}", file.name), &what)
-        .await?;
-    if response.status() != reqwest::StatusCode::OK {
-        return Err(FetchError::Malformed(format!(
-            "{what}: expected 200, got {}",
-            response.status()
-        )));
-    }
-    if let Some(length) = response.content_length() {
-        if length > file.size {
-            return Err(too_large(length));
+    let mut resumes = 0;
+    loop {
+        let before = partial.received;
+        match partial.continue_from(miner).await {
+            Ok(()) => break,
+            Err(e)
+                if is_interruption(&e)
+                    && partial.received > before
+                    && resumes < miner.limits.max_resumes =>
+            {
+                resumes += 1;
+                tracing::info!(
+                    file = %file.name,
+                    received = partial.received,
+                    size = file.size,
+                    error = %e,
+                    "download interrupted; resuming with a range request"
+                );
+            }
+            Err(e) => return Err(e),
         }
-        if length < file.size {
+    }
+    partial.finish().await
+}
+
+/// A transport failure or stall, as opposed to the miner sending wrong data.
+fn is_interruption(error: &FetchError) -> bool {
+    matches!(
+        error,
+        FetchError::Unreachable { .. } | FetchError::Timeout { .. }
+    )
+}
+
+/// One file being downloaded: what is on disk so far and its running hash.
+struct Partial<'a> {
+    file: &'a ManifestFile,
+    dest: &'a Path,
+    out: tokio::fs::File,
+    hasher: Sha256,
+    /// Bytes written to `out` and hashed.
+    received: u64,
+}
+
+impl Partial<'_> {
+    /// Requests the bytes from `received` on and streams them in.
+    async fn continue_from(&mut self, miner: &Miner<'_>) -> Result<(), FetchError> {
+        let file = self.file;
+        let what = format!("GET /v1/model/files/{}", file.name);
+        let range = (self.received > 0).then_some(self.received);
+        // `file.name` is one of the known artifact names: no escaping needed.
+        let mut response = miner
+            .get_range(&format!("/v1/model/files/{}", file.name), &what, range)
+            .await?;
+        match (range, response.status()) {
+            (_, reqwest::StatusCode::OK) => self.restart().await?,
+            (Some(start), reqwest::StatusCode::PARTIAL_CONTENT) => {
+                let want = format!("bytes {start}-{}/{}", file.size - 1, file.size);
+                let got = response
+                    .headers()
+                    .get(reqwest::header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok());
+                if got != Some(want.as_str()) {
+                    return Err(FetchError::Malformed(format!(
+                        "{what}: Content-Range {got:?}, asked for {want:?}"
+                    )));
+                }
+            }
+            (_, status) => {
+                return Err(FetchError::Malformed(format!(
+                    "{what}: unexpected status {status}"
+                )));
+            }
+        }
+        let remaining = file.size - self.received;
+        if let Some(length) = response.content_length() {
+            if length > remaining {
+                return Err(self.too_large(self.received.saturating_add(length)));
+            }
+            if length < remaining {
+                return Err(FetchError::Malformed(format!(
+                    "{what}: Content-Length {length}, {remaining} bytes expected"
+                )));
+            }
+        }
+        while let Some(chunk) = miner.chunk(&mut response, &what).await? {
+            let received = self.received + chunk.len() as u64;
+            if received > file.size {
+                return Err(self.too_large(received));
+            }
+            self.hasher.update(&chunk);
+            self.out
+                .write_all(&chunk)
+                .await
+                .map_err(io_error(self.dest))?;
+            self.received = received;
+        }
+        if self.received < file.size {
             return Err(FetchError::Malformed(format!(
-                "{what}: Content-Length {length}, the manifest declares {}",
-                file.size
+                "{what}: the body ended after {} bytes, the manifest declares {}",
+                self.received, file.size
             )));
         }
+        Ok(())
     }
-    let mut out = tokio::fs::File::create(dest)
-        .await
-        .map_err(io_error(dest))?;
-    let mut hasher = Sha256::new();
-    let mut received = 0u64;
-    while let Some(chunk) = miner.chunk(&mut response, &what).await? {
-        received += chunk.len() as u64;
-        if received > file.size {
-            return Err(too_large(received));
+
+    /// Forgets what was received (the miner is sending the whole file again).
+    async fn restart(&mut self) -> Result<(), FetchError> {
+        if self.received > 0 {
+            use tokio::io::AsyncSeekExt;
+            self.out.set_len(0).await.map_err(io_error(self.dest))?;
+            self.out
+                .seek(std::io::SeekFrom::Start(0))
+                .await
+                .map_err(io_error(self.dest))?;
+            self.hasher = Sha256::new();
+            self.received = 0;
         }
-        hasher.update(&chunk);
-        out.write_all(&chunk).await.map_err(io_error(dest))?;
+        Ok(())
     }
-    if received < file.size {
-        return Err(FetchError::Malformed(format!(
-            "{what}: {received} bytes, the manifest declares {}",
-            file.size
-        )));
+
+    fn too_large(&self, size: u64) -> FetchError {
+        FetchError::TooLarge {
+            what: format!(
+                "file {} (more bytes than the manifest declares)",
+                self.file.name
+            ),
+            size,
+            limit: self.file.size,
+        }
     }
-    let actual = hex::encode(hasher.finalize());
-    if actual != file.sha256 {
-        return Err(FetchError::HashMismatch {
-            what: format!("file {}", file.name),
-            expected: file.sha256.clone(),
-            actual,
-        });
+
+    /// Checks the hash of the complete file and makes it durable.
+    async fn finish(mut self) -> Result<(), FetchError> {
+        let actual = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        if actual != self.file.sha256 {
+            return Err(FetchError::HashMismatch {
+                what: format!("file {}", self.file.name),
+                expected: self.file.sha256.clone(),
+                actual,
+            });
+        }
+        self.out.flush().await.map_err(io_error(self.dest))?;
+        self.out.sync_all().await.map_err(io_error(self.dest))?;
+        Ok(())
     }
-    out.sync_all().await.map_err(io_error(dest))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -561,3 +561,169 @@ async fn an_endless_body_without_length_is_cut_off_just_past_the_declared_size()
     assert!(sent < 64 << 20, "{sent} bytes were sent");
     assert!(entries(cache.path()).is_empty());
 }
+
+/// How [`flaky_server`] treats the weights file.
+#[derive(Clone, Copy, PartialEq)]
+enum Flaky {
+    /// Cuts every whole-file answer halfway; honours `Range` with 206.
+    CutsThenResumes,
+    /// Cuts every answer halfway, ranges included: progress each time, never the end.
+    AlwaysCuts,
+    /// Cuts the first answer halfway; then ignores `Range` and sends the whole file with 200.
+    CutsThenSendsWhole,
+}
+
+/// A raw HTTP/1.1 server (one request per connection) serving a manifest and files, breaking the
+/// weights download as `mode` says. Returns its address and the `Range` headers it saw.
+async fn flaky_server(
+    manifest: Manifest,
+    files: Vec<(String, Vec<u8>)>,
+    mode: Flaky,
+) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let ranges = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = ranges.clone();
+    let manifest = serde_json::to_vec(&manifest).expect("json");
+    let weights_requests = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = vec![0u8; 8192];
+            let n = socket.read(&mut request).await.unwrap_or(0);
+            let request = String::from_utf8_lossy(&request[..n]).to_ascii_lowercase();
+            let range_start = request.lines().find_map(|l| {
+                l.strip_prefix("range: bytes=")
+                    .and_then(|r| r.trim().trim_end_matches('-').parse::<usize>().ok())
+            });
+            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+            let (status, head_extra, body, cut): (&str, String, Vec<u8>, bool) =
+                if path == "/v1/model/manifest" {
+                    ("200 OK", String::new(), manifest.clone(), false)
+                } else {
+                    let name = path.trim_start_matches("/v1/model/files/");
+                    let Some((_, bytes)) = files.iter().find(|(n, _)| n == name) else {
+                        continue;
+                    };
+                    if name != "model.safetensors" {
+                        ("200 OK", String::new(), bytes.clone(), false)
+                    } else {
+                        let nth = weights_requests.fetch_add(1, Ordering::SeqCst);
+                        if let Some(start) = range_start {
+                            seen.lock().expect("lock").push(format!("bytes={start}-"));
+                        }
+                        match (mode, range_start) {
+                            (Flaky::CutsThenResumes | Flaky::AlwaysCuts, Some(start)) => (
+                                "206 Partial Content",
+                                format!(
+                                    "content-range: bytes {start}-{}/{}\r\n",
+                                    bytes.len() - 1,
+                                    bytes.len()
+                                ),
+                                bytes[start..].to_vec(),
+                                mode == Flaky::AlwaysCuts,
+                            ),
+                            (Flaky::CutsThenSendsWhole, _) if nth > 0 => {
+                                ("200 OK", String::new(), bytes.clone(), false)
+                            }
+                            _ => ("200 OK", String::new(), bytes.clone(), true),
+                        }
+                    }
+                };
+            let head = format!(
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n{head_extra}\r\n",
+                body.len()
+            );
+            let sent = if cut {
+                &body[..body.len() / 2]
+            } else {
+                &body[..]
+            };
+            let _ = socket.write_all(head.as_bytes()).await;
+            let _ = socket.write_all(sent).await;
+            let _ = socket.shutdown().await;
+        }
+    });
+    (addr, ranges)
+}
+
+fn flaky_artifact() -> (Manifest, Vec<(String, Vec<u8>)>) {
+    let weights: Vec<u8> = (0..100_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    let liar = Liar::new(
+        &[("config.json", CONFIG), ("model.safetensors", &weights)],
+        &[],
+    );
+    let files = vec![
+        ("config.json".to_string(), CONFIG.to_vec()),
+        ("model.safetensors".to_string(), weights),
+    ];
+    (liar.manifest, files)
+}
+
+#[tokio::test]
+async fn a_broken_download_resumes_with_a_range_request() {
+    let (manifest, files) = flaky_artifact();
+    let hash = manifest.manifest_sha256.clone();
+    let weights = files[1].1.clone();
+    let (addr, ranges) = flaky_server(manifest, files, Flaky::CutsThenResumes).await;
+    let cache = tempfile::tempdir().expect("tempdir");
+    let got = fetch_artifact(
+        &client(),
+        &url(addr),
+        &bob(),
+        &hash,
+        &limits(),
+        cache.path(),
+    )
+    .await
+    .expect("resumed fetch");
+    let on_disk = std::fs::read(got.file_path("model.safetensors").expect("listed")).expect("read");
+    assert_eq!(on_disk, weights);
+    assert_eq!(*ranges.lock().expect("lock"), ["bytes=50000-"]);
+}
+
+#[tokio::test]
+async fn a_miner_ignoring_the_range_is_followed_from_the_start() {
+    let (manifest, files) = flaky_artifact();
+    let hash = manifest.manifest_sha256.clone();
+    let weights = files[1].1.clone();
+    let (addr, ranges) = flaky_server(manifest, files, Flaky::CutsThenSendsWhole).await;
+    let cache = tempfile::tempdir().expect("tempdir");
+    let got = fetch_artifact(
+        &client(),
+        &url(addr),
+        &bob(),
+        &hash,
+        &limits(),
+        cache.path(),
+    )
+    .await
+    .expect("fetch");
+    let on_disk = std::fs::read(got.file_path("model.safetensors").expect("listed")).expect("read");
+    assert_eq!(on_disk, weights);
+    assert_eq!(ranges.lock().expect("lock").len(), 1);
+}
+
+#[tokio::test]
+async fn resumes_are_bounded() {
+    let (manifest, files) = flaky_artifact();
+    let hash = manifest.manifest_sha256.clone();
+    let (addr, ranges) = flaky_server(manifest, files, Flaky::AlwaysCuts).await;
+    let cache = tempfile::tempdir().expect("tempdir");
+    let err = fetch_artifact(
+        &client(),
+        &url(addr),
+        &bob(),
+        &hash,
+        &limits(),
+        cache.path(),
+    )
+    .await
+    .expect_err("gives up");
+    assert_eq!(err.outcome(), "unreachable", "{err}");
+    assert_eq!(
+        *ranges.lock().expect("lock"),
+        ["bytes=50000-", "bytes=75000-", "bytes=87500-"],
+        "max_resumes (3) range requests, each after progress"
+    );
+    assert!(entries(cache.path()).is_empty());
+}
