@@ -2,7 +2,10 @@
 //!
 //! The loop is `subnet_model::train` (AdamW on the completion loss, warmup then linear decay,
 //! per-tensor gradient clipping). While it runs, `--out/checkpoint/` holds the latest checkpoint;
-//! re-running the same command after an interruption resumes from it (and says so). When the run
+//! re-running the same command after an interruption resumes from it (and says so), exactly: the
+//! generated samples depend only on `--seed`, `--steps` and `--batch`, and the checkpoint keeps
+//! the optimizer state. A different `--steps` continues from the checkpoint's step on a
+//! different sample stream. When the run
 //! finishes, `--out` holds exactly a servable artifact — `config.json`, `model.safetensors` and the
 //! base's `tokenizer.json` / `generation_config.json` if it had them — and the checkpoint is
 //! removed, because `miner serve --model.dir` refuses sub-directories.
