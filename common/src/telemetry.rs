@@ -5,7 +5,17 @@ use std::str::FromStr;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 /// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable, coloured when stderr is a terminal.
@@ -21,7 +31,9 @@ impl FromStr for LogFormat {
         match s {
             "pretty" => Ok(Self::Pretty),
             "json" => Ok(Self::Json),
-            other => Err(format!("unknown log format {other:?} (expected pretty or json)")),
+            other => Err(format!(
+                "unknown log format {other:?} (expected pretty or json)"
+            )),
         }
     }
 }
@@ -29,14 +41,20 @@ impl FromStr for LogFormat {
 /// Installs the global subscriber. `RUST_LOG` overrides `default_filter`.
 /// Logs go to stderr so stdout stays free for command output (`--json`, `query`).
 pub fn init(format: LogFormat, default_filter: &str) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Pretty => registry
             .with(fmt::layer().with_writer(std::io::stderr).with_target(false))
             .try_init(),
         LogFormat::Json => registry
-            .with(fmt::layer().json().with_writer(std::io::stderr).with_current_span(true))
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .with_current_span(true),
+            )
             .try_init(),
     };
     // A second init (tests) keeps the first subscriber.
