@@ -7,11 +7,15 @@
 //! | [`query`] | `validator query`: one signed request, an operator's signed curl |
 //! | [`eval_cmd`] | `validator eval`: evaluate a local model directory like the model track |
 //! | [`tracks`] | the scoring tracks; [`tracks::model`] fetches, checks, evaluates and scores models |
+//! | [`web`] | the operator's dashboard: leaderboard, miner history charts, weights, chain; JSON under `/api/` |
+//! | [`metrics`] | Prometheus metrics (`validator_*`) and the `record_*` helpers the epoch loop calls |
 //! | [`artifacts`] | fetching miners' model artifacts, verified against their commitment, into a cache |
 
 pub mod artifacts;
 pub mod cli;
 pub mod db;
 pub mod eval_cmd;
+pub mod metrics;
 pub mod query;
 pub mod tracks;
+pub mod web;

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
+mod read;
+pub use read::*;
+
 /// The validator's migrations, applied at start-up and by `#[sqlx::test]`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/validator");
 

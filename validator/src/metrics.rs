@@ -1,0 +1,166 @@
+//! Prometheus metrics of the validator, through the `metrics` facade.
+//!
+//! [`install`] sets the process-wide recorder once and returns a [`PrometheusHandle`] the
+//! dashboard renders at `/metrics`; the epoch loop calls the `record_*` helpers, which are no-ops
+//! until a recorder is installed. Names follow `validator_*` with unit suffixes:
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `validator_epoch_duration_seconds` | histogram | – |
+//! | `validator_miners_queried_total` | counter | `outcome` (`ok`, `timeout`, `hash_mismatch`, …) |
+//! | `validator_eval_seconds` | histogram | – |
+//! | `validator_download_bytes_total` | counter | – |
+//! | `validator_weight_commits_total` | counter | `result` (`committed`, `revealed`, `set`, `failed`, …) |
+//! | `validator_chain_head_lag_seconds` | gauge | – |
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Wall time of one epoch's work.
+pub const EPOCH_DURATION: &str = "validator_epoch_duration_seconds";
+/// Miners asked for their model, by outcome.
+pub const MINERS_QUERIED: &str = "validator_miners_queried_total";
+/// Wall time of one model evaluation.
+pub const EVAL_SECONDS: &str = "validator_eval_seconds";
+/// Artifact bytes downloaded from miners.
+pub const DOWNLOAD_BYTES: &str = "validator_download_bytes_total";
+/// Weight extrinsics, by result.
+pub const WEIGHT_COMMITS: &str = "validator_weight_commits_total";
+/// Seconds between now and the chain head's timestamp.
+pub const CHAIN_HEAD_LAG: &str = "validator_chain_head_lag_seconds";
+
+/// Buckets of `validator_epoch_duration_seconds`: a second to an hour.
+const EPOCH_BUCKETS: &[f64] = &[
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
+/// Buckets of `validator_eval_seconds`: 10 ms to 10 minutes.
+const EVAL_BUCKETS: &[f64] = &[
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0,
+];
+
+/// The recorder could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// Building the exporter or setting the global recorder failed (e.g. another recorder was
+    /// installed first by other code).
+    #[error("installing the Prometheus recorder failed: {0}")]
+    Install(#[from] metrics_exporter_prometheus::BuildError),
+}
+
+/// The handle of the installed recorder; `None` until [`install`] succeeds.
+static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+
+/// Installs the Prometheus recorder for this process (once; later calls return the same handle)
+/// and describes the validator's metrics.
+pub fn install() -> Result<PrometheusHandle, MetricsError> {
+    let mut slot = HANDLE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(handle) = slot.as_ref() {
+        return Ok(handle.clone());
+    }
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Full(EPOCH_DURATION.into()), EPOCH_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(EVAL_SECONDS.into()), EVAL_BUCKETS)?
+        .install_recorder()?;
+    describe();
+    *slot = Some(handle.clone());
+    Ok(handle)
+}
+
+fn describe() {
+    describe_histogram!(
+        EPOCH_DURATION,
+        Unit::Seconds,
+        "Wall time of one epoch's work"
+    );
+    describe_counter!(MINERS_QUERIED, "Miners asked for their model, by outcome");
+    describe_histogram!(
+        EVAL_SECONDS,
+        Unit::Seconds,
+        "Wall time of one model evaluation"
+    );
+    describe_counter!(
+        DOWNLOAD_BYTES,
+        Unit::Bytes,
+        "Artifact bytes downloaded from miners"
+    );
+    describe_counter!(
+        WEIGHT_COMMITS,
+        "Weight extrinsics (commit, reveal, set), by result"
+    );
+    describe_gauge!(
+        CHAIN_HEAD_LAG,
+        Unit::Seconds,
+        "Now minus the chain head's timestamp"
+    );
+}
+
+/// One epoch's work took `elapsed`.
+pub fn record_epoch_duration(elapsed: Duration) {
+    histogram!(EPOCH_DURATION).record(elapsed.as_secs_f64());
+}
+
+/// A miner was queried; `outcome` is its outcome code (`ok`, `timeout`, …).
+pub fn record_miner_queried(outcome: &str) {
+    counter!(MINERS_QUERIED, "outcome" => outcome.to_string()).increment(1);
+}
+
+/// One model evaluation took `elapsed`.
+pub fn record_eval(elapsed: Duration) {
+    histogram!(EVAL_SECONDS).record(elapsed.as_secs_f64());
+}
+
+/// `bytes` of artifacts were downloaded.
+pub fn record_download_bytes(bytes: u64) {
+    counter!(DOWNLOAD_BYTES).increment(bytes);
+}
+
+/// A weight extrinsic ended with `result` (`committed`, `revealed`, `set`, `failed`, `expired`).
+pub fn record_weight_commit(result: &str) {
+    counter!(WEIGHT_COMMITS, "result" => result.to_string()).increment(1);
+}
+
+/// The chain head is `lag_secs` old (negative when the chain's clock is ahead of ours).
+pub fn set_chain_head_lag(lag_secs: f64) {
+    gauge!(CHAIN_HEAD_LAG).set(lag_secs);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_is_idempotent_and_renders_recorded_values() {
+        install().unwrap();
+        let again = install().unwrap();
+        record_miner_queried("timeout");
+        record_download_bytes(1234);
+        record_epoch_duration(Duration::from_millis(2500));
+        record_weight_commit("committed");
+        set_chain_head_lag(3.5);
+        let text = again.render();
+        assert!(
+            text.contains("validator_miners_queried_total{outcome=\"timeout\"}"),
+            "{text}"
+        );
+        assert!(text.contains("validator_download_bytes_total"), "{text}");
+        assert!(
+            text.contains("validator_epoch_duration_seconds_bucket"),
+            "{text}"
+        );
+        assert!(
+            text.contains("validator_weight_commits_total{result=\"committed\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("validator_chain_head_lag_seconds 3.5"),
+            "{text}"
+        );
+    }
+}

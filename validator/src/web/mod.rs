@@ -1,0 +1,262 @@
+//! The operator's dashboard: server-rendered HTML pages, the same data as JSON under `/api/`,
+//! Prometheus `/metrics` and `/health`.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /` · `/api/leaderboard` | the latest epoch's miners, best EMA first |
+//! | `GET /miner/{hotkey}` · `/api/miners/{hotkey}` | a miner's history (SVG charts of loss, score, EMA) |
+//! | `GET /weights` · `/api/weights` | weight commits with status, blocks and hash |
+//! | `GET /chain` · `/api/chain` | chain status as the epoch loop last saw it |
+//! | `GET /api/epochs` | stored epochs, newest first |
+//! | `GET /metrics` · `/health` | Prometheus text; liveness |
+//!
+//! Data comes from Postgres (through [`crate::db`]) and from a [`ChainStatus`] the epoch loop
+//! (or [`follow_chain`] in `validator dashboard`) publishes on a `watch` channel.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`views`] | the data of each page, shared by HTML and JSON |
+//! | [`pages`] | askama templates (`validator/templates/`) and the HTML handlers |
+//! | [`api`] | JSON handlers |
+//! | [`charts`] | plotters line charts as inline SVG |
+//! | [`error`] | `ApiError` (JSON) and the HTML 404 page |
+
+pub mod api;
+pub mod charts;
+pub mod error;
+pub mod pages;
+pub mod views;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{MatchedPath, State};
+use axum::http::{Request, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+use sqlx::PgPool;
+use subnet_common::chain::client::ChainClient;
+use tokio::sync::watch;
+use tower_http::trace::TraceLayer;
+
+/// The chain as the validator last saw it; the epoch loop updates it through a `watch` channel.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ChainStatus {
+    /// The subnet followed.
+    pub netuid: u16,
+    /// Whether the last read of the chain succeeded.
+    pub connected: bool,
+    /// Best block number.
+    pub head: u64,
+    /// Its hash, hex.
+    pub head_hash: Option<String>,
+    /// Its timestamp, Unix milliseconds.
+    pub head_timestamp_ms: u64,
+    /// Seconds between the head's timestamp and our clock when it was read.
+    pub head_lag_secs: f64,
+    /// The last epoch scored and stored.
+    pub last_epoch: Option<u64>,
+    /// First block of the next epoch, when known.
+    pub next_epoch_block: Option<u64>,
+    /// The validator's hotkey (SS58), when the loop runs with one.
+    pub validator_hotkey: Option<String>,
+    /// Emission of each hotkey at the chain's last epoch (rao), from the last metagraph read.
+    pub emissions_rao: BTreeMap<String, u64>,
+    /// When this status was taken, Unix milliseconds (0: never).
+    pub updated_at_ms: u64,
+    /// The last error reading the chain, if the last read failed.
+    pub error: Option<String>,
+}
+
+impl ChainStatus {
+    /// Whether anything was ever read from the chain.
+    pub fn is_known(&self) -> bool {
+        self.updated_at_ms != 0
+    }
+}
+
+/// What the dashboard's handlers share.
+#[derive(Debug, Clone)]
+pub struct DashboardState {
+    /// The validator's database.
+    pub pool: PgPool,
+    /// The subnet shown.
+    pub netuid: u16,
+    /// Latest chain status.
+    pub chain: watch::Receiver<ChainStatus>,
+    /// Rendered at `/metrics`; `None` answers 404 there.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// Failures starting the dashboard server.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// The address cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server stopped with an IO error.
+    #[error("dashboard server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// The dashboard's routes.
+pub fn router(state: DashboardState) -> Router {
+    Router::new()
+        .route("/", get(pages::leaderboard))
+        .route("/miner/{hotkey}", get(pages::miner))
+        .route("/weights", get(pages::weights))
+        .route("/chain", get(pages::chain))
+        .route("/api/leaderboard", get(api::leaderboard))
+        .route("/api/miners/{hotkey}", get(api::miner))
+        .route("/api/weights", get(api::weights))
+        .route("/api/epochs", get(api::epochs))
+        .route("/api/chain", get(api::chain))
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .fallback(not_found)
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("-", MatchedPath::as_str);
+                tracing::debug_span!("http", method = %request.method(), route)
+            }),
+        )
+        .with_state(state)
+}
+
+/// Binds `addr` and serves the dashboard until `shutdown` resolves.
+pub async fn serve(
+    state: DashboardState,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WebError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| WebError::Bind { addr, source })?;
+    serve_listener(listener, state, shutdown).await
+}
+
+/// Serves the dashboard on an already bound listener (port 0 in tests) until `shutdown`.
+pub async fn serve_listener(
+    listener: tokio::net::TcpListener,
+    state: DashboardState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), WebError> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "dashboard listening");
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(WebError::Serve)
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(state): State<DashboardState>) -> Response {
+    match &state.metrics {
+        Some(handle) => {
+            handle.run_upkeep();
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                handle.render(),
+            )
+                .into_response()
+        }
+        None => error::ApiError::NotFound("metrics are not enabled".into()).into_response(),
+    }
+}
+
+/// `GET /health`.
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+}
+
+/// Unknown paths: JSON under `/api/`, an HTML page elsewhere.
+async fn not_found(uri: Uri) -> Response {
+    if uri.path().starts_with("/api/") || uri.path() == "/api" {
+        error::ApiError::NotFound(format!("no route {}", uri.path())).into_response()
+    } else {
+        pages::not_found_page(StatusCode::NOT_FOUND, "Page not found")
+    }
+}
+
+/// Milliseconds since the Unix epoch by the system clock.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Reads the chain's head and the subnet's metagraph into a [`ChainStatus`] (keeping
+/// `last_epoch` and `validator_hotkey` of `previous`). A failed read keeps the last known head
+/// and sets `connected = false` and `error`.
+pub async fn read_chain_status<C: ChainClient>(
+    chain: &C,
+    netuid: u16,
+    previous: &ChainStatus,
+) -> ChainStatus {
+    let mut status = ChainStatus {
+        netuid,
+        ..previous.clone()
+    };
+    status.updated_at_ms = now_ms();
+    match chain.head().await {
+        Ok(head) => {
+            status.connected = true;
+            status.error = None;
+            status.head = head.number;
+            status.head_hash = Some(head.hash.to_string());
+            status.head_timestamp_ms = head.timestamp;
+            status.head_lag_secs = (status.updated_at_ms as f64 - head.timestamp as f64) / 1000.0;
+            crate::metrics::set_chain_head_lag(status.head_lag_secs);
+        }
+        Err(e) => {
+            status.connected = false;
+            status.error = Some(e.to_string());
+            return status;
+        }
+    }
+    match chain.metagraph(netuid).await {
+        Ok(metagraph) => {
+            status.emissions_rao = metagraph
+                .neurons
+                .iter()
+                .map(|n| (n.hotkey.to_string(), n.emission))
+                .collect();
+        }
+        Err(e) => status.error = Some(e.to_string()),
+    }
+    status
+}
+
+/// Polls the chain every `interval` and publishes the status on `sender` until every receiver is
+/// gone. `validator dashboard --chain.url` runs this; the epoch loop may run it too.
+pub async fn follow_chain<C: ChainClient>(
+    chain: Arc<C>,
+    netuid: u16,
+    interval: Duration,
+    sender: watch::Sender<ChainStatus>,
+) {
+    loop {
+        let previous = sender.borrow().clone();
+        let status = read_chain_status(chain.as_ref(), netuid, &previous).await;
+        if sender.send(status).is_err() {
+            return;
+        }
+        tokio::time::sleep(interval).await;
+    }
+}

@@ -1,0 +1,326 @@
+//! The dashboard's routes against a real Postgres filled with stored epochs
+//! (`tower::ServiceExt::oneshot`, no socket).
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use sqlx::PgPool;
+use subnet_validator::db::{
+    self, EpochRecord, EpochResults, MinerRecord, ModelEvalRecord, ScoreRecord, WeightCommitRecord,
+};
+use subnet_validator::web::{self, ChainStatus, DashboardState};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+const NETUID: u16 = 2;
+/// The model's reason of uid 2: must reach the page escaped.
+const HOSTILE: &str = "<script>alert('pwned')</script>";
+
+fn hotkey(uid: i32) -> String {
+    format!("5HotkeyOfUid{uid:02}xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")
+}
+
+/// One epoch of three miners: uid 1 best, uid 0 second, uid 2 failed with a hostile reason.
+fn epoch_results(epoch: i64, shift: f64) -> EpochResults {
+    let netuid = i32::from(NETUID);
+    let miner = |uid: i32, loss: Option<f64>, score: f64, ema: f64, weight: f64| {
+        let failed = loss.is_none();
+        (
+            MinerRecord {
+                hotkey: hotkey(uid),
+                uid,
+                coldkey: format!("5Cold{uid}"),
+                block_at_registration: 3,
+            },
+            ModelEvalRecord {
+                hotkey: hotkey(uid),
+                uid,
+                manifest_sha256: Some(format!("{uid:02}").repeat(32)),
+                commit_block: Some(10),
+                outcome: if failed { "bad_model" } else { "ok" }.into(),
+                reason: if failed {
+                    HOSTILE.into()
+                } else {
+                    String::new()
+                },
+                mean_loss: loss,
+                win_rate: (!failed).then_some(score),
+                score,
+                sample_losses: loss.map(|l| vec![l, l]).unwrap_or_default(),
+                sample_tokens: if failed { vec![] } else { vec![4, 4] },
+            },
+            ScoreRecord {
+                hotkey: hotkey(uid),
+                uid,
+                model_score: score,
+                label_score: 0.0,
+                combined: 0.7 * score,
+                ema,
+                weight,
+            },
+        )
+    };
+    let rows = [
+        miner(0, Some(2.0 + shift), 0.3, 0.2, 0.25),
+        miner(1, Some(1.5 + shift), 0.7, 0.6, 0.75),
+        miner(2, None, 0.0, 0.0, 0.0),
+    ];
+    EpochResults {
+        epoch: EpochRecord {
+            netuid,
+            epoch,
+            start_block: epoch * 11,
+            block_hash: "ab".repeat(32),
+            seed: "cd".repeat(32),
+            competition_sha256: "ef".repeat(32),
+            scored_block: epoch * 11 + 1,
+            duration_ms: 900,
+        },
+        miners: rows.iter().map(|r| r.0.clone()).collect(),
+        model_evals: rows.iter().map(|r| r.1.clone()).collect(),
+        scores: rows.iter().map(|r| r.2.clone()).collect(),
+        weights: WeightCommitRecord {
+            netuid,
+            epoch,
+            uids: vec![0, 1],
+            weights: vec![21845, 65535],
+            salt: vec![9; 8],
+            version_key: 0,
+            mode: "commit_reveal".into(),
+            commit_hash: Some(format!("{epoch:02}").repeat(32)),
+            status: "pending".into(),
+            commit_tx: None,
+            commit_block: None,
+            reveal_tx: None,
+            reveal_block: None,
+            error: None,
+        },
+    }
+}
+
+async fn app(pool: &PgPool) -> axum::Router {
+    for epoch in [5, 6] {
+        db::save_epoch(pool, &epoch_results(epoch, -0.1 * (epoch as f64 - 5.0)))
+            .await
+            .expect("save");
+    }
+    db::update_weights(
+        pool,
+        i32::from(NETUID),
+        5,
+        &db::WeightUpdate::Committed {
+            tx: "0xfeed".into(),
+            block: 57,
+        },
+    )
+    .await
+    .expect("update");
+    empty_app(pool)
+}
+
+fn empty_app(pool: &PgPool) -> axum::Router {
+    let status = ChainStatus {
+        netuid: NETUID,
+        connected: true,
+        head: 77,
+        head_hash: Some("0x77".into()),
+        head_timestamp_ms: 1,
+        head_lag_secs: 1.5,
+        last_epoch: Some(6),
+        next_epoch_block: Some(88),
+        validator_hotkey: Some("5Validator".into()),
+        emissions_rao: [(hotkey(1), 2_500_000_000)].into_iter().collect(),
+        updated_at_ms: 2,
+        error: None,
+    };
+    let (_tx, rx) = watch::channel(status);
+    web::router(DashboardState {
+        pool: pool.clone(),
+        netuid: NETUID,
+        chain: rx,
+        metrics: Some(subnet_validator::metrics::install().expect("metrics")),
+    })
+}
+
+async fn get(app: &axum::Router, path: &str) -> (StatusCode, String, String) {
+    let response = app
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+        .await
+        .expect("response");
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        status,
+        content_type,
+        String::from_utf8(bytes.to_vec()).expect("utf-8"),
+    )
+}
+
+async fn get_json(app: &axum::Router, path: &str) -> (StatusCode, Value) {
+    let (status, content_type, body) = get(app, path).await;
+    assert!(
+        content_type.starts_with("application/json"),
+        "{path}: {content_type}"
+    );
+    (status, serde_json::from_str(&body).expect("json"))
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn leaderboard_lists_the_latest_epoch_in_rank_order_and_escapes_stored_text(pool: PgPool) {
+    let app = app(&pool).await;
+    let (status, content_type, html) = get(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(html.contains("epoch 6"), "{html}");
+    let positions: Vec<usize> = [1, 0, 2]
+        .iter()
+        .map(|uid| {
+            html.find(&format!("title=\"{}\"", hotkey(*uid)))
+                .expect("row")
+        })
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "rank order: {positions:?}"
+    );
+    assert!(!html.contains(HOSTILE), "the reason must be escaped");
+    assert!(
+        html.contains("&#60;script&#62;") || html.contains("&lt;script&gt;"),
+        "{html}"
+    );
+    // Uid 1's emission from the chain status, in TAO.
+    assert!(html.contains("2.500000000 τ"), "{html}");
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn json_endpoints_return_the_stored_values(pool: PgPool) {
+    let app = app(&pool).await;
+
+    let (status, board) = get_json(&app, "/api/leaderboard").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(board["epoch"]["epoch"], 6);
+    let rows = board["rows"].as_array().expect("rows");
+    let uids: Vec<i64> = rows
+        .iter()
+        .map(|r| r["uid"].as_i64().expect("uid"))
+        .collect();
+    assert_eq!(uids, [1, 0, 2]);
+    assert_eq!(rows[0]["rank"], 1);
+    assert_eq!(rows[0]["ema"], 0.6);
+    assert_eq!(rows[0]["weight"], 0.75);
+    assert_eq!(rows[0]["mean_loss"], 1.4);
+    assert_eq!(rows[0]["last_emission_rao"], 2_500_000_000u64);
+    assert_eq!(rows[2]["outcome"], "bad_model");
+    assert_eq!(rows[2]["reason"], HOSTILE);
+    assert_eq!(rows[2]["mean_loss"], Value::Null);
+
+    let (_, weights) = get_json(&app, "/api/weights").await;
+    let commits = weights["commits"].as_array().expect("commits");
+    assert_eq!(commits.len(), 2);
+    assert_eq!(commits[0]["epoch"], 6);
+    assert_eq!(commits[0]["status"], "pending");
+    assert_eq!(commits[1]["status"], "committed");
+    assert_eq!(commits[1]["commit_block"], 57);
+    assert_eq!(commits[1]["weights"], serde_json::json!([21845, 65535]));
+
+    let (_, epochs) = get_json(&app, "/api/epochs").await;
+    let numbers: Vec<i64> = epochs["epochs"]
+        .as_array()
+        .expect("epochs")
+        .iter()
+        .map(|e| e["epoch"].as_i64().expect("epoch"))
+        .collect();
+    assert_eq!(numbers, [6, 5]);
+
+    let (status, miner) = get_json(&app, &format!("/api/miners/{}", hotkey(0))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(miner["miner"]["coldkey"], "5Cold0");
+    let history = miner["history"].as_array().expect("history");
+    assert_eq!(history.len(), 2);
+    assert_eq!(
+        (history[0]["epoch"].clone(), history[1]["epoch"].clone()),
+        (5.into(), 6.into())
+    );
+    assert_eq!(history[0]["mean_loss"], 2.0);
+
+    let (_, chain) = get_json(&app, "/api/chain").await;
+    assert_eq!(chain["head"], 77);
+    assert_eq!(chain["next_epoch_block"], 88);
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn miner_page_draws_svg_charts_and_unknown_things_are_404(pool: PgPool) {
+    let app = app(&pool).await;
+    let (status, _, html) = get(&app, &format!("/miner/{}", hotkey(1))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(html.matches("<svg").count(), 3, "{html}");
+    assert!(html.contains("5Cold1"));
+
+    let (status, content_type, html) = get(&app, "/miner/5Nobody").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(content_type.starts_with("text/html"));
+    assert!(html.contains("5Nobody"));
+
+    let (status, body) = get_json(&app, "/api/miners/5Nobody").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "not_found");
+
+    let (status, body) = get_json(&app, "/api/nothing/here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "not_found");
+
+    let (status, content_type, _) = get(&app, "/no-such-page").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(content_type.starts_with("text/html"));
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn weights_chain_metrics_and_health_render(pool: PgPool) {
+    let app = app(&pool).await;
+    let (status, _, html) = get(&app, "/weights").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("committed") && html.contains("pending"),
+        "{html}"
+    );
+    assert!(html.contains("0:21845 1:65535"), "{html}");
+    assert!(html.contains(&"06".repeat(32)), "full hash in the title");
+
+    let (status, _, html) = get(&app, "/chain").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("5Validator") && html.contains("88"));
+
+    subnet_validator::metrics::record_weight_commit("committed");
+    let (status, content_type, text) = get(&app, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/plain"));
+    assert!(text.contains("validator_weight_commits_total"), "{text}");
+
+    let (status, health) = get_json(&app, "/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["status"], "ok");
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn an_empty_database_shows_an_empty_leaderboard(pool: PgPool) {
+    let app = empty_app(&pool);
+    let (status, _, html) = get(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("No epoch has been scored yet"), "{html}");
+    let (_, board) = get_json(&app, "/api/leaderboard").await;
+    assert_eq!(board["epoch"], Value::Null);
+    assert_eq!(board["rows"], serde_json::json!([]));
+}
