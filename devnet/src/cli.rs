@@ -1,0 +1,107 @@
+//! Command line of the `devnet` binary. Every flag can also come from an environment variable.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// A whole local subnet in one command: a throwaway Postgres, a dev chain, miners (strong, weak,
+/// a copier, a broken commitment, label miners with simulated labelers) and validators. Prints who
+/// earned what each epoch, then stops everything.
+///
+/// It runs the sibling binaries `devchain`, `miner` and `validator` found next to its own
+/// executable: build them first with `cargo build --release --bins`.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "devnet", version, about)]
+pub struct Cli {
+    /// Model-track miners, taken in this order: strong, weak, copier (re-commits the strong
+    /// model later), broken (commits an artifact it does not serve).
+    #[arg(long, env = "DEVNET_MINERS", default_value_t = 4,
+          value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub miners: u8,
+
+    /// Label-track miners, each with a simulated labeler: accurate (95%), then inaccurate (55%).
+    #[arg(long = "label-miners", env = "DEVNET_LABEL_MINERS", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub label_miners: u8,
+
+    /// Validators (staked by //Bob, //Charlie, //Dave, //Eve).
+    #[arg(long, env = "DEVNET_VALIDATORS", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub validators: u8,
+
+    /// Epochs to run once the validators are up (Ctrl-C stops earlier).
+    #[arg(long, env = "DEVNET_EPOCHS", default_value_t = 6,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub epochs: u32,
+
+    /// Blocks per epoch of the dev subnet.
+    #[arg(long, env = "DEVNET_TEMPO", default_value_t = 20,
+          value_parser = clap::value_parser!(u16).range(5..))]
+    pub tempo: u16,
+
+    /// Milliseconds between blocks.
+    #[arg(long = "block-time-ms", env = "DEVNET_BLOCK_TIME_MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    pub block_time_ms: u64,
+
+    /// Fine-tuning steps of the strong miner.
+    #[arg(
+        long = "strong-steps",
+        env = "DEVNET_STRONG_STEPS",
+        default_value_t = 150
+    )]
+    pub strong_steps: usize,
+
+    /// Fine-tuning steps of the weak miner.
+    #[arg(long = "weak-steps", env = "DEVNET_WEAK_STEPS", default_value_t = 5)]
+    pub weak_steps: usize,
+
+    /// Postgres server to use (a superuser URL: the devnet creates and drops its own
+    /// databases there). Without it a throwaway cluster is started with the local PostgreSQL.
+    #[arg(long = "db.url", env = "DATABASE_URL")]
+    pub db_url: Option<String>,
+
+    /// Keep the run directory (chain data, wallets, models, logs, summary.json) and, with
+    /// `--db.url`, the databases.
+    #[arg(long, env = "DEVNET_KEEP")]
+    pub keep: bool,
+
+    /// Directory for this run (default: a new temporary directory).
+    #[arg(long = "run-dir", env = "DEVNET_RUN_DIR")]
+    pub run_dir: Option<PathBuf>,
+
+    /// Write the final summary (the last metagraph with roles and scores) as JSON here
+    /// (default: `summary.json` in the run directory).
+    #[arg(long, env = "DEVNET_SUMMARY")]
+    pub summary: Option<PathBuf>,
+
+    /// Where `devchain`, `miner` and `validator` are (default: beside this executable).
+    #[arg(long = "bin-dir", env = "DEVNET_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_describe_the_full_roster() {
+        let cli = Cli::try_parse_from(["devnet"]).unwrap();
+        assert_eq!((cli.miners, cli.label_miners, cli.validators), (4, 2, 2));
+        assert!(cli.strong_steps > cli.weak_steps);
+        assert!(!cli.keep);
+    }
+
+    #[test]
+    fn refuses_more_miners_than_roles() {
+        assert!(Cli::try_parse_from(["devnet", "--miners", "5"]).is_err());
+        assert!(Cli::try_parse_from(["devnet", "--validators", "0"]).is_err());
+    }
+}

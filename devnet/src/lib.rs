@@ -1,0 +1,22 @@
+//! The devnet: one command runs a whole local subnet as real processes and prints who earned
+//! what.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`cli`] | flags (`--miners`, `--validators`, `--epochs`, `--tempo`, `--db.url`, `--keep`, …) |
+//! | [`bins`] | finds `devchain`, `miner`, `validator` beside the `devnet` executable |
+//! | [`postgres`] | a throwaway Postgres cluster (or `--db.url`), one database per validator and label miner |
+//! | [`process`] | one-shot commands with deadlines; services with logs, stopped by SIGTERM then SIGKILL |
+//! | [`roster`] | the roles (strong, weak, copier, broken, label miners, validators) and their dev keys |
+//! | [`report`] | the per-epoch table and `summary.json` from the metagraph and a validator's leaderboard |
+//! | [`progress`] | start-up steps as spinners on a terminal, plain lines otherwise |
+//! | [`run`] | the orchestration: start, watch the epochs, stop, summarise |
+
+pub mod bins;
+pub mod cli;
+pub mod postgres;
+pub mod process;
+pub mod progress;
+pub mod report;
+pub mod roster;
+pub mod run;

@@ -1,0 +1,951 @@
+//! The orchestration: start Postgres, the chain, miners and validators as real processes, watch
+//! the epochs, then stop everything and print who earned what.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use subnet_common::chain::types::{Metagraph, NetUid};
+use subnet_common::chain::{ChainClient, DevChainClient};
+use subnet_common::wallet::{Protection, Wallet};
+
+use crate::bins::Binaries;
+use crate::cli::Cli;
+use crate::postgres::Postgres;
+use crate::process::{STOP_GRACE, Service, free_port, run_command, wait_http_ok};
+use crate::progress::Progress;
+use crate::report::{self, Leaderboard, NeuronRow};
+use crate::roster::{Member, Role, roster};
+
+/// The dev subnet.
+const NETUID: NetUid = 1;
+/// Hotkey file name inside each participant's wallet.
+const HOTKEY: &str = "default";
+/// Stake each validator's coldkey puts on its hotkey, in TAO.
+const VALIDATOR_STAKE_TAO: &str = "1000";
+/// Deadline of short commands (register, stake, commit, genesis).
+const SHORT: Duration = Duration::from_secs(90);
+/// Deadline of a fine-tuning run.
+const FINETUNE: Duration = Duration::from_secs(900);
+/// How long a service may take to answer its health check.
+const READY: Duration = Duration::from_secs(120);
+/// Least time between two runs of a label miner's simulated labeler.
+const LABELER_PAUSE: Duration = Duration::from_secs(2);
+
+/// What `summary.json` holds.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Summary {
+    /// Seconds from start to the final table.
+    pub wall_seconds: f64,
+    /// Epochs watched after the validators started.
+    pub epochs: u32,
+    /// Block of the final metagraph.
+    pub block: u64,
+    /// The first validator's dashboard while it ran.
+    pub dashboard: Option<String>,
+    /// The final metagraph joined with roles and scores.
+    pub neurons: Vec<NeuronRow>,
+}
+
+/// A label miner's simulated labeler.
+struct Labeler {
+    role: Role,
+    axon: String,
+    db_url: String,
+    seed: u64,
+    running: Option<Service>,
+    last_start: Option<Instant>,
+}
+
+/// Everything a devnet run owns.
+struct Devnet {
+    bins: Binaries,
+    progress: Progress,
+    dir: PathBuf,
+    logs: PathBuf,
+    wallets: PathBuf,
+    http: reqwest::Client,
+    postgres: Option<Postgres>,
+    /// Started services in start order (stopped in reverse).
+    services: Vec<Service>,
+    chain: Option<(String, Arc<DevChainClient>)>,
+    members: Vec<Member>,
+    /// SS58 hotkey → role name.
+    roles: BTreeMap<String, String>,
+    labelers: Vec<Labeler>,
+    dashboards: Vec<String>,
+    /// SS58 hotkey → emission summed over watched epochs.
+    totals: BTreeMap<String, u64>,
+    last: Option<(Metagraph, Vec<NeuronRow>)>,
+    epochs_seen: u32,
+    /// Services already reported as exited.
+    reported_exits: Vec<String>,
+}
+
+/// Runs a devnet as `cli` says and prints the final summary.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let bins = Binaries::locate(cli.bin_dir.as_deref())?;
+    let temp = match &cli.run_dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("devnet-")
+                .tempdir()
+                .context("while creating the run directory")?,
+        ),
+    };
+    let dir = match (&cli.run_dir, &temp) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(temp)) => temp.path().to_path_buf(),
+        (None, None) => bail!("no run directory"),
+    };
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("while creating {}", logs.display()))?;
+    let members = roster(cli.miners, cli.label_miners, cli.validators)
+        .context("while deriving the dev keys")?;
+    let roles = members
+        .iter()
+        .map(|m| (m.hotkey.account_id().to_ss58(), m.role.name()))
+        .collect();
+    let mut net = Devnet {
+        bins,
+        progress: Progress::detect(),
+        wallets: dir.join("wallets"),
+        logs,
+        dir: dir.clone(),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .context("while building the HTTP client")?,
+        postgres: None,
+        services: Vec::new(),
+        chain: None,
+        members,
+        roles,
+        labelers: Vec::new(),
+        dashboards: Vec::new(),
+        totals: BTreeMap::new(),
+        last: None,
+        epochs_seen: 0,
+        reported_exits: Vec::new(),
+    };
+    println!("devnet: run directory {} (logs in logs/)", dir.display());
+
+    let outcome = tokio::select! {
+        result = net.start_and_watch(&cli) => result,
+        _ = tokio::signal::ctrl_c() => {
+            println!("\ndevnet: Ctrl-C, stopping");
+            Ok(())
+        }
+    };
+    if let Err(e) = &outcome {
+        eprintln!("devnet: {e:#}");
+    }
+    let summary = net.final_summary(started).await;
+    net.shutdown(cli.keep).await;
+
+    if let Some(summary) = &summary {
+        let json = serde_json::to_string_pretty(summary).context("while encoding the summary")?;
+        let path = cli
+            .summary
+            .clone()
+            .unwrap_or_else(|| dir.join("summary.json"));
+        std::fs::write(&path, json + "\n")
+            .with_context(|| format!("while writing {}", path.display()))?;
+        println!("devnet: summary written to {}", path.display());
+    }
+    match temp {
+        Some(temp) if cli.keep => {
+            let kept = temp.keep();
+            println!("devnet: kept {}", kept.display());
+        }
+        Some(temp) => {
+            let path = temp.path().to_path_buf();
+            if let Err(e) = temp.close() {
+                eprintln!("devnet: could not remove {}: {e}", path.display());
+            }
+        }
+        None => println!(
+            "devnet: run directory {} left in place (--run-dir)",
+            dir.display()
+        ),
+    }
+    outcome
+}
+
+impl Devnet {
+    async fn start_and_watch(&mut self, cli: &Cli) -> anyhow::Result<()> {
+        self.start_postgres(cli).await?;
+        self.start_chain(cli).await?;
+        self.register().await?;
+        let models = self.build_models(cli).await?;
+        self.start_miners(&models).await?;
+        self.commit(&models).await?;
+        self.start_validators().await?;
+        self.watch(cli).await
+    }
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.logs.join(format!("{name}.log"))
+    }
+
+    /// The chain's URL and client.
+    fn chain(&self) -> anyhow::Result<(String, Arc<DevChainClient>)> {
+        let (url, client) = self.chain.as_ref().context("the chain is not running")?;
+        Ok((url.clone(), Arc::clone(client)))
+    }
+
+    async fn start_postgres(&mut self, cli: &Cli) -> anyhow::Result<()> {
+        let step = self.progress.step("Postgres");
+        let log = self.log("postgres");
+        let pg = match &cli.db_url {
+            Some(url) => Postgres::external(url).await?,
+            None => {
+                let pg_dir = tempfile::Builder::new()
+                    .prefix("devnet-pg-")
+                    .tempdir()
+                    .context("while creating the Postgres folder")?
+                    .keep();
+                Postgres::throwaway(&pg_dir, &log).await?
+            }
+        };
+        let describe = pg.describe();
+        self.postgres = Some(pg);
+        let pg = self.postgres.as_mut().context("Postgres vanished")?;
+        for member in &self.members {
+            if member.role.is_validator() || member.role.labeler_accuracy().is_some() {
+                let db = member.role.name().replace('-', "_");
+                pg.create_database(&db).await?;
+            }
+        }
+        step.done(&describe);
+        Ok(())
+    }
+
+    /// The database URL of a member (created by [`Self::start_postgres`]).
+    fn database_of(&self, role: Role) -> anyhow::Result<String> {
+        let pg = self.postgres.as_ref().context("Postgres is not running")?;
+        pg.url_of(&role.name().replace('-', "_"))
+    }
+
+    async fn start_chain(&mut self, cli: &Cli) -> anyhow::Result<()> {
+        let step = self.progress.step("dev chain");
+        let genesis = self.dir.join("genesis.json");
+        let tempo = cli.tempo.to_string();
+        run_command(
+            &self.bins.devchain,
+            &os(&[
+                "genesis",
+                "--dev",
+                "--tempo",
+                &tempo,
+                "--out",
+                &genesis.to_string_lossy(),
+            ]),
+            &[],
+            &self.log("devchain-cli"),
+            SHORT,
+        )
+        .await?;
+        let block_time = cli.block_time_ms.to_string();
+        let mut node = Service::spawn(
+            "chain",
+            &self.bins.devchain,
+            &os(&[
+                "node",
+                "--genesis",
+                &genesis.to_string_lossy(),
+                "--data",
+                &self.dir.join("chain").to_string_lossy(),
+                "--rpc.addr",
+                "127.0.0.1:0",
+                "--block-time",
+                &block_time,
+                "--rpc.rate-limit",
+                "0",
+            ]),
+            &[],
+            &self.log("chain"),
+        )?;
+        let url = node
+            .wait_for_line("rpc listening on ", READY)
+            .await
+            .context("while starting the dev chain")?;
+        self.services.push(node);
+        let client = DevChainClient::new(&url).context("while creating the chain client")?;
+        let head = client
+            .head()
+            .await
+            .context("while reading the chain head")?;
+        step.done(&format!(
+            "{url}, tempo {}, block {}",
+            cli.tempo, head.number
+        ));
+        self.chain = Some((url, Arc::new(client)));
+        Ok(())
+    }
+
+    /// Writes the hotkeys, registers everyone, stakes the validators.
+    async fn register(&mut self) -> anyhow::Result<()> {
+        let step = self.progress.step(format!(
+            "registering {} hotkeys (validators stake {VALIDATOR_STAKE_TAO} τ)",
+            self.members.len()
+        ));
+        let (url, client) = self.chain()?;
+        let log = self.log("register");
+        let mut jobs = Vec::new();
+        for member in &self.members {
+            let name = member.role.name();
+            Wallet::new(&self.wallets, &name, HOTKEY)
+                .set_hotkey(&member.hotkey, Protection::Plain, true)
+                .with_context(|| format!("while writing the hotkey of {name}"))?;
+            let hotkey = member.hotkey.account_id().to_ss58();
+            let wallet_path = self.wallets.to_string_lossy().into_owned();
+            let (bins, url, log) = (self.bins.clone(), url.clone(), log.clone());
+            let member = member.clone();
+            jobs.push(async move {
+                if member.role.is_validator() {
+                    // The operator's path: `devchain tx` signed by the dev coldkey.
+                    for call in [
+                        vec!["register", "--netuid", "1", "--hotkey", &hotkey],
+                        vec![
+                            "add-stake",
+                            "--netuid",
+                            "1",
+                            "--hotkey",
+                            &hotkey,
+                            "--amount",
+                            VALIDATOR_STAKE_TAO,
+                        ],
+                    ] {
+                        let mut args =
+                            vec!["tx", "--chain.url", &url, "--uri", &member.coldkey_uri];
+                        args.extend(call);
+                        run_command(&bins.devchain, &os(&args), &[], &log, SHORT).await?;
+                    }
+                } else {
+                    // A miner's path: `miner register`, the dev coldkey paying the burn.
+                    run_command(
+                        &bins.miner,
+                        &os(&[
+                            "register",
+                            "--wallet.path",
+                            &wallet_path,
+                            "--wallet.name",
+                            &name,
+                            "--wallet.hotkey",
+                            HOTKEY,
+                            "--coldkey-uri",
+                            &member.coldkey_uri,
+                            "--chain.url",
+                            &url,
+                            "--netuid",
+                            "1",
+                        ]),
+                        &[],
+                        &log,
+                        SHORT,
+                    )
+                    .await?;
+                }
+                anyhow::Ok(())
+            });
+        }
+        futures::future::try_join_all(jobs).await?;
+        let metagraph = client
+            .metagraph(NETUID)
+            .await
+            .context("while reading the metagraph")?;
+        let registered = metagraph
+            .neurons
+            .iter()
+            .filter(|n| self.roles.contains_key(&n.hotkey.to_ss58()))
+            .count();
+        if registered != self.members.len() {
+            bail!(
+                "{registered} of {} hotkeys are registered; see {}",
+                self.members.len(),
+                log.display()
+            );
+        }
+        step.done(&format!(
+            "{} neurons on subnet {NETUID}",
+            metagraph.neurons.len()
+        ));
+        Ok(())
+    }
+
+    /// The base model, the fine-tuned strong and weak models, the copier's copy and the
+    /// broken artifact. Returns role → (served dir, committed dir).
+    async fn build_models(
+        &mut self,
+        cli: &Cli,
+    ) -> anyhow::Result<BTreeMap<Role, (PathBuf, PathBuf)>> {
+        let mut models = BTreeMap::new();
+        let roles: Vec<Role> = self
+            .members
+            .iter()
+            .map(|m| m.role)
+            .filter(|r| Role::MODEL.contains(r))
+            .collect();
+        if roles.is_empty() {
+            return Ok(models);
+        }
+        let root = self.dir.join("models");
+        let base = root.join("base");
+        let log = self.log("models");
+        let step = self
+            .progress
+            .step("base model (miner init-base --preset tiny)");
+        run_command(
+            &self.bins.miner,
+            &os(&[
+                "init-base",
+                "--out",
+                &base.to_string_lossy(),
+                "--preset",
+                "tiny",
+                "--seed",
+                "7",
+            ]),
+            &[],
+            &log,
+            SHORT,
+        )
+        .await?;
+        step.done(&base.to_string_lossy());
+
+        let strong = root.join("strong");
+        let weak = root.join("weak");
+        let needs_strong = roles
+            .iter()
+            .any(|r| matches!(r, Role::Strong | Role::Copier));
+        let needs_weak = roles.iter().any(|r| matches!(r, Role::Weak | Role::Broken));
+        for (needed, out, steps, seed, label) in [
+            (needs_strong, &strong, cli.strong_steps, "1", "strong"),
+            (needs_weak, &weak, cli.weak_steps, "2", "weak"),
+        ] {
+            if !needed {
+                continue;
+            }
+            let step = self
+                .progress
+                .step(format!("fine-tuning the {label} model ({steps} steps)"));
+            let stdout = run_command(
+                &self.bins.miner,
+                &os(&[
+                    "finetune",
+                    "--base",
+                    &base.to_string_lossy(),
+                    "--out",
+                    &out.to_string_lossy(),
+                    "--steps",
+                    &steps.to_string(),
+                    "--seed",
+                    seed,
+                    "--device",
+                    "cpu",
+                ]),
+                &[],
+                &log,
+                FINETUNE,
+            )
+            .await?;
+            let last = stdout.lines().last().unwrap_or_default().to_owned();
+            step.done(&last);
+        }
+        for role in roles {
+            let dirs = match role {
+                Role::Strong => (strong.clone(), strong.clone()),
+                Role::Weak => (weak.clone(), weak.clone()),
+                Role::Copier => {
+                    let copy = root.join("copier");
+                    copy_dir(&strong, &copy)?;
+                    (copy.clone(), copy)
+                }
+                Role::Broken => {
+                    let broken = root.join("broken");
+                    copy_dir(&weak, &broken)?;
+                    break_config(&broken.join("config.json"))?;
+                    (weak.clone(), broken)
+                }
+                _ => continue,
+            };
+            models.insert(role, dirs);
+        }
+        Ok(models)
+    }
+
+    async fn start_miners(
+        &mut self,
+        models: &BTreeMap<Role, (PathBuf, PathBuf)>,
+    ) -> anyhow::Result<()> {
+        let (url, _) = self.chain()?;
+        let miners: Vec<Member> = self
+            .members
+            .iter()
+            .filter(|m| !m.role.is_validator())
+            .cloned()
+            .collect();
+        for member in miners {
+            let name = member.role.name();
+            let step = self.progress.step(format!("miner {name}"));
+            let port = free_port()?.to_string();
+            let wallets = self.wallets.to_string_lossy().into_owned();
+            let mut args = vec![
+                "serve".to_owned(),
+                "--wallet.path".into(),
+                wallets,
+                "--wallet.name".into(),
+                name.clone(),
+                "--wallet.hotkey".into(),
+                HOTKEY.into(),
+                "--axon.ip".into(),
+                "127.0.0.1".into(),
+                "--axon.port".into(),
+                port.clone(),
+                "--chain.url".into(),
+                url.clone(),
+                "--netuid".into(),
+                NETUID.to_string(),
+                "--device".into(),
+                "cpu".into(),
+            ];
+            if let Some((served, _)) = models.get(&member.role) {
+                args.extend(["--model.dir".into(), served.to_string_lossy().into_owned()]);
+            }
+            let db_url = match member.role.labeler_accuracy() {
+                Some(_) => Some(self.database_of(member.role)?),
+                None => None,
+            };
+            if let Some(db) = &db_url {
+                args.extend(["--db.url".into(), db.clone()]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut service = Service::spawn(
+                format!("miner {name}"),
+                &self.bins.miner,
+                &os(&args),
+                &[],
+                &self.log(&format!("miner-{name}")),
+            )?;
+            let axon = format!("http://127.0.0.1:{port}");
+            let ready =
+                wait_http_ok(&self.http, &format!("{axon}/health"), &mut service, READY).await;
+            self.services.push(service);
+            ready?;
+            if let (Some(db_url), Some(_)) = (db_url, member.role.labeler_accuracy()) {
+                self.labelers.push(Labeler {
+                    role: member.role,
+                    axon: axon.clone(),
+                    db_url,
+                    seed: 11 + 100 * u64::try_from(self.labelers.len()).unwrap_or(0),
+                    running: None,
+                    last_start: None,
+                });
+            }
+            step.done(&axon);
+        }
+        Ok(())
+    }
+
+    /// Commits each model miner's artifact; the copier last, a few blocks after the strong miner.
+    async fn commit(&mut self, models: &BTreeMap<Role, (PathBuf, PathBuf)>) -> anyhow::Result<()> {
+        let (url, client) = self.chain()?;
+        let log = self.log("commit");
+        let mut order: Vec<Role> = models
+            .keys()
+            .copied()
+            .filter(|r| *r != Role::Copier)
+            .collect();
+        if models.contains_key(&Role::Copier) {
+            order.push(Role::Copier);
+        }
+        for role in order {
+            let Some((_, committed)) = models.get(&role) else {
+                continue;
+            };
+            let name = role.name();
+            if role == Role::Copier {
+                let head = client
+                    .head()
+                    .await
+                    .context("while reading the head")?
+                    .number;
+                wait_for_block(&client, head + 3, Duration::from_secs(60)).await?;
+            }
+            let step = self.progress.step(format!("commit {name}"));
+            let stdout = run_command(
+                &self.bins.miner,
+                &os(&[
+                    "commit",
+                    "--wallet.path",
+                    &self.wallets.to_string_lossy(),
+                    "--wallet.name",
+                    &name,
+                    "--wallet.hotkey",
+                    HOTKEY,
+                    "--chain.url",
+                    &url,
+                    "--netuid",
+                    "1",
+                    "--model.dir",
+                    &committed.to_string_lossy(),
+                ]),
+                &[],
+                &log,
+                SHORT,
+            )
+            .await?;
+            step.done(stdout.lines().last().unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    async fn start_validators(&mut self) -> anyhow::Result<()> {
+        let (url, _) = self.chain()?;
+        let validators: Vec<Member> = self
+            .members
+            .iter()
+            .filter(|m| m.role.is_validator())
+            .cloned()
+            .collect();
+        for member in validators {
+            let name = member.role.name();
+            let step = self.progress.step(format!("validator {name}"));
+            let db = self.database_of(member.role)?;
+            let port = free_port()?.to_string();
+            let cache = self.dir.join(format!("{name}-cache"));
+            let mut service = Service::spawn(
+                name.clone(),
+                &self.bins.validator,
+                &os(&[
+                    "run",
+                    "--netuid",
+                    "1",
+                    "--wallet.path",
+                    &self.wallets.to_string_lossy(),
+                    "--wallet.name",
+                    &name,
+                    "--wallet.hotkey",
+                    HOTKEY,
+                    "--chain.url",
+                    &url,
+                    "--db.url",
+                    &db,
+                    "--device",
+                    "cpu",
+                    "--cache.dir",
+                    &cache.to_string_lossy(),
+                    "--http.port",
+                    &port,
+                ]),
+                &[],
+                &self.log(&name),
+            )?;
+            let dashboard = format!("http://127.0.0.1:{port}");
+            let ready = wait_http_ok(
+                &self.http,
+                &format!("{dashboard}/health"),
+                &mut service,
+                READY,
+            )
+            .await;
+            self.services.push(service);
+            ready?;
+            step.done(&format!("dashboard {dashboard}/"));
+            self.dashboards.push(dashboard);
+        }
+        Ok(())
+    }
+
+    /// Prints a table each epoch until `--epochs` have passed.
+    async fn watch(&mut self, cli: &Cli) -> anyhow::Result<()> {
+        let (_, client) = self.chain()?;
+        let epoch_of = |block: u64| (block + u64::from(NETUID) + 1) / (u64::from(cli.tempo) + 1);
+        let head = client
+            .head()
+            .await
+            .context("while reading the head")?
+            .number;
+        let mut epoch = epoch_of(head);
+        if let Some(dashboard) = self.dashboards.first() {
+            self.progress.line(&format!(
+                "\ndevnet: running {} epochs of {} blocks; dashboard {dashboard}/ (Ctrl-C stops)",
+                cli.epochs, cli.tempo
+            ));
+        }
+        while self.epochs_seen < cli.epochs {
+            tokio::time::sleep(Duration::from_millis(cli.block_time_ms.min(500))).await;
+            self.check_services()?;
+            self.drive_labelers()?;
+            let head = match client.head().await {
+                Ok(head) => head.number,
+                Err(e) => {
+                    eprintln!("devnet: could not read the chain head: {e}");
+                    continue;
+                }
+            };
+            if epoch_of(head) == epoch {
+                continue;
+            }
+            epoch = epoch_of(head);
+            self.epochs_seen += 1;
+            let metagraph = client
+                .metagraph(NETUID)
+                .await
+                .context("while reading the metagraph")?;
+            report::add_emissions(&mut self.totals, &metagraph);
+            let rows = self.rows(&metagraph).await;
+            self.progress.line(&format!(
+                "\nepoch {}/{} (chain epoch {epoch}, block {}):\n{}",
+                self.epochs_seen,
+                cli.epochs,
+                metagraph.block,
+                report::render(&rows)
+            ));
+            self.last = Some((metagraph, rows));
+        }
+        Ok(())
+    }
+
+    /// The metagraph joined with the first validator's leaderboard (when it answers).
+    async fn rows(&self, metagraph: &Metagraph) -> Vec<NeuronRow> {
+        let leaderboard = match self.dashboards.first() {
+            Some(dashboard) => self.leaderboard(dashboard).await,
+            None => None,
+        };
+        report::rows(metagraph, &self.roles, &self.totals, leaderboard.as_ref())
+    }
+
+    async fn leaderboard(&self, dashboard: &str) -> Option<Leaderboard> {
+        let response = self
+            .http
+            .get(format!("{dashboard}/api/leaderboard"))
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        response.json().await.ok()
+    }
+
+    /// The chain must run; a miner or validator that exited is reported once.
+    fn check_services(&mut self) -> anyhow::Result<()> {
+        for service in &mut self.services {
+            if service.exit_status().is_none() || self.reported_exits.contains(&service.name) {
+                continue;
+            }
+            if service.name == "chain" {
+                service.ensure_running()?;
+            }
+            eprintln!(
+                "devnet: {} exited; the end of {}:\n{}",
+                service.name,
+                service.log.display(),
+                crate::process::log_tail(&service.log, 10)
+            );
+            self.reported_exits.push(service.name.clone());
+        }
+        Ok(())
+    }
+
+    /// Keeps each label miner's simulated labeler answering: a new run whenever the last one
+    /// ended (it stops when no task is open).
+    fn drive_labelers(&mut self) -> anyhow::Result<()> {
+        for labeler in &mut self.labelers {
+            if let Some(running) = &mut labeler.running {
+                if running.exit_status().is_none() {
+                    continue;
+                }
+                labeler.running = None;
+            }
+            if labeler
+                .last_start
+                .is_some_and(|t| t.elapsed() < LABELER_PAUSE)
+            {
+                continue;
+            }
+            let name = labeler.role.name();
+            let accuracy = labeler.role.labeler_accuracy().unwrap_or(0.5).to_string();
+            labeler.seed += 1;
+            let seed = labeler.seed.to_string();
+            let log = self.logs.join(format!("labeler-{name}.log"));
+            labeler.running = Some(Service::spawn(
+                format!("labeler {name}"),
+                &self.bins.miner,
+                &os(&[
+                    "labelers",
+                    "--db.url",
+                    &labeler.db_url,
+                    "--label.base-url",
+                    &labeler.axon,
+                    "simulate",
+                    "--name",
+                    &format!("sim-{name}"),
+                    "--url",
+                    &labeler.axon,
+                    "--accuracy",
+                    &accuracy,
+                    "--count",
+                    "200",
+                    "--seed",
+                    &seed,
+                ]),
+                &[],
+                &log,
+            )?);
+            labeler.last_start = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// The final table (the last metagraph, re-read when the chain still answers).
+    async fn final_summary(&mut self, started: Instant) -> Option<Summary> {
+        let fresh = match &self.chain {
+            Some((_, client)) => client.metagraph(NETUID).await.ok(),
+            None => None,
+        };
+        let (metagraph, rows) = match fresh {
+            Some(metagraph) => {
+                let rows = self.rows(&metagraph).await;
+                (metagraph, rows)
+            }
+            None => self.last.clone()?,
+        };
+        let wall_seconds = started.elapsed().as_secs_f64();
+        println!(
+            "\n=== devnet summary: {} epochs watched, block {}, {wall_seconds:.0}s wall time ===\n{}",
+            self.epochs_seen,
+            metagraph.block,
+            report::render(&rows)
+        );
+        println!("role* = validator permit; TOTAL = emission summed over the watched epochs");
+        Some(Summary {
+            wall_seconds,
+            epochs: self.epochs_seen,
+            block: metagraph.block,
+            dashboard: self.dashboards.first().cloned(),
+            neurons: rows,
+        })
+    }
+
+    /// Stops labelers, then services in reverse start order, then Postgres.
+    async fn shutdown(&mut self, keep: bool) {
+        let mut lines = Vec::new();
+        for labeler in &mut self.labelers {
+            if let Some(running) = &mut labeler.running {
+                let how = running.stop(STOP_GRACE).await;
+                lines.push(format!("{}: {how}", running.name));
+            }
+        }
+        while let Some(mut service) = self.services.pop() {
+            let how = service.stop(STOP_GRACE).await;
+            lines.push(format!("{}: {how}", service.name));
+        }
+        if let Some(pg) = &mut self.postgres {
+            let how = pg.stop(keep, &self.logs.join("postgres.log")).await;
+            lines.push(format!("postgres: {how}"));
+            if !keep
+                && let Some(dir) = pg.cluster_dir()
+                && let Err(e) = std::fs::remove_dir_all(&dir)
+            {
+                lines.push(format!("could not remove {}: {e}", dir.display()));
+            }
+        }
+        println!("devnet: stopped — {}", lines.join("; "));
+    }
+}
+
+/// Waits until the chain's head reaches `block`.
+async fn wait_for_block(
+    client: &DevChainClient,
+    block: u64,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let head = client
+            .head()
+            .await
+            .context("while reading the head")?
+            .number;
+        if head >= block {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!("the chain did not reach block {block} within {timeout:?} (head {head})");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Copies the files of `from` into a new folder `to`.
+fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("while creating {}", to.display()))?;
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("while reading {}", from.display()))?
+    {
+        let entry = entry.with_context(|| format!("while reading {}", from.display()))?;
+        if entry.file_type().is_ok_and(|t| t.is_file()) {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))
+                .with_context(|| format!("while copying {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes a `config.json` disagree with its weights: one more layer than the file holds.
+fn break_config(path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("while reading {}", path.display()))?;
+    let mut config: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let layers = config
+        .get("num_hidden_layers")
+        .and_then(serde_json::Value::as_u64)
+        .with_context(|| format!("{} has no num_hidden_layers", path.display()))?;
+    config["num_hidden_layers"] = serde_json::Value::from(layers + 1);
+    let text = serde_json::to_string_pretty(&config).context("while encoding config.json")?;
+    std::fs::write(path, text).with_context(|| format!("while writing {}", path.display()))
+}
+
+/// Arguments as `OsStr`s.
+fn os<'a>(args: &[&'a str]) -> Vec<&'a OsStr> {
+    args.iter().map(|a| OsStr::new(*a)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn break_config_adds_a_layer_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, r#"{"num_hidden_layers": 2, "hidden_size": 64}"#).unwrap();
+        break_config(&path).unwrap();
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(config["num_hidden_layers"], 3);
+        assert_eq!(config["hidden_size"], 64);
+    }
+
+    #[test]
+    fn copy_dir_copies_every_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("a");
+        std::fs::create_dir(&from).unwrap();
+        std::fs::write(from.join("config.json"), b"{}").unwrap();
+        std::fs::write(from.join("model.safetensors"), b"xyz").unwrap();
+        let to = dir.path().join("b");
+        copy_dir(&from, &to).unwrap();
+        assert_eq!(std::fs::read(to.join("model.safetensors")).unwrap(), b"xyz");
+    }
+}
