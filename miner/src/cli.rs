@@ -35,6 +35,8 @@ pub enum Command {
     Register(crate::commands::chain::RegisterArgs),
     /// Commit a model directory's manifest hash on chain, signed by the hotkey.
     Commit(crate::commands::chain::CommitArgs),
+    /// Manage the people who label RLHF tasks (sign-in links), or run a simulated labeler.
+    Labelers(crate::labeling::cli::LabelersArgs),
     /// Manage the miner's hotkey (bittensor wallet layout).
     Keys {
         #[command(flatten)]
@@ -111,6 +113,13 @@ pub struct ServeArgs {
     #[serde(serialize_with = "serialize_display")]
     pub device: subnet_model::backend::DeviceChoice,
 
+    /// Postgres URL for the RLHF label track (batches, labelers, labels). Without it the miner
+    /// serves its model only and the label routes answer 404. Not `DATABASE_URL`: a validator on
+    /// the same host must not share the miner's migrations.
+    #[arg(long = "db.url", env = "MINER_DB_URL")]
+    #[serde(serialize_with = "serialize_db_url")]
+    pub db_url: Option<String>,
+
     /// Print the resolved configuration as JSON and exit.
     #[arg(long = "dump-config")]
     #[serde(skip)]
@@ -123,6 +132,14 @@ fn serialize_display<T: std::fmt::Display, S: serde::Serializer>(
     s: S,
 ) -> Result<S::Ok, S::Error> {
     s.collect_str(value)
+}
+
+/// `--dump-config` shows the database URL without its password.
+fn serialize_db_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => s.serialize_some(&crate::db::redact(url)),
+        None => s.serialize_none(),
+    }
 }
 
 /// `--dump-config` shows the wallet flags as `{"path", "name", "hotkey"}`.

@@ -10,13 +10,17 @@
 //! | [`error`] | [`error::ApiError`] and the JSON error shape for every 4xx/5xx |
 //! | [`chain_auth`] | who may call: registered hotkeys, validator permits for `/v1/rlhf/*` |
 //! | [`commands`] | `init-base`, `finetune`, `register`, `commit`; the axon publication of `serve` |
+//! | [`db`] | Postgres: RLHF batches, labelers, sessions, labels (all the miner's SQL) |
+//! | [`labeling`] | the RLHF label track: the labeler web form, `miner labelers`, the simulated labeler |
 
 pub mod artifact;
 pub mod chain_auth;
 pub mod cli;
 pub mod commands;
+pub mod db;
 pub mod error;
 pub mod inference;
+pub mod labeling;
 pub mod routes;
 pub mod startup;
 
@@ -51,7 +55,10 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(
             "--insecure-no-chain: registration is NOT checked; any correctly signed caller is served. Use only for local tests."
         );
-        let app = startup::Application::build(&config, keypair, AllowAnySigner).await?;
+        let labeling = connect_labeling(&args, std::sync::Arc::new(labeling::NoChain)).await?;
+        let app =
+            startup::Application::build_with_labeling(&config, keypair, AllowAnySigner, labeling)
+                .await?;
         (app, None)
     } else {
         let url = args.chain_url.as_deref().context(
@@ -76,7 +83,9 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
         if !callers.snapshot().registered.contains(&hotkey) {
             tracing::warn!(hotkey = %hotkey, netuid = args.netuid, "this miner's hotkey is not registered on the subnet yet");
         }
-        let app = startup::Application::build(&config, keypair, callers).await?;
+        let labeling = connect_labeling(&args, std::sync::Arc::new(callers.clone())).await?;
+        let app =
+            startup::Application::build_with_labeling(&config, keypair, callers, labeling).await?;
         (app, Some(chain))
     };
     let addr = app
@@ -93,6 +102,26 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
         );
     }
     app.run_until(startup::shutdown_signal()).await
+}
+
+/// The label track when `--db.url` is given (connects and migrates), else `None`.
+async fn connect_labeling(
+    args: &cli::ServeArgs,
+    clock: std::sync::Arc<dyn labeling::BlockClock>,
+) -> anyhow::Result<Option<std::sync::Arc<labeling::Labeling>>> {
+    let Some(url) = &args.db_url else {
+        tracing::info!("no --db.url: this miner collects no RLHF labels");
+        return Ok(None);
+    };
+    let pool = db::connect(url)
+        .await
+        .context("while opening the labels database (--db.url)")?;
+    tracing::info!(db = %db::redact(url), "collecting RLHF labels; labeler form at /label");
+    Ok(Some(std::sync::Arc::new(labeling::Labeling {
+        pool,
+        clock,
+        config: labeling::LabelingConfig::default(),
+    })))
 }
 
 /// Publishes the axon endpoint on chain in the background when it differs from the one there.

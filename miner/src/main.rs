@@ -18,6 +18,9 @@ async fn main() -> anyhow::Result<()> {
             commands::chain::run_register(&args, &mut std::io::stdout()).await
         }
         Command::Commit(args) => commands::chain::run_commit(&args, &mut std::io::stdout()).await,
+        Command::Labelers(args) => {
+            subnet_miner::labeling::cli::run(args, &mut std::io::stdout()).await
+        }
         Command::Keys { wallet, command } => {
             subnet_common::cli::run(&command, &wallet, &mut std::io::stdout().lock())
         }

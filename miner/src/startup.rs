@@ -18,6 +18,7 @@ use crate::{
     artifact::Artifact,
     error,
     inference::{GenerateLimits, Inference},
+    labeling::{self, Labeling},
     routes,
 };
 
@@ -30,6 +31,9 @@ pub struct AppState {
     pub model: Option<Arc<Artifact>>,
     /// The loaded model for `/v1/generate`; `None` when no model is served or it was not loaded.
     pub inference: Option<Arc<Inference>>,
+    /// The RLHF label track (Postgres pool, block clock); `None` without `--db.url`, then
+    /// `/v1/rlhf/*` and `/label` answer 404.
+    pub labeling: Option<Arc<Labeling>>,
 }
 
 /// Settings of the HTTP server, resolved from the CLI.
@@ -70,6 +74,16 @@ impl Application {
         config: &ServerConfig,
         keypair: Keypair,
         guard_authorizer: impl subnet_common::btauth::Authorize,
+    ) -> anyhow::Result<Self> {
+        Self::build_with_labeling(config, keypair, guard_authorizer, None).await
+    }
+
+    /// [`Application::build`] that also collects RLHF labels when `labeling` is given.
+    pub async fn build_with_labeling(
+        config: &ServerConfig,
+        keypair: Keypair,
+        guard_authorizer: impl subnet_common::btauth::Authorize,
+        labeling: Option<Arc<Labeling>>,
     ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(config.addr)
             .await
@@ -114,6 +128,7 @@ impl Application {
             keypair: Arc::new(keypair),
             model: model.map(|(artifact, _)| artifact),
             inference,
+            labeling,
         };
         Ok(Self {
             listener,
@@ -178,6 +193,8 @@ pub fn router(state: AppState, guard: Guard) -> Router {
         .route("/v1/model/manifest", get(routes::model::manifest))
         .route("/v1/model/files/{name}", get(routes::model::file))
         .route("/v1/generate", post(routes::generate::generate))
+        .route("/v1/rlhf/tasks", post(routes::rlhf::tasks))
+        .route("/v1/rlhf/labels", post(routes::rlhf::labels))
         .route_layer(middleware::from_fn_with_state(
             guard,
             subnet_common::btauth::require,
@@ -187,8 +204,21 @@ pub fn router(state: AppState, guard: Guard) -> Router {
         .merge(signed)
         .fallback(routes::not_found)
         .layer(middleware::from_fn(error::json_errors))
+        // The labeler form answers HTML pages, also for its errors: outside `json_errors`.
+        .merge(label_form())
         .layer(TraceLayer::new_for_http().make_span_with(routes::make_span))
         .with_state(state)
+}
+
+/// `/label`: the labeler web form (public; its own cookie sessions and CSRF tokens).
+fn label_form() -> Router<AppState> {
+    Router::new()
+        .route("/label", get(labeling::form::task_page))
+        .route(
+            "/label/login",
+            get(labeling::form::login_page).post(labeling::form::login),
+        )
+        .route("/label/answer", post(labeling::form::answer))
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

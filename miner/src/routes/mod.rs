@@ -4,6 +4,7 @@ pub mod generate;
 pub mod health;
 pub mod identity;
 pub mod model;
+pub mod rlhf;
 
 use axum::{extract::MatchedPath, http::Request};
 

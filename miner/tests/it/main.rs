@@ -7,5 +7,6 @@ mod chain_cmds;
 mod finetune;
 mod generate;
 mod helpers;
+mod labels;
 mod model;
 mod server;

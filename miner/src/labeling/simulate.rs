@@ -1,0 +1,346 @@
+//! A **simulated** labeler, for tests and demos: it signs in with a sign-in link and answers
+//! through the same HTTP form a browser uses (session cookie, one-time CSRF tokens, redirects).
+//!
+//! How it decides. A simulation cannot know which answer a human would prefer. For prompts of
+//! the subnet's own task generators (`subnet_model::tasks`, e.g. `12+7=` or `reverse(abc)=`) it
+//! recomputes the correct completion with the generators' checker ([`TaskKind::solve`]): the
+//! answer equal to it is "correct" (both equal: a tie). With probability `accuracy` it gives the
+//! correct choice, otherwise a wrong one (the other answer; for a tie, A or B at random). That is
+//! what makes a high-accuracy simulated labeler accurate on the validators' known-answer tasks.
+//! When no checker recognises the prompt, or neither answer is correct, it picks A, B or Tie
+//! uniformly at random.
+
+use std::{io::Write, time::Duration};
+
+use anyhow::{Context, bail};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use reqwest::{StatusCode, header};
+use subnet_common::protocol::Choice;
+use subnet_model::tasks::TaskKind;
+
+use super::form::SESSION_COOKIE;
+use crate::db;
+
+/// The answer a checker finds correct, if any checker knows the prompt and exactly one answer
+/// (or both) match.
+pub fn judge(prompt: &str, a: &str, b: &str) -> Option<Choice> {
+    let expected = TaskKind::ALL.iter().find_map(|kind| kind.solve(prompt))?;
+    match (a.trim() == expected, b.trim() == expected) {
+        (true, false) => Some(Choice::A),
+        (false, true) => Some(Choice::B),
+        (true, true) => Some(Choice::Tie),
+        (false, false) => None,
+    }
+}
+
+/// What a simulated labeler with `accuracy` answers, given the checker's verdict.
+pub fn decide<R: Rng + ?Sized>(truth: Option<Choice>, accuracy: f64, rng: &mut R) -> Choice {
+    let Some(truth) = truth else {
+        return [Choice::A, Choice::B, Choice::Tie][rng.gen_range(0..3)];
+    };
+    if rng.gen_bool(accuracy.clamp(0.0, 1.0)) {
+        return truth;
+    }
+    match truth {
+        Choice::A => Choice::B,
+        Choice::B => Choice::A,
+        Choice::Tie => [Choice::A, Choice::B][rng.gen_range(0..2)],
+    }
+}
+
+/// Settings of one simulation run.
+#[derive(Debug, Clone)]
+pub struct Simulation {
+    /// The sign-in link (`http://host:port/label/login?token=…`).
+    pub link: String,
+    /// Probability of giving the correct answer where a checker knows it.
+    pub accuracy: f64,
+    /// Most answers to give (stops earlier when no task is open).
+    pub count: usize,
+    /// Seed of the choices (random when `None`).
+    pub seed: Option<u64>,
+}
+
+/// What a simulation did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SimulationReport {
+    /// Answers stored.
+    pub answered: usize,
+    /// Of those, answers to tasks a checker could judge.
+    pub judged: usize,
+    /// Of those, answers equal to the checker's verdict.
+    pub correct: usize,
+}
+
+/// A task page as the simulation reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownTask {
+    /// The form's CSRF token.
+    pub csrf: String,
+    /// Task id shown.
+    pub task_id: String,
+    /// Prompt text (unescaped).
+    pub prompt: String,
+    /// Answer A (unescaped).
+    pub a: String,
+    /// Answer B (unescaped).
+    pub b: String,
+}
+
+/// Runs the simulation, writing one line per answer to `out`.
+pub async fn run(sim: &Simulation, out: &mut impl Write) -> anyhow::Result<SimulationReport> {
+    let base = sim
+        .link
+        .split_once("/label/login")
+        .map(|(base, _)| base.to_string())
+        .context("the link must look like http://HOST:PORT/label/login?token=…")?;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .context("while building the HTTP client")?;
+    writeln!(
+        out,
+        "SIMULATION: a simulated labeler (accuracy {:.2}), not a human, answering at {base}",
+        sim.accuracy
+    )?;
+    let cookie = sign_in(&http, &sim.link).await?;
+    let mut rng = match sim.seed {
+        Some(seed) => StdRng::seed_from_u64(seed),
+        None => StdRng::from_entropy(),
+    };
+    let mut report = SimulationReport::default();
+    while report.answered < sim.count {
+        let page = get_page(&http, &format!("{base}/label"), &cookie).await?;
+        let Some(task) = parse_task(&page) else {
+            if page.contains("No open tasks") {
+                writeln!(out, "SIMULATION: no open task left")?;
+                break;
+            }
+            bail!("GET /label returned neither a task nor the all-done page");
+        };
+        let truth = judge(&task.prompt, &task.a, &task.b);
+        let choice = decide(truth, sim.accuracy, &mut rng);
+        let response = http
+            .post(format!("{base}/label/answer"))
+            .header(header::COOKIE, &cookie)
+            .form(&[
+                ("csrf", task.csrf.as_str()),
+                ("choice", db::choice_str(choice)),
+                ("note", "simulated labeler"),
+            ])
+            .send()
+            .await
+            .context("while posting an answer")?;
+        if response.status() != StatusCode::SEE_OTHER {
+            bail!(
+                "answer to task {} refused with {}",
+                task.task_id,
+                response.status()
+            );
+        }
+        report.answered += 1;
+        if let Some(truth) = truth {
+            report.judged += 1;
+            report.correct += usize::from(truth == choice);
+        }
+        writeln!(
+            out,
+            "SIMULATION: task {} → {} (checker: {})",
+            task.task_id,
+            db::choice_str(choice),
+            truth.map_or("unknown", db::choice_str)
+        )?;
+    }
+    writeln!(
+        out,
+        "SIMULATION done: {} answers, {} judged by a checker, {} of those correct",
+        report.answered, report.judged, report.correct
+    )?;
+    Ok(report)
+}
+
+/// Opens the link, presses "Sign in", returns the `Cookie` header value of the session.
+async fn sign_in(http: &reqwest::Client, link: &str) -> anyhow::Result<String> {
+    let page = http
+        .get(link)
+        .send()
+        .await
+        .with_context(|| format!("while opening the sign-in link {link}"))?;
+    if !page.status().is_success() {
+        bail!("the sign-in link answered {}", page.status());
+    }
+    let html = page
+        .text()
+        .await
+        .context("while reading the sign-in page")?;
+    let token = attribute_after(&html, "name=\"token\"", "value=\"")
+        .context("the sign-in page has no token field")?;
+    let login_url = link
+        .split_once('?')
+        .map_or(link, |(path, _)| path)
+        .to_string();
+    let response = http
+        .post(login_url)
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .context("while signing in")?;
+    if response.status() != StatusCode::SEE_OTHER {
+        bail!(
+            "sign-in refused ({}): the link was used or has expired",
+            response.status()
+        );
+    }
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            let pair = v.split(';').next()?.trim();
+            pair.starts_with(&format!("{SESSION_COOKIE}="))
+                .then(|| pair.to_string())
+        })
+        .context("sign-in set no session cookie")
+}
+
+async fn get_page(http: &reqwest::Client, url: &str, cookie: &str) -> anyhow::Result<String> {
+    let response = http
+        .get(url)
+        .header(header::COOKIE, cookie)
+        .send()
+        .await
+        .with_context(|| format!("while loading {url}"))?;
+    if !response.status().is_success() {
+        bail!("{url} answered {}", response.status());
+    }
+    response.text().await.context("while reading the task page")
+}
+
+/// Reads the task form out of a task page; `None` when the page shows no task.
+pub fn parse_task(html: &str) -> Option<ShownTask> {
+    Some(ShownTask {
+        csrf: attribute_after(html, "name=\"csrf\"", "value=\"")?,
+        task_id: text_after(html, "· task ", "</span>")?,
+        prompt: text_after(html, "id=\"prompt\">", "</div>")?,
+        a: text_after(html, "id=\"answer-a\">", "</div>")?,
+        b: text_after(html, "id=\"answer-b\">", "</div>")?,
+    })
+}
+
+fn attribute_after(html: &str, anchor: &str, attribute: &str) -> Option<String> {
+    let rest = &html[html.find(anchor)? + anchor.len()..];
+    text_after(rest, attribute, "\"")
+}
+
+fn text_after(html: &str, start: &str, end: &str) -> Option<String> {
+    let rest = &html[html.find(start)? + start.len()..];
+    Some(unescape(&rest[..rest.find(end)?]))
+}
+
+/// Undoes HTML escaping (`&#60;`, `&lt;`, `&amp;`, …).
+pub fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let decoded = rest.find(';').and_then(|end| {
+            let entity = &rest[1..end];
+            let c = match entity {
+                "lt" => Some('<'),
+                "gt" => Some('>'),
+                "amp" => Some('&'),
+                "quot" => Some('"'),
+                "apos" => Some('\''),
+                _ => entity
+                    .strip_prefix("#x")
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                    .and_then(char::from_u32),
+            }?;
+            Some((c, end + 1))
+        });
+        match decoded {
+            Some((c, len)) => {
+                out.push(c);
+                rest = &rest[len..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checker_finds_the_correct_answer() {
+        assert_eq!(judge("12+7=", "19", "18"), Some(Choice::A));
+        assert_eq!(judge("reverse(abc)=", "abc", "cba"), Some(Choice::B));
+        assert_eq!(judge("next(9)=", "10", " 10"), Some(Choice::Tie));
+        assert_eq!(judge("12+7=", "1", "2"), None);
+        assert_eq!(judge("Write a poem", "x", "y"), None);
+    }
+
+    #[test]
+    fn accuracy_one_is_always_right_and_zero_always_wrong() {
+        let mut rng = StdRng::seed_from_u64(1);
+        for _ in 0..50 {
+            assert_eq!(decide(Some(Choice::A), 1.0, &mut rng), Choice::A);
+            assert_eq!(decide(Some(Choice::A), 0.0, &mut rng), Choice::B);
+            assert_ne!(decide(Some(Choice::Tie), 0.0, &mut rng), Choice::Tie);
+        }
+    }
+
+    #[test]
+    fn accuracy_is_the_share_of_correct_answers() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let right = (0..4000)
+            .filter(|_| decide(Some(Choice::B), 0.8, &mut rng) == Choice::B)
+            .count();
+        assert!((3050..3350).contains(&right), "{right}");
+    }
+
+    #[test]
+    fn unescape_reverses_askama_and_named_entities() {
+        assert_eq!(
+            unescape("&#60;script&#62; &lt;b&gt; &amp;&#38; &#34;&quot; &#x27; & ;"),
+            "<script> <b> && \"\" ' & ;"
+        );
+    }
+
+    #[test]
+    fn a_rendered_task_page_parses_back() {
+        use askama::Template;
+        let page = super::super::pages::TaskPage {
+            labeler: "sim".into(),
+            done: 1,
+            total: 3,
+            deadline_block: 9,
+            blocks_left: None,
+            seconds_left: String::new(),
+            batch_id: "b".into(),
+            task_id: "t<1>".into(),
+            prompt: "<script>alert(1)</script>\n2+2=".into(),
+            a: "4 & more".into(),
+            b: "\"5\"".into(),
+            csrf: "c0ffee".into(),
+            max_note: 10,
+            saved: true,
+        };
+        let shown = parse_task(&page.render().expect("render")).expect("a task");
+        assert_eq!(shown.csrf, "c0ffee");
+        assert_eq!(shown.task_id, "t<1>");
+        assert_eq!(shown.prompt, "<script>alert(1)</script>\n2+2=");
+        assert_eq!(shown.a, "4 & more");
+        assert_eq!(shown.b, "\"5\"");
+    }
+}

@@ -1,0 +1,706 @@
+//! The RLHF label track over real HTTP: validators' batch and label routes, the labeler form's
+//! sign-in, sessions and one-time CSRF tokens, deadlines, `miner labelers` through the binary and
+//! the simulated labeler. Each test gets a fresh migrated database (`#[sqlx::test]`).
+
+use std::{sync::Arc, time::Duration};
+
+use reqwest::{StatusCode, header};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use subnet_common::{
+    btauth::{AllowAnySigner, SignedClient},
+    keys::Keypair,
+    protocol::{Choice, LabelsResponse},
+};
+use subnet_miner::{
+    db,
+    labeling::{self, Labeling, LabelingConfig, ManualClock},
+    startup::{Application, ServerConfig},
+};
+
+/// A miner (`//Bob`) collecting labels into `pool`, with a validator client (`//Alice`).
+pub struct LabelApp {
+    pub base: String,
+    pub miner: Keypair,
+    pub validator: SignedClient,
+    pub pool: PgPool,
+    pub clock: Arc<ManualClock>,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl LabelApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `POST path` signed by `client` with a JSON body.
+    pub async fn signed(
+        &self,
+        client: &SignedClient,
+        path: &str,
+        body: &Value,
+    ) -> reqwest::Response {
+        client
+            .post_json(
+                reqwest::Url::parse(&self.url(path)).expect("url"),
+                &self.miner.account_id(),
+                body,
+            )
+            .expect("json")
+            .send()
+            .await
+            .expect("send")
+    }
+
+    /// Sends a batch as `//Alice`; returns the status.
+    pub async fn send_batch(&self, batch: &Value) -> StatusCode {
+        self.signed(&self.validator, "/v1/rlhf/tasks", batch)
+            .await
+            .status()
+    }
+
+    /// Adds a labeler and returns their sign-in link.
+    pub async fn add_labeler(&self, name: &str) -> String {
+        let token = labeling::new_secret();
+        db::add_labeler(&self.pool, name, &db::hash_secret(&token), 3600)
+            .await
+            .expect("add labeler");
+        labeling::login_link(&self.base, &token)
+    }
+
+    /// Labels of `//Alice`'s batch.
+    pub async fn labels(&self, batch_id: &str) -> LabelsResponse {
+        let res = self
+            .signed(
+                &self.validator,
+                "/v1/rlhf/labels",
+                &json!({ "batch_id": batch_id }),
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.expect("labels json")
+    }
+}
+
+pub async fn spawn_label_app(pool: PgPool, config: LabelingConfig) -> LabelApp {
+    let miner = Keypair::from_uri("//Bob").expect("dev key");
+    let server = ServerConfig {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        max_body_bytes: 1 << 20,
+        auth_max_age: Duration::from_secs(10),
+        model: None,
+    };
+    let clock = Arc::new(ManualClock::at(100));
+    let labeling = Labeling {
+        pool: pool.clone(),
+        clock: Arc::clone(&clock) as Arc<dyn labeling::BlockClock>,
+        config,
+    };
+    let app = Application::build_with_labeling(
+        &server,
+        miner.clone(),
+        AllowAnySigner,
+        Some(Arc::new(labeling)),
+    )
+    .await
+    .expect("build app");
+    let addr = app.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    LabelApp {
+        base: format!("http://{addr}"),
+        miner,
+        validator: signed_client("//Alice"),
+        pool,
+        clock,
+        _shutdown: tx,
+    }
+}
+
+pub fn signed_client(uri: &str) -> SignedClient {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    SignedClient::new(http, Keypair::from_uri(uri).expect("dev key"))
+}
+
+/// A batch of `n` arithmetic tasks: answer A is correct, B off by one.
+pub fn batch(batch_id: &str, deadline_block: u64, n: usize) -> Value {
+    let tasks: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({
+                "task_id": format!("t{i}"),
+                "prompt": format!("{i}+1="),
+                "a": (i + 1).to_string(),
+                "b": (i + 2).to_string(),
+            })
+        })
+        .collect();
+    json!({ "batch_id": batch_id, "deadline_block": deadline_block, "tasks": tasks })
+}
+
+/// A browser-like client: keeps the session cookie, does not follow redirects.
+pub struct Browser {
+    http: reqwest::Client,
+    base: String,
+    pub cookie: Option<String>,
+}
+
+/// A page: status and body.
+pub struct Page {
+    pub status: StatusCode,
+    pub location: Option<String>,
+    pub html: String,
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(10))
+                .build()
+                .expect("client"),
+            base: base.to_string(),
+            cookie: None,
+        }
+    }
+
+    async fn page(&mut self, request: reqwest::RequestBuilder) -> Page {
+        let request = match &self.cookie {
+            Some(c) => request.header(header::COOKIE, c),
+            None => request,
+        };
+        let res = request.send().await.expect("send");
+        for value in res.headers().get_all(header::SET_COOKIE) {
+            let value = value.to_str().expect("ascii cookie");
+            assert!(value.contains("HttpOnly"), "{value}");
+            assert!(value.contains("SameSite=Strict"), "{value}");
+            self.cookie = value.split(';').next().map(str::to_string);
+        }
+        Page {
+            status: res.status(),
+            location: res
+                .headers()
+                .get(header::LOCATION)
+                .map(|v| v.to_str().expect("ascii").to_string()),
+            html: res.text().await.expect("body"),
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let request = self.http.get(url);
+        self.page(request).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let request = self.http.post(format!("{}{path}", self.base)).form(form);
+        self.page(request).await
+    }
+
+    /// Opens the link and presses "Sign in".
+    pub async fn sign_in(&mut self, link: &str) -> Page {
+        let page = self.get(link).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+        let token = link.split_once("token=").expect("token").1.to_string();
+        assert!(page.html.contains(&token));
+        self.post("/label/login", &[("token", &token)]).await
+    }
+
+    /// `GET /label`, which must show a task; returns its CSRF token and task id.
+    pub async fn open_task(&mut self) -> (String, String, Page) {
+        let page = self.get("/label").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+        let task = labeling::simulate::parse_task(&page.html).expect("a task on the page");
+        (task.csrf, task.task_id, page)
+    }
+
+    pub async fn answer(&mut self, csrf: &str, choice: &str) -> Page {
+        self.post(
+            "/label/answer",
+            &[("csrf", csrf), ("choice", choice), ("note", "")],
+        )
+        .await
+    }
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn a_batch_is_accepted_once_and_resending_it_changes_nothing(pool: PgPool) {
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    assert_eq!(
+        app.send_batch(&batch("b1", 200, 3)).await,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        app.send_batch(&batch("b1", 999, 5)).await,
+        StatusCode::ACCEPTED
+    );
+    let link = app.add_labeler("ann").await;
+    let mut browser = Browser::new(&app.base);
+    browser.sign_in(&link).await;
+    let (_, task_id, page) = browser.open_task().await;
+    assert_eq!(task_id, "t0");
+    assert!(
+        page.html.contains("Done <strong>0</strong> / 3"),
+        "{}",
+        page.html
+    );
+    assert!(
+        page.html.contains("Deadline: block 200 · 100 blocks left"),
+        "{}",
+        page.html
+    );
+    assert!(app.labels("b1").await.labels.is_empty());
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn oversized_and_malformed_batches_get_json_errors(pool: PgPool) {
+    let config = LabelingConfig {
+        limits: labeling::BatchLimits {
+            max_tasks: 4,
+            max_text_bytes: 64,
+            max_id_bytes: 16,
+        },
+        ..LabelingConfig::default()
+    };
+    let app = spawn_label_app(pool, config).await;
+    let res = app
+        .signed(&app.validator, "/v1/rlhf/tasks", &batch("big", 200, 5))
+        .await;
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"], "payload_too_large");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("at most 4")
+    );
+
+    let mut long = batch("long", 200, 1);
+    long["tasks"][0]["a"] = json!("x".repeat(65));
+    assert_eq!(app.send_batch(&long).await, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let mut twice = batch("twice", 200, 2);
+    twice["tasks"][1]["task_id"] = json!("t0");
+    let res = app.signed(&app.validator, "/v1/rlhf/tasks", &twice).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"], "bad_request");
+
+    let res = app
+        .signed(
+            &app.validator,
+            "/v1/rlhf/tasks",
+            &json!({ "batch_id": "x" }),
+        )
+        .await;
+    assert!(res.status().is_client_error());
+    let body: Value = res.json().await.expect("error json");
+    assert!(body["error"].is_string());
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn a_validator_reads_only_its_own_batches(pool: PgPool) {
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    assert_eq!(
+        app.send_batch(&batch("shared-id", 200, 1)).await,
+        StatusCode::ACCEPTED
+    );
+    let charlie = signed_client("//Charlie");
+    let res = app
+        .signed(
+            &charlie,
+            "/v1/rlhf/labels",
+            &json!({ "batch_id": "shared-id" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"], "not_found");
+    // Charlie may use the same batch_id for a batch of his own.
+    let res = app
+        .signed(&charlie, "/v1/rlhf/tasks", &batch("shared-id", 200, 2))
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn labels_come_back_once_per_task_and_labeler_with_their_seconds(pool: PgPool) {
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    app.send_batch(&batch("b1", 200, 2)).await;
+    for (name, choices) in [("ann", ["a", "tie"]), ("bob", ["b", "a"])] {
+        let mut browser = Browser::new(&app.base);
+        let signed_in = browser.sign_in(&app.add_labeler(name).await).await;
+        assert_eq!(signed_in.status, StatusCode::SEE_OTHER);
+        assert_eq!(signed_in.location.as_deref(), Some("/label"));
+        for choice in choices {
+            let (csrf, _, _) = browser.open_task().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let page = browser.answer(&csrf, choice).await;
+            assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.html);
+            assert_eq!(page.location.as_deref(), Some("/label?saved=1"));
+        }
+        let done = browser.get("/label?saved=1").await;
+        assert!(done.html.contains("No open tasks"), "{}", done.html);
+        assert!(
+            done.html.contains("Done <strong>2</strong> / 2"),
+            "{}",
+            done.html
+        );
+    }
+    let labels = app.labels("b1").await.labels;
+    let got: Vec<(&str, Choice, &str)> = labels
+        .iter()
+        .map(|l| (l.task_id.as_str(), l.choice, l.labeler.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("t0", Choice::A, "ann"),
+            ("t0", Choice::B, "bob"),
+            ("t1", Choice::Tie, "ann"),
+            ("t1", Choice::A, "bob"),
+        ]
+    );
+    for label in &labels {
+        assert!((0.04..10.0).contains(&label.seconds), "{label:?}");
+    }
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn a_reused_csrf_token_gets_a_clear_page_and_changes_nothing(pool: PgPool) {
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    app.send_batch(&batch("b1", 200, 2)).await;
+    let mut browser = Browser::new(&app.base);
+    browser.sign_in(&app.add_labeler("ann").await).await;
+    let (csrf, _, _) = browser.open_task().await;
+    assert_eq!(
+        browser.answer(&csrf, "a").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let again = browser.answer(&csrf, "b").await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(again.html.contains("already submitted"), "{}", again.html);
+    assert!(again.html.contains("nothing was changed"), "{}", again.html);
+    let labels = app.labels("b1").await.labels;
+    assert_eq!(labels.len(), 1);
+    assert_eq!(
+        (labels[0].task_id.as_str(), labels[0].choice),
+        ("t0", Choice::A)
+    );
+    // The next task is still open and answerable.
+    let (next, task_id, _) = browser.open_task().await;
+    assert_eq!(task_id, "t1");
+    assert_eq!(
+        browser.answer(&next, "tie").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn a_double_submit_stores_one_label(pool: PgPool) {
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    app.send_batch(&batch("b1", 200, 1)).await;
+    let mut browser = Browser::new(&app.base);
+    browser.sign_in(&app.add_labeler("ann").await).await;
+    let (csrf, _, _) = browser.open_task().await;
+    let mut second = Browser::new(&app.base);
+    second.cookie = browser.cookie.clone();
+    let (first, other) = tokio::join!(browser.answer(&csrf, "a"), second.answer(&csrf, "b"));
+    let mut statuses = [first.status, other.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::SEE_OTHER, StatusCode::CONFLICT]);
+    assert_eq!(app.labels("b1").await.labels.len(), 1);
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn answering_the_same_task_from_two_tabs_keeps_the_first(pool: PgPool) {
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    app.send_batch(&batch("b1", 200, 2)).await;
+    let mut browser = Browser::new(&app.base);
+    browser.sign_in(&app.add_labeler("ann").await).await;
+    let (tab1, _, _) = browser.open_task().await;
+    let (tab2, _, _) = browser.open_task().await;
+    assert_ne!(tab1, tab2, "every rendering has its own token");
+    assert_eq!(
+        browser.answer(&tab1, "a").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = browser.answer(&tab2, "b").await;
+    assert_eq!(page.status, StatusCode::CONFLICT);
+    assert!(
+        page.html.contains("already answered this task"),
+        "{}",
+        page.html
+    );
+    let labels = app.labels("b1").await.labels;
+    assert_eq!(labels.len(), 1);
+    assert_eq!(labels[0].choice, Choice::A);
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn a_token_of_another_session_is_refused(pool: PgPool) {
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    app.send_batch(&batch("b1", 200, 1)).await;
+    let mut ann = Browser::new(&app.base);
+    ann.sign_in(&app.add_labeler("ann").await).await;
+    let mut eve = Browser::new(&app.base);
+    eve.sign_in(&app.add_labeler("eve").await).await;
+    let (ann_token, _, _) = ann.open_task().await;
+    let page = eve.answer(&ann_token, "b").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.html.contains("not valid"), "{}", page.html);
+    let page = eve.answer("", "b").await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(app.labels("b1").await.labels.is_empty());
+    // Ann's token is still good for Ann.
+    assert_eq!(
+        ann.answer(&ann_token, "a").await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn a_sign_in_link_works_once(pool: PgPool) {
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let link = app.add_labeler("ann").await;
+    assert_eq!(
+        Browser::new(&app.base).sign_in(&link).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let second = Browser::new(&app.base).sign_in(&link).await;
+    assert_eq!(second.status, StatusCode::UNAUTHORIZED);
+    assert!(second.html.contains("used already"), "{}", second.html);
+    assert!(
+        second.html.contains("miner labelers link"),
+        "{}",
+        second.html
+    );
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn no_or_bad_or_expired_sessions_get_a_page_saying_how_to_sign_in(pool: PgPool) {
+    let config = LabelingConfig {
+        session_ttl: Duration::from_secs(1),
+        ..LabelingConfig::default()
+    };
+    let app = spawn_label_app(pool, config).await;
+    app.send_batch(&batch("b1", 200, 1)).await;
+
+    let page = Browser::new(&app.base).get("/label").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(page.html.contains("not signed in"), "{}", page.html);
+    assert!(page.html.contains("miner labelers link"), "{}", page.html);
+
+    let mut forged = Browser::new(&app.base);
+    forged.cookie = Some(format!("{}=deadbeef", labeling::form::SESSION_COOKIE));
+    let page = forged.get("/label").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(page.html.contains("session is not valid"), "{}", page.html);
+
+    let mut browser = Browser::new(&app.base);
+    browser.sign_in(&app.add_labeler("ann").await).await;
+    let (csrf, _, _) = browser.open_task().await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let page = browser.get("/label").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(page.html.contains("session has expired"), "{}", page.html);
+    let page = browser.answer(&csrf, "a").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(app.labels("b1").await.labels.is_empty());
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn tasks_past_their_deadline_are_neither_shown_nor_stored(pool: PgPool) {
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    app.send_batch(&batch("late", 105, 1)).await;
+    app.send_batch(&batch("later", 300, 1)).await;
+    let mut browser = Browser::new(&app.base);
+    browser.sign_in(&app.add_labeler("ann").await).await;
+    let (csrf, _, page) = browser.open_task().await;
+    assert!(page.html.contains("batch late"), "{}", page.html);
+    assert!(
+        page.html.contains("5 blocks left (≈ 60 s)"),
+        "{}",
+        page.html
+    );
+    app.clock.set(106);
+    let refused = browser.answer(&csrf, "a").await;
+    assert_eq!(refused.status, StatusCode::GONE);
+    assert!(refused.html.contains("deadline"), "{}", refused.html);
+    let (_, _, page) = browser.open_task().await;
+    assert!(page.html.contains("batch later"), "{}", page.html);
+    assert!(
+        page.html.contains("Done <strong>0</strong> / 1"),
+        "{}",
+        page.html
+    );
+    assert!(app.labels("late").await.labels.is_empty());
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn disabling_a_labeler_ends_their_session_and_keeps_their_labels(pool: PgPool) {
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    app.send_batch(&batch("b1", 200, 2)).await;
+    let mut browser = Browser::new(&app.base);
+    browser.sign_in(&app.add_labeler("ann").await).await;
+    let (csrf, _, _) = browser.open_task().await;
+    browser.answer(&csrf, "a").await;
+    assert!(
+        db::disable_labeler(&app.pool, "ann")
+            .await
+            .expect("disable")
+    );
+    let page = browser.get("/label").await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.labels("b1").await.labels.len(), 1);
+    let listed = db::list_labelers(&app.pool).await.expect("list");
+    assert!(listed[0].disabled);
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn the_simulated_labeler_answers_through_the_form_as_accurately_as_asked(pool: PgPool) {
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    app.send_batch(&batch("b1", 200, 12)).await;
+    let mut out = Vec::new();
+    let report = labeling::simulate::run(
+        &labeling::simulate::Simulation {
+            link: app.add_labeler("sim").await,
+            accuracy: 1.0,
+            count: 100,
+            seed: Some(3),
+        },
+        &mut out,
+    )
+    .await
+    .expect("simulation");
+    assert_eq!(
+        (report.answered, report.judged, report.correct),
+        (12, 12, 12)
+    );
+    let out = String::from_utf8(out).expect("utf8");
+    assert!(out.starts_with("SIMULATION"), "{out}");
+    let labels = app.labels("b1").await.labels;
+    assert_eq!(labels.len(), 12);
+    assert!(
+        labels
+            .iter()
+            .all(|l| l.choice == Choice::A && l.labeler == "sim")
+    );
+}
+
+/// The URL of the database `#[sqlx::test]` made for this test.
+async fn database_url(pool: &PgPool) -> String {
+    let (name,): (String,) = sqlx::query_as("SELECT current_database()")
+        .fetch_one(pool)
+        .await
+        .expect("current_database");
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let server = base.rsplit_once('/').expect("url with a database").0;
+    format!("{server}/{name}")
+}
+
+fn miner(args: &[&str], db_url: &str) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_miner"))
+        .args(args)
+        .env("MINER_DB_URL", db_url)
+        .env("MINER_LABEL_BASE_URL", "http://miner.example:8091")
+        .output()
+        .expect("run miner")
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn labelers_add_list_link_and_disable_through_the_binary(pool: PgPool) {
+    let url = database_url(&pool).await;
+    let add = miner(&["labelers", "add", "ann"], &url);
+    assert!(add.status.success(), "{add:?}");
+    let stdout = String::from_utf8(add.stdout).expect("utf8");
+    let link = stdout
+        .lines()
+        .find(|l| l.starts_with("http://miner.example:8091/label/login?token="))
+        .expect("a link line");
+    let token = link.rsplit_once('=').expect("token").1;
+    assert_eq!(token.len(), 64);
+    let stored: Vec<(Option<String>,)> = sqlx::query_as("SELECT token_hash FROM labelers")
+        .fetch_all(&pool)
+        .await
+        .expect("select");
+    assert_eq!(
+        stored,
+        [(Some(db::hash_secret(token)),)],
+        "only the hash is stored"
+    );
+
+    let twice = miner(&["labelers", "add", "ann"], &url);
+    assert!(!twice.status.success());
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("exists already"));
+
+    let list = miner(&["labelers", "list"], &url);
+    let listed = String::from_utf8(list.stdout).expect("utf8");
+    assert!(
+        listed.contains("ann") && listed.contains("active"),
+        "{listed}"
+    );
+    assert!(listed.contains("not used yet"), "{listed}");
+
+    let relink = miner(&["labelers", "link", "ann"], &url);
+    assert!(relink.status.success(), "{relink:?}");
+    assert!(
+        !String::from_utf8_lossy(&relink.stdout).contains(token),
+        "a new token"
+    );
+
+    let disable = miner(&["labelers", "disable", "ann"], &url);
+    assert!(disable.status.success(), "{disable:?}");
+    let listed = String::from_utf8(miner(&["labelers", "list"], &url).stdout).expect("utf8");
+    assert!(listed.contains("disabled"), "{listed}");
+    assert!(
+        !miner(&["labelers", "disable", "nobody"], &url)
+            .status
+            .success()
+    );
+    assert!(!miner(&["labelers", "add", "<b>"], &url).status.success());
+}
+
+#[tokio::test]
+async fn a_miner_without_a_database_collects_no_labels_but_serves() {
+    let app = crate::helpers::spawn_app().await;
+    let res = app
+        .client
+        .post_json(
+            app.url("/v1/rlhf/tasks"),
+            &app.miner.account_id(),
+            &batch("b", 1, 1),
+        )
+        .expect("json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let body: Value = res.json().await.expect("json");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("collects no labels")
+    );
+    let page = reqwest::get(app.url("/label")).await.expect("get");
+    assert_eq!(page.status(), StatusCode::NOT_FOUND);
+    assert!(
+        page.text()
+            .await
+            .expect("body")
+            .contains("collects no labels")
+    );
+    let health = reqwest::get(app.url("/health")).await.expect("get");
+    assert_eq!(health.status(), StatusCode::OK);
+}
