@@ -1,0 +1,144 @@
+//! End to end: a shortened devnet with real `devchain`, `miner` and `validator` processes, then
+//! assertions on the chain's final metagraph (written by the devnet to `summary.json`).
+//!
+//! Needs PostgreSQL's `initdb`/`pg_ctl` (the `postgresql` package; the devnet starts a throwaway
+//! cluster) and builds the three binaries first (debug profile, beside the `devnet` binary).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use subnet_devnet::report::NeuronRow;
+use subnet_devnet::run::Summary;
+
+/// The whole run, build excluded, must finish within this.
+const RUN_LIMIT: Duration = Duration::from_secs(20 * 60);
+
+/// Builds `devchain`, `miner` and `validator` into the folder of the `devnet` test binary.
+fn build_binaries() -> PathBuf {
+    let devnet = PathBuf::from(env!("CARGO_BIN_EXE_devnet"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--bins",
+            "-p",
+            "subnet-chain",
+            "-p",
+            "subnet-miner",
+            "-p",
+            "subnet-validator",
+        ])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the binaries failed");
+    devnet.parent().expect("a folder").to_path_buf()
+}
+
+/// Runs the devnet binary to completion (killed after [`RUN_LIMIT`]); returns its output.
+fn run_devnet(bin_dir: &Path, run_dir: &Path, summary: &Path) -> String {
+    let log = run_dir.join("devnet-stdout.log");
+    std::fs::create_dir_all(run_dir).unwrap();
+    let out = std::fs::File::create(&log).unwrap();
+    let err = out.try_clone().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_devnet"))
+        .args([
+            "--epochs",
+            "7",
+            "--tempo",
+            "20",
+            "--block-time-ms",
+            "400",
+            "--strong-steps",
+            "120",
+            "--weak-steps",
+            "3",
+            "--keep",
+        ])
+        .arg("--bin-dir")
+        .arg(bin_dir)
+        .arg("--run-dir")
+        .arg(run_dir)
+        .arg("--summary")
+        .arg(summary)
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("devnet starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            child.kill().ok();
+            child.wait().ok();
+            panic!(
+                "devnet ran over {RUN_LIMIT:?}:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "devnet failed ({status}):\n{output}");
+    output
+}
+
+fn role<'a>(summary: &'a Summary, name: &str) -> &'a NeuronRow {
+    summary
+        .neurons
+        .iter()
+        .find(|n| n.role == name)
+        .unwrap_or_else(|| panic!("no {name} in {:#?}", summary.neurons))
+}
+
+#[test]
+fn a_short_devnet_pays_the_strong_miner_and_the_validators() {
+    let bin_dir = build_binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let summary_path = dir.path().join("summary.json");
+    let output = run_devnet(&bin_dir, &run_dir, &summary_path);
+    let summary: Summary =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let context = format!("{output}\n{summary:#?}");
+
+    assert_eq!(summary.epochs, 7, "{context}");
+    let (strong, weak) = (role(&summary, "strong"), role(&summary, "weak"));
+    let (copier, broken) = (role(&summary, "copier"), role(&summary, "broken"));
+    assert!(
+        strong.incentive > weak.incentive,
+        "strong {} ≤ weak {}\n{context}",
+        strong.incentive,
+        weak.incentive
+    );
+    assert!(
+        strong.total_emission_rao > weak.total_emission_rao,
+        "{context}"
+    );
+    assert!(copier.incentive <= strong.incentive, "{context}");
+    assert_eq!(
+        copier.incentive, 0.0,
+        "a duplicate earns nothing\n{context}"
+    );
+    assert_eq!(broken.incentive, 0.0, "{context}");
+    assert_eq!(broken.total_emission_rao, 0, "{context}");
+    for validator in ["validator1", "validator2"] {
+        let v = role(&summary, validator);
+        assert!(v.validator_permit, "{context}");
+        assert!(
+            v.dividends > 0.0,
+            "{validator} earns no dividends\n{context}"
+        );
+    }
+    let (good, bad) = (role(&summary, "label-good"), role(&summary, "label-bad"));
+    assert!(
+        good.incentive > bad.incentive,
+        "accurate labeler {} ≤ inaccurate {}\n{context}",
+        good.incentive,
+        bad.incentive
+    );
+}
