@@ -34,6 +34,11 @@ pub enum Command {
     },
     /// Evaluate a local model directory as the model track would (per-sample completion loss).
     Eval(EvalArgs),
+    /// Serve the dashboard (leaderboard, miner history, weights, chain, `/metrics`) from the
+    /// database, without running the epoch loop.
+    Dashboard(DashboardArgs),
+    /// Check wallet, chain, registration, database, disk, device and clock; exit 1 on a failure.
+    Doctor(DoctorArgs),
 }
 
 /// `validator query`: an operator's signed curl.
@@ -97,4 +102,76 @@ pub struct EvalArgs {
     /// Print exactly one JSON object `{"mean_loss", "samples": [{"loss", "tokens"}]}`.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `validator dashboard`: the dashboard alone, on a database the epoch loop fills.
+#[derive(Debug, Clone, Args)]
+pub struct DashboardArgs {
+    /// Subnet shown.
+    #[arg(long, env = "BT_NETUID", default_value_t = 1)]
+    pub netuid: u16,
+
+    /// Postgres URL (migrations are applied at start).
+    #[arg(long = "db.url", env = "DATABASE_URL")]
+    pub db_url: String,
+
+    /// Address to listen on.
+    #[arg(long = "http.ip", env = "BT_HTTP_IP", default_value = "127.0.0.1")]
+    pub http_ip: std::net::IpAddr,
+
+    /// Port to listen on (0 picks a free one and logs it).
+    #[arg(long = "http.port", env = "BT_HTTP_PORT", default_value_t = 8080)]
+    pub http_port: u16,
+
+    /// Chain JSON-RPC endpoint to show head, lag and emissions from (not shown when absent).
+    #[arg(long = "chain.url", env = "BT_CHAIN_URL")]
+    pub chain_url: Option<String>,
+
+    /// Seconds between two reads of the chain.
+    #[arg(long = "chain.poll-secs", default_value_t = 6)]
+    pub chain_poll_secs: u64,
+}
+
+/// `validator doctor`: everything a validator needs, checked once.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// Subnet.
+    #[arg(long, env = "BT_NETUID", default_value_t = 1)]
+    pub netuid: u16,
+
+    #[command(flatten)]
+    pub wallet: WalletArgs,
+
+    /// The chain's JSON-RPC endpoint.
+    #[arg(
+        long = "chain.url",
+        env = "BT_CHAIN_URL",
+        default_value = "http://127.0.0.1:9944"
+    )]
+    pub chain_url: String,
+
+    /// Postgres URL.
+    #[arg(long = "db.url", env = "DATABASE_URL")]
+    pub db_url: String,
+
+    /// Where model artifacts are cached.
+    #[arg(
+        long = "cache.dir",
+        env = "BT_CACHE_DIR",
+        default_value = "validator-cache",
+        value_name = "DIR"
+    )]
+    pub cache_dir: std::path::PathBuf,
+
+    /// Evaluation device to check: auto, cpu or cuda.
+    #[arg(long, env = "BT_DEVICE", default_value = "auto")]
+    pub device: subnet_model::backend::DeviceChoice,
+
+    /// Largest tolerated head lag and clock skew, in seconds.
+    #[arg(long = "max-lag-secs", default_value_t = 60)]
+    pub max_lag_secs: u64,
+
+    /// Smallest free space in the cache dir, in GiB.
+    #[arg(long = "min-free-gib", default_value_t = 2)]
+    pub min_free_gib: u64,
 }

@@ -9,11 +9,13 @@
 //! | [`tracks`] | the scoring tracks; [`tracks::model`] fetches, checks, evaluates and scores models |
 //! | [`web`] | the operator's dashboard: leaderboard, miner history charts, weights, chain; JSON under `/api/` |
 //! | [`metrics`] | Prometheus metrics (`validator_*`) and the `record_*` helpers the epoch loop calls |
+//! | [`doctor`] | `validator doctor`: wallet, chain, registration, database, disk, device, clock |
 //! | [`artifacts`] | fetching miners' model artifacts, verified against their commitment, into a cache |
 
 pub mod artifacts;
 pub mod cli;
 pub mod db;
+pub mod doctor;
 pub mod eval_cmd;
 pub mod metrics;
 pub mod query;

@@ -17,5 +17,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Eval(args) => {
             subnet_validator::eval_cmd::run(&args, &mut std::io::stdout().lock())
         }
+        Command::Dashboard(args) => subnet_validator::web::run(&args).await,
+        Command::Doctor(args) => {
+            if !subnet_validator::doctor::run(&args, &mut std::io::stdout().lock()).await {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }

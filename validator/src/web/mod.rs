@@ -260,3 +260,42 @@ pub async fn follow_chain<C: ChainClient>(
         tokio::time::sleep(interval).await;
     }
 }
+
+/// `validator dashboard`: serves the dashboard from the database until Ctrl-C, following the
+/// chain when `--chain.url` is given.
+pub async fn run(args: &crate::cli::DashboardArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let pool = crate::db::connect(&args.db_url)
+        .await
+        .context("while connecting to the database")?;
+    let metrics = crate::metrics::install().context("while installing the metrics recorder")?;
+    let (sender, chain) = watch::channel(ChainStatus {
+        netuid: args.netuid,
+        ..ChainStatus::default()
+    });
+    if let Some(url) = &args.chain_url {
+        let client = subnet_common::chain::client::DevChainClient::new(url)
+            .with_context(|| format!("while creating a client for {url}"))?;
+        tokio::spawn(follow_chain(
+            Arc::new(client),
+            args.netuid,
+            Duration::from_secs(args.chain_poll_secs.max(1)),
+            sender,
+        ));
+    }
+    let state = DashboardState {
+        pool,
+        netuid: args.netuid,
+        chain,
+        metrics: Some(metrics),
+    };
+    let addr = SocketAddr::new(args.http_ip, args.http_port);
+    serve(state, addr, async {
+        // Without a signal handler the server runs until killed.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    })
+    .await
+    .context("while serving the dashboard")
+}

@@ -2,6 +2,8 @@
 
 mod artifacts;
 mod dashboard;
+mod doctor;
 mod eval_cli;
 mod model_track;
+mod pg;
 mod query;
