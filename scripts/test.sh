@@ -24,6 +24,14 @@ if [ -f scripts/setup-postgres.sh ]; then
   source scripts/setup-postgres.sh
 fi
 
+step "chromium + chromedriver (labeler form browser test)"
+if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y chromium chromium-driver
+fi
+/usr/bin/chromedriver --version
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

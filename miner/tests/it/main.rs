@@ -2,6 +2,7 @@
 //! `miner` binary as a child process.
 
 mod binary;
+mod browser;
 mod chain_auth;
 mod chain_cmds;
 mod finetune;
