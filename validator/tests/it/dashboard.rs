@@ -324,3 +324,67 @@ async fn an_empty_database_shows_an_empty_leaderboard(pool: PgPool) {
     assert_eq!(board["epoch"], Value::Null);
     assert_eq!(board["rows"], serde_json::json!([]));
 }
+
+/// Kills the child when the test ends, pass or fail.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn the_dashboard_command_serves_the_stored_epochs(pool: PgPool) {
+    for epoch in [5, 6] {
+        db::save_epoch(&pool, &epoch_results(epoch, 0.0))
+            .await
+            .expect("save");
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let _child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_validator"))
+            .args(["dashboard", "--netuid", "2", "--db.url"])
+            .arg(crate::pg::database_url(&pool))
+            .args(["--http.port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn validator dashboard"),
+    );
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut health = None;
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/health")).send().await {
+            health = Some(r.status());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        health,
+        Some(reqwest::StatusCode::OK),
+        "dashboard did not start"
+    );
+    let board: Value = client
+        .get(format!("{base}/api/leaderboard"))
+        .send()
+        .await
+        .expect("leaderboard")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(board["epoch"]["epoch"], 6);
+    assert_eq!(board["rows"].as_array().map(Vec::len), Some(3));
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(metrics.status(), reqwest::StatusCode::OK);
+}
