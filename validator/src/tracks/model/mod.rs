@@ -15,7 +15,7 @@
 //! Per epoch: [`plan::plan`] → fetch artifacts and ask spot-checks in parallel (at most
 //! [`TrackSettings::fetch_concurrency`] miners at once) → evaluate one model at a time on the
 //! device (the CPU/GPU is the bottleneck; results are cached in memory by
-//! `(manifest_sha256, seed)`) → [`compute::find_copies`] → [`outcome::assemble`].
+//! `(manifest_sha256, seed, competition file)`) → [`compute::find_copies`] → [`outcome::assemble`].
 
 pub mod compute;
 pub mod outcome;
@@ -130,11 +130,11 @@ pub enum ModelTrackError {
     Score(#[from] ScoreError),
 }
 
-/// Cached evaluations of one seed, by manifest hash.
+/// Cached evaluations of one seed under one competition file, by manifest hash.
 #[derive(Debug, Default)]
 struct EvalCache {
-    /// The seed the entries belong to; a new seed empties the cache.
-    seed: [u8; 32],
+    /// The seed and competition-file hash the entries belong to; another pair empties the cache.
+    key: ([u8; 32], [u8; 32]),
     /// Losses, or the deterministic reason the model failed.
     entries: HashMap<String, Result<Vec<f64>, (Outcome, String)>>,
 }
@@ -164,6 +164,8 @@ struct Fetched {
 /// The per-epoch values every candidate's work shares.
 struct EpochContext {
     seed: [u8; 32],
+    /// `(seed, competition file sha256)`: what cached evaluations are valid for.
+    cache_key: ([u8; 32], [u8; 32]),
     competition: Arc<Competition>,
     dataset: Option<Arc<Dataset>>,
     byte_samples: Arc<Vec<Sample>>,
@@ -218,6 +220,7 @@ impl ModelTrack {
         limits.max_file_bytes = limits.max_file_bytes.min(competition.max_artifact_bytes);
         let context = EpochContext {
             seed: input.seed,
+            cache_key: (input.seed, input.competition.sha256),
             competition: Arc::new(competition.clone()),
             dataset: input.dataset.map(|d| Arc::new(d.clone())),
             byte_samples: Arc::new(byte_samples),
@@ -232,16 +235,22 @@ impl ModelTrack {
         );
 
         let context = &context;
-        let fetched: BTreeMap<u16, Result<Fetched, (Outcome, String)>> =
-            futures::stream::iter(candidates.iter().map(|&candidate| {
-                let span =
-                    tracing::info_span!("miner", uid = candidate.uid, hotkey = %candidate.hotkey);
+        // The futures are built into a Vec first: a stream over a borrowing closure would make
+        // this future not `Send` for every lifetime (rustc's "FnOnce is not general enough").
+        let mut jobs = Vec::with_capacity(candidates.len());
+        for &candidate in &candidates {
+            let span =
+                tracing::info_span!("miner", uid = candidate.uid, hotkey = %candidate.hotkey);
+            jobs.push(
                 async move { (candidate.uid, self.prepare(candidate, context).await) }
-                    .instrument(span)
-            }))
-            .buffer_unordered(self.settings.fetch_concurrency.max(1))
-            .collect()
-            .await;
+                    .instrument(span),
+            );
+        }
+        let fetched: BTreeMap<u16, Result<Fetched, (Outcome, String)>> =
+            futures::stream::iter(jobs)
+                .buffer_unordered(self.settings.fetch_concurrency.max(1))
+                .collect()
+                .await;
 
         let mut evals = Vec::with_capacity(planned.len());
         let mut copy_candidates = Vec::new();
@@ -403,7 +412,7 @@ impl ModelTrack {
         context: &EpochContext,
         copy_candidates: &mut Vec<CopyCandidate>,
     ) -> Stage {
-        let cached = self.cached(context.seed, &candidate.manifest_sha256);
+        let cached = self.cached(context.cache_key, &candidate.manifest_sha256);
         if let Some(Err((outcome, reason))) = &cached {
             return Stage::Failed {
                 outcome: *outcome,
@@ -463,7 +472,7 @@ impl ModelTrack {
             Err((outcome, reason)) => {
                 if outcome != Outcome::InternalError {
                     self.remember(
-                        context.seed,
+                        context.cache_key,
                         &candidate.manifest_sha256,
                         Err((outcome, reason.clone())),
                     );
@@ -475,7 +484,11 @@ impl ModelTrack {
             Some(Ok(losses)) => (losses, true),
             _ => {
                 let losses: Vec<f64> = output.losses.iter().map(|l| l.loss).collect();
-                self.remember(context.seed, &candidate.manifest_sha256, Ok(losses.clone()));
+                self.remember(
+                    context.cache_key,
+                    &candidate.manifest_sha256,
+                    Ok(losses.clone()),
+                );
                 (losses, false)
             }
         };
@@ -513,26 +526,26 @@ impl ModelTrack {
         }
     }
 
-    /// The cached evaluation of `manifest` under `seed`, if any.
+    /// The cached evaluation of `manifest` under `key` (seed, competition), if any.
     fn cached(
         &self,
-        seed: [u8; 32],
+        key: ([u8; 32], [u8; 32]),
         manifest: &str,
     ) -> Option<Result<Vec<f64>, (Outcome, String)>> {
         let cache = self
             .evals
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if cache.seed != seed {
+        if cache.key != key {
             return None;
         }
         cache.entries.get(manifest).cloned()
     }
 
-    /// Caches an evaluation, dropping those of other seeds.
+    /// Caches an evaluation, dropping those of other seeds or competitions.
     fn remember(
         &self,
-        seed: [u8; 32],
+        key: ([u8; 32], [u8; 32]),
         manifest: &str,
         result: Result<Vec<f64>, (Outcome, String)>,
     ) {
@@ -540,10 +553,57 @@ impl ModelTrack {
             .evals
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if cache.seed != seed {
-            cache.seed = seed;
+        if cache.key != key {
+            cache.key = key;
             cache.entries.clear();
         }
         cache.entries.insert(manifest.to_string(), result);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_epoch_can_run_in_a_spawned_task() {
+        // The epoch loop runs `score_epoch` inside `tokio::spawn`: this only compiles while the
+        // epoch future is `Send` for every lifetime of what it borrows.
+        let task = tokio::spawn(async move {
+            let client = SignedClient::new(
+                reqwest::Client::new(),
+                subnet_common::keys::Keypair::from_uri("//Alice").unwrap(),
+            );
+            let device =
+                subnet_model::backend::select(subnet_model::backend::DeviceChoice::Cpu).unwrap();
+            let track = ModelTrack::new(
+                client,
+                PathBuf::from("/nonexistent"),
+                device,
+                TrackSettings::default(),
+            );
+            let competition =
+                CompetitionFile::from_bytes(crate::eval_cmd::DEFAULT_COMPETITION_TOML.as_bytes())
+                    .unwrap();
+            let metagraph = Metagraph {
+                netuid: 1,
+                block: 0,
+                neurons: vec![],
+            };
+            let input = EpochInput {
+                netuid: 1,
+                seed: [0; 32],
+                seed_block: 0,
+                current_block: 0,
+                metagraph: &metagraph,
+                commitments: &[],
+                competition: &competition,
+                dataset: None,
+            };
+            track.score_epoch(&input).await
+        });
+        let result = task.await.unwrap().unwrap();
+        assert!(result.miners.is_empty());
+        assert_eq!(result.samples, 256);
     }
 }
