@@ -34,6 +34,8 @@ pub enum Command {
     },
     /// Evaluate a local model directory as the model track would (per-sample completion loss).
     Eval(EvalArgs),
+    /// Write the label track's majority-labelled pairs as a JSONL preference dataset.
+    ExportPreferences(ExportPreferencesArgs),
     /// Serve the dashboard (leaderboard, miner history, weights, chain, `/metrics`) from the
     /// database, without running the epoch loop.
     Dashboard(DashboardArgs),
@@ -174,4 +176,28 @@ pub struct DoctorArgs {
     /// Smallest free space in the cache dir, in GiB.
     #[arg(long = "min-free-gib", default_value_t = 2)]
     pub min_free_gib: u64,
+}
+
+/// `validator export-preferences`: `{prompt, chosen, rejected, votes, agreement, epoch}` lines.
+#[derive(Debug, Clone, Args)]
+pub struct ExportPreferencesArgs {
+    /// Subnet whose labels are exported.
+    #[arg(long, env = "BT_NETUID", default_value_t = 1)]
+    pub netuid: u16,
+
+    /// First epoch exported.
+    #[arg(long = "since-epoch", default_value_t = 0)]
+    pub since_epoch: u64,
+
+    /// The JSONL file to write (replaced atomically).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub out: std::path::PathBuf,
+
+    /// Fewest label-miner votes for the preferred answer.
+    #[arg(long = "min-votes", default_value_t = 1)]
+    pub min_votes: u32,
+
+    /// Postgres URL.
+    #[arg(long = "db.url", env = "DATABASE_URL")]
+    pub db_url: String,
 }

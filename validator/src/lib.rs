@@ -6,7 +6,8 @@
 //! | [`cli`] | the command line (clap), every flag also from an env var |
 //! | [`query`] | `validator query`: one signed request, an operator's signed curl |
 //! | [`eval_cmd`] | `validator eval`: evaluate a local model directory like the model track |
-//! | [`tracks`] | the scoring tracks; [`tracks::model`] fetches, checks, evaluates and scores models |
+//! | [`export`] | `validator export-preferences`: majority-labelled pairs as a JSONL preference dataset |
+//! | [`tracks`] | the scoring tracks: [`tracks::model`] scores models, [`tracks::labels`] scores labelers |
 //! | [`web`] | the operator's dashboard: leaderboard, miner history charts, weights, chain; JSON under `/api/` |
 //! | [`metrics`] | Prometheus metrics (`validator_*`) and the `record_*` helpers the epoch loop calls |
 //! | [`doctor`] | `validator doctor`: wallet, chain, registration, database, disk, device, clock |
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod db;
 pub mod doctor;
 pub mod eval_cmd;
+pub mod export;
 pub mod metrics;
 pub mod query;
 pub mod tracks;

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
+mod labels;
 mod read;
+pub use labels::*;
 pub use read::*;
 
 /// The validator's migrations, applied at start-up and by `#[sqlx::test]`.

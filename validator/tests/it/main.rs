@@ -4,6 +4,7 @@ mod artifacts;
 mod dashboard;
 mod doctor;
 mod eval_cli;
+mod labels;
 mod model_track;
 mod pg;
 mod query;

@@ -217,8 +217,16 @@ mod tests {
         let answers = source.answers(&prompts);
         assert_eq!(answers.len(), 2);
         for per_prompt in &answers {
-            assert_eq!(per_prompt.len(), 3, "greedy + 2 samples; the missing model skipped");
+            assert_eq!(
+                per_prompt.len(),
+                3,
+                "greedy + 2 samples; the missing model skipped"
+            );
         }
-        assert_eq!(source.answers(&prompts), answers, "seeded: the same answers again");
+        assert_eq!(
+            source.answers(&prompts),
+            answers,
+            "seeded: the same answers again"
+        );
     }
 }

@@ -137,6 +137,17 @@ pub enum Vote {
     Tie,
 }
 
+impl Vote {
+    /// The vote of `choice` on a task whose pair was shown `swapped` (first answer as B).
+    pub fn of(choice: Choice, swapped: bool) -> Self {
+        match (choice, swapped) {
+            (Choice::Tie, _) => Self::Tie,
+            (Choice::A, false) | (Choice::B, true) => Self::First,
+            (Choice::A, true) | (Choice::B, false) => Self::Second,
+        }
+    }
+}
+
 /// One task as sent, with the truth kept on the validator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentTask {
@@ -153,11 +164,7 @@ pub struct SentTask {
 impl SentTask {
     /// The pair's vote for a miner's choice on this task.
     pub fn vote(&self, choice: Choice) -> Vote {
-        match (choice, self.swapped) {
-            (Choice::Tie, _) => Vote::Tie,
-            (Choice::A, false) | (Choice::B, true) => Vote::First,
-            (Choice::A, true) | (Choice::B, false) => Vote::Second,
-        }
+        Vote::of(choice, self.swapped)
     }
 
     /// The right choice of a known-answer task (`None` for open ones).
@@ -215,7 +222,11 @@ pub fn open_prompts(track_seed: [u8; 32], mix: &TaskMix, settings: &BatchSetting
 /// An answer as shown: its first line, trimmed, cut to `max_chars` characters.
 pub fn normalize_answer(text: &str, max_chars: usize) -> String {
     let line = text.lines().next().unwrap_or("").trim();
-    line.chars().take(max_chars).collect::<String>().trim().to_owned()
+    line.chars()
+        .take(max_chars)
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 /// The epoch's pools: known pairs drawn from the track seed; open pairs from `prompts` (from
@@ -429,7 +440,11 @@ mod tests {
         );
         let known = batch.tasks.iter().filter(|t| t.known).count();
         assert_eq!(known, 6);
-        let ids: BTreeSet<&str> = batch.tasks.iter().map(|t| t.task.task_id.as_str()).collect();
+        let ids: BTreeSet<&str> = batch
+            .tasks
+            .iter()
+            .map(|t| t.task.task_id.as_str())
+            .collect();
         assert_eq!(ids.len(), 20, "task ids are unique");
         let pairs: BTreeSet<&str> = batch.tasks.iter().map(|t| t.pair_id.as_str()).collect();
         assert_eq!(pairs.len(), 20, "no pair twice in a batch");
@@ -499,7 +514,10 @@ mod tests {
             }
         }
         assert_eq!(correct_a + correct_b, 120);
-        assert!((40..=80).contains(&correct_a), "A {correct_a}, B {correct_b}");
+        assert!(
+            (40..=80).contains(&correct_a),
+            "A {correct_a}, B {correct_b}"
+        );
     }
 
     #[test]
@@ -516,7 +534,11 @@ mod tests {
         let pool = build_pool(seed, &mix, &settings, &prompts, &answers);
         assert!(pool.open.is_empty());
         let batch = build_batch(&pool, &settings, miner_seed(seed, &hotkey(1)), 0, 0);
-        assert_eq!(batch.tasks.len(), 12, "every known pair of the pool, no open ones");
+        assert_eq!(
+            batch.tasks.len(),
+            12,
+            "every known pair of the pool, no open ones"
+        );
         assert!(batch.tasks.iter().all(|t| t.known));
     }
 

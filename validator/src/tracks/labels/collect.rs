@@ -330,7 +330,10 @@ mod tests {
             miner_choice(&[l(Choice::A), l(Choice::B), l(Choice::B)]),
             Some(Choice::B)
         );
-        assert_eq!(miner_choice(&[l(Choice::A), l(Choice::B)]), Some(Choice::Tie));
+        assert_eq!(
+            miner_choice(&[l(Choice::A), l(Choice::B)]),
+            Some(Choice::Tie)
+        );
         assert_eq!(
             miner_choice(&[l(Choice::Tie), l(Choice::Tie), l(Choice::A)]),
             Some(Choice::A)

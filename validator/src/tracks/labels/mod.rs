@@ -152,7 +152,7 @@ pub struct LabelMinerResult {
     pub reason: String,
     /// The batch built for it, with the hidden truth (also for failed miners).
     pub batch: MinerBatch,
-    /// The labels accepted (tasks of the batch, one per labeler per task).
+    /// The labels accepted (tasks of the batch, one per labeler per task), by task id and labeler.
     pub labels: Vec<Label>,
     /// Labels the miner sent that were dropped.
     pub dropped_labels: u32,
@@ -191,7 +191,10 @@ impl LabelTrackResult {
 pub fn votes_of(batch: &MinerBatch, labels: &[Label]) -> Vec<TaskVote> {
     let mut by_task: BTreeMap<&str, Vec<&Label>> = BTreeMap::new();
     for label in labels {
-        by_task.entry(label.task_id.as_str()).or_default().push(label);
+        by_task
+            .entry(label.task_id.as_str())
+            .or_default()
+            .push(label);
     }
     batch
         .tasks
@@ -274,7 +277,9 @@ impl LabelTrack {
             "label track: sending batches"
         );
         let pool_ref = &pool;
-        let sent: Vec<Sent> = futures::stream::iter(input.miners.iter().map(|miner| {
+        // Futures collected first: a stream over a borrowing closure is not `Send` in callers
+        // that need it to be (higher-ranked lifetime inference).
+        let jobs: Vec<_> = input.miners.iter().map(|miner| {
             let span = tracing::info_span!("miner", uid = miner.uid, hotkey = %miner.hotkey);
             async move {
                 let batch = batch::build_batch(
@@ -310,10 +315,11 @@ impl LabelTrack {
                 }
             }
             .instrument(span)
-        }))
-        .buffered(self.settings.concurrency.max(1))
-        .collect()
-        .await;
+        }).collect();
+        let sent: Vec<Sent> = futures::stream::iter(jobs)
+            .buffered(self.settings.concurrency.max(1))
+            .collect()
+            .await;
         SentEpoch {
             netuid: input.netuid,
             epoch: input.epoch,
@@ -328,9 +334,12 @@ impl LabelTrack {
     /// deadline block: miners drop a batch after its deadline.
     pub async fn collect(&self, sent: SentEpoch) -> LabelTrackResult {
         let limits = &self.settings.limits;
-        let mut miners: Vec<LabelMinerResult> =
-            futures::stream::iter(sent.sent.into_iter().map(|s| {
-                let span = tracing::info_span!("miner", uid = s.miner.uid, hotkey = %s.miner.hotkey);
+        let jobs: Vec<_> = sent
+            .sent
+            .into_iter()
+            .map(|s| {
+                let span =
+                    tracing::info_span!("miner", uid = s.miner.uid, hotkey = %s.miner.hotkey);
                 async move {
                     let collected = match (&s.delivered, &s.miner.base_url) {
                         (Err(failure), _) => Err(failure.clone()),
@@ -358,12 +367,18 @@ impl LabelTrack {
                                 .iter()
                                 .map(|t| t.task.task_id.as_str())
                                 .collect();
-                            let (kept, dropped) =
+                            let (mut kept, dropped) =
                                 collect::accept_labels(labels, &ids, limits.max_labels_per_task);
+                            // One canonical order, the one they are stored and loaded in.
+                            kept.sort_by(|a, b| {
+                                (&a.task_id, &a.labeler).cmp(&(&b.task_id, &b.labeler))
+                            });
                             if kept.is_empty() {
                                 (
                                     LabelOutcome::NoLabels,
-                                    format!("no label for any task of the batch ({dropped} dropped)"),
+                                    format!(
+                                        "no label for any task of the batch ({dropped} dropped)"
+                                    ),
                                     kept,
                                     dropped,
                                 )
@@ -385,7 +400,9 @@ impl LabelTrack {
                     }
                 }
                 .instrument(span)
-            }))
+            })
+            .collect();
+        let mut miners: Vec<LabelMinerResult> = futures::stream::iter(jobs)
             .buffered(self.settings.concurrency.max(1))
             .collect()
             .await;

@@ -186,6 +186,12 @@ fn components(miner: &MinerVotes, tally: &Tally, params: &ScoreParams) -> Compon
             }
         }
     }
+    finish(c, miner.collected, params)
+}
+
+/// Fills `accuracy`, `coverage`, `agreement` and `raw` from the counts of `c` (`raw` stays 0
+/// unless `collected`).
+pub fn finish(mut c: Components, collected: bool, params: &ScoreParams) -> Components {
     c.accuracy = (f64::from(c.known_correct) + params.prior_alpha)
         / (f64::from(c.known_answered) + params.prior_alpha + params.prior_beta);
     c.coverage = if c.sent == 0 {
@@ -198,7 +204,8 @@ fn components(miner: &MinerVotes, tally: &Tally, params: &ScoreParams) -> Compon
     } else {
         f64::from(c.agreed) / f64::from(c.compared)
     };
-    if miner.collected {
+    c.raw = 0.0;
+    if collected {
         let raw = c.accuracy * c.coverage + params.agreement_weight * c.agreement * c.coverage
             - params.wrong_penalty * f64::from(c.known_wrong);
         c.raw = if raw.is_finite() {
@@ -234,13 +241,16 @@ mod tests {
         }
     }
 
+    /// A simulated labeler: (its randomness, whether the right answer is shown as B) → says "a".
+    type Labeler = dyn Fn(&mut StdRng, bool) -> bool;
+
     /// Batches of `known` known and `open` open pairs, with the correct side shown as A or B by
     /// `swapped`; each labeler turns (task, swapped) into a choice of "a" (true) or "b".
     fn simulate(
         seed: u64,
         known: u32,
         open: u32,
-        labelers: &[(&str, &dyn Fn(&mut StdRng, bool) -> bool)],
+        labelers: &[(&str, &Labeler)],
     ) -> Vec<Components> {
         let mut rng = StdRng::seed_from_u64(seed);
         let miners: Vec<MinerVotes> = labelers
@@ -272,13 +282,13 @@ mod tests {
 
     #[test]
     fn an_accurate_labeler_outscores_a_random_and_an_always_a_one() {
-        let accurate: &dyn Fn(&mut StdRng, bool) -> bool = &|rng, swapped| {
+        let accurate: &Labeler = &|rng, swapped| {
             // Right 95% of the time: picks the first answer, wherever it is shown.
             let right = rng.gen_range(0..100) < 95;
             right != swapped
         };
-        let random: &dyn Fn(&mut StdRng, bool) -> bool = &|rng, _| rng.r#gen::<bool>();
-        let always_a: &dyn Fn(&mut StdRng, bool) -> bool = &|_, _| true;
+        let random: &Labeler = &|rng, _| rng.r#gen::<bool>();
+        let always_a: &Labeler = &|_, _| true;
         for seed in 0..20 {
             let c = simulate(
                 seed,
@@ -292,6 +302,39 @@ mod tests {
             let sum: f64 = c.iter().map(|c| c.score).sum();
             assert!((sum - 1.0).abs() < 1e-12);
         }
+    }
+
+    #[test]
+    fn worked_example_of_docs_scoring_md() {
+        let counts = |answered, known_answered, known_correct, known_wrong, compared, agreed| {
+            let c = Components {
+                sent: 20,
+                answered,
+                known_sent: 6,
+                known_answered,
+                known_correct,
+                known_wrong,
+                compared,
+                agreed,
+                ..Components::default()
+            };
+            finish(c, true, &ScoreParams::default())
+        };
+        let a = counts(20, 6, 6, 0, 10, 9);
+        let b = counts(10, 3, 2, 1, 5, 3);
+        let c = counts(20, 6, 3, 3, 10, 5);
+        let close = |x: f64, y: f64| (x - y).abs() < 5e-7;
+        assert!(close(a.raw, 0.89), "{a:?}");
+        assert!(
+            close(b.accuracy, 0.571429) && close(b.raw, 0.295714),
+            "{b:?}"
+        );
+        assert!(close(c.raw, 0.49), "{c:?}");
+        let total = a.raw + b.raw + c.raw;
+        assert!(close(a.raw / total, 0.531117));
+        assert!(close(b.raw / total, 0.176471));
+        assert!(close(c.raw / total, 0.292413));
+        assert_eq!(finish(a, false, &ScoreParams::default()).raw, 0.0);
     }
 
     #[test]
@@ -312,7 +355,10 @@ mod tests {
             task.vote = None;
         }
         let c = score(&[half], &ScoreParams::default());
-        assert_eq!((c[0].answered, c[0].known_answered, c[0].known_wrong), (5, 5, 0));
+        assert_eq!(
+            (c[0].answered, c[0].known_answered, c[0].known_wrong),
+            (5, 5, 0)
+        );
         assert!((c[0].coverage - 0.5).abs() < 1e-12);
         assert!((c[0].raw - 7.0 / 9.0 * 0.5).abs() < 1e-12);
         assert_eq!(c[0].score, 1.0);
@@ -337,7 +383,11 @@ mod tests {
         ];
         assert_eq!(tally(&miners)["o1"], (2, 0));
         let c = score(&miners, &ScoreParams::default());
-        assert_eq!((c[0].compared, c[0].agreed), (1, 1), "b's vote is a's majority");
+        assert_eq!(
+            (c[0].compared, c[0].agreed),
+            (1, 1),
+            "b's vote is a's majority"
+        );
         assert_eq!(c[2].raw, 0.0);
         assert_eq!(c[2].score, 0.0);
         // Without known tasks accuracy is the prior mean; agreement adds its small bonus.
@@ -364,6 +414,7 @@ mod tests {
         );
         assert_eq!((c[0].compared, c[1].compared), (1, 1));
         assert_eq!((c[0].agreed, c[1].agreed), (0, 0));
+        // Two against one: each of the two sees a tie among the others.
         let c = score(
             &[
                 one("a", Vote::First),
@@ -372,7 +423,19 @@ mod tests {
             ],
             &ScoreParams::default(),
         );
-        assert_eq!((c[0].agreed, c[1].agreed, c[2].agreed), (1, 1, 0));
+        assert_eq!((c[0].compared, c[1].compared, c[2].compared), (0, 0, 1));
+        assert_eq!(c[2].agreed, 0);
+        let c = score(
+            &[
+                one("a", Vote::First),
+                one("b", Vote::First),
+                one("c", Vote::First),
+                one("d", Vote::Second),
+            ],
+            &ScoreParams::default(),
+        );
+        let agreed: Vec<(u32, u32)> = c.iter().map(|c| (c.compared, c.agreed)).collect();
+        assert_eq!(agreed, [(1, 1), (1, 1), (1, 1), (1, 0)]);
     }
 
     #[test]

@@ -1,0 +1,328 @@
+//! The label track's tables (`migrations/validator/*_create_label_tables.sql`): batches with
+//! their hidden truth, labels, score components; and the rows the preference export reads.
+
+use std::collections::BTreeMap;
+
+use sqlx::PgPool;
+use subnet_common::protocol::{Choice, Label, RlhfTask};
+
+use super::{DbError, Saved};
+use crate::tracks::labels::batch::{MinerBatch, SentTask};
+use crate::tracks::labels::collect::LabelOutcome;
+use crate::tracks::labels::score::{Components, ScoreParams};
+use crate::tracks::labels::{LabelMinerResult, LabelTrackResult};
+
+/// The stored text of a choice.
+fn choice_code(choice: Choice) -> &'static str {
+    match choice {
+        Choice::A => "a",
+        Choice::B => "b",
+        Choice::Tie => "tie",
+    }
+}
+
+/// A stored choice, or `None` for text the schema would not have let in.
+pub fn parse_choice(code: &str) -> Option<Choice> {
+    match code {
+        "a" => Some(Choice::A),
+        "b" => Some(Choice::B),
+        "tie" => Some(Choice::Tie),
+        _ => None,
+    }
+}
+
+/// i64 of a u64 for Postgres `BIGINT`, saturating.
+fn big(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Stores one epoch of the label track in one transaction. Saving the same epoch twice stores
+/// nothing the second time.
+pub async fn save_label_track(pool: &PgPool, result: &LabelTrackResult) -> Result<Saved, DbError> {
+    let netuid = i32::from(result.netuid);
+    let epoch = big(result.epoch);
+    let mut tx = pool.begin().await?;
+    let stored: Option<(i64,)> =
+        sqlx::query_as("SELECT epoch FROM label_batches WHERE netuid = $1 AND epoch = $2 LIMIT 1")
+            .bind(netuid)
+            .bind(epoch)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if stored.is_some() {
+        tx.rollback().await?;
+        return Ok(Saved::AlreadyStored);
+    }
+    let params = serde_json::to_value(result.params).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    for m in &result.miners {
+        let c = &m.components;
+        sqlx::query(
+            "INSERT INTO label_batches (netuid, epoch, hotkey, uid, batch_id, deadline_block, track_seed, outcome,
+                 reason, dropped_labels, params, sent, answered, known_sent, known_answered, known_correct,
+                 known_wrong, compared, agreed, accuracy, coverage, agreement, raw_score, score)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+                 $21, $22, $23, $24)",
+        )
+        .bind(netuid)
+        .bind(epoch)
+        .bind(&m.hotkey)
+        .bind(i32::from(m.uid))
+        .bind(&m.batch.batch_id)
+        .bind(big(m.batch.deadline_block))
+        .bind(&result.track_seed)
+        .bind(m.outcome.code())
+        .bind(&m.reason)
+        .bind(i32::try_from(m.dropped_labels).unwrap_or(i32::MAX))
+        .bind(&params)
+        .bind(c.sent as i32)
+        .bind(c.answered as i32)
+        .bind(c.known_sent as i32)
+        .bind(c.known_answered as i32)
+        .bind(c.known_correct as i32)
+        .bind(c.known_wrong as i32)
+        .bind(c.compared as i32)
+        .bind(c.agreed as i32)
+        .bind(c.accuracy)
+        .bind(c.coverage)
+        .bind(c.agreement)
+        .bind(c.raw)
+        .bind(c.score)
+        .execute(&mut *tx)
+        .await?;
+        for (position, t) in m.batch.tasks.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO label_tasks (netuid, epoch, hotkey, task_id, position, pair_id, prompt, a, b, known, swapped)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(netuid)
+            .bind(epoch)
+            .bind(&m.hotkey)
+            .bind(&t.task.task_id)
+            .bind(i32::try_from(position).unwrap_or(i32::MAX))
+            .bind(&t.pair_id)
+            .bind(&t.task.prompt)
+            .bind(&t.task.a)
+            .bind(&t.task.b)
+            .bind(t.known)
+            .bind(t.swapped)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for l in &m.labels {
+            sqlx::query(
+                "INSERT INTO labels (netuid, epoch, hotkey, task_id, labeler, choice, seconds)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(netuid)
+            .bind(epoch)
+            .bind(&m.hotkey)
+            .bind(&l.task_id)
+            .bind(&l.labeler)
+            .bind(choice_code(l.choice))
+            .bind(l.seconds)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(Saved::New)
+}
+
+#[derive(sqlx::FromRow)]
+struct BatchRow {
+    hotkey: String,
+    uid: i32,
+    batch_id: String,
+    deadline_block: i64,
+    track_seed: String,
+    outcome: String,
+    reason: String,
+    dropped_labels: i32,
+    params: serde_json::Value,
+    sent: i32,
+    answered: i32,
+    known_sent: i32,
+    known_answered: i32,
+    known_correct: i32,
+    known_wrong: i32,
+    compared: i32,
+    agreed: i32,
+    accuracy: f64,
+    coverage: f64,
+    agreement: f64,
+    raw_score: f64,
+    score: f64,
+}
+
+#[derive(sqlx::FromRow)]
+struct TaskRow {
+    hotkey: String,
+    task_id: String,
+    pair_id: String,
+    prompt: String,
+    a: String,
+    b: String,
+    known: bool,
+    swapped: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct LabelRow {
+    hotkey: String,
+    task_id: String,
+    labeler: String,
+    choice: String,
+    seconds: f64,
+}
+
+/// Loads a stored epoch of the label track as it was scored (`None` when not stored), so
+/// [`crate::tracks::labels::rescore`] can recompute it.
+pub async fn load_label_track(
+    pool: &PgPool,
+    netuid: i32,
+    epoch: i64,
+) -> Result<Option<LabelTrackResult>, DbError> {
+    let batches: Vec<BatchRow> = sqlx::query_as(
+        "SELECT hotkey, uid, batch_id, deadline_block, track_seed, outcome, reason, dropped_labels, params, sent,
+                answered, known_sent, known_answered, known_correct, known_wrong, compared, agreed, accuracy,
+                coverage, agreement, raw_score, score
+         FROM label_batches WHERE netuid = $1 AND epoch = $2 ORDER BY uid, hotkey",
+    )
+    .bind(netuid)
+    .bind(epoch)
+    .fetch_all(pool)
+    .await?;
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    let bad = |what: String| DbError::Query(sqlx::Error::Decode(what.into()));
+    let params: ScoreParams = serde_json::from_value(first.params.clone())
+        .map_err(|e| bad(format!("label_batches.params: {e}")))?;
+    let (track_seed, deadline_block) = (first.track_seed.clone(), first.deadline_block);
+    let tasks: Vec<TaskRow> = sqlx::query_as(
+        "SELECT hotkey, task_id, pair_id, prompt, a, b, known, swapped
+         FROM label_tasks WHERE netuid = $1 AND epoch = $2 ORDER BY hotkey, position",
+    )
+    .bind(netuid)
+    .bind(epoch)
+    .fetch_all(pool)
+    .await?;
+    let labels: Vec<LabelRow> = sqlx::query_as(
+        "SELECT hotkey, task_id, labeler, choice, seconds
+         FROM labels WHERE netuid = $1 AND epoch = $2
+         ORDER BY hotkey COLLATE \"C\", task_id COLLATE \"C\", labeler COLLATE \"C\"",
+    )
+    .bind(netuid)
+    .bind(epoch)
+    .fetch_all(pool)
+    .await?;
+    let mut tasks_of: BTreeMap<String, Vec<SentTask>> = BTreeMap::new();
+    for t in tasks {
+        tasks_of.entry(t.hotkey).or_default().push(SentTask {
+            task: RlhfTask {
+                task_id: t.task_id,
+                prompt: t.prompt,
+                a: t.a,
+                b: t.b,
+            },
+            pair_id: t.pair_id,
+            known: t.known,
+            swapped: t.swapped,
+        });
+    }
+    let mut labels_of: BTreeMap<String, Vec<Label>> = BTreeMap::new();
+    for l in labels {
+        let choice =
+            parse_choice(&l.choice).ok_or_else(|| bad(format!("labels.choice {:?}", l.choice)))?;
+        labels_of.entry(l.hotkey).or_default().push(Label {
+            task_id: l.task_id,
+            choice,
+            labeler: l.labeler,
+            seconds: l.seconds,
+        });
+    }
+    let mut miners = Vec::with_capacity(batches.len());
+    for b in batches {
+        let outcome = LabelOutcome::from_code(&b.outcome)
+            .ok_or_else(|| bad(format!("label_batches.outcome {:?}", b.outcome)))?;
+        let count = |v: i32| u32::try_from(v).unwrap_or(0);
+        miners.push(LabelMinerResult {
+            uid: u16::try_from(b.uid).unwrap_or(u16::MAX),
+            outcome,
+            reason: b.reason,
+            batch: MinerBatch {
+                batch_id: b.batch_id,
+                deadline_block: u64::try_from(b.deadline_block).unwrap_or(0),
+                tasks: tasks_of.remove(&b.hotkey).unwrap_or_default(),
+            },
+            labels: labels_of.remove(&b.hotkey).unwrap_or_default(),
+            dropped_labels: count(b.dropped_labels),
+            components: Components {
+                sent: count(b.sent),
+                answered: count(b.answered),
+                known_sent: count(b.known_sent),
+                known_answered: count(b.known_answered),
+                known_correct: count(b.known_correct),
+                known_wrong: count(b.known_wrong),
+                compared: count(b.compared),
+                agreed: count(b.agreed),
+                accuracy: b.accuracy,
+                coverage: b.coverage,
+                agreement: b.agreement,
+                raw: b.raw_score,
+                score: b.score,
+            },
+            hotkey: b.hotkey,
+        });
+    }
+    Ok(Some(LabelTrackResult {
+        netuid: u16::try_from(netuid).unwrap_or(u16::MAX),
+        epoch: u64::try_from(epoch).unwrap_or(0),
+        track_seed,
+        deadline_block: u64::try_from(deadline_block).unwrap_or(0),
+        params,
+        miners,
+    }))
+}
+
+/// One label on an open (not known-answer) task of a miner whose batch was collected: what the
+/// preference export aggregates.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OpenLabelRow {
+    /// Epoch.
+    pub epoch: i64,
+    /// The label miner.
+    pub hotkey: String,
+    /// The pair (shared by the epoch's miners).
+    pub pair_id: String,
+    /// The prompt.
+    pub prompt: String,
+    /// Answer shown as A.
+    pub a: String,
+    /// Answer shown as B.
+    pub b: String,
+    /// Whether the pair's first answer was shown as B.
+    pub swapped: bool,
+    /// `a`, `b` or `tie`.
+    pub choice: String,
+}
+
+/// Every label on open tasks from epoch `since_epoch` on, of miners with outcome `ok`, ordered
+/// by epoch, pair, miner.
+pub async fn open_labels_since(
+    pool: &PgPool,
+    netuid: i32,
+    since_epoch: i64,
+) -> Result<Vec<OpenLabelRow>, DbError> {
+    Ok(sqlx::query_as::<_, OpenLabelRow>(
+        "SELECT t.epoch, t.hotkey, t.pair_id, t.prompt, t.a, t.b, t.swapped, l.choice
+         FROM label_tasks t
+         JOIN label_batches lb ON lb.netuid = t.netuid AND lb.epoch = t.epoch AND lb.hotkey = t.hotkey
+         JOIN labels l ON l.netuid = t.netuid AND l.epoch = t.epoch AND l.hotkey = t.hotkey AND l.task_id = t.task_id
+         WHERE t.netuid = $1 AND t.epoch >= $2 AND NOT t.known AND lb.outcome = 'ok'
+         ORDER BY t.epoch, t.pair_id, t.hotkey, l.labeler",
+    )
+    .bind(netuid)
+    .bind(since_epoch)
+    .fetch_all(pool)
+    .await?)
+}

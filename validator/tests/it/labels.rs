@@ -1,0 +1,399 @@
+//! The label track over real HTTP with btauth/1: tiny axum label miners (honest, lying,
+//! always-"a", garbage, slow, silent) built in the test, the track sending batches and collecting
+//! labels, then storage in Postgres, recomputation and the preference export.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use sqlx::PgPool;
+use subnet_common::btauth::{
+    self, Caller, Forbidden, Guard, SignedClient, VerifiedCaller, Verifier,
+};
+use subnet_common::keys::{AccountId, Keypair};
+use subnet_common::protocol::{
+    Choice, Label, LabelsRequest, LabelsResponse, RlhfTask, RlhfTaskBatch,
+};
+use subnet_model::tasks::{TaskKind, TaskMix};
+use subnet_validator::db::{self, Saved};
+use subnet_validator::export::{self, Preference};
+use subnet_validator::tracks::labels::batch::AnswerSource;
+use subnet_validator::tracks::labels::collect::{ExchangeLimits, LabelOutcome};
+use subnet_validator::tracks::labels::{
+    LabelEpochInput, LabelMiner, LabelSettings, LabelTrack, LabelTrackResult, rescore,
+};
+
+/// How a test miner labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    /// Picks the answer that solves the prompt (two labelers agreeing).
+    Honest,
+    /// Picks the other answer.
+    Liar,
+    /// Always "a".
+    AlwaysA,
+    /// Answers the labels request with something that is not JSON.
+    Garbage,
+    /// Takes longer than the validator waits for labels.
+    Slow,
+    /// Accepts tasks, answers with an empty label list.
+    Silent,
+}
+
+#[derive(Clone)]
+struct MinerState {
+    behaviour: Behaviour,
+    batches: Arc<Mutex<BTreeMap<String, RlhfTaskBatch>>>,
+    callers: Arc<Mutex<Vec<AccountId>>>,
+}
+
+fn validator_key() -> Keypair {
+    Keypair::from_uri("//Alice").expect("dev key")
+}
+
+/// The side that solves the prompt, if one does.
+fn correct_side(task: &RlhfTask) -> Option<Choice> {
+    let solved = TaskKind::ALL.iter().find_map(|k| k.solve(&task.prompt))?;
+    if task.a == solved {
+        Some(Choice::A)
+    } else if task.b == solved {
+        Some(Choice::B)
+    } else {
+        None
+    }
+}
+
+async fn tasks(
+    State(state): State<MinerState>,
+    VerifiedCaller(caller): VerifiedCaller,
+    Json(batch): Json<RlhfTaskBatch>,
+) -> StatusCode {
+    state.callers.lock().expect("lock").push(caller);
+    state
+        .batches
+        .lock()
+        .expect("lock")
+        .insert(batch.batch_id.clone(), batch);
+    StatusCode::ACCEPTED
+}
+
+async fn labels(State(state): State<MinerState>, Json(request): Json<LabelsRequest>) -> Response {
+    let batch = state
+        .batches
+        .lock()
+        .expect("lock")
+        .get(&request.batch_id)
+        .cloned();
+    let Some(batch) = batch else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let choose = |task: &RlhfTask| -> Choice {
+        let correct = correct_side(task);
+        match state.behaviour {
+            Behaviour::Honest => correct.unwrap_or(Choice::A),
+            Behaviour::Liar => match correct {
+                Some(Choice::A) => Choice::B,
+                _ => Choice::A,
+            },
+            _ => Choice::A,
+        }
+    };
+    match state.behaviour {
+        Behaviour::Garbage => return "<html>not json</html>".into_response(),
+        Behaviour::Slow => tokio::time::sleep(Duration::from_secs(5)).await,
+        _ => {}
+    }
+    let mut labels = Vec::new();
+    if state.behaviour != Behaviour::Silent {
+        for task in &batch.tasks {
+            for labeler in ["ann", "bob"] {
+                labels.push(Label {
+                    task_id: task.task_id.clone(),
+                    choice: choose(task),
+                    labeler: labeler.into(),
+                    seconds: 3.5,
+                });
+            }
+        }
+        // A label for a task that was never sent is dropped, not trusted.
+        labels.push(Label {
+            task_id: "not-a-task".into(),
+            choice: Choice::A,
+            labeler: "ann".into(),
+            seconds: 1.0,
+        });
+    }
+    Json(LabelsResponse { labels }).into_response()
+}
+
+/// A label miner on a random port, accepting only requests signed by the validator (as the
+/// real miner only lets validators with a permit in).
+async fn spawn_miner(behaviour: Behaviour, key: &Keypair) -> (SocketAddr, MinerState) {
+    let state = MinerState {
+        behaviour,
+        batches: Arc::default(),
+        callers: Arc::default(),
+    };
+    let validator = validator_key().account_id();
+    let guard = Guard::new(Verifier::new(key.account_id())).with_authorizer(
+        move |caller: &Caller, _: &axum::http::Method, _: &str| {
+            if caller.hotkey == validator {
+                Ok(())
+            } else {
+                Err(Forbidden::new("validators only"))
+            }
+        },
+    );
+    let app = Router::new()
+        .route("/v1/rlhf/tasks", post(tasks))
+        .route("/v1/rlhf/labels", post(labels))
+        .route_layer(from_fn_with_state(guard, btauth::require))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, state)
+}
+
+fn url(addr: SocketAddr) -> reqwest::Url {
+    format!("http://{addr}/").parse().expect("url")
+}
+
+/// Two different answers per prompt, one of them right: what two top models might write.
+fn two_models(prompt: &str) -> Vec<String> {
+    let right = TaskKind::ALL
+        .iter()
+        .find_map(|k| k.solve(prompt))
+        .unwrap_or_default();
+    vec![right.clone(), format!("{right}9")]
+}
+
+struct Epoch {
+    result: LabelTrackResult,
+    states: Vec<MinerState>,
+    hotkeys: Vec<AccountId>,
+}
+
+/// One epoch against honest, liar, always-a, garbage, slow and silent miners, one without an
+/// axon and one nobody listens on.
+async fn run_epoch(epoch: u64) -> Epoch {
+    let behaviours = [
+        Behaviour::Honest,
+        Behaviour::Liar,
+        Behaviour::AlwaysA,
+        Behaviour::Garbage,
+        Behaviour::Slow,
+        Behaviour::Silent,
+    ];
+    let mut miners = Vec::new();
+    let mut states = Vec::new();
+    let mut hotkeys = Vec::new();
+    for (uid, behaviour) in behaviours.into_iter().enumerate() {
+        let key = Keypair::from_uri(&format!("//Miner{uid}")).expect("key");
+        let (addr, state) = spawn_miner(behaviour, &key).await;
+        miners.push(LabelMiner {
+            uid: uid as u16,
+            hotkey: key.account_id(),
+            base_url: Some(url(addr)),
+        });
+        hotkeys.push(key.account_id());
+        states.push(state);
+    }
+    let no_axon = Keypair::from_uri("//NoAxon").expect("key").account_id();
+    miners.push(LabelMiner {
+        uid: 6,
+        hotkey: no_axon,
+        base_url: None,
+    });
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr")
+    };
+    miners.push(LabelMiner {
+        uid: 7,
+        hotkey: Keypair::from_uri("//Gone").expect("key").account_id(),
+        base_url: Some(url(closed)),
+    });
+
+    let client = SignedClient::new(reqwest::Client::new(), validator_key());
+    let settings = LabelSettings {
+        limits: ExchangeLimits {
+            timeout: Duration::from_millis(1500),
+            ..ExchangeLimits::default()
+        },
+        ..LabelSettings::default()
+    };
+    let track = LabelTrack::new(client, settings);
+    let mix = TaskMix::uniform();
+    let input = LabelEpochInput {
+        netuid: 1,
+        epoch,
+        seed: [epoch as u8; 32],
+        secret: [42; 32],
+        deadline_block: epoch * 100 + 90,
+        miners: &miners,
+        mix: &mix,
+    };
+    let answers: Arc<dyn AnswerSource> = Arc::new(two_models);
+    let result = track.run_epoch(&input, answers, async {}).await;
+    Epoch {
+        result,
+        states,
+        hotkeys,
+    }
+}
+
+#[tokio::test]
+async fn honest_labelers_win_and_misbehaving_miners_are_recorded() {
+    let Epoch {
+        result,
+        states,
+        hotkeys,
+    } = run_epoch(3).await;
+    let by_uid: BTreeMap<u16, _> = result.miners.iter().map(|m| (m.uid, m)).collect();
+    let outcome = |uid: u16| by_uid[&uid].outcome;
+    assert_eq!(outcome(0), LabelOutcome::Ok);
+    assert_eq!(outcome(1), LabelOutcome::Ok);
+    assert_eq!(outcome(2), LabelOutcome::Ok);
+    assert_eq!(outcome(3), LabelOutcome::Malformed);
+    assert_eq!(outcome(4), LabelOutcome::Timeout);
+    assert_eq!(outcome(5), LabelOutcome::NoLabels);
+    assert_eq!(outcome(6), LabelOutcome::NotServing);
+    assert_eq!(outcome(7), LabelOutcome::Unreachable);
+
+    // Every batch arrived signed by the validator, with the configured size and deadline.
+    for (state, hotkey) in states.iter().zip(&hotkeys) {
+        assert_eq!(
+            *state.callers.lock().expect("lock"),
+            [validator_key().account_id()],
+            "{hotkey}"
+        );
+        let batches = state.batches.lock().expect("lock");
+        let batch = batches.values().next().expect("a batch");
+        assert_eq!(batch.tasks.len(), 20);
+        assert_eq!(batch.deadline_block, 390);
+    }
+
+    let honest = &by_uid[&0].components;
+    assert_eq!((honest.known_sent, honest.known_correct), (6, 6));
+    assert_eq!(honest.coverage, 1.0);
+    assert_eq!(by_uid[&0].labels.len(), 40, "two labelers per task");
+    assert_eq!(by_uid[&0].dropped_labels, 1);
+    let liar = &by_uid[&1].components;
+    assert_eq!((liar.known_correct, liar.known_wrong), (0, 6));
+    let scores = result.scores();
+    assert!(scores[&0] > scores[&2], "{scores:?}");
+    assert!(scores[&2] > scores[&1], "{scores:?}");
+    for uid in 3..=7 {
+        assert_eq!(scores[&uid], 0.0);
+    }
+    let sum: f64 = scores.values().sum();
+    assert!((sum - 1.0).abs() < 1e-12);
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn a_stored_epoch_recomputes_to_the_same_scores(pool: PgPool) {
+    let Epoch { result, .. } = run_epoch(5).await;
+    assert_eq!(
+        db::save_label_track(&pool, &result).await.expect("save"),
+        Saved::New
+    );
+    assert_eq!(
+        db::save_label_track(&pool, &result).await.expect("save"),
+        Saved::AlreadyStored
+    );
+    let mut loaded = db::load_label_track(&pool, 1, 5)
+        .await
+        .expect("load")
+        .expect("stored");
+    assert_eq!(loaded, result);
+    for miner in &mut loaded.miners {
+        miner.components = Default::default();
+    }
+    rescore(&mut loaded);
+    assert_eq!(loaded, result);
+    assert!(
+        db::load_label_track(&pool, 1, 6)
+            .await
+            .expect("load")
+            .is_none()
+    );
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn the_export_holds_the_majority_of_open_pairs_only(pool: PgPool) {
+    let Epoch { result, .. } = run_epoch(7).await;
+    db::save_label_track(&pool, &result).await.expect("save");
+    let Epoch { result, .. } = run_epoch(8).await;
+    db::save_label_track(&pool, &result).await.expect("save");
+
+    let mut out = Vec::new();
+    let count = export::export(&pool, 1, 8, 1, &mut out)
+        .await
+        .expect("export");
+    let lines: Vec<Preference> = std::str::from_utf8(&out)
+        .expect("utf8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a preference line"))
+        .collect();
+    assert_eq!(lines.len(), count);
+    assert!(count > 0);
+    // Each line is an open pair of epoch 8 (never a known-answer pair), as shown to miners.
+    let pairs = |known: bool| -> Vec<(String, String, String)> {
+        result
+            .miners
+            .iter()
+            .flat_map(|m| &m.batch.tasks)
+            .filter(|t| t.known == known)
+            .map(|t| {
+                let (x, y) = (t.task.a.clone(), t.task.b.clone());
+                let (lo, hi) = if x < y { (x, y) } else { (y, x) };
+                (t.task.prompt.clone(), lo, hi)
+            })
+            .collect()
+    };
+    let (open, known) = (pairs(false), pairs(true));
+    for p in &lines {
+        let (lo, hi) = if p.chosen < p.rejected {
+            (p.chosen.clone(), p.rejected.clone())
+        } else {
+            (p.rejected.clone(), p.chosen.clone())
+        };
+        let key = (p.prompt.clone(), lo, hi);
+        assert!(open.contains(&key), "{p:?}");
+        assert!(!known.contains(&key), "{p:?}");
+        assert_eq!(p.epoch, 8, "--since-epoch 8 leaves epoch 7 out");
+        assert!(p.votes >= 1, "{p:?}");
+        assert!(p.agreement > 0.5 && p.agreement <= 1.0, "{p:?}");
+    }
+    // Unanimous pairs include ones only the honest miner answered, with the right answer.
+    let solved = |p: &Preference| {
+        TaskKind::ALL
+            .iter()
+            .any(|k| k.solve(&p.prompt).as_deref() == Some(p.chosen.as_str()))
+    };
+    let unanimous: Vec<&Preference> = lines.iter().filter(|p| p.agreement == 1.0).collect();
+    assert!(!unanimous.is_empty());
+    assert!(unanimous.iter().any(|p| solved(p)));
+
+    let with_min = {
+        let mut out = Vec::new();
+        export::export(&pool, 1, 0, 3, &mut out)
+            .await
+            .expect("export");
+        out
+    };
+    for line in std::str::from_utf8(&with_min).expect("utf8").lines() {
+        let p: Preference = serde_json::from_str(line).expect("line");
+        assert!(p.votes >= 3);
+    }
+}
