@@ -704,3 +704,134 @@ async fn a_miner_without_a_database_collects_no_labels_but_serves() {
     let health = reqwest::get(app.url("/health")).await.expect("get");
     assert_eq!(health.status(), StatusCode::OK);
 }
+
+/// `miner serve --db.url` (the real binary) takes a batch; `miner labelers simulate` creates its
+/// labeler through the database, signs in and answers through the form; the labels come back.
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn serve_with_a_database_and_the_simulate_command_work_end_to_end(pool: PgPool) {
+    use std::io::{BufRead, BufReader};
+    let url = database_url(&pool).await;
+    let shared = std::env::var("SUBNET_SHARED")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| crate::helpers::workspace_root().join("../shared"));
+    let wallets = shared.join("vectors/wallet");
+    let mut child = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_miner"))
+            .args([
+                "serve",
+                "--log.format",
+                "json",
+                "--wallet.name",
+                "vec",
+                "--wallet.hotkey",
+                "miner1",
+                "--axon.ip",
+                "127.0.0.1",
+                "--axon.port",
+                "0",
+                "--insecure-no-chain",
+            ])
+            .env("BT_WALLET_PATH", &wallets)
+            .env("MINER_DB_URL", &url)
+            .env_remove("RUST_LOG")
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn miner"),
+    );
+    let stderr = child.0.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("miner exited before serving")
+            .expect("read stderr");
+        let Ok(v) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if v["fields"]["message"] == "miner serving" {
+            break v["fields"]["addr"].as_str().expect("addr").to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let base = format!("http://{addr}");
+    let miner_key: subnet_common::keys::AccountId =
+        "5E5ExHmtNK4oWtmYJyJA2HC2KD3ueHTAq2oEAxZ72jsT9cPM"
+            .parse()
+            .expect("ss58");
+    let alice = signed_client("//Alice");
+    let post = |path: &str, body: Value| {
+        alice
+            .post_json(
+                reqwest::Url::parse(&format!("{base}{path}")).expect("url"),
+                &miner_key,
+                &body,
+            )
+            .expect("json")
+            .send()
+    };
+    assert_eq!(
+        post("/v1/rlhf/tasks", batch("e2e", 10, 5))
+            .await
+            .expect("send")
+            .status(),
+        StatusCode::ACCEPTED
+    );
+
+    let sim = tokio::process::Command::new(env!("CARGO_BIN_EXE_miner"))
+        .args([
+            "labelers", "simulate", "--url", &base, "--name", "sim", "--count", "3",
+        ])
+        .args(["--accuracy", "1", "--seed", "4"])
+        .env("MINER_DB_URL", &url)
+        .output()
+        .await
+        .expect("run simulate");
+    let stdout = String::from_utf8_lossy(&sim.stdout);
+    assert!(sim.status.success(), "{sim:?}");
+    assert!(stdout.starts_with("SIMULATION"), "{stdout}");
+    assert!(
+        stdout.contains("3 answers, 3 judged by a checker, 3 of those correct"),
+        "{stdout}"
+    );
+
+    let labels: LabelsResponse = post("/v1/rlhf/labels", json!({ "batch_id": "e2e" }))
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(labels.labels.len(), 3);
+    assert!(
+        labels
+            .labels
+            .iter()
+            .all(|l| l.choice == Choice::A && l.labeler == "sim")
+    );
+}
+
+/// Stops a child process this test started, also when the test fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn dump_config_shows_the_database_url_without_its_password() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_miner"))
+        .args([
+            "serve",
+            "--dump-config",
+            "--db.url",
+            "postgres://me:secret@db:5432/miner",
+        ])
+        .output()
+        .expect("run miner");
+    assert!(out.status.success(), "{out:?}");
+    let config: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(config["db_url"], "postgres://me:***@db:5432/miner");
+}
