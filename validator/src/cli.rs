@@ -34,6 +34,8 @@ pub enum Command {
     },
     /// Evaluate a local model directory as the model track would (per-sample completion loss).
     Eval(EvalArgs),
+    /// Follow the chain: score every epoch, store it in Postgres, set weights (commit-reveal).
+    Run(Box<RunArgs>),
     /// Write the label track's majority-labelled pairs as a JSONL preference dataset.
     ExportPreferences(ExportPreferencesArgs),
     /// Serve the dashboard (leaderboard, miner history, weights, chain, `/metrics`) from the
@@ -41,6 +43,75 @@ pub enum Command {
     Dashboard(DashboardArgs),
     /// Check wallet, chain, registration, database, disk, device and clock; exit 1 on a failure.
     Doctor(DoctorArgs),
+}
+
+/// `validator run`: the epoch loop.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Subnet to validate.
+    #[arg(long, env = "BT_NETUID", default_value_t = 1)]
+    pub netuid: u16,
+
+    #[command(flatten)]
+    pub wallet: WalletArgs,
+
+    /// The chain's JSON-RPC endpoint.
+    #[arg(
+        long = "chain.url",
+        env = "BT_CHAIN_URL",
+        default_value = "http://127.0.0.1:9944"
+    )]
+    pub chain_url: String,
+
+    /// How often the chain head is polled while waiting for a block, in milliseconds.
+    #[arg(
+        long = "chain.poll-ms",
+        env = "BT_CHAIN_POLL_MS",
+        default_value_t = 500
+    )]
+    pub chain_poll_ms: u64,
+
+    /// Postgres URL (migrations are applied at start).
+    #[arg(long = "db.url", env = "DATABASE_URL")]
+    pub db_url: String,
+
+    /// Where to evaluate: auto (CUDA when built with it and a GPU answers), cpu or cuda.
+    #[arg(long, env = "BT_DEVICE", default_value = "auto")]
+    pub device: subnet_model::backend::DeviceChoice,
+
+    /// Competition file (default: the built-in `competitions/default.toml`).
+    #[arg(long, env = "BT_COMPETITION", value_name = "FILE")]
+    pub competition: Option<std::path::PathBuf>,
+
+    /// Where downloaded model artifacts are cached (by manifest hash).
+    #[arg(
+        long = "cache.dir",
+        env = "BT_CACHE_DIR",
+        default_value = "validator-cache",
+        value_name = "DIR"
+    )]
+    pub cache_dir: std::path::PathBuf,
+
+    /// Port of the dashboard and `/metrics` (not served when absent).
+    #[arg(long = "http.port", env = "BT_HTTP_PORT")]
+    pub http_port: Option<u16>,
+
+    /// EMA smoothing factor of the combined score, in (0, 1].
+    #[arg(
+        long = "scores.ema-alpha",
+        env = "BT_SCORES_EMA_ALPHA",
+        default_value_t = 0.3
+    )]
+    pub ema_alpha: f64,
+
+    /// `version_key` sent with the weights (default: this validator's version as the SDK's
+    /// `major·10⁶ + minor·10³ + patch`).
+    #[arg(long = "weights.version-key", env = "BT_WEIGHTS_VERSION_KEY")]
+    pub version_key: Option<u64>,
+
+    /// Print the resolved configuration as JSON and exit.
+    #[arg(long = "dump-config")]
+    pub dump_config: bool,
 }
 
 /// `validator query`: an operator's signed curl.

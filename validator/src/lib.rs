@@ -12,6 +12,8 @@
 //! | [`metrics`] | Prometheus metrics (`validator_*`) and the `record_*` helpers the epoch loop calls |
 //! | [`doctor`] | `validator doctor`: wallet, chain, registration, database, disk, device, clock |
 //! | [`artifacts`] | fetching miners' model artifacts, verified against their commitment, into a cache |
+//! | [`service`] | the epoch loop: clock, schedule, weights math, exactly-once weight submission |
+//! | [`run_cmd`] | `validator run`: the service wired from the command line |
 
 pub mod artifacts;
 pub mod cli;
@@ -21,5 +23,7 @@ pub mod eval_cmd;
 pub mod export;
 pub mod metrics;
 pub mod query;
+pub mod run_cmd;
+pub mod service;
 pub mod tracks;
 pub mod web;

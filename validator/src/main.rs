@@ -17,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Eval(args) => {
             subnet_validator::eval_cmd::run(&args, &mut std::io::stdout().lock())
         }
+        Command::Run(args) => subnet_validator::run_cmd::run(&args).await,
         Command::ExportPreferences(args) => subnet_validator::export::run(&args).await,
         Command::Dashboard(args) => subnet_validator::web::run(&args).await,
         Command::Doctor(args) => {

@@ -178,6 +178,19 @@ pub trait ChainClient: Send + Sync {
         signer: &Keypair,
     ) -> impl Future<Output = Result<H256, ChainClientError>> + Send;
 
+    /// The nonce the next extrinsic of `account` must carry, counting extrinsics still queued.
+    fn account_next_nonce(
+        &self,
+        account: &AccountId,
+    ) -> impl Future<Output = Result<u64, ChainClientError>> + Send;
+
+    /// Submits an extrinsic the caller signed itself, e.g. one whose hash it recorded before
+    /// sending so that a crash cannot lose track of it; returns the hash once queued.
+    fn submit_extrinsic(
+        &self,
+        extrinsic: &SignedExtrinsic,
+    ) -> impl Future<Output = Result<H256, ChainClientError>> + Send;
+
     /// Where the extrinsic `tx` is now.
     fn tx_status(
         &self,
@@ -430,6 +443,17 @@ impl ChainClient for DevChainClient {
 
     async fn tx_status(&self, tx: H256) -> Result<TxStatus, ChainClientError> {
         self.call(method::EXTRINSIC_STATUS, json!([tx])).await
+    }
+
+    async fn account_next_nonce(&self, account: &AccountId) -> Result<u64, ChainClientError> {
+        self.next_nonce(account).await
+    }
+
+    async fn submit_extrinsic(
+        &self,
+        extrinsic: &SignedExtrinsic,
+    ) -> Result<H256, ChainClientError> {
+        self.submit_raw(&extrinsic.encode()).await
     }
 }
 

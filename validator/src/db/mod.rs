@@ -437,3 +437,86 @@ pub async fn update_weights(
     };
     Ok(result.rows_affected() > 0)
 }
+
+/// Which extrinsic of a weight row [`record_submission`] notes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submission {
+    /// The `commit_weights` or `set_weights` of a `pending` row (stored in `commit_tx`).
+    Commit,
+    /// The `reveal_weights` of a `committed` row (stored in `reveal_tx`).
+    Reveal,
+}
+
+/// Notes the hash of an extrinsic about to be sent, before it is sent: after a crash the loop
+/// asks the chain about this hash instead of sending a second one. The status does not change.
+/// For a commit, the first call also stores `head` as the row's submit guard block
+/// ([`submit_guard_block`]). Returns `false` when the row is not in the status the extrinsic
+/// belongs to.
+pub async fn record_submission(
+    pool: &PgPool,
+    netuid: i32,
+    epoch: i64,
+    which: Submission,
+    tx: &str,
+    head: i64,
+) -> Result<bool, DbError> {
+    let sql = match which {
+        Submission::Commit => {
+            "UPDATE weight_commits SET commit_tx = $3, submit_guard_block = COALESCE(submit_guard_block, $4),
+                 updated_at = now()
+             WHERE netuid = $1 AND epoch = $2 AND status = 'pending'"
+        }
+        Submission::Reveal => {
+            "UPDATE weight_commits SET reveal_tx = $3, updated_at = now()
+             WHERE netuid = $1 AND epoch = $2 AND status = 'committed'"
+        }
+    };
+    let mut query = sqlx::query(sql).bind(netuid).bind(epoch).bind(tx);
+    if which == Submission::Commit {
+        query = query.bind(head);
+    }
+    let result = query.execute(pool).await?;
+    Ok(result.rows_affected() > 0)
+}
+
+/// The chain head when the first commit (or set_weights) of the row was signed, if one was.
+pub async fn submit_guard_block(
+    pool: &PgPool,
+    netuid: i32,
+    epoch: i64,
+) -> Result<Option<i64>, DbError> {
+    let row: Option<(Option<i64>,)> = sqlx::query_as(
+        "SELECT submit_guard_block FROM weight_commits WHERE netuid = $1 AND epoch = $2",
+    )
+    .bind(netuid)
+    .bind(epoch)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|(guard,)| guard))
+}
+
+/// A hotkey's most recent EMA with the uid and registration block it was computed for.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct StoredEma {
+    /// SS58 hotkey.
+    pub hotkey: String,
+    /// Uid at that epoch.
+    pub uid: i32,
+    /// Registration block as last seen.
+    pub block_at_registration: i64,
+    /// The EMA.
+    pub ema: f64,
+}
+
+/// [`latest_ema`] with the uid and registration each EMA belongs to, so the loop can restart a
+/// re-registered hotkey from zero.
+pub async fn latest_ema_state(pool: &PgPool, netuid: i32) -> Result<Vec<StoredEma>, DbError> {
+    Ok(sqlx::query_as::<_, StoredEma>(
+        "SELECT DISTINCT ON (s.hotkey) s.hotkey, s.uid, m.block_at_registration, s.ema
+         FROM scores s JOIN miners m ON m.netuid = s.netuid AND m.hotkey = s.hotkey
+         WHERE s.netuid = $1 ORDER BY s.hotkey, s.epoch DESC",
+    )
+    .bind(netuid)
+    .fetch_all(pool)
+    .await?)
+}

@@ -8,3 +8,4 @@ mod labels;
 mod model_track;
 mod pg;
 mod query;
+mod run_loop;

@@ -1,0 +1,174 @@
+//! `validator run`: builds the epoch loop ([`crate::service`]) from the command line and runs it
+//! until Ctrl-C or SIGTERM.
+//!
+//! Setting weights needs the validator's hotkey registered on the subnet and, for weights on
+//! other uids, a validator permit: the subnet owner's hotkey is exempt; any other hotkey needs
+//! stake (`add_stake` from its coldkey) high enough to be among the top `max_allowed_validators`
+//! at an epoch, and at least `stake_threshold`. On the dev chain (`devchain --dev`), `//Alice`
+//! owns subnet 1 and can validate at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use subnet_common::btauth::SignedClient;
+use subnet_common::chain::client::DevChainClient;
+use subnet_model::backend::select;
+use subnet_model::competition::CompetitionFile;
+use subnet_model::data::Limits;
+
+use crate::cli::RunArgs;
+use crate::db;
+use crate::eval_cmd::DEFAULT_COMPETITION_TOML;
+use crate::service::clock::ChainClock;
+use crate::service::{Service, ServiceConfig};
+use crate::tracks::model::{ModelTrack, TrackSettings};
+
+/// The resolved configuration, as `--dump-config` prints it (the database password redacted).
+pub fn config_json(args: &RunArgs) -> serde_json::Value {
+    serde_json::json!({
+        "netuid": args.netuid,
+        "wallet": {
+            "path": args.wallet.path,
+            "name": args.wallet.name,
+            "hotkey": args.wallet.hotkey,
+        },
+        "chain": { "url": args.chain_url, "poll_ms": args.chain_poll_ms },
+        "db": { "url": db::redact(&args.db_url) },
+        "device": args.device.to_string(),
+        "competition": args.competition,
+        "cache": { "dir": args.cache_dir },
+        "http": { "port": args.http_port },
+        "scores": { "ema_alpha": args.ema_alpha },
+        "weights": { "version_key": args.version_key },
+    })
+}
+
+/// Loads the competition file (or the built-in default) and its pinned dataset.
+fn load_competition(
+    path: Option<&Path>,
+) -> anyhow::Result<(CompetitionFile, Option<subnet_model::data::Dataset>)> {
+    let (file, dir) = match path {
+        Some(path) => (
+            CompetitionFile::load(path)
+                .with_context(|| format!("--competition {}", path.display()))?,
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        ),
+        None => (
+            CompetitionFile::from_bytes(DEFAULT_COMPETITION_TOML.as_bytes())
+                .context("the built-in default competition")?,
+            PathBuf::from("."),
+        ),
+    };
+    let dataset = match &file.competition.dataset {
+        Some(spec) => Some(
+            spec.load(&dir, &Limits::default())
+                .context("while loading the competition's dataset")?,
+        ),
+        None => None,
+    };
+    Ok((file, dataset))
+}
+
+/// Runs the validator until Ctrl-C or SIGTERM.
+pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
+    if args.dump_config {
+        println!("{}", serde_json::to_string_pretty(&config_json(args))?);
+        return Ok(());
+    }
+    if !(args.ema_alpha > 0.0 && args.ema_alpha <= 1.0) {
+        bail!(
+            "--scores.ema-alpha must be in (0, 1], got {}",
+            args.ema_alpha
+        );
+    }
+    let hotkey = args
+        .wallet
+        .load_hotkey()
+        .context("while loading the hotkey")?;
+    let chain = Arc::new(
+        DevChainClient::new(&args.chain_url)
+            .with_context(|| format!("--chain.url {}", args.chain_url))?,
+    );
+    let pool = db::connect(&args.db_url)
+        .await
+        .context("while connecting to Postgres")?;
+    let (competition, dataset) = load_competition(args.competition.as_deref())?;
+    let device = select(args.device).with_context(|| format!("--device {}", args.device))?;
+    std::fs::create_dir_all(&args.cache_dir)
+        .with_context(|| format!("while creating --cache.dir {}", args.cache_dir.display()))?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .context("while building the HTTP client")?;
+    let track = ModelTrack::new(
+        SignedClient::new(http, hotkey.clone()),
+        args.cache_dir.clone(),
+        device,
+        TrackSettings::default(),
+    );
+    let clock = ChainClock::new(
+        Arc::clone(&chain),
+        Duration::from_millis(args.chain_poll_ms.max(10)),
+    );
+    let mut config = ServiceConfig::new(args.netuid);
+    config.ema_alpha = args.ema_alpha;
+    if let Some(key) = args.version_key {
+        config.version_key = key;
+    }
+    if args.http_port.is_some() {
+        tracing::info!("--http.port is accepted; the dashboard is served by its own module");
+    }
+    tracing::info!(
+        netuid = args.netuid,
+        hotkey = %hotkey.account_id(),
+        chain = %args.chain_url,
+        competition = %competition.competition.id,
+        "validator starting"
+    );
+    let service = Service::new(
+        chain,
+        clock,
+        pool,
+        hotkey,
+        track,
+        competition,
+        dataset,
+        config,
+    );
+    service
+        .run(shutdown_signal())
+        .await
+        .context("the epoch loop stopped")?;
+    tracing::info!("validator stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

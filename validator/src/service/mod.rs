@@ -1,0 +1,515 @@
+//! The epoch loop behind `validator run`: follow the chain, score each epoch once, store it, and
+//! get its weights onto the chain exactly once (commit–reveal v2 or plain `set_weights`).
+//!
+//! | module | what | IO |
+//! |---|---|---|
+//! | [`clock`] | [`clock::BlockClock`]: the current block and waiting for one (chain-backed, manual) | chain |
+//! | [`schedule`] | epoch index and first block from `tempo` and `netuid` | none |
+//! | [`weights`] | track scores → combined → EMA → normalized → SDK u16 weights | none |
+//! | [`submit`] | commit, reveal or set the weights of stored epochs; resume after a crash | chain, db |
+//!
+//! One turn of the loop ([`Service::run_once`]), at the chain head `h` in epoch `e`:
+//! 1. settle the open weight rows: finish or detect an interrupted commit, reveal a commit whose
+//!    reveal epoch has come, give up on expired or superseded ones ([`submit`]);
+//! 2. unless epoch `e` is already in the database: read the metagraph and commitments, derive the
+//!    seed from the hash of `e`'s first block, run the model track, combine the tracks, update the
+//!    EMA, convert to u16, and store all of it with the `pending` weight row in one transaction;
+//! 3. settle again, which commits (or sets) the new row;
+//! 4. wait for the first block of epoch `e + 1`.
+//!
+//! A restart (even a SIGKILL) resumes from Postgres: a stored epoch is never scored again, and
+//! the commit of a row is never sent twice (see [`submit`] for how).
+
+pub mod clock;
+pub mod schedule;
+pub mod submit;
+pub mod weights;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::RngCore;
+use sqlx::PgPool;
+use subnet_common::chain::client::{ChainClient, ChainClientError};
+use subnet_common::chain::types::{Hyperparameters, Metagraph, commit_hash};
+use subnet_common::keys::Keypair;
+use subnet_model::competition::{CompetitionFile, eval_seed};
+use subnet_model::data::Dataset;
+use tracing::Instrument;
+
+use crate::db::{
+    self, DbError, EpochRecord, EpochResults, MinerRecord, ModelEvalRecord, ScoreRecord,
+    WeightCommitRecord,
+};
+use crate::tracks::model::outcome::Outcome;
+use crate::tracks::model::{EpochInput, ModelTrack, ModelTrackError, ModelTrackResult};
+use clock::BlockClock;
+use schedule::EpochSchedule;
+use weights::{ConvertError, Neuron, PreviousEma, TrackScores};
+
+/// Default EMA smoothing factor of the combined score (`--scores.ema-alpha`).
+pub const DEFAULT_EMA_ALPHA: f64 = 0.3;
+
+/// Number of u16 values in a commit–reveal salt.
+pub const SALT_LEN: usize = 8;
+
+/// A point where a test stops the loop as if the process had been killed there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failpoint {
+    /// Right after the epoch was saved, before anything was sent.
+    AfterSave,
+    /// Right after the commit (or set_weights) extrinsic was accepted by the chain, before its
+    /// inclusion was recorded.
+    AfterSend,
+}
+
+/// How the loop runs.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The subnet.
+    pub netuid: u16,
+    /// EMA smoothing factor in (0, 1]: weight of this epoch's combined score.
+    pub ema_alpha: f64,
+    /// `version_key` sent with the weights; must be ≥ the subnet's `weights_version_key`.
+    pub version_key: u64,
+    /// How long to wait for an extrinsic's inclusion before asking again.
+    pub inclusion_timeout: Duration,
+    /// Attempts per weight extrinsic in one turn of the loop (the next turn tries again).
+    pub submit_attempts: u32,
+    /// First pause after a failed turn or attempt; doubles up to `max_backoff`.
+    pub initial_backoff: Duration,
+    /// Longest pause between retries.
+    pub max_backoff: Duration,
+    /// Tests only: stop the loop at this point, as a crash would.
+    pub failpoint: Option<Failpoint>,
+}
+
+impl ServiceConfig {
+    /// Defaults for `netuid`.
+    pub fn new(netuid: u16) -> Self {
+        Self {
+            netuid,
+            ema_alpha: DEFAULT_EMA_ALPHA,
+            version_key: version_key(env!("CARGO_PKG_VERSION")),
+            inclusion_timeout: Duration::from_secs(60),
+            submit_attempts: 3,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+            failpoint: None,
+        }
+    }
+}
+
+/// The SDK's `version_as_int`: `major·10⁶ + minor·10³ + patch` (unparsable parts count as 0).
+pub fn version_key(version: &str) -> u64 {
+    let mut parts = version
+        .split(['.', '-', '+'])
+        .map(|p| p.parse::<u64>().unwrap_or(0));
+    let mut next = || parts.next().unwrap_or(0);
+    next() * 1_000_000 + next() * 1_000 + next()
+}
+
+/// Why a turn of the loop failed. Every variant but [`ServiceError::Stopped`] is retried by
+/// [`Service::run`] after a pause.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A chain request failed.
+    #[error("chain: {0}")]
+    Chain(#[from] ChainClientError),
+    /// A database query failed.
+    #[error("database: {0}")]
+    Db(#[from] DbError),
+    /// The model track could not score the epoch.
+    #[error("model track: {0}")]
+    ModelTrack(#[from] ModelTrackError),
+    /// The weights did not convert (a bug upstream).
+    #[error("weights: {0}")]
+    Convert(#[from] ConvertError),
+    /// The hash of an epoch's first block is not on the chain.
+    #[error("block {block} (first of epoch {epoch}) has no hash on the chain")]
+    MissingBlock {
+        /// The block.
+        block: u64,
+        /// Its epoch.
+        epoch: u64,
+    },
+    /// The validator's hotkey holds no uid on the subnet.
+    #[error(
+        "hotkey {hotkey} is not registered on subnet {netuid}: register it (and stake on it to earn a validator permit)"
+    )]
+    NotRegistered {
+        /// SS58 hotkey.
+        hotkey: String,
+        /// Subnet.
+        netuid: u16,
+    },
+    /// The subnet's tempo is 0: its epochs never run.
+    #[error("subnet {netuid} has tempo 0: epochs never run")]
+    NoEpochs {
+        /// Subnet.
+        netuid: u16,
+    },
+    /// A stored weight row is inconsistent (e.g. a commit hash that is not hex).
+    #[error("stored weights of epoch {epoch}: {reason}")]
+    BadRow {
+        /// Epoch of the row.
+        epoch: i64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A test failpoint was reached.
+    #[error("stopped at failpoint {0:?}")]
+    Stopped(Failpoint),
+}
+
+/// What one turn of the loop did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Turn {
+    /// The epoch the head was in.
+    pub epoch: u64,
+    /// Whether this turn scored and stored it (false: it was stored before).
+    pub scored: bool,
+    /// First block of the next epoch, where the next turn starts.
+    pub next_epoch_start: u64,
+}
+
+/// The validator's epoch loop.
+pub struct Service<C, K> {
+    /// The chain.
+    chain: Arc<C>,
+    /// When things happen.
+    clock: K,
+    /// Where everything is stored.
+    pool: PgPool,
+    /// Signs weight extrinsics (and requests to miners, inside the track).
+    hotkey: Keypair,
+    /// The model track (holds the per-seed evaluation cache).
+    track: ModelTrack,
+    /// The rules the models are judged by.
+    competition: CompetitionFile,
+    /// The competition's pinned dataset, loaded once.
+    dataset: Option<Dataset>,
+    /// Loop settings.
+    config: ServiceConfig,
+}
+
+impl<C: ChainClient, K: BlockClock> Service<C, K> {
+    /// A loop over `chain` and `clock`, storing into `pool`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        chain: Arc<C>,
+        clock: K,
+        pool: PgPool,
+        hotkey: Keypair,
+        track: ModelTrack,
+        competition: CompetitionFile,
+        dataset: Option<Dataset>,
+        config: ServiceConfig,
+    ) -> Self {
+        Self {
+            chain,
+            clock,
+            pool,
+            hotkey,
+            track,
+            competition,
+            dataset,
+            config,
+        }
+    }
+
+    /// Runs turns until `shutdown` resolves. A failed turn is logged and retried after a pause
+    /// that doubles up to `max_backoff`; only a test failpoint ends the loop with an error.
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<(), ServiceError> {
+        tokio::pin!(shutdown);
+        let mut backoff = self.config.initial_backoff;
+        loop {
+            let turn = async {
+                let turn = self.run_once().await?;
+                self.clock.wait_until(turn.next_epoch_start).await?;
+                Ok::<_, ServiceError>(())
+            };
+            let result = tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                result = turn => result,
+            };
+            match result {
+                Ok(()) => backoff = self.config.initial_backoff,
+                Err(error @ ServiceError::Stopped(_)) => return Err(error),
+                Err(error) => {
+                    tracing::warn!(%error, retry_in = ?backoff, "epoch turn failed");
+                    tokio::select! {
+                        () = &mut shutdown => return Ok(()),
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+            }
+        }
+    }
+
+    /// One turn at the current head: settle open weights, score the head's epoch unless it is
+    /// stored, submit its weights.
+    pub async fn run_once(&self) -> Result<Turn, ServiceError> {
+        let netuid = self.config.netuid;
+        let head = self.clock.current_block().await?;
+        let hp = self.chain.hyperparameters(netuid).await?;
+        let schedule = EpochSchedule::new(netuid, hp.tempo);
+        let next_epoch_start = schedule
+            .next_epoch_start(head)
+            .ok_or(ServiceError::NoEpochs { netuid })?;
+        let epoch = schedule.epoch_of(head);
+        let span = tracing::info_span!("epoch", netuid, epoch, block = head);
+        let scored = self.turn(epoch, schedule, &hp).instrument(span).await?;
+        Ok(Turn {
+            epoch,
+            scored,
+            next_epoch_start,
+        })
+    }
+
+    /// Steps 1–3 of a turn in `epoch`; true when it scored the epoch.
+    async fn turn(
+        &self,
+        epoch: u64,
+        schedule: EpochSchedule,
+        hp: &Hyperparameters,
+    ) -> Result<bool, ServiceError> {
+        let netuid = self.config.netuid;
+        self.settle(hp).await?;
+        let scored = if db::epoch_stored(&self.pool, i32::from(netuid), epoch as i64).await? {
+            false
+        } else {
+            let results = self.score(epoch, schedule, hp).await?;
+            let saved = db::save_epoch(&self.pool, &results).await?;
+            tracing::info!(
+                epoch,
+                ?saved,
+                weights = results.weights.uids.len(),
+                mode = %results.weights.mode,
+                "epoch stored"
+            );
+            self.failpoint(Failpoint::AfterSave)?;
+            self.settle(hp).await?;
+            saved == db::Saved::New
+        };
+        Ok(scored)
+    }
+
+    /// Scores `epoch` into everything [`db::save_epoch`] stores, weight row `pending`.
+    async fn score(
+        &self,
+        epoch: u64,
+        schedule: EpochSchedule,
+        hp: &Hyperparameters,
+    ) -> Result<EpochResults, ServiceError> {
+        let started = Instant::now();
+        let netuid = self.config.netuid;
+        let start_block = schedule.first_block(epoch);
+        let block_hash =
+            self.chain
+                .block_hash(start_block)
+                .await?
+                .ok_or(ServiceError::MissingBlock {
+                    block: start_block,
+                    epoch,
+                })?;
+        let seed = eval_seed(block_hash.0, netuid);
+        let metagraph = self.chain.metagraph(netuid).await?;
+        if !metagraph
+            .neurons
+            .iter()
+            .any(|n| n.hotkey == self.hotkey.account_id())
+        {
+            return Err(ServiceError::NotRegistered {
+                hotkey: self.hotkey.account_id().to_ss58(),
+                netuid,
+            });
+        }
+        let commitments = self.chain.commitments(netuid).await?;
+        let input = EpochInput {
+            netuid,
+            seed,
+            seed_block: start_block,
+            current_block: metagraph.block,
+            metagraph: &metagraph,
+            commitments: &commitments,
+            competition: &self.competition,
+            dataset: self.dataset.as_ref(),
+        };
+        let model = self.track.score_epoch(&input).await?;
+        let scores = TrackScores {
+            model: model.miners.iter().map(|m| (m.uid, m.score)).collect(),
+            // The label track plugs in here.
+            labels: BTreeMap::new(),
+        };
+        let previous: BTreeMap<String, PreviousEma> =
+            db::latest_ema_state(&self.pool, i32::from(netuid))
+                .await?
+                .into_iter()
+                .map(|s| {
+                    let previous = PreviousEma {
+                        uid: u16::try_from(s.uid).unwrap_or(u16::MAX),
+                        block_at_registration: u64::try_from(s.block_at_registration)
+                            .unwrap_or(u64::MAX),
+                        ema: s.ema,
+                    };
+                    (s.hotkey, previous)
+                })
+                .collect();
+        let neurons = neurons_of(&metagraph);
+        let rows = weights::weight_rows(
+            &neurons,
+            &scores,
+            &self.competition.competition.shares,
+            self.config.ema_alpha,
+            &previous,
+        );
+        let weight_pairs: Vec<(u16, f64)> = rows.iter().map(|r| (r.uid, r.weight)).collect();
+        let (uids, values) = weights::to_u16_weights(&weight_pairs)?;
+        let weights = self.weight_record(epoch, hp, uids, values);
+
+        let record = EpochRecord {
+            netuid: i32::from(netuid),
+            epoch: epoch as i64,
+            start_block: start_block as i64,
+            block_hash: hex::encode(block_hash.0),
+            seed: hex::encode(seed),
+            competition_sha256: self.competition.sha256_hex(),
+            scored_block: metagraph.block as i64,
+            duration_ms: started.elapsed().as_millis() as i64,
+        };
+        Ok(EpochResults {
+            epoch: record,
+            miners: metagraph
+                .neurons
+                .iter()
+                .map(|n| MinerRecord {
+                    hotkey: n.hotkey.to_ss58(),
+                    uid: i32::from(n.uid),
+                    coldkey: n.coldkey.to_ss58(),
+                    block_at_registration: n.block_at_registration as i64,
+                })
+                .collect(),
+            model_evals: model_eval_records(&model),
+            scores: rows
+                .iter()
+                .map(|r| ScoreRecord {
+                    hotkey: r.hotkey.clone(),
+                    uid: i32::from(r.uid),
+                    model_score: r.model_score,
+                    label_score: r.label_score,
+                    combined: r.combined,
+                    ema: r.ema,
+                    weight: r.weight,
+                })
+                .collect(),
+            weights,
+        })
+    }
+
+    /// The `pending` weight row: commit–reveal with a fresh OS-random salt when the subnet has it
+    /// on, plain `set_weights` otherwise.
+    fn weight_record(
+        &self,
+        epoch: u64,
+        hp: &Hyperparameters,
+        uids: Vec<u16>,
+        values: Vec<u16>,
+    ) -> WeightCommitRecord {
+        let netuid = self.config.netuid;
+        let version_key = self.config.version_key;
+        let (mode, salt, hash) = if hp.commit_reveal_weights_enabled {
+            let mut salt = [0u16; SALT_LEN];
+            let mut rng = rand::rngs::OsRng;
+            for s in &mut salt {
+                *s = (rng.next_u32() & 0xffff) as u16;
+            }
+            let hash = commit_hash(
+                &self.hotkey.account_id(),
+                netuid,
+                &uids,
+                &values,
+                &salt,
+                version_key,
+            );
+            ("commit_reveal", salt.to_vec(), Some(hex::encode(hash)))
+        } else {
+            ("set_weights", Vec::new(), None)
+        };
+        WeightCommitRecord {
+            netuid: i32::from(netuid),
+            epoch: epoch as i64,
+            uids: uids.iter().map(|&u| i32::from(u)).collect(),
+            weights: values.iter().map(|&v| i32::from(v)).collect(),
+            salt: salt.iter().map(|&s| i32::from(s)).collect(),
+            version_key: version_key as i64,
+            mode: mode.into(),
+            commit_hash: hash,
+            status: "pending".into(),
+            commit_tx: None,
+            commit_block: None,
+            reveal_tx: None,
+            reveal_block: None,
+            error: None,
+        }
+    }
+
+    /// Returns [`ServiceError::Stopped`] when `point` is the configured failpoint.
+    fn failpoint(&self, point: Failpoint) -> Result<(), ServiceError> {
+        if self.config.failpoint == Some(point) {
+            tracing::warn!(?point, "stopping at the test failpoint");
+            return Err(ServiceError::Stopped(point));
+        }
+        Ok(())
+    }
+}
+
+/// The metagraph's uids, in uid order.
+fn neurons_of(metagraph: &Metagraph) -> Vec<Neuron> {
+    let mut neurons: Vec<Neuron> = metagraph
+        .neurons
+        .iter()
+        .map(|n| Neuron {
+            uid: n.uid,
+            hotkey: n.hotkey.to_ss58(),
+            block_at_registration: n.block_at_registration,
+        })
+        .collect();
+    neurons.sort_by_key(|n| n.uid);
+    neurons
+}
+
+/// The model track's per-miner results as stored rows.
+fn model_eval_records(model: &ModelTrackResult) -> Vec<ModelEvalRecord> {
+    model
+        .miners
+        .iter()
+        .map(|m| ModelEvalRecord {
+            hotkey: m.hotkey.clone(),
+            uid: i32::from(m.uid),
+            manifest_sha256: m.manifest_sha256.clone(),
+            commit_block: m.commit_block.map(|b| b as i64),
+            outcome: m.outcome.code().into(),
+            reason: m.reason.clone(),
+            mean_loss: m.mean_loss,
+            win_rate: (m.outcome == Outcome::Ok).then_some(m.win_rate),
+            score: m.score,
+            sample_losses: m.losses.clone(),
+            sample_tokens: Vec::new(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_key_is_the_sdks_version_as_int() {
+        assert_eq!(version_key("11.3.0"), 11_003_000);
+        assert_eq!(version_key("0.1.0"), 1_000);
+        assert_eq!(version_key("1.2.3-rc.1"), 1_002_003);
+    }
+}

@@ -1,0 +1,99 @@
+//! When epochs start (pure): Subtensor's legacy schedule (`spec/subtensor.md` §1.9), which the
+//! dev chain follows and the commit–reveal epoch index still uses.
+//!
+//! Subnet `netuid` runs its epoch at block `b` when `(b + netuid + 1) % (tempo + 1) == 0`; the
+//! epoch index of a block is `(b + netuid + 1) / (tempo + 1)`. So epoch `e ≥ 1` starts at block
+//! `e · (tempo + 1) − (netuid + 1)`, exactly where the chain ran Yuma Consensus, and epoch 0 is the
+//! stretch from genesis to the first such block.
+
+/// The epoch schedule of one subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochSchedule {
+    /// The subnet.
+    pub netuid: u16,
+    /// Blocks per epoch (the chain's `tempo`); 0 means epochs never run.
+    pub tempo: u16,
+}
+
+impl EpochSchedule {
+    /// The schedule of `netuid` with `tempo` blocks per epoch.
+    pub fn new(netuid: u16, tempo: u16) -> Self {
+        Self { netuid, tempo }
+    }
+
+    fn period(self) -> u64 {
+        u64::from(self.tempo) + 1
+    }
+
+    fn offset(self) -> u64 {
+        u64::from(self.netuid) + 1
+    }
+
+    /// The legacy epoch index of `block`. With tempo 0 every block is in epoch 0.
+    pub fn epoch_of(self, block: u64) -> u64 {
+        if self.tempo == 0 {
+            return 0;
+        }
+        (block + self.offset()) / self.period()
+    }
+
+    /// The first block of `epoch` (0 for epoch 0 and for tempo 0).
+    pub fn first_block(self, epoch: u64) -> u64 {
+        if self.tempo == 0 {
+            return 0;
+        }
+        (epoch.saturating_mul(self.period())).saturating_sub(self.offset())
+    }
+
+    /// The first block of the epoch after the one holding `block`; `None` with tempo 0.
+    pub fn next_epoch_start(self, block: u64) -> Option<u64> {
+        (self.tempo != 0).then(|| self.first_block(self.epoch_of(block) + 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_index_matches_the_chain_formula() {
+        // Subtensor's formula, and the dev chain's own test: netuid 1, tempo 9 → blocks 0..=7
+        // are epoch 0, block 8 starts epoch 1.
+        let s = EpochSchedule::new(1, 9);
+        assert_eq!(s.epoch_of(0), 0);
+        assert_eq!(s.epoch_of(7), 0);
+        assert_eq!(s.epoch_of(8), 1);
+        assert_eq!(s.epoch_of(17), 1);
+        assert_eq!(s.epoch_of(18), 2);
+    }
+
+    #[test]
+    fn first_block_is_where_the_chain_runs_the_epoch() {
+        for (netuid, tempo) in [(1u16, 20u16), (3, 10), (0, 360), (7, 1)] {
+            let s = EpochSchedule::new(netuid, tempo);
+            // Epochs that would start before genesis all map to block 0; start after them.
+            for epoch in s.epoch_of(0) + 1..50 {
+                let first = s.first_block(epoch);
+                // The chain's "epoch runs at b" rule.
+                assert_eq!(
+                    (first + u64::from(netuid) + 1) % (u64::from(tempo) + 1),
+                    0,
+                    "netuid {netuid} tempo {tempo} epoch {epoch}"
+                );
+                assert_eq!(s.epoch_of(first), epoch);
+                assert_eq!(s.epoch_of(first - 1), epoch - 1);
+            }
+        }
+        assert_eq!(EpochSchedule::new(1, 20).first_block(0), 0);
+        assert_eq!(EpochSchedule::new(1, 20).first_block(1), 19);
+    }
+
+    #[test]
+    fn next_epoch_start_is_strictly_after_the_block() {
+        let s = EpochSchedule::new(1, 20);
+        assert_eq!(s.next_epoch_start(0), Some(19));
+        assert_eq!(s.next_epoch_start(18), Some(19));
+        assert_eq!(s.next_epoch_start(19), Some(40));
+        assert_eq!(EpochSchedule::new(1, 0).next_epoch_start(5), None);
+    }
+}

@@ -1,0 +1,548 @@
+//! `validator run`'s epoch loop ([`subnet_validator::service`]) against an in-process dev chain
+//! (real node, RPC and block production) and real in-process miners: weights land on chain and
+//! the chain's epoch ranks the better model first; a crash anywhere between scoring and the
+//! commit's inclusion resumes without a second commit.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use subnet_chain::dev::dev_genesis;
+use subnet_chain::node::{Chain, Node, unix_millis};
+use subnet_chain::rpc::{self, RpcConfig};
+use subnet_common::btauth::{AllowAnySigner, SignedClient};
+use subnet_common::chain::client::{ChainClient, DevChainClient};
+use subnet_common::chain::types::{Call, NeuronInfo, SignedExtrinsic};
+use subnet_common::keys::Keypair;
+use subnet_common::protocol::{Manifest, ManifestFile, ModelCommitment};
+use subnet_miner::startup::{Application, ModelConfig, ServerConfig};
+use subnet_model::backend::{Cpu, CpuTrain, DeviceChoice, select};
+use subnet_model::competition::CompetitionFile;
+use subnet_model::config::LlamaConfig;
+use subnet_model::io::{WEIGHTS_FILE, save_artifact};
+use subnet_model::tasks::{TaskMix, generate, to_sample};
+use subnet_model::tokenizer::Tokenizer;
+use subnet_model::train::{TrainConfig, train};
+use subnet_validator::artifacts::Limits;
+use subnet_validator::db::{self, WeightCommitRecord};
+use subnet_validator::service::clock::ChainClock;
+use subnet_validator::service::{Failpoint, Service, ServiceConfig, ServiceError};
+use subnet_validator::tracks::model::{ModelTrack, TrackSettings};
+
+const COMPETITION: &str = "byte-llama-v1";
+const NETUID: u16 = 1;
+/// Blocks per epoch of the test chain: 1.1 s epochs at 100 ms blocks.
+const TEMPO: u16 = 10;
+const BLOCK_TIME: Duration = Duration::from_millis(100);
+
+/// A dev chain producing a block every [`BLOCK_TIME`], served on a loopback port.
+struct TestChain {
+    client: Arc<DevChainClient>,
+    _shutdown: tokio::sync::watch::Sender<bool>,
+}
+
+async fn spawn_chain(dir: &Path) -> TestChain {
+    let genesis = dev_genesis(TEMPO, unix_millis()).expect("genesis");
+    let (chain, _) = Chain::open(&genesis, dir).expect("open chain");
+    let node = Node::new(chain);
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let router = rpc::router(Arc::clone(&node), RpcConfig::default(), shutdown_rx.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut stop = shutdown_rx.clone();
+    tokio::spawn(rpc::serve(listener, router, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+    let mut stop = shutdown_rx;
+    tokio::spawn(node.run_block_production(BLOCK_TIME, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+    TestChain {
+        client: Arc::new(DevChainClient::new(&url).expect("client")),
+        _shutdown: shutdown_tx,
+    }
+}
+
+/// Submits `call` signed by `signer` and waits for its inclusion.
+async fn submit(chain: &DevChainClient, call: Call, signer: &Keypair) -> u64 {
+    let name = call.name();
+    let tx = chain.submit(call, signer).await.expect(name);
+    chain
+        .wait_for_inclusion(tx, Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .block
+}
+
+/// The default competition with few, short samples and a 2-block commitment delay.
+fn competition() -> CompetitionFile {
+    let text = subnet_validator::eval_cmd::DEFAULT_COMPETITION_TOML
+        .replace("samples = 256", "samples = 16")
+        .replace("max_seq_len = 128", "max_seq_len = 48")
+        .replace("block_delay = 10", "block_delay = 2");
+    CompetitionFile::from_bytes(text.as_bytes()).expect("competition")
+}
+
+fn tiny_config() -> LlamaConfig {
+    LlamaConfig {
+        hidden_size: 32,
+        intermediate_size: 48,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        num_key_value_heads: 1,
+        vocab_size: 259,
+        max_position_embeddings: 64,
+        rms_norm_eps: 1e-6,
+        rope_theta: 10_000.0,
+        tie_word_embeddings: false,
+        bos_token_id: Some(256),
+        eos_token_id: Some(257),
+        pad_token_id: None,
+    }
+}
+
+fn random_model(dir: &Path, seed: u64) {
+    use burn::tensor::backend::Backend;
+    Cpu::seed(&Default::default(), seed);
+    let model = tiny_config().init::<Cpu>(&Default::default());
+    save_artifact(&model, &tiny_config(), dir).expect("save");
+}
+
+/// `random_model(seed)` fine-tuned on generated tasks (not the epoch's samples); only the
+/// servable files end up in `dir` (training also writes checkpoints next to them).
+fn trained_model(dir: &Path, seed: u64) {
+    let work = dir.with_extension("training");
+    train_into(&work, seed);
+    std::fs::create_dir_all(dir).expect("mkdir");
+    for name in ["config.json", WEIGHTS_FILE] {
+        std::fs::copy(work.join(name), dir.join(name)).expect("copy");
+    }
+}
+
+fn train_into(dir: &Path, seed: u64) {
+    use burn::tensor::backend::Backend;
+    CpuTrain::seed(&Default::default(), seed);
+    let model = tiny_config().init::<CpuTrain>(&Default::default());
+    let tokenizer = Tokenizer::bytes();
+    let samples: Vec<_> = generate([42; 32], &TaskMix::uniform(), 256)
+        .iter()
+        .map(|e| to_sample(&tokenizer, e, 48).expect("sample"))
+        .collect();
+    let config = TrainConfig {
+        steps: 30,
+        batch_size: 16,
+        learning_rate: 1e-2,
+        warmup_steps: 3,
+        checkpoint_every: 0,
+        ..TrainConfig::default()
+    };
+    train(
+        model,
+        &tiny_config(),
+        &samples,
+        &config,
+        dir,
+        false,
+        &mut |_| {},
+    )
+    .expect("train");
+}
+
+fn manifest_sha256(dir: &Path) -> String {
+    let files = ["config.json", WEIGHTS_FILE]
+        .iter()
+        .map(|name| {
+            let bytes = std::fs::read(dir.join(name)).expect("read");
+            ManifestFile {
+                name: name.to_string(),
+                size: bytes.len() as u64,
+                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
+            }
+        })
+        .collect();
+    Manifest::new(COMPETITION, files).manifest_sha256
+}
+
+/// Starts a real miner serving the model in `dir`, registers it, publishes its axon and commits
+/// its model. Returns its uid and a handle that stops it when dropped.
+async fn start_miner(
+    chain: &DevChainClient,
+    uri: &str,
+    dir: &Path,
+) -> (u16, tokio::sync::oneshot::Sender<()>) {
+    let key = Keypair::from_uri(uri).expect("key");
+    let config = ServerConfig {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        max_body_bytes: 1 << 16,
+        auth_max_age: Duration::from_secs(10),
+        model: Some(ModelConfig {
+            dir: dir.to_path_buf(),
+            competition: COMPETITION.into(),
+            device: Some(DeviceChoice::Cpu),
+        }),
+    };
+    let app = Application::build(&config, key.clone(), AllowAnySigner)
+        .await
+        .expect("miner");
+    let port = app.local_addr().expect("addr").port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    let hotkey = key.account_id();
+    submit(
+        chain,
+        Call::Register {
+            netuid: NETUID,
+            hotkey,
+        },
+        &key,
+    )
+    .await;
+    let call = Call::ServeAxon {
+        netuid: NETUID,
+        version: 1,
+        ip: u128::from(u32::from(Ipv4Addr::LOCALHOST)),
+        port,
+        ip_type: 4,
+        protocol: 0,
+    };
+    submit(chain, call, &key).await;
+    let data = ModelCommitment::new(COMPETITION, &manifest_sha256(dir))
+        .expect("commitment")
+        .encode();
+    submit(
+        chain,
+        Call::SetCommitment {
+            netuid: NETUID,
+            data,
+        },
+        &key,
+    )
+    .await;
+    let uid = own_neuron(chain, &key).await.expect("registered").uid;
+    (uid, stop)
+}
+
+async fn own_neuron(chain: &DevChainClient, key: &Keypair) -> Option<NeuronInfo> {
+    let metagraph = chain.metagraph(NETUID).await.expect("metagraph");
+    metagraph
+        .neurons
+        .into_iter()
+        .find(|n| n.hotkey == key.account_id())
+}
+
+fn alice() -> Keypair {
+    Keypair::from_uri("//Alice").expect("key")
+}
+
+/// The loop as `validator run` builds it, validating with //Alice (the subnet owner).
+fn service(
+    chain: &TestChain,
+    pool: &PgPool,
+    cache: &Path,
+    failpoint: Option<Failpoint>,
+) -> Service<DevChainClient, ChainClock<DevChainClient>> {
+    let settings = TrackSettings {
+        fetch: Limits {
+            request_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(5),
+            deadline: Duration::from_secs(30),
+            ..Limits::default()
+        },
+        ..TrackSettings::default()
+    };
+    let track = ModelTrack::new(
+        SignedClient::new(reqwest::Client::new(), alice()),
+        cache.to_path_buf(),
+        select(DeviceChoice::Cpu).expect("cpu"),
+        settings,
+    );
+    let config = ServiceConfig {
+        inclusion_timeout: Duration::from_secs(10),
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+        failpoint,
+        ..ServiceConfig::new(NETUID)
+    };
+    Service::new(
+        Arc::clone(&chain.client),
+        ChainClock::new(Arc::clone(&chain.client), Duration::from_millis(20)),
+        pool.clone(),
+        alice(),
+        track,
+        competition(),
+        None,
+        config,
+    )
+}
+
+/// Every call //Alice's hotkey got included, in block order.
+async fn alice_calls(chain: &DevChainClient) -> Vec<Call> {
+    let head = chain.head().await.expect("head").number;
+    let me = alice().account_id();
+    let mut calls = Vec::new();
+    for number in 1..=head {
+        let block = chain.block(number).await.expect("block").expect("exists");
+        for hex_ext in &block.extrinsics {
+            let bytes = hex::decode(hex_ext.trim_start_matches("0x")).expect("hex");
+            let ext = SignedExtrinsic::decode_bytes(&bytes).expect("decode");
+            if ext.signer == me {
+                calls.push(ext.call);
+            }
+        }
+    }
+    calls
+}
+
+/// How many `commit_weights` on chain carry the hash of `row`.
+async fn commits_of(chain: &DevChainClient, row: &WeightCommitRecord) -> usize {
+    let wanted = row.commit_hash.clone().expect("commit_reveal row");
+    alice_calls(chain)
+        .await
+        .iter()
+        .filter(|c| matches!(c, Call::CommitWeights { commit_hash, .. } if hex::encode(commit_hash) == wanted))
+        .count()
+}
+
+async fn weight_row(pool: &PgPool, epoch: i64) -> WeightCommitRecord {
+    sqlx::query_as::<_, WeightCommitRecord>(
+        "SELECT netuid, epoch, uids, weights, salt, version_key, mode, commit_hash, status, commit_tx,
+                commit_block, reveal_tx, reveal_block, error
+         FROM weight_commits WHERE netuid = $1 AND epoch = $2",
+    )
+    .bind(i32::from(NETUID))
+    .bind(epoch)
+    .fetch_one(pool)
+    .await
+    .expect("weight row")
+}
+
+/// Polls `check` every 100 ms until it returns `Some`, or panics after `limit` naming `what`.
+async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> F,
+) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn weights_land_on_chain_and_the_chain_ranks_the_better_model_first(pool: PgPool) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let chain = spawn_chain(&root.path().join("chain")).await;
+    trained_model(&root.path().join("good"), 1);
+    random_model(&root.path().join("weak"), 2);
+    // Stake on //Alice so she holds a validator permit from the first epoch on.
+    let stake = Call::AddStake {
+        hotkey: alice().account_id(),
+        netuid: NETUID,
+        amount: 1_000 * 1_000_000_000,
+    };
+    submit(&chain.client, stake, &alice()).await;
+    let (good, _good) = start_miner(&chain.client, "//Miner1", &root.path().join("good")).await;
+    let (weak, _weak) = start_miner(&chain.client, "//Miner2", &root.path().join("weak")).await;
+
+    let service = service(&chain, &pool, &root.path().join("cache"), None);
+    let (alice_row, incentive) = run_until(&service, async {
+        // Wait for an epoch in which both models were scored and whose weights were revealed.
+        let epoch: i64 = eventually(
+            "a revealed epoch scoring both miners",
+            Duration::from_secs(240),
+            || async {
+                sqlx::query_as::<_, (i64,)>(
+                    "SELECT w.epoch FROM weight_commits w
+             WHERE w.netuid = 1 AND w.status = 'revealed'
+               AND (SELECT count(*) FROM model_evals m
+                    WHERE m.netuid = w.netuid AND m.epoch = w.epoch AND m.outcome = 'ok') = 2
+             ORDER BY w.epoch LIMIT 1",
+                )
+                .fetch_optional(&pool)
+                .await
+                .expect("query")
+                .map(|(e,)| e)
+            },
+        )
+        .await;
+        let row = weight_row(&pool, epoch).await;
+        assert_eq!(row.mode, "commit_reveal");
+        assert_eq!(commits_of(&chain.client, &row).await, 1);
+        let weight_of = |uid: u16| {
+            row.uids
+                .iter()
+                .position(|&u| u == i32::from(uid))
+                .map_or(0, |i| row.weights[i])
+        };
+        assert_eq!(weight_of(good), 65_535, "{row:?}");
+        assert!(weight_of(weak) < 65_535, "{row:?}");
+
+        // The chain holds the revealed row as //Alice's weights, and its epoch ranks good first.
+        let (alice_row, incentive) = eventually(
+            "incentive from the revealed weights",
+            Duration::from_secs(60),
+            || async {
+                let metagraph = chain.client.metagraph(NETUID).await.expect("metagraph");
+                let alice_row = metagraph.neurons[0].weights.clone();
+                let incentive: Vec<u16> = metagraph.neurons.iter().map(|n| n.incentive).collect();
+                (!alice_row.is_empty() && incentive[usize::from(good)] > 0)
+                    .then_some((alice_row, incentive))
+            },
+        )
+        .await;
+        (alice_row, incentive)
+    })
+    .await;
+    let on_chain = |uid: u16| {
+        alice_row
+            .iter()
+            .find(|(u, _)| *u == uid)
+            .map_or(0, |(_, w)| *w)
+    };
+    assert!(on_chain(good) > on_chain(weak), "{alice_row:?}");
+    assert!(
+        incentive[usize::from(good)] > incentive[usize::from(weak)],
+        "incentive {incentive:?}"
+    );
+}
+
+/// Runs the loop on this task beside `until`, shuts it down when `until` completes and returns
+/// its value.
+async fn run_until<T>(
+    service: &Service<DevChainClient, ChainClock<DevChainClient>>,
+    until: impl std::future::Future<Output = T>,
+) -> T {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = service.run(async {
+        let _ = stopped.await;
+    });
+    let checks = async {
+        let value = until.await;
+        let _ = stop.send(());
+        value
+    };
+    let (result, value) = tokio::join!(running, checks);
+    result.expect("the loop ends cleanly on shutdown");
+    value
+}
+
+/// Runs the loop with `failpoint` until it stops there; returns the epoch it stored.
+async fn crash_at(chain: &TestChain, pool: &PgPool, cache: &Path, failpoint: Failpoint) -> i64 {
+    let crashed = service(chain, pool, cache, Some(failpoint))
+        .run(std::future::pending())
+        .await;
+    assert!(
+        matches!(crashed, Err(ServiceError::Stopped(p)) if p == failpoint),
+        "{crashed:?}"
+    );
+    let rows = db::open_weight_commits(pool, i32::from(NETUID))
+        .await
+        .expect("rows");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].status, "pending");
+    rows[0].epoch
+}
+
+/// Restarts the loop and runs it until the weights of `epoch` are revealed.
+async fn restart_until_revealed(chain: &TestChain, pool: &PgPool, cache: &Path, epoch: i64) {
+    let service = service(chain, pool, cache, None);
+    run_until(&service, async {
+        eventually(
+            "the resumed commit revealed",
+            Duration::from_secs(60),
+            || async {
+                let row = weight_row(pool, epoch).await;
+                (row.status == "revealed").then_some(())
+            },
+        )
+        .await;
+    })
+    .await;
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn a_crash_after_sending_the_commit_resumes_without_a_second_commit(pool: PgPool) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let chain = spawn_chain(&root.path().join("chain")).await;
+    let cache = root.path().join("cache");
+    let epoch = crash_at(&chain, &pool, &cache, Failpoint::AfterSend).await;
+    let row = weight_row(&pool, epoch).await;
+    assert!(
+        row.commit_tx.is_some(),
+        "the hash is recorded before sending"
+    );
+
+    restart_until_revealed(&chain, &pool, &cache, epoch).await;
+    let row = weight_row(&pool, epoch).await;
+    assert_eq!(commits_of(&chain.client, &row).await, 1);
+    assert!(row.reveal_block > row.commit_block, "{row:?}");
+    // The epoch was not scored a second time.
+    let (evals,): (i64,) = sqlx::query_as("SELECT count(*) FROM epochs WHERE epoch = $1")
+        .bind(epoch)
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(evals, 1);
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn a_crash_between_saving_and_sending_commits_once_after_the_restart(pool: PgPool) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let chain = spawn_chain(&root.path().join("chain")).await;
+    let cache = root.path().join("cache");
+    let epoch = crash_at(&chain, &pool, &cache, Failpoint::AfterSave).await;
+    assert!(weight_row(&pool, epoch).await.commit_tx.is_none());
+    // Nothing was sent yet.
+    assert!(alice_calls(&chain.client).await.is_empty());
+
+    restart_until_revealed(&chain, &pool, &cache, epoch).await;
+    let row = weight_row(&pool, epoch).await;
+    assert_eq!(commits_of(&chain.client, &row).await, 1);
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn a_commit_whose_hash_was_lost_is_found_by_the_validators_last_update(pool: PgPool) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let chain = spawn_chain(&root.path().join("chain")).await;
+    let cache = root.path().join("cache");
+    let epoch = crash_at(&chain, &pool, &cache, Failpoint::AfterSend).await;
+    // Pretend the recorded hash belongs to another extrinsic (as if a retry overwrote it after an
+    // earlier attempt had in fact been included): the chain does not know it.
+    let fake = format!("0x{}", "ab".repeat(32));
+    let recorded = db::record_submission(
+        &pool,
+        i32::from(NETUID),
+        epoch,
+        db::Submission::Commit,
+        &fake,
+        0,
+    )
+    .await
+    .expect("record");
+    assert!(recorded);
+    // Let the real commit be included before the restart looks.
+    let sent = eventually("the commit included", Duration::from_secs(20), || async {
+        let calls = alice_calls(&chain.client).await;
+        calls
+            .iter()
+            .any(|c| matches!(c, Call::CommitWeights { .. }))
+            .then_some(())
+    })
+    .await;
+    let () = sent;
+
+    restart_until_revealed(&chain, &pool, &cache, epoch).await;
+    let row = weight_row(&pool, epoch).await;
+    assert_eq!(commits_of(&chain.client, &row).await, 1);
+    assert_eq!(row.commit_tx.as_deref(), Some("unknown"));
+}
