@@ -8,4 +8,5 @@ mod labels;
 mod model_track;
 mod pg;
 mod query;
+mod run_cli;
 mod run_loop;

@@ -1,0 +1,95 @@
+//! `validator run` flag parsing through the real binary: `--dump-config` shows what flags, env
+//! vars and defaults resolved to (flags win over env vars), and bad values stop it early.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn validator() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_validator"));
+    for var in [
+        "BT_NETUID",
+        "BT_CHAIN_URL",
+        "BT_CHAIN_POLL_MS",
+        "DATABASE_URL",
+        "BT_DEVICE",
+        "BT_COMPETITION",
+        "BT_CACHE_DIR",
+        "BT_HTTP_PORT",
+        "BT_SCORES_EMA_ALPHA",
+        "BT_WEIGHTS_VERSION_KEY",
+        "BT_WALLET_NAME",
+        "BT_WALLET_HOTKEY",
+        "BT_WALLET_PATH",
+    ] {
+        command.env_remove(var);
+    }
+    command
+}
+
+#[test]
+fn dump_config_takes_flags_over_env_over_defaults_and_redacts_the_password() {
+    let output = validator()
+        .args([
+            "run",
+            "--dump-config",
+            "--netuid",
+            "3",
+            "--chain.url",
+            "http://flag:9944",
+            "--wallet.hotkey",
+            "v1",
+        ])
+        .env("BT_CHAIN_URL", "http://env:9944")
+        .env("BT_SCORES_EMA_ALPHA", "0.5")
+        .env("BT_HTTP_PORT", "8080")
+        .env("DATABASE_URL", "postgres://val:hunter2@db:5432/validator")
+        .output()
+        .expect("run validator");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let config: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(config["netuid"], 3);
+    assert_eq!(config["chain"]["url"], "http://flag:9944");
+    assert_eq!(config["chain"]["poll_ms"], 500);
+    assert_eq!(config["scores"]["ema_alpha"], 0.5);
+    assert_eq!(config["http"]["port"], 8080);
+    assert_eq!(config["db"]["url"], "postgres://val:***@db:5432/validator");
+    assert_eq!(config["wallet"]["hotkey"], "v1");
+    assert_eq!(config["wallet"]["name"], "default");
+    assert_eq!(config["device"], "auto");
+    assert_eq!(config["cache"]["dir"], "validator-cache");
+    assert_eq!(config["weights"]["version_key"], Value::Null);
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("hunter2"));
+}
+
+#[test]
+fn an_ema_alpha_outside_zero_to_one_is_refused_before_anything_starts() {
+    let output = validator()
+        .args([
+            "run",
+            "--db.url",
+            "postgres://127.0.0.1:1/none",
+            "--scores.ema-alpha",
+            "1.5",
+        ])
+        .output()
+        .expect("run validator");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--scores.ema-alpha must be in (0, 1]"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_database_url_is_required() {
+    let output = validator().args(["run"]).output().expect("run validator");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--db.url"), "{stderr}");
+}
