@@ -41,6 +41,8 @@ pub enum Command {
     /// Serve the dashboard (leaderboard, miner history, weights, chain, `/metrics`) from the
     /// database, without running the epoch loop.
     Dashboard(DashboardArgs),
+    /// Recompute an epoch's scores, EMAs and weights from its stored raw data and compare.
+    Verify(VerifyArgs),
     /// Check wallet, chain, registration, database, disk, device and clock; exit 1 on a failure.
     Doctor(DoctorArgs),
 }
@@ -177,6 +179,30 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+/// `validator export-preferences`: `{prompt, chosen, rejected, votes, agreement, epoch}` lines.
+#[derive(Debug, Clone, Args)]
+pub struct ExportPreferencesArgs {
+    /// Subnet whose labels are exported.
+    #[arg(long, env = "BT_NETUID", default_value_t = 1)]
+    pub netuid: u16,
+
+    /// First epoch exported.
+    #[arg(long = "since-epoch", default_value_t = 0)]
+    pub since_epoch: u64,
+
+    /// The JSONL file to write (replaced atomically).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub out: std::path::PathBuf,
+
+    /// Fewest label-miner votes for the preferred answer.
+    #[arg(long = "min-votes", default_value_t = 1)]
+    pub min_votes: u32,
+
+    /// Postgres URL.
+    #[arg(long = "db.url", env = "DATABASE_URL")]
+    pub db_url: String,
+}
+
 /// `validator dashboard`: the dashboard alone, on a database the epoch loop fills.
 #[derive(Debug, Clone, Args)]
 pub struct DashboardArgs {
@@ -203,6 +229,39 @@ pub struct DashboardArgs {
     /// Seconds between two reads of the chain.
     #[arg(long = "chain.poll-secs", default_value_t = 6)]
     pub chain_poll_secs: u64,
+}
+
+/// `validator verify`: recompute one stored epoch.
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// The epoch to verify.
+    #[arg(long)]
+    pub epoch: i64,
+
+    /// Subnet.
+    #[arg(long, env = "BT_NETUID", default_value_t = 1)]
+    pub netuid: u16,
+
+    /// Postgres URL.
+    #[arg(long = "db.url", env = "DATABASE_URL")]
+    pub db_url: String,
+
+    /// Competition file the epoch was judged by (default: the built-in one); its sha256 must
+    /// match the stored one.
+    #[arg(long, env = "BT_COMPETITION", value_name = "FILE")]
+    pub competition: Option<std::path::PathBuf>,
+
+    /// The EMA factor the loop ran with (`validator run --scores.ema-alpha`).
+    #[arg(
+        long = "scores.ema-alpha",
+        env = "BT_SCORES_EMA_ALPHA",
+        default_value_t = 0.3
+    )]
+    pub ema_alpha: f64,
+
+    /// The validator's hotkey (SS58), to recompute the commit–reveal hash too.
+    #[arg(long)]
+    pub hotkey: Option<AccountId>,
 }
 
 /// `validator doctor`: everything a validator needs, checked once.
@@ -247,28 +306,4 @@ pub struct DoctorArgs {
     /// Smallest free space in the cache dir, in GiB.
     #[arg(long = "min-free-gib", default_value_t = 2)]
     pub min_free_gib: u64,
-}
-
-/// `validator export-preferences`: `{prompt, chosen, rejected, votes, agreement, epoch}` lines.
-#[derive(Debug, Clone, Args)]
-pub struct ExportPreferencesArgs {
-    /// Subnet whose labels are exported.
-    #[arg(long, env = "BT_NETUID", default_value_t = 1)]
-    pub netuid: u16,
-
-    /// First epoch exported.
-    #[arg(long = "since-epoch", default_value_t = 0)]
-    pub since_epoch: u64,
-
-    /// The JSONL file to write (replaced atomically).
-    #[arg(long, value_name = "FILE.jsonl")]
-    pub out: std::path::PathBuf,
-
-    /// Fewest label-miner votes for the preferred answer.
-    #[arg(long = "min-votes", default_value_t = 1)]
-    pub min_votes: u32,
-
-    /// Postgres URL.
-    #[arg(long = "db.url", env = "DATABASE_URL")]
-    pub db_url: String,
 }

@@ -10,6 +10,7 @@
 //! | [`tracks`] | the scoring tracks: [`tracks::model`] scores models, [`tracks::labels`] scores labelers |
 //! | [`web`] | the operator's dashboard: leaderboard, miner history charts, weights, chain; JSON under `/api/` |
 //! | [`metrics`] | Prometheus metrics (`validator_*`) and the `record_*` helpers the epoch loop calls |
+//! | [`verify`] | `validator verify --epoch N`: recompute a stored epoch's scores and weights |
 //! | [`doctor`] | `validator doctor`: wallet, chain, registration, database, disk, device, clock |
 //! | [`artifacts`] | fetching miners' model artifacts, verified against their commitment, into a cache |
 //! | [`service`] | the epoch loop: clock, schedule, weights math, exactly-once weight submission |
@@ -26,4 +27,5 @@ pub mod query;
 pub mod run_cmd;
 pub mod service;
 pub mod tracks;
+pub mod verify;
 pub mod web;

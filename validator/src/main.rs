@@ -20,6 +20,12 @@ async fn main() -> anyhow::Result<()> {
         Command::Run(args) => subnet_validator::run_cmd::run(&args).await,
         Command::ExportPreferences(args) => subnet_validator::export::run(&args).await,
         Command::Dashboard(args) => subnet_validator::web::run(&args).await,
+        Command::Verify(args) => {
+            if !subnet_validator::verify::run(&args, &mut std::io::stdout().lock()).await? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Doctor(args) => {
             if !subnet_validator::doctor::run(&args, &mut std::io::stdout().lock()).await {
                 std::process::exit(1);

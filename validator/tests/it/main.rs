@@ -2,7 +2,9 @@
 
 mod artifacts;
 mod dashboard;
+mod db;
 mod doctor;
+mod doctor_chain;
 mod eval_cli;
 mod labels;
 mod model_track;
@@ -10,3 +12,4 @@ mod pg;
 mod query;
 mod run_cli;
 mod run_loop;
+mod verify;

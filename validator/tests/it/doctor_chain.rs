@@ -1,0 +1,119 @@
+//! `validator doctor` and the dashboard's chain status against a real in-process dev chain.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use subnet_chain::dev::dev_genesis;
+use subnet_chain::node::{Chain, Node, unix_millis};
+use subnet_chain::rpc::{self, RpcConfig};
+use subnet_common::chain::client::DevChainClient;
+use subnet_common::keys::Keypair;
+use subnet_common::wallet::{Protection, Wallet};
+use subnet_validator::web::{self, ChainStatus};
+
+use crate::pg::database_url;
+
+/// Serves a dev chain (subnet 1, `//Alice` at uid 0) producing a block every 100 ms; returns its
+/// URL and the sender that stops it when dropped.
+async fn spawn_chain(dir: &Path) -> (String, tokio::sync::watch::Sender<bool>) {
+    let genesis = dev_genesis(10, unix_millis()).expect("genesis");
+    let (chain, _) = Chain::open(&genesis, dir).expect("open chain");
+    let node = Node::new(chain);
+    let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+    let router = rpc::router(Arc::clone(&node), RpcConfig::default(), shutdown_rx.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let mut stop = shutdown_rx.clone();
+    tokio::spawn(rpc::serve(listener, router, async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+    let mut stop = shutdown_rx;
+    tokio::spawn(
+        node.run_block_production(Duration::from_millis(100), async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }),
+    );
+    (url, shutdown_tx)
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn doctor_passes_for_the_subnet_owner_on_a_live_chain(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, _stop) = spawn_chain(&dir.path().join("chain")).await;
+    let wallets = dir.path().join("wallets");
+    Wallet::new(&wallets, "default", "default")
+        .set_hotkey(
+            &Keypair::from_uri("//Alice").expect("key"),
+            Protection::Plain,
+            false,
+        )
+        .expect("write hotkey");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let db_url = database_url(&pool);
+    let wallet_path = wallets.to_str().expect("path").to_string();
+    let cache = dir.path().to_str().expect("path").to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_validator"))
+            .args(["doctor", "--netuid", "1", "--wallet.path", &wallet_path])
+            .args([
+                "--chain.url",
+                &url,
+                "--db.url",
+                &db_url,
+                "--cache.dir",
+                &cache,
+            ])
+            .args(["--device", "cpu", "--min-free-gib", "0"])
+            .output()
+            .expect("run validator")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for name in ["wallet", "chain", "clock", "database"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("no {name} line in\n{stdout}"));
+        assert!(line.starts_with('✓'), "{stdout}");
+    }
+    // Uid 0; the permit comes with stake at an epoch, so a warning or a pass.
+    assert!(stdout.contains("uid 0 on subnet 1"), "{stdout}");
+    assert!(stdout.contains("all critical checks passed"), "{stdout}");
+}
+
+#[tokio::test]
+async fn chain_status_reads_head_lag_and_emissions_and_survives_an_outage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, stop) = spawn_chain(dir.path()).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = DevChainClient::new(&url).expect("client");
+    let status = web::read_chain_status(&client, 1, &ChainStatus::default()).await;
+    assert!(status.connected, "{status:?}");
+    assert!(status.head >= 1, "{status:?}");
+    assert!(status.head_lag_secs.abs() < 30.0, "{status:?}");
+    let alice = Keypair::from_uri("//Alice")
+        .expect("key")
+        .account_id()
+        .to_ss58();
+    assert!(status.emissions_rao.contains_key(&alice), "{status:?}");
+
+    stop.send(true).expect("stop");
+    drop(stop);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = web::read_chain_status(&client, 1, &status).await;
+    assert!(!after.connected);
+    assert!(after.error.is_some());
+    assert_eq!(after.head, status.head, "the last known head is kept");
+}

@@ -1,0 +1,293 @@
+//! `validator verify`: epochs stored the way the loop stores them verify; tampered ones do not.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use sqlx::PgPool;
+use subnet_common::chain::types::commit_hash;
+use subnet_common::keys::{AccountId, Keypair};
+use subnet_model::competition::CompetitionFile;
+use subnet_model::score::ScoreParams;
+use subnet_validator::db::{
+    self, EpochRecord, EpochResults, MinerRecord, ModelEvalRecord, ScoreRecord, WeightCommitRecord,
+};
+use subnet_validator::eval_cmd::DEFAULT_COMPETITION_TOML;
+use subnet_validator::service::weights::{self, Neuron, PreviousEma, TrackScores};
+use subnet_validator::tracks::model::outcome::{self, MinerEval, Outcome, Stage};
+use subnet_validator::verify::verify_epoch;
+
+use crate::pg::database_url;
+
+const NETUID: u16 = 1;
+const ALPHA: f64 = 0.3;
+
+fn competition() -> CompetitionFile {
+    CompetitionFile::from_bytes(DEFAULT_COMPETITION_TOML.as_bytes()).expect("competition")
+}
+
+fn validator_key() -> Keypair {
+    Keypair::from_uri("//Alice").expect("dev key")
+}
+
+fn miner_hotkey(uid: u16) -> String {
+    Keypair::from_uri(&format!("//Miner{uid}"))
+        .expect("dev key")
+        .account_id()
+        .to_ss58()
+}
+
+/// The model-track inputs of one epoch: uids 0–2 evaluated (uid 2 duplicates uid 0's manifest),
+/// uid 3 without a commitment. `shift` changes the losses from epoch to epoch.
+fn miner_evals(shift: f64) -> Vec<MinerEval> {
+    let evaluated = |uid: u16, manifest: char, block: u64, losses: Vec<f64>| MinerEval {
+        uid,
+        hotkey: miner_hotkey(uid),
+        commitment: Some((manifest.to_string().repeat(64), block)),
+        stage: Stage::Evaluated {
+            losses,
+            cached: false,
+            copy_of: None,
+            spot_check: None,
+        },
+    };
+    vec![
+        evaluated(0, 'a', 100, vec![1.0 + shift, 2.0, 0.5]),
+        evaluated(1, 'b', 150, vec![0.9, 2.1 - shift, 0.45]),
+        evaluated(2, 'a', 180, vec![1.0, 2.0, 0.5]),
+        MinerEval {
+            uid: 3,
+            hotkey: miner_hotkey(3),
+            commitment: None,
+            stage: Stage::Skipped {
+                outcome: Outcome::NoCommitment,
+                reason: "no model commitment".into(),
+            },
+        },
+    ]
+}
+
+/// Scores `epoch` with the loop's pure functions and stores it as the loop does.
+async fn store_epoch(pool: &PgPool, epoch: i64, shift: f64) {
+    let competition = competition();
+    let scored_block = 200 + epoch as u64 * 10;
+    let evals = miner_evals(shift);
+    let results = outcome::assemble(
+        &evals,
+        &ScoreParams::new(&competition.competition, scored_block),
+    )
+    .expect("scores");
+    let neurons: Vec<Neuron> = evals
+        .iter()
+        .map(|e| Neuron {
+            uid: e.uid,
+            hotkey: e.hotkey.clone(),
+            block_at_registration: 5,
+        })
+        .collect();
+    let previous: BTreeMap<String, PreviousEma> = db::latest_ema_state(pool, i32::from(NETUID))
+        .await
+        .expect("ema")
+        .into_iter()
+        .map(|s| {
+            let p = PreviousEma {
+                uid: s.uid as u16,
+                block_at_registration: s.block_at_registration as u64,
+                ema: s.ema,
+            };
+            (s.hotkey, p)
+        })
+        .collect();
+    let scores = TrackScores {
+        model: results.iter().map(|r| (r.uid, r.score)).collect(),
+        labels: BTreeMap::new(),
+    };
+    let rows = weights::weight_rows(
+        &neurons,
+        &scores,
+        &competition.competition.shares,
+        ALPHA,
+        &previous,
+    );
+    let pairs: Vec<(u16, f64)> = rows.iter().map(|r| (r.uid, r.weight)).collect();
+    let (uids, values) = weights::to_u16_weights(&pairs).expect("u16");
+    let salt = [7u16, 1, 2, 3, 4, 5, 6, 8];
+    let hash = commit_hash(
+        &validator_key().account_id(),
+        NETUID,
+        &uids,
+        &values,
+        &salt,
+        1000,
+    );
+    let stored = EpochResults {
+        epoch: EpochRecord {
+            netuid: i32::from(NETUID),
+            epoch,
+            start_block: 190 + epoch * 10,
+            block_hash: "ab".repeat(32),
+            seed: "cd".repeat(32),
+            competition_sha256: competition.sha256_hex(),
+            scored_block: scored_block as i64,
+            duration_ms: 10,
+        },
+        miners: neurons
+            .iter()
+            .map(|n| MinerRecord {
+                hotkey: n.hotkey.clone(),
+                uid: i32::from(n.uid),
+                coldkey: n.hotkey.clone(),
+                block_at_registration: 5,
+            })
+            .collect(),
+        model_evals: results
+            .iter()
+            .map(|m| ModelEvalRecord {
+                hotkey: m.hotkey.clone(),
+                uid: i32::from(m.uid),
+                manifest_sha256: m.manifest_sha256.clone(),
+                commit_block: m.commit_block.map(|b| b as i64),
+                outcome: m.outcome.code().into(),
+                reason: m.reason.clone(),
+                mean_loss: m.mean_loss,
+                win_rate: (m.outcome == Outcome::Ok).then_some(m.win_rate),
+                score: m.score,
+                sample_losses: m.losses.clone(),
+                sample_tokens: Vec::new(),
+            })
+            .collect(),
+        scores: rows
+            .iter()
+            .map(|r| ScoreRecord {
+                hotkey: r.hotkey.clone(),
+                uid: i32::from(r.uid),
+                model_score: r.model_score,
+                label_score: r.label_score,
+                combined: r.combined,
+                ema: r.ema,
+                weight: r.weight,
+            })
+            .collect(),
+        weights: WeightCommitRecord {
+            netuid: i32::from(NETUID),
+            epoch,
+            uids: uids.iter().map(|&u| i32::from(u)).collect(),
+            weights: values.iter().map(|&v| i32::from(v)).collect(),
+            salt: salt.iter().map(|&s| i32::from(s)).collect(),
+            version_key: 1000,
+            mode: "commit_reveal".into(),
+            commit_hash: Some(hex::encode(hash)),
+            status: "pending".into(),
+            commit_tx: None,
+            commit_block: None,
+            reveal_tx: None,
+            reveal_block: None,
+            error: None,
+        },
+    };
+    db::save_epoch(pool, &stored).await.expect("save");
+}
+
+async fn two_epochs(pool: &PgPool) {
+    store_epoch(pool, 1, 0.0).await;
+    store_epoch(pool, 2, 0.2).await;
+}
+
+fn alice() -> AccountId {
+    validator_key().account_id()
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn an_epoch_stored_by_the_loop_verifies_including_ema_and_commit_hash(pool: PgPool) {
+    two_epochs(&pool).await;
+    for epoch in [1, 2] {
+        let report = verify_epoch(&pool, NETUID, epoch, &competition(), ALPHA, Some(&alice()))
+            .await
+            .expect("verify");
+        assert!(
+            report.is_consistent(),
+            "epoch {epoch}: {:?}",
+            report.differences
+        );
+        assert!(report.hash_checked);
+        assert_eq!(report.miners, 4);
+    }
+    // A different EMA factor than the loop's changes EMAs of epoch 2 (warm-started from 1).
+    let report = verify_epoch(&pool, NETUID, 2, &competition(), 0.5, None)
+        .await
+        .expect("verify");
+    assert!(
+        report.differences.iter().any(|d| d.what.ends_with(" ema")),
+        "{report:?}"
+    );
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn a_tampered_loss_or_weight_is_reported(pool: PgPool) {
+    two_epochs(&pool).await;
+    // uid 1 "wins" sample 0 by a lot more now: its losses no longer give the stored scores.
+    sqlx::query(
+        "UPDATE model_evals SET sample_losses[1] = 5.0 WHERE netuid = 1 AND epoch = 2 AND uid = 1",
+    )
+    .execute(&pool)
+    .await
+    .expect("tamper");
+    let report = verify_epoch(&pool, NETUID, 2, &competition(), ALPHA, None)
+        .await
+        .expect("verify");
+    assert!(!report.is_consistent());
+    let what: Vec<&str> = report.differences.iter().map(|d| d.what.as_str()).collect();
+    assert!(what.contains(&"uid 1 mean_loss"), "{what:?}");
+    assert!(what.contains(&"uid 1 model score"), "{what:?}");
+
+    // Epoch 1 untouched, but its committed weights edited.
+    sqlx::query(
+        "UPDATE weight_commits SET weights[1] = weights[1] - 1 WHERE netuid = 1 AND epoch = 1",
+    )
+    .execute(&pool)
+    .await
+    .expect("tamper");
+    let report = verify_epoch(&pool, NETUID, 1, &competition(), ALPHA, Some(&alice()))
+        .await
+        .expect("verify");
+    let what: Vec<&str> = report.differences.iter().map(|d| d.what.as_str()).collect();
+    assert_eq!(what, ["weights values"], "{report:?}");
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn the_binary_exits_zero_when_consistent_and_one_with_a_diff(pool: PgPool) {
+    two_epochs(&pool).await;
+    let url = database_url(&pool);
+    let verify = |epoch: &str| {
+        Command::new(env!("CARGO_BIN_EXE_validator"))
+            .args([
+                "verify", "--epoch", epoch, "--netuid", "1", "--db.url", &url,
+            ])
+            .args(["--hotkey", &alice().to_ss58()])
+            .output()
+            .expect("run validator")
+    };
+    let ok = verify("2");
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains("✓ epoch 2 of subnet 1 verifies"),
+        "{stdout}"
+    );
+
+    sqlx::query("UPDATE scores SET ema = ema + 0.01 WHERE netuid = 1 AND epoch = 2 AND uid = 0")
+        .execute(&pool)
+        .await
+        .expect("tamper");
+    let bad = verify("2");
+    let stdout = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("uid 0 ema: stored"), "{stdout}");
+
+    let missing = verify("9");
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("epoch 9 of subnet 1 is not stored"));
+}
