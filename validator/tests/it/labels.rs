@@ -233,18 +233,23 @@ async fn run_epoch(epoch: u64) -> Epoch {
         ..LabelSettings::default()
     };
     let track = LabelTrack::new(client, settings);
-    let mix = TaskMix::uniform();
-    let input = LabelEpochInput {
-        netuid: 1,
-        epoch,
-        seed: [epoch as u8; 32],
-        secret: [42; 32],
-        deadline_block: epoch * 100 + 90,
-        miners: &miners,
-        mix: &mix,
-    };
     let answers: Arc<dyn AnswerSource> = Arc::new(two_models);
-    let result = track.run_epoch(&input, answers, async {}).await;
+    // Spawned, as the epoch loop may: the track's future must be Send.
+    let result = tokio::spawn(async move {
+        let mix = TaskMix::uniform();
+        let input = LabelEpochInput {
+            netuid: 1,
+            epoch,
+            seed: [epoch as u8; 32],
+            secret: [42; 32],
+            deadline_block: epoch * 100 + 90,
+            miners: &miners,
+            mix: &mix,
+        };
+        track.run_epoch(&input, answers, async {}).await
+    })
+    .await
+    .expect("the label track ran");
     Epoch {
         result,
         states,
@@ -396,4 +401,39 @@ async fn the_export_holds_the_majority_of_open_pairs_only(pool: PgPool) {
         let p: Preference = serde_json::from_str(line).expect("line");
         assert!(p.votes >= 3);
     }
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn export_preferences_writes_the_file_through_the_binary(pool: PgPool) {
+    let Epoch { result, .. } = run_epoch(9).await;
+    db::save_label_track(&pool, &result).await.expect("save");
+    let mut expected = Vec::new();
+    export::export(&pool, 1, 0, 1, &mut expected)
+        .await
+        .expect("export");
+    assert!(!expected.is_empty());
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("prefs.jsonl");
+    let url = crate::pg::database_url(&pool);
+    let run = |since: &'static str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_validator"))
+            .args(["export-preferences", "--since-epoch", since, "--out"])
+            .arg(&out)
+            .args(["--db.url", &url])
+            .env_remove("DATABASE_URL")
+            .output()
+    };
+    let output = run("9").await.expect("run validator");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(std::fs::read(&out).expect("the file"), expected);
+    // A later epoch has no labels: the file is replaced by an empty one.
+    let output = run("10").await.expect("run validator");
+    assert!(output.status.success(), "{output:?}");
+    assert!(std::fs::read(&out).expect("the file").is_empty());
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["prefs.jsonl"], "no temporary file left behind");
 }
