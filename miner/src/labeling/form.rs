@@ -104,11 +104,34 @@ pub async fn login_page(
     }
 }
 
+/// Whether a browser's `Origin` header, when sent, names this host (another site must not sign a
+/// labeler into someone else's session: login CSRF).
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    origin_host.is_some() && origin_host == host
+}
+
 /// `POST /label/login`: spends the token, starts a session, redirects to `/label`.
-pub async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
     let Some(labeling) = state.labeling.as_deref() else {
         return no_labels();
     };
+    if !same_origin(&headers) {
+        return MessagePage::new(
+            "Sign in from the link itself",
+            "This sign-in was sent from another site, so it was refused.",
+            NEW_LINK_HINT,
+        )
+        .respond(StatusCode::FORBIDDEN);
+    }
     let token = form.token.unwrap_or_default();
     let session = super::new_secret();
     let ttl = labeling.config.session_ttl.as_secs();
@@ -392,6 +415,25 @@ mod tests {
             HeaderValue::from_static("miner_label_session="),
         );
         assert_eq!(session_cookie(&headers), None);
+    }
+
+    #[test]
+    fn only_a_missing_or_same_origin_may_sign_in() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("miner:8091"));
+        assert!(same_origin(&headers));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://miner:8091"),
+        );
+        assert!(same_origin(&headers));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(!same_origin(&headers));
+        headers.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(!same_origin(&headers));
     }
 
     #[test]

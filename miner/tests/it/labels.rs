@@ -488,6 +488,26 @@ async fn a_sign_in_link_works_once(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn a_sign_in_posted_from_another_site_is_refused_and_keeps_the_link(pool: PgPool) {
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let link = app.add_labeler("ann").await;
+    let token = link.split_once("token=").expect("token").1;
+    let res = reqwest::Client::new()
+        .post(app.url("/label/login"))
+        .header(header::ORIGIN, "https://evil.example")
+        .form(&[("token", token)])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.headers().get(header::SET_COOKIE).is_none());
+    assert_eq!(
+        Browser::new(&app.base).sign_in(&link).await.status,
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn no_or_bad_or_expired_sessions_get_a_page_saying_how_to_sign_in(pool: PgPool) {
     let config = LabelingConfig {
         session_ttl: Duration::from_secs(1),
