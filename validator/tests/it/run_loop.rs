@@ -39,6 +39,7 @@ const BLOCK_TIME: Duration = Duration::from_millis(100);
 
 /// A dev chain producing a block every [`BLOCK_TIME`], served on a loopback port.
 struct TestChain {
+    url: String,
     client: Arc<DevChainClient>,
     _shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -63,6 +64,7 @@ async fn spawn_chain(dir: &Path) -> TestChain {
     }));
     TestChain {
         client: Arc::new(DevChainClient::new(&url).expect("client")),
+        url,
         _shutdown: shutdown_tx,
     }
 }
@@ -79,12 +81,15 @@ async fn submit(chain: &DevChainClient, call: Call, signer: &Keypair) -> u64 {
 }
 
 /// The default competition with few, short samples and a 2-block commitment delay.
-fn competition() -> CompetitionFile {
-    let text = subnet_validator::eval_cmd::DEFAULT_COMPETITION_TOML
+fn competition_text() -> String {
+    subnet_validator::eval_cmd::DEFAULT_COMPETITION_TOML
         .replace("samples = 256", "samples = 16")
         .replace("max_seq_len = 128", "max_seq_len = 48")
-        .replace("block_delay = 10", "block_delay = 2");
-    CompetitionFile::from_bytes(text.as_bytes()).expect("competition")
+        .replace("block_delay = 10", "block_delay = 2")
+}
+
+fn competition() -> CompetitionFile {
+    CompetitionFile::from_bytes(competition_text().as_bytes()).expect("competition")
 }
 
 fn tiny_config() -> LlamaConfig {
@@ -545,4 +550,100 @@ async fn a_commit_whose_hash_was_lost_is_found_by_the_validators_last_update(poo
     let row = weight_row(&pool, epoch).await;
     assert_eq!(commits_of(&chain.client, &row).await, 1);
     assert_eq!(row.commit_tx.as_deref(), Some("unknown"));
+}
+
+/// Starts the real `validator run` binary validating with //Alice (wallet under `dir`).
+fn spawn_validator(chain: &TestChain, db_url: &str, dir: &Path) -> std::process::Child {
+    let wallets = dir.join("wallets");
+    subnet_common::wallet::Wallet::new(&wallets, "default", "default")
+        .set_hotkey(&alice(), subnet_common::wallet::Protection::Plain, true)
+        .expect("write hotkey");
+    let competition = dir.join("competition.toml");
+    std::fs::write(&competition, competition_text()).expect("write competition");
+    std::process::Command::new(env!("CARGO_BIN_EXE_validator"))
+        .args([
+            "run",
+            "--netuid",
+            "1",
+            "--device",
+            "cpu",
+            "--chain.poll-ms",
+            "20",
+        ])
+        .arg("--wallet.path")
+        .arg(&wallets)
+        .args(["--chain.url", &chain.url, "--db.url", db_url])
+        .arg("--competition")
+        .arg(&competition)
+        .arg("--cache.dir")
+        .arg(dir.join("cache"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start validator")
+}
+
+/// The weight row of the first epoch whose commit hash was recorded, and its status.
+async fn first_recorded_commit(pool: &PgPool) -> Option<(i64, String)> {
+    sqlx::query_as::<_, (i64, String)>(
+        "SELECT epoch, status FROM weight_commits WHERE commit_tx IS NOT NULL ORDER BY epoch LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .expect("query")
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn the_validator_binary_killed_mid_commit_resumes_without_a_second_commit(pool: PgPool) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let chain = spawn_chain(&root.path().join("chain")).await;
+    let db_url = crate::pg::database_url(&pool);
+
+    let mut first = spawn_validator(&chain, &db_url, root.path());
+    let (epoch, status) = eventually("a recorded commit", Duration::from_secs(120), || {
+        first_recorded_commit(&pool)
+    })
+    .await;
+    first.kill().expect("SIGKILL");
+    first.wait().expect("reap");
+    eprintln!("killed with the commit of epoch {epoch} {status}");
+
+    let mut second = spawn_validator(&chain, &db_url, root.path());
+    let revealed = eventually(
+        "the commit revealed after the restart",
+        Duration::from_secs(60),
+        || async {
+            let row = weight_row(&pool, epoch).await;
+            (row.status == "revealed").then_some(row)
+        },
+    )
+    .await;
+    second.kill().expect("SIGKILL");
+    second.wait().expect("reap");
+
+    assert_eq!(commits_of(&chain.client, &revealed).await, 1);
+    // No epoch's weights were committed twice, and no epoch was stored twice.
+    let rows: Vec<WeightCommitRecord> = sqlx::query_as(
+        "SELECT netuid, epoch, uids, weights, salt, version_key, mode, commit_hash, status, commit_tx,
+                commit_block, reveal_tx, reveal_block, error
+         FROM weight_commits ORDER BY epoch",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rows");
+    for row in &rows {
+        assert!(commits_of(&chain.client, row).await <= 1, "{row:?}");
+    }
+    let commits = alice_calls(&chain.client)
+        .await
+        .iter()
+        .filter(|c| matches!(c, Call::CommitWeights { .. }))
+        .count();
+    let recorded = rows.iter().filter(|r| r.commit_block.is_some()).count();
+    assert!(
+        commits <= rows.len(),
+        "{commits} commits for {} rows",
+        rows.len()
+    );
+    assert!(recorded >= 1);
 }
