@@ -117,8 +117,18 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(key) = args.version_key {
         config.version_key = key;
     }
-    if args.http_port.is_some() {
-        tracing::info!("--http.port is accepted; the dashboard is served by its own module");
+    if let Some(port) = args.http_port {
+        let addr = std::net::SocketAddr::from(([0, 0, 0, 0], port));
+        crate::web::start(
+            pool.clone(),
+            Arc::clone(&chain),
+            args.netuid,
+            Some(hotkey.account_id().to_ss58()),
+            addr,
+            Duration::from_secs(6),
+        )
+        .await
+        .with_context(|| format!("while starting the dashboard on --http.port {port}"))?;
     }
     tracing::info!(
         netuid = args.netuid,

@@ -230,6 +230,14 @@ pub async fn read_chain_status<C: ChainClient>(
             return status;
         }
     }
+    match chain.hyperparameters(netuid).await {
+        Ok(hp) => {
+            status.next_epoch_block =
+                crate::service::schedule::EpochSchedule::new(netuid, hp.tempo)
+                    .next_epoch_start(status.head);
+        }
+        Err(e) => status.error = Some(e.to_string()),
+    }
     match chain.metagraph(netuid).await {
         Ok(metagraph) => {
             status.emissions_rao = metagraph
@@ -259,6 +267,64 @@ pub async fn follow_chain<C: ChainClient>(
         }
         tokio::time::sleep(interval).await;
     }
+}
+
+/// Starts the dashboard beside the epoch loop: binds `addr` (so a taken port fails at start-up),
+/// installs the metrics recorder, follows the chain every `poll` (head, lag, next epoch,
+/// emissions; the last stored epoch from the database) and serves until the process ends.
+/// Returns the bound address.
+pub async fn start<C: ChainClient + 'static>(
+    pool: PgPool,
+    chain: Arc<C>,
+    netuid: u16,
+    validator_hotkey: Option<String>,
+    addr: SocketAddr,
+    poll: Duration,
+) -> Result<SocketAddr, WebError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| WebError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| WebError::Bind { addr, source })?;
+    let metrics = match crate::metrics::install() {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            tracing::warn!(%error, "serving the dashboard without /metrics");
+            None
+        }
+    };
+    let (sender, receiver) = watch::channel(ChainStatus {
+        netuid,
+        validator_hotkey,
+        ..ChainStatus::default()
+    });
+    let poll_pool = pool.clone();
+    tokio::spawn(async move {
+        loop {
+            let previous = sender.borrow().clone();
+            let mut status = read_chain_status(chain.as_ref(), netuid, &previous).await;
+            if let Ok(Some(epoch)) = crate::db::latest_epoch(&poll_pool, i32::from(netuid)).await {
+                status.last_epoch = u64::try_from(epoch.epoch).ok();
+            }
+            if sender.send(status).is_err() {
+                return;
+            }
+            tokio::time::sleep(poll).await;
+        }
+    });
+    let state = DashboardState {
+        pool,
+        netuid,
+        chain: receiver,
+        metrics,
+    };
+    tokio::spawn(async move {
+        if let Err(error) = serve_listener(listener, state, std::future::pending()).await {
+            tracing::error!(%error, "the dashboard stopped");
+        }
+    });
+    Ok(bound)
 }
 
 /// `validator dashboard`: serves the dashboard from the database until Ctrl-C, following the

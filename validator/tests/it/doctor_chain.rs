@@ -117,3 +117,54 @@ async fn chain_status_reads_head_lag_and_emissions_and_survives_an_outage() {
     assert!(after.error.is_some());
     assert_eq!(after.head, status.head, "the last known head is kept");
 }
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn the_dashboard_beside_the_loop_shows_the_live_chain(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, _stop) = spawn_chain(dir.path()).await;
+    let client = Arc::new(DevChainClient::new(&url).expect("client"));
+    let addr = web::start(
+        pool,
+        client,
+        1,
+        Some("5Validator".into()),
+        "127.0.0.1:0".parse().expect("addr"),
+        Duration::from_millis(100),
+    )
+    .await
+    .expect("start");
+    let http = reqwest::Client::new();
+    let mut status = serde_json::Value::Null;
+    for _ in 0..50 {
+        status = http
+            .get(format!("http://{addr}/api/chain"))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("json");
+        if status["connected"] == true && status["next_epoch_block"].is_u64() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["connected"], true, "{status}");
+    assert_eq!(status["validator_hotkey"], "5Validator");
+    // Tempo 10 on netuid 1: epochs start where (block + 2) % 11 == 0.
+    let next = status["next_epoch_block"].as_u64().expect("next epoch");
+    assert!(next > status["head"].as_u64().expect("head"), "{status}");
+    assert_eq!((next + 2) % 11, 0, "{status}");
+    let metrics = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("validator_chain_head_lag_seconds"),
+        "{metrics}"
+    );
+}
