@@ -229,10 +229,18 @@ pub fn normalize_answer(text: &str, max_chars: usize) -> String {
         .to_owned()
 }
 
+/// The longest model answer kept for `example`'s prompt: twice its correct completion (at least
+/// 4 characters more), at most `max`, so model answers have the length of the known pairs'
+/// answers and a rambling model does not mark a task as open.
+pub fn open_answer_chars(example: &Example, max: usize) -> usize {
+    let len = example.completion.chars().count();
+    (len * 2).max(len + 4).min(max)
+}
+
 /// The epoch's pools: known pairs drawn from the track seed; open pairs from `prompts` (from
 /// [`open_prompts`]) and `answers` (the source's answers to them, same order). A prompt with
-/// fewer than two different non-empty answers gives no open pair; when two or more remain, two
-/// are picked by the seed.
+/// fewer than two different non-empty answers (cut to [`open_answer_chars`]) gives no open pair;
+/// when two or more remain, two are picked by the seed.
 pub fn build_pool(
     track_seed: [u8; 32],
     mix: &TaskMix,
@@ -268,9 +276,10 @@ pub fn build_pool(
         .zip(answers)
         .enumerate()
         .filter_map(|(i, (example, candidates))| {
+            let cap = open_answer_chars(example, max);
             let distinct: BTreeSet<String> = candidates
                 .iter()
-                .map(|a| normalize_answer(a, max))
+                .map(|a| normalize_answer(a, cap))
                 .filter(|a| !a.is_empty())
                 .collect();
             let mut distinct: Vec<String> = distinct.into_iter().collect();
@@ -540,6 +549,30 @@ mod tests {
             "every known pair of the pool, no open ones"
         );
         assert!(batch.tasks.iter().all(|t| t.known));
+    }
+
+    #[test]
+    fn a_rambling_model_answer_is_cut_to_the_length_of_a_known_answer() {
+        let settings = BatchSettings::default();
+        let seed = track_seed([3; 32], [3; 32]);
+        let mix = TaskMix::only(TaskKind::Successor);
+        let prompts = open_prompts(seed, &mix, &settings);
+        let answers: Vec<Vec<String>> = prompts
+            .iter()
+            .map(|e| {
+                vec![
+                    e.completion.clone(),
+                    format!("{} and so on and on", e.completion),
+                ]
+            })
+            .collect();
+        let pool = build_pool(seed, &mix, &settings, &prompts, &answers);
+        assert_eq!(pool.open.len(), prompts.len());
+        for (pair, example) in pool.open.iter().zip(&prompts) {
+            let cap = open_answer_chars(example, settings.max_answer_chars);
+            assert!(pair.first.chars().count() <= cap && pair.second.chars().count() <= cap);
+        }
+        assert_eq!(open_answer_chars(&prompts[0], 3), 3);
     }
 
     #[test]

@@ -87,6 +87,14 @@ pub fn label_miners(metagraph: &Metagraph, own_hotkey: &AccountId) -> Vec<LabelM
     miners
 }
 
+/// 32 bytes from the OS for [`LabelEpochInput::secret`] (the only randomness of the track; it
+/// is recorded inside the stored track seed).
+pub fn fresh_secret() -> [u8; 32] {
+    let mut secret = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+    secret
+}
+
 /// One epoch's input.
 #[derive(Debug, Clone, Copy)]
 pub struct LabelEpochInput<'a> {
@@ -431,5 +439,63 @@ impl LabelTrack {
         let sent = self.send(input, answers).await;
         before_deadline.await;
         self.collect(sent).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use subnet_common::chain::types::{AxonInfo, NeuronInfo};
+
+    fn neuron(uid: u16, byte: u8, port: u16) -> NeuronInfo {
+        NeuronInfo {
+            hotkey: AccountId([byte; 32]),
+            coldkey: AccountId([byte; 32]),
+            uid,
+            netuid: 1,
+            active: true,
+            axon_info: AxonInfo {
+                ip: u128::from(u32::from(std::net::Ipv4Addr::LOCALHOST)),
+                port,
+                ip_type: 4,
+                ..AxonInfo::default()
+            },
+            stake: 0,
+            emission: 0,
+            incentive: 0,
+            consensus: 0,
+            validator_trust: 0,
+            dividends: 0,
+            rank: 0,
+            trust: 0,
+            pruning_score: 0,
+            last_update: 0,
+            validator_permit: false,
+            weights: Vec::new(),
+            bonds: Vec::new(),
+            block_at_registration: 0,
+        }
+    }
+
+    #[test]
+    fn label_miners_are_every_other_uid_with_its_axon() {
+        let metagraph = Metagraph {
+            netuid: 1,
+            block: 10,
+            neurons: vec![neuron(2, 2, 8092), neuron(0, 9, 8090), neuron(1, 1, 0)],
+        };
+        let miners = label_miners(&metagraph, &AccountId([9; 32]));
+        let uids: Vec<u16> = miners.iter().map(|m| m.uid).collect();
+        assert_eq!(uids, [1, 2], "the validator itself is left out, uid order");
+        assert_eq!(miners[0].base_url, None, "port 0: no axon");
+        assert_eq!(
+            miners[1].base_url.as_ref().map(reqwest::Url::as_str),
+            Some("http://127.0.0.1:8092/")
+        );
+    }
+
+    #[test]
+    fn fresh_secrets_differ() {
+        assert_ne!(fresh_secret(), fresh_secret());
     }
 }
