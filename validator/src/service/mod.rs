@@ -339,6 +339,9 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             dataset: self.dataset.as_ref(),
         };
         let model = self.track.score_epoch(&input).await?;
+        for miner in &model.miners {
+            crate::metrics::record_miner_queried(miner.outcome.code());
+        }
         let scores = TrackScores {
             model: model.miners.iter().map(|m| (m.uid, m.score)).collect(),
             // The label track plugs in here.
@@ -370,6 +373,8 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         let (uids, values) = weights::to_u16_weights(&weight_pairs)?;
         let weights = self.weight_record(epoch, hp, uids, values);
 
+        let elapsed = started.elapsed();
+        crate::metrics::record_epoch_duration(elapsed);
         let record = EpochRecord {
             netuid: i32::from(netuid),
             epoch: epoch as i64,
@@ -378,7 +383,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             seed: hex::encode(seed),
             competition_sha256: self.competition.sha256_hex(),
             scored_block: metagraph.block as i64,
-            duration_ms: started.elapsed().as_millis() as i64,
+            duration_ms: elapsed.as_millis() as i64,
         };
         Ok(EpochResults {
             epoch: record,

@@ -137,6 +137,27 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         Ok(())
     }
 
+    /// Records `update` on the row and counts it in `validator_weight_commits_total`.
+    async fn update(
+        &self,
+        row: &WeightCommitRecord,
+        update: &WeightUpdate,
+    ) -> Result<(), ServiceError> {
+        let applied = db::update_weights(&self.pool, row.netuid, row.epoch, update).await?;
+        let result = match update {
+            WeightUpdate::Committed { .. } => "committed",
+            WeightUpdate::Set { .. } => "set",
+            WeightUpdate::Revealed { .. } => "revealed",
+            WeightUpdate::Failed { expired: true, .. } => "expired",
+            WeightUpdate::Failed { .. } => "failed",
+            WeightUpdate::Retry { .. } => "retry",
+        };
+        if applied {
+            crate::metrics::record_weight_commit(result);
+        }
+        Ok(())
+    }
+
     /// Our neuron in the current metagraph, if registered.
     async fn own_neuron(&self) -> Result<Option<NeuronInfo>, ServiceError> {
         let me = self.hotkey.account_id();
@@ -207,7 +228,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         } else {
             WeightUpdate::Committed { tx, block }
         };
-        db::update_weights(&self.pool, row.netuid, row.epoch, &update).await?;
+        self.update(row, &update).await?;
         tracing::info!(epoch = row.epoch, ?update, "weights on chain");
         Ok(())
     }
@@ -235,7 +256,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                     error: "superseded by the weights of a newer epoch".into(),
                     expired: false,
                 };
-                db::update_weights(&self.pool, row.netuid, row.epoch, &update).await?;
+                self.update(&row, &update).await?;
                 return Ok(());
             }
             if row.uids.is_empty() {
@@ -243,7 +264,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                     error: "no weights to set".into(),
                     expired: false,
                 };
-                db::update_weights(&self.pool, row.netuid, row.epoch, &update).await?;
+                self.update(&row, &update).await?;
                 return Ok(());
             }
             let result = match self.commit_call(&row) {
@@ -263,13 +284,13 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                         error,
                         expired: false,
                     };
-                    db::update_weights(&self.pool, row.netuid, row.epoch, &update).await?;
+                    self.update(&row, &update).await?;
                     return Ok(());
                 }
                 Err(SendError::Transient(error)) => {
                     tracing::warn!(epoch = row.epoch, attempt, %error, "sending weights failed; retrying");
                     let update = WeightUpdate::Retry { error };
-                    db::update_weights(&self.pool, row.netuid, row.epoch, &update).await?;
+                    self.update(&row, &update).await?;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(self.config.max_backoff);
                     // The attempt may have recorded a new hash: read the row again.
@@ -432,7 +453,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                     tx: tx.to_string(),
                     block: block as i64,
                 };
-                db::update_weights(&self.pool, row.netuid, row.epoch, &update).await?;
+                self.update(row, &update).await?;
                 return Ok(());
             }
         }
@@ -456,7 +477,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                     ),
                     expired: true,
                 };
-                db::update_weights(&self.pool, row.netuid, row.epoch, &update).await?;
+                self.update(row, &update).await?;
                 tracing::warn!(
                     epoch = row.epoch,
                     reveal_epoch,
@@ -477,7 +498,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                         tx: inclusion.tx.to_string(),
                         block: inclusion.block as i64,
                     };
-                    db::update_weights(&self.pool, row.netuid, row.epoch, &update).await?;
+                    self.update(row, &update).await?;
                     tracing::info!(
                         epoch = row.epoch,
                         block = inclusion.block,
@@ -490,18 +511,12 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                     let expired = error.contains("expired");
                     tracing::error!(epoch = row.epoch, %error, "the chain refused the reveal");
                     let update = WeightUpdate::Failed { error, expired };
-                    db::update_weights(&self.pool, row.netuid, row.epoch, &update).await?;
+                    self.update(row, &update).await?;
                     return Ok(());
                 }
                 Err(SendError::Transient(error)) => {
                     tracing::warn!(epoch = row.epoch, attempt, %error, "reveal failed; retrying");
-                    db::update_weights(
-                        &self.pool,
-                        row.netuid,
-                        row.epoch,
-                        &WeightUpdate::Retry { error },
-                    )
-                    .await?;
+                    self.update(row, &WeightUpdate::Retry { error }).await?;
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(self.config.max_backoff);
                 }
