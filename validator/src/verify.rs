@@ -11,6 +11,11 @@
 //! Steps: rebuild each miner's [`MinerEval`] from its stored outcome → [`outcome::assemble`]
 //! (`score_models`) → [`weights::weight_rows`] → [`weights::to_u16_weights`] → the commit hash
 //! (when the validator's hotkey is given).
+//!
+//! Limits: label scores are taken as stored (not recomputed from labels); copy detection,
+//! spot-checks and fetch failures are taken as recorded (they need the artifacts); registrations
+//! come from `miners`, which keeps only each hotkey's latest one, so an epoch before a hotkey
+//! re-registered may report an EMA difference for that hotkey.
 
 use std::collections::BTreeMap;
 use std::io::Write;
