@@ -3,7 +3,11 @@
 use clap::Parser;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() {
     let cli = subnet_devnet::cli::Cli::parse();
-    subnet_devnet::run::run(cli).await
+    if let Err(e) = subnet_devnet::run::run(cli).await {
+        // The cause chain, once; everything was stopped before we got here.
+        eprintln!("devnet: error: {e:#}");
+        std::process::exit(1);
+    }
 }
