@@ -56,6 +56,12 @@ pub struct Cli {
     #[arg(long = "weak-steps", env = "DEVNET_WEAK_STEPS", default_value_t = 5)]
     pub weak_steps: usize,
 
+    /// Samples each validator evaluates every model on per epoch (default: the built-in
+    /// competition's 256). Fewer make epochs cheaper, e.g. with debug builds.
+    #[arg(long = "eval-samples", env = "DEVNET_EVAL_SAMPLES",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub eval_samples: Option<u32>,
+
     /// Postgres server to use (a superuser URL: the devnet creates and drops its own
     /// databases there). Without it a throwaway cluster is started with the local PostgreSQL.
     #[arg(long = "db.url", env = "DATABASE_URL")]

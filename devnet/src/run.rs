@@ -38,6 +38,10 @@ const DASHBOARD_WAIT: Duration = Duration::from_secs(20);
 /// Least time between two runs of a label miner's simulated labeler.
 const LABELER_PAUSE: Duration = Duration::from_secs(2);
 
+/// The built-in competition (what miners and validators use by default), the base of the
+/// `--eval-samples` variant.
+const DEFAULT_COMPETITION: &str = include_str!("../../competitions/default.toml");
+
 /// What `summary.json` holds.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Summary {
@@ -79,6 +83,8 @@ struct Devnet {
     /// SS58 hotkey → role name.
     roles: BTreeMap<String, String>,
     labelers: Vec<Labeler>,
+    /// The validators' `--competition` file, when `--eval-samples` changes the default.
+    competition: Option<PathBuf>,
     dashboards: Vec<String>,
     /// SS58 hotkey → emission summed over watched epochs.
     totals: BTreeMap<String, u64>,
@@ -130,6 +136,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         members,
         roles,
         labelers: Vec::new(),
+        competition: None,
         dashboards: Vec::new(),
         totals: BTreeMap::new(),
         last: None,
@@ -137,6 +144,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         reported_exits: Vec::new(),
     };
     println!("devnet: run directory {} (logs in logs/)", dir.display());
+    if let Some(samples) = cli.eval_samples {
+        let path = dir.join("competition.toml");
+        std::fs::write(&path, competition_with_samples(samples)?)
+            .with_context(|| format!("while writing {}", path.display()))?;
+        net.competition = Some(path);
+    }
 
     let outcome = tokio::select! {
         result = net.start_and_watch(&cli) => result,
@@ -620,6 +633,10 @@ impl Devnet {
             let db = self.database_of(member.role)?;
             let port = free_port()?.to_string();
             let cache = self.dir.join(format!("{name}-cache"));
+            let competition = self
+                .competition
+                .as_ref()
+                .map(|path| path.to_string_lossy().into_owned());
             let mut service = Service::spawn(
                 name.clone(),
                 &self.bins.validator,
@@ -643,7 +660,14 @@ impl Devnet {
                     &cache.to_string_lossy(),
                     "--http.port",
                     &port,
-                ]),
+                ])
+                .into_iter()
+                .chain(
+                    competition
+                        .iter()
+                        .flat_map(|c| [OsStr::new("--competition"), OsStr::new(c.as_str())]),
+                )
+                .collect::<Vec<_>>(),
                 &[],
                 &self.log(&name),
             )?;
@@ -865,6 +889,20 @@ impl Devnet {
     }
 }
 
+/// The built-in competition with `samples` evaluation samples (same id, so the miners'
+/// commitments still match it).
+fn competition_with_samples(samples: u32) -> anyhow::Result<String> {
+    let mut table: toml::Table = DEFAULT_COMPETITION
+        .parse()
+        .context("while parsing the built-in competition")?;
+    let eval = table
+        .get_mut("eval")
+        .and_then(toml::Value::as_table_mut)
+        .context("the built-in competition has no [eval] table")?;
+    eval.insert("samples".into(), toml::Value::Integer(i64::from(samples)));
+    toml::to_string(&table).context("while writing the competition")
+}
+
 /// Waits until the chain's head reaches `block`.
 async fn wait_for_block(
     client: &DevChainClient,
@@ -937,6 +975,20 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(config["num_hidden_layers"], 3);
         assert_eq!(config["hidden_size"], 64);
+    }
+
+    #[test]
+    fn competition_with_samples_changes_only_the_sample_count() {
+        let text = competition_with_samples(32).unwrap();
+        let changed: toml::Table = text.parse().unwrap();
+        let original: toml::Table = DEFAULT_COMPETITION.parse().unwrap();
+        assert_eq!(changed["eval"]["samples"].as_integer(), Some(32));
+        assert_eq!(changed["id"], original["id"]);
+        assert_eq!(
+            changed["eval"]["block_delay"],
+            original["eval"]["block_delay"]
+        );
+        assert_eq!(changed["tasks"], original["tasks"]);
     }
 
     #[test]
