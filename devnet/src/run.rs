@@ -153,8 +153,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
     let outcome = tokio::select! {
         result = net.start_and_watch(&cli) => result,
-        _ = tokio::signal::ctrl_c() => {
-            println!("\ndevnet: Ctrl-C, stopping");
+        signal = stop_signal() => {
+            println!("\ndevnet: {signal}, stopping");
             Ok(())
         }
     };
@@ -633,10 +633,14 @@ impl Devnet {
             let db = self.database_of(member.role)?;
             let port = free_port()?.to_string();
             let cache = self.dir.join(format!("{name}-cache"));
-            let competition = self
-                .competition
-                .as_ref()
-                .map(|path| path.to_string_lossy().into_owned());
+            let mut extra: Vec<String> = Vec::new();
+            if let Some(path) = &self.competition {
+                extra.extend(["--competition".into(), path.to_string_lossy().into_owned()]);
+            }
+            if self.labelers.is_empty() {
+                // No label miners: the label track would only collect 404s.
+                extra.extend(["--labels.enabled".into(), "false".into()]);
+            }
             let mut service = Service::spawn(
                 name.clone(),
                 &self.bins.validator,
@@ -662,11 +666,7 @@ impl Devnet {
                     &port,
                 ])
                 .into_iter()
-                .chain(
-                    competition
-                        .iter()
-                        .flat_map(|c| [OsStr::new("--competition"), OsStr::new(c.as_str())]),
-                )
+                .chain(extra.iter().map(OsStr::new))
                 .collect::<Vec<_>>(),
                 &[],
                 &self.log(&name),
@@ -901,6 +901,26 @@ fn competition_with_samples(samples: u32) -> anyhow::Result<String> {
         .context("the built-in competition has no [eval] table")?;
     eval.insert("samples".into(), toml::Value::Integer(i64::from(samples)));
     toml::to_string(&table).context("while writing the competition")
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM with the signal's name, so that a terminal, a test
+/// harness or a service manager all get the orderly stop.
+async fn stop_signal() -> &'static str {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => match result {
+            Ok(()) => "Ctrl-C",
+            Err(_) => std::future::pending().await,
+        },
+        () = terminate => "SIGTERM",
+    }
 }
 
 /// Waits until the chain's head reaches `block`.
