@@ -111,6 +111,21 @@ pub struct RunArgs {
     #[arg(long = "weights.version-key", env = "BT_WEIGHTS_VERSION_KEY")]
     pub version_key: Option<u64>,
 
+    /// Run the RLHF label track each epoch (`false`: off, every label score is 0).
+    #[arg(
+        long = "labels.enabled",
+        env = "BT_LABELS_ENABLED",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub labels_enabled: bool,
+
+    /// Blocks after an epoch's first block by which miners' labels are collected (default: half
+    /// the tempo); never past the epoch's last block.
+    #[arg(long = "labels.deadline-blocks", env = "BT_LABELS_DEADLINE_BLOCKS")]
+    pub labels_deadline_blocks: Option<u64>,
+
     /// Print the resolved configuration as JSON and exit.
     #[arg(long = "dump-config")]
     pub dump_config: bool,

@@ -22,7 +22,8 @@ use crate::cli::RunArgs;
 use crate::db;
 use crate::eval_cmd::DEFAULT_COMPETITION_TOML;
 use crate::service::clock::ChainClock;
-use crate::service::{Service, ServiceConfig};
+use crate::service::{ANSWER_MODELS, LabelSetup, Service, ServiceConfig};
+use crate::tracks::labels::{LabelSettings, LabelTrack};
 use crate::tracks::model::{ModelTrack, TrackSettings};
 
 /// The resolved configuration, as `--dump-config` prints it (the database password redacted).
@@ -42,6 +43,10 @@ pub fn config_json(args: &RunArgs) -> serde_json::Value {
         "http": { "port": args.http_port },
         "scores": { "ema_alpha": args.ema_alpha },
         "weights": { "version_key": args.version_key },
+        "labels": {
+            "enabled": args.labels_enabled,
+            "deadline_blocks": args.labels_deadline_blocks,
+        },
     })
 }
 
@@ -102,6 +107,15 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         .connect_timeout(Duration::from_secs(5))
         .build()
         .context("while building the HTTP client")?;
+    let labels = args.labels_enabled.then(|| LabelSetup {
+        track: LabelTrack::new(
+            SignedClient::new(http.clone(), hotkey.clone()),
+            LabelSettings::default(),
+        ),
+        cache_dir: args.cache_dir.clone(),
+        device: device.clone(),
+        answer_models: ANSWER_MODELS,
+    });
     let track = ModelTrack::new(
         SignedClient::new(http, hotkey.clone()),
         args.cache_dir.clone(),
@@ -117,6 +131,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     if let Some(key) = args.version_key {
         config.version_key = key;
     }
+    config.label_deadline_blocks = args.labels_deadline_blocks;
     if let Some(port) = args.http_port {
         let addr = std::net::SocketAddr::from(([0, 0, 0, 0], port));
         crate::web::start(
@@ -135,9 +150,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         hotkey = %hotkey.account_id(),
         chain = %args.chain_url,
         competition = %competition.competition.id,
+        labels = labels.is_some(),
         "validator starting"
     );
-    let service = Service::new(
+    let mut service = Service::new(
         chain,
         clock,
         pool,
@@ -147,6 +163,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         dataset,
         config,
     );
+    if let Some(labels) = labels {
+        service = service.with_labels(labels);
+    }
     service
         .run(shutdown_signal())
         .await

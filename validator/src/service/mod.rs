@@ -12,8 +12,11 @@
 //! 1. settle the open weight rows: finish or detect an interrupted commit, reveal a commit whose
 //!    reveal epoch has come, give up on expired or superseded ones ([`submit`]);
 //! 2. unless epoch `e` is already in the database: read the metagraph and commitments, derive the
-//!    seed from the hash of `e`'s first block, run the model track, combine the tracks, update the
-//!    EMA, convert to u16, and store all of it with the `pending` weight row in one transaction;
+//!    seed from the hash of `e`'s first block, run the model track, then the label track (when on:
+//!    send the batches, wait for the label deadline, collect, store its rows in their own
+//!    transaction, or reuse the rows a run before a restart stored), combine the tracks, update
+//!    the EMA, convert to u16, and store all of it with the `pending` weight row in one
+//!    transaction;
 //! 3. settle again, which commits (or sets) the new row;
 //! 4. wait for the first block of epoch `e + 1`.
 //!
@@ -26,6 +29,7 @@ pub mod submit;
 pub mod weights;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +38,7 @@ use sqlx::PgPool;
 use subnet_common::chain::client::{ChainClient, ChainClientError};
 use subnet_common::chain::types::{Hyperparameters, Metagraph, commit_hash};
 use subnet_common::keys::Keypair;
+use subnet_model::backend::Selected;
 use subnet_model::competition::{CompetitionFile, eval_seed};
 use subnet_model::data::Dataset;
 use tracing::Instrument;
@@ -42,6 +47,9 @@ use crate::db::{
     self, DbError, EpochRecord, EpochResults, MinerRecord, ModelEvalRecord, ScoreRecord,
     WeightCommitRecord,
 };
+use crate::tracks::labels::answers::{AnswerOptions, ModelAnswers};
+use crate::tracks::labels::batch::AnswerSource;
+use crate::tracks::labels::{self, LabelEpochInput, LabelTrack};
 use crate::tracks::model::outcome::Outcome;
 use crate::tracks::model::{EpochInput, ModelTrack, ModelTrackError, ModelTrackResult};
 use clock::BlockClock;
@@ -81,6 +89,9 @@ pub struct ServiceConfig {
     pub initial_backoff: Duration,
     /// Longest pause between retries.
     pub max_backoff: Duration,
+    /// Blocks after an epoch's first block by which the label track collects the labels
+    /// (`None`: half the tempo); never past the epoch's last block.
+    pub label_deadline_blocks: Option<u64>,
     /// Tests only: stop the loop at this point, as a crash would.
     pub failpoint: Option<Failpoint>,
 }
@@ -96,6 +107,7 @@ impl ServiceConfig {
             submit_attempts: 3,
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(30),
+            label_deadline_blocks: None,
             failpoint: None,
         }
     }
@@ -174,6 +186,23 @@ pub struct Turn {
     pub next_epoch_start: u64,
 }
 
+/// Number of top models of the model track that answer the label track's open prompts.
+pub const ANSWER_MODELS: usize = 2;
+
+/// The label track as the loop runs it.
+#[derive(Debug, Clone)]
+pub struct LabelSetup {
+    /// The track (signs requests with the validator's hotkey).
+    pub track: LabelTrack,
+    /// The model track's artifact cache, where the answering models are read from.
+    pub cache_dir: PathBuf,
+    /// Where the answering models run.
+    pub device: Selected,
+    /// How many of the model track's best models answer the open prompts (default
+    /// [`ANSWER_MODELS`]; 0: no open pairs, only known-answer tasks).
+    pub answer_models: usize,
+}
+
 /// The validator's epoch loop.
 pub struct Service<C, K> {
     /// The chain.
@@ -192,6 +221,8 @@ pub struct Service<C, K> {
     dataset: Option<Dataset>,
     /// Loop settings.
     config: ServiceConfig,
+    /// The label track; `None`: off, its scores are 0.
+    labels: Option<LabelSetup>,
 }
 
 impl<C: ChainClient, K: BlockClock> Service<C, K> {
@@ -216,7 +247,14 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             competition,
             dataset,
             config,
+            labels: None,
         }
+    }
+
+    /// Runs the label track each epoch after the model track (off unless set).
+    pub fn with_labels(mut self, labels: LabelSetup) -> Self {
+        self.labels = Some(labels);
+        self
     }
 
     /// Runs turns until `shutdown` resolves. A failed turn is logged and retried after a pause
@@ -342,10 +380,12 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         for miner in &model.miners {
             crate::metrics::record_miner_queried(miner.outcome.code());
         }
+        let labels = self
+            .label_scores(epoch, schedule, seed, &metagraph, &model)
+            .await?;
         let scores = TrackScores {
             model: model.miners.iter().map(|m| (m.uid, m.score)).collect(),
-            // The label track plugs in here.
-            labels: BTreeMap::new(),
+            labels,
         };
         let previous: BTreeMap<String, PreviousEma> =
             db::latest_ema_state(&self.pool, i32::from(netuid))
@@ -412,6 +452,95 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                 .collect(),
             weights,
         })
+    }
+
+    /// The label track's scores of `epoch`: the stored ones when a run before a restart stored
+    /// them, else a fresh run (send, wait for the deadline, collect) stored in its own
+    /// transaction. Empty when the track is off or nobody labels; a miner that serves no labels
+    /// is recorded with its outcome and scores 0.
+    async fn label_scores(
+        &self,
+        epoch: u64,
+        schedule: EpochSchedule,
+        seed: [u8; 32],
+        metagraph: &Metagraph,
+        model: &ModelTrackResult,
+    ) -> Result<BTreeMap<u16, f64>, ServiceError> {
+        let Some(setup) = &self.labels else {
+            return Ok(BTreeMap::new());
+        };
+        let netuid = self.config.netuid;
+        let stored_epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
+        if let Some(stored) =
+            db::load_label_track(&self.pool, i32::from(netuid), stored_epoch).await?
+        {
+            tracing::info!(
+                epoch,
+                miners = stored.miners.len(),
+                "label track: using the labels stored before"
+            );
+            return Ok(stored.scores());
+        }
+        let miners = labels::label_miners(metagraph, &self.hotkey.account_id());
+        if miners.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let deadline_block = schedule.label_deadline(epoch, self.config.label_deadline_blocks);
+        if metagraph.block >= deadline_block {
+            tracing::warn!(
+                epoch,
+                deadline_block,
+                block = metagraph.block,
+                "label track: the deadline has passed already; collecting at once"
+            );
+        }
+        let mut answer_seed = [0u8; 8];
+        answer_seed.copy_from_slice(&seed[..8]);
+        let answers: Arc<dyn AnswerSource> = Arc::new(ModelAnswers::new(
+            ModelAnswers::top_models(model, &setup.cache_dir, setup.answer_models),
+            self.competition.competition.clone(),
+            setup.device.clone(),
+            AnswerOptions {
+                seed: u64::from_le_bytes(answer_seed),
+                ..AnswerOptions::default()
+            },
+        ));
+        let input = LabelEpochInput {
+            netuid,
+            epoch,
+            seed,
+            secret: labels::fresh_secret(),
+            deadline_block,
+            miners: &miners,
+            mix: &self.competition.competition.tasks,
+        };
+        let before_deadline = async {
+            if let Err(error) = self
+                .clock
+                .wait_until(deadline_block.saturating_sub(1))
+                .await
+            {
+                tracing::warn!(%error, deadline_block, "label track: waiting for the deadline failed; collecting now");
+            }
+        };
+        let result = setup
+            .track
+            .run_epoch(&input, answers, before_deadline)
+            .await;
+        let saved = db::save_label_track(&self.pool, &result).await?;
+        tracing::info!(
+            epoch,
+            deadline_block,
+            miners = result.miners.len(),
+            ok = result
+                .miners
+                .iter()
+                .filter(|m| m.outcome == labels::collect::LabelOutcome::Ok)
+                .count(),
+            ?saved,
+            "label track stored"
+        );
+        Ok(result.scores())
     }
 
     /// The `pending` weight row: commit–reveal with a fresh OS-random salt when the subnet has it

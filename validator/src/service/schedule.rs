@@ -49,6 +49,15 @@ impl EpochSchedule {
     pub fn next_epoch_start(self, block: u64) -> Option<u64> {
         (self.tempo != 0).then(|| self.first_block(self.epoch_of(block) + 1))
     }
+
+    /// The label track's deadline in `epoch`: `blocks` after its first block (default: half the
+    /// tempo, at least 1), but never past the epoch's last block.
+    pub fn label_deadline(self, epoch: u64, blocks: Option<u64>) -> u64 {
+        let start = self.first_block(epoch);
+        let blocks = blocks.unwrap_or(u64::from(self.tempo) / 2).max(1);
+        let last = self.first_block(epoch + 1).saturating_sub(1).max(start);
+        start.saturating_add(blocks).min(last)
+    }
 }
 
 #[cfg(test)]
@@ -95,5 +104,24 @@ mod tests {
         assert_eq!(s.next_epoch_start(18), Some(19));
         assert_eq!(s.next_epoch_start(19), Some(40));
         assert_eq!(EpochSchedule::new(1, 0).next_epoch_start(5), None);
+    }
+
+    #[test]
+    fn the_label_deadline_is_half_the_tempo_in_and_never_past_the_epoch() {
+        let schedule = EpochSchedule::new(1, 10);
+        let start = schedule.first_block(5);
+        let last = schedule.first_block(6) - 1;
+        assert_eq!(schedule.label_deadline(5, None), start + 5);
+        assert_eq!(schedule.label_deadline(5, Some(3)), start + 3);
+        assert_eq!(schedule.label_deadline(5, Some(0)), start + 1);
+        assert_eq!(schedule.label_deadline(5, Some(1_000)), last);
+        assert_eq!(
+            EpochSchedule::new(1, 1).label_deadline(5, None),
+            start_of(1, 1, 5) + 1
+        );
+    }
+
+    fn start_of(netuid: u16, tempo: u16, epoch: u64) -> u64 {
+        EpochSchedule::new(netuid, tempo).first_block(epoch)
     }
 }

@@ -28,7 +28,8 @@ use subnet_model::train::{TrainConfig, train};
 use subnet_validator::artifacts::Limits;
 use subnet_validator::db::{self, WeightCommitRecord};
 use subnet_validator::service::clock::ChainClock;
-use subnet_validator::service::{Failpoint, Service, ServiceConfig, ServiceError};
+use subnet_validator::service::{Failpoint, LabelSetup, Service, ServiceConfig, ServiceError};
+use subnet_validator::tracks::labels::{LabelSettings, LabelTrack};
 use subnet_validator::tracks::model::{ModelTrack, TrackSettings};
 
 const COMPETITION: &str = "byte-llama-v1";
@@ -274,6 +275,17 @@ fn service(
         failpoint,
         ..ServiceConfig::new(NETUID)
     };
+    let labels = LabelSetup {
+        track: LabelTrack::new(
+            SignedClient::new(reqwest::Client::new(), alice()),
+            LabelSettings::default(),
+        ),
+        cache_dir: cache.to_path_buf(),
+        device: select(DeviceChoice::Cpu).expect("cpu"),
+        // Generating open answers with a debug build takes longer than the test chain's
+        // 1.1-second epochs; known-answer tasks alone exercise sending, collecting and storing.
+        answer_models: 0,
+    };
     Service::new(
         Arc::clone(&chain.client),
         ChainClock::new(Arc::clone(&chain.client), Duration::from_millis(20)),
@@ -284,6 +296,7 @@ fn service(
         None,
         config,
     )
+    .with_labels(labels)
 }
 
 /// Every call //Alice's hotkey got included, in block order.
@@ -391,6 +404,21 @@ async fn weights_land_on_chain_and_the_chain_ranks_the_better_model_first(pool: 
         };
         assert_eq!(weight_of(good), 65_535, "{row:?}");
         assert!(weight_of(weak) < 65_535, "{row:?}");
+        // The label track ran in the same epoch: both miners serve no labels (their RLHF routes
+        // answer 404), so each has a stored batch with that outcome and a label score of 0.
+        let label_rows: Vec<(String, String, f64)> = sqlx::query_as(
+            "SELECT outcome, reason, score FROM label_batches WHERE netuid = 1 AND epoch = $1 ORDER BY uid",
+        )
+        .bind(epoch)
+        .fetch_all(&pool)
+        .await
+        .expect("label rows");
+        assert_eq!(label_rows.len(), 2, "{label_rows:?}");
+        for (outcome, reason, score) in &label_rows {
+            assert_eq!(outcome, "bad_status", "{label_rows:?}");
+            assert!(reason.contains("404"), "{label_rows:?}");
+            assert_eq!(*score, 0.0, "{label_rows:?}");
+        }
 
         // The chain holds the revealed row as //Alice's weights, and its epoch ranks good first.
         let (alice_row, incentive) = eventually(
