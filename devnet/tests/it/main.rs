@@ -163,8 +163,8 @@ fn a_short_devnet_pays_the_strong_miner_and_the_validators() {
 }
 
 #[test]
-#[ignore = "4 min on 2 cores, run alone with --ignored; the validator's label track still loses \
-            some epochs to model answers holding NUL bytes (Postgres: invalid byte sequence 0x00)"]
+#[ignore = "about 4 min on 2 cores and too heavy beside the other devnet test: run alone with \
+            `cargo test -p subnet-devnet --test it -- --ignored`"]
 fn a_short_devnet_pays_the_accurate_label_miner_more() {
     let (summary, context) = devnet_summary(&["--miners", "2"]);
     let (good, bad) = (role(&summary, "label-good"), role(&summary, "label-bad"));

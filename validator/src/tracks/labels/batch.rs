@@ -219,10 +219,12 @@ pub fn open_prompts(track_seed: [u8; 32], mix: &TaskMix, settings: &BatchSetting
     tasks::generate(derive_seed(track_seed, "labels/open"), mix, n)
 }
 
-/// An answer as shown: its first line, trimmed, cut to `max_chars` characters.
+/// An answer as shown: its first line without control characters (a model can emit byte 0,
+/// which Postgres text refuses), trimmed, cut to `max_chars` characters.
 pub fn normalize_answer(text: &str, max_chars: usize) -> String {
     let line = text.lines().next().unwrap_or("").trim();
     line.chars()
+        .filter(|c| !c.is_control())
         .take(max_chars)
         .collect::<String>()
         .trim()
@@ -580,6 +582,7 @@ mod tests {
         assert_eq!(normalize_answer("  42 \nand more", 10), "42");
         assert_eq!(normalize_answer("abcdefgh", 3), "abc");
         assert_eq!(normalize_answer("", 3), "");
+        assert_eq!(normalize_answer("4\u{0}2\u{7}", 10), "42");
         assert_eq!(normalize_answer("héllo", 2), "hé");
     }
 }
