@@ -60,3 +60,33 @@ pub fn init(format: LogFormat, default_filter: &str) {
     // A second init (tests) keeps the first subscriber.
     let _ = result;
 }
+
+/// A connection URL fit for logs and error messages: `postgres://user:secret@host/db` becomes
+/// `postgres://user:***@host/db`; a URL without a password is returned unchanged.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_url_hides_only_the_password() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("not a url"), "not a url");
+    }
+}

@@ -50,19 +50,9 @@ pub async fn connect(url: &str) -> Result<PgPool, DbError> {
     Ok(pool)
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db` (see
+/// [`subnet_common::telemetry::redact_url`]).
+pub use subnet_common::telemetry::redact_url as redact;
 
 /// Lowercase hex sha256 of a secret, the only form in which secrets are stored.
 pub fn hash_secret(secret: &str) -> String {
