@@ -339,99 +339,95 @@ fn open_from(current_block: Option<u64>) -> i64 {
     current_block.map_or(i64::MIN, to_i64)
 }
 
-/// The next task `labeler` has not answered, from batches whose deadline has not passed
-/// (earliest deadline first, then in the order received and sent).
-pub async fn next_task(
+/// A labeler's task page: progress over the open batches and the next task to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextForm {
+    /// Tasks of open batches this labeler answered.
+    pub done: i64,
+    /// Tasks of open batches.
+    pub total: i64,
+    /// The next task to answer, now bound to the form's token; `None` when all are answered.
+    pub task: Option<OpenTask>,
+}
+
+/// What a labeler's task page shows, in one statement (one round trip): `(answered, total)`
+/// over the tasks of batches whose deadline has not passed, and the next task `labeler` has not
+/// answered (earliest deadline first, then in the order received and sent). The rendered
+/// form's one-time token (`token_hash`) is recorded, bound to `session_hash` and to that task
+/// (the first showing starts the labeler's clock); no token is recorded when no task is left.
+///
+/// The token is committed without waiting for the WAL flush (`synchronous_commit` off for this
+/// transaction only): it halves the flushes per label. A crash may forget a token issued in the
+/// last moments, which only makes that form "not valid" (nothing stored); it cannot lose a
+/// label, because a label's commit is flushed, and flushes everything written before it.
+pub async fn next_form(
     pool: &PgPool,
     labeler: i64,
+    session_hash: &str,
+    token_hash: &str,
     current_block: Option<u64>,
-) -> Result<Option<OpenTask>, DbError> {
-    Ok(sqlx::query_as(
-        "SELECT t.id, bt.batch_id, t.task_id, t.prompt, t.a, t.b, bt.deadline_block
-         FROM tasks t JOIN batches bt ON bt.id = t.batch
-         WHERE bt.deadline_block >= $2
-           AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.task = t.id AND l.labeler = $1)
-         ORDER BY bt.deadline_block, bt.received_at, bt.id, t.position
-         LIMIT 1",
+) -> Result<NextForm, DbError> {
+    type Row = (
+        i64,
+        i64,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    );
+    let row: Row = sqlx::query_as(
+        "WITH open_tasks AS (
+             SELECT t.id, t.position, t.task_id, t.prompt, t.a, t.b,
+                    bt.id AS batch, bt.batch_id, bt.deadline_block, bt.received_at,
+                    EXISTS (SELECT 1 FROM labels l WHERE l.task = t.id AND l.labeler = $1) AS answered
+             FROM tasks t JOIN batches bt ON bt.id = t.batch
+             WHERE bt.deadline_block >= $2
+         ), next_task AS (
+             SELECT * FROM open_tasks WHERE NOT answered
+             ORDER BY deadline_block, received_at, batch, position
+             LIMIT 1
+         ), issued AS (
+             INSERT INTO form_tokens (token_hash, session, task)
+             SELECT $3, $4, id FROM next_task
+         )
+         SELECT p.done, p.total,
+                n.id, n.batch_id, n.task_id, n.prompt, n.a, n.b, n.deadline_block
+         FROM (SELECT set_config('synchronous_commit', 'off', true)) no_flush,
+              (SELECT count(*) FILTER (WHERE answered) AS done, count(*) AS total
+               FROM open_tasks) p
+         LEFT JOIN next_task n ON TRUE",
     )
     .bind(labeler)
     .bind(open_from(current_block))
-    .fetch_optional(pool)
-    .await?)
-}
-
-/// `(answered, total)` over the tasks of open batches, for one labeler.
-pub async fn progress(
-    pool: &PgPool,
-    labeler: i64,
-    current_block: Option<u64>,
-) -> Result<(i64, i64), DbError> {
-    Ok(sqlx::query_as(
-        "SELECT count(l.id), count(t.id)
-         FROM tasks t JOIN batches bt ON bt.id = t.batch
-         LEFT JOIN labels l ON l.task = t.id AND l.labeler = $1
-         WHERE bt.deadline_block >= $2",
-    )
-    .bind(labeler)
-    .bind(open_from(current_block))
-    .fetch_one(pool)
-    .await?)
-}
-
-/// Records a rendered answer form's one-time token, bound to `session` and to the task shown
-/// (the first showing starts the labeler's clock).
-pub async fn issue_form_token(
-    pool: &PgPool,
-    token_hash: &str,
-    session_hash: &str,
-    task: i64,
-) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO form_tokens (token_hash, session, task) VALUES ($1, $2, $3)")
-        .bind(token_hash)
-        .bind(session_hash)
-        .bind(task)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-/// What became of a submitted form token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TokenUse {
-    /// First use: accepted, now spent. Carries the task the form showed.
-    Fresh(i64),
-    /// This token was submitted before (a reused token or a double submit).
-    AlreadyUsed,
-    /// Not a token issued to this session.
-    Unknown,
-}
-
-async fn spend_token(
-    tx: &mut sqlx::PgConnection,
-    token_hash: &str,
-    session_hash: &str,
-) -> Result<TokenUse, DbError> {
-    let spent: Option<(i64,)> = sqlx::query_as(
-        "UPDATE form_tokens SET used_at = now()
-         WHERE token_hash = $1 AND session = $2 AND used_at IS NULL RETURNING task",
-    )
     .bind(token_hash)
     .bind(session_hash)
-    .fetch_optional(&mut *tx)
+    .fetch_one(pool)
     .await?;
-    if let Some((task,)) = spent {
-        return Ok(TokenUse::Fresh(task));
-    }
-    let known: Option<(i32,)> =
-        sqlx::query_as("SELECT 1 FROM form_tokens WHERE token_hash = $1 AND session = $2")
-            .bind(token_hash)
-            .bind(session_hash)
-            .fetch_optional(&mut *tx)
-            .await?;
-    Ok(match known {
-        Some(_) => TokenUse::AlreadyUsed,
-        None => TokenUse::Unknown,
-    })
+    let (done, total, id, batch_id, task_id, prompt, a, b, deadline_block) = row;
+    let task = match (id, batch_id, task_id, prompt, a, b, deadline_block) {
+        (
+            Some(id),
+            Some(batch_id),
+            Some(task_id),
+            Some(prompt),
+            Some(a),
+            Some(b),
+            Some(deadline_block),
+        ) => Some(OpenTask {
+            id,
+            batch_id,
+            task_id,
+            prompt,
+            a,
+            b,
+            deadline_block,
+        }),
+        _ => None,
+    };
+    Ok(NextForm { done, total, task })
 }
 
 /// An answer from the labeler form.
@@ -469,45 +465,48 @@ pub enum AnswerOutcome {
     DeadlinePassed,
 }
 
-/// Stores an answer in one transaction: spends the form token, checks the deadline, inserts the
-/// label once per (task, labeler). When the outcome is not `Stored`, nothing is changed.
+/// Stores an answer in one statement (one round trip, one transaction): locks the form token,
+/// checks that it is this session's and unspent and that the deadline has not passed, inserts
+/// the label once per (task, labeler) and spends the token only when the label was stored. When
+/// the outcome is not `Stored`, nothing is changed. A racing second submit of the same token
+/// waits for the first one's lock and then finds the token spent.
 pub async fn submit_answer(pool: &PgPool, answer: &Answer<'_>) -> Result<AnswerOutcome, DbError> {
-    let mut tx = pool.begin().await?;
-    let task = match spend_token(&mut tx, answer.token_hash, answer.session_hash).await? {
-        TokenUse::Fresh(task) => task,
-        TokenUse::Unknown => return Ok(AnswerOutcome::TokenUnknown),
-        TokenUse::AlreadyUsed => return Ok(AnswerOutcome::TokenUsed),
-    };
-    let (deadline,): (i64,) = sqlx::query_as(
-        "SELECT bt.deadline_block FROM tasks t JOIN batches bt ON bt.id = t.batch WHERE t.id = $1",
+    let row: Option<(bool, bool, Option<f64>)> = sqlx::query_as(
+        "WITH token AS (
+             SELECT ft.task, ft.used_at IS NOT NULL AS used, bt.deadline_block >= $6 AS open
+             FROM form_tokens ft JOIN tasks t ON t.id = ft.task JOIN batches bt ON bt.id = t.batch
+             WHERE ft.token_hash = $1 AND ft.session = $2
+             FOR UPDATE OF ft
+         ), stored AS (
+             INSERT INTO labels (task, labeler, choice, note, seconds)
+             SELECT token.task, $3, $4, $5,
+                    (SELECT greatest(0, extract(epoch FROM clock_timestamp() - min(ft.shown_at)))::float8
+                     FROM form_tokens ft JOIN sessions s ON s.id_hash = ft.session
+                     WHERE ft.task = token.task AND s.labeler = $3)
+             FROM token WHERE NOT token.used AND token.open
+             ON CONFLICT (task, labeler) DO NOTHING
+             RETURNING seconds
+         ), spent AS (
+             UPDATE form_tokens SET used_at = now()
+             WHERE token_hash = $1 AND session = $2 AND EXISTS (SELECT 1 FROM stored)
+         )
+         SELECT token.used, token.open, (SELECT seconds FROM stored) FROM token",
     )
-    .bind(task)
-    .fetch_one(&mut *tx)
-    .await?;
-    if deadline < open_from(answer.current_block) {
-        return Ok(AnswerOutcome::DeadlinePassed);
-    }
-    let stored: Option<(f64,)> = sqlx::query_as(
-        "INSERT INTO labels (task, labeler, choice, note, seconds)
-         SELECT $1, $2, $3, $4, greatest(0, extract(epoch FROM clock_timestamp() - min(ft.shown_at)))::float8
-         FROM form_tokens ft JOIN sessions s ON s.id_hash = ft.session
-         WHERE ft.task = $1 AND s.labeler = $2
-         ON CONFLICT (task, labeler) DO NOTHING
-         RETURNING seconds",
-    )
-    .bind(task)
+    .bind(answer.token_hash)
+    .bind(answer.session_hash)
     .bind(answer.labeler)
     .bind(choice_str(answer.choice))
     .bind(answer.note)
-    .fetch_optional(&mut *tx)
+    .bind(open_from(answer.current_block))
+    .fetch_optional(pool)
     .await?;
-    match stored {
-        Some((seconds,)) => {
-            tx.commit().await?;
-            Ok(AnswerOutcome::Stored { seconds })
-        }
-        None => Ok(AnswerOutcome::AlreadyLabeled),
-    }
+    Ok(match row {
+        None => AnswerOutcome::TokenUnknown,
+        Some((true, _, _)) => AnswerOutcome::TokenUsed,
+        Some((false, false, _)) => AnswerOutcome::DeadlinePassed,
+        Some((false, true, None)) => AnswerOutcome::AlreadyLabeled,
+        Some((false, true, Some(seconds))) => AnswerOutcome::Stored { seconds },
+    })
 }
 
 /// The stored spelling of a choice (as in the protocol: `a`, `b`, `tie`).

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use sqlx::PgPool;
 
 use super::{LINK_TTL, login_link, new_secret, simulate, valid_labeler_name};
 use crate::db;
@@ -99,12 +100,8 @@ pub async fn run(args: LabelersArgs, out: &mut impl Write) -> anyhow::Result<()>
     let pool = db::connect(url).await?;
     match &args.command {
         LabelersCommand::Add { name } => {
-            if !valid_labeler_name(name) {
-                bail!("labeler names are 1 to 64 of A-Z a-z 0-9 _ - . (got {name:?})");
-            }
-            let token = new_secret();
-            db::add_labeler(&pool, name, &db::hash_secret(&token), ttl_secs()).await?;
-            print_link(out, name, &login_link(&args.base_url, &token))?;
+            let link = add_labeler(&pool, &args.base_url, name).await?;
+            print_link(out, name, &link)?;
         }
         LabelersCommand::Link { name } => {
             let token = new_secret();
@@ -160,6 +157,17 @@ pub async fn run(args: LabelersArgs, out: &mut impl Write) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// `miner labelers add NAME`: adds a labeler with a one-time sign-in token and returns the
+/// sign-in link under `base_url` (only the token's hash is stored).
+pub async fn add_labeler(pool: &PgPool, base_url: &str, name: &str) -> anyhow::Result<String> {
+    if !valid_labeler_name(name) {
+        bail!("labeler names are 1 to 64 of A-Z a-z 0-9 _ - . (got {name:?})");
+    }
+    let token = new_secret();
+    db::add_labeler(pool, name, &db::hash_secret(&token), ttl_secs()).await?;
+    Ok(login_link(base_url, &token))
 }
 
 fn simulation(sim: &SimulateArgs, link: String) -> simulate::Simulation {

@@ -259,8 +259,16 @@ async fn show_task(
     saved: bool,
 ) -> Result<Response, db::DbError> {
     let block = labeling.clock.current_block();
-    let (done, total) = db::progress(&labeling.pool, session.labeler, block).await?;
-    let Some(task) = db::next_task(&labeling.pool, session.labeler, block).await? else {
+    let csrf = super::new_secret();
+    let db::NextForm { done, total, task } = db::next_form(
+        &labeling.pool,
+        session.labeler,
+        &session.hash,
+        &db::hash_secret(&csrf),
+        block,
+    )
+    .await?;
+    let Some(task) = task else {
         return Ok(no_store(render(&DonePage {
             labeler: session.name.clone(),
             done,
@@ -268,14 +276,6 @@ async fn show_task(
             saved,
         })));
     };
-    let csrf = super::new_secret();
-    db::issue_form_token(
-        &labeling.pool,
-        &db::hash_secret(&csrf),
-        &session.hash,
-        task.id,
-    )
-    .await?;
     let blocks_left = block.map(|b| {
         u64::try_from(task.deadline_block)
             .unwrap_or(0)

@@ -87,57 +87,116 @@ pub struct ShownTask {
     pub b: String,
 }
 
+/// What the miner answered to a submitted answer form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Submitted {
+    /// Stored: `303 See Other` to the next task.
+    Stored,
+    /// Refused with this status (409 submitted before or answered already, 403 token of another
+    /// session, 410 deadline passed, 401 no session, …); the miner stored nothing.
+    Refused(StatusCode),
+}
+
+/// A signed-in labeler's browser, reduced to what a simulation needs: its own connection, the
+/// session cookie, redirects not followed (so each step's answer can be checked).
+#[derive(Debug, Clone)]
+pub struct FormClient {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+}
+
+impl FormClient {
+    /// Opens the sign-in link (`http://HOST:PORT/label/login?token=…`), presses "Sign in" and
+    /// keeps the session cookie.
+    pub async fn sign_in(link: &str) -> anyhow::Result<Self> {
+        let base = link
+            .split_once("/label/login")
+            .map(|(base, _)| base.to_string())
+            .context("the link must look like http://HOST:PORT/label/login?token=…")?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("while building the HTTP client")?;
+        let cookie = sign_in(&http, link).await?;
+        Ok(Self { http, base, cookie })
+    }
+
+    /// The miner's base URL (`http://HOST:PORT`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /label`: the next open task, or `None` on the "No open tasks" page.
+    pub async fn next_task(&self) -> anyhow::Result<Option<ShownTask>> {
+        let page = get_page(&self.http, &format!("{}/label", self.base), &self.cookie).await?;
+        match parse_task(&page) {
+            Some(task) => Ok(Some(task)),
+            None if page.contains("No open tasks") => Ok(None),
+            None => bail!("GET /label returned neither a task nor the all-done page"),
+        }
+    }
+
+    /// `POST /label/answer`: submits the form whose CSRF token is `csrf`.
+    pub async fn submit(
+        &self,
+        csrf: &str,
+        choice: Choice,
+        note: &str,
+    ) -> anyhow::Result<Submitted> {
+        let response = self
+            .http
+            .post(format!("{}/label/answer", self.base))
+            .header(header::COOKIE, &self.cookie)
+            .form(&[
+                ("csrf", csrf),
+                ("choice", db::choice_str(choice)),
+                ("note", note),
+            ])
+            .send()
+            .await
+            .context("while posting an answer")?;
+        let status = response.status();
+        // Read the page to its end, so the connection can carry the next request.
+        response
+            .bytes()
+            .await
+            .context("while reading the answer's response")?;
+        Ok(if status == StatusCode::SEE_OTHER {
+            Submitted::Stored
+        } else {
+            Submitted::Refused(status)
+        })
+    }
+}
+
 /// Runs the simulation, writing one line per answer to `out`.
 pub async fn run(sim: &Simulation, out: &mut impl Write) -> anyhow::Result<SimulationReport> {
-    let base = sim
-        .link
-        .split_once("/label/login")
-        .map(|(base, _)| base.to_string())
-        .context("the link must look like http://HOST:PORT/label/login?token=…")?;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .context("while building the HTTP client")?;
+    let client = FormClient::sign_in(&sim.link).await?;
     writeln!(
         out,
-        "SIMULATION: a simulated labeler (accuracy {:.2}), not a human, answering at {base}",
-        sim.accuracy
+        "SIMULATION: a simulated labeler (accuracy {:.2}), not a human, answering at {}",
+        sim.accuracy,
+        client.base()
     )?;
-    let cookie = sign_in(&http, &sim.link).await?;
     let mut rng = match sim.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_entropy(),
     };
     let mut report = SimulationReport::default();
     while report.answered < sim.count {
-        let page = get_page(&http, &format!("{base}/label"), &cookie).await?;
-        let Some(task) = parse_task(&page) else {
-            if page.contains("No open tasks") {
-                writeln!(out, "SIMULATION: no open task left")?;
-                break;
-            }
-            bail!("GET /label returned neither a task nor the all-done page");
+        let Some(task) = client.next_task().await? else {
+            writeln!(out, "SIMULATION: no open task left")?;
+            break;
         };
         let truth = judge(&task.prompt, &task.a, &task.b);
         let choice = decide(truth, sim.accuracy, &mut rng);
-        let response = http
-            .post(format!("{base}/label/answer"))
-            .header(header::COOKIE, &cookie)
-            .form(&[
-                ("csrf", task.csrf.as_str()),
-                ("choice", db::choice_str(choice)),
-                ("note", "simulated labeler"),
-            ])
-            .send()
-            .await
-            .context("while posting an answer")?;
-        if response.status() != StatusCode::SEE_OTHER {
-            bail!(
-                "answer to task {} refused with {}",
-                task.task_id,
-                response.status()
-            );
+        if let Submitted::Refused(status) = client
+            .submit(&task.csrf, choice, "simulated labeler")
+            .await?
+        {
+            bail!("answer to task {} refused with {status}", task.task_id);
         }
         report.answered += 1;
         if let Some(truth) = truth {

@@ -5,6 +5,7 @@ mod binary;
 mod browser;
 mod chain_auth;
 mod chain_cmds;
+mod concurrent_labelers;
 mod finetune;
 mod generate;
 mod helpers;
