@@ -273,15 +273,16 @@ pub async fn redeem_token(
     Ok(Some(name))
 }
 
-/// The labeler behind a session cookie.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionLookup {
+/// What a request made with a session cookie found: the session's labeler and what the request
+/// did, or why the session is not usable (then the request changed nothing).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionLookup<T> {
     /// A live session.
     Valid {
-        /// Labeler row id.
-        labeler: i64,
         /// Labeler name.
         name: String,
+        /// What the request did.
+        value: T,
     },
     /// The session existed but its time is up.
     Expired,
@@ -289,21 +290,20 @@ pub enum SessionLookup {
     Unknown,
 }
 
-/// Looks a session up by the hash of its cookie value.
-pub async fn session(pool: &PgPool, session_hash: &str) -> Result<SessionLookup, DbError> {
-    let row: Option<(i64, String, bool)> = sqlx::query_as(
-        "SELECT lr.id, lr.name, s.expires_at > now()
-         FROM sessions s JOIN labelers lr ON lr.id = s.labeler
-         WHERE s.id_hash = $1 AND NOT lr.disabled",
-    )
-    .bind(session_hash)
-    .fetch_optional(pool)
-    .await?;
-    Ok(match row {
-        Some((labeler, name, true)) => SessionLookup::Valid { labeler, name },
-        Some((_, _, false)) => SessionLookup::Expired,
-        None => SessionLookup::Unknown,
-    })
+/// The first part of every statement run with a session cookie (`$1`, its hash): the labeler
+/// behind it and whether the session is still live. Looked up in the same statement as the
+/// request's work, so a task page or an answer is one round trip.
+macro_rules! with_session {
+    ($rest:literal) => {
+        concat!(
+            "WITH sess AS (
+                 SELECT lr.id AS labeler, lr.name, s.expires_at > now() AS live
+                 FROM sessions s JOIN labelers lr ON lr.id = s.labeler
+                 WHERE s.id_hash = $1 AND NOT lr.disabled
+             ), ",
+            $rest
+        )
+    };
 }
 
 /// Ends a session (sign-out).
@@ -350,11 +350,12 @@ pub struct NextForm {
     pub task: Option<OpenTask>,
 }
 
-/// What a labeler's task page shows, in one statement (one round trip): `(answered, total)`
-/// over the tasks of batches whose deadline has not passed, and the next task `labeler` has not
-/// answered (earliest deadline first, then in the order received and sent). The rendered
-/// form's one-time token (`token_hash`) is recorded, bound to `session_hash` and to that task
-/// (the first showing starts the labeler's clock); no token is recorded when no task is left.
+/// What a labeler's task page shows, in one statement (one round trip) with the session lookup
+/// (`session_hash`): `(answered, total)` over the tasks of batches whose deadline has not
+/// passed, and the next task the labeler has not answered (earliest deadline first, then in the
+/// order received and sent). The rendered form's one-time token (`token_hash`) is recorded,
+/// bound to the session and to that task (the first showing starts the labeler's clock); no
+/// token is recorded when no task is left or the session is not live.
 ///
 /// The token is committed without waiting for the WAL flush (`synchronous_commit` off for this
 /// transaction only): it halves the flushes per label. A crash may forget a token issued in the
@@ -362,12 +363,13 @@ pub struct NextForm {
 /// label, because a label's commit is flushed, and flushes everything written before it.
 pub async fn next_form(
     pool: &PgPool,
-    labeler: i64,
     session_hash: &str,
     token_hash: &str,
     current_block: Option<u64>,
-) -> Result<NextForm, DbError> {
+) -> Result<SessionLookup<NextForm>, DbError> {
     type Row = (
+        String,
+        bool,
         i64,
         i64,
         Option<i64>,
@@ -378,35 +380,47 @@ pub async fn next_form(
         Option<String>,
         Option<i64>,
     );
-    let row: Row = sqlx::query_as(
-        "WITH open_tasks AS (
+    let row: Option<Row> = sqlx::query_as(with_session!(
+        "open_tasks AS (
              SELECT t.id, t.position, t.task_id, t.prompt, t.a, t.b,
                     bt.id AS batch, bt.batch_id, bt.deadline_block, bt.received_at,
-                    EXISTS (SELECT 1 FROM labels l WHERE l.task = t.id AND l.labeler = $1) AS answered
-             FROM tasks t JOIN batches bt ON bt.id = t.batch
-             WHERE bt.deadline_block >= $2
+                    mine.task IS NOT NULL AS answered
+             FROM sess, tasks t JOIN batches bt ON bt.id = t.batch
+             -- One probe of labels' (task, labeler) index per open task: LATERAL with LIMIT
+             -- keeps the planner from hashing every stored label instead.
+             LEFT JOIN LATERAL (
+                 SELECT l.task FROM labels l
+                 WHERE l.task = t.id AND l.labeler = sess.labeler LIMIT 1
+             ) mine ON TRUE
+             WHERE sess.live AND bt.deadline_block >= $2
          ), next_task AS (
              SELECT * FROM open_tasks WHERE NOT answered
              ORDER BY deadline_block, received_at, batch, position
              LIMIT 1
          ), issued AS (
              INSERT INTO form_tokens (token_hash, session, task)
-             SELECT $3, $4, id FROM next_task
+             SELECT $3, $1, id FROM next_task
          )
-         SELECT p.done, p.total,
+         SELECT sess.name, sess.live, p.done, p.total,
                 n.id, n.batch_id, n.task_id, n.prompt, n.a, n.b, n.deadline_block
-         FROM (SELECT set_config('synchronous_commit', 'off', true)) no_flush,
+         FROM sess,
+              (SELECT set_config('synchronous_commit', 'off', true)) no_flush,
               (SELECT count(*) FILTER (WHERE answered) AS done, count(*) AS total
                FROM open_tasks) p
-         LEFT JOIN next_task n ON TRUE",
-    )
-    .bind(labeler)
+         LEFT JOIN next_task n ON TRUE"
+    ))
+    .bind(session_hash)
     .bind(open_from(current_block))
     .bind(token_hash)
-    .bind(session_hash)
-    .fetch_one(pool)
+    .fetch_optional(pool)
     .await?;
-    let (done, total, id, batch_id, task_id, prompt, a, b, deadline_block) = row;
+    let Some((name, live, done, total, id, batch_id, task_id, prompt, a, b, deadline_block)) = row
+    else {
+        return Ok(SessionLookup::Unknown);
+    };
+    if !live {
+        return Ok(SessionLookup::Expired);
+    }
     let task = match (id, batch_id, task_id, prompt, a, b, deadline_block) {
         (
             Some(id),
@@ -427,7 +441,10 @@ pub async fn next_form(
         }),
         _ => None,
     };
-    Ok(NextForm { done, total, task })
+    Ok(SessionLookup::Valid {
+        name,
+        value: NextForm { done, total, task },
+    })
 }
 
 /// An answer from the labeler form.
@@ -437,8 +454,6 @@ pub struct Answer<'a> {
     pub token_hash: &'a str,
     /// The session it was submitted with (hash).
     pub session_hash: &'a str,
-    /// The session's labeler.
-    pub labeler: i64,
     /// The judgement.
     pub choice: Choice,
     /// Optional free text.
@@ -465,48 +480,60 @@ pub enum AnswerOutcome {
     DeadlinePassed,
 }
 
-/// Stores an answer in one statement (one round trip, one transaction): locks the form token,
-/// checks that it is this session's and unspent and that the deadline has not passed, inserts
-/// the label once per (task, labeler) and spends the token only when the label was stored. When
-/// the outcome is not `Stored`, nothing is changed. A racing second submit of the same token
-/// waits for the first one's lock and then finds the token spent.
-pub async fn submit_answer(pool: &PgPool, answer: &Answer<'_>) -> Result<AnswerOutcome, DbError> {
-    let row: Option<(bool, bool, Option<f64>)> = sqlx::query_as(
-        "WITH token AS (
-             SELECT ft.task, ft.used_at IS NOT NULL AS used, bt.deadline_block >= $6 AS open
-             FROM form_tokens ft JOIN tasks t ON t.id = ft.task JOIN batches bt ON bt.id = t.batch
-             WHERE ft.token_hash = $1 AND ft.session = $2
+/// Stores an answer in one statement (one round trip, one transaction) with the session lookup:
+/// locks the form token, checks that it is this live session's and unspent and that the
+/// deadline has not passed, inserts the label once per (task, labeler) and spends the token only
+/// when the label was stored. When the outcome is not `Stored`, nothing is changed. A racing
+/// second submit of the same token waits for the first one's lock and then finds it spent.
+pub async fn submit_answer(
+    pool: &PgPool,
+    answer: &Answer<'_>,
+) -> Result<SessionLookup<AnswerOutcome>, DbError> {
+    type Row = (String, bool, Option<bool>, Option<bool>, Option<f64>);
+    let row: Option<Row> = sqlx::query_as(with_session!(
+        "token AS (
+             SELECT ft.task, ft.used_at IS NOT NULL AS used, bt.deadline_block >= $3 AS open
+             FROM sess, form_tokens ft
+                  JOIN tasks t ON t.id = ft.task JOIN batches bt ON bt.id = t.batch
+             WHERE sess.live AND ft.token_hash = $2 AND ft.session = $1
              FOR UPDATE OF ft
          ), stored AS (
              INSERT INTO labels (task, labeler, choice, note, seconds)
-             SELECT token.task, $3, $4, $5,
+             SELECT token.task, sess.labeler, $4, $5,
                     (SELECT greatest(0, extract(epoch FROM clock_timestamp() - min(ft.shown_at)))::float8
                      FROM form_tokens ft JOIN sessions s ON s.id_hash = ft.session
-                     WHERE ft.task = token.task AND s.labeler = $3)
-             FROM token WHERE NOT token.used AND token.open
+                     WHERE ft.task = token.task AND s.labeler = sess.labeler)
+             FROM token, sess WHERE NOT token.used AND token.open
              ON CONFLICT (task, labeler) DO NOTHING
              RETURNING seconds
          ), spent AS (
              UPDATE form_tokens SET used_at = now()
-             WHERE token_hash = $1 AND session = $2 AND EXISTS (SELECT 1 FROM stored)
+             WHERE token_hash = $2 AND session = $1 AND EXISTS (SELECT 1 FROM stored)
          )
-         SELECT token.used, token.open, (SELECT seconds FROM stored) FROM token",
-    )
-    .bind(answer.token_hash)
+         SELECT sess.name, sess.live, token.used, token.open, (SELECT seconds FROM stored)
+         FROM sess LEFT JOIN token ON TRUE"
+    ))
     .bind(answer.session_hash)
-    .bind(answer.labeler)
+    .bind(answer.token_hash)
+    .bind(open_from(answer.current_block))
     .bind(choice_str(answer.choice))
     .bind(answer.note)
-    .bind(open_from(answer.current_block))
     .fetch_optional(pool)
     .await?;
-    Ok(match row {
-        None => AnswerOutcome::TokenUnknown,
-        Some((true, _, _)) => AnswerOutcome::TokenUsed,
-        Some((false, false, _)) => AnswerOutcome::DeadlinePassed,
-        Some((false, true, None)) => AnswerOutcome::AlreadyLabeled,
-        Some((false, true, Some(seconds))) => AnswerOutcome::Stored { seconds },
-    })
+    let Some((name, live, used, open, seconds)) = row else {
+        return Ok(SessionLookup::Unknown);
+    };
+    if !live {
+        return Ok(SessionLookup::Expired);
+    }
+    let value = match (used, open, seconds) {
+        (None, _, _) => AnswerOutcome::TokenUnknown,
+        (Some(true), _, _) => AnswerOutcome::TokenUsed,
+        (Some(false), Some(false) | None, _) => AnswerOutcome::DeadlinePassed,
+        (Some(false), Some(true), None) => AnswerOutcome::AlreadyLabeled,
+        (Some(false), Some(true), Some(seconds)) => AnswerOutcome::Stored { seconds },
+    };
+    Ok(SessionLookup::Valid { name, value })
 }
 
 /// The stored spelling of a choice (as in the protocol: `a`, `b`, `tie`).

@@ -177,13 +177,6 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-/// A signed-in labeler.
-struct Session {
-    hash: String,
-    labeler: i64,
-    name: String,
-}
-
 /// Why a request has no usable session.
 enum NoSession {
     /// No cookie.
@@ -192,8 +185,6 @@ enum NoSession {
     Expired,
     /// Unknown session (forged, ended, or its labeler disabled).
     Unknown,
-    /// The database failed.
-    Db(db::DbError),
 }
 
 impl NoSession {
@@ -212,26 +203,17 @@ impl NoSession {
                 "Your session is not valid",
                 "This browser's session is unknown to the miner (it may have been ended by the operator).",
             ),
-            Self::Db(e) => return internal(e),
         };
         MessagePage::new(title, message, NEW_LINK_HINT).respond(StatusCode::UNAUTHORIZED)
     }
 }
 
-/// The session behind the cookie.
-async fn session(labeling: &Labeling, headers: &HeaderMap) -> Result<Session, NoSession> {
-    let cookie = session_cookie(headers).ok_or(NoSession::Missing)?;
-    let hash = db::hash_secret(cookie);
-    match db::session(&labeling.pool, &hash).await {
-        Ok(SessionLookup::Valid { labeler, name }) => Ok(Session {
-            hash,
-            labeler,
-            name,
-        }),
-        Ok(SessionLookup::Expired) => Err(NoSession::Expired),
-        Ok(SessionLookup::Unknown) => Err(NoSession::Unknown),
-        Err(e) => Err(NoSession::Db(e)),
-    }
+/// The hash of the session cookie's value (what the database knows the session by). Whether
+/// the session is live is checked by the statement that does the request's work.
+fn session_hash(headers: &HeaderMap) -> Result<String, NoSession> {
+    session_cookie(headers)
+        .map(db::hash_secret)
+        .ok_or(NoSession::Missing)
 }
 
 /// `GET /label`: the next open task, or the "all done" page.
@@ -243,7 +225,7 @@ pub async fn task_page(
     let Some(labeling) = state.labeling.as_deref() else {
         return no_labels();
     };
-    let session = match session(labeling, &headers).await {
+    let session = match session_hash(&headers) {
         Ok(s) => s,
         Err(problem) => return problem.respond(),
     };
@@ -255,22 +237,21 @@ pub async fn task_page(
 
 async fn show_task(
     labeling: &Labeling,
-    session: &Session,
+    session_hash: &str,
     saved: bool,
 ) -> Result<Response, db::DbError> {
     let block = labeling.clock.current_block();
     let csrf = super::new_secret();
-    let db::NextForm { done, total, task } = db::next_form(
-        &labeling.pool,
-        session.labeler,
-        &session.hash,
-        &db::hash_secret(&csrf),
-        block,
-    )
-    .await?;
+    let (name, form) =
+        match db::next_form(&labeling.pool, session_hash, &db::hash_secret(&csrf), block).await? {
+            SessionLookup::Valid { name, value } => (name, value),
+            SessionLookup::Expired => return Ok(NoSession::Expired.respond()),
+            SessionLookup::Unknown => return Ok(NoSession::Unknown.respond()),
+        };
+    let db::NextForm { done, total, task } = form;
     let Some(task) = task else {
         return Ok(no_store(render(&DonePage {
-            labeler: session.name.clone(),
+            labeler: name,
             done,
             total,
             saved,
@@ -285,7 +266,7 @@ async fn show_task(
         approx_duration(blocks.saturating_mul(labeling.config.block_time.as_secs()))
     });
     Ok(no_store(render(&TaskPage {
-        labeler: session.name.clone(),
+        labeler: name,
         done,
         total,
         deadline_block: task.deadline_block,
@@ -319,7 +300,7 @@ pub async fn answer(
     let Some(labeling) = state.labeling.as_deref() else {
         return no_labels();
     };
-    let session = match session(labeling, &headers).await {
+    let session = match session_hash(&headers) {
         Ok(s) => s,
         Err(problem) => return problem.respond(),
     };
@@ -350,40 +331,44 @@ pub async fn answer(
         &labeling.pool,
         &db::Answer {
             token_hash: &token_hash,
-            session_hash: &session.hash,
-            labeler: session.labeler,
+            session_hash: &session,
             choice,
             note: note.trim(),
             current_block: labeling.clock.current_block(),
         },
     )
     .await;
+    let (name, outcome) = match outcome {
+        Ok(SessionLookup::Valid { name, value }) => (name, value),
+        Ok(SessionLookup::Expired) => return NoSession::Expired.respond(),
+        Ok(SessionLookup::Unknown) => return NoSession::Unknown.respond(),
+        Err(e) => return internal(e),
+    };
     let (title, message, status) = match outcome {
-        Ok(AnswerOutcome::Stored { seconds }) => {
-            tracing::info!(labeler = %session.name, choice = db::choice_str(choice), seconds, "label stored");
+        AnswerOutcome::Stored { seconds } => {
+            tracing::info!(labeler = %name, choice = db::choice_str(choice), seconds, "label stored");
             return Redirect::to("/label?saved=1").into_response();
         }
-        Ok(AnswerOutcome::TokenUsed) => (
+        AnswerOutcome::TokenUsed => (
             "This answer was already submitted",
             "This form was sent before (a second click, a resubmission, or an old page). Your first answer counts; nothing was changed.",
             StatusCode::CONFLICT,
         ),
-        Ok(AnswerOutcome::TokenUnknown) => (
+        AnswerOutcome::TokenUnknown => (
             "This form is not valid",
             "The form's security token does not belong to your session, so nothing was saved.",
             StatusCode::FORBIDDEN,
         ),
-        Ok(AnswerOutcome::AlreadyLabeled) => (
+        AnswerOutcome::AlreadyLabeled => (
             "You already answered this task",
             "An answer from you for this task is stored already (perhaps from another tab). Nothing was changed.",
             StatusCode::CONFLICT,
         ),
-        Ok(AnswerOutcome::DeadlinePassed) => (
+        AnswerOutcome::DeadlinePassed => (
             "The deadline has passed",
             "This task's deadline block has passed, so the answer was not stored.",
             StatusCode::GONE,
         ),
-        Err(e) => return internal(e),
     };
     MessagePage::new(title, message, "")
         .with_link(back.0, back.1)
