@@ -6,7 +6,7 @@
 //! non-zero if a label is lost, duplicated, changed or stored without an accepted submit.
 //!
 //! ```text
-//! cargo bench -p subnet-miner --bench labelers [-- --labelers 200 --labels 25 --think-ms 0]
+//! cargo bench -p subnet-miner --bench labelers [-- --labelers 200 --labels 25 --think-ms 0 --log]
 //! ```
 //!
 //! It creates a throwaway database on the server of `DATABASE_URL` (default
@@ -15,7 +15,8 @@
 //! runtime), stores the tasks through the signed `POST /v1/rlhf/tasks` of one validator, adds
 //! the labelers as `miner labelers add` does, and drops the database at the end. `--think-ms T`
 //! makes each labeler pause a random 0.5 T – 1.5 T between reading a task and submitting (a
-//! human's reading time); 0 is a closed loop at full speed. The load generator, the server and
+//! human's reading time); 0 is a closed loop at full speed. `--log` logs as `miner serve
+//! --log.format json` does, to stderr (redirect it). The load generator, the server and
 //! Postgres share the machine's cores.
 
 use std::{
@@ -54,6 +55,9 @@ struct Args {
     labels: usize,
     /// Mean pause between reading a task and submitting it, in milliseconds.
     think_ms: u64,
+    /// Log as `miner serve --log.format json` does (to stderr; redirect it), to include the
+    /// cost of the miner's request spans and "label stored" lines.
+    log: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -61,6 +65,7 @@ fn parse_args() -> anyhow::Result<Args> {
         labelers: 200,
         labels: 25,
         think_ms: 0,
+        log: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -75,8 +80,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--labelers" => args.labelers = usize::try_from(value("--labelers")?)?,
             "--labels" => args.labels = usize::try_from(value("--labels")?)?,
             "--think-ms" => args.think_ms = value("--think-ms")?,
+            "--log" => args.log = true,
             other => bail!(
-                "unknown argument {other:?}; use --labelers N --labels N --think-ms N \
+                "unknown argument {other:?}; use --labelers N --labels N --think-ms N --log \
                  (after `--`)"
             ),
         }
@@ -489,6 +495,12 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<bool> {
     let args = parse_args()?;
+    if args.log {
+        subnet_common::telemetry::init(
+            subnet_common::telemetry::LogFormat::Json,
+            "info,tower_http=info",
+        );
+    }
     let base = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     // The miner runs on its own runtime, as if in its own process; the labelers on another.
