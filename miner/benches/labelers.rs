@@ -100,10 +100,10 @@ struct LabelerRun {
     stored: Vec<(String, Choice)>,
     /// Latency of each `POST /label/answer`.
     submits: Vec<Duration>,
-    /// Latency of each `GET /label` that showed a task or the all-done page.
+    /// Latency of each `GET /label` that showed a task.
     pages: Vec<Duration>,
-    /// Submits refused with a status (nothing should be stored for them).
-    refused: usize,
+    /// Submits refused with a status (nothing should be stored for them), with the task.
+    refused: Vec<String>,
     /// Requests that failed outright (connection, timeout, an unexpected page); with the cause.
     errors: Vec<String>,
 }
@@ -112,7 +112,7 @@ struct LabelerRun {
 async fn label(client: FormClient, labels: usize, think_ms: u64, seed: u64) -> LabelerRun {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut run = LabelerRun::default();
-    while run.stored.len() + run.refused < labels && run.errors.is_empty() {
+    while run.stored.len() + run.refused.len() < labels && run.errors.is_empty() {
         let started = Instant::now();
         let task = match client.next_task().await {
             Ok(Some(task)) => task,
@@ -146,8 +146,7 @@ async fn label(client: FormClient, labels: usize, think_ms: u64, seed: u64) -> L
             }
             Ok(Submitted::Refused(status)) => {
                 run.submits.push(started.elapsed());
-                run.refused += 1;
-                run.errors
+                run.refused
                     .push(format!("answer to task {} refused: {status}", task.task_id));
             }
             Err(e) => run.errors.push(format!("{e:#}")),
@@ -378,10 +377,10 @@ fn bench(
             }
             submits.extend(run.submits);
             pages.extend(run.pages);
-            refused += run.refused;
+            refused += run.refused.len();
             errors += run.errors.len();
             if first_error.is_none() {
-                first_error = run.errors.into_iter().next();
+                first_error = run.errors.into_iter().chain(run.refused).next();
             }
         }
         submits.sort();
@@ -437,7 +436,7 @@ fn bench(
         let mut ok = true;
         let expected = args.labelers * args.labels;
         if let Some(e) = first_error {
-            eprintln!("FAILED: {errors} requests failed or were refused; first: {e}");
+            eprintln!("FAILED: {errors} requests failed, {refused} refused; first: {e}");
             ok = false;
         }
         if accepted_n != expected {

@@ -9,6 +9,9 @@
 //! what makes a high-accuracy simulated labeler accurate on the validators' known-answer tasks.
 //! When no checker recognises the prompt, or neither answer is correct, it picks A, B or Tie
 //! uniformly at random.
+//!
+//! [`FormClient`] is the browser part alone (sign in, next task, submit), shared with the
+//! concurrent-labelers test and `cargo bench -p subnet-miner --bench labelers`.
 
 use std::{io::Write, time::Duration};
 
