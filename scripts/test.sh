@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (README). CI runs it through .ci/run.
 # Installs what the tests need when missing, then: fmt check, clippy -D warnings,
-# the cuda feature compile check, and every test (unit, integration, interop with the real SDK).
+# the cuda feature compile check, every test (unit, integration, interop with the real SDK), then
+# scripts/readme-guides.sh (every README command run against real processes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
@@ -43,3 +44,6 @@ cargo check -p subnet-model --features cuda --locked
 
 step "tests"
 cargo test --workspace --locked "$@"
+
+step "README guides (scripts/readme-guides.sh)"
+bash scripts/readme-guides.sh
