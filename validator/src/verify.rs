@@ -4,18 +4,26 @@
 //!
 //! Inputs, all from Postgres except the competition file: per-sample losses, outcomes, manifests
 //! and commit blocks (`model_evals`), the block scores were computed at (`epochs.scored_block`),
-//! label scores (`scores.label_score`, taken as stored), each hotkey's EMA from the epochs before
-//! N, registrations (`miners`), and the weight row (`weight_commits`). The competition file must
-//! hash to the stored `competition_sha256`.
+//! the label track's inputs (`label_batches`: each miner's outcome and the scoring parameters;
+//! `label_tasks`: every task sent with whether it was known-answer and which side was correct;
+//! `labels`: every label collected), each hotkey's EMA from the epochs before N, registrations
+//! (`miners`), and the weight row (`weight_commits`). The competition file must hash to the
+//! stored `competition_sha256`.
 //!
 //! Steps: rebuild each miner's [`MinerEval`] from its stored outcome → [`outcome::assemble`]
-//! (`score_models`) → [`weights::weight_rows`] → [`weights::to_u16_weights`] → the commit hash
-//! (when the validator's hotkey is given).
+//! (`score_models`); rebuild each label miner's votes from its tasks and labels →
+//! [`labels::rescore`] (`score::score`, the majorities for the agreement term included, as they
+//! are a function of the other miners' stored labels) → compare every component with
+//! `label_batches` and the label score with `scores.label_score`; both tracks' recomputed scores
+//! → [`weights::weight_rows`] → [`weights::to_u16_weights`] → the commit hash (when the
+//! validator's hotkey is given).
 //!
-//! Limits: label scores are taken as stored (not recomputed from labels); copy detection,
-//! spot-checks and fetch failures are taken as recorded (they need the artifacts); registrations
-//! come from `miners`, which keeps only each hotkey's latest one, so an epoch before a hotkey
-//! re-registered may report an EMA difference for that hotkey.
+//! Limits: copy detection, spot-checks and fetch failures are taken as recorded (they need the
+//! artifacts); so is each label miner's outcome (whether its batch was collected: it depends on
+//! the network) and the batches themselves (rebuilding them needs the answer models; the stored
+//! `track_seed` makes that possible but verify does not do it); registrations come from
+//! `miners`, which keeps only each hotkey's latest one, so an epoch before a hotkey re-registered
+//! may report an EMA difference for that hotkey.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -29,6 +37,7 @@ use subnet_model::score::{ScoreError, ScoreParams};
 
 use crate::db::{self, DbError, ModelEvalRecord};
 use crate::service::weights::{self, ConvertError, Neuron, PreviousEma, TrackScores};
+use crate::tracks::labels::{self, LabelTrackResult};
 use crate::tracks::model::outcome::{self, MinerEval, Outcome, SpotCheck, SpotStatus, Stage};
 
 /// Two floats are equal when within this (stored values round-trip exactly; this only absorbs
@@ -186,13 +195,17 @@ pub async fn verify_epoch(
         }
     }
 
+    // Label track.
+    let label_track = db::load_label_track(pool, n, epoch).await?;
+    let label_scores = match &label_track {
+        Some(stored) => check_label_track(&mut report, stored),
+        None => BTreeMap::new(),
+    };
+
     // Combine, EMA, normalize.
     let track_scores = TrackScores {
         model: results.iter().map(|r| (r.uid, r.score)).collect(),
-        labels: scores
-            .iter()
-            .filter_map(|s| Some((u16::try_from(s.uid).ok()?, s.label_score)))
-            .collect(),
+        labels: label_scores,
     };
     let neurons: Vec<Neuron> = scores
         .iter()
@@ -226,6 +239,11 @@ pub async fn verify_epoch(
             format!("uid {uid} stored model_score"),
             stored.model_score,
             recomputed.model_score,
+        );
+        report.check_f64(
+            format!("uid {uid} label_score"),
+            stored.label_score,
+            recomputed.label_score,
         );
         report.check_f64(
             format!("uid {uid} combined"),
@@ -273,6 +291,42 @@ pub async fn verify_epoch(
         }
     }
     Ok(report)
+}
+
+/// Recomputes every label miner's components from the stored tasks, labels, outcomes and
+/// parameters with the loop's scoring ([`labels::rescore`]), reports each component that differs
+/// from `label_batches`, and returns the recomputed label scores by uid.
+fn check_label_track(report: &mut Report, stored: &LabelTrackResult) -> BTreeMap<u16, f64> {
+    let mut recomputed = stored.clone();
+    labels::rescore(&mut recomputed);
+    for (s, r) in stored.miners.iter().zip(&recomputed.miners) {
+        let uid = s.uid;
+        let (s, r) = (&s.components, &r.components);
+        let counts = [
+            ("sent", s.sent, r.sent),
+            ("answered", s.answered, r.answered),
+            ("known_sent", s.known_sent, r.known_sent),
+            ("known_answered", s.known_answered, r.known_answered),
+            ("known_correct", s.known_correct, r.known_correct),
+            ("known_wrong", s.known_wrong, r.known_wrong),
+            ("compared", s.compared, r.compared),
+            ("agreed", s.agreed, r.agreed),
+        ];
+        for (name, stored, recomputed) in counts {
+            report.check(format!("uid {uid} label {name}"), stored, recomputed);
+        }
+        let values = [
+            ("accuracy", s.accuracy, r.accuracy),
+            ("coverage", s.coverage, r.coverage),
+            ("agreement", s.agreement, r.agreement),
+            ("raw_score", s.raw, r.raw),
+            ("score", s.score, r.score),
+        ];
+        for (name, stored, recomputed) in values {
+            report.check_f64(format!("uid {uid} label {name}"), stored, recomputed);
+        }
+    }
+    recomputed.scores()
 }
 
 fn registration(registrations: &BTreeMap<String, i64>, hotkey: &str) -> u64 {
@@ -347,7 +401,7 @@ pub fn print_report(report: &Report, out: &mut impl Write) -> std::io::Result<()
     if report.is_consistent() {
         writeln!(
             out,
-            "✓ epoch {} of subnet {} verifies: {} miners, scores, EMAs and u16 weights equal the stored ones{}",
+            "✓ epoch {} of subnet {} verifies: {} miners, model and label scores, EMAs and u16 weights equal the stored ones{}",
             report.epoch,
             report.netuid,
             report.miners,

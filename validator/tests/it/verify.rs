@@ -6,6 +6,7 @@ use std::process::Command;
 use sqlx::PgPool;
 use subnet_common::chain::types::commit_hash;
 use subnet_common::keys::{AccountId, Keypair};
+use subnet_common::protocol::{Choice, Label, RlhfTask};
 use subnet_model::competition::CompetitionFile;
 use subnet_model::score::ScoreParams;
 use subnet_validator::db::{
@@ -13,6 +14,9 @@ use subnet_validator::db::{
 };
 use subnet_validator::eval_cmd::DEFAULT_COMPETITION_TOML;
 use subnet_validator::service::weights::{self, Neuron, PreviousEma, TrackScores};
+use subnet_validator::tracks::labels::batch::{MinerBatch, SentTask};
+use subnet_validator::tracks::labels::collect::LabelOutcome;
+use subnet_validator::tracks::labels::{LabelMinerResult, LabelTrackResult, rescore};
 use subnet_validator::tracks::model::outcome::{self, MinerEval, Outcome, Stage};
 use subnet_validator::verify::verify_epoch;
 
@@ -66,8 +70,118 @@ fn miner_evals(shift: f64) -> Vec<MinerEval> {
     ]
 }
 
-/// Scores `epoch` with the loop's pure functions and stores it as the loop does.
-async fn store_epoch(pool: &PgPool, epoch: i64, shift: f64) {
+/// Where the pair's first answer (the correct one of a known pair) was shown.
+fn first_side(task: &SentTask) -> Choice {
+    if task.swapped { Choice::B } else { Choice::A }
+}
+
+fn other_side(choice: Choice) -> Choice {
+    match choice {
+        Choice::A => Choice::B,
+        _ => Choice::A,
+    }
+}
+
+/// How a label miner's labelers answer a task: `None` leaves it unanswered.
+type Labeler = fn(&SentTask, usize) -> Option<Choice>;
+
+/// The label track of `epoch`, scored by the loop's function: uid 0's batch timed out; uid 1
+/// labels every task right (two labelers); uid 2 gets one known answer wrong and agrees on the
+/// open pairs; uid 3 answers only half and says A on everything.
+fn label_track(epoch: i64) -> LabelTrackResult {
+    let labelers: [(u16, LabelOutcome, Labeler); 4] = [
+        (0, LabelOutcome::Timeout, |_, _| None),
+        (1, LabelOutcome::Ok, |t, _| Some(first_side(t))),
+        (2, LabelOutcome::Ok, |t, i| {
+            Some(if i == 0 {
+                other_side(first_side(t))
+            } else {
+                first_side(t)
+            })
+        }),
+        (3, LabelOutcome::Ok, |_, i| {
+            (i % 2 == 0).then_some(Choice::A)
+        }),
+    ];
+    let miners = labelers
+        .iter()
+        .map(|&(uid, outcome, choose)| {
+            let tasks: Vec<SentTask> = (0..8)
+                .map(|i| {
+                    let known = i < 3;
+                    let pair_id = if known {
+                        format!("k{i}")
+                    } else {
+                        format!("o{i}")
+                    };
+                    SentTask {
+                        task: RlhfTask {
+                            task_id: format!("t{uid}-{i}"),
+                            prompt: format!("prompt {i}"),
+                            a: format!("a{i}"),
+                            b: format!("b{i}"),
+                        },
+                        pair_id,
+                        known,
+                        swapped: (i + usize::from(uid)) % 2 == 1,
+                    }
+                })
+                .collect();
+            let labelers = if uid == 1 { 2 } else { 1 };
+            let labels: Vec<Label> = if outcome == LabelOutcome::Ok {
+                tasks
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, t)| Some((t, choose(t, i)?)))
+                    .flat_map(|(t, choice)| {
+                        (0..labelers).map(move |l| Label {
+                            task_id: t.task.task_id.clone(),
+                            choice,
+                            labeler: format!("labeler{l}"),
+                            seconds: 3.5,
+                        })
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            LabelMinerResult {
+                uid,
+                hotkey: miner_hotkey(uid),
+                outcome,
+                reason: String::new(),
+                batch: MinerBatch {
+                    batch_id: format!("batch-{epoch}-{uid}"),
+                    deadline_block: 300,
+                    tasks,
+                },
+                labels,
+                dropped_labels: 0,
+                components: Default::default(),
+            }
+        })
+        .collect();
+    let mut result = LabelTrackResult {
+        netuid: NETUID,
+        epoch: epoch as u64,
+        track_seed: "ef".repeat(32),
+        deadline_block: 300,
+        params: Default::default(),
+        miners,
+    };
+    rescore(&mut result);
+    result
+}
+
+/// Scores `epoch` with the loop's pure functions and stores it as the loop does, with the label
+/// track of [`label_track`] when `with_labels`.
+async fn store_epoch(pool: &PgPool, epoch: i64, shift: f64, with_labels: bool) {
+    let labels = with_labels.then(|| label_track(epoch));
+    if let Some(labels) = &labels {
+        db::save_label_track(pool, labels)
+            .await
+            .expect("save labels");
+    }
     let competition = competition();
     let scored_block = 200 + epoch as u64 * 10;
     let evals = miner_evals(shift);
@@ -99,7 +213,7 @@ async fn store_epoch(pool: &PgPool, epoch: i64, shift: f64) {
         .collect();
     let scores = TrackScores {
         model: results.iter().map(|r| (r.uid, r.score)).collect(),
-        labels: BTreeMap::new(),
+        labels: labels.map(|l| l.scores()).unwrap_or_default(),
     };
     let rows = weights::weight_rows(
         &neurons,
@@ -188,8 +302,8 @@ async fn store_epoch(pool: &PgPool, epoch: i64, shift: f64) {
 }
 
 async fn two_epochs(pool: &PgPool) {
-    store_epoch(pool, 1, 0.0).await;
-    store_epoch(pool, 2, 0.2).await;
+    store_epoch(pool, 1, 0.0, false).await;
+    store_epoch(pool, 2, 0.2, true).await;
 }
 
 fn alice() -> AccountId {
@@ -251,6 +365,100 @@ async fn a_tampered_loss_or_weight_is_reported(pool: PgPool) {
         .expect("verify");
     let what: Vec<&str> = report.differences.iter().map(|d| d.what.as_str()).collect();
     assert_eq!(what, ["weights values"], "{report:?}");
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn an_epoch_with_label_miners_recomputes_its_label_scores(pool: PgPool) {
+    two_epochs(&pool).await;
+    // The fixture is what it says: every miner but the timed-out one has a label score.
+    let stored = db::scores(&pool, 1, 2).await.expect("scores");
+    let label = |uid: i32| {
+        stored
+            .iter()
+            .find(|s| s.uid == uid)
+            .expect("row")
+            .label_score
+    };
+    assert_eq!(label(0), 0.0);
+    assert!(
+        label(1) > label(2) && label(2) > 0.0 && label(3) > 0.0,
+        "{stored:?}"
+    );
+    let report = verify_epoch(&pool, NETUID, 2, &competition(), ALPHA, Some(&alice()))
+        .await
+        .expect("verify");
+    assert!(report.is_consistent(), "{:?}", report.differences);
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn a_tampered_label_or_known_answer_is_reported_as_a_label_score_difference(pool: PgPool) {
+    two_epochs(&pool).await;
+    // uid 1's first (known) task: its labels now pick the near-miss.
+    let tampered = sqlx::query(
+        "UPDATE labels l SET choice = CASE WHEN t.swapped THEN 'a' ELSE 'b' END
+         FROM label_tasks t
+         WHERE l.netuid = t.netuid AND l.epoch = t.epoch AND l.hotkey = t.hotkey
+           AND l.task_id = t.task_id AND t.netuid = 1 AND t.epoch = 2 AND t.task_id = 't1-0'",
+    )
+    .execute(&pool)
+    .await
+    .expect("tamper")
+    .rows_affected();
+    assert_eq!(tampered, 2, "both labelers' labels");
+    let report = verify_epoch(&pool, NETUID, 2, &competition(), ALPHA, None)
+        .await
+        .expect("verify");
+    let what: Vec<&str> = report.differences.iter().map(|d| d.what.as_str()).collect();
+    for expected in [
+        "uid 1 label known_correct",
+        "uid 1 label known_wrong",
+        "uid 1 label score",
+        "uid 1 label_score",
+    ] {
+        assert!(what.contains(&expected), "{expected}: {what:?}");
+    }
+    let known_correct = report
+        .differences
+        .iter()
+        .find(|d| d.what == "uid 1 label known_correct")
+        .expect("difference");
+    assert_eq!(
+        (
+            known_correct.stored.as_str(),
+            known_correct.recomputed.as_str()
+        ),
+        ("3", "2")
+    );
+    // Nothing of the model track moved.
+    assert!(!what.iter().any(|w| w.contains("model")), "{what:?}");
+
+    // Put it back, then flip which side of uid 2's second known task was correct.
+    sqlx::query(
+        "UPDATE labels l SET choice = CASE WHEN t.swapped THEN 'b' ELSE 'a' END
+         FROM label_tasks t
+         WHERE l.netuid = t.netuid AND l.epoch = t.epoch AND l.hotkey = t.hotkey
+           AND l.task_id = t.task_id AND t.netuid = 1 AND t.epoch = 2 AND t.task_id = 't1-0'",
+    )
+    .execute(&pool)
+    .await
+    .expect("restore");
+    let report = verify_epoch(&pool, NETUID, 2, &competition(), ALPHA, None)
+        .await
+        .expect("verify");
+    assert!(report.is_consistent(), "{:?}", report.differences);
+    sqlx::query(
+        "UPDATE label_tasks SET swapped = NOT swapped
+         WHERE netuid = 1 AND epoch = 2 AND task_id = 't2-1'",
+    )
+    .execute(&pool)
+    .await
+    .expect("tamper");
+    let report = verify_epoch(&pool, NETUID, 2, &competition(), ALPHA, None)
+        .await
+        .expect("verify");
+    let what: Vec<&str> = report.differences.iter().map(|d| d.what.as_str()).collect();
+    assert!(what.contains(&"uid 2 label known_wrong"), "{what:?}");
+    assert!(what.contains(&"uid 2 label_score"), "{what:?}");
 }
 
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
