@@ -1,10 +1,12 @@
 //! `validator run`'s epoch loop ([`subnet_validator::service`]) against an in-process dev chain
 //! (real node, RPC and block production) and real in-process miners: weights land on chain and
 //! the chain's epoch ranks the better model first; a crash anywhere between scoring and the
-//! commit's inclusion resumes without a second commit.
+//! commit's inclusion resumes without a second commit. The last test runs both sides as real
+//! processes (the `devchain` binary, built on first use, and the `validator` binary) and kills the
+//! validator with SIGKILL between an epoch's commit and its reveal.
 
 use std::net::Ipv4Addr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,7 +42,6 @@ const BLOCK_TIME: Duration = Duration::from_millis(100);
 
 /// A dev chain producing a block every [`BLOCK_TIME`], served on a loopback port.
 struct TestChain {
-    url: String,
     client: Arc<DevChainClient>,
     _shutdown: tokio::sync::watch::Sender<bool>,
 }
@@ -65,7 +66,6 @@ async fn spawn_chain(dir: &Path) -> TestChain {
     }));
     TestChain {
         client: Arc::new(DevChainClient::new(&url).expect("client")),
-        url,
         _shutdown: shutdown_tx,
     }
 }
@@ -580,98 +580,258 @@ async fn a_commit_whose_hash_was_lost_is_found_by_the_validators_last_update(poo
     assert_eq!(row.commit_tx.as_deref(), Some("unknown"));
 }
 
-/// Starts the real `validator run` binary validating with //Alice (wallet under `dir`).
-fn spawn_validator(chain: &TestChain, db_url: &str, dir: &Path) -> std::process::Child {
+/// A child process killed (SIGKILL) and reaped when dropped, so a failing test leaves none behind.
+struct Killed(std::process::Child);
+
+impl Killed {
+    /// SIGKILL now; returns once the process is gone.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The folder of the workspace's debug binaries, with `devchain` built into it (once per test
+/// process, as `devnet/tests/it` builds its siblings).
+fn devchain_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--bins", "-p", "subnet-chain"])
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "building devchain failed");
+            let dir = Path::new(env!("CARGO_BIN_EXE_validator"))
+                .parent()
+                .expect("a folder");
+            let devchain = dir.join(format!("devchain{}", std::env::consts::EXE_SUFFIX));
+            assert!(devchain.exists(), "{} was not built", devchain.display());
+            devchain
+        })
+        .clone()
+}
+
+/// The real `devchain node` as a process (dev genesis, tempo [`TEMPO`], a block every
+/// [`BLOCK_TIME`], RPC on a free loopback port); killed when dropped.
+struct ChainProcess {
+    url: String,
+    client: DevChainClient,
+    /// Its stderr (the node's log), for failure messages.
+    log: PathBuf,
+    _process: Killed,
+}
+
+fn spawn_devchain(dir: &Path) -> ChainProcess {
+    let devchain = devchain_binary();
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let genesis = dir.join("genesis.json");
+    let status = std::process::Command::new(&devchain)
+        .args(["genesis", "--dev", "--tempo", &TEMPO.to_string(), "--out"])
+        .arg(&genesis)
+        .status()
+        .expect("devchain genesis runs");
+    assert!(status.success(), "devchain genesis failed");
+    let log = dir.join("devchain.log");
+    let mut child = std::process::Command::new(&devchain)
+        .arg("node")
+        .arg("--genesis")
+        .arg(&genesis)
+        .arg("--data")
+        .arg(dir.join("data"))
+        .args(["--rpc.addr", "127.0.0.1:0", "--rpc.rate-limit", "0"])
+        .args(["--block-time", &BLOCK_TIME.as_millis().to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("start devchain");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let process = Killed(child);
+    // `node` prints `rpc listening on http://ADDR` once it serves; keep draining stdout after.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(url) = line.strip_prefix("rpc listening on ") {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            panic!(
+                "devchain did not say where it listens:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
+    ChainProcess {
+        client: DevChainClient::new(&url).expect("client"),
+        url,
+        log,
+        _process: process,
+    }
+}
+
+/// Starts the real `validator run` binary validating with //Alice (wallet under `dir`) against
+/// the chain at `chain_url`; its log goes to `dir/validator-<n>.log`. Killed when dropped.
+fn spawn_validator(chain_url: &str, db_url: &str, dir: &Path, n: u32) -> Killed {
     let wallets = dir.join("wallets");
     subnet_common::wallet::Wallet::new(&wallets, "default", "default")
         .set_hotkey(&alice(), subnet_common::wallet::Protection::Plain, true)
         .expect("write hotkey");
     let competition = dir.join("competition.toml");
     std::fs::write(&competition, competition_text()).expect("write competition");
-    std::process::Command::new(env!("CARGO_BIN_EXE_validator"))
-        .args([
-            "run",
-            "--netuid",
-            "1",
-            "--device",
-            "cpu",
-            "--chain.poll-ms",
-            "20",
-        ])
-        .arg("--wallet.path")
-        .arg(&wallets)
-        .args(["--chain.url", &chain.url, "--db.url", db_url])
-        .arg("--competition")
-        .arg(&competition)
-        .arg("--cache.dir")
-        .arg(dir.join("cache"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start validator")
+    let log = std::fs::File::create(dir.join(format!("validator-{n}.log"))).expect("log file");
+    Killed(
+        std::process::Command::new(env!("CARGO_BIN_EXE_validator"))
+            .args([
+                "run",
+                "--netuid",
+                "1",
+                "--device",
+                "cpu",
+                "--chain.poll-ms",
+                "20",
+            ])
+            .arg("--wallet.path")
+            .arg(&wallets)
+            .args(["--chain.url", chain_url, "--db.url", db_url])
+            .arg("--competition")
+            .arg(&competition)
+            .arg("--cache.dir")
+            .arg(dir.join("cache"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start validator"),
+    )
 }
 
-/// The weight row of the first epoch whose commit hash was recorded, and its status.
-async fn first_recorded_commit(pool: &PgPool) -> Option<(i64, String)> {
+/// The first epoch after `after` whose commit hash is recorded but not yet revealed, and its
+/// status (`pending`: maybe sent, not known to be included; `committed`: included).
+async fn unrevealed_commit(pool: &PgPool, after: i64) -> Option<(i64, String)> {
     sqlx::query_as::<_, (i64, String)>(
-        "SELECT epoch, status FROM weight_commits WHERE commit_tx IS NOT NULL ORDER BY epoch LIMIT 1",
+        "SELECT epoch, status FROM weight_commits
+         WHERE commit_tx IS NOT NULL AND status <> 'revealed' AND epoch > $1
+         ORDER BY epoch LIMIT 1",
     )
+    .bind(after)
     .fetch_optional(pool)
     .await
     .expect("query")
 }
 
+async fn all_weight_rows(pool: &PgPool) -> Vec<WeightCommitRecord> {
+    sqlx::query_as(
+        "SELECT netuid, epoch, uids, weights, salt, version_key, mode, commit_hash, status, commit_tx,
+                commit_block, reveal_tx, reveal_block, error
+         FROM weight_commits ORDER BY epoch",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("rows")
+}
+
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
 async fn the_validator_binary_killed_mid_commit_resumes_without_a_second_commit(pool: PgPool) {
     let root = tempfile::tempdir().expect("tempdir");
-    let chain = spawn_chain(&root.path().join("chain")).await;
+    let chain = spawn_devchain(&root.path().join("chain"));
     let db_url = crate::pg::database_url(&pool);
 
-    let mut first = spawn_validator(&chain, &db_url, root.path());
-    let (epoch, status) = eventually("a recorded commit", Duration::from_secs(120), || {
-        first_recorded_commit(&pool)
-    })
-    .await;
-    first.kill().expect("SIGKILL");
-    first.wait().expect("reap");
+    // SIGKILL the validator once an epoch's commit hash is recorded and its reveal is not. Should
+    // the reveal land between the look and the kill, try the next epoch (a few times at most).
+    let mut run = 0;
+    let mut after = -1;
+    let (epoch, status) = loop {
+        run += 1;
+        assert!(run <= 4, "never killed between a commit and its reveal");
+        let mut validator = spawn_validator(&chain.url, &db_url, root.path(), run);
+        let (epoch, _) = eventually(
+            "a recorded, unrevealed commit",
+            Duration::from_secs(120),
+            || unrevealed_commit(&pool, after),
+        )
+        .await;
+        validator.kill();
+        let status = weight_row(&pool, epoch).await.status;
+        if status != "revealed" {
+            break (epoch, status);
+        }
+        after = epoch;
+    };
     eprintln!("killed with the commit of epoch {epoch} {status}");
 
-    let mut second = spawn_validator(&chain, &db_url, root.path());
+    let mut restarted = spawn_validator(&chain.url, &db_url, root.path(), run + 1);
     let revealed = eventually(
-        "the commit revealed after the restart",
-        Duration::from_secs(60),
+        "the interrupted epoch's commit revealed after the restart",
+        Duration::from_secs(90),
         || async {
             let row = weight_row(&pool, epoch).await;
             (row.status == "revealed").then_some(row)
         },
     )
     .await;
-    second.kill().expect("SIGKILL");
-    second.wait().expect("reap");
+    restarted.kill();
+    assert!(
+        revealed.reveal_block > revealed.commit_block,
+        "{revealed:?}\n{}",
+        std::fs::read_to_string(&chain.log).unwrap_or_default()
+    );
 
-    assert_eq!(commits_of(&chain.client, &revealed).await, 1);
-    // No epoch's weights were committed twice, and no epoch was stored twice.
-    let rows: Vec<WeightCommitRecord> = sqlx::query_as(
-        "SELECT netuid, epoch, uids, weights, salt, version_key, mode, commit_hash, status, commit_tx,
-                commit_block, reveal_tx, reveal_block, error
-         FROM weight_commits ORDER BY epoch",
+    // Every commit on chain belongs to exactly one stored epoch, and none was sent twice: an
+    // epoch scored again after the kill would have committed a hash under a fresh salt.
+    let rows = all_weight_rows(&pool).await;
+    let calls = alice_calls(&chain.client).await;
+    let mut commits_per_epoch: std::collections::BTreeMap<i64, usize> = Default::default();
+    for call in &calls {
+        if let Call::CommitWeights { commit_hash, .. } = call {
+            let hash = hex::encode(commit_hash);
+            let row = rows
+                .iter()
+                .find(|r| r.commit_hash.as_deref() == Some(hash.as_str()))
+                .unwrap_or_else(|| panic!("commit {hash} on chain matches no stored epoch"));
+            *commits_per_epoch.entry(row.epoch).or_default() += 1;
+        }
+    }
+    assert_eq!(
+        commits_per_epoch.get(&epoch),
+        Some(&1),
+        "{commits_per_epoch:?}"
+    );
+    assert!(
+        commits_per_epoch.values().all(|&n| n == 1),
+        "{commits_per_epoch:?}"
+    );
+    // The interrupted epoch's reveal is on chain, once, with the salt stored before the kill.
+    let salt: Vec<u16> = revealed.salt.iter().map(|&s| s as u16).collect();
+    let reveals = calls
+        .iter()
+        .filter(|c| matches!(c, Call::RevealWeights { salt: s, .. } if *s == salt))
+        .count();
+    assert_eq!(reveals, 1, "{revealed:?}");
+    // No epoch stored twice.
+    let duplicated: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT epoch, count(*) FROM epochs GROUP BY netuid, epoch HAVING count(*) > 1",
     )
     .fetch_all(&pool)
     .await
-    .expect("rows");
-    for row in &rows {
-        assert!(commits_of(&chain.client, row).await <= 1, "{row:?}");
-    }
-    let commits = alice_calls(&chain.client)
+    .expect("query");
+    assert!(duplicated.is_empty(), "{duplicated:?}");
+    let stored: Vec<(i64,)> = sqlx::query_as("SELECT epoch FROM epochs WHERE epoch = $1")
+        .bind(epoch)
+        .fetch_all(&pool)
         .await
-        .iter()
-        .filter(|c| matches!(c, Call::CommitWeights { .. }))
-        .count();
-    let recorded = rows.iter().filter(|r| r.commit_block.is_some()).count();
-    assert!(
-        commits <= rows.len(),
-        "{commits} commits for {} rows",
-        rows.len()
-    );
-    assert!(recorded >= 1);
+        .expect("query");
+    assert_eq!(stored.len(), 1, "the interrupted epoch is stored once");
 }
