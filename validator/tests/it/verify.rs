@@ -384,6 +384,20 @@ async fn an_epoch_with_label_miners_recomputes_its_label_scores(pool: PgPool) {
         label(1) > label(2) && label(2) > 0.0 && label(3) > 0.0,
         "{stored:?}"
     );
+    // … and the agreement term is at work: uid 3 disagrees with the others' majority.
+    let track = db::load_label_track(&pool, 1, 2)
+        .await
+        .expect("load")
+        .expect("stored");
+    let c = |uid: u16| {
+        track
+            .miners
+            .iter()
+            .find(|m| m.uid == uid)
+            .expect("miner")
+            .components
+    };
+    assert!(c(1).agreed > 0 && c(3).compared > c(3).agreed, "{track:?}");
     let report = verify_epoch(&pool, NETUID, 2, &competition(), ALPHA, Some(&alice()))
         .await
         .expect("verify");
@@ -494,6 +508,25 @@ async fn the_binary_exits_zero_when_consistent_and_one_with_a_diff(pool: PgPool)
     let stdout = String::from_utf8_lossy(&bad.stdout);
     assert_eq!(bad.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("uid 0 ema: stored"), "{stdout}");
+
+    // A label that is not the one scored shows as label differences of its miner.
+    sqlx::query(
+        "UPDATE labels l SET choice = CASE WHEN t.swapped THEN 'a' ELSE 'b' END
+         FROM label_tasks t
+         WHERE l.netuid = t.netuid AND l.epoch = t.epoch AND l.hotkey = t.hotkey
+           AND l.task_id = t.task_id AND t.netuid = 1 AND t.epoch = 2 AND t.task_id = 't1-0'",
+    )
+    .execute(&pool)
+    .await
+    .expect("tamper");
+    let bad = verify("2");
+    let stdout = String::from_utf8_lossy(&bad.stdout);
+    assert_eq!(bad.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("uid 1 label known_correct: stored 3 ≠ recomputed 2"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("uid 1 label_score: stored"), "{stdout}");
 
     let missing = verify("9");
     assert!(!missing.status.success());
