@@ -19,16 +19,17 @@ PG_URL=""
 
 cleanup() {
   local pid
+  # Each service leads its own process group (setsid): the group goes, helpers included.
   for pid in "${PIDS[@]}"; do
-    kill -TERM "$pid" 2>/dev/null || true
+    kill -TERM -- "-$pid" 2>/dev/null || true
   done
   for pid in "${PIDS[@]}"; do
-    # A child that ignores SIGTERM for 10 s is killed.
+    # A group that ignores SIGTERM for 10 s is killed.
     for _ in $(seq 1 50); do
-      kill -0 "$pid" 2>/dev/null || break
+      kill -0 -- "-$pid" 2>/dev/null || break
       sleep 0.2
     done
-    kill -KILL "$pid" 2>/dev/null || true
+    kill -KILL -- "-$pid" 2>/dev/null || true
   done
   if [ -n "$PG_URL" ]; then
     local db
@@ -82,24 +83,25 @@ fails() {
   echo "ok: $(basename "$1") ${*:2} (fails: $(grep -F -- "$pattern" "$WORK/out" | head -n 1))"
 }
 
-# background NAME CMD ARGS...: starts a service, its log in $WORK/NAME.log.
+# background NAME CMD ARGS...: starts a service in its own process group, its log in
+# $WORK/NAME.log; its pid (= process group id) is appended to PIDS.
 background() {
   local name=$1
   shift
   record "$@"
-  "$@" >"$WORK/$name.log" 2>&1 &
+  setsid "$@" >"$WORK/$name.log" 2>&1 &
   PIDS+=("$!")
   echo "ok: $(basename "$1") ${*:2} (started, pid $!)"
 }
 
 # wait_http URL SECONDS LOG: until URL answers 2xx.
 wait_http() {
-  local url=$1 secs=$2 log=$3 i
-  for i in $(seq 1 $((secs * 5))); do
+  local url=$1 secs=$2 log=$3
+  for _ in $(seq 1 $((secs * 5))); do
     if curl -fsS -o /dev/null "$url" 2>/dev/null; then
       return 0
     fi
-    [ "$i" -gt 0 ] && sleep 0.2
+    sleep 0.2
   done
   cat "$log" >&2
   fail "$url did not answer within ${secs}s"
@@ -124,6 +126,10 @@ devchain() { step "$BIN/devchain" "$@"; }
 miner() { step "$BIN/miner" "$@"; }
 validator() { step "$BIN/validator" "$@"; }
 
+for tool in curl jq psql python3 setsid; do
+  command -v "$tool" >/dev/null 2>&1 ||
+    fail "$tool not found (scripts/test.sh installs jq, curl and postgresql-client when missing)"
+done
 echo "readme-guides: working in $WORK"
 started=$SECONDS
 
@@ -224,7 +230,8 @@ background insecure-miner "$BIN/miner" serve --wallet.name me --wallet.hotkey m1
   --axon.port "$INSECURE_PORT" --insecure-no-chain
 wait_http "http://127.0.0.1:$INSECURE_PORT/health" 60 "$WORK/insecure-miner.log"
 grep -qi "insecure" "$WORK/insecure-miner.log" || fail "--insecure-no-chain logged no warning"
-kill -TERM "${PIDS[-1]}" && wait "${PIDS[-1]}" || true
+kill -TERM -- "-${PIDS[-1]}"
+wait "${PIDS[-1]}" || true
 
 AXON_PORT=$(free_port)
 miner serve --model.dir mine/ --chain.url "$CHAIN" --netuid 1 --wallet.name me --wallet.hotkey m1 \

@@ -198,7 +198,7 @@ impl Devnet {
         let models = self.build_models(cli).await?;
         self.start_miners(&models).await?;
         self.commit(&models).await?;
-        self.start_validators().await?;
+        self.start_validators(cli).await?;
         self.watch(cli).await
     }
 
@@ -619,7 +619,7 @@ impl Devnet {
         Ok(())
     }
 
-    async fn start_validators(&mut self) -> anyhow::Result<()> {
+    async fn start_validators(&mut self, cli: &Cli) -> anyhow::Result<()> {
         let (url, _) = self.chain()?;
         let validators: Vec<Member> = self
             .members
@@ -640,6 +640,11 @@ impl Devnet {
             if self.labelers.is_empty() {
                 // No label miners: the label track would only collect 404s.
                 extra.extend(["--labels.enabled".into(), "false".into()]);
+            } else {
+                extra.extend([
+                    "--labels.deadline-blocks".into(),
+                    label_deadline_blocks(cli.tempo).to_string(),
+                ]);
             }
             let mut service = Service::spawn(
                 name.clone(),
@@ -889,6 +894,16 @@ impl Devnet {
     }
 }
 
+/// Blocks after an epoch's start by which the validators collect labels: three quarters of the
+/// tempo. A validator sends its label batches only once its model track has scored the epoch
+/// (the open pairs are the top models' answers), which takes a debug build on 2 cores 8–14 s; the
+/// validator's default deadline, half the tempo (15 s at tempo 20 and 1.5 s blocks), then often
+/// passed before a batch went out and whole label epochs were lost. The last quarter is left for
+/// storing the epoch and committing its weights.
+fn label_deadline_blocks(tempo: u16) -> u16 {
+    (tempo - tempo / 4).max(1)
+}
+
 /// The built-in competition with `samples` evaluation samples (same id, so the miners'
 /// commitments still match it).
 fn competition_with_samples(samples: u32) -> anyhow::Result<String> {
@@ -995,6 +1010,20 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         assert_eq!(config["num_hidden_layers"], 3);
         assert_eq!(config["hidden_size"], 64);
+    }
+
+    #[test]
+    fn label_deadline_leaves_a_quarter_of_the_epoch_for_storing_and_committing() {
+        assert_eq!(label_deadline_blocks(20), 15);
+        assert_eq!(label_deadline_blocks(5), 4);
+        assert_eq!(label_deadline_blocks(1), 1);
+        for tempo in 5..=400 {
+            let deadline = label_deadline_blocks(tempo);
+            assert!(
+                deadline > tempo / 2 && deadline < tempo,
+                "tempo {tempo}: {deadline}"
+            );
+        }
     }
 
     #[test]
