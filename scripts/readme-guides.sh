@@ -306,7 +306,7 @@ check_curl "$DASH/api/weights"
 check_curl "$DASH/api/chain"
 check_curl "$DASH/metrics" "validator_"
 validator verify --epoch "$EPOCH" --db.url "$VALIDATOR_DB" --competition "$WORK/competition.toml"
-DATABASE_URL=$VALIDATOR_DB validator export-preferences --since-epoch 0 --out prefs.jsonl
+validator export-preferences --since-epoch 0 --out prefs.jsonl --db.url "$VALIDATOR_DB"
 [ -f prefs.jsonl ] || fail "export-preferences wrote no prefs.jsonl"
 
 # --- Containers: the compose file parses (no daemon is needed for `config`) -----------------
