@@ -282,13 +282,13 @@ background labeler bash -c "while true; do '$BIN/miner' labelers simulate --accu
   --db.url '$MINER_DB' --url '$AXON' --name sim --count 50 || true; sleep 1; done"
 miner labelers simulate --accuracy 0.9 --db.url "$MINER_DB" --url "$AXON" --count 1
 
-# Until the validator has stored an epoch in which the model was scored.
+# Until the validator has stored an epoch in which the model and the labels were scored.
 EPOCH=""
 for _ in $(seq 1 300); do
   if curl -fsS "$DASH/api/epochs" >"$WORK/epochs.json" 2>/dev/null &&
     jq -e '.epochs | length > 0' "$WORK/epochs.json" >/dev/null; then
     curl -fsS "$DASH/api/leaderboard" >"$WORK/leaderboard.json" 2>/dev/null || true
-    if jq -e --arg h "$MINER_SS58" '.rows[] | select(.hotkey == $h) | .outcome == "ok" and .model_score > 0' \
+    if jq -e --arg h "$MINER_SS58" '.rows[] | select(.hotkey == $h) | .outcome == "ok" and .model_score > 0 and .label_score > 0' \
       "$WORK/leaderboard.json" >/dev/null 2>&1; then
       EPOCH=$(jq -r '.epochs[0].epoch' "$WORK/epochs.json")
       break
@@ -297,8 +297,8 @@ for _ in $(seq 1 300); do
   kill -0 "$VALIDATOR_PID" 2>/dev/null || { cat "$WORK/validator.log" >&2; fail "validator run exited"; }
   sleep 1
 done
-[ -n "$EPOCH" ] || { tail -n 40 "$WORK/validator.log" >&2; fail "validator run scored no epoch with the model in 300 s"; }
-echo "ok: validator run stored epoch $EPOCH with the model scored ($(jq -c --arg h "$MINER_SS58" '.rows[] | select(.hotkey == $h)' "$WORK/leaderboard.json"))"
+[ -n "$EPOCH" ] || { tail -n 40 "$WORK/validator.log" >&2; fail "validator run scored no epoch with the model and labels in 300 s"; }
+echo "ok: validator run stored epoch $EPOCH with the model and labels scored ($(jq -c --arg h "$MINER_SS58" '.rows[] | select(.hotkey == $h)' "$WORK/leaderboard.json"))"
 check_curl "$DASH/" "<html"
 check_curl "$DASH/api/leaderboard" "$MINER_SS58"
 check_curl "$DASH/api/epochs" "\"epoch\""
@@ -307,7 +307,12 @@ check_curl "$DASH/api/chain"
 check_curl "$DASH/metrics" "validator_"
 validator verify --epoch "$EPOCH" --db.url "$VALIDATOR_DB" --competition "$WORK/competition.toml"
 validator export-preferences --since-epoch 0 --out prefs.jsonl --db.url "$VALIDATOR_DB"
+# Labelled open pairs become preferences; how many a single short epoch yields varies (0 to ~6
+# here), so only the file and the shape of its lines are checked.
 [ -f prefs.jsonl ] || fail "export-preferences wrote no prefs.jsonl"
+jq -e -s 'all(has("prompt") and has("chosen") and has("rejected") and has("votes"))' prefs.jsonl >/dev/null ||
+  fail "prefs.jsonl has lines without prompt, chosen, rejected"
+echo "ok: prefs.jsonl has $(wc -l <prefs.jsonl) preferences"
 
 # --- Containers: the compose file parses (no daemon is needed for `config`) -----------------
 if docker compose version >/dev/null 2>&1; then
