@@ -15,7 +15,8 @@
 //!    complete or absent (a failed or cancelled fetch leaves nothing behind).
 //!
 //! Every request has a timeout to its response headers and between body chunks, and the whole
-//! fetch has a deadline. A misbehaving miner is data: each [`FetchError`] maps to a recorded
+//! fetch has a deadline. Every body byte received from a miner (manifest, files, bytes later thrown
+//! away) counts in `validator_download_bytes_total`. A misbehaving miner is data: each [`FetchError`] maps to a recorded
 //! outcome code ([`FetchError::outcome`]). The manifest's `competition` is not covered by its hash:
 //! callers compare it with the commitment's competition themselves.
 
@@ -322,7 +323,7 @@ impl Miner<'_> {
         Ok(response)
     }
 
-    /// The next body chunk, waiting at most `read_timeout`.
+    /// The next body chunk, waiting at most `read_timeout`; its bytes are counted as downloaded.
     async fn chunk(
         &self,
         response: &mut reqwest::Response,
@@ -334,7 +335,12 @@ impl Miner<'_> {
                 after: Some(self.limits.read_timeout),
             }),
             Ok(Err(source)) => Err(transport_error(what, source)),
-            Ok(Ok(chunk)) => Ok(chunk),
+            Ok(Ok(chunk)) => {
+                if let Some(chunk) = &chunk {
+                    crate::metrics::record_download_bytes(chunk.len() as u64);
+                }
+                Ok(chunk)
+            }
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | metric | kind | labels |
 //! |---|---|---|
 //! | `validator_epoch_duration_seconds` | histogram | – |
+//! | `validator_epoch_phase_seconds` | histogram | `phase` (`chain`, `model_fetch`, `model_eval`, `save`, `submit`, …; see [`crate::service::EpochTimings::phases`]) |
 //! | `validator_miners_queried_total` | counter | `outcome` (`ok`, `timeout`, `hash_mismatch`, …) |
 //! | `validator_eval_seconds` | histogram | – |
 //! | `validator_download_bytes_total` | counter | – |
@@ -23,6 +24,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Wall time of one epoch's work.
 pub const EPOCH_DURATION: &str = "validator_epoch_duration_seconds";
+/// Wall time of each phase of a scored epoch's turn.
+pub const EPOCH_PHASE: &str = "validator_epoch_phase_seconds";
 /// Miners asked for their model, by outcome.
 pub const MINERS_QUERIED: &str = "validator_miners_queried_total";
 /// Wall time of one model evaluation.
@@ -67,6 +70,7 @@ pub fn install() -> Result<PrometheusHandle, MetricsError> {
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full(EPOCH_DURATION.into()), EPOCH_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(EVAL_SECONDS.into()), EVAL_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(EPOCH_PHASE.into()), EVAL_BUCKETS)?
         .install_recorder()?;
     describe();
     *slot = Some(handle.clone());
@@ -78,6 +82,11 @@ fn describe() {
         EPOCH_DURATION,
         Unit::Seconds,
         "Wall time of one epoch's work"
+    );
+    describe_histogram!(
+        EPOCH_PHASE,
+        Unit::Seconds,
+        "Wall time of each phase of a scored epoch's turn"
     );
     describe_counter!(MINERS_QUERIED, "Miners asked for their model, by outcome");
     describe_histogram!(
@@ -106,12 +115,17 @@ pub fn record_epoch_duration(elapsed: Duration) {
     histogram!(EPOCH_DURATION).record(elapsed.as_secs_f64());
 }
 
+/// One phase of a scored epoch's turn took `elapsed`.
+pub fn record_epoch_phase(phase: &'static str, elapsed: Duration) {
+    histogram!(EPOCH_PHASE, "phase" => phase).record(elapsed.as_secs_f64());
+}
+
 /// A miner was queried; `outcome` is its outcome code (`ok`, `timeout`, …).
 pub fn record_miner_queried(outcome: &str) {
     counter!(MINERS_QUERIED, "outcome" => outcome.to_string()).increment(1);
 }
 
-/// One model evaluation took `elapsed`.
+/// One model's evaluation job (load, checks, forward passes, spot-check) took `elapsed`.
 pub fn record_eval(elapsed: Duration) {
     histogram!(EVAL_SECONDS).record(elapsed.as_secs_f64());
 }
@@ -143,6 +157,8 @@ mod tests {
         record_download_bytes(1234);
         record_epoch_duration(Duration::from_millis(2500));
         record_weight_commit("committed");
+        record_eval(Duration::from_millis(40));
+        record_epoch_phase("model_fetch", Duration::from_millis(7));
         set_chain_head_lag(3.5);
         let text = again.render();
         assert!(
@@ -160,6 +176,11 @@ mod tests {
         );
         assert!(
             text.contains("validator_chain_head_lag_seconds 3.5"),
+            "{text}"
+        );
+        assert!(text.contains("validator_eval_seconds_bucket"), "{text}");
+        assert!(
+            text.contains("validator_epoch_phase_seconds_count{phase=\"model_fetch\"}"),
             "{text}"
         );
     }

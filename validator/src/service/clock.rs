@@ -1,12 +1,13 @@
 //! Block time: the epoch loop asks a [`BlockClock`] for the current block and waits on it, so
 //! tests can drive time by hand ([`ManualClock`]) while a validator follows the chain
-//! ([`ChainClock`]).
+//! ([`ChainClock`]). Each head a [`ChainClock`] reads sets `validator_chain_head_lag_seconds`.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use subnet_common::chain::client::{ChainClient, ChainClientError};
+use subnet_common::chain::rpc::HeaderView;
 use tokio::sync::watch;
 
 /// The chain's block height as the loop sees it.
@@ -40,15 +41,27 @@ impl<C: ChainClient> ChainClock<C> {
     }
 }
 
+/// Records how old `head` is by the system clock as `validator_chain_head_lag_seconds`.
+fn note_head(head: &HeaderView) {
+    let now_ms = crate::web::now_ms();
+    crate::metrics::set_chain_head_lag((now_ms as f64 - head.timestamp as f64) / 1000.0);
+}
+
 impl<C: ChainClient> BlockClock for ChainClock<C> {
     async fn current_block(&self) -> Result<u64, ChainClientError> {
-        Ok(self.chain.head().await?.number)
+        let head = self.chain.head().await?;
+        note_head(&head);
+        Ok(head.number)
     }
 
     async fn wait_until(&self, block: u64) -> Result<u64, ChainClientError> {
         let mut backoff = self.poll;
         loop {
-            match self.chain.head().await {
+            let head = self.chain.head().await;
+            if let Ok(head) = &head {
+                note_head(head);
+            }
+            match head {
                 Ok(head) if head.number >= block => return Ok(head.number),
                 Ok(_) => {
                     backoff = self.poll;

@@ -51,7 +51,9 @@ use crate::tracks::labels::answers::{AnswerOptions, ModelAnswers};
 use crate::tracks::labels::batch::AnswerSource;
 use crate::tracks::labels::{self, LabelEpochInput, LabelTrack};
 use crate::tracks::model::outcome::Outcome;
-use crate::tracks::model::{EpochInput, ModelTrack, ModelTrackError, ModelTrackResult};
+use crate::tracks::model::{
+    EpochInput, ModelTrack, ModelTrackError, ModelTrackResult, TrackTimings,
+};
 use clock::BlockClock;
 use schedule::EpochSchedule;
 use weights::{ConvertError, Neuron, PreviousEma, TrackScores};
@@ -184,6 +186,59 @@ pub struct Turn {
     pub scored: bool,
     /// First block of the next epoch, where the next turn starts.
     pub next_epoch_start: u64,
+    /// Where the turn's wall time went, when it scored an epoch (`None` when it was stored
+    /// before, or a restart found it stored by the time it was saved).
+    pub timings: Option<EpochTimings>,
+}
+
+/// Where the wall time of a turn that scored an epoch went, phase by phase, in the order they
+/// run. Each phase is also recorded as `validator_epoch_phase_seconds{phase}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EpochTimings {
+    /// Settling open weight rows before scoring (e.g. revealing the last epoch's commit).
+    pub settle: Duration,
+    /// Chain reads: head, hyperparameters, the seed block's hash, metagraph, commitments.
+    pub chain: Duration,
+    /// Database reads: whether the epoch is stored, the previous EMAs.
+    pub db_read: Duration,
+    /// The model track, by phase.
+    pub model: TrackTimings,
+    /// The label track (zero when off).
+    pub labels: Duration,
+    /// Combining the tracks, EMA, u16 conversion, the weight row.
+    pub weights: Duration,
+    /// Storing the epoch in one transaction.
+    pub save: Duration,
+    /// Committing (or setting) the new weights, until included.
+    pub submit: Duration,
+    /// The whole turn, from reading the head to the weights' inclusion.
+    pub total: Duration,
+}
+
+impl EpochTimings {
+    /// `(phase, wall time)` of each phase, the model track's split into its own phases (its
+    /// `load`, `eval` and `spot` are parts of `model_device`; listed apart, they overlap it).
+    pub fn phases(&self) -> [(&'static str, Duration); 16] {
+        let m = &self.model;
+        [
+            ("settle", self.settle),
+            ("chain", self.chain),
+            ("db_read", self.db_read),
+            ("model_plan", m.plan),
+            ("model_fetch", m.fetch),
+            ("model_device", m.device),
+            ("model_load", m.load),
+            ("model_eval", m.eval),
+            ("model_spot", m.spot),
+            ("model_copies", m.copies),
+            ("model_scoring", m.scoring),
+            ("labels", self.labels),
+            ("weights", self.weights),
+            ("save", self.save),
+            ("submit", self.submit),
+            ("total", self.total),
+        ]
+    }
 }
 
 /// Number of top models of the model track that answer the label track's open prompts.
@@ -290,6 +345,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
     /// One turn at the current head: settle open weights, score the head's epoch unless it is
     /// stored, submit its weights.
     pub async fn run_once(&self) -> Result<Turn, ServiceError> {
+        let started = Instant::now();
         let netuid = self.config.netuid;
         let head = self.clock.current_block().await?;
         let hp = self.chain.hyperparameters(netuid).await?;
@@ -298,51 +354,74 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             .next_epoch_start(head)
             .ok_or(ServiceError::NoEpochs { netuid })?;
         let epoch = schedule.epoch_of(head);
+        let chain_read = started.elapsed();
         let span = tracing::info_span!("epoch", netuid, epoch, block = head);
-        let scored = self.turn(epoch, schedule, &hp).instrument(span).await?;
+        let timings = self
+            .turn(epoch, schedule, &hp)
+            .instrument(span)
+            .await?
+            .map(|mut timings| {
+                timings.chain += chain_read;
+                timings.total = started.elapsed();
+                for (phase, elapsed) in timings.phases() {
+                    crate::metrics::record_epoch_phase(phase, elapsed);
+                }
+                timings
+            });
         Ok(Turn {
             epoch,
-            scored,
+            scored: timings.is_some(),
             next_epoch_start,
+            timings,
         })
     }
 
-    /// Steps 1–3 of a turn in `epoch`; true when it scored the epoch.
+    /// Steps 1–3 of a turn in `epoch`; the timings when it scored the epoch.
     async fn turn(
         &self,
         epoch: u64,
         schedule: EpochSchedule,
         hp: &Hyperparameters,
-    ) -> Result<bool, ServiceError> {
+    ) -> Result<Option<EpochTimings>, ServiceError> {
         let netuid = self.config.netuid;
+        let started = Instant::now();
         self.settle(hp).await?;
-        let scored = if db::epoch_stored(&self.pool, i32::from(netuid), epoch as i64).await? {
-            false
-        } else {
-            let results = self.score(epoch, schedule, hp).await?;
-            let saved = db::save_epoch(&self.pool, &results).await?;
-            tracing::info!(
-                epoch,
-                ?saved,
-                weights = results.weights.uids.len(),
-                mode = %results.weights.mode,
-                "epoch stored"
-            );
-            self.failpoint(Failpoint::AfterSave)?;
-            self.settle(hp).await?;
-            saved == db::Saved::New
-        };
-        Ok(scored)
+        let settled = started.elapsed();
+        let started = Instant::now();
+        if db::epoch_stored(&self.pool, i32::from(netuid), epoch as i64).await? {
+            return Ok(None);
+        }
+        let stored_check = started.elapsed();
+        let (results, mut timings) = self.score(epoch, schedule, hp).await?;
+        timings.settle = settled;
+        timings.db_read += stored_check;
+        let started = Instant::now();
+        let saved = db::save_epoch(&self.pool, &results).await?;
+        timings.save = started.elapsed();
+        tracing::info!(
+            epoch,
+            ?saved,
+            weights = results.weights.uids.len(),
+            mode = %results.weights.mode,
+            "epoch stored"
+        );
+        self.failpoint(Failpoint::AfterSave)?;
+        let started = Instant::now();
+        self.settle(hp).await?;
+        timings.submit = started.elapsed();
+        Ok((saved == db::Saved::New).then_some(timings))
     }
 
-    /// Scores `epoch` into everything [`db::save_epoch`] stores, weight row `pending`.
+    /// Scores `epoch` into everything [`db::save_epoch`] stores, weight row `pending`, with the
+    /// time its phases took.
     async fn score(
         &self,
         epoch: u64,
         schedule: EpochSchedule,
         hp: &Hyperparameters,
-    ) -> Result<EpochResults, ServiceError> {
+    ) -> Result<(EpochResults, EpochTimings), ServiceError> {
         let started = Instant::now();
+        let mut timings = EpochTimings::default();
         let netuid = self.config.netuid;
         let start_block = schedule.first_block(epoch);
         let block_hash =
@@ -366,6 +445,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             });
         }
         let commitments = self.chain.commitments(netuid).await?;
+        timings.chain = started.elapsed();
         let input = EpochInput {
             netuid,
             seed,
@@ -376,13 +456,17 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             competition: &self.competition,
             dataset: self.dataset.as_ref(),
         };
-        let model = self.track.score_epoch(&input).await?;
+        let (model, model_timings) = self.track.score_epoch_timed(&input).await?;
+        timings.model = model_timings;
         for miner in &model.miners {
             crate::metrics::record_miner_queried(miner.outcome.code());
         }
+        let phase = Instant::now();
         let labels = self
             .label_scores(epoch, schedule, seed, &metagraph, &model)
             .await?;
+        timings.labels = phase.elapsed();
+        let phase = Instant::now();
         let scores = TrackScores {
             model: model.miners.iter().map(|m| (m.uid, m.score)).collect(),
             labels,
@@ -401,6 +485,8 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                     (s.hotkey, previous)
                 })
                 .collect();
+        timings.db_read = phase.elapsed();
+        let phase = Instant::now();
         let neurons = neurons_of(&metagraph);
         let rows = weights::weight_rows(
             &neurons,
@@ -412,6 +498,8 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         let weight_pairs: Vec<(u16, f64)> = rows.iter().map(|r| (r.uid, r.weight)).collect();
         let (uids, values) = weights::to_u16_weights(&weight_pairs)?;
         let weights = self.weight_record(epoch, hp, uids, values);
+        let model_eval_rows = model_eval_records(&model);
+        timings.weights = phase.elapsed();
 
         let elapsed = started.elapsed();
         crate::metrics::record_epoch_duration(elapsed);
@@ -425,7 +513,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             scored_block: metagraph.block as i64,
             duration_ms: elapsed.as_millis() as i64,
         };
-        Ok(EpochResults {
+        let results = EpochResults {
             epoch: record,
             miners: metagraph
                 .neurons
@@ -437,7 +525,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                     block_at_registration: n.block_at_registration as i64,
                 })
                 .collect(),
-            model_evals: model_eval_records(&model),
+            model_evals: model_eval_rows,
             scores: rows
                 .iter()
                 .map(|r| ScoreRecord {
@@ -451,7 +539,8 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                 })
                 .collect(),
             weights,
-        })
+        };
+        Ok((results, timings))
     }
 
     /// The label track's scores of `epoch`: the stored ones when a run before a restart stored
@@ -631,7 +720,11 @@ fn model_eval_records(model: &ModelTrackResult) -> Vec<ModelEvalRecord> {
             win_rate: (m.outcome == Outcome::Ok).then_some(m.win_rate),
             score: m.score,
             sample_losses: m.losses.clone(),
-            sample_tokens: Vec::new(),
+            sample_tokens: m
+                .sample_tokens
+                .iter()
+                .map(|&t| i32::try_from(t).unwrap_or(i32::MAX))
+                .collect(),
         })
         .collect()
 }

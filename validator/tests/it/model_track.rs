@@ -398,6 +398,22 @@ async fn ranks_real_miners_good_over_weak_and_zeroes_copies_broken_and_liars() {
     assert_eq!(result.samples, 24);
     let (good_r, weak_r) = (by_uid(0), by_uid(1));
     assert_eq!(good_r.losses.len(), 24);
+    // Each loss comes with the number of completion tokens it averages over.
+    assert_eq!(good_r.sample_tokens.len(), 24);
+    assert!(good_r.sample_tokens.iter().all(|&t| t > 0));
+    assert_eq!(weak_r.sample_tokens, good_r.sample_tokens, "same samples");
+    for miner in &result.miners {
+        assert_eq!(
+            miner.sample_tokens.len(),
+            miner.losses.len(),
+            "uid {}",
+            miner.uid
+        );
+    }
+    assert!(
+        by_uid(4).sample_tokens.is_empty(),
+        "a model that failed to load"
+    );
     assert!(
         good_r.mean_loss < weak_r.mean_loss,
         "fine-tuning lowers the loss"
@@ -436,6 +452,11 @@ async fn ranks_real_miners_good_over_weak_and_zeroes_copies_broken_and_liars() {
     let again = track.score_epoch(&input).await.expect("epoch");
     eprintln!("second epoch (cached): {:?}", started.elapsed());
     assert!(again.miners[..2].iter().all(|m| m.cached));
+    // The evaluation cache keeps the token counts with the losses.
+    assert_eq!(
+        again.miners[0].sample_tokens,
+        result.miners[0].sample_tokens
+    );
     let scores = |r: &subnet_validator::tracks::model::ModelTrackResult| -> Vec<(Outcome, f64)> {
         r.miners.iter().map(|m| (m.outcome, m.score)).collect()
     };

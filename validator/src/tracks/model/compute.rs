@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -216,18 +217,36 @@ pub struct EvalOutput {
     pub losses: Vec<SampleLoss>,
     /// The spot-check verdict, when an answer was given.
     pub spot: Option<SpotVerdict>,
+    /// Where the job's time went.
+    pub timings: JobTimings,
+}
+
+/// Wall time of the parts of one [`EvalJob`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobTimings {
+    /// [`load_checked`]: reading and checking the config and weights, building the model.
+    pub load: Duration,
+    /// The forward passes over the samples (zero when `skip_eval`).
+    pub eval: Duration,
+    /// Verifying the spot-check answer (zero without one).
+    pub spot: Duration,
 }
 
 impl BackendTask for EvalJob {
     type Output = Result<EvalOutput, ModelError>;
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        let started = Instant::now();
         let (config, model) = load_checked::<B>(&self.dir, &self.competition, &device)?;
+        let load = started.elapsed();
+        let started = Instant::now();
         let losses = if self.skip_eval {
             Vec::new()
         } else {
             evaluate(&model, &self.samples, self.batch_size)?
         };
+        let eval = started.elapsed();
+        let started = Instant::now();
         let spot = match &self.spot {
             Some(answer) => {
                 // A miner stops at its tokenizer's end-of-sequence id; accept the config's too.
@@ -245,6 +264,11 @@ impl BackendTask for EvalJob {
             config,
             losses,
             spot,
+            timings: JobTimings {
+                load,
+                eval,
+                spot: started.elapsed(),
+            },
         })
     }
 }

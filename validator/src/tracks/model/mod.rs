@@ -25,6 +25,7 @@ pub mod spot;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -34,7 +35,7 @@ use subnet_model::backend::Selected;
 use subnet_model::competition::{Competition, CompetitionFile, SampleSetError};
 use subnet_model::config::{CONFIG_FILE, LlamaConfig};
 use subnet_model::data::Dataset;
-use subnet_model::eval::Sample;
+use subnet_model::eval::{Sample, SampleLoss};
 use subnet_model::io::WEIGHTS_FILE;
 use subnet_model::score::{ScoreError, ScoreParams};
 use subnet_model::tokenizer::{TOKENIZER_JSON, Tokenizer};
@@ -135,8 +136,40 @@ pub enum ModelTrackError {
 struct EvalCache {
     /// The seed and competition-file hash the entries belong to; another pair empties the cache.
     key: ([u8; 32], [u8; 32]),
-    /// Losses, or the deterministic reason the model failed.
-    entries: HashMap<String, Result<Vec<f64>, (Outcome, String)>>,
+    /// Per-sample losses and token counts, or the deterministic reason the model failed.
+    entries: HashMap<String, Result<Vec<SampleLoss>, (Outcome, String)>>,
+}
+
+/// Where one epoch of the model track spent its wall time (see [`ModelTrack::score_epoch_timed`]).
+/// `fetch`, `device`, `copies` and `scoring` follow each other; `load`, `eval` and `spot` are
+/// parts of `device`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackTimings {
+    /// Building the byte-level samples and the plan.
+    pub plan: Duration,
+    /// The parallel phase: downloading artifacts, tokenizing, asking spot-checks.
+    pub fetch: Duration,
+    /// The sequential device phase, every candidate's job and its bookkeeping.
+    pub device: Duration,
+    /// Part of `device`: loading and checking artifacts.
+    pub load: Duration,
+    /// Part of `device`: the forward passes over the epoch's samples.
+    pub eval: Duration,
+    /// Part of `device`: verifying spot-check answers.
+    pub spot: Duration,
+    /// Near-copy detection.
+    pub copies: Duration,
+    /// Turning the evaluations into scores.
+    pub scoring: Duration,
+    /// Models evaluated (not served from the evaluation cache).
+    pub evaluated: usize,
+}
+
+/// What the device half produced for one candidate.
+struct Evaluated {
+    stage: Stage,
+    /// Completion tokens per sample, beside the stage's losses (empty when not evaluated).
+    tokens: Vec<usize>,
 }
 
 /// The validator's model track. Build once, call [`ModelTrack::score_epoch`] each epoch.
@@ -197,6 +230,16 @@ impl ModelTrack {
         &self,
         input: &EpochInput<'_>,
     ) -> Result<ModelTrackResult, ModelTrackError> {
+        Ok(self.score_epoch_timed(input).await?.0)
+    }
+
+    /// [`ModelTrack::score_epoch`], with where its wall time went.
+    pub async fn score_epoch_timed(
+        &self,
+        input: &EpochInput<'_>,
+    ) -> Result<(ModelTrackResult, TrackTimings), ModelTrackError> {
+        let mut timings = TrackTimings::default();
+        let started = Instant::now();
         let competition = &input.competition.competition;
         let byte_samples =
             competition.eval_samples(input.seed, &Tokenizer::bytes(), input.dataset)?;
@@ -233,6 +276,8 @@ impl ModelTrack {
             samples = context.byte_samples.len(),
             "model track: fetching artifacts"
         );
+        timings.plan = started.elapsed();
+        let started = Instant::now();
 
         let context = &context;
         // The futures are built into a Vec first: a stream over a borrowing closure would make
@@ -251,7 +296,10 @@ impl ModelTrack {
                 .buffer_unordered(self.settings.fetch_concurrency.max(1))
                 .collect()
                 .await;
+        timings.fetch = started.elapsed();
 
+        let started = Instant::now();
+        let mut tokens: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
         let mut evals = Vec::with_capacity(planned.len());
         let mut copy_candidates = Vec::new();
         for planned in &planned {
@@ -275,9 +323,20 @@ impl ModelTrack {
                     let span = tracing::info_span!("miner", uid = candidate.uid);
                     let stage = match fetched.get(&candidate.uid) {
                         Some(Ok(fetched)) => {
-                            self.evaluate(candidate, fetched, context, &mut copy_candidates)
+                            let evaluated = self
+                                .evaluate(
+                                    candidate,
+                                    fetched,
+                                    context,
+                                    &mut copy_candidates,
+                                    &mut timings,
+                                )
                                 .instrument(span)
-                                .await
+                                .await;
+                            if !evaluated.tokens.is_empty() {
+                                tokens.insert(candidate.uid, evaluated.tokens);
+                            }
+                            evaluated.stage
                         }
                         Some(Err((outcome, reason))) => Stage::Failed {
                             outcome: *outcome,
@@ -306,7 +365,9 @@ impl ModelTrack {
             }
             evals.push(eval);
         }
+        timings.device = started.elapsed();
 
+        let started = Instant::now();
         let threshold = self.settings.copy_threshold;
         let max_bytes = competition.max_artifact_bytes;
         let copies = tokio::task::spawn_blocking(move || {
@@ -322,10 +383,20 @@ impl ModelTrack {
                 *copy_of = copies.get(&eval.uid).copied();
             }
         }
+        timings.copies = started.elapsed();
 
+        let started = Instant::now();
         let params = ScoreParams::new(competition, input.current_block);
-        let miners = outcome::assemble(&evals, &params)?;
-        Ok(ModelTrackResult {
+        let mut miners = outcome::assemble(&evals, &params)?;
+        for miner in &mut miners {
+            if let Some(counts) = tokens.remove(&miner.uid)
+                && counts.len() == miner.losses.len()
+            {
+                miner.sample_tokens = counts;
+            }
+        }
+        timings.scoring = started.elapsed();
+        let result = ModelTrackResult {
             netuid: input.netuid,
             seed: hex::encode(input.seed),
             seed_block: input.seed_block,
@@ -334,7 +405,8 @@ impl ModelTrack {
             competition_sha256: input.competition.sha256_hex(),
             samples: context.byte_samples.len(),
             miners,
-        })
+        };
+        Ok((result, timings))
     }
 
     /// The network half for one candidate: fetch the artifact, tokenize the samples for it, ask
@@ -404,20 +476,23 @@ impl ModelTrack {
     }
 
     /// The device half for one candidate: evaluate (or reuse the cached losses), verify its
-    /// spot-check answer, and remember it for near-copy detection.
+    /// spot-check answer, and remember it for near-copy detection. Adds the job's time to
+    /// `timings`.
     async fn evaluate(
         &self,
         candidate: &Candidate,
         fetched: &Fetched,
         context: &EpochContext,
         copy_candidates: &mut Vec<CopyCandidate>,
-    ) -> Stage {
+        timings: &mut TrackTimings,
+    ) -> Evaluated {
+        let failed = |outcome, reason| Evaluated {
+            stage: Stage::Failed { outcome, reason },
+            tokens: Vec::new(),
+        };
         let cached = self.cached(context.cache_key, &candidate.manifest_sha256);
         if let Some(Err((outcome, reason))) = &cached {
-            return Stage::Failed {
-                outcome: *outcome,
-                reason: reason.clone(),
-            };
+            return failed(*outcome, reason.clone());
         }
         let (answer, unavailable) = match &fetched.spot {
             Some((prompt, Asked::Answered(output))) => (
@@ -447,19 +522,28 @@ impl ModelTrack {
                     config,
                     losses: Vec::new(),
                     spot: None,
+                    timings: compute::JobTimings::default(),
                 }),
                 Err(error) => Err((Outcome::BadModel, format!("config.json: {error}"))),
             }
         } else {
             let device = self.device.clone();
-            let started = std::time::Instant::now();
+            let skip_eval = job.skip_eval;
+            let started = Instant::now();
             let result = tokio::task::spawn_blocking(move || device.run(job)).await;
-            tracing::debug!(
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "evaluated"
-            );
+            let elapsed = started.elapsed();
+            tracing::debug!(elapsed_ms = elapsed.as_millis() as u64, "evaluated");
+            if !skip_eval {
+                crate::metrics::record_eval(elapsed);
+                timings.evaluated += 1;
+            }
             match result {
-                Ok(Ok(output)) => Ok(output),
+                Ok(Ok(output)) => {
+                    timings.load += output.timings.load;
+                    timings.eval += output.timings.eval;
+                    timings.spot += output.timings.spot;
+                    Ok(output)
+                }
                 Ok(Err(error)) => Err((error.outcome(), error.to_string())),
                 Err(join) => Err((
                     Outcome::InternalError,
@@ -477,21 +561,22 @@ impl ModelTrack {
                         Err((outcome, reason.clone())),
                     );
                 }
-                return Stage::Failed { outcome, reason };
+                return failed(outcome, reason);
             }
         };
-        let (losses, from_cache) = match cached {
-            Some(Ok(losses)) => (losses, true),
+        let (sample_losses, from_cache) = match cached {
+            Some(Ok(sample_losses)) => (sample_losses, true),
             _ => {
-                let losses: Vec<f64> = output.losses.iter().map(|l| l.loss).collect();
                 self.remember(
                     context.cache_key,
                     &candidate.manifest_sha256,
-                    Ok(losses.clone()),
+                    Ok(output.losses.clone()),
                 );
-                (losses, false)
+                (output.losses, false)
             }
         };
+        let losses: Vec<f64> = sample_losses.iter().map(|l| l.loss).collect();
+        let tokens: Vec<usize> = sample_losses.iter().map(|l| l.tokens).collect();
         let spot_check = match (output.spot, unavailable) {
             (Some(SpotVerdict::Match), _) => Some(SpotCheck {
                 status: SpotStatus::Passed,
@@ -518,11 +603,14 @@ impl ModelTrack {
             config: output.config,
             weights: fetched.artifact.dir.join(WEIGHTS_FILE),
         });
-        Stage::Evaluated {
-            losses,
-            cached: from_cache,
-            copy_of: None,
-            spot_check,
+        Evaluated {
+            stage: Stage::Evaluated {
+                losses,
+                cached: from_cache,
+                copy_of: None,
+                spot_check,
+            },
+            tokens,
         }
     }
 
@@ -531,7 +619,7 @@ impl ModelTrack {
         &self,
         key: ([u8; 32], [u8; 32]),
         manifest: &str,
-    ) -> Option<Result<Vec<f64>, (Outcome, String)>> {
+    ) -> Option<Result<Vec<SampleLoss>, (Outcome, String)>> {
         let cache = self
             .evals
             .lock()
@@ -547,7 +635,7 @@ impl ModelTrack {
         &self,
         key: ([u8; 32], [u8; 32]),
         manifest: &str,
-        result: Result<Vec<f64>, (Outcome, String)>,
+        result: Result<Vec<SampleLoss>, (Outcome, String)>,
     ) {
         let mut cache = self
             .evals

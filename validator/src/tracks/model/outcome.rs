@@ -129,6 +129,11 @@ pub struct MinerResult {
     pub reason: String,
     /// Per-sample losses (nats), in sample order; empty when not evaluated.
     pub losses: Vec<f64>,
+    /// Completion tokens each loss averages over, in sample order: one per loss when the model
+    /// track evaluated the model this run, empty otherwise (e.g. a result rebuilt from stored
+    /// losses alone).
+    #[serde(default)]
+    pub sample_tokens: Vec<usize>,
     /// Mean of `losses`.
     pub mean_loss: Option<f64>,
     /// ε-adjusted pairwise win rate among eligible models (0 when ineligible).
@@ -260,6 +265,7 @@ fn result_of(eval: &MinerEval, score: Option<&MinerScore>) -> MinerResult {
         outcome: Outcome::Ok,
         reason: String::new(),
         losses: Vec::new(),
+        sample_tokens: Vec::new(),
         mean_loss: None,
         win_rate: score.map_or(0.0, |s| s.win_rate),
         score: score.map_or(0.0, |s| s.score),
