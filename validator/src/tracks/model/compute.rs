@@ -6,6 +6,12 @@
 //! Loading treats the artifact as hostile: `config.json` is parsed and its dimensions checked
 //! against the competition's architecture bounds *before* the weights file is opened, and the
 //! weights file's size is checked before it is read (see [`load_checked`]).
+//!
+//! Near-copy detection compares every pair of models with equal configs. Reading two weight
+//! files per pair made it the epoch's largest cost past a few dozen miners (O(n²) file reads);
+//! now each evaluation also records a [`WeightSketch`] of its model (per-tensor chunk norms, a
+//! few kilobytes), which proves most pairs apart without touching their files, exactly (see
+//! [`WeightSketch::surely_apart`]): only pairs the sketches cannot separate are read and compared.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -81,11 +87,21 @@ pub fn load_checked<B: Backend>(
     competition: &Competition,
     device: &B::Device,
 ) -> Result<(LlamaConfig, Llama<B>), ModelError> {
+    let (config, model, _) = load_checked_bytes(dir, competition, device)?;
+    Ok((config, model))
+}
+
+/// [`load_checked`], also returning the bytes of the weights file the model was built from.
+fn load_checked_bytes<B: Backend>(
+    dir: &Path,
+    competition: &Competition,
+    device: &B::Device,
+) -> Result<(LlamaConfig, Llama<B>, Vec<u8>), ModelError> {
     let config = LlamaConfig::from_file(&dir.join(CONFIG_FILE))?;
     competition.architecture.check(&dims_of(&config))?;
     let bytes = read_weights_file(&dir.join(WEIGHTS_FILE), competition.max_artifact_bytes)?;
     let model = load_weights(&config, &bytes, device)?;
-    Ok((config, model))
+    Ok((config, model, bytes))
 }
 
 /// What a miner's `/v1/generate` returned for a greedy request, to verify against its artifact.
@@ -217,6 +233,9 @@ pub struct EvalOutput {
     pub losses: Vec<SampleLoss>,
     /// The spot-check verdict, when an answer was given.
     pub spot: Option<SpotVerdict>,
+    /// The weights' sketch, for near-copy detection (`None` when the file could not be
+    /// sketched; its comparisons then read it).
+    pub sketch: Option<Arc<WeightSketch>>,
     /// Where the job's time went.
     pub timings: JobTimings,
 }
@@ -224,7 +243,8 @@ pub struct EvalOutput {
 /// Wall time of the parts of one [`EvalJob`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct JobTimings {
-    /// [`load_checked`]: reading and checking the config and weights, building the model.
+    /// [`load_checked`]: reading and checking the config and weights, building the model, and
+    /// its [`WeightSketch`].
     pub load: Duration,
     /// The forward passes over the samples (zero when `skip_eval`).
     pub eval: Duration,
@@ -237,7 +257,16 @@ impl BackendTask for EvalJob {
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
         let started = Instant::now();
-        let (config, model) = load_checked::<B>(&self.dir, &self.competition, &device)?;
+        let (config, model, bytes) =
+            load_checked_bytes::<B>(&self.dir, &self.competition, &device)?;
+        let sketch = match WeightSketch::from_safetensors(&bytes) {
+            Ok(sketch) => Some(Arc::new(sketch)),
+            Err(reason) => {
+                tracing::warn!(%reason, dir = %self.dir.display(), "cannot sketch the weights; near-copy checks read the file");
+                None
+            }
+        };
+        drop(bytes);
         let load = started.elapsed();
         let started = Instant::now();
         let losses = if self.skip_eval {
@@ -264,6 +293,7 @@ impl BackendTask for EvalJob {
             config,
             losses,
             spot,
+            sketch,
             timings: JobTimings {
                 load,
                 eval,
@@ -286,11 +316,153 @@ pub struct CopyCandidate {
     pub config: LlamaConfig,
     /// Its `model.safetensors`.
     pub weights: PathBuf,
+    /// Its sketch, when its evaluation recorded one; without it every comparison reads the file.
+    pub sketch: Option<Arc<WeightSketch>>,
+}
+
+/// Elements per chunk of a [`WeightSketch`], at least: the lower bound on the distance between
+/// two independent tensors is about `1 / chunk` (squared), far above the `2 (1 - 0.999)` a
+/// near-copy may reach.
+const SKETCH_CHUNK: usize = 64;
+/// Most chunks of one tensor (larger tensors get larger chunks).
+const SKETCH_MAX_CHUNKS: usize = 8192;
+/// Most chunk norms kept per model, over its tensors in name order (a later tensor past the
+/// budget is left out, so a pair can only be told apart by the first ones).
+const SKETCH_BUDGET: usize = 32_768;
+
+/// A few thousand numbers per model that bound the cosine of each tensor with the same tensor
+/// of another model: each tensor, normalized to unit length, is cut into contiguous chunks
+/// and the norm of each chunk kept.
+///
+/// For unit vectors `a`, `b` cut into the same chunks, `‖a − b‖² = Σ ‖a_c − b_c‖²
+/// ≥ Σ (‖a_c‖ − ‖b_c‖)²` (reverse triangle inequality per chunk), and `‖a − b‖² = 2 − 2 cos`.
+/// So when the chunk-norm differences of one tensor sum to more than `2 (1 − threshold)`, that
+/// tensor's cosine is below the threshold and the pair is not a near-copy — exactly, whatever
+/// the weights, not with some probability. Independent models are told apart by their first
+/// tensor; a real copy (or two fine-tunes of one base) never is, and goes to the full comparison.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightSketch {
+    /// `(name, chunk norms of the unit-length tensor)` in name order; tensors with zero or
+    /// non-finite norm are left out (they never prove a pair apart).
+    tensors: Vec<(String, Vec<f64>)>,
+}
+
+impl WeightSketch {
+    /// The sketch of a safetensors file's tensors (`F32`, `F16` or `BF16`; the values
+    /// [`subnet_model::io::tensor_cosines`] compares), from its bytes. The file is one that
+    /// loaded as a model; anything it cannot read is an error, never a panic.
+    pub fn from_safetensors(bytes: &[u8]) -> Result<Self, String> {
+        let header_len = bytes
+            .get(..8)
+            .and_then(|b| <[u8; 8]>::try_from(b).ok())
+            .map(u64::from_le_bytes)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or("no header length")?;
+        let data_start = header_len.checked_add(8).ok_or("header length overflows")?;
+        let header = bytes.get(8..data_start).ok_or("header past the end")?;
+        let data = &bytes[data_start..];
+        let header: std::collections::BTreeMap<String, serde_json::Value> =
+            serde_json::from_slice(header).map_err(|e| format!("header: {e}"))?;
+        let mut budget = SKETCH_BUDGET;
+        let mut tensors = Vec::new();
+        for (name, info) in header {
+            if name == "__metadata__" {
+                continue;
+            }
+            if budget == 0 {
+                break;
+            }
+            let offsets = info["data_offsets"]
+                .as_array()
+                .and_then(|o| Some((o.first()?.as_u64()?, o.get(1)?.as_u64()?)))
+                .and_then(|(a, b)| Some((usize::try_from(a).ok()?, usize::try_from(b).ok()?)))
+                .ok_or_else(|| format!("{name}: no data_offsets"))?;
+            let raw = data
+                .get(offsets.0..offsets.1)
+                .ok_or_else(|| format!("{name}: data_offsets past the end"))?;
+            let norms = match info["dtype"].as_str() {
+                Some("F32") => chunk_norms(raw, 4, budget, |b| {
+                    f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+                }),
+                Some("F16") => chunk_norms(raw, 2, budget, |b| {
+                    burn::tensor::f16::from_le_bytes([b[0], b[1]]).to_f32()
+                }),
+                Some("BF16") => chunk_norms(raw, 2, budget, |b| {
+                    burn::tensor::bf16::from_le_bytes([b[0], b[1]]).to_f32()
+                }),
+                other => return Err(format!("{name}: dtype {other:?}")),
+            };
+            if let Some(norms) = norms {
+                budget -= norms.len();
+                tensors.push((name, norms));
+            }
+        }
+        Ok(Self { tensors })
+    }
+
+    /// True when some tensor of `self` and `other` is provably less than `threshold` cosine-similar,
+    /// so the two models are not near-copies. False means "maybe": compare the weights.
+    pub fn surely_apart(&self, other: &Self, threshold: f64) -> bool {
+        // The slack keeps rounding (f32 weights, f64 sums) from ever proving a copy apart.
+        let bound = 2.0 * (1.0 - threshold) * (1.0 + 1e-6) + 1e-9;
+        let mut theirs = other.tensors.iter().peekable();
+        for (name, mine) in &self.tensors {
+            while theirs.next_if(|(n, _)| n < name).is_some() {}
+            let Some((_, other_norms)) = theirs.next_if(|(n, _)| n == name) else {
+                continue;
+            };
+            if other_norms.len() != mine.len() {
+                continue;
+            }
+            let mut lower = 0.0;
+            for (a, b) in mine.iter().zip(other_norms) {
+                lower += (a - b) * (a - b);
+                if lower > bound {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+/// The chunk norms of the tensor in `raw` (`width` bytes per value, read by `value`) scaled
+/// to unit length: at most [`SKETCH_MAX_CHUNKS`] chunks of at least [`SKETCH_CHUNK`] values;
+/// `None` for a tensor with zero or non-finite norm, or one that would need more than `budget`
+/// chunks.
+fn chunk_norms(
+    raw: &[u8],
+    width: usize,
+    budget: usize,
+    value: impl Fn(&[u8]) -> f32,
+) -> Option<Vec<f64>> {
+    let len = raw.len() / width;
+    let chunk = SKETCH_CHUNK.max(len.div_ceil(SKETCH_MAX_CHUNKS));
+    if len == 0 || len.div_ceil(chunk) > budget {
+        return None;
+    }
+    let mut parts: Vec<f64> = raw
+        .chunks(chunk * width)
+        .map(|c| {
+            c.chunks_exact(width)
+                .map(|b| f64::from(value(b)).powi(2))
+                .sum()
+        })
+        .collect();
+    let squared: f64 = parts.iter().sum();
+    if !(squared.is_finite() && squared > 0.0) {
+        return None;
+    }
+    for part in &mut parts {
+        *part = (*part / squared).sqrt();
+    }
+    Some(parts)
 }
 
 /// For each model that is a near-copy (cosine ≥ `threshold` on every tensor) of a model committed
 /// earlier (same block: lower uid), the uid of the earliest such model. Pairs that cannot be read
-/// or compared are not copies; a read failure is logged.
+/// or compared are not copies; a read failure is logged. Pairs whose sketches prove them apart
+/// are not read.
 pub fn find_copies(
     candidates: &[CopyCandidate],
     threshold: f64,
@@ -302,6 +474,11 @@ pub fn find_copies(
     for (i, later) in order.iter().enumerate() {
         for earlier in &order[..i] {
             if earlier.config != later.config || earlier.manifest_sha256 == later.manifest_sha256 {
+                continue;
+            }
+            if let (Some(a), Some(b)) = (&earlier.sketch, &later.sketch)
+                && a.surely_apart(b, threshold)
+            {
                 continue;
             }
             match subnet_model::io::tensor_cosines(&earlier.weights, &later.weights, max_bytes) {
@@ -471,31 +648,122 @@ mod tests {
                 *v += if i % 2 == 0 { 1e-5 } else { -1e-5 };
             }
         });
-        let candidate = |uid, block, dir: &Path| CopyCandidate {
-            uid,
-            commit_block: block,
-            manifest_sha256: format!("{uid}"),
-            config: tiny_config(),
-            weights: dir.join(WEIGHTS_FILE),
-        };
-        // The copy (uid 1) commits after the original (uid 0); uid 2 is unrelated.
-        let copies = find_copies(
-            &[
-                candidate(1, 20, &b),
-                candidate(2, 5, &c),
-                candidate(0, 10, &a),
-            ],
-            0.999,
-            u64::MAX,
-        );
-        assert_eq!(copies, std::collections::BTreeMap::from([(1, 0)]));
+        // The same with and without sketches: they only skip pairs that are no copies.
+        for sketched in [false, true] {
+            let candidate = |uid, block, dir: &Path| CopyCandidate {
+                uid,
+                commit_block: block,
+                manifest_sha256: format!("{uid}"),
+                config: tiny_config(),
+                weights: dir.join(WEIGHTS_FILE),
+                sketch: sketched.then(|| Arc::new(sketch_of(&dir.join(WEIGHTS_FILE)))),
+            };
+            // The copy (uid 1) commits after the original (uid 0); uid 2 is unrelated.
+            let copies = find_copies(
+                &[
+                    candidate(1, 20, &b),
+                    candidate(2, 5, &c),
+                    candidate(0, 10, &a),
+                ],
+                0.999,
+                u64::MAX,
+            );
+            assert_eq!(copies, std::collections::BTreeMap::from([(1, 0)]));
 
-        // An earlier commit of the perturbed weights makes the other one the copy.
-        let copies = find_copies(
-            &[candidate(1, 5, &b), candidate(0, 10, &a)],
-            0.999,
-            u64::MAX,
-        );
-        assert_eq!(copies, std::collections::BTreeMap::from([(0, 1)]));
+            // An earlier commit of the perturbed weights makes the other one the copy.
+            let copies = find_copies(
+                &[candidate(1, 5, &b), candidate(0, 10, &a)],
+                0.999,
+                u64::MAX,
+            );
+            assert_eq!(copies, std::collections::BTreeMap::from([(0, 1)]));
+        }
+    }
+
+    /// The sketch of the weights file at `path`.
+    fn sketch_of(path: &Path) -> WeightSketch {
+        WeightSketch::from_safetensors(&std::fs::read(path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn sketches_never_separate_a_pair_at_or_above_the_threshold_and_separate_independent_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = saved(&dir.path().join("original"));
+        let original_weights = dir.path().join("original").join(WEIGHTS_FILE);
+        let original_sketch = sketch_of(&original_weights);
+        // Noise spread over every value, and chunk-wise rescaling: the latter is where the bound
+        // is tight (within a chunk the two tensors are parallel), the worst case for the sketch.
+        let scales = [1e-5f32, 1e-3, 1e-2, 3e-2, 0.1, 0.3];
+        let cases = scales.iter().flat_map(|&s| [(s, false), (s, true)]);
+        for (n, (scale, chunked)) in cases.enumerate() {
+            let noisy = dir.path().join(format!("noisy{n}"));
+            write_edited(&original, &noisy, |_, values| {
+                let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ n as u64;
+                let mut unit = || {
+                    state = state
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    (state >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+                };
+                if chunked {
+                    for chunk in values.chunks_mut(SKETCH_CHUNK) {
+                        let factor = 1.0 + scale * unit();
+                        chunk.iter_mut().for_each(|v| *v *= factor);
+                    }
+                } else {
+                    values.iter_mut().for_each(|v| *v += scale * unit());
+                }
+            });
+            let cosines =
+                subnet_model::io::tensor_cosines(&original_weights, &noisy, u64::MAX).unwrap();
+            let sketch = sketch_of(&noisy);
+            // At a threshold equal to the pair's lowest tensor cosine the pair is a near-copy
+            // by definition: the sketch must leave it to the full comparison.
+            let lowest = cosines.iter().map(|c| c.cosine).fold(1.0, f64::min);
+            assert!(is_near_copy(&cosines, lowest));
+            assert!(
+                !original_sketch.surely_apart(&sketch, lowest),
+                "scale {scale}, chunked {chunked}: lowest cosine {lowest}"
+            );
+            assert!(!sketch.surely_apart(&original_sketch, lowest));
+        }
+        // Independently initialised models are told apart without reading their files.
+        for n in 0..5 {
+            let other = dir.path().join(format!("other{n}"));
+            saved(&other);
+            let cosines = subnet_model::io::tensor_cosines(
+                &original_weights,
+                &other.join(WEIGHTS_FILE),
+                u64::MAX,
+            )
+            .unwrap();
+            assert!(!is_near_copy(&cosines, 0.999));
+            assert!(original_sketch.surely_apart(&sketch_of(&other.join(WEIGHTS_FILE)), 0.999));
+        }
+    }
+
+    #[test]
+    fn half_precision_files_sketch_like_their_f32_values() {
+        let values: Vec<f32> = (0..1000)
+            .map(|i| burn::tensor::bf16::from_f32((i as f32 * 0.37).sin()).to_f32())
+            .collect();
+        let file = |dtype: safetensors::Dtype, bytes: Vec<u8>| {
+            let view = safetensors::tensor::TensorView::new(dtype, vec![10, 100], &bytes).unwrap();
+            let bytes = safetensors::serialize([("w", view)], None).unwrap();
+            WeightSketch::from_safetensors(&bytes).unwrap()
+        };
+        let f32_bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bf16_bytes = values
+            .iter()
+            .flat_map(|&v| burn::tensor::bf16::from_f32(v).to_le_bytes())
+            .collect();
+        let full = file(safetensors::Dtype::F32, f32_bytes);
+        assert_eq!(full.tensors.len(), 1);
+        assert_eq!(full.tensors[0].1.len(), 1000usize.div_ceil(SKETCH_CHUNK));
+        assert_eq!(file(safetensors::Dtype::BF16, bf16_bytes), full);
+        // Chunk norms of a unit-length tensor: their squares sum to 1.
+        let total: f64 = full.tensors[0].1.iter().map(|n| n * n).sum();
+        assert!((total - 1.0).abs() < 1e-12, "{total}");
+        assert!(WeightSketch::from_safetensors(b"short").is_err());
     }
 }

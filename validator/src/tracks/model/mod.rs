@@ -15,7 +15,8 @@
 //! Per epoch: [`plan::plan`] → fetch artifacts and ask spot-checks in parallel (at most
 //! [`TrackSettings::fetch_concurrency`] miners at once) → evaluate one model at a time on the
 //! device (the CPU/GPU is the bottleneck; results are cached in memory by
-//! `(manifest_sha256, seed, competition file)`) → [`compute::find_copies`] → [`outcome::assemble`].
+//! `(manifest_sha256, seed, competition file)`) → [`compute::find_copies`] (pairs proven apart by
+//! the models' [`compute::WeightSketch`]es are not compared) → [`outcome::assemble`].
 
 pub mod compute;
 pub mod outcome;
@@ -42,7 +43,7 @@ use subnet_model::tokenizer::{TOKENIZER_JSON, Tokenizer};
 use tracing::Instrument;
 
 use crate::artifacts::{self, CachedArtifact};
-use compute::{CopyCandidate, EvalJob, SpotAnswer, SpotVerdict};
+use compute::{CopyCandidate, EvalJob, SpotAnswer, SpotVerdict, WeightSketch};
 use outcome::{MinerEval, MinerResult, Outcome, SpotCheck, SpotStatus, Stage};
 use plan::{Candidate, Planned};
 use spot::{Asked, SpotSettings};
@@ -137,7 +138,16 @@ struct EvalCache {
     /// The seed and competition-file hash the entries belong to; another pair empties the cache.
     key: ([u8; 32], [u8; 32]),
     /// Per-sample losses and token counts, or the deterministic reason the model failed.
-    entries: HashMap<String, Result<Vec<SampleLoss>, (Outcome, String)>>,
+    entries: HashMap<String, Result<CachedEval, (Outcome, String)>>,
+}
+
+/// A cached evaluation.
+#[derive(Debug, Clone)]
+struct CachedEval {
+    /// Per-sample losses and token counts.
+    losses: Vec<SampleLoss>,
+    /// The model's sketch, so that near-copy detection needs no reload.
+    sketch: Option<Arc<WeightSketch>>,
 }
 
 /// Where one epoch of the model track spent its wall time (see [`ModelTrack::score_epoch_timed`]).
@@ -522,6 +532,7 @@ impl ModelTrack {
                     config,
                     losses: Vec::new(),
                     spot: None,
+                    sketch: None,
                     timings: compute::JobTimings::default(),
                 }),
                 Err(error) => Err((Outcome::BadModel, format!("config.json: {error}"))),
@@ -564,15 +575,18 @@ impl ModelTrack {
                 return failed(outcome, reason);
             }
         };
-        let (sample_losses, from_cache) = match cached {
-            Some(Ok(sample_losses)) => (sample_losses, true),
+        let (sample_losses, sketch, from_cache) = match cached {
+            Some(Ok(hit)) => (hit.losses, output.sketch.or(hit.sketch), true),
             _ => {
                 self.remember(
                     context.cache_key,
                     &candidate.manifest_sha256,
-                    Ok(output.losses.clone()),
+                    Ok(CachedEval {
+                        losses: output.losses.clone(),
+                        sketch: output.sketch.clone(),
+                    }),
                 );
-                (output.losses, false)
+                (output.losses, output.sketch, false)
             }
         };
         let losses: Vec<f64> = sample_losses.iter().map(|l| l.loss).collect();
@@ -602,6 +616,7 @@ impl ModelTrack {
             manifest_sha256: candidate.manifest_sha256.clone(),
             config: output.config,
             weights: fetched.artifact.dir.join(WEIGHTS_FILE),
+            sketch,
         });
         Evaluated {
             stage: Stage::Evaluated {
@@ -619,7 +634,7 @@ impl ModelTrack {
         &self,
         key: ([u8; 32], [u8; 32]),
         manifest: &str,
-    ) -> Option<Result<Vec<SampleLoss>, (Outcome, String)>> {
+    ) -> Option<Result<CachedEval, (Outcome, String)>> {
         let cache = self
             .evals
             .lock()
@@ -635,7 +650,7 @@ impl ModelTrack {
         &self,
         key: ([u8; 32], [u8; 32]),
         manifest: &str,
-        result: Result<Vec<SampleLoss>, (Outcome, String)>,
+        result: Result<CachedEval, (Outcome, String)>,
     ) {
         let mut cache = self
             .evals
