@@ -234,27 +234,30 @@ fn print_tables(rows: &[Row]) {
     }
     println!(
         "\nPer phase, seconds (chain: head, hyperparameters, seed block, metagraph, commitments; \
-         plan: samples and candidates; fetch: downloads, tokenizing, spot-check requests, in \
-         parallel; load+checks: reading, checking and building each model; spot: verifying \
-         spot-check answers; device other: the sequential phase's remaining bookkeeping; copies: \
-         near-copy detection; scoring: win rates, EMA, weights; DB: reads and the one-transaction \
-         write; submit: commit extrinsic until included; settle: earlier rows before scoring).\n"
+         plan: samples and candidates; fetch: downloads, tokenizing and spot-check requests, in \
+         parallel, until the last arrived (overlaps the device work); waiting: the device idle \
+         for a download; load+checks: reading, checking, building and sketching each model; \
+         spot: verifying spot-check answers; device other: the device phase's remaining \
+         bookkeeping; copies: near-copy detection; scoring: win rates, EMA, weights; DB: reads \
+         and the one-transaction write; submit: commit extrinsic until included; settle: earlier \
+         rows' extrinsics (a reveal) until included).\n"
     );
     println!(
-        "| miners | epoch | chain | plan | fetch | load+checks | eval | spot | device other | copies | scoring | DB read | DB write | submit | settle |"
+        "| miners | epoch | chain | plan | fetch | waiting | load+checks | eval | spot | device other | copies | scoring | DB read | DB write | submit | settle |"
     );
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let t = &r.timings;
         let m = &t.model;
         let device_other = m.device.saturating_sub(m.load + m.eval + m.spot);
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.miners,
             r.epoch,
             secs(t.chain),
             secs(m.plan),
             secs(m.fetch),
+            secs(m.waiting),
             secs(m.load),
             secs(m.eval),
             secs(m.spot),

@@ -10,7 +10,9 @@
 //!
 //! One turn of the loop ([`Service::run_once`]), at the chain head `h` in epoch `e`:
 //! 1. settle the open weight rows: finish or detect an interrupted commit, reveal a commit whose
-//!    reveal epoch has come, give up on expired or superseded ones ([`submit`]);
+//!    reveal epoch has come, give up on expired or superseded ones ([`submit`]) — beside step 2
+//!    when the epoch is to be scored, since waiting for a reveal's inclusion need not hold up
+//!    the evaluation;
 //! 2. unless epoch `e` is already in the database: read the metagraph and commitments, derive the
 //!    seed from the hash of `e`'s first block, run the model track, then the label track (when on:
 //!    send the batches, wait for the label deadline, collect, store its rows in their own
@@ -217,8 +219,9 @@ pub struct EpochTimings {
 
 impl EpochTimings {
     /// `(phase, wall time)` of each phase, the model track's split into its own phases (its
-    /// `load`, `eval` and `spot` are parts of `model_device`; listed apart, they overlap it).
-    pub fn phases(&self) -> [(&'static str, Duration); 16] {
+    /// `load`, `eval` and `spot` are parts of `model_device`, and `model_fetch` overlaps
+    /// `model_device` and `model_waiting`: listed apart, they overlap).
+    pub fn phases(&self) -> [(&'static str, Duration); 17] {
         let m = &self.model;
         [
             ("settle", self.settle),
@@ -227,6 +230,7 @@ impl EpochTimings {
             ("model_plan", m.plan),
             ("model_fetch", m.fetch),
             ("model_device", m.device),
+            ("model_waiting", m.waiting),
             ("model_load", m.load),
             ("model_eval", m.eval),
             ("model_spot", m.spot),
@@ -385,14 +389,21 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
     ) -> Result<Option<EpochTimings>, ServiceError> {
         let netuid = self.config.netuid;
         let started = Instant::now();
-        self.settle(hp).await?;
-        let settled = started.elapsed();
-        let started = Instant::now();
         if db::epoch_stored(&self.pool, i32::from(netuid), epoch as i64).await? {
+            self.settle(hp).await?;
             return Ok(None);
         }
         let stored_check = started.elapsed();
-        let (results, mut timings) = self.score(epoch, schedule, hp).await?;
+        // Settling the earlier rows (e.g. revealing the last commit and waiting for its
+        // inclusion) runs beside the scoring instead of before it: it touches only the weight
+        // rows of earlier epochs, and the new row is saved after both.
+        let settling = async {
+            let started = Instant::now();
+            self.settle(hp).await.map(|()| started.elapsed())
+        };
+        let (settled, scored) = tokio::join!(settling, self.score(epoch, schedule, hp));
+        let settled = settled?;
+        let (results, mut timings) = scored?;
         timings.settle = settled;
         timings.db_read += stored_check;
         let started = Instant::now();

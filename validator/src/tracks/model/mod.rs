@@ -13,8 +13,8 @@
 //! | [`spot`] | which miners are spot-checked, and asking their `/v1/generate` | network |
 //!
 //! Per epoch: [`plan::plan`] → fetch artifacts and ask spot-checks in parallel (at most
-//! [`TrackSettings::fetch_concurrency`] miners at once) → evaluate one model at a time on the
-//! device (the CPU/GPU is the bottleneck; results are cached in memory by
+//! [`TrackSettings::fetch_concurrency`] miners at once) while the device evaluates, one model
+//! at a time as each arrives (the CPU/GPU is the bottleneck; results are cached in memory by
 //! `(manifest_sha256, seed, competition file)`) → [`compute::find_copies`] (pairs proven apart by
 //! the models' [`compute::WeightSketch`]es are not compared) → [`outcome::assemble`].
 
@@ -151,16 +151,19 @@ struct CachedEval {
 }
 
 /// Where one epoch of the model track spent its wall time (see [`ModelTrack::score_epoch_timed`]).
-/// `fetch`, `device`, `copies` and `scoring` follow each other; `load`, `eval` and `spot` are
-/// parts of `device`.
+/// `plan`, then fetching and evaluating together (`device + waiting`), then `copies` and
+/// `scoring`; `load`, `eval` and `spot` are parts of `device`; `fetch` overlaps the device work.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TrackTimings {
     /// Building the byte-level samples and the plan.
     pub plan: Duration,
-    /// The parallel phase: downloading artifacts, tokenizing, asking spot-checks.
+    /// From the first request until every candidate was fetched (downloads, tokenizing,
+    /// spot-check requests, in parallel); the device evaluates what has arrived meanwhile.
     pub fetch: Duration,
-    /// The sequential device phase, every candidate's job and its bookkeeping.
+    /// Time the device was busy with candidates: their jobs and bookkeeping.
     pub device: Duration,
+    /// Time the device had nothing to do, waiting for the next download.
+    pub waiting: Duration,
     /// Part of `device`: loading and checking artifacts.
     pub load: Duration,
     /// Part of `device`: the forward passes over the epoch's samples.
@@ -287,7 +290,6 @@ impl ModelTrack {
             "model track: fetching artifacts"
         );
         timings.plan = started.elapsed();
-        let started = Instant::now();
 
         let context = &context;
         // The futures are built into a Vec first: a stream over a borrowing closure would make
@@ -297,21 +299,63 @@ impl ModelTrack {
             let span =
                 tracing::info_span!("miner", uid = candidate.uid, hotkey = %candidate.hotkey);
             jobs.push(
-                async move { (candidate.uid, self.prepare(candidate, context).await) }
-                    .instrument(span),
+                async move { (candidate, self.prepare(candidate, context).await) }.instrument(span),
             );
         }
-        let fetched: BTreeMap<u16, Result<Fetched, (Outcome, String)>> =
-            futures::stream::iter(jobs)
-                .buffer_unordered(self.settings.fetch_concurrency.max(1))
-                .collect()
-                .await;
-        timings.fetch = started.elapsed();
-
-        let started = Instant::now();
+        // Downloads and evaluation overlap: the device takes each candidate as soon as it is
+        // fetched (in arrival order; results do not depend on it) while the rest download.
+        let (sender, mut arrived) = tokio::sync::mpsc::unbounded_channel();
+        let fetching = async move {
+            let started = Instant::now();
+            let mut fetches = futures::stream::iter(jobs)
+                .buffer_unordered(self.settings.fetch_concurrency.max(1));
+            while let Some(fetched) = fetches.next().await {
+                if sender.send(fetched).is_err() {
+                    break;
+                }
+            }
+            started.elapsed()
+        };
         let mut tokens: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
-        let mut evals = Vec::with_capacity(planned.len());
+        let mut stages: BTreeMap<u16, Stage> = BTreeMap::new();
         let mut copy_candidates = Vec::new();
+        let timings_ref = &mut timings;
+        let evaluating = async {
+            let started = Instant::now();
+            let mut busy = Duration::ZERO;
+            while let Some((candidate, fetched)) = arrived.recv().await {
+                let job_started = Instant::now();
+                let stage = match fetched {
+                    Ok(fetched) => {
+                        let span = tracing::info_span!("miner", uid = candidate.uid);
+                        let evaluated = self
+                            .evaluate(
+                                candidate,
+                                &fetched,
+                                context,
+                                &mut copy_candidates,
+                                timings_ref,
+                            )
+                            .instrument(span)
+                            .await;
+                        if !evaluated.tokens.is_empty() {
+                            tokens.insert(candidate.uid, evaluated.tokens);
+                        }
+                        evaluated.stage
+                    }
+                    Err((outcome, reason)) => Stage::Failed { outcome, reason },
+                };
+                stages.insert(candidate.uid, stage);
+                busy += job_started.elapsed();
+            }
+            (busy, started.elapsed())
+        };
+        let (fetch_wall, (busy, wall)) = futures::join!(fetching, evaluating);
+        timings.fetch = fetch_wall;
+        timings.device = busy;
+        timings.waiting = wall.saturating_sub(busy);
+
+        let mut evals = Vec::with_capacity(planned.len());
         for planned in &planned {
             let eval = match planned {
                 Planned::Skipped {
@@ -329,44 +373,15 @@ impl ModelTrack {
                         reason: reason.clone(),
                     },
                 },
-                Planned::Candidate(candidate) => {
-                    let span = tracing::info_span!("miner", uid = candidate.uid);
-                    let stage = match fetched.get(&candidate.uid) {
-                        Some(Ok(fetched)) => {
-                            let evaluated = self
-                                .evaluate(
-                                    candidate,
-                                    fetched,
-                                    context,
-                                    &mut copy_candidates,
-                                    &mut timings,
-                                )
-                                .instrument(span)
-                                .await;
-                            if !evaluated.tokens.is_empty() {
-                                tokens.insert(candidate.uid, evaluated.tokens);
-                            }
-                            evaluated.stage
-                        }
-                        Some(Err((outcome, reason))) => Stage::Failed {
-                            outcome: *outcome,
-                            reason: reason.clone(),
-                        },
-                        None => Stage::Failed {
-                            outcome: Outcome::InternalError,
-                            reason: "the fetch did not complete".into(),
-                        },
-                    };
-                    MinerEval {
-                        uid: candidate.uid,
-                        hotkey: candidate.hotkey.to_ss58(),
-                        commitment: Some((
-                            candidate.manifest_sha256.clone(),
-                            candidate.commit_block,
-                        )),
-                        stage,
-                    }
-                }
+                Planned::Candidate(candidate) => MinerEval {
+                    uid: candidate.uid,
+                    hotkey: candidate.hotkey.to_ss58(),
+                    commitment: Some((candidate.manifest_sha256.clone(), candidate.commit_block)),
+                    stage: stages.remove(&candidate.uid).unwrap_or(Stage::Failed {
+                        outcome: Outcome::InternalError,
+                        reason: "the fetch did not complete".into(),
+                    }),
+                },
             };
             if let Stage::Failed { outcome, reason } | Stage::Skipped { outcome, reason } =
                 &eval.stage
@@ -375,7 +390,6 @@ impl ModelTrack {
             }
             evals.push(eval);
         }
-        timings.device = started.elapsed();
 
         let started = Instant::now();
         let threshold = self.settings.copy_threshold;
