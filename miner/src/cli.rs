@@ -38,6 +38,7 @@ pub enum Command {
     /// Manage the people who label RLHF tasks (sign-in links), or run a simulated labeler.
     Labelers(crate::labeling::cli::LabelersArgs),
     /// Manage the miner's hotkey (bittensor wallet layout).
+    #[command(mut_args(|arg| arg.global(true)))]
     Keys {
         #[command(flatten)]
         wallet: WalletArgs,

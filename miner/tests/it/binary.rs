@@ -184,3 +184,36 @@ mod reqwest {
         })
     }
 }
+
+#[test]
+fn keys_takes_wallet_flags_before_or_after_its_subcommand() {
+    let before = miner(&[
+        "keys",
+        "--wallet.name",
+        "vec",
+        "--wallet.hotkey",
+        "miner1",
+        "show",
+    ])
+    .output()
+    .expect("run");
+    let after = miner(&[
+        "keys",
+        "show",
+        "--wallet.name",
+        "vec",
+        "--wallet.hotkey",
+        "miner1",
+    ])
+    .output()
+    .expect("run");
+    for out in [&before, &after] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(VECTOR_SS58));
+    }
+    assert_eq!(before.stdout, after.stdout);
+}
