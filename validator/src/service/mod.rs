@@ -586,12 +586,21 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             return Ok(BTreeMap::new());
         }
         let deadline_block = schedule.label_deadline(epoch, self.config.label_deadline_blocks);
-        if metagraph.block >= deadline_block {
+        // The model track ran first: the head has moved on since the epoch's metagraph.
+        let block = self
+            .clock
+            .current_block()
+            .await
+            .unwrap_or(metagraph.block)
+            .max(metagraph.block);
+        if block >= deadline_block {
             tracing::warn!(
                 epoch,
                 deadline_block,
-                block = metagraph.block,
-                "label track: the deadline has passed already; collecting at once"
+                block,
+                "label track: the deadline passed before the tasks could be sent (the model \
+                 track took that long); labelers cannot answer past the deadline, so this epoch's \
+                 labels are lost: raise --labels.deadline-blocks or speed up the model track"
             );
         }
         let mut answer_seed = [0u8; 8];
