@@ -241,8 +241,8 @@ pub fn write_model(dir: &Path, config: &LlamaConfig, seed: u64) {
     save_artifact(&model, config, dir).expect("save");
 }
 
-/// The manifest hash of the artifact in `dir`, as the miner serves it.
-pub fn manifest_sha256(dir: &Path) -> String {
+/// The manifest of the artifact in `dir`, as the miner serves it.
+pub fn manifest_of(dir: &Path) -> Manifest {
     let files = ["config.json", WEIGHTS_FILE]
         .iter()
         .map(|name| {
@@ -254,12 +254,36 @@ pub fn manifest_sha256(dir: &Path) -> String {
             }
         })
         .collect();
-    Manifest::new(COMPETITION, files).manifest_sha256
+    Manifest::new(COMPETITION, files)
+}
+
+/// The manifest hash of the artifact in `dir`, as the miner serves it.
+pub fn manifest_sha256(dir: &Path) -> String {
+    manifest_of(dir).manifest_sha256
+}
+
+/// The tests' smallest model: one layer, hidden 32.
+pub fn tiny_config() -> LlamaConfig {
+    LlamaConfig {
+        hidden_size: 32,
+        intermediate_size: 48,
+        num_hidden_layers: 1,
+        num_attention_heads: 2,
+        num_key_value_heads: 1,
+        vocab_size: 259,
+        max_position_embeddings: 64,
+        rms_norm_eps: 1e-6,
+        rope_theta: 10_000.0,
+        tie_word_embeddings: false,
+        bos_token_id: Some(256),
+        eos_token_id: Some(257),
+        pad_token_id: None,
+    }
 }
 
 /// Starts a real miner serving `dir` (its model loaded for `/v1/generate`); returns its port and
 /// a handle that stops it when dropped.
-async fn serve_miner(key: &Keypair, dir: &Path) -> (u16, tokio::sync::oneshot::Sender<()>) {
+pub async fn serve_miner(key: &Keypair, dir: &Path) -> (u16, tokio::sync::oneshot::Sender<()>) {
     let config = ServerConfig {
         addr: "127.0.0.1:0".parse().expect("addr"),
         max_body_bytes: 1 << 16,

@@ -11,13 +11,10 @@ use axum::{Json, Router, extract::Path as UrlPath, extract::State, routing::get,
 use subnet_common::btauth::{AllowAnySigner, SignedClient};
 use subnet_common::chain::types::{AxonInfo, Commitment, Metagraph, NeuronInfo};
 use subnet_common::keys::{AccountId, Keypair};
-use subnet_common::protocol::{
-    GenerateRequest, GenerateResponse, Manifest, ManifestFile, ModelCommitment,
-};
+use subnet_common::protocol::{GenerateRequest, GenerateResponse, Manifest, ModelCommitment};
 use subnet_miner::startup::{Application, ModelConfig, ServerConfig};
 use subnet_model::backend::{Cpu, CpuTrain, DeviceChoice, select};
 use subnet_model::competition::{CompetitionFile, eval_seed};
-use subnet_model::config::LlamaConfig;
 use subnet_model::io::{WEIGHTS_FILE, hf_state_dict, load_artifact, save_artifact};
 use subnet_model::tasks::{TaskMix, generate, to_sample};
 use subnet_model::tokenizer::Tokenizer;
@@ -27,25 +24,7 @@ use subnet_validator::tracks::model::outcome::{MinerResult, Outcome, SpotStatus}
 use subnet_validator::tracks::model::spot::SpotSettings;
 use subnet_validator::tracks::model::{EpochInput, ModelTrack, TrackSettings};
 
-const COMPETITION: &str = "byte-llama-v1";
-
-fn tiny_config() -> LlamaConfig {
-    LlamaConfig {
-        hidden_size: 32,
-        intermediate_size: 48,
-        num_hidden_layers: 1,
-        num_attention_heads: 2,
-        num_key_value_heads: 1,
-        vocab_size: 259,
-        max_position_embeddings: 64,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10_000.0,
-        tie_word_embeddings: false,
-        bos_token_id: Some(256),
-        eos_token_id: Some(257),
-        pad_token_id: None,
-    }
-}
+use super::localnet::{COMPETITION, manifest_of, tiny_config};
 
 /// The default competition with few, short samples.
 fn competition() -> CompetitionFile {
@@ -172,21 +151,6 @@ async fn start_miner(uri: &str, dir: &Path, generate: bool) -> Miner {
         manifest_sha256: manifest_of(dir).manifest_sha256,
         _shutdown: tx,
     }
-}
-
-fn manifest_of(dir: &Path) -> Manifest {
-    let files = ["config.json", WEIGHTS_FILE]
-        .iter()
-        .map(|name| {
-            let bytes = std::fs::read(dir.join(name)).expect("read");
-            ManifestFile {
-                name: name.to_string(),
-                size: bytes.len() as u64,
-                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
-            }
-        })
-        .collect();
-    Manifest::new(COMPETITION, files)
 }
 
 /// A dishonest miner: serves its committed artifact, but answers `/v1/generate` with fixed

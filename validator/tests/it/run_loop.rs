@@ -14,15 +14,13 @@ use sqlx::PgPool;
 use subnet_chain::dev::dev_genesis;
 use subnet_chain::node::{Chain, Node, unix_millis};
 use subnet_chain::rpc::{self, RpcConfig};
-use subnet_common::btauth::{AllowAnySigner, SignedClient};
+use subnet_common::btauth::SignedClient;
 use subnet_common::chain::client::{ChainClient, DevChainClient};
 use subnet_common::chain::types::{Call, NeuronInfo, SignedExtrinsic};
 use subnet_common::keys::Keypair;
-use subnet_common::protocol::{Manifest, ManifestFile, ModelCommitment};
-use subnet_miner::startup::{Application, ModelConfig, ServerConfig};
+use subnet_common::protocol::ModelCommitment;
 use subnet_model::backend::{Cpu, CpuTrain, DeviceChoice, select};
 use subnet_model::competition::CompetitionFile;
-use subnet_model::config::LlamaConfig;
 use subnet_model::io::{WEIGHTS_FILE, save_artifact};
 use subnet_model::tasks::{TaskMix, generate, to_sample};
 use subnet_model::tokenizer::Tokenizer;
@@ -34,7 +32,8 @@ use subnet_validator::service::{Failpoint, LabelSetup, Service, ServiceConfig, S
 use subnet_validator::tracks::labels::{LabelSettings, LabelTrack};
 use subnet_validator::tracks::model::{ModelTrack, TrackSettings};
 
-const COMPETITION: &str = "byte-llama-v1";
+use super::localnet::{COMPETITION, manifest_sha256, serve_miner, tiny_config};
+
 const NETUID: u16 = 1;
 /// Blocks per epoch of the test chain: 1.1 s epochs at 100 ms blocks.
 const TEMPO: u16 = 10;
@@ -93,24 +92,6 @@ fn competition() -> CompetitionFile {
     CompetitionFile::from_bytes(competition_text().as_bytes()).expect("competition")
 }
 
-fn tiny_config() -> LlamaConfig {
-    LlamaConfig {
-        hidden_size: 32,
-        intermediate_size: 48,
-        num_hidden_layers: 1,
-        num_attention_heads: 2,
-        num_key_value_heads: 1,
-        vocab_size: 259,
-        max_position_embeddings: 64,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10_000.0,
-        tie_word_embeddings: false,
-        bos_token_id: Some(256),
-        eos_token_id: Some(257),
-        pad_token_id: None,
-    }
-}
-
 fn random_model(dir: &Path, seed: u64) {
     use burn::tensor::backend::Backend;
     Cpu::seed(&Default::default(), seed);
@@ -158,21 +139,6 @@ fn train_into(dir: &Path, seed: u64) {
     .expect("train");
 }
 
-fn manifest_sha256(dir: &Path) -> String {
-    let files = ["config.json", WEIGHTS_FILE]
-        .iter()
-        .map(|name| {
-            let bytes = std::fs::read(dir.join(name)).expect("read");
-            ManifestFile {
-                name: name.to_string(),
-                size: bytes.len() as u64,
-                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
-            }
-        })
-        .collect();
-    Manifest::new(COMPETITION, files).manifest_sha256
-}
-
 /// Starts a real miner serving the model in `dir`, registers it, publishes its axon and commits
 /// its model. Returns its uid and a handle that stops it when dropped.
 async fn start_miner(
@@ -181,24 +147,7 @@ async fn start_miner(
     dir: &Path,
 ) -> (u16, tokio::sync::oneshot::Sender<()>) {
     let key = Keypair::from_uri(uri).expect("key");
-    let config = ServerConfig {
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        max_body_bytes: 1 << 16,
-        auth_max_age: Duration::from_secs(10),
-        model: Some(ModelConfig {
-            dir: dir.to_path_buf(),
-            competition: COMPETITION.into(),
-            device: Some(DeviceChoice::Cpu),
-        }),
-    };
-    let app = Application::build(&config, key.clone(), AllowAnySigner)
-        .await
-        .expect("miner");
-    let port = app.local_addr().expect("addr").port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async {
-        let _ = stopped.await;
-    }));
+    let (port, stop) = serve_miner(&key, dir).await;
     let hotkey = key.account_id();
     submit(
         chain,
