@@ -77,7 +77,7 @@ pub struct Cli {
     pub run_dir: Option<PathBuf>,
 
     /// Write the final summary (the last metagraph with roles and scores) as JSON here
-    /// (default: `summary.json` in the run directory).
+    /// (default: `summary.json` in the run directory when it is kept: `--keep`, `--run-dir`).
     #[arg(long, env = "DEVNET_SUMMARY")]
     pub summary: Option<PathBuf>,
 

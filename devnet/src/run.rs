@@ -162,14 +162,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     net.shutdown(cli.keep).await;
 
     if let Some(summary) = &summary {
-        let json = serde_json::to_string_pretty(summary).context("while encoding the summary")?;
-        let path = cli
-            .summary
-            .clone()
-            .unwrap_or_else(|| dir.join("summary.json"));
-        std::fs::write(&path, json + "\n")
-            .with_context(|| format!("while writing {}", path.display()))?;
-        println!("devnet: summary written to {}", path.display());
+        // The default place is the run directory: only worth writing when it is kept.
+        let removed = temp.is_some() && !cli.keep;
+        let path = match &cli.summary {
+            Some(path) => Some(path.clone()),
+            None if removed => None,
+            None => Some(dir.join("summary.json")),
+        };
+        match path {
+            Some(path) => {
+                let json =
+                    serde_json::to_string_pretty(summary).context("while encoding the summary")?;
+                std::fs::write(&path, json + "\n")
+                    .with_context(|| format!("while writing {}", path.display()))?;
+                println!("devnet: summary written to {}", path.display());
+            }
+            None => println!(
+                "devnet: summary.json not kept (the run directory is removed): pass --summary \
+                 PATH or --keep to keep it"
+            ),
+        }
     }
     match temp {
         Some(temp) if cli.keep => {
