@@ -1,12 +1,16 @@
 //! Who may call the miner: hotkeys registered on the subnet, and for validator-only routes
 //! (`/v1/rlhf/*`) hotkeys holding a validator permit. Backed by a metagraph snapshot refreshed in
-//! the background from any [`ChainClient`].
+//! the background from any [`ChainClient`], and at once (at most once per
+//! [`ON_DEMAND_MIN_INTERVAL`]) when a caller would be refused: a validator that gained its permit
+//! at the last epoch is served without waiting for the next periodic refresh.
 
 use std::{
     collections::HashSet,
     sync::{Arc, RwLock},
     time::Duration,
 };
+
+use tokio::sync::{Notify, watch};
 
 use http::Method;
 use subnet_common::{
@@ -20,6 +24,13 @@ use subnet_common::{
 
 /// How often the metagraph snapshot is refreshed (one block on a production chain).
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(12);
+
+/// Shortest time between two refreshes asked for by refused callers (one metagraph read per
+/// interval at most, however many unregistered callers knock).
+pub const ON_DEMAND_MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How long a caller about to be refused waits for that refresh before its 403.
+const ON_DEMAND_WAIT: Duration = Duration::from_secs(3);
 
 /// Path prefix of routes only validators may call.
 pub const VALIDATOR_ONLY_PREFIX: &str = "/v1/rlhf/";
@@ -72,12 +83,22 @@ impl Registry {
 pub struct RegisteredCallers {
     netuid: u16,
     registry: Arc<RwLock<Registry>>,
+    refresh: Arc<OnDemand>,
+}
+
+/// The refused callers' line to the refresh task.
+#[derive(Debug)]
+struct OnDemand {
+    /// Asks the task for a refresh now.
+    wake: Notify,
+    /// Counts finished refresh attempts (successful or not).
+    done: watch::Sender<u64>,
 }
 
 impl RegisteredCallers {
     /// Reads the metagraph once (so a wrong `--chain.url` or `--netuid` fails at start), then
-    /// keeps the snapshot fresh every `interval` on a background task. Refresh failures are
-    /// logged and the last snapshot kept.
+    /// keeps the snapshot fresh every `interval` on a background task, and sooner when a caller
+    /// would be refused. Refresh failures are logged and the last snapshot kept.
     pub async fn start<C: ChainClient + 'static>(
         chain: Arc<C>,
         netuid: u16,
@@ -87,13 +108,24 @@ impl RegisteredCallers {
         let this = Self {
             netuid,
             registry: Arc::new(RwLock::new(Registry::from_metagraph(&first))),
+            refresh: Arc::new(OnDemand {
+                wake: Notify::new(),
+                done: watch::Sender::new(0),
+            }),
         };
         let registry = Arc::downgrade(&this.registry);
+        let refresh = Arc::clone(&this.refresh);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.tick().await;
+            let mut last = tokio::time::Instant::now();
             loop {
-                ticker.tick().await;
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    () = refresh.wake.notified() => {
+                        tokio::time::sleep_until(last + ON_DEMAND_MIN_INTERVAL).await;
+                    }
+                }
                 let Some(registry) = registry.upgrade() else {
                     return;
                 };
@@ -108,6 +140,8 @@ impl RegisteredCallers {
                         tracing::warn!(error = %e, "metagraph refresh failed; keeping the last snapshot")
                     }
                 }
+                last = tokio::time::Instant::now();
+                refresh.done.send_modify(|n| *n += 1);
             }
         });
         Ok(this)
@@ -117,15 +151,29 @@ impl RegisteredCallers {
     pub fn snapshot(&self) -> Registry {
         self.registry.read().map(|r| r.clone()).unwrap_or_default()
     }
-}
 
-impl Authorize for RegisteredCallers {
-    async fn authorize(&self, caller: &Caller, _: &Method, path: &str) -> Result<(), Forbidden> {
+    fn check(&self, caller: &AccountId, path: &str) -> Result<(), Forbidden> {
         let registry = self
             .registry
             .read()
             .map_err(|_| Forbidden::new("caller registry unavailable"))?;
-        registry.check(&caller.hotkey, path, self.netuid)
+        registry.check(caller, path, self.netuid)
+    }
+}
+
+impl Authorize for RegisteredCallers {
+    async fn authorize(&self, caller: &Caller, _: &Method, path: &str) -> Result<(), Forbidden> {
+        let refused = match self.check(&caller.hotkey, path) {
+            Ok(()) => return Ok(()),
+            Err(refused) => refused,
+        };
+        // The snapshot may predate the caller's registration or permit: ask for a fresh one.
+        let mut done = self.refresh.done.subscribe();
+        self.refresh.wake.notify_one();
+        match tokio::time::timeout(ON_DEMAND_WAIT, done.changed()).await {
+            Ok(Ok(())) => self.check(&caller.hotkey, path),
+            _ => Err(refused),
+        }
     }
 }
 

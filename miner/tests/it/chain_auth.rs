@@ -1,5 +1,6 @@
 //! Caller authorization against a real dev chain (in-process node on port 0): registered
-//! hotkeys are served, others get 403, and new registrations are picked up.
+//! hotkeys are served, others get 403, and new registrations are picked up, periodically and at
+//! once when a caller would otherwise be refused.
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,10 +20,10 @@ use subnet_miner::{
     startup::{Application, ServerConfig},
 };
 
-async fn spawn_miner(chain_url: &str) -> (String, Keypair) {
+async fn spawn_miner(chain_url: &str, refresh: Duration) -> (String, Keypair) {
     let miner = Keypair::from_uri("//Bob").expect("key");
     let chain = Arc::new(DevChainClient::new(chain_url).expect("client"));
-    let callers = RegisteredCallers::start(chain, 1, Duration::from_millis(200))
+    let callers = RegisteredCallers::start(chain, 1, refresh)
         .await
         .expect("metagraph");
     let config = ServerConfig {
@@ -57,7 +58,7 @@ async fn identity_as(base: &str, miner: &Keypair, caller: &str) -> (StatusCode, 
 async fn only_registered_hotkeys_are_served_and_new_registrations_are_picked_up() {
     let dir = tempfile::tempdir().expect("tempdir");
     let chain_url = spawn_chain(dir.path()).await;
-    let (base, miner) = spawn_miner(&chain_url).await;
+    let (base, miner) = spawn_miner(&chain_url, Duration::from_millis(200)).await;
 
     // //Alice owns subnet 1 and its hotkey is registered at genesis.
     let (status, _) = identity_as(&base, &miner, "//Alice").await;
@@ -74,22 +75,7 @@ async fn only_registered_hotkeys_are_served_and_new_registrations_are_picked_up(
     );
 
     // Register //Charlie (its own coldkey pays the burn); the miner sees it after a refresh.
-    let chain = DevChainClient::new(&chain_url).expect("client");
-    let charlie = Keypair::from_uri("//Charlie").expect("key");
-    let tx = chain
-        .submit(
-            Call::Register {
-                netuid: 1,
-                hotkey: charlie.account_id(),
-            },
-            &charlie,
-        )
-        .await
-        .expect("submit register");
-    chain
-        .wait_for_inclusion(tx, Duration::from_secs(10))
-        .await
-        .expect("included");
+    register(&chain_url, "//Charlie").await;
     let mut last = StatusCode::FORBIDDEN;
     for _ in 0..50 {
         last = identity_as(&base, &miner, "//Charlie").await.0;
@@ -99,4 +85,43 @@ async fn only_registered_hotkeys_are_served_and_new_registrations_are_picked_up(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(last, StatusCode::OK, "registration never picked up");
+}
+
+/// Registers `uri`'s hotkey on subnet 1 (its own coldkey pays the burn) and waits for inclusion.
+async fn register(chain_url: &str, uri: &str) {
+    let chain = DevChainClient::new(chain_url).expect("client");
+    let key = Keypair::from_uri(uri).expect("key");
+    let tx = chain
+        .submit(
+            Call::Register {
+                netuid: 1,
+                hotkey: key.account_id(),
+            },
+            &key,
+        )
+        .await
+        .expect("submit register");
+    chain
+        .wait_for_inclusion(tx, Duration::from_secs(10))
+        .await
+        .expect("included");
+}
+
+#[tokio::test]
+async fn a_caller_about_to_be_refused_triggers_a_refresh_instead_of_waiting_for_the_next() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chain_url = spawn_chain(dir.path()).await;
+    // The periodic refresh never comes during the test.
+    let (base, miner) = spawn_miner(&chain_url, Duration::from_secs(3600)).await;
+
+    let (status, body) = identity_as(&base, &miner, "//Dave").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    register(&chain_url, "//Dave").await;
+    // The first request after the registration is served: its refusal asked for a fresh snapshot.
+    let (status, body) = identity_as(&base, &miner, "//Dave").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, _) = identity_as(&base, &miner, "//Eve").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
