@@ -585,24 +585,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         if miners.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let deadline_block = schedule.label_deadline(epoch, self.config.label_deadline_blocks);
-        // The model track ran first: the head has moved on since the epoch's metagraph.
-        let block = self
-            .clock
-            .current_block()
-            .await
-            .unwrap_or(metagraph.block)
-            .max(metagraph.block);
-        if block >= deadline_block {
-            tracing::warn!(
-                epoch,
-                deadline_block,
-                block,
-                "label track: the deadline passed before the tasks could be sent (the model \
-                 track took that long); labelers cannot answer past the deadline, so this epoch's \
-                 labels are lost: raise --labels.deadline-blocks or speed up the model track"
-            );
-        }
+        let planned_deadline = schedule.label_deadline(epoch, self.config.label_deadline_blocks);
         let mut answer_seed = [0u8; 8];
         answer_seed.copy_from_slice(&seed[..8]);
         let answers: Arc<dyn AnswerSource> = Arc::new(ModelAnswers::new(
@@ -619,23 +602,42 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             epoch,
             seed,
             secret: labels::fresh_secret(),
-            deadline_block,
+            deadline_block: planned_deadline,
             miners: &miners,
             mix: &self.competition.competition.tasks,
         };
-        let before_deadline = async {
-            if let Err(error) = self
-                .clock
-                .wait_until(deadline_block.saturating_sub(1))
-                .await
-            {
-                tracing::warn!(%error, deadline_block, "label track: waiting for the deadline failed; collecting now");
-            }
-        };
-        let result = setup
+        let sent = setup
             .track
-            .run_epoch(&input, answers, before_deadline)
+            .send_deadline_at(&input, answers, || async {
+                // The model track and the answers took their time: the head has moved on.
+                let head = self
+                    .clock
+                    .current_block()
+                    .await
+                    .unwrap_or(metagraph.block)
+                    .max(metagraph.block);
+                schedule.label_deadline_sent_at(epoch, self.config.label_deadline_blocks, head)
+            })
             .await;
+        let deadline_block = sent.deadline_block();
+        if deadline_block > planned_deadline {
+            tracing::warn!(
+                epoch,
+                planned_deadline,
+                deadline_block,
+                "label track: batches sent too late for the planned deadline (the model track \
+                 and the answers took that long); labelers get the planned window from now, and \
+                 this turn ends that much later"
+            );
+        }
+        if let Err(error) = self
+            .clock
+            .wait_until(deadline_block.saturating_sub(1))
+            .await
+        {
+            tracing::warn!(%error, deadline_block, "label track: waiting for the deadline failed; collecting now");
+        }
+        let result = setup.track.collect(sent).await;
         let saved = db::save_label_track(&self.pool, &result).await?;
         tracing::info!(
             epoch,

@@ -58,6 +58,20 @@ impl EpochSchedule {
         let last = self.first_block(epoch + 1).saturating_sub(1).max(start);
         start.saturating_add(blocks).min(last)
     }
+
+    /// The deadline of label batches of `epoch` sent at block `head`: the planned
+    /// [`label_deadline`](Self::label_deadline) while at least half its window (the blocks from
+    /// the epoch's first block to it) is left, else the whole window counted from `head`, so a
+    /// validator that sends late (a slow model track, slow answers) still gives labelers time.
+    pub fn label_deadline_sent_at(self, epoch: u64, blocks: Option<u64>, head: u64) -> u64 {
+        let planned = self.label_deadline(epoch, blocks);
+        let window = planned.saturating_sub(self.first_block(epoch)).max(1);
+        if head.saturating_add(window / 2) <= planned {
+            planned
+        } else {
+            head.saturating_add(window)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -118,6 +132,34 @@ mod tests {
         assert_eq!(
             EpochSchedule::new(1, 1).label_deadline(5, None),
             start_of(1, 1, 5) + 1
+        );
+    }
+
+    #[test]
+    fn late_label_batches_get_the_whole_window_from_when_they_are_sent() {
+        let schedule = EpochSchedule::new(1, 20);
+        let start = schedule.first_block(7);
+        let planned = schedule.label_deadline(7, None);
+        assert_eq!(planned, start + 10);
+        // Sent at the start or with half the window left: the planned deadline.
+        assert_eq!(schedule.label_deadline_sent_at(7, None, start), planned);
+        assert_eq!(schedule.label_deadline_sent_at(7, None, start + 5), planned);
+        // Later, or even after the planned deadline or the epoch: ten blocks from then.
+        assert_eq!(
+            schedule.label_deadline_sent_at(7, None, start + 6),
+            start + 16
+        );
+        assert_eq!(
+            schedule.label_deadline_sent_at(7, None, start + 30),
+            start + 40
+        );
+        // A one-block window is kept until its block.
+        let one = schedule.label_deadline(7, Some(1));
+        assert_eq!(schedule.label_deadline_sent_at(7, Some(1), start), one);
+        assert_eq!(schedule.label_deadline_sent_at(7, Some(1), one), one);
+        assert_eq!(
+            schedule.label_deadline_sent_at(7, Some(1), one + 1),
+            one + 2
         );
     }
 

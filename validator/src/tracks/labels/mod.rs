@@ -145,6 +145,11 @@ impl SentEpoch {
     pub fn open_pairs(&self) -> usize {
         self.pool.open.len()
     }
+
+    /// The deadline block the batches were sent with.
+    pub fn deadline_block(&self) -> u64 {
+        self.deadline_block
+    }
 }
 
 /// One label miner's epoch.
@@ -257,11 +262,25 @@ impl LabelTrack {
     }
 
     /// Builds every miner's batch (asking `answers` for the open pairs, on a blocking thread)
-    /// and posts it. Never fails: an undelivered batch is recorded for [`LabelTrack::collect`].
+    /// and posts it with `input.deadline_block`. Never fails: an undelivered batch is recorded
+    /// for [`LabelTrack::collect`].
     pub async fn send(
         &self,
         input: &LabelEpochInput<'_>,
         answers: Arc<dyn AnswerSource>,
+    ) -> SentEpoch {
+        self.send_deadline_at(input, answers, || std::future::ready(input.deadline_block))
+            .await
+    }
+
+    /// [`send`](Self::send), with the deadline block decided by `deadline` once the answers are
+    /// ready, just before the batches are posted (e.g. from the chain head then, so that a late
+    /// start still leaves labelers a window).
+    pub async fn send_deadline_at<F: Future<Output = u64>>(
+        &self,
+        input: &LabelEpochInput<'_>,
+        answers: Arc<dyn AnswerSource>,
+        deadline: impl FnOnce() -> F,
     ) -> SentEpoch {
         let settings = &self.settings.batch;
         let track_seed = batch::track_seed(input.seed, input.secret);
@@ -278,10 +297,12 @@ impl LabelTrack {
                 })
         };
         let pool = batch::build_pool(track_seed, input.mix, settings, &prompts, &candidates);
+        let deadline_block = deadline().await;
         tracing::info!(
             miners = input.miners.len(),
             open_pairs = pool.open.len(),
             known_pairs = pool.known.len(),
+            deadline_block,
             "label track: sending batches"
         );
         let pool_ref = &pool;
@@ -295,7 +316,7 @@ impl LabelTrack {
                     settings,
                     batch::miner_seed(track_seed, &miner.hotkey),
                     input.epoch,
-                    input.deadline_block,
+                    deadline_block,
                 );
                 let delivered = match &miner.base_url {
                     None => Err(Failure {
@@ -332,7 +353,7 @@ impl LabelTrack {
             netuid: input.netuid,
             epoch: input.epoch,
             track_seed,
-            deadline_block: input.deadline_block,
+            deadline_block,
             pool,
             sent,
         }
