@@ -61,19 +61,118 @@ pub fn init(format: LogFormat, default_filter: &str) {
     let _ = result;
 }
 
-/// A connection URL fit for logs and error messages: `postgres://user:secret@host/db` becomes
-/// `postgres://user:***@host/db`; a URL without a password is returned unchanged.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
+/// A connection string fit for logs, errors and `--dump-config`: every password in it becomes
+/// `***`, in each form libpq and sqlx accept:
+/// - URL userinfo: `postgres://user:secret@host/db` → `postgres://user:***@host/db`;
+/// - URL query parameters: `postgres://host/db?user=u&password=secret` → `…&password=***`
+///   (any parameter whose name contains `password`, e.g. `sslpassword`);
+/// - keyword/value strings: `host=h user=u password='se cret'` → `host=h user=u password=***`.
+///
+/// Anything without a password is returned unchanged. When the form is ambiguous (an `@` in a
+/// query), more is hidden rather than less.
+pub fn redact_url(dsn: &str) -> String {
+    match dsn.find("://") {
+        Some(scheme_end) => {
+            let (head, rest) = dsn.split_at(scheme_end + 3);
+            let (authority, tail) = match rest.rfind('@') {
+                Some(at) => {
+                    let (creds, tail) = rest.split_at(at);
+                    let creds = match creds.split_once(':') {
+                        Some((user, _)) => format!("{user}:***"),
+                        None => creds.to_string(),
+                    };
+                    (creds, tail)
+                }
+                None => (String::new(), rest),
+            };
+            let tail = match tail.split_once('?') {
+                Some((path, query)) => format!("{path}?{}", redact_query(query)),
+                None => tail.to_string(),
+            };
+            format!("{head}{authority}{tail}")
+        }
+        None => redact_keywords(dsn),
+    }
+}
+
+/// True for the names of parameters that hold a secret.
+fn is_secret_key(key: &str) -> bool {
+    key.to_ascii_lowercase().contains("password")
+}
+
+/// `a=1&password=x#frag` → `a=1&password=***#frag`.
+fn redact_query(query: &str) -> String {
+    let (query, fragment) = match query.split_once('#') {
+        Some((query, fragment)) => (query, Some(fragment)),
+        None => (query, None),
+    };
+    let mut out = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if is_secret_key(key) => format!("{key}=***"),
+            _ => pair.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    if let Some(fragment) = fragment {
+        out.push('#');
+        out.push_str(fragment);
+    }
+    out
+}
+
+/// libpq's `key = value` form, values bare or single-quoted with backslash escapes.
+fn redact_keywords(dsn: &str) -> String {
+    let c: Vec<char> = dsn.chars().collect();
+    let n = c.len();
+    let mut out = String::with_capacity(dsn.len());
+    let mut i = 0;
+    let copy_spaces = |i: &mut usize, out: &mut String| {
+        while *i < n && c[*i].is_whitespace() {
+            out.push(c[*i]);
+            *i += 1;
+        }
+    };
+    while i < n {
+        copy_spaces(&mut i, &mut out);
+        let start = i;
+        while i < n && c[i] != '=' && !c[i].is_whitespace() {
+            i += 1;
+        }
+        let key: String = c[start..i].iter().collect();
+        out.push_str(&key);
+        copy_spaces(&mut i, &mut out);
+        if i >= n || c[i] != '=' {
+            continue;
+        }
+        out.push('=');
+        i += 1;
+        copy_spaces(&mut i, &mut out);
+        let value_start = i;
+        let quoted = i < n && c[i] == '\'';
+        if quoted {
+            i += 1;
+        }
+        while i < n {
+            match c[i] {
+                '\\' => i += 2,
+                '\'' if quoted => {
+                    i += 1;
+                    break;
+                }
+                ch if !quoted && ch.is_whitespace() => break,
+                _ => i += 1,
             }
         }
-        _ => url.to_string(),
+        let i_end = i.min(n);
+        if is_secret_key(&key) {
+            out.push_str("***");
+        } else {
+            out.extend(&c[value_start..i_end]);
+        }
+        i = i_end;
     }
+    out
 }
 
 #[cfg(test)]
@@ -88,5 +187,54 @@ mod tests {
         );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn redact_url_hides_passwords_in_query_parameters() {
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=secret&sslmode=disable"),
+            "postgres://h/db?user=u&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("postgresql://u:a@h/db?sslpassword=k#x"),
+            "postgresql://u:***@h/db?sslpassword=***#x"
+        );
+        assert_eq!(
+            redact_url("postgres://h/db?application_name=v"),
+            "postgres://h/db?application_name=v"
+        );
+    }
+
+    #[test]
+    fn redact_url_hides_passwords_in_keyword_strings() {
+        assert_eq!(
+            redact_url("host=h user=u password=secret dbname=d"),
+            "host=h user=u password=*** dbname=d"
+        );
+        assert_eq!(
+            redact_url("host=h password = 'se cret\\' x' dbname=d"),
+            "host=h password = *** dbname=d"
+        );
+        assert_eq!(redact_url("password=secret"), "password=***");
+        assert_eq!(redact_url("host=h dbname=d"), "host=h dbname=d");
+    }
+
+    #[test]
+    fn redaction_never_leaks_the_secret() {
+        for dsn in [
+            "postgres://u:secret@h/db",
+            "postgres://u:se@cret@h/db",
+            "postgres://h/db?password=secret",
+            "postgres://u:secret@h/db?application_name=a@b",
+            "user=u password=secret",
+            "user=u PASSWORD='secret'",
+            "user=u password=secret\\ more",
+        ] {
+            assert!(
+                !redact_url(dsn).contains("secret"),
+                "{dsn} -> {}",
+                redact_url(dsn)
+            );
+        }
     }
 }

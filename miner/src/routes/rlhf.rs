@@ -75,8 +75,26 @@ pub fn validate(batch: &RlhfTaskBatch, limits: &BatchLimits) -> Result<(), RlhfE
             limits.max_tasks
         )));
     }
+    // Postgres text cannot hold a NUL byte: refuse it here instead of failing the insert (500).
+    if batch.batch_id.contains('\0') {
+        return Err(bad("batch_id contains a NUL byte".into()));
+    }
     let mut seen = HashSet::new();
     for task in &batch.tasks {
+        if let Some((field, _)) = [
+            ("task_id", &task.task_id),
+            ("prompt", &task.prompt),
+            ("a", &task.a),
+            ("b", &task.b),
+        ]
+        .into_iter()
+        .find(|(_, text)| text.contains('\0'))
+        {
+            return Err(bad(format!(
+                "task {:?}: {field} contains a NUL byte",
+                task.task_id
+            )));
+        }
         if !id_ok(&task.task_id) {
             return Err(bad(format!(
                 "task_id must be 1 to {} bytes and not blank",
@@ -214,6 +232,22 @@ mod tests {
         let mut blank = batch(1);
         blank.batch_id = " ".into();
         assert_eq!(status(validate(&blank, &limits)), StatusCode::BAD_REQUEST);
+        for field in 0..4 {
+            let mut nul = batch(1);
+            let task = &mut nul.tasks[0];
+            [
+                &mut task.task_id,
+                &mut task.prompt,
+                &mut task.a,
+                &mut task.b,
+            ][field]
+                .push('\0');
+            let refused = validate(&nul, &limits).expect_err("a NUL byte is refused");
+            assert_eq!(status(Err(refused)), StatusCode::BAD_REQUEST);
+        }
+        let mut nul_id = batch(1);
+        nul_id.batch_id.push('\0');
+        assert_eq!(status(validate(&nul_id, &limits)), StatusCode::BAD_REQUEST);
         let mut empty_prompt = batch(1);
         empty_prompt.tasks[0].prompt = String::new();
         assert_eq!(

@@ -64,6 +64,41 @@ fn dump_config_takes_flags_over_env_over_defaults_and_redacts_the_password() {
     assert_eq!(config["cache"]["dir"], "validator-cache");
     assert_eq!(config["weights"]["version_key"], Value::Null);
     assert!(!String::from_utf8_lossy(&output.stdout).contains("hunter2"));
+    assert_eq!(config["model"]["fetch_budget_secs"], 300);
+}
+
+#[test]
+fn dump_config_hides_passwords_in_query_and_keyword_connection_strings() {
+    for (dsn, shown) in [
+        (
+            "postgres://val@db/validator?password=hunter2",
+            "postgres://val@db/validator?password=***",
+        ),
+        (
+            "host=db user=val password=hunter2 dbname=validator",
+            "host=db user=val password=*** dbname=validator",
+        ),
+    ] {
+        let output = validator()
+            .args(["run", "--dump-config", "--db.url", dsn])
+            .output()
+            .expect("run validator");
+        assert!(output.status.success());
+        let config: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        assert_eq!(config["db"]["url"], shown);
+        assert!(!String::from_utf8_lossy(&output.stdout).contains("hunter2"));
+    }
+}
+
+#[test]
+fn a_fetch_budget_of_zero_is_refused_naming_the_flag() {
+    let output = validator()
+        .args(["run", "--dump-config", "--model.fetch-budget-secs", "0"])
+        .output()
+        .expect("run validator");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--model.fetch-budget-secs"), "{stderr}");
 }
 
 #[test]
