@@ -64,7 +64,6 @@ fn dump_config_takes_flags_over_env_over_defaults_and_redacts_the_password() {
     assert_eq!(config["cache"]["dir"], "validator-cache");
     assert_eq!(config["weights"]["version_key"], Value::Null);
     assert!(!String::from_utf8_lossy(&output.stdout).contains("hunter2"));
-    assert_eq!(config["model"]["fetch_budget_secs"], 300);
 }
 
 #[test]
@@ -88,17 +87,6 @@ fn dump_config_hides_passwords_in_query_and_keyword_connection_strings() {
         assert_eq!(config["db"]["url"], shown);
         assert!(!String::from_utf8_lossy(&output.stdout).contains("hunter2"));
     }
-}
-
-#[test]
-fn a_fetch_budget_of_zero_is_refused_naming_the_flag() {
-    let output = validator()
-        .args(["run", "--dump-config", "--model.fetch-budget-secs", "0"])
-        .output()
-        .expect("run validator");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("--model.fetch-budget-secs"), "{stderr}");
 }
 
 #[test]
