@@ -14,8 +14,12 @@
 //! 5. only then is the staging directory renamed into place, so a cache entry is either
 //!    complete or absent (a failed or cancelled fetch leaves nothing behind).
 //!
-//! Every request has a timeout to its response headers and between body chunks, and the whole
-//! fetch has a deadline. Every body byte received from a miner (manifest, files, bytes later thrown
+//! Every request has a timeout to its response headers and between body chunks, the whole fetch
+//! has a deadline, and after a short grace the transfer must keep up a minimum throughput
+//! ([`Limits::min_bytes_per_sec`]): a miner trickling a byte every few seconds is cut off within
+//! seconds ([`FetchError::TooSlow`]), not at the deadline. Redirects are never followed (build
+//! the client with [`miner_http_client`]); a 3xx is [`FetchError::Redirect`], and its target is
+//! neither visited nor recorded. Every body byte received from a miner (manifest, files, bytes later thrown
 //! away) counts in `validator_download_bytes_total`. A misbehaving miner is data: each [`FetchError`] maps to a recorded
 //! outcome code ([`FetchError::outcome`]). The manifest's `competition` is not covered by its hash:
 //! callers compare it with the commitment's competition themselves.
@@ -23,6 +27,7 @@
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
     time::Duration,
 };
 
@@ -64,11 +69,16 @@ pub struct Limits {
     pub deadline: Duration,
     /// Range requests allowed per file to resume after a broken or stalled connection.
     pub max_resumes: u32,
+    /// Slowest transfer accepted once [`Limits::throughput_grace`] has passed: the fetch must have
+    /// received `min_bytes_per_sec × (elapsed − grace)` bytes at every moment (0: no floor).
+    pub min_bytes_per_sec: u64,
+    /// Time a fetch gets before the throughput floor applies (connecting, the first bytes).
+    pub throughput_grace: Duration,
 }
 
 impl Default for Limits {
     /// 64 KiB manifests, 256 MiB artifacts, 10 s per request or stalled read, 10 min in all,
-    /// 3 resumes per file.
+    /// 3 resumes per file, at least 1 MiB/s after a 10 s grace.
     fn default() -> Self {
         Self {
             max_manifest_bytes: 64 * 1024,
@@ -78,6 +88,8 @@ impl Default for Limits {
             read_timeout: Duration::from_secs(10),
             deadline: Duration::from_secs(600),
             max_resumes: 3,
+            min_bytes_per_sec: 1 << 20,
+            throughput_grace: Duration::from_secs(10),
         }
     }
 }
@@ -117,6 +129,34 @@ pub enum FetchError {
         what: String,
         /// The limit that passed (`None` when the HTTP client's own timeout fired).
         after: Option<Duration>,
+    },
+    /// The transfer fell under the minimum throughput ([`Limits::min_bytes_per_sec`]).
+    #[error(
+        "{what}: too slow: {received} bytes in {elapsed:?}, at least {min_bytes_per_sec} bytes/s \
+         expected after the first {grace:?}"
+    )]
+    TooSlow {
+        /// What was being received.
+        what: String,
+        /// Bytes the whole fetch had received.
+        received: u64,
+        /// Time since the fetch started.
+        elapsed: Duration,
+        /// The floor.
+        min_bytes_per_sec: u64,
+        /// The grace before the floor applies.
+        grace: Duration,
+    },
+    /// The miner answered with a redirect. It is not followed (the validator talks only to the
+    /// address a miner publishes on chain), and its target is not recorded.
+    #[error(
+        "{what}: the miner answered with a redirect (HTTP {status}); redirects are not followed"
+    )]
+    Redirect {
+        /// The request.
+        what: String,
+        /// The 3xx status code.
+        status: u16,
     },
     /// Connecting or talking to the miner failed.
     #[error("{what}: {source}")]
@@ -173,7 +213,8 @@ impl FetchError {
     /// Stable code recorded with the miner's evaluation.
     pub fn outcome(&self) -> &'static str {
         match self {
-            Self::Timeout { .. } => "timeout",
+            Self::Timeout { .. } | Self::TooSlow { .. } => "timeout",
+            Self::Redirect { .. } => "redirect",
             Self::Unreachable { .. } => "unreachable",
             Self::BadStatus { .. } => "bad_status",
             Self::Malformed(_) => "malformed",
@@ -189,6 +230,17 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// The HTTP client the validator talks to miners with: it follows no redirects (a miner's 3xx
+/// would otherwise send our signed headers and bodies wherever it points), connects within 5 s
+/// and keeps no idle connection longer than 30 s.
+pub fn miner_http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build()
 }
 
 /// True for 64 lowercase hex characters.
@@ -223,6 +275,8 @@ pub async fn fetch_artifact(
         base_url,
         hotkey: miner_hotkey,
         limits,
+        started: tokio::time::Instant::now(),
+        received: AtomicU64::new(0),
     };
     let download = download(&miner, expected_manifest_sha256, cache_dir, &entry);
     match tokio::time::timeout(limits.deadline, download).await {
@@ -279,6 +333,10 @@ struct Miner<'a> {
     base_url: &'a reqwest::Url,
     hotkey: &'a AccountId,
     limits: &'a Limits,
+    /// When the fetch started, for the throughput floor.
+    started: tokio::time::Instant,
+    /// Body bytes the whole fetch has received so far.
+    received: AtomicU64,
 }
 
 impl Miner<'_> {
@@ -303,17 +361,19 @@ impl Miner<'_> {
             request = request.header(reqwest::header::RANGE, format!("bytes={start}-"));
         }
         let send = request.send();
-        let response = match tokio::time::timeout(self.limits.request_timeout, send).await {
-            Err(_) => {
-                return Err(FetchError::Timeout {
-                    what: what.into(),
-                    after: Some(self.limits.request_timeout),
-                });
-            }
+        let wait = self.wait_limit(self.limits.request_timeout, what)?;
+        let response = match tokio::time::timeout(wait, send).await {
+            Err(_) => return Err(self.expired(what, self.limits.request_timeout)),
             Ok(Err(source)) => return Err(transport_error(what, source)),
             Ok(Ok(response)) => response,
         };
         let status = response.status();
+        if status.is_redirection() {
+            return Err(FetchError::Redirect {
+                what: what.into(),
+                status: status.as_u16(),
+            });
+        }
         if !status.is_success() {
             return Err(FetchError::BadStatus {
                 what: what.into(),
@@ -323,24 +383,70 @@ impl Miner<'_> {
         Ok(response)
     }
 
-    /// The next body chunk, waiting at most `read_timeout`; its bytes are counted as downloaded.
+    /// The next body chunk, waiting at most `read_timeout` (less when the throughput floor is
+    /// closer); its bytes are counted as downloaded.
     async fn chunk(
         &self,
         response: &mut reqwest::Response,
         what: &str,
     ) -> Result<Option<bytes::Bytes>, FetchError> {
-        match tokio::time::timeout(self.limits.read_timeout, response.chunk()).await {
-            Err(_) => Err(FetchError::Timeout {
-                what: what.into(),
-                after: Some(self.limits.read_timeout),
-            }),
+        let wait = self.wait_limit(self.limits.read_timeout, what)?;
+        match tokio::time::timeout(wait, response.chunk()).await {
+            Err(_) => Err(self.expired(what, self.limits.read_timeout)),
             Ok(Err(source)) => Err(transport_error(what, source)),
             Ok(Ok(chunk)) => {
                 if let Some(chunk) = &chunk {
                     crate::metrics::record_download_bytes(chunk.len() as u64);
+                    self.received
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 }
                 Ok(chunk)
             }
+        }
+    }
+
+    /// How long the next wait may take: `limit`, or less where the fetch would fall under the
+    /// throughput floor before then (already under it: [`FetchError::TooSlow`]).
+    fn wait_limit(&self, limit: Duration, what: &str) -> Result<Duration, FetchError> {
+        let Some(floor) = self.floor_left() else {
+            return Ok(limit);
+        };
+        if floor.is_zero() {
+            return Err(self.too_slow(what));
+        }
+        Ok(limit.min(floor))
+    }
+
+    /// Time until the bytes received so far (plus one) fall under the floor; `None` without one.
+    fn floor_left(&self) -> Option<Duration> {
+        let rate = self.limits.min_bytes_per_sec;
+        if rate == 0 {
+            return None;
+        }
+        let received = self.received.load(Ordering::Relaxed);
+        let earned = Duration::from_secs_f64((received as f64 + 1.0) / rate as f64);
+        let allowed = self.limits.throughput_grace.saturating_add(earned);
+        Some(allowed.saturating_sub(self.started.elapsed()))
+    }
+
+    /// The error for a wait that ran out: the floor's when that was the nearer limit.
+    fn expired(&self, what: &str, limit: Duration) -> FetchError {
+        match self.floor_left() {
+            Some(left) if left.is_zero() => self.too_slow(what),
+            _ => FetchError::Timeout {
+                what: what.into(),
+                after: Some(limit),
+            },
+        }
+    }
+
+    fn too_slow(&self, what: &str) -> FetchError {
+        FetchError::TooSlow {
+            what: what.into(),
+            received: self.received.load(Ordering::Relaxed),
+            elapsed: self.started.elapsed(),
+            min_bytes_per_sec: self.limits.min_bytes_per_sec,
+            grace: self.limits.throughput_grace,
         }
     }
 }

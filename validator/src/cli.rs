@@ -122,6 +122,16 @@ pub struct RunArgs {
     )]
     pub labels_enabled: bool,
 
+    /// Seconds each epoch's model track waits for miners' artifacts and spot-checks; a miner not
+    /// done by then is recorded as `timeout` and scored 0 for the epoch.
+    #[arg(
+        long = "model.fetch-budget-secs",
+        env = "BT_MODEL_FETCH_BUDGET_SECS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub model_fetch_budget_secs: u64,
+
     /// Blocks after an epoch's first block by which miners' labels are collected (default: half
     /// the tempo); never past the epoch's last block.
     #[arg(long = "labels.deadline-blocks", env = "BT_LABELS_DEADLINE_BLOCKS")]

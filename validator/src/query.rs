@@ -28,7 +28,9 @@ pub async fn run(args: &QueryArgs, out: &mut impl Write) -> anyhow::Result<()> {
         None => Vec::new(),
     };
     let keypair = args.wallet.load_hotkey()?;
+    // A miner's redirect is shown, not followed: it would take our signature elsewhere.
     let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(args.timeout_secs))
         .build()
         .context("while building the HTTP client")?;

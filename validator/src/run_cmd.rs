@@ -42,6 +42,7 @@ pub fn config_json(args: &RunArgs) -> serde_json::Value {
         "cache": { "dir": args.cache_dir },
         "http": { "port": args.http_port },
         "scores": { "ema_alpha": args.ema_alpha },
+        "model": { "fetch_budget_secs": args.model_fetch_budget_secs },
         "weights": { "version_key": args.version_key },
         "labels": {
             "enabled": args.labels_enabled,
@@ -103,10 +104,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let device = select(args.device).with_context(|| format!("--device {}", args.device))?;
     std::fs::create_dir_all(&args.cache_dir)
         .with_context(|| format!("while creating --cache.dir {}", args.cache_dir.display()))?;
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .context("while building the HTTP client")?;
+    let http = crate::artifacts::miner_http_client().context("while building the HTTP client")?;
     let labels = args.labels_enabled.then(|| LabelSetup {
         track: LabelTrack::new(
             SignedClient::new(http.clone(), hotkey.clone()),
@@ -120,7 +118,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         SignedClient::new(http, hotkey.clone()),
         args.cache_dir.clone(),
         device,
-        TrackSettings::default(),
+        TrackSettings {
+            fetch_budget: Duration::from_secs(args.model_fetch_budget_secs),
+            ..TrackSettings::default()
+        },
     );
     let clock = ChainClock::new(
         Arc::clone(&chain),

@@ -14,11 +14,11 @@
 //!    when the epoch is to be scored, since waiting for a reveal's inclusion need not hold up
 //!    the evaluation;
 //! 2. unless epoch `e` is already in the database: read the metagraph and commitments, derive the
-//!    seed from the hash of `e`'s first block, run the model track, then the label track (when on:
-//!    send the batches, wait for the label deadline, collect, store its rows in their own
-//!    transaction, or reuse the rows a run before a restart stored), combine the tracks, update
-//!    the EMA, convert to u16, and store all of it with the `pending` weight row in one
-//!    transaction;
+//!    seed from the hash of `e`'s first block, run the model track and, beside it, the label track
+//!    (when on: send the batches, answered by the last stored epoch's best models, wait for the
+//!    label deadline, collect, store its rows in their own transaction, or reuse the rows a run
+//!    before a restart stored), combine the tracks, update the EMA, convert to u16, and store all
+//!    of it with the `pending` weight row in one transaction;
 //! 3. settle again, which commits (or sets) the new row;
 //! 4. wait for the first block of epoch `e + 1`.
 //!
@@ -205,7 +205,7 @@ pub struct EpochTimings {
     pub db_read: Duration,
     /// The model track, by phase.
     pub model: TrackTimings,
-    /// The label track (zero when off).
+    /// The label track (zero when off); it runs beside the model track, so the two overlap.
     pub labels: Duration,
     /// Combining the tracks, EMA, u16 conversion, the weight row.
     pub weights: Duration,
@@ -310,7 +310,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         }
     }
 
-    /// Runs the label track each epoch after the model track (off unless set).
+    /// Runs the label track each epoch beside the model track (off unless set).
     pub fn with_labels(mut self, labels: LabelSetup) -> Self {
         self.labels = Some(labels);
         self
@@ -467,16 +467,23 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             competition: &self.competition,
             dataset: self.dataset.as_ref(),
         };
-        let (model, model_timings) = self.track.score_epoch_timed(&input).await?;
+        // The two tracks run side by side: the label batches go out first thing (labelers get
+        // the whole window) and the model track fetches and evaluates while labelers work, so
+        // the turn takes the longer of the two, not their sum.
+        let labels = async {
+            let phase = Instant::now();
+            let scores = self.label_scores(epoch, schedule, seed, &metagraph).await;
+            (scores, phase.elapsed())
+        };
+        let (model, (labels, label_time)) =
+            tokio::join!(self.track.score_epoch_timed(&input), labels);
+        let (model, model_timings) = model?;
+        let labels = labels?;
         timings.model = model_timings;
+        timings.labels = label_time;
         for miner in &model.miners {
             crate::metrics::record_miner_queried(miner.outcome.code());
         }
-        let phase = Instant::now();
-        let labels = self
-            .label_scores(epoch, schedule, seed, &metagraph, &model)
-            .await?;
-        timings.labels = phase.elapsed();
         let phase = Instant::now();
         let scores = TrackScores {
             model: model.miners.iter().map(|m| (m.uid, m.score)).collect(),
@@ -557,14 +564,14 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
     /// The label track's scores of `epoch`: the stored ones when a run before a restart stored
     /// them, else a fresh run (send, wait for the deadline, collect) stored in its own
     /// transaction. Empty when the track is off or nobody labels; a miner that serves no labels
-    /// is recorded with its outcome and scores 0.
+    /// is recorded with its outcome and scores 0. The open pairs are answered by the best models
+    /// of the last epoch stored before this one (none yet: known-answer tasks only).
     async fn label_scores(
         &self,
         epoch: u64,
         schedule: EpochSchedule,
         seed: [u8; 32],
         metagraph: &Metagraph,
-        model: &ModelTrackResult,
     ) -> Result<BTreeMap<u16, f64>, ServiceError> {
         let Some(setup) = &self.labels else {
             return Ok(BTreeMap::new());
@@ -588,8 +595,15 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         let planned_deadline = schedule.label_deadline(epoch, self.config.label_deadline_blocks);
         let mut answer_seed = [0u8; 8];
         answer_seed.copy_from_slice(&seed[..8]);
+        let answer_dirs = match db::latest_epoch(&self.pool, i32::from(netuid)).await? {
+            Some(last) if last.epoch < stored_epoch => {
+                let evals = db::model_evals(&self.pool, i32::from(netuid), last.epoch).await?;
+                ModelAnswers::top_models(&evals, &setup.cache_dir, setup.answer_models)
+            }
+            _ => Vec::new(),
+        };
         let answers: Arc<dyn AnswerSource> = Arc::new(ModelAnswers::new(
-            ModelAnswers::top_models(model, &setup.cache_dir, setup.answer_models),
+            answer_dirs,
             self.competition.competition.clone(),
             setup.device.clone(),
             AnswerOptions {
@@ -609,7 +623,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         let sent = setup
             .track
             .send_deadline_at(&input, answers, || async {
-                // The model track and the answers took their time: the head has moved on.
+                // The answers took their time (and a turn may start late): the head has moved on.
                 let head = self
                     .clock
                     .current_block()
@@ -625,9 +639,9 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                 epoch,
                 planned_deadline,
                 deadline_block,
-                "label track: batches sent too late for the planned deadline (the model track \
-                 and the answers took that long); labelers get the planned window from now, and \
-                 this turn ends that much later"
+                "label track: batches sent too late for the planned deadline (the turn started \
+                 late, or the answers took that long); labelers get the window from now, up to the \
+                 epoch's last block"
             );
         }
         if let Err(error) = self

@@ -61,16 +61,21 @@ impl EpochSchedule {
 
     /// The deadline of label batches of `epoch` sent at block `head`: the planned
     /// [`label_deadline`](Self::label_deadline) while at least half its window (the blocks from
-    /// the epoch's first block to it) is left, else the whole window counted from `head`, so a
-    /// validator that sends late (a slow model track, slow answers) still gives labelers time.
+    /// the epoch's first block to it) is left; later (a turn that started late, slow answers),
+    /// the whole window counted from `head` but never past the epoch's last block, so labelers
+    /// still get time and the turn ends in its epoch (the next one then starts on time instead
+    /// of late again); at least the block after `head`.
     pub fn label_deadline_sent_at(self, epoch: u64, blocks: Option<u64>, head: u64) -> u64 {
         let planned = self.label_deadline(epoch, blocks);
         let window = planned.saturating_sub(self.first_block(epoch)).max(1);
         if head.saturating_add(window / 2) <= planned {
-            planned
-        } else {
-            head.saturating_add(window)
+            return planned;
         }
+        let last = self.first_block(epoch + 1).saturating_sub(1);
+        head.saturating_add(window)
+            .min(last)
+            .max(planned)
+            .max(head.saturating_add(1))
     }
 }
 
@@ -136,22 +141,26 @@ mod tests {
     }
 
     #[test]
-    fn late_label_batches_get_the_whole_window_from_when_they_are_sent() {
+    fn late_label_batches_get_what_is_left_of_the_window_inside_the_epoch() {
         let schedule = EpochSchedule::new(1, 20);
         let start = schedule.first_block(7);
+        let last = schedule.first_block(8) - 1;
         let planned = schedule.label_deadline(7, None);
         assert_eq!(planned, start + 10);
         // Sent at the start or with half the window left: the planned deadline.
         assert_eq!(schedule.label_deadline_sent_at(7, None, start), planned);
         assert_eq!(schedule.label_deadline_sent_at(7, None, start + 5), planned);
-        // Later, or even after the planned deadline or the epoch: ten blocks from then.
+        // Later: ten blocks from then, but never past the epoch's last block.
         assert_eq!(
             schedule.label_deadline_sent_at(7, None, start + 6),
             start + 16
         );
+        assert_eq!(schedule.label_deadline_sent_at(7, None, start + 15), last);
+        assert_eq!(schedule.label_deadline_sent_at(7, None, last), last + 1);
+        // Sent after the epoch (the answers took that long): the next block.
         assert_eq!(
             schedule.label_deadline_sent_at(7, None, start + 30),
-            start + 40
+            start + 31
         );
         // A one-block window is kept until its block.
         let one = schedule.label_deadline(7, Some(1));
@@ -161,6 +170,28 @@ mod tests {
             schedule.label_deadline_sent_at(7, Some(1), one + 1),
             one + 2
         );
+    }
+
+    #[test]
+    fn a_validator_that_starts_late_is_back_on_time_the_next_epoch() {
+        // The label window is where a turn spends its time: a turn of epoch e that starts late
+        // ends by e's last block, so the turn of e + 1 starts at e + 1's first block and keeps
+        // the planned deadline.
+        let schedule = EpochSchedule::new(1, 20);
+        for late in 0..=20 {
+            let head = schedule.first_block(7) + late;
+            let deadline = schedule.label_deadline_sent_at(7, None, head);
+            let next = schedule.first_block(8);
+            assert!(
+                deadline <= next,
+                "started {late} blocks in: deadline {deadline}"
+            );
+            assert_eq!(
+                schedule.label_deadline_sent_at(8, None, next.max(deadline)),
+                schedule.label_deadline(8, None),
+                "started {late} blocks in"
+            );
+        }
     }
 
     fn start_of(netuid: u16, tempo: u16, epoch: u64) -> u64 {

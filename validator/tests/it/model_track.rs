@@ -426,3 +426,216 @@ async fn ranks_real_miners_good_over_weak_and_zeroes_copies_broken_and_liars() {
     };
     assert_eq!(scores(&again), scores(&result));
 }
+
+/// A miner that answers every request with a large declared body and then sends one byte every
+/// `every` (each under the read timeout, so only the throughput floor or the cut-off stops it).
+async fn start_trickler(every: Duration) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 8192];
+                let _ = socket.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                            content-length: 100000\r\n\r\n";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                loop {
+                    tokio::time::sleep(every).await;
+                    if socket.write_all(b" ").await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A miner that redirects every request to `target`; returns its port.
+async fn start_redirector(target: SocketAddr) -> u16 {
+    let location = format!("http://{target}/v1/model/manifest");
+    let app = Router::new().fallback(move || {
+        let location = location.clone();
+        async move {
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, location)],
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+/// A server that counts the requests it gets (a redirect's target).
+async fn start_counter() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let app = Router::new().fallback(move || {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async { "secret" }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, hits)
+}
+
+/// Uids 0..n-1 are hostile (ports given), uid n is an honest real miner; returns the epoch input
+/// parts.
+fn hostile_subnet(hostile: &[(u16, &str)], honest: &Miner) -> (Metagraph, Vec<Commitment>) {
+    let mut neurons = Vec::new();
+    let mut commitments = Vec::new();
+    for (uid, (port, uri)) in hostile.iter().enumerate() {
+        let hotkey = Keypair::from_uri(uri).expect("key").account_id();
+        neurons.push(neuron(uid as u16, hotkey, *port));
+        let fake_hash = format!("{:02x}", uid + 1).repeat(32);
+        commitments.push(commitment(hotkey, uid as u16, 50, &fake_hash));
+    }
+    let uid = hostile.len() as u16;
+    let hotkey = honest.hotkey.account_id();
+    neurons.push(neuron(uid, hotkey, honest.port));
+    commitments.push(commitment(hotkey, uid, 50, &honest.manifest_sha256));
+    let metagraph = Metagraph {
+        netuid: 1,
+        block: 110,
+        neurons,
+    };
+    (metagraph, commitments)
+}
+
+async fn score_hostile(
+    settings: TrackSettings,
+    metagraph: &Metagraph,
+    commitments: &[Commitment],
+) -> (subnet_validator::tracks::model::ModelTrackResult, Duration) {
+    let cache = tempfile::tempdir().expect("cache");
+    // The validator's own client: no redirects.
+    let http = subnet_validator::artifacts::miner_http_client().expect("client");
+    let client = SignedClient::new(http, Keypair::from_uri("//Alice").expect("key"));
+    let device = select(DeviceChoice::Cpu).expect("cpu");
+    let track = ModelTrack::new(client, cache.path().to_path_buf(), device, settings);
+    let competition = competition();
+    let input = EpochInput {
+        netuid: 1,
+        seed: eval_seed([9; 32], 1),
+        seed_block: 100,
+        current_block: 110,
+        metagraph,
+        commitments,
+        competition: &competition,
+        dataset: None,
+    };
+    let started = Instant::now();
+    let result = track.score_epoch(&input).await.expect("epoch");
+    let took = started.elapsed();
+    for miner in &result.miners {
+        eprintln!("uid {} {:?} {}", miner.uid, miner.outcome, miner.reason);
+    }
+    (result, took)
+}
+
+/// More tricklers than fetch slots and a redirecting miner cannot keep the honest miner (last
+/// in the queue) from being scored within seconds, far inside the 10-minute fetch deadline; the
+/// redirect is recorded and its target never contacted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tricklers_and_redirects_leave_the_honest_miner_scored_on_time() {
+    let root = tempfile::tempdir().expect("tempdir");
+    random_model(&root.path().join("honest"), 4);
+    let honest = start_miner("//Honest", &root.path().join("honest"), false).await;
+    let every = Duration::from_millis(200);
+    let (target, hits) = start_counter().await;
+    let hostile = [
+        (start_trickler(every).await, "//Trickle1"),
+        (start_trickler(every).await, "//Trickle2"),
+        (start_trickler(every).await, "//Trickle3"),
+        (start_redirector(target).await, "//Redirect"),
+    ];
+    let (metagraph, commitments) = hostile_subnet(&hostile, &honest);
+    let settings = TrackSettings {
+        fetch: Limits {
+            throughput_grace: Duration::from_secs(1),
+            min_bytes_per_sec: 64 << 10,
+            ..Limits::default()
+        },
+        fetch_concurrency: 2,
+        spot: SpotSettings {
+            per_epoch: 0,
+            ..SpotSettings::default()
+        },
+        ..TrackSettings::default()
+    };
+    let (result, took) = score_hostile(settings, &metagraph, &commitments).await;
+    let outcomes: Vec<Outcome> = result.miners.iter().map(|m| m.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [
+            Outcome::Timeout,
+            Outcome::Timeout,
+            Outcome::Timeout,
+            Outcome::Redirect,
+            Outcome::Ok
+        ]
+    );
+    for trickler in &result.miners[..3] {
+        assert!(trickler.reason.contains("too slow"), "{}", trickler.reason);
+    }
+    assert!(result.miners[4].score > 0.0);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let redirect = &result.miners[3].reason;
+    assert!(
+        !redirect.contains(&target.port().to_string()),
+        "the target is not recorded: {redirect}"
+    );
+    assert!(took < Duration::from_secs(20), "{took:?}");
+}
+
+/// Without a throughput floor, the epoch's cut-off still ends a trickler's fetch: the honest
+/// miner is scored and the trickler recorded as `timeout` at the cut-off, not the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_epoch_cut_off_ends_a_trickle_the_floor_lets_through() {
+    let root = tempfile::tempdir().expect("tempdir");
+    random_model(&root.path().join("honest"), 5);
+    let honest = start_miner("//Honest2", &root.path().join("honest"), false).await;
+    let hostile = [(
+        start_trickler(Duration::from_millis(100)).await,
+        "//Trickle4",
+    )];
+    let (metagraph, commitments) = hostile_subnet(&hostile, &honest);
+    let settings = TrackSettings {
+        fetch: Limits {
+            min_bytes_per_sec: 0,
+            ..Limits::default()
+        },
+        fetch_budget: Duration::from_secs(3),
+        spot: SpotSettings {
+            per_epoch: 0,
+            ..SpotSettings::default()
+        },
+        ..TrackSettings::default()
+    };
+    let (result, took) = score_hostile(settings, &metagraph, &commitments).await;
+    assert_eq!(result.miners[0].outcome, Outcome::Timeout);
+    assert!(
+        result.miners[0].reason.contains("cut-off"),
+        "{}",
+        result.miners[0].reason
+    );
+    assert_eq!(result.miners[1].outcome, Outcome::Ok);
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(15),
+        "{took:?}"
+    );
+}

@@ -28,6 +28,7 @@ use subnet_model::train::{TrainConfig, train};
 use subnet_validator::artifacts::Limits;
 use subnet_validator::db::{self, WeightCommitRecord};
 use subnet_validator::service::clock::ChainClock;
+use subnet_validator::service::schedule::EpochSchedule;
 use subnet_validator::service::{Failpoint, LabelSetup, Service, ServiceConfig, ServiceError};
 use subnet_validator::tracks::labels::{LabelSettings, LabelTrack};
 use subnet_validator::tracks::model::{ModelTrack, TrackSettings};
@@ -369,12 +370,20 @@ async fn weights_land_on_chain_and_the_chain_ranks_the_better_model_first(pool: 
             assert_eq!(*score, 0.0, "{label_rows:?}");
         }
 
-        // The chain holds the revealed row as //Alice's weights, and its epoch ranks good first.
+        // The chain holds the revealed row as //Alice's weights, and the first epoch the chain
+        // runs after the reveal (until then its incentive is the last epoch's) ranks good first.
+        let reveal_block = u64::try_from(row.reveal_block.expect("revealed")).expect("block");
+        let yuma_block = EpochSchedule::new(NETUID, TEMPO)
+            .next_epoch_start(reveal_block)
+            .expect("tempo > 0");
         let (alice_row, incentive) = eventually(
             "incentive from the revealed weights",
             Duration::from_secs(60),
             || async {
                 let metagraph = chain.client.metagraph(NETUID).await.expect("metagraph");
+                if metagraph.block <= yuma_block {
+                    return None;
+                }
                 let alice_row = metagraph.neurons[0].weights.clone();
                 let incentive: Vec<u16> = metagraph.neurons.iter().map(|n| n.incentive).collect();
                 (!alice_row.is_empty() && incentive[usize::from(good)] > 0)
@@ -394,7 +403,7 @@ async fn weights_land_on_chain_and_the_chain_ranks_the_better_model_first(pool: 
     assert!(on_chain(good) > on_chain(weak), "{alice_row:?}");
     assert!(
         incentive[usize::from(good)] > incentive[usize::from(weak)],
-        "incentive {incentive:?}"
+        "incentive {incentive:?} from //Alice's weights {alice_row:?}"
     );
 }
 

@@ -1,5 +1,6 @@
-//! The production [`AnswerSource`]: the best-scored models of the model track, already in the
-//! artifact cache, run locally on the validator's device.
+//! The production [`AnswerSource`]: the best-scored models of the last scored epoch (the label
+//! track's batches go out at the start of an epoch, while its model track is still running),
+//! already in the artifact cache, run locally on the validator's device.
 //!
 //! Each model answers each prompt greedily and with `sampled` seeded samples (temperature
 //! [`AnswerOptions::temperature`]), so even a single model gives different answers to pair.
@@ -16,7 +17,7 @@ use subnet_model::generate::{GenerateOptions, generate};
 use subnet_model::tokenizer::Tokenizer;
 
 use super::batch::AnswerSource;
-use crate::tracks::model::ModelTrackResult;
+use crate::db::ModelEvalRecord;
 use crate::tracks::model::compute::load_checked;
 use crate::tracks::model::outcome::Outcome;
 
@@ -74,14 +75,14 @@ impl ModelAnswers {
         }
     }
 
-    /// The cache directories (`cache_dir/<manifest_sha256>`) of the `k` best-scored models of a
-    /// model-track result, best first; models with the same manifest appear once, and only
-    /// scored (`ok`) models with a positive score count.
-    pub fn top_models(result: &ModelTrackResult, cache_dir: &Path, k: usize) -> Vec<PathBuf> {
-        let mut scored: Vec<(f64, u16, &str)> = result
-            .miners
+    /// The cache directories (`cache_dir/<manifest_sha256>`) of the `k` best-scored models of an
+    /// epoch's stored model-track rows, best first (ties: lower uid); models with the same
+    /// manifest appear once, and only scored (`ok`) models with a positive score count.
+    pub fn top_models(evals: &[ModelEvalRecord], cache_dir: &Path, k: usize) -> Vec<PathBuf> {
+        let ok = Outcome::Ok.code();
+        let mut scored: Vec<(f64, i32, &str)> = evals
             .iter()
-            .filter(|m| m.outcome == Outcome::Ok && m.score > 0.0)
+            .filter(|m| m.outcome == ok && m.score > 0.0)
             .filter_map(|m| Some((m.score, m.uid, m.manifest_sha256.as_deref()?)))
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -192,6 +193,46 @@ mod tests {
             eos_token_id: Some(257),
             pad_token_id: None,
         }
+    }
+
+    fn eval(uid: i32, manifest: Option<&str>, outcome: &str, score: f64) -> ModelEvalRecord {
+        ModelEvalRecord {
+            hotkey: format!("hotkey{uid}"),
+            uid,
+            manifest_sha256: manifest.map(str::to_owned),
+            commit_block: Some(1),
+            outcome: outcome.into(),
+            reason: String::new(),
+            mean_loss: None,
+            win_rate: None,
+            score,
+            sample_losses: Vec::new(),
+            sample_tokens: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_answering_models_are_the_best_scored_distinct_artifacts() {
+        let cache = Path::new("/cache");
+        let evals = [
+            eval(0, Some("aa"), "ok", 0.2),
+            eval(1, Some("bb"), "ok", 0.5),
+            // The same artifact as uid 1 (a copier scored by mistake): counted once.
+            eval(2, Some("bb"), "ok", 0.5),
+            // Failed or unscored rows never answer, however they are scored.
+            eval(3, Some("cc"), "duplicate", 0.9),
+            eval(4, Some("dd"), "ok", 0.0),
+            eval(5, None, "ok", 0.7),
+            eval(6, Some("ee"), "ok", 0.2),
+        ];
+        assert_eq!(
+            ModelAnswers::top_models(&evals, cache, 2),
+            vec![cache.join("bb"), cache.join("aa")],
+            "best first; a tie goes to the lower uid"
+        );
+        assert_eq!(ModelAnswers::top_models(&evals, cache, 5).len(), 3);
+        assert!(ModelAnswers::top_models(&evals, cache, 0).is_empty());
+        assert!(ModelAnswers::top_models(&[], cache, 2).is_empty());
     }
 
     #[test]

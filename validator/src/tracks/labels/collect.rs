@@ -28,6 +28,9 @@ pub enum LabelOutcome {
     Unreachable,
     /// The miner answered with an HTTP error status (e.g. 404: it does not label).
     BadStatus,
+    /// The miner answered with a redirect, which is never followed (it would carry our signed
+    /// headers and the batch to an address the miner did not publish).
+    Redirect,
     /// No answer within the timeout.
     Timeout,
     /// The answer is not the protocol's JSON.
@@ -46,6 +49,7 @@ impl LabelOutcome {
             Self::NotServing => "not_serving",
             Self::Unreachable => "unreachable",
             Self::BadStatus => "bad_status",
+            Self::Redirect => "redirect",
             Self::Timeout => "timeout",
             Self::Malformed => "malformed",
             Self::TooLarge => "too_large",
@@ -60,6 +64,7 @@ impl LabelOutcome {
             Self::NotServing,
             Self::Unreachable,
             Self::BadStatus,
+            Self::Redirect,
             Self::Timeout,
             Self::Malformed,
             Self::TooLarge,
@@ -143,6 +148,15 @@ async fn exchange<T: Serialize>(
     let work = async {
         let mut response = request.send().await.map_err(|e| transport(&e, path))?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(Failure::new(
+                LabelOutcome::Redirect,
+                format!(
+                    "{path} answered a redirect (HTTP {}); redirects are not followed",
+                    status.as_u16()
+                ),
+            ));
+        }
         if !status.is_success() {
             return Err(Failure::new(
                 LabelOutcome::BadStatus,
@@ -273,6 +287,7 @@ mod tests {
             LabelOutcome::NotServing,
             LabelOutcome::Unreachable,
             LabelOutcome::BadStatus,
+            LabelOutcome::Redirect,
             LabelOutcome::Timeout,
             LabelOutcome::Malformed,
             LabelOutcome::TooLarge,

@@ -65,6 +65,10 @@ pub struct TrackSettings {
     pub copy_threshold: f64,
     /// Spot-checks of `/v1/generate`.
     pub spot: SpotSettings,
+    /// The epoch's cut-off for the network half (fetch and spot-check), from the start of the
+    /// track: a miner not done by then is recorded as `timeout` and the rest of the epoch goes
+    /// on without it, so no miner can hold the epoch (and the weight commit) past it.
+    pub fetch_budget: Duration,
 }
 
 impl Default for TrackSettings {
@@ -75,6 +79,7 @@ impl Default for TrackSettings {
             batch_size: 16,
             copy_threshold: DEFAULT_COPY_THRESHOLD,
             spot: SpotSettings::default(),
+            fetch_budget: Duration::from_secs(300),
         }
     }
 }
@@ -292,6 +297,8 @@ impl ModelTrack {
         timings.plan = started.elapsed();
 
         let context = &context;
+        let budget = self.settings.fetch_budget;
+        let cutoff = tokio::time::Instant::now() + budget;
         // The futures are built into a Vec first: a stream over a borrowing closure would make
         // this future not `Send` for every lifetime (rustc's "FnOnce is not general enough").
         let mut jobs = Vec::with_capacity(candidates.len());
@@ -299,7 +306,22 @@ impl ModelTrack {
             let span =
                 tracing::info_span!("miner", uid = candidate.uid, hotkey = %candidate.hotkey);
             jobs.push(
-                async move { (candidate, self.prepare(candidate, context).await) }.instrument(span),
+                async move {
+                    let prepared =
+                        tokio::time::timeout_at(cutoff, self.prepare(candidate, context))
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err((
+                                    Outcome::Timeout,
+                                    format!(
+                                        "not fetched by the epoch's cut-off ({budget:?} after the \
+                                     model track started)"
+                                    ),
+                                ))
+                            });
+                    (candidate, prepared)
+                }
+                .instrument(span),
             );
         }
         // Downloads and evaluation overlap: the device takes each candidate as soon as it is

@@ -27,6 +27,8 @@ pub enum Outcome {
     Unreachable,
     /// The miner answered with an HTTP error status.
     BadStatus,
+    /// The miner answered with a redirect, which the validator never follows.
+    Redirect,
     /// A served hash differs from the commitment (manifest or a file).
     HashMismatch,
     /// The artifact, a file or an architecture dimension is over the competition's limit.
@@ -59,6 +61,7 @@ impl Outcome {
             Self::Timeout => "timeout",
             Self::Unreachable => "unreachable",
             Self::BadStatus => "bad_status",
+            Self::Redirect => "redirect",
             Self::HashMismatch => "hash_mismatch",
             Self::TooLarge => "too_large",
             Self::Malformed => "malformed",
@@ -73,7 +76,8 @@ impl Outcome {
     /// The outcome of a failed artifact fetch.
     pub fn of_fetch(error: &FetchError) -> Self {
         match error {
-            FetchError::Timeout { .. } => Self::Timeout,
+            FetchError::Timeout { .. } | FetchError::TooSlow { .. } => Self::Timeout,
+            FetchError::Redirect { .. } => Self::Redirect,
             FetchError::Unreachable { .. } => Self::Unreachable,
             FetchError::BadStatus { .. } => Self::BadStatus,
             FetchError::Malformed(_) => Self::Malformed,

@@ -104,6 +104,12 @@ pub async fn ask(
     let exchange = async {
         let mut response = builder.send().await.map_err(|e| describe(&e))?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(format!(
+                "/v1/generate answered a redirect (HTTP {}); redirects are not followed",
+                status.as_u16()
+            ));
+        }
         if !status.is_success() {
             return Err(format!("/v1/generate answered HTTP {}", status.as_u16()));
         }
