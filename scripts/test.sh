@@ -53,6 +53,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cuda feature compiles"
 cargo check -p subnet-model --features cuda --locked
 
+step "the real base model (scripts/fetch-base-model.sh --gguf-only)"
+bash scripts/fetch-base-model.sh --gguf-only
+
 step "tests"
 cargo test --workspace --locked "$@"
 

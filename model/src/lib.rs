@@ -7,8 +7,10 @@
 //! | [`config`] | [`LlamaConfig`](config::LlamaConfig): HF `config.json` read, validated and written |
 //! | [`data`] | JSONL datasets (`{prompt, completion}` or `{input_ids, completion_start}`), limits, seeded sampling |
 //! | [`eval`] | per-sample loss: mean cross-entropy over completion tokens, batched with right padding |
+//! | [`gguf`] | llama.cpp's GGUF container: header, metadata, tensor table (bounded), de-quantization to f32 |
 //! | [`generate`] | greedy or seeded sampling continuation of a prompt (`/v1/generate`, spot-checks) |
 //! | [`io`] | artifact directories: HF-named safetensors load (validated) and save, tensor cosines |
+//! | [`import`] | a pretrained base from GGUF into an artifact directory (config, f32 safetensors, tokenizer, chat template) |
 //! | [`llama`] | [`Llama`](llama::Llama): the decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU) |
 //! | [`score`] | model-track scoring: ε-adjusted pairwise win rates, duplicates, softmax |
 //! | [`tasks`] | seeded prompt → completion generators, checkers, near-misses, encoding to token ids |
@@ -21,6 +23,8 @@ pub mod config;
 pub mod data;
 pub mod eval;
 pub mod generate;
+pub mod gguf;
+pub mod import;
 pub mod io;
 pub mod llama;
 pub mod score;

