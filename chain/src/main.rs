@@ -4,8 +4,8 @@ use clap::Parser;
 use subnet_chain::cli::{Cli, run};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     subnet_common::telemetry::init(cli.log_format, "info,tower_http=warn");
-    run(cli).await
+    subnet_common::cli::exit_code(run(cli).await)
 }

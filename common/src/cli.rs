@@ -326,3 +326,55 @@ mod tests {
         assert!(format!("{err:#}").contains("hotkeys/h"), "{err:#}");
     }
 }
+
+/// How a command ends: `Ok` exits 0; an error is printed to stderr as one line, `error: ` and its
+/// causes joined by `: `, and exits 1. A command's error is the user's to act on (a missing file,
+/// a flag, a node that is not up), never a crash, so no backtrace is printed whatever
+/// `RUST_BACKTRACE` says; panics still print theirs.
+pub fn exit_code(result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{}", error_line(&error));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `error: ` and the error's causes in one line (a cause that repeats the one before is left
+/// out; line breaks inside a message become spaces).
+pub fn error_line(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if parts.last().is_some_and(|last| last.contains(&text)) {
+            continue;
+        }
+        parts.push(text);
+    }
+    format!("error: {}", parts.join(": "))
+}
+
+#[cfg(test)]
+mod error_line_tests {
+    use super::*;
+
+    #[test]
+    fn an_error_and_its_causes_are_one_line() {
+        let error = anyhow::anyhow!("connection refused\n(os error 111)")
+            .context("while reading the chain head")
+            .context("--chain.url http://127.0.0.1:9944: is the devchain node running?");
+        assert_eq!(
+            error_line(&error),
+            "error: --chain.url http://127.0.0.1:9944: is the devchain node running?: while \
+             reading the chain head: connection refused (os error 111)"
+        );
+        // A cause already quoted by the message before it is not repeated.
+        let error = anyhow::anyhow!("disk full").context("writing x: disk full");
+        assert_eq!(error_line(&error), "error: writing x: disk full");
+    }
+}

@@ -7,10 +7,10 @@ use subnet_miner::{
 };
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     subnet_common::telemetry::init(cli.log_format, "info,tower_http=info");
-    match cli.command {
+    let result = match cli.command {
         Command::Serve(args) => subnet_miner::serve(args).await,
         Command::InitBase(args) => commands::init_base::run(&args, &mut std::io::stdout()),
         Command::Finetune(args) => commands::finetune::run(args, &mut std::io::stdout()).await,
@@ -24,5 +24,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys { wallet, command } => {
             subnet_common::cli::run(&command, &wallet, &mut std::io::stdout().lock())
         }
-    }
+    };
+    subnet_common::cli::exit_code(result)
 }

@@ -240,6 +240,23 @@ impl DatasetSpec {
     }
 }
 
+/// The tokenizer every model of a competition must carry, pinned by the sha256 of its files.
+///
+/// A competition without one uses the built-in byte-level tokenizer, and an artifact carrying a
+/// `tokenizer.json` is refused: a miner's own tokenizer would change what a token is, and with it
+/// what the mean loss per token measures (a normalizer that pads every completion with
+/// predictable text lowers the loss of any model), and a different chat template would change
+/// the prompts themselves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizerPin {
+    /// sha256 of `tokenizer.json`, 64 lowercase hex digits.
+    pub sha256: String,
+    /// sha256 of `tokenizer_config.json` (special tokens, chat template), when it is pinned too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_sha256: Option<String>,
+}
+
 /// One competition's rules, validated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -263,9 +280,50 @@ pub struct Competition {
     /// An optional JSONL dataset whose records are added to the generated samples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<DatasetSpec>,
+    /// The tokenizer models must carry (none: the byte-level tokenizer, and no `tokenizer.json`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokenizer: Option<TokenizerPin>,
 }
 
 impl Competition {
+    /// Checks an artifact's tokenizer files against the competition, given the sha256 (lowercase
+    /// hex) of its `tokenizer.json` and `tokenizer_config.json` where it has them; the error says
+    /// what differs.
+    pub fn check_tokenizer(
+        &self,
+        tokenizer_sha256: Option<&str>,
+        config_sha256: Option<&str>,
+    ) -> Result<(), String> {
+        match (&self.tokenizer, tokenizer_sha256) {
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(format!(
+                "competition {} uses the byte-level tokenizer; the artifact must not carry a \
+                 tokenizer.json",
+                self.id
+            )),
+            (Some(_), None) => Err(format!(
+                "competition {} requires its pinned tokenizer.json; the artifact has none",
+                self.id
+            )),
+            (Some(pin), Some(actual)) => {
+                if actual != pin.sha256 {
+                    return Err(format!(
+                        "tokenizer.json has sha256 {actual}, not competition {}'s {}",
+                        self.id, pin.sha256
+                    ));
+                }
+                match (&pin.config_sha256, config_sha256) {
+                    (Some(expected), actual) if actual != Some(expected.as_str()) => Err(format!(
+                        "tokenizer_config.json has sha256 {}, not competition {}'s {expected}",
+                        actual.unwrap_or("(none: the file is missing)"),
+                        self.id
+                    )),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+
     /// Parses and validates TOML text.
     pub fn from_toml(text: &str) -> Result<Self, CompetitionError> {
         let competition: Competition =
@@ -365,6 +423,25 @@ impl Competition {
             }
             if dataset.samples == 0 {
                 return invalid("dataset.samples", "must be positive".into());
+            }
+        }
+        if let Some(pin) = &self.tokenizer {
+            let hex64 = |s: &str| {
+                s.len() == 64
+                    && s.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            };
+            if !hex64(&pin.sha256) {
+                return invalid(
+                    "tokenizer.sha256",
+                    format!("{:?} must be 64 lowercase hex digits", pin.sha256),
+                );
+            }
+            if let Some(config) = pin.config_sha256.as_deref().filter(|c| !hex64(c)) {
+                return invalid(
+                    "tokenizer.config_sha256",
+                    format!("{config:?} must be 64 lowercase hex digits"),
+                );
             }
         }
         let s = &self.shares;
@@ -488,6 +565,61 @@ pub fn derive_seed(seed: [u8; 32], purpose: &str) -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pinned_tokenizer_must_be_carried_exactly_and_no_other_one_is_accepted() {
+        let mut competition = Competition::from_toml(DEFAULT_FILE).unwrap();
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        // The byte-level competition: no tokenizer at all.
+        assert_eq!(competition.check_tokenizer(None, None), Ok(()));
+        assert!(
+            competition
+                .check_tokenizer(Some(&a), None)
+                .unwrap_err()
+                .contains("byte-level")
+        );
+        competition.tokenizer = Some(TokenizerPin {
+            sha256: a.clone(),
+            config_sha256: None,
+        });
+        competition.validate().unwrap();
+        assert_eq!(competition.check_tokenizer(Some(&a), None), Ok(()));
+        assert_eq!(competition.check_tokenizer(Some(&a), Some(&b)), Ok(()));
+        assert!(
+            competition
+                .check_tokenizer(Some(&b), None)
+                .unwrap_err()
+                .contains("sha256")
+        );
+        assert!(
+            competition
+                .check_tokenizer(None, None)
+                .unwrap_err()
+                .contains("has none")
+        );
+        competition.tokenizer = Some(TokenizerPin {
+            sha256: a.clone(),
+            config_sha256: Some(b.clone()),
+        });
+        assert_eq!(competition.check_tokenizer(Some(&a), Some(&b)), Ok(()));
+        assert!(
+            competition
+                .check_tokenizer(Some(&a), Some(&a))
+                .unwrap_err()
+                .contains("tokenizer_config")
+        );
+        assert!(
+            competition
+                .check_tokenizer(Some(&a), None)
+                .unwrap_err()
+                .contains("missing")
+        );
+        competition.tokenizer = Some(TokenizerPin {
+            sha256: "A".repeat(64),
+            config_sha256: None,
+        });
+        assert!(competition.validate().is_err());
+    }
     use crate::tasks::TaskKind;
 
     const DEFAULT_FILE: &str = include_str!("../../competitions/default.toml");

@@ -21,7 +21,7 @@ use subnet_model::competition::CompetitionFile;
 use subnet_model::config::{CONFIG_FILE, LlamaConfig};
 use subnet_model::data::{Dataset, Limits};
 use subnet_model::eval::SampleLoss;
-use subnet_model::tokenizer::Tokenizer;
+use subnet_model::tokenizer::{TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, Tokenizer};
 
 use crate::cli::EvalArgs;
 use crate::tracks::model::compute::EvalJob;
@@ -89,6 +89,18 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
     rules.eval.max_seq_len = rules.eval.max_seq_len.min(config.max_position_embeddings);
     let tokenizer = Tokenizer::from_model_dir(model_dir)
         .with_context(|| format!("--model {}: tokenizer", model_dir.display()))?;
+    // A local run scores any model; say so when validators would refuse it for its tokenizer.
+    let file_sha256 = |name: &str| {
+        std::fs::read(model_dir.join(name))
+            .ok()
+            .map(|bytes| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)))
+    };
+    if let Err(reason) = rules.check_tokenizer(
+        file_sha256(TOKENIZER_JSON).as_deref(),
+        file_sha256(TOKENIZER_CONFIG_JSON).as_deref(),
+    ) {
+        tracing::warn!(%reason, "validators of this competition would score this model 0 (bad_model)");
+    }
 
     let samples = match (&args.data, &args.seed) {
         (Some(path), None) => {

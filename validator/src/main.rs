@@ -4,10 +4,10 @@ use clap::Parser;
 use subnet_validator::cli::{Cli, Command};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     subnet_common::telemetry::init(cli.log_format, "info");
-    match cli.command {
+    let result = match cli.command {
         Command::Query(args) => {
             subnet_validator::query::run(&args, &mut std::io::stdout().lock()).await
         }
@@ -21,10 +21,10 @@ async fn main() -> anyhow::Result<()> {
         Command::ExportPreferences(args) => subnet_validator::export::run(&args).await,
         Command::Dashboard(args) => subnet_validator::web::run(&args).await,
         Command::Verify(args) => {
-            if !subnet_validator::verify::run(&args, &mut std::io::stdout().lock()).await? {
-                std::process::exit(1);
+            match subnet_validator::verify::run(&args, &mut std::io::stdout().lock()).await {
+                Ok(false) => std::process::exit(1),
+                other => other.map(|_| ()),
             }
-            Ok(())
         }
         Command::Doctor(args) => {
             if !subnet_validator::doctor::run(&args, &mut std::io::stdout().lock()).await {
@@ -32,5 +32,6 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-    }
+    };
+    subnet_common::cli::exit_code(result)
 }

@@ -31,7 +31,7 @@ use subnet_model::{
     eval::Sample,
     io::load_artifact,
     tasks::{TaskKind, TaskMix, generate, to_sample},
-    tokenizer::{TOKENIZER_JSON, Tokenizer},
+    tokenizer::Tokenizer,
     train::{CHECKPOINT_DIR, STATE_FILE, StepReport, TrainConfig, TrainOutcome, train},
 };
 
@@ -271,15 +271,10 @@ fn load_base_config(base: &Path) -> anyhow::Result<LlamaConfig> {
         .with_context(|| format!("--base {}: while reading config.json", base.display()))
 }
 
-/// The tokenizer a validator will build from the artifact: `tokenizer.json` if the model
-/// directory has one, else the built-in byte-level tokenizer.
+/// The tokenizer a validator will build from the artifact: `tokenizer.json` (special tokens from
+/// `tokenizer_config.json`) if the model directory has one, else the built-in byte-level one.
 fn artifact_tokenizer(dir: &Path) -> anyhow::Result<Tokenizer> {
-    let path = dir.join(TOKENIZER_JSON);
-    if !path.is_file() {
-        return Ok(Tokenizer::bytes());
-    }
-    let json = std::fs::read(&path).with_context(|| format!("while reading {}", path.display()))?;
-    Tokenizer::from_hf_bytes(&json, None).with_context(|| format!("{}", path.display()))
+    Tokenizer::from_model_dir(dir).with_context(|| format!("--base {}: tokenizer", dir.display()))
 }
 
 fn train_config(args: &FinetuneArgs) -> anyhow::Result<TrainConfig> {

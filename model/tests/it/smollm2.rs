@@ -81,6 +81,25 @@ fn smollm2_imported_from_gguf_matches_transformers() {
     import.write(dir.path()).unwrap();
     drop(import);
 
+    // The files are the ones competitions/smollm2-135m.toml pins.
+    let competition = subnet_model::competition::Competition::from_toml(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../competitions/smollm2-135m.toml"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let sha256 = |name: &str| {
+        let bytes = std::fs::read(dir.path().join(name)).unwrap();
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+    };
+    competition
+        .check_tokenizer(
+            Some(&sha256("tokenizer.json")),
+            Some(&sha256("tokenizer_config.json")),
+        )
+        .unwrap();
+
     // Tokens: plain texts and the chat prompts transformers rendered.
     let tokenizer = Tokenizer::from_model_dir(dir.path()).unwrap();
     assert_eq!(tokenizer.bos_id(), Some(reference.bos_token_id));

@@ -243,8 +243,18 @@ pub fn write_model(dir: &Path, config: &LlamaConfig, seed: u64) {
 
 /// The manifest of the artifact in `dir`, as the miner serves it.
 pub fn manifest_of(dir: &Path) -> Manifest {
+    // The files a miner serves: the required two and whichever optional ones are there.
     let files = ["config.json", WEIGHTS_FILE]
         .iter()
+        .chain(
+            [
+                "tokenizer.json",
+                "tokenizer_config.json",
+                "generation_config.json",
+            ]
+            .iter()
+            .filter(|name| dir.join(name).is_file()),
+        )
         .map(|name| {
             let bytes = std::fs::read(dir.join(name)).expect("read");
             ManifestFile {

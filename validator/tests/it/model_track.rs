@@ -639,3 +639,47 @@ async fn the_epoch_cut_off_ends_a_trickle_the_floor_lets_through() {
         "{took:?}"
     );
 }
+
+/// A miner's own tokenizer is refused: in a byte-level competition no artifact may carry a
+/// `tokenizer.json` (its normalizer could pad every completion with predictable tokens and lower
+/// the mean loss of any model), so the padded artifact scores 0 as `bad_model` while the honest
+/// miner is scored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_artifact_with_its_own_tokenizer_is_refused_in_a_byte_level_competition() {
+    let root = tempfile::tempdir().expect("tempdir");
+    random_model(&root.path().join("honest"), 6);
+    random_model(&root.path().join("padded"), 6);
+    // Any tokenizer at all: it is refused by its presence, before it is read.
+    std::fs::write(root.path().join("padded/tokenizer.json"), b"{}").expect("write");
+    let honest = start_miner("//Honest3", &root.path().join("honest"), false).await;
+    let padded = start_miner("//Padded", &root.path().join("padded"), false).await;
+    let mut neurons = Vec::new();
+    let mut commitments = Vec::new();
+    for (uid, miner) in [&padded, &honest].into_iter().enumerate() {
+        let hotkey = miner.hotkey.account_id();
+        neurons.push(neuron(uid as u16, hotkey, miner.port));
+        commitments.push(commitment(hotkey, uid as u16, 50, &miner.manifest_sha256));
+    }
+    let metagraph = Metagraph {
+        netuid: 1,
+        block: 110,
+        neurons,
+    };
+    let settings = TrackSettings {
+        spot: SpotSettings {
+            per_epoch: 0,
+            ..SpotSettings::default()
+        },
+        ..TrackSettings::default()
+    };
+    let (result, _) = score_hostile(settings, &metagraph, &commitments).await;
+    assert_eq!(result.miners[0].outcome, Outcome::BadModel);
+    assert!(
+        result.miners[0].reason.contains("byte-level"),
+        "{}",
+        result.miners[0].reason
+    );
+    assert_eq!(result.miners[0].score, 0.0);
+    assert_eq!(result.miners[1].outcome, Outcome::Ok);
+    assert!(result.miners[1].score > 0.0);
+}

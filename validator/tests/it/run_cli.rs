@@ -116,3 +116,45 @@ fn the_database_url_is_required() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--db.url"), "{stderr}");
 }
+
+#[test]
+fn a_user_error_is_one_line_without_a_backtrace_even_with_rust_backtrace_set() {
+    let output = validator()
+        .args([
+            "eval",
+            "--model",
+            "/nonexistent/model",
+            "--seed",
+            &"0".repeat(64),
+        ])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("run validator");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "error: --model /nonexistent/model: no such directory",
+        "{stderr}"
+    );
+    // A chain of causes stays on one line too.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("config.json"), "{").expect("write");
+    let output = validator()
+        .arg("eval")
+        .arg("--model")
+        .arg(dir.path())
+        .args(["--seed", &"0".repeat(64)])
+        .env("RUST_BACKTRACE", "full")
+        .output()
+        .expect("run validator");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("error: --model "), "{stderr}");
+    assert!(
+        lines[0].contains("config.json: "),
+        "the cause follows: {stderr}"
+    );
+}

@@ -39,7 +39,7 @@ use subnet_model::data::Dataset;
 use subnet_model::eval::{Sample, SampleLoss};
 use subnet_model::io::WEIGHTS_FILE;
 use subnet_model::score::{ScoreError, ScoreParams};
-use subnet_model::tokenizer::{TOKENIZER_JSON, Tokenizer};
+use subnet_model::tokenizer::{TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, Tokenizer};
 use tracing::Instrument;
 
 use crate::artifacts::{self, CachedArtifact};
@@ -481,6 +481,21 @@ impl ModelTrack {
                 ),
             ));
         }
+        let file_sha256 = |name: &str| {
+            artifact
+                .manifest
+                .files
+                .iter()
+                .find(|f| f.name == name)
+                .map(|f| f.sha256.as_str())
+        };
+        context
+            .competition
+            .check_tokenizer(
+                file_sha256(TOKENIZER_JSON),
+                file_sha256(TOKENIZER_CONFIG_JSON),
+            )
+            .map_err(|reason| (Outcome::BadModel, reason))?;
         let samples = if artifact.file_path(TOKENIZER_JSON).is_some() {
             let (dir, competition, dataset, seed) = (
                 artifact.dir.clone(),
