@@ -1,4 +1,5 @@
-//! JSONL datasets: `{"prompt", "completion"}` or `{"input_ids", "completion_start"}` per line.
+//! JSONL datasets: `{"prompt", "completion"}`, `{"messages": [{"role", "content"}, ...]}` or
+//! `{"input_ids", "completion_start"}` per line.
 //!
 //! [`Dataset::load`] reads a file under [`Limits`] (file size, line length, record count), and
 //! every error names the 1-based line it found. Blank lines are skipped; unknown fields are refused
@@ -12,8 +13,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::chat::Message;
 use crate::eval::Sample;
-use crate::tasks::{TaskError, encode_pair, fit, seeded_rng, uniform_below};
+use crate::tasks::{TaskError, encode_chat, encode_pair, fit, seeded_rng, uniform_below};
 use crate::tokenizer::Tokenizer;
 
 /// What can go wrong reading a dataset.
@@ -122,6 +124,12 @@ pub enum Record {
         /// The continuation whose tokens are scored; not empty.
         completion: String,
     },
+    /// A conversation, rendered with the model's chat template; the last message is the
+    /// assistant's answer that is scored ([`crate::tasks::encode_chat`]).
+    Chat {
+        /// The messages, the answer last.
+        messages: Vec<Message>,
+    },
     /// Token ids already, for a known tokenizer.
     Tokens {
         /// Prompt then completion ids.
@@ -139,6 +147,7 @@ impl Record {
             Record::Text { prompt, completion } => {
                 encode_pair(tokenizer, prompt, completion, max_len)?
             }
+            Record::Chat { messages } => encode_chat(tokenizer, messages, max_len)?,
             Record::Tokens {
                 input_ids,
                 completion_start,
@@ -162,6 +171,7 @@ impl Record {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLine {
+    messages: Option<Vec<Message>>,
     prompt: Option<String>,
     completion: Option<String>,
     input_ids: Option<Vec<u32>>,
@@ -299,6 +309,24 @@ fn read_limited(path: &Path, limits: &Limits) -> Result<Vec<u8>, DataError> {
 fn record(raw: RawLine) -> Result<Record, String> {
     match raw {
         RawLine {
+            messages: Some(messages),
+            prompt: None,
+            completion: None,
+            input_ids: None,
+            completion_start: None,
+        } => {
+            let Some(last) = messages.last() else {
+                return Err("messages is empty".into());
+            };
+            if last.role != "assistant" || last.content.is_empty() {
+                return Err(
+                    "the last message is the scored answer: role \"assistant\", not empty".into(),
+                );
+            }
+            Ok(Record::Chat { messages })
+        }
+        RawLine {
+            messages: None,
             prompt: Some(prompt),
             completion: Some(completion),
             input_ids: None,
@@ -310,6 +338,7 @@ fn record(raw: RawLine) -> Result<Record, String> {
             Ok(Record::Text { prompt, completion })
         }
         RawLine {
+            messages: None,
             prompt: None,
             completion: None,
             input_ids: Some(input_ids),
@@ -326,7 +355,10 @@ fn record(raw: RawLine) -> Result<Record, String> {
                 completion_start,
             })
         }
-        _ => Err("needs exactly {prompt, completion} or {input_ids, completion_start}".into()),
+        _ => Err(
+            "needs exactly {prompt, completion}, {messages} or {input_ids, completion_start}"
+                .into(),
+        ),
     }
 }
 
@@ -398,6 +430,36 @@ mod tests {
             Err(DataError::InvalidUtf8 { line: 2 })
         ));
         assert!(matches!(parse("\n  \n"), Err(DataError::Empty)));
+    }
+
+    #[test]
+    fn a_conversation_row_ends_with_the_scored_assistant_answer() {
+        let chat = r#"{"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]}"#;
+        assert_eq!(
+            parse(chat).unwrap().records()[0],
+            Record::Chat {
+                messages: vec![Message::new("user", "2+2?"), Message::new("assistant", "4")]
+            }
+        );
+        for bad in [
+            r#"{"messages": []}"#,
+            r#"{"messages": [{"role": "user", "content": "2+2?"}]}"#,
+            r#"{"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": ""}]}"#,
+            r#"{"messages": [{"role": "assistant", "content": "4"}], "prompt": "x"}"#,
+        ] {
+            assert!(
+                matches!(parse(bad), Err(DataError::Shape { line: 1, .. })),
+                "{bad}"
+            );
+        }
+        let typo = r#"{"messages": [{"role": "assistant", "text": "4"}]}"#;
+        assert!(matches!(parse(typo), Err(DataError::Json { line: 1, .. })));
+        // The byte-level tokenizer has no chat template: the row cannot be scored by it.
+        let data = parse(chat).unwrap();
+        assert!(matches!(
+            data.records()[0].to_sample(&Tokenizer::bytes(), 64),
+            Err(TaskError::NoChatTemplate)
+        ));
     }
 
     #[test]

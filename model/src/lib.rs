@@ -3,6 +3,7 @@
 //! | module | what |
 //! |---|---|
 //! | [`backend`] | the concrete backends (NdArray CPU, `cuda` feature) and `--device auto|cpu|cuda` selection |
+//! | [`chat`] | chat templates (`tokenizer_config.json`) rendered with minijinja as transformers does; prompt/completion split |
 //! | [`competition`] | the competition file (bounds, task mix, ε schedule, shares), its sha256, the eval seed |
 //! | [`config`] | [`LlamaConfig`](config::LlamaConfig): HF `config.json` read, validated and written |
 //! | [`data`] | JSONL datasets (`{prompt, completion}` or `{input_ids, completion_start}`), limits, seeded sampling |
@@ -18,6 +19,7 @@
 //! | [`train`] | fine-tuning: AdamW on the completion loss, warmup, clipping, checkpoints and resume |
 
 pub mod backend;
+pub mod chat;
 pub mod competition;
 pub mod config;
 pub mod data;

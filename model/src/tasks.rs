@@ -56,6 +56,14 @@ pub enum TaskError {
     /// The sequence has no prompt token to predict the first completion token from.
     #[error("sample has no prompt token (empty prompt and no BOS token)")]
     NoPromptToken,
+    /// A conversation was given to a model without a chat template.
+    #[error(
+        "a chat sample needs a model with a chat template (tokenizer_config.json's chat_template)"
+    )]
+    NoChatTemplate,
+    /// The chat template could not render or split the conversation.
+    #[error(transparent)]
+    Chat(#[from] crate::chat::ChatError),
 }
 
 /// The kinds of generated task. Names in files and logs are the snake_case variant names.
@@ -395,6 +403,26 @@ pub fn encode_pair(
         });
     }
     completion_ids.extend(tokenizer.eos_id());
+    fit(prefix, completion_ids, max_len)
+}
+
+/// Token ids of a conversation whose last message is the assistant's answer, rendered with the
+/// tokenizer's chat template ([`crate::chat::ChatTemplate::split`]): the prompt is the rendered
+/// context with the generation prompt, the completion the answer and its end-of-turn token. The
+/// template writes every special token itself, so no BOS or EOS is added; truncation is
+/// [`encode_example`]'s.
+pub fn encode_chat(
+    tokenizer: &Tokenizer,
+    messages: &[crate::chat::Message],
+    max_len: usize,
+) -> Result<(Vec<u32>, usize), TaskError> {
+    let template = tokenizer.chat_template().ok_or(TaskError::NoChatTemplate)?;
+    let (prompt, completion) = template.split(messages)?;
+    let prefix = tokenizer.encode(&prompt)?;
+    let completion_ids = tokenizer.encode(&completion)?;
+    if completion_ids.is_empty() {
+        return Err(TaskError::EmptyCompletion { completion });
+    }
     fit(prefix, completion_ids, max_len)
 }
 

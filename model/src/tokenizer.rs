@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::chat::ChatTemplate;
+
 /// Beginning-of-sequence id of the byte-level tokenizer.
 pub const BOS: u32 = 256;
 /// End-of-sequence id of the byte-level tokenizer.
@@ -67,6 +69,9 @@ pub enum TokenizerError {
         /// The token's text.
         token: String,
     },
+    /// `tokenizer_config.json`'s chat template is unusable.
+    #[error("chat template: {0}")]
+    Chat(#[from] crate::chat::ChatError),
     /// The `tokenizers` crate failed to encode a text.
     #[error("encoding failed: {message}")]
     Encode {
@@ -110,6 +115,8 @@ pub struct HfTokenizer {
     eos: Option<u32>,
     /// Padding id, if the vocabulary has one.
     pad: Option<u32>,
+    /// `tokenizer_config.json`'s chat template, if it has one.
+    chat: Option<Box<ChatTemplate>>,
 }
 
 impl fmt::Debug for HfTokenizer {
@@ -119,6 +126,7 @@ impl fmt::Debug for HfTokenizer {
             .field("bos", &self.bos)
             .field("eos", &self.eos)
             .field("pad", &self.pad)
+            .field("chat_template", &self.chat.is_some())
             .finish()
     }
 }
@@ -203,11 +211,13 @@ impl Tokenizer {
         let bos = special("bos_token", BOS_CANDIDATES)?;
         let eos = special("eos_token", EOS_CANDIDATES)?;
         let pad = special("pad_token", PAD_CANDIDATES)?;
+        let chat = ChatTemplate::from_tokenizer_config(&config)?.map(Box::new);
         Ok(Tokenizer::Hf(HfTokenizer {
             inner: Box::new(inner),
             bos,
             eos,
             pad,
+            chat,
         }))
     }
 
@@ -275,6 +285,14 @@ impl Tokenizer {
         match self {
             Tokenizer::Bytes(_) => Some(PAD),
             Tokenizer::Hf(hf) => hf.pad,
+        }
+    }
+
+    /// The model's chat template (`tokenizer_config.json`'s `chat_template`), if it has one.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        match self {
+            Tokenizer::Bytes(_) => None,
+            Tokenizer::Hf(hf) => hf.chat.as_deref(),
         }
     }
 

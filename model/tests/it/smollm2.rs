@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use burn::backend::NdArray;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::Deserialize;
+use subnet_model::chat::Message;
+use subnet_model::data::Dataset;
 use subnet_model::eval::{Sample, evaluate};
 use subnet_model::import::{ImportLimits, read_gguf};
 use subnet_model::io::load_artifact;
@@ -34,6 +36,7 @@ struct Encoded {
 
 #[derive(Deserialize)]
 struct Chat {
+    messages: Vec<Message>,
     rendered: String,
     ids: Vec<u32>,
 }
@@ -108,13 +111,36 @@ fn smollm2_imported_from_gguf_matches_transformers() {
         assert_eq!(tokenizer.encode(&e.text).unwrap(), e.ids, "{:?}", e.text);
         assert_eq!(tokenizer.decode(&e.ids).unwrap(), e.text);
     }
+    // The chat template renders byte for byte what transformers' apply_chat_template rendered.
+    let template = tokenizer.chat_template().expect("a chat template");
     for chat in &reference.chats {
+        assert_eq!(
+            template.render(&chat.messages, true).unwrap(),
+            chat.rendered
+        );
         assert_eq!(
             tokenizer.encode(&chat.rendered).unwrap(),
             chat.ids,
             "{:?}",
             chat.rendered
         );
+    }
+    // A {"messages"} dataset row is the rendered prompt, then the answer and its end of turn:
+    // the same ids as the fixture's chat-formatted samples (the last two).
+    let rows: String = [("2+2 is 4.", 0), ("Blue.", 1)]
+        .iter()
+        .map(|(answer, chat)| {
+            let mut messages = reference.chats[*chat].messages.clone();
+            messages.push(Message::new("assistant", answer));
+            format!("{}\n", serde_json::json!({ "messages": messages }))
+        })
+        .collect();
+    let dataset = Dataset::parse(rows.as_bytes(), &Default::default()).unwrap();
+    let chat_samples = &reference.samples[reference.samples.len() - 2..];
+    for (record, expected) in dataset.records().iter().zip(chat_samples) {
+        let sample = record.to_sample(&tokenizer, 128).unwrap();
+        assert_eq!(sample.input_ids, expected.input_ids);
+        assert_eq!(sample.completion_start, expected.completion_start);
     }
 
     // Losses within 1e-4 relative, the last position's first logits within 1e-3.
