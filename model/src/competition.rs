@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use crate::chat::Message;
 use crate::data::{DataError, Dataset, Limits};
 use crate::eval::Sample;
-use crate::tasks::{TaskError, TaskMix, generate, to_sample};
+use crate::tasks::{Example, TaskError, TaskMix, encode_chat, generate, to_sample};
 use crate::tokenizer::Tokenizer;
 
 /// Longest competition id; it travels in the ≤128-byte on-chain commitment.
@@ -173,6 +174,11 @@ pub struct EvalSettings {
     /// A commitment must be at least this many blocks older than the seed block to be evaluated,
     /// so nobody can commit after seeing the samples.
     pub block_delay: u64,
+    /// Generated tasks are put to the model as a conversation (the task's prompt as the user's
+    /// message, its completion as the assistant's answer) rendered with the pinned chat template,
+    /// instead of as raw text. Needs `[tokenizer]`.
+    #[serde(default)]
+    pub chat: bool,
 }
 
 /// The advantage ε given to the earlier-committed model of a pair, decaying with its age.
@@ -286,6 +292,29 @@ pub struct Competition {
 }
 
 impl Competition {
+    /// The sample of a generated task under this competition's rules: raw text, or with
+    /// `eval.chat` a user/assistant conversation through the tokenizer's chat template. Eval and
+    /// fine-tuning both build their task samples here, so a miner trains on what is scored.
+    pub fn task_sample(
+        &self,
+        tokenizer: &Tokenizer,
+        example: &Example,
+        max_len: usize,
+    ) -> Result<Sample, TaskError> {
+        if !self.eval.chat {
+            return to_sample(tokenizer, example, max_len);
+        }
+        let messages = [
+            Message::new("user", &example.prompt),
+            Message::new("assistant", &example.completion),
+        ];
+        let (input_ids, completion_start) = encode_chat(tokenizer, &messages, max_len)?;
+        Ok(Sample {
+            input_ids,
+            completion_start,
+        })
+    }
+
     /// Checks an artifact's tokenizer files against the competition, given the sha256 (lowercase
     /// hex) of its `tokenizer.json` and `tokenizer_config.json` where it has them; the error says
     /// what differs.
@@ -425,6 +454,12 @@ impl Competition {
                 return invalid("dataset.samples", "must be positive".into());
             }
         }
+        if self.eval.chat && self.tokenizer.is_none() {
+            return invalid(
+                "eval.chat",
+                "chat-formatted tasks need a [tokenizer] with a chat template".into(),
+            );
+        }
         if let Some(pin) = &self.tokenizer {
             let hex64 = |s: &str| {
                 s.len() == 64
@@ -479,12 +514,12 @@ impl Competition {
         );
         let mut samples = Vec::with_capacity(generated.len());
         for example in &generated {
-            let sample = to_sample(tokenizer, example, max_len).map_err(|source| {
-                SampleSetError::Sample {
+            let sample = self
+                .task_sample(tokenizer, example, max_len)
+                .map_err(|source| SampleSetError::Sample {
                     index: samples.len(),
                     source,
-                }
-            })?;
+                })?;
             samples.push(sample);
         }
         if let Some(spec) = &self.dataset {
@@ -619,6 +654,16 @@ mod tests {
             config_sha256: None,
         });
         assert!(competition.validate().is_err());
+        // Chat-formatted tasks need a pinned tokenizer (the byte-level one has no template).
+        competition.tokenizer = None;
+        competition.eval.chat = true;
+        assert!(
+            competition
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("eval.chat")
+        );
     }
     use crate::tasks::TaskKind;
 

@@ -30,7 +30,7 @@ use subnet_model::{
     data::{Dataset, Limits},
     eval::Sample,
     io::load_artifact,
-    tasks::{TaskKind, TaskMix, generate, to_sample},
+    tasks::{TaskKind, TaskMix, generate},
     tokenizer::Tokenizer,
     train::{CHECKPOINT_DIR, STATE_FILE, StepReport, TrainConfig, TrainOutcome, train},
 };
@@ -359,7 +359,8 @@ fn training_samples(
     generate(seed, &mix, n)
         .iter()
         .map(|example| {
-            to_sample(tokenizer, example, seq_len)
+            competition
+                .task_sample(tokenizer, example, seq_len)
                 .with_context(|| format!("encoding the generated task {:?}", example.prompt))
         })
         .collect()

@@ -143,6 +143,28 @@ fn smollm2_imported_from_gguf_matches_transformers() {
         assert_eq!(sample.completion_start, expected.completion_start);
     }
 
+    // The competition's tasks are conversations: user prompt, assistant answer + end of turn.
+    assert!(competition.eval.chat);
+    let samples = competition.eval_samples([7; 32], &tokenizer, None).unwrap();
+    let example = &subnet_model::tasks::generate(
+        subnet_model::competition::derive_seed([7; 32], subnet_model::competition::TASKS_PURPOSE),
+        &competition.tasks,
+        1,
+    )[0];
+    let text = tokenizer.decode(&samples[0].input_ids).unwrap();
+    assert!(
+        text.contains(&format!("user\n{}", example.prompt)),
+        "{text:?}"
+    );
+    let completion = tokenizer
+        .decode(&samples[0].input_ids[samples[0].completion_start..])
+        .unwrap();
+    assert_eq!(
+        completion, example.completion,
+        "the answer, its <|im_end|> a special token"
+    );
+    assert_eq!(samples[0].input_ids.last(), Some(&reference.eos_token_id));
+
     // Losses within 1e-4 relative, the last position's first logits within 1e-3.
     let device = Default::default();
     let (_, model) = load_artifact::<B>(dir.path(), u64::MAX, &device).unwrap();
