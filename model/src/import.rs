@@ -1,5 +1,6 @@
 //! Importing a pretrained base model into an artifact directory the subnet loads: from a
-//! llama.cpp GGUF file ([`read_gguf`], then [`Import::write`]).
+//! llama.cpp GGUF file ([`read_gguf`]) or a Hugging Face snapshot directory ([`read_hf`]), then
+//! [`Import::write`].
 //!
 //! What a GGUF holds is turned into what `transformers` writes for `LlamaForCausalLM`:
 //! - `config.json` from the `llama.*` metadata;
@@ -89,14 +90,16 @@ pub struct Import {
     pub config: LlamaConfig,
     /// The GGUF's `general.name`, when it has one.
     pub name: Option<String>,
-    /// Tensor count by GGUF storage type (`Q4_1` → 210, ...).
+    /// Tensor count by storage type (`Q4_1` → 210, `BF16` → 12, ...).
     pub tensor_types: BTreeMap<String, usize>,
     /// Whether a chat template came with it.
     pub chat_template: bool,
     /// The weights, in the config's order.
     tensors: Vec<HfTensor>,
-    tokenizer: Json,
-    tokenizer_config: Json,
+    /// `tokenizer.json`'s bytes (none: the model uses the byte-level tokenizer).
+    tokenizer: Option<Vec<u8>>,
+    /// `tokenizer_config.json`'s bytes, when there is one.
+    tokenizer_config: Option<Vec<u8>>,
 }
 
 /// One tensor of the HF state dict, de-quantized.
@@ -123,12 +126,10 @@ pub fn read_gguf(path: &Path, limits: &ImportLimits) -> Result<Import, ImportErr
     let data = std::fs::read(path).map_err(io(path))?;
     let file = Gguf::parse(&data, &limits.gguf)?;
     let model = GgufModel::new(&file)?;
-    let tokenizer = model.tokenizer_json()?;
-    let tokenizer_config = model.tokenizer_config();
+    let tokenizer = pretty(&model.tokenizer_json()?)?;
+    let tokenizer_config = pretty(&model.tokenizer_config())?;
     // The tokenizer must load as the subnet will load it, special tokens included.
-    let tokenizer_text = serde_json::to_vec(&tokenizer).map_err(ConfigError::from)?;
-    let config_text = serde_json::to_vec(&tokenizer_config).map_err(ConfigError::from)?;
-    Tokenizer::from_hf_bytes(&tokenizer_text, Some(&config_text))?;
+    Tokenizer::from_hf_bytes(&tokenizer, Some(&tokenizer_config))?;
     let tensors = model.tensors()?;
     let mut tensor_types = BTreeMap::new();
     for t in &file.tensors {
@@ -143,12 +144,158 @@ pub fn read_gguf(path: &Path, limits: &ImportLimits) -> Result<Import, ImportErr
         tensor_types,
         chat_template: model.chat_template.is_some(),
         tensors,
+        tokenizer: Some(tokenizer),
+        tokenizer_config: Some(tokenizer_config),
+    })
+}
+
+/// Name of the index of a sharded safetensors checkpoint.
+pub const SHARD_INDEX: &str = "model.safetensors.index.json";
+
+/// Reads a Hugging Face snapshot directory (as `huggingface-cli download` or transformers'
+/// `save_pretrained` leaves it) and converts it: `config.json` (transformers 4 or 5 form),
+/// `model.safetensors` or the shards named by `model.safetensors.index.json` (f32, f16 or bf16,
+/// to f32), and `tokenizer.json` / `tokenizer_config.json` (with its chat template) as they are.
+/// Every file is size-checked before it is read; nothing is written yet.
+pub fn read_hf(dir: &Path, limits: &ImportLimits) -> Result<Import, ImportError> {
+    let read = |name: &str, limit: u64| -> Result<Option<Vec<u8>>, ImportError> {
+        let path = dir.join(name);
+        let bytes = match std::fs::metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path)(e)),
+            Ok(meta) => meta.len(),
+        };
+        if bytes > limit {
+            return Err(ImportError::TooLarge { path, bytes, limit });
+        }
+        std::fs::read(&path).map(Some).map_err(io(&path))
+    };
+    let config_path = dir.join(CONFIG_FILE);
+    let config = LlamaConfig::from_file(&config_path)?;
+    let shards: Vec<String> = match read(SHARD_INDEX, 16 << 20)? {
+        None => vec![WEIGHTS_FILE.to_string()],
+        Some(index) => {
+            let index: Json = serde_json::from_slice(&index).map_err(ConfigError::from)?;
+            let map = index
+                .get("weight_map")
+                .and_then(Json::as_object)
+                .ok_or_else(|| unsupported(format!("{SHARD_INDEX} has no weight_map")))?;
+            let mut files: Vec<String> = Vec::new();
+            for file in map.values() {
+                let file = file
+                    .as_str()
+                    .filter(|f| {
+                        !f.contains('/') && !f.contains('\\') && f.ends_with(".safetensors")
+                    })
+                    .ok_or_else(|| {
+                        unsupported(format!("{SHARD_INDEX} names a bad shard {file}"))
+                    })?;
+                if !files.iter().any(|f| f == file) {
+                    files.push(file.to_string());
+                }
+            }
+            files
+        }
+    };
+    let expected = config.expected_tensors();
+    let mut found: BTreeMap<String, HfTensor> = BTreeMap::new();
+    let mut tensor_types = BTreeMap::new();
+    let mut total = 0u64;
+    for shard in &shards {
+        let bytes = read(shard, limits.max_file_bytes)?
+            .ok_or_else(|| unsupported(format!("{} is missing", dir.join(shard).display())))?;
+        total += bytes.len() as u64;
+        if total > limits.max_file_bytes {
+            return Err(ImportError::TooLarge {
+                path: dir.to_path_buf(),
+                bytes: total,
+                limit: limits.max_file_bytes,
+            });
+        }
+        let file = safetensors::SafeTensors::deserialize(&bytes)?;
+        for (name, view) in file.tensors() {
+            // Buffers older checkpoints kept: recomputed, never loaded.
+            if name.ends_with("rotary_emb.inv_freq") {
+                continue;
+            }
+            let Some((_, shape)) = expected.iter().find(|(n, _)| *n == name) else {
+                if name == "lm_head.weight" && config.tie_word_embeddings {
+                    continue; // a redundant copy of the tied embedding
+                }
+                return Err(unsupported(format!("{shard}: unexpected tensor {name}")));
+            };
+            if view.shape() != shape.as_slice() {
+                return Err(unsupported(format!(
+                    "{shard}: tensor {name} has shape {:?}, expected {shape:?}",
+                    view.shape()
+                )));
+            }
+            let values = crate::io::to_f32(&name, &view)
+                .map_err(|e| unsupported(format!("{shard}: {e}")))?;
+            if let Some(bad) = values.iter().position(|v| !v.is_finite()) {
+                return Err(unsupported(format!(
+                    "tensor {name} has a non-finite value at {bad}"
+                )));
+            }
+            *tensor_types
+                .entry(format!("{:?}", view.dtype()))
+                .or_insert(0) += 1;
+            let tensor = HfTensor {
+                name: name.clone(),
+                shape: shape.clone(),
+                bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            };
+            if found.insert(name.clone(), tensor).is_some() {
+                return Err(unsupported(format!("tensor {name} appears in two shards")));
+            }
+        }
+    }
+    let mut tensors = Vec::with_capacity(expected.len());
+    for (name, _) in &expected {
+        tensors.push(
+            found
+                .remove(name)
+                .ok_or_else(|| unsupported(format!("tensor {name} is missing")))?,
+        );
+    }
+    let tokenizer = read(TOKENIZER_JSON, 64 << 20)?;
+    let tokenizer_config = read(TOKENIZER_CONFIG_JSON, 16 << 20)?;
+    let mut chat_template = false;
+    if let Some(json) = &tokenizer {
+        let loaded = Tokenizer::from_hf_bytes(json, tokenizer_config.as_deref())?;
+        if loaded.vocab_size() > config.vocab_size {
+            return Err(unsupported(format!(
+                "the tokenizer has {} ids but the model only {}",
+                loaded.vocab_size(),
+                config.vocab_size
+            )));
+        }
+        chat_template = loaded.chat_template().is_some();
+    }
+    Ok(Import {
+        config,
+        name: dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+        tensor_types,
+        chat_template,
+        tensors,
         tokenizer,
         tokenizer_config,
     })
 }
 
+/// JSON as the files are written: pretty, with a final newline.
+fn pretty(value: &Json) -> Result<Vec<u8>, ImportError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(ConfigError::from)?;
+    text.push('\n');
+    Ok(text.into_bytes())
+}
+
 impl Import {
+    /// Whether the model comes with a `tokenizer.json` (else it uses the byte-level tokenizer).
+    pub fn has_tokenizer(&self) -> bool {
+        self.tokenizer.is_some()
+    }
+
     /// Writes `config.json`, `model.safetensors`, `tokenizer.json` and `tokenizer_config.json`
     /// to `dir` (created if missing; each file is written under a temporary name and renamed,
     /// the weights first).
@@ -171,16 +318,25 @@ impl Import {
         let tmp = dir.join(format!(".{WEIGHTS_FILE}.tmp"));
         safetensors::serialize_to_file(views, Some(metadata), &tmp)?;
         std::fs::rename(&tmp, &weights).map_err(io(&weights))?;
-        for (name, value) in [
-            (TOKENIZER_JSON, &self.tokenizer),
-            (TOKENIZER_CONFIG_JSON, &self.tokenizer_config),
-            (CONFIG_FILE, &self.config.to_hf_json()),
-        ] {
+        let config = pretty(&self.config.to_hf_json())?;
+        let files = [
+            (TOKENIZER_JSON, self.tokenizer.as_deref()),
+            (TOKENIZER_CONFIG_JSON, self.tokenizer_config.as_deref()),
+            (CONFIG_FILE, Some(config.as_slice())),
+        ];
+        for (name, bytes) in files {
             let path = dir.join(name);
+            let Some(bytes) = bytes else {
+                // A byte-level model: no tokenizer file may be left over from before.
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io(&path)(e));
+                    }
+                    _ => continue,
+                }
+            };
             let tmp = dir.join(format!(".{name}.tmp"));
-            let mut text = serde_json::to_string_pretty(value).map_err(ConfigError::from)?;
-            text.push('\n');
-            std::fs::write(&tmp, text).map_err(io(&tmp))?;
+            std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
             std::fs::rename(&tmp, &path).map_err(io(&path))?;
         }
         Ok(())

@@ -329,7 +329,7 @@ fn check_view(name: &str, view: &TensorView<'_>, expected: &[usize]) -> Result<(
 }
 
 /// Converts a little-endian f32, f16 or bf16 tensor to f32 values.
-fn to_f32(name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, IoError> {
+pub(crate) fn to_f32(name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, IoError> {
     let data = view.data();
     Ok(match view.dtype() {
         Dtype::F32 => data

@@ -15,7 +15,7 @@ use subnet_model::{
     backend::Cpu,
     competition::Competition,
     config::LlamaConfig,
-    import::{ImportLimits, read_gguf},
+    import::{ImportLimits, read_gguf, read_hf},
     io::save_artifact,
     tokenizer::{BOS, BYTE_VOCAB_SIZE, EOS, PAD},
 };
@@ -85,6 +85,17 @@ pub struct InitBaseArgs {
     )]
     pub from_gguf: Option<PathBuf>,
 
+    /// Import this Hugging Face snapshot directory (`config.json`, `model.safetensors` or shards
+    /// with `model.safetensors.index.json`, `tokenizer.json`, `tokenizer_config.json`) instead of
+    /// drawing random weights.
+    #[arg(
+        long = "from-hf",
+        env = "MINER_INIT_FROM_HF",
+        value_name = "DIR",
+        conflicts_with_all = ["config", "preset", "seed", "from_gguf"]
+    )]
+    pub from_hf: Option<PathBuf>,
+
     /// Competition file whose architecture bounds the model must meet (default: the built-in
     /// `competitions/default.toml`).
     #[arg(long, env = "MINER_COMPETITION_FILE")]
@@ -99,7 +110,10 @@ pub struct InitBaseArgs {
 pub fn run(args: &InitBaseArgs, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     let competition = load_competition(args.competition.as_deref())?;
     if let Some(file) = &args.from_gguf {
-        return import_base(file, &competition, &args.out, args.force, out);
+        return import_base(Source::Gguf(file), &competition, &args.out, args.force, out);
+    }
+    if let Some(dir) = &args.from_hf {
+        return import_base(Source::Hf(dir), &competition, &args.out, args.force, out);
     }
     let config = match &args.config {
         Some(path) => LlamaConfig::from_file(path).with_context(|| {
@@ -143,10 +157,28 @@ pub fn init_base(
     Ok(config.num_parameters())
 }
 
-/// Imports the GGUF `file` into `dir` once its architecture fits `competition`; prints what it
-/// wrote.
+/// Where a pretrained base comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Source<'a> {
+    /// A llama.cpp GGUF file (`--from-gguf`).
+    Gguf(&'a Path),
+    /// A Hugging Face snapshot directory (`--from-hf`).
+    Hf(&'a Path),
+}
+
+impl Source<'_> {
+    fn flag(&self) -> String {
+        match self {
+            Source::Gguf(path) => format!("--from-gguf {}", path.display()),
+            Source::Hf(path) => format!("--from-hf {}", path.display()),
+        }
+    }
+}
+
+/// Imports the model at `source` into `dir` once its architecture fits `competition`; prints
+/// what it wrote.
 pub fn import_base(
-    file: &Path,
+    source: Source<'_>,
     competition: &Competition,
     dir: &Path,
     force: bool,
@@ -154,13 +186,17 @@ pub fn import_base(
 ) -> anyhow::Result<()> {
     ensure_empty_or_forced(dir, force, "--out")?;
     let started = std::time::Instant::now();
-    let import = read_gguf(file, &ImportLimits::default())
-        .with_context(|| format!("--from-gguf {}: cannot import it", file.display()))?;
+    let limits = ImportLimits::default();
+    let import = match source {
+        Source::Gguf(file) => read_gguf(file, &limits),
+        Source::Hf(snapshot) => read_hf(snapshot, &limits),
+    }
+    .with_context(|| format!("{}: cannot import it", source.flag()))?;
     check_bounds(&import.config, competition).with_context(|| {
         format!(
-            "--from-gguf {}: pass the competition it is for with --competition \
+            "{}: pass the competition it is for with --competition \
              (e.g. competitions/smollm2-135m.toml)",
-            file.display()
+            source.flag()
         )
     })?;
     import
@@ -175,7 +211,7 @@ pub fn import_base(
     writeln!(
         out,
         "imported {} into {} in {:.1}s: {} layers, hidden {}, vocabulary {}, {} parameters \
-         (de-quantized to f32 from {}); tokenizer.json{}",
+         (f32, from {}); tokenizer.json{}",
         import.name.as_deref().unwrap_or("the model"),
         dir.display(),
         started.elapsed().as_secs_f64(),
@@ -184,10 +220,10 @@ pub fn import_base(
         config.vocab_size,
         config.num_parameters(),
         types.join(", "),
-        if import.chat_template {
-            " and its chat template"
-        } else {
-            ", no chat template"
+        match (import.has_tokenizer(), import.chat_template) {
+            (true, true) => " and its chat template",
+            (true, false) => ", no chat template",
+            (false, _) => ": none (the byte-level tokenizer)",
         }
     )
     .context("while printing the result")?;
@@ -236,7 +272,7 @@ mod tests {
         let missing = dir.path().join("nope.gguf");
         let out = dir.path().join("base");
         let err = import_base(
-            &missing,
+            Source::Gguf(&missing),
             &default_competition(),
             &out,
             false,
@@ -250,7 +286,7 @@ mod tests {
         // Not a GGUF at all.
         std::fs::write(&missing, b"not a model").unwrap();
         let err = import_base(
-            &missing,
+            Source::Gguf(&missing),
             &default_competition(),
             &out,
             false,
@@ -258,6 +294,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(format!("{err:#}").contains("not a GGUF file"), "{err:#}");
+        // A snapshot directory without a config.json.
+        let err = import_base(
+            Source::Hf(dir.path()),
+            &default_competition(),
+            &out,
+            false,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.starts_with("--from-hf "), "{message}");
+        assert!(message.contains("config.json"), "{message}");
     }
 
     #[test]

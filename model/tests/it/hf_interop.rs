@@ -33,9 +33,14 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 fn check_fixture(name: &str) {
+    check_model(name, &fixture(name));
+}
+
+/// The model in `model_dir` against the reference values of fixture `name`.
+fn check_model(name: &str, model_dir: &Path) {
     let dir = fixture(name);
     let device = Default::default();
-    let (config, model) = load_artifact::<B>(&dir, 1 << 20, &device).unwrap();
+    let (config, model) = load_artifact::<B>(model_dir, 1 << 20, &device).unwrap();
     let reference: Reference =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
             .unwrap();
@@ -97,4 +102,73 @@ fn bf16_gqa_model_from_transformers_gives_the_same_logits_and_losses() {
 #[test]
 fn tied_f16_model_from_transformers_gives_the_same_logits_and_losses() {
     check_fixture("hf-tiny-tied");
+}
+
+/// `miner init-base --from-hf`: the transformers-written snapshots, as they are and split into
+/// shards with a `model.safetensors.index.json` (as large models are published), import to f32
+/// artifacts that give transformers' logits and losses.
+#[test]
+fn hf_snapshots_single_and_sharded_import_to_the_same_model() {
+    use subnet_model::import::{ImportLimits, SHARD_INDEX, read_hf};
+    for name in ["hf-tiny", "hf-tiny-tied"] {
+        let imported = tempfile::tempdir().unwrap();
+        let import = read_hf(&fixture(name), &ImportLimits::default()).unwrap();
+        assert!(
+            import
+                .tensor_types
+                .keys()
+                .all(|t| t == "BF16" || t == "F16"),
+            "{:?}",
+            import.tensor_types
+        );
+        import.write(imported.path()).unwrap();
+        check_model(name, imported.path());
+
+        // The same tensors over two shards and an index, config.json in transformers 4's form
+        // (`rope_theta` at the top, not transformers 5's `rope_parameters`).
+        let snapshot = tempfile::tempdir().unwrap();
+        let bytes = std::fs::read(fixture(name).join("model.safetensors")).unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        let mut names: Vec<String> = file.names().into_iter().map(str::to_owned).collect();
+        names.sort();
+        let mut weight_map = serde_json::Map::new();
+        for (i, part) in names.chunks(names.len() / 2 + 1).enumerate() {
+            let shard = format!("model-0000{}-of-00002.safetensors", i + 1);
+            let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = part
+                .iter()
+                .map(|n| (n.clone(), file.tensor(n).unwrap()))
+                .collect();
+            safetensors::serialize_to_file(views, None, &snapshot.path().join(&shard)).unwrap();
+            for n in part {
+                weight_map.insert(n.clone(), serde_json::json!(shard));
+            }
+        }
+        let index =
+            serde_json::json!({"metadata": {"total_size": bytes.len()}, "weight_map": weight_map});
+        std::fs::write(snapshot.path().join(SHARD_INDEX), index.to_string()).unwrap();
+        let mut config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(fixture(name).join("config.json")).unwrap())
+                .unwrap();
+        let params = config.as_object_mut().unwrap().remove("rope_parameters");
+        config["rope_theta"] = params.expect("transformers 5 form")["rope_theta"].clone();
+        std::fs::write(snapshot.path().join("config.json"), config.to_string()).unwrap();
+        let sharded = tempfile::tempdir().unwrap();
+        read_hf(snapshot.path(), &ImportLimits::default())
+            .unwrap()
+            .write(sharded.path())
+            .unwrap();
+        assert_eq!(
+            std::fs::read(sharded.path().join("model.safetensors")).unwrap(),
+            std::fs::read(imported.path().join("model.safetensors")).unwrap(),
+            "{name}: sharded and single-file snapshots import to the same bytes"
+        );
+
+        // A shard the index names but the snapshot lacks is named in the error.
+        std::fs::remove_file(snapshot.path().join("model-00002-of-00002.safetensors")).unwrap();
+        let err = read_hf(snapshot.path(), &ImportLimits::default()).unwrap_err();
+        assert!(
+            err.to_string().contains("model-00002-of-00002.safetensors"),
+            "{err}"
+        );
+    }
 }
