@@ -315,6 +315,19 @@ impl Competition {
         })
     }
 
+    /// The ids a model continues to answer a task prompt the way it is scored: `BOS + prompt`, or
+    /// with `eval.chat` the prompt as the user's message rendered with the generation prompt.
+    pub fn prompt_ids(&self, tokenizer: &Tokenizer, prompt: &str) -> Result<Vec<u32>, TaskError> {
+        if !self.eval.chat {
+            let mut ids: Vec<u32> = tokenizer.bos_id().into_iter().collect();
+            ids.extend(tokenizer.encode(prompt)?);
+            return Ok(ids);
+        }
+        let template = tokenizer.chat_template().ok_or(TaskError::NoChatTemplate)?;
+        let text = template.render(&[Message::new("user", prompt)], true)?;
+        Ok(tokenizer.encode(&text)?)
+    }
+
     /// Checks an artifact's tokenizer files against the competition, given the sha256 (lowercase
     /// hex) of its `tokenizer.json` and `tokenizer_config.json` where it has them; the error says
     /// what differs.

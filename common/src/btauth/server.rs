@@ -3,13 +3,15 @@
 //!
 //! ```text
 //! request ─▶ headers: shape, receiver, freshness ──401──▶ {"error": "<kind>", "message": …}
+//!         ─▶ Authorize::authorize(claimed hotkey, method, path) ─403──▶ {"error": "forbidden", …}
 //!         ─▶ body read up to the limit ─────────────413──▶ {"error": "payload_too_large", …}
 //!         ─▶ signature, replay ─────────────────────401
-//!         ─▶ Authorize::authorize(caller, method, path) ─403──▶ {"error": "forbidden", …}
 //!         ─▶ handler, with Caller and VerifiedCaller in the request extensions
 //! ```
-//! Header checks run before the body is read, so unauthenticated clients cannot make us buffer
-//! bodies. The request is passed on with its body rebuilt from the verified bytes. Handlers that
+//! Header checks and the authorization of the hotkey the headers claim run before the body is
+//! read, so neither malformed nor unregistered callers can make us buffer bodies (a claim is
+//! proven by the signature over the body right after; a forged claim costs at most one body
+//! limit and gets 401). The request is passed on with its body rebuilt from the verified bytes. Handlers that
 //! extract `Json`/`Bytes` still apply axum's own `DefaultBodyLimit` (2 MiB): raise both together.
 
 use std::future::Future;
@@ -253,6 +255,22 @@ pub async fn require(State(guard): State<Guard>, request: Request, next: Next) -
         Ok(pending) => pending,
         Err(error) => return refuse(&parts.method, &path, &error),
     };
+    // Authorize the hotkey the headers claim before reading anything more: an unregistered (or
+    // otherwise refused) caller never makes us buffer a body. The signature over the body,
+    // checked below, then proves the claim; a forged claim of a registered hotkey is refused
+    // there, after at most `body_limit` bytes.
+    let claimed = match pending.claimed() {
+        Ok(claimed) => claimed,
+        Err(error) => return refuse(&parts.method, &path, &error),
+    };
+    if let Err(forbidden) = guard
+        .authorizer
+        .authorize_boxed(&claimed, &parts.method, &path)
+        .await
+    {
+        tracing::debug!(hotkey = %claimed.hotkey, %path, reason = %forbidden, "btauth caller forbidden");
+        return error_response(StatusCode::FORBIDDEN, "forbidden", &forbidden.message);
+    }
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
@@ -285,14 +303,10 @@ pub async fn require(State(guard): State<Guard>, request: Request, next: Next) -
         Ok(caller) => caller,
         Err(error) => return refuse(&parts.method, &path, &error),
     };
-    if let Err(forbidden) = guard
-        .authorizer
-        .authorize_boxed(&caller, &parts.method, &path)
-        .await
-    {
-        tracing::debug!(hotkey = %caller.hotkey, %path, reason = %forbidden, "btauth caller forbidden");
-        return error_response(StatusCode::FORBIDDEN, "forbidden", &forbidden.message);
-    }
+    debug_assert_eq!(
+        caller.hotkey, claimed.hotkey,
+        "the signature proves the claimed hotkey"
+    );
     parts.extensions.insert(VerifiedCaller(caller.hotkey));
     parts.extensions.insert(caller);
     next.run(Request::from_parts(parts, Body::from(bytes)))

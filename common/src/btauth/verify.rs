@@ -76,6 +76,19 @@ pub(crate) struct Pending<'h> {
     signature: Vec<u8>,
 }
 
+impl Pending<'_> {
+    /// The caller the headers claim to be, before the signature over the body is checked: what
+    /// the server authorizes first, so that a hotkey it would refuse never gets a body read.
+    pub(crate) fn claimed(&self) -> Result<Caller, AuthError> {
+        let (_prefix, public) =
+            ss58::decode(self.sender_ss58).map_err(|_| AuthError::InvalidHotkey)?;
+        Ok(Caller {
+            hotkey: AccountId(public),
+            nonce_ns: self.nonce_ns,
+        })
+    }
+}
+
 impl Verifier {
     /// A verifier for requests to `self_hotkey` with the SDK's defaults.
     pub fn new(self_hotkey: AccountId) -> Self {

@@ -621,3 +621,35 @@ async fn signed_client_talks_to_a_real_server() {
     assert_eq!(response.text().await.unwrap(), r#"{"prompt":"héllo"}"#);
     server.abort();
 }
+
+/// A caller the authorizer refuses (e.g. an unregistered hotkey) is answered 403 from its headers
+/// alone: its body is never read, so idle or endless bodies cannot pile up in memory.
+#[tokio::test]
+async fn a_refused_caller_is_answered_before_its_body_is_read() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let guard = Guard::new(Verifier::new(bob().account_id())).with_authorizer(
+        |caller: &Caller, _: &Method, _: &str| {
+            if caller.hotkey == charlie().account_id() {
+                Err(Forbidden::new("hotkey is not registered"))
+            } else {
+                Ok(())
+            }
+        },
+    );
+    let polled = std::sync::Arc::new(AtomicBool::new(false));
+    let seen = std::sync::Arc::clone(&polled);
+    // A body that never arrives, and tells whether anyone waited for it.
+    let endless = axum::body::Body::from_stream(futures::stream::poll_fn(move |_| {
+        seen.store(true, Ordering::SeqCst);
+        std::task::Poll::<Option<Result<axum::body::Bytes, std::io::Error>>>::Pending
+    }));
+    let signed = signed_request(&charlie(), "POST", "/echo", &[1u8; 1024], unix_now_ns());
+    let (parts, _) = signed.into_parts();
+    let request = Request::from_parts(parts, endless);
+    let (status, body) =
+        tokio::time::timeout(std::time::Duration::from_secs(5), call(app(guard), request))
+            .await
+            .expect("answered without waiting for the body");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(!polled.load(Ordering::SeqCst), "the body was never read");
+}

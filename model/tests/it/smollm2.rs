@@ -165,6 +165,12 @@ fn smollm2_imported_from_gguf_matches_transformers() {
     );
     assert_eq!(samples[0].input_ids.last(), Some(&reference.eos_token_id));
 
+    // A task prompt the label track's models answer is the same chat turn.
+    assert_eq!(
+        competition.prompt_ids(&tokenizer, "What is 2+2?").unwrap(),
+        reference.chats[0].ids
+    );
+
     // Losses within 1e-4 relative, the last position's first logits within 1e-3.
     let device = Default::default();
     let (_, model) = load_artifact::<B>(dir.path(), u64::MAX, &device).unwrap();

@@ -140,8 +140,11 @@ impl BackendTask for AnswerTask<'_> {
         let eos = tokenizer.eos_id();
         let mut all = Vec::with_capacity(self.prompts.len());
         for (index, prompt) in self.prompts.iter().enumerate() {
-            let mut ids: Vec<u32> = tokenizer.bos_id().into_iter().collect();
-            ids.extend(tokenizer.encode(prompt).map_err(|e| e.to_string())?);
+            // As the model is scored: raw text after BOS, or a chat turn in a chat competition.
+            let ids = self
+                .competition
+                .prompt_ids(&tokenizer, prompt)
+                .map_err(|e| e.to_string())?;
             let mut answers = Vec::with_capacity(1 + self.options.sampled);
             for sample in 0..=self.options.sampled {
                 let options = GenerateOptions {
