@@ -103,18 +103,20 @@ pub fn router(node: Arc<Node>, config: RpcConfig, shutdown: watch::Receiver<bool
         .with_state(app)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves (client IPs are made available to the
-/// rate limiter).
+/// Serves `router` on `listener` until `shutdown` resolves, under the public servers' limits
+/// ([`subnet_common::serve`]: header-read timeout, connection caps); client IPs reach the rate
+/// limiter as `ConnectInfo`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    subnet_common::serve::serve(
         listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
+        router,
+        subnet_common::serve::ServeLimits::default(),
+        shutdown,
     )
-    .with_graceful_shutdown(shutdown)
     .await
 }
 

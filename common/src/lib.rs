@@ -8,6 +8,7 @@
 //! | [`protocol`] | request and response types of every miner HTTP route, the model manifest |
 //! | [`chain`] | chain call and query types, the `ChainClient` trait and the dev-chain client |
 //! | [`telemetry`] | tracing subscriber set-up (pretty or JSON) |
+//! | [`serve`] | the public servers' accept loop: header-read timeout, connection caps, fd limit |
 //!
 //! No burn and no sqlx here: this crate must stay cheap to build.
 
@@ -16,5 +17,6 @@ pub mod chain;
 pub mod cli;
 pub mod keys;
 pub mod protocol;
+pub mod serve;
 pub mod telemetry;
 pub mod wallet;

@@ -10,6 +10,8 @@ use subnet_miner::{
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     subnet_common::telemetry::init(cli.log_format, "info,tower_http=info");
+    // Servers hold a descriptor per connection: 1,024 runs out long before the connection cap.
+    subnet_common::serve::raise_fd_limit();
     let result = match cli.command {
         Command::Serve(args) => subnet_miner::serve(args).await,
         Command::InitBase(args) => commands::init_base::run(&args, &mut std::io::stdout()),

@@ -146,12 +146,12 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(
+        subnet_common::serve::serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router,
+            subnet_common::serve::ServeLimits::default(),
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
         .await
         .context("while serving HTTP")
     }

@@ -7,6 +7,8 @@ use subnet_validator::cli::{Cli, Command};
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     subnet_common::telemetry::init(cli.log_format, "info");
+    // Servers hold a descriptor per connection: 1,024 runs out long before the connection cap.
+    subnet_common::serve::raise_fd_limit();
     let result = match cli.command {
         Command::Query(args) => {
             subnet_validator::query::run(&args, &mut std::io::stdout().lock()).await

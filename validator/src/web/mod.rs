@@ -159,10 +159,14 @@ pub async fn serve_listener(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "dashboard listening");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(WebError::Serve)
+    subnet_common::serve::serve(
+        listener,
+        router(state),
+        subnet_common::serve::ServeLimits::default(),
+        shutdown,
+    )
+    .await
+    .map_err(WebError::Serve)
 }
 
 /// `GET /metrics`: Prometheus text format.
