@@ -4,7 +4,7 @@
 //! ```text
 //! request ─▶ headers: shape, receiver, freshness ──401──▶ {"error": "<kind>", "message": …}
 //!         ─▶ Authorize::authorize(claimed hotkey, method, path) ─403──▶ {"error": "forbidden", …}
-//!         ─▶ body read up to the limit ─────────────413──▶ {"error": "payload_too_large", …}
+//!         ─▶ body read up to the limit and timeout ─413/408─▶ {"error": "payload_too_large", …}
 //!         ─▶ signature, replay ─────────────────────401
 //!         ─▶ handler, with Caller and VerifiedCaller in the request extensions
 //! ```
@@ -32,6 +32,9 @@ use crate::keys::AccountId;
 
 /// Default largest body accepted on signed routes: 2 MiB, axum's `DefaultBodyLimit`.
 pub const DEFAULT_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// Default time a signed request's body gets to arrive once its headers have: 30 s.
+pub const DEFAULT_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A verified signer was refused by the [`Authorize`] hook (HTTP 403).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,6 +130,7 @@ pub struct Guard {
     verifier: Arc<Verifier>,
     authorizer: Arc<dyn DynAuthorize>,
     body_limit: usize,
+    body_timeout: std::time::Duration,
     clock: Arc<dyn Fn() -> u64 + Send + Sync>,
 }
 
@@ -151,6 +155,7 @@ impl Guard {
             verifier,
             authorizer: Arc::new(AllowAnySigner),
             body_limit: DEFAULT_BODY_LIMIT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
             clock: Arc::new(unix_now_ns),
         }
     }
@@ -164,6 +169,13 @@ impl Guard {
     /// Refuses bodies larger than `limit` bytes with 413.
     pub fn with_body_limit(mut self, limit: usize) -> Self {
         self.body_limit = limit;
+        self
+    }
+
+    /// Answers 408 when the body has not fully arrived `timeout` after the headers (a registered
+    /// caller trickling its body cannot hold a connection and its buffer for long).
+    pub fn with_body_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.body_timeout = timeout;
         self
     }
 
@@ -279,7 +291,21 @@ pub async fn require(State(guard): State<Guard>, request: Request, next: Next) -
     if declared.is_some_and(|len| len > guard.body_limit as u64) {
         return too_large(guard.body_limit);
     }
-    let bytes = match Limited::new(body, guard.body_limit).collect().await {
+    let read = tokio::time::timeout(
+        guard.body_timeout,
+        Limited::new(body, guard.body_limit).collect(),
+    );
+    let Ok(read) = read.await else {
+        return error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            &format!(
+                "the request body did not arrive within {:?} of its headers",
+                guard.body_timeout
+            ),
+        );
+    };
+    let bytes = match read {
         Ok(collected) => collected.to_bytes(),
         Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => {
             return too_large(guard.body_limit);

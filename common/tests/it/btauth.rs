@@ -653,3 +653,25 @@ async fn a_refused_caller_is_answered_before_its_body_is_read() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(!polled.load(Ordering::SeqCst), "the body was never read");
 }
+
+/// A permitted caller whose body trickles (or never comes) is answered 408 at the body timeout
+/// instead of holding the connection and its buffer.
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_answered_408() {
+    let guard = Guard::new(Verifier::new(bob().account_id()))
+        .with_body_timeout(std::time::Duration::from_millis(300));
+    let endless = axum::body::Body::from_stream(futures::stream::pending::<
+        Result<axum::body::Bytes, std::io::Error>,
+    >());
+    let (parts, _) = signed_request(&alice(), "POST", "/echo", b"{}", unix_now_ns()).into_parts();
+    let started = std::time::Instant::now();
+    let (status, body) = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        call(app(guard), Request::from_parts(parts, endless)),
+    )
+    .await
+    .expect("answered at the body timeout");
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+    assert_eq!(error_code(&body), "request_timeout");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+}
