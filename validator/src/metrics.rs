@@ -36,6 +36,8 @@ pub const DOWNLOAD_BYTES: &str = "validator_download_bytes_total";
 pub const WEIGHT_COMMITS: &str = "validator_weight_commits_total";
 /// Seconds between now and the chain head's timestamp.
 pub const CHAIN_HEAD_LAG: &str = "validator_chain_head_lag_seconds";
+/// 1 while the validator's hotkey holds a validator permit, 0 while it does not.
+pub const VALIDATOR_PERMIT: &str = "validator_permit";
 
 /// Buckets of `validator_epoch_duration_seconds`: a second to an hour.
 const EPOCH_BUCKETS: &[f64] = &[
@@ -108,6 +110,10 @@ fn describe() {
         Unit::Seconds,
         "Now minus the chain head's timestamp"
     );
+    describe_gauge!(
+        VALIDATOR_PERMIT,
+        "1 while this hotkey holds a validator permit (its weights count), 0 while it does not"
+    );
 }
 
 /// One epoch's work took `elapsed`.
@@ -143,6 +149,11 @@ pub fn record_weight_commit(result: &str) {
 /// The chain head is `lag_secs` old (negative when the chain's clock is ahead of ours).
 pub fn set_chain_head_lag(lag_secs: f64) {
     gauge!(CHAIN_HEAD_LAG).set(lag_secs);
+}
+
+/// Whether the hotkey holds a validator permit.
+pub fn set_validator_permit(permit: bool) {
+    gauge!(VALIDATOR_PERMIT).set(if permit { 1.0 } else { 0.0 });
 }
 
 #[cfg(test)]

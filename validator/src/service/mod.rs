@@ -445,15 +445,19 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                 })?;
         let seed = eval_seed(block_hash.0, netuid);
         let metagraph = self.chain.metagraph(netuid).await?;
-        if !metagraph
+        let Some(me) = metagraph
             .neurons
             .iter()
-            .any(|n| n.hotkey == self.hotkey.account_id())
-        {
+            .find(|n| n.hotkey == self.hotkey.account_id())
+        else {
             return Err(ServiceError::NotRegistered {
                 hotkey: self.hotkey.account_id().to_ss58(),
                 netuid,
             });
+        };
+        crate::metrics::set_validator_permit(me.validator_permit);
+        if let Some(warning) = permit_warning(me.uid, me.validator_permit, netuid) {
+            tracing::warn!(epoch, uid = me.uid, "{warning}");
         }
         let commitments = self.chain.commitments(netuid).await?;
         timings.chain = started.elapsed();
@@ -725,6 +729,19 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
     }
 }
 
+/// What to tell the operator when the validator's neuron holds no validator permit: its weights
+/// go on chain but count for nothing in Yuma Consensus (no dividends) until it does.
+fn permit_warning(uid: u16, permit: bool, netuid: u16) -> Option<String> {
+    (!permit).then(|| {
+        format!(
+            "this hotkey (uid {}) holds no validator permit on subnet {netuid}: its weights are \
+             set but do not count, and it earns no dividends, until its stake is among the top \
+             validators' (stake more on it; permits are given at each epoch)",
+            uid
+        )
+    })
+}
+
 /// The metagraph's uids, in uid order.
 fn neurons_of(metagraph: &Metagraph) -> Vec<Neuron> {
     let mut neurons: Vec<Neuron> = metagraph
@@ -768,6 +785,17 @@ fn model_eval_records(model: &ModelTrackResult) -> Vec<ModelEvalRecord> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_neuron_without_a_permit_gets_a_warning_naming_the_fix() {
+        let warning = permit_warning(3, false, 1).expect("a warning");
+        assert!(
+            warning.contains("uid 3") && warning.contains("no validator permit"),
+            "{warning}"
+        );
+        assert!(warning.contains("stake more"), "{warning}");
+        assert_eq!(permit_warning(3, true, 1), None);
+    }
 
     #[test]
     fn version_key_is_the_sdks_version_as_int() {
