@@ -521,6 +521,16 @@ async fn score_hostile(
     metagraph: &Metagraph,
     commitments: &[Commitment],
 ) -> (subnet_validator::tracks::model::ModelTrackResult, Duration) {
+    score_at(settings, metagraph, commitments, 110).await
+}
+
+/// One epoch seeded at block 100, scored by a validator that read the chain at `current_block`.
+async fn score_at(
+    settings: TrackSettings,
+    metagraph: &Metagraph,
+    commitments: &[Commitment],
+    current_block: u64,
+) -> (subnet_validator::tracks::model::ModelTrackResult, Duration) {
     let cache = tempfile::tempdir().expect("cache");
     // The validator's own client: no redirects.
     let http = subnet_validator::artifacts::miner_http_client().expect("client");
@@ -532,7 +542,7 @@ async fn score_hostile(
         netuid: 1,
         seed: eval_seed([9; 32], 1),
         seed_block: 100,
-        current_block: 110,
+        current_block,
         metagraph,
         commitments,
         competition: &competition,
@@ -682,4 +692,50 @@ async fn an_artifact_with_its_own_tokenizer_is_refused_in_a_byte_level_competiti
     assert_eq!(result.miners[0].score, 0.0);
     assert_eq!(result.miners[1].outcome, Outcome::Ok);
     assert!(result.miners[1].score > 0.0);
+}
+
+/// Two honest validators that read the chain at different heads score the epoch identically: ε
+/// ages are measured at the seed block, not at each validator's head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validators_reading_different_heads_give_bit_identical_scores() {
+    let root = tempfile::tempdir().expect("tempdir");
+    random_model(&root.path().join("early"), 7);
+    random_model(&root.path().join("late"), 8);
+    let early = start_miner("//Early", &root.path().join("early"), false).await;
+    let late = start_miner("//Late2", &root.path().join("late"), false).await;
+    let mut neurons = Vec::new();
+    let mut commitments = Vec::new();
+    for (uid, (miner, block)) in [(&early, 20), (&late, 85)].into_iter().enumerate() {
+        let hotkey = miner.hotkey.account_id();
+        neurons.push(neuron(uid as u16, hotkey, miner.port));
+        commitments.push(commitment(
+            hotkey,
+            uid as u16,
+            block,
+            &miner.manifest_sha256,
+        ));
+    }
+    let metagraph = Metagraph {
+        netuid: 1,
+        block: 110,
+        neurons,
+    };
+    let settings = || TrackSettings {
+        spot: SpotSettings {
+            per_epoch: 0,
+            ..SpotSettings::default()
+        },
+        ..TrackSettings::default()
+    };
+    let (soon, _) = score_at(settings(), &metagraph, &commitments, 101).await;
+    // Thousands of blocks later ε would have decayed to its end value had ages run to the head.
+    let (later, _) = score_at(settings(), &metagraph, &commitments, 9_000).await;
+    assert!(
+        soon.miners.iter().all(|m| m.outcome == Outcome::Ok),
+        "{soon:?}"
+    );
+    for (a, b) in soon.miners.iter().zip(&later.miners) {
+        assert_eq!(a.score.to_bits(), b.score.to_bits(), "uid {}", a.uid);
+        assert_eq!(a.win_rate.to_bits(), b.win_rate.to_bits(), "uid {}", a.uid);
+    }
 }

@@ -93,7 +93,7 @@ pub struct EpochInput<'a> {
     pub seed: [u8; 32],
     /// The block whose hash seeded the epoch; commitments must be `block_delay` older.
     pub seed_block: u64,
-    /// The current block, for the age of commitments in ε.
+    /// The block the metagraph was read at (recorded; ε ages are measured at `seed_block`).
     pub current_block: u64,
     /// Uids, hotkeys and axons.
     pub metagraph: &'a Metagraph,
@@ -432,7 +432,9 @@ impl ModelTrack {
         timings.copies = started.elapsed();
 
         let started = Instant::now();
-        let params = ScoreParams::new(competition, input.current_block);
+        // Ages (and so ε) are measured at the seed block, not at the head this validator happened
+        // to read: every honest validator scoring the epoch gets the same scores.
+        let params = ScoreParams::new(competition, input.seed_block);
         let mut miners = outcome::assemble(&evals, &params)?;
         for miner in &mut miners {
             if let Some(counts) = tokens.remove(&miner.uid)
