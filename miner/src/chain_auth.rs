@@ -1,5 +1,7 @@
 //! Who may call the miner: hotkeys registered on the subnet, and for validator-only routes
-//! (`/v1/rlhf/*`) hotkeys holding a validator permit. Backed by a metagraph snapshot refreshed in
+//! (`/v1/model/*`, `/v1/generate`, `/v1/rlhf/*`) hotkeys holding a validator permit: only
+//! validators may download the model or run it, so a competing miner cannot fetch the leader's
+//! artifact to copy it. Backed by a metagraph snapshot refreshed in
 //! the background from any [`ChainClient`], and at once (at most once per
 //! [`ON_DEMAND_MIN_INTERVAL`]) when a caller would be refused: a validator that gained its permit
 //! at the last epoch is served without waiting for the next periodic refresh.
@@ -32,8 +34,9 @@ pub const ON_DEMAND_MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a caller about to be refused waits for that refresh before its 403.
 const ON_DEMAND_WAIT: Duration = Duration::from_secs(3);
 
-/// Path prefix of routes only validators may call.
-pub const VALIDATOR_ONLY_PREFIX: &str = "/v1/rlhf/";
+/// Path prefixes of routes only validators may call: the model's files and inference (a
+/// competitor must not copy the artifact) and the label exchange.
+pub const VALIDATOR_ONLY_PREFIXES: &[&str] = &["/v1/model/", "/v1/generate", "/v1/rlhf/"];
 
 /// The registered hotkeys of a subnet at one block.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -69,7 +72,8 @@ impl Registry {
                 self.block
             )));
         }
-        if path.starts_with(VALIDATOR_ONLY_PREFIX) && !self.validators.contains(caller) {
+        let validator_only = VALIDATOR_ONLY_PREFIXES.iter().any(|p| path.starts_with(p));
+        if validator_only && !self.validators.contains(caller) {
             return Err(Forbidden::new(format!(
                 "hotkey {caller} holds no validator permit on subnet {netuid}; {path} is for validators"
             )));
@@ -194,8 +198,18 @@ mod tests {
     }
 
     #[test]
-    fn registered_caller_may_use_model_routes() {
-        assert!(registry().check(&key(1), "/v1/model/manifest", 1).is_ok());
+    fn only_validators_may_download_or_run_the_model() {
+        // A registered miner (a competitor) may ask who we are, not take the model.
+        assert!(registry().check(&key(1), "/v1/identity", 1).is_ok());
+        for path in [
+            "/v1/model/manifest",
+            "/v1/model/files/model.safetensors",
+            "/v1/generate",
+        ] {
+            let err = registry().check(&key(1), path, 1).expect_err(path);
+            assert!(err.to_string().contains("validator permit"), "{err}");
+            assert!(registry().check(&key(2), path, 1).is_ok(), "{path}");
+        }
     }
 
     #[test]
