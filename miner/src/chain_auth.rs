@@ -31,6 +31,9 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(12);
 /// interval at most, however many unregistered callers knock).
 pub const ON_DEMAND_MIN_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Longest pause between two attempts to reach a chain that is not up yet at start-up.
+const MAX_START_RETRY: Duration = Duration::from_secs(30);
+
 /// How long a caller about to be refused waits for that refresh before its 403.
 const ON_DEMAND_WAIT: Duration = Duration::from_secs(3);
 
@@ -108,7 +111,26 @@ impl RegisteredCallers {
         netuid: u16,
         interval: Duration,
     ) -> Result<Self, ChainClientError> {
-        let first = chain.metagraph(netuid).await?;
+        // A miner may start before its chain (a devnet, a node restarting): wait for it, saying
+        // so, instead of exiting. Only a chain that cannot be reached is waited for; one that
+        // answers with an error (no such subnet, a bad response) is the caller's to see.
+        let mut retry_in = Duration::from_secs(1);
+        let first = loop {
+            match chain.metagraph(netuid).await {
+                Ok(metagraph) => break metagraph,
+                Err(error @ ChainClientError::Transport { .. }) => {
+                    tracing::warn!(
+                        %error,
+                        ?retry_in,
+                        "the chain is not answering yet (is the devchain node running? check \
+                         --chain.url); waiting for it"
+                    );
+                    tokio::time::sleep(retry_in).await;
+                    retry_in = (retry_in * 2).min(MAX_START_RETRY);
+                }
+                Err(error) => return Err(error),
+            }
+        };
         let this = Self {
             netuid,
             registry: Arc::new(RwLock::new(Registry::from_metagraph(&first))),

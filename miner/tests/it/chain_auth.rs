@@ -125,3 +125,29 @@ async fn a_caller_about_to_be_refused_triggers_a_refresh_instead_of_waiting_for_
     let (status, _) = identity_as(&base, &miner, "//Eve").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+/// A miner started before its chain waits for it instead of exiting: the caller registry comes
+/// up once the chain does (it used to fail at once with "connection refused").
+#[tokio::test]
+async fn a_miner_started_before_its_chain_waits_for_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A free port with nothing on it yet: connections are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let chain = Arc::new(DevChainClient::new(&url).expect("client"));
+    let waiting = tokio::spawn(RegisteredCallers::start(chain, 1, Duration::from_secs(60)));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!waiting.is_finished(), "it waits while the chain is down");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the port is still free");
+    crate::helpers::spawn_chain_on(listener, dir.path(), 20);
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("started once the chain answered")
+        .expect("task")
+        .expect("the metagraph, read from the chain that came up");
+}

@@ -92,6 +92,14 @@ async fn spawn_app_config(max_body_bytes: usize, model: Option<ModelConfig>) -> 
 /// A dev chain (`dev_genesis` with `tempo` blocks per epoch) producing a block every 100 ms,
 /// serving JSON-RPC on a free port; it runs until the test's runtime stops. Returns its URL.
 pub async fn spawn_chain_with_tempo(dir: &Path, tempo: u16) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    spawn_chain_on(listener, dir, tempo)
+}
+
+/// [`spawn_chain_with_tempo`] serving on `listener`.
+pub fn spawn_chain_on(listener: tokio::net::TcpListener, dir: &Path, tempo: u16) -> String {
     use subnet_chain::{
         dev::dev_genesis,
         node::{Chain, Node, unix_millis},
@@ -106,9 +114,6 @@ pub async fn spawn_chain_with_tempo(dir: &Path, tempo: u16) -> String {
         RpcConfig::default(),
         shutdown_rx,
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(rpc::serve(listener, router, std::future::pending()));
     tokio::spawn(node.run_block_production(Duration::from_millis(100), std::future::pending()));
