@@ -41,12 +41,21 @@ impl FromStr for LogFormat {
 /// Installs the global subscriber. `RUST_LOG` overrides `default_filter`.
 /// Logs go to stderr so stdout stays free for command output (`--json`, `query`).
 pub fn init(format: LogFormat, default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // Postgres' notices ("relation _sqlx_migrations already exists, skipping" on every start)
+    // say nothing an operator can act on: only their warnings are shown.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new(format!("{default_filter},sqlx::postgres::notice=warn"))
+    });
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
+        // Colours only on a terminal: log files and pipes get plain text.
         LogFormat::Pretty => registry
-            .with(fmt::layer().with_writer(std::io::stderr).with_target(false))
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_target(false)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(

@@ -422,10 +422,18 @@ async fn export_preferences_writes_the_file_through_the_binary(pool: PgPool) {
             .arg(&out)
             .args(["--db.url", &url])
             .env_remove("DATABASE_URL")
+            .env_remove("RUST_LOG")
             .output()
     };
     let output = run("9").await.expect("run validator");
     assert!(output.status.success(), "{output:?}");
+    // The database is migrated already: Postgres' "relation _sqlx_migrations already exists"
+    // notice is sqlx's business, not the operator's.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("already exists"), "{stderr}");
+    // Not a terminal: plain text, no colour codes.
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+    assert!(stderr.contains("INFO"), "it did log: {stderr}");
     assert_eq!(std::fs::read(&out).expect("the file"), expected);
     // A later epoch has no labels: the file is replaced by an empty one.
     let output = run("10").await.expect("run validator");
