@@ -94,6 +94,9 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, hotkey = %hotkey, netuid = args.netuid, "miner serving");
     if let Some(chain) = chain {
         let ip = commands::chain::external_ip(args.axon_external_ip, args.axon_ip);
+        if let Some(warning) = commands::chain::loopback_warning(ip, args.axon_ip) {
+            tracing::warn!("{warning}");
+        }
         spawn_axon_publication(
             chain,
             axon_signer,

@@ -362,6 +362,18 @@ pub fn external_ip(explicit: Option<IpAddr>, bind: IpAddr) -> IpAddr {
     }
 }
 
+/// What to tell the operator when the published address cannot be reached from another machine:
+/// a loopback IP published while listening on every interface (no `--axon.external-ip` given).
+/// Serving on loopback on purpose (a local devnet) gets no warning.
+pub fn loopback_warning(published: IpAddr, bind: IpAddr) -> Option<String> {
+    (published.is_loopback() && bind.is_unspecified()).then(|| {
+        format!(
+            "publishing {published} on chain while listening on {bind}: validators on other \
+             machines cannot reach this miner; pass --axon.external-ip <this machine's public IP>"
+        )
+    })
+}
+
 async fn find_neuron<C: ChainClient>(
     chain: &C,
     netuid: NetUid,
@@ -394,6 +406,23 @@ async fn submit_and_wait<C: ChainClient>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_loopback_address_published_from_an_open_bind_is_warned_about() {
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let public: IpAddr = "203.0.113.7".parse().unwrap();
+        let published = external_ip(None, any);
+        let warning = loopback_warning(published, any).expect("a warning");
+        assert!(warning.contains("--axon.external-ip"), "{warning}");
+        assert_eq!(loopback_warning(external_ip(Some(public), any), any), None);
+        // A miner bound to loopback on purpose (a local devnet) is not warned.
+        assert_eq!(
+            loopback_warning(external_ip(None, loopback), loopback),
+            None
+        );
+        assert_eq!(loopback_warning(public, public), None);
+    }
 
     #[test]
     fn axon_info_encodes_ipv4_as_its_32_bit_value_and_ipv6_as_128() {
