@@ -2,9 +2,12 @@
 //! keyed by manifest hash.
 //!
 //! [`fetch_artifact`] trusts nothing the miner sends:
-//! 1. a complete cache entry `cache_dir/<manifest_sha256>/` is reused without any network call;
-//! 2. the manifest is read with a size limit, its hash recomputed and compared with the
-//!    commitment ([`FetchError::HashMismatch`]);
+//! 1. the manifest is read with a size limit, its hash recomputed and compared with the
+//!    commitment ([`FetchError::HashMismatch`]), every epoch, even when the artifact is cached:
+//!    a miner that stopped serving (or serves another model) is `unreachable` (or a mismatch)
+//!    for the epoch instead of being scored from the validator's copy;
+//! 2. a complete cache entry `cache_dir/<manifest_sha256>/` is then reused without downloading
+//!    a file;
 //! 3. file names, count, per-file and total sizes are checked *before* any file is downloaded
 //!    ([`FetchError::Malformed`], [`FetchError::TooLarge`]);
 //! 4. each file is streamed to a staging directory while hashed, aborting as soon as more bytes
@@ -266,10 +269,6 @@ pub async fn fetch_artifact(
         )));
     }
     let entry = cache_dir.join(expected_manifest_sha256);
-    if let Some(cached) = read_cache_entry(&entry, expected_manifest_sha256).await? {
-        tracing::debug!(dir = %entry.display(), "artifact found in the cache");
-        return Ok(cached);
-    }
     let miner = Miner {
         client,
         base_url,
@@ -278,6 +277,19 @@ pub async fn fetch_artifact(
         started: tokio::time::Instant::now(),
         received: AtomicU64::new(0),
     };
+    if let Some(cached) = read_cache_entry(&entry, expected_manifest_sha256).await? {
+        // Still serving what it committed? One small request per epoch: a miner is paid for
+        // serving its model, not for a copy the validator kept.
+        let manifest = tokio::time::timeout(limits.request_timeout, fetch_manifest(&miner))
+            .await
+            .map_err(|_| FetchError::Timeout {
+                what: "GET /v1/model/manifest".into(),
+                after: Some(limits.request_timeout),
+            })??;
+        check_manifest(&manifest, expected_manifest_sha256, limits)?;
+        tracing::debug!(dir = %entry.display(), "artifact found in the cache; the miner still serves it");
+        return Ok(cached);
+    }
     let download = download(&miner, expected_manifest_sha256, cache_dir, &entry);
     match tokio::time::timeout(limits.deadline, download).await {
         Ok(result) => result,

@@ -125,7 +125,8 @@ impl RealMiner {
 }
 
 #[tokio::test]
-async fn a_fetch_fills_the_cache_and_the_next_one_needs_no_network() {
+async fn a_fetch_fills_the_cache_the_next_one_asks_only_for_the_manifest_and_a_gone_miner_is_unreachable()
+ {
     let miner = RealMiner::start().await;
     let cache = tempfile::tempdir().expect("tempdir");
     let hash = miner.manifest_sha256.clone();
@@ -149,9 +150,24 @@ async fn a_fetch_fills_the_cache_and_the_next_one_needs_no_network() {
         "no staging directory left"
     );
 
+    // The miner still serves it: only the manifest is asked for, the files come from the cache.
+    let again = fetch_artifact(
+        &client(),
+        &url(miner.addr),
+        &bob(),
+        &hash,
+        &limits(),
+        cache.path(),
+    )
+    .await
+    .expect("from the cache");
+    assert!(again.from_cache);
+    assert_eq!(again.manifest, got.manifest);
+
+    // A miner that stopped serving is unreachable for the epoch, however complete our copy is.
     let addr = miner.addr;
     miner.stop().await;
-    let again = fetch_artifact(
+    let gone = fetch_artifact(
         &client(),
         &url(addr),
         &bob(),
@@ -160,9 +176,9 @@ async fn a_fetch_fills_the_cache_and_the_next_one_needs_no_network() {
         cache.path(),
     )
     .await
-    .expect("served from the cache with the miner gone");
-    assert!(again.from_cache);
-    assert_eq!(again.manifest, got.manifest);
+    .expect_err("the miner is gone");
+    assert_eq!(gone.outcome(), "unreachable", "{gone}");
+    assert_eq!(entries(cache.path()), vec![hash], "the cached copy is kept");
 }
 
 #[tokio::test]
