@@ -246,6 +246,13 @@ impl DatasetSpec {
     }
 }
 
+/// True for 64 lowercase hex digits, the form every pinned hash in a competition file takes.
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// The tokenizer every model of a competition must carry, pinned by the sha256 of its files.
 ///
 /// A competition without one uses the built-in byte-level tokenizer, and an artifact carrying a
@@ -457,7 +464,7 @@ impl Competition {
             if dataset.path.as_os_str().is_empty() {
                 return invalid("dataset.path", "must not be empty".into());
             }
-            if dataset.sha256_bytes().is_none() || dataset.sha256 != dataset.sha256.to_lowercase() {
+            if !is_sha256_hex(&dataset.sha256) {
                 return invalid(
                     "dataset.sha256",
                     format!("{:?} must be 64 lowercase hex digits", dataset.sha256),
@@ -474,18 +481,13 @@ impl Competition {
             );
         }
         if let Some(pin) = &self.tokenizer {
-            let hex64 = |s: &str| {
-                s.len() == 64
-                    && s.bytes()
-                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-            };
-            if !hex64(&pin.sha256) {
+            if !is_sha256_hex(&pin.sha256) {
                 return invalid(
                     "tokenizer.sha256",
                     format!("{:?} must be 64 lowercase hex digits", pin.sha256),
                 );
             }
-            if let Some(config) = pin.config_sha256.as_deref().filter(|c| !hex64(c)) {
+            if let Some(config) = pin.config_sha256.as_deref().filter(|c| !is_sha256_hex(c)) {
                 return invalid(
                     "tokenizer.config_sha256",
                     format!("{config:?} must be 64 lowercase hex digits"),
