@@ -115,15 +115,12 @@ struct HfTensor {
 
 /// Reads the llama.cpp GGUF at `path` and converts it (nothing is written yet).
 pub fn read_gguf(path: &Path, limits: &ImportLimits) -> Result<Import, ImportError> {
-    let bytes = std::fs::metadata(path).map_err(io(path))?.len();
-    if bytes > limits.max_file_bytes {
-        return Err(ImportError::TooLarge {
-            path: path.to_path_buf(),
-            bytes,
-            limit: limits.max_file_bytes,
-        });
-    }
-    let data = std::fs::read(path).map_err(io(path))?;
+    let data = read_bounded(path, limits.max_file_bytes)?.ok_or_else(|| {
+        io(path)(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no such file",
+        ))
+    })?;
     let file = Gguf::parse(&data, &limits.gguf)?;
     let model = GgufModel::new(&file)?;
     let tokenizer = pretty(&model.tokenizer_json()?)?;
@@ -158,18 +155,7 @@ pub const SHARD_INDEX: &str = "model.safetensors.index.json";
 /// to f32), and `tokenizer.json` / `tokenizer_config.json` (with its chat template) as they are.
 /// Every file is size-checked before it is read; nothing is written yet.
 pub fn read_hf(dir: &Path, limits: &ImportLimits) -> Result<Import, ImportError> {
-    let read = |name: &str, limit: u64| -> Result<Option<Vec<u8>>, ImportError> {
-        let path = dir.join(name);
-        let bytes = match std::fs::metadata(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(&path)(e)),
-            Ok(meta) => meta.len(),
-        };
-        if bytes > limit {
-            return Err(ImportError::TooLarge { path, bytes, limit });
-        }
-        std::fs::read(&path).map(Some).map_err(io(&path))
-    };
+    let read = |name: &str, limit: u64| read_bounded(&dir.join(name), limit);
     let config_path = dir.join(CONFIG_FILE);
     let config = LlamaConfig::from_file(&config_path)?;
     let shards: Vec<String> = match read(SHARD_INDEX, 16 << 20)? {
@@ -341,6 +327,24 @@ impl Import {
         }
         Ok(())
     }
+}
+
+/// The bytes of `path` once its size is checked against `limit` (before it is read); `None`
+/// when there is no such file.
+fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, ImportError> {
+    let bytes = match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(path)(e)),
+        Ok(meta) => meta.len(),
+    };
+    if bytes > limit {
+        return Err(ImportError::TooLarge {
+            path: path.to_path_buf(),
+            bytes,
+            limit,
+        });
+    }
+    std::fs::read(path).map(Some).map_err(io(path))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
