@@ -41,7 +41,7 @@ pub enum CompetitionError {
     /// A field has a value the rules forbid.
     #[error("competition field `{field}` {reason}")]
     Invalid {
-        /// The field's dotted path, e.g. `epsilon.start`.
+        /// The field's dotted path, e.g. `dethrone.margin`.
         field: &'static str,
         /// Why the value is refused.
         reason: String,
@@ -181,28 +181,25 @@ pub struct EvalSettings {
     pub chat: bool,
 }
 
-/// The advantage ε given to the earlier-committed model of a pair, decaying with its age.
+/// When a later model takes an earlier one's place (`docs/scoring.md`, step 3).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EpsilonSchedule {
-    /// ε for a model committed in the current block.
-    pub start: f64,
-    /// ε once the model is `decay_blocks` old or older.
-    pub end: f64,
-    /// Blocks over which ε falls linearly from `start` to `end` (0: always `end`).
-    pub decay_blocks: u64,
+pub struct DethroneRule {
+    /// The later model's mean fitted loss must be below the earlier's by this fraction of the
+    /// earlier's mean (0.01: one percent). Constant: an old leader is as protected as a new one.
+    pub margin: f64,
+    /// ...and the paired one-sided t-test of that improvement must reach this p-value.
+    pub p_value: f64,
 }
 
-impl EpsilonSchedule {
-    /// ε for a model `age_blocks` old: `start + (end − start) · age / decay` while `age < decay`,
-    /// then exactly `end`.
-    pub fn at(&self, age_blocks: u64) -> f64 {
-        if age_blocks >= self.decay_blocks {
-            return self.end;
-        }
-        let progress = age_blocks as f64 / self.decay_blocks as f64;
-        self.start + (self.end - self.start) * progress
-    }
+/// When a later model counts as a copy of an earlier one (`docs/scoring.md`, step 1).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyRule {
+    /// Largest mean absolute difference, in nats per completion token, between two models'
+    /// log-probabilities of the eval's tokens (each at its fitted temperature) for the later
+    /// model to be a copy of the earlier one, whatever its config or weight layout.
+    pub max_divergence: f64,
 }
 
 /// How the subnet's emission for this competition is split between the two tracks.
@@ -284,8 +281,10 @@ pub struct Competition {
     pub architecture: ArchitectureBounds,
     /// Sample count, sequence length, commit delay.
     pub eval: EvalSettings,
-    /// The ε advantage of earlier commits.
-    pub epsilon: EpsilonSchedule,
+    /// When a later model displaces an earlier one.
+    pub dethrone: DethroneRule,
+    /// When a later model is a copy of an earlier one.
+    pub copies: CopyRule,
     /// Model versus label track.
     pub shares: TrackShares,
     /// Weights of the task generators (`[tasks]` table of kind → integer weight).
@@ -450,14 +449,21 @@ impl Competition {
                 ),
             );
         }
-        let e = &self.epsilon;
-        if !(e.end.is_finite() && e.end >= 0.0) {
-            return invalid("epsilon.end", format!("{} must be finite and >= 0", e.end));
+        let d = &self.dethrone;
+        if !(d.margin.is_finite() && (0.0..1.0).contains(&d.margin)) {
+            return invalid("dethrone.margin", format!("{} must be in 0..1", d.margin));
         }
-        if !(e.start.is_finite() && e.start >= e.end && e.start < 1.0) {
+        if !(d.p_value > 0.0 && d.p_value <= 0.5) {
             return invalid(
-                "epsilon.start",
-                format!("{} must be finite, >= epsilon.end and < 1", e.start),
+                "dethrone.p_value",
+                format!("{} must be in (0, 0.5]", d.p_value),
+            );
+        }
+        let c = &self.copies;
+        if !(c.max_divergence.is_finite() && c.max_divergence >= 0.0) {
+            return invalid(
+                "copies.max_divergence",
+                format!("{} must be finite and >= 0", c.max_divergence),
             );
         }
         if let Some(dataset) = &self.dataset {
@@ -699,7 +705,7 @@ mod tests {
     fn default_competition_file_loads_with_the_documented_values() {
         let c = default_competition();
         assert_eq!(c.id, "byte-llama-v1");
-        assert_eq!((c.epsilon.start, c.epsilon.end), (0.005, 0.0001));
+        assert_eq!((c.dethrone.margin, c.dethrone.p_value), (0.01, 0.01));
         assert!(c.tasks.weight(TaskKind::Arithmetic) > 0);
         assert_eq!(c.shares.model + c.shares.labels, 1.0);
     }
@@ -754,11 +760,14 @@ mod tests {
         c.temperature = 0.0;
         assert_invalid(&c, "temperature");
         let mut c = base.clone();
-        c.epsilon.start = 0.00001;
-        assert_invalid(&c, "epsilon.start");
+        c.dethrone.margin = -0.01;
+        assert_invalid(&c, "dethrone.margin");
         let mut c = base.clone();
-        c.epsilon.end = f64::NAN;
-        assert_invalid(&c, "epsilon.end");
+        c.dethrone.p_value = f64::NAN;
+        assert_invalid(&c, "dethrone.p_value");
+        let mut c = base.clone();
+        c.copies.max_divergence = f64::INFINITY;
+        assert_invalid(&c, "copies.max_divergence");
         let mut c = base.clone();
         c.shares.labels = 0.5;
         assert_invalid(&c, "shares");
@@ -774,24 +783,6 @@ mod tests {
         let mut c = base;
         c.architecture.max_layers = 0;
         assert_invalid(&c, "architecture.max_layers");
-    }
-
-    #[test]
-    fn epsilon_decays_linearly_then_stays_at_end() {
-        let e = EpsilonSchedule {
-            start: 0.005,
-            end: 0.0001,
-            decay_blocks: 1000,
-        };
-        assert_eq!(e.at(0), 0.005);
-        assert!((e.at(500) - 0.00255).abs() < 1e-12);
-        assert_eq!(e.at(1000), 0.0001);
-        assert_eq!(e.at(u64::MAX), 0.0001);
-        let flat = EpsilonSchedule {
-            decay_blocks: 0,
-            ..e
-        };
-        assert_eq!(flat.at(0), 0.0001);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! | [`io`] | artifact directories: HF-named safetensors load (validated) and save, tensor cosines |
 //! | [`import`] | a pretrained base from GGUF into an artifact directory (config, f32 safetensors, tokenizer, chat template) |
 //! | [`llama`] | [`Llama`](llama::Llama): the decoder (RMSNorm, RoPE, grouped-query attention, SwiGLU) |
-//! | [`score`] | model-track scoring: ε-adjusted pairwise win rates, duplicates, softmax |
+//! | [`score`] | model-track scoring: pairwise contests won by significance, duplicates, softmax |
 //! | [`tasks`] | seeded prompt → completion generators, checkers, near-misses, encoding to token ids |
 //! | [`tokenizer`] | built-in byte-level tokenizer and `tokenizer.json` through `tokenizers` |
 //! | [`train`] | fine-tuning: AdamW on the completion loss, warmup, clipping, checkpoints and resume |

@@ -1,21 +1,23 @@
-//! Model-track scoring: pairwise per-sample comparisons with an advantage for earlier commits.
+//! Model-track scoring: pairwise contests decided by significance, earlier commits win ties.
 //!
-//! Pure: no IO, no clock, no randomness; the current block is an argument. The rule
-//! (`docs/scoring.md` has a worked example):
+//! Pure: no IO, no clock, no randomness. The rule (`docs/scoring.md` has a worked example):
 //!
 //! 1. **Eligibility.** Among entries with the same `manifest_sha256`, only the earliest commit
 //!    (lowest block, then lowest uid) is eligible; the others are [`Status::DuplicateOf`] it.
-//!    Entries flagged by near-duplicate detection are [`Status::CopyOf`]; entries whose evaluation
-//!    failed are [`Status::EvalFailed`]. Ineligible entries score 0 and take no part in step 2.
-//! 2. **Win rate.** For each pair of eligible models and each sample, the earlier-committed
-//!    model's loss is multiplied by `1 − ε(age)`, `age = current_block − its commit block`, ε
-//!    from the competition's [`EpsilonSchedule`]. The lower loss wins; equal losses are a tie worth
-//!    half a win to each (models committed in the same block get no ε). A NaN loss counts as +∞.
-//!    `win_rate = wins / ((k − 1) · samples)` over the `k` eligible models; a model alone is 1.
+//!    Entries flagged as copies (by function or by weights, before scoring) are
+//!    [`Status::CopyOf`]; entries whose evaluation failed are [`Status::EvalFailed`]. Ineligible
+//!    entries score 0 and take no part in step 2.
+//! 2. **Contests.** The losses are per-sample completion losses at each model's fitted
+//!    temperature ([`crate::eval`]), so scaling logits gains nothing. For each pair of eligible
+//!    models, the later commit (block, then uid) wins only if it beats the earlier one's mean by
+//!    the competition's [`DethroneRule::margin`] under a paired one-sided t-test at
+//!    [`DethroneRule::p_value`] ([`later_displaces`]); otherwise the earlier one wins. A NaN loss
+//!    counts as +∞. `win_rate = contests won / (k − 1)` over the `k` eligible models; a model
+//!    alone is 1.
 //! 3. **Score.** `score = softmax(win_rate / T)` over eligible models, so scores sum to 1.
 //!
-//! Wins are counted in exact half-units and the softmax is summed in uid order with `libm::exp`,
-//! so the same inputs give bit-identical scores in any input order on any machine.
+//! Sums run in sample order and the softmax in uid order with `libm` functions, so the same
+//! inputs give bit-identical scores in any input order on any machine.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -23,7 +25,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::competition::{Competition, EpsilonSchedule};
+use crate::competition::{Competition, DethroneRule};
 
 /// Inputs the scoring cannot work with; these are validator bugs, not miner misbehaviour.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -60,13 +62,13 @@ pub enum ScoreError {
         /// The loss.
         loss: f64,
     },
-    /// An ε of the schedule is outside `0..1`, so a discount could flip or erase a loss.
-    #[error("epsilon schedule {start} → {end} must stay within 0..1")]
-    InvalidEpsilon {
-        /// ε at age 0.
-        start: f64,
-        /// ε at the end of the decay.
-        end: f64,
+    /// The dethrone rule's margin or p-value is out of range.
+    #[error("dethrone margin {margin} must be in 0..1 and p-value {p_value} in (0, 0.5]")]
+    InvalidDethrone {
+        /// The margin given.
+        margin: f64,
+        /// The p-value given.
+        p_value: f64,
     },
     /// The temperature is not a finite positive number.
     #[error("temperature {temperature} must be finite and > 0")]
@@ -96,7 +98,7 @@ pub struct ModelEntry {
     pub uid: u16,
     /// The miner's hotkey (SS58), carried through to the result.
     pub hotkey: String,
-    /// Block of the commitment; earlier commits win ties within ε.
+    /// Block of the commitment; the earlier of two commits wins unless significantly beaten.
     pub commit_block: u64,
     /// The committed manifest hash; equal hashes are the same model.
     pub manifest_sha256: [u8; 32],
@@ -106,23 +108,20 @@ pub struct ModelEntry {
     pub copy_of: Option<u16>,
 }
 
-/// Scoring parameters, from the competition file and the chain.
+/// Scoring parameters, from the competition file.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ScoreParams {
-    /// The block ages are measured at (the eval seed block).
-    pub current_block: u64,
-    /// The earlier commit's advantage.
-    pub epsilon: EpsilonSchedule,
+    /// When a later model wins a contest against an earlier one.
+    pub dethrone: DethroneRule,
     /// Softmax temperature `T`.
     pub temperature: f64,
 }
 
 impl ScoreParams {
-    /// The parameters of `competition` for an evaluation seeded at `current_block`.
-    pub fn new(competition: &Competition, current_block: u64) -> Self {
+    /// The parameters of `competition`.
+    pub fn new(competition: &Competition) -> Self {
         ScoreParams {
-            current_block,
-            epsilon: competition.epsilon,
+            dethrone: competition.dethrone,
             temperature: competition.temperature,
         }
     }
@@ -171,7 +170,7 @@ pub struct MinerScore {
     pub uid: u16,
     /// The miner's hotkey.
     pub hotkey: String,
-    /// Fraction of pairwise per-sample comparisons won (ties half); 0 when not scored.
+    /// Fraction of pairwise contests won (step 2); 0 when not scored.
     pub win_rate: f64,
     /// Share of the model track, `softmax(win_rate / T)`; 0 when not scored.
     pub score: f64,
@@ -189,9 +188,9 @@ pub fn score_models(
             temperature: params.temperature,
         });
     }
-    let (start, end) = (params.epsilon.start, params.epsilon.end);
-    if ![start, end].iter().all(|e| (0.0..1.0).contains(e)) {
-        return Err(ScoreError::InvalidEpsilon { start, end });
+    let DethroneRule { margin, p_value } = params.dethrone;
+    if !((0.0..1.0).contains(&margin) && p_value > 0.0 && p_value <= 0.5) {
+        return Err(ScoreError::InvalidDethrone { margin, p_value });
     }
     let mut uids = BTreeSet::new();
     for entry in entries {
@@ -303,38 +302,135 @@ fn win_rates(eligible: &[(u16, u64, Vec<f64>)], params: &ScoreParams) -> Vec<f64
     if k <= 1 {
         return vec![1.0; k];
     }
-    // Wins in half-units: a win is 2, a tie 1. Integers, so order cannot change the totals.
-    let mut half_wins = vec![0u64; k];
+    let critical = critical_t(eligible[0].2.len(), params.dethrone.p_value);
+    let mut wins = vec![0u32; k];
     for i in 0..k {
         for j in i + 1..k {
-            let (_, block_i, losses_i) = &eligible[i];
-            let (_, block_j, losses_j) = &eligible[j];
-            let earlier = block_i.min(block_j);
-            let discount = 1.0
-                - params
-                    .epsilon
-                    .at(params.current_block.saturating_sub(*earlier));
-            let (factor_i, factor_j) = match block_i.cmp(block_j) {
-                std::cmp::Ordering::Less => (discount, 1.0),
-                std::cmp::Ordering::Greater => (1.0, discount),
-                std::cmp::Ordering::Equal => (1.0, 1.0),
+            let (uid_i, block_i, _) = &eligible[i];
+            let (uid_j, block_j, _) = &eligible[j];
+            let (earlier, later) = if (block_i, uid_i) < (block_j, uid_j) {
+                (i, j)
+            } else {
+                (j, i)
             };
-            for (&a, &b) in losses_i.iter().zip(losses_j) {
-                let (a, b) = (a * factor_i, b * factor_j);
-                if a < b {
-                    half_wins[i] += 2;
-                } else if b < a {
-                    half_wins[j] += 2;
-                } else {
-                    half_wins[i] += 1;
-                    half_wins[j] += 1;
-                }
-            }
+            let (e, l) = (&eligible[earlier].2, &eligible[later].2);
+            let winner = if later_displaces(e, l, params.dethrone.margin, critical) {
+                later
+            } else {
+                earlier
+            };
+            wins[winner] += 1;
         }
     }
-    let samples = eligible[0].2.len() as f64;
-    let comparisons = 2.0 * (k - 1) as f64 * samples;
-    half_wins.iter().map(|&h| h as f64 / comparisons).collect()
+    wins.iter()
+        .map(|&w| f64::from(w) / (k - 1) as f64)
+        .collect()
+}
+
+/// True when the later model (per-sample losses `later`) displaces the earlier one (`earlier`,
+/// same samples): the mean of `excess_s = earlier_s − later_s − margin · mean(earlier)` is
+/// positive and its t statistic `mean / (sd / √n)` exceeds `critical` (see [`critical_t`]).
+/// With one sample, or no spread, a positive mean suffices. A later model with an infinite loss
+/// never displaces; one that is finite displaces an earlier model with an infinite loss.
+pub fn later_displaces(earlier: &[f64], later: &[f64], margin: f64, critical: f64) -> bool {
+    let finite = |losses: &[f64]| losses.iter().all(|l| l.is_finite());
+    match (finite(earlier), finite(later)) {
+        (_, false) => return false,
+        (false, true) => return true,
+        (true, true) => {}
+    }
+    let n = earlier.len().min(later.len());
+    if n == 0 {
+        return false;
+    }
+    let count = n as f64;
+    let required = margin * earlier[..n].iter().sum::<f64>() / count;
+    let excess: Vec<f64> = earlier
+        .iter()
+        .zip(later)
+        .map(|(e, l)| e - l - required)
+        .collect();
+    let mean = excess.iter().sum::<f64>() / count;
+    if mean <= 0.0 {
+        return false;
+    }
+    if n == 1 {
+        return true;
+    }
+    let variance = excess.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (count - 1.0);
+    if variance == 0.0 {
+        return true;
+    }
+    mean / libm::sqrt(variance / count) > critical
+}
+
+/// The one-sided critical value of Student's t with `samples − 1` degrees of freedom at
+/// `p_value`: the normal quantile (Acklam's rational approximation, relative error below 1.2e-9)
+/// corrected by the Cornish–Fisher expansion to the fourth order in `1/ν`, within 0.2% of the
+/// exact value from ν = 5 on (0.01 at ν = 10: 2.7638 exact). Fewer than 2 samples: +∞.
+pub fn critical_t(samples: usize, p_value: f64) -> f64 {
+    if samples < 2 {
+        return f64::INFINITY;
+    }
+    let z = upper_normal_quantile(p_value);
+    let nu = (samples - 1) as f64;
+    let (z2, z3) = (z * z, z * z * z);
+    let (z5, z7, z9) = (z3 * z2, z3 * z2 * z2, z3 * z3 * z3);
+    let g1 = (z3 + z) / 4.0;
+    let g2 = (5.0 * z5 + 16.0 * z3 + 3.0 * z) / 96.0;
+    let g3 = (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / 384.0;
+    let g4 = (79.0 * z9 + 776.0 * z7 + 1482.0 * z5 - 1920.0 * z3 - 945.0 * z) / 92160.0;
+    z + g1 / nu + g2 / (nu * nu) + g3 / (nu * nu * nu) + g4 / (nu * nu * nu * nu)
+}
+
+/// `z` with `P(Z > z) = p` for a standard normal `Z`, `0 < p < 1` (Acklam's algorithm).
+fn upper_normal_quantile(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    // The lower-tail quantile of q = p, negated.
+    let tail = |q: f64| {
+        let r = libm::sqrt(-2.0 * libm::log(q));
+        (((((C[0] * r + C[1]) * r + C[2]) * r + C[3]) * r + C[4]) * r + C[5])
+            / ((((D[0] * r + D[1]) * r + D[2]) * r + D[3]) * r + 1.0)
+    };
+    const LOW: f64 = 0.02425;
+    if p < LOW {
+        -tail(p)
+    } else if p <= 1.0 - LOW {
+        let r = 0.5 - p;
+        let s = r * r;
+        (((((A[0] * s + A[1]) * s + A[2]) * s + A[3]) * s + A[4]) * s + A[5]) * r
+            / (((((B[0] * s + B[1]) * s + B[2]) * s + B[3]) * s + B[4]) * s + 1.0)
+    } else {
+        tail(1.0 - p)
+    }
 }
 
 /// Step 3: `softmax(x / t)`, shifted by the maximum for stability, summed in order.
@@ -355,11 +451,9 @@ mod tests {
 
     fn params() -> ScoreParams {
         ScoreParams {
-            current_block: 1000,
-            epsilon: EpsilonSchedule {
-                start: 0.05,
-                end: 0.01,
-                decay_blocks: 100,
+            dethrone: DethroneRule {
+                margin: 0.01,
+                p_value: 0.01,
             },
             temperature: 0.1,
         }
@@ -380,20 +474,22 @@ mod tests {
         assert!((got - want).abs() < 1e-6, "got {got}, want {want}");
     }
 
+    const A: [f64; 8] = [2.00, 1.50, 3.00, 2.50, 1.80, 2.20, 2.60, 1.90];
+    const B: [f64; 8] = [1.90, 1.42, 2.85, 2.40, 1.70, 2.08, 2.49, 1.80];
+    const C: [f64; 8] = [1.85, 1.60, 2.70, 2.55, 1.60, 2.00, 2.70, 1.70];
+
     /// The worked example of docs/scoring.md.
     fn worked_example() -> Vec<ModelEntry> {
-        let mut duplicate = entry(3, 960, &[0.1, 0.1, 0.1]);
-        duplicate.manifest_sha256 = [0; 32];
+        let mut duplicate = entry(3, 960, &B);
+        duplicate.manifest_sha256 = [1; 32];
         let mut failed = entry(4, 800, &[]);
         failed.evaluation = Evaluation::Failed {
             reason: "timeout fetching manifest".into(),
         };
-        let mut a = entry(0, 900, &[1.000, 2.00, 0.52]);
-        a.manifest_sha256 = [0; 32];
         vec![
-            a,
-            entry(1, 950, &[0.995, 2.10, 0.50]),
-            entry(2, 990, &[0.900, 2.05, 0.55]),
+            entry(0, 900, &A),
+            entry(1, 950, &B),
+            entry(2, 990, &C),
             duplicate,
             failed,
         ]
@@ -402,17 +498,17 @@ mod tests {
     #[test]
     fn worked_three_miner_example_matches_the_hand_computation() {
         let scores = score_models(&worked_example(), &params()).unwrap();
-        // A beats B on s1 (0.99 < 0.995, thanks to ε = 0.01) and s2, C on s2 and s3: 4 of 6.
-        // B beats A on s3, C on s2 (2.037 < 2.05, thanks to ε = 0.03) and s3: 3 of 6.
-        // C beats A on s1, B on s1: 2 of 6.
-        assert_close(scores[0].win_rate, 4.0 / 6.0);
-        assert_close(scores[1].win_rate, 3.0 / 6.0);
-        assert_close(scores[2].win_rate, 2.0 / 6.0);
-        // softmax([4/6, 3/6, 2/6] / 0.1)
-        assert_close(scores[0].score, 0.816_627);
-        assert_close(scores[1].score, 0.154_241);
-        assert_close(scores[2].score, 0.029_132);
-        assert_eq!(scores[3].status, Status::DuplicateOf { uid: 0 });
+        // B beats A's mean 2.1875 by 0.0856 (4%, t = 11.8 > 3.00): B displaces A.
+        // C beats A's mean by 0.0781 too, but noisily (t = 1.40): A keeps the pair.
+        // C's mean 2.0875 is above B's 2.08: B keeps the pair.
+        assert_close(scores[0].win_rate, 0.5);
+        assert_close(scores[1].win_rate, 1.0);
+        assert_close(scores[2].win_rate, 0.0);
+        // softmax([0.5, 1, 0] / 0.1)
+        assert_close(scores[0].score, 0.006_692_6);
+        assert_close(scores[1].score, 0.993_262_2);
+        assert_close(scores[2].score, 0.000_045_1);
+        assert_eq!(scores[3].status, Status::DuplicateOf { uid: 1 });
         assert_eq!((scores[3].win_rate, scores[3].score), (0.0, 0.0));
         assert!(
             matches!(&scores[4].status, Status::EvalFailed { reason } if reason.contains("timeout"))
@@ -421,46 +517,93 @@ mod tests {
     }
 
     #[test]
-    fn without_epsilon_the_worked_example_is_a_three_way_tie() {
-        let mut p = params();
-        p.epsilon = EpsilonSchedule {
-            start: 0.0,
-            end: 0.0,
-            decay_blocks: 0,
-        };
-        let scores = score_models(&worked_example()[..3], &p).unwrap();
-        // s1: B (0.995) now beats A (1.0); s2: C (2.05) now beats B (2.10). Everyone wins 3 of 6.
-        for s in &scores {
-            assert_close(s.win_rate, 0.5);
-            assert_close(s.score, 1.0 / 3.0);
+    fn winning_most_samples_with_a_worse_mean_does_not_dethrone() {
+        // The later model wins 6 of 8 samples by a little and loses 2 by a lot: the
+        // overconfident pattern that per-sample win counting used to pay.
+        let earlier = [2.0; 8];
+        let later = [1.9, 1.9, 1.9, 1.9, 1.9, 1.9, 2.5, 2.5];
+        let scores =
+            score_models(&[entry(0, 1, &earlier), entry(1, 2, &later)], &params()).unwrap();
+        assert_close(scores[0].win_rate, 1.0);
+        assert_close(scores[1].win_rate, 0.0);
+    }
+
+    #[test]
+    fn a_later_model_must_beat_the_margin_however_old_the_leader() {
+        // 0.5% better on every sample: consistent, but under the 1% margin.
+        let earlier: Vec<f64> = A.to_vec();
+        let slightly: Vec<f64> = A.iter().map(|l| l * 0.995).collect();
+        let clearly: Vec<f64> = A.iter().map(|l| l * 0.985).collect();
+        for (leader_block, challenger_block) in [(1, 2), (1, 1_000_000)] {
+            let scores = score_models(
+                &[
+                    entry(0, leader_block, &earlier),
+                    entry(1, challenger_block, &slightly),
+                ],
+                &params(),
+            )
+            .unwrap();
+            assert_close(scores[0].win_rate, 1.0);
+            let scores = score_models(
+                &[
+                    entry(0, leader_block, &earlier),
+                    entry(1, challenger_block, &clearly),
+                ],
+                &params(),
+            )
+            .unwrap();
+            assert_close(scores[1].win_rate, 1.0);
         }
     }
 
     #[test]
-    fn equal_losses_in_the_same_block_tie_for_half_a_win_each() {
+    fn equal_losses_go_to_the_earlier_commit_and_in_one_block_to_the_lower_uid() {
         let scores = score_models(
-            &[entry(0, 5, &[1.0, 2.0]), entry(1, 5, &[1.0, 3.0])],
+            &[entry(5, 7, &A), entry(2, 9, &A), entry(9, 7, &A)],
             &params(),
         )
         .unwrap();
-        assert_close(scores[0].win_rate, 0.75);
-        assert_close(scores[1].win_rate, 0.25);
+        let rates: Vec<f64> = scores.iter().map(|s| s.win_rate).collect();
+        assert_eq!(rates, vec![1.0, 0.0, 0.5]);
     }
 
     #[test]
-    fn nan_losses_lose_to_everything_and_tie_with_infinity() {
+    fn nan_losses_lose_to_everything_finite() {
         let scores = score_models(
             &[
-                entry(0, 5, &[f64::NAN]),
-                entry(1, 6, &[9.0]),
-                entry(2, 7, &[f64::INFINITY]),
+                entry(0, 5, &[f64::NAN, 1.0]),
+                entry(1, 6, &[9.0, 9.0]),
+                entry(2, 7, &[f64::INFINITY, 1.0]),
             ],
             &params(),
         )
         .unwrap();
-        assert_close(scores[0].win_rate, 0.25);
+        // uid 1 displaces uid 0 (finite against infinite); uid 2 displaces nobody.
+        assert_close(scores[0].win_rate, 0.5);
         assert_close(scores[1].win_rate, 1.0);
-        assert_close(scores[2].win_rate, 0.25);
+        assert_close(scores[2].win_rate, 0.0);
+    }
+
+    #[test]
+    fn critical_values_match_student_t_tables() {
+        // One-sided 1% and 5% points of Student's t (standard tables).
+        for (samples, p, want) in [
+            (6, 0.01, 3.365),
+            (11, 0.01, 2.764),
+            (31, 0.01, 2.457),
+            (101, 0.01, 2.364),
+            (11, 0.05, 1.812),
+            (61, 0.05, 1.671),
+        ] {
+            let got = critical_t(samples, p);
+            assert!(
+                (got - want).abs() < 2e-3 * want,
+                "{samples} samples, p {p}: {got}"
+            );
+        }
+        assert_eq!(critical_t(1, 0.01), f64::INFINITY);
+        assert!((upper_normal_quantile(0.5)).abs() < 1e-12);
+        assert!((upper_normal_quantile(0.025) - 1.959_964).abs() < 1e-6);
     }
 
     #[test]
@@ -531,17 +674,16 @@ mod tests {
             score_models(&[entry(1, 1, &[])], &p),
             Err(ScoreError::NoSamples { uid: 1 })
         );
-        let greedy = ScoreParams {
-            epsilon: EpsilonSchedule {
-                start: 1.5,
-                end: 0.0,
-                decay_blocks: 10,
+        let loose = ScoreParams {
+            dethrone: DethroneRule {
+                margin: 0.01,
+                p_value: 0.0,
             },
             ..p
         };
         assert!(matches!(
-            score_models(&[], &greedy),
-            Err(ScoreError::InvalidEpsilon { .. })
+            score_models(&[], &loose),
+            Err(ScoreError::InvalidDethrone { .. })
         ));
         let hot = ScoreParams {
             temperature: 0.0,
@@ -557,9 +699,8 @@ mod tests {
     fn params_come_from_the_competition_file() {
         let competition =
             Competition::from_toml(include_str!("../../competitions/default.toml")).unwrap();
-        let p = ScoreParams::new(&competition, 77);
-        assert_eq!(p.current_block, 77);
-        assert_eq!(p.epsilon, competition.epsilon);
+        let p = ScoreParams::new(&competition);
+        assert_eq!(p.dethrone, competition.dethrone);
         assert_eq!(p.temperature, competition.temperature);
     }
 
@@ -663,6 +804,7 @@ mod tests {
             };
             let good: Vec<f64> = (0..samples).map(|s| better[s % better.len()]).collect();
             let worse: Vec<f64> = good.iter().map(|l| l + margin).collect();
+            // (the later, worse model cannot displace the earlier one, so it loses the pair)
             let mut field: Vec<ModelEntry> = entries
                 .into_iter()
                 .filter(|e| matches!(&e.evaluation, Evaluation::Losses(l) if l.len() == samples) || matches!(e.evaluation, Evaluation::Failed { .. }))

@@ -173,11 +173,7 @@ pub async fn verify_epoch(
         }
     }
     let miner_evals: Vec<MinerEval> = evals.iter().map(miner_eval).collect();
-    // ε ages are measured at the epoch's seed block (its first block), as the epoch loop does.
-    let params = ScoreParams::new(
-        &competition.competition,
-        u64::try_from(record.start_block).unwrap_or(0),
-    );
+    let params = ScoreParams::new(&competition.competition);
     let results = outcome::assemble(&miner_evals, &params)?;
     for (stored, recomputed) in evals.iter().zip(&results) {
         let uid = stored.uid;

@@ -54,10 +54,18 @@ fn miner_evals(shift: f64) -> Vec<MinerEval> {
             spot_check: None,
         },
     };
+    let base = [1.0, 2.0, 0.5, 1.5, 0.8, 1.2, 0.9, 1.1];
+    let first: Vec<f64> = base.iter().map(|l| l + shift).collect();
+    // About 10% better than uid 0 on every sample: it displaces uid 0 significantly.
+    let second: Vec<f64> = base
+        .iter()
+        .enumerate()
+        .map(|(i, l)| l * (0.88 + 0.01 * (i % 3) as f64))
+        .collect();
     vec![
-        evaluated(0, 'a', 100, vec![1.0 + shift, 2.0, 0.5]),
-        evaluated(1, 'b', 150, vec![0.9, 2.1 - shift, 0.45]),
-        evaluated(2, 'a', 180, vec![1.0, 2.0, 0.5]),
+        evaluated(0, 'a', 100, first),
+        evaluated(1, 'b', 150, second),
+        evaluated(2, 'a', 180, base.to_vec()),
         MinerEval {
             uid: 3,
             hotkey: miner_hotkey(3),
@@ -185,11 +193,8 @@ async fn store_epoch(pool: &PgPool, epoch: i64, shift: f64, with_labels: bool) {
     let competition = competition();
     let scored_block = 200 + epoch as u64 * 10;
     let evals = miner_evals(shift);
-    let results = outcome::assemble(
-        &evals,
-        &ScoreParams::new(&competition.competition, scored_block),
-    )
-    .expect("scores");
+    let results =
+        outcome::assemble(&evals, &ScoreParams::new(&competition.competition)).expect("scores");
     let neurons: Vec<Neuron> = evals
         .iter()
         .map(|e| Neuron {
@@ -338,7 +343,8 @@ async fn an_epoch_stored_by_the_loop_verifies_including_ema_and_commit_hash(pool
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
 async fn a_tampered_loss_or_weight_is_reported(pool: PgPool) {
     two_epochs(&pool).await;
-    // uid 1 "wins" sample 0 by a lot more now: its losses no longer give the stored scores.
+    // uid 1 loses sample 0 by a lot now: it no longer displaces uid 0, so its losses no longer
+    // give the stored scores.
     sqlx::query(
         "UPDATE model_evals SET sample_losses[1] = 5.0 WHERE netuid = 1 AND epoch = 2 AND uid = 1",
     )

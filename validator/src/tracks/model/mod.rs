@@ -432,9 +432,9 @@ impl ModelTrack {
         timings.copies = started.elapsed();
 
         let started = Instant::now();
-        // Ages (and so ε) are measured at the seed block, not at the head this validator happened
-        // to read: every honest validator scoring the epoch gets the same scores.
-        let params = ScoreParams::new(competition, input.seed_block);
+        // Nothing here depends on the head this validator happened to read: every honest
+        // validator scoring the epoch gets the same scores.
+        let params = ScoreParams::new(competition);
         let mut miners = outcome::assemble(&evals, &params)?;
         for miner in &mut miners {
             if let Some(counts) = tokens.remove(&miner.uid)

@@ -328,15 +328,13 @@ pub fn mean(values: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use subnet_model::competition::EpsilonSchedule;
+    use subnet_model::competition::DethroneRule;
 
     fn params() -> ScoreParams {
         ScoreParams {
-            current_block: 1000,
-            epsilon: EpsilonSchedule {
-                start: 0.005,
-                end: 0.0001,
-                decay_blocks: 100,
+            dethrone: DethroneRule {
+                margin: 0.01,
+                p_value: 0.01,
             },
             temperature: 0.1,
         }
