@@ -139,7 +139,40 @@ struct RawConfig {
     pad_token_id: Option<Value>,
 }
 
+/// The fields of a [`LlamaConfig`] that decide its tensors' names and shapes; two configs with
+/// equal dims have interchangeable weight files, whatever their token ids, ε or RoPE base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WeightShapes {
+    /// `hidden_size`.
+    pub hidden_size: usize,
+    /// `intermediate_size`.
+    pub intermediate_size: usize,
+    /// `num_hidden_layers`.
+    pub num_hidden_layers: usize,
+    /// `num_attention_heads`.
+    pub num_attention_heads: usize,
+    /// `num_key_value_heads`.
+    pub num_key_value_heads: usize,
+    /// `vocab_size`.
+    pub vocab_size: usize,
+    /// `tie_word_embeddings` (whether `lm_head.weight` exists).
+    pub tie_word_embeddings: bool,
+}
+
 impl LlamaConfig {
+    /// The fields that decide the weights' names and shapes (bounds use [`crate::competition::ArchitectureDims`]).
+    pub fn weight_shapes(&self) -> WeightShapes {
+        WeightShapes {
+            hidden_size: self.hidden_size,
+            intermediate_size: self.intermediate_size,
+            num_hidden_layers: self.num_hidden_layers,
+            num_attention_heads: self.num_attention_heads,
+            num_key_value_heads: self.num_key_value_heads,
+            vocab_size: self.vocab_size,
+            tie_word_embeddings: self.tie_word_embeddings,
+        }
+    }
+
     /// Parses and validates the text of an HF `config.json`.
     pub fn from_json_str(text: &str) -> Result<Self, ConfigError> {
         let raw: RawConfig = serde_json::from_str(text)?;

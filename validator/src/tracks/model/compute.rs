@@ -460,7 +460,8 @@ fn chunk_norms(
 }
 
 /// For each model that is a near-copy (cosine ≥ `threshold` on every tensor) of a model committed
-/// earlier (same block: lower uid), the uid of the earliest such model. Pairs that cannot be read
+/// earlier (same block: lower uid), the uid of the earliest such model. Configs need only equal
+/// [`LlamaConfig::weight_shapes`]. Pairs that cannot be read
 /// or compared are not copies; a read failure is logged. Pairs whose sketches prove them apart
 /// are not read.
 pub fn find_copies(
@@ -473,7 +474,11 @@ pub fn find_copies(
     let mut copies = std::collections::BTreeMap::new();
     for (i, later) in order.iter().enumerate() {
         for earlier in &order[..i] {
-            if earlier.config != later.config || earlier.manifest_sha256 == later.manifest_sha256 {
+            // Only the shapes must agree: a copy that changes `pad_token_id`, `rope_theta` or
+            // `max_position_embeddings` keeps the same weights.
+            if earlier.config.weight_shapes() != later.config.weight_shapes()
+                || earlier.manifest_sha256 == later.manifest_sha256
+            {
                 continue;
             }
             if let (Some(a), Some(b)) = (&earlier.sketch, &later.sketch)
@@ -654,7 +659,12 @@ mod tests {
                 uid,
                 commit_block: block,
                 manifest_sha256: format!("{uid}"),
-                config: tiny_config(),
+                // Fields that leave the shapes alone do not hide a copy.
+                config: LlamaConfig {
+                    pad_token_id: Some(u32::from(uid)),
+                    rope_theta: 10_000.0 + f64::from(uid),
+                    ..tiny_config()
+                },
                 weights: dir.join(WEIGHTS_FILE),
                 sketch: sketched.then(|| Arc::new(sketch_of(&dir.join(WEIGHTS_FILE)))),
             };
