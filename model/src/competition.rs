@@ -192,14 +192,11 @@ pub struct DethroneRule {
     pub p_value: f64,
 }
 
-/// When a later model counts as a copy of an earlier one (`docs/scoring.md`, step 1).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CopyRule {
-    /// Largest mean absolute difference, in nats per completion token, between two models'
-    /// log-probabilities of the eval's tokens (each at its fitted temperature) for the later
-    /// model to be a copy of the earlier one, whatever its config or weight layout.
-    pub max_divergence: f64,
+impl DethroneRule {
+    /// True when `margin` is in `0..1` and `p_value` in `(0, 0.5]`.
+    pub fn is_valid(&self) -> bool {
+        (0.0..1.0).contains(&self.margin) && self.p_value > 0.0 && self.p_value <= 0.5
+    }
 }
 
 /// How the subnet's emission for this competition is split between the two tracks.
@@ -283,8 +280,6 @@ pub struct Competition {
     pub eval: EvalSettings,
     /// When a later model displaces an earlier one.
     pub dethrone: DethroneRule,
-    /// When a later model is a copy of an earlier one.
-    pub copies: CopyRule,
     /// Model versus label track.
     pub shares: TrackShares,
     /// Weights of the task generators (`[tasks]` table of kind → integer weight).
@@ -457,13 +452,6 @@ impl Competition {
             return invalid(
                 "dethrone.p_value",
                 format!("{} must be in (0, 0.5]", d.p_value),
-            );
-        }
-        let c = &self.copies;
-        if !(c.max_divergence.is_finite() && c.max_divergence >= 0.0) {
-            return invalid(
-                "copies.max_divergence",
-                format!("{} must be finite and >= 0", c.max_divergence),
             );
         }
         if let Some(dataset) = &self.dataset {
@@ -765,9 +753,6 @@ mod tests {
         let mut c = base.clone();
         c.dethrone.p_value = f64::NAN;
         assert_invalid(&c, "dethrone.p_value");
-        let mut c = base.clone();
-        c.copies.max_divergence = f64::INFINITY;
-        assert_invalid(&c, "copies.max_divergence");
         let mut c = base.clone();
         c.shares.labels = 0.5;
         assert_invalid(&c, "shares");

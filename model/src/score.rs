@@ -4,12 +4,12 @@
 //!
 //! 1. **Eligibility.** Among entries with the same `manifest_sha256`, only the earliest commit
 //!    (lowest block, then lowest uid) is eligible; the others are [`Status::DuplicateOf`] it.
-//!    Entries flagged as copies (by function or by weights, before scoring) are
-//!    [`Status::CopyOf`]; entries whose evaluation failed are [`Status::EvalFailed`]. Ineligible
-//!    entries score 0 and take no part in step 2.
-//! 2. **Contests.** The losses are per-sample completion losses at each model's fitted
-//!    temperature ([`crate::eval`]), so scaling logits gains nothing. For each pair of eligible
-//!    models, the later commit (block, then uid) wins only if it beats the earlier one's mean by
+//!    Entries flagged as copies (by weight cosines, before scoring) are [`Status::CopyOf`];
+//!    entries whose evaluation failed are [`Status::EvalFailed`]. Ineligible entries score 0 and
+//!    take no part in step 2.
+//! 2. **Contests.** The losses are per-sample completion losses ([`crate::eval`], temperature 1;
+//!    fitting each model's temperature is not done yet). For each pair of eligible models, the
+//!    later commit (block, then uid) wins only if it beats the earlier one's mean by
 //!    the competition's [`DethroneRule::margin`] under a paired one-sided t-test at
 //!    [`DethroneRule::p_value`] ([`later_displaces`]); otherwise the earlier one wins. A NaN loss
 //!    counts as +∞. `win_rate = contests won / (k − 1)` over the `k` eligible models; a model
@@ -188,8 +188,8 @@ pub fn score_models(
             temperature: params.temperature,
         });
     }
-    let DethroneRule { margin, p_value } = params.dethrone;
-    if !((0.0..1.0).contains(&margin) && p_value > 0.0 && p_value <= 0.5) {
+    if !params.dethrone.is_valid() {
+        let DethroneRule { margin, p_value } = params.dethrone;
         return Err(ScoreError::InvalidDethrone { margin, p_value });
     }
     let mut uids = BTreeSet::new();
