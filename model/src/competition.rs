@@ -272,7 +272,7 @@ pub struct Competition {
     pub id: String,
     /// Largest total size of a model's files, in bytes.
     pub max_artifact_bytes: u64,
-    /// Softmax temperature `T` of the model-track score `softmax(win_rate / T)`.
+    /// Softmax temperature `T` of the model-track score `softmax(−defeats / T)`.
     pub temperature: f64,
     /// Bounds on the submitted architecture.
     pub architecture: ArchitectureBounds,

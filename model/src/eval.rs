@@ -5,6 +5,14 @@
 //! transformers gives with labels set to −100 on the prompt. Samples are batched with right
 //! padding (longest first, to waste little padding); each sample's result does not depend on
 //! which others it was batched with, and results come back in input order.
+//!
+//! [`evaluate`] scores the model as it is (temperature 1); it is what `validator eval` prints and
+//! what matches transformers. [`evaluate_fitted`] first gives the model its best temperature on
+//! the samples, so that scaling the output logits (sharpening or blunting a copy) changes
+//! nothing: the loss of `softmax(β·z)` is minimised over the inverse temperature `β`, on a
+//! grid of `2^(k/8)` for `k` in `-FIT_STEPS..=FIT_STEPS` computed on the device in one pass,
+//! refined on the host by the vertex of the parabola through the best grid point and its two
+//! neighbours. The validator scores fitted losses.
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
@@ -30,6 +38,24 @@ pub struct SampleLoss {
     /// Number of completion tokens averaged over.
     pub tokens: usize,
 }
+
+/// [`evaluate_fitted`]'s result: per-sample losses at the model's best temperature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FittedEval {
+    /// Per-sample losses at the fitted inverse temperature, in input order.
+    pub losses: Vec<SampleLoss>,
+    /// The fitted inverse temperature `β` (the logits are multiplied by it); 1 when there are
+    /// no samples.
+    pub inverse_temperature: f64,
+    /// Per sample (input order), the log-probability of each completion token at `β`.
+    pub token_log_probs: Vec<Vec<f32>>,
+    /// Per-sample losses at temperature 1 (what [`evaluate`] gives), in input order.
+    pub unfitted: Vec<SampleLoss>,
+}
+
+/// The grid [`evaluate_fitted`] searches: `β = 2^(k/8)` for `k` in `-FIT_STEPS..=FIT_STEPS`,
+/// so β from about 0.35 to 2.8. A model outside that range keeps the edge's loss: it can only lose.
+pub const FIT_STEPS: i32 = 12;
 
 /// Why an evaluation could not run. Samples are checked before any model work starts.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +161,177 @@ pub fn evaluate<B: Backend>(
         }
     }
     Ok(results)
+}
+
+/// Per-sample completion loss at the inverse temperature that minimises the mean loss over
+/// `samples` (see the module documentation), computed `batch_size` samples at a time.
+pub fn evaluate_fitted<B: Backend>(
+    model: &Llama<B>,
+    samples: &[Sample],
+    batch_size: usize,
+) -> Result<FittedEval, EvalError> {
+    if batch_size == 0 {
+        return Err(EvalError::ZeroBatchSize);
+    }
+    let [vocab, _] = model.embed_tokens.weight.dims();
+    check_samples(samples, vocab, model.max_position_embeddings)?;
+    let betas: Vec<f32> = (-FIT_STEPS..=FIT_STEPS)
+        .map(|k| 2f32.powf(k as f32 / 8.0))
+        .collect();
+
+    let mut order: Vec<usize> = (0..samples.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(samples[i].input_ids.len()));
+    // per sample, token-major: grid[t * betas.len() + k] = log p_β_k(token t)
+    let mut grids = vec![Vec::new(); samples.len()];
+    for chunk in order.chunks(batch_size) {
+        let batch: Vec<&Sample> = chunk.iter().map(|&i| &samples[i]).collect();
+        for (&i, grid) in chunk
+            .iter()
+            .zip(completion_log_probs_grid(model, &batch, &betas)?)
+        {
+            grids[i] = grid;
+        }
+    }
+    Ok(fit_temperature(&grids, betas.len()))
+}
+
+/// Picks the grid point with the lowest mean per-sample loss, refines it by the parabola
+/// through it and its neighbours (in `log β`, where the grid is even), and interpolates every
+/// token's log-probability there the same way. `grids` as built by [`evaluate_fitted`].
+fn fit_temperature(grids: &[Vec<f32>], points: usize) -> FittedEval {
+    let at = |grid: &[f32], t: usize, k: usize| f64::from(grid[t * points + k]);
+    let tokens = |grid: &[f32]| grid.len() / points;
+    let mean_loss = |k: usize| {
+        let total: f64 = grids
+            .iter()
+            .map(|grid| {
+                -(0..tokens(grid)).map(|t| at(grid, t, k)).sum::<f64>() / tokens(grid) as f64
+            })
+            .sum();
+        total / grids.len().max(1) as f64
+    };
+    let losses: Vec<f64> = (0..points).map(mean_loss).collect();
+    let mut best = points / 2;
+    if !grids.is_empty() {
+        for (k, &loss) in losses.iter().enumerate() {
+            if loss < losses[best] || losses[best].is_nan() {
+                best = k;
+            }
+        }
+    }
+    // Vertex offset in grid steps, within [-1/2, 1/2] when `best` is an interior minimum.
+    let offset = if best > 0 && best + 1 < points {
+        let (before, here, after) = (losses[best - 1], losses[best], losses[best + 1]);
+        let curvature = before - 2.0 * here + after;
+        if curvature > 0.0 {
+            ((before - after) / (2.0 * curvature)).clamp(-0.5, 0.5)
+        } else {
+            0.0
+        }
+    } else {
+        0.0
+    };
+    let interpolate = |grid: &[f32], t: usize| {
+        let here = at(grid, t, best);
+        if offset == 0.0 {
+            return here;
+        }
+        let (before, after) = (at(grid, t, best - 1), at(grid, t, best + 1));
+        here + offset * (after - before) / 2.0
+            + offset * offset * (after - 2.0 * here + before) / 2.0
+    };
+    let token_log_probs: Vec<Vec<f32>> = grids
+        .iter()
+        .map(|grid| {
+            (0..tokens(grid))
+                .map(|t| interpolate(grid, t) as f32)
+                .collect()
+        })
+        .collect();
+    let losses = grids
+        .iter()
+        .map(|grid| {
+            let n = tokens(grid);
+            SampleLoss {
+                loss: -(0..n).map(|t| interpolate(grid, t)).sum::<f64>() / n as f64,
+                tokens: n,
+            }
+        })
+        .collect();
+    let unfitted = grids
+        .iter()
+        .map(|grid| {
+            let n = tokens(grid);
+            SampleLoss {
+                loss: -(0..n).map(|t| at(grid, t, points / 2)).sum::<f64>() / n as f64,
+                tokens: n,
+            }
+        })
+        .collect();
+    let k = best as f64 - f64::from(FIT_STEPS) + offset;
+    FittedEval {
+        losses,
+        unfitted,
+        inverse_temperature: if grids.is_empty() {
+            1.0
+        } else {
+            (k / 8.0).exp2()
+        },
+        token_log_probs,
+    }
+}
+
+/// For one batch of checked samples, the log-probability of each completion token under
+/// `softmax(β·logits)` for every `β` in `betas`: per sample, token-major (`tokens × betas`).
+/// Only the completion positions go through the output projection.
+fn completion_log_probs_grid<B: Backend>(
+    model: &Llama<B>,
+    batch: &[&Sample],
+    betas: &[f32],
+) -> Result<Vec<Vec<f32>>, EvalError> {
+    let device = model.embed_tokens.weight.val().device();
+    let (input_ids, _, lengths) = pad_batch::<B>(batch, &device);
+    let [rows, seq] = input_ids.dims();
+    let mut positions = Vec::new();
+    let mut targets = Vec::new();
+    for (row, sample) in batch.iter().enumerate() {
+        // position p predicts token p + 1
+        for p in sample.completion_start - 1..sample.input_ids.len() - 1 {
+            positions.push((row * seq + p) as i64);
+            targets.push(i64::from(sample.input_ids[p + 1]));
+        }
+    }
+    let n = positions.len();
+    let hidden = model.hidden_states(input_ids, &lengths);
+    let [_, _, width] = hidden.dims();
+    let positions = Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [n]), &device);
+    let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), &device);
+    // [n, vocab], shifted so that the largest logit of each row is 0
+    let logits = model.output_logits(hidden.reshape([rows * seq, width]).select(0, positions));
+    let shifted = logits.clone() - logits.max_dim(1);
+    let target = shifted.clone().gather(1, targets);
+    let columns: Vec<Tensor<B, 2>> = betas
+        .iter()
+        .map(|&beta| {
+            let log_norm = shifted.clone().mul_scalar(beta).exp().sum_dim(1).log();
+            target.clone().mul_scalar(beta) - log_norm
+        })
+        .collect();
+    let values = Tensor::cat(columns, 1)
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| EvalError::Backend(format!("{e:?}")))?;
+    let mut rest = values.as_slice();
+    Ok(batch
+        .iter()
+        .map(|sample| {
+            let (mine, others) =
+                rest.split_at((sample.input_ids.len() - sample.completion_start) * betas.len());
+            rest = others;
+            mine.to_vec()
+        })
+        .collect())
 }
 
 /// Log-probability of each completion token of each sample of one batch (checked samples).
@@ -283,6 +480,127 @@ mod tests {
             "{got:?} vs {}",
             total / 3.0
         );
+    }
+
+    /// `model` with its output projection multiplied by `factor` (a sharpened or blunted copy).
+    fn scaled(model: &Llama<B>, factor: f32) -> Llama<B> {
+        let mut copy = model.clone();
+        let head = copy.lm_head.as_mut().expect("the test model is untied");
+        head.weight = burn::module::Param::from_tensor(head.weight.val().mul_scalar(factor));
+        copy
+    }
+
+    /// A peaked model and samples whose completions it generated at temperature 1, so that its
+    /// best inverse temperature on them is close to 1.
+    fn model_and_own_samples() -> (Llama<B>, Vec<Sample>) {
+        let model = scaled(&model(), 40.0);
+        let samples = (0..48u64)
+            .map(|seed| {
+                let prompt = vec![(seed % 20) as u32, ((seed * 7 + 3) % 20) as u32];
+                let options = crate::generate::GenerateOptions {
+                    max_new_tokens: 8,
+                    temperature: 1.0,
+                    seed,
+                    stop_token: None,
+                };
+                let completion = crate::generate::generate(&model, &prompt, &options).unwrap();
+                Sample {
+                    input_ids: [prompt, completion].concat(),
+                    completion_start: 2,
+                }
+            })
+            .collect();
+        (model, samples)
+    }
+
+    fn mean_loss(losses: &[SampleLoss]) -> f64 {
+        losses.iter().map(|l| l.loss).sum::<f64>() / losses.len() as f64
+    }
+
+    #[test]
+    fn the_grid_at_temperature_one_is_the_plain_loss() {
+        let model = model();
+        let samples = samples();
+        let batch: Vec<&Sample> = samples.iter().collect();
+        let betas: Vec<f32> = (-FIT_STEPS..=FIT_STEPS)
+            .map(|k| 2f32.powf(k as f32 / 8.0))
+            .collect();
+        let grids = completion_log_probs_grid(&model, &batch, &betas).unwrap();
+        let plain = completion_log_probs(&model, &batch).unwrap();
+        for (grid, plain) in grids.iter().zip(&plain) {
+            assert_eq!(grid.len(), plain.len() * betas.len());
+            for (t, &lp) in plain.iter().enumerate() {
+                let at_one = grid[t * betas.len() + FIT_STEPS as usize];
+                assert!((at_one - lp).abs() < 1e-5, "{at_one} vs {lp}");
+            }
+        }
+        // the fit can only lower the mean loss
+        let fitted = evaluate_fitted(&model, &samples, 2).unwrap();
+        let plain = evaluate(&model, &samples, 2).unwrap();
+        assert!(mean_loss(&fitted.losses) <= mean_loss(&plain) + 1e-6);
+        for (a, b) in fitted.unfitted.iter().zip(&plain) {
+            assert_eq!(a.tokens, b.tokens);
+            assert!((a.loss - b.loss).abs() < 1e-5, "{a:?} vs {b:?}");
+        }
+        assert_eq!(
+            fitted.losses.iter().map(|l| l.tokens).collect::<Vec<_>>(),
+            vec![2, 1, 5, 1, 6]
+        );
+        for (lps, loss) in fitted.token_log_probs.iter().zip(&fitted.losses) {
+            let mean = -lps.iter().map(|&lp| f64::from(lp)).sum::<f64>() / lps.len() as f64;
+            assert!((mean - loss.loss).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn scaling_the_logits_gains_nothing_after_the_fit() {
+        let (model, samples) = model_and_own_samples();
+        let honest = evaluate_fitted(&model, &samples, 8).unwrap();
+        assert!(
+            (honest.inverse_temperature - 1.0).abs() < 0.2,
+            "own samples: β = {}",
+            honest.inverse_temperature
+        );
+        for factor in [0.7f32, 1.1, 1.25, 1.6] {
+            let copy = scaled(&model, factor);
+            let fitted = evaluate_fitted(&copy, &samples, 8).unwrap();
+            let ratio = fitted.inverse_temperature * f64::from(factor) / honest.inverse_temperature;
+            assert!((ratio - 1.0).abs() < 0.02, "×{factor}: β ratio {ratio}");
+            let gap = mean_loss(&fitted.losses) - mean_loss(&honest.losses);
+            assert!(
+                gap.abs() < 1e-4 * mean_loss(&honest.losses),
+                "×{factor}: fitted mean loss differs by {gap}"
+            );
+            for (a, b) in fitted.losses.iter().zip(&honest.losses) {
+                assert!((a.loss - b.loss).abs() < 2e-3, "×{factor}: {a:?} vs {b:?}");
+            }
+            // without the fit the scaled copy's loss is different: the fit is what levels them
+            let unfitted = mean_loss(&evaluate(&copy, &samples, 8).unwrap());
+            let honest_unfitted = mean_loss(&evaluate(&model, &samples, 8).unwrap());
+            assert!(
+                (unfitted - honest_unfitted).abs() > 100.0 * gap.abs(),
+                "×{factor}: {unfitted} vs {honest_unfitted}"
+            );
+        }
+    }
+
+    #[test]
+    fn fitted_results_do_not_depend_on_batching() {
+        let (model, samples) = model_and_own_samples();
+        let alone = evaluate_fitted(&model, &samples[..12], 1).unwrap();
+        for batch_size in [3, 5, 12] {
+            let batched = evaluate_fitted(&model, &samples[..12], batch_size).unwrap();
+            assert!((alone.inverse_temperature - batched.inverse_temperature).abs() < 1e-6);
+            for (a, b) in alone.losses.iter().zip(&batched.losses) {
+                assert_eq!(a.tokens, b.tokens);
+                assert!(
+                    (a.loss - b.loss).abs() <= 1e-5,
+                    "batch {batch_size}: {a:?} vs {b:?}"
+                );
+            }
+        }
+        let empty = evaluate_fitted(&model, &[], 4).unwrap();
+        assert!(empty.losses.is_empty() && empty.inverse_temperature == 1.0);
     }
 
     #[test]

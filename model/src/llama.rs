@@ -155,7 +155,12 @@ impl<B: Backend> Llama<B> {
     ///
     /// Shapes: `input_ids` `[batch, seq]`, `lengths` `[batch]` → logits `[batch, seq, vocab]`.
     pub fn forward_padded(&self, input_ids: Tensor<B, 2, Int>, lengths: &[usize]) -> Tensor<B, 3> {
-        let hidden = self.hidden_states(input_ids, lengths);
+        self.output_logits(self.hidden_states(input_ids, lengths))
+    }
+
+    /// The output projection (`lm_head`, or the tied embedding) of final hidden states:
+    /// `[.., hidden]` → `[.., vocab]`.
+    pub fn output_logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
         match &self.lm_head {
             Some(head) => head.forward(hidden),
             None => burn::tensor::module::linear(

@@ -4,17 +4,21 @@
 //!
 //! 1. **Eligibility.** Among entries with the same `manifest_sha256`, only the earliest commit
 //!    (lowest block, then lowest uid) is eligible; the others are [`Status::DuplicateOf`] it.
-//!    Entries flagged as copies (by weight cosines, before scoring) are [`Status::CopyOf`];
+//!    Entries flagged as copies (before scoring, by function or by weights) are [`Status::CopyOf`];
 //!    entries whose evaluation failed are [`Status::EvalFailed`]. Ineligible entries score 0 and
 //!    take no part in step 2.
-//! 2. **Contests.** The losses are per-sample completion losses ([`crate::eval`], temperature 1;
-//!    fitting each model's temperature is not done yet). For each pair of eligible models, the
+//! 2. **Contests.** The losses are per-sample completion losses at each model's fitted
+//!    temperature ([`crate::eval::evaluate_fitted`]). For each pair of eligible models, the
 //!    later commit (block, then uid) wins only if it beats the earlier one's mean by
 //!    the competition's [`DethroneRule::margin`] under a paired one-sided t-test at
 //!    [`DethroneRule::p_value`] ([`later_displaces`]); otherwise the earlier one wins. A NaN loss
-//!    counts as +∞. `win_rate = contests won / (k − 1)` over the `k` eligible models; a model
-//!    alone is 1.
-//! 3. **Score.** `score = softmax(win_rate / T)` over eligible models, so scores sum to 1.
+//!    counts as +∞. A model's `defeats` are the contests it lost; `win_rate = contests won /
+//!    (k − 1)` over the `k` eligible models (a model alone has 1) is kept for display.
+//! 3. **Score.** `score = softmax(−defeats / T)` over eligible models, so scores sum to 1. Each
+//!    defeat divides a model's weight by `e^(1/T)` whatever the size of the field: a copy that
+//!    loses only to its original earns `e^(−1/T)` of it (0.7% at `T = 0.2`) in a field of 3 or
+//!    of 300. (`softmax(win_rate / T)` would let the runner-up of a large field earn almost
+//!    what the leader earns.)
 //!
 //! Sums run in sample order and the softmax in uid order with `libm` functions, so the same
 //! inputs give bit-identical scores in any input order on any machine.
@@ -172,7 +176,7 @@ pub struct MinerScore {
     pub hotkey: String,
     /// Fraction of pairwise contests won (step 2); 0 when not scored.
     pub win_rate: f64,
-    /// Share of the model track, `softmax(win_rate / T)`; 0 when not scored.
+    /// Share of the model track, `softmax(−defeats / T)`; 0 when not scored.
     pub score: f64,
     /// Scored, or why not.
     pub status: Status,
@@ -214,8 +218,20 @@ pub fn score_models(
     eligible.sort_by_key(|&(uid, _, _)| uid);
     validate_losses(&eligible)?;
 
-    let win_rates = win_rates(&eligible, params);
-    let scores = softmax(&win_rates, params.temperature);
+    let defeats = defeats(&eligible, params);
+    let k = eligible.len();
+    let win_rates: Vec<f64> = defeats
+        .iter()
+        .map(|&d| {
+            if k <= 1 {
+                1.0
+            } else {
+                f64::from(k as u32 - 1 - d) / (k - 1) as f64
+            }
+        })
+        .collect();
+    let weights: Vec<f64> = defeats.iter().map(|&d| -f64::from(d)).collect();
+    let scores = softmax(&weights, params.temperature);
     let by_uid: BTreeMap<u16, (f64, f64)> = eligible
         .iter()
         .zip(win_rates.iter().zip(&scores))
@@ -296,14 +312,14 @@ fn validate_losses(eligible: &[(u16, u64, Vec<f64>)]) -> Result<(), ScoreError> 
     Ok(())
 }
 
-/// Step 2: each eligible model's win rate, in the order given.
-fn win_rates(eligible: &[(u16, u64, Vec<f64>)], params: &ScoreParams) -> Vec<f64> {
+/// Step 2: how many contests each eligible model lost, in the order given.
+fn defeats(eligible: &[(u16, u64, Vec<f64>)], params: &ScoreParams) -> Vec<u32> {
     let k = eligible.len();
     if k <= 1 {
-        return vec![1.0; k];
+        return vec![0; k];
     }
     let critical = critical_t(eligible[0].2.len(), params.dethrone.p_value);
-    let mut wins = vec![0u32; k];
+    let mut defeats = vec![0u32; k];
     for i in 0..k {
         for j in i + 1..k {
             let (uid_i, block_i, _) = &eligible[i];
@@ -314,17 +330,15 @@ fn win_rates(eligible: &[(u16, u64, Vec<f64>)], params: &ScoreParams) -> Vec<f64
                 (j, i)
             };
             let (e, l) = (&eligible[earlier].2, &eligible[later].2);
-            let winner = if later_displaces(e, l, params.dethrone.margin, critical) {
-                later
-            } else {
+            let loser = if later_displaces(e, l, params.dethrone.margin, critical) {
                 earlier
+            } else {
+                later
             };
-            wins[winner] += 1;
+            defeats[loser] += 1;
         }
     }
-    wins.iter()
-        .map(|&w| f64::from(w) / (k - 1) as f64)
-        .collect()
+    defeats
 }
 
 /// True when the later model (per-sample losses `later`) displaces the earlier one (`earlier`,
@@ -455,7 +469,7 @@ mod tests {
                 margin: 0.01,
                 p_value: 0.01,
             },
-            temperature: 0.1,
+            temperature: 0.2,
         }
     }
 
@@ -504,7 +518,7 @@ mod tests {
         assert_close(scores[0].win_rate, 0.5);
         assert_close(scores[1].win_rate, 1.0);
         assert_close(scores[2].win_rate, 0.0);
-        // softmax([0.5, 1, 0] / 0.1)
+        // defeats A 1, B 0, C 2: softmax(−[1, 0, 2] / 0.2)
         assert_close(scores[0].score, 0.006_692_6);
         assert_close(scores[1].score, 0.993_262_2);
         assert_close(scores[2].score, 0.000_045_1);
@@ -514,6 +528,23 @@ mod tests {
             matches!(&scores[4].status, Status::EvalFailed { reason } if reason.contains("timeout"))
         );
         assert_eq!(scores[4].score, 0.0);
+    }
+
+    #[test]
+    fn the_runner_up_earns_the_same_fraction_of_the_leader_in_any_field() {
+        // A leader, a copy that loses only to it, and `others` weaker models.
+        for others in [1usize, 5, 60] {
+            let leader: Vec<f64> = A.iter().map(|l| l * 0.5).collect();
+            let copy: Vec<f64> = A.iter().map(|l| l * 0.501).collect();
+            let mut field = vec![entry(0, 1, &leader), entry(1, 2, &copy)];
+            for i in 0..others {
+                let weaker: Vec<f64> = A.iter().map(|l| l * (1.0 + i as f64 * 0.01)).collect();
+                field.push(entry(2 + i as u16, 3 + i as u64, &weaker));
+            }
+            let scores = score_models(&field, &params()).unwrap();
+            assert_close(scores[1].score / scores[0].score, (-1.0f64 / 0.2).exp());
+            assert!(scores[1].score < 0.01 * scores[0].score, "{others} others");
+        }
     }
 
     #[test]

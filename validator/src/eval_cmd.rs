@@ -5,8 +5,10 @@
 //! (`--data`, lines of `{prompt, completion}` or `{input_ids, completion_start}`) or from an epoch
 //! seed (`--seed`, the competition's task mix, and its pinned dataset when it names one). The
 //! result goes to stdout: a short summary, or with `--json` exactly one JSON object
-//! `{"mean_loss": f, "samples": [{"loss": f, "tokens": n}, ...]}` in sample order. Logs go to
-//! stderr.
+//! `{"mean_loss": f, "fitted_mean_loss": f, "inverse_temperature": f, "samples": [{"loss": f,
+//! "fitted_loss": f, "tokens": n}, ...]}` in sample order. `loss` is at temperature 1 (what
+//! transformers gives); `fitted_loss` at the model's best temperature on these samples, which is
+//! what the model track scores (see `docs/scoring.md`). Logs go to stderr.
 //!
 //! [`load_checked`]: crate::tracks::model::compute::load_checked
 
@@ -20,7 +22,7 @@ use subnet_model::backend::select;
 use subnet_model::competition::CompetitionFile;
 use subnet_model::config::{CONFIG_FILE, LlamaConfig};
 use subnet_model::data::{Dataset, Limits};
-use subnet_model::eval::SampleLoss;
+use subnet_model::eval::FittedEval;
 use subnet_model::tokenizer::{TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, Tokenizer};
 
 use crate::cli::EvalArgs;
@@ -33,8 +35,12 @@ pub const DEFAULT_COMPETITION_TOML: &str = include_str!("../../competitions/defa
 /// The `--json` output.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvalReport {
-    /// Mean of the per-sample losses (nats).
+    /// Mean of the per-sample losses at temperature 1 (nats).
     pub mean_loss: f64,
+    /// Mean of the per-sample losses at the fitted temperature (nats), what the track scores.
+    pub fitted_mean_loss: f64,
+    /// The fitted inverse temperature (the factor the logits are multiplied by).
+    pub inverse_temperature: f64,
     /// One entry per sample, in input order.
     pub samples: Vec<SampleReport>,
 }
@@ -42,8 +48,10 @@ pub struct EvalReport {
 /// One sample's result in [`EvalReport`].
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct SampleReport {
-    /// Mean cross-entropy over the completion tokens (nats).
+    /// Mean cross-entropy over the completion tokens at temperature 1 (nats).
     pub loss: f64,
+    /// The same at the fitted temperature.
+    pub fitted_loss: f64,
     /// Completion tokens scored.
     pub tokens: usize,
 }
@@ -158,7 +166,8 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
         .run(job)
         .with_context(|| format!("--model {}", model_dir.display()))?;
     let elapsed = started.elapsed();
-    let report = report(&output.losses);
+    let fitted = output.fitted.context("the evaluation returned no losses")?;
+    let report = report(&fitted);
     if args.json {
         serde_json::to_writer(&mut *out, &report).context("writing the JSON report")?;
         writeln!(out)?;
@@ -168,16 +177,23 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The report of per-sample losses.
-pub fn report(losses: &[SampleLoss]) -> EvalReport {
-    let values: Vec<f64> = losses.iter().map(|l| l.loss).collect();
+/// The report of a fitted evaluation.
+pub fn report(fitted: &FittedEval) -> EvalReport {
+    let mean_of = |losses: &[subnet_model::eval::SampleLoss]| {
+        mean(&losses.iter().map(|l| l.loss).collect::<Vec<_>>()).unwrap_or(f64::NAN)
+    };
     EvalReport {
-        mean_loss: mean(&values).unwrap_or(f64::NAN),
-        samples: losses
+        mean_loss: mean_of(&fitted.unfitted),
+        fitted_mean_loss: mean_of(&fitted.losses),
+        inverse_temperature: fitted.inverse_temperature,
+        samples: fitted
+            .unfitted
             .iter()
-            .map(|l| SampleReport {
-                loss: l.loss,
-                tokens: l.tokens,
+            .zip(&fitted.losses)
+            .map(|(plain, fit)| SampleReport {
+                loss: plain.loss,
+                fitted_loss: fit.loss,
+                tokens: plain.tokens,
             })
             .collect(),
     }
@@ -205,6 +221,11 @@ fn write_summary(
         report.samples.len()
     )?;
     writeln!(out, "mean loss  {:.6} nats", report.mean_loss)?;
+    writeln!(
+        out,
+        "fitted     {:.6} nats at inverse temperature {:.4} (what the model track scores)",
+        report.fitted_mean_loss, report.inverse_temperature
+    )?;
     writeln!(out, "min / max  {min:.6} / {max:.6}")?;
     writeln!(out, "time       {:.2} s", elapsed.as_secs_f64())
 }
@@ -226,21 +247,27 @@ mod tests {
 
     #[test]
     fn the_report_keeps_sample_order_and_averages() {
-        let losses = [
-            SampleLoss {
-                loss: 1.0,
-                tokens: 3,
-            },
-            SampleLoss {
-                loss: 3.0,
-                tokens: 1,
-            },
-        ];
-        let report = report(&losses);
+        use subnet_model::eval::SampleLoss;
+        let loss = |loss, tokens| SampleLoss { loss, tokens };
+        let fitted = FittedEval {
+            losses: vec![loss(0.5, 3), loss(2.5, 1)],
+            inverse_temperature: 0.75,
+            token_log_probs: vec![vec![-0.5; 3], vec![-2.5]],
+            unfitted: vec![loss(1.0, 3), loss(3.0, 1)],
+        };
+        let report = report(&fitted);
         assert_eq!(report.mean_loss, 2.0);
         assert_eq!(
             serde_json::to_value(&report).unwrap(),
-            serde_json::json!({"mean_loss": 2.0, "samples": [{"loss": 1.0, "tokens": 3}, {"loss": 3.0, "tokens": 1}]})
+            serde_json::json!({
+                "mean_loss": 2.0,
+                "fitted_mean_loss": 1.5,
+                "inverse_temperature": 0.75,
+                "samples": [
+                    {"loss": 1.0, "fitted_loss": 0.5, "tokens": 3},
+                    {"loss": 3.0, "fitted_loss": 2.5, "tokens": 1}
+                ]
+            })
         );
     }
 

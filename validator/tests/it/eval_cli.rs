@@ -62,7 +62,23 @@ fn json_report_has_one_entry_per_jsonl_line_in_order() {
     ];
     let report = single_json(&validator(&args));
     let object = report.as_object().unwrap();
-    assert_eq!(object.len(), 2, "only mean_loss and samples: {report}");
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "fitted_mean_loss",
+            "inverse_temperature",
+            "mean_loss",
+            "samples"
+        ],
+        "{report}"
+    );
+    // the fit can only lower the mean loss
+    assert!(
+        report["fitted_mean_loss"].as_f64().unwrap()
+            <= report["mean_loss"].as_f64().unwrap() + 1e-9
+    );
     let samples = report["samples"].as_array().unwrap();
     assert_eq!(samples.len(), 3);
     // Completion tokens: "19" + EOS, then ids 66..68 (3), then "cba" + EOS.

@@ -22,7 +22,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use subnet_model::backend::BackendTask;
 use subnet_model::competition::{ArchitectureDims, BoundsViolation, Competition};
 use subnet_model::config::{CONFIG_FILE, ConfigError, LlamaConfig};
-use subnet_model::eval::{EvalError, Sample, SampleLoss, evaluate};
+use subnet_model::eval::{EvalError, FittedEval, Sample, evaluate_fitted};
 use subnet_model::io::{IoError, WEIGHTS_FILE, is_near_copy, load_weights, read_weights_file};
 use subnet_model::llama::Llama;
 use subnet_model::tokenizer::{Tokenizer, TokenizerError};
@@ -229,8 +229,9 @@ pub struct EvalJob {
 pub struct EvalOutput {
     /// The model's config.
     pub config: LlamaConfig,
-    /// Per-sample losses in sample order (empty when `skip_eval`).
-    pub losses: Vec<SampleLoss>,
+    /// Per-sample losses at the model's fitted temperature, in sample order, with its per-token
+    /// log-probabilities (`None` when `skip_eval`).
+    pub fitted: Option<Arc<FittedEval>>,
     /// The spot-check verdict, when an answer was given.
     pub spot: Option<SpotVerdict>,
     /// The weights' sketch, for near-copy detection (`None` when the file could not be
@@ -269,10 +270,15 @@ impl BackendTask for EvalJob {
         drop(bytes);
         let load = started.elapsed();
         let started = Instant::now();
-        let losses = if self.skip_eval {
-            Vec::new()
+        let fitted = if self.skip_eval {
+            None
         } else {
-            evaluate(&model, &self.samples, self.batch_size)?
+            let fitted = evaluate_fitted(&model, &self.samples, self.batch_size)?;
+            tracing::debug!(
+                inverse_temperature = fitted.inverse_temperature,
+                "fitted the temperature"
+            );
+            Some(Arc::new(fitted))
         };
         let eval = started.elapsed();
         let started = Instant::now();
@@ -291,7 +297,7 @@ impl BackendTask for EvalJob {
         };
         Ok(EvalOutput {
             config,
-            losses,
+            fitted,
             spot,
             sketch,
             timings: JobTimings {

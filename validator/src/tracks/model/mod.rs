@@ -36,7 +36,7 @@ use subnet_model::backend::Selected;
 use subnet_model::competition::{Competition, CompetitionFile, SampleSetError};
 use subnet_model::config::{CONFIG_FILE, LlamaConfig};
 use subnet_model::data::Dataset;
-use subnet_model::eval::{Sample, SampleLoss};
+use subnet_model::eval::{FittedEval, Sample};
 use subnet_model::io::WEIGHTS_FILE;
 use subnet_model::score::{ScoreError, ScoreParams};
 use subnet_model::tokenizer::{TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, Tokenizer};
@@ -149,8 +149,8 @@ struct EvalCache {
 /// A cached evaluation.
 #[derive(Debug, Clone)]
 struct CachedEval {
-    /// Per-sample losses and token counts.
-    losses: Vec<SampleLoss>,
+    /// Per-sample fitted losses, token counts and per-token log-probabilities.
+    fitted: Arc<FittedEval>,
     /// The model's sketch, so that near-copy detection needs no reload.
     sketch: Option<Arc<WeightSketch>>,
 }
@@ -583,7 +583,7 @@ impl ModelTrack {
             match LlamaConfig::from_file(&config_path) {
                 Ok(config) => Ok(compute::EvalOutput {
                     config,
-                    losses: Vec::new(),
+                    fitted: None,
                     spot: None,
                     sketch: None,
                     timings: compute::JobTimings::default(),
@@ -628,22 +628,28 @@ impl ModelTrack {
                 return failed(outcome, reason);
             }
         };
-        let (sample_losses, sketch, from_cache) = match cached {
-            Some(Ok(hit)) => (hit.losses, output.sketch.or(hit.sketch), true),
-            _ => {
+        let (fitted, sketch, from_cache) = match (cached, output.fitted) {
+            (Some(Ok(hit)), _) => (hit.fitted, output.sketch.or(hit.sketch), true),
+            (_, Some(fitted)) => {
                 self.remember(
                     context.cache_key,
                     &candidate.manifest_sha256,
                     Ok(CachedEval {
-                        losses: output.losses.clone(),
+                        fitted: fitted.clone(),
                         sketch: output.sketch.clone(),
                     }),
                 );
-                (output.losses, output.sketch, false)
+                (fitted, output.sketch, false)
+            }
+            (_, None) => {
+                return failed(
+                    Outcome::InternalError,
+                    "the evaluation returned no losses".to_string(),
+                );
             }
         };
-        let losses: Vec<f64> = sample_losses.iter().map(|l| l.loss).collect();
-        let tokens: Vec<usize> = sample_losses.iter().map(|l| l.tokens).collect();
+        let losses: Vec<f64> = fitted.losses.iter().map(|l| l.loss).collect();
+        let tokens: Vec<usize> = fitted.losses.iter().map(|l| l.tokens).collect();
         let spot_check = match (output.spot, unavailable) {
             (Some(SpotVerdict::Match), _) => Some(SpotCheck {
                 status: SpotStatus::Passed,

@@ -336,7 +336,7 @@ mod tests {
                 margin: 0.01,
                 p_value: 0.01,
             },
-            temperature: 0.1,
+            temperature: 0.2,
         }
     }
 
