@@ -199,6 +199,31 @@ impl DethroneRule {
     }
 }
 
+/// When a later model is a copy of an earlier one (`docs/scoring.md`, step 2;
+/// [`crate::similarity::find_copies`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CopyThresholds {
+    /// Largest [`crate::similarity::divergence`] (mean |Δ log p| per completion token at fitted
+    /// temperatures, nats) at which a later model is a copy by function.
+    pub max_divergence: f64,
+    /// Smallest per-tensor cosine at which a later model with the same tensor shapes is a copy
+    /// by weights.
+    pub weight_cosine: f64,
+}
+
+impl Default for CopyThresholds {
+    fn default() -> Self {
+        Self {
+            max_divergence: DEFAULT_MAX_DIVERGENCE,
+            weight_cosine: 0.999,
+        }
+    }
+}
+
+/// The default [`CopyThresholds::max_divergence`] (see `docs/scoring.md` for how it was measured).
+pub const DEFAULT_MAX_DIVERGENCE: f64 = 0.1;
+
 /// How the subnet's emission for this competition is split between the two tracks.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -280,6 +305,9 @@ pub struct Competition {
     pub eval: EvalSettings,
     /// When a later model displaces an earlier one.
     pub dethrone: DethroneRule,
+    /// When a later model is a copy of an earlier one.
+    #[serde(default)]
+    pub copies: CopyThresholds,
     /// Model versus label track.
     pub shares: TrackShares,
     /// Weights of the task generators (`[tasks]` table of kind → integer weight).
@@ -452,6 +480,19 @@ impl Competition {
             return invalid(
                 "dethrone.p_value",
                 format!("{} must be in (0, 0.5]", d.p_value),
+            );
+        }
+        let c = &self.copies;
+        if !(c.max_divergence.is_finite() && c.max_divergence >= 0.0) {
+            return invalid(
+                "copies.max_divergence",
+                format!("{} must be finite and >= 0", c.max_divergence),
+            );
+        }
+        if !(c.weight_cosine > 0.0 && c.weight_cosine <= 1.0) {
+            return invalid(
+                "copies.weight_cosine",
+                format!("{} must be in (0, 1]", c.weight_cosine),
             );
         }
         if let Some(dataset) = &self.dataset {
@@ -753,6 +794,12 @@ mod tests {
         let mut c = base.clone();
         c.dethrone.p_value = f64::NAN;
         assert_invalid(&c, "dethrone.p_value");
+        let mut c = default_competition();
+        c.copies.max_divergence = -0.1;
+        assert_invalid(&c, "copies.max_divergence");
+        let mut c = default_competition();
+        c.copies.weight_cosine = 1.5;
+        assert_invalid(&c, "copies.weight_cosine");
         let mut c = base.clone();
         c.shares.labels = 0.5;
         assert_invalid(&c, "shares");

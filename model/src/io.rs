@@ -8,8 +8,6 @@
 //! checked before it is read, the safetensors header before any tensor is converted, and every
 //! tensor must be present with exactly the config's shape, in f32, f16 or bf16, with finite
 //! values; anything else is a typed [`IoError`], never a panic. Weights are saved as f32.
-//!
-//! [`tensor_cosines`] compares two weight files tensor by tensor, to spot a copied model.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
@@ -97,7 +95,8 @@ pub enum IoError {
     /// A tied model also carries an `lm_head.weight` that differs from the embedding.
     #[error("tie_word_embeddings is set but lm_head.weight differs from model.embed_tokens.weight")]
     TiedHeadDiffers,
-    /// Two weight files compared by [`tensor_cosines`] hold different tensor names or shapes.
+    /// Two weight files compared by [`crate::similarity::tensor_cosines`] hold different tensor
+    /// names or shapes.
     #[error("the two weight files differ in tensor `{name}` (missing or reshaped)")]
     Incomparable {
         /// The first differing tensor.
@@ -111,15 +110,6 @@ pub enum IoError {
         /// The backend's message.
         message: String,
     },
-}
-
-/// One tensor's cosine similarity between two weight files.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TensorCosine {
-    /// HF tensor name.
-    pub name: String,
-    /// `a·b / (|a| |b|)`; 1 when both are all-zero, 0 when exactly one is.
-    pub cosine: f64,
 }
 
 /// Reads a weights file of at most `max_bytes` bytes; the size is checked before reading.
@@ -473,66 +463,6 @@ pub fn save_artifact<B: Backend>(
     Ok(())
 }
 
-/// Per-tensor cosine similarity between two safetensors files (each at most `max_bytes`), in
-/// name order. The files must hold the same names with the same shapes. A copy with a little
-/// noise added scores above 0.999 on every tensor; independently trained models do not.
-pub fn tensor_cosines(a: &Path, b: &Path, max_bytes: u64) -> Result<Vec<TensorCosine>, IoError> {
-    let a = read_weights_file(a, max_bytes)?;
-    let b = read_weights_file(b, max_bytes)?;
-    tensor_cosines_bytes(&a, &b)
-}
-
-/// [`tensor_cosines`] on the bytes of two safetensors files.
-pub fn tensor_cosines_bytes(a: &[u8], b: &[u8]) -> Result<Vec<TensorCosine>, IoError> {
-    let a = SafeTensors::deserialize(a)?;
-    let b = SafeTensors::deserialize(b)?;
-    let names_a: BTreeSet<&str> = a.names().into_iter().collect();
-    let names_b: BTreeSet<&str> = b.names().into_iter().collect();
-    if let Some(name) = names_a.symmetric_difference(&names_b).next() {
-        return Err(IoError::Incomparable {
-            name: name.to_string(),
-        });
-    }
-    let mut out = Vec::with_capacity(names_a.len());
-    for name in names_a {
-        let (va, vb) = (a.tensor(name)?, b.tensor(name)?);
-        if va.shape() != vb.shape() {
-            return Err(IoError::Incomparable {
-                name: name.to_string(),
-            });
-        }
-        let (xa, xb) = (to_f32(name, &va)?, to_f32(name, &vb)?);
-        let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
-        for (index, (&x, &y)) in xa.iter().zip(&xb).enumerate() {
-            if !x.is_finite() || !y.is_finite() {
-                return Err(IoError::NonFinite {
-                    name: name.to_string(),
-                    index,
-                });
-            }
-            let (x, y) = (f64::from(x), f64::from(y));
-            dot += x * y;
-            na += x * x;
-            nb += y * y;
-        }
-        let cosine = match (na > 0.0, nb > 0.0) {
-            (true, true) => dot / (na.sqrt() * nb.sqrt()),
-            (false, false) => 1.0,
-            _ => 0.0,
-        };
-        out.push(TensorCosine {
-            name: name.to_string(),
-            cosine,
-        });
-    }
-    Ok(out)
-}
-
-/// Whether every tensor is at least `threshold` similar (e.g. 0.999): the copier test.
-pub fn is_near_copy(cosines: &[TensorCosine], threshold: f64) -> bool {
-    !cosines.is_empty() && cosines.iter().all(|t| t.cosine >= threshold)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,13 +570,13 @@ mod tests {
             let a = model.forward(ids.clone()).into_data();
             let b = model2.forward(ids).into_data();
             assert_eq!(a, b);
-            let cos = tensor_cosines(
+            let cos = crate::similarity::tensor_cosines(
                 &dir.path().join(WEIGHTS_FILE),
                 &dir.path().join(WEIGHTS_FILE),
                 1 << 20,
             )
             .unwrap();
-            assert!(is_near_copy(&cos, 0.999999));
+            assert!(crate::similarity::is_near_copy(&cos, 0.999999));
         }
     }
 
@@ -777,15 +707,18 @@ mod tests {
             .map(|(n, s, v)| (n.clone(), s.clone(), v.iter().rev().copied().collect()))
             .collect();
         let original = encode(&tensors, Dtype::F32);
-        let copy = tensor_cosines_bytes(&original, &encode(&noisy, Dtype::BF16)).unwrap();
+        let copy = crate::similarity::tensor_cosines_bytes(&original, &encode(&noisy, Dtype::BF16))
+            .unwrap();
         assert_eq!(copy.len(), tensors.len());
-        assert!(is_near_copy(&copy, 0.999), "{copy:?}");
-        let independent = tensor_cosines_bytes(&original, &encode(&other, Dtype::F32)).unwrap();
-        assert!(!is_near_copy(&independent, 0.999));
+        assert!(crate::similarity::is_near_copy(&copy, 0.999), "{copy:?}");
+        let independent =
+            crate::similarity::tensor_cosines_bytes(&original, &encode(&other, Dtype::F32))
+                .unwrap();
+        assert!(!crate::similarity::is_near_copy(&independent, 0.999));
 
         let untied = encode(&state(&tiny(true)), Dtype::F32);
         assert!(matches!(
-            tensor_cosines_bytes(&original, &untied),
+            crate::similarity::tensor_cosines_bytes(&original, &untied),
             Err(IoError::Incomparable { name }) if name == "lm_head.weight"
         ));
     }

@@ -30,7 +30,10 @@ use super::localnet::{COMPETITION, manifest_of, tiny_config};
 fn competition() -> CompetitionFile {
     let text = subnet_validator::eval_cmd::DEFAULT_COMPETITION_TOML
         .replace("samples = 256", "samples = 24")
-        .replace("max_seq_len = 128", "max_seq_len = 48");
+        .replace("max_seq_len = 128", "max_seq_len = 48")
+        // Random-initialised models all predict almost uniformly, 0.02 nats apart: only a
+        // copy that computes the same function is one here.
+        .replace("max_divergence = 0.1", "max_divergence = 0.001");
     CompetitionFile::from_bytes(text.as_bytes()).expect("competition")
 }
 

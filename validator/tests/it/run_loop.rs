@@ -87,6 +87,8 @@ fn competition_text() -> String {
         .replace("samples = 256", "samples = 16")
         .replace("max_seq_len = 128", "max_seq_len = 48")
         .replace("block_delay = 10", "block_delay = 2")
+        // Random-initialised models all predict almost uniformly, 0.02 nats apart.
+        .replace("max_divergence = 0.1", "max_divergence = 0.001")
 }
 
 fn competition() -> CompetitionFile {

@@ -9,14 +9,18 @@
 //! |---|---|---|
 //! | [`plan`] | which uids are candidates (commitment, competition, `block_delay`, axon) | none |
 //! | [`outcome`] | outcome codes, per-miner results, scoring through `score_models` | none |
-//! | [`compute`] | checked load, evaluation, greedy verification, near-copy detection | disk, device |
+//! | [`compute`] | the device job: checked load, fitted evaluation, weight sketch, greedy verification | disk, device |
 //! | [`spot`] | which miners are spot-checked, and asking their `/v1/generate` | network |
 //!
 //! Per epoch: [`plan::plan`] → fetch artifacts and ask spot-checks in parallel (at most
 //! [`TrackSettings::fetch_concurrency`] miners at once) while the device evaluates, one model
 //! at a time as each arrives (the CPU/GPU is the bottleneck; results are cached in memory by
-//! `(manifest_sha256, seed, competition file)`) → [`compute::find_copies`] (pairs proven apart by
-//! the models' [`compute::WeightSketch`]es are not compared) → [`outcome::assemble`].
+//! `(manifest_sha256, seed, competition file)`) → [`similarity::find_copies`] (by function: the
+//! divergence of the models' token log-probabilities; by weights: cosines, pairs proven apart by
+//! their [`similarity::WeightSketch`]es not read) → [`outcome::assemble`].
+//!
+//! [`similarity::find_copies`]: subnet_model::similarity::find_copies
+//! [`similarity::WeightSketch`]: subnet_model::similarity::WeightSketch
 
 pub mod compute;
 pub mod outcome;
@@ -43,13 +47,11 @@ use subnet_model::tokenizer::{TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, Tokenizer};
 use tracing::Instrument;
 
 use crate::artifacts::{self, CachedArtifact};
-use compute::{CopyCandidate, EvalJob, SpotAnswer, SpotVerdict, WeightSketch};
+use compute::{EvalJob, SpotAnswer, SpotVerdict};
 use outcome::{MinerEval, MinerResult, Outcome, SpotCheck, SpotStatus, Stage};
 use plan::{Candidate, Planned};
 use spot::{Asked, SpotSettings};
-
-/// Cosine similarity on every tensor at or above which a later model is a copy of an earlier one.
-pub const DEFAULT_COPY_THRESHOLD: f64 = 0.999;
+use subnet_model::similarity::{CopyCandidate, CopyEvidence, CopyRules, WeightSketch};
 
 /// How the track runs; the rules themselves come from the competition file.
 #[derive(Debug, Clone)]
@@ -61,8 +63,6 @@ pub struct TrackSettings {
     pub fetch_concurrency: usize,
     /// Samples per forward pass.
     pub batch_size: usize,
-    /// See [`DEFAULT_COPY_THRESHOLD`].
-    pub copy_threshold: f64,
     /// Spot-checks of `/v1/generate`.
     pub spot: SpotSettings,
     /// The epoch's cut-off for the network half (fetch and spot-check), from the start of the
@@ -77,7 +77,6 @@ impl Default for TrackSettings {
             fetch: artifacts::Limits::default(),
             fetch_concurrency: 8,
             batch_size: 16,
-            copy_threshold: DEFAULT_COPY_THRESHOLD,
             spot: SpotSettings::default(),
             fetch_budget: Duration::from_secs(300),
         }
@@ -414,10 +413,14 @@ impl ModelTrack {
         }
 
         let started = Instant::now();
-        let threshold = self.settings.copy_threshold;
-        let max_bytes = competition.max_artifact_bytes;
+        let rules = CopyRules {
+            max_divergence: competition.copies.max_divergence,
+            weight_cosine: competition.copies.weight_cosine,
+            max_bytes: competition.max_artifact_bytes,
+            dethrone: competition.dethrone,
+        };
         let copies = tokio::task::spawn_blocking(move || {
-            compute::find_copies(&copy_candidates, threshold, max_bytes)
+            subnet_model::similarity::find_copies(&copy_candidates, &rules)
         })
         .await
         .unwrap_or_else(|error| {
@@ -425,8 +428,18 @@ impl ModelTrack {
             BTreeMap::new()
         });
         for eval in &mut evals {
-            if let Stage::Evaluated { copy_of, .. } = &mut eval.stage {
-                *copy_of = copies.get(&eval.uid).copied();
+            if let Stage::Evaluated { copy_of, .. } = &mut eval.stage
+                && let Some(&(original, evidence)) = copies.get(&eval.uid)
+            {
+                match evidence {
+                    CopyEvidence::Function { divergence } => {
+                        tracing::info!(uid = eval.uid, original, divergence, "copy by function");
+                    }
+                    CopyEvidence::Weights { min_cosine } => {
+                        tracing::info!(uid = eval.uid, original, min_cosine, "copy by weights");
+                    }
+                }
+                *copy_of = Some(original);
             }
         }
         timings.copies = started.elapsed();
@@ -676,6 +689,7 @@ impl ModelTrack {
             config: output.config,
             weights: fetched.artifact.dir.join(WEIGHTS_FILE),
             sketch,
+            fitted: Some(fitted.clone()),
         });
         Evaluated {
             stage: Stage::Evaluated {
