@@ -98,7 +98,7 @@ pub struct NodeArgs {
 /// Flags of `devchain genesis`.
 #[derive(Debug, Args)]
 pub struct GenesisArgs {
-    /// Write the development genesis (funded //Alice … //Ferdie and //Miner1 … //Miner8, subnet 1
+    /// Write the development genesis (funded //Alice … //Ferdie and //Miner1 … //Miner12, subnet 1
     /// owned by //Alice, commit–reveal on).
     #[arg(long, required = true)]
     pub dev: bool,

@@ -1,7 +1,7 @@
 //! `devchain genesis --dev`: a genesis for local runs.
 //!
 //! - Funded accounts: `//Alice`, `//Bob`, `//Charlie`, `//Dave`, `//Eve`, `//Ferdie` and
-//!   `//Miner1` … `//Miner8`, each with [`DEV_BALANCE`] rao.
+//!   `//Miner1` … `//Miner12`, each with [`DEV_BALANCE`] rao.
 //! - Subnet 1, owned by `//Alice` (coldkey and hotkey; the owner hotkey holds uid 0).
 //! - Hyperparameters: Subtensor's new-subnet defaults except [`DEV_TEMPO`] blocks per epoch (with
 //!   the node's default 500 ms blocks an epoch takes ~10 s), commit–reveal **on** with a reveal
@@ -17,7 +17,7 @@ use subnet_common::keys::{KeyError, Keypair};
 use crate::state::{Genesis, GenesisSubnet};
 
 /// Dev URIs that get funds.
-pub const DEV_URIS: [&str; 14] = [
+pub const DEV_URIS: [&str; 18] = [
     "//Alice",
     "//Bob",
     "//Charlie",
@@ -32,6 +32,10 @@ pub const DEV_URIS: [&str; 14] = [
     "//Miner6",
     "//Miner7",
     "//Miner8",
+    "//Miner9",
+    "//Miner10",
+    "//Miner11",
+    "//Miner12",
 ];
 
 /// Balance of each dev account: one million TAO.

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::roster::RosterKind;
+
 /// A whole local subnet in one command: a throwaway Postgres, a dev chain, miners (strong, weak,
 /// a copier, a broken commitment, label miners with simulated labelers) and validators. Prints who
 /// earned what each epoch, then stops everything.
@@ -19,6 +21,11 @@ pub struct Cli {
           value_parser = clap::value_parser!(u8).range(0..=4))]
     pub miners: u8,
 
+    /// Which miners: `standard` (`--miners` of strong, weak, copier, broken) or `adversarial`
+    /// (strong, weak, four copies of the strong model made the ways attackers make them, and
+    /// one model on three hotkeys; `--miners` is ignored).
+    #[arg(long, env = "DEVNET_ROSTER", value_enum, default_value_t = RosterKind::Standard)]
+    pub roster: RosterKind,
     /// Label-track miners, each with a simulated labeler: accurate (95%), then inaccurate (55%).
     #[arg(long = "label-miners", env = "DEVNET_LABEL_MINERS", default_value_t = 2,
           value_parser = clap::value_parser!(u8).range(0..=2))]

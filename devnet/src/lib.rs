@@ -7,11 +7,13 @@
 //! | [`bins`] | finds `devchain`, `miner`, `validator` beside the `devnet` executable |
 //! | [`postgres`] | a throwaway Postgres cluster (or `--db.url`), one database per validator and label miner |
 //! | [`process`] | one-shot commands with deadlines; services with logs, stopped by SIGTERM then SIGKILL |
-//! | [`roster`] | the roles (strong, weak, copier, broken, label miners, validators) and their dev keys |
+//! | [`roster`] | the roles (strong, weak, copier, broken, the adversarial roster's attackers, label miners, validators) and their dev keys |
+//! | [`attacks`] | the copies attackers make of the strong model (changed config, permuted units, noise, sharpened logits) |
 //! | [`report`] | the per-epoch table and `summary.json` from the metagraph and a validator's leaderboard |
 //! | [`progress`] | start-up steps as spinners on a terminal, plain lines otherwise |
 //! | [`run`] | the orchestration: start, watch the epochs, stop, summarise |
 
+pub mod attacks;
 pub mod bins;
 pub mod cli;
 pub mod postgres;

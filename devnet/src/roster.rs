@@ -6,6 +6,19 @@
 
 use subnet_common::keys::{KeyError, Keypair};
 
+use crate::attacks::Attack;
+
+/// Which miners take part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RosterKind {
+    /// `--miners` of strong, weak, copier, broken, and `--label-miners`.
+    Standard,
+    /// Strong and weak, then attackers of the strong model (changed config, permuted units,
+    /// weight noise, sharpened logits) and one model of its own on three hotkeys (sybils), and
+    /// `--label-miners`. `--miners` is ignored.
+    Adversarial,
+}
+
 /// What a participant does, and so what it should earn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Role {
@@ -18,6 +31,17 @@ pub enum Role {
     /// Commits an artifact whose `config.json` does not match its weights while serving a
     /// different one: the validators' hash check fails, 0.
     Broken,
+    /// The strong model's weights under a config with another `pad_token_id`, later.
+    ChangedConfig,
+    /// The strong model with its MLP units permuted (the same function), later.
+    Permuted,
+    /// The strong model with 3% weight noise, later.
+    Noisy,
+    /// The strong model with every logit × 1.25, later.
+    Sharpened,
+    /// One model of its own (fine-tuned like the weak one, another seed) on three hotkeys
+    /// (1-based index): together they should earn no more than one.
+    Sybil(u8),
     /// Label miner whose simulated labeler answers 95% of checkable tasks correctly.
     LabelAccurate,
     /// Label miner whose simulated labeler is right 55% of the time.
@@ -29,6 +53,18 @@ pub enum Role {
 impl Role {
     /// The model-track roles in the order `--miners` takes them.
     pub const MODEL: [Role; 4] = [Role::Strong, Role::Weak, Role::Copier, Role::Broken];
+    /// The model-track roles of `--roster adversarial`.
+    pub const ADVERSARIAL: [Role; 9] = [
+        Role::Strong,
+        Role::Weak,
+        Role::ChangedConfig,
+        Role::Permuted,
+        Role::Noisy,
+        Role::Sharpened,
+        Role::Sybil(1),
+        Role::Sybil(2),
+        Role::Sybil(3),
+    ];
     /// The label-track roles in the order `--label-miners` takes them.
     pub const LABEL: [Role; 2] = [Role::LabelAccurate, Role::LabelInaccurate];
 
@@ -39,6 +75,11 @@ impl Role {
             Role::Weak => "weak".into(),
             Role::Copier => "copier".into(),
             Role::Broken => "broken".into(),
+            Role::ChangedConfig => "changed-config".into(),
+            Role::Permuted => "permuted".into(),
+            Role::Noisy => "noisy".into(),
+            Role::Sharpened => "sharpened".into(),
+            Role::Sybil(i) => format!("sybil{i}"),
             Role::LabelAccurate => "label-good".into(),
             Role::LabelInaccurate => "label-bad".into(),
             Role::Validator(i) => format!("validator{i}"),
@@ -58,6 +99,27 @@ impl Role {
     pub fn is_validator(self) -> bool {
         matches!(self, Role::Validator(_))
     }
+
+    /// Whether this miner serves and commits a model.
+    pub fn is_model_miner(self) -> bool {
+        !self.is_validator() && self.labeler_accuracy().is_none()
+    }
+
+    /// What this role does to the strong model, if it copies it (and so commits after it).
+    pub fn attack(self) -> Option<Attack> {
+        match self {
+            Role::ChangedConfig => Some(Attack::ChangedConfig),
+            Role::Permuted => Some(Attack::PermutedUnits),
+            Role::Noisy => Some(Attack::Noise(0.03)),
+            Role::Sharpened => Some(Attack::Sharpen(1.25)),
+            _ => None,
+        }
+    }
+
+    /// Whether this role commits after the others (it copies a model committed before).
+    pub fn commits_late(self) -> bool {
+        self == Role::Copier || self.attack().is_some()
+    }
 }
 
 /// One participant.
@@ -71,12 +133,22 @@ pub struct Member {
     pub hotkey: Keypair,
 }
 
-/// The participants for `miners` model miners, `label_miners` label miners and `validators`
-/// validators (clamped to the roles and funded dev accounts available).
-pub fn roster(miners: u8, label_miners: u8, validators: u8) -> Result<Vec<Member>, KeyError> {
+/// The participants: `kind`'s model miners (for the standard roster the first `miners`),
+/// `label_miners` label miners and `validators` validators (clamped to the roles and funded dev
+/// accounts available).
+pub fn roster(
+    kind: RosterKind,
+    miners: u8,
+    label_miners: u8,
+    validators: u8,
+) -> Result<Vec<Member>, KeyError> {
     const VALIDATOR_COLDKEYS: [&str; 4] = ["//Bob", "//Charlie", "//Dave", "//Eve"];
     let mut members = Vec::new();
-    let model = Role::MODEL.iter().take(usize::from(miners));
+    let model: &[Role] = match kind {
+        RosterKind::Standard => &Role::MODEL[..usize::from(miners).min(Role::MODEL.len())],
+        RosterKind::Adversarial => &Role::ADVERSARIAL,
+    };
+    let model = model.iter();
     let label = Role::LABEL.iter().take(usize::from(label_miners));
     for (i, role) in model.chain(label).enumerate() {
         members.push(member(*role, format!("//Miner{}", i + 1))?);
@@ -109,7 +181,7 @@ mod tests {
 
     #[test]
     fn the_full_roster_has_distinct_funded_coldkeys_and_hotkeys() {
-        let members = roster(4, 2, 2).unwrap();
+        let members = roster(RosterKind::Standard, 4, 2, 2).unwrap();
         assert_eq!(members.len(), 8);
         let coldkeys: HashSet<_> = members.iter().map(|m| m.coldkey_uri.clone()).collect();
         let hotkeys: HashSet<_> = members.iter().map(|m| m.hotkey.account_id()).collect();
@@ -123,9 +195,38 @@ mod tests {
 
     #[test]
     fn roles_are_taken_in_order() {
-        let members = roster(2, 0, 1).unwrap();
+        let members = roster(RosterKind::Standard, 2, 0, 1).unwrap();
         let roles: Vec<Role> = members.iter().map(|m| m.role).collect();
         assert_eq!(roles, [Role::Strong, Role::Weak, Role::Validator(1)]);
+    }
+
+    #[test]
+    fn the_adversarial_roster_has_every_attacker_on_its_own_funded_coldkey() {
+        let members = roster(RosterKind::Adversarial, 0, 2, 2).unwrap();
+        let names: Vec<String> = members.iter().map(|m| m.role.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "strong",
+                "weak",
+                "changed-config",
+                "permuted",
+                "noisy",
+                "sharpened",
+                "sybil1",
+                "sybil2",
+                "sybil3",
+                "label-good",
+                "label-bad",
+                "validator1",
+                "validator2"
+            ]
+        );
+        let coldkeys: HashSet<_> = members.iter().map(|m| m.coldkey_uri.clone()).collect();
+        assert_eq!(coldkeys.len(), members.len());
+        assert_eq!(members[10].coldkey_uri, "//Miner11");
+        assert!(members.iter().filter(|m| m.role.commits_late()).count() == 4);
+        assert!(members[..9].iter().all(|m| m.role.is_model_miner()));
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("while creating {}", logs.display()))?;
-    let members = roster(cli.miners, cli.label_miners, cli.validators)
+    let members = roster(cli.roster, cli.miners, cli.label_miners, cli.validators)
         .context("while deriving the dev keys")?;
     let roles = members
         .iter()
@@ -415,7 +415,7 @@ impl Devnet {
             .members
             .iter()
             .map(|m| m.role)
-            .filter(|r| Role::MODEL.contains(r))
+            .filter(|r| r.is_model_miner())
             .collect();
         if roles.is_empty() {
             return Ok(models);
@@ -446,13 +446,16 @@ impl Devnet {
 
         let strong = root.join("strong");
         let weak = root.join("weak");
+        let sybil = root.join("sybil");
         let needs_strong = roles
             .iter()
-            .any(|r| matches!(r, Role::Strong | Role::Copier));
+            .any(|r| matches!(r, Role::Strong | Role::Copier) || r.attack().is_some());
         let needs_weak = roles.iter().any(|r| matches!(r, Role::Weak | Role::Broken));
+        let needs_sybil = roles.iter().any(|r| matches!(r, Role::Sybil(_)));
         for (needed, out, steps, seed, label) in [
             (needs_strong, &strong, cli.strong_steps, "1", "strong"),
             (needs_weak, &weak, cli.weak_steps, "2", "weak"),
+            (needs_sybil, &sybil, cli.weak_steps, "3", "sybils'"),
         ] {
             if !needed {
                 continue;
@@ -498,7 +501,15 @@ impl Devnet {
                     break_config(&broken.join("config.json"))?;
                     (weak.clone(), broken)
                 }
-                _ => continue,
+                Role::Sybil(_) => (sybil.clone(), sybil.clone()),
+                _ => match role.attack() {
+                    Some(attack) => {
+                        let copy = root.join(role.name());
+                        crate::attacks::write_attacked(&strong, &copy, attack)?;
+                        (copy.clone(), copy)
+                    }
+                    None => continue,
+                },
             };
             models.insert(role, dirs);
         }
@@ -578,24 +589,21 @@ impl Devnet {
         Ok(())
     }
 
-    /// Commits each model miner's artifact; the copier last, a few blocks after the strong miner.
+    /// Commits each model miner's artifact; those that copy another's (copier, attackers) last,
+    /// starting a few blocks after the others.
     async fn commit(&mut self, models: &BTreeMap<Role, (PathBuf, PathBuf)>) -> anyhow::Result<()> {
         let (url, client) = self.chain()?;
         let log = self.log("commit");
-        let mut order: Vec<Role> = models
-            .keys()
-            .copied()
-            .filter(|r| *r != Role::Copier)
-            .collect();
-        if models.contains_key(&Role::Copier) {
-            order.push(Role::Copier);
-        }
+        let (late, mut order): (Vec<Role>, Vec<Role>) =
+            models.keys().copied().partition(|r| r.commits_late());
+        let first_late = late.first().copied();
+        order.extend(late);
         for role in order {
             let Some((_, committed)) = models.get(&role) else {
                 continue;
             };
             let name = role.name();
-            if role == Role::Copier {
+            if Some(role) == first_late {
                 let head = client
                     .head()
                     .await
@@ -974,7 +982,7 @@ async fn wait_for_block(
 }
 
 /// Copies the files of `from` into a new folder `to`.
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("while creating {}", to.display()))?;
     for entry in
         std::fs::read_dir(from).with_context(|| format!("while reading {}", from.display()))?

@@ -180,3 +180,58 @@ fn a_short_devnet_pays_each_role_what_it_earned() {
         );
     }
 }
+
+#[test]
+fn an_adversarial_devnet_pays_no_copy_of_the_strong_model_and_one_sybil_at_most() {
+    // Strong, weak, four copies of the strong model (changed config, permuted units, 3% noise,
+    // logits × 1.25), one model on three hotkeys, two validators; no label miners.
+    let (summary, context) = devnet_summary(&["--roster", "adversarial", "--label-miners", "0"]);
+    let strong = role(&summary, "strong");
+    let models = [
+        "weak",
+        "changed-config",
+        "permuted",
+        "noisy",
+        "sharpened",
+        "sybil1",
+        "sybil2",
+        "sybil3",
+    ];
+    for name in models {
+        let other = role(&summary, name);
+        assert!(
+            strong.incentive > other.incentive,
+            "strong {} ≤ {name} {}\n{context}",
+            strong.incentive,
+            other.incentive
+        );
+    }
+    for name in ["changed-config", "permuted", "noisy", "sharpened"] {
+        let copy = role(&summary, name);
+        assert!(
+            copy.incentive <= 0.01 * strong.incentive,
+            "{name} earns {} against strong {}\n{context}",
+            copy.incentive,
+            strong.incentive
+        );
+        // (Totals include the first epochs, before any weights, when every uid is paid alike.)
+        assert!(
+            copy.emission_rao <= strong.emission_rao / 100,
+            "{name} was paid in the last epoch\n{context}"
+        );
+    }
+    let sybils: Vec<&NeuronRow> = ["sybil1", "sybil2", "sybil3"]
+        .iter()
+        .map(|name| role(&summary, name))
+        .collect();
+    let paid = sybils.iter().filter(|s| s.incentive > 0.0).count();
+    assert!(paid <= 1, "{paid} sybils earn\n{context}");
+    for sybil in &sybils[1..] {
+        assert_eq!(
+            sybil.outcome.as_deref(),
+            Some("duplicate"),
+            "{}: a later hotkey serving the same model\n{context}",
+            sybil.role
+        );
+    }
+}

@@ -697,6 +697,45 @@ async fn an_artifact_with_its_own_tokenizer_is_refused_in_a_byte_level_competiti
     assert!(result.miners[1].score > 0.0);
 }
 
+/// The spot-check is mandatory by default: a miner that serves its artifact but no
+/// `/v1/generate` scores 0 for the epoch as `spot_check_failed`, with the reason recorded, while
+/// the miner that answers is scored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miner_that_does_not_answer_the_spot_check_scores_zero_by_default() {
+    let root = tempfile::tempdir().expect("tempdir");
+    random_model(&root.path().join("serving"), 11);
+    random_model(&root.path().join("silent"), 12);
+    let serving = start_miner("//Serving", &root.path().join("serving"), true).await;
+    let silent = start_miner("//Silent", &root.path().join("silent"), false).await;
+    let mut neurons = Vec::new();
+    let mut commitments = Vec::new();
+    for (uid, miner) in [&serving, &silent].into_iter().enumerate() {
+        let hotkey = miner.hotkey.account_id();
+        neurons.push(neuron(uid as u16, hotkey, miner.port));
+        commitments.push(commitment(hotkey, uid as u16, 50, &miner.manifest_sha256));
+    }
+    let metagraph = Metagraph {
+        netuid: 1,
+        block: 110,
+        neurons,
+    };
+    let settings = TrackSettings::default();
+    assert!(settings.spot.required && settings.spot.per_epoch >= 2);
+    let (result, _) = score_hostile(settings, &metagraph, &commitments).await;
+    assert_eq!(
+        result.miners[0].outcome,
+        Outcome::Ok,
+        "{:?}",
+        result.miners[0]
+    );
+    assert_eq!(result.miners[0].score, 1.0);
+    let silent = &result.miners[1];
+    assert_eq!(silent.outcome, Outcome::SpotCheckFailed, "{silent:?}");
+    assert_eq!(silent.score, 0.0);
+    let detail = &silent.spot_check.as_ref().expect("recorded").detail;
+    assert!(detail.contains("/v1/generate"), "{detail}");
+}
+
 /// Two honest validators that read the chain at different heads score the epoch identically: ε
 /// ages are measured at the seed block, not at each validator's head.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -220,6 +220,9 @@ struct EpochContext {
     dataset: Option<Arc<Dataset>>,
     byte_samples: Arc<Vec<Sample>>,
     limits: artifacts::Limits,
+    /// Drawn fresh for the epoch and never published: picks the spot-checked miners and their
+    /// prompts.
+    spot_secret: [u8; 32],
     spot_uids: std::collections::BTreeSet<u16>,
 }
 
@@ -278,6 +281,7 @@ impl ModelTrack {
         let mut limits = self.settings.fetch.clone();
         limits.max_total_bytes = competition.max_artifact_bytes;
         limits.max_file_bytes = limits.max_file_bytes.min(competition.max_artifact_bytes);
+        let spot_secret = crate::tracks::labels::fresh_secret();
         let context = EpochContext {
             seed: input.seed,
             cache_key: (input.seed, input.competition.sha256),
@@ -285,7 +289,8 @@ impl ModelTrack {
             dataset: input.dataset.map(|d| Arc::new(d.clone())),
             byte_samples: Arc::new(byte_samples),
             limits,
-            spot_uids: spot::select(input.seed, &uids, self.settings.spot.per_epoch),
+            spot_secret,
+            spot_uids: spot::select(spot_secret, &uids, self.settings.spot.per_epoch),
         };
         tracing::info!(
             candidates = candidates.len(),
@@ -530,7 +535,7 @@ impl ModelTrack {
         } else {
             context.byte_samples.clone()
         };
-        let spot = match spot::prompt(context.seed, &samples) {
+        let spot = match spot::prompt(context.spot_secret, candidate.uid, &samples) {
             Some(prompt) if context.spot_uids.contains(&candidate.uid) => {
                 let asked = spot::ask(
                     &self.client,

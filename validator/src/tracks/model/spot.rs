@@ -1,12 +1,17 @@
 //! Spot-checks: does the miner serve the model it committed?
 //!
-//! Each epoch a seeded subset of candidates is asked, over btauth/1, for a greedy continuation
-//! (`POST /v1/generate`, temperature 0) of one evaluation prompt; the answer is then verified
-//! against the downloaded artifact ([`super::compute::verify_greedy`]). A mismatch zeroes the
-//! miner's score: it serves something other than what it committed, which is cheating.
-//! A miner without the route (404, 405, 501), or one that does not answer in time or answers
-//! garbage, is recorded as `unavailable`, without penalty unless the track requires spot-checks
-//! ([`SpotSettings::required`]) — optional while miners roll out `/v1/generate`.
+//! Each epoch every candidate (at most [`SpotSettings::per_epoch`]) is asked, over btauth/1, for
+//! a greedy continuation (`POST /v1/generate`, temperature 0) of a prompt; the answer is then
+//! verified against the downloaded artifact ([`super::compute::verify_greedy`]). A mismatch
+//! zeroes the miner's score: it serves something other than what it committed, which is
+//! cheating. A miner without the route (404, 405, 501), or one that does not answer in time or
+//! answers garbage, fails the check too (recorded with the reason, score 0 for the epoch) unless
+//! [`SpotSettings::required`] is turned off, when it is only `unavailable`.
+//!
+//! Which miners are checked and each one's prompt come from a secret the validator draws fresh
+//! each epoch ([`crate::tracks::labels::fresh_secret`]), not from the public epoch seed: the
+//! prompt is a prefix of one of the epoch's samples, cut at a secret length, so a miner cannot
+//! have the committed model's answers ready while serving something else.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -37,36 +42,40 @@ pub struct SpotSettings {
 }
 
 impl Default for SpotSettings {
-    /// 8 miners, 16 tokens, 30 s, 64 KiB answers, not required.
+    /// Every miner, 16 tokens, 30 s, 64 KiB answers, required.
     fn default() -> Self {
         Self {
-            per_epoch: 8,
+            per_epoch: usize::MAX,
             max_new_tokens: 16,
             timeout: Duration::from_secs(30),
             max_response_bytes: 64 * 1024,
-            required: false,
+            required: true,
         }
     }
 }
 
-/// The uids checked this epoch: `per_epoch` of `uids`, drawn from the epoch seed so every
-/// validator checks the same miners and nobody can predict them before the seed block.
-pub fn select(seed: [u8; 32], uids: &[u16], per_epoch: usize) -> BTreeSet<u16> {
+/// The uids checked this epoch: `per_epoch` of `uids`, drawn from the validator's epoch
+/// `secret` so that no miner knows in advance whether it is checked.
+pub fn select(secret: [u8; 32], uids: &[u16], per_epoch: usize) -> BTreeSet<u16> {
     let mut uids: Vec<u16> = uids.to_vec();
     uids.sort_unstable();
     uids.dedup();
-    let mut rng = seeded_rng(derive_seed(seed, SPOT_PURPOSE));
+    let mut rng = seeded_rng(derive_seed(secret, SPOT_PURPOSE));
     shuffle(&mut uids, &mut rng);
     uids.into_iter().take(per_epoch).collect()
 }
 
-/// The prompt of the spot-check: the prompt part (before the completion) of one sample, drawn
-/// from the epoch seed. `None` when there are no samples.
-pub fn prompt(seed: [u8; 32], samples: &[Sample]) -> Option<Vec<u32>> {
-    let mut rng = seeded_rng(derive_seed(derive_seed(seed, SPOT_PURPOSE), "prompt"));
+/// The spot-check prompt of miner `uid`: one sample, drawn from the validator's epoch `secret`
+/// and the uid, cut after a drawn number of tokens between 1 and its whole prompt and
+/// completion but the last token. `None` when there are no samples.
+pub fn prompt(secret: [u8; 32], uid: u16, samples: &[Sample]) -> Option<Vec<u32>> {
+    let purpose = format!("prompt/{uid}");
+    let mut rng = seeded_rng(derive_seed(derive_seed(secret, SPOT_PURPOSE), &purpose));
     let index = uniform_below(&mut rng, samples.len() as u64);
     let sample = samples.get(usize::try_from(index).ok()?)?;
-    Some(sample.input_ids[..sample.completion_start].to_vec())
+    let longest = sample.input_ids.len().saturating_sub(1).max(1);
+    let cut = 1 + uniform_below(&mut rng, longest as u64) as usize;
+    Some(sample.input_ids[..cut.min(sample.input_ids.len())].to_vec())
 }
 
 /// What asking a miner for a greedy continuation gave.
@@ -158,7 +167,7 @@ mod tests {
     }
 
     #[test]
-    fn the_prompt_is_a_samples_prefix_before_its_completion() {
+    fn the_prompt_is_a_secret_prefix_of_a_sample() {
         let samples = vec![
             Sample {
                 input_ids: vec![256, 1, 2, 3, 257],
@@ -169,9 +178,23 @@ mod tests {
                 completion_start: 2,
             },
         ];
-        let p = prompt([4; 32], &samples).unwrap();
-        assert!(p == [256, 1, 2] || p == [256, 9]);
-        assert_eq!(prompt([4; 32], &samples), Some(p));
-        assert_eq!(prompt([4; 32], &[]), None);
+        let p = prompt([4; 32], 3, &samples).unwrap();
+        let is_prefix = |s: &Sample| {
+            !p.is_empty() && p.len() < s.input_ids.len() && s.input_ids.starts_with(&p)
+        };
+        assert!(samples.iter().any(is_prefix), "{p:?}");
+        assert_eq!(prompt([4; 32], 3, &samples), Some(p.clone()));
+        assert_eq!(prompt([4; 32], 3, &[]), None);
+        // other secrets and other miners get other prompts
+        let prompts: BTreeSet<Vec<u32>> = (0..16u8)
+            .flat_map(|b| {
+                [
+                    prompt([b; 32], 3, &samples),
+                    prompt([4; 32], u16::from(b), &samples),
+                ]
+            })
+            .flatten()
+            .collect();
+        assert!(prompts.len() > 3, "{prompts:?}");
     }
 }
