@@ -599,7 +599,19 @@ pub struct CompetitionFile {
     pub sha256: [u8; 32],
 }
 
+/// The built-in competition, `competitions/default.toml`: what every command uses without
+/// `--competition`.
+pub const DEFAULT_COMPETITION_TOML: &str = include_str!("../../competitions/default.toml");
+
 impl CompetitionFile {
+    /// The competition file at `path`, or the built-in [`DEFAULT_COMPETITION_TOML`] without one.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Self, CompetitionError> {
+        match path {
+            Some(path) => Self::load(path),
+            None => Self::from_bytes(DEFAULT_COMPETITION_TOML.as_bytes()),
+        }
+    }
+
     /// Reads, parses and validates a competition file.
     pub fn load(path: &Path) -> Result<Self, CompetitionError> {
         let bytes = std::fs::read(path).map_err(|source| CompetitionError::Io {
@@ -717,7 +729,7 @@ mod tests {
     }
     use crate::tasks::TaskKind;
 
-    const DEFAULT_FILE: &str = include_str!("../../competitions/default.toml");
+    const DEFAULT_FILE: &str = DEFAULT_COMPETITION_TOML;
 
     fn default_competition() -> Competition {
         Competition::from_toml(DEFAULT_FILE).unwrap()
@@ -752,6 +764,18 @@ mod tests {
                 .sha256,
             file.sha256
         );
+    }
+
+    #[test]
+    fn load_or_default_is_the_built_in_file_without_a_path() {
+        let built_in = CompetitionFile::load_or_default(None).unwrap();
+        assert_eq!(built_in.competition, default_competition());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, DEFAULT_FILE.replace("samples = 256", "samples = 8")).unwrap();
+        let file = CompetitionFile::load_or_default(Some(&path)).unwrap();
+        assert_eq!(file.competition.eval.samples, 8);
+        assert_ne!(file.sha256, built_in.sha256);
     }
 
     #[test]

@@ -372,6 +372,20 @@ impl LlamaConfig {
         tensors
     }
 
+    /// The dimensions a competition's architecture bounds are checked against.
+    pub fn dims(&self) -> crate::competition::ArchitectureDims {
+        crate::competition::ArchitectureDims {
+            layers: self.num_hidden_layers as u64,
+            hidden_size: self.hidden_size as u64,
+            intermediate_size: self.intermediate_size as u64,
+            attention_heads: self.num_attention_heads as u64,
+            key_value_heads: self.num_key_value_heads as u64,
+            vocab_size: self.vocab_size as u64,
+            max_position_embeddings: self.max_position_embeddings as u64,
+            params: self.num_parameters(),
+        }
+    }
+
     /// Number of trainable parameters (the tied output projection counted once).
     pub fn num_parameters(&self) -> u64 {
         self.expected_tensors()

@@ -4,6 +4,9 @@
 //!
 //! No key/value cache: each step reruns the whole sequence. The subnet's models are small and
 //! outputs short; correctness and determinism matter more here than speed.
+//!
+//! [`verify_greedy`] checks the other side: whether a server's answer is what greedy decoding of
+//! a given model can produce (the validator's spot-check of a miner against its artifact).
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -143,6 +146,112 @@ fn sample(logits: &[f32], temperature: f64, rng: &mut ChaCha8Rng) -> u32 {
     weights.iter().rposition(|&w| w > 0.0).unwrap_or(0) as u32
 }
 
+/// How far below the best logit an answered token may be and still count as the greedy choice
+/// ([`verify_greedy`]): absolute slack for numeric differences between devices (CPU vs GPU, f32 summation
+/// order), far below the gap between two genuinely different choices.
+pub const GREEDY_LOGIT_TOLERANCE: f32 = 1e-3;
+
+/// What a server (a miner's `/v1/generate`) answered for a greedy request, to verify against the
+/// model it claims to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GreedyAnswer {
+    /// The prompt ids sent.
+    pub prompt: Vec<u32>,
+    /// `max_new_tokens` sent.
+    pub max_new_tokens: usize,
+    /// The ids the miner answered.
+    pub output: Vec<u32>,
+}
+
+/// Whether an answer is what the model produces greedily.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GreedyVerdict {
+    /// Every token is the committed model's greedy choice (within [`GREEDY_LOGIT_TOLERANCE`]).
+    Match,
+    /// The answer cannot come from greedy decoding of the committed model; why.
+    Mismatch(String),
+}
+
+/// Checks `answer` against `model` by teacher forcing: one forward pass over prompt + answer
+/// gives the logits at every generated position, and each answered token must be the argmax
+/// there (up to [`GREEDY_LOGIT_TOLERANCE`], so an honest miner on other hardware passes). An answer
+/// shorter than asked must end with one of `stop_tokens` (or fill the context); a longer one
+/// fails.
+///
+/// This accepts exactly what greedy decoding of the committed model can produce, and unlike a
+/// token-for-token comparison with a local generation it does not fail an honest miner on a
+/// near-tie that its hardware breaks the other way.
+pub fn verify_greedy<B: Backend>(
+    model: &Llama<B>,
+    answer: &GreedyAnswer,
+    stop_tokens: &[u32],
+) -> Result<GreedyVerdict, GenerateError> {
+    let [vocab, _] = model.embed_tokens.weight.dims();
+    let max = model.max_position_embeddings;
+    let (prompt, output) = (&answer.prompt, &answer.output);
+    let room = max.saturating_sub(prompt.len());
+    let expected_len = answer.max_new_tokens.min(room);
+    let mismatch = |reason: String| Ok(GreedyVerdict::Mismatch(reason));
+    if output.len() > expected_len {
+        return mismatch(format!(
+            "{} tokens answered, at most {expected_len} asked",
+            output.len()
+        ));
+    }
+    if output.is_empty() {
+        return mismatch(format!("no tokens answered, {expected_len} asked"));
+    }
+    if let Some(&token) = output.iter().find(|&&t| t as usize >= vocab) {
+        return mismatch(format!(
+            "token id {token} is outside the vocabulary of {vocab}"
+        ));
+    }
+    if output.len() < expected_len && !output.last().is_some_and(|t| stop_tokens.contains(t)) {
+        return mismatch(format!(
+            "answer stops after {} of {expected_len} tokens without the end-of-sequence token",
+            output.len()
+        ));
+    }
+    // Positions prompt.len() - 1 .. prompt.len() + output.len() - 1 predict the output tokens.
+    let mut sequence = prompt.clone();
+    sequence.extend_from_slice(&output[..output.len() - 1]);
+    let len = sequence.len();
+    let device = model.embed_tokens.weight.val().device();
+    let ids: Vec<i64> = sequence.iter().map(|&t| i64::from(t)).collect();
+    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, len]), &device);
+    // [1, len, vocab] → the rows of the generated positions, [output.len(), vocab]
+    let start = prompt.len() - 1;
+    let logits = model
+        .forward(ids)
+        .narrow(1, start, output.len())
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| GenerateError::Backend(format!("{e:?}")))?;
+    for (position, (row, &token)) in logits.chunks_exact(vocab).zip(output).enumerate() {
+        let (best, best_logit) =
+            row.iter()
+                .copied()
+                .enumerate()
+                .fold(
+                    (0, f32::NEG_INFINITY),
+                    |acc, (i, v)| {
+                        if v > acc.1 { (i, v) } else { acc }
+                    },
+                );
+        let got = row[token as usize];
+        // Written so that a NaN logit fails the check.
+        let is_greedy = got >= best_logit - GREEDY_LOGIT_TOLERANCE;
+        if !is_greedy {
+            return mismatch(format!(
+                "token {position}: the miner sent id {token}, the committed model's greedy choice is id {best} (logit gap {:.4})",
+                best_logit - got
+            ));
+        }
+    }
+    Ok(GreedyVerdict::Match)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,5 +365,59 @@ mod tests {
     fn argmax_prefers_the_lowest_index_and_ignores_nan() {
         assert_eq!(argmax(&[1.0, 3.0, 3.0]), 1);
         assert_eq!(argmax(&[f32::NAN, 0.5, -1.0]), 1);
+    }
+
+    #[test]
+    fn the_models_own_greedy_output_passes_and_anything_else_fails() {
+        let model = LlamaConfig {
+            hidden_size: 16,
+            intermediate_size: 24,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            num_key_value_heads: 1,
+            vocab_size: 259,
+            max_position_embeddings: 32,
+            rms_norm_eps: 1e-6,
+            rope_theta: 10_000.0,
+            tie_word_embeddings: false,
+            bos_token_id: Some(256),
+            eos_token_id: Some(257),
+            pad_token_id: None,
+        }
+        .init::<B>(&Default::default());
+        let prompt = vec![256, 40, 41, 42];
+        let options = GenerateOptions {
+            max_new_tokens: 6,
+            temperature: 0.0,
+            seed: 0,
+            stop_token: Some(257),
+        };
+        let output = generate(&model, &prompt, &options).unwrap();
+        let answer = |output: Vec<u32>| GreedyAnswer {
+            prompt: prompt.clone(),
+            max_new_tokens: 6,
+            output,
+        };
+        let verdict = |output| verify_greedy(&model, &answer(output), &[257]).unwrap();
+        assert_eq!(verdict(output.clone()), GreedyVerdict::Match);
+
+        let mut wrong = output.clone();
+        let last = wrong.len() - 1;
+        wrong[last] = (wrong[last] + 1) % 256;
+        assert!(
+            matches!(verdict(wrong), GreedyVerdict::Mismatch(r) if r.contains(&format!("token {last}")))
+        );
+        if output.len() == 6 && output[5] != 257 {
+            assert!(
+                matches!(verdict(output[..3].to_vec()), GreedyVerdict::Mismatch(r) if r.contains("stops after 3"))
+            );
+        }
+        let mut long = output.clone();
+        long.resize(7, 0);
+        assert!(matches!(verdict(long), GreedyVerdict::Mismatch(_)));
+        assert!(matches!(verdict(vec![]), GreedyVerdict::Mismatch(_)));
+        assert!(
+            matches!(verdict(vec![9999]), GreedyVerdict::Mismatch(r) if r.contains("vocabulary"))
+        );
     }
 }

@@ -30,7 +30,7 @@ use crate::tracks::model::compute::EvalJob;
 use crate::tracks::model::outcome::mean;
 
 /// The default competition's file, built in so `validator eval` works from any directory.
-pub const DEFAULT_COMPETITION_TOML: &str = include_str!("../../competitions/default.toml");
+pub use subnet_model::competition::DEFAULT_COMPETITION_TOML;
 
 /// The `--json` output.
 #[derive(Debug, Clone, PartialEq, Serialize)]

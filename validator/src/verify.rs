@@ -429,12 +429,12 @@ pub fn print_report(report: &Report, out: &mut impl Write) -> std::io::Result<()
 
 /// `validator verify`: returns whether the epoch verified (the binary exits 1 when not).
 pub async fn run(args: &crate::cli::VerifyArgs, out: &mut impl Write) -> anyhow::Result<bool> {
-    let competition = match &args.competition {
-        Some(path) => CompetitionFile::load(path)
-            .with_context(|| format!("while loading the competition {}", path.display()))?,
-        None => CompetitionFile::from_bytes(crate::eval_cmd::DEFAULT_COMPETITION_TOML.as_bytes())
-            .context("while loading the built-in competition")?,
-    };
+    let competition = CompetitionFile::load_or_default(args.competition.as_deref()).with_context(
+        || match &args.competition {
+            Some(path) => format!("while loading the competition {}", path.display()),
+            None => "while loading the built-in competition".to_string(),
+        },
+    )?;
     let pool = db::connect(&args.db_url)
         .await
         .context("while connecting to the database")?;

@@ -14,36 +14,22 @@ use std::path::Path;
 
 use anyhow::Context;
 use subnet_model::{
-    competition::{ArchitectureDims, Competition, CompetitionFile},
+    competition::{Competition, CompetitionFile},
     config::LlamaConfig,
 };
 
-/// The built-in competition (`competitions/default.toml`), used when no file is given.
-pub const DEFAULT_COMPETITION_TOML: &str = include_str!("../../../competitions/default.toml");
-
-/// Loads the competition file at `path`, or the built-in default.
+/// Loads the competition file at `path`, or the built-in default (`competitions/default.toml`).
 pub fn load_competition(path: Option<&Path>) -> anyhow::Result<Competition> {
-    match path {
-        Some(path) => CompetitionFile::load(path)
-            .map(|file| file.competition)
-            .with_context(|| format!("--competition {}", path.display())),
-        None => Competition::from_toml(DEFAULT_COMPETITION_TOML)
-            .context("while reading the built-in competitions/default.toml"),
-    }
+    let file = CompetitionFile::load_or_default(path).with_context(|| match path {
+        Some(path) => format!("--competition {}", path.display()),
+        None => "while reading the built-in competitions/default.toml".to_string(),
+    })?;
+    Ok(file.competition)
 }
 
 /// Errors when `config` is outside the competition's architecture bounds, naming the dimension.
 pub fn check_bounds(config: &LlamaConfig, competition: &Competition) -> anyhow::Result<()> {
-    let dims = ArchitectureDims {
-        layers: config.num_hidden_layers as u64,
-        hidden_size: config.hidden_size as u64,
-        intermediate_size: config.intermediate_size as u64,
-        attention_heads: config.num_attention_heads as u64,
-        key_value_heads: config.num_key_value_heads as u64,
-        vocab_size: config.vocab_size as u64,
-        max_position_embeddings: config.max_position_embeddings as u64,
-        params: config.num_parameters(),
-    };
+    let dims = config.dims();
     competition.architecture.check(&dims).with_context(|| {
         format!(
             "the model does not fit competition {:?}; pick a smaller architecture",

@@ -17,22 +17,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
 use subnet_model::backend::BackendTask;
-use subnet_model::competition::{ArchitectureDims, BoundsViolation, Competition};
+use subnet_model::competition::{BoundsViolation, Competition};
 use subnet_model::config::{CONFIG_FILE, ConfigError, LlamaConfig};
 use subnet_model::eval::{EvalError, FittedEval, Sample, evaluate_fitted};
+use subnet_model::generate::{GenerateError, GreedyAnswer, GreedyVerdict, verify_greedy};
 use subnet_model::io::{IoError, WEIGHTS_FILE, load_weights, read_weights_file};
 use subnet_model::llama::Llama;
 use subnet_model::similarity::WeightSketch;
 use subnet_model::tokenizer::{Tokenizer, TokenizerError};
 
 use super::outcome::Outcome;
-
-/// How far below the best logit a miner's spot-check token may be and still count as the greedy
-/// choice: absolute slack for numeric differences between devices (CPU vs GPU, f32 summation
-/// order), far below the gap between two genuinely different choices.
-pub const SPOT_LOGIT_TOLERANCE: f32 = 1e-3;
 
 /// Why a model could not be loaded or evaluated. Each maps to a recorded [`Outcome`].
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +47,9 @@ pub enum ModelError {
     /// The samples do not fit the model (vocabulary, context length).
     #[error("evaluation: {0}")]
     Eval(#[from] EvalError),
+    /// The spot-check answer could not be checked against the model.
+    #[error("spot-check: {0}")]
+    Spot(#[from] GenerateError),
 }
 
 impl ModelError {
@@ -61,20 +59,6 @@ impl ModelError {
             Self::Bounds(_) | Self::Weights(IoError::TooLarge { .. }) => Outcome::TooLarge,
             _ => Outcome::BadModel,
         }
-    }
-}
-
-/// The architecture dimensions of `config`, to check against a competition's bounds.
-pub fn dims_of(config: &LlamaConfig) -> ArchitectureDims {
-    ArchitectureDims {
-        layers: config.num_hidden_layers as u64,
-        hidden_size: config.hidden_size as u64,
-        intermediate_size: config.intermediate_size as u64,
-        attention_heads: config.num_attention_heads as u64,
-        key_value_heads: config.num_key_value_heads as u64,
-        vocab_size: config.vocab_size as u64,
-        max_position_embeddings: config.max_position_embeddings as u64,
-        params: config.num_parameters(),
     }
 }
 
@@ -98,110 +82,10 @@ fn load_checked_bytes<B: Backend>(
     device: &B::Device,
 ) -> Result<(LlamaConfig, Llama<B>, Vec<u8>), ModelError> {
     let config = LlamaConfig::from_file(&dir.join(CONFIG_FILE))?;
-    competition.architecture.check(&dims_of(&config))?;
+    competition.architecture.check(&config.dims())?;
     let bytes = read_weights_file(&dir.join(WEIGHTS_FILE), competition.max_artifact_bytes)?;
     let model = load_weights(&config, &bytes, device)?;
     Ok((config, model, bytes))
-}
-
-/// What a miner's `/v1/generate` returned for a greedy request, to verify against its artifact.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpotAnswer {
-    /// The prompt ids sent.
-    pub prompt: Vec<u32>,
-    /// `max_new_tokens` sent.
-    pub max_new_tokens: usize,
-    /// The ids the miner answered.
-    pub output: Vec<u32>,
-}
-
-/// Whether a spot-check answer is what the committed model produces greedily.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SpotVerdict {
-    /// Every token is the committed model's greedy choice (within [`SPOT_LOGIT_TOLERANCE`]).
-    Match,
-    /// The answer cannot come from greedy decoding of the committed model; why.
-    Mismatch(String),
-}
-
-/// Checks `answer` against `model` by teacher forcing: one forward pass over prompt + answer
-/// gives the logits at every generated position, and each answered token must be the argmax
-/// there (up to [`SPOT_LOGIT_TOLERANCE`], so an honest miner on other hardware passes). An answer
-/// shorter than asked must end with one of `stop_tokens` (or fill the context); a longer one
-/// fails.
-///
-/// This accepts exactly what greedy decoding of the committed model can produce, and unlike a
-/// token-for-token comparison with a local generation it does not fail an honest miner on a
-/// near-tie that its hardware breaks the other way.
-pub fn verify_greedy<B: Backend>(
-    model: &Llama<B>,
-    answer: &SpotAnswer,
-    stop_tokens: &[u32],
-) -> Result<SpotVerdict, ModelError> {
-    let [vocab, _] = model.embed_tokens.weight.dims();
-    let max = model.max_position_embeddings;
-    let (prompt, output) = (&answer.prompt, &answer.output);
-    let room = max.saturating_sub(prompt.len());
-    let expected_len = answer.max_new_tokens.min(room);
-    let mismatch = |reason: String| Ok(SpotVerdict::Mismatch(reason));
-    if output.len() > expected_len {
-        return mismatch(format!(
-            "{} tokens answered, at most {expected_len} asked",
-            output.len()
-        ));
-    }
-    if output.is_empty() {
-        return mismatch(format!("no tokens answered, {expected_len} asked"));
-    }
-    if let Some(&token) = output.iter().find(|&&t| t as usize >= vocab) {
-        return mismatch(format!(
-            "token id {token} is outside the vocabulary of {vocab}"
-        ));
-    }
-    if output.len() < expected_len && !output.last().is_some_and(|t| stop_tokens.contains(t)) {
-        return mismatch(format!(
-            "answer stops after {} of {expected_len} tokens without the end-of-sequence token",
-            output.len()
-        ));
-    }
-    // Positions prompt.len() - 1 .. prompt.len() + output.len() - 1 predict the output tokens.
-    let mut sequence = prompt.clone();
-    sequence.extend_from_slice(&output[..output.len() - 1]);
-    let len = sequence.len();
-    let device = model.embed_tokens.weight.val().device();
-    let ids: Vec<i64> = sequence.iter().map(|&t| i64::from(t)).collect();
-    let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, len]), &device);
-    // [1, len, vocab] → the rows of the generated positions, [output.len(), vocab]
-    let start = prompt.len() - 1;
-    let logits = model
-        .forward(ids)
-        .narrow(1, start, output.len())
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .map_err(|e| EvalError::Backend(format!("{e:?}")))?;
-    for (position, (row, &token)) in logits.chunks_exact(vocab).zip(output).enumerate() {
-        let (best, best_logit) =
-            row.iter()
-                .copied()
-                .enumerate()
-                .fold(
-                    (0, f32::NEG_INFINITY),
-                    |acc, (i, v)| {
-                        if v > acc.1 { (i, v) } else { acc }
-                    },
-                );
-        let got = row[token as usize];
-        // Written so that a NaN logit fails the check.
-        let is_greedy = got >= best_logit - SPOT_LOGIT_TOLERANCE;
-        if !is_greedy {
-            return mismatch(format!(
-                "token {position}: the miner sent id {token}, the committed model's greedy choice is id {best} (logit gap {:.4})",
-                best_logit - got
-            ));
-        }
-    }
-    Ok(SpotVerdict::Match)
 }
 
 /// One model's evaluation on the epoch's samples, with an optional spot-check answer to verify.
@@ -221,7 +105,7 @@ pub struct EvalJob {
     /// Skip the evaluation (a cached result exists) and only verify `spot`.
     pub skip_eval: bool,
     /// A spot-check answer to verify, if the miner was checked.
-    pub spot: Option<SpotAnswer>,
+    pub spot: Option<GreedyAnswer>,
 }
 
 /// What an [`EvalJob`] produced.
@@ -233,7 +117,7 @@ pub struct EvalOutput {
     /// log-probabilities (`None` when `skip_eval`).
     pub fitted: Option<Arc<FittedEval>>,
     /// The spot-check verdict, when an answer was given.
-    pub spot: Option<SpotVerdict>,
+    pub spot: Option<GreedyVerdict>,
     /// The weights' sketch, for near-copy detection (`None` when the file could not be
     /// sketched; its comparisons then read it).
     pub sketch: Option<Arc<WeightSketch>>,
@@ -313,7 +197,6 @@ impl BackendTask for EvalJob {
 mod tests {
     use super::*;
     use subnet_model::backend::Cpu;
-    use subnet_model::generate::{GenerateOptions, generate};
     use subnet_model::io::{hf_state_dict, save_artifact};
 
     fn tiny_config() -> LlamaConfig {
@@ -404,44 +287,5 @@ mod tests {
             .unwrap();
         assert_eq!(error.outcome(), Outcome::BadModel);
         assert!(error.to_string().contains("model.norm.weight"), "{error}");
-    }
-
-    #[test]
-    fn the_models_own_greedy_output_passes_and_anything_else_fails() {
-        let model = tiny_config().init::<Cpu>(&Default::default());
-        let prompt = vec![256, 40, 41, 42];
-        let options = GenerateOptions {
-            max_new_tokens: 6,
-            temperature: 0.0,
-            seed: 0,
-            stop_token: Some(257),
-        };
-        let output = generate(&model, &prompt, &options).unwrap();
-        let answer = |output: Vec<u32>| SpotAnswer {
-            prompt: prompt.clone(),
-            max_new_tokens: 6,
-            output,
-        };
-        let verdict = |output| verify_greedy(&model, &answer(output), &[257]).unwrap();
-        assert_eq!(verdict(output.clone()), SpotVerdict::Match);
-
-        let mut wrong = output.clone();
-        let last = wrong.len() - 1;
-        wrong[last] = (wrong[last] + 1) % 256;
-        assert!(
-            matches!(verdict(wrong), SpotVerdict::Mismatch(r) if r.contains(&format!("token {last}")))
-        );
-        if output.len() == 6 && output[5] != 257 {
-            assert!(
-                matches!(verdict(output[..3].to_vec()), SpotVerdict::Mismatch(r) if r.contains("stops after 3"))
-            );
-        }
-        let mut long = output.clone();
-        long.resize(7, 0);
-        assert!(matches!(verdict(long), SpotVerdict::Mismatch(_)));
-        assert!(matches!(verdict(vec![]), SpotVerdict::Mismatch(_)));
-        assert!(
-            matches!(verdict(vec![9999]), SpotVerdict::Mismatch(r) if r.contains("vocabulary"))
-        );
     }
 }

@@ -47,10 +47,11 @@ use subnet_model::tokenizer::{TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, Tokenizer};
 use tracing::Instrument;
 
 use crate::artifacts::{self, CachedArtifact};
-use compute::{EvalJob, SpotAnswer, SpotVerdict};
+use compute::EvalJob;
 use outcome::{MinerEval, MinerResult, Outcome, SpotCheck, SpotStatus, Stage};
 use plan::{Candidate, Planned};
 use spot::{Asked, SpotSettings};
+use subnet_model::generate::{GreedyAnswer, GreedyVerdict};
 use subnet_model::similarity::{CopyCandidate, CopyEvidence, CopyRules, WeightSketch};
 
 /// How the track runs; the rules themselves come from the competition file.
@@ -577,7 +578,7 @@ impl ModelTrack {
         }
         let (answer, unavailable) = match &fetched.spot {
             Some((prompt, Asked::Answered(output))) => (
-                Some(SpotAnswer {
+                Some(GreedyAnswer {
                     prompt: prompt.clone(),
                     max_new_tokens: self.settings.spot.max_new_tokens,
                     output: output.clone(),
@@ -669,11 +670,11 @@ impl ModelTrack {
         let losses: Vec<f64> = fitted.losses.iter().map(|l| l.loss).collect();
         let tokens: Vec<usize> = fitted.losses.iter().map(|l| l.tokens).collect();
         let spot_check = match (output.spot, unavailable) {
-            (Some(SpotVerdict::Match), _) => Some(SpotCheck {
+            (Some(GreedyVerdict::Match), _) => Some(SpotCheck {
                 status: SpotStatus::Passed,
                 detail: String::new(),
             }),
-            (Some(SpotVerdict::Mismatch(detail)), _) => Some(SpotCheck {
+            (Some(GreedyVerdict::Mismatch(detail)), _) => Some(SpotCheck {
                 status: SpotStatus::Failed,
                 detail,
             }),

@@ -2,7 +2,7 @@
 //!
 //! Each epoch every candidate (at most [`SpotSettings::per_epoch`]) is asked, over btauth/1, for
 //! a greedy continuation (`POST /v1/generate`, temperature 0) of a prompt; the answer is then
-//! verified against the downloaded artifact ([`super::compute::verify_greedy`]). A mismatch
+//! verified against the downloaded artifact ([`subnet_model::generate::verify_greedy`]). A mismatch
 //! zeroes the miner's score: it serves something other than what it committed, which is
 //! cheating. A miner without the route (404, 405, 501), or one that does not answer in time or
 //! answers garbage, fails the check too (recorded with the reason, score 0 for the epoch) unless
