@@ -93,7 +93,7 @@ pub struct EpochInput<'a> {
     pub seed: [u8; 32],
     /// The block whose hash seeded the epoch; commitments must be `block_delay` older.
     pub seed_block: u64,
-    /// The block the metagraph was read at (recorded; ε ages are measured at `seed_block`).
+    /// The block the metagraph was read at (recorded; nothing in the scoring depends on it).
     pub current_block: u64,
     /// Uids, hotkeys and axons.
     pub metagraph: &'a Metagraph,

@@ -140,7 +140,8 @@ pub struct MinerResult {
     pub sample_tokens: Vec<usize>,
     /// Mean of `losses`.
     pub mean_loss: Option<f64>,
-    /// ε-adjusted pairwise win rate among eligible models (0 when ineligible).
+    /// Fraction of pairwise contests won among eligible models (0 when ineligible); shown, the
+    /// score is from the defeats.
     pub win_rate: f64,
     /// Model-track score; eligible scores sum to 1.
     pub score: f64,
