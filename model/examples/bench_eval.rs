@@ -6,8 +6,10 @@
 //! /tmp/hfvenv/bin/python model/scripts/bench_torch.py                 # the same in PyTorch
 //! ```
 //!
-//! Prints one table row per measurement: the plain forward pass (logits for every position)
-//! and [`subnet_model::eval::evaluate`] (forward, log-softmax, gather, per-sample losses).
+//! Prints one table row per measurement: the plain forward pass (logits for every position),
+//! [`subnet_model::eval::evaluate`] (forward, log-softmax, gather, per-sample losses) and
+//! [`subnet_model::eval::evaluate_fitted`] (the validator's: only completion positions through
+//! the output layer, 25 inverse temperatures, the fit).
 
 use std::time::Instant;
 
@@ -15,7 +17,7 @@ use burn::backend::NdArray;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use subnet_model::config::LlamaConfig;
-use subnet_model::eval::{Sample, evaluate};
+use subnet_model::eval::{Sample, evaluate, evaluate_fitted};
 
 type B = NdArray<f32>;
 
@@ -87,5 +89,9 @@ fn main() {
     time("evaluate (per-sample loss)", &mut || {
         let losses = evaluate(&model, &samples, BATCH);
         assert!(losses.is_ok_and(|l| l.len() == BATCH));
+    });
+    time("evaluate_fitted (25 temperatures)", &mut || {
+        let fitted = evaluate_fitted(&model, &samples, BATCH);
+        assert!(fitted.is_ok_and(|f| f.losses.len() == BATCH));
     });
 }
