@@ -87,8 +87,38 @@ pub enum Asked {
     Unavailable(String),
 }
 
-/// Asks the miner at `base_url` for a greedy continuation of `prompt`.
+/// How often a miner that answers 503 (busy: it generates one request at a time, and every
+/// validator asks it each epoch) is asked again, after a pause of 1 to 4 s, before the check
+/// counts as unanswered.
+pub const BUSY_RETRIES: u32 = 3;
+
+/// Asks the miner at `base_url` for a greedy continuation of `prompt`; a busy miner (HTTP 503)
+/// is asked again up to [`BUSY_RETRIES`] times.
 pub async fn ask(
+    client: &SignedClient,
+    base_url: &reqwest::Url,
+    miner: &AccountId,
+    prompt: &[u32],
+    settings: &SpotSettings,
+) -> Asked {
+    let mut tries = 0;
+    loop {
+        match ask_once(client, base_url, miner, prompt, settings).await {
+            Asked::Unavailable(reason) if reason.contains(BUSY) && tries < BUSY_RETRIES => {
+                tries += 1;
+                let pause = rand::Rng::gen_range(&mut rand::thread_rng(), 1000..4000);
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            asked => return asked,
+        }
+    }
+}
+
+/// The reason [`ask_once`] gives for an HTTP 503.
+const BUSY: &str = "answered HTTP 503 (busy)";
+
+/// One request of [`ask`].
+async fn ask_once(
     client: &SignedClient,
     base_url: &reqwest::Url,
     miner: &AccountId,
@@ -118,6 +148,9 @@ pub async fn ask(
                 "/v1/generate answered a redirect (HTTP {}); redirects are not followed",
                 status.as_u16()
             ));
+        }
+        if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+            return Err(format!("/v1/generate {BUSY}"));
         }
         if !status.is_success() {
             return Err(format!("/v1/generate answered HTTP {}", status.as_u16()));
@@ -152,6 +185,62 @@ fn describe(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use axum::{Json, Router, http::StatusCode, response::IntoResponse, routing::post};
+    use subnet_common::keys::Keypair;
+
+    /// A `/v1/generate` that answers 503 `busy` times, then the ids [1, 2, 3].
+    async fn busy_then_answering(busy: u32) -> (reqwest::Url, Arc<AtomicU32>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&calls);
+        let app = Router::new().route(
+            "/v1/generate",
+            post(move || {
+                let counter = Arc::clone(&counter);
+                async move {
+                    if counter.fetch_add(1, Ordering::SeqCst) < busy {
+                        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
+                    Json(GenerateResponse {
+                        output_ids: vec![1, 2, 3],
+                        text: String::new(),
+                    })
+                    .into_response()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (reqwest::Url::parse(&url).unwrap(), calls)
+    }
+
+    #[tokio::test]
+    async fn a_busy_miner_is_asked_again_and_a_miner_busy_every_time_is_unanswered() {
+        let client = SignedClient::new(
+            reqwest::Client::new(),
+            Keypair::from_uri("//Alice").unwrap(),
+        );
+        let miner = Keypair::from_uri("//Miner1").unwrap().account_id();
+        let settings = SpotSettings {
+            timeout: Duration::from_secs(5),
+            ..SpotSettings::default()
+        };
+        let (url, calls) = busy_then_answering(1).await;
+        let asked = ask(&client, &url, &miner, &[1], &settings).await;
+        assert_eq!(asked, Asked::Answered(vec![1, 2, 3]));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+        let (url, calls) = busy_then_answering(u32::MAX).await;
+        let asked = ask(&client, &url, &miner, &[1], &settings).await;
+        assert!(
+            matches!(&asked, Asked::Unavailable(r) if r.contains("503")),
+            "{asked:?}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), BUSY_RETRIES + 1);
+    }
 
     #[test]
     fn selection_is_seeded_bounded_and_order_independent() {
