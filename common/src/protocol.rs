@@ -102,74 +102,126 @@ pub fn manifest_sha256(files: &[ManifestFile]) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// What a miner commits on chain for its model: `(competition_id, manifest_sha256)`.
+/// What a miner commits on chain for its model: the competition and a *binding* of its manifest
+/// hash to its own hotkey.
 ///
-/// Encoded as the UTF-8 bytes `model:<competition_id>:<64 hex chars>` (at most 128 bytes,
-/// the chain's commitment limit), so it reads well in `devchain metagraph`.
+/// Encoded as the UTF-8 bytes `model2:<competition_id>:<binding>` (at most 128 bytes, the
+/// chain's commitment limit), where `binding` is the lowercase hex of
+/// `sha256("subnet/model-commitment/v1" ‖ hotkey (32 bytes) ‖ manifest_sha256 (32 bytes))`.
+///
+/// The manifest hash itself never appears on chain, and only validators may read a miner's
+/// manifest: a front-runner that copies a commitment's bytes onto its own hotkey commits a
+/// binding no manifest satisfies for that hotkey ([`ModelCommitment::binds`]), and one that knows
+/// no manifest cannot bind a leader's model before the leader's commitment. The legacy unbound
+/// form `model:<competition_id>:<manifest_sha256>` decodes to [`CommitmentError::Unbound`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelCommitment {
     /// Competition id, `[A-Za-z0-9._-]{1,48}`.
     pub competition: String,
-    /// Lowercase hex manifest hash.
-    pub manifest_sha256: String,
+    /// Lowercase hex binding of the manifest hash to the committing hotkey.
+    pub binding: String,
 }
 
 /// Why commitment bytes are not a [`ModelCommitment`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CommitmentError {
-    /// The bytes do not start with `model:`.
-    #[error("not a model commitment (expected `model:<competition>:<sha256>`)")]
+    /// The bytes do not start with `model2:` (or `model:`).
+    #[error("not a model commitment (expected `model2:<competition>:<binding>`)")]
     NotModel,
+    /// The legacy `model:<competition>:<sha256>` form, which names the manifest without binding
+    /// it to the hotkey: anyone could copy it.
+    #[error(
+        "an unbound `model:` commitment (it names the manifest without binding it to the hotkey); \
+         recommit with `miner commit`"
+    )]
+    Unbound,
     /// The competition id is empty, too long or has characters outside `[A-Za-z0-9._-]`.
     #[error("invalid competition id {0:?}")]
     BadCompetition(String),
-    /// The hash is not 64 lowercase hex characters.
-    #[error("invalid manifest hash {0:?}: expected 64 lowercase hex characters")]
+    /// A hash is not 64 lowercase hex characters.
+    #[error("invalid hash {0:?}: expected 64 lowercase hex characters")]
     BadHash(String),
+}
+
+/// True for 64 lowercase hex characters.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 impl ModelCommitment {
     /// Prefix that marks a model commitment.
-    pub const PREFIX: &'static str = "model:";
+    pub const PREFIX: &'static str = "model2:";
+    /// Prefix of the legacy, unbound form.
+    pub const LEGACY_PREFIX: &'static str = "model:";
+    /// Domain separator of the binding hash.
+    pub const DOMAIN: &'static [u8] = b"subnet/model-commitment/v1";
 
-    /// Validates and builds a commitment.
-    pub fn new(competition: &str, manifest_sha256: &str) -> Result<Self, CommitmentError> {
+    /// Validates and builds a commitment from its parts.
+    pub fn new(competition: &str, binding: &str) -> Result<Self, CommitmentError> {
         let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
         if competition.is_empty() || competition.len() > 48 || !competition.chars().all(ok_char) {
             return Err(CommitmentError::BadCompetition(competition.to_string()));
         }
-        let is_hex = manifest_sha256.len() == 64
-            && manifest_sha256
-                .chars()
-                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
-        if !is_hex {
-            return Err(CommitmentError::BadHash(manifest_sha256.to_string()));
+        if !is_sha256_hex(binding) {
+            return Err(CommitmentError::BadHash(binding.to_string()));
         }
         Ok(Self {
             competition: competition.to_string(),
-            manifest_sha256: manifest_sha256.to_string(),
+            binding: binding.to_string(),
         })
+    }
+
+    /// The commitment `hotkey` makes for the manifest `manifest_sha256` (64 lowercase hex).
+    pub fn bind(
+        competition: &str,
+        hotkey: &AccountId,
+        manifest_sha256: &str,
+    ) -> Result<Self, CommitmentError> {
+        let binding = Self::binding_of(hotkey, manifest_sha256)?;
+        Self::new(competition, &binding)
+    }
+
+    /// The binding of `manifest_sha256` (64 lowercase hex) to `hotkey`.
+    pub fn binding_of(
+        hotkey: &AccountId,
+        manifest_sha256: &str,
+    ) -> Result<String, CommitmentError> {
+        if !is_sha256_hex(manifest_sha256) {
+            return Err(CommitmentError::BadHash(manifest_sha256.to_string()));
+        }
+        let manifest = hex::decode(manifest_sha256)
+            .map_err(|_| CommitmentError::BadHash(manifest_sha256.to_string()))?;
+        let mut hasher = Sha256::new();
+        hasher.update(Self::DOMAIN);
+        hasher.update(hotkey.0);
+        hasher.update(&manifest);
+        Ok(hex::encode(hasher.finalize()))
+    }
+
+    /// True when this commitment, made by `hotkey`, names the manifest `manifest_sha256`.
+    pub fn binds(&self, hotkey: &AccountId, manifest_sha256: &str) -> bool {
+        Self::binding_of(hotkey, manifest_sha256).is_ok_and(|b| b == self.binding)
     }
 
     /// The on-chain bytes.
     pub fn encode(&self) -> Vec<u8> {
-        format!(
-            "{}{}:{}",
-            Self::PREFIX,
-            self.competition,
-            self.manifest_sha256
-        )
-        .into_bytes()
+        format!("{}{}:{}", Self::PREFIX, self.competition, self.binding).into_bytes()
     }
 
     /// Parses on-chain bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self, CommitmentError> {
         let text = std::str::from_utf8(bytes).map_err(|_| CommitmentError::NotModel)?;
-        let rest = text
-            .strip_prefix(Self::PREFIX)
-            .ok_or(CommitmentError::NotModel)?;
-        let (competition, hash) = rest.rsplit_once(':').ok_or(CommitmentError::NotModel)?;
-        Self::new(competition, hash)
+        let Some(rest) = text.strip_prefix(Self::PREFIX) else {
+            return Err(if text.starts_with(Self::LEGACY_PREFIX) {
+                CommitmentError::Unbound
+            } else {
+                CommitmentError::NotModel
+            });
+        };
+        let (competition, binding) = rest.rsplit_once(':').ok_or(CommitmentError::NotModel)?;
+        Self::new(competition, binding)
     }
 }
 
@@ -326,6 +378,25 @@ mod tests {
     }
 
     #[test]
+    fn a_commitment_binds_its_manifest_to_its_hotkey_only() {
+        let (alice, mallory) = (AccountId([1; 32]), AccountId([2; 32]));
+        let manifest = "ab".repeat(32);
+        let c = ModelCommitment::bind("tiny", &alice, &manifest).expect("valid");
+        assert!(c.binds(&alice, &manifest));
+        assert!(!c.binds(&alice, &"ac".repeat(32)), "another manifest");
+        // A front-runner's verbatim copy of Alice's bytes names no manifest for its hotkey.
+        let copied = ModelCommitment::decode(&c.encode()).expect("decodes");
+        assert!(!copied.binds(&mallory, &manifest));
+        assert_ne!(c.binding, manifest, "the manifest hash is not on chain");
+        // Pinned: sha256("subnet/model-commitment/v1" ‖ 0x01×32 ‖ 0xab×32).
+        let mut pinned = Vec::from(&b"subnet/model-commitment/v1"[..]);
+        pinned.extend([1u8; 32]);
+        pinned.extend([0xabu8; 32]);
+        assert_eq!(c.binding, hex::encode(Sha256::digest(&pinned)));
+        assert!(!c.binds(&alice, "not hex"));
+    }
+
+    #[test]
     fn model_commitment_rejects_bad_parts() {
         let h = "0".repeat(64);
         assert!(matches!(
@@ -344,6 +415,10 @@ mod tests {
             ModelCommitment::new("x", &"A".repeat(64)),
             Err(CommitmentError::BadHash(_))
         ));
+        assert!(matches!(
+            ModelCommitment::bind("x", &AccountId([0; 32]), "ABC"),
+            Err(CommitmentError::BadHash(_))
+        ));
         assert_eq!(
             ModelCommitment::decode(b"hello"),
             Err(CommitmentError::NotModel)
@@ -351,6 +426,10 @@ mod tests {
         assert_eq!(
             ModelCommitment::decode(&[0xff, 0xfe]),
             Err(CommitmentError::NotModel)
+        );
+        assert_eq!(
+            ModelCommitment::decode(format!("model:x:{h}").as_bytes()),
+            Err(CommitmentError::Unbound)
         );
     }
 

@@ -22,8 +22,9 @@ pub struct Cli {
     pub miners: u8,
 
     /// Which miners: `standard` (`--miners` of strong, weak, copier, broken) or `adversarial`
-    /// (strong, weak, four copies of the strong model made the ways attackers make them, and
-    /// one model on three hotkeys; `--miners` is ignored).
+    /// (a front-runner of the strong miner's commitment, strong, weak, four copies of the strong
+    /// model made the ways attackers make them, and one model on three hotkeys; `--miners` is
+    /// ignored).
     #[arg(long, env = "DEVNET_ROSTER", value_enum, default_value_t = RosterKind::Standard)]
     pub roster: RosterKind,
     /// Label-track miners, each with a simulated labeler: accurate (95%), then inaccurate (55%).

@@ -13,9 +13,9 @@ use crate::attacks::Attack;
 pub enum RosterKind {
     /// `--miners` of strong, weak, copier, broken, and `--label-miners`.
     Standard,
-    /// Strong and weak, then attackers of the strong model (changed config, permuted units,
-    /// weight noise, sharpened logits) and one model of its own on three hotkeys (sybils), and
-    /// `--label-miners`. `--miners` is ignored.
+    /// A front-runner of the strong miner, strong and weak, then attackers of the strong model
+    /// (changed config, permuted units, weight noise, sharpened logits) and one model of its own
+    /// on three hotkeys (sybils), and `--label-miners`. `--miners` is ignored.
     Adversarial,
 }
 
@@ -31,6 +31,10 @@ pub enum Role {
     /// Commits an artifact whose `config.json` does not match its weights while serving a
     /// different one: the validators' hash check fails, 0.
     Broken,
+    /// Serves the strong model and commits the strong miner's commitment bytes verbatim, in a
+    /// block before the strong miner's (as if it had read them from the transaction pool): they
+    /// bind the model to the strong miner's hotkey, not to its own, so a hash mismatch, 0.
+    FrontRunner,
     /// The strong model's weights under a config with another `pad_token_id`, later.
     ChangedConfig,
     /// The strong model with its MLP units permuted (the same function), later.
@@ -54,7 +58,8 @@ impl Role {
     /// The model-track roles in the order `--miners` takes them.
     pub const MODEL: [Role; 4] = [Role::Strong, Role::Weak, Role::Copier, Role::Broken];
     /// The model-track roles of `--roster adversarial`.
-    pub const ADVERSARIAL: [Role; 9] = [
+    pub const ADVERSARIAL: [Role; 10] = [
+        Role::FrontRunner,
         Role::Strong,
         Role::Weak,
         Role::ChangedConfig,
@@ -75,6 +80,7 @@ impl Role {
             Role::Weak => "weak".into(),
             Role::Copier => "copier".into(),
             Role::Broken => "broken".into(),
+            Role::FrontRunner => "front-runner".into(),
             Role::ChangedConfig => "changed-config".into(),
             Role::Permuted => "permuted".into(),
             Role::Noisy => "noisy".into(),
@@ -207,6 +213,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "front-runner",
                 "strong",
                 "weak",
                 "changed-config",
@@ -224,9 +231,9 @@ mod tests {
         );
         let coldkeys: HashSet<_> = members.iter().map(|m| m.coldkey_uri.clone()).collect();
         assert_eq!(coldkeys.len(), members.len());
-        assert_eq!(members[10].coldkey_uri, "//Miner11");
+        assert_eq!(members[11].coldkey_uri, "//Miner12");
         assert!(members.iter().filter(|m| m.role.commits_late()).count() == 4);
-        assert!(members[..9].iter().all(|m| m.role.is_model_miner()));
+        assert!(members[..10].iter().all(|m| m.role.is_model_miner()));
     }
 
     #[test]

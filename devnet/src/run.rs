@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use serde::Serialize;
-use subnet_common::chain::types::{Metagraph, NetUid};
+use subnet_common::chain::types::{Call, Metagraph, NetUid};
 use subnet_common::chain::{ChainClient, DevChainClient};
 use subnet_common::wallet::{Protection, Wallet};
 
@@ -447,9 +447,9 @@ impl Devnet {
         let strong = root.join("strong");
         let weak = root.join("weak");
         let sybil = root.join("sybil");
-        let needs_strong = roles
-            .iter()
-            .any(|r| matches!(r, Role::Strong | Role::Copier) || r.attack().is_some());
+        let needs_strong = roles.iter().any(|r| {
+            matches!(r, Role::Strong | Role::Copier | Role::FrontRunner) || r.attack().is_some()
+        });
         let needs_weak = roles.iter().any(|r| matches!(r, Role::Weak | Role::Broken));
         let needs_sybil = roles.iter().any(|r| matches!(r, Role::Sybil(_)));
         for (needed, out, steps, seed, label) in [
@@ -488,7 +488,7 @@ impl Devnet {
         }
         for role in roles {
             let dirs = match role {
-                Role::Strong => (strong.clone(), strong.clone()),
+                Role::Strong | Role::FrontRunner => (strong.clone(), strong.clone()),
                 Role::Weak => (weak.clone(), weak.clone()),
                 Role::Copier => {
                     let copy = root.join("copier");
@@ -590,12 +590,16 @@ impl Devnet {
     }
 
     /// Commits each model miner's artifact; those that copy another's (copier, attackers) last,
-    /// starting a few blocks after the others.
+    /// starting a few blocks after the others. A front-runner's copy of the strong miner's
+    /// commitment goes in first.
     async fn commit(&mut self, models: &BTreeMap<Role, (PathBuf, PathBuf)>) -> anyhow::Result<()> {
         let (url, client) = self.chain()?;
         let log = self.log("commit");
-        let (late, mut order): (Vec<Role>, Vec<Role>) =
-            models.keys().copied().partition(|r| r.commits_late());
+        let (late, mut order): (Vec<Role>, Vec<Role>) = models
+            .keys()
+            .copied()
+            .filter(|r| *r != Role::FrontRunner)
+            .partition(|r| r.commits_late());
         let first_late = late.first().copied();
         order.extend(late);
         for role in order {
@@ -611,13 +615,13 @@ impl Devnet {
                     .number;
                 wait_for_block(&client, head + 3, Duration::from_secs(60)).await?;
             }
-            let step = self.progress.step(format!("commit {name}"));
-            let stdout = run_command(
-                &self.bins.miner,
-                &os(&[
+            let (wallets, model_dir) =
+                (self.wallets.to_string_lossy(), committed.to_string_lossy());
+            let args = |dry_run: bool| {
+                let mut args = os(&[
                     "commit",
                     "--wallet.path",
-                    &self.wallets.to_string_lossy(),
+                    &wallets,
                     "--wallet.name",
                     &name,
                     "--wallet.hotkey",
@@ -627,15 +631,50 @@ impl Devnet {
                     "--netuid",
                     "1",
                     "--model.dir",
-                    &committed.to_string_lossy(),
-                ]),
-                &[],
-                &log,
-                SHORT,
-            )
-            .await?;
+                    &model_dir,
+                ]);
+                if dry_run {
+                    args.push(OsStr::new("--dry-run"));
+                }
+                args
+            };
+            if role == Role::Strong && models.contains_key(&Role::FrontRunner) {
+                let step = self
+                    .progress
+                    .step("commit front-runner (the strong miner's bytes)");
+                let stdout = run_command(&self.bins.miner, &args(true), &[], &log, SHORT).await?;
+                let text = stdout
+                    .split_whitespace()
+                    .find(|word| word.starts_with("model2:"))
+                    .with_context(|| {
+                        format!("no commitment in `miner commit --dry-run`: {stdout}")
+                    })?
+                    .to_owned();
+                self.front_run(&client, text.as_bytes().to_vec()).await?;
+                step.done(&format!("{text} from the front-runner's hotkey"));
+            }
+            let step = self.progress.step(format!("commit {name}"));
+            let stdout = run_command(&self.bins.miner, &args(false), &[], &log, SHORT).await?;
             step.done(stdout.lines().last().unwrap_or_default());
         }
+        Ok(())
+    }
+
+    /// Stores `data` as the front-runner's commitment and waits until a block includes it.
+    async fn front_run(&self, client: &DevChainClient, data: Vec<u8>) -> anyhow::Result<()> {
+        let member = self
+            .members
+            .iter()
+            .find(|m| m.role == Role::FrontRunner)
+            .context("the roster has no front-runner")?;
+        let tx = client
+            .submit(Call::SetCommitment { netuid: 1, data }, &member.hotkey)
+            .await
+            .context("while submitting the front-runner's commitment")?;
+        client
+            .wait_for_inclusion(tx, SHORT)
+            .await
+            .context("while waiting for the front-runner's commitment")?;
         Ok(())
     }
 

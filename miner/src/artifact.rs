@@ -16,6 +16,7 @@ use std::{
 };
 
 use sha2::{Digest, Sha256};
+use subnet_common::keys::AccountId;
 use subnet_common::protocol::{Manifest, ManifestFile, ModelCommitment};
 
 /// Competition id used when `--competition` is not given (`competitions/default.toml`).
@@ -223,7 +224,7 @@ impl Artifact {
         }
         let files = entries.values().map(|e| e.file.clone()).collect();
         let manifest = Manifest::new(competition, files);
-        ModelCommitment::new(competition, &manifest.manifest_sha256)
+        ModelCommitment::bind(competition, &AccountId([0; 32]), &manifest.manifest_sha256)
             .map_err(|_| ArtifactError::BadCompetition(competition.to_string()))?;
         Ok(Self { manifest, entries })
     }
@@ -233,12 +234,14 @@ impl Artifact {
         &self.manifest
     }
 
-    /// The commitment a miner puts on chain for this artifact.
-    pub fn commitment(&self) -> ModelCommitment {
-        ModelCommitment {
-            competition: self.manifest.competition.clone(),
-            manifest_sha256: self.manifest.manifest_sha256.clone(),
-        }
+    /// The commitment `hotkey` puts on chain for this artifact (bound to that hotkey).
+    pub fn commitment(&self, hotkey: &AccountId) -> ModelCommitment {
+        ModelCommitment::bind(
+            &self.manifest.competition,
+            hotkey,
+            &self.manifest.manifest_sha256,
+        )
+        .expect("validated by Artifact::load")
     }
 
     /// Opens the file `name` for serving. `Ok(None)` when the manifest lists no such file (no
@@ -322,7 +325,12 @@ mod tests {
         assert_eq!(m.files[1].size, 3000);
         assert_eq!(m.files[1].sha256, hex::encode(Sha256::digest([7u8; 3000])));
         assert!(m.is_consistent());
-        assert_eq!(artifact.commitment().manifest_sha256, m.manifest_sha256);
+        let hotkey = subnet_common::keys::AccountId([3; 32]);
+        assert!(
+            artifact
+                .commitment(&hotkey)
+                .binds(&hotkey, &m.manifest_sha256)
+        );
     }
 
     #[tokio::test]

@@ -106,7 +106,8 @@ impl Application {
                         format!("while loading the model directory {}", model.dir.display())
                     })?;
                 let commitment =
-                    String::from_utf8_lossy(&artifact.commitment().encode()).into_owned();
+                    String::from_utf8_lossy(&artifact.commitment(&keypair.account_id()).encode())
+                        .into_owned();
                 tracing::info!(
                     dir = %model.dir.display(),
                     files = artifact.manifest().files.len(),

@@ -2,10 +2,12 @@
 //! keyed by manifest hash.
 //!
 //! [`fetch_artifact`] trusts nothing the miner sends:
-//! 1. the manifest is read with a size limit, its hash recomputed and compared with the
-//!    commitment ([`FetchError::HashMismatch`]), every epoch, even when the artifact is cached:
-//!    a miner that stopped serving (or serves another model) is `unreachable` (or a mismatch)
-//!    for the epoch instead of being scored from the validator's copy;
+//! 1. the manifest is read with a size limit, its hash recomputed, bound to the miner's hotkey
+//!    and compared with the commitment's binding ([`FetchError::HashMismatch`];
+//!    [`ModelCommitment`]), every epoch, even when the artifact is cached: a miner that stopped
+//!    serving (or serves another model) is `unreachable` (or a mismatch) for the epoch instead of
+//!    being scored from the validator's copy, and a front-runner that committed another hotkey's
+//!    commitment bytes is a mismatch whatever it serves;
 //! 2. a complete cache entry `cache_dir/<manifest_sha256>/` is then reused without downloading
 //!    a file;
 //! 3. file names, count, per-file and total sizes are checked *before* any file is downloaded
@@ -38,7 +40,7 @@ use sha2::{Digest, Sha256};
 use subnet_common::{
     btauth::SignedClient,
     keys::AccountId,
-    protocol::{Manifest, ManifestFile},
+    protocol::{Manifest, ManifestFile, ModelCommitment, is_sha256_hex},
 };
 use tokio::io::AsyncWriteExt;
 
@@ -246,29 +248,23 @@ pub fn miner_http_client() -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
-/// True for 64 lowercase hex characters.
-fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// Fetches the artifact committed as `expected_manifest_sha256` from the miner at `base_url`
-/// (signing for `miner_hotkey`), or returns the cached copy. See the module docs for the checks.
+/// Fetches the artifact a miner committed to from the miner at `base_url` (signing for
+/// `miner_hotkey`), or returns the cached copy. `binding` is the commitment's binding of a manifest
+/// hash to `miner_hotkey` ([`ModelCommitment`]): the manifest the miner serves must be the one it
+/// names for this hotkey. See the module docs for the other checks.
 pub async fn fetch_artifact(
     client: &SignedClient,
     base_url: &reqwest::Url,
     miner_hotkey: &AccountId,
-    expected_manifest_sha256: &str,
+    binding: &str,
     limits: &Limits,
     cache_dir: &Path,
 ) -> Result<CachedArtifact, FetchError> {
-    if !is_sha256_hex(expected_manifest_sha256) {
+    if !is_sha256_hex(binding) {
         return Err(FetchError::Malformed(format!(
-            "committed manifest hash {expected_manifest_sha256:?} is not 64 lowercase hex characters"
+            "committed binding {binding:?} is not 64 lowercase hex characters"
         )));
     }
-    let entry = cache_dir.join(expected_manifest_sha256);
     let miner = Miner {
         client,
         base_url,
@@ -277,21 +273,25 @@ pub async fn fetch_artifact(
         started: tokio::time::Instant::now(),
         received: AtomicU64::new(0),
     };
-    if let Some(cached) = read_cache_entry(&entry, expected_manifest_sha256).await? {
-        // Still serving what it committed? One small request per epoch: a miner is paid for
-        // serving its model, not for a copy the validator kept.
+    let fetch = async {
+        // Every epoch, even when cached: a miner is paid for serving its model, not for a copy
+        // the validator kept.
         let manifest = tokio::time::timeout(limits.request_timeout, fetch_manifest(&miner))
             .await
             .map_err(|_| FetchError::Timeout {
                 what: "GET /v1/model/manifest".into(),
                 after: Some(limits.request_timeout),
             })??;
-        check_manifest(&manifest, expected_manifest_sha256, limits)?;
-        tracing::debug!(dir = %entry.display(), "artifact found in the cache; the miner still serves it");
-        return Ok(cached);
-    }
-    let download = download(&miner, expected_manifest_sha256, cache_dir, &entry);
-    match tokio::time::timeout(limits.deadline, download).await {
+        check_manifest(&manifest, limits)?;
+        check_binding(&manifest, miner_hotkey, binding)?;
+        let entry = cache_dir.join(&manifest.manifest_sha256);
+        if let Some(cached) = read_cache_entry(&entry, &manifest.manifest_sha256).await? {
+            tracing::debug!(dir = %entry.display(), "artifact found in the cache; the miner still serves it");
+            return Ok(cached);
+        }
+        download(&miner, manifest, cache_dir, &entry).await
+    };
+    match tokio::time::timeout(limits.deadline, fetch).await {
         Ok(result) => result,
         Err(_) => Err(FetchError::Timeout {
             what: "the whole artifact download".into(),
@@ -477,16 +477,13 @@ fn transport_error(what: &str, source: reqwest::Error) -> FetchError {
     }
 }
 
-/// Manifest, checks, files, rename: everything after a cache miss.
+/// Files, checks, rename: everything after a cache miss of a checked manifest.
 async fn download(
     miner: &Miner<'_>,
-    expected: &str,
+    manifest: Manifest,
     cache_dir: &Path,
     entry: &Path,
 ) -> Result<CachedArtifact, FetchError> {
-    let manifest = fetch_manifest(miner).await?;
-    check_manifest(&manifest, expected, miner.limits)?;
-
     tokio::fs::create_dir_all(cache_dir)
         .await
         .map_err(io_error(cache_dir))?;
@@ -509,7 +506,7 @@ async fn download(
     if let Err(e) = tokio::fs::rename(&staged, entry).await {
         // Another fetch of the same hash may have finished first: its entry is as good as ours.
         let _ = tokio::fs::remove_dir_all(&staged).await;
-        return match read_cache_entry(entry, expected).await? {
+        return match read_cache_entry(entry, &manifest.manifest_sha256).await? {
             Some(cached) => Ok(cached),
             None => Err(io_error(entry)(e)),
         };
@@ -546,20 +543,27 @@ async fn fetch_manifest(miner: &Miner<'_>) -> Result<Manifest, FetchError> {
         .map_err(|e| FetchError::Malformed(format!("the manifest is not valid JSON: {e}")))
 }
 
-/// Every check that needs only the manifest: hashes, names, sizes.
-fn check_manifest(manifest: &Manifest, expected: &str, limits: &Limits) -> Result<(), FetchError> {
+/// The manifest is the one the commitment binds to this hotkey.
+fn check_binding(manifest: &Manifest, hotkey: &AccountId, binding: &str) -> Result<(), FetchError> {
+    let actual = ModelCommitment::binding_of(hotkey, &manifest.manifest_sha256)
+        .map_err(|e| FetchError::Malformed(format!("the manifest hash: {e}")))?;
+    if actual != binding {
+        return Err(FetchError::HashMismatch {
+            what: "the manifest's binding to this hotkey against the on-chain commitment".into(),
+            expected: binding.into(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Every check that needs only the manifest: its hash, names, sizes.
+fn check_manifest(manifest: &Manifest, limits: &Limits) -> Result<(), FetchError> {
     let recomputed = subnet_common::protocol::manifest_sha256(&manifest.files);
     if recomputed != manifest.manifest_sha256 {
         return Err(FetchError::HashMismatch {
             what: "the manifest's own hash over its files".into(),
             expected: recomputed,
-            actual: manifest.manifest_sha256.clone(),
-        });
-    }
-    if manifest.manifest_sha256 != expected {
-        return Err(FetchError::HashMismatch {
-            what: "the manifest against the on-chain commitment".into(),
-            expected: expected.into(),
             actual: manifest.manifest_sha256.clone(),
         });
     }
@@ -808,24 +812,30 @@ mod tests {
     #[test]
     fn a_sound_manifest_passes() {
         let m = manifest(base());
-        check_manifest(&m, &m.manifest_sha256, &Limits::default()).unwrap();
+        check_manifest(&m, &Limits::default()).unwrap();
     }
 
     #[test]
     fn a_manifest_whose_hash_does_not_recompute_is_a_mismatch() {
         let mut m = manifest(base());
         m.files[0].size = 11;
-        let expected = m.manifest_sha256.clone();
-        let err = check_manifest(&m, &expected, &Limits::default()).unwrap_err();
+        let err = check_manifest(&m, &Limits::default()).unwrap_err();
         assert_eq!(err.outcome(), "hash_mismatch", "{err}");
     }
 
     #[test]
-    fn a_manifest_other_than_the_commitment_is_a_mismatch() {
+    fn a_manifest_other_than_the_commitment_binds_is_a_mismatch() {
         let m = manifest(base());
-        let err = check_manifest(&m, &"0".repeat(64), &Limits::default()).unwrap_err();
+        let (miner, front_runner) = (AccountId([1; 32]), AccountId([2; 32]));
+        let bound = ModelCommitment::binding_of(&miner, &m.manifest_sha256).unwrap();
+        check_binding(&m, &miner, &bound).unwrap();
+        let other = ModelCommitment::binding_of(&miner, &"0".repeat(64)).unwrap();
+        let err = check_binding(&m, &miner, &other).unwrap_err();
         assert_eq!(err.outcome(), "hash_mismatch");
         assert!(err.to_string().contains("commitment"), "{err}");
+        // The miner's commitment bytes copied onto another hotkey bind nothing it can serve.
+        let err = check_binding(&m, &front_runner, &bound).unwrap_err();
+        assert_eq!(err.outcome(), "hash_mismatch", "{err}");
     }
 
     #[test]
@@ -844,13 +854,13 @@ mod tests {
             vec![file("config.json", 1)],
         ] {
             let m = manifest(files);
-            let err = check_manifest(&m, &m.manifest_sha256, &Limits::default()).unwrap_err();
+            let err = check_manifest(&m, &Limits::default()).unwrap_err();
             assert_eq!(err.outcome(), "malformed", "{err}");
         }
         let mut files = base();
         files[0].sha256 = "AB".repeat(32);
         let m = manifest(files);
-        let err = check_manifest(&m, &m.manifest_sha256, &Limits::default()).unwrap_err();
+        let err = check_manifest(&m, &Limits::default()).unwrap_err();
         assert_eq!(err.outcome(), "malformed", "{err}");
     }
 
@@ -864,7 +874,7 @@ mod tests {
         let mut files = base();
         files[1].size = 101;
         let m = manifest(files);
-        let err = check_manifest(&m, &m.manifest_sha256, &limits).unwrap_err();
+        let err = check_manifest(&m, &limits).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -878,7 +888,7 @@ mod tests {
         );
 
         let m = manifest(base());
-        let err = check_manifest(&m, &m.manifest_sha256, &limits).unwrap_err();
+        let err = check_manifest(&m, &limits).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -900,7 +910,7 @@ mod tests {
             file("config.json", u64::MAX),
             file("model.safetensors", 2),
         ]);
-        let err = check_manifest(&m, &m.manifest_sha256, &limits).unwrap_err();
+        let err = check_manifest(&m, &limits).unwrap_err();
         assert_eq!(err.outcome(), "too_large", "{err}");
     }
 

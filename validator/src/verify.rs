@@ -38,7 +38,9 @@ use subnet_model::score::{ScoreError, ScoreParams};
 use crate::db::{self, DbError, ModelEvalRecord};
 use crate::service::weights::{self, ConvertError, Neuron, PreviousEma, TrackScores};
 use crate::tracks::labels::{self, LabelTrackResult};
-use crate::tracks::model::outcome::{self, MinerEval, Outcome, SpotCheck, SpotStatus, Stage};
+use crate::tracks::model::outcome::{
+    self, Committed, MinerEval, Outcome, SpotCheck, SpotStatus, Stage,
+};
 
 /// Two floats are equal when within this (stored values round-trip exactly; this only absorbs
 /// a different summation order).
@@ -338,10 +340,10 @@ fn registration(registrations: &BTreeMap<String, i64>, hotkey: &str) -> u64 {
 /// score_models decides (duplicates, win rates, scores) is decided again.
 fn miner_eval(row: &ModelEvalRecord) -> MinerEval {
     let uid = u16::try_from(row.uid).unwrap_or(u16::MAX);
-    let commitment = match (&row.manifest_sha256, row.commit_block) {
-        (Some(m), Some(b)) => Some((m.clone(), u64::try_from(b).unwrap_or(0))),
-        _ => None,
-    };
+    let commitment = row.commit_block.map(|block| Committed {
+        block: u64::try_from(block).unwrap_or(0),
+        manifest_sha256: row.manifest_sha256.clone(),
+    });
     let code: Outcome = serde_json::from_value(serde_json::Value::String(row.outcome.clone()))
         .unwrap_or(Outcome::InternalError);
     let evaluated = |copy_of: Option<u16>, spot_check: Option<SpotCheck>| Stage::Evaluated {
@@ -376,12 +378,7 @@ fn miner_eval(row: &ModelEvalRecord) -> MinerEval {
     MinerEval {
         uid,
         hotkey: row.hotkey.clone(),
-        commitment: if matches!(stage, Stage::Skipped { .. }) {
-            commitment
-        } else {
-            // A candidate always had a commitment; keep it even if a column is missing.
-            commitment.or_else(|| Some((String::new(), 0)))
-        },
+        commitment,
         stage,
     }
 }

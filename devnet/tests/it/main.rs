@@ -183,11 +183,13 @@ fn a_short_devnet_pays_each_role_what_it_earned() {
 
 #[test]
 fn an_adversarial_devnet_pays_no_copy_of_the_strong_model_and_one_sybil_at_most() {
-    // Strong, weak, four copies of the strong model (changed config, permuted units, 3% noise,
-    // logits × 1.25), one model on three hotkeys, two validators; no label miners.
+    // A front-runner of the strong miner's commitment, strong, weak, four copies of the strong
+    // model (changed config, permuted units, 3% noise, logits × 1.25), one model on three
+    // hotkeys, two validators; no label miners.
     let (summary, context) = devnet_summary(&["--roster", "adversarial", "--label-miners", "0"]);
     let strong = role(&summary, "strong");
     let models = [
+        "front-runner",
         "weak",
         "changed-config",
         "permuted",
@@ -220,6 +222,18 @@ fn an_adversarial_devnet_pays_no_copy_of_the_strong_model_and_one_sybil_at_most(
             "{name} was paid in the last epoch\n{context}"
         );
     }
+    // It committed the strong miner's bytes in an earlier block and serves the same files: the
+    // commitment binds them to the strong miner's hotkey, so nothing it serves matches.
+    let front_runner = role(&summary, "front-runner");
+    assert_eq!(
+        front_runner.outcome.as_deref(),
+        Some("hash_mismatch"),
+        "front-runner\n{context}"
+    );
+    assert!(
+        front_runner.emission_rao <= strong.emission_rao / 100,
+        "front-runner\n{context}"
+    );
     let sybils: Vec<&NeuronRow> = ["sybil1", "sybil2", "sybil3"]
         .iter()
         .map(|name| role(&summary, name))

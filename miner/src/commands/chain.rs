@@ -92,6 +92,11 @@ pub struct CommitArgs {
     /// Competition the model is entered in.
     #[arg(long = "competition", env = "MINER_COMPETITION", default_value = DEFAULT_COMPETITION)]
     pub competition: String,
+
+    /// Print the commitment this hotkey would store for the model, and store nothing (no chain
+    /// is contacted).
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
 }
 
 /// The hotkey's uid after `miner register`.
@@ -202,20 +207,24 @@ pub async fn run_commit(args: &CommitArgs, out: &mut impl std::io::Write) -> any
     let artifact = Artifact::load(&args.model_dir, &args.competition)
         .await
         .with_context(|| format!("--model.dir {}", args.model_dir.display()))?;
-    let chain = args.chain.client()?;
     let hotkey = args
         .wallet
         .load_hotkey()
         .context("while loading the hotkey that signs the commitment (--wallet.*)")?;
+    let commitment = artifact.commitment(&hotkey.account_id());
+    if args.dry_run {
+        let text = String::from_utf8_lossy(&commitment.encode()).into_owned();
+        return writeln!(
+            out,
+            "{text} (manifest {}) is what hotkey {} would commit; nothing was stored (--dry-run)",
+            artifact.manifest().manifest_sha256,
+            hotkey.account_id(),
+        )
+        .context("while printing the result");
+    }
+    let chain = args.chain.client()?;
     let netuid = args.chain.netuid;
-    let committed = commit(
-        &chain,
-        &hotkey,
-        netuid,
-        artifact.commitment(),
-        args.chain.wait(),
-    )
-    .await?;
+    let committed = commit(&chain, &hotkey, netuid, commitment, args.chain.wait()).await?;
     let text = String::from_utf8_lossy(&committed.commitment.encode()).into_owned();
     match committed.inclusion {
         Some(inclusion) => writeln!(

@@ -99,7 +99,7 @@ async fn init_base(dir: &Path, seed: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn register_then_commit_puts_the_served_manifest_hash_on_chain() {
+async fn register_then_commit_binds_the_served_manifest_hash_to_the_hotkey_on_chain() {
     let tmp = tempfile::tempdir().unwrap();
     let url = spawn_chain_with_tempo(&tmp.path().join("chain"), TEMPO).await;
     let chain = DevChainClient::new(&url).unwrap();
@@ -134,7 +134,21 @@ async fn register_then_commit_puts_the_served_manifest_hash_on_chain() {
     let (ok, out, err) = miner(&register_args).await;
     assert!(ok && out.contains("already registered"), "{out}{err}");
 
-    // Commit: the chain holds model:<competition>:<the hash `serve` computes>.
+    // A dry run prints the commitment and stores nothing.
+    let dry_run = [&commit_args[..], &["--dry-run".to_string()][..]].concat();
+    let (ok, dry, err) = miner(&dry_run).await;
+    assert!(ok && dry.contains("nothing was stored"), "{dry}{err}");
+    assert!(
+        !chain
+            .commitments(1)
+            .await
+            .unwrap()
+            .iter()
+            .any(|c| c.hotkey == hotkey)
+    );
+
+    // Commit: the chain holds model2:<competition>:<the binding of the hash `serve` computes to
+    // this hotkey>, as the dry run said.
     let (ok, out, err) = miner(&commit_args).await;
     assert!(ok, "{err}");
     let served = Artifact::load(&model, DEFAULT_COMPETITION).await.unwrap();
@@ -148,10 +162,11 @@ async fn register_then_commit_puts_the_served_manifest_hash_on_chain() {
         .expect("commitment stored");
     let decoded = ModelCommitment::decode(&stored.data).expect("a model commitment");
     assert_eq!(decoded.competition, DEFAULT_COMPETITION);
-    assert_eq!(decoded.manifest_sha256, hash);
+    assert!(decoded.binds(&hotkey, &hash));
+    let text = format!("model2:{DEFAULT_COMPETITION}:{}", decoded.binding);
+    assert!(dry.contains(&format!("{text} (manifest {hash})")), "{dry}");
     assert!(
-        out.contains(&format!("model:{DEFAULT_COMPETITION}:{hash}"))
-            && out.contains(&format!("in block {}", stored.block)),
+        out.contains(&text) && out.contains(&format!("in block {}", stored.block)),
         "{out}"
     );
 

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use subnet_common::{
     btauth::{AllowAnySigner, SignedClient},
     keys::{AccountId, Keypair},
-    protocol::{Manifest, ManifestFile},
+    protocol::{Manifest, ManifestFile, ModelCommitment},
 };
 use subnet_miner::startup::{Application, ModelConfig, ServerConfig};
 use subnet_validator::artifacts::{FetchError, Limits, fetch_artifact};
@@ -38,6 +38,11 @@ fn client() -> SignedClient {
 
 fn bob() -> AccountId {
     Keypair::from_uri("//Bob").expect("dev key").account_id()
+}
+
+/// The binding Bob's commitment makes for `manifest_sha256`.
+fn bound(manifest_sha256: &str) -> String {
+    ModelCommitment::binding_of(&bob(), manifest_sha256).expect("a manifest hash")
 }
 
 fn url(addr: SocketAddr) -> reqwest::Url {
@@ -134,7 +139,7 @@ async fn a_fetch_fills_the_cache_the_next_one_asks_only_for_the_manifest_and_a_g
         &client(),
         &url(miner.addr),
         &bob(),
-        &hash,
+        &bound(&hash),
         &limits(),
         cache.path(),
     )
@@ -155,7 +160,7 @@ async fn a_fetch_fills_the_cache_the_next_one_asks_only_for_the_manifest_and_a_g
         &client(),
         &url(miner.addr),
         &bob(),
-        &hash,
+        &bound(&hash),
         &limits(),
         cache.path(),
     )
@@ -171,7 +176,7 @@ async fn a_fetch_fills_the_cache_the_next_one_asks_only_for_the_manifest_and_a_g
         &client(),
         &url(addr),
         &bob(),
-        &hash,
+        &bound(&hash),
         &limits(),
         cache.path(),
     )
@@ -190,7 +195,7 @@ async fn a_manifest_other_than_the_commitment_is_a_mismatch_and_caches_nothing()
         &client(),
         &url(miner.addr),
         &bob(),
-        &committed,
+        &bound(&committed),
         &limits(),
         cache.path(),
     )
@@ -198,6 +203,24 @@ async fn a_manifest_other_than_the_commitment_is_a_mismatch_and_caches_nothing()
     .expect_err("mismatch");
     assert!(matches!(err, FetchError::HashMismatch { .. }), "{err}");
     assert_eq!(err.outcome(), "hash_mismatch");
+    assert!(entries(cache.path()).is_empty());
+
+    // A front-runner: Bob serves the model whose commitment Alice made, and committed Alice's
+    // bytes verbatim. They bind that manifest to Alice, not to Bob.
+    let alice = Keypair::from_uri("//Alice").expect("dev key").account_id();
+    let alices = ModelCommitment::binding_of(&alice, &miner.manifest_sha256).expect("hash");
+    let err = fetch_artifact(
+        &client(),
+        &url(miner.addr),
+        &bob(),
+        &alices,
+        &limits(),
+        cache.path(),
+    )
+    .await
+    .expect_err("front-run");
+    assert_eq!(err.outcome(), "hash_mismatch", "{err}");
+    assert!(err.to_string().contains("binding"), "{err}");
     assert!(entries(cache.path()).is_empty());
 }
 
@@ -213,7 +236,7 @@ async fn a_file_over_the_limit_is_refused_before_downloading() {
         &client(),
         &url(miner.addr),
         &bob(),
-        &miner.manifest_sha256,
+        &bound(&miner.manifest_sha256),
         &small,
         cache.path(),
     )
@@ -338,7 +361,7 @@ async fn a_miner_sending_more_than_declared_is_cut_off_as_too_large() {
         &client(),
         &url(addr),
         &bob(),
-        &hash,
+        &bound(&hash),
         &limits(),
         cache.path(),
     )
@@ -367,7 +390,7 @@ async fn a_miner_sending_other_bytes_of_the_declared_size_is_a_mismatch() {
         &client(),
         &url(addr),
         &bob(),
-        &hash,
+        &bound(&hash),
         &limits(),
         cache.path(),
     )
@@ -404,7 +427,7 @@ async fn a_declared_size_over_the_limit_downloads_nothing() {
         &client(),
         &url(addr),
         &bob(),
-        &hash,
+        &bound(&hash),
         &limits(),
         cache.path(),
     )
@@ -561,7 +584,7 @@ async fn an_endless_body_without_length_is_cut_off_just_past_the_declared_size()
         &client(),
         &url(addr),
         &bob(),
-        &hash,
+        &bound(&hash),
         &limits(),
         cache.path(),
     )
@@ -686,7 +709,7 @@ async fn a_broken_download_resumes_with_a_range_request() {
         &client(),
         &url(addr),
         &bob(),
-        &hash,
+        &bound(&hash),
         &limits(),
         cache.path(),
     )
@@ -708,7 +731,7 @@ async fn a_miner_ignoring_the_range_is_followed_from_the_start() {
         &client(),
         &url(addr),
         &bob(),
-        &hash,
+        &bound(&hash),
         &limits(),
         cache.path(),
     )
@@ -729,7 +752,7 @@ async fn resumes_are_bounded() {
         &client(),
         &url(addr),
         &bob(),
-        &hash,
+        &bound(&hash),
         &limits(),
         cache.path(),
     )

@@ -335,7 +335,7 @@ async fn publish(
     };
     let commitment = Call::SetCommitment {
         netuid: NETUID,
-        data: ModelCommitment::new(COMPETITION, &manifest)
+        data: ModelCommitment::bind(COMPETITION, &key.account_id(), &manifest)
             .expect("commitment")
             .encode(),
     };

@@ -230,7 +230,7 @@ fn commitment(hotkey: AccountId, uid: u16, block: u64, manifest: &str) -> Commit
         hotkey,
         uid,
         block,
-        data: ModelCommitment::new(COMPETITION, manifest)
+        data: ModelCommitment::bind(COMPETITION, &hotkey, manifest)
             .expect("commitment")
             .encode(),
     }

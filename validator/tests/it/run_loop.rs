@@ -170,7 +170,7 @@ async fn start_miner(
         protocol: 0,
     };
     submit(chain, call, &key).await;
-    let data = ModelCommitment::new(COMPETITION, &manifest_sha256(dir))
+    let data = ModelCommitment::bind(COMPETITION, &hotkey, &manifest_sha256(dir))
         .expect("commitment")
         .encode();
     submit(

@@ -17,7 +17,7 @@ use subnet_validator::service::weights::{self, Neuron, PreviousEma, TrackScores}
 use subnet_validator::tracks::labels::batch::{MinerBatch, SentTask};
 use subnet_validator::tracks::labels::collect::LabelOutcome;
 use subnet_validator::tracks::labels::{LabelMinerResult, LabelTrackResult, rescore};
-use subnet_validator::tracks::model::outcome::{self, MinerEval, Outcome, Stage};
+use subnet_validator::tracks::model::outcome::{self, Committed, MinerEval, Outcome, Stage};
 use subnet_validator::verify::verify_epoch;
 
 use crate::pg::database_url;
@@ -46,7 +46,10 @@ fn miner_evals(shift: f64) -> Vec<MinerEval> {
     let evaluated = |uid: u16, manifest: char, block: u64, losses: Vec<f64>| MinerEval {
         uid,
         hotkey: miner_hotkey(uid),
-        commitment: Some((manifest.to_string().repeat(64), block)),
+        commitment: Some(Committed {
+            block,
+            manifest_sha256: Some(manifest.to_string().repeat(64)),
+        }),
         stage: Stage::Evaluated {
             losses,
             cached: false,

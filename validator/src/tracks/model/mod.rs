@@ -48,7 +48,7 @@ use tracing::Instrument;
 
 use crate::artifacts::{self, CachedArtifact};
 use compute::EvalJob;
-use outcome::{MinerEval, MinerResult, Outcome, SpotCheck, SpotStatus, Stage};
+use outcome::{Committed, MinerEval, MinerResult, Outcome, SpotCheck, SpotStatus, Stage};
 use plan::{Candidate, Planned};
 use spot::{Asked, SpotSettings};
 use subnet_model::generate::{GreedyAnswer, GreedyVerdict};
@@ -345,6 +345,7 @@ impl ModelTrack {
         };
         let mut tokens: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
         let mut stages: BTreeMap<u16, Stage> = BTreeMap::new();
+        let mut manifests: BTreeMap<u16, String> = BTreeMap::new();
         let mut copy_candidates = Vec::new();
         let timings_ref = &mut timings;
         let evaluating = async {
@@ -354,6 +355,10 @@ impl ModelTrack {
                 let job_started = Instant::now();
                 let stage = match fetched {
                     Ok(fetched) => {
+                        manifests.insert(
+                            candidate.uid,
+                            fetched.artifact.manifest.manifest_sha256.clone(),
+                        );
                         let span = tracing::info_span!("miner", uid = candidate.uid);
                         let evaluated = self
                             .evaluate(
@@ -388,13 +393,16 @@ impl ModelTrack {
                 Planned::Skipped {
                     uid,
                     hotkey,
-                    commitment,
+                    commit_block,
                     outcome,
                     reason,
                 } => MinerEval {
                     uid: *uid,
                     hotkey: hotkey.to_ss58(),
-                    commitment: commitment.clone(),
+                    commitment: commit_block.map(|block| Committed {
+                        block,
+                        manifest_sha256: None,
+                    }),
                     stage: Stage::Skipped {
                         outcome: *outcome,
                         reason: reason.clone(),
@@ -403,7 +411,10 @@ impl ModelTrack {
                 Planned::Candidate(candidate) => MinerEval {
                     uid: candidate.uid,
                     hotkey: candidate.hotkey.to_ss58(),
-                    commitment: Some((candidate.manifest_sha256.clone(), candidate.commit_block)),
+                    commitment: Some(Committed {
+                        block: candidate.commit_block,
+                        manifest_sha256: manifests.remove(&candidate.uid),
+                    }),
                     stage: stages.remove(&candidate.uid).unwrap_or(Stage::Failed {
                         outcome: Outcome::InternalError,
                         reason: "the fetch did not complete".into(),
@@ -487,7 +498,7 @@ impl ModelTrack {
             &self.client,
             &candidate.base_url,
             &candidate.hotkey,
-            &candidate.manifest_sha256,
+            &candidate.binding,
             &context.limits,
             &self.cache_dir,
         )
@@ -572,7 +583,8 @@ impl ModelTrack {
             stage: Stage::Failed { outcome, reason },
             tokens: Vec::new(),
         };
-        let cached = self.cached(context.cache_key, &candidate.manifest_sha256);
+        let manifest_sha256 = &fetched.artifact.manifest.manifest_sha256;
+        let cached = self.cached(context.cache_key, manifest_sha256);
         if let Some(Err((outcome, reason))) = &cached {
             return failed(*outcome, reason.clone());
         }
@@ -640,7 +652,7 @@ impl ModelTrack {
                 if outcome != Outcome::InternalError {
                     self.remember(
                         context.cache_key,
-                        &candidate.manifest_sha256,
+                        manifest_sha256,
                         Err((outcome, reason.clone())),
                     );
                 }
@@ -652,7 +664,7 @@ impl ModelTrack {
             (_, Some(fitted)) => {
                 self.remember(
                     context.cache_key,
-                    &candidate.manifest_sha256,
+                    manifest_sha256,
                     Ok(CachedEval {
                         fitted: fitted.clone(),
                         sketch: output.sketch.clone(),
@@ -691,7 +703,7 @@ impl ModelTrack {
         copy_candidates.push(CopyCandidate {
             uid: candidate.uid,
             commit_block: candidate.commit_block,
-            manifest_sha256: candidate.manifest_sha256.clone(),
+            manifest_sha256: manifest_sha256.clone(),
             config: output.config,
             weights: fetched.artifact.dir.join(WEIGHTS_FILE),
             sketch,

@@ -158,10 +158,21 @@ pub struct MinerEval {
     pub uid: u16,
     /// Its hotkey (SS58).
     pub hotkey: String,
-    /// `(manifest_sha256, commit_block)` of its model commitment, if any.
-    pub commitment: Option<(String, u64)>,
+    /// Its model commitment, if any.
+    pub commitment: Option<Committed>,
     /// How far it got.
     pub stage: Stage,
+}
+
+/// A miner's model commitment, as far as the track verified it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The block of the commitment.
+    pub block: u64,
+    /// The manifest hash the commitment binds to the miner's hotkey, once the miner served a
+    /// manifest the binding names; `None` when the track got no such manifest (skipped, or the
+    /// fetch failed before).
+    pub manifest_sha256: Option<String>,
 }
 
 /// How far a miner's model got through the track.
@@ -175,8 +186,8 @@ pub enum Stage {
         /// In words.
         reason: String,
     },
-    /// A candidate whose fetch or load failed: owns its manifest against later duplicates but
-    /// scores 0.
+    /// A candidate whose fetch or load failed: owns its manifest (when verified) against later
+    /// duplicates but scores 0.
     Failed {
         /// Why.
         outcome: Outcome,
@@ -202,7 +213,13 @@ pub enum Stage {
 pub fn assemble(evals: &[MinerEval], params: &ScoreParams) -> Result<Vec<MinerResult>, ScoreError> {
     let mut entries = Vec::new();
     for eval in evals {
-        let Some((manifest, block)) = &eval.commitment else {
+        // Without a verified manifest a miner owns nothing and duplicates nothing: it scores 0
+        // from its stage alone.
+        let Some(Committed {
+            block,
+            manifest_sha256: Some(manifest),
+        }) = &eval.commitment
+        else {
             continue;
         };
         let evaluation = match &eval.stage {
@@ -259,7 +276,7 @@ fn manifest_bytes(hex_hash: &str) -> [u8; 32] {
 
 fn result_of(eval: &MinerEval, score: Option<&MinerScore>) -> MinerResult {
     let (manifest_sha256, commit_block) = match &eval.commitment {
-        Some((manifest, block)) => (Some(manifest.clone()), Some(*block)),
+        Some(committed) => (committed.manifest_sha256.clone(), Some(committed.block)),
         None => (None, None),
     };
     let mut result = MinerResult {
@@ -349,7 +366,10 @@ mod tests {
         MinerEval {
             uid,
             hotkey: format!("hk{uid}"),
-            commitment: Some((hash(manifest), block)),
+            commitment: Some(Committed {
+                block,
+                manifest_sha256: Some(hash(manifest)),
+            }),
             stage: Stage::Evaluated {
                 losses: losses.to_vec(),
                 cached: false,
@@ -389,7 +409,10 @@ mod tests {
             MinerEval {
                 uid: 4,
                 hotkey: "hk4".into(),
-                commitment: Some((hash('d'), 900)),
+                commitment: Some(Committed {
+                    block: 900,
+                    manifest_sha256: Some(hash('d')),
+                }),
                 stage: Stage::Failed {
                     outcome: Outcome::BadModel,
                     reason: "NaN".into(),
@@ -461,7 +484,10 @@ mod tests {
             MinerEval {
                 uid: 0,
                 hotkey: "hk0".into(),
-                commitment: Some((hash('a'), 900)),
+                commitment: Some(Committed {
+                    block: 900,
+                    manifest_sha256: Some(hash('a')),
+                }),
                 stage: Stage::Failed {
                     outcome: Outcome::Timeout,
                     reason: "slow".into(),
@@ -473,5 +499,35 @@ mod tests {
         assert_eq!(results[0].outcome, Outcome::Timeout);
         assert_eq!(results[1].outcome, Outcome::Duplicate);
         assert_eq!(results[1].score, 0.0);
+    }
+
+    #[test]
+    fn a_candidate_whose_manifest_was_never_verified_owns_nothing() {
+        let evals = vec![
+            MinerEval {
+                uid: 0,
+                hotkey: "hk0".into(),
+                commitment: Some(Committed {
+                    block: 900,
+                    manifest_sha256: None,
+                }),
+                stage: Stage::Failed {
+                    outcome: Outcome::HashMismatch,
+                    reason: "front-run".into(),
+                },
+            },
+            evaluated(1, 950, 'a', &[1.0]),
+        ];
+        let results = assemble(&evals, &params()).unwrap();
+        assert_eq!(results[0].outcome, Outcome::HashMismatch);
+        assert_eq!(
+            (
+                results[0].manifest_sha256.as_deref(),
+                results[0].commit_block
+            ),
+            (None, Some(900))
+        );
+        assert_eq!(results[1].outcome, Outcome::Ok);
+        assert_eq!(results[1].score, 1.0);
     }
 }

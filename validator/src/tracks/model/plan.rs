@@ -1,7 +1,7 @@
 //! Which miners the model track evaluates this epoch (pure: chain data in, a plan out).
 //!
 //! A miner is a candidate when its hotkey's latest commitment is a model commitment
-//! (`model:<competition>:<sha256>`) for this competition, stored at least `block_delay` blocks
+//! (`model2:<competition>:<binding>`, [`ModelCommitment`]) for this competition, stored at least `block_delay` blocks
 //! before the seed block (so nobody commits after seeing the samples), and its uid publishes an
 //! axon. Every other uid of the metagraph is listed with the reason it is skipped.
 
@@ -21,8 +21,9 @@ pub struct Candidate {
     pub uid: u16,
     /// Its hotkey (the btauth receiver).
     pub hotkey: AccountId,
-    /// The committed manifest hash (64 lowercase hex digits).
-    pub manifest_sha256: String,
+    /// The commitment's binding of a manifest hash to `hotkey` (64 lowercase hex digits); the
+    /// manifest itself is learnt, and checked against it, when the artifact is fetched.
+    pub binding: String,
     /// The block of the commitment.
     pub commit_block: u64,
     /// Where its axon serves, e.g. `http://10.0.0.1:8091/`.
@@ -40,8 +41,8 @@ pub enum Planned {
         uid: u16,
         /// Its hotkey.
         hotkey: AccountId,
-        /// `(manifest_sha256, block)` when it has a model commitment.
-        commitment: Option<(String, u64)>,
+        /// The block of its model commitment, when it has one.
+        commit_block: Option<u64>,
         /// Why it is skipped.
         outcome: Outcome,
         /// In words.
@@ -80,14 +81,12 @@ pub fn plan(
     neurons
         .into_iter()
         .map(|neuron| {
-            let skipped = |commitment: Option<(String, u64)>, outcome, reason: String| {
-                Planned::Skipped {
-                    uid: neuron.uid,
-                    hotkey: neuron.hotkey,
-                    commitment,
-                    outcome,
-                    reason,
-                }
+            let skipped = |commit_block: Option<u64>, outcome, reason: String| Planned::Skipped {
+                uid: neuron.uid,
+                hotkey: neuron.hotkey,
+                commit_block,
+                outcome,
+                reason,
             };
             let Some(raw) = latest.get(&neuron.hotkey) else {
                 return skipped(None, Outcome::NoCommitment, "no commitment on chain".into());
@@ -98,7 +97,7 @@ pub fn plan(
                     return skipped(None, Outcome::NoCommitment, error.to_string());
                 }
             };
-            let commitment = Some((model.manifest_sha256.clone(), raw.block));
+            let commitment = Some(raw.block);
             if model.competition != competition_id {
                 return skipped(
                     commitment,
@@ -130,7 +129,7 @@ pub fn plan(
             Planned::Candidate(Candidate {
                 uid: neuron.uid,
                 hotkey: neuron.hotkey,
-                manifest_sha256: model.manifest_sha256,
+                binding: model.binding,
                 commit_block: raw.block,
                 base_url,
             })
@@ -225,13 +224,15 @@ mod tests {
                 .collect(),
         };
         let commitments = vec![
-            commit(&keys[0], 0, 50, &format!("model:tiny:{hash}")),
-            commit(&keys[0], 0, 40, "model:tiny:old"),
+            commit(&keys[0], 0, 50, &format!("model2:tiny:{hash}")),
+            commit(&keys[0], 0, 40, "model2:tiny:old"),
+            // The legacy unbound form.
+            commit(&keys[1], 1, 60, &format!("model:tiny:{hash}")),
             commit(&keys[2], 2, 60, "hello"),
-            commit(&keys[3], 3, 60, &format!("model:other:{hash}")),
-            commit(&keys[4], 4, 95, &format!("model:tiny:{hash}")),
-            commit(&keys[5], 5, 10, &format!("model:tiny:{hash}")),
-            commit(&key("//Gone"), 6, 10, &format!("model:tiny:{hash}")),
+            commit(&keys[3], 3, 60, &format!("model2:other:{hash}")),
+            commit(&keys[4], 4, 95, &format!("model2:tiny:{hash}")),
+            commit(&keys[5], 5, 10, &format!("model2:tiny:{hash}")),
+            commit(&key("//Gone"), 6, 10, &format!("model2:tiny:{hash}")),
         ];
         let planned = plan(&metagraph, &commitments, "tiny", 100, 10);
         let outcomes: Vec<Option<Outcome>> = planned
@@ -256,10 +257,11 @@ mod tests {
         let Planned::Candidate(c) = &planned[0] else {
             panic!("uid 0 is a candidate")
         };
-        assert_eq!(
-            (c.commit_block, c.manifest_sha256.as_str()),
-            (50, hash.as_str())
-        );
+        assert_eq!((c.commit_block, c.binding.as_str()), (50, hash.as_str()));
+        let Planned::Skipped { reason, .. } = &planned[1] else {
+            panic!("uid 1 is skipped")
+        };
+        assert!(reason.contains("unbound"), "{reason}");
         assert_eq!(c.base_url.as_str(), "http://127.0.0.1:8000/");
     }
 
@@ -271,7 +273,7 @@ mod tests {
             block: 100,
             neurons: vec![neuron(0, k, 9000)],
         };
-        let text = format!("model:tiny:{}", "0".repeat(64));
+        let text = format!("model2:tiny:{}", "0".repeat(64));
         let at = |block| plan(&metagraph, &[commit(&k, 0, block, &text)], "tiny", 100, 10);
         assert!(matches!(at(90)[0], Planned::Candidate(_)));
         assert!(matches!(
