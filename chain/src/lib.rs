@@ -8,6 +8,7 @@
 //! | [`block`] | block header, block hash (sha256 of the SCALE header), extrinsics root |
 //! | [`store`] | the durable block log: checksummed records, fsync, torn-tail repair |
 //! | [`node`] | the node: state + log + pending extrinsics, block production, replay on start |
+//! | [`history`] | each subnet's commitments after every block that changed them (reads at a block) |
 //! | [`rpc`] | JSON-RPC 2.0 over HTTP, server-sent events of new heads, rate limit |
 //! | [`dev`] | the development genesis (`devchain genesis --dev`) |
 //! | [`tx`] | helpers of `devchain tx`: TAO amounts, float weights → u16, axon IPs |
@@ -16,6 +17,7 @@
 pub mod block;
 pub mod cli;
 pub mod dev;
+pub mod history;
 pub mod node;
 pub mod rpc;
 pub mod simulate;

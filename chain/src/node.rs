@@ -23,11 +23,12 @@ use std::time::Duration;
 
 use parity_scale_codec::Encode;
 use subnet_common::chain::rpc::{BlockView, H256, HeaderView, TxStatus};
-use subnet_common::chain::types::{ExtrinsicError, SignedExtrinsic};
+use subnet_common::chain::types::{Commitment, ExtrinsicError, NetUid, SignedExtrinsic};
 use subnet_common::keys::AccountId;
 use tokio::sync::broadcast;
 
 use crate::block::{Block, Hash32, Header, extrinsics_root, sha256, tx_hash};
+use crate::history::{CommitmentHistory, HistoryError};
 use crate::state::{Genesis, GenesisError, State};
 use crate::store::{BlockLog, StoreError, TornTail};
 
@@ -118,6 +119,8 @@ pub struct Chain {
     failed: VecDeque<Hash32>,
     pending: VecDeque<Pending>,
     log: BlockLog,
+    /// Each subnet's commitments after every block that changed them.
+    commitments: CommitmentHistory,
 }
 
 impl Chain {
@@ -133,6 +136,8 @@ impl Chain {
         let mut hashes = vec![genesis_hash];
         let mut by_hash = HashMap::from([(genesis_hash, 0)]);
         let mut statuses = HashMap::new();
+        let mut commitments = CommitmentHistory::default();
+        commitments.record(0, &state);
         for block in opened.blocks {
             let number = block.header.number;
             let replay = |reason: String| NodeError::Replay {
@@ -170,6 +175,7 @@ impl Chain {
             if state_root(&state) != block.header.state_root {
                 return Err(replay("state root differs from the replayed state".into()));
             }
+            commitments.record(number, &state);
             by_hash.insert(hash, number);
             hashes.push(hash);
             chain_blocks.push(block);
@@ -184,8 +190,22 @@ impl Chain {
             failed: VecDeque::new(),
             pending: VecDeque::new(),
             log: opened.log,
+            commitments,
         };
         Ok((chain, opened.torn))
+    }
+
+    /// The commitments of `netuid` in the state after the block `hash` (Substrate's storage read
+    /// at that block).
+    pub fn commitments_at(
+        &self,
+        netuid: NetUid,
+        hash: &Hash32,
+    ) -> Result<Vec<Commitment>, HistoryError> {
+        let number = self
+            .block_number(hash)
+            .ok_or(HistoryError::UnknownBlock(H256(*hash)))?;
+        self.commitments.at(netuid, number)
     }
 
     /// The genesis hash.
@@ -364,6 +384,7 @@ impl Chain {
         }
         self.by_hash.insert(hash, number);
         self.hashes.push(hash);
+        self.commitments.record(number, &self.state);
         let view = header_view(&block, hash);
         self.blocks.push(block);
         Ok(view)

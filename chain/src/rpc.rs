@@ -32,6 +32,7 @@ use subnet_common::chain::types::{MAX_EXTRINSIC_SIZE, NetUid};
 use subnet_common::keys::AccountId;
 use tokio::sync::{broadcast, watch};
 
+use crate::history::HistoryError;
 use crate::node::{Node, SubmitError};
 
 /// Most calls in one JSON-RPC batch.
@@ -310,6 +311,18 @@ fn dispatch(node: &Node, name: &str, params: Value) -> Result<Value, ErrorObject
             let (netuid,): (NetUid,) = parse_params(params)?;
             let commitments = node.chain().state().commitments(netuid);
             to_json(commitments.ok_or_else(|| unknown_subnet(netuid))?)
+        }
+        method::COMMITMENTS_AT => {
+            let (netuid, at): (NetUid, H256) = parse_params(params)?;
+            let commitments = node.chain().commitments_at(netuid, &at.0);
+            to_json(commitments.map_err(|error| {
+                let code = match error {
+                    HistoryError::UnknownBlock(_) => code::UNKNOWN_BLOCK,
+                    HistoryError::UnknownSubnet { .. } => code::UNKNOWN_SUBNET,
+                    HistoryError::Pruned { .. } => code::STATE_DISCARDED,
+                };
+                rpc_error(code, error.to_string())
+            })?)
         }
         other => Err(rpc_error(
             code::METHOD_NOT_FOUND,

@@ -398,3 +398,75 @@ async fn commit_then_reveal_sets_weights_a_period_later() {
     let metagraph = node.client.metagraph(1).await.unwrap();
     assert_eq!(metagraph.neurons[0].weights, vec![(1, 65535)]);
 }
+
+#[tokio::test]
+async fn commitments_at_a_block_are_the_state_after_it_even_after_a_recommit_and_a_restart() {
+    let dir = ChainDir::new();
+    let node = dir.start();
+    let hotkey = key("//Miner1").account_id();
+    let no_limit = Call::SetHyperparameter {
+        netuid: 1,
+        param: Hyperparameter::CommitmentRateLimit,
+        value: 0,
+    };
+    include(&node, no_limit, "//Alice").await;
+    include(&node, Call::Register { netuid: 1, hotkey }, "//Miner1").await;
+    let commit = |data: &[u8]| Call::SetCommitment {
+        netuid: 1,
+        data: data.to_vec(),
+    };
+    let first = include(&node, commit(b"first"), "//Miner1").await;
+    let second = include(&node, commit(b"second"), "//Miner1").await;
+    assert!(second > first);
+
+    let expected = [
+        (first - 1, None),
+        (first, Some((first, b"first".to_vec()))),
+        (second - 1, Some((first, b"first".to_vec()))),
+        (second, Some((second, b"second".to_vec()))),
+    ];
+    for (number, want) in &expected {
+        assert_eq!(
+            &data_at(&node.client, hotkey, *number).await,
+            want,
+            "at block {number}"
+        );
+    }
+    let head = node.client.commitments(1).await.unwrap();
+    assert!(head.iter().any(|c| c.data == b"second"));
+
+    let err = node
+        .client
+        .commitments_at(1, H256([7; 32]))
+        .await
+        .unwrap_err();
+    assert_eq!(err.rpc_code(), Some(code::UNKNOWN_BLOCK), "{err}");
+    let genesis = node.client.block_hash(0).await.unwrap().expect("genesis");
+    let err = node.client.commitments_at(9, genesis).await.unwrap_err();
+    assert_eq!(err.rpc_code(), Some(code::UNKNOWN_SUBNET), "{err}");
+
+    // The history is rebuilt by replay.
+    drop(node);
+    let node = dir.start();
+    for (number, want) in &expected {
+        assert_eq!(
+            &data_at(&node.client, hotkey, *number).await,
+            want,
+            "after restart, at block {number}"
+        );
+    }
+}
+
+/// `(block, data)` of `hotkey`'s commitment in the state after block `number`.
+async fn data_at(
+    client: &subnet_common::chain::DevChainClient,
+    hotkey: subnet_common::keys::AccountId,
+    number: u64,
+) -> Option<(u64, Vec<u8>)> {
+    let hash = client.block_hash(number).await.unwrap().expect("block");
+    let commitments = client.commitments_at(1, hash).await.unwrap();
+    commitments
+        .into_iter()
+        .find(|c| c.hotkey == hotkey)
+        .map(|c| (c.block, c.data))
+}

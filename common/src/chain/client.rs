@@ -164,6 +164,14 @@ pub trait ChainClient: Send + Sync {
         netuid: NetUid,
     ) -> impl Future<Output = Result<Vec<Commitment>, ChainClientError>> + Send;
 
+    /// Every commitment stored on the subnet in the state after the block `at`: what a reader
+    /// at any later head agrees on.
+    fn commitments_at(
+        &self,
+        netuid: NetUid,
+        at: H256,
+    ) -> impl Future<Output = Result<Vec<Commitment>, ChainClientError>> + Send;
+
     /// Balance and nonce of `account`.
     fn account(
         &self,
@@ -427,6 +435,14 @@ impl ChainClient for DevChainClient {
 
     async fn commitments(&self, netuid: NetUid) -> Result<Vec<Commitment>, ChainClientError> {
         self.call(method::COMMITMENTS, json!([netuid])).await
+    }
+
+    async fn commitments_at(
+        &self,
+        netuid: NetUid,
+        at: H256,
+    ) -> Result<Vec<Commitment>, ChainClientError> {
+        self.call(method::COMMITMENTS_AT, json!([netuid, at])).await
     }
 
     async fn account(&self, account: &AccountId) -> Result<AccountInfo, ChainClientError> {

@@ -16,6 +16,7 @@
 //! | `subnet_metagraph` | netuid | [`super::types::Metagraph`] |
 //! | `subnet_hyperparameters` | netuid | [`super::types::Hyperparameters`] |
 //! | `subnet_commitments` | netuid | list of [`super::types::Commitment`] |
+//! | `subnet_commitmentsAt` | netuid, block hash | that list in the state after the block |
 //!
 //! Errors are JSON-RPC error objects; the codes are the constants in [`code`].
 //! `GET /events` streams server-sent events named `newHead` whose data is a [`HeaderView`];
@@ -50,6 +51,8 @@ pub mod method {
     pub const HYPERPARAMETERS: &str = "subnet_hyperparameters";
     /// A subnet's commitments.
     pub const COMMITMENTS: &str = "subnet_commitments";
+    /// A subnet's commitments in the state after a given block.
+    pub const COMMITMENTS_AT: &str = "subnet_commitmentsAt";
 }
 
 /// JSON-RPC error codes. The negative ones are JSON-RPC 2.0's own.
@@ -78,6 +81,10 @@ pub mod code {
     pub const POOL_FULL: i64 = 1014;
     /// The queried subnet does not exist.
     pub const UNKNOWN_SUBNET: i64 = 2001;
+    /// No block has the given hash.
+    pub const UNKNOWN_BLOCK: i64 = 2002;
+    /// The state at the given block is no longer kept.
+    pub const STATE_DISCARDED: i64 = 2003;
 }
 
 /// A 32-byte hash (block, extrinsic, genesis); `0x`-prefixed hex in JSON and in `Display`.

@@ -13,8 +13,8 @@
 //!    reveal epoch has come, give up on expired or superseded ones ([`submit`]) — beside step 2
 //!    when the epoch is to be scored, since waiting for a reveal's inclusion need not hold up
 //!    the evaluation;
-//! 2. unless epoch `e` is already in the database: read the metagraph and commitments, derive the
-//!    seed from the hash of `e`'s first block, run the model track and, beside it, the label track
+//! 2. unless epoch `e` is already in the database: read the metagraph, derive the seed from the
+//!    hash of `e`'s first block (the seed block), read the commitments at that block, run the model track and, beside it, the label track
 //!    (when on: send the batches, answered by the last stored epoch's best models, wait for the
 //!    label deadline, collect, store its rows in their own transaction, or reuse the rows a run
 //!    before a restart stored), combine the tracks, update the EMA, convert to u16, and store all
@@ -459,7 +459,9 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         if let Some(warning) = permit_warning(me.uid, me.validator_permit, netuid) {
             tracing::warn!(epoch, uid = me.uid, "{warning}");
         }
-        let commitments = self.chain.commitments(netuid).await?;
+        // At the seed block, not the head: a miner that commits again while validators read
+        // cannot make them disagree about which model it entered this epoch.
+        let commitments = self.chain.commitments_at(netuid, block_hash).await?;
         timings.chain = started.elapsed();
         let input = EpochInput {
             netuid,
