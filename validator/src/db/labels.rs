@@ -9,7 +9,7 @@ use subnet_common::protocol::{Choice, Label, RlhfTask};
 use super::{DbError, Saved};
 use crate::tracks::labels::batch::{MinerBatch, SentTask};
 use crate::tracks::labels::collect::LabelOutcome;
-use crate::tracks::labels::score::{Components, ScoreParams};
+use crate::tracks::labels::score::{Components, KnownCounts, KnownHistory, ScoreParams};
 use crate::tracks::labels::{LabelMinerResult, LabelTrackResult};
 
 /// The stored text of a choice.
@@ -274,6 +274,7 @@ pub async fn load_label_track(
             hotkey: b.hotkey,
         });
     }
+    let history = known_history(pool, netuid, epoch, params.window_epochs).await?;
     Ok(Some(LabelTrackResult {
         netuid: u16::try_from(netuid).unwrap_or(u16::MAX),
         epoch: u64::try_from(epoch).unwrap_or(0),
@@ -281,7 +282,42 @@ pub async fn load_label_track(
         deadline_block: u64::try_from(deadline_block).unwrap_or(0),
         params,
         miners,
+        history,
     }))
+}
+
+/// Each hotkey's known-answer votes (correct, wrong) in the `window_epochs − 1` stored epochs
+/// before `epoch`, from its collected batches: the history the label scores of `epoch` take in.
+pub async fn known_history(
+    pool: &PgPool,
+    netuid: i32,
+    epoch: i64,
+    window_epochs: u32,
+) -> Result<KnownHistory, DbError> {
+    let earliest = epoch.saturating_sub(i64::from(window_epochs.saturating_sub(1)));
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT hotkey, SUM(known_correct)::BIGINT, SUM(known_wrong)::BIGINT
+         FROM label_batches
+         WHERE netuid = $1 AND epoch >= $2 AND epoch < $3 AND outcome = $4
+         GROUP BY hotkey",
+    )
+    .bind(netuid)
+    .bind(earliest)
+    .bind(epoch)
+    .bind(LabelOutcome::Ok.code())
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(hotkey, correct, wrong)| {
+            let count = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
+            let counts = KnownCounts {
+                correct: count(correct),
+                wrong: count(wrong),
+            };
+            (hotkey, counts)
+        })
+        .collect())
 }
 
 /// One label on an open (not known-answer) task of a miner whose batch was collected: what the

@@ -657,7 +657,14 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         {
             tracing::warn!(%error, deadline_block, "label track: waiting for the deadline failed; collecting now");
         }
-        let result = setup.track.collect(sent).await;
+        let history = db::known_history(
+            &self.pool,
+            i32::from(netuid),
+            stored_epoch,
+            setup.track.settings().score.window_epochs,
+        )
+        .await?;
+        let result = setup.track.collect(sent, history).await;
         let saved = db::save_label_track(&self.pool, &result).await?;
         tracing::info!(
             epoch,

@@ -16,6 +16,7 @@ use subnet_validator::eval_cmd::DEFAULT_COMPETITION_TOML;
 use subnet_validator::service::weights::{self, Neuron, PreviousEma, TrackScores};
 use subnet_validator::tracks::labels::batch::{MinerBatch, SentTask};
 use subnet_validator::tracks::labels::collect::LabelOutcome;
+use subnet_validator::tracks::labels::score::{KnownHistory, ScoreParams as LabelScoreParams};
 use subnet_validator::tracks::labels::{LabelMinerResult, LabelTrackResult, rescore};
 use subnet_validator::tracks::model::outcome::{self, Committed, MinerEval, Outcome, Stage};
 use subnet_validator::verify::verify_epoch;
@@ -99,7 +100,7 @@ type Labeler = fn(&SentTask, usize) -> Option<Choice>;
 /// The label track of `epoch`, scored by the loop's function: uid 0's batch timed out; uid 1
 /// labels every task right (two labelers); uid 2 gets one known answer wrong and agrees on the
 /// open pairs; uid 3 answers only half and says A on everything.
-fn label_track(epoch: i64) -> LabelTrackResult {
+fn label_track(epoch: i64, history: KnownHistory) -> LabelTrackResult {
     let labelers: [(u16, LabelOutcome, Labeler); 4] = [
         (0, LabelOutcome::Timeout, |_, _| None),
         (1, LabelOutcome::Ok, |t, _| Some(first_side(t))),
@@ -179,6 +180,7 @@ fn label_track(epoch: i64) -> LabelTrackResult {
         deadline_block: 300,
         params: Default::default(),
         miners,
+        history,
     };
     rescore(&mut result);
     result
@@ -187,7 +189,15 @@ fn label_track(epoch: i64) -> LabelTrackResult {
 /// Scores `epoch` with the loop's pure functions and stores it as the loop does, with the label
 /// track of [`label_track`] when `with_labels`.
 async fn store_epoch(pool: &PgPool, epoch: i64, shift: f64, with_labels: bool) {
-    let labels = with_labels.then(|| label_track(epoch));
+    let labels = if with_labels {
+        let window = LabelScoreParams::default().window_epochs;
+        let history = db::known_history(pool, i32::from(NETUID), epoch, window)
+            .await
+            .expect("history");
+        Some(label_track(epoch, history))
+    } else {
+        None
+    };
     if let Some(labels) = &labels {
         db::save_label_track(pool, labels)
             .await
@@ -310,7 +320,7 @@ async fn store_epoch(pool: &PgPool, epoch: i64, shift: f64, with_labels: bool) {
 }
 
 async fn two_epochs(pool: &PgPool) {
-    store_epoch(pool, 1, 0.0, false).await;
+    store_epoch(pool, 1, 0.0, true).await;
     store_epoch(pool, 2, 0.2, true).await;
 }
 
@@ -379,7 +389,8 @@ async fn a_tampered_loss_or_weight_is_reported(pool: PgPool) {
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
 async fn an_epoch_with_label_miners_recomputes_its_label_scores(pool: PgPool) {
     two_epochs(&pool).await;
-    // The fixture is what it says: every miner but the timed-out one has a label score.
+    // The fixture is what it says: uid 1 (every task right, in both epochs) has a label score;
+    // uid 2 (one known answer in three wrong) and uid 3 (always "a") carry no information.
     let stored = db::scores(&pool, 1, 2).await.expect("scores");
     let label = |uid: i32| {
         stored
@@ -388,12 +399,13 @@ async fn an_epoch_with_label_miners_recomputes_its_label_scores(pool: PgPool) {
             .expect("row")
             .label_score
     };
-    assert_eq!(label(0), 0.0);
-    assert!(
-        label(1) > label(2) && label(2) > 0.0 && label(3) > 0.0,
+    assert_eq!(
+        (label(0), label(1), label(2), label(3)),
+        (0.0, 1.0, 0.0, 0.0),
         "{stored:?}"
     );
-    // … and the agreement term is at work: uid 3 disagrees with the others' majority.
+    // … the accuracy takes in epoch 1's known answers (6 of 6 right: (6 + 2) / (6 + 4)), and
+    // agreement is recorded: uid 3 disagrees with the others' majority.
     let track = db::load_label_track(&pool, 1, 2)
         .await
         .expect("load")
@@ -406,6 +418,7 @@ async fn an_epoch_with_label_miners_recomputes_its_label_scores(pool: PgPool) {
             .expect("miner")
             .components
     };
+    assert!((c(1).accuracy - 0.8).abs() < 1e-12, "{track:?}");
     assert!(c(1).agreed > 0 && c(3).compared > c(3).agreed, "{track:?}");
     let report = verify_epoch(&pool, NETUID, 2, &competition(), ALPHA, Some(&alice()))
         .await
@@ -455,7 +468,7 @@ async fn a_tampered_label_or_known_answer_is_reported_as_a_label_score_differenc
     // Nothing of the model track moved.
     assert!(!what.iter().any(|w| w.contains("model")), "{what:?}");
 
-    // Put it back, then flip which side of uid 2's second known task was correct.
+    // Put it back, then flip which side of uid 1's second known task was correct.
     sqlx::query(
         "UPDATE labels l SET choice = CASE WHEN t.swapped THEN 'b' ELSE 'a' END
          FROM label_tasks t
@@ -471,7 +484,7 @@ async fn a_tampered_label_or_known_answer_is_reported_as_a_label_score_differenc
     assert!(report.is_consistent(), "{:?}", report.differences);
     sqlx::query(
         "UPDATE label_tasks SET swapped = NOT swapped
-         WHERE netuid = 1 AND epoch = 2 AND task_id = 't2-1'",
+         WHERE netuid = 1 AND epoch = 2 AND task_id = 't1-1'",
     )
     .execute(&pool)
     .await
@@ -480,8 +493,8 @@ async fn a_tampered_label_or_known_answer_is_reported_as_a_label_score_differenc
         .await
         .expect("verify");
     let what: Vec<&str> = report.differences.iter().map(|d| d.what.as_str()).collect();
-    assert!(what.contains(&"uid 2 label known_wrong"), "{what:?}");
-    assert!(what.contains(&"uid 2 label_score"), "{what:?}");
+    assert!(what.contains(&"uid 1 label known_wrong"), "{what:?}");
+    assert!(what.contains(&"uid 1 label_score"), "{what:?}");
 }
 
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]

@@ -34,7 +34,7 @@ use tracing::Instrument;
 
 use batch::{AnswerSource, BatchSettings, MinerBatch, PairPool};
 use collect::{ExchangeLimits, Failure, LabelOutcome};
-use score::{Components, MinerVotes, ScoreParams, TaskVote};
+use score::{Components, KnownHistory, MinerVotes, ScoreParams, TaskVote};
 
 /// How the track runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +188,10 @@ pub struct LabelTrackResult {
     pub params: ScoreParams,
     /// One entry per label miner, in uid order.
     pub miners: Vec<LabelMinerResult>,
+    /// Each hotkey's known-answer votes in the window's earlier epochs (as stored), which the
+    /// accuracy estimates take in.
+    #[serde(default)]
+    pub history: KnownHistory,
 }
 
 impl LabelTrackResult {
@@ -235,7 +239,7 @@ pub fn rescore(result: &mut LabelTrackResult) {
             tasks: votes_of(&m.batch, &m.labels),
         })
         .collect();
-    let components = score::score(&votes, &result.params);
+    let components = score::score(&votes, &result.history, &result.params);
     for (miner, c) in result.miners.iter_mut().zip(components) {
         miner.components = c;
     }
@@ -359,9 +363,10 @@ impl LabelTrack {
         }
     }
 
-    /// Collects the labels of every delivered batch and scores the epoch. Call it before the
-    /// deadline block: miners drop a batch after its deadline.
-    pub async fn collect(&self, sent: SentEpoch) -> LabelTrackResult {
+    /// Collects the labels of every delivered batch and scores the epoch, with `history` (each
+    /// hotkey's known answers in the window's earlier epochs, [`crate::db::known_history`]). Call
+    /// it before the deadline block: miners drop a batch after its deadline.
+    pub async fn collect(&self, sent: SentEpoch, history: KnownHistory) -> LabelTrackResult {
         let limits = &self.settings.limits;
         let jobs: Vec<_> = sent
             .sent
@@ -443,6 +448,7 @@ impl LabelTrack {
             deadline_block: sent.deadline_block,
             params: self.settings.score,
             miners,
+            history,
         };
         rescore(&mut result);
         result
@@ -450,16 +456,17 @@ impl LabelTrack {
 
     /// [`send`](Self::send), wait for `before_deadline` (a future the epoch loop resolves shortly
     /// before `deadline_block`, e.g. its clock waiting for `deadline_block − 1`), then
-    /// [`collect`](Self::collect).
+    /// [`collect`](Self::collect) with `history`.
     pub async fn run_epoch(
         &self,
         input: &LabelEpochInput<'_>,
         answers: Arc<dyn AnswerSource>,
         before_deadline: impl Future<Output = ()>,
+        history: KnownHistory,
     ) -> LabelTrackResult {
         let sent = self.send(input, answers).await;
         before_deadline.await;
-        self.collect(sent).await
+        self.collect(sent, history).await
     }
 }
 

@@ -1,13 +1,32 @@
 //! Scoring label miners (pure: votes in, scores out). `docs/scoring.md` "Label track".
 //!
-//! For each label miner whose labels were collected:
+//! The default rule, [`Rule::Information`], pays for the information a miner's labels carry:
 //!
 //! ```text
-//! accuracy  = (correct + α₀) / (known_answered + α₀ + β₀)        Beta(α₀, β₀) prior, shrunk to ½
+//! n₊, n₋   = correct and wrong known-answer votes over the last `window_epochs` epochs
+//!            (this one and the stored ones before it; ties are abstentions)
+//! accuracy = (n₊ + α₀) / (n₊ + n₋ + α₀ + β₀)                       Beta(α₀, β₀) posterior mean
+//! p_lcb    = accuracy − z · sqrt(accuracy (1 − accuracy) / (n₊ + n₋ + α₀ + β₀ + 1))
+//! bits     = 1 − H₂(p_lcb) when p_lcb > ½, else 0                  information per decisive label
+//! coverage = decisive votes (a or b) / sent                          this epoch
+//! raw      = coverage · bits
+//! score    = raw / Σ raw                                             (all 0 when Σ raw = 0)
+//! ```
+//!
+//! A random, always-A or always-tie labeler carries no information and earns about 0; a 60%
+//! labeler carries 5% of what a 90% one does per label and, with a lower confidence bound under ½
+//! until it has shown otherwise, usually nothing. Accuracy comes from the hidden known answers
+//! only: agreement with other miners is shown but never paid, since colluding hotkeys could make
+//! it up.
+//!
+//! Epochs stored before this rule carry [`Rule::BetaAgreement`] in their parameters and are
+//! recomputed with it:
+//!
+//! ```text
+//! accuracy  = (correct + α₀) / (known_answered + α₀ + β₀)        this epoch, ties answered
 //! coverage  = answered / sent
 //! agreement = agreed / compared        open pairs where the *other* miners hold a strict majority
 //! raw       = clamp(accuracy · coverage + w_agree · agreement · coverage − penalty · wrong, 0, 1)
-//! score     = raw / Σ raw                                         (all 0 when Σ raw = 0)
 //! ```
 //!
 //! A tie on a known pair is answered but neither correct nor wrong. A miner whose batch failed
@@ -22,35 +41,86 @@ use super::batch::Vote;
 /// Default Beta prior α₀ = β₀ on known-answer accuracy.
 pub const DEFAULT_PRIOR: f64 = 2.0;
 
-/// Default penalty per wrong known answer.
+/// Default penalty per wrong known answer ([`Rule::BetaAgreement`]).
 pub const DEFAULT_WRONG_PENALTY: f64 = 0.02;
 
-/// Default weight of the agreement-with-majority term.
+/// Default weight of the agreement-with-majority term ([`Rule::BetaAgreement`]).
 pub const DEFAULT_AGREEMENT_WEIGHT: f64 = 0.1;
+
+/// Default number of epochs whose known answers estimate a miner's accuracy.
+pub const DEFAULT_WINDOW_EPOCHS: u32 = 8;
+
+/// Default `z` of the accuracy's lower confidence bound (one-sided 95%).
+pub const DEFAULT_CONFIDENCE_Z: f64 = 1.645;
+
+/// Which formula turns votes into scores. Stored with every epoch's parameters, so `verify`
+/// recomputes an epoch with the rule it was scored by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// The rule of epochs stored before 2026-12-04 (parameters without a `rule`): shrunk
+    /// accuracy times coverage, an agreement bonus, a penalty per wrong answer.
+    #[default]
+    BetaAgreement,
+    /// Information per task: the lower confidence bound of the windowed accuracy, in bits.
+    Information,
+}
 
 /// The scoring rule's parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ScoreParams {
+    /// Which formula.
+    #[serde(default)]
+    pub rule: Rule,
     /// α₀ of the Beta prior (pseudo-correct answers).
     pub prior_alpha: f64,
     /// β₀ of the Beta prior (pseudo-wrong answers).
     pub prior_beta: f64,
-    /// Subtracted per wrong known answer.
+    /// Subtracted per wrong known answer ([`Rule::BetaAgreement`]).
     pub wrong_penalty: f64,
-    /// Weight of the agreement term (0 turns it off).
+    /// Weight of the agreement term, 0 turns it off ([`Rule::BetaAgreement`]).
     pub agreement_weight: f64,
+    /// Epochs of known answers behind the accuracy, this one included ([`Rule::Information`]).
+    #[serde(default = "default_window")]
+    pub window_epochs: u32,
+    /// `z` of the accuracy's lower confidence bound ([`Rule::Information`]).
+    #[serde(default = "default_z")]
+    pub confidence_z: f64,
+}
+
+fn default_window() -> u32 {
+    DEFAULT_WINDOW_EPOCHS
+}
+
+fn default_z() -> f64 {
+    DEFAULT_CONFIDENCE_Z
 }
 
 impl Default for ScoreParams {
     fn default() -> Self {
         Self {
+            rule: Rule::Information,
             prior_alpha: DEFAULT_PRIOR,
             prior_beta: DEFAULT_PRIOR,
             wrong_penalty: DEFAULT_WRONG_PENALTY,
             agreement_weight: DEFAULT_AGREEMENT_WEIGHT,
+            window_epochs: DEFAULT_WINDOW_EPOCHS,
+            confidence_z: DEFAULT_CONFIDENCE_Z,
         }
     }
 }
+
+/// Known-answer votes of one hotkey in earlier epochs of the window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownCounts {
+    /// Votes for the known better answer.
+    pub correct: u32,
+    /// Votes for the known worse answer.
+    pub wrong: u32,
+}
+
+/// SS58 hotkey → its known-answer votes in the window's earlier epochs (batches collected).
+pub type KnownHistory = BTreeMap<String, KnownCounts>;
 
 /// One task of a miner's batch and the miner's vote on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,9 +163,10 @@ pub struct Components {
     pub compared: u32,
     /// Of those, votes with the majority.
     pub agreed: u32,
-    /// Shrunk known-answer accuracy.
+    /// Shrunk known-answer accuracy (over the window for [`Rule::Information`]).
     pub accuracy: f64,
-    /// `answered / sent`.
+    /// `answered / sent` ([`Rule::BetaAgreement`]) or `decisive / sent`
+    /// ([`Rule::Information`]: ties do not count).
     pub coverage: f64,
     /// `agreed / compared` (0 when nothing was compared).
     pub agreement: f64,
@@ -134,12 +205,26 @@ pub fn majority((first, second): (u32, u32)) -> Option<Vote> {
     }
 }
 
-/// The score components of every miner, in input order.
-pub fn score(miners: &[MinerVotes], params: &ScoreParams) -> Vec<Components> {
+/// The score components of every miner, in input order; `history` holds each hotkey's known
+/// answers in the window's earlier epochs ([`Rule::Information`]; ignored otherwise).
+pub fn score(
+    miners: &[MinerVotes],
+    history: &KnownHistory,
+    params: &ScoreParams,
+) -> Vec<Components> {
     let tally = tally(miners);
     let mut out: Vec<Components> = miners
         .iter()
-        .map(|miner| components(miner, &tally, params))
+        .map(|miner| {
+            let counted = components(miner, &tally);
+            match params.rule {
+                Rule::BetaAgreement => finish(counted, miner.collected, params),
+                Rule::Information => {
+                    let earlier = history.get(&miner.hotkey).copied().unwrap_or_default();
+                    finish_information(counted, decisive(miner), earlier, miner.collected, params)
+                }
+            }
+        })
         .collect();
     let mut order: Vec<usize> = (0..miners.len()).collect();
     order.sort_by(|&a, &b| miners[a].hotkey.cmp(&miners[b].hotkey));
@@ -152,8 +237,18 @@ pub fn score(miners: &[MinerVotes], params: &ScoreParams) -> Vec<Components> {
     out
 }
 
-/// One miner's components (score left 0).
-fn components(miner: &MinerVotes, tally: &Tally, params: &ScoreParams) -> Components {
+/// Votes for a or b (not ties, not unanswered).
+fn decisive(miner: &MinerVotes) -> u32 {
+    let count = miner
+        .tasks
+        .iter()
+        .filter(|t| matches!(t.vote, Some(Vote::First | Vote::Second)))
+        .count();
+    u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+/// One miner's counts (the derived fields and the score left 0).
+fn components(miner: &MinerVotes, tally: &Tally) -> Components {
     let mut c = Components {
         sent: miner.tasks.len() as u32,
         ..Components::default()
@@ -186,11 +281,72 @@ fn components(miner: &MinerVotes, tally: &Tally, params: &ScoreParams) -> Compon
             }
         }
     }
-    finish(c, miner.collected, params)
+    c
 }
 
-/// Fills `accuracy`, `coverage`, `agreement` and `raw` from the counts of `c` (`raw` stays 0
-/// unless `collected`).
+/// Binary entropy in bits (`libm`, so every validator computes the same bits).
+fn binary_entropy(p: f64) -> f64 {
+    if p <= 0.0 || p >= 1.0 {
+        return 0.0;
+    }
+    -(p * libm::log2(p) + (1.0 - p) * libm::log2(1.0 - p))
+}
+
+/// The lower confidence bound of a Beta(`alpha`, `beta`) posterior's mean: mean − z·sd.
+pub fn accuracy_lower_bound(alpha: f64, beta: f64, z: f64) -> f64 {
+    let n = alpha + beta;
+    let mean = alpha / n;
+    mean - z * libm::sqrt(mean * (1.0 - mean) / (n + 1.0))
+}
+
+/// Information carried by one decisive label of a labeler right with probability at least
+/// `p`: `1 − H₂(p)` bits, 0 at or below ½.
+pub fn bits_per_label(p: f64) -> f64 {
+    if p.is_finite() && p > 0.5 {
+        1.0 - binary_entropy(p.min(1.0))
+    } else {
+        0.0
+    }
+}
+
+/// Fills `accuracy`, `coverage`, `agreement` and `raw` under [`Rule::Information`] (`raw` stays 0
+/// unless `collected`): `decisive` votes this epoch, `earlier` known answers from the window.
+pub fn finish_information(
+    mut c: Components,
+    decisive: u32,
+    earlier: KnownCounts,
+    collected: bool,
+    params: &ScoreParams,
+) -> Components {
+    let correct = f64::from(c.known_correct) + f64::from(earlier.correct);
+    let wrong = f64::from(c.known_wrong) + f64::from(earlier.wrong);
+    let (alpha, beta) = (correct + params.prior_alpha, wrong + params.prior_beta);
+    c.accuracy = alpha / (alpha + beta);
+    c.coverage = if c.sent == 0 {
+        0.0
+    } else {
+        f64::from(decisive) / f64::from(c.sent)
+    };
+    c.agreement = if c.compared == 0 {
+        0.0
+    } else {
+        f64::from(c.agreed) / f64::from(c.compared)
+    };
+    c.raw = 0.0;
+    if collected {
+        let bound = accuracy_lower_bound(alpha, beta, params.confidence_z);
+        let raw = c.coverage * bits_per_label(bound);
+        c.raw = if raw.is_finite() {
+            raw.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+    }
+    c
+}
+
+/// Fills `accuracy`, `coverage`, `agreement` and `raw` from the counts of `c` under
+/// [`Rule::BetaAgreement`] (`raw` stays 0 unless `collected`).
 pub fn finish(mut c: Components, collected: bool, params: &ScoreParams) -> Components {
     c.accuracy = (f64::from(c.known_correct) + params.prior_alpha)
         / (f64::from(c.known_answered) + params.prior_alpha + params.prior_beta);
@@ -221,6 +377,14 @@ pub fn finish(mut c: Components, collected: bool, params: &ScoreParams) -> Compo
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng, rngs::StdRng};
+
+    /// The rule of epochs stored before [`Rule::Information`].
+    fn legacy() -> ScoreParams {
+        ScoreParams {
+            rule: Rule::BetaAgreement,
+            ..ScoreParams::default()
+        }
+    }
 
     /// A miner answering `n` known pairs with `correct` right and the rest wrong, all answered.
     fn known_only(hotkey: &str, n: u32, correct: u32) -> MinerVotes {
@@ -277,7 +441,7 @@ mod tests {
                     .collect(),
             })
             .collect();
-        score(&miners, &ScoreParams::default())
+        score(&miners, &KnownHistory::new(), &legacy())
     }
 
     #[test]
@@ -318,7 +482,7 @@ mod tests {
                 agreed,
                 ..Components::default()
             };
-            finish(c, true, &ScoreParams::default())
+            finish(c, true, &legacy())
         };
         let a = counts(20, 6, 6, 0, 10, 9);
         let b = counts(10, 3, 2, 1, 5, 3);
@@ -334,14 +498,14 @@ mod tests {
         assert!(close(a.raw / total, 0.531117));
         assert!(close(b.raw / total, 0.176471));
         assert!(close(c.raw / total, 0.292413));
-        assert_eq!(finish(a, false, &ScoreParams::default()).raw, 0.0);
+        assert_eq!(finish(a, false, &legacy()).raw, 0.0);
     }
 
     #[test]
     fn a_small_perfect_sample_does_not_beat_a_large_nearly_perfect_one() {
         let small = known_only("small", 2, 2);
         let large = known_only("large", 30, 28);
-        let c = score(&[small, large], &ScoreParams::default());
+        let c = score(&[small, large], &KnownHistory::new(), &legacy());
         // (2+2)/(2+4) = 0.667 versus (28+2)/(30+4) − 2·0.02 = 0.842.
         assert!((c[0].raw - 4.0 / 6.0).abs() < 1e-12, "{c:?}");
         assert!((c[1].raw - (30.0 / 34.0 - 0.04)).abs() < 1e-12, "{c:?}");
@@ -354,7 +518,7 @@ mod tests {
         for task in half.tasks.iter_mut().skip(5) {
             task.vote = None;
         }
-        let c = score(&[half], &ScoreParams::default());
+        let c = score(&[half], &KnownHistory::new(), &legacy());
         assert_eq!(
             (c[0].answered, c[0].known_answered, c[0].known_wrong),
             (5, 5, 0)
@@ -382,7 +546,7 @@ mod tests {
             open("d", Vote::Second, false),
         ];
         assert_eq!(tally(&miners)["o1"], (2, 0));
-        let c = score(&miners, &ScoreParams::default());
+        let c = score(&miners, &KnownHistory::new(), &legacy());
         assert_eq!(
             (c[0].compared, c[0].agreed),
             (1, 1),
@@ -406,11 +570,12 @@ mod tests {
             }],
         };
         // Alone, or against one other vote: no majority among the others, nothing compared.
-        let c = score(&[one("a", Vote::First)], &ScoreParams::default());
+        let c = score(&[one("a", Vote::First)], &KnownHistory::new(), &legacy());
         assert_eq!(c[0].compared, 0);
         let c = score(
             &[one("a", Vote::First), one("b", Vote::Second)],
-            &ScoreParams::default(),
+            &KnownHistory::new(),
+            &legacy(),
         );
         assert_eq!((c[0].compared, c[1].compared), (1, 1));
         assert_eq!((c[0].agreed, c[1].agreed), (0, 0));
@@ -421,7 +586,8 @@ mod tests {
                 one("b", Vote::First),
                 one("c", Vote::Second),
             ],
-            &ScoreParams::default(),
+            &KnownHistory::new(),
+            &legacy(),
         );
         assert_eq!((c[0].compared, c[1].compared, c[2].compared), (0, 0, 1));
         assert_eq!(c[2].agreed, 0);
@@ -432,7 +598,8 @@ mod tests {
                 one("c", Vote::First),
                 one("d", Vote::Second),
             ],
-            &ScoreParams::default(),
+            &KnownHistory::new(),
+            &legacy(),
         );
         let agreed: Vec<(u32, u32)> = c.iter().map(|c| (c.compared, c.agreed)).collect();
         assert_eq!(agreed, [(1, 1), (1, 1), (1, 1), (1, 0)]);
@@ -443,9 +610,9 @@ mod tests {
         let liar = known_only("liar", 20, 0);
         let params = ScoreParams {
             wrong_penalty: 0.5,
-            ..ScoreParams::default()
+            ..legacy()
         };
-        let c = score(&[liar], &params);
+        let c = score(&[liar], &KnownHistory::new(), &params);
         assert_eq!(c[0].raw, 0.0);
         assert_eq!(c[0].score, 0.0, "all raw 0: all scores 0");
         let silent = MinerVotes {
@@ -453,18 +620,184 @@ mod tests {
             collected: true,
             tasks: Vec::new(),
         };
-        assert_eq!(score(&[silent], &params)[0].raw, 0.0);
+        assert_eq!(score(&[silent], &KnownHistory::new(), &params)[0].raw, 0.0);
     }
 
     #[test]
     fn a_tie_on_a_known_pair_is_answered_but_neither_right_nor_wrong() {
         let mut m = known_only("t", 4, 4);
         m.tasks[0].vote = Some(Vote::Tie);
-        let c = score(&[m], &ScoreParams::default());
+        let c = score(&[m], &KnownHistory::new(), &legacy());
         assert_eq!(
             (c[0].known_answered, c[0].known_correct, c[0].known_wrong),
             (4, 3, 0)
         );
         assert!((c[0].accuracy - 5.0 / 8.0).abs() < 1e-12);
+    }
+
+    /// What a simulated labeler answers on a pair whose better answer is shown as B or not.
+    #[derive(Clone, Copy)]
+    enum Says {
+        A,
+        B,
+        Tie,
+    }
+
+    type Answerer = dyn Fn(&mut StdRng, bool) -> Says;
+
+    /// Right with probability `p`, wherever the better answer is shown.
+    fn right_with(p: f64) -> impl Fn(&mut StdRng, bool) -> Says {
+        move |rng, better_is_b| {
+            if rng.r#gen::<f64>() < p {
+                if better_is_b { Says::B } else { Says::A }
+            } else if better_is_b {
+                Says::A
+            } else {
+                Says::B
+            }
+        }
+    }
+
+    /// Each labeler's mean share of the label pool over `epochs` epochs of 20 tasks (6 known)
+    /// after the first window, under the default rule with each epoch's known answers carried in
+    /// the window's history.
+    fn shares(seed: u64, epochs: usize, labelers: &[(&str, &Answerer)]) -> Vec<f64> {
+        let params = ScoreParams::default();
+        let window = params.window_epochs as usize;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut past: Vec<KnownHistory> = Vec::new();
+        let mut totals = vec![0.0; labelers.len()];
+        for epoch in 0..epochs {
+            let miners: Vec<MinerVotes> = labelers
+                .iter()
+                .map(|(name, answer)| MinerVotes {
+                    hotkey: (*name).into(),
+                    collected: true,
+                    tasks: (0..20)
+                        .map(|i| {
+                            let better_is_b = rng.r#gen::<bool>();
+                            let vote = match (answer(&mut rng, better_is_b), better_is_b) {
+                                (Says::Tie, _) => Vote::Tie,
+                                (Says::A, false) | (Says::B, true) => Vote::First,
+                                _ => Vote::Second,
+                            };
+                            TaskVote {
+                                pair_id: format!("e{epoch}p{i}"),
+                                known: i < 6,
+                                vote: Some(vote),
+                            }
+                        })
+                        .collect(),
+                })
+                .collect();
+            let mut history = KnownHistory::new();
+            for earlier in past.iter().rev().take(window - 1) {
+                for (hotkey, counts) in earlier {
+                    let sum = history.entry(hotkey.clone()).or_default();
+                    sum.correct += counts.correct;
+                    sum.wrong += counts.wrong;
+                }
+            }
+            let c = score(&miners, &history, &params);
+            past.push(
+                miners
+                    .iter()
+                    .zip(&c)
+                    .map(|(m, c)| {
+                        let counts = KnownCounts {
+                            correct: c.known_correct,
+                            wrong: c.known_wrong,
+                        };
+                        (m.hotkey.clone(), counts)
+                    })
+                    .collect(),
+            );
+            if epoch >= window {
+                for (total, c) in totals.iter_mut().zip(&c) {
+                    *total += c.score;
+                }
+            }
+        }
+        let counted = (epochs - window) as f64;
+        totals.into_iter().map(|t| t / counted).collect()
+    }
+
+    #[test]
+    fn pay_follows_information_noise_and_tricks_earn_almost_nothing() {
+        let careful = right_with(0.9);
+        let careless = right_with(0.6);
+        let random = right_with(0.5);
+        let always_a: &Answerer = &|_, _| Says::A;
+        let always_tie: &Answerer = &|_, _| Says::Tie;
+        let labelers: [(&str, &Answerer); 5] = [
+            ("careful", &careful),
+            ("careless", &careless),
+            ("random", &random),
+            ("always-a", always_a),
+            ("always-tie", always_tie),
+        ];
+        for seed in 0..5 {
+            let s = shares(seed, 48, &labelers);
+            let [careful, careless, random, always_a, always_tie] = s[..] else {
+                unreachable!()
+            };
+            assert!(careless < careful / 3.0, "seed {seed}: {s:?}");
+            for (name, share) in [
+                ("random", random),
+                ("always-a", always_a),
+                ("always-tie", always_tie),
+            ] {
+                assert!(share < 0.02, "seed {seed}: {name} {share}: {s:?}");
+            }
+            assert!(careful > 0.9, "seed {seed}: {s:?}");
+        }
+    }
+
+    #[test]
+    fn the_information_worked_example_of_docs_scoring_md() {
+        // 36 of 40 known answers right in the window's earlier epochs, 5 of 6 this epoch, 18 of
+        // 20 tasks answered a or b: Beta(2 + 41, 2 + 5).
+        let mut c = Components {
+            sent: 20,
+            answered: 19,
+            known_sent: 6,
+            known_answered: 6,
+            known_correct: 5,
+            known_wrong: 1,
+            ..Components::default()
+        };
+        let earlier = KnownCounts {
+            correct: 36,
+            wrong: 4,
+        };
+        c = finish_information(c, 18, earlier, true, &ScoreParams::default());
+        let close = |x: f64, y: f64| (x - y).abs() < 5e-7;
+        assert!(close(c.accuracy, 0.86), "{c:?}");
+        let bound = accuracy_lower_bound(43.0, 7.0, DEFAULT_CONFIDENCE_Z);
+        assert!(close(bound, 0.780073), "{bound}");
+        assert!(
+            close(bits_per_label(bound), 0.239966),
+            "{}",
+            bits_per_label(bound)
+        );
+        assert!(close(c.coverage, 0.9) && close(c.raw, 0.215969), "{c:?}");
+        // Not collected: nothing, whatever the history.
+        let failed = finish_information(c, 18, earlier, false, &ScoreParams::default());
+        assert_eq!(failed.raw, 0.0);
+        // No information at or below one half.
+        assert_eq!(bits_per_label(0.5), 0.0);
+        assert_eq!(bits_per_label(f64::NAN), 0.0);
+        assert!(close(bits_per_label(0.9), 0.531004));
+        assert!(close(bits_per_label(0.6), 0.029049));
+    }
+
+    #[test]
+    fn parameters_stored_without_a_rule_are_the_old_rule() {
+        let old =
+            r#"{"prior_alpha":2.0,"prior_beta":2.0,"wrong_penalty":0.02,"agreement_weight":0.1}"#;
+        let params: ScoreParams = serde_json::from_str(old).unwrap();
+        assert_eq!(params, legacy());
+        let json = serde_json::to_value(ScoreParams::default()).unwrap();
+        assert_eq!(json["rule"], "information");
     }
 }
