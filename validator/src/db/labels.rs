@@ -90,8 +90,8 @@ pub async fn save_label_track(pool: &PgPool, result: &LabelTrackResult) -> Resul
         .await?;
         for (position, t) in m.batch.tasks.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO label_tasks (netuid, epoch, hotkey, task_id, position, pair_id, prompt, a, b, known, swapped)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO label_tasks (netuid, epoch, hotkey, task_id, position, pair_id, prompt, a, b, known, swapped, shared)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(netuid)
             .bind(epoch)
@@ -104,6 +104,7 @@ pub async fn save_label_track(pool: &PgPool, result: &LabelTrackResult) -> Resul
             .bind(&t.task.b)
             .bind(t.known)
             .bind(t.swapped)
+            .bind(t.shared)
             .execute(&mut *tx)
             .await?;
         }
@@ -163,6 +164,7 @@ struct TaskRow {
     b: String,
     known: bool,
     swapped: bool,
+    shared: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -199,7 +201,7 @@ pub async fn load_label_track(
         .map_err(|e| bad(format!("label_batches.params: {e}")))?;
     let (track_seed, deadline_block) = (first.track_seed.clone(), first.deadline_block);
     let tasks: Vec<TaskRow> = sqlx::query_as(
-        "SELECT hotkey, task_id, pair_id, prompt, a, b, known, swapped
+        "SELECT hotkey, task_id, pair_id, prompt, a, b, known, swapped, shared
          FROM label_tasks WHERE netuid = $1 AND epoch = $2 ORDER BY hotkey, position",
     )
     .bind(netuid)
@@ -227,6 +229,7 @@ pub async fn load_label_track(
             pair_id: t.pair_id,
             known: t.known,
             swapped: t.swapped,
+            shared: t.shared,
         });
     }
     let mut labels_of: BTreeMap<String, Vec<Label>> = BTreeMap::new();

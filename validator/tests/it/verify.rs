@@ -120,9 +120,10 @@ fn label_track(epoch: i64, history: KnownHistory) -> LabelTrackResult {
         .map(|&(uid, outcome, choose)| {
             let tasks: Vec<SentTask> = (0..8)
                 .map(|i| {
+                    // The known pairs are each miner's own (paid), the open ones shared (compared).
                     let known = i < 3;
                     let pair_id = if known {
-                        format!("k{i}")
+                        format!("x{uid}-k{i}")
                     } else {
                         format!("o{i}")
                     };
@@ -136,6 +137,7 @@ fn label_track(epoch: i64, history: KnownHistory) -> LabelTrackResult {
                         pair_id,
                         known,
                         swapped: (i + usize::from(uid)) % 2 == 1,
+                        shared: !known,
                     }
                 })
                 .collect();

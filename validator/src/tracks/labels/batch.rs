@@ -1,14 +1,18 @@
 //! Building each label miner's batch of comparison tasks (pure: seeds in, batches out).
 //!
-//! One epoch of the label track draws two pools of answer pairs from the track seed
-//! ([`track_seed`]):
+//! Two kinds of answer pairs:
 //! - **open pairs**: a generated prompt and two different answers written by the top models
 //!   (asked through an [`AnswerSource`]); nobody knows the better one in advance;
 //! - **known pairs**: a generated prompt, its correct completion and a [`near_miss`].
 //!
-//! Each miner's batch ([`build_batch`]) takes `known_count` known pairs and the rest open pairs
-//! from the pools (without replacement, each miner its own draw, so every pair is seen by several
-//! miners and the two kinds are shared alike), shuffles their order and each pair's A/B positions.
+//! Each miner's batch ([`build_batch`]) has `known_count` known pairs and the rest open pairs.
+//! By default every pair of a batch is the miner's **own** ([`build_own_pool`], from its
+//! [`miner_seed`]): no other hotkey is sent it, so one person's answers replayed on other hotkeys
+//! answer nothing there, and a hotkey is paid only for labels no other hotkey could copy. With
+//! `shared_share > 0` that share of each kind comes from the epoch's **shared** pools
+//! ([`build_pool`], from the [`track_seed`]; each miner its own draw without replacement, so a
+//! shared pair is seen by several miners: agreement for the export); shared pairs are not paid
+//! ([`super::score`]). The batch is shuffled, and each pair's A/B positions swapped at random.
 //! Every task carries an opaque id of the same shape and answers normalized the same way
 //! ([`normalize_answer`]): nothing on the wire tells a known pair from an open one. The truth
 //! (which pair, which side is the correct one) stays in [`SentTask`], on the validator.
@@ -42,6 +46,10 @@ pub const DEFAULT_POOL_FACTOR: usize = 2;
 /// Default longest answer shown to a labeler, in characters.
 pub const DEFAULT_MAX_ANSWER_CHARS: usize = 200;
 
+/// Default share of each batch's known and open pairs taken from the shared pools: none, so
+/// nothing a hotkey is paid for can be copied from another's batch.
+pub const DEFAULT_SHARED_SHARE: f64 = 0.0;
+
 /// Writes candidate answers for prompts: in production the top models run locally
 /// ([`super::answers::ModelAnswers`]); tests pass fixed answers.
 pub trait AnswerSource: Send + Sync {
@@ -67,10 +75,15 @@ pub struct BatchSettings {
     pub tasks_per_miner: usize,
     /// Share of known-answer tasks, in [0, 1]; rounded to a whole number of tasks.
     pub known_share: f64,
-    /// Pool size per batch slot of each kind (≥ 1); above 1, miners see overlapping subsets.
+    /// Shared pool size per shared batch slot of each kind (≥ 1); above 1, miners see
+    /// overlapping subsets.
     pub pool_factor: usize,
     /// Answers are cut to this many characters.
     pub max_answer_chars: usize,
+    /// Share of each kind (known, open) drawn from the shared pools, in [0, 1]; the rest are the
+    /// miner's own pairs.
+    #[serde(default)]
+    pub shared_share: f64,
 }
 
 impl Default for BatchSettings {
@@ -80,6 +93,7 @@ impl Default for BatchSettings {
             known_share: DEFAULT_KNOWN_SHARE,
             pool_factor: DEFAULT_POOL_FACTOR,
             max_answer_chars: DEFAULT_MAX_ANSWER_CHARS,
+            shared_share: DEFAULT_SHARED_SHARE,
         }
     }
 }
@@ -95,9 +109,29 @@ impl BatchSettings {
         ((self.tasks_per_miner as f64 * share).round() as usize).min(self.tasks_per_miner)
     }
 
-    /// Open tasks per batch (when the open pool has enough pairs).
+    /// Open tasks per batch (when the open pools have enough pairs).
     pub fn open_count(&self) -> usize {
         self.tasks_per_miner - self.known_count()
+    }
+
+    /// `round(n · shared_share)`, at most `n`.
+    fn shared_of(&self, n: usize) -> usize {
+        let share = if self.shared_share.is_finite() {
+            self.shared_share.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        ((n as f64 * share).round() as usize).min(n)
+    }
+
+    /// Known tasks per batch from the shared pool.
+    pub fn shared_known(&self) -> usize {
+        self.shared_of(self.known_count())
+    }
+
+    /// Open tasks per batch from the shared pool.
+    pub fn shared_open(&self) -> usize {
+        self.shared_of(self.open_count())
     }
 }
 
@@ -114,9 +148,11 @@ pub struct Pair {
     pub second: String,
     /// Whether the better answer is known.
     pub known: bool,
+    /// Whether it is in the shared pool (other miners may be sent it).
+    pub shared: bool,
 }
 
-/// The epoch's pairs, shared by every miner's batch.
+/// Pairs to build batches from: the epoch's shared pool, or one miner's own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PairPool {
     /// Correct completion versus a near-miss.
@@ -159,6 +195,13 @@ pub struct SentTask {
     pub known: bool,
     /// True when the pair's first answer is shown as B.
     pub swapped: bool,
+    /// Whether the pair is from the shared pool (batches built before own pairs were all shared).
+    #[serde(default = "shared_by_default")]
+    pub shared: bool,
+}
+
+fn shared_by_default() -> bool {
+    true
 }
 
 impl SentTask {
@@ -213,10 +256,16 @@ pub fn miner_seed(track_seed: [u8; 32], hotkey: &AccountId) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// The prompts the answer source is asked about this epoch.
+/// The prompts of the shared open pool.
 pub fn open_prompts(track_seed: [u8; 32], mix: &TaskMix, settings: &BatchSettings) -> Vec<Example> {
-    let n = settings.open_count() * settings.pool_factor.max(1);
+    let n = settings.shared_open() * settings.pool_factor.max(1);
     tasks::generate(derive_seed(track_seed, "labels/open"), mix, n)
+}
+
+/// The prompts of one miner's own open pairs.
+pub fn own_prompts(miner_seed: [u8; 32], mix: &TaskMix, settings: &BatchSettings) -> Vec<Example> {
+    let n = settings.open_count() - settings.shared_open();
+    tasks::generate(derive_seed(miner_seed, "labels/open"), mix, n)
 }
 
 /// An answer as shown: its first line without control characters (a model can emit byte 0,
@@ -239,10 +288,10 @@ pub fn open_answer_chars(example: &Example, max: usize) -> usize {
     (len * 2).max(len + 4).min(max)
 }
 
-/// The epoch's pools: known pairs drawn from the track seed; open pairs from `prompts` (from
-/// [`open_prompts`]) and `answers` (the source's answers to them, same order). A prompt with
-/// fewer than two different non-empty answers (cut to [`open_answer_chars`]) gives no open pair;
-/// when two or more remain, two are picked by the seed.
+/// The epoch's shared pools: known pairs drawn from the track seed; open pairs from `prompts`
+/// (from [`open_prompts`]) and `answers` (the source's answers to them, same order). A prompt
+/// with fewer than two different non-empty answers (cut to [`open_answer_chars`]) gives no open
+/// pair; when two or more remain, two are picked by the seed.
 pub fn build_pool(
     track_seed: [u8; 32],
     mix: &TaskMix,
@@ -250,10 +299,50 @@ pub fn build_pool(
     prompts: &[Example],
     answers: &[Vec<String>],
 ) -> PairPool {
+    let known_n = settings.shared_known() * settings.pool_factor.max(1);
+    pool(track_seed, mix, settings, prompts, answers, known_n, None)
+}
+
+/// One miner's own pairs, from its [`miner_seed`]: open pairs from `prompts` (from
+/// [`own_prompts`]) and `answers`, and enough known pairs to fill its batch when open pairs are
+/// short. Pair ids start with `x` and 8 hex digits of the seed, so they are the miner's alone.
+pub fn build_own_pool(
+    miner_seed: [u8; 32],
+    mix: &TaskMix,
+    settings: &BatchSettings,
+    prompts: &[Example],
+    answers: &[Vec<String>],
+) -> PairPool {
+    // Enough to fill the whole batch when the shared and open pairs are short.
+    let known_n = settings.tasks_per_miner;
+    let prefix = format!("x{}-", hex::encode(&miner_seed[..4]));
+    pool(
+        miner_seed,
+        mix,
+        settings,
+        prompts,
+        answers,
+        known_n,
+        Some(prefix),
+    )
+}
+
+/// A pool from `seed`: `known_n` known pairs, open pairs from `prompts` and `answers`; ids
+/// prefixed with `own_prefix` for a miner's own pool (shared otherwise).
+fn pool(
+    seed: [u8; 32],
+    mix: &TaskMix,
+    settings: &BatchSettings,
+    prompts: &[Example],
+    answers: &[Vec<String>],
+    known_n: usize,
+    own_prefix: Option<String>,
+) -> PairPool {
     let max = settings.max_answer_chars;
-    let known_n = settings.known_count() * settings.pool_factor.max(1);
-    let mut rng = seeded_rng(derive_seed(track_seed, "labels/near-miss"));
-    let known = tasks::generate(derive_seed(track_seed, "labels/known"), mix, known_n)
+    let shared = own_prefix.is_none();
+    let prefix = own_prefix.unwrap_or_default();
+    let mut rng = seeded_rng(derive_seed(seed, "labels/near-miss"));
+    let known = tasks::generate(derive_seed(seed, "labels/known"), mix, known_n)
         .into_iter()
         .enumerate()
         .map(|(i, example)| {
@@ -264,15 +353,16 @@ pub fn build_pool(
                 second.push('?');
             }
             Pair {
-                id: format!("k{i}"),
+                id: format!("{prefix}k{i}"),
                 prompt: example.prompt,
                 first,
                 second,
                 known: true,
+                shared,
             }
         })
         .collect();
-    let mut rng = seeded_rng(derive_seed(track_seed, "labels/open-pairs"));
+    let mut rng = seeded_rng(derive_seed(seed, "labels/open-pairs"));
     let open = prompts
         .iter()
         .zip(answers)
@@ -290,11 +380,12 @@ pub fn build_pool(
             }
             shuffle(&mut distinct, &mut rng);
             Some(Pair {
-                id: format!("o{i}"),
+                id: format!("{prefix}o{i}"),
                 prompt: example.prompt.clone(),
                 first: distinct.swap_remove(0),
                 second: distinct.swap_remove(0),
                 known: false,
+                shared,
             })
         })
         .collect();
@@ -314,28 +405,37 @@ fn hex_id<R: RngCore>(rng: &mut R) -> String {
     format!("{:016x}", rng.next_u64())
 }
 
-/// One miner's batch from the pools, seeded by [`miner_seed`]: `known_count` known pairs, then
-/// open pairs up to `tasks_per_miner` (known pairs fill in when the open pool is short), in
-/// shuffled order with each pair's sides swapped at random, ids fresh from the seed.
+/// One miner's batch, seeded by [`miner_seed`]: from the `shared` pools `shared_known` known and
+/// `shared_open` open pairs (fewer when a pool is short), then from its `own` pool open pairs up
+/// to `open_count` and known pairs up to `tasks_per_miner` (known pairs fill in when open pairs
+/// are short), in shuffled order with each pair's sides swapped at random, ids fresh from the
+/// seed.
 pub fn build_batch(
-    pool: &PairPool,
+    shared: &PairPool,
+    own: &PairPool,
     settings: &BatchSettings,
     miner_seed: [u8; 32],
     epoch: u64,
     deadline_block: u64,
 ) -> MinerBatch {
     let mut rng = seeded_rng(miner_seed);
-    let open_n = settings.open_count().min(pool.open.len());
-    let known_n = (settings.tasks_per_miner - open_n).min(pool.known.len());
-    let mut chosen: Vec<&Pair> = pick(&mut rng, pool.known.len(), known_n)
-        .into_iter()
-        .map(|i| &pool.known[i])
-        .collect();
-    chosen.extend(
-        pick(&mut rng, pool.open.len(), open_n)
-            .into_iter()
-            .map(|i| &pool.open[i]),
-    );
+    let open_s = settings.shared_open().min(shared.open.len());
+    let known_s = settings.shared_known().min(shared.known.len());
+    let open_o = (settings.open_count() - open_s).min(own.open.len());
+    let known_o = (settings.tasks_per_miner - open_s - known_s - open_o).min(own.known.len());
+    let mut chosen: Vec<&Pair> = Vec::with_capacity(settings.tasks_per_miner);
+    for (pairs, n) in [
+        (&shared.known, known_s),
+        (&shared.open, open_s),
+        (&own.known, known_o),
+        (&own.open, open_o),
+    ] {
+        chosen.extend(
+            pick(&mut rng, pairs.len(), n)
+                .into_iter()
+                .map(|i| &pairs[i]),
+        );
+    }
     shuffle(&mut chosen, &mut rng);
     let batch_id = format!("e{epoch}-{}", hex_id(&mut rng));
     let mut ids = BTreeSet::new();
@@ -362,6 +462,7 @@ pub fn build_batch(
                 pair_id: pair.id.clone(),
                 known: pair.known,
                 swapped,
+                shared: pair.shared,
             }
         })
         .collect();
@@ -398,6 +499,29 @@ mod tests {
         build_pool(seed, &mix, settings, &prompts, &answers)
     }
 
+    fn own_pool(miner_seed: [u8; 32], settings: &BatchSettings) -> PairPool {
+        let mix = TaskMix::uniform();
+        let prompts = own_prompts(miner_seed, &mix, settings);
+        let texts: Vec<String> = prompts.iter().map(|e| e.prompt.clone()).collect();
+        let answers = two_models.answers(&texts);
+        build_own_pool(miner_seed, &mix, settings, &prompts, &answers)
+    }
+
+    /// `hotkey`'s batch of the epoch `seed`, from the shared pool and its own.
+    fn batch_of(seed: [u8; 32], settings: &BatchSettings, hotkey: &AccountId) -> MinerBatch {
+        let ms = miner_seed(seed, hotkey);
+        let (shared, own) = (epoch_pool(seed, settings), own_pool(ms, settings));
+        build_batch(&shared, &own, settings, ms, 3, 100)
+    }
+
+    /// Every pair from the shared pools.
+    fn all_shared() -> BatchSettings {
+        BatchSettings {
+            shared_share: 1.0,
+            ..BatchSettings::default()
+        }
+    }
+
     #[test]
     fn known_count_rounds_the_share_of_the_batch() {
         let mut s = BatchSettings::default();
@@ -412,43 +536,61 @@ mod tests {
 
     #[test]
     fn the_same_seeds_build_the_same_batches() {
+        for settings in [BatchSettings::default(), all_shared()] {
+            let seed = track_seed([1; 32], [2; 32]);
+            let a = batch_of(seed, &settings, &hotkey(7));
+            assert_eq!(a, batch_of(seed, &settings, &hotkey(7)));
+            assert_eq!(a.tasks.len(), 20);
+            let other = batch_of(seed, &settings, &hotkey(8));
+            assert_ne!(a.wire(), other.wire(), "another miner gets another batch");
+            let other_secret = track_seed([1; 32], [3; 32]);
+            let c = batch_of(other_secret, &settings, &hotkey(7));
+            assert_ne!(a.wire(), c.wire(), "the secret changes everything");
+        }
+    }
+
+    #[test]
+    fn by_default_no_pair_of_a_batch_is_sent_to_another_miner() {
         let settings = BatchSettings::default();
-        let seed = track_seed([1; 32], [2; 32]);
-        let pool = epoch_pool(seed, &settings);
-        let a = build_batch(&pool, &settings, miner_seed(seed, &hotkey(7)), 3, 100);
-        let b = build_batch(
-            &epoch_pool(seed, &settings),
-            &settings,
-            miner_seed(seed, &hotkey(7)),
-            3,
-            100,
+        let seed = track_seed([8; 32], [1; 32]);
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        for miner in 0..6 {
+            let batch = batch_of(seed, &settings, &hotkey(miner));
+            assert_eq!(batch.tasks.len(), 20);
+            assert_eq!(batch.tasks.iter().filter(|t| t.known).count(), 6);
+            for task in &batch.tasks {
+                assert!(!task.shared, "{task:?}");
+                assert!(seen.insert(task.pair_id.clone()), "{} twice", task.pair_id);
+            }
+        }
+        // With a shared share, that share of each kind is drawn from the shared pools, where
+        // miners' draws overlap.
+        let half = BatchSettings {
+            shared_share: 0.5,
+            ..BatchSettings::default()
+        };
+        let batches: Vec<MinerBatch> = (0..6).map(|m| batch_of(seed, &half, &hotkey(m))).collect();
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for batch in &batches {
+            let shared: Vec<&SentTask> = batch.tasks.iter().filter(|t| t.shared).collect();
+            assert_eq!(shared.len(), half.shared_known() + half.shared_open());
+            assert_eq!((half.shared_known(), half.shared_open()), (3, 7));
+            assert_eq!(shared.iter().filter(|t| t.known).count(), 3);
+            for task in shared {
+                *counts.entry(task.pair_id.as_str()).or_default() += 1;
+            }
+        }
+        assert!(
+            counts.values().any(|&n| n > 1),
+            "shared pairs are seen by several miners"
         );
-        assert_eq!(a, b);
-        assert_eq!(a.tasks.len(), 20);
-        let other = build_batch(&pool, &settings, miner_seed(seed, &hotkey(8)), 3, 100);
-        assert_ne!(a.wire(), other.wire(), "another miner gets another batch");
-        let other_secret = track_seed([1; 32], [3; 32]);
-        let c = build_batch(
-            &epoch_pool(other_secret, &settings),
-            &settings,
-            miner_seed(other_secret, &hotkey(7)),
-            3,
-            100,
-        );
-        assert_ne!(a.wire(), c.wire(), "the secret changes everything");
     }
 
     #[test]
     fn a_batch_hides_the_configured_share_of_known_pairs() {
         let settings = BatchSettings::default();
         let seed = track_seed([9; 32], [0; 32]);
-        let batch = build_batch(
-            &epoch_pool(seed, &settings),
-            &settings,
-            miner_seed(seed, &hotkey(1)),
-            0,
-            0,
-        );
+        let batch = batch_of(seed, &settings, &hotkey(1));
         let known = batch.tasks.iter().filter(|t| t.known).count();
         assert_eq!(known, 6);
         let ids: BTreeSet<&str> = batch
@@ -463,12 +605,14 @@ mod tests {
 
     #[test]
     fn known_and_open_tasks_look_the_same_on_the_wire() {
-        let settings = BatchSettings::default();
+        let settings = BatchSettings {
+            shared_share: 0.5,
+            ..BatchSettings::default()
+        };
         let seed = track_seed([4; 32], [5; 32]);
-        let pool = epoch_pool(seed, &settings);
         for miner in 0..8 {
-            let batch = build_batch(&pool, &settings, miner_seed(seed, &hotkey(miner)), 1, 9);
-            assert!(batch.batch_id.starts_with("e1-") && batch.batch_id.len() == 19);
+            let batch = batch_of(seed, &settings, &hotkey(miner));
+            assert!(batch.batch_id.starts_with("e3-") && batch.batch_id.len() == 19);
             for sent in &batch.tasks {
                 let t = &sent.task;
                 assert_eq!(t.task_id.len(), 16, "{t:?}");
@@ -497,12 +641,13 @@ mod tests {
 
     #[test]
     fn positions_are_shuffled_and_the_truth_follows_them() {
-        let settings = BatchSettings::default();
+        let settings = all_shared();
         let seed = track_seed([6; 32], [6; 32]);
         let pool = epoch_pool(seed, &settings);
         let (mut correct_a, mut correct_b) = (0, 0);
         for miner in 0..20 {
-            let batch = build_batch(&pool, &settings, miner_seed(seed, &hotkey(miner)), 0, 0);
+            let ms = miner_seed(seed, &hotkey(miner));
+            let batch = build_batch(&pool, &PairPool::default(), &settings, ms, 0, 0);
             for sent in batch.tasks.iter().filter(|t| t.known) {
                 let pair = pool
                     .known
@@ -533,7 +678,7 @@ mod tests {
 
     #[test]
     fn prompts_without_two_answers_give_no_open_pair_and_known_pairs_fill_in() {
-        let settings = BatchSettings::default();
+        let settings = all_shared();
         let seed = track_seed([2; 32], [2; 32]);
         let mix = TaskMix::uniform();
         let prompts = open_prompts(seed, &mix, &settings);
@@ -544,18 +689,21 @@ mod tests {
             .collect();
         let pool = build_pool(seed, &mix, &settings, &prompts, &answers);
         assert!(pool.open.is_empty());
-        let batch = build_batch(&pool, &settings, miner_seed(seed, &hotkey(1)), 0, 0);
-        assert_eq!(
-            batch.tasks.len(),
-            12,
-            "every known pair of the pool, no open ones"
-        );
+        assert_eq!(pool.known.len(), 12);
+        let ms = miner_seed(seed, &hotkey(1));
+        let batch = build_batch(&pool, &PairPool::default(), &settings, ms, 0, 0);
+        assert_eq!(batch.tasks.len(), 6, "the shared known share, no open ones");
+        // The miner's own known pairs fill the rest of the batch.
+        let own = build_own_pool(ms, &mix, &settings, &[], &[]);
+        let batch = build_batch(&pool, &own, &settings, ms, 0, 0);
+        assert_eq!(batch.tasks.len(), 20);
         assert!(batch.tasks.iter().all(|t| t.known));
+        assert_eq!(batch.tasks.iter().filter(|t| t.shared).count(), 6);
     }
 
     #[test]
     fn a_rambling_model_answer_is_cut_to_the_length_of_a_known_answer() {
-        let settings = BatchSettings::default();
+        let settings = all_shared();
         let seed = track_seed([3; 32], [3; 32]);
         let mix = TaskMix::only(TaskKind::Successor);
         let prompts = open_prompts(seed, &mix, &settings);

@@ -4,8 +4,8 @@
 //!
 //! | module | what | IO |
 //! |---|---|---|
-//! | [`batch`] | pools of answer pairs and each miner's batch, from seeds | none |
-//! | [`score`] | shrunk known-answer accuracy × coverage − penalty + agreement, normalized | none |
+//! | [`batch`] | each miner's own answer pairs (and optional shared pools), its batch, from seeds | none |
+//! | [`score`] | information per task: coverage × bits at the windowed accuracy's lower bound | none |
 //! | [`collect`] | `POST /v1/rlhf/tasks` and `/v1/rlhf/labels` with timeouts and size limits | network |
 //! | [`answers`] | the production [`batch::AnswerSource`]: the top models, run locally | disk, device |
 //!
@@ -29,10 +29,10 @@ use subnet_common::btauth::SignedClient;
 use subnet_common::chain::types::Metagraph;
 use subnet_common::keys::AccountId;
 use subnet_common::protocol::Label;
-use subnet_model::tasks::TaskMix;
+use subnet_model::tasks::{Example, TaskMix};
 use tracing::Instrument;
 
-use batch::{AnswerSource, BatchSettings, MinerBatch, PairPool};
+use batch::{AnswerSource, BatchSettings, MinerBatch};
 use collect::{ExchangeLimits, Failure, LabelOutcome};
 use score::{Components, KnownHistory, MinerVotes, ScoreParams, TaskVote};
 
@@ -131,7 +131,8 @@ pub struct SentEpoch {
     epoch: u64,
     track_seed: [u8; 32],
     deadline_block: u64,
-    pool: PairPool,
+    /// Open pairs in the batches' pools (shared and own).
+    open_pairs: usize,
     sent: Vec<Sent>,
 }
 
@@ -141,9 +142,10 @@ impl SentEpoch {
         self.sent.iter().map(|s| (s.miner.uid, &s.batch))
     }
 
-    /// Open pairs available this epoch (0 when no model gave two different answers).
+    /// Open pairs available this epoch, shared and the miners' own (0 when no model gave two
+    /// different answers).
     pub fn open_pairs(&self) -> usize {
-        self.pool.open.len()
+        self.open_pairs
     }
 
     /// The deadline block the batches were sent with.
@@ -219,6 +221,7 @@ pub fn votes_of(batch: &MinerBatch, labels: &[Label]) -> Vec<TaskVote> {
         .map(|task| TaskVote {
             pair_id: task.pair_id.clone(),
             known: task.known,
+            shared: task.shared,
             vote: by_task
                 .get(task.task.task_id.as_str())
                 .and_then(|labels| collect::miner_choice(labels.iter().copied()))
@@ -288,9 +291,24 @@ impl LabelTrack {
     ) -> SentEpoch {
         let settings = &self.settings.batch;
         let track_seed = batch::track_seed(input.seed, input.secret);
-        let prompts = batch::open_prompts(track_seed, input.mix, settings);
-        let texts: Vec<String> = prompts.iter().map(|e| e.prompt.clone()).collect();
-        let candidates = if texts.is_empty() {
+        // The shared pool's prompts, then each miner's own: the models answer them all at once.
+        let miner_seeds: Vec<[u8; 32]> = input
+            .miners
+            .iter()
+            .map(|m| batch::miner_seed(track_seed, &m.hotkey))
+            .collect();
+        let shared_prompts = batch::open_prompts(track_seed, input.mix, settings);
+        let own_prompts: Vec<Vec<Example>> = miner_seeds
+            .iter()
+            .map(|seed| batch::own_prompts(*seed, input.mix, settings))
+            .collect();
+        let texts: Vec<String> = shared_prompts
+            .iter()
+            .chain(own_prompts.iter().flatten())
+            .map(|e| e.prompt.clone())
+            .collect();
+        let expected = texts.len();
+        let mut candidates = if texts.is_empty() {
             Vec::new()
         } else {
             tokio::task::spawn_blocking(move || answers.answers(&texts))
@@ -300,25 +318,44 @@ impl LabelTrack {
                     Vec::new()
                 })
         };
-        let pool = batch::build_pool(track_seed, input.mix, settings, &prompts, &candidates);
+        // An answer source that answered fewer prompts than asked answers none.
+        candidates.resize(expected, Vec::new());
+        let mut rest = candidates.split_off(shared_prompts.len());
+        let shared = batch::build_pool(
+            track_seed,
+            input.mix,
+            settings,
+            &shared_prompts,
+            &candidates,
+        );
+        let mut own_pools = Vec::with_capacity(own_prompts.len());
+        for (seed, prompts) in miner_seeds.iter().zip(&own_prompts) {
+            let tail = rest.split_off(prompts.len());
+            own_pools.push(batch::build_own_pool(
+                *seed, input.mix, settings, prompts, &rest,
+            ));
+            rest = tail;
+        }
+        let open_pairs = shared.open.len() + own_pools.iter().map(|p| p.open.len()).sum::<usize>();
         let deadline_block = deadline().await;
         tracing::info!(
             miners = input.miners.len(),
-            open_pairs = pool.open.len(),
-            known_pairs = pool.known.len(),
+            open_pairs,
+            shared_known_pairs = shared.known.len(),
             deadline_block,
             "label track: sending batches"
         );
-        let pool_ref = &pool;
+        let shared_ref = &shared;
         // Futures collected first: a stream over a borrowing closure is not `Send` in callers
         // that need it to be (higher-ranked lifetime inference).
-        let jobs: Vec<_> = input.miners.iter().map(|miner| {
+        let jobs: Vec<_> = input.miners.iter().zip(miner_seeds).zip(&own_pools).map(|((miner, seed), own)| {
             let span = tracing::info_span!("miner", uid = miner.uid, hotkey = %miner.hotkey);
             async move {
                 let batch = batch::build_batch(
-                    pool_ref,
+                    shared_ref,
+                    own,
                     settings,
-                    batch::miner_seed(track_seed, &miner.hotkey),
+                    seed,
                     input.epoch,
                     deadline_block,
                 );
@@ -358,7 +395,7 @@ impl LabelTrack {
             epoch: input.epoch,
             track_seed,
             deadline_block,
-            pool,
+            open_pairs,
             sent,
         }
     }

@@ -129,6 +129,9 @@ pub struct TaskVote {
     pub pair_id: String,
     /// Whether the pair's first answer is known to be the better one.
     pub known: bool,
+    /// Whether the pair is from the shared pool (other miners may have it): not paid under
+    /// [`Rule::Information`], only compared.
+    pub shared: bool,
     /// The miner's vote in the pair's orientation; `None` when it did not answer.
     pub vote: Option<Vote>,
 }
@@ -215,14 +218,14 @@ pub fn score(
     let tally = tally(miners);
     let mut out: Vec<Components> = miners
         .iter()
-        .map(|miner| {
-            let counted = components(miner, &tally);
-            match params.rule {
-                Rule::BetaAgreement => finish(counted, miner.collected, params),
-                Rule::Information => {
-                    let earlier = history.get(&miner.hotkey).copied().unwrap_or_default();
-                    finish_information(counted, decisive(miner), earlier, miner.collected, params)
-                }
+        .map(|miner| match params.rule {
+            Rule::BetaAgreement => {
+                finish(components(miner, &tally, false), miner.collected, params)
+            }
+            Rule::Information => {
+                let earlier = history.get(&miner.hotkey).copied().unwrap_or_default();
+                let counted = components(miner, &tally, true);
+                finish_information(counted, decisive(miner), earlier, miner.collected, params)
             }
         })
         .collect();
@@ -237,29 +240,37 @@ pub fn score(
     out
 }
 
-/// Votes for a or b (not ties, not unanswered).
+/// Votes for a or b (not ties, not unanswered) on the miner's own (paid) pairs.
 fn decisive(miner: &MinerVotes) -> u32 {
     let count = miner
         .tasks
         .iter()
-        .filter(|t| matches!(t.vote, Some(Vote::First | Vote::Second)))
+        .filter(|t| !t.shared && matches!(t.vote, Some(Vote::First | Vote::Second)))
         .count();
     u32::try_from(count).unwrap_or(u32::MAX)
 }
 
-/// One miner's counts (the derived fields and the score left 0).
-fn components(miner: &MinerVotes, tally: &Tally) -> Components {
-    let mut c = Components {
-        sent: miner.tasks.len() as u32,
-        ..Components::default()
-    };
+/// One miner's counts (the derived fields and the score left 0). With `own_only`, `sent`,
+/// `answered` and the known-answer counts cover the miner's own pairs only; agreement is counted
+/// on shared open pairs either way (own pairs have no other voter).
+fn components(miner: &MinerVotes, tally: &Tally, own_only: bool) -> Components {
+    let mut c = Components::default();
     for task in &miner.tasks {
-        if task.known {
+        let counted = !(own_only && task.shared);
+        if counted {
+            c.sent += 1;
+        }
+        if task.known && counted {
             c.known_sent += 1;
         }
         let Some(vote) = task.vote else { continue };
-        c.answered += 1;
+        if counted {
+            c.answered += 1;
+        }
         if task.known {
+            if !counted {
+                continue;
+            }
             c.known_answered += 1;
             match vote {
                 Vote::First => c.known_correct += 1,
@@ -395,6 +406,7 @@ mod tests {
                 .map(|i| TaskVote {
                     pair_id: format!("k{i}"),
                     known: true,
+                    shared: true,
                     vote: Some(if i < correct {
                         Vote::First
                     } else {
@@ -435,6 +447,7 @@ mod tests {
                         TaskVote {
                             pair_id: format!("p{i}"),
                             known: i < known,
+                            shared: true,
                             vote: Some(vote),
                         }
                     })
@@ -536,6 +549,7 @@ mod tests {
             tasks: vec![TaskVote {
                 pair_id: "o1".into(),
                 known: false,
+                shared: true,
                 vote: Some(vote),
             }],
         };
@@ -566,6 +580,7 @@ mod tests {
             tasks: vec![TaskVote {
                 pair_id: "o".into(),
                 known: false,
+                shared: true,
                 vote: Some(vote),
             }],
         };
@@ -684,6 +699,7 @@ mod tests {
                             TaskVote {
                                 pair_id: format!("e{epoch}p{i}"),
                                 known: i < 6,
+                                shared: false,
                                 vote: Some(vote),
                             }
                         })
@@ -799,5 +815,46 @@ mod tests {
         assert_eq!(params, legacy());
         let json = serde_json::to_value(ScoreParams::default()).unwrap();
         assert_eq!(json["rule"], "information");
+    }
+
+    #[test]
+    fn shared_pairs_are_compared_but_not_paid() {
+        // Two miners answer the same shared pairs alike (one person's answers on two hotkeys):
+        // nothing they are paid for is there, however right; the own pairs are.
+        let miner = |hotkey: &str, shared: bool| MinerVotes {
+            hotkey: hotkey.into(),
+            collected: true,
+            tasks: (0..20)
+                .map(|i| TaskVote {
+                    pair_id: if shared {
+                        format!("p{i}")
+                    } else {
+                        format!("x{hotkey}-p{i}")
+                    },
+                    known: i < 10,
+                    shared,
+                    vote: Some(Vote::First),
+                })
+                .collect(),
+        };
+        let history = KnownHistory::new();
+        let c = score(
+            &[miner("a", true), miner("b", true)],
+            &history,
+            &ScoreParams::default(),
+        );
+        assert_eq!((c[0].sent, c[0].known_sent, c[0].raw), (0, 0, 0.0), "{c:?}");
+        assert_eq!(c[1].raw, 0.0);
+        let c = score(
+            &[miner("a", false), miner("b", true)],
+            &history,
+            &ScoreParams::default(),
+        );
+        assert_eq!((c[0].sent, c[0].known_correct), (20, 10));
+        assert!(c[0].raw > 0.0 && c[0].score == 1.0, "{c:?}");
+        // The old rule counted every task.
+        let c = score(&[miner("b", true)], &history, &legacy());
+        assert_eq!(c[0].sent, 20);
+        assert!(c[0].raw > 0.0);
     }
 }
