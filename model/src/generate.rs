@@ -2,8 +2,9 @@
 //! otherwise sampling from `softmax(logits / temperature)` with a seeded ChaCha RNG, so the same
 //! model, prompt, temperature and seed give the same tokens on every machine whose logits agree.
 //!
-//! No key/value cache: each step reruns the whole sequence. The subnet's models are small and
-//! outputs short; correctness and determinism matter more here than speed.
+//! The prompt is fed once and each new token once more, through a key/value cache
+//! ([`Llama::forward_cached`]): a step costs one position, not the whole sequence. The logits
+//! equal a full forward pass's up to f32 rounding, which [`verify_greedy`]'s tolerance absorbs.
 //!
 //! [`verify_greedy`] checks the other side: whether a server's answer is what greedy decoding of
 //! a given model can produce (the validator's spot-check of a miner against its artifact).
@@ -85,16 +86,15 @@ pub fn generate<B: Backend>(
 
     let device = model.embed_tokens.weight.val().device();
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let mut sequence = prompt.to_vec();
+    let mut cache = model.new_cache();
+    let mut output = Vec::new();
     let room = max - prompt.len();
+    let mut feed = prompt.to_vec();
     for _ in 0..options.max_new_tokens.min(room) {
-        let len = sequence.len();
-        let ids: Vec<i64> = sequence.iter().map(|&t| i64::from(t)).collect();
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, len]), &device);
-        // [1, len, vocab] → the last position's logits
+        let ids: Vec<i64> = feed.iter().map(|&t| i64::from(t)).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, feed.len()]), &device);
         let logits = model
-            .forward(ids)
-            .narrow(1, len - 1, 1)
+            .forward_cached(ids, &mut cache)
             .into_data()
             .convert::<f32>()
             .to_vec::<f32>()
@@ -104,12 +104,13 @@ pub fn generate<B: Backend>(
         } else {
             sample(&logits, temperature, &mut rng)
         };
-        sequence.push(next);
+        output.push(next);
         if options.stop_token == Some(next) {
             break;
         }
+        feed = vec![next];
     }
-    Ok(sequence.split_off(prompt.len()))
+    Ok(output)
 }
 
 /// Index of the largest logit; the lowest index wins ties, NaN never wins.
@@ -299,6 +300,29 @@ mod tests {
         );
         let logits = model.forward(ids).into_data().to_vec::<f32>().unwrap();
         assert_eq!(out[0], argmax(&logits[12..]));
+    }
+
+    #[test]
+    fn the_cache_gives_the_tokens_a_full_forward_at_every_step_gives() {
+        let model = model();
+        let prompt = [1u32, 5, 2];
+        let cached = generate(&model, &prompt, &options(12, 0.0, 0)).unwrap();
+        // The reference: rerun the whole sequence for every token, up to the context of 10.
+        let mut sequence = prompt.to_vec();
+        for _ in 0..7 {
+            let ids: Vec<i64> = sequence.iter().map(|&t| i64::from(t)).collect();
+            let len = ids.len();
+            let ids =
+                Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, len]), &Default::default());
+            let logits = model
+                .forward(ids)
+                .narrow(1, len - 1, 1)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap();
+            sequence.push(argmax(&logits));
+        }
+        assert_eq!(cached, sequence[prompt.len()..]);
     }
 
     #[test]

@@ -8,6 +8,9 @@
 //! are the two coordinates of each rotated pair, with frequencies `rope_theta^(-2i/head_dim)`.
 //! Attention is causal; [`Llama::forward_padded`] also masks the padding of right-padded
 //! batches, so a sample's logits do not depend on what it was batched with.
+//!
+//! For generation, [`Llama::forward_cached`] keeps each layer's rotated keys and values in a
+//! [`KvCache`], so each new token costs one position's work instead of the whole sequence's.
 
 use burn::module::{Module, Param};
 use burn::nn::{
@@ -53,6 +56,28 @@ pub struct DecoderLayer<B: Backend> {
     pub post_attention_layernorm: RmsNorm<B>,
     /// SwiGLU MLP (`mlp`).
     pub mlp: Mlp<B>,
+}
+
+/// Every layer's keys (rotated) and values of the positions a sequence has been fed so far, for
+/// [`Llama::forward_cached`]. One sequence; build it with [`Llama::new_cache`].
+#[derive(Debug, Clone)]
+pub struct KvCache<B: Backend> {
+    /// Per layer: `[1, kv_heads, len, head_dim]` keys and values, `None` before the first call.
+    layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
+    /// Positions cached.
+    len: usize,
+}
+
+impl<B: Backend> KvCache<B> {
+    /// Positions fed so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before the first call.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// Grouped-query self-attention with rotary position embeddings and no biases.
@@ -191,6 +216,52 @@ impl<B: Backend> Llama<B> {
         self.norm.forward(x)
     }
 
+    /// An empty cache for [`Llama::forward_cached`].
+    pub fn new_cache(&self) -> KvCache<B> {
+        KvCache {
+            layers: vec![None; self.layers.len()],
+            len: 0,
+        }
+    }
+
+    /// Feeds `input_ids` (one sequence, `[1, n]`) at the positions after those in `cache`, adds
+    /// their keys and values to it, and returns the logits of the last one, `[vocab]`: the same
+    /// as [`Llama::forward`] over the whole sequence at its last position, up to f32 rounding.
+    ///
+    /// The caller keeps `cache.len() + n` within `max_position_embeddings` and ids below
+    /// `vocab_size`, as for [`Llama::forward`].
+    pub fn forward_cached(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        cache: &mut KvCache<B>,
+    ) -> Tensor<B, 1> {
+        let device = input_ids.device();
+        let [_, n] = input_ids.dims();
+        let start = cache.len;
+        let head_dim = self
+            .layers
+            .first()
+            .map_or(2, |layer| layer.self_attn.head_dim);
+        let (cos, sin) = rotary_tables::<B>(start + n, head_dim, self.rope_theta, &device);
+        let (cos, sin) = (cos.narrow(2, start, n), sin.narrow(2, start, n));
+        // Query i (position start + i) reads every cached key and the new ones up to itself.
+        let mask = (n > 1).then(|| offset_causal_bias::<B>(start, n, &device));
+
+        let mut x = self.embed_tokens.forward(input_ids);
+        for (layer, entry) in self.layers.iter().zip(&mut cache.layers) {
+            x = layer.forward_cached(x, &cos, &sin, mask.as_ref(), entry);
+        }
+        cache.len = start + n;
+        let [_, _, hidden] = x.dims();
+        let last = self
+            .norm
+            .forward(x.narrow(1, n - 1, 1))
+            .reshape([1, hidden]);
+        let logits = self.output_logits(last);
+        let [_, vocab] = logits.dims();
+        logits.reshape([vocab])
+    }
+
     /// The output projection as `[vocab, hidden]` (HF layout), whichever way it is stored.
     pub fn output_weight(&self) -> Tensor<B, 2> {
         match &self.lm_head {
@@ -221,7 +292,75 @@ impl<B: Backend> DecoderLayer<B> {
     }
 }
 
+impl<B: Backend> DecoderLayer<B> {
+    /// [`DecoderLayer::forward`] for new positions of one sequence, with `cache` this layer's
+    /// keys and values so far (extended in place). `mask` is `None` for a single new position.
+    fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+        mask: Option<&Tensor<B, 4>>,
+        cache: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
+    ) -> Tensor<B, 3> {
+        let attn = self.self_attn.forward_cached(
+            self.input_layernorm.forward(x.clone()),
+            cos,
+            sin,
+            mask,
+            cache,
+        );
+        let x = x + attn;
+        let mlp = self
+            .mlp
+            .forward(self.post_attention_layernorm.forward(x.clone()));
+        x + mlp
+    }
+}
+
 impl<B: Backend> Attention<B> {
+    /// [`Attention::forward`] for new positions of one sequence against `cache`'s keys and
+    /// values (rotated keys and values before `repeat_kv`, extended in place).
+    ///
+    /// Shapes: `x` `[1, n, hidden]`, `cos`/`sin` `[1, 1, n, head_dim]` (the new positions'),
+    /// `mask` `[1, 1, n, cached + n]` or `None` → `[1, n, hidden]`.
+    fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        cos: &Tensor<B, 4>,
+        sin: &Tensor<B, 4>,
+        mask: Option<&Tensor<B, 4>>,
+        cache: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
+    ) -> Tensor<B, 3> {
+        let [batch, seq, _] = x.dims();
+        let (heads, kv_heads, head_dim) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let split =
+            |t: Tensor<B, 3>, n: usize| t.reshape([batch, seq, n, head_dim]).swap_dims(1, 2);
+        let q = apply_rotary(split(self.q_proj.forward(x.clone()), heads), cos, sin);
+        let k = apply_rotary(split(self.k_proj.forward(x.clone()), kv_heads), cos, sin);
+        let v = split(self.v_proj.forward(x), kv_heads);
+        let (k, v) = match cache.take() {
+            Some((past_k, past_v)) => (
+                Tensor::cat(vec![past_k, k], 2),
+                Tensor::cat(vec![past_v, v], 2),
+            ),
+            None => (k, v),
+        };
+        *cache = Some((k.clone(), v.clone()));
+        let k = repeat_kv(k, heads / kv_heads);
+        let v = repeat_kv(v, heads / kv_heads);
+
+        let scale = (head_dim as f64).powf(-0.5);
+        // [1, heads, n, cached + n]
+        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+        if let Some(mask) = mask {
+            scores = scores + mask.clone();
+        }
+        let out = softmax(scores, 3).matmul(v);
+        let out = out.swap_dims(1, 2).reshape([batch, seq, heads * head_dim]);
+        self.o_proj.forward(out)
+    }
+
     /// Shapes: `x` `[batch, seq, hidden]`, `cos`/`sin` `[1, 1, seq, head_dim]`,
     /// `mask` `[batch, 1, seq, seq]` (additive) → `[batch, seq, hidden]`.
     fn forward(
@@ -346,6 +485,19 @@ fn attention_bias<B: Backend>(
     Tensor::from_data(TensorData::new(values, [batch, 1, seq, seq]), device)
 }
 
+/// Additive causal mask of `n` new queries at positions `start..start + n` over keys
+/// `0..start + n`: query `i` reads key `j` when `j <= start + i`.
+///
+/// Shapes: → `[1, 1, n, start + n]`.
+fn offset_causal_bias<B: Backend>(start: usize, n: usize, device: &B::Device) -> Tensor<B, 4> {
+    let keys = start + n;
+    let mut values = Vec::with_capacity(n * keys);
+    for i in 0..n {
+        values.extend((0..keys).map(|j| if j <= start + i { 0.0 } else { MASKED_SCORE }));
+    }
+    Tensor::from_data(TensorData::new(values, [1, 1, n, keys]), device)
+}
+
 /// Builds a bias-free linear layer from a weight in burn's `[in, out]` layout.
 pub(crate) fn linear_from<B: Backend>(weight: Tensor<B, 2>) -> Linear<B> {
     Linear {
@@ -450,5 +602,31 @@ mod tests {
         );
         let out = repeat_kv(x, 3).into_data().to_vec::<f32>().unwrap();
         assert_eq!(out, vec![1.0, 1.0, 1.0, 2.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn cached_forward_matches_the_full_forward_at_every_step() {
+        for tied in [false, true] {
+            let model = tiny(tied).init::<B>(&Default::default());
+            let tokens: [i64; 7] = [3, 9, 1, 27, 14, 5, 38];
+            let full = to_vec(model.forward(ids(&[&tokens])));
+            let mut cache = model.new_cache();
+            // A 3-token prefill, then one token at a time.
+            let mut fed = 0;
+            for step in [3usize, 1, 1, 1, 1] {
+                let chunk = &tokens[fed..fed + step];
+                let logits = model
+                    .forward_cached(ids(&[chunk]), &mut cache)
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap();
+                fed += step;
+                assert_eq!(cache.len(), fed);
+                let want = &full[(fed - 1) * 40..fed * 40];
+                for (got, want) in logits.iter().zip(want) {
+                    assert!((got - want).abs() < 1e-5, "step {fed}: {got} vs {want}");
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,114 @@
+//! Greedy generation throughput of the burn decoder on the CPU backend: with the key/value cache
+//! (what `generate` does) against rerunning the whole sequence for every token (what it did).
+//!
+//! ```sh
+//! cargo run --release -p subnet-model --example bench_generate                 # 6 × 256 model
+//! cargo run --release -p subnet-model --example bench_generate -- 5            # runs (default 3)
+//! cargo run --release -p subnet-model --example bench_generate -- 3 DIR        # a model directory
+//! ```
+//!
+//! Prompt of 64 tokens, 64 new tokens, greedy. Prints one row per run of each path (the spread,
+//! not the best) and checks that both paths produce the same tokens.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::backend::NdArray;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use subnet_model::config::LlamaConfig;
+use subnet_model::generate::{GenerateOptions, generate};
+use subnet_model::llama::Llama;
+
+type B = NdArray<f32>;
+
+const PROMPT: usize = 64;
+const NEW: usize = 64;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let runs: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let dir = args.next().map(PathBuf::from);
+    let device = Default::default();
+    let (model, name): (Llama<B>, String) = match &dir {
+        Some(dir) => (
+            subnet_model::io::load_artifact::<B>(dir, u64::MAX, &device)?.1,
+            dir.display().to_string(),
+        ),
+        None => {
+            let config = LlamaConfig {
+                hidden_size: 256,
+                intermediate_size: 688,
+                num_hidden_layers: 6,
+                num_attention_heads: 8,
+                num_key_value_heads: 4,
+                vocab_size: 262,
+                max_position_embeddings: 512,
+                rms_norm_eps: 1e-5,
+                rope_theta: 10_000.0,
+                tie_word_embeddings: false,
+                bos_token_id: None,
+                eos_token_id: None,
+                pad_token_id: None,
+            };
+            B::seed(&device, 0);
+            (config.init::<B>(&device), "random 6 × 256".into())
+        }
+    };
+    let [vocab, _] = model.embed_tokens.weight.dims();
+    let prompt: Vec<u32> = (0..PROMPT)
+        .map(|i| (i * 31 % vocab.min(256)) as u32)
+        .collect();
+    let options = GenerateOptions {
+        max_new_tokens: NEW,
+        temperature: 0.0,
+        seed: 0,
+        stop_token: None,
+    };
+    println!(
+        "burn 0.21 NdArray f32 | {name} | prompt {PROMPT} tokens, {NEW} new, greedy, {runs} runs"
+    );
+    println!("| path | seconds | new tokens / s |");
+    println!("|---|---|---|");
+    let row = |path: &str, seconds: f64| {
+        println!("| {path} | {seconds:.3} | {:.1} |", NEW as f64 / seconds);
+    };
+    let cached = generate(&model, &prompt, &options)?; // warm-up
+    for _ in 0..runs {
+        let start = Instant::now();
+        let out = generate(&model, &prompt, &options)?;
+        row("key/value cache", start.elapsed().as_secs_f64());
+        assert_eq!(out, cached);
+    }
+    for _ in 0..runs {
+        let start = Instant::now();
+        let out = full_recompute(&model, &prompt, &device);
+        row("whole sequence every token", start.elapsed().as_secs_f64());
+        assert_eq!(out, cached, "both paths give the same tokens");
+    }
+    Ok(())
+}
+
+/// Greedy decoding that reruns the whole sequence for each token.
+fn full_recompute<Bk: Backend>(model: &Llama<Bk>, prompt: &[u32], device: &Bk::Device) -> Vec<u32> {
+    let mut sequence = prompt.to_vec();
+    for _ in 0..NEW {
+        let ids: Vec<i64> = sequence.iter().map(|&t| i64::from(t)).collect();
+        let len = ids.len();
+        let ids = Tensor::<Bk, 2, Int>::from_data(TensorData::new(ids, [1, len]), device);
+        let logits = model
+            .forward(ids)
+            .narrow(1, len - 1, 1)
+            .into_data()
+            .to_vec::<f32>()
+            .expect("f32 logits");
+        let mut best = 0;
+        for (i, &v) in logits.iter().enumerate() {
+            if v > logits[best] {
+                best = i;
+            }
+        }
+        sequence.push(best as u32);
+    }
+    sequence.split_off(prompt.len())
+}
