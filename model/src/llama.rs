@@ -185,14 +185,28 @@ impl<B: Backend> Llama<B> {
 
     /// The output projection (`lm_head`, or the tied embedding) of final hidden states:
     /// `[.., hidden]` → `[.., vocab]`.
+    ///
+    /// A tied embedding is stored `[vocab, hidden]`; multiplying by its transpose makes the CPU
+    /// backend copy the whole matrix into the other layout first (113 MB for SmolLM2, every
+    /// call). For fewer rows than `hidden` (generation: one row) the product is taken as
+    /// `(E · hᵀ)ᵀ` instead, which copies only the small operands.
     pub fn output_logits<const D: usize>(&self, hidden: Tensor<B, D>) -> Tensor<B, D> {
         match &self.lm_head {
             Some(head) => head.forward(hidden),
-            None => burn::tensor::module::linear(
-                hidden,
-                self.embed_tokens.weight.val().transpose(),
-                None,
-            ),
+            None => {
+                let embedding = self.embed_tokens.weight.val();
+                let [vocab, width] = embedding.dims();
+                let mut dims = hidden.dims();
+                let rows = dims[..D - 1].iter().product::<usize>();
+                if rows < width {
+                    let flat: Tensor<B, 2> = hidden.reshape([rows, width]);
+                    let logits = embedding.matmul(flat.transpose()).transpose();
+                    dims[D - 1] = vocab;
+                    logits.reshape(dims)
+                } else {
+                    burn::tensor::module::linear(hidden, embedding.transpose(), None)
+                }
+            }
         }
     }
 
@@ -627,6 +641,27 @@ mod tests {
                     assert!((got - want).abs() < 1e-5, "step {fed}: {got} vs {want}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn tied_logits_are_the_same_for_few_rows_and_many() {
+        let model = tiny(true).init::<B>(&Default::default());
+        // 16 hidden units: 1 row takes the (E · hᵀ)ᵀ path, 20 rows the transposed embedding.
+        let many = to_vec(model.forward(ids(&[&[
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+        ]])));
+        let hidden = model.hidden_states(
+            ids(&[&[
+                1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+            ]]),
+            &[20],
+        );
+        let last: Tensor<B, 3> = hidden.narrow(1, 19, 1);
+        let one = to_vec(model.output_logits(last));
+        assert_eq!(one.len(), 40);
+        for (a, b) in one.iter().zip(&many[19 * 40..]) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
         }
     }
 }
