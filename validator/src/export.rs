@@ -2,7 +2,7 @@
 //! dataset, one JSON object per line:
 //!
 //! ```json
-//! {"prompt":"12+7=","chosen":"19","rejected":"17","votes":3,"agreement":0.75,"epoch":42}
+//! {"prompt":"12+7=","chosen":"19","rejected":"17","votes":3,"agreement":0.75,"reliability":0.91,"epoch":42}
 //! ```
 //!
 //! Only open pairs count (known-answer pairs are the validator's own test questions), and only
@@ -11,7 +11,10 @@
 //! one answer has strictly more miner votes than the other and at least `--min-votes`; `votes` is
 //! that count and `agreement` its share of the votes for either answer. Ties (a miner's "tie" or
 //! a miner's labelers split evenly) vote for neither side; pairs with equal votes, or none, are
-//! skipped. Lines are ordered by epoch, then pair.
+//! skipped. `reliability` is the mean estimated accuracy of the miners that voted for `chosen`
+//! (their known-answer accuracy over the scoring window, as stored with the epoch's label
+//! scores), so a trainer can weigh or filter single-vote pairs. Pairs whose text holds U+FFFD (a
+//! model answer that was not valid UTF-8) are left out. Lines are ordered by epoch, then pair.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -39,6 +42,9 @@ pub struct Preference {
     pub votes: u32,
     /// `votes / (votes for either answer)`, in (0.5, 1].
     pub agreement: f64,
+    /// Mean estimated accuracy of the miners that voted for `chosen`, in [0, 1].
+    #[serde(default)]
+    pub reliability: f64,
     /// Epoch the pair was labelled in.
     pub epoch: u64,
 }
@@ -48,8 +54,9 @@ struct PairVotes<'a> {
     prompt: &'a str,
     first: &'a str,
     second: &'a str,
-    /// Per miner: whether the first answer was shown as B, and its labelers' labels.
-    miners: BTreeMap<&'a str, (bool, Vec<Label>)>,
+    /// Per miner: whether the first answer was shown as B, its estimated accuracy, and its
+    /// labelers' labels.
+    miners: BTreeMap<&'a str, (bool, f64, Vec<Label>)>,
 }
 
 /// The preference lines of `rows` (pure; see the module docs for the rule).
@@ -74,8 +81,8 @@ pub fn preferences(rows: &[OpenLabelRow], min_votes: u32) -> Vec<Preference> {
             });
         pair.miners
             .entry(row.hotkey.as_str())
-            .or_insert_with(|| (row.swapped, Vec::new()))
-            .1
+            .or_insert_with(|| (row.swapped, row.accuracy, Vec::new()))
+            .2
             .push(Label {
                 task_id: String::new(),
                 choice,
@@ -85,17 +92,30 @@ pub fn preferences(rows: &[OpenLabelRow], min_votes: u32) -> Vec<Preference> {
     }
     let mut out = Vec::new();
     for ((epoch, _), pair) in pairs {
+        if [pair.prompt, pair.first, pair.second]
+            .iter()
+            .any(|text| text.contains('\u{FFFD}'))
+        {
+            continue;
+        }
         let (mut first, mut second) = (0u32, 0u32);
-        for (swapped, labels) in pair.miners.values() {
+        let (mut first_accuracy, mut second_accuracy) = (0.0, 0.0);
+        for (swapped, accuracy, labels) in pair.miners.values() {
             match miner_choice(labels).map(|choice| Vote::of(choice, *swapped)) {
-                Some(Vote::First) => first += 1,
-                Some(Vote::Second) => second += 1,
+                Some(Vote::First) => {
+                    first += 1;
+                    first_accuracy += accuracy;
+                }
+                Some(Vote::Second) => {
+                    second += 1;
+                    second_accuracy += accuracy;
+                }
                 _ => {}
             }
         }
-        let (chosen, rejected, votes) = match majority((first, second)) {
-            Some(Vote::First) => (pair.first, pair.second, first),
-            Some(Vote::Second) => (pair.second, pair.first, second),
+        let (chosen, rejected, votes, accuracy) = match majority((first, second)) {
+            Some(Vote::First) => (pair.first, pair.second, first, first_accuracy),
+            Some(Vote::Second) => (pair.second, pair.first, second, second_accuracy),
             _ => continue,
         };
         if votes < min_votes.max(1) {
@@ -107,6 +127,7 @@ pub fn preferences(rows: &[OpenLabelRow], min_votes: u32) -> Vec<Preference> {
             rejected: rejected.to_owned(),
             votes,
             agreement: f64::from(votes) / f64::from(first + second),
+            reliability: accuracy / f64::from(votes),
             epoch: u64::try_from(epoch).unwrap_or(0),
         });
     }
@@ -182,6 +203,7 @@ mod tests {
             b: b.into(),
             swapped,
             choice: choice.into(),
+            accuracy: 0.9,
         }
     }
 
@@ -224,5 +246,24 @@ mod tests {
         assert_eq!(preferences(&rows, 1).len(), 1);
         assert_eq!(preferences(&rows, 1)[0].chosen, "bad");
         assert!(preferences(&rows, 2).is_empty());
+    }
+
+    #[test]
+    fn reliability_is_the_mean_accuracy_of_the_chosen_side_and_broken_text_is_left_out() {
+        let mut rows = vec![
+            row(1, "m1", "o1", false, "a"),
+            row(1, "m2", "o1", false, "a"),
+            row(1, "m3", "o1", false, "b"),
+        ];
+        rows[0].accuracy = 0.95;
+        rows[1].accuracy = 0.75;
+        rows[2].accuracy = 0.99;
+        let p = preferences(&rows, 1);
+        assert_eq!(p.len(), 1);
+        assert!((p[0].reliability - 0.85).abs() < 1e-12, "{p:?}");
+
+        let mut broken = row(2, "m1", "o2", false, "a");
+        broken.a = "good \u{FFFD}".into();
+        assert!(preferences(&[broken], 1).is_empty());
     }
 }

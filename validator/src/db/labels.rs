@@ -331,7 +331,7 @@ pub struct OpenLabelRow {
     pub epoch: i64,
     /// The label miner.
     pub hotkey: String,
-    /// The pair (shared by the epoch's miners).
+    /// The pair (a miner's own, or shared by the epoch's miners).
     pub pair_id: String,
     /// The prompt.
     pub prompt: String,
@@ -343,6 +343,8 @@ pub struct OpenLabelRow {
     pub swapped: bool,
     /// `a`, `b` or `tie`.
     pub choice: String,
+    /// The miner's estimated accuracy stored with the epoch's label scores.
+    pub accuracy: f64,
 }
 
 /// Every label on open tasks from epoch `since_epoch` on, of miners with outcome `ok`, ordered
@@ -353,7 +355,7 @@ pub async fn open_labels_since(
     since_epoch: i64,
 ) -> Result<Vec<OpenLabelRow>, DbError> {
     Ok(sqlx::query_as::<_, OpenLabelRow>(
-        "SELECT t.epoch, t.hotkey, t.pair_id, t.prompt, t.a, t.b, t.swapped, l.choice
+        "SELECT t.epoch, t.hotkey, t.pair_id, t.prompt, t.a, t.b, t.swapped, l.choice, lb.accuracy
          FROM label_tasks t
          JOIN label_batches lb ON lb.netuid = t.netuid AND lb.epoch = t.epoch AND lb.hotkey = t.hotkey
          JOIN labels l ON l.netuid = t.netuid AND l.epoch = t.epoch AND l.hotkey = t.hotkey AND l.task_id = t.task_id
