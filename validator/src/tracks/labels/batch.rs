@@ -50,6 +50,11 @@ pub const DEFAULT_MAX_ANSWER_CHARS: usize = 200;
 /// nothing a hotkey is paid for can be copied from another's batch.
 pub const DEFAULT_SHARED_SHARE: f64 = 0.0;
 
+/// Default most prompts the validator's models answer per epoch for the miners' own open pairs
+/// (each takes a few generations): beyond it, each miner gets fewer own open pairs and more
+/// known ones.
+pub const DEFAULT_MAX_OWN_OPEN_PROMPTS: usize = 64;
+
 /// Writes candidate answers for prompts: in production the top models run locally
 /// ([`super::answers::ModelAnswers`]); tests pass fixed answers.
 pub trait AnswerSource: Send + Sync {
@@ -84,6 +89,13 @@ pub struct BatchSettings {
     /// miner's own pairs.
     #[serde(default)]
     pub shared_share: f64,
+    /// Most own open prompts per epoch over all miners (the generation budget), split evenly.
+    #[serde(default = "default_max_own_open")]
+    pub max_own_open_prompts: usize,
+}
+
+fn default_max_own_open() -> usize {
+    DEFAULT_MAX_OWN_OPEN_PROMPTS
 }
 
 impl Default for BatchSettings {
@@ -94,6 +106,7 @@ impl Default for BatchSettings {
             pool_factor: DEFAULT_POOL_FACTOR,
             max_answer_chars: DEFAULT_MAX_ANSWER_CHARS,
             shared_share: DEFAULT_SHARED_SHARE,
+            max_own_open_prompts: DEFAULT_MAX_OWN_OPEN_PROMPTS,
         }
     }
 }
@@ -132,6 +145,13 @@ impl BatchSettings {
     /// Open tasks per batch from the shared pool.
     pub fn shared_open(&self) -> usize {
         self.shared_of(self.open_count())
+    }
+
+    /// Own open prompts per miner when `miners` miners are sent batches: the rest of the open
+    /// share, within an even split of [`BatchSettings::max_own_open_prompts`].
+    pub fn own_open(&self, miners: usize) -> usize {
+        let wanted = self.open_count() - self.shared_open();
+        wanted.min(self.max_own_open_prompts / miners.max(1))
     }
 }
 
@@ -262,9 +282,15 @@ pub fn open_prompts(track_seed: [u8; 32], mix: &TaskMix, settings: &BatchSetting
     tasks::generate(derive_seed(track_seed, "labels/open"), mix, n)
 }
 
-/// The prompts of one miner's own open pairs.
-pub fn own_prompts(miner_seed: [u8; 32], mix: &TaskMix, settings: &BatchSettings) -> Vec<Example> {
-    let n = settings.open_count() - settings.shared_open();
+/// The prompts of one miner's own open pairs when `miners` miners are sent batches
+/// ([`BatchSettings::own_open`] of them).
+pub fn own_prompts(
+    miner_seed: [u8; 32],
+    mix: &TaskMix,
+    settings: &BatchSettings,
+    miners: usize,
+) -> Vec<Example> {
+    let n = settings.own_open(miners);
     tasks::generate(derive_seed(miner_seed, "labels/open"), mix, n)
 }
 
@@ -501,7 +527,7 @@ mod tests {
 
     fn own_pool(miner_seed: [u8; 32], settings: &BatchSettings) -> PairPool {
         let mix = TaskMix::uniform();
-        let prompts = own_prompts(miner_seed, &mix, settings);
+        let prompts = own_prompts(miner_seed, &mix, settings, 2);
         let texts: Vec<String> = prompts.iter().map(|e| e.prompt.clone()).collect();
         let answers = two_models.answers(&texts);
         build_own_pool(miner_seed, &mix, settings, &prompts, &answers)
@@ -584,6 +610,24 @@ mod tests {
             counts.values().any(|&n| n > 1),
             "shared pairs are seen by several miners"
         );
+    }
+
+    #[test]
+    fn the_generation_budget_caps_own_open_pairs_and_known_pairs_fill_in() {
+        let settings = BatchSettings::default();
+        assert_eq!(settings.own_open(2), 14);
+        assert_eq!(settings.own_open(10), 6, "64 prompts over 10 miners");
+        assert_eq!(settings.own_open(100), 0);
+        let seed = track_seed([7; 32], [7; 32]);
+        let ms = miner_seed(seed, &hotkey(1));
+        let mix = TaskMix::uniform();
+        let prompts = own_prompts(ms, &mix, &settings, 10);
+        assert_eq!(prompts.len(), 6);
+        let texts: Vec<String> = prompts.iter().map(|e| e.prompt.clone()).collect();
+        let own = build_own_pool(ms, &mix, &settings, &prompts, &two_models.answers(&texts));
+        let batch = build_batch(&PairPool::default(), &own, &settings, ms, 0, 0);
+        assert_eq!(batch.tasks.len(), 20);
+        assert_eq!(batch.tasks.iter().filter(|t| !t.known).count(), 6);
     }
 
     #[test]

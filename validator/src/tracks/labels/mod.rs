@@ -300,7 +300,7 @@ impl LabelTrack {
         let shared_prompts = batch::open_prompts(track_seed, input.mix, settings);
         let own_prompts: Vec<Vec<Example>> = miner_seeds
             .iter()
-            .map(|seed| batch::own_prompts(*seed, input.mix, settings))
+            .map(|seed| batch::own_prompts(*seed, input.mix, settings, input.miners.len()))
             .collect();
         let texts: Vec<String> = shared_prompts
             .iter()
