@@ -96,7 +96,7 @@ pub struct ModelEvalRecord {
     pub hotkey: String,
     /// Uid.
     pub uid: i32,
-    /// Committed manifest hash, if any.
+    /// The manifest hash its commitment binds, once verified against the served manifest.
     pub manifest_sha256: Option<String>,
     /// Block of the commitment.
     pub commit_block: Option<i64>,
