@@ -123,7 +123,7 @@ pub struct MinerResult {
     pub uid: u16,
     /// Its hotkey (SS58).
     pub hotkey: String,
-    /// The committed manifest hash, when there is a model commitment.
+    /// The manifest hash the commitment binds, once the served manifest was verified against it.
     pub manifest_sha256: Option<String>,
     /// The block of that commitment.
     pub commit_block: Option<u64>,
