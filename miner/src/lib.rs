@@ -97,6 +97,14 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
         if let Some(warning) = commands::chain::loopback_warning(ip, args.axon_ip) {
             tracing::warn!("{warning}");
         }
+        if let Some(artifact) = app.model() {
+            spawn_commitment_check(
+                std::sync::Arc::clone(&chain),
+                artifact.commitment(&hotkey),
+                hotkey,
+                args.netuid,
+            );
+        }
         spawn_axon_publication(
             chain,
             axon_signer,
@@ -129,6 +137,37 @@ async fn connect_labeling(
 
 /// Publishes the axon endpoint on chain in the background when it differs from the one there.
 /// A refusal is logged with the chain's reason and never stops the server.
+/// Reads the hotkey's commitment once and warns when it is not the served model's
+/// ([`commands::chain::commitment_warning`]).
+fn spawn_commitment_check<C>(
+    chain: std::sync::Arc<C>,
+    served: subnet_common::protocol::ModelCommitment,
+    hotkey: subnet_common::keys::AccountId,
+    netuid: u16,
+) where
+    C: subnet_common::chain::client::ChainClient + 'static,
+{
+    tokio::spawn(async move {
+        match chain.commitments(netuid).await {
+            Ok(commitments) => {
+                let on_chain = commitments.iter().find(|c| c.hotkey == hotkey);
+                let bytes = on_chain.map(|c| c.data.as_slice());
+                match commands::chain::commitment_warning(bytes, &served, netuid) {
+                    Some(warning) => tracing::warn!("{warning}"),
+                    None => tracing::info!(netuid, "the on-chain commitment is the served model's"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(
+                    netuid,
+                    error = format!("{e:#}"),
+                    "could not read the commitments to check the served model's"
+                );
+            }
+        }
+    });
+}
+
 fn spawn_axon_publication<C>(
     chain: std::sync::Arc<C>,
     hotkey: subnet_common::keys::Keypair,

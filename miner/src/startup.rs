@@ -65,6 +65,7 @@ pub struct ModelConfig {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    model: Option<Arc<Artifact>>,
 }
 
 impl Application {
@@ -125,16 +126,23 @@ impl Application {
             },
             None => None,
         };
+        let model = model.map(|(artifact, _)| artifact);
         let state = AppState {
             keypair: Arc::new(keypair),
-            model: model.map(|(artifact, _)| artifact),
+            model: model.clone(),
             inference,
             labeling,
         };
         Ok(Self {
             listener,
             router: router(state, guard),
+            model,
         })
+    }
+
+    /// The served model's artifact, when one is served.
+    pub fn model(&self) -> Option<&Arc<Artifact>> {
+        self.model.as_ref()
     }
 
     /// The address actually bound (useful with port 0).

@@ -21,7 +21,7 @@ use subnet_common::{
     },
     cli::WalletArgs,
     keys::{AccountId, Keypair},
-    protocol::ModelCommitment,
+    protocol::{CommitmentError, ModelCommitment},
 };
 
 use crate::artifact::{Artifact, DEFAULT_COMPETITION};
@@ -383,6 +383,41 @@ pub fn loopback_warning(published: IpAddr, bind: IpAddr) -> Option<String> {
     })
 }
 
+/// What `miner serve` warns about the hotkey's on-chain commitment (`on_chain`, its bytes when
+/// it has one) for the model it serves (`served`, the commitment it should be): `None` when they
+/// agree. Validators skip or zero a model whose commitment is missing, unbound or another's.
+pub fn commitment_warning(
+    on_chain: Option<&[u8]>,
+    served: &ModelCommitment,
+    netuid: NetUid,
+) -> Option<String> {
+    let fix = "run `miner commit --model.dir <the served directory>`";
+    let Some(bytes) = on_chain else {
+        return Some(format!(
+            "this hotkey has no model commitment on subnet {netuid}: validators do not evaluate \
+             the served model; {fix}"
+        ));
+    };
+    match ModelCommitment::decode(bytes) {
+        Ok(committed) if committed == *served => None,
+        Ok(committed) if committed.competition != served.competition => Some(format!(
+            "the on-chain commitment is for competition {:?}, the served model for {:?}; {fix}",
+            committed.competition, served.competition
+        )),
+        Ok(_) => Some(format!(
+            "the on-chain commitment names another model than the one served: validators record \
+             a hash mismatch; {fix}"
+        )),
+        Err(CommitmentError::Unbound) => Some(format!(
+            "the on-chain commitment is the old unbound `model:` form, which validators refuse; {fix} \
+             to bind the model to this hotkey"
+        )),
+        Err(error) => Some(format!(
+            "the on-chain commitment is not a model commitment ({error}); {fix}"
+        )),
+    }
+}
+
 async fn find_neuron<C: ChainClient>(
     chain: &C,
     netuid: NetUid,
@@ -464,5 +499,45 @@ mod tests {
             external_ip(None, "::".parse().unwrap()).to_string(),
             "127.0.0.1"
         );
+    }
+
+    #[test]
+    fn serve_warns_unless_the_on_chain_commitment_is_the_served_model_bound_to_the_hotkey() {
+        use subnet_common::keys::AccountId;
+        let (hotkey, other) = (AccountId([1; 32]), AccountId([2; 32]));
+        let manifest = "ab".repeat(32);
+        let served = ModelCommitment::bind("tiny", &hotkey, &manifest).unwrap();
+        assert_eq!(commitment_warning(Some(&served.encode()), &served, 1), None);
+        let cases: [(Option<Vec<u8>>, &str); 5] = [
+            (None, "no model commitment on subnet 1"),
+            (
+                Some(format!("model:tiny:{manifest}").into_bytes()),
+                "old unbound `model:` form",
+            ),
+            (
+                Some(
+                    ModelCommitment::bind("tiny", &other, &manifest)
+                        .unwrap()
+                        .encode(),
+                ),
+                "another model",
+            ),
+            (
+                Some(
+                    ModelCommitment::bind("big", &hotkey, &manifest)
+                        .unwrap()
+                        .encode(),
+                ),
+                "competition \"big\"",
+            ),
+            (Some(b"hello".to_vec()), "not a model commitment"),
+        ];
+        for (bytes, needle) in cases {
+            let warning = commitment_warning(bytes.as_deref(), &served, 1).expect("a warning");
+            assert!(
+                warning.contains(needle) && warning.contains("miner commit"),
+                "{warning}"
+            );
+        }
     }
 }

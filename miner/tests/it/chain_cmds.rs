@@ -134,6 +134,12 @@ async fn register_then_commit_binds_the_served_manifest_hash_to_the_hotkey_on_ch
     let (ok, out, err) = miner(&register_args).await;
     assert!(ok && out.contains("already registered"), "{out}{err}");
 
+    // Serving the model before committing it: the miner says validators will not evaluate it.
+    let model_flag = ["--model.dir", model.to_str().unwrap()];
+    let (mut child, mut logs) = serve_with(&url, &wallet, &model_flag);
+    log_line(&mut logs, "no model commitment on subnet 1").await;
+    child.kill().await.unwrap();
+
     // A dry run prints the commitment and stores nothing.
     let dry_run = [&commit_args[..], &["--dry-run".to_string()][..]].concat();
     let (ok, dry, err) = miner(&dry_run).await;
@@ -169,6 +175,11 @@ async fn register_then_commit_binds_the_served_manifest_hash_to_the_hotkey_on_ch
         out.contains(&text) && out.contains(&format!("in block {}", stored.block)),
         "{out}"
     );
+
+    // Serving the committed model: no warning.
+    let (mut child, mut logs) = serve_with(&url, &wallet, &model_flag);
+    log_line(&mut logs, "the on-chain commitment is the served model's").await;
+    child.kill().await.unwrap();
 
     // The same commitment again is a no-op; a new model this early hits the rate limit.
     let (ok, out, _) = miner(&commit_args).await;
@@ -214,6 +225,18 @@ fn serve(
     tokio::process::Child,
     tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
 ) {
+    serve_with(url, wallet, &[])
+}
+
+/// [`serve`] with `extra` flags.
+fn serve_with(
+    url: &str,
+    wallet: &[String],
+    extra: &[&str],
+) -> (
+    tokio::process::Child,
+    tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+) {
     let mut child = Command::new(MINER)
         .args([
             "serve",
@@ -227,6 +250,7 @@ fn serve(
             url,
         ])
         .args(wallet)
+        .args(extra)
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
