@@ -388,3 +388,51 @@ async fn the_dashboard_command_serves_the_stored_epochs(pool: PgPool) {
         .expect("metrics");
     assert_eq!(metrics.status(), reqwest::StatusCode::OK);
 }
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn the_leaderboard_shows_each_label_miners_estimated_accuracy(pool: PgPool) {
+    use subnet_validator::tracks::labels::batch::MinerBatch;
+    use subnet_validator::tracks::labels::collect::LabelOutcome;
+    use subnet_validator::tracks::labels::score::Components;
+    use subnet_validator::tracks::labels::{LabelMinerResult, LabelTrackResult};
+    let app = app(&pool).await;
+    let labels = LabelTrackResult {
+        netuid: NETUID,
+        epoch: 6,
+        track_seed: "ab".repeat(32),
+        deadline_block: 70,
+        params: Default::default(),
+        miners: vec![LabelMinerResult {
+            uid: 0,
+            hotkey: hotkey(0),
+            outcome: LabelOutcome::Ok,
+            reason: String::new(),
+            batch: MinerBatch {
+                batch_id: "e6-0".into(),
+                deadline_block: 70,
+                tasks: Vec::new(),
+            },
+            labels: Vec::new(),
+            dropped_labels: 0,
+            components: Components {
+                accuracy: 0.86,
+                ..Components::default()
+            },
+        }],
+        history: Default::default(),
+    };
+    db::save_label_track(&pool, &labels).await.expect("save");
+
+    let (_, board) = get_json(&app, "/api/leaderboard").await;
+    let rows = board["rows"].as_array().expect("rows");
+    let accuracy =
+        |uid: i64| rows.iter().find(|r| r["uid"] == uid).expect("row")["label_accuracy"].clone();
+    assert_eq!(accuracy(0), 0.86);
+    assert_eq!(accuracy(1), Value::Null, "no label batch");
+    let (status, _, html) = get(&app, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("label accuracy") && html.contains("0.860"),
+        "{html}"
+    );
+}
