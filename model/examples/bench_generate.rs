@@ -1,10 +1,13 @@
-//! Greedy generation throughput of the burn decoder on the CPU backend: with the key/value cache
-//! (what `generate` does) against rerunning the whole sequence for every token (what it did).
+//! Greedy generation throughput of the burn decoder, on the CPU (NdArray) or a CUDA GPU: with the
+//! key/value cache (what `generate` does) against rerunning the whole sequence for every token
+//! (what it did).
 //!
 //! ```sh
 //! cargo run --release -p subnet-model --example bench_generate                 # 6 × 256 model
 //! cargo run --release -p subnet-model --example bench_generate -- 5            # runs (default 3)
 //! cargo run --release -p subnet-model --example bench_generate -- 3 DIR        # a model directory
+//! cargo run --release -p subnet-model --example bench_generate -- 3 --shape smollm2  # its shapes, random
+//! cargo run --release -p subnet-model --features cuda --example bench_generate -- 3 --device cuda
 //! ```
 //!
 //! Prompt of 64 tokens, 64 new tokens, greedy. Prints one row per run of each path (the spread,
@@ -13,80 +16,107 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::backend::NdArray;
+use anyhow::{Context, bail};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use subnet_model::backend::{BackendTask, DeviceChoice, select};
 use subnet_model::config::LlamaConfig;
 use subnet_model::generate::{GenerateOptions, generate};
 use subnet_model::llama::Llama;
-
-type B = NdArray<f32>;
 
 const PROMPT: usize = 64;
 const NEW: usize = 64;
 
 fn main() -> anyhow::Result<()> {
+    let mut runs = 3;
+    let mut dir = None;
+    let mut device = DeviceChoice::Cpu;
+    let mut shape = "6x256".to_string();
     let mut args = std::env::args().skip(1);
-    let runs: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(3);
-    let dir = args.next().map(PathBuf::from);
-    let device = Default::default();
-    let (model, name): (Llama<B>, String) = match &dir {
-        Some(dir) => (
-            subnet_model::io::load_artifact::<B>(dir, u64::MAX, &device)?.1,
-            dir.display().to_string(),
-        ),
-        None => {
-            let config = LlamaConfig {
-                hidden_size: 256,
-                intermediate_size: 688,
-                num_hidden_layers: 6,
-                num_attention_heads: 8,
-                num_key_value_heads: 4,
-                vocab_size: 262,
-                max_position_embeddings: 512,
-                rms_norm_eps: 1e-5,
-                rope_theta: 10_000.0,
-                tie_word_embeddings: false,
-                bos_token_id: None,
-                eos_token_id: None,
-                pad_token_id: None,
-            };
-            B::seed(&device, 0);
-            (config.init::<B>(&device), "random 6 × 256".into())
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--device" => device = args.next().context("--device needs a value")?.parse()?,
+            "--shape" => shape = args.next().context("--shape needs a value")?,
+            other if other.starts_with("--") => {
+                bail!("unknown option `{other}` (expected --device or --shape)")
+            }
+            other => match other.parse() {
+                Ok(n) => runs = n,
+                Err(_) => dir = Some(PathBuf::from(other)),
+            },
         }
-    };
-    let [vocab, _] = model.embed_tokens.weight.dims();
-    let prompt: Vec<u32> = (0..PROMPT)
-        .map(|i| (i * 31 % vocab.min(256)) as u32)
-        .collect();
-    let options = GenerateOptions {
-        max_new_tokens: NEW,
-        temperature: 0.0,
-        seed: 0,
-        stop_token: None,
-    };
-    println!(
-        "burn 0.21 NdArray f32 | {name} | prompt {PROMPT} tokens, {NEW} new, greedy, {runs} runs"
-    );
-    println!("| path | seconds | new tokens / s |");
-    println!("|---|---|---|");
-    let row = |path: &str, seconds: f64| {
-        println!("| {path} | {seconds:.3} | {:.1} |", NEW as f64 / seconds);
-    };
-    let cached = generate(&model, &prompt, &options)?; // warm-up
-    for _ in 0..runs {
-        let start = Instant::now();
-        let out = generate(&model, &prompt, &options)?;
-        row("key/value cache", start.elapsed().as_secs_f64());
-        assert_eq!(out, cached);
     }
-    for _ in 0..runs {
-        let start = Instant::now();
-        let out = full_recompute(&model, &prompt, &device);
-        row("whole sequence every token", start.elapsed().as_secs_f64());
-        assert_eq!(out, cached, "both paths give the same tokens");
+    let selected = select(device)?;
+    let device_name = selected.name();
+    selected.run(Bench {
+        runs,
+        dir,
+        shape,
+        device_name,
+    })
+}
+
+struct Bench {
+    runs: usize,
+    dir: Option<PathBuf>,
+    shape: String,
+    device_name: String,
+}
+
+impl BackendTask for Bench {
+    type Output = anyhow::Result<()>;
+
+    fn run<B: Backend>(self, device: B::Device) -> anyhow::Result<()> {
+        let runs = self.runs;
+        let (model, name): (Llama<B>, String) = match &self.dir {
+            Some(dir) => (
+                subnet_model::io::load_artifact::<B>(dir, u64::MAX, &device)?.1,
+                dir.display().to_string(),
+            ),
+            None => {
+                let config = match self.shape.as_str() {
+                    "6x256" => LlamaConfig::bench_6x256(),
+                    "smollm2" => LlamaConfig::smollm2_135m(),
+                    other => bail!("unknown --shape `{other}` (expected 6x256 or smollm2)"),
+                };
+                B::seed(&device, 0);
+                (config.init::<B>(&device), format!("random {}", self.shape))
+            }
+        };
+        let [vocab, _] = model.embed_tokens.weight.dims();
+        let prompt: Vec<u32> = (0..PROMPT)
+            .map(|i| (i * 31 % vocab.min(256)) as u32)
+            .collect();
+        let options = GenerateOptions {
+            max_new_tokens: NEW,
+            temperature: 0.0,
+            seed: 0,
+            stop_token: None,
+        };
+        println!(
+            "burn 0.21 f32 on {} | {name} | prompt {PROMPT} tokens, {NEW} new, greedy, {runs} runs",
+            self.device_name
+        );
+        println!("| path | seconds | new tokens / s |");
+        println!("|---|---|---|");
+        let row = |path: &str, seconds: f64| {
+            println!("| {path} | {seconds:.3} | {:.1} |", NEW as f64 / seconds);
+        };
+        let cached = generate(&model, &prompt, &options)?; // warm-up
+        for _ in 0..runs {
+            let start = Instant::now();
+            let out = generate(&model, &prompt, &options)?;
+            row("key/value cache", start.elapsed().as_secs_f64());
+            assert_eq!(out, cached);
+        }
+        for _ in 0..runs {
+            let start = Instant::now();
+            let out = full_recompute(&model, &prompt, &device);
+            row("whole sequence every token", start.elapsed().as_secs_f64());
+            assert_eq!(out, cached, "both paths give the same tokens");
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Greedy decoding that reruns the whole sequence for each token.

@@ -160,6 +160,46 @@ pub struct WeightShapes {
 }
 
 impl LlamaConfig {
+    /// The 6-layer, 256-wide byte-level model the benchmarks use (`bench_eval`, `bench_generate`,
+    /// `model/scripts/bench_torch.py --shape 6x256`): 8 query and 4 key/value heads, 262 tokens.
+    pub fn bench_6x256() -> Self {
+        Self {
+            hidden_size: 256,
+            intermediate_size: 688,
+            num_hidden_layers: 6,
+            num_attention_heads: 8,
+            num_key_value_heads: 4,
+            vocab_size: 262,
+            max_position_embeddings: 512,
+            rms_norm_eps: 1e-5,
+            rope_theta: 10_000.0,
+            tie_word_embeddings: false,
+            bos_token_id: None,
+            eos_token_id: None,
+            pad_token_id: None,
+        }
+    }
+
+    /// SmolLM2-135M-Instruct's shapes (its `config.json`, as `miner init-base` imports it), for
+    /// benchmarks with random weights of the real model's size.
+    pub fn smollm2_135m() -> Self {
+        Self {
+            hidden_size: 576,
+            intermediate_size: 1536,
+            num_hidden_layers: 30,
+            num_attention_heads: 9,
+            num_key_value_heads: 3,
+            vocab_size: 49152,
+            max_position_embeddings: 8192,
+            rms_norm_eps: 1e-5,
+            rope_theta: 100_000.0,
+            tie_word_embeddings: true,
+            bos_token_id: Some(1),
+            eos_token_id: Some(2),
+            pad_token_id: Some(2),
+        }
+    }
+
     /// The fields that decide the weights' names and shapes (bounds use [`crate::competition::ArchitectureDims`]).
     pub fn weight_shapes(&self) -> WeightShapes {
         WeightShapes {

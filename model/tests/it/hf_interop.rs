@@ -1,17 +1,20 @@
 //! burn against transformers: the fixtures under `tests/fixtures/` were written by
 //! `scripts/make_hf_fixture.py` (a random tiny `LlamaForCausalLM`, reference logits and losses
 //! computed by transformers); loading them here must reproduce both.
+//!
+//! They run on the CPU. `SUBNET_TEST_DEVICE=cuda` (a build with `--features cuda`) runs them on a
+//! GPU instead (`scripts/gpu-check.sh`), and `SUBNET_MODEL_FIXTURES` points at the fixtures when
+//! the test binary runs away from its source tree.
 
 use std::path::{Path, PathBuf};
 
-use burn::backend::NdArray;
+use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use safetensors::SafeTensors;
 use serde::Deserialize;
+use subnet_model::backend::{BackendTask, DeviceChoice, select};
 use subnet_model::eval::{Sample, evaluate};
 use subnet_model::io::{load_artifact, read_weights_file};
-
-type B = NdArray<f32>;
 
 #[derive(Deserialize)]
 struct Reference {
@@ -27,20 +30,86 @@ struct ReferenceSample {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
+    std::env::var_os("SUBNET_MODEL_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
         .join(name)
+}
+
+/// The device the parity checks run on: `SUBNET_TEST_DEVICE` (`cpu` when unset).
+fn test_device() -> DeviceChoice {
+    std::env::var("SUBNET_TEST_DEVICE")
+        .map(|v| v.parse().expect("SUBNET_TEST_DEVICE"))
+        .unwrap_or(DeviceChoice::Cpu)
 }
 
 fn check_fixture(name: &str) {
     check_model(name, &fixture(name));
 }
 
-/// The model in `model_dir` against the reference values of fixture `name`.
+/// The model in `model_dir` against the reference values of fixture `name`, on [`test_device`].
 fn check_model(name: &str, model_dir: &Path) {
+    let selected = select(test_device()).unwrap();
+    eprintln!("{name}: on {}", selected.name());
+    let tolerance = if selected.is_cpu() {
+        Tolerance::FLOAT32
+    } else {
+        Tolerance::TENSOR_FLOAT32
+    };
+    selected.run(CheckModel {
+        name,
+        model_dir,
+        tolerance,
+    });
+}
+
+/// How close to transformers' float32 figures ours must be.
+#[derive(Clone, Copy)]
+struct Tolerance {
+    /// Largest absolute difference of any logit.
+    logit: f32,
+    /// Largest relative difference of any per-sample loss.
+    loss: f64,
+}
+
+impl Tolerance {
+    /// float32 arithmetic throughout (the CPU backend).
+    const FLOAT32: Self = Self {
+        logit: 1e-4,
+        loss: 1e-5,
+    };
+    /// burn's CUDA backend multiplies float32 matrices on tensor cores in TF32 (inputs rounded
+    /// to a 10-bit mantissa, about 5e-4 relative; cubek-matmul picks it for f32 whenever the
+    /// GPU has it), as PyTorch does with `allow_tf32`. Measured on an H200
+    /// (scripts/gpu-check.sh): logits within 2.3e-2 of float32's on these fixtures.
+    const TENSOR_FLOAT32: Self = Self {
+        logit: 5e-2,
+        loss: 2e-3,
+    };
+}
+
+struct CheckModel<'a> {
+    name: &'a str,
+    model_dir: &'a Path,
+    tolerance: Tolerance,
+}
+
+impl BackendTask for CheckModel<'_> {
+    type Output = ();
+
+    fn run<B: Backend>(self, device: B::Device) {
+        check_model_on::<B>(self.name, self.model_dir, self.tolerance, &device);
+    }
+}
+
+fn check_model_on<B: Backend>(
+    name: &str,
+    model_dir: &Path,
+    tolerance: Tolerance,
+    device: &B::Device,
+) {
     let dir = fixture(name);
-    let device = Default::default();
-    let (config, model) = load_artifact::<B>(model_dir, 1 << 20, &device).unwrap();
+    let (config, model) = load_artifact::<B>(model_dir, 1 << 20, device).unwrap();
     let reference: Reference =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
             .unwrap();
@@ -48,11 +117,11 @@ fn check_model(name: &str, model_dir: &Path) {
         read_weights_file(&dir.join("reference_logits.safetensors"), 1 << 20).unwrap();
     let logits_file = SafeTensors::deserialize(&logits_bytes).unwrap();
 
-    let mut worst = 0f32;
+    let (mut worst, mut largest) = (0f32, 0f32);
     for (i, sample) in reference.samples.iter().enumerate() {
         let len = sample.input_ids.len();
         let ids: Vec<i64> = sample.input_ids.iter().map(|&t| i64::from(t)).collect();
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, len]), &device);
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, len]), device);
         let ours = model.forward(ids).into_data().to_vec::<f32>().unwrap();
 
         let view = logits_file.tensor(&format!("logits.{i}")).unwrap();
@@ -65,10 +134,10 @@ fn check_model(name: &str, model_dir: &Path) {
         assert_eq!(ours.len(), theirs.len());
         for (a, b) in ours.iter().zip(&theirs) {
             worst = worst.max((a - b).abs());
+            largest = largest.max(b.abs());
         }
     }
-    eprintln!("{name}: max abs logit difference {worst:e}");
-    assert!(worst <= 1e-4, "{name}: max abs logit difference {worst}");
+    eprintln!("{name}: max abs logit difference {worst:e} (largest logit {largest})");
 
     let samples: Vec<Sample> = reference
         .samples
@@ -78,20 +147,24 @@ fn check_model(name: &str, model_dir: &Path) {
             completion_start: s.completion_start,
         })
         .collect();
+    let mut worst_loss = 0f64;
     for batch_size in [1, 3] {
         let losses = evaluate(&model, &samples, batch_size).unwrap();
         for (ours, theirs) in losses.iter().zip(&reference.samples) {
             assert_eq!(ours.tokens, theirs.tokens);
             let relative = (ours.loss - theirs.loss).abs() / theirs.loss.abs();
             eprintln!("{name}: loss relative difference {relative:e}");
-            assert!(
-                relative <= 1e-5,
-                "{name}: loss {} vs transformers {} (relative {relative:e})",
-                ours.loss,
-                theirs.loss
-            );
+            worst_loss = worst_loss.max(relative);
         }
     }
+    assert!(
+        worst <= tolerance.logit,
+        "{name}: max abs logit difference {worst}"
+    );
+    assert!(
+        worst_loss <= tolerance.loss,
+        "{name}: max relative loss difference {worst_loss:e}"
+    );
 }
 
 #[test]

@@ -81,6 +81,11 @@ fn smollm2_imported_from_gguf_matches_transformers() {
     let dir = tempfile::tempdir().unwrap();
     let import = read_gguf(&path, &ImportLimits::default()).unwrap();
     assert_eq!(import.config.vocab_size, reference.vocab_size);
+    // The benchmarks' random stand-in (`--shape smollm2`) has the real model's config.
+    assert_eq!(
+        import.config,
+        subnet_model::config::LlamaConfig::smollm2_135m()
+    );
     import.write(dir.path()).unwrap();
     drop(import);
 
