@@ -35,7 +35,7 @@ use subnet_common::keys::AccountId;
 use subnet_model::competition::CompetitionFile;
 use subnet_model::score::{ScoreError, ScoreParams};
 
-use crate::db::{self, DbError, ModelEvalRecord};
+use crate::db::{self, DbError, ModelEvalRecord, WeightMode};
 use crate::service::weights::{self, ConvertError, Neuron, PreviousEma, TrackScores};
 use crate::tracks::labels::{self, LabelTrackResult};
 use crate::tracks::model::outcome::{
@@ -267,25 +267,23 @@ pub async fn verify_epoch(
             recomputed: format!("{} uids", uids.len()),
         }),
         Some(w) => {
-            let as_i32 = |v: &[u16]| v.iter().map(|&x| i32::from(x)).collect::<Vec<_>>();
-            report.check("weights uids".into(), w.uids.clone(), as_i32(&uids));
-            report.check("weights values".into(), w.weights.clone(), as_i32(&values));
-            if let (Some(hotkey), Some(stored_hash)) = (hotkey, &w.commit_hash) {
-                let salt: Vec<u16> = w
-                    .salt
-                    .iter()
-                    .map(|&s| u16::try_from(s).unwrap_or(u16::MAX))
-                    .collect();
-                let hash = commit_hash(
-                    hotkey,
-                    netuid,
-                    &uids,
-                    &values,
-                    &salt,
-                    u64::try_from(w.version_key).unwrap_or(0),
-                );
+            report.check("weights uids".into(), w.uids.clone(), uids.clone());
+            report.check("weights values".into(), w.weights.clone(), values.clone());
+            if let (
+                Some(hotkey),
+                WeightMode::CommitReveal {
+                    commit_hash: stored_hash,
+                    salt,
+                },
+            ) = (hotkey, &w.mode)
+            {
+                let hash = commit_hash(hotkey, netuid, &uids, &values, salt, w.version_key);
                 report.hash_checked = true;
-                report.check("commit_hash".into(), stored_hash.clone(), hex::encode(hash));
+                report.check(
+                    "commit_hash".into(),
+                    hex::encode(stored_hash),
+                    hex::encode(hash),
+                );
             }
         }
     }

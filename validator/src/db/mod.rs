@@ -10,8 +10,10 @@ use sqlx::{PgPool, postgres::PgPoolOptions};
 
 mod labels;
 mod read;
+mod weights;
 pub use labels::*;
 pub use read::*;
+pub use weights::*;
 
 /// The validator's migrations, applied at start-up and by `#[sqlx::test]`.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/validator");
@@ -135,39 +137,6 @@ pub struct ScoreRecord {
     pub weight: f64,
 }
 
-/// The weights of one epoch and their way onto the chain.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
-pub struct WeightCommitRecord {
-    /// Subnet.
-    pub netuid: i32,
-    /// Epoch the weights come from.
-    pub epoch: i64,
-    /// Destination uids.
-    pub uids: Vec<i32>,
-    /// u16 weights as they are (or will be) revealed.
-    pub weights: Vec<i32>,
-    /// Commit-reveal salt (u16 values).
-    pub salt: Vec<i32>,
-    /// Weights version key.
-    pub version_key: i64,
-    /// `commit_reveal` or `set_weights`.
-    pub mode: String,
-    /// blake2b-256 commit hash, hex.
-    pub commit_hash: Option<String>,
-    /// `pending`, `committed`, `revealed`, `set`, `failed`, `expired`.
-    pub status: String,
-    /// Extrinsic of the commit (or set_weights).
-    pub commit_tx: Option<String>,
-    /// Block it was included in.
-    pub commit_block: Option<i64>,
-    /// Extrinsic of the reveal.
-    pub reveal_tx: Option<String>,
-    /// Block the reveal was included in.
-    pub reveal_block: Option<i64>,
-    /// Last error, for `failed`/`expired` or a retry.
-    pub error: Option<String>,
-}
-
 /// Everything one epoch produced, saved atomically.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochResults {
@@ -272,21 +241,7 @@ pub async fn save_epoch(pool: &PgPool, results: &EpochResults) -> Result<Saved, 
         .execute(&mut *tx)
         .await?;
     }
-    let w = &results.weights;
-    sqlx::query(
-        "INSERT INTO weight_commits (netuid, epoch, uids, weights, salt, version_key, mode, commit_hash, status)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending')",
-    )
-    .bind(e.netuid)
-    .bind(e.epoch)
-    .bind(&w.uids)
-    .bind(&w.weights)
-    .bind(&w.salt)
-    .bind(w.version_key)
-    .bind(&w.mode)
-    .bind(&w.commit_hash)
-    .execute(&mut *tx)
-    .await?;
+    weights::insert_pending(&mut tx, &results.weights).await?;
     tx.commit().await?;
     Ok(Saved::New)
 }
@@ -311,178 +266,6 @@ pub async fn latest_ema(pool: &PgPool, netuid: i32) -> Result<BTreeMap<String, f
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().collect())
-}
-
-/// Weight rows not yet settled (`pending` or `committed`), oldest first.
-pub async fn open_weight_commits(
-    pool: &PgPool,
-    netuid: i32,
-) -> Result<Vec<WeightCommitRecord>, DbError> {
-    Ok(sqlx::query_as::<_, WeightCommitRecord>(
-        "SELECT netuid, epoch, uids, weights, salt, version_key, mode, commit_hash, status, commit_tx, commit_block,
-                reveal_tx, reveal_block, error
-         FROM weight_commits WHERE netuid = $1 AND status IN ('pending', 'committed') ORDER BY epoch",
-    )
-    .bind(netuid)
-    .fetch_all(pool)
-    .await?)
-}
-
-/// A change of a weight row's status.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WeightUpdate {
-    /// The commit (or set_weights) extrinsic was included.
-    Committed {
-        /// Extrinsic hash, hex.
-        tx: String,
-        /// Block.
-        block: i64,
-    },
-    /// Plain `set_weights` was included.
-    Set {
-        /// Extrinsic hash, hex.
-        tx: String,
-        /// Block.
-        block: i64,
-    },
-    /// The reveal was included.
-    Revealed {
-        /// Extrinsic hash, hex.
-        tx: String,
-        /// Block.
-        block: i64,
-    },
-    /// Gave up: the chain refused for good, or the reveal window passed.
-    Failed {
-        /// Why.
-        error: String,
-        /// `expired` instead of `failed` when the reveal window passed.
-        expired: bool,
-    },
-    /// A transient error to remember; the row stays open.
-    Retry {
-        /// Why.
-        error: String,
-    },
-}
-
-/// Records progress of the weights of `epoch`. Only moves forward: an update that does not
-/// apply to the row's current status changes nothing and returns `false`.
-pub async fn update_weights(
-    pool: &PgPool,
-    netuid: i32,
-    epoch: i64,
-    update: &WeightUpdate,
-) -> Result<bool, DbError> {
-    let result = match update {
-        WeightUpdate::Committed { tx, block } | WeightUpdate::Set { tx, block } => {
-            let status = if matches!(update, WeightUpdate::Set { .. }) { "set" } else { "committed" };
-            sqlx::query(
-                "UPDATE weight_commits SET status = $3, commit_tx = $4, commit_block = $5, error = NULL, updated_at = now()
-                 WHERE netuid = $1 AND epoch = $2 AND status = 'pending'",
-            )
-            .bind(netuid)
-            .bind(epoch)
-            .bind(status)
-            .bind(tx)
-            .bind(*block)
-            .execute(pool)
-            .await?
-        }
-        WeightUpdate::Revealed { tx, block } => {
-            sqlx::query(
-                "UPDATE weight_commits SET status = 'revealed', reveal_tx = $3, reveal_block = $4, error = NULL, updated_at = now()
-                 WHERE netuid = $1 AND epoch = $2 AND status = 'committed'",
-            )
-            .bind(netuid)
-            .bind(epoch)
-            .bind(tx)
-            .bind(*block)
-            .execute(pool)
-            .await?
-        }
-        WeightUpdate::Failed { error, expired } => {
-            sqlx::query(
-                "UPDATE weight_commits SET status = $3, error = $4, updated_at = now()
-                 WHERE netuid = $1 AND epoch = $2 AND status IN ('pending', 'committed')",
-            )
-            .bind(netuid)
-            .bind(epoch)
-            .bind(if *expired { "expired" } else { "failed" })
-            .bind(error)
-            .execute(pool)
-            .await?
-        }
-        WeightUpdate::Retry { error } => {
-            sqlx::query(
-                "UPDATE weight_commits SET error = $3, updated_at = now()
-                 WHERE netuid = $1 AND epoch = $2 AND status IN ('pending', 'committed')",
-            )
-            .bind(netuid)
-            .bind(epoch)
-            .bind(error)
-            .execute(pool)
-            .await?
-        }
-    };
-    Ok(result.rows_affected() > 0)
-}
-
-/// Which extrinsic of a weight row [`record_submission`] notes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Submission {
-    /// The `commit_weights` or `set_weights` of a `pending` row (stored in `commit_tx`).
-    Commit,
-    /// The `reveal_weights` of a `committed` row (stored in `reveal_tx`).
-    Reveal,
-}
-
-/// Notes the hash of an extrinsic about to be sent, before it is sent: after a crash the loop
-/// asks the chain about this hash instead of sending a second one. The status does not change.
-/// For a commit, the first call also stores `head` as the row's submit guard block
-/// ([`submit_guard_block`]). Returns `false` when the row is not in the status the extrinsic
-/// belongs to.
-pub async fn record_submission(
-    pool: &PgPool,
-    netuid: i32,
-    epoch: i64,
-    which: Submission,
-    tx: &str,
-    head: i64,
-) -> Result<bool, DbError> {
-    let sql = match which {
-        Submission::Commit => {
-            "UPDATE weight_commits SET commit_tx = $3, submit_guard_block = COALESCE(submit_guard_block, $4),
-                 updated_at = now()
-             WHERE netuid = $1 AND epoch = $2 AND status = 'pending'"
-        }
-        Submission::Reveal => {
-            "UPDATE weight_commits SET reveal_tx = $3, updated_at = now()
-             WHERE netuid = $1 AND epoch = $2 AND status = 'committed'"
-        }
-    };
-    let mut query = sqlx::query(sql).bind(netuid).bind(epoch).bind(tx);
-    if which == Submission::Commit {
-        query = query.bind(head);
-    }
-    let result = query.execute(pool).await?;
-    Ok(result.rows_affected() > 0)
-}
-
-/// The chain head when the first commit (or set_weights) of the row was signed, if one was.
-pub async fn submit_guard_block(
-    pool: &PgPool,
-    netuid: i32,
-    epoch: i64,
-) -> Result<Option<i64>, DbError> {
-    let row: Option<(Option<i64>,)> = sqlx::query_as(
-        "SELECT submit_guard_block FROM weight_commits WHERE netuid = $1 AND epoch = $2",
-    )
-    .bind(netuid)
-    .bind(epoch)
-    .fetch_optional(pool)
-    .await?;
-    Ok(row.and_then(|(guard,)| guard))
 }
 
 /// A hotkey's most recent EMA with the uid and registration block it was computed for.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use sqlx::PgPool;
 
-use super::{DbError, EpochRecord, ModelEvalRecord, ScoreRecord, WeightCommitRecord};
+use super::{DbError, EpochRecord, ModelEvalRecord, ScoreRecord};
 
 /// One miner's line of an epoch's leaderboard: its scores joined with its model evaluation.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
@@ -204,48 +204,6 @@ pub async fn miner_history(
     .bind(hotkey)
     .bind(limit)
     .fetch_all(pool)
-    .await?)
-}
-
-/// The columns of [`WeightCommitRecord`].
-macro_rules! weight_columns {
-    () => {
-        "netuid, epoch, uids, weights, salt, version_key, mode, commit_hash, status, commit_tx,
-         commit_block, reveal_tx, reveal_block, error"
-    };
-}
-
-/// The `limit` most recent weight rows, newest first.
-pub async fn recent_weight_commits(
-    pool: &PgPool,
-    netuid: i32,
-    limit: i64,
-) -> Result<Vec<WeightCommitRecord>, DbError> {
-    Ok(sqlx::query_as::<_, WeightCommitRecord>(concat!(
-        "SELECT ",
-        weight_columns!(),
-        " FROM weight_commits WHERE netuid = $1 ORDER BY epoch DESC LIMIT $2"
-    ))
-    .bind(netuid)
-    .bind(limit)
-    .fetch_all(pool)
-    .await?)
-}
-
-/// The weight row of one epoch.
-pub async fn weight_commit(
-    pool: &PgPool,
-    netuid: i32,
-    epoch: i64,
-) -> Result<Option<WeightCommitRecord>, DbError> {
-    Ok(sqlx::query_as::<_, WeightCommitRecord>(concat!(
-        "SELECT ",
-        weight_columns!(),
-        " FROM weight_commits WHERE netuid = $1 AND epoch = $2"
-    ))
-    .bind(netuid)
-    .bind(epoch)
-    .fetch_optional(pool)
     .await?)
 }
 

@@ -6,7 +6,7 @@
 //! | [`clock`] | [`clock::BlockClock`]: the current block and waiting for one (chain-backed, manual) | chain |
 //! | [`schedule`] | epoch index and first block from `tempo` and `netuid` | none |
 //! | [`weights`] | track scores → combined → EMA → normalized → SDK u16 weights | none |
-//! | [`submit`] | commit, reveal or set the weights of stored epochs; resume after a crash | chain, db |
+//! | [`submit`] | [`submit::WeightSubmitter`]: commit, reveal or set the weights of stored epochs; resume after a crash | chain, db |
 //!
 //! One turn of the loop ([`Service::run_once`]), at the chain head `h` in epoch `e`:
 //! 1. settle the open weight rows: finish or detect an interrupted commit, reveal a commit whose
@@ -47,7 +47,7 @@ use tracing::Instrument;
 
 use crate::db::{
     self, DbError, EpochRecord, EpochResults, MinerRecord, ModelEvalRecord, ScoreRecord,
-    WeightCommitRecord,
+    WeightCommitRecord, WeightMode,
 };
 use crate::tracks::labels::answers::{AnswerOptions, ModelAnswers};
 use crate::tracks::labels::batch::AnswerSource;
@@ -58,6 +58,7 @@ use crate::tracks::model::{
 };
 use clock::BlockClock;
 use schedule::EpochSchedule;
+use submit::WeightSubmitter;
 use weights::{ConvertError, Neuron, PreviousEma, TrackScores};
 
 /// Default EMA smoothing factor of the combined score (`--scores.ema-alpha`).
@@ -282,6 +283,8 @@ pub struct Service<C, K> {
     config: ServiceConfig,
     /// The label track; `None`: off, its scores are 0.
     labels: Option<LabelSetup>,
+    /// Gets the stored weights onto the chain.
+    submitter: WeightSubmitter<C>,
 }
 
 impl<C: ChainClient, K: BlockClock> Service<C, K> {
@@ -297,6 +300,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         dataset: Option<Dataset>,
         config: ServiceConfig,
     ) -> Self {
+        let submitter = WeightSubmitter::new(chain.clone(), pool.clone(), hotkey.clone(), &config);
         Self {
             chain,
             clock,
@@ -307,6 +311,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             dataset,
             config,
             labels: None,
+            submitter,
         }
     }
 
@@ -390,7 +395,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         let netuid = self.config.netuid;
         let started = Instant::now();
         if db::epoch_stored(&self.pool, i32::from(netuid), epoch as i64).await? {
-            self.settle(hp).await?;
+            self.submitter.settle(hp, &self.clock).await?;
             return Ok(None);
         }
         let stored_check = started.elapsed();
@@ -399,7 +404,10 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         // rows of earlier epochs, and the new row is saved after both.
         let settling = async {
             let started = Instant::now();
-            self.settle(hp).await.map(|()| started.elapsed())
+            self.submitter
+                .settle(hp, &self.clock)
+                .await
+                .map(|()| started.elapsed())
         };
         let (settled, scored) = tokio::join!(settling, self.score(epoch, schedule, hp));
         let settled = settled?;
@@ -413,12 +421,12 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             epoch,
             ?saved,
             weights = results.weights.uids.len(),
-            mode = %results.weights.mode,
+            mode = results.weights.mode.as_str(),
             "epoch stored"
         );
         self.failpoint(Failpoint::AfterSave)?;
         let started = Instant::now();
-        self.settle(hp).await?;
+        self.submitter.settle(hp, &self.clock).await?;
         timings.submit = started.elapsed();
         Ok((saved == db::Saved::New).then_some(timings))
     }
@@ -692,13 +700,13 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
     ) -> WeightCommitRecord {
         let netuid = self.config.netuid;
         let version_key = self.config.version_key;
-        let (mode, salt, hash) = if hp.commit_reveal_weights_enabled {
+        let mode = if hp.commit_reveal_weights_enabled {
             let mut salt = [0u16; SALT_LEN];
             let mut rng = rand::rngs::OsRng;
             for s in &mut salt {
                 *s = (rng.next_u32() & 0xffff) as u16;
             }
-            let hash = commit_hash(
+            let commit_hash = commit_hash(
                 &self.hotkey.account_id(),
                 netuid,
                 &uids,
@@ -706,26 +714,14 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                 &salt,
                 version_key,
             );
-            ("commit_reveal", salt.to_vec(), Some(hex::encode(hash)))
+            WeightMode::CommitReveal {
+                commit_hash,
+                salt: salt.to_vec(),
+            }
         } else {
-            ("set_weights", Vec::new(), None)
+            WeightMode::SetWeights
         };
-        WeightCommitRecord {
-            netuid: i32::from(netuid),
-            epoch: epoch as i64,
-            uids: uids.iter().map(|&u| i32::from(u)).collect(),
-            weights: values.iter().map(|&v| i32::from(v)).collect(),
-            salt: salt.iter().map(|&s| i32::from(s)).collect(),
-            version_key: version_key as i64,
-            mode: mode.into(),
-            commit_hash: hash,
-            status: "pending".into(),
-            commit_tx: None,
-            commit_block: None,
-            reveal_tx: None,
-            reveal_block: None,
-            error: None,
-        }
+        WeightCommitRecord::pending(netuid, epoch, uids, values, version_key, mode)
     }
 
     /// Returns [`ServiceError::Stopped`] when `point` is the configured failpoint.

@@ -1,6 +1,8 @@
-//! Getting stored weights onto the chain, exactly once, across crashes.
+//! Getting stored weights onto the chain, exactly once, across crashes: [`WeightSubmitter`],
+//! which the epoch loop owns.
 //!
-//! Each stored epoch has one weight row (`weight_commits`), moved forward only:
+//! Each stored epoch has one weight row (`weight_commits`, [`db::WeightCommitRecord`]), moved
+//! forward only ([`db::WeightStatus`]):
 //! `pending` → `committed` → `revealed` (commit–reveal v2), or `pending` → `set` (commit–reveal
 //! off), or to `failed`/`expired`. The rules that make a second commit impossible:
 //!
@@ -21,15 +23,22 @@
 //! Before a commit or `set_weights`, the loop waits out `weights_set_rate_limit` counted from
 //! the validator's `last_update`.
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use sha2::{Digest, Sha256};
+use sqlx::PgPool;
 use subnet_common::chain::client::{ChainClient, ChainClientError, Inclusion};
 use subnet_common::chain::rpc::{H256, TxStatus, code};
 use subnet_common::chain::types::{Call, Hyperparameters, NeuronInfo, SignedExtrinsic};
+use subnet_common::keys::Keypair;
 
 use super::clock::BlockClock;
 use super::schedule::EpochSchedule;
-use super::{Failpoint, Service, ServiceError};
-use crate::db::{self, Submission, WeightCommitRecord, WeightUpdate};
+use super::{Failpoint, ServiceConfig, ServiceError};
+use crate::db::{
+    self, RecordedTx, Submission, WeightCommitRecord, WeightMode, WeightStatus, WeightUpdate,
+};
 
 /// The result of one attempt to send an extrinsic.
 #[derive(Debug)]
@@ -96,42 +105,72 @@ fn classify(error: ChainClientError) -> SendError {
     }
 }
 
-fn parse_tx(epoch: i64, tx: &str) -> Result<H256, ServiceError> {
-    tx.parse().map_err(|_| ServiceError::BadRow {
-        epoch,
-        reason: format!("stored extrinsic hash {tx:?} is not a hash"),
-    })
+/// Sends the weights of stored epochs to the chain and follows them there (see the module
+/// documentation). The epoch loop owns one and calls [`WeightSubmitter::settle`] each turn.
+pub struct WeightSubmitter<C> {
+    chain: Arc<C>,
+    pool: PgPool,
+    /// Signs the weight extrinsics.
+    hotkey: Keypair,
+    netuid: u16,
+    /// How long to wait for an extrinsic's inclusion before asking again.
+    inclusion_timeout: Duration,
+    /// Attempts per extrinsic in one turn.
+    attempts: u32,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+    failpoint: Option<Failpoint>,
 }
 
-fn u16s(epoch: i64, what: &str, values: &[i32]) -> Result<Vec<u16>, ServiceError> {
-    values
-        .iter()
-        .map(|&v| u16::try_from(v))
-        .collect::<Result<_, _>>()
-        .map_err(|_| ServiceError::BadRow {
-            epoch,
-            reason: format!("{what} holds a value outside u16"),
-        })
-}
+impl<C: ChainClient> WeightSubmitter<C> {
+    /// A submitter signing with `hotkey`, with the loop's retry settings.
+    pub fn new(chain: Arc<C>, pool: PgPool, hotkey: Keypair, config: &ServiceConfig) -> Self {
+        Self {
+            chain,
+            pool,
+            hotkey,
+            netuid: config.netuid,
+            inclusion_timeout: config.inclusion_timeout,
+            attempts: config.submit_attempts.max(1),
+            initial_backoff: config.initial_backoff,
+            max_backoff: config.max_backoff,
+            failpoint: config.failpoint,
+        }
+    }
 
-impl<C: ChainClient, K: BlockClock> Service<C, K> {
+    /// Returns [`ServiceError::Stopped`] when `point` is the configured failpoint.
+    fn failpoint(&self, point: Failpoint) -> Result<(), ServiceError> {
+        if self.failpoint == Some(point) {
+            tracing::warn!(?point, "stopping at the test failpoint");
+            return Err(ServiceError::Stopped(point));
+        }
+        Ok(())
+    }
+
     /// Moves every open weight row as far as the chain allows now.
-    pub(super) async fn settle(&self, hp: &Hyperparameters) -> Result<(), ServiceError> {
-        let netuid = i32::from(self.config.netuid);
+    pub async fn settle(
+        &self,
+        hp: &Hyperparameters,
+        clock: &impl BlockClock,
+    ) -> Result<(), ServiceError> {
+        let netuid = i32::from(self.netuid);
         let rows = db::open_weight_commits(&self.pool, netuid).await?;
         let newest_pending = rows
             .iter()
-            .filter(|r| r.status == "pending")
+            .filter(|r| r.status == WeightStatus::Pending)
             .map(|r| r.epoch)
             .max();
         for row in &rows {
-            match row.status.as_str() {
-                "pending" => {
-                    self.settle_pending(row, hp, newest_pending == Some(row.epoch))
+            match row.status {
+                WeightStatus::Pending => {
+                    self.settle_pending(row, hp, clock, newest_pending == Some(row.epoch))
                         .await?
                 }
-                "committed" => self.settle_committed(row, hp).await?,
-                _ => {}
+                WeightStatus::Committed => self.settle_committed(row, hp, clock).await?,
+                WeightStatus::Revealed
+                | WeightStatus::Set
+                | WeightStatus::Failed
+                | WeightStatus::Expired => {}
             }
         }
         Ok(())
@@ -144,14 +183,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         update: &WeightUpdate,
     ) -> Result<(), ServiceError> {
         let applied = db::update_weights(&self.pool, row.netuid, row.epoch, update).await?;
-        let result = match update {
-            WeightUpdate::Committed { .. } => "committed",
-            WeightUpdate::Set { .. } => "set",
-            WeightUpdate::Revealed { .. } => "revealed",
-            WeightUpdate::Failed { expired: true, .. } => "expired",
-            WeightUpdate::Failed { .. } => "failed",
-            WeightUpdate::Retry { .. } => "retry",
-        };
+        let result = update.status().map_or("retry", WeightStatus::as_str);
         if applied {
             crate::metrics::record_weight_commit(result);
         }
@@ -161,14 +193,13 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
     /// Our neuron in the current metagraph, if registered.
     async fn own_neuron(&self) -> Result<Option<NeuronInfo>, ServiceError> {
         let me = self.hotkey.account_id();
-        let metagraph = self.chain.metagraph(self.config.netuid).await?;
+        let metagraph = self.chain.metagraph(self.netuid).await?;
         Ok(metagraph.neurons.into_iter().find(|n| n.hotkey == me))
     }
 
     /// Rule 2: is an earlier attempt of this row's commit on chain?
     async fn landed(&self, row: &WeightCommitRecord) -> Result<Landed, ServiceError> {
-        if let Some(tx) = &row.commit_tx {
-            let tx = parse_tx(row.epoch, tx)?;
+        if let Some(tx) = row.commit_tx.and_then(RecordedTx::hash) {
             match self.chain.tx_status(tx).await? {
                 TxStatus::InBlock { block, .. } => {
                     return Ok(Landed::Yes {
@@ -179,7 +210,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                 TxStatus::Pending => {
                     match self
                         .chain
-                        .wait_for_inclusion(tx, self.config.inclusion_timeout)
+                        .wait_for_inclusion(tx, self.inclusion_timeout)
                         .await
                     {
                         Ok(inclusion) => {
@@ -204,7 +235,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         let guard = db::submit_guard_block(&self.pool, row.netuid, row.epoch).await?;
         if let Some(guard) = guard
             && let Some(me) = self.own_neuron().await?
-            && me.last_update >= u64::try_from(guard).unwrap_or(u64::MAX)
+            && me.last_update >= guard
         {
             return Ok(Landed::Yes {
                 tx: None,
@@ -221,12 +252,10 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         tx: Option<H256>,
         block: u64,
     ) -> Result<(), ServiceError> {
-        let tx = tx.map_or_else(|| "unknown".to_string(), |t| t.to_string());
-        let block = block as i64;
-        let update = if row.mode == "set_weights" {
-            WeightUpdate::Set { tx, block }
-        } else {
-            WeightUpdate::Committed { tx, block }
+        let tx = tx.map_or(RecordedTx::Unknown, RecordedTx::Hash);
+        let update = match row.mode {
+            WeightMode::SetWeights => WeightUpdate::Set { tx, block },
+            WeightMode::CommitReveal { .. } => WeightUpdate::Committed { tx, block },
         };
         self.update(row, &update).await?;
         tracing::info!(epoch = row.epoch, ?update, "weights on chain");
@@ -238,11 +267,12 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         &self,
         row: &WeightCommitRecord,
         hp: &Hyperparameters,
+        clock: &impl BlockClock,
         newest: bool,
     ) -> Result<(), ServiceError> {
-        let mut backoff = self.config.initial_backoff;
+        let mut backoff = self.initial_backoff;
         let mut row = row.clone();
-        for attempt in 1..=self.config.submit_attempts.max(1) {
+        for attempt in 1..=self.attempts {
             match self.landed(&row).await? {
                 Landed::Yes { tx, block } => return self.record_landed(&row, tx, block).await,
                 Landed::InFlight => {
@@ -267,10 +297,8 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                 self.update(&row, &update).await?;
                 return Ok(());
             }
-            let result = match self.commit_call(&row) {
-                Ok(call) => self.send_commit(&row, call, hp).await,
-                Err(error) => Err(SendError::Refused(error.to_string())),
-            };
+            let call = self.commit_call(&row);
+            let result = self.send_commit(&row, call, hp, clock).await;
             match result {
                 Ok(inclusion) => {
                     return self
@@ -292,7 +320,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                     let update = WeightUpdate::Retry { error };
                     self.update(&row, &update).await?;
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.config.max_backoff);
+                    backoff = (backoff * 2).min(self.max_backoff);
                     // The attempt may have recorded a new hash: read the row again.
                     if let Some(fresh) = db::open_weight_commits(&self.pool, row.netuid)
                         .await?
@@ -310,33 +338,20 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
     }
 
     /// The `commit_weights` or `set_weights` call of a row.
-    fn commit_call(&self, row: &WeightCommitRecord) -> Result<Call, ServiceError> {
-        let netuid = self.config.netuid;
-        let bad = |reason: String| ServiceError::BadRow {
-            epoch: row.epoch,
-            reason,
-        };
-        if row.mode == "set_weights" {
-            return Ok(Call::SetWeights {
+    fn commit_call(&self, row: &WeightCommitRecord) -> Call {
+        let netuid = self.netuid;
+        match &row.mode {
+            WeightMode::SetWeights => Call::SetWeights {
                 netuid,
-                dests: u16s(row.epoch, "uids", &row.uids)?,
-                weights: u16s(row.epoch, "weights", &row.weights)?,
-                version_key: u64::try_from(row.version_key)
-                    .map_err(|_| bad("negative version key".into()))?,
-            });
+                dests: row.uids.clone(),
+                weights: row.weights.clone(),
+                version_key: row.version_key,
+            },
+            WeightMode::CommitReveal { commit_hash, .. } => Call::CommitWeights {
+                netuid,
+                commit_hash: *commit_hash,
+            },
         }
-        let hex_hash = row
-            .commit_hash
-            .as_deref()
-            .ok_or_else(|| bad("commit_reveal row without a commit hash".into()))?;
-        let commit_hash: [u8; 32] = hex::decode(hex_hash)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| bad(format!("commit hash {hex_hash:?} is not 32 bytes of hex")))?;
-        Ok(Call::CommitWeights {
-            netuid,
-            commit_hash,
-        })
     }
 
     /// Waits out the rate limit, then rules 1 and 3: sign, record, send, wait for inclusion.
@@ -345,6 +360,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         row: &WeightCommitRecord,
         call: Call,
         hp: &Hyperparameters,
+        clock: &impl BlockClock,
     ) -> Result<Inclusion, SendError> {
         let me = self
             .own_neuron()
@@ -353,11 +369,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         let limit = hp.weights_set_rate_limit;
         if limit > 0 && me.last_update > 0 {
             let allowed_at = me.last_update + limit;
-            let head = self
-                .clock
-                .current_block()
-                .await
-                .map_err(ServiceError::from)?;
+            let head = clock.current_block().await.map_err(ServiceError::from)?;
             if head < allowed_at {
                 tracing::info!(
                     epoch = row.epoch,
@@ -365,13 +377,13 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                     allowed_at,
                     "waiting for the weights rate limit"
                 );
-                self.clock
+                clock
                     .wait_until(allowed_at)
                     .await
                     .map_err(ServiceError::from)?;
             }
         }
-        self.send(row, call, Submission::Commit).await
+        self.send(row, call, Submission::Commit, clock).await
     }
 
     /// Signs `call`, records its hash on the row, sends it and waits for its inclusion.
@@ -380,6 +392,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         row: &WeightCommitRecord,
         call: Call,
         which: Submission,
+        clock: &impl BlockClock,
     ) -> Result<Inclusion, SendError> {
         let account = self.hotkey.account_id();
         let nonce = self
@@ -388,18 +401,10 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             .await
             .map_err(classify)?;
         let genesis = self.chain.genesis_hash().await.map_err(classify)?;
-        let head = self.clock.current_block().await.map_err(classify)?;
+        let head = clock.current_block().await.map_err(classify)?;
         let extrinsic = SignedExtrinsic::sign(call, nonce, &genesis.0, &self.hotkey);
         let tx = H256(Sha256::digest(parity_scale_codec::Encode::encode(&extrinsic)).into());
-        db::record_submission(
-            &self.pool,
-            row.netuid,
-            row.epoch,
-            which,
-            &tx.to_string(),
-            head as i64,
-        )
-        .await?;
+        db::record_submission(&self.pool, row.netuid, row.epoch, which, tx, head).await?;
         match self.chain.submit_extrinsic(&extrinsic).await {
             Ok(_) => {}
             Err(ChainClientError::Rpc { code: c, .. }) if c == code::ALREADY_KNOWN => {}
@@ -410,7 +415,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             self.failpoint(Failpoint::AfterSend)?;
         }
         self.chain
-            .wait_for_inclusion(tx, self.config.inclusion_timeout)
+            .wait_for_inclusion(tx, self.inclusion_timeout)
             .await
             .map_err(classify)
     }
@@ -420,25 +425,24 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         &self,
         row: &WeightCommitRecord,
         hp: &Hyperparameters,
+        clock: &impl BlockClock,
     ) -> Result<(), ServiceError> {
-        if row.mode != "commit_reveal" {
+        let WeightMode::CommitReveal { salt, .. } = &row.mode else {
             return Ok(());
-        }
-        let schedule = EpochSchedule::new(self.config.netuid, hp.tempo);
+        };
+        let schedule = EpochSchedule::new(self.netuid, hp.tempo);
         let commit_block = row.commit_block.ok_or_else(|| ServiceError::BadRow {
             epoch: row.epoch,
             reason: "committed without a commit block".into(),
         })?;
-        let reveal_epoch =
-            schedule.epoch_of(u64::try_from(commit_block).unwrap_or(0)) + hp.commit_reveal_period;
-        if let Some(tx) = &row.reveal_tx {
-            let tx = parse_tx(row.epoch, tx)?;
+        let reveal_epoch = schedule.epoch_of(commit_block) + hp.commit_reveal_period;
+        if let Some(tx) = row.reveal_tx {
             let included = match self.chain.tx_status(tx).await? {
                 TxStatus::InBlock { block, .. } => Some(block),
                 TxStatus::Pending => {
                     match self
                         .chain
-                        .wait_for_inclusion(tx, self.config.inclusion_timeout)
+                        .wait_for_inclusion(tx, self.inclusion_timeout)
                         .await
                     {
                         Ok(inclusion) => Some(inclusion.block),
@@ -449,17 +453,14 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                 TxStatus::Failed { .. } | TxStatus::Unknown => None,
             };
             if let Some(block) = included {
-                let update = WeightUpdate::Revealed {
-                    tx: tx.to_string(),
-                    block: block as i64,
-                };
-                self.update(row, &update).await?;
+                self.update(row, &WeightUpdate::Revealed { tx, block })
+                    .await?;
                 return Ok(());
             }
         }
-        let mut backoff = self.config.initial_backoff;
-        for attempt in 1..=self.config.submit_attempts.max(1) {
-            let head = self.clock.current_block().await?;
+        let mut backoff = self.initial_backoff;
+        for attempt in 1..=self.attempts {
+            let head = clock.current_block().await?;
             let current = schedule.epoch_of(head);
             if current < reveal_epoch {
                 tracing::debug!(
@@ -486,17 +487,17 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                 return Ok(());
             }
             let call = Call::RevealWeights {
-                netuid: self.config.netuid,
-                uids: u16s(row.epoch, "uids", &row.uids)?,
-                values: u16s(row.epoch, "weights", &row.weights)?,
-                salt: u16s(row.epoch, "salt", &row.salt)?,
-                version_key: u64::try_from(row.version_key).unwrap_or(0),
+                netuid: self.netuid,
+                uids: row.uids.clone(),
+                values: row.weights.clone(),
+                salt: salt.clone(),
+                version_key: row.version_key,
             };
-            match self.send(row, call, Submission::Reveal).await {
+            match self.send(row, call, Submission::Reveal, clock).await {
                 Ok(inclusion) => {
                     let update = WeightUpdate::Revealed {
-                        tx: inclusion.tx.to_string(),
-                        block: inclusion.block as i64,
+                        tx: inclusion.tx,
+                        block: inclusion.block,
                     };
                     self.update(row, &update).await?;
                     tracing::info!(
@@ -518,7 +519,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                     tracing::warn!(epoch = row.epoch, attempt, %error, "reveal failed; retrying");
                     self.update(row, &WeightUpdate::Retry { error }).await?;
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.config.max_backoff);
+                    backoff = (backoff * 2).min(self.max_backoff);
                 }
             }
         }
@@ -529,7 +530,6 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn waiting_refusals_are_transient_and_others_are_final() {

@@ -264,12 +264,12 @@ pub struct WeightLine {
 
 impl From<&WeightCommitRecord> for WeightLine {
     fn from(w: &WeightCommitRecord) -> Self {
-        let opt = |v: Option<i64>| v.map_or_else(|| "–".to_string(), |b| b.to_string());
-        let hash = w.commit_hash.clone().unwrap_or_default();
+        let opt = |v: Option<u64>| v.map_or_else(|| "–".to_string(), |b| b.to_string());
+        let hash = w.commit_hash().map(hex::encode).unwrap_or_default();
         Self {
             epoch: w.epoch,
-            status: w.status.clone(),
-            mode: w.mode.clone(),
+            status: w.status.to_string(),
+            mode: w.mode.as_str().to_string(),
             weights: w
                 .uids
                 .iter()
@@ -280,9 +280,15 @@ impl From<&WeightCommitRecord> for WeightLine {
             hash_short: short(&hash),
             hash,
             commit_block: opt(w.commit_block),
-            commit_tx: w.commit_tx.as_deref().map(short).unwrap_or_default(),
+            commit_tx: w
+                .commit_tx
+                .map(|tx| short(&tx.to_string()))
+                .unwrap_or_default(),
             reveal_block: opt(w.reveal_block),
-            reveal_tx: w.reveal_tx.as_deref().map(short).unwrap_or_default(),
+            reveal_tx: w
+                .reveal_tx
+                .map(|tx| short(&tx.to_string()))
+                .unwrap_or_default(),
             error: w.error.clone().unwrap_or_default(),
         }
     }

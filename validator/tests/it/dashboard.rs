@@ -8,6 +8,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use subnet_validator::db::{
     self, EpochRecord, EpochResults, MinerRecord, ModelEvalRecord, ScoreRecord, WeightCommitRecord,
+    WeightMode,
 };
 use subnet_validator::web::{self, ChainStatus, DashboardState};
 use tokio::sync::watch;
@@ -80,22 +81,17 @@ fn epoch_results(epoch: i64, shift: f64) -> EpochResults {
         miners: rows.iter().map(|r| r.0.clone()).collect(),
         model_evals: rows.iter().map(|r| r.1.clone()).collect(),
         scores: rows.iter().map(|r| r.2.clone()).collect(),
-        weights: WeightCommitRecord {
-            netuid,
-            epoch,
-            uids: vec![0, 1],
-            weights: vec![21845, 65535],
-            salt: vec![9; 8],
-            version_key: 0,
-            mode: "commit_reveal".into(),
-            commit_hash: Some(format!("{epoch:02}").repeat(32)),
-            status: "pending".into(),
-            commit_tx: None,
-            commit_block: None,
-            reveal_tx: None,
-            reveal_block: None,
-            error: None,
-        },
+        weights: WeightCommitRecord::pending(
+            NETUID,
+            u64::try_from(epoch).expect("epoch"),
+            vec![0, 1],
+            vec![21845, 65535],
+            0,
+            WeightMode::CommitReveal {
+                commit_hash: [u8::try_from(epoch).expect("epoch"); 32],
+                salt: vec![9; 8],
+            },
+        ),
     }
 }
 
@@ -110,7 +106,7 @@ async fn app(pool: &PgPool) -> axum::Router {
         i32::from(NETUID),
         5,
         &db::WeightUpdate::Committed {
-            tx: "0xfeed".into(),
+            tx: db::RecordedTx::Hash(subnet_common::chain::rpc::H256([0xfe; 32])),
             block: 57,
         },
     )

@@ -1,9 +1,10 @@
 //! The storage layer against a real Postgres (a fresh migrated database per test).
 
 use sqlx::PgPool;
+use subnet_common::chain::rpc::H256;
 use subnet_validator::db::{
-    self, EpochRecord, EpochResults, MinerRecord, ModelEvalRecord, Saved, ScoreRecord,
-    WeightCommitRecord, WeightUpdate,
+    self, EpochRecord, EpochResults, MinerRecord, ModelEvalRecord, RecordedTx, Saved, ScoreRecord,
+    WeightCommitRecord, WeightMode, WeightStatus, WeightUpdate,
 };
 
 fn results(epoch: i64, ema: f64) -> EpochResults {
@@ -47,22 +48,17 @@ fn results(epoch: i64, ema: f64) -> EpochResults {
             ema,
             weight: 1.0,
         }],
-        weights: WeightCommitRecord {
-            netuid: 1,
-            epoch,
-            uids: vec![3],
-            weights: vec![65535],
-            salt: vec![1, 2, 3, 4, 5, 6, 7, 8],
-            version_key: 0,
-            mode: "commit_reveal".into(),
-            commit_hash: Some("12".repeat(32)),
-            status: "pending".into(),
-            commit_tx: None,
-            commit_block: None,
-            reveal_tx: None,
-            reveal_block: None,
-            error: None,
-        },
+        weights: WeightCommitRecord::pending(
+            1,
+            u64::try_from(epoch).expect("epoch"),
+            vec![3],
+            vec![65535],
+            0,
+            WeightMode::CommitReveal {
+                commit_hash: [0x12; 32],
+                salt: vec![1, 2, 3, 4, 5, 6, 7, 8],
+            },
+        ),
     }
 }
 
@@ -82,8 +78,9 @@ async fn an_epoch_is_stored_once_and_a_replay_changes_nothing(pool: PgPool) {
     assert_eq!(ema.values().copied().collect::<Vec<_>>(), vec![0.1]);
     let open = db::open_weight_commits(&pool, 1).await.expect("open");
     assert_eq!(open.len(), 1);
-    assert_eq!(open[0].status, "pending");
-    assert_eq!(open[0].salt, vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    // The row reads back as it was written, typed.
+    assert_eq!(open[0], results(4, 0.1).weights);
+    assert_eq!(open[0].status, WeightStatus::Pending);
 }
 
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
@@ -99,7 +96,7 @@ async fn warm_start_takes_each_hotkeys_latest_ema(pool: PgPool) {
 async fn weight_rows_only_move_forward(pool: PgPool) {
     db::save_epoch(&pool, &results(4, 0.1)).await.expect("save");
     let reveal = WeightUpdate::Revealed {
-        tx: "aa".into(),
+        tx: H256([0xaa; 32]),
         block: 30,
     };
     assert!(
@@ -109,7 +106,7 @@ async fn weight_rows_only_move_forward(pool: PgPool) {
         "reveal before commit must not apply"
     );
     let commit = WeightUpdate::Committed {
-        tx: "bb".into(),
+        tx: RecordedTx::Hash(H256([0xbb; 32])),
         block: 22,
     };
     assert!(
@@ -134,6 +131,14 @@ async fn weight_rows_only_move_forward(pool: PgPool) {
             .expect("open")
             .is_empty()
     );
+    let row = db::weight_commit(&pool, 1, 4)
+        .await
+        .expect("row")
+        .expect("stored");
+    assert_eq!(row.status, WeightStatus::Revealed);
+    assert_eq!(row.commit_tx, Some(RecordedTx::Hash(H256([0xbb; 32]))));
+    assert_eq!((row.commit_block, row.reveal_block), (Some(22), Some(30)));
+    assert_eq!(row.reveal_tx, Some(H256([0xaa; 32])));
     let failed = WeightUpdate::Failed {
         error: "late".into(),
         expired: true,
@@ -149,13 +154,30 @@ async fn weight_rows_only_move_forward(pool: PgPool) {
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
 async fn a_failed_save_leaves_nothing_behind(pool: PgPool) {
     let mut bad = results(6, 0.1);
-    bad.weights.mode = "carrier-pigeon".into(); // violates the CHECK constraint, after the other inserts
+    bad.weights.epoch = 7; // no such epoch: the foreign key refuses it, after the other inserts
     assert!(db::save_epoch(&pool, &bad).await.is_err());
     assert!(!db::epoch_stored(&pool, 1, 6).await.expect("query"));
     assert_eq!(
         db::save_epoch(&pool, &results(6, 0.1)).await.expect("save"),
         Saved::New
     );
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn a_weight_row_that_does_not_decode_is_an_error_naming_the_column(pool: PgPool) {
+    db::save_epoch(&pool, &results(4, 0.1)).await.expect("save");
+    sqlx::query("UPDATE weight_commits SET uids = '{70000}' WHERE epoch = 4")
+        .execute(&pool)
+        .await
+        .expect("update");
+    let error = db::open_weight_commits(&pool, 1).await.unwrap_err();
+    assert!(error.to_string().contains("uids"), "{error}");
+    sqlx::query("UPDATE weight_commits SET uids = '{3}', commit_hash = 'xyz' WHERE epoch = 4")
+        .execute(&pool)
+        .await
+        .expect("update");
+    let error = db::weight_commit(&pool, 1, 4).await.unwrap_err();
+    assert!(error.to_string().contains("commit_hash"), "{error}");
 }
 
 #[test]

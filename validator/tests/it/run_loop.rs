@@ -16,6 +16,7 @@ use subnet_chain::node::{Chain, Node, unix_millis};
 use subnet_chain::rpc::{self, RpcConfig};
 use subnet_common::btauth::SignedClient;
 use subnet_common::chain::client::{ChainClient, DevChainClient};
+use subnet_common::chain::rpc::H256;
 use subnet_common::chain::types::{Call, NeuronInfo, SignedExtrinsic};
 use subnet_common::keys::Keypair;
 use subnet_common::protocol::ModelCommitment;
@@ -26,7 +27,7 @@ use subnet_model::tasks::{TaskMix, generate, to_sample};
 use subnet_model::tokenizer::Tokenizer;
 use subnet_model::train::{TrainConfig, train};
 use subnet_validator::artifacts::Limits;
-use subnet_validator::db::{self, WeightCommitRecord};
+use subnet_validator::db::{self, RecordedTx, WeightCommitRecord, WeightMode, WeightStatus};
 use subnet_validator::service::clock::ChainClock;
 use subnet_validator::service::schedule::EpochSchedule;
 use subnet_validator::service::{Failpoint, LabelSetup, Service, ServiceConfig, ServiceError};
@@ -271,11 +272,11 @@ async fn alice_calls(chain: &DevChainClient) -> Vec<Call> {
 
 /// How many `commit_weights` on chain carry the hash of `row`.
 async fn commits_of(chain: &DevChainClient, row: &WeightCommitRecord) -> usize {
-    let wanted = row.commit_hash.clone().expect("commit_reveal row");
+    let wanted = row.commit_hash().expect("commit_reveal row");
     alice_calls(chain)
         .await
         .iter()
-        .filter(|c| matches!(c, Call::CommitWeights { commit_hash, .. } if hex::encode(commit_hash) == wanted))
+        .filter(|c| matches!(c, Call::CommitWeights { commit_hash, .. } if *commit_hash == wanted))
         .count()
 }
 
@@ -346,12 +347,12 @@ async fn weights_land_on_chain_and_the_chain_ranks_the_better_model_first(pool: 
         )
         .await;
         let row = weight_row(&pool, epoch).await;
-        assert_eq!(row.mode, "commit_reveal");
+        assert_eq!(row.mode.as_str(), "commit_reveal");
         assert_eq!(commits_of(&chain.client, &row).await, 1);
         let weight_of = |uid: u16| {
             row.uids
                 .iter()
-                .position(|&u| u == i32::from(uid))
+                .position(|&u| u == uid)
                 .map_or(0, |i| row.weights[i])
         };
         assert_eq!(weight_of(good), 65_535, "{row:?}");
@@ -374,7 +375,7 @@ async fn weights_land_on_chain_and_the_chain_ranks_the_better_model_first(pool: 
 
         // The chain holds the revealed row as //Alice's weights, and the first epoch the chain
         // runs after the reveal (until then its incentive is the last epoch's) ranks good first.
-        let reveal_block = u64::try_from(row.reveal_block.expect("revealed")).expect("block");
+        let reveal_block = row.reveal_block.expect("revealed");
         let yuma_block = EpochSchedule::new(NETUID, TEMPO)
             .next_epoch_start(reveal_block)
             .expect("tempo > 0");
@@ -442,7 +443,7 @@ async fn crash_at(chain: &TestChain, pool: &PgPool, cache: &Path, failpoint: Fai
         .await
         .expect("rows");
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0].status, "pending");
+    assert_eq!(rows[0].status, WeightStatus::Pending);
     rows[0].epoch
 }
 
@@ -455,7 +456,7 @@ async fn restart_until_revealed(chain: &TestChain, pool: &PgPool, cache: &Path, 
             Duration::from_secs(60),
             || async {
                 let row = weight_row(pool, epoch).await;
-                (row.status == "revealed").then_some(())
+                (row.status == WeightStatus::Revealed).then_some(())
             },
         )
         .await;
@@ -511,13 +512,13 @@ async fn a_commit_whose_hash_was_lost_is_found_by_the_validators_last_update(poo
     let epoch = crash_at(&chain, &pool, &cache, Failpoint::AfterSend).await;
     // Pretend the recorded hash belongs to another extrinsic (as if a retry overwrote it after an
     // earlier attempt had in fact been included): the chain does not know it.
-    let fake = format!("0x{}", "ab".repeat(32));
+    let fake = H256([0xab; 32]);
     let recorded = db::record_submission(
         &pool,
         i32::from(NETUID),
         epoch,
         db::Submission::Commit,
-        &fake,
+        fake,
         0,
     )
     .await
@@ -537,7 +538,7 @@ async fn a_commit_whose_hash_was_lost_is_found_by_the_validators_last_update(poo
     restart_until_revealed(&chain, &pool, &cache, epoch).await;
     let row = weight_row(&pool, epoch).await;
     assert_eq!(commits_of(&chain.client, &row).await, 1);
-    assert_eq!(row.commit_tx.as_deref(), Some("unknown"));
+    assert_eq!(row.commit_tx, Some(RecordedTx::Unknown));
 }
 
 /// A child process killed (SIGKILL) and reaped when dropped, so a failing test leaves none behind.
@@ -725,7 +726,7 @@ async fn the_validator_binary_killed_mid_commit_resumes_without_a_second_commit(
         .await;
         validator.kill();
         let status = weight_row(&pool, epoch).await.status;
-        if status != "revealed" {
+        if status != WeightStatus::Revealed {
             break (epoch, status);
         }
         after = epoch;
@@ -738,7 +739,7 @@ async fn the_validator_binary_killed_mid_commit_resumes_without_a_second_commit(
         Duration::from_secs(90),
         || async {
             let row = weight_row(&pool, epoch).await;
-            (row.status == "revealed").then_some(row)
+            (row.status == WeightStatus::Revealed).then_some(row)
         },
     )
     .await;
@@ -756,11 +757,15 @@ async fn the_validator_binary_killed_mid_commit_resumes_without_a_second_commit(
     let mut commits_per_epoch: std::collections::BTreeMap<i64, usize> = Default::default();
     for call in &calls {
         if let Call::CommitWeights { commit_hash, .. } = call {
-            let hash = hex::encode(commit_hash);
             let row = rows
                 .iter()
-                .find(|r| r.commit_hash.as_deref() == Some(hash.as_str()))
-                .unwrap_or_else(|| panic!("commit {hash} on chain matches no stored epoch"));
+                .find(|r| r.commit_hash() == Some(*commit_hash))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "commit {} on chain matches no stored epoch",
+                        hex::encode(commit_hash)
+                    )
+                });
             *commits_per_epoch.entry(row.epoch).or_default() += 1;
         }
     }
@@ -774,10 +779,12 @@ async fn the_validator_binary_killed_mid_commit_resumes_without_a_second_commit(
         "{commits_per_epoch:?}"
     );
     // The interrupted epoch's reveal is on chain, once, with the salt stored before the kill.
-    let salt: Vec<u16> = revealed.salt.iter().map(|&s| s as u16).collect();
+    let WeightMode::CommitReveal { salt, .. } = &revealed.mode else {
+        panic!("a commit-reveal row: {revealed:?}");
+    };
     let reveals = calls
         .iter()
-        .filter(|c| matches!(c, Call::RevealWeights { salt: s, .. } if *s == salt))
+        .filter(|c| matches!(c, Call::RevealWeights { salt: s, .. } if s == salt))
         .count();
     assert_eq!(reveals, 1, "{revealed:?}");
     // No epoch stored twice.

@@ -11,6 +11,7 @@ use subnet_model::competition::CompetitionFile;
 use subnet_model::score::ScoreParams;
 use subnet_validator::db::{
     self, EpochRecord, EpochResults, MinerRecord, ModelEvalRecord, ScoreRecord, WeightCommitRecord,
+    WeightMode,
 };
 use subnet_validator::eval_cmd::DEFAULT_COMPETITION_TOML;
 use subnet_validator::service::weights::{self, Neuron, PreviousEma, TrackScores};
@@ -301,22 +302,17 @@ async fn store_epoch(pool: &PgPool, epoch: i64, shift: f64, with_labels: bool) {
                 weight: r.weight,
             })
             .collect(),
-        weights: WeightCommitRecord {
-            netuid: i32::from(NETUID),
-            epoch,
-            uids: uids.iter().map(|&u| i32::from(u)).collect(),
-            weights: values.iter().map(|&v| i32::from(v)).collect(),
-            salt: salt.iter().map(|&s| i32::from(s)).collect(),
-            version_key: 1000,
-            mode: "commit_reveal".into(),
-            commit_hash: Some(hex::encode(hash)),
-            status: "pending".into(),
-            commit_tx: None,
-            commit_block: None,
-            reveal_tx: None,
-            reveal_block: None,
-            error: None,
-        },
+        weights: WeightCommitRecord::pending(
+            NETUID,
+            u64::try_from(epoch).expect("epoch"),
+            uids,
+            values,
+            1000,
+            WeightMode::CommitReveal {
+                commit_hash: hash,
+                salt: salt.to_vec(),
+            },
+        ),
     };
     db::save_epoch(pool, &stored).await.expect("save");
 }
