@@ -25,7 +25,9 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::keys::{AccountId, Keypair};
-use crate::wallet::{DEFAULT_NAME, DEFAULT_WALLET_PATH, PasswordSource, Wallet, WalletError};
+use crate::wallet::{
+    DEFAULT_NAME, DEFAULT_WALLET_PATH, PasswordSource, Protection, Wallet, WalletError,
+};
 
 /// `--wallet.path`, `--wallet.name`, `--wallet.hotkey`, as btcli users know them.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
@@ -80,7 +82,8 @@ impl WalletArgs {
     }
 }
 
-/// `keys …`: create, restore and inspect the hotkey of the wallet named by [`WalletArgs`].
+/// `keys …`: create, restore and inspect the hotkey and coldkey of the wallet named by
+/// [`WalletArgs`].
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum KeysCommand {
     /// Create a new hotkey from a fresh 12-word mnemonic and print the mnemonic once.
@@ -98,6 +101,32 @@ pub enum KeysCommand {
         #[arg(long)]
         overwrite: bool,
     },
+    /// Create a new password-encrypted coldkey (as btcli does) and print its mnemonic once.
+    ///
+    /// The keyfile is `$NACL`-encrypted, with `coldkeypub.txt` beside it. The password comes
+    /// from the SDK's `BT_PW_<keyfile path>` variable when set, else it is asked twice.
+    NewColdkey {
+        /// Write the coldkey unencrypted: anyone who can read the file can then spend its funds.
+        #[arg(long)]
+        no_password: bool,
+        /// Replace an existing coldkey file (its key is lost unless its mnemonic is kept).
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Re-create the coldkey from its mnemonic (asked on the terminal when not given).
+    ///
+    /// Encrypted as `new-coldkey` does.
+    RegenColdkey {
+        /// The mnemonic words, quoted. Prefer the prompt: flags end up in shell history.
+        #[arg(long, value_name = "WORDS")]
+        mnemonic: Option<String>,
+        /// Write the coldkey unencrypted.
+        #[arg(long)]
+        no_password: bool,
+        /// Replace an existing coldkey file.
+        #[arg(long)]
+        overwrite: bool,
+    },
     /// Print the wallet name, keyfile path, SS58 address and public key of the hotkey.
     Show {
         /// Also print the mnemonic, seed and private key.
@@ -106,8 +135,19 @@ pub enum KeysCommand {
     },
 }
 
-/// Runs a `keys` subcommand against the wallet named by `wallet`, writing to `out`.
+/// Runs a `keys` subcommand against the wallet named by `wallet`, writing to `out`. Coldkey
+/// passwords come from the SDK's `BT_PW_…` variable, else the terminal.
 pub fn run(cmd: &KeysCommand, wallet: &WalletArgs, out: &mut impl Write) -> anyhow::Result<()> {
+    run_with(cmd, wallet, &PasswordSource::interactive(), out)
+}
+
+/// [`run`] with the coldkey password taken from `passwords`.
+pub fn run_with(
+    cmd: &KeysCommand,
+    wallet: &WalletArgs,
+    passwords: &PasswordSource,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let wallet = wallet.wallet();
     match cmd {
         KeysCommand::NewHotkey { overwrite } => {
@@ -146,9 +186,117 @@ pub fn run(cmd: &KeysCommand, wallet: &WalletArgs, out: &mut impl Write) -> anyh
             writeln!(out, "Restored hotkey {}", wallet.hotkey_path().display())?;
             writeln!(out, "ss58 address: {}", pair.account_id())?;
         }
+        KeysCommand::NewColdkey {
+            no_password,
+            overwrite,
+        } => {
+            let password = coldkey_password(&wallet, *no_password, passwords)?;
+            let protection = protection(password.as_ref());
+            let (pair, phrase) = wallet
+                .create_coldkey(protection, *overwrite)
+                .context("while creating the coldkey")?;
+            let phrase = SecretString::from(phrase);
+            writeln!(out, "Created coldkey {}", wallet.coldkey_path().display())?;
+            describe_coldkey(&pair, password.is_some(), out)?;
+            writeln!(out)?;
+            writeln!(
+                out,
+                "WARNING: write this mnemonic down and keep it safe. It is shown only once and"
+            )?;
+            writeln!(
+                out,
+                "is the only way to restore this coldkey and its funds (keys regen-coldkey):"
+            )?;
+            writeln!(out)?;
+            writeln!(out, "    {}", phrase.expose_secret())?;
+        }
+        KeysCommand::RegenColdkey {
+            mnemonic,
+            no_password,
+            overwrite,
+        } => {
+            let phrase = match mnemonic {
+                Some(words) => SecretString::from(words.clone()),
+                None => SecretString::from(
+                    rpassword::prompt_password("Enter the coldkey mnemonic: ")
+                        .context("while reading the mnemonic from the terminal")?,
+                ),
+            };
+            let pair = Keypair::from_mnemonic(phrase.expose_secret(), None)
+                .context("while restoring the coldkey")?;
+            let password = coldkey_password(&wallet, *no_password, passwords)?;
+            wallet
+                .set_coldkey(&pair, protection(password.as_ref()), *overwrite)
+                .context("while restoring the coldkey")?;
+            writeln!(out, "Restored coldkey {}", wallet.coldkey_path().display())?;
+            describe_coldkey(&pair, password.is_some(), out)?;
+        }
         KeysCommand::Show { show_secrets } => show(&wallet, *show_secrets, out)?,
     }
     Ok(())
+}
+
+fn protection(password: Option<&SecretString>) -> Protection<'_> {
+    password.map_or(Protection::Plain, Protection::Encrypted)
+}
+
+fn describe_coldkey(pair: &Keypair, encrypted: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    writeln!(out, "ss58 address: {}", pair.account_id())?;
+    if encrypted {
+        writeln!(out, "encrypted:    yes ($NACL, the password you gave)")?;
+    } else {
+        writeln!(
+            out,
+            "encrypted:    NO: anyone who can read the file can spend this coldkey's funds"
+        )?;
+    }
+    Ok(())
+}
+
+/// The password a new coldkey file is encrypted with (`None`: `--no-password`): the one in
+/// `passwords`, the SDK's `BT_PW_…` variable, or typed twice on the terminal.
+fn coldkey_password(
+    wallet: &Wallet,
+    no_password: bool,
+    passwords: &PasswordSource,
+) -> anyhow::Result<Option<SecretString>> {
+    if no_password {
+        return Ok(None);
+    }
+    let path = wallet.coldkey_path();
+    let without_prompt = PasswordSource {
+        allow_prompt: false,
+        ..passwords.clone()
+    };
+    match without_prompt.resolve(&path, "encrypt") {
+        Ok(password) => return Ok(Some(password)),
+        Err(WalletError::PasswordRequired { .. }) if passwords.allow_prompt => {}
+        Err(error) => {
+            return Err(error).context("no password for the new coldkey (or pass --no-password)");
+        }
+    }
+    let ask = |prompt: &str| {
+        rpassword::prompt_password(prompt).map(SecretString::from).with_context(|| {
+            format!(
+                "no terminal to ask for the coldkey password: run it in a terminal, set {} as the bittensor SDK does, or pass --no-password",
+                crate::wallet::password::env_var_name(&path)
+            )
+        })
+    };
+    let first = ask(&format!(
+        "Choose a password to encrypt the coldkey {}: ",
+        path.display()
+    ))?;
+    if first.expose_secret().is_empty() {
+        anyhow::bail!(
+            "the coldkey password is empty (pass --no-password for an unencrypted coldkey)"
+        );
+    }
+    let second = ask("Retype the password: ")?;
+    if first.expose_secret() != second.expose_secret() {
+        anyhow::bail!("the two passwords differ; nothing was written");
+    }
+    Ok(Some(first))
 }
 
 fn show(wallet: &Wallet, show_secrets: bool, out: &mut impl Write) -> anyhow::Result<()> {
@@ -289,6 +437,102 @@ mod tests {
         };
         run_to_string(regen, &restored_args).unwrap();
         assert_eq!(restored_args.load_hotkey().unwrap().account_id(), id);
+    }
+
+    fn with_password(cmd: KeysCommand, wallet: &WalletArgs, password: &str) -> String {
+        let mut out = Vec::new();
+        let passwords = PasswordSource::given(SecretString::from(password));
+        run_with(&cmd, wallet, &passwords, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn new_coldkey_is_encrypted_and_its_mnemonic_restores_it_under_another_password() {
+        use crate::wallet::keyfile;
+        let dir = tempfile::tempdir().unwrap();
+        let args = args_in(dir.path());
+        let new = KeysCommand::NewColdkey {
+            no_password: false,
+            overwrite: false,
+        };
+        let out = with_password(new.clone(), &args, "first pass");
+        let wallet = args.wallet();
+        assert!(keyfile::is_encrypted(&wallet.coldkey_path()), "{out}");
+        let id = wallet.coldkey_account().unwrap();
+        assert!(
+            out.contains(&id.to_ss58()) && out.contains("encrypted:    yes"),
+            "{out}"
+        );
+        let given = |p: &str| PasswordSource::given(SecretString::from(p));
+        assert_eq!(
+            wallet
+                .load_coldkey(&given("first pass"))
+                .unwrap()
+                .account_id(),
+            id
+        );
+        assert!(wallet.load_coldkey(&given("wrong")).is_err());
+        let phrase = out.lines().last().unwrap().trim().to_owned();
+        assert_eq!(phrase.split(' ').count(), 12);
+
+        // An existing coldkey is never replaced without --overwrite.
+        let mut sink = Vec::new();
+        let err = run_with(&new, &args, &given("x"), &mut sink).unwrap_err();
+        assert!(format!("{err:#}").contains("already exists"), "{err:#}");
+
+        let regen = KeysCommand::RegenColdkey {
+            mnemonic: Some(phrase),
+            no_password: false,
+            overwrite: true,
+        };
+        let out = with_password(regen, &args, "second pass");
+        assert!(out.contains(&id.to_ss58()), "{out}");
+        assert_eq!(
+            wallet
+                .load_coldkey(&given("second pass"))
+                .unwrap()
+                .account_id(),
+            id
+        );
+        assert!(wallet.load_coldkey(&given("first pass")).is_err());
+    }
+
+    #[test]
+    fn a_coldkey_without_a_password_says_so_and_none_available_names_the_variable() {
+        use crate::wallet::keyfile;
+        let dir = tempfile::tempdir().unwrap();
+        let args = args_in(dir.path());
+        let out = with_password(
+            KeysCommand::NewColdkey {
+                no_password: true,
+                overwrite: false,
+            },
+            &args,
+            "unused",
+        );
+        assert!(!keyfile::is_encrypted(&args.wallet().coldkey_path()));
+        assert!(out.contains("encrypted:    NO"), "{out}");
+
+        // No password given, none in the environment, no prompt: nothing is written.
+        let other = tempfile::tempdir().unwrap();
+        let args = args_in(other.path());
+        let mut sink = Vec::new();
+        let err = run_with(
+            &KeysCommand::NewColdkey {
+                no_password: false,
+                overwrite: false,
+            },
+            &args,
+            &PasswordSource::non_interactive(),
+            &mut sink,
+        )
+        .unwrap_err();
+        let err = format!("{err:#}");
+        assert!(
+            err.contains("BT_PW_") && err.contains("--no-password"),
+            "{err}"
+        );
+        assert!(!args.wallet().coldkey_path().exists());
     }
 
     #[test]

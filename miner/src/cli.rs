@@ -37,7 +37,7 @@ pub enum Command {
     Commit(crate::commands::chain::CommitArgs),
     /// Manage the people who label RLHF tasks (sign-in links), or run a simulated labeler.
     Labelers(crate::labeling::cli::LabelersArgs),
-    /// Manage the miner's hotkey (bittensor wallet layout).
+    /// Manage the miner's hotkey and its wallet's coldkey (bittensor wallet layout).
     #[command(mut_args(|arg| arg.global(true)))]
     Keys {
         #[command(flatten)]

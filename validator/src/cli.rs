@@ -25,7 +25,7 @@ pub struct Cli {
 pub enum Command {
     /// Send one btauth/1-signed request with the validator's hotkey and print the response body.
     Query(QueryArgs),
-    /// Manage the validator's hotkey (bittensor wallet layout).
+    /// Manage the validator's hotkey and its wallet's coldkey (bittensor wallet layout).
     #[command(mut_args(|arg| arg.global(true)))]
     Keys {
         #[command(flatten)]

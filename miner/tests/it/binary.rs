@@ -217,3 +217,63 @@ fn keys_takes_wallet_flags_before_or_after_its_subcommand() {
     }
     assert_eq!(before.stdout, after.stdout);
 }
+
+/// `keys new-coldkey` through the binary, as a user without btcli registers: the password comes
+/// from the SDK's `BT_PW_<path>` variable (no terminal here), the keyfile is `$NACL`-encrypted
+/// with it, and `keys show` then names the coldkey. Without a password and without a terminal
+/// it writes nothing and names the variable.
+#[test]
+fn new_coldkey_encrypts_with_the_sdk_password_variable_and_show_names_it() {
+    use secrecy::SecretString;
+    use subnet_common::wallet::{PasswordSource, Wallet, password};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().display().to_string();
+    let wallet = Wallet::new(dir.path(), "cold", "default");
+    let keys = |args: &[&str]| {
+        let mut cmd = miner(&["keys", "--wallet.path", &path, "--wallet.name", "cold"]);
+        cmd.args(args).stdin(Stdio::null());
+        cmd
+    };
+
+    let refused = keys(&["new-coldkey"]).output().expect("run");
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains(&password::env_var_name(&wallet.coldkey_path()))
+            && err.contains("--no-password"),
+        "{err}"
+    );
+    assert!(!wallet.coldkey_path().exists());
+
+    let secret = SecretString::from("binary-pass");
+    let env_var = password::env_var_name(&wallet.coldkey_path());
+    let created = keys(&["new-coldkey"])
+        .env(&env_var, password::env_value(&env_var, &secret))
+        .output()
+        .expect("run");
+    let out = String::from_utf8_lossy(&created.stdout);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let pair = wallet
+        .load_coldkey(&PasswordSource::given(secret))
+        .expect("decrypts with the password from the variable");
+    let ss58 = pair.account_id().to_ss58();
+    assert!(
+        out.contains(&ss58) && out.contains("encrypted:    yes"),
+        "{out}"
+    );
+    assert!(!out.contains("binary-pass"), "{out}");
+
+    let hotkey = keys(&["new-hotkey"]).output().expect("run");
+    assert!(hotkey.status.success());
+    let shown = keys(&["show"]).output().expect("run");
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains(&format!("coldkey:      {ss58}")),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+}
