@@ -157,29 +157,17 @@ pub fn run_with(
             let phrase = SecretString::from(phrase);
             writeln!(out, "Created hotkey {}", wallet.hotkey_path().display())?;
             writeln!(out, "ss58 address: {}", pair.account_id())?;
-            writeln!(out)?;
-            writeln!(
+            write_mnemonic(
                 out,
-                "WARNING: write this mnemonic down and keep it safe. It is shown only once and"
+                "this hotkey (keys regen-hotkey --mnemonic \"…\")",
+                &phrase,
             )?;
-            writeln!(
-                out,
-                "is the only way to restore this hotkey (keys regen-hotkey --mnemonic \"…\"):"
-            )?;
-            writeln!(out)?;
-            writeln!(out, "    {}", phrase.expose_secret())?;
         }
         KeysCommand::RegenHotkey {
             mnemonic,
             overwrite,
         } => {
-            let phrase = match mnemonic {
-                Some(words) => SecretString::from(words.clone()),
-                None => SecretString::from(
-                    rpassword::prompt_password("Enter the hotkey mnemonic: ")
-                        .context("while reading the mnemonic from the terminal")?,
-                ),
-            };
+            let phrase = mnemonic_or_prompt(mnemonic.as_deref(), "hotkey")?;
             let pair = wallet
                 .regenerate_hotkey(phrase.expose_secret(), *overwrite)
                 .context("while restoring the hotkey")?;
@@ -198,30 +186,18 @@ pub fn run_with(
             let phrase = SecretString::from(phrase);
             writeln!(out, "Created coldkey {}", wallet.coldkey_path().display())?;
             describe_coldkey(&pair, password.is_some(), out)?;
-            writeln!(out)?;
-            writeln!(
+            write_mnemonic(
                 out,
-                "WARNING: write this mnemonic down and keep it safe. It is shown only once and"
+                "this coldkey and its funds (keys regen-coldkey)",
+                &phrase,
             )?;
-            writeln!(
-                out,
-                "is the only way to restore this coldkey and its funds (keys regen-coldkey):"
-            )?;
-            writeln!(out)?;
-            writeln!(out, "    {}", phrase.expose_secret())?;
         }
         KeysCommand::RegenColdkey {
             mnemonic,
             no_password,
             overwrite,
         } => {
-            let phrase = match mnemonic {
-                Some(words) => SecretString::from(words.clone()),
-                None => SecretString::from(
-                    rpassword::prompt_password("Enter the coldkey mnemonic: ")
-                        .context("while reading the mnemonic from the terminal")?,
-                ),
-            };
+            let phrase = mnemonic_or_prompt(mnemonic.as_deref(), "coldkey")?;
             let pair = Keypair::from_mnemonic(phrase.expose_secret(), None)
                 .context("while restoring the coldkey")?;
             let password = coldkey_password(&wallet, *no_password, passwords)?;
@@ -233,6 +209,29 @@ pub fn run_with(
         }
         KeysCommand::Show { show_secrets } => show(&wallet, *show_secrets, out)?,
     }
+    Ok(())
+}
+
+/// The mnemonic given with `--mnemonic`, else typed on the terminal (not echoed).
+fn mnemonic_or_prompt(given: Option<&str>, key: &str) -> anyhow::Result<SecretString> {
+    match given {
+        Some(words) => Ok(SecretString::from(words.to_owned())),
+        None => rpassword::prompt_password(format!("Enter the {key} mnemonic: "))
+            .map(SecretString::from)
+            .context("while reading the mnemonic from the terminal"),
+    }
+}
+
+/// The one-time mnemonic, with the warning that it alone restores `what`.
+fn write_mnemonic(out: &mut impl Write, what: &str, phrase: &SecretString) -> anyhow::Result<()> {
+    writeln!(out)?;
+    writeln!(
+        out,
+        "WARNING: write this mnemonic down and keep it safe. It is shown only once and"
+    )?;
+    writeln!(out, "is the only way to restore {what}:")?;
+    writeln!(out)?;
+    writeln!(out, "    {}", phrase.expose_secret())?;
     Ok(())
 }
 
