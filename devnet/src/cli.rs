@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::roster::RosterKind;
+use crate::roster::{ExtraModel, RosterKind};
 
 /// A whole local subnet in one command: a throwaway Postgres, a dev chain, miners (strong, weak,
 /// a copier, a broken commitment, label miners with simulated labelers) and validators. Prints who
@@ -27,6 +27,14 @@ pub struct Cli {
     /// ignored).
     #[arg(long, env = "DEVNET_ROSTER", value_enum, default_value_t = RosterKind::Standard)]
     pub roster: RosterKind,
+    /// A model directory of your own (`config.json`, `model.safetensors`) served and committed
+    /// by one more miner named NAME, after the strong model; repeat the flag for more. It is
+    /// judged by the devnet's competition (the built-in byte-level one), whose base is
+    /// `miner init-base --preset tiny --seed 7`.
+    #[arg(long = "extra-model", env = "DEVNET_EXTRA_MODELS", value_name = "NAME=DIR",
+          value_delimiter = ',', value_parser = ExtraModel::parse)]
+    pub extra_models: Vec<ExtraModel>,
+
     /// Label-track miners, each with a simulated labeler: accurate (95%), then inaccurate (55%).
     #[arg(long = "label-miners", env = "DEVNET_LABEL_MINERS", default_value_t = 2,
           value_parser = clap::value_parser!(u8).range(0..=2))]
@@ -111,6 +119,25 @@ mod tests {
         assert_eq!((cli.miners, cli.label_miners, cli.validators), (4, 2, 2));
         assert!(cli.strong_steps > cli.weak_steps);
         assert!(!cli.keep);
+    }
+
+    #[test]
+    fn extra_models_are_named_directories() {
+        let cli = Cli::try_parse_from([
+            "devnet",
+            "--extra-model",
+            "mine=/tmp/a",
+            "--extra-model",
+            "other=/tmp/b",
+        ])
+        .unwrap();
+        let names: Vec<&str> = cli.extra_models.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["mine", "other"]);
+        assert_eq!(cli.extra_models[1].dir, PathBuf::from("/tmp/b"));
+        for bad in ["/tmp/a", "=/tmp/a", "mine=", "Mine=/tmp/a", "strong=/tmp/a"] {
+            let err = Cli::try_parse_from(["devnet", "--extra-model", bad]).unwrap_err();
+            assert!(err.to_string().contains("--extra-model"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -4,9 +4,57 @@
 //! validators); each hotkey is derived from its coldkey's URI (`//Miner1//devnet`), so a run is
 //! reproducible and the keys say nothing secret.
 
+use std::path::PathBuf;
+
 use subnet_common::keys::{KeyError, Keypair};
 
 use crate::attacks::Attack;
+
+/// Funded miner coldkeys of the dev genesis: `//Miner1` … `//Miner12`.
+pub const MINER_COLDKEYS: usize = 12;
+
+/// `--extra-model NAME=DIR`: a model directory of the user's, served and committed by a miner of
+/// its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraModel {
+    /// Shown in the tables; lower-case letters, digits and `-`, not a built-in role's name.
+    pub name: String,
+    /// The artifact directory.
+    pub dir: PathBuf,
+}
+
+impl ExtraModel {
+    /// Parses `NAME=DIR` (the clap value parser).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (name, dir) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?} is not NAME=DIR"))?;
+        let valid = !name.is_empty()
+            && name.len() <= 32
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if !valid {
+            return Err(format!(
+                "{name:?}: a name is 1-32 lower-case letters, digits or -"
+            ));
+        }
+        if Role::BUILT_IN_NAMES.contains(&name)
+            || name.starts_with("sybil")
+            || name.starts_with("validator")
+            || name.starts_with("extra")
+        {
+            return Err(format!("{name:?} is the name of a built-in role"));
+        }
+        if dir.is_empty() {
+            return Err(format!("{text:?}: no directory after ="));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            dir: PathBuf::from(dir),
+        })
+    }
+}
 
 /// Which miners take part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +98,9 @@ pub enum Role {
     LabelAccurate,
     /// Label miner whose simulated labeler is right 55% of the time.
     LabelInaccurate,
+    /// A model directory the user brought (`--extra-model`, 1-based index), committed after the
+    /// strong model.
+    Extra(u8),
     /// A staked validator (1-based index).
     Validator(u8),
 }
@@ -73,7 +124,23 @@ impl Role {
     /// The label-track roles in the order `--label-miners` takes them.
     pub const LABEL: [Role; 2] = [Role::LabelAccurate, Role::LabelInaccurate];
 
-    /// Short name: wallet name, log file stem, table cell.
+    /// Names of the roles without an index, which an extra model may not take.
+    pub const BUILT_IN_NAMES: [&'static str; 11] = [
+        "strong",
+        "weak",
+        "copier",
+        "broken",
+        "front-runner",
+        "changed-config",
+        "permuted",
+        "noisy",
+        "sharpened",
+        "label-good",
+        "label-bad",
+    ];
+
+    /// Short name: wallet name, log file stem, table cell (an extra model's table cell is the
+    /// name the user gave, [`Member::label`]).
     pub fn name(self) -> String {
         match self {
             Role::Strong => "strong".into(),
@@ -88,6 +155,7 @@ impl Role {
             Role::Sybil(i) => format!("sybil{i}"),
             Role::LabelAccurate => "label-good".into(),
             Role::LabelInaccurate => "label-bad".into(),
+            Role::Extra(i) => format!("extra{i}"),
             Role::Validator(i) => format!("validator{i}"),
         }
     }
@@ -124,7 +192,7 @@ impl Role {
 
     /// Whether this role commits after the others (it copies a model committed before).
     pub fn commits_late(self) -> bool {
-        self == Role::Copier || self.attack().is_some()
+        matches!(self, Role::Copier | Role::Extra(_)) || self.attack().is_some()
     }
 }
 
@@ -137,45 +205,62 @@ pub struct Member {
     pub coldkey_uri: String,
     /// Its hotkey.
     pub hotkey: Keypair,
+    /// What the tables call it: the role's name, or an extra model's own.
+    pub label: String,
 }
 
-/// The participants: `kind`'s model miners (for the standard roster the first `miners`),
-/// `label_miners` label miners and `validators` validators (clamped to the roles and funded dev
-/// accounts available).
+/// The participants: `kind`'s model miners (for the standard roster the first `miners`), the
+/// `extra` models, `label_miners` label miners and `validators` validators (clamped to the roles
+/// and the validators' funded dev accounts). More miners than [`MINER_COLDKEYS`] is an error
+/// naming `--extra-model`.
 pub fn roster(
     kind: RosterKind,
     miners: u8,
+    extra: &[ExtraModel],
     label_miners: u8,
     validators: u8,
-) -> Result<Vec<Member>, KeyError> {
+) -> anyhow::Result<Vec<Member>> {
     const VALIDATOR_COLDKEYS: [&str; 4] = ["//Bob", "//Charlie", "//Dave", "//Eve"];
-    let mut members = Vec::new();
     let model: &[Role] = match kind {
         RosterKind::Standard => &Role::MODEL[..usize::from(miners).min(Role::MODEL.len())],
         RosterKind::Adversarial => &Role::ADVERSARIAL,
     };
-    let model = model.iter();
-    let label = Role::LABEL.iter().take(usize::from(label_miners));
-    for (i, role) in model.chain(label).enumerate() {
-        members.push(member(*role, format!("//Miner{}", i + 1))?);
+    let extras = (1..=extra.len()).map(|i| Role::Extra(u8::try_from(i).unwrap_or(u8::MAX)));
+    let label = Role::LABEL.iter().copied().take(usize::from(label_miners));
+    let miner_roles: Vec<Role> = model.iter().copied().chain(extras).chain(label).collect();
+    if miner_roles.len() > MINER_COLDKEYS {
+        anyhow::bail!(
+            "--extra-model: {} miners in all, but the dev genesis funds {MINER_COLDKEYS} miner \
+             coldkeys; bring fewer extra models (or fewer label miners)",
+            miner_roles.len()
+        );
+    }
+    let mut members = Vec::new();
+    for (i, role) in miner_roles.into_iter().enumerate() {
+        let label = match role {
+            Role::Extra(n) => extra[usize::from(n) - 1].name.clone(),
+            _ => role.name(),
+        };
+        members.push(member(role, format!("//Miner{}", i + 1), label)?);
     }
     for (i, coldkey) in VALIDATOR_COLDKEYS
         .iter()
         .take(usize::from(validators))
         .enumerate()
     {
-        let index = u8::try_from(i + 1).unwrap_or(u8::MAX);
-        members.push(member(Role::Validator(index), (*coldkey).to_owned())?);
+        let role = Role::Validator(u8::try_from(i + 1).unwrap_or(u8::MAX));
+        members.push(member(role, (*coldkey).to_owned(), role.name())?);
     }
     Ok(members)
 }
 
-fn member(role: Role, coldkey_uri: String) -> Result<Member, KeyError> {
+fn member(role: Role, coldkey_uri: String, label: String) -> Result<Member, KeyError> {
     let hotkey = Keypair::from_uri(&format!("{coldkey_uri}//devnet"))?;
     Ok(Member {
         role,
         coldkey_uri,
         hotkey,
+        label,
     })
 }
 
@@ -187,7 +272,7 @@ mod tests {
 
     #[test]
     fn the_full_roster_has_distinct_funded_coldkeys_and_hotkeys() {
-        let members = roster(RosterKind::Standard, 4, 2, 2).unwrap();
+        let members = roster(RosterKind::Standard, 4, &[], 2, 2).unwrap();
         assert_eq!(members.len(), 8);
         let coldkeys: HashSet<_> = members.iter().map(|m| m.coldkey_uri.clone()).collect();
         let hotkeys: HashSet<_> = members.iter().map(|m| m.hotkey.account_id()).collect();
@@ -201,14 +286,14 @@ mod tests {
 
     #[test]
     fn roles_are_taken_in_order() {
-        let members = roster(RosterKind::Standard, 2, 0, 1).unwrap();
+        let members = roster(RosterKind::Standard, 2, &[], 0, 1).unwrap();
         let roles: Vec<Role> = members.iter().map(|m| m.role).collect();
         assert_eq!(roles, [Role::Strong, Role::Weak, Role::Validator(1)]);
     }
 
     #[test]
     fn the_adversarial_roster_has_every_attacker_on_its_own_funded_coldkey() {
-        let members = roster(RosterKind::Adversarial, 0, 2, 2).unwrap();
+        let members = roster(RosterKind::Adversarial, 0, &[], 2, 2).unwrap();
         let names: Vec<String> = members.iter().map(|m| m.role.name()).collect();
         assert_eq!(
             names,
@@ -234,6 +319,30 @@ mod tests {
         assert_eq!(members[11].coldkey_uri, "//Miner12");
         assert!(members.iter().filter(|m| m.role.commits_late()).count() == 4);
         assert!(members[..10].iter().all(|m| m.role.is_model_miner()));
+    }
+
+    #[test]
+    fn extra_models_commit_late_under_their_own_names_and_are_bounded_by_the_funded_coldkeys() {
+        let extra = |name: &str| ExtraModel::parse(&format!("{name}=/tmp/{name}")).unwrap();
+        let members = roster(RosterKind::Standard, 2, &[extra("mine"), extra("b")], 2, 1).unwrap();
+        let labels: Vec<&str> = members.iter().map(|m| m.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "strong",
+                "weak",
+                "mine",
+                "b",
+                "label-good",
+                "label-bad",
+                "validator1"
+            ]
+        );
+        assert_eq!(members[2].role, Role::Extra(1));
+        assert!(members[2].role.is_model_miner() && members[2].role.commits_late());
+        assert_eq!(members[3].coldkey_uri, "//Miner4");
+        let err = roster(RosterKind::Adversarial, 0, &[extra("one")], 2, 1).unwrap_err();
+        assert!(err.to_string().contains("--extra-model"), "{err}");
     }
 
     #[test]

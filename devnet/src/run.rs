@@ -114,11 +114,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("while creating {}", logs.display()))?;
-    let members = roster(cli.roster, cli.miners, cli.label_miners, cli.validators)
-        .context("while deriving the dev keys")?;
+    for extra in &cli.extra_models {
+        for file in ["config.json", "model.safetensors"] {
+            if !extra.dir.join(file).is_file() {
+                bail!(
+                    "--extra-model {}={}: no {file} there (a model directory holds config.json \
+                     and model.safetensors, as `miner finetune --out` writes them)",
+                    extra.name,
+                    extra.dir.display()
+                );
+            }
+        }
+    }
+    let members = roster(
+        cli.roster,
+        cli.miners,
+        &cli.extra_models,
+        cli.label_miners,
+        cli.validators,
+    )?;
     let roles = members
         .iter()
-        .map(|m| (m.hotkey.account_id().to_ss58(), m.role.name()))
+        .map(|m| (m.hotkey.account_id().to_ss58(), m.label.clone()))
         .collect();
     let mut net = Devnet {
         bins,
@@ -502,6 +519,13 @@ impl Devnet {
                     (weak.clone(), broken)
                 }
                 Role::Sybil(_) => (sybil.clone(), sybil.clone()),
+                Role::Extra(i) => {
+                    // A copy in the run directory: the user's folder is never written to.
+                    let brought = &cli.extra_models[usize::from(i) - 1].dir;
+                    let copy = root.join(role.name());
+                    copy_dir(brought, &copy)?;
+                    (copy.clone(), copy)
+                }
                 _ => match role.attack() {
                     Some(attack) => {
                         let copy = root.join(role.name());

@@ -133,9 +133,28 @@ fn devnet_summary(extra: &[&str]) -> (Summary, String) {
 
 #[test]
 fn a_short_devnet_pays_each_role_what_it_earned() {
-    // The full roster: strong, weak, copier, broken, label-good, label-bad, two validators.
-    let (summary, context) = devnet_summary(&[]);
+    // The full roster: strong, weak, copier, broken, label-good, label-bad, two validators, and
+    // one model brought with `--extra-model`: the devnet's own untuned base, made the way its
+    // docs say (`miner init-base --preset tiny --seed 7`).
+    let bin_dir = build_binaries();
+    let brought = tempfile::tempdir().unwrap();
+    let status = Command::new(bin_dir.join("miner"))
+        .args(["init-base", "--preset", "tiny", "--seed", "7", "--out"])
+        .arg(brought.path())
+        .stdout(Stdio::null())
+        .status()
+        .expect("miner init-base runs");
+    assert!(status.success());
+    let extra = format!("untuned={}", brought.path().display());
+    let (summary, context) = devnet_summary(&["--extra-model", &extra]);
     let (strong, weak) = (role(&summary, "strong"), role(&summary, "weak"));
+    let untuned = role(&summary, "untuned");
+    assert!(
+        strong.incentive > untuned.incentive,
+        "the brought untuned base {} ≥ strong {}\n{context}",
+        untuned.incentive,
+        strong.incentive
+    );
     let (copier, broken) = (role(&summary, "copier"), role(&summary, "broken"));
     for other in [weak, copier, broken] {
         assert!(
