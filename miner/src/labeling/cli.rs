@@ -75,6 +75,11 @@ pub struct SimulateArgs {
     /// Seed of the simulated choices (random when absent).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Let a program answer instead of the built-in checker: for each task it runs `sh -c CMD`
+    /// with the task as JSON (`{"task_id", "prompt", "a", "b"}`) on its standard input and reads
+    /// `a`, `b` or `tie` from its standard output (30 s per task).
+    #[arg(long = "answer-with", value_name = "CMD", conflicts_with = "accuracy")]
+    pub answer_with: Option<String>,
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {
@@ -176,6 +181,7 @@ fn simulation(sim: &SimulateArgs, link: String) -> simulate::Simulation {
         accuracy: sim.accuracy,
         count: sim.count,
         seed: sim.seed,
+        answer_with: sim.answer_with.clone(),
     }
 }
 

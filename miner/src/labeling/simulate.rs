@@ -10,6 +10,12 @@
 //! When no checker recognises the prompt, or neither answer is correct, it picks A, B or Tie
 //! uniformly at random.
 //!
+//! With [`Simulation::answer_with`] a program decides instead (`miner labelers simulate
+//! --answer-with CMD`): for each task it runs `sh -c CMD`, writes the task as one JSON object
+//! (`{"task_id", "prompt", "a", "b"}`) to its standard input and reads `a`, `b` or `tie` from its
+//! standard output. That is how a bot, a checker or a language model is put on the form, to see
+//! what the validators pay it.
+//!
 //! [`FormClient`] is the browser part alone (sign in, next task, submit), shared with the
 //! concurrent-labelers test and `cargo bench -p subnet-miner --bench labelers`.
 
@@ -62,6 +68,69 @@ pub struct Simulation {
     pub count: usize,
     /// Seed of the choices (random when `None`).
     pub seed: Option<u64>,
+    /// A program that answers instead of the checker (`sh -c` command line; see the module
+    /// documentation).
+    pub answer_with: Option<String>,
+}
+
+/// Longest a `--answer-with` program may take for one task.
+pub const PROGRAM_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest answer read from a `--answer-with` program.
+const PROGRAM_OUTPUT_LIMIT: usize = 4096;
+
+/// Asks `command` (run with `sh -c`) for its choice on `task`.
+pub async fn ask_program(command: &str, task: &ShownTask) -> anyhow::Result<Choice> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let input = serde_json::json!({
+        "task_id": task.task_id,
+        "prompt": task.prompt,
+        "a": task.a,
+        "b": task.b,
+    })
+    .to_string();
+    let mut child = tokio::process::Command::new("sh")
+        .args(["-c", command])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("--answer-with {command:?}: cannot start it"))?;
+    let mut stdin = child.stdin.take().context("no stdin")?;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let talk = async {
+        // A program that answers without reading its input closes the pipe early: not an error.
+        let _ = stdin.write_all(input.as_bytes()).await;
+        let _ = stdin.write_all(b"\n").await;
+        drop(stdin);
+        let mut output = Vec::new();
+        (&mut stdout)
+            .take(PROGRAM_OUTPUT_LIMIT as u64)
+            .read_to_end(&mut output)
+            .await?;
+        let status = child.wait().await?;
+        Ok::<_, std::io::Error>((status, output))
+    };
+    let (status, output) = tokio::time::timeout(PROGRAM_TIMEOUT, talk)
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--answer-with {command:?}: no answer within {} s",
+                PROGRAM_TIMEOUT.as_secs()
+            )
+        })?
+        .with_context(|| format!("--answer-with {command:?}"))?;
+    let text = String::from_utf8_lossy(&output);
+    if !status.success() {
+        bail!("--answer-with {command:?} exited with {status} (printed {text:?})");
+    }
+    match text.trim().to_ascii_lowercase().as_str() {
+        "a" => Ok(Choice::A),
+        "b" => Ok(Choice::B),
+        "tie" => Ok(Choice::Tie),
+        _ => bail!("--answer-with {command:?} printed {text:?}, not a, b or tie"),
+    }
 }
 
 /// What a simulation did.
@@ -177,12 +246,19 @@ impl FormClient {
 /// Runs the simulation, writing one line per answer to `out`.
 pub async fn run(sim: &Simulation, out: &mut impl Write) -> anyhow::Result<SimulationReport> {
     let client = FormClient::sign_in(&sim.link).await?;
-    writeln!(
-        out,
-        "SIMULATION: a simulated labeler (accuracy {:.2}), not a human, answering at {}",
-        sim.accuracy,
-        client.base()
-    )?;
+    match &sim.answer_with {
+        Some(command) => writeln!(
+            out,
+            "SIMULATION: the program {command:?}, not a human, answering at {}",
+            client.base()
+        )?,
+        None => writeln!(
+            out,
+            "SIMULATION: a simulated labeler (accuracy {:.2}), not a human, answering at {}",
+            sim.accuracy,
+            client.base()
+        )?,
+    }
     let mut rng = match sim.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_entropy(),
@@ -194,7 +270,10 @@ pub async fn run(sim: &Simulation, out: &mut impl Write) -> anyhow::Result<Simul
             break;
         };
         let truth = judge(&task.prompt, &task.a, &task.b);
-        let choice = decide(truth, sim.accuracy, &mut rng);
+        let choice = match &sim.answer_with {
+            Some(command) => ask_program(command, &task).await?,
+            None => decide(truth, sim.accuracy, &mut rng),
+        };
         if let Submitted::Refused(status) = client
             .submit(&task.csrf, choice, "simulated labeler")
             .await?

@@ -598,6 +598,7 @@ async fn the_simulated_labeler_answers_through_the_form_as_accurately_as_asked(p
             accuracy: 1.0,
             count: 100,
             seed: Some(3),
+            answer_with: None,
         },
         &mut out,
     )
@@ -616,6 +617,66 @@ async fn the_simulated_labeler_answers_through_the_form_as_accurately_as_asked(p
             .iter()
             .all(|l| l.choice == Choice::A && l.labeler == "sim")
     );
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn a_program_answers_through_the_form_with_each_task_on_its_stdin(pool: PgPool) {
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    app.send_batch(&batch("b1", 200, 6)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let seen = dir.path().join("seen.jsonl");
+    // Keeps what it was given, answers B.
+    let program = format!("cat >> {}; echo B", seen.display());
+    let simulation = |answer_with: String| labeling::simulate::Simulation {
+        link: String::new(),
+        accuracy: 1.0,
+        count: 100,
+        seed: None,
+        answer_with: Some(answer_with),
+    };
+    let mut out = Vec::new();
+    let report = labeling::simulate::run(
+        &labeling::simulate::Simulation {
+            link: app.add_labeler("bot").await,
+            ..simulation(program.clone())
+        },
+        &mut out,
+    )
+    .await
+    .expect("simulation");
+    assert_eq!(report.answered, 6);
+    let labels = app.labels("b1").await.labels;
+    assert_eq!(labels.len(), 6);
+    assert!(labels.iter().all(|l| l.choice == Choice::B));
+    let tasks: Vec<serde_json::Value> = std::fs::read_to_string(&seen)
+        .expect("the program saw the tasks")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON task per line"))
+        .collect();
+    assert_eq!(tasks.len(), 6);
+    assert!(tasks.iter().all(|t| t["prompt"].is_string()
+        && t["a"].is_string()
+        && t["b"].is_string()
+        && t["task_id"].is_string()));
+
+    // A program that prints something else is named in the error, and nothing is stored for it.
+    app.send_batch(&batch("b2", 200, 2)).await;
+    let mut out = Vec::new();
+    let err = labeling::simulate::run(
+        &labeling::simulate::Simulation {
+            link: app.add_labeler("confused").await,
+            ..simulation("echo maybe".into())
+        },
+        &mut out,
+    )
+    .await
+    .expect_err("not a choice");
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("echo maybe") && err.contains("not a, b or tie"),
+        "{err}"
+    );
+    assert!(app.labels("b2").await.labels.is_empty());
 }
 
 /// The URL of the database `#[sqlx::test]` made for this test.
