@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::roster::{ExtraModel, RosterKind};
+use crate::roster::{ExtraLabeler, ExtraModel, RosterKind};
 
 /// A whole local subnet in one command: a throwaway Postgres, a dev chain, miners (strong, weak,
 /// a copier, a broken commitment, label miners with simulated labelers) and validators. Prints who
@@ -39,6 +39,13 @@ pub struct Cli {
     #[arg(long = "label-miners", env = "DEVNET_LABEL_MINERS", default_value_t = 2,
           value_parser = clap::value_parser!(u8).range(0..=2))]
     pub label_miners: u8,
+
+    /// One more label miner named NAME whose labeler is a program: `miner labelers simulate
+    /// --answer-with CMD` (each task as JSON on its stdin, it prints a, b or tie), to see what
+    /// the validators pay a bot; repeat the flag for more.
+    #[arg(long = "extra-labeler", env = "DEVNET_EXTRA_LABELERS", value_name = "NAME=CMD",
+          value_parser = ExtraLabeler::parse)]
+    pub extra_labelers: Vec<ExtraLabeler>,
 
     /// Validators (staked by //Bob, //Charlie, //Dave, //Eve).
     #[arg(long, env = "DEVNET_VALIDATORS", default_value_t = 2,

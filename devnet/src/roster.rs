@@ -26,34 +26,62 @@ pub struct ExtraModel {
 impl ExtraModel {
     /// Parses `NAME=DIR` (the clap value parser).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let (name, dir) = text
-            .split_once('=')
-            .ok_or_else(|| format!("{text:?} is not NAME=DIR"))?;
-        let valid = !name.is_empty()
-            && name.len() <= 32
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !valid {
-            return Err(format!(
-                "{name:?}: a name is 1-32 lower-case letters, digits or -"
-            ));
-        }
-        if Role::BUILT_IN_NAMES.contains(&name)
-            || name.starts_with("sybil")
-            || name.starts_with("validator")
-            || name.starts_with("extra")
-        {
-            return Err(format!("{name:?} is the name of a built-in role"));
-        }
-        if dir.is_empty() {
-            return Err(format!("{text:?}: no directory after ="));
-        }
+        let (name, dir) = named(text, "DIR")?;
         Ok(Self {
-            name: name.to_owned(),
+            name,
             dir: PathBuf::from(dir),
         })
     }
+}
+
+/// `--extra-labeler NAME=CMD`: one more label miner whose labeler is a program
+/// (`miner labelers simulate --answer-with CMD`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraLabeler {
+    /// Shown in the tables (the same rules as [`ExtraModel::name`]).
+    pub name: String,
+    /// The `sh -c` command line that answers each task.
+    pub command: String,
+}
+
+impl ExtraLabeler {
+    /// Parses `NAME=CMD` (the clap value parser).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (name, command) = named(text, "CMD")?;
+        Ok(Self {
+            name,
+            command: command.to_owned(),
+        })
+    }
+}
+
+/// Splits `NAME=VALUE` and checks the name: 1-32 lower-case letters, digits or `-`, not a
+/// built-in role's name.
+fn named<'a>(text: &'a str, value: &str) -> Result<(String, &'a str), String> {
+    let (name, rest) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME={value}"))?;
+    let valid = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid {
+        return Err(format!(
+            "{name:?}: a name is 1-32 lower-case letters, digits or -"
+        ));
+    }
+    if Role::BUILT_IN_NAMES.contains(&name)
+        || ["sybil", "validator", "extra"]
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+    {
+        return Err(format!("{name:?} is the name of a built-in role"));
+    }
+    if rest.trim().is_empty() {
+        return Err(format!("{text:?}: nothing after ="));
+    }
+    Ok((name.to_owned(), rest))
 }
 
 /// Which miners take part.
@@ -101,6 +129,9 @@ pub enum Role {
     /// A model directory the user brought (`--extra-model`, 1-based index), committed after the
     /// strong model.
     Extra(u8),
+    /// A label miner whose labeler is a program the user brought (`--extra-labeler`, 1-based
+    /// index).
+    ExtraLabeler(u8),
     /// A staked validator (1-based index).
     Validator(u8),
 }
@@ -156,6 +187,7 @@ impl Role {
             Role::LabelAccurate => "label-good".into(),
             Role::LabelInaccurate => "label-bad".into(),
             Role::Extra(i) => format!("extra{i}"),
+            Role::ExtraLabeler(i) => format!("extra-labeler{i}"),
             Role::Validator(i) => format!("validator{i}"),
         }
     }
@@ -174,9 +206,14 @@ impl Role {
         matches!(self, Role::Validator(_))
     }
 
+    /// Whether this is a label miner (a simulated labeler or a program answers its form).
+    pub fn is_label_miner(self) -> bool {
+        self.labeler_accuracy().is_some() || matches!(self, Role::ExtraLabeler(_))
+    }
+
     /// Whether this miner serves and commits a model.
     pub fn is_model_miner(self) -> bool {
-        !self.is_validator() && self.labeler_accuracy().is_none()
+        !self.is_validator() && !self.is_label_miner()
     }
 
     /// What this role does to the strong model, if it copies it (and so commits after it).
@@ -209,17 +246,27 @@ pub struct Member {
     pub label: String,
 }
 
+/// What the user brought: `--extra-model` and `--extra-labeler`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Brought<'a> {
+    /// Model directories.
+    pub models: &'a [ExtraModel],
+    /// Labeler programs.
+    pub labelers: &'a [ExtraLabeler],
+}
+
 /// The participants: `kind`'s model miners (for the standard roster the first `miners`), the
-/// `extra` models, `label_miners` label miners and `validators` validators (clamped to the roles
-/// and the validators' funded dev accounts). More miners than [`MINER_COLDKEYS`] is an error
-/// naming `--extra-model`.
+/// extra models, `label_miners` label miners, the extra labelers and `validators` validators
+/// (clamped to the roles and the validators' funded dev accounts). More miners than
+/// [`MINER_COLDKEYS`], or a name given twice, is an error naming the flags.
 pub fn roster(
     kind: RosterKind,
     miners: u8,
-    extra: &[ExtraModel],
+    brought: Brought<'_>,
     label_miners: u8,
     validators: u8,
 ) -> anyhow::Result<Vec<Member>> {
+    let extra = brought.models;
     const VALIDATOR_COLDKEYS: [&str; 4] = ["//Bob", "//Charlie", "//Dave", "//Eve"];
     let model: &[Role] = match kind {
         RosterKind::Standard => &Role::MODEL[..usize::from(miners).min(Role::MODEL.len())],
@@ -227,18 +274,37 @@ pub fn roster(
     };
     let extras = (1..=extra.len()).map(|i| Role::Extra(u8::try_from(i).unwrap_or(u8::MAX)));
     let label = Role::LABEL.iter().copied().take(usize::from(label_miners));
-    let miner_roles: Vec<Role> = model.iter().copied().chain(extras).chain(label).collect();
+    let extra_labelers = (1..=brought.labelers.len())
+        .map(|i| Role::ExtraLabeler(u8::try_from(i).unwrap_or(u8::MAX)));
+    let miner_roles: Vec<Role> = model
+        .iter()
+        .copied()
+        .chain(extras)
+        .chain(label)
+        .chain(extra_labelers)
+        .collect();
     if miner_roles.len() > MINER_COLDKEYS {
         anyhow::bail!(
-            "--extra-model: {} miners in all, but the dev genesis funds {MINER_COLDKEYS} miner \
-             coldkeys; bring fewer extra models (or fewer label miners)",
+            "--extra-model/--extra-labeler: {} miners in all, but the dev genesis funds \
+             {MINER_COLDKEYS} miner coldkeys; bring fewer (or fewer label miners)",
             miner_roles.len()
         );
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for name in extra
+        .iter()
+        .map(|m| &m.name)
+        .chain(brought.labelers.iter().map(|l| &l.name))
+    {
+        if !names.insert(name) {
+            anyhow::bail!("--extra-model/--extra-labeler: the name {name:?} is given twice");
+        }
     }
     let mut members = Vec::new();
     for (i, role) in miner_roles.into_iter().enumerate() {
         let label = match role {
             Role::Extra(n) => extra[usize::from(n) - 1].name.clone(),
+            Role::ExtraLabeler(n) => brought.labelers[usize::from(n) - 1].name.clone(),
             _ => role.name(),
         };
         members.push(member(role, format!("//Miner{}", i + 1), label)?);
@@ -272,7 +338,7 @@ mod tests {
 
     #[test]
     fn the_full_roster_has_distinct_funded_coldkeys_and_hotkeys() {
-        let members = roster(RosterKind::Standard, 4, &[], 2, 2).unwrap();
+        let members = roster(RosterKind::Standard, 4, Brought::default(), 2, 2).unwrap();
         assert_eq!(members.len(), 8);
         let coldkeys: HashSet<_> = members.iter().map(|m| m.coldkey_uri.clone()).collect();
         let hotkeys: HashSet<_> = members.iter().map(|m| m.hotkey.account_id()).collect();
@@ -286,14 +352,14 @@ mod tests {
 
     #[test]
     fn roles_are_taken_in_order() {
-        let members = roster(RosterKind::Standard, 2, &[], 0, 1).unwrap();
+        let members = roster(RosterKind::Standard, 2, Brought::default(), 0, 1).unwrap();
         let roles: Vec<Role> = members.iter().map(|m| m.role).collect();
         assert_eq!(roles, [Role::Strong, Role::Weak, Role::Validator(1)]);
     }
 
     #[test]
     fn the_adversarial_roster_has_every_attacker_on_its_own_funded_coldkey() {
-        let members = roster(RosterKind::Adversarial, 0, &[], 2, 2).unwrap();
+        let members = roster(RosterKind::Adversarial, 0, Brought::default(), 2, 2).unwrap();
         let names: Vec<String> = members.iter().map(|m| m.role.name()).collect();
         assert_eq!(
             names,
@@ -322,9 +388,15 @@ mod tests {
     }
 
     #[test]
-    fn extra_models_commit_late_under_their_own_names_and_are_bounded_by_the_funded_coldkeys() {
-        let extra = |name: &str| ExtraModel::parse(&format!("{name}=/tmp/{name}")).unwrap();
-        let members = roster(RosterKind::Standard, 2, &[extra("mine"), extra("b")], 2, 1).unwrap();
+    fn extras_take_their_own_names_and_are_bounded_by_the_funded_coldkeys() {
+        let model = |name: &str| ExtraModel::parse(&format!("{name}=/tmp/{name}")).unwrap();
+        let bot = ExtraLabeler::parse("bot=echo a").unwrap();
+        let models = [model("mine"), model("b")];
+        let brought = Brought {
+            models: &models,
+            labelers: std::slice::from_ref(&bot),
+        };
+        let members = roster(RosterKind::Standard, 2, brought, 2, 1).unwrap();
         let labels: Vec<&str> = members.iter().map(|m| m.label.as_str()).collect();
         assert_eq!(
             labels,
@@ -335,14 +407,43 @@ mod tests {
                 "b",
                 "label-good",
                 "label-bad",
+                "bot",
                 "validator1"
             ]
         );
         assert_eq!(members[2].role, Role::Extra(1));
         assert!(members[2].role.is_model_miner() && members[2].role.commits_late());
-        assert_eq!(members[3].coldkey_uri, "//Miner4");
-        let err = roster(RosterKind::Adversarial, 0, &[extra("one")], 2, 1).unwrap_err();
+        assert_eq!(members[6].role, Role::ExtraLabeler(1));
+        assert!(members[6].role.is_label_miner() && !members[6].role.is_model_miner());
+        assert_eq!(members[6].coldkey_uri, "//Miner7");
+        let one = [model("one")];
+        let err = roster(
+            RosterKind::Adversarial,
+            0,
+            Brought {
+                models: &one,
+                ..Brought::default()
+            },
+            2,
+            1,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("--extra-model"), "{err}");
+        let twice = [model("bot")];
+        let err = roster(
+            RosterKind::Standard,
+            1,
+            Brought {
+                models: &twice,
+                labelers: std::slice::from_ref(&bot),
+            },
+            0,
+            1,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("given twice"), "{err}");
+        assert_eq!(bot.command, "echo a");
+        assert!(ExtraLabeler::parse("bot=").is_err());
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::postgres::Postgres;
 use crate::process::{STOP_GRACE, Service, free_port, run_command, wait_http_ok};
 use crate::progress::Progress;
 use crate::report::{self, Leaderboard, NeuronRow};
-use crate::roster::{Member, Role, roster};
+use crate::roster::{Brought, ExtraLabeler, Member, Role, roster};
 
 /// The dev subnet.
 const NETUID: NetUid = 1;
@@ -60,6 +60,8 @@ pub struct Summary {
 /// A label miner's simulated labeler.
 struct Labeler {
     role: Role,
+    /// `--answer-with` program of an extra labeler (else the role's simulated accuracy).
+    answer_with: Option<String>,
     axon: String,
     db_url: String,
     seed: u64,
@@ -129,7 +131,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let members = roster(
         cli.roster,
         cli.miners,
-        &cli.extra_models,
+        Brought {
+            models: &cli.extra_models,
+            labelers: &cli.extra_labelers,
+        },
         cli.label_miners,
         cli.validators,
     )?;
@@ -225,7 +230,7 @@ impl Devnet {
         self.start_chain(cli).await?;
         self.register().await?;
         let models = self.build_models(cli).await?;
-        self.start_miners(&models).await?;
+        self.start_miners(&models, &cli.extra_labelers).await?;
         self.commit(&models).await?;
         self.start_validators(cli).await?;
         self.watch(cli).await
@@ -259,7 +264,7 @@ impl Devnet {
         self.postgres = Some(pg);
         let pg = self.postgres.as_mut().context("Postgres vanished")?;
         for member in &self.members {
-            if member.role.is_validator() || member.role.labeler_accuracy().is_some() {
+            if member.role.is_validator() || member.role.is_label_miner() {
                 let db = member.role.name().replace('-', "_");
                 pg.create_database(&db).await?;
             }
@@ -543,6 +548,7 @@ impl Devnet {
     async fn start_miners(
         &mut self,
         models: &BTreeMap<Role, (PathBuf, PathBuf)>,
+        extra_labelers: &[ExtraLabeler],
     ) -> anyhow::Result<()> {
         let (url, _) = self.chain()?;
         let miners: Vec<Member> = self
@@ -578,9 +584,10 @@ impl Devnet {
             if let Some((served, _)) = models.get(&member.role) {
                 args.extend(["--model.dir".into(), served.to_string_lossy().into_owned()]);
             }
-            let db_url = match member.role.labeler_accuracy() {
-                Some(_) => Some(self.database_of(member.role)?),
-                None => None,
+            let db_url = if member.role.is_label_miner() {
+                Some(self.database_of(member.role)?)
+            } else {
+                None
             };
             if let Some(db) = &db_url {
                 args.extend(["--db.url".into(), db.clone()]);
@@ -598,9 +605,16 @@ impl Devnet {
                 wait_http_ok(&self.http, &format!("{axon}/health"), &mut service, READY).await;
             self.services.push(service);
             ready?;
-            if let (Some(db_url), Some(_)) = (db_url, member.role.labeler_accuracy()) {
+            if let Some(db_url) = db_url {
+                let answer_with = match member.role {
+                    Role::ExtraLabeler(i) => {
+                        Some(extra_labelers[usize::from(i) - 1].command.clone())
+                    }
+                    _ => None,
+                };
                 self.labelers.push(Labeler {
                     role: member.role,
+                    answer_with,
                     axon: axon.clone(),
                     db_url,
                     seed: 11 + 100 * u64::try_from(self.labelers.len()).unwrap_or(0),
@@ -887,31 +901,35 @@ impl Devnet {
                 continue;
             }
             let name = labeler.role.name();
-            let accuracy = labeler.role.labeler_accuracy().unwrap_or(0.5).to_string();
             labeler.seed += 1;
             let seed = labeler.seed.to_string();
             let log = self.logs.join(format!("labeler-{name}.log"));
+            let sim_name = format!("sim-{name}");
+            let mut args = os(&[
+                "labelers",
+                "--db.url",
+                &labeler.db_url,
+                "--label.base-url",
+                &labeler.axon,
+                "simulate",
+                "--name",
+                &sim_name,
+                "--url",
+                &labeler.axon,
+                "--count",
+                "200",
+                "--seed",
+                &seed,
+            ]);
+            let accuracy = labeler.role.labeler_accuracy().unwrap_or(0.5).to_string();
+            match &labeler.answer_with {
+                Some(command) => args.extend(os(&["--answer-with", command])),
+                None => args.extend(os(&["--accuracy", &accuracy])),
+            }
             labeler.running = Some(Service::spawn(
                 format!("labeler {name}"),
                 &self.bins.miner,
-                &os(&[
-                    "labelers",
-                    "--db.url",
-                    &labeler.db_url,
-                    "--label.base-url",
-                    &labeler.axon,
-                    "simulate",
-                    "--name",
-                    &format!("sim-{name}"),
-                    "--url",
-                    &labeler.axon,
-                    "--accuracy",
-                    &accuracy,
-                    "--count",
-                    "200",
-                    "--seed",
-                    &seed,
-                ]),
+                &args,
                 &[],
                 &log,
             )?);

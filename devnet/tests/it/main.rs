@@ -133,9 +133,9 @@ fn devnet_summary(extra: &[&str]) -> (Summary, String) {
 
 #[test]
 fn a_short_devnet_pays_each_role_what_it_earned() {
-    // The full roster: strong, weak, copier, broken, label-good, label-bad, two validators, and
-    // one model brought with `--extra-model`: the devnet's own untuned base, made the way its
-    // docs say (`miner init-base --preset tiny --seed 7`).
+    // The full roster: strong, weak, copier, broken, label-good, label-bad, two validators, one
+    // model brought with `--extra-model` (the devnet's own untuned base, made the way its docs
+    // say: `miner init-base --preset tiny --seed 7`) and one labeler bot (`--extra-labeler`).
     let bin_dir = build_binaries();
     let brought = tempfile::tempdir().unwrap();
     let status = Command::new(bin_dir.join("miner"))
@@ -146,7 +146,13 @@ fn a_short_devnet_pays_each_role_what_it_earned() {
         .expect("miner init-base runs");
     assert!(status.success());
     let extra = format!("untuned={}", brought.path().display());
-    let (summary, context) = devnet_summary(&["--extra-model", &extra]);
+    // And a labeler bot brought with `--extra-labeler`: it answers A to everything.
+    let (summary, context) = devnet_summary(&[
+        "--extra-model",
+        &extra,
+        "--extra-labeler",
+        "always-a=cat > /dev/null; echo a",
+    ]);
     let (strong, weak) = (role(&summary, "strong"), role(&summary, "weak"));
     let untuned = role(&summary, "untuned");
     assert!(
@@ -184,6 +190,15 @@ fn a_short_devnet_pays_each_role_what_it_earned() {
         "accurate labeler {} ≤ inaccurate {}\n{context}",
         good.incentive,
         bad.incentive
+    );
+    // Half its known answers are right by chance: it carries no information and is paid for
+    // none (docs/scoring.md, the information rule).
+    let always_a = role(&summary, "always-a");
+    assert!(
+        always_a.incentive <= 0.1 * good.incentive,
+        "always-A bot {} against the accurate labeler {}\n{context}",
+        always_a.incentive,
+        good.incentive
     );
     assert!(
         good.total_emission_rao > bad.total_emission_rao,
