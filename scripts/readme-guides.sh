@@ -209,16 +209,20 @@ miner keys --wallet.name me --wallet.hotkey restored regen-hotkey --mnemonic "$M
 miner keys --wallet.name me --wallet.hotkey restored show
 [ "$(sed -n 's/^ss58 address: *//p' "$WORK/out")" = "$MINER_SS58" ] ||
   fail "regen-hotkey restored another key"
-# An encrypted coldkey, as btcli makes one; no terminal here, so the password comes from the
-# SDK's BT_PW_<path> variable (base64 of the password XOR-ed with the variable's name).
-COLD_VAR="BT_PW_$(printf %s "$BT_WALLET_PATH/me/coldkey" | tr '/.' '__' | tr '[:lower:]' '[:upper:]')"
+# An encrypted coldkey, as btcli makes one. No terminal here, so the password comes from the
+# SDK's BT_PW_<keyfile path> variable (base64 of the password XOR-ed with the variable's name).
+# Its name follows the path, so the wallets go where the path makes a shell name (no '-').
+COLD_WALLETS=$(mktemp -d /tmp/coldwalletsXXXXXX)
+COLD_VAR="BT_PW_$(printf %s "$COLD_WALLETS/me/coldkey" | tr '/.' '__' | tr '[:lower:]' '[:upper:]')"
 export "$COLD_VAR=$(python3 -c 'import base64, sys; n, p = sys.argv[1], sys.argv[2].encode(); print(base64.b64encode(bytes(b ^ ord(n[i % len(n)]) for i, b in enumerate(p))).decode())' "$COLD_VAR" guide-pass)"
-miner keys --wallet.name me new-coldkey
+miner keys --wallet.path "$COLD_WALLETS" --wallet.name me new-coldkey
 grep -q '^encrypted: *yes' "$WORK/out" || fail "keys new-coldkey wrote no encrypted coldkey"
 COLD_SS58=$(sed -n 's/^ss58 address: *//p' "$WORK/out")
-miner keys --wallet.name me --wallet.hotkey m1 show
+miner keys --wallet.path "$COLD_WALLETS" --wallet.name me --wallet.hotkey m1 new-hotkey
+miner keys --wallet.path "$COLD_WALLETS" --wallet.name me --wallet.hotkey m1 show
 grep -q "^coldkey: *$COLD_SS58" "$WORK/out" || fail "keys show does not name the new coldkey"
 unset "$COLD_VAR"
+rm -rf "$COLD_WALLETS"
 miner register --chain.url "$CHAIN" --netuid 1 --wallet.name me --wallet.hotkey m1 --coldkey-uri //Alice
 
 # Validate guide, step 1, done early: the miner's snapshot of registered callers then has it.
