@@ -393,6 +393,8 @@ mod tests {
 
     #[test]
     fn the_models_own_greedy_output_passes_and_anything_else_fails() {
+        let device = Default::default();
+        B::seed(&device, 5);
         let model = LlamaConfig {
             hidden_size: 16,
             intermediate_size: 24,
@@ -408,7 +410,7 @@ mod tests {
             eos_token_id: Some(257),
             pad_token_id: None,
         }
-        .init::<B>(&Default::default());
+        .init::<B>(&device);
         let prompt = vec![256, 40, 41, 42];
         let options = GenerateOptions {
             max_new_tokens: 6,
@@ -425,9 +427,30 @@ mod tests {
         let verdict = |output| verify_greedy(&model, &answer(output), &[257]).unwrap();
         assert_eq!(verdict(output.clone()), GreedyVerdict::Match);
 
+        // The last token replaced by the one with the lowest logit there: far below the greedy
+        // choice whatever the random weights (a neighbouring token id can be a near-tie, within
+        // GREEDY_LOGIT_TOLERANCE of the best, and rightly pass).
         let mut wrong = output.clone();
         let last = wrong.len() - 1;
-        wrong[last] = (wrong[last] + 1) % 256;
+        let context: Vec<i64> = prompt
+            .iter()
+            .chain(&output[..last])
+            .map(|&t| i64::from(t))
+            .collect();
+        let len = context.len();
+        let logits = model
+            .forward(Tensor::<B, 2, Int>::from_data(
+                TensorData::new(context, [1, len]),
+                &device,
+            ))
+            .narrow(1, len - 1, 1)
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        let worst = (0..256)
+            .min_by(|&a, &b| logits[a].total_cmp(&logits[b]))
+            .unwrap();
+        wrong[last] = worst as u32;
         assert!(
             matches!(verdict(wrong), GreedyVerdict::Mismatch(r) if r.contains(&format!("token {last}")))
         );
