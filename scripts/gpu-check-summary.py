@@ -103,6 +103,10 @@ def main() -> None:
     tf32 = rows(read(out, "torch_generate_smollm2_tf32")).get("key/value cache", [])
     if tf32:
         print(f"| same, against PyTorch with TF32 | {spread(cached)} | {spread(tf32)} (generate, TF32) | {ratio(cached, tf32)} | {status(out, 'torch_generate_smollm2_tf32')} |")
+    for m in ["hf-tiny", "hf-tiny-tied"]:
+        found = re.search(r"(\d+)/(\d+) answers equal the CPU's greedy tokens .*; (\d+)/(\d+) pass verify_greedy", read(out, f"greedy_{m}"))
+        cell = f"{found.group(3)}/{found.group(4)} pass, {found.group(1)} equal the CPU's tokens" if found else "–"
+        print(f"| greedy answers from this device checked on the CPU ({m}) | {cell} | – | – | {status(out, f'greedy_{m}')} |")
     rerun = burn.get("whole sequence every token", [])
     print(f"| same, rerunning the whole sequence each token | {spread(rerun)} | – | – | {status(out, 'burn_generate_smollm2')} |")
 

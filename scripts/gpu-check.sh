@@ -23,7 +23,9 @@
 #      against torch on the GPU, and burn's losses from a second process bit for bit against the
 #      first's;
 #   4. greedy generation (64 + 64 tokens) with the key/value cache, burn CUDA against
-#      transformers' `generate` on CUDA.
+#      transformers' `generate` on CUDA;
+#   5. greedy answers generated on the GPU checked by `verify_greedy` on the CPU, as a CPU
+#      validator's spot-check does (`greedy_parity`, on the transformers fixtures).
 # burn multiplies f32 matrices in TF32 on the GPU, so PyTorch runs with TF32 off (full f32) and
 # again with it on.
 # GPU_CHECK_DEVICE=cpu runs the same steps on the CPU (to try the script without a GPU),
@@ -36,12 +38,14 @@ bin=.gpu-check/bin
 build() {
   set -e
   mkdir -p "$bin"
-  cargo build --release --locked -p subnet-model --features cuda --example bench_eval --example bench_generate
+  cargo build --release --locked -p subnet-model --features cuda --example bench_eval \
+    --example bench_generate --example greedy_parity
   local tests
   tests=$(cargo test --release --locked -p subnet-model --features cuda --test it --no-run 2>&1 |
     tee /dev/stderr | sed -n 's/.*Executable .*(\(target\/[^)]*\)).*/\1/p' | tail -1)
   [ -n "$tests" ] || { echo "gpu-check: could not find the test binary" >&2; exit 1; }
-  cp target/release/examples/bench_eval target/release/examples/bench_generate "$bin/"
+  cp target/release/examples/bench_eval target/release/examples/bench_generate \
+    target/release/examples/greedy_parity "$bin/"
   cp "$tests" "$bin/model-it"
   strip "$bin"/*
   # One archive of them, small enough to copy to a GPU machine (about 23 MB).
@@ -56,7 +60,7 @@ run() {
   if [ ! -x "$bin/model-it" ] && [ -f .gpu-check/bin.tar.gz ]; then
     tar -xzf .gpu-check/bin.tar.gz -C .gpu-check
   fi
-  for b in bench_eval bench_generate model-it; do
+  for b in bench_eval bench_generate greedy_parity model-it; do
     [ -x "$bin/$b" ] || { echo "gpu-check: $bin/$b is missing: run scripts/gpu-check.sh build first" >&2; exit 1; }
   done
   local nvrtc
@@ -95,6 +99,9 @@ run() {
     step torch_generate_smollm2_tf32 60 "${PYTHON:-python3}" model/scripts/bench_torch.py 3 --device cuda --shape smollm2 --generate --tf32
   fi
   step burn_generate_smollm2 150 "$bin/bench_generate" 3 --device "$dev" --shape smollm2
+  for m in hf-tiny hf-tiny-tied; do
+    step "greedy_$m" 120 "$bin/greedy_parity" --device "$dev" --model "model/tests/fixtures/$m" --prompts 256
+  done
   "${PYTHON:-python3}" scripts/gpu-check-summary.py "$out" | tee "$out/summary.md"
 }
 
