@@ -77,6 +77,18 @@ pub enum Failpoint {
     AfterSend,
 }
 
+impl Failpoint {
+    /// [`ServiceError::Stopped`] when this point is the `configured` one (the loop, then, stops
+    /// here as a crash would).
+    fn stop_if_configured(self, configured: Option<Failpoint>) -> Result<(), ServiceError> {
+        if configured == Some(self) {
+            tracing::warn!(point = ?self, "stopping at the test failpoint");
+            return Err(ServiceError::Stopped(self));
+        }
+        Ok(())
+    }
+}
+
 /// How the loop runs.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -424,7 +436,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             mode = results.weights.mode.as_str(),
             "epoch stored"
         );
-        self.failpoint(Failpoint::AfterSave)?;
+        Failpoint::AfterSave.stop_if_configured(self.config.failpoint)?;
         let started = Instant::now();
         self.submitter.settle(hp, &self.clock).await?;
         timings.submit = started.elapsed();
@@ -722,15 +734,6 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             WeightMode::SetWeights
         };
         WeightCommitRecord::pending(netuid, epoch, uids, values, version_key, mode)
-    }
-
-    /// Returns [`ServiceError::Stopped`] when `point` is the configured failpoint.
-    fn failpoint(&self, point: Failpoint) -> Result<(), ServiceError> {
-        if self.config.failpoint == Some(point) {
-            tracing::warn!(?point, "stopping at the test failpoint");
-            return Err(ServiceError::Stopped(point));
-        }
-        Ok(())
     }
 }
 

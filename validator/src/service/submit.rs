@@ -138,15 +138,6 @@ impl<C: ChainClient> WeightSubmitter<C> {
         }
     }
 
-    /// Returns [`ServiceError::Stopped`] when `point` is the configured failpoint.
-    fn failpoint(&self, point: Failpoint) -> Result<(), ServiceError> {
-        if self.failpoint == Some(point) {
-            tracing::warn!(?point, "stopping at the test failpoint");
-            return Err(ServiceError::Stopped(point));
-        }
-        Ok(())
-    }
-
     /// Moves every open weight row as far as the chain allows now.
     pub async fn settle(
         &self,
@@ -412,7 +403,7 @@ impl<C: ChainClient> WeightSubmitter<C> {
         }
         tracing::info!(epoch = row.epoch, call = extrinsic.call.name(), %tx, nonce, "sent");
         if which == Submission::Commit {
-            self.failpoint(Failpoint::AfterSend)?;
+            Failpoint::AfterSend.stop_if_configured(self.failpoint)?;
         }
         self.chain
             .wait_for_inclusion(tx, self.inclusion_timeout)
