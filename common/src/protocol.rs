@@ -280,6 +280,19 @@ pub struct RlhfTaskBatch {
     pub tasks: Vec<RlhfTask>,
 }
 
+/// **Simulations only**: a batch's hidden truth as a validator started with
+/// `--labels.truth-dir` writes it (`DIR/<batch_id>.json`), for simulated labelers
+/// (`miner labelers simulate --truth-dir`) to stand in for people who see which answer of a
+/// known pair is the corrupted one. It gives the known answers away: never where miners can read
+/// it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimulationTruth {
+    /// The batch.
+    pub batch_id: String,
+    /// Each task's right choice (`null` for open pairs), by task id.
+    pub tasks: std::collections::BTreeMap<String, Option<Choice>>,
+}
+
 /// A labeler's judgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

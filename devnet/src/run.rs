@@ -236,6 +236,13 @@ impl Devnet {
         self.watch(cli).await
     }
 
+    /// Where the validators write each label batch's hidden truth, for the simulated labelers:
+    /// a person sees which answer of a known pair is the corrupted one; a simulation needs to be
+    /// told. Brought labelers (`--extra-labeler`) are not.
+    fn truth_dir(&self) -> PathBuf {
+        self.dir.join(TRUTH_DIR)
+    }
+
     fn log(&self, name: &str) -> PathBuf {
         self.logs.join(format!("{name}.log"))
     }
@@ -741,6 +748,9 @@ impl Devnet {
                 extra.extend([
                     "--labels.deadline-blocks".into(),
                     label_deadline_blocks(cli.tempo).to_string(),
+                    // The simulated labelers read it to stand in for people (see `truth_dir`).
+                    "--labels.truth-dir".into(),
+                    self.truth_dir().to_string_lossy().into_owned(),
                 ]);
             }
             let mut service = Service::spawn(
@@ -922,9 +932,11 @@ impl Devnet {
                 &seed,
             ]);
             let accuracy = labeler.role.labeler_accuracy().unwrap_or(0.5).to_string();
+            let truth = self.dir.join(TRUTH_DIR).to_string_lossy().into_owned();
             match &labeler.answer_with {
+                // A brought program gets what a miner's program would: the task, no truth.
                 Some(command) => args.extend(os(&["--answer-with", command])),
-                None => args.extend(os(&["--accuracy", &accuracy])),
+                None => args.extend(os(&["--accuracy", &accuracy, "--truth-dir", &truth])),
             }
             labeler.running = Some(Service::spawn(
                 format!("labeler {name}"),
@@ -1018,6 +1030,9 @@ fn competition_with_samples(samples: u32) -> anyhow::Result<String> {
     eval.insert("samples".into(), toml::Value::Integer(i64::from(samples)));
     toml::to_string(&table).context("while writing the competition")
 }
+
+/// The directory of `Devnet::truth_dir`, under the run directory.
+const TRUTH_DIR: &str = "label-truth";
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM with the signal's name, so that a terminal, a test
 /// harness or a service manager all get the orderly stop.

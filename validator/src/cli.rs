@@ -137,6 +137,17 @@ pub struct RunArgs {
     #[arg(long = "labels.deadline-blocks", env = "BT_LABELS_DEADLINE_BLOCKS")]
     pub labels_deadline_blocks: Option<u64>,
 
+    /// A JSONL file of label-track prompts (`{"prompt": "..."}` per line), added to the built-in
+    /// starter set; repeat the flag for more files.
+    #[arg(long = "labels.prompts", value_name = "FILE")]
+    pub labels_prompts: Vec<std::path::PathBuf>,
+
+    /// Simulations only: write each label batch's hidden truth to DIR/<batch_id>.json before
+    /// sending it, for simulated labelers (`miner labelers simulate --truth-dir DIR`). It gives
+    /// the known answers away: never where miners can read it.
+    #[arg(long = "labels.truth-dir", value_name = "DIR")]
+    pub labels_truth_dir: Option<std::path::PathBuf>,
+
     /// Print the resolved configuration as JSON and exit.
     #[arg(long = "dump-config")]
     pub dump_config: bool,

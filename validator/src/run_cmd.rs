@@ -23,6 +23,7 @@ use crate::db;
 use crate::eval_cmd::DEFAULT_COMPETITION_TOML;
 use crate::service::clock::ChainClock;
 use crate::service::{ANSWER_MODELS, LabelSetup, Service, ServiceConfig};
+use crate::tracks::labels::prompts::PromptPool;
 use crate::tracks::labels::{LabelSettings, LabelTrack};
 use crate::tracks::model::{ModelTrack, TrackSettings};
 
@@ -47,6 +48,8 @@ pub fn config_json(args: &RunArgs) -> serde_json::Value {
         "labels": {
             "enabled": args.labels_enabled,
             "deadline_blocks": args.labels_deadline_blocks,
+            "prompts": args.labels_prompts,
+            "truth_dir": args.labels_truth_dir,
         },
     })
 }
@@ -89,6 +92,11 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             args.ema_alpha
         );
     }
+    // Before anything slow: a bad prompt file is a typo to fix, not a wait.
+    let prompts = match args.labels_enabled {
+        true => Some(PromptPool::with_files(&args.labels_prompts).context("--labels.prompts")?),
+        false => None,
+    };
     let hotkey = args
         .wallet
         .load_hotkey()
@@ -105,11 +113,15 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.cache_dir)
         .with_context(|| format!("while creating --cache.dir {}", args.cache_dir.display()))?;
     let http = crate::artifacts::miner_http_client().context("while building the HTTP client")?;
-    let labels = args.labels_enabled.then(|| LabelSetup {
+    let labels = prompts.map(|prompts| LabelSetup {
         track: LabelTrack::new(
             SignedClient::new(http.clone(), hotkey.clone()),
-            LabelSettings::default(),
+            LabelSettings {
+                truth_dir: args.labels_truth_dir.clone(),
+                ..LabelSettings::default()
+            },
         ),
+        prompts,
         cache_dir: args.cache_dir.clone(),
         device: device.clone(),
         answer_models: ANSWER_MODELS,

@@ -57,7 +57,8 @@ pub enum LabelersCommand {
 /// `miner labelers simulate`.
 #[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
-    /// Probability of choosing the answer the task checkers find correct.
+    /// Probability of choosing the right answer where the truth is known (`--truth-dir`, or a
+    /// task generator's checker).
     #[arg(long, default_value_t = 0.9, value_parser = parse_probability)]
     pub accuracy: f64,
     /// Labeler name (created, or given a new link, through `--db.url` when `--link` is absent).
@@ -80,6 +81,11 @@ pub struct SimulateArgs {
     /// `a`, `b` or `tie` from its standard output (30 s per task).
     #[arg(long = "answer-with", value_name = "CMD", conflicts_with = "accuracy")]
     pub answer_with: Option<String>,
+    /// Simulations only: the directory where validators started with `--labels.truth-dir`
+    /// write their batches' hidden truth; it stands in for a person who sees which answer of a
+    /// known pair is the corrupted one.
+    #[arg(long = "truth-dir", value_name = "DIR", conflicts_with = "answer_with")]
+    pub truth_dir: Option<std::path::PathBuf>,
 }
 
 fn parse_probability(s: &str) -> Result<f64, String> {
@@ -182,6 +188,7 @@ fn simulation(sim: &SimulateArgs, link: String) -> simulate::Simulation {
         count: sim.count,
         seed: sim.seed,
         answer_with: sim.answer_with.clone(),
+        truth_dir: sim.truth_dir.clone(),
     }
 }
 

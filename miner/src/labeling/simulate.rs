@@ -1,14 +1,15 @@
 //! A **simulated** labeler, for tests and demos: it signs in with a sign-in link and answers
 //! through the same HTTP form a browser uses (session cookie, one-time CSRF tokens, redirects).
 //!
-//! How it decides. A simulation cannot know which answer a human would prefer. For prompts of
-//! the subnet's own task generators (`subnet_model::tasks`, e.g. `12+7=` or `reverse(abc)=`) it
-//! recomputes the correct completion with the generators' checker ([`TaskKind::solve`]): the
-//! answer equal to it is "correct" (both equal: a tie). With probability `accuracy` it gives the
-//! correct choice, otherwise a wrong one (the other answer; for a tie, A or B at random). That is
-//! what makes a high-accuracy simulated labeler accurate on the validators' known-answer tasks.
-//! When no checker recognises the prompt, or neither answer is correct, it picks A, B or Tie
-//! uniformly at random.
+//! How it decides. A simulation cannot know which answer a human would prefer, nor see, as a
+//! person does, which answer of a known pair is the corrupted one. With `--truth-dir DIR` it
+//! reads the validators' hidden truth of each task (written there by a validator started with
+//! `--labels.truth-dir DIR`, [`SimulationTruth`]): that stands in for a person's judgement. For
+//! prompts of the subnet's own task generators (`subnet_model::tasks`, e.g. `12+7=`) it can also
+//! recompute the correct completion with the generators' checker ([`TaskKind::solve`]): the answer
+//! equal to it is "correct" (both equal: a tie). With probability `accuracy` it gives the correct
+//! choice, otherwise a wrong one (the other answer; for a tie, A or B at random). When the truth
+//! is unknown (an open pair), it picks A, B or Tie uniformly at random.
 //!
 //! With [`Simulation::answer_with`] a program decides instead (`miner labelers simulate
 //! --answer-with CMD`): for each task it runs `sh -c CMD`, writes the task as one JSON object
@@ -24,7 +25,7 @@ use std::{io::Write, time::Duration};
 use anyhow::{Context, bail};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 use reqwest::{StatusCode, header};
-use subnet_common::protocol::Choice;
+use subnet_common::protocol::{Choice, SimulationTruth};
 use subnet_model::tasks::TaskKind;
 
 use super::form::SESSION_COOKIE;
@@ -71,6 +72,58 @@ pub struct Simulation {
     /// A program that answers instead of the checker (`sh -c` command line; see the module
     /// documentation).
     pub answer_with: Option<String>,
+    /// Where validators write the hidden truth of their batches (`--labels.truth-dir`).
+    pub truth_dir: Option<std::path::PathBuf>,
+}
+
+/// The truth files of a `--truth-dir`, read as tasks need them.
+#[derive(Debug)]
+pub struct TruthDir {
+    dir: std::path::PathBuf,
+    read: std::collections::BTreeSet<std::ffi::OsString>,
+    tasks: std::collections::BTreeMap<String, Option<Choice>>,
+}
+
+impl TruthDir {
+    /// Reads nothing yet.
+    pub fn new(dir: std::path::PathBuf) -> Self {
+        Self {
+            dir,
+            read: Default::default(),
+            tasks: Default::default(),
+        }
+    }
+
+    /// The truth of `task_id`: `Some(Some(choice))` for a known pair, `Some(None)` for an open
+    /// one, `None` when no file has it (files written since the last look are read first).
+    pub fn lookup(&mut self, task_id: &str) -> anyhow::Result<Option<Option<Choice>>> {
+        if !self.tasks.contains_key(task_id) {
+            let entries = match std::fs::read_dir(&self.dir) {
+                // No validator has written one yet.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                other => {
+                    Some(other.with_context(|| format!("--truth-dir {}", self.dir.display()))?)
+                }
+            };
+            for entry in entries.into_iter().flatten() {
+                let entry = entry?;
+                let name = entry.file_name();
+                let is_truth = name
+                    .to_str()
+                    .is_some_and(|n| n.ends_with(".json") && !n.starts_with('.'));
+                if !is_truth || self.read.contains(&name) {
+                    continue;
+                }
+                let text = std::fs::read(entry.path())
+                    .with_context(|| format!("while reading {}", entry.path().display()))?;
+                let truth: SimulationTruth = serde_json::from_slice(&text)
+                    .with_context(|| format!("{} is not a truth file", entry.path().display()))?;
+                self.tasks.extend(truth.tasks);
+                self.read.insert(name);
+            }
+        }
+        Ok(self.tasks.get(task_id).copied())
+    }
 }
 
 /// Longest a `--answer-with` program may take for one task.
@@ -138,9 +191,9 @@ pub async fn ask_program(command: &str, task: &ShownTask) -> anyhow::Result<Choi
 pub struct SimulationReport {
     /// Answers stored.
     pub answered: usize,
-    /// Of those, answers to tasks a checker could judge.
+    /// Of those, answers to tasks whose truth was known (from the truth files or a checker).
     pub judged: usize,
-    /// Of those, answers equal to the checker's verdict.
+    /// Of those, answers equal to the truth.
     pub correct: usize,
 }
 
@@ -264,12 +317,20 @@ pub async fn run(sim: &Simulation, out: &mut impl Write) -> anyhow::Result<Simul
         None => StdRng::from_entropy(),
     };
     let mut report = SimulationReport::default();
+    let mut truths = sim.truth_dir.clone().map(TruthDir::new);
     while report.answered < sim.count {
         let Some(task) = client.next_task().await? else {
             writeln!(out, "SIMULATION: no open task left")?;
             break;
         };
-        let truth = judge(&task.prompt, &task.a, &task.b);
+        let told = match &mut truths {
+            Some(truths) => truths.lookup(&task.task_id)?,
+            None => None,
+        };
+        let truth = match told {
+            Some(truth) => truth,
+            None => judge(&task.prompt, &task.a, &task.b),
+        };
         let choice = match &sim.answer_with {
             Some(command) => ask_program(command, &task).await?,
             None => decide(truth, sim.accuracy, &mut rng),
@@ -287,7 +348,7 @@ pub async fn run(sim: &Simulation, out: &mut impl Write) -> anyhow::Result<Simul
         }
         writeln!(
             out,
-            "SIMULATION: task {} → {} (checker: {})",
+            "SIMULATION: task {} → {} (truth: {})",
             task.task_id,
             db::choice_str(choice),
             truth.map_or("unknown", db::choice_str)
@@ -295,7 +356,7 @@ pub async fn run(sim: &Simulation, out: &mut impl Write) -> anyhow::Result<Simul
     }
     writeln!(
         out,
-        "SIMULATION done: {} answers, {} judged by a checker, {} of those correct",
+        "SIMULATION done: {} answers, {} with a known truth, {} of those correct",
         report.answered, report.judged, report.correct
     )?;
     Ok(report)

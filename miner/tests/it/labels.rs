@@ -599,6 +599,7 @@ async fn the_simulated_labeler_answers_through_the_form_as_accurately_as_asked(p
             count: 100,
             seed: Some(3),
             answer_with: None,
+            truth_dir: None,
         },
         &mut out,
     )
@@ -620,6 +621,50 @@ async fn the_simulated_labeler_answers_through_the_form_as_accurately_as_asked(p
 }
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn with_a_truth_dir_the_simulated_labeler_follows_the_validators_truth(pool: PgPool) {
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    // The checker would say A on every task; the validator's truth says B on the even ones and
+    // nothing (open pairs) on the odd ones, and the truth wins.
+    app.send_batch(&batch("b1", 200, 8)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let truth = subnet_common::protocol::SimulationTruth {
+        batch_id: "b1".into(),
+        tasks: (0..8u32)
+            .map(|i| (format!("t{i}"), i.is_multiple_of(2).then_some(Choice::B)))
+            .collect(),
+    };
+    std::fs::write(
+        dir.path().join("b1.json"),
+        serde_json::to_vec(&truth).expect("json"),
+    )
+    .expect("write");
+    // A half-written file of a writer's is skipped.
+    std::fs::write(dir.path().join(".b2.json.tmp"), "{").expect("write");
+    let mut out = Vec::new();
+    let report = labeling::simulate::run(
+        &labeling::simulate::Simulation {
+            link: app.add_labeler("sim").await,
+            accuracy: 1.0,
+            count: 100,
+            seed: Some(3),
+            answer_with: None,
+            truth_dir: Some(dir.path().to_path_buf()),
+        },
+        &mut out,
+    )
+    .await
+    .expect("simulation");
+    assert_eq!((report.answered, report.judged, report.correct), (8, 4, 4));
+    let labels = app.labels("b1").await.labels;
+    for label in &labels {
+        let i: usize = label.task_id[1..].parse().expect("t<i>");
+        if i.is_multiple_of(2) {
+            assert_eq!(label.choice, Choice::B, "{label:?}");
+        }
+    }
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn a_program_answers_through_the_form_with_each_task_on_its_stdin(pool: PgPool) {
     let app = spawn_label_app(pool, LabelingConfig::default()).await;
     app.send_batch(&batch("b1", 200, 6)).await;
@@ -633,6 +678,7 @@ async fn a_program_answers_through_the_form_with_each_task_on_its_stdin(pool: Pg
         count: 100,
         seed: None,
         answer_with: Some(answer_with),
+        truth_dir: None,
     };
     let mut out = Vec::new();
     let report = labeling::simulate::run(
@@ -872,7 +918,7 @@ async fn serve_with_a_database_and_the_simulate_command_work_end_to_end(pool: Pg
     assert!(sim.status.success(), "{sim:?}");
     assert!(stdout.starts_with("SIMULATION"), "{stdout}");
     assert!(
-        stdout.contains("3 answers, 3 judged by a checker, 3 of those correct"),
+        stdout.contains("3 answers, 3 with a known truth, 3 of those correct"),
         "{stdout}"
     );
 

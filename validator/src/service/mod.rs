@@ -51,6 +51,7 @@ use crate::db::{
 };
 use crate::tracks::labels::answers::{AnswerOptions, ModelAnswers};
 use crate::tracks::labels::batch::AnswerSource;
+use crate::tracks::labels::prompts::PromptPool;
 use crate::tracks::labels::{self, LabelEpochInput, LabelTrack};
 use crate::tracks::model::outcome::Outcome;
 use crate::tracks::model::{
@@ -266,6 +267,8 @@ pub const ANSWER_MODELS: usize = 2;
 pub struct LabelSetup {
     /// The track (signs requests with the validator's hotkey).
     pub track: LabelTrack,
+    /// The prompts its pairs are drawn from.
+    pub prompts: PromptPool,
     /// The model track's artifact cache, where the answering models are read from.
     pub cache_dir: PathBuf,
     /// Where the answering models run.
@@ -619,8 +622,14 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             return Ok(BTreeMap::new());
         }
         let planned_deadline = schedule.label_deadline(epoch, self.config.label_deadline_blocks);
-        let mut answer_seed = [0u8; 8];
-        answer_seed.copy_from_slice(&seed[..8]);
+        // The samples' seed holds the validator's secret: nobody can regenerate the answers.
+        let secret = labels::fresh_secret();
+        let answer_seed = subnet_model::competition::derive_seed(
+            labels::batch::track_seed(seed, secret),
+            "labels/answers",
+        );
+        let mut answer_seed8 = [0u8; 8];
+        answer_seed8.copy_from_slice(&answer_seed[..8]);
         let answer_dirs = match db::latest_epoch(&self.pool, i32::from(netuid)).await? {
             Some(last) if last.epoch < stored_epoch => {
                 let evals = db::model_evals(&self.pool, i32::from(netuid), last.epoch).await?;
@@ -633,7 +642,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             self.competition.competition.clone(),
             setup.device.clone(),
             AnswerOptions {
-                seed: u64::from_le_bytes(answer_seed),
+                seed: u64::from_le_bytes(answer_seed8),
                 ..AnswerOptions::default()
             },
         ));
@@ -641,10 +650,10 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             netuid,
             epoch,
             seed,
-            secret: labels::fresh_secret(),
+            secret,
             deadline_block: planned_deadline,
             miners: &miners,
-            mix: &self.competition.competition.tasks,
+            prompts: &setup.prompts,
         };
         let sent = setup
             .track

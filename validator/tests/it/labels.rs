@@ -21,11 +21,11 @@ use subnet_common::keys::{AccountId, Keypair};
 use subnet_common::protocol::{
     Choice, Label, LabelsRequest, LabelsResponse, RlhfTask, RlhfTaskBatch,
 };
-use subnet_model::tasks::{TaskKind, TaskMix};
 use subnet_validator::db::{self, Saved};
 use subnet_validator::export::{self, Preference};
 use subnet_validator::tracks::labels::batch::AnswerSource;
 use subnet_validator::tracks::labels::collect::{ExchangeLimits, LabelOutcome};
+use subnet_validator::tracks::labels::prompts::PromptPool;
 use subnet_validator::tracks::labels::score::KnownHistory;
 use subnet_validator::tracks::labels::{
     LabelEpochInput, LabelMiner, LabelSettings, LabelTrack, LabelTrackResult, rescore,
@@ -34,7 +34,7 @@ use subnet_validator::tracks::labels::{
 /// How a test miner labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Behaviour {
-    /// Picks the answer that solves the prompt (two labelers agreeing).
+    /// Picks the real answer of a known pair, A on open pairs (two labelers agreeing).
     Honest,
     /// Picks the other answer.
     Liar,
@@ -59,15 +59,14 @@ fn validator_key() -> Keypair {
     Keypair::from_uri("//Alice").expect("dev key")
 }
 
-/// The side that solves the prompt, if one does.
+/// The side that is one of the answer source's answers to the prompt, when only one is: what a
+/// person who sees the corruption picks.
 fn correct_side(task: &RlhfTask) -> Option<Choice> {
-    let solved = TaskKind::ALL.iter().find_map(|k| k.solve(&task.prompt))?;
-    if task.a == solved {
-        Some(Choice::A)
-    } else if task.b == solved {
-        Some(Choice::B)
-    } else {
-        None
+    let real = two_models(&task.prompt);
+    match (real.contains(&task.a), real.contains(&task.b)) {
+        (true, false) => Some(Choice::A),
+        (false, true) => Some(Choice::B),
+        _ => None,
     }
 }
 
@@ -169,13 +168,24 @@ fn url(addr: SocketAddr) -> reqwest::Url {
     format!("http://{addr}/").parse().expect("url")
 }
 
-/// Two different answers per prompt, one of them right: what two top models might write.
+/// Two different answers per prompt, as two top models might write them.
 fn two_models(prompt: &str) -> Vec<String> {
-    let right = TaskKind::ALL
-        .iter()
-        .find_map(|k| k.solve(prompt))
-        .unwrap_or_default();
-    vec![right.clone(), format!("{right}9")]
+    vec![
+        format!("One way to answer {prompt:?} is with these few words"),
+        format!("Another answer to that, 42 words long, would say more about {prompt:?}"),
+    ]
+}
+
+/// The starter set and 200 more prompts, so that every miner gets a whole batch.
+fn prompt_pool() -> PromptPool {
+    let mut pool = PromptPool::starter();
+    let more: Vec<String> = (0..200)
+        .map(|i| {
+            serde_json::json!({ "prompt": format!("Test question {i}: why {i}?") }).to_string()
+        })
+        .collect();
+    pool.add_jsonl("test", &more.join("\n")).expect("prompts");
+    pool
 }
 
 struct Epoch {
@@ -226,18 +236,20 @@ async fn run_epoch(epoch: u64) -> Epoch {
     });
 
     let client = SignedClient::new(reqwest::Client::new(), validator_key());
-    let settings = LabelSettings {
+    let mut settings = LabelSettings {
         limits: ExchangeLimits {
             timeout: Duration::from_millis(1500),
             ..ExchangeLimits::default()
         },
         ..LabelSettings::default()
     };
+    // A generation budget for whole batches (the default, 64 prompts, is shared by all miners).
+    settings.batch.max_prompts = 1000;
     let track = LabelTrack::new(client, settings);
     let answers: Arc<dyn AnswerSource> = Arc::new(two_models);
     // Spawned, as the epoch loop may: the track's future must be Send.
     let result = tokio::spawn(async move {
-        let mix = TaskMix::uniform();
+        let prompts = prompt_pool();
         let input = LabelEpochInput {
             netuid: 1,
             epoch,
@@ -245,7 +257,7 @@ async fn run_epoch(epoch: u64) -> Epoch {
             secret: [42; 32],
             deadline_block: epoch * 100 + 90,
             miners: &miners,
-            mix: &mix,
+            prompts: &prompts,
         };
         track
             .run_epoch(&input, answers, async {}, KnownHistory::new())
@@ -292,14 +304,12 @@ async fn honest_labelers_win_and_misbehaving_miners_are_recorded() {
     }
 
     let honest = &by_uid[&0].components;
-    // Eight label miners share the 64-prompt generation budget: 8 own open pairs each, and
-    // known pairs fill the other 12 tasks.
-    assert_eq!((honest.known_sent, honest.known_correct), (12, 12));
+    assert_eq!((honest.known_sent, honest.known_correct), (6, 6));
     assert_eq!(honest.coverage, 1.0);
     assert_eq!(by_uid[&0].labels.len(), 40, "two labelers per task");
     assert_eq!(by_uid[&0].dropped_labels, 1);
     let liar = &by_uid[&1].components;
-    assert_eq!((liar.known_correct, liar.known_wrong), (0, 12));
+    assert_eq!((liar.known_correct, liar.known_wrong), (0, 6));
     let scores = result.scores();
     // Always-"a" and the liar carry no information: the honest miner takes the pool.
     assert!(scores[&0] > 0.0, "{scores:?}");
@@ -385,15 +395,16 @@ async fn the_export_holds_the_majority_of_open_pairs_only(pool: PgPool) {
         assert!(p.votes >= 1, "{p:?}");
         assert!(p.agreement > 0.5 && p.agreement <= 1.0, "{p:?}");
     }
-    // Unanimous pairs include ones only the honest miner answered, with the right answer.
-    let solved = |p: &Preference| {
-        TaskKind::ALL
-            .iter()
-            .any(|k| k.solve(&p.prompt).as_deref() == Some(p.chosen.as_str()))
-    };
-    let unanimous: Vec<&Preference> = lines.iter().filter(|p| p.agreement == 1.0).collect();
-    assert!(!unanimous.is_empty());
-    assert!(unanimous.iter().any(|p| solved(p)));
+    // Every pair is one miner's own, so every exported vote is unanimous; both sides are the
+    // models' real answers.
+    assert!(lines.iter().all(|p| p.agreement == 1.0));
+    for p in &lines {
+        let real = two_models(&p.prompt);
+        assert!(
+            real.contains(&p.chosen) && real.contains(&p.rejected),
+            "{p:?}"
+        );
+    }
 
     let with_min = {
         let mut out = Vec::new();

@@ -110,6 +110,31 @@ fn an_ema_alpha_outside_zero_to_one_is_refused_before_anything_starts() {
 }
 
 #[test]
+fn a_bad_label_prompt_file_is_named_before_anything_starts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("prompts.jsonl");
+    std::fs::write(&bad, "{\"prompt\": \"fine\"}\n{\"text\": \"no prompt\"}\n").expect("write");
+    let missing = dir.path().join("missing.jsonl");
+    for (file, needle) in [(&bad, "line 2"), (&missing, "missing.jsonl")] {
+        let output = validator()
+            .args([
+                "run",
+                "--db.url",
+                "postgres://127.0.0.1:1/none",
+                "--labels.prompts",
+            ])
+            .arg(file)
+            .output()
+            .expect("run validator");
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--labels.prompts"), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
 fn the_database_url_is_required() {
     let output = validator().args(["run"]).output().expect("run validator");
     assert!(!output.status.success());

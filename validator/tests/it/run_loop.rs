@@ -31,6 +31,7 @@ use subnet_validator::db::{self, RecordedTx, WeightCommitRecord, WeightMode, Wei
 use subnet_validator::service::clock::ChainClock;
 use subnet_validator::service::schedule::EpochSchedule;
 use subnet_validator::service::{Failpoint, LabelSetup, Service, ServiceConfig, ServiceError};
+use subnet_validator::tracks::labels::prompts::PromptPool;
 use subnet_validator::tracks::labels::{LabelSettings, LabelTrack};
 use subnet_validator::tracks::model::{ModelTrack, TrackSettings};
 
@@ -229,14 +230,16 @@ fn service(
         ..ServiceConfig::new(NETUID)
     };
     let labels = LabelSetup {
+        prompts: PromptPool::starter(),
         track: LabelTrack::new(
             SignedClient::new(reqwest::Client::new(), alice()),
             LabelSettings::default(),
         ),
         cache_dir: cache.to_path_buf(),
         device: select(DeviceChoice::Cpu).expect("cpu"),
-        // Generating open answers with a debug build takes longer than the test chain's
-        // 1.1-second epochs; known-answer tasks alone exercise sending, collecting and storing.
+        // Generating answers with a debug build takes longer than the test chain's 1.1-second
+        // epochs: no model answers, so there are no tasks (`no_tasks`); sending and collecting
+        // are tested in `labels`.
         answer_models: 0,
     };
     Service::new(
@@ -357,8 +360,8 @@ async fn weights_land_on_chain_and_the_chain_ranks_the_better_model_first(pool: 
         };
         assert_eq!(weight_of(good), 65_535, "{row:?}");
         assert!(weight_of(weak) < 65_535, "{row:?}");
-        // The label track ran in the same epoch: both miners serve no labels (their RLHF routes
-        // answer 404), so each has a stored batch with that outcome and a label score of 0.
+        // The label track ran in the same epoch: no model answered its prompts (answer_models
+        // is 0), so each miner has a stored, unsent batch and a label score of 0.
         let label_rows: Vec<(String, String, f64)> = sqlx::query_as(
             "SELECT outcome, reason, score FROM label_batches WHERE netuid = 1 AND epoch = $1 ORDER BY uid",
         )
@@ -368,8 +371,8 @@ async fn weights_land_on_chain_and_the_chain_ranks_the_better_model_first(pool: 
         .expect("label rows");
         assert_eq!(label_rows.len(), 2, "{label_rows:?}");
         for (outcome, reason, score) in &label_rows {
-            assert_eq!(outcome, "bad_status", "{label_rows:?}");
-            assert!(reason.contains("404"), "{label_rows:?}");
+            assert_eq!(outcome, "no_tasks", "{label_rows:?}");
+            assert!(reason.contains("no model answered"), "{label_rows:?}");
             assert_eq!(*score, 0.0, "{label_rows:?}");
         }
 

@@ -2,8 +2,11 @@
 //! track's batches go out at the start of an epoch, while its model track is still running),
 //! already in the artifact cache, run locally on the validator's device.
 //!
-//! Each model answers each prompt greedily and with `sampled` seeded samples (temperature
-//! [`AnswerOptions::temperature`]), so even a single model gives different answers to pair.
+//! Each model answers each prompt with `sampled` seeded samples (temperature
+//! [`AnswerOptions::temperature`]), so even a single model gives different answers to pair, and
+//! (when [`AnswerOptions::greedy`]) greedily. The label track samples only, with a seed from the
+//! validator's secret: a greedy answer is what anyone running the model gets, so a known pair
+//! whose real side is greedy could be answered by running the model.
 //! Prompts are encoded as the evaluation encodes them (`BOS` + text); generation stops at `EOS`.
 //! A model that fails to load or to generate is skipped with a log line: it only means fewer
 //! open pairs this epoch.
@@ -26,8 +29,10 @@ use crate::tracks::model::outcome::Outcome;
 pub struct AnswerOptions {
     /// Most tokens per answer.
     pub max_new_tokens: usize,
-    /// Sampled answers per model and prompt, besides the greedy one.
+    /// Sampled answers per model and prompt.
     pub sampled: usize,
+    /// Whether each model also answers greedily.
+    pub greedy: bool,
     /// Temperature of the sampled answers.
     pub temperature: f64,
     /// Seed of the sampled answers (e.g. the first 8 bytes of the track seed).
@@ -35,11 +40,12 @@ pub struct AnswerOptions {
 }
 
 impl Default for AnswerOptions {
-    /// 24 tokens, one sample at temperature 0.8, seed 0.
+    /// 24 tokens, two samples at temperature 0.8 and no greedy answer, seed 0.
     fn default() -> Self {
         Self {
             max_new_tokens: 24,
-            sampled: 1,
+            sampled: 2,
+            greedy: false,
             temperature: 0.8,
             seed: 0,
         }
@@ -141,12 +147,17 @@ impl BackendTask for AnswerTask<'_> {
         let mut all = Vec::with_capacity(self.prompts.len());
         for (index, prompt) in self.prompts.iter().enumerate() {
             // As the model is scored: raw text after BOS, or a chat turn in a chat competition.
-            let ids = self
-                .competition
-                .prompt_ids(&tokenizer, prompt)
-                .map_err(|e| e.to_string())?;
+            let ids = match self.competition.prompt_ids(&tokenizer, prompt) {
+                Ok(ids) => ids,
+                Err(error) => {
+                    tracing::debug!(%error, index, "label track: a prompt cannot be encoded; skipped");
+                    all.push(Vec::new());
+                    continue;
+                }
+            };
+            let first = usize::from(!self.options.greedy);
             let mut answers = Vec::with_capacity(1 + self.options.sampled);
-            for sample in 0..=self.options.sampled {
+            for sample in first..=self.options.sampled {
                 let options = GenerateOptions {
                     max_new_tokens: self.options.max_new_tokens,
                     temperature: if sample == 0 {
@@ -161,7 +172,14 @@ impl BackendTask for AnswerTask<'_> {
                         .wrapping_add(sample as u64),
                     stop_token: eos,
                 };
-                let mut output = generate(&model, &ids, &options).map_err(|e| e.to_string())?;
+                let mut output = match generate(&model, &ids, &options) {
+                    Ok(output) => output,
+                    // A prompt too long for this model's context: this prompt only.
+                    Err(error) => {
+                        tracing::debug!(%error, index, "label track: a prompt cannot be answered; skipped");
+                        break;
+                    }
+                };
                 if eos.is_some() && output.last().copied() == eos {
                     output.pop();
                 }
@@ -254,6 +272,7 @@ mod tests {
             AnswerOptions {
                 max_new_tokens: 6,
                 sampled: 2,
+                greedy: true,
                 ..AnswerOptions::default()
             },
         );

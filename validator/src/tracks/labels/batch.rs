@@ -1,16 +1,19 @@
 //! Building each label miner's batch of comparison tasks (pure: seeds in, batches out).
 //!
-//! Two kinds of answer pairs:
-//! - **open pairs**: a generated prompt and two different answers written by the top models
-//!   (asked through an [`AnswerSource`]); nobody knows the better one in advance;
-//! - **known pairs**: a generated prompt, its correct completion and a [`near_miss`].
+//! Every pair is a prompt from the validator's [`PromptPool`] and answers its top models wrote
+//! for it this epoch (asked through an [`AnswerSource`]):
+//! - **open pairs**: two different answers; nobody knows the better one in advance;
+//! - **known pairs**: one answer against a [`corrupt`]ed copy of it (cut short, looped, another
+//!   prompt's answer, a number changed, …), so the known side is a real answer from the same
+//!   prompts and models as the open pairs, and nothing about it can be solved by a checker or
+//!   looked up.
 //!
-//! Each miner's batch ([`build_batch`]) has `known_count` known pairs and the rest open pairs.
-//! By default every pair of a batch is the miner's **own** ([`build_own_pool`], from its
-//! [`miner_seed`]): no other hotkey is sent it, so one person's answers replayed on other hotkeys
-//! answer nothing there, and a hotkey is paid only for labels no other hotkey could copy. With
-//! `shared_share > 0` that share of each kind comes from the epoch's **shared** pools
-//! ([`build_pool`], from the [`track_seed`]; each miner its own draw without replacement, so a
+//! [`build_pairs`] uses each answered prompt for one pair at most. Each miner's batch
+//! ([`build_batch`]) has `known_count` known pairs and the rest open pairs. By default every pair
+//! of a batch is the miner's **own** (ids from its [`miner_seed`]): no other hotkey is sent it,
+//! so one person's answers replayed on other hotkeys answer nothing there, and a hotkey is paid
+//! only for labels no other hotkey could copy. With `shared_share > 0` that share of each kind
+//! comes from the epoch's **shared** pools (each miner its own draw without replacement, so a
 //! shared pair is seen by several miners: agreement for the export); shared pairs are not paid
 //! ([`super::score`]). The batch is shuffled, and each pair's A/B positions swapped at random.
 //! Every task carries an opaque id of the same shape and answers normalized the same way
@@ -29,7 +32,10 @@ use sha2::{Digest, Sha256};
 use subnet_common::keys::AccountId;
 use subnet_common::protocol::{Choice, RlhfTask, RlhfTaskBatch};
 use subnet_model::competition::derive_seed;
-use subnet_model::tasks::{self, Example, TaskMix, near_miss, seeded_rng, shuffle, uniform_below};
+use subnet_model::tasks::{seeded_rng, shuffle, uniform_below};
+
+use super::corrupt::{self, Corruption};
+use super::prompts::PromptPool;
 
 /// The purpose string of [`derive_seed`] for the label track.
 pub const PURPOSE: &str = "labels";
@@ -50,10 +56,9 @@ pub const DEFAULT_MAX_ANSWER_CHARS: usize = 200;
 /// nothing a hotkey is paid for can be copied from another's batch.
 pub const DEFAULT_SHARED_SHARE: f64 = 0.0;
 
-/// Default most prompts the validator's models answer per epoch for the miners' own open pairs
-/// (each takes a few generations): beyond it, each miner gets fewer own open pairs and more
-/// known ones.
-pub const DEFAULT_MAX_OWN_OPEN_PROMPTS: usize = 64;
+/// Default most prompts the validator's models answer per epoch over all miners (each takes a
+/// few generations, and gives one pair): beyond it, each miner gets fewer pairs.
+pub const DEFAULT_MAX_PROMPTS: usize = 64;
 
 /// Writes candidate answers for prompts: in production the top models run locally
 /// ([`super::answers::ModelAnswers`]); tests pass fixed answers.
@@ -89,13 +94,13 @@ pub struct BatchSettings {
     /// miner's own pairs.
     #[serde(default)]
     pub shared_share: f64,
-    /// Most own open prompts per epoch over all miners (the generation budget), split evenly.
-    #[serde(default = "default_max_own_open")]
-    pub max_own_open_prompts: usize,
+    /// Most prompts answered per epoch over all miners (the generation budget).
+    #[serde(default = "default_max_prompts")]
+    pub max_prompts: usize,
 }
 
-fn default_max_own_open() -> usize {
-    DEFAULT_MAX_OWN_OPEN_PROMPTS
+fn default_max_prompts() -> usize {
+    DEFAULT_MAX_PROMPTS
 }
 
 impl Default for BatchSettings {
@@ -106,7 +111,7 @@ impl Default for BatchSettings {
             pool_factor: DEFAULT_POOL_FACTOR,
             max_answer_chars: DEFAULT_MAX_ANSWER_CHARS,
             shared_share: DEFAULT_SHARED_SHARE,
-            max_own_open_prompts: DEFAULT_MAX_OWN_OPEN_PROMPTS,
+            max_prompts: DEFAULT_MAX_PROMPTS,
         }
     }
 }
@@ -146,13 +151,6 @@ impl BatchSettings {
     pub fn shared_open(&self) -> usize {
         self.shared_of(self.open_count())
     }
-
-    /// Own open prompts per miner when `miners` miners are sent batches: the rest of the open
-    /// share, within an even split of [`BatchSettings::max_own_open_prompts`].
-    pub fn own_open(&self, miners: usize) -> usize {
-        let wanted = self.open_count() - self.shared_open();
-        wanted.min(self.max_own_open_prompts / miners.max(1))
-    }
 }
 
 /// One answer pair of the epoch, in its canonical orientation.
@@ -162,20 +160,22 @@ pub struct Pair {
     pub id: String,
     /// The prompt.
     pub prompt: String,
-    /// First answer; for a known pair, the correct one.
+    /// First answer; for a known pair, the real one.
     pub first: String,
-    /// Second answer; for a known pair, the near-miss.
+    /// Second answer; for a known pair, the corrupted one.
     pub second: String,
     /// Whether the better answer is known.
     pub known: bool,
     /// Whether it is in the shared pool (other miners may be sent it).
     pub shared: bool,
+    /// How a known pair's second answer was made (`None` for open pairs).
+    pub corruption: Option<Corruption>,
 }
 
 /// Pairs to build batches from: the epoch's shared pool, or one miner's own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PairPool {
-    /// Correct completion versus a near-miss.
+    /// A model answer versus its corruption.
     pub known: Vec<Pair>,
     /// Two different model answers.
     pub open: Vec<Pair>,
@@ -276,22 +276,33 @@ pub fn miner_seed(track_seed: [u8; 32], hotkey: &AccountId) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-/// The prompts of the shared open pool.
-pub fn open_prompts(track_seed: [u8; 32], mix: &TaskMix, settings: &BatchSettings) -> Vec<Example> {
-    let n = settings.shared_open() * settings.pool_factor.max(1);
-    tasks::generate(derive_seed(track_seed, "labels/open"), mix, n)
+/// Prompts the validator's models answer per epoch for `miners` miners: one pair each for
+/// every task of every batch, the shared pools, and one in eight more as [`corrupt`] material,
+/// within [`BatchSettings::max_prompts`].
+pub fn prompts_wanted(settings: &BatchSettings, miners: usize) -> usize {
+    let factor = settings.pool_factor.max(1);
+    let shared = (settings.shared_known() + settings.shared_open()) * factor;
+    let own =
+        miners * (settings.tasks_per_miner - settings.shared_known() - settings.shared_open());
+    let pairs = shared + own;
+    (pairs + pairs.div_ceil(MATERIAL_EVERY)).min(settings.max_prompts)
 }
 
-/// The prompts of one miner's own open pairs when `miners` miners are sent batches
-/// ([`BatchSettings::own_open`] of them).
-pub fn own_prompts(
-    miner_seed: [u8; 32],
-    mix: &TaskMix,
+/// One prompt in [`MATERIAL_EVERY`] answered is kept out of every batch: its answers are the
+/// "another prompt's answer" of corruptions, so no text is shown twice in an epoch.
+pub const MATERIAL_EVERY: usize = 8;
+
+/// The epoch's prompts, drawn from `pool` with the track seed ([`prompts_wanted`] of them).
+pub fn epoch_prompts(
+    track_seed: [u8; 32],
+    pool: &PromptPool,
     settings: &BatchSettings,
     miners: usize,
-) -> Vec<Example> {
-    let n = settings.own_open(miners);
-    tasks::generate(derive_seed(miner_seed, "labels/open"), mix, n)
+) -> Vec<String> {
+    pool.draw(
+        derive_seed(track_seed, "labels/prompts"),
+        prompts_wanted(settings, miners),
+    )
 }
 
 /// An answer as shown: its first line without control characters (a model can emit byte 0,
@@ -306,116 +317,208 @@ pub fn normalize_answer(text: &str, max_chars: usize) -> String {
         .to_owned()
 }
 
-/// The longest model answer kept for `example`'s prompt: twice its correct completion (at least
-/// 4 characters more), at most `max`, so model answers have the length of the known pairs'
-/// answers and a rambling model does not mark a task as open.
-pub fn open_answer_chars(example: &Example, max: usize) -> usize {
-    let len = example.completion.chars().count();
-    (len * 2).max(len + 4).min(max)
+/// An epoch's pairs: the shared pools and each miner's own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EpochPairs {
+    /// Pairs several miners may be sent (not paid).
+    pub shared: PairPool,
+    /// Each miner's own pairs, in the order of the `miner_seeds` given.
+    pub own: Vec<PairPool>,
 }
 
-/// The epoch's shared pools: known pairs drawn from the track seed; open pairs from `prompts`
-/// (from [`open_prompts`]) and `answers` (the source's answers to them, same order). A prompt
-/// with fewer than two different non-empty answers (cut to [`open_answer_chars`]) gives no open
-/// pair; when two or more remain, two are picked by the seed.
-pub fn build_pool(
+impl EpochPairs {
+    /// Open pairs over all pools.
+    pub fn open_pairs(&self) -> usize {
+        self.shared.open.len() + self.own.iter().map(|p| p.open.len()).sum::<usize>()
+    }
+
+    /// Known pairs over all pools.
+    pub fn known_pairs(&self) -> usize {
+        self.shared.known.len() + self.own.iter().map(|p| p.known.len()).sum::<usize>()
+    }
+}
+
+/// A prompt with its distinct shown answers.
+struct Answered {
+    prompt: String,
+    answers: Vec<String>,
+}
+
+/// The epoch's pairs from `prompts` (from [`epoch_prompts`]) and `answers` (the source's answers
+/// to them, same order), seeded by the track seed; every prompt gives at most one pair, so no
+/// batch of the epoch shows a text another shows.
+///
+/// - Answers are normalized ([`normalize_answer`]); a prompt without a non-empty one is dropped.
+/// - One prompt in [`MATERIAL_EVERY`] (when there are that many) is set aside: its answers are
+///   the material of [`corrupt`] ("another prompt's answer").
+/// - An **open pair** is two different answers of a prompt; a **known pair** is one answer of a
+///   prompt against its [`corrupt::corrupt`]ion. Both draw from the same prompts in the same seeded
+///   order: a known pair's prompt and its real answer are those of an open pair.
+/// - The shared pools take their pairs first (`pool_factor` per shared slot), then the miners,
+///   in turns, one pair per turn each, following their batch's mix of known and open slots;
+///   a miner whose open slot finds no prompt with two answers takes a known pair instead.
+pub fn build_pairs(
     track_seed: [u8; 32],
-    mix: &TaskMix,
+    miner_seeds: &[[u8; 32]],
     settings: &BatchSettings,
-    prompts: &[Example],
+    prompts: &[String],
     answers: &[Vec<String>],
-) -> PairPool {
-    let known_n = settings.shared_known() * settings.pool_factor.max(1);
-    pool(track_seed, mix, settings, prompts, answers, known_n, None)
-}
-
-/// One miner's own pairs, from its [`miner_seed`]: open pairs from `prompts` (from
-/// [`own_prompts`]) and `answers`, and enough known pairs to fill its batch when open pairs are
-/// short. Pair ids start with `x` and 8 hex digits of the seed, so they are the miner's alone.
-pub fn build_own_pool(
-    miner_seed: [u8; 32],
-    mix: &TaskMix,
-    settings: &BatchSettings,
-    prompts: &[Example],
-    answers: &[Vec<String>],
-) -> PairPool {
-    // Enough to fill the whole batch when the shared and open pairs are short.
-    let known_n = settings.tasks_per_miner;
-    let prefix = format!("x{}-", hex::encode(&miner_seed[..4]));
-    pool(
-        miner_seed,
-        mix,
-        settings,
-        prompts,
-        answers,
-        known_n,
-        Some(prefix),
-    )
-}
-
-/// A pool from `seed`: `known_n` known pairs, open pairs from `prompts` and `answers`; ids
-/// prefixed with `own_prefix` for a miner's own pool (shared otherwise).
-fn pool(
-    seed: [u8; 32],
-    mix: &TaskMix,
-    settings: &BatchSettings,
-    prompts: &[Example],
-    answers: &[Vec<String>],
-    known_n: usize,
-    own_prefix: Option<String>,
-) -> PairPool {
+) -> EpochPairs {
     let max = settings.max_answer_chars;
-    let shared = own_prefix.is_none();
-    let prefix = own_prefix.unwrap_or_default();
-    let mut rng = seeded_rng(derive_seed(seed, "labels/near-miss"));
-    let known = tasks::generate(derive_seed(seed, "labels/known"), mix, known_n)
-        .into_iter()
-        .enumerate()
-        .map(|(i, example)| {
-            let first = normalize_answer(&example.completion, max);
-            let mut second = normalize_answer(&near_miss(&example, &mut rng), max);
-            if second == first {
-                // Only when cutting made them equal; keep the pair two different answers.
-                second.push('?');
-            }
-            Pair {
-                id: format!("{prefix}k{i}"),
-                prompt: example.prompt,
-                first,
-                second,
-                known: true,
-                shared,
-            }
-        })
-        .collect();
-    let mut rng = seeded_rng(derive_seed(seed, "labels/open-pairs"));
-    let open = prompts
+    let mut answered: Vec<Answered> = prompts
         .iter()
         .zip(answers)
-        .enumerate()
-        .filter_map(|(i, (example, candidates))| {
-            let cap = open_answer_chars(example, max);
+        .filter_map(|(prompt, candidates)| {
             let distinct: BTreeSet<String> = candidates
                 .iter()
-                .map(|a| normalize_answer(a, cap))
+                .map(|a| normalize_answer(a, max))
                 .filter(|a| !a.is_empty())
                 .collect();
-            let mut distinct: Vec<String> = distinct.into_iter().collect();
-            if distinct.len() < 2 {
-                return None;
-            }
-            shuffle(&mut distinct, &mut rng);
-            Some(Pair {
-                id: format!("{prefix}o{i}"),
-                prompt: example.prompt.clone(),
-                first: distinct.swap_remove(0),
-                second: distinct.swap_remove(0),
-                known: false,
-                shared,
+            (!distinct.is_empty()).then(|| Answered {
+                prompt: prompt.clone(),
+                answers: distinct.into_iter().collect(),
             })
         })
         .collect();
-    PairPool { known, open }
+    let mut rng = seeded_rng(derive_seed(track_seed, "labels/pairs"));
+    shuffle(&mut answered, &mut rng);
+    for a in &mut answered {
+        shuffle(&mut a.answers, &mut rng);
+    }
+    let material: Vec<String> = if answered.len() >= MATERIAL_EVERY {
+        let keep = answered.len() - answered.len() / MATERIAL_EVERY;
+        answered
+            .split_off(keep)
+            .into_iter()
+            .flat_map(|a| a.answers)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut builder = PairBuilder {
+        left: answered.into_iter().map(Some).collect(),
+        material,
+        max_chars: max,
+        rng,
+    };
+    let factor = settings.pool_factor.max(1);
+    let mut shared = PairPool::default();
+    for i in 0..settings.shared_known() * factor {
+        if let Some(pair) = builder.known(format!("k{i}"), true) {
+            shared.known.push(pair);
+        }
+    }
+    for i in 0..settings.shared_open() * factor {
+        if let Some(pair) = builder.open(format!("o{i}"), true) {
+            shared.open.push(pair);
+        }
+    }
+    let mut own: Vec<PairPool> = vec![PairPool::default(); miner_seeds.len()];
+    let prefixes: Vec<String> = miner_seeds
+        .iter()
+        .map(|seed| format!("x{}-", hex::encode(&seed[..4])))
+        .collect();
+    let slots = own_slots(settings);
+    for turn in &slots {
+        for (pool, prefix) in own.iter_mut().zip(&prefixes) {
+            let n = pool.known.len() + pool.open.len();
+            let pair = match turn {
+                Slot::Open => builder
+                    .open(format!("{prefix}o{n}"), false)
+                    .or_else(|| builder.known(format!("{prefix}k{n}"), false)),
+                Slot::Known => builder.known(format!("{prefix}k{n}"), false),
+            };
+            match pair {
+                Some(pair) if pair.known => pool.known.push(pair),
+                Some(pair) => pool.open.push(pair),
+                None => {}
+            }
+        }
+    }
+    EpochPairs { shared, own }
+}
+
+/// A slot of a miner's own pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Known,
+    Open,
+}
+
+/// The kinds of a miner's own slots in the order they are filled: its known and open counts
+/// (less the shared ones) spread evenly, so that a short epoch keeps the batch's mix.
+fn own_slots(settings: &BatchSettings) -> Vec<Slot> {
+    let known = settings.known_count() - settings.shared_known();
+    let open = settings.open_count() - settings.shared_open();
+    let total = known + open;
+    // round(x · known / total), so that every prefix holds its share of known slots.
+    let quota = |x: usize| (2 * x * known + total) / (2 * total.max(1));
+    (0..total)
+        .map(|i| {
+            if quota(i + 1) > quota(i) {
+                Slot::Known
+            } else {
+                Slot::Open
+            }
+        })
+        .collect()
+}
+
+/// Hands out each answered prompt once.
+struct PairBuilder<R> {
+    left: Vec<Option<Answered>>,
+    material: Vec<String>,
+    max_chars: usize,
+    rng: R,
+}
+
+impl<R: RngCore> PairBuilder<R> {
+    /// The next unused prompt with at least `answers` answers.
+    fn take(&mut self, answers: usize) -> Option<Answered> {
+        self.left
+            .iter_mut()
+            .find(|slot| slot.as_ref().is_some_and(|a| a.answers.len() >= answers))
+            .and_then(Option::take)
+    }
+
+    fn open(&mut self, id: String, shared: bool) -> Option<Pair> {
+        let mut a = self.take(2)?;
+        Some(Pair {
+            id,
+            prompt: a.prompt,
+            first: a.answers.swap_remove(0),
+            second: a.answers.swap_remove(0),
+            known: false,
+            shared,
+            corruption: None,
+        })
+    }
+
+    fn known(&mut self, id: String, shared: bool) -> Option<Pair> {
+        // Prompts whose answer no corruption fits are skipped (and used by nobody).
+        loop {
+            let a = self.take(1)?;
+            let real = a.answers[0].clone();
+            let Some((kind, text)) =
+                corrupt::corrupt(&a.prompt, &real, &self.material, &mut self.rng)
+            else {
+                continue;
+            };
+            let second = normalize_answer(&text, self.max_chars);
+            if second.is_empty() || second == real {
+                continue;
+            }
+            return Some(Pair {
+                id,
+                prompt: a.prompt,
+                first: real,
+                second,
+                known: true,
+                shared,
+                corruption: Some(kind),
+            });
+        }
+    }
 }
 
 /// `k` distinct indices below `n` (all of them when `k ≥ n`), in draw order.
@@ -501,49 +604,76 @@ pub fn build_batch(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use subnet_model::tasks::TaskKind;
+    use std::collections::BTreeMap;
 
-    /// Two answers per prompt: the correct one and a sloppy variant, as two models might write.
-    fn two_models(prompt: &str) -> Vec<String> {
-        let right = TaskKind::ALL
-            .iter()
-            .find_map(|k| k.solve(prompt))
-            .unwrap_or_default();
-        vec![right.clone(), format!("{right}0")]
+    use super::*;
+
+    const FILLER: [&str; 24] = [
+        "the", "a", "is", "it", "because", "and", "so", "of", "to", "you", "can", "which", "more",
+        "when", "this", "usually", "water", "light", "time", "people", "small", "first", "about",
+        "then",
+    ];
+
+    /// Answers as models might write them: a sentence of 8-24 words mixing the prompt's words,
+    /// common words and now and then a number, sometimes ending with a full stop.
+    fn model_like(prompt: &str, seed: u64, n: usize) -> Vec<String> {
+        let mut rng = seeded_rng(derive_seed([seed as u8; 32], prompt));
+        let words: Vec<&str> = prompt.split_whitespace().collect();
+        (0..n)
+            .map(|_| {
+                let len = 8 + uniform_below(&mut rng, 17) as usize;
+                let mut out: Vec<String> = (0..len)
+                    .map(|_| match uniform_below(&mut rng, 10) {
+                        0..=3 => words[uniform_below(&mut rng, words.len() as u64) as usize]
+                            .to_lowercase(),
+                        4 => (1 + uniform_below(&mut rng, 500)).to_string(),
+                        _ => FILLER[uniform_below(&mut rng, 24) as usize].to_string(),
+                    })
+                    .collect();
+                if uniform_below(&mut rng, 2) == 0 {
+                    out.last_mut().expect("words").push('.');
+                }
+                out.join(" ")
+            })
+            .collect()
+    }
+
+    /// Two models × two samples.
+    fn four_answers(prompts: &[String]) -> Vec<Vec<String>> {
+        prompts.iter().map(|p| model_like(p, 1, 4)).collect()
     }
 
     fn hotkey(byte: u8) -> AccountId {
         AccountId([byte; 32])
     }
 
-    fn epoch_pool(seed: [u8; 32], settings: &BatchSettings) -> PairPool {
-        let mix = TaskMix::uniform();
-        let prompts = open_prompts(seed, &mix, settings);
-        let texts: Vec<String> = prompts.iter().map(|e| e.prompt.clone()).collect();
-        let answers = two_models.answers(&texts);
-        build_pool(seed, &mix, settings, &prompts, &answers)
+    /// An epoch's prompts, their answers, the miners' seeds and the pairs.
+    type Epoch = (Vec<String>, Vec<Vec<String>>, Vec<[u8; 32]>, EpochPairs);
+
+    /// An epoch for `miners` hotkeys (bytes 0..miners).
+    fn epoch(seed: [u8; 32], settings: &BatchSettings, miners: u8) -> Epoch {
+        let pool = PromptPool::starter();
+        let seeds: Vec<[u8; 32]> = (0..miners).map(|m| miner_seed(seed, &hotkey(m))).collect();
+        let prompts = epoch_prompts(seed, &pool, settings, seeds.len());
+        let answers = four_answers(&prompts);
+        let pairs = build_pairs(seed, &seeds, settings, &prompts, &answers);
+        (prompts, answers, seeds, pairs)
     }
 
-    fn own_pool(miner_seed: [u8; 32], settings: &BatchSettings) -> PairPool {
-        let mix = TaskMix::uniform();
-        let prompts = own_prompts(miner_seed, &mix, settings, 2);
-        let texts: Vec<String> = prompts.iter().map(|e| e.prompt.clone()).collect();
-        let answers = two_models.answers(&texts);
-        build_own_pool(miner_seed, &mix, settings, &prompts, &answers)
+    /// Every miner's batch of the epoch `seed`.
+    fn batches(seed: [u8; 32], settings: &BatchSettings, miners: u8) -> Vec<MinerBatch> {
+        let (_, _, seeds, pairs) = epoch(seed, settings, miners);
+        seeds
+            .iter()
+            .zip(&pairs.own)
+            .map(|(ms, own)| build_batch(&pairs.shared, own, settings, *ms, 3, 100))
+            .collect()
     }
 
-    /// `hotkey`'s batch of the epoch `seed`, from the shared pool and its own.
-    fn batch_of(seed: [u8; 32], settings: &BatchSettings, hotkey: &AccountId) -> MinerBatch {
-        let ms = miner_seed(seed, hotkey);
-        let (shared, own) = (epoch_pool(seed, settings), own_pool(ms, settings));
-        build_batch(&shared, &own, settings, ms, 3, 100)
-    }
-
-    /// Every pair from the shared pools.
-    fn all_shared() -> BatchSettings {
+    /// A generation budget that covers every batch.
+    fn roomy() -> BatchSettings {
         BatchSettings {
-            shared_share: 1.0,
+            max_prompts: 1000,
             ..BatchSettings::default()
         }
     }
@@ -562,48 +692,51 @@ mod tests {
 
     #[test]
     fn the_same_seeds_build_the_same_batches() {
-        for settings in [BatchSettings::default(), all_shared()] {
-            let seed = track_seed([1; 32], [2; 32]);
-            let a = batch_of(seed, &settings, &hotkey(7));
-            assert_eq!(a, batch_of(seed, &settings, &hotkey(7)));
-            assert_eq!(a.tasks.len(), 20);
-            let other = batch_of(seed, &settings, &hotkey(8));
-            assert_ne!(a.wire(), other.wire(), "another miner gets another batch");
-            let other_secret = track_seed([1; 32], [3; 32]);
-            let c = batch_of(other_secret, &settings, &hotkey(7));
-            assert_ne!(a.wire(), c.wire(), "the secret changes everything");
-        }
+        let settings = roomy();
+        let seed = track_seed([1; 32], [2; 32]);
+        let a = batches(seed, &settings, 2);
+        assert_eq!(a, batches(seed, &settings, 2));
+        assert_eq!(a[0].tasks.len(), 20);
+        assert_ne!(a[0].wire(), a[1].wire(), "another miner gets another batch");
+        let other_secret = track_seed([1; 32], [3; 32]);
+        let c = batches(other_secret, &settings, 2);
+        assert_ne!(a[0].wire(), c[0].wire(), "the secret changes everything");
     }
 
     #[test]
-    fn by_default_no_pair_of_a_batch_is_sent_to_another_miner() {
-        let settings = BatchSettings::default();
+    fn no_prompt_or_answer_is_shown_twice_in_an_epoch() {
+        let settings = roomy();
+        // The 64 starter prompts make 56 pairs: two full batches.
         let seed = track_seed([8; 32], [1; 32]);
-        let mut seen: BTreeSet<String> = BTreeSet::new();
-        for miner in 0..6 {
-            let batch = batch_of(seed, &settings, &hotkey(miner));
+        let all = batches(seed, &settings, 2);
+        let (mut prompts, mut texts, mut pair_ids) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for batch in &all {
             assert_eq!(batch.tasks.len(), 20);
             assert_eq!(batch.tasks.iter().filter(|t| t.known).count(), 6);
             for task in &batch.tasks {
                 assert!(!task.shared, "{task:?}");
-                assert!(seen.insert(task.pair_id.clone()), "{} twice", task.pair_id);
+                assert!(pair_ids.insert(task.pair_id.clone()), "{}", task.pair_id);
+                assert!(prompts.insert(task.task.prompt.clone()), "{task:?}");
+                for text in [&task.task.a, &task.task.b] {
+                    assert!(texts.insert(text.clone()), "{text:?} shown twice");
+                }
             }
         }
-        // With a shared share, that share of each kind is drawn from the shared pools, where
+        // With a shared share, that share of each kind comes from the shared pools, where
         // miners' draws overlap.
         let half = BatchSettings {
             shared_share: 0.5,
-            ..BatchSettings::default()
+            ..roomy()
         };
-        let batches: Vec<MinerBatch> = (0..6).map(|m| batch_of(seed, &half, &hotkey(m))).collect();
-        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-        for batch in &batches {
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for batch in batches(seed, &half, 6) {
             let shared: Vec<&SentTask> = batch.tasks.iter().filter(|t| t.shared).collect();
-            assert_eq!(shared.len(), half.shared_known() + half.shared_open());
             assert_eq!((half.shared_known(), half.shared_open()), (3, 7));
+            assert_eq!(shared.len(), 10);
             assert_eq!(shared.iter().filter(|t| t.known).count(), 3);
             for task in shared {
-                *counts.entry(task.pair_id.as_str()).or_default() += 1;
+                *counts.entry(task.pair_id.clone()).or_default() += 1;
             }
         }
         assert!(
@@ -613,49 +746,85 @@ mod tests {
     }
 
     #[test]
-    fn the_generation_budget_caps_own_open_pairs_and_known_pairs_fill_in() {
-        let settings = BatchSettings::default();
-        assert_eq!(settings.own_open(2), 14);
-        assert_eq!(settings.own_open(10), 6, "64 prompts over 10 miners");
-        assert_eq!(settings.own_open(100), 0);
-        let seed = track_seed([7; 32], [7; 32]);
-        let ms = miner_seed(seed, &hotkey(1));
-        let mix = TaskMix::uniform();
-        let prompts = own_prompts(ms, &mix, &settings, 10);
-        assert_eq!(prompts.len(), 6);
-        let texts: Vec<String> = prompts.iter().map(|e| e.prompt.clone()).collect();
-        let own = build_own_pool(ms, &mix, &settings, &prompts, &two_models.answers(&texts));
-        let batch = build_batch(&PairPool::default(), &own, &settings, ms, 0, 0);
-        assert_eq!(batch.tasks.len(), 20);
-        assert_eq!(batch.tasks.iter().filter(|t| !t.known).count(), 6);
+    fn known_pairs_are_a_real_answer_against_its_corruption_and_material_is_never_shown() {
+        let settings = roomy();
+        let seed = track_seed([5; 32], [5; 32]);
+        let (prompts, answers, _, pairs) = epoch(seed, &settings, 4);
+        let of: BTreeMap<&str, &Vec<String>> =
+            prompts.iter().map(String::as_str).zip(&answers).collect();
+        let mut used_prompts = BTreeSet::new();
+        let mut kinds = BTreeSet::new();
+        for pool in &pairs.own {
+            for pair in &pool.known {
+                let real = of[pair.prompt.as_str()];
+                assert!(real.contains(&pair.first), "{pair:?}");
+                assert!(!real.contains(&pair.second), "{pair:?}");
+                kinds.insert(pair.corruption.expect("known pairs say how"));
+                used_prompts.insert(pair.prompt.as_str());
+            }
+            for pair in &pool.open {
+                let real = of[pair.prompt.as_str()];
+                assert!(real.contains(&pair.first) && real.contains(&pair.second));
+                assert_eq!(pair.corruption, None);
+                used_prompts.insert(pair.prompt.as_str());
+            }
+        }
+        assert!(kinds.len() >= 4, "{kinds:?}");
+        // The prompts set aside for material: their answers appear only inside corruptions.
+        let material: Vec<&str> = prompts
+            .iter()
+            .map(String::as_str)
+            .filter(|p| !used_prompts.contains(p))
+            .collect();
+        assert_eq!(material.len(), prompts.len() / MATERIAL_EVERY);
+        for pool in &pairs.own {
+            for pair in pool.known.iter().chain(&pool.open) {
+                for p in &material {
+                    assert!(
+                        !of[p].contains(&pair.first),
+                        "material shown as a real answer"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
-    fn a_batch_hides_the_configured_share_of_known_pairs() {
+    fn the_generation_budget_limits_pairs_and_keeps_the_batch_mix() {
         let settings = BatchSettings::default();
-        let seed = track_seed([9; 32], [0; 32]);
-        let batch = batch_of(seed, &settings, &hotkey(1));
-        let known = batch.tasks.iter().filter(|t| t.known).count();
-        assert_eq!(known, 6);
-        let ids: BTreeSet<&str> = batch
-            .tasks
+        assert_eq!(
+            prompts_wanted(&settings, 2),
+            45,
+            "40 pairs and 5 for material"
+        );
+        assert_eq!(prompts_wanted(&settings, 10), 64, "the budget");
+        let seed = track_seed([7; 32], [7; 32]);
+        let (prompts, _, _, pairs) = epoch(seed, &settings, 10);
+        assert_eq!(prompts.len(), 64);
+        let sizes: Vec<usize> = pairs
+            .own
             .iter()
-            .map(|t| t.task.task_id.as_str())
+            .map(|p| p.known.len() + p.open.len())
             .collect();
-        assert_eq!(ids.len(), 20, "task ids are unique");
-        let pairs: BTreeSet<&str> = batch.tasks.iter().map(|t| t.pair_id.as_str()).collect();
-        assert_eq!(pairs.len(), 20, "no pair twice in a batch");
+        assert_eq!(
+            sizes.iter().sum::<usize>(),
+            56,
+            "64 prompts, 8 of them material"
+        );
+        assert!(sizes.iter().all(|&n| n == 5 || n == 6), "{sizes:?}");
+        let known: usize = pairs.own.iter().map(|p| p.known.len()).sum();
+        assert!((14..=20).contains(&known), "about 30% known: {known}");
     }
 
     #[test]
     fn known_and_open_tasks_look_the_same_on_the_wire() {
         let settings = BatchSettings {
             shared_share: 0.5,
-            ..BatchSettings::default()
+            ..roomy()
         };
         let seed = track_seed([4; 32], [5; 32]);
-        for miner in 0..8 {
-            let batch = batch_of(seed, &settings, &hotkey(miner));
+        let pool = PromptPool::starter();
+        for batch in batches(seed, &settings, 8) {
             assert!(batch.batch_id.starts_with("e3-") && batch.batch_id.len() == 19);
             for sent in &batch.tasks {
                 let t = &sent.task;
@@ -666,8 +835,7 @@ mod tests {
                     assert!(!answer.is_empty());
                 }
                 assert_ne!(t.a, t.b);
-                // The prompt shape is the generators' for both kinds.
-                assert!(TaskKind::ALL.iter().any(|k| k.solve(&t.prompt).is_some()));
+                assert!(pool.prompts().contains(&t.prompt), "{t:?}");
             }
             // The wire form carries nothing but the four fields.
             let json = serde_json::to_value(batch.wire()).expect("json");
@@ -685,32 +853,33 @@ mod tests {
 
     #[test]
     fn positions_are_shuffled_and_the_truth_follows_them() {
-        let settings = all_shared();
-        let seed = track_seed([6; 32], [6; 32]);
-        let pool = epoch_pool(seed, &settings);
+        let settings = roomy();
         let (mut correct_a, mut correct_b) = (0, 0);
-        for miner in 0..20 {
-            let ms = miner_seed(seed, &hotkey(miner));
-            let batch = build_batch(&pool, &PairPool::default(), &settings, ms, 0, 0);
-            for sent in batch.tasks.iter().filter(|t| t.known) {
-                let pair = pool
-                    .known
-                    .iter()
-                    .find(|p| p.id == sent.pair_id)
-                    .expect("pair");
-                let shown_correct = match sent.correct() {
-                    Some(Choice::A) => {
-                        correct_a += 1;
-                        &sent.task.a
-                    }
-                    Some(Choice::B) => {
-                        correct_b += 1;
-                        &sent.task.b
-                    }
-                    other => panic!("known task without truth: {other:?}"),
-                };
-                assert_eq!(shown_correct, &pair.first);
-                assert_eq!(sent.vote(sent.correct().expect("known")), Vote::First);
+        for s in 0..10u8 {
+            let seed = track_seed([6; 32], [s; 32]);
+            let (_, _, seeds, pairs) = epoch(seed, &settings, 2);
+            for (ms, own) in seeds.iter().zip(&pairs.own) {
+                let batch = build_batch(&pairs.shared, own, &settings, *ms, 0, 0);
+                for sent in batch.tasks.iter().filter(|t| t.known) {
+                    let pair = own
+                        .known
+                        .iter()
+                        .find(|p| p.id == sent.pair_id)
+                        .expect("pair");
+                    let shown_correct = match sent.correct() {
+                        Some(Choice::A) => {
+                            correct_a += 1;
+                            &sent.task.a
+                        }
+                        Some(Choice::B) => {
+                            correct_b += 1;
+                            &sent.task.b
+                        }
+                        other => panic!("known task without truth: {other:?}"),
+                    };
+                    assert_eq!(shown_correct, &pair.first);
+                    assert_eq!(sent.vote(sent.correct().expect("known")), Vote::First);
+                }
             }
         }
         assert_eq!(correct_a + correct_b, 120);
@@ -721,52 +890,102 @@ mod tests {
     }
 
     #[test]
-    fn prompts_without_two_answers_give_no_open_pair_and_known_pairs_fill_in() {
-        let settings = all_shared();
+    fn without_answers_there_are_no_pairs_and_one_answer_gives_known_pairs_only() {
+        let settings = roomy();
         let seed = track_seed([2; 32], [2; 32]);
-        let mix = TaskMix::uniform();
-        let prompts = open_prompts(seed, &mix, &settings);
-        // One model, one (repeated) answer: nothing to compare.
+        let seeds = [miner_seed(seed, &hotkey(1))];
+        let prompts = epoch_prompts(seed, &PromptPool::starter(), &settings, 1);
+        let none = build_pairs(seed, &seeds, &settings, &prompts, &[]);
+        assert_eq!((none.known_pairs(), none.open_pairs()), (0, 0));
+        let batch = build_batch(&none.shared, &none.own[0], &settings, seeds[0], 0, 0);
+        assert!(batch.tasks.is_empty());
+        // One model, one (repeated) answer: nothing to compare, but something to corrupt.
         let answers: Vec<Vec<String>> = prompts
             .iter()
-            .map(|_| vec!["x".into(), " x ".into(), String::new()])
+            .map(|p| {
+                let one = model_like(p, 2, 1).remove(0);
+                vec![one.clone(), format!(" {one} "), String::new()]
+            })
             .collect();
-        let pool = build_pool(seed, &mix, &settings, &prompts, &answers);
-        assert!(pool.open.is_empty());
-        assert_eq!(pool.known.len(), 12);
-        let ms = miner_seed(seed, &hotkey(1));
-        let batch = build_batch(&pool, &PairPool::default(), &settings, ms, 0, 0);
-        assert_eq!(batch.tasks.len(), 6, "the shared known share, no open ones");
-        // The miner's own known pairs fill the rest of the batch.
-        let own = build_own_pool(ms, &mix, &settings, &[], &[]);
-        let batch = build_batch(&pool, &own, &settings, ms, 0, 0);
-        assert_eq!(batch.tasks.len(), 20);
+        let pairs = build_pairs(seed, &seeds, &settings, &prompts, &answers);
+        assert_eq!(pairs.open_pairs(), 0);
+        let batch = build_batch(&pairs.shared, &pairs.own[0], &settings, seeds[0], 0, 0);
+        assert_eq!(batch.tasks.len(), 20, "known pairs fill the open slots");
         assert!(batch.tasks.iter().all(|t| t.known));
-        assert_eq!(batch.tasks.iter().filter(|t| t.shared).count(), 6);
+    }
+
+    /// A shallow rule's pick on a task: `Some(true)` for A, `Some(false)` for B, `None` for a tie.
+    type Rule = fn(&RlhfTask) -> Option<bool>;
+
+    fn overlap(prompt: &str, answer: &str) -> f64 {
+        let words: BTreeSet<String> = prompt
+            .split_whitespace()
+            .map(|w| w.to_lowercase())
+            .collect();
+        let hits = answer
+            .split_whitespace()
+            .filter(|w| words.contains(&w.to_lowercase()))
+            .count();
+        hits as f64 / answer.split_whitespace().count().max(1) as f64
+    }
+
+    fn pick<T: PartialOrd>(a: T, b: T) -> Option<bool> {
+        if a > b {
+            Some(true)
+        } else if b > a {
+            Some(false)
+        } else {
+            None
+        }
     }
 
     #[test]
-    fn a_rambling_model_answer_is_cut_to_the_length_of_a_known_answer() {
-        let settings = all_shared();
-        let seed = track_seed([3; 32], [3; 32]);
-        let mix = TaskMix::only(TaskKind::Successor);
-        let prompts = open_prompts(seed, &mix, &settings);
-        let answers: Vec<Vec<String>> = prompts
-            .iter()
-            .map(|e| {
-                vec![
-                    e.completion.clone(),
-                    format!("{} and so on and on", e.completion),
-                ]
-            })
-            .collect();
-        let pool = build_pool(seed, &mix, &settings, &prompts, &answers);
-        assert_eq!(pool.open.len(), prompts.len());
-        for (pair, example) in pool.open.iter().zip(&prompts) {
-            let cap = open_answer_chars(example, settings.max_answer_chars);
-            assert!(pair.first.chars().count() <= cap && pair.second.chars().count() <= cap);
+    fn no_shallow_rule_tells_the_real_answer_from_its_corruption() {
+        let rules: [(&str, Rule); 5] = [
+            ("longer", |t| pick(t.a.len(), t.b.len())),
+            ("shorter", |t| pick(t.b.len(), t.a.len())),
+            ("more prompt words", |t| {
+                pick(overlap(&t.prompt, &t.a), overlap(&t.prompt, &t.b))
+            }),
+            ("ends with a full stop", |t| {
+                pick(t.a.ends_with('.'), t.b.ends_with('.'))
+            }),
+            ("fewer repeated words", |t| {
+                let repeats = |s: &str| {
+                    let words: Vec<&str> = s.split_whitespace().collect();
+                    let distinct: BTreeSet<&str> = words.iter().copied().collect();
+                    words.len() - distinct.len()
+                };
+                pick(repeats(&t.b), repeats(&t.a))
+            }),
+        ];
+        let settings = roomy();
+        let mut scored = vec![(0usize, 0usize); rules.len()];
+        for s in 0..40u8 {
+            let seed = track_seed([9; 32], [s; 32]);
+            for batch in batches(seed, &settings, 3) {
+                for task in batch.tasks.iter().filter(|t| t.known) {
+                    let right = task.correct() == Some(Choice::A);
+                    for (i, (_, rule)) in rules.iter().enumerate() {
+                        // A tie is a coin toss: half right.
+                        scored[i].0 += match rule(&task.task) {
+                            Some(a) if a == right => 2,
+                            Some(_) => 0,
+                            None => 1,
+                        };
+                        scored[i].1 += 2;
+                    }
+                }
+            }
         }
-        assert_eq!(open_answer_chars(&prompts[0], 3), 3);
+        for ((name, _), (right, all)) in rules.iter().zip(scored) {
+            let accuracy = right as f64 / all as f64;
+            eprintln!("{name}: {accuracy:.3} on {} known pairs", all / 2);
+            assert!(
+                accuracy < 0.65,
+                "rule {name:?} is right on {accuracy:.3} of the known pairs"
+            );
+        }
     }
 
     #[test]

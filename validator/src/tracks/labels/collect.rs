@@ -39,6 +39,9 @@ pub enum LabelOutcome {
     TooLarge,
     /// The answer holds no label for any task of the batch.
     NoLabels,
+    /// The validator had no task for it this epoch (its models answered no prompt, e.g. before
+    /// any model was scored): nothing was sent.
+    NoTasks,
 }
 
 impl LabelOutcome {
@@ -54,6 +57,7 @@ impl LabelOutcome {
             Self::Malformed => "malformed",
             Self::TooLarge => "too_large",
             Self::NoLabels => "no_labels",
+            Self::NoTasks => "no_tasks",
         }
     }
 
@@ -69,6 +73,7 @@ impl LabelOutcome {
             Self::Malformed,
             Self::TooLarge,
             Self::NoLabels,
+            Self::NoTasks,
         ]
         .into_iter()
         .find(|o| o.code() == code)
@@ -292,6 +297,7 @@ mod tests {
             LabelOutcome::Malformed,
             LabelOutcome::TooLarge,
             LabelOutcome::NoLabels,
+            LabelOutcome::NoTasks,
         ] {
             assert_eq!(LabelOutcome::from_code(outcome.code()), Some(outcome));
             let json = serde_json::to_string(&outcome).expect("json");

@@ -4,7 +4,9 @@
 //!
 //! | module | what | IO |
 //! |---|---|---|
+//! | [`prompts`] | the prompt pool: the starter set and the operator's JSONL | disk (once) |
 //! | [`batch`] | each miner's own answer pairs (and optional shared pools), its batch, from seeds | none |
+//! | [`corrupt`] | the worse side of a known pair: a real answer, corrupted | none |
 //! | [`score`] | information per task: coverage × bits at the windowed accuracy's lower bound | none |
 //! | [`collect`] | `POST /v1/rlhf/tasks` and `/v1/rlhf/labels` with timeouts and size limits | network |
 //! | [`answers`] | the production [`batch::AnswerSource`]: the top models, run locally | disk, device |
@@ -18,6 +20,8 @@
 pub mod answers;
 pub mod batch;
 pub mod collect;
+pub mod corrupt;
+pub mod prompts;
 pub mod score;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,11 +33,11 @@ use subnet_common::btauth::SignedClient;
 use subnet_common::chain::types::Metagraph;
 use subnet_common::keys::AccountId;
 use subnet_common::protocol::Label;
-use subnet_model::tasks::{Example, TaskMix};
 use tracing::Instrument;
 
 use batch::{AnswerSource, BatchSettings, MinerBatch};
 use collect::{ExchangeLimits, Failure, LabelOutcome};
+use prompts::PromptPool;
 use score::{Components, KnownHistory, MinerVotes, ScoreParams, TaskVote};
 
 /// How the track runs.
@@ -47,6 +51,9 @@ pub struct LabelSettings {
     pub limits: ExchangeLimits,
     /// Miners talked to at once.
     pub concurrency: usize,
+    /// **Simulations only** (`--labels.truth-dir`): where each batch's hidden truth is written
+    /// before it is sent ([`subnet_common::protocol::SimulationTruth`]).
+    pub truth_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for LabelSettings {
@@ -56,6 +63,7 @@ impl Default for LabelSettings {
             score: ScoreParams::default(),
             limits: ExchangeLimits::default(),
             concurrency: 16,
+            truth_dir: None,
         }
     }
 }
@@ -111,8 +119,8 @@ pub struct LabelEpochInput<'a> {
     pub deadline_block: u64,
     /// Who labels.
     pub miners: &'a [LabelMiner],
-    /// The competition's task mix (prompts of the pairs).
-    pub mix: &'a TaskMix,
+    /// The prompts the pairs are drawn from.
+    pub prompts: &'a PromptPool,
 }
 
 /// A miner's batch after sending.
@@ -206,6 +214,25 @@ impl LabelTrackResult {
     }
 }
 
+/// Writes `batch`'s truth to `dir/<batch_id>.json` (through a temporary file, so a reader never
+/// sees half of it).
+async fn write_truth(dir: &std::path::Path, batch: &MinerBatch) -> std::io::Result<()> {
+    let truth = subnet_common::protocol::SimulationTruth {
+        batch_id: batch.batch_id.clone(),
+        tasks: batch
+            .tasks
+            .iter()
+            .map(|t| (t.task.task_id.clone(), t.correct()))
+            .collect(),
+    };
+    let json = serde_json::to_vec(&truth).map_err(std::io::Error::other)?;
+    tokio::fs::create_dir_all(dir).await?;
+    let path = dir.join(format!("{}.json", batch.batch_id));
+    let tmp = dir.join(format!(".{}.json.tmp", batch.batch_id));
+    tokio::fs::write(&tmp, json).await?;
+    tokio::fs::rename(&tmp, &path).await
+}
+
 /// Each task of `batch` with the miner's vote (its labelers' majority) in pair orientation.
 pub fn votes_of(batch: &MinerBatch, labels: &[Label]) -> Vec<TaskVote> {
     let mut by_task: BTreeMap<&str, Vec<&Label>> = BTreeMap::new();
@@ -291,64 +318,48 @@ impl LabelTrack {
     ) -> SentEpoch {
         let settings = &self.settings.batch;
         let track_seed = batch::track_seed(input.seed, input.secret);
-        // The shared pool's prompts, then each miner's own: the models answer them all at once.
         let miner_seeds: Vec<[u8; 32]> = input
             .miners
             .iter()
             .map(|m| batch::miner_seed(track_seed, &m.hotkey))
             .collect();
-        let shared_prompts = batch::open_prompts(track_seed, input.mix, settings);
-        let own_prompts: Vec<Vec<Example>> = miner_seeds
-            .iter()
-            .map(|seed| batch::own_prompts(*seed, input.mix, settings, input.miners.len()))
-            .collect();
-        let texts: Vec<String> = shared_prompts
-            .iter()
-            .chain(own_prompts.iter().flatten())
-            .map(|e| e.prompt.clone())
-            .collect();
-        let expected = texts.len();
+        // The epoch's prompts: the models answer them all at once.
+        let prompts = batch::epoch_prompts(track_seed, input.prompts, settings, input.miners.len());
+        let expected = prompts.len();
+        let texts = prompts.clone();
         let mut candidates = if texts.is_empty() {
             Vec::new()
         } else {
             tokio::task::spawn_blocking(move || answers.answers(&texts))
                 .await
                 .unwrap_or_else(|error| {
-                    tracing::error!(%error, "the answer source crashed; only known-answer tasks this epoch");
+                    tracing::error!(%error, "the answer source crashed; no label tasks this epoch");
                     Vec::new()
                 })
         };
         // An answer source that answered fewer prompts than asked answers none.
         candidates.resize(expected, Vec::new());
-        let mut rest = candidates.split_off(shared_prompts.len());
-        let shared = batch::build_pool(
-            track_seed,
-            input.mix,
-            settings,
-            &shared_prompts,
-            &candidates,
-        );
-        let mut own_pools = Vec::with_capacity(own_prompts.len());
-        for (seed, prompts) in miner_seeds.iter().zip(&own_prompts) {
-            let tail = rest.split_off(prompts.len());
-            own_pools.push(batch::build_own_pool(
-                *seed, input.mix, settings, prompts, &rest,
-            ));
-            rest = tail;
+        let pairs = batch::build_pairs(track_seed, &miner_seeds, settings, &prompts, &candidates);
+        let open_pairs = pairs.open_pairs();
+        if pairs.known_pairs() == 0 {
+            tracing::warn!(
+                prompts = expected,
+                "label track: no model answered a prompt (no scored model yet, or none loads), so \
+                 there are no tasks this epoch"
+            );
         }
-        let open_pairs = shared.open.len() + own_pools.iter().map(|p| p.open.len()).sum::<usize>();
         let deadline_block = deadline().await;
         tracing::info!(
             miners = input.miners.len(),
             open_pairs,
-            shared_known_pairs = shared.known.len(),
+            known_pairs = pairs.known_pairs(),
             deadline_block,
             "label track: sending batches"
         );
-        let shared_ref = &shared;
+        let shared_ref = &pairs.shared;
         // Futures collected first: a stream over a borrowing closure is not `Send` in callers
         // that need it to be (higher-ranked lifetime inference).
-        let jobs: Vec<_> = input.miners.iter().zip(miner_seeds).zip(&own_pools).map(|((miner, seed), own)| {
+        let jobs: Vec<_> = input.miners.iter().zip(miner_seeds).zip(&pairs.own).map(|((miner, seed), own)| {
             let span = tracing::info_span!("miner", uid = miner.uid, hotkey = %miner.hotkey);
             async move {
                 let batch = batch::build_batch(
@@ -359,7 +370,16 @@ impl LabelTrack {
                     input.epoch,
                     deadline_block,
                 );
+                if let Some(dir) = &self.settings.truth_dir
+                    && let Err(error) = write_truth(dir, &batch).await
+                {
+                    tracing::warn!(%error, dir = %dir.display(), "label track: cannot write the simulation truth");
+                }
                 let delivered = match &miner.base_url {
+                    _ if batch.tasks.is_empty() => Err(Failure {
+                        outcome: LabelOutcome::NoTasks,
+                        reason: "no model answered a prompt this epoch: nothing to label".into(),
+                    }),
                     None => Err(Failure {
                         outcome: LabelOutcome::NotServing,
                         reason: "no axon published on chain".into(),
