@@ -65,7 +65,8 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `program args…` in its own process group, output to `log` (created or truncated).
+    /// Starts `program args…` in its own process group, output appended to `log` (a service
+    /// restarted in a loop, as the simulated labelers are, keeps its history).
     pub fn spawn(
         name: impl Into<String>,
         program: &Path,
@@ -74,8 +75,11 @@ impl Service {
         log: &Path,
     ) -> anyhow::Result<Self> {
         let name = name.into();
-        let file =
-            File::create(log).with_context(|| format!("while creating {}", log.display()))?;
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("while opening {}", log.display()))?;
         let err_file = file
             .try_clone()
             .with_context(|| format!("while opening {} twice", log.display()))?;

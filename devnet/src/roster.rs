@@ -84,6 +84,47 @@ fn named<'a>(text: &'a str, value: &str) -> Result<(String, &'a str), String> {
     Ok((name.to_owned(), rest))
 }
 
+/// The built-in bots of `--roster labels` (`miner labelers simulate --bot NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum LabelBot {
+    /// A or B at random.
+    Random,
+    /// Always A.
+    AlwaysA,
+    /// Always tie.
+    AlwaysTie,
+    /// Surface rules (more of the prompt's words, then longer): the checker or language-model
+    /// bot that reads only the surface.
+    Shallow,
+}
+
+impl LabelBot {
+    /// The `--bot` value (and role name).
+    pub fn name(self) -> &'static str {
+        match self {
+            LabelBot::Random => "random",
+            LabelBot::AlwaysA => "always-a",
+            LabelBot::AlwaysTie => "always-tie",
+            LabelBot::Shallow => "shallow",
+        }
+    }
+}
+
+/// How a label miner's labeler is simulated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Labeling {
+    /// A simulated person of this accuracy (`--accuracy`).
+    Person(f64),
+    /// A built-in bot (`--bot`).
+    Bot(LabelBot),
+    /// A program the user brought (`--answer-with`), by `--extra-labeler` index.
+    Program(u8),
+    /// A person (90%) recording its choices to the replay file of the run.
+    Recorder,
+    /// Replaying the recorder's choices.
+    Replayer,
+}
+
 /// Which miners take part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RosterKind {
@@ -93,6 +134,10 @@ pub enum RosterKind {
     /// (changed config, permuted units, weight noise, sharpened logits) and one model of its own
     /// on three hotkeys (sybils), and `--label-miners`. `--miners` is ignored.
     Adversarial,
+    /// Strong and weak (their models answer the label prompts), then label miners: careful
+    /// (90%), careless (60%), random, always-a, always-tie, a shallow bot and one person's
+    /// answers replayed on three hotkeys. `--miners` and `--label-miners` are ignored.
+    Labels,
 }
 
 /// What a participant does, and so what it should earn.
@@ -122,6 +167,15 @@ pub enum Role {
     /// One model of its own (fine-tuned like the weak one, another seed) on three hotkeys
     /// (1-based index): together they should earn no more than one.
     Sybil(u8),
+    /// `--roster labels`: a label miner whose labeler is right 90% of the time.
+    LabelCareful,
+    /// `--roster labels`: right 60% of the time.
+    LabelCareless,
+    /// `--roster labels`: a built-in bot answers (`miner labelers simulate --bot`).
+    LabelBot(LabelBot),
+    /// `--roster labels`: one person on three hotkeys (1-based index): the first labels (90%)
+    /// and records its choices, the others replay them on their own batches.
+    LabelReplay(u8),
     /// Label miner whose simulated labeler answers 95% of checkable tasks correctly.
     LabelAccurate,
     /// Label miner whose simulated labeler is right 55% of the time.
@@ -154,9 +208,23 @@ impl Role {
     ];
     /// The label-track roles in the order `--label-miners` takes them.
     pub const LABEL: [Role; 2] = [Role::LabelAccurate, Role::LabelInaccurate];
+    /// The roles of `--roster labels`.
+    pub const LABEL_ATTACKS: [Role; 11] = [
+        Role::Strong,
+        Role::Weak,
+        Role::LabelCareful,
+        Role::LabelCareless,
+        Role::LabelBot(LabelBot::Random),
+        Role::LabelBot(LabelBot::AlwaysA),
+        Role::LabelBot(LabelBot::AlwaysTie),
+        Role::LabelBot(LabelBot::Shallow),
+        Role::LabelReplay(1),
+        Role::LabelReplay(2),
+        Role::LabelReplay(3),
+    ];
 
     /// Names of the roles without an index, which an extra model may not take.
-    pub const BUILT_IN_NAMES: [&'static str; 11] = [
+    pub const BUILT_IN_NAMES: [&'static str; 17] = [
         "strong",
         "weak",
         "copier",
@@ -168,6 +236,12 @@ impl Role {
         "sharpened",
         "label-good",
         "label-bad",
+        "careful",
+        "careless",
+        "random",
+        "always-a",
+        "always-tie",
+        "shallow",
     ];
 
     /// Short name: wallet name, log file stem, table cell (an extra model's table cell is the
@@ -184,6 +258,10 @@ impl Role {
             Role::Noisy => "noisy".into(),
             Role::Sharpened => "sharpened".into(),
             Role::Sybil(i) => format!("sybil{i}"),
+            Role::LabelCareful => "careful".into(),
+            Role::LabelCareless => "careless".into(),
+            Role::LabelBot(bot) => bot.name().into(),
+            Role::LabelReplay(i) => format!("replay{i}"),
             Role::LabelAccurate => "label-good".into(),
             Role::LabelInaccurate => "label-bad".into(),
             Role::Extra(i) => format!("extra{i}"),
@@ -192,11 +270,17 @@ impl Role {
         }
     }
 
-    /// The simulated labeler's accuracy of a label miner.
-    pub fn labeler_accuracy(self) -> Option<f64> {
+    /// How a label miner's labeler is simulated (`None`: not a label miner).
+    pub fn labeling(self) -> Option<Labeling> {
         match self {
-            Role::LabelAccurate => Some(0.95),
-            Role::LabelInaccurate => Some(0.55),
+            Role::LabelAccurate => Some(Labeling::Person(0.95)),
+            Role::LabelInaccurate => Some(Labeling::Person(0.55)),
+            Role::LabelCareful => Some(Labeling::Person(0.9)),
+            Role::LabelCareless => Some(Labeling::Person(0.6)),
+            Role::LabelBot(bot) => Some(Labeling::Bot(bot)),
+            Role::LabelReplay(1) => Some(Labeling::Recorder),
+            Role::LabelReplay(_) => Some(Labeling::Replayer),
+            Role::ExtraLabeler(i) => Some(Labeling::Program(i)),
             _ => None,
         }
     }
@@ -208,7 +292,7 @@ impl Role {
 
     /// Whether this is a label miner (a simulated labeler or a program answers its form).
     pub fn is_label_miner(self) -> bool {
-        self.labeler_accuracy().is_some() || matches!(self, Role::ExtraLabeler(_))
+        self.labeling().is_some()
     }
 
     /// Whether this miner serves and commits a model.
@@ -271,8 +355,13 @@ pub fn roster(
     let model: &[Role] = match kind {
         RosterKind::Standard => &Role::MODEL[..usize::from(miners).min(Role::MODEL.len())],
         RosterKind::Adversarial => &Role::ADVERSARIAL,
+        RosterKind::Labels => &Role::LABEL_ATTACKS,
     };
     let extras = (1..=extra.len()).map(|i| Role::Extra(u8::try_from(i).unwrap_or(u8::MAX)));
+    let label_miners = match kind {
+        RosterKind::Labels => 0,
+        _ => label_miners,
+    };
     let label = Role::LABEL.iter().copied().take(usize::from(label_miners));
     let extra_labelers = (1..=brought.labelers.len())
         .map(|i| Role::ExtraLabeler(u8::try_from(i).unwrap_or(u8::MAX)));
@@ -355,6 +444,33 @@ mod tests {
         let members = roster(RosterKind::Standard, 2, Brought::default(), 0, 1).unwrap();
         let roles: Vec<Role> = members.iter().map(|m| m.role).collect();
         assert_eq!(roles, [Role::Strong, Role::Weak, Role::Validator(1)]);
+    }
+
+    #[test]
+    fn the_label_roster_has_two_models_and_every_labeler_attack() {
+        let members = roster(RosterKind::Labels, 4, Brought::default(), 2, 2).unwrap();
+        let names: Vec<String> = members.iter().map(|m| m.role.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "strong",
+                "weak",
+                "careful",
+                "careless",
+                "random",
+                "always-a",
+                "always-tie",
+                "shallow",
+                "replay1",
+                "replay2",
+                "replay3",
+                "validator1",
+                "validator2"
+            ]
+        );
+        let label_miners = members.iter().filter(|m| m.role.is_label_miner()).count();
+        assert_eq!(label_miners, 9, "--label-miners is ignored");
+        assert!(members.len() - 2 <= MINER_COLDKEYS);
     }
 
     #[test]
@@ -448,7 +564,13 @@ mod tests {
 
     #[test]
     fn only_label_miners_have_an_accuracy() {
-        assert!(Role::LabelAccurate.labeler_accuracy() > Role::LabelInaccurate.labeler_accuracy());
-        assert_eq!(Role::Strong.labeler_accuracy(), None);
+        assert_eq!(Role::LabelAccurate.labeling(), Some(Labeling::Person(0.95)));
+        assert_eq!(
+            Role::LabelInaccurate.labeling(),
+            Some(Labeling::Person(0.55))
+        );
+        assert_eq!(Role::Strong.labeling(), None);
+        assert_eq!(Role::LabelReplay(1).labeling(), Some(Labeling::Recorder));
+        assert_eq!(Role::LabelReplay(3).labeling(), Some(Labeling::Replayer));
     }
 }

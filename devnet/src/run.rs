@@ -19,7 +19,7 @@ use crate::postgres::Postgres;
 use crate::process::{STOP_GRACE, Service, free_port, run_command, wait_http_ok};
 use crate::progress::Progress;
 use crate::report::{self, Leaderboard, NeuronRow};
-use crate::roster::{Brought, ExtraLabeler, Member, Role, roster};
+use crate::roster::{Brought, ExtraLabeler, Labeling, Member, Role, RosterKind, roster};
 
 /// The dev subnet.
 const NETUID: NetUid = 1;
@@ -60,8 +60,8 @@ pub struct Summary {
 /// A label miner's simulated labeler.
 struct Labeler {
     role: Role,
-    /// `--answer-with` program of an extra labeler (else the role's simulated accuracy).
-    answer_with: Option<String>,
+    /// The `miner labelers simulate` flags of who answers (`--accuracy`, `--bot`, …).
+    answerer: Vec<String>,
     axon: String,
     db_url: String,
     seed: u64,
@@ -241,6 +241,44 @@ impl Devnet {
     /// told. Brought labelers (`--extra-labeler`) are not.
     fn truth_dir(&self) -> PathBuf {
         self.dir.join(TRUTH_DIR)
+    }
+
+    /// The `miner labelers simulate` flags of a label miner's labeler. Only a simulated person
+    /// answers from the truth files; every simulation counts its answers against them in its
+    /// log (`SIMULATION done: … correct`).
+    fn answerer_flags(
+        &self,
+        labeling: &Labeling,
+        extra: &[ExtraLabeler],
+        name: &str,
+    ) -> Vec<String> {
+        let path = |file: &str| self.dir.join(file).to_string_lossy().into_owned();
+        let mut flags = vec![
+            "--truth-dir".to_string(),
+            self.truth_dir().to_string_lossy().into_owned(),
+        ];
+        let more: Vec<String> = match labeling {
+            Labeling::Person(p) => vec!["--accuracy".into(), p.to_string()],
+            Labeling::Bot(bot) => vec!["--bot".into(), bot.name().into()],
+            Labeling::Program(i) => vec![
+                "--answer-with".into(),
+                extra[usize::from(*i) - 1].command.clone(),
+            ],
+            Labeling::Recorder => vec![
+                "--accuracy".into(),
+                "0.9".into(),
+                "--record".into(),
+                path(REPLAY_FILE),
+            ],
+            Labeling::Replayer => vec![
+                "--replay".into(),
+                path(REPLAY_FILE),
+                "--record".into(),
+                path(&format!("choices-{name}.txt")),
+            ],
+        };
+        flags.extend(more);
+        flags
     }
 
     fn log(&self, name: &str) -> PathBuf {
@@ -612,16 +650,11 @@ impl Devnet {
                 wait_http_ok(&self.http, &format!("{axon}/health"), &mut service, READY).await;
             self.services.push(service);
             ready?;
-            if let Some(db_url) = db_url {
-                let answer_with = match member.role {
-                    Role::ExtraLabeler(i) => {
-                        Some(extra_labelers[usize::from(i) - 1].command.clone())
-                    }
-                    _ => None,
-                };
+            if let (Some(db_url), Some(labeling)) = (db_url, member.role.labeling()) {
+                let answerer = self.answerer_flags(&labeling, extra_labelers, &name);
                 self.labelers.push(Labeler {
                     role: member.role,
-                    answer_with,
+                    answerer,
                     axon: axon.clone(),
                     db_url,
                     seed: 11 + 100 * u64::try_from(self.labelers.len()).unwrap_or(0),
@@ -752,6 +785,23 @@ impl Devnet {
                     "--labels.truth-dir".into(),
                     self.truth_dir().to_string_lossy().into_owned(),
                 ]);
+                if cli.roster == RosterKind::Labels {
+                    // Enough known answers per labeler in a few epochs to tell 90% from 60%
+                    // (docs/scoring.md): many short answers, one sample per model, half known.
+                    extra.extend(
+                        [
+                            "--labels.max-prompts",
+                            "256",
+                            "--labels.answer-tokens",
+                            "12",
+                            "--labels.samples",
+                            "1",
+                            "--labels.known-share",
+                            "0.5",
+                        ]
+                        .map(String::from),
+                    );
+                }
             }
             let mut service = Service::spawn(
                 name.clone(),
@@ -931,13 +981,7 @@ impl Devnet {
                 "--seed",
                 &seed,
             ]);
-            let accuracy = labeler.role.labeler_accuracy().unwrap_or(0.5).to_string();
-            let truth = self.dir.join(TRUTH_DIR).to_string_lossy().into_owned();
-            match &labeler.answer_with {
-                // A brought program gets what a miner's program would: the task, no truth.
-                Some(command) => args.extend(os(&["--answer-with", command])),
-                None => args.extend(os(&["--accuracy", &accuracy, "--truth-dir", &truth])),
-            }
+            args.extend(labeler.answerer.iter().map(OsStr::new));
             labeler.running = Some(Service::spawn(
                 format!("labeler {name}"),
                 &self.bins.miner,
@@ -1033,6 +1077,9 @@ fn competition_with_samples(samples: u32) -> anyhow::Result<String> {
 
 /// The directory of `Devnet::truth_dir`, under the run directory.
 const TRUTH_DIR: &str = "label-truth";
+
+/// The replay sybil's recording (`--roster labels`), under the run directory.
+const REPLAY_FILE: &str = "choices-replay1.txt";
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM with the signal's name, so that a terminal, a test
 /// harness or a service manager all get the orderly stop.

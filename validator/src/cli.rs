@@ -142,6 +142,44 @@ pub struct RunArgs {
     #[arg(long = "labels.prompts", value_name = "FILE")]
     pub labels_prompts: Vec<std::path::PathBuf>,
 
+    /// Most prompts the top models answer per epoch for the label track (each gives one task to
+    /// one miner): the generation budget, shared by all label miners.
+    #[arg(
+        long = "labels.max-prompts",
+        env = "BT_LABELS_MAX_PROMPTS",
+        default_value_t = crate::tracks::labels::batch::DEFAULT_MAX_PROMPTS,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000)
+    )]
+    pub labels_max_prompts: usize,
+
+    /// Share of known-answer tasks in each label batch, in [0, 1] (the rest are open pairs, the
+    /// preference data).
+    #[arg(
+        long = "labels.known-share",
+        env = "BT_LABELS_KNOWN_SHARE",
+        default_value_t = crate::tracks::labels::batch::DEFAULT_KNOWN_SHARE,
+        value_parser = parse_share
+    )]
+    pub labels_known_share: f64,
+
+    /// Most new tokens of each answer the top models write for the label track.
+    #[arg(
+        long = "labels.answer-tokens",
+        env = "BT_LABELS_ANSWER_TOKENS",
+        default_value_t = 24,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256)
+    )]
+    pub labels_answer_tokens: usize,
+
+    /// Sampled answers each top model writes per label prompt.
+    #[arg(
+        long = "labels.samples",
+        env = "BT_LABELS_SAMPLES",
+        default_value_t = 2,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=8)
+    )]
+    pub labels_samples: usize,
+
     /// Simulations only: write each label batch's hidden truth to DIR/<batch_id>.json before
     /// sending it, for simulated labelers (`miner labelers simulate --truth-dir DIR`). It gives
     /// the known answers away: never where miners can read it.
@@ -343,4 +381,14 @@ pub struct DoctorArgs {
     /// Smallest free space in the cache dir, in GiB.
     #[arg(long = "min-free-gib", default_value_t = 2)]
     pub min_free_gib: u64,
+}
+
+/// A share in [0, 1].
+fn parse_share(s: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(format!("{x} is not between 0 and 1"))
+    }
 }

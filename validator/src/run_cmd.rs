@@ -23,6 +23,8 @@ use crate::db;
 use crate::eval_cmd::DEFAULT_COMPETITION_TOML;
 use crate::service::clock::ChainClock;
 use crate::service::{ANSWER_MODELS, LabelSetup, Service, ServiceConfig};
+use crate::tracks::labels::answers::AnswerOptions;
+use crate::tracks::labels::batch::BatchSettings;
 use crate::tracks::labels::prompts::PromptPool;
 use crate::tracks::labels::{LabelSettings, LabelTrack};
 use crate::tracks::model::{ModelTrack, TrackSettings};
@@ -49,6 +51,10 @@ pub fn config_json(args: &RunArgs) -> serde_json::Value {
             "enabled": args.labels_enabled,
             "deadline_blocks": args.labels_deadline_blocks,
             "prompts": args.labels_prompts,
+            "max_prompts": args.labels_max_prompts,
+            "known_share": args.labels_known_share,
+            "answer_tokens": args.labels_answer_tokens,
+            "samples": args.labels_samples,
             "truth_dir": args.labels_truth_dir,
         },
     })
@@ -118,6 +124,11 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             SignedClient::new(http.clone(), hotkey.clone()),
             LabelSettings {
                 truth_dir: args.labels_truth_dir.clone(),
+                batch: BatchSettings {
+                    max_prompts: args.labels_max_prompts,
+                    known_share: args.labels_known_share,
+                    ..BatchSettings::default()
+                },
                 ..LabelSettings::default()
             },
         ),
@@ -125,6 +136,11 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         cache_dir: args.cache_dir.clone(),
         device: device.clone(),
         answer_models: ANSWER_MODELS,
+        answers: AnswerOptions {
+            max_new_tokens: args.labels_answer_tokens,
+            sampled: args.labels_samples,
+            ..AnswerOptions::default()
+        },
     });
     let track = ModelTrack::new(
         SignedClient::new(http, hotkey.clone()),

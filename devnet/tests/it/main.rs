@@ -43,8 +43,6 @@ fn run_devnet(bin_dir: &Path, run_dir: &Path, summary: &Path, extra: &[&str]) ->
     let err = out.try_clone().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_devnet"))
         .args([
-            "--epochs",
-            "6",
             "--tempo",
             "20",
             // Debug validators evaluate slowly: fewer samples, longer blocks.
@@ -117,17 +115,28 @@ fn role<'a>(summary: &'a Summary, name: &str) -> &'a NeuronRow {
         .unwrap_or_else(|| panic!("no {name} in {:#?}", summary.neurons))
 }
 
-/// Runs a devnet with `extra` flags and returns its summary and a context for messages.
+/// Runs a devnet of 6 epochs with `extra` flags and returns its summary and a context for
+/// messages.
 fn devnet_summary(extra: &[&str]) -> (Summary, String) {
+    devnet_summary_of(6, extra)
+}
+
+/// [`devnet_summary`] of `epochs` epochs.
+fn devnet_summary_of(epochs: u32, extra: &[&str]) -> (Summary, String) {
     let bin_dir = build_binaries();
     let dir = tempfile::tempdir().unwrap();
     let run_dir = dir.path().join("run");
     let summary_path = dir.path().join("summary.json");
-    let output = run_devnet(&bin_dir, &run_dir, &summary_path, extra);
+    let epochs_flag = epochs.to_string();
+    let extra: Vec<&str> = ["--epochs", epochs_flag.as_str()]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    let output = run_devnet(&bin_dir, &run_dir, &summary_path, &extra);
     let summary: Summary =
         serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
     let context = format!("{output}\n{summary:#?}");
-    assert_eq!(summary.epochs, 6, "{context}");
+    assert_eq!(summary.epochs, epochs, "{context}");
     (summary, context)
 }
 
@@ -282,4 +291,75 @@ fn an_adversarial_devnet_pays_no_copy_of_the_strong_model_and_one_sybil_at_most(
             sybil.role
         );
     }
+}
+
+#[test]
+fn a_label_devnet_pays_for_information_not_bots_noise_or_replays() {
+    // Strong and weak (their models answer the label prompts), then label miners: careful
+    // (90%), careless (60%), random, always-a, always-tie, a shallow bot, and one person (90%)
+    // on three hotkeys, the second and third replaying the first's choices on their batches.
+    // Labels start in epoch 3 (once a model is scored to answer the prompts): 8 epochs give each
+    // labeler about 28 known answers, enough to tell 90% from 60% (docs/scoring.md).
+    let (summary, context) = devnet_summary_of(8, &["--roster", "labels"]);
+    let labelers = [
+        "careful",
+        "careless",
+        "random",
+        "always-a",
+        "always-tie",
+        "shallow",
+        "replay1",
+        "replay2",
+        "replay3",
+    ];
+    let incentive = |name: &str| role(&summary, name).incentive;
+    let pool: f64 = labelers.iter().map(|name| incentive(name)).sum();
+    let careful = incentive("careful");
+    // The two 90% people share what is paid; by chance one of them can be unlucky in a short
+    // run, not both.
+    assert!(
+        careful + incentive("replay1") > 0.5 * pool && pool > 0.0,
+        "the careful people earn less than half the label pool\n{context}"
+    );
+    for name in [
+        "careless",
+        "random",
+        "always-a",
+        "always-tie",
+        "shallow",
+        "replay2",
+        "replay3",
+    ] {
+        assert!(
+            incentive(name) <= careful.max(incentive("replay1")),
+            "{name} {} earns more than the careful labelers\n{context}",
+            incentive(name)
+        );
+    }
+    for name in ["random", "always-a", "always-tie", "replay2", "replay3"] {
+        assert!(
+            incentive(name) < 0.02 * pool,
+            "{name} earns {} of a label pool of {pool}\n{context}",
+            incentive(name)
+        );
+    }
+    let best_person = careful.max(incentive("replay1"));
+    assert!(
+        incentive("careless") < best_person / 3.0,
+        "careless {} against careful {best_person}\n{context}",
+        incentive("careless")
+    );
+    assert!(
+        incentive("shallow") < best_person / 3.0,
+        "the shallow bot {} against careful {best_person}\n{context}",
+        incentive("shallow")
+    );
+    let replays: f64 = ["replay1", "replay2", "replay3"]
+        .iter()
+        .map(|n| incentive(n))
+        .sum();
+    assert!(
+        replays <= 1.5 * best_person,
+        "one person on three hotkeys earns {replays}, one careful labeler {best_person}\n{context}"
+    );
 }

@@ -79,12 +79,24 @@ pub struct SimulateArgs {
     /// Let a program answer instead of the built-in checker: for each task it runs `sh -c CMD`
     /// with the task as JSON (`{"task_id", "prompt", "a", "b"}`) on its standard input and reads
     /// `a`, `b` or `tie` from its standard output (30 s per task).
-    #[arg(long = "answer-with", value_name = "CMD", conflicts_with = "accuracy")]
+    #[arg(long = "answer-with", value_name = "CMD", conflicts_with_all = ["accuracy", "bot", "replay"])]
     pub answer_with: Option<String>,
+    /// Let a built-in bot answer: `random`, `always-a`, `always-tie`, or `shallow` (the answer
+    /// with more of the prompt's words, then the longer).
+    #[arg(long, value_enum, conflicts_with_all = ["accuracy", "replay"])]
+    pub bot: Option<simulate::Bot>,
+    /// Replay the choices another simulation wrote with `--record FILE`, in order: one person's
+    /// answers on another hotkey.
+    #[arg(long, value_name = "FILE", conflicts_with = "accuracy")]
+    pub replay: Option<std::path::PathBuf>,
+    /// Append each choice (`a`, `b` or `tie`) to FILE, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<std::path::PathBuf>,
     /// Simulations only: the directory where validators started with `--labels.truth-dir`
-    /// write their batches' hidden truth; it stands in for a person who sees which answer of a
-    /// known pair is the corrupted one.
-    #[arg(long = "truth-dir", value_name = "DIR", conflicts_with = "answer_with")]
+    /// write their batches' hidden truth. A simulated labeler (`--accuracy`) answers from it, as
+    /// a person who sees which answer of a known pair is the corrupted one would; for any
+    /// answerer the final line counts the answers against it.
+    #[arg(long = "truth-dir", value_name = "DIR")]
     pub truth_dir: Option<std::path::PathBuf>,
 }
 
@@ -182,13 +194,21 @@ pub async fn add_labeler(pool: &PgPool, base_url: &str, name: &str) -> anyhow::R
 }
 
 fn simulation(sim: &SimulateArgs, link: String) -> simulate::Simulation {
+    let answerer = match (&sim.answer_with, sim.bot, &sim.replay) {
+        (Some(command), _, _) => simulate::Answerer::Program(command.clone()),
+        (_, Some(bot), _) => simulate::Answerer::Bot(bot),
+        (_, _, Some(path)) => simulate::Answerer::Replay(path.clone()),
+        (None, None, None) => simulate::Answerer::Person {
+            accuracy: sim.accuracy,
+        },
+    };
     simulate::Simulation {
         link,
-        accuracy: sim.accuracy,
+        answerer,
         count: sim.count,
         seed: sim.seed,
-        answer_with: sim.answer_with.clone(),
         truth_dir: sim.truth_dir.clone(),
+        record: sim.record.clone(),
     }
 }
 

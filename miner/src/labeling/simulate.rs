@@ -11,7 +11,7 @@
 //! choice, otherwise a wrong one (the other answer; for a tie, A or B at random). When the truth
 //! is unknown (an open pair), it picks A, B or Tie uniformly at random.
 //!
-//! With [`Simulation::answer_with`] a program decides instead (`miner labelers simulate
+//! With [`Answerer::Program`] a program decides instead (`miner labelers simulate
 //! --answer-with CMD`): for each task it runs `sh -c CMD`, writes the task as one JSON object
 //! (`{"task_id", "prompt", "a", "b"}`) to its standard input and reads `a`, `b` or `tie` from its
 //! standard output. That is how a bot, a checker or a language model is put on the form, to see
@@ -20,7 +20,11 @@
 //! [`FormClient`] is the browser part alone (sign in, next task, submit), shared with the
 //! concurrent-labelers test and `cargo bench -p subnet-miner --bench labelers`.
 
-use std::{io::Write, time::Duration};
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -63,17 +67,116 @@ pub fn decide<R: Rng + ?Sized>(truth: Option<Choice>, accuracy: f64, rng: &mut R
 pub struct Simulation {
     /// The sign-in link (`http://host:port/label/login?token=…`).
     pub link: String,
-    /// Probability of giving the correct answer where a checker knows it.
-    pub accuracy: f64,
+    /// Who answers.
+    pub answerer: Answerer,
     /// Most answers to give (stops earlier when no task is open).
     pub count: usize,
     /// Seed of the choices (random when `None`).
     pub seed: Option<u64>,
-    /// A program that answers instead of the checker (`sh -c` command line; see the module
-    /// documentation).
-    pub answer_with: Option<String>,
-    /// Where validators write the hidden truth of their batches (`--labels.truth-dir`).
-    pub truth_dir: Option<std::path::PathBuf>,
+    /// Where validators write the hidden truth of their batches (`--labels.truth-dir`); only a
+    /// simulated person reads it, but every answerer's report counts against it.
+    pub truth_dir: Option<PathBuf>,
+    /// Appends each choice (`a`, `b`, `tie`), one per line, to this file (`--record`).
+    pub record: Option<PathBuf>,
+}
+
+/// Who answers the tasks of a simulation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answerer {
+    /// A simulated person, right with this probability where the truth is known (the truth
+    /// files, or a task generator's checker); A, B or tie at random elsewhere.
+    Person {
+        /// In [0, 1].
+        accuracy: f64,
+    },
+    /// A program: `sh -c CMD` with the task on its stdin (`--answer-with`).
+    Program(String),
+    /// A built-in bot (`--bot`).
+    Bot(Bot),
+    /// Answers its n-th task with the n-th choice another simulation recorded (`--replay FILE`,
+    /// `--record` of the other): one person's answers replayed on another hotkey. n counts the
+    /// lines of this simulation's own `--record` file across runs.
+    Replay(PathBuf),
+}
+
+/// Built-in bots: what a labeler who does not read the answers, or reads only their surface,
+/// earns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Bot {
+    /// A or B at random.
+    Random,
+    /// Always A.
+    AlwaysA,
+    /// Always tie.
+    AlwaysTie,
+    /// Surface rules: the answer with more of the prompt's words, then the longer, then A.
+    Shallow,
+}
+
+impl Bot {
+    /// The bot's choice on `task`.
+    pub fn choose<R: Rng + ?Sized>(self, task: &ShownTask, rng: &mut R) -> Choice {
+        match self {
+            Bot::Random => [Choice::A, Choice::B][rng.gen_range(0..2)],
+            Bot::AlwaysA => Choice::A,
+            Bot::AlwaysTie => Choice::Tie,
+            Bot::Shallow => {
+                let words: std::collections::BTreeSet<String> = task
+                    .prompt
+                    .split_whitespace()
+                    .map(str::to_lowercase)
+                    .collect();
+                let overlap = |answer: &str| {
+                    answer
+                        .split_whitespace()
+                        .filter(|w| words.contains(&w.to_lowercase()))
+                        .count()
+                };
+                let key = |answer: &str| (overlap(answer), answer.chars().count());
+                if key(&task.b) > key(&task.a) {
+                    Choice::B
+                } else {
+                    Choice::A
+                }
+            }
+        }
+    }
+}
+
+/// How long a replay waits for the recording it follows to reach its next line.
+const REPLAY_WAIT: Duration = Duration::from_secs(5);
+
+/// Lines of `path` (none when it does not exist yet).
+fn recorded(path: &Path) -> anyhow::Result<Vec<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text.lines().map(str::to_owned).collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("while reading {}", path.display())),
+    }
+}
+
+/// The `n`-th recorded choice of `path`, waiting up to [`REPLAY_WAIT`] for it; `None` when the
+/// recording has not got that far.
+async fn replayed(path: &Path, n: usize) -> anyhow::Result<Option<Choice>> {
+    let waited = std::time::Instant::now();
+    loop {
+        if let Some(line) = recorded(path)?.get(n) {
+            return match line.trim() {
+                "a" => Ok(Some(Choice::A)),
+                "b" => Ok(Some(Choice::B)),
+                "tie" => Ok(Some(Choice::Tie)),
+                other => bail!(
+                    "{}: line {} is {other:?}, not a, b or tie",
+                    path.display(),
+                    n + 1
+                ),
+            };
+        }
+        if waited.elapsed() > REPLAY_WAIT {
+            return Ok(None);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The truth files of a `--truth-dir`, read as tasks need them.
@@ -299,19 +402,22 @@ impl FormClient {
 /// Runs the simulation, writing one line per answer to `out`.
 pub async fn run(sim: &Simulation, out: &mut impl Write) -> anyhow::Result<SimulationReport> {
     let client = FormClient::sign_in(&sim.link).await?;
-    match &sim.answer_with {
-        Some(command) => writeln!(
-            out,
-            "SIMULATION: the program {command:?}, not a human, answering at {}",
-            client.base()
-        )?,
-        None => writeln!(
-            out,
-            "SIMULATION: a simulated labeler (accuracy {:.2}), not a human, answering at {}",
-            sim.accuracy,
-            client.base()
-        )?,
-    }
+    let who = match &sim.answerer {
+        Answerer::Person { accuracy } => format!("a simulated labeler (accuracy {accuracy:.2})"),
+        Answerer::Program(command) => format!("the program {command:?}"),
+        Answerer::Bot(bot) => format!("the built-in bot {bot:?}"),
+        Answerer::Replay(path) => format!("a replay of {}", path.display()),
+    };
+    writeln!(
+        out,
+        "SIMULATION: {who}, not a human, answering at {}",
+        client.base()
+    )?;
+    // A replay's position: what it answered before, in this run and earlier ones.
+    let mut replayed_so_far = match &sim.record {
+        Some(path) => recorded(path)?.len(),
+        None => 0,
+    };
     let mut rng = match sim.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => StdRng::from_entropy(),
@@ -331,15 +437,36 @@ pub async fn run(sim: &Simulation, out: &mut impl Write) -> anyhow::Result<Simul
             Some(truth) => truth,
             None => judge(&task.prompt, &task.a, &task.b),
         };
-        let choice = match &sim.answer_with {
-            Some(command) => ask_program(command, &task).await?,
-            None => decide(truth, sim.accuracy, &mut rng),
+        let choice = match &sim.answerer {
+            Answerer::Person { accuracy } => decide(truth, *accuracy, &mut rng),
+            Answerer::Program(command) => ask_program(command, &task).await?,
+            Answerer::Bot(bot) => bot.choose(&task, &mut rng),
+            Answerer::Replay(path) => match replayed(path, replayed_so_far).await? {
+                Some(choice) => choice,
+                None => {
+                    writeln!(
+                        out,
+                        "SIMULATION: {} has nothing more to replay yet",
+                        path.display()
+                    )?;
+                    break;
+                }
+            },
         };
+        replayed_so_far += 1;
         if let Submitted::Refused(status) = client
             .submit(&task.csrf, choice, "simulated labeler")
             .await?
         {
             bail!("answer to task {} refused with {status}", task.task_id);
+        }
+        if let Some(path) = &sim.record {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("--record {}", path.display()))?;
+            writeln!(file, "{}", db::choice_str(choice))?;
         }
         report.answered += 1;
         if let Some(truth) = truth {

@@ -595,11 +595,11 @@ async fn the_simulated_labeler_answers_through_the_form_as_accurately_as_asked(p
     let report = labeling::simulate::run(
         &labeling::simulate::Simulation {
             link: app.add_labeler("sim").await,
-            accuracy: 1.0,
+            answerer: labeling::simulate::Answerer::Person { accuracy: 1.0 },
             count: 100,
             seed: Some(3),
-            answer_with: None,
             truth_dir: None,
+            record: None,
         },
         &mut out,
     )
@@ -644,11 +644,11 @@ async fn with_a_truth_dir_the_simulated_labeler_follows_the_validators_truth(poo
     let report = labeling::simulate::run(
         &labeling::simulate::Simulation {
             link: app.add_labeler("sim").await,
-            accuracy: 1.0,
+            answerer: labeling::simulate::Answerer::Person { accuracy: 1.0 },
             count: 100,
             seed: Some(3),
-            answer_with: None,
             truth_dir: Some(dir.path().to_path_buf()),
+            record: None,
         },
         &mut out,
     )
@@ -665,6 +665,103 @@ async fn with_a_truth_dir_the_simulated_labeler_follows_the_validators_truth(poo
 }
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn built_in_bots_answer_as_named_and_a_replay_repeats_a_recording(pool: PgPool) {
+    use labeling::simulate::{Answerer, Bot, Simulation};
+    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    app.send_batch(&batch("b1", 200, 6)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recording = dir.path().join("person.txt");
+    let sim = |link: String, answerer: Answerer, record: Option<std::path::PathBuf>| Simulation {
+        link,
+        answerer,
+        count: 100,
+        seed: Some(9),
+        truth_dir: None,
+        record,
+    };
+    let run = |sim: Simulation| async move {
+        let mut out = Vec::new();
+        labeling::simulate::run(&sim, &mut out)
+            .await
+            .expect("simulation")
+    };
+    // Every labeler of the miner sees every task: each answers all six.
+    for (name, bot, expected) in [
+        ("a", Bot::AlwaysA, Some(Choice::A)),
+        ("tie", Bot::AlwaysTie, Some(Choice::Tie)),
+        // "i+1=" against answers i+1 and i+2: the same prompt words (none), B is longer or
+        // equal, so A unless B has more characters.
+        ("shallow", Bot::Shallow, None),
+        ("random", Bot::Random, None),
+    ] {
+        let report = run(sim(app.add_labeler(name).await, Answerer::Bot(bot), None)).await;
+        assert_eq!(report.answered, 6, "{name}");
+        let mine: Vec<Choice> = app
+            .labels("b1")
+            .await
+            .labels
+            .into_iter()
+            .filter(|l| l.labeler == name)
+            .map(|l| l.choice)
+            .collect();
+        assert_eq!(mine.len(), 6);
+        if let Some(expected) = expected {
+            assert!(mine.iter().all(|&c| c == expected), "{name}: {mine:?}");
+        }
+        if bot == Bot::Random {
+            assert!(mine.iter().all(|&c| c != Choice::Tie));
+        }
+    }
+    // A person records; a replay on the same tasks repeats the choices in order.
+    let person = run(sim(
+        app.add_labeler("person").await,
+        Answerer::Person { accuracy: 0.5 },
+        Some(recording.clone()),
+    ))
+    .await;
+    assert_eq!(person.answered, 6);
+    let replay = run(sim(
+        app.add_labeler("replay").await,
+        Answerer::Replay(recording.clone()),
+        None,
+    ))
+    .await;
+    assert_eq!(replay.answered, 6);
+    let labels = app.labels("b1").await.labels;
+    let of = |name: &str| -> Vec<(String, Choice)> {
+        labels
+            .iter()
+            .filter(|l| l.labeler == name)
+            .map(|l| (l.task_id.clone(), l.choice))
+            .collect()
+    };
+    let recorded: Vec<String> = std::fs::read_to_string(&recording)
+        .expect("recorded")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(recorded.len(), 6);
+    let replayed: Vec<&str> = of("replay")
+        .iter()
+        .map(|(_, c)| subnet_miner::db::choice_str(*c))
+        .collect();
+    let mut recorded_sorted = recorded.clone();
+    recorded_sorted.sort();
+    let mut replayed_sorted = replayed.clone();
+    replayed_sorted.sort();
+    assert_eq!(recorded_sorted, replayed_sorted, "the same choices");
+    // A replay past the end of its recording stops instead of inventing answers.
+    app.send_batch(&batch("b2", 200, 2)).await;
+    let more = run(sim(
+        app.add_labeler("replay2").await,
+        Answerer::Replay(dir.path().join("empty.txt")),
+        None,
+    ))
+    .await;
+    assert_eq!(more.answered, 0);
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn a_program_answers_through_the_form_with_each_task_on_its_stdin(pool: PgPool) {
     let app = spawn_label_app(pool, LabelingConfig::default()).await;
     app.send_batch(&batch("b1", 200, 6)).await;
@@ -674,11 +771,11 @@ async fn a_program_answers_through_the_form_with_each_task_on_its_stdin(pool: Pg
     let program = format!("cat >> {}; echo B", seen.display());
     let simulation = |answer_with: String| labeling::simulate::Simulation {
         link: String::new(),
-        accuracy: 1.0,
+        answerer: labeling::simulate::Answerer::Program(answer_with),
         count: 100,
         seed: None,
-        answer_with: Some(answer_with),
         truth_dir: None,
+        record: None,
     };
     let mut out = Vec::new();
     let report = labeling::simulate::run(

@@ -273,9 +273,11 @@ pub struct LabelSetup {
     pub cache_dir: PathBuf,
     /// Where the answering models run.
     pub device: Selected,
-    /// How many of the model track's best models answer the open prompts (default
-    /// [`ANSWER_MODELS`]; 0: no open pairs, only known-answer tasks).
+    /// How many of the model track's best models answer the prompts (default
+    /// [`ANSWER_MODELS`]; 0: no answers, so no tasks).
     pub answer_models: usize,
+    /// How they answer (the sampling seed is set each epoch from the track seed).
+    pub answers: AnswerOptions,
 }
 
 /// The validator's epoch loop.
@@ -643,7 +645,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             setup.device.clone(),
             AnswerOptions {
                 seed: u64::from_le_bytes(answer_seed8),
-                ..AnswerOptions::default()
+                ..setup.answers.clone()
             },
         ));
         let input = LabelEpochInput {

@@ -241,6 +241,7 @@ fn service(
         // epochs: no model answers, so there are no tasks (`no_tasks`); sending and collecting
         // are tested in `labels`.
         answer_models: 0,
+        answers: Default::default(),
     };
     Service::new(
         Arc::clone(&chain.client),

@@ -706,7 +706,6 @@ mod tests {
     #[test]
     fn no_prompt_or_answer_is_shown_twice_in_an_epoch() {
         let settings = roomy();
-        // The 64 starter prompts make 56 pairs: two full batches.
         let seed = track_seed([8; 32], [1; 32]);
         let all = batches(seed, &settings, 2);
         let (mut prompts, mut texts, mut pair_ids) =
