@@ -41,6 +41,35 @@ const ON_DEMAND_WAIT: Duration = Duration::from_secs(3);
 /// competitor must not copy the artifact) and the label exchange.
 pub const VALIDATOR_ONLY_PREFIXES: &[&str] = &["/v1/model/", "/v1/generate", "/v1/rlhf/"];
 
+/// The chain's block time as the refreshes see it: the blocks of the last
+/// [`BlockRate::WINDOW`] snapshots that moved the head, and when they were read.
+#[derive(Debug, Clone, Default)]
+pub struct BlockRate {
+    seen: std::collections::VecDeque<(u64, std::time::Instant)>,
+}
+
+impl BlockRate {
+    /// Snapshots kept.
+    pub const WINDOW: usize = 16;
+
+    /// Records that `block` was the head at `at` (ignored unless the head moved on).
+    pub fn observe(&mut self, block: u64, at: std::time::Instant) {
+        if self.seen.back().is_none_or(|&(last, _)| block > last) {
+            self.seen.push_back((block, at));
+            if self.seen.len() > Self::WINDOW {
+                self.seen.pop_front();
+            }
+        }
+    }
+
+    /// Time per block over the window; `None` until the head has moved twice.
+    pub fn block_time(&self) -> Option<Duration> {
+        let (&(b0, t0), &(b1, t1)) = (self.seen.front()?, self.seen.back()?);
+        let blocks = u32::try_from(b1.checked_sub(b0)?).ok().filter(|&n| n > 0)?;
+        (self.seen.len() >= 3).then(|| t1.duration_since(t0) / blocks)
+    }
+}
+
 /// The registered hotkeys of a subnet at one block.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Registry {
@@ -91,6 +120,8 @@ pub struct RegisteredCallers {
     netuid: u16,
     registry: Arc<RwLock<Registry>>,
     refresh: Arc<OnDemand>,
+    /// The block time the refreshes measure.
+    rate: Arc<std::sync::Mutex<BlockRate>>,
 }
 
 /// The refused callers' line to the refresh task.
@@ -131,8 +162,11 @@ impl RegisteredCallers {
                 Err(error) => return Err(error),
             }
         };
+        let mut rate = BlockRate::default();
+        rate.observe(first.block, std::time::Instant::now());
         let this = Self {
             netuid,
+            rate: Arc::new(std::sync::Mutex::new(rate)),
             registry: Arc::new(RwLock::new(Registry::from_metagraph(&first))),
             refresh: Arc::new(OnDemand {
                 wake: Notify::new(),
@@ -141,8 +175,12 @@ impl RegisteredCallers {
         };
         let registry = Arc::downgrade(&this.registry);
         let refresh = Arc::clone(&this.refresh);
+        let rate = Arc::clone(&this.rate);
         tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
+            // Every `interval`, or every block when blocks come faster (a devnet), so deadlines
+            // are judged against a fresh head.
+            let mut period = interval;
+            let mut ticker = tokio::time::interval(period);
             ticker.tick().await;
             let mut last = tokio::time::Instant::now();
             loop {
@@ -161,6 +199,17 @@ impl RegisteredCallers {
                         if let Ok(mut slot) = registry.write() {
                             *slot = fresh;
                         }
+                        let block_time = rate.lock().ok().and_then(|mut rate| {
+                            rate.observe(m.block, std::time::Instant::now());
+                            rate.block_time()
+                        });
+                        let wanted = block_time
+                            .map_or(interval, |t| t.clamp(ON_DEMAND_MIN_INTERVAL, interval));
+                        if wanted != period {
+                            period = wanted;
+                            ticker = tokio::time::interval(period);
+                            ticker.tick().await;
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "metagraph refresh failed; keeping the last snapshot")
@@ -171,6 +220,11 @@ impl RegisteredCallers {
             }
         });
         Ok(this)
+    }
+
+    /// The chain's block time as measured from the snapshots (`None` until measured).
+    pub fn block_time(&self) -> Option<Duration> {
+        self.rate.lock().ok().and_then(|rate| rate.block_time())
     }
 
     /// The current snapshot.
@@ -205,6 +259,31 @@ impl Authorize for RegisteredCallers {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_block_time_is_measured_from_snapshots_that_moved_the_head() {
+        let t0 = std::time::Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut rate = BlockRate::default();
+        rate.observe(100, at(0));
+        assert_eq!(rate.block_time(), None);
+        rate.observe(108, at(12_000));
+        assert_eq!(rate.block_time(), None, "two snapshots are not enough");
+        // A refresh that saw the same head, or an older one (another node), is ignored.
+        rate.observe(108, at(13_000));
+        rate.observe(90, at(13_500));
+        rate.observe(116, at(24_000));
+        assert_eq!(rate.block_time(), Some(Duration::from_millis(1500)));
+        for i in 0..40 {
+            rate.observe(116 + 2 * (i + 1), at(24_000 + 6_000 * (i + 1)));
+        }
+        assert_eq!(
+            rate.block_time(),
+            Some(Duration::from_secs(3)),
+            "the window moved on"
+        );
+    }
+
     use super::*;
 
     fn key(n: u8) -> AccountId {

@@ -135,7 +135,7 @@ pub async fn batch_labels(
             .filter_map(|(task_id, choice, labeler, seconds)| {
                 Some(Label {
                     task_id,
-                    choice: parse_choice(&choice)?,
+                    choice: Verdict::parse(&choice)?.choice()?,
                     labeler,
                     seconds,
                 })
@@ -455,7 +455,7 @@ pub struct Answer<'a> {
     /// The session it was submitted with (hash).
     pub session_hash: &'a str,
     /// The judgement.
-    pub choice: Choice,
+    pub verdict: Verdict,
     /// Optional free text.
     pub note: &'a str,
     /// The chain's current block, if known (labels after the deadline are refused).
@@ -516,7 +516,7 @@ pub async fn submit_answer(
     .bind(answer.session_hash)
     .bind(answer.token_hash)
     .bind(open_from(answer.current_block))
-    .bind(choice_str(answer.choice))
+    .bind(answer.verdict.as_str())
     .bind(answer.note)
     .fetch_optional(pool)
     .await?;
@@ -534,6 +534,47 @@ pub async fn submit_answer(
         (Some(false), Some(true), Some(seconds)) => AnswerOutcome::Stored { seconds },
     };
     Ok(SessionLookup::Valid { name, value })
+}
+
+/// A labeler's answer on the form: a choice, "both bad" or "skip".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A, B or tie.
+    Choice(Choice),
+    /// Neither answer is acceptable: sent to validators as a tie (no preference), kept apart on
+    /// the miner.
+    BothBad,
+    /// The labeler cannot judge this pair: stored so it is not shown again, never sent.
+    Skip,
+}
+
+impl Verdict {
+    /// The stored spelling: `a`, `b`, `tie`, `both_bad`, `skip`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Choice(choice) => choice_str(choice),
+            Verdict::BothBad => "both_bad",
+            Verdict::Skip => "skip",
+        }
+    }
+
+    /// Parses a stored (or submitted) verdict.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "both_bad" => Some(Verdict::BothBad),
+            "skip" => Some(Verdict::Skip),
+            other => parse_choice(other).map(Verdict::Choice),
+        }
+    }
+
+    /// What validators are sent: a both-bad verdict is a tie, a skip nothing.
+    pub fn choice(self) -> Option<Choice> {
+        match self {
+            Verdict::Choice(choice) => Some(choice),
+            Verdict::BothBad => Some(Choice::Tie),
+            Verdict::Skip => None,
+        }
+    }
 }
 
 /// The stored spelling of a choice (as in the protocol: `a`, `b`, `tie`).

@@ -262,8 +262,15 @@ async fn show_task(
             .unwrap_or(0)
             .saturating_sub(b)
     });
+    let block_time = labeling
+        .clock
+        .block_time()
+        .unwrap_or(labeling.config.block_time);
     let seconds_left = blocks_left.map_or_else(String::new, |blocks| {
-        approx_duration(blocks.saturating_mul(labeling.config.block_time.as_secs()))
+        approx_duration(
+            u64::try_from(block_time.as_millis().saturating_mul(u128::from(blocks)) / 1000)
+                .unwrap_or(u64::MAX),
+        )
     });
     Ok(no_store(render(&TaskPage {
         labeler: name,
@@ -272,7 +279,6 @@ async fn show_task(
         deadline_block: task.deadline_block,
         blocks_left,
         seconds_left,
-        batch_id: task.batch_id,
         task_id: task.task_id,
         prompt: task.prompt,
         a: task.a,
@@ -305,12 +311,12 @@ pub async fn answer(
         Err(problem) => return problem.respond(),
     };
     let back = ("/label", "Go to the next task");
-    let choice = match form.choice.as_deref().and_then(db::parse_choice) {
-        Some(c) => c,
+    let verdict = match form.choice.as_deref().and_then(db::Verdict::parse) {
+        Some(v) => v,
         None => {
             return MessagePage::new(
                 "No choice received",
-                "The answer must be A, B or Tie. Nothing was saved.",
+                "The answer must be A, B, Tie, Both bad or Skip. Nothing was saved.",
                 "",
             )
             .with_link(back.0, back.1)
@@ -332,7 +338,7 @@ pub async fn answer(
         &db::Answer {
             token_hash: &token_hash,
             session_hash: &session,
-            choice,
+            verdict,
             note: note.trim(),
             current_block: labeling.clock.current_block(),
         },
@@ -346,7 +352,7 @@ pub async fn answer(
     };
     let (title, message, status) = match outcome {
         AnswerOutcome::Stored { seconds } => {
-            tracing::info!(labeler = %name, choice = db::choice_str(choice), seconds, "label stored");
+            tracing::info!(labeler = %name, verdict = verdict.as_str(), seconds, "label stored");
             return Redirect::to("/label?saved=1").into_response();
         }
         AnswerOutcome::TokenUsed => (
@@ -365,8 +371,8 @@ pub async fn answer(
             StatusCode::CONFLICT,
         ),
         AnswerOutcome::DeadlinePassed => (
-            "The deadline has passed",
-            "This task's deadline block has passed, so the answer was not stored.",
+            "Not counted: the deadline has passed",
+            "This task's deadline has passed, so your answer was not stored and will not count. The next task is waiting.",
             StatusCode::GONE,
         ),
     };

@@ -38,6 +38,11 @@ pub trait BlockClock: Send + Sync + 'static {
     /// The chain's current block, or `None` when the miner runs without a chain (then every
     /// deadline counts as open).
     fn current_block(&self) -> Option<u64>;
+
+    /// The chain's measured time per block, when known (deadlines are shown in minutes with it).
+    fn block_time(&self) -> Option<Duration> {
+        None
+    }
 }
 
 /// No chain (`--insecure-no-chain`): the block is unknown.
@@ -54,6 +59,10 @@ impl BlockClock for NoChain {
 impl BlockClock for crate::chain_auth::RegisteredCallers {
     fn current_block(&self) -> Option<u64> {
         Some(self.snapshot().block)
+    }
+
+    fn block_time(&self) -> Option<Duration> {
+        crate::chain_auth::RegisteredCallers::block_time(self)
     }
 }
 
@@ -103,7 +112,8 @@ impl Default for BatchLimits {
 /// Settings of the label track.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LabelingConfig {
-    /// Approximate time per block, to show deadlines in seconds as well as blocks.
+    /// Time per block assumed until the chain's is measured ([`BlockClock::block_time`]), to
+    /// show deadlines in minutes as well as blocks.
     pub block_time: Duration,
     /// How long a browser session lasts after sign-in.
     pub session_ttl: Duration,

@@ -23,9 +23,7 @@ pub struct TaskPage {
     pub blocks_left: Option<u64>,
     /// The same, approximately, as a duration ("≈ 4 min").
     pub seconds_left: String,
-    /// Validator's batch id.
-    pub batch_id: String,
-    /// Validator's task id.
+    /// Validator's task id: not shown, an attribute of the form for tools (the simulation).
     pub task_id: String,
     /// The prompt.
     pub prompt: String,
@@ -152,7 +150,6 @@ mod tests {
             deadline_block: 10,
             blocks_left: Some(3),
             seconds_left: approx_duration(36),
-            batch_id: "b".into(),
             task_id: "t".into(),
             prompt: "<script>alert(1)</script>".into(),
             a: "a & b".into(),

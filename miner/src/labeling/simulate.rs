@@ -551,7 +551,7 @@ async fn get_page(http: &reqwest::Client, url: &str, cookie: &str) -> anyhow::Re
 pub fn parse_task(html: &str) -> Option<ShownTask> {
     Some(ShownTask {
         csrf: attribute_after(html, "name=\"csrf\"", "value=\"")?,
-        task_id: text_after(html, "· task ", "</span>")?,
+        task_id: attribute_after(html, "id=\"answer-form\"", "data-task=\"")?,
         prompt: text_after(html, "id=\"prompt\">", "</div>")?,
         a: text_after(html, "id=\"answer-a\">", "</div>")?,
         b: text_after(html, "id=\"answer-b\">", "</div>")?,
@@ -656,7 +656,6 @@ mod tests {
             deadline_block: 9,
             blocks_left: None,
             seconds_left: String::new(),
-            batch_id: "b".into(),
             task_id: "t<1>".into(),
             prompt: "<script>alert(1)</script>\n2+2=".into(),
             a: "4 & more".into(),
