@@ -72,7 +72,7 @@ fn named<'a>(text: &'a str, value: &str) -> Result<(String, &'a str), String> {
         ));
     }
     if Role::BUILT_IN_NAMES.contains(&name)
-        || ["sybil", "validator", "extra"]
+        || ["sybil", "validator", "extra", "bot-", "replay"]
             .iter()
             .any(|prefix| name.starts_with(prefix))
     {
@@ -99,7 +99,7 @@ pub enum LabelBot {
 }
 
 impl LabelBot {
-    /// The `--bot` value (and role name).
+    /// The `--bot` value (the role is `bot-` and this).
     pub fn name(self) -> &'static str {
         match self {
             LabelBot::Random => "random",
@@ -224,7 +224,7 @@ impl Role {
     ];
 
     /// Names of the roles without an index, which an extra model may not take.
-    pub const BUILT_IN_NAMES: [&'static str; 17] = [
+    pub const BUILT_IN_NAMES: [&'static str; 13] = [
         "strong",
         "weak",
         "copier",
@@ -238,10 +238,6 @@ impl Role {
         "label-bad",
         "careful",
         "careless",
-        "random",
-        "always-a",
-        "always-tie",
-        "shallow",
     ];
 
     /// Short name: wallet name, log file stem, table cell (an extra model's table cell is the
@@ -260,7 +256,7 @@ impl Role {
             Role::Sybil(i) => format!("sybil{i}"),
             Role::LabelCareful => "careful".into(),
             Role::LabelCareless => "careless".into(),
-            Role::LabelBot(bot) => bot.name().into(),
+            Role::LabelBot(bot) => format!("bot-{}", bot.name()),
             Role::LabelReplay(i) => format!("replay{i}"),
             Role::LabelAccurate => "label-good".into(),
             Role::LabelInaccurate => "label-bad".into(),
@@ -457,10 +453,10 @@ mod tests {
                 "weak",
                 "careful",
                 "careless",
-                "random",
-                "always-a",
-                "always-tie",
-                "shallow",
+                "bot-random",
+                "bot-always-a",
+                "bot-always-tie",
+                "bot-shallow",
                 "replay1",
                 "replay2",
                 "replay3",
@@ -560,6 +556,14 @@ mod tests {
         assert!(err.to_string().contains("given twice"), "{err}");
         assert_eq!(bot.command, "echo a");
         assert!(ExtraLabeler::parse("bot=").is_err());
+        // The label roster's names are taken; a bot of the user's may still be "always-a".
+        for taken in ["careful", "bot-random", "replay1"] {
+            assert!(
+                ExtraLabeler::parse(&format!("{taken}=echo a")).is_err(),
+                "{taken}"
+            );
+        }
+        assert!(ExtraLabeler::parse("always-a=echo a").is_ok());
     }
 
     #[test]

@@ -625,6 +625,9 @@ impl Devnet {
                 NETUID.to_string(),
                 "--device".into(),
                 "cpu".into(),
+                // Simulated labelers answer at once; a person's reading time does not apply.
+                "--label.reading-speed".into(),
+                "0".into(),
             ];
             if let Some((served, _)) = models.get(&member.role) {
                 args.extend(["--model.dir".into(), served.to_string_lossy().into_owned()]);
@@ -785,23 +788,28 @@ impl Devnet {
                     "--labels.truth-dir".into(),
                     self.truth_dir().to_string_lossy().into_owned(),
                 ]);
-                if cli.roster == RosterKind::Labels {
-                    // Enough known answers per labeler in a few epochs to tell 90% from 60%
-                    // (docs/scoring.md): many short answers, one sample per model, half known.
-                    extra.extend(
-                        [
-                            "--labels.max-prompts",
-                            "256",
-                            "--labels.answer-tokens",
-                            "12",
-                            "--labels.samples",
-                            "1",
-                            "--labels.known-share",
-                            "0.5",
-                        ]
-                        .map(String::from),
-                    );
-                }
+                // The validators answer the label prompts at each epoch's start, on the CPU,
+                // while everything else runs: short answers, one sample per model, so labelers
+                // get most of the window; half the pairs known, so that the few epochs of a
+                // devnet give each labeler enough known answers to be paid (docs/scoring.md).
+                let prompts = match cli.roster {
+                    // Every starter prompt: nine labelers to tell apart.
+                    RosterKind::Labels => "160",
+                    _ => "96",
+                };
+                extra.extend(
+                    [
+                        "--labels.answer-tokens",
+                        "12",
+                        "--labels.samples",
+                        "1",
+                        "--labels.known-share",
+                        "0.5",
+                        "--labels.max-prompts",
+                        prompts,
+                    ]
+                    .map(String::from),
+                );
             }
             let mut service = Service::spawn(
                 name.clone(),

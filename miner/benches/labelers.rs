@@ -194,7 +194,7 @@ fn start_miner(
     runtime.block_on(async {
         let pool = db::connect(db_url).await?;
         let miner = Keypair::from_uri("//Bob").context("dev key")?;
-        let config = LabelingConfig::default();
+        let config = LabelingConfig::without_reading_floor();
         let labeling = Labeling {
             pool: pool.clone(),
             clock: Arc::new(ManualClock::at(100)),

@@ -121,10 +121,32 @@ pub struct ServeArgs {
     #[serde(serialize_with = "serialize_db_url")]
     pub db_url: Option<String>,
 
+    /// Characters a second a person reads at most: labels given faster than the prompt and both
+    /// answers can be read at this speed are kept but not sent to validators (0: no floor, for
+    /// simulated labelers).
+    #[arg(
+        long = "label.reading-speed",
+        env = "MINER_LABEL_READING_SPEED",
+        default_value_t = crate::labeling::DEFAULT_READING_SPEED,
+        value_parser = parse_reading_speed
+    )]
+    pub label_reading_speed: f64,
+
     /// Print the resolved configuration as JSON and exit.
     #[arg(long = "dump-config")]
     #[serde(skip)]
     pub dump_config: bool,
+}
+
+fn parse_reading_speed(s: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if x.is_finite() && x >= 0.0 {
+        Ok(x)
+    } else {
+        Err(format!(
+            "{x} is not a speed (characters a second, 0 or more)"
+        ))
+    }
 }
 
 /// `--dump-config` shows a value by its `Display` form.

@@ -131,7 +131,10 @@ async fn connect_labeling(
     Ok(Some(std::sync::Arc::new(labeling::Labeling {
         pool,
         clock,
-        config: labeling::LabelingConfig::default(),
+        config: labeling::LabelingConfig {
+            reading_speed: args.label_reading_speed,
+            ..labeling::LabelingConfig::default()
+        },
     })))
 }
 

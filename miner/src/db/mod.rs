@@ -112,6 +112,7 @@ pub async fn batch_labels(
     pool: &PgPool,
     validator: &str,
     batch_id: &str,
+    reading_speed: f64,
 ) -> Result<Option<Vec<Label>>, DbError> {
     let batch: Option<(i64,)> =
         sqlx::query_as("SELECT id FROM batches WHERE validator = $1 AND batch_id = $2")
@@ -122,12 +123,16 @@ pub async fn batch_labels(
     let Some((batch,)) = batch else {
         return Ok(None);
     };
+    // Faster than the pair can be read: not a judgement (a reading speed of 0 keeps all).
     let rows: Vec<(String, String, String, f64)> = sqlx::query_as(
         "SELECT t.task_id, l.choice, lr.name, l.seconds
          FROM labels l JOIN tasks t ON t.id = l.task JOIN labelers lr ON lr.id = l.labeler
-         WHERE t.batch = $1 ORDER BY t.position, lr.name",
+         WHERE t.batch = $1
+           AND ($2 <= 0 OR l.seconds * $2 >= char_length(t.prompt) + char_length(t.a) + char_length(t.b))
+         ORDER BY t.position, lr.name",
     )
     .bind(batch)
+    .bind(reading_speed)
     .fetch_all(pool)
     .await?;
     Ok(Some(

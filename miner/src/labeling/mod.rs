@@ -110,7 +110,7 @@ impl Default for BatchLimits {
 }
 
 /// Settings of the label track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LabelingConfig {
     /// Time per block assumed until the chain's is measured ([`BlockClock::block_time`]), to
     /// show deadlines in minutes as well as blocks.
@@ -119,7 +119,15 @@ pub struct LabelingConfig {
     pub session_ttl: Duration,
     /// Batch limits.
     pub limits: BatchLimits,
+    /// Characters a person reads per second at most: a label given in less time than the prompt
+    /// and both answers take to read at this speed is kept on the miner but not sent to
+    /// validators. 0: no floor.
+    pub reading_speed: f64,
 }
+
+/// Default [`LabelingConfig::reading_speed`]: 50 characters a second, about 600 words a minute,
+/// faster than people read.
+pub const DEFAULT_READING_SPEED: f64 = 50.0;
 
 impl Default for LabelingConfig {
     fn default() -> Self {
@@ -127,6 +135,18 @@ impl Default for LabelingConfig {
             block_time: Duration::from_secs(12),
             session_ttl: Duration::from_secs(24 * 3600),
             limits: BatchLimits::default(),
+            reading_speed: DEFAULT_READING_SPEED,
+        }
+    }
+}
+
+impl LabelingConfig {
+    /// The defaults without a reading floor: for simulations and tests, whose labelers answer at
+    /// once.
+    pub fn without_reading_floor() -> Self {
+        Self {
+            reading_speed: 0.0,
+            ..Self::default()
         }
     }
 }

@@ -156,14 +156,19 @@ pub async fn labels(
         .labeling
         .as_deref()
         .ok_or_else(|| ApiError::NotFound(NO_LABELS.into()))?;
-    let labels = db::batch_labels(&labeling.pool, &caller.to_string(), &request.batch_id)
-        .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "no batch {:?} from this validator",
-                request.batch_id
-            ))
-        })?;
+    let labels = db::batch_labels(
+        &labeling.pool,
+        &caller.to_string(),
+        &request.batch_id,
+        labeling.config.reading_speed,
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no batch {:?} from this validator",
+            request.batch_id
+        ))
+    })?;
     Ok(Json(LabelsResponse { labels }))
 }
 

@@ -248,7 +248,7 @@ const XSS_PROMPT: &str = "<script>alert(\"xss\")</script> 1+1=";
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn a_labeler_signs_in_and_labels_by_click_and_by_key_in_chromium(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     let tasks = json!({ "batch_id": "b1", "deadline_block": 400, "tasks": [
         { "task_id": "t0", "prompt": XSS_PROMPT, "a": "2", "b": "<b>3</b>" },
         { "task_id": "t1", "prompt": "reverse(abc)=", "a": "abc", "b": "cba" },

@@ -66,7 +66,7 @@ async fn label_everything(name: String, link: String, salt: usize) -> Run {
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn concurrent_labelers_lose_and_duplicate_no_label(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     assert_eq!(
         app.send_batch(&batch("b1", 200, TASKS)).await,
         StatusCode::ACCEPTED

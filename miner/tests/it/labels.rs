@@ -234,7 +234,7 @@ impl Browser {
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn a_batch_is_accepted_once_and_resending_it_changes_nothing(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     assert_eq!(
         app.send_batch(&batch("b1", 200, 3)).await,
         StatusCode::ACCEPTED
@@ -269,7 +269,7 @@ async fn oversized_and_malformed_batches_get_json_errors(pool: PgPool) {
             max_text_bytes: 64,
             max_id_bytes: 16,
         },
-        ..LabelingConfig::default()
+        ..LabelingConfig::without_reading_floor()
     };
     let app = spawn_label_app(pool, config).await;
     let res = app
@@ -310,7 +310,7 @@ async fn oversized_and_malformed_batches_get_json_errors(pool: PgPool) {
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn a_validator_reads_only_its_own_batches(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     assert_eq!(
         app.send_batch(&batch("shared-id", 200, 1)).await,
         StatusCode::ACCEPTED
@@ -335,7 +335,7 @@ async fn a_validator_reads_only_its_own_batches(pool: PgPool) {
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn labels_come_back_once_per_task_and_labeler_with_their_seconds(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     app.send_batch(&batch("b1", 200, 2)).await;
     for (name, choices) in [("ann", ["a", "tie"]), ("bob", ["b", "a"])] {
         let mut browser = Browser::new(&app.base);
@@ -378,7 +378,7 @@ async fn labels_come_back_once_per_task_and_labeler_with_their_seconds(pool: PgP
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn a_reused_csrf_token_gets_a_clear_page_and_changes_nothing(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     app.send_batch(&batch("b1", 200, 2)).await;
     let mut browser = Browser::new(&app.base);
     browser.sign_in(&app.add_labeler("ann").await).await;
@@ -408,7 +408,7 @@ async fn a_reused_csrf_token_gets_a_clear_page_and_changes_nothing(pool: PgPool)
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn a_double_submit_stores_one_label(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     app.send_batch(&batch("b1", 200, 1)).await;
     let mut browser = Browser::new(&app.base);
     browser.sign_in(&app.add_labeler("ann").await).await;
@@ -424,7 +424,7 @@ async fn a_double_submit_stores_one_label(pool: PgPool) {
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn answering_the_same_task_from_two_tabs_keeps_the_first(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     app.send_batch(&batch("b1", 200, 2)).await;
     let mut browser = Browser::new(&app.base);
     browser.sign_in(&app.add_labeler("ann").await).await;
@@ -449,7 +449,7 @@ async fn answering_the_same_task_from_two_tabs_keeps_the_first(pool: PgPool) {
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn a_token_of_another_session_is_refused(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     app.send_batch(&batch("b1", 200, 1)).await;
     let mut ann = Browser::new(&app.base);
     ann.sign_in(&app.add_labeler("ann").await).await;
@@ -471,7 +471,7 @@ async fn a_token_of_another_session_is_refused(pool: PgPool) {
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn a_sign_in_link_works_once(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     let link = app.add_labeler("ann").await;
     assert_eq!(
         Browser::new(&app.base).sign_in(&link).await.status,
@@ -489,7 +489,7 @@ async fn a_sign_in_link_works_once(pool: PgPool) {
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn a_sign_in_posted_from_another_site_is_refused_and_keeps_the_link(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     let link = app.add_labeler("ann").await;
     let token = link.split_once("token=").expect("token").1;
     let res = reqwest::Client::new()
@@ -511,7 +511,7 @@ async fn a_sign_in_posted_from_another_site_is_refused_and_keeps_the_link(pool: 
 async fn no_or_bad_or_expired_sessions_get_a_page_saying_how_to_sign_in(pool: PgPool) {
     let config = LabelingConfig {
         session_ttl: Duration::from_secs(1),
-        ..LabelingConfig::default()
+        ..LabelingConfig::without_reading_floor()
     };
     let app = spawn_label_app(pool, config).await;
     app.send_batch(&batch("b1", 200, 1)).await;
@@ -540,8 +540,39 @@ async fn no_or_bad_or_expired_sessions_get_a_page_saying_how_to_sign_in(pool: Pg
 }
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
+async fn answers_faster_than_the_pair_can_be_read_are_kept_but_not_sent(pool: PgPool) {
+    // The default floor: 50 characters a second. Each task here is 6 characters ("0+1=", "1",
+    // "2"): 0.12 s to read.
+    let app = spawn_label_app(pool.clone(), LabelingConfig::default()).await;
+    app.send_batch(&batch("b1", 200, 2)).await;
+    let mut browser = Browser::new(&app.base);
+    browser.sign_in(&app.add_labeler("ann").await).await;
+    let (csrf, _, _) = browser.open_task().await;
+    assert_eq!(
+        browser.answer(&csrf, "a").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let (csrf, _, _) = browser.open_task().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        browser.answer(&csrf, "b").await.status,
+        StatusCode::SEE_OTHER
+    );
+    let sent = app.labels("b1").await.labels;
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].task_id.as_str(), sent[0].choice),
+        ("t1", Choice::B)
+    );
+    assert!(sent[0].seconds >= 0.3, "{sent:?}");
+    // Both are stored: the operator sees what the labeler did.
+    let listed = db::list_labelers(&pool).await.expect("list");
+    assert_eq!(listed[0].labels, 2);
+}
+
+#[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn tasks_past_their_deadline_are_neither_shown_nor_stored(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     app.send_batch(&batch("late", 105, 1)).await;
     app.send_batch(&batch("later", 300, 1)).await;
     let mut browser = Browser::new(&app.base);
@@ -570,7 +601,7 @@ async fn tasks_past_their_deadline_are_neither_shown_nor_stored(pool: PgPool) {
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn disabling_a_labeler_ends_their_session_and_keeps_their_labels(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     app.send_batch(&batch("b1", 200, 2)).await;
     let mut browser = Browser::new(&app.base);
     browser.sign_in(&app.add_labeler("ann").await).await;
@@ -590,7 +621,7 @@ async fn disabling_a_labeler_ends_their_session_and_keeps_their_labels(pool: PgP
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn the_simulated_labeler_answers_through_the_form_as_accurately_as_asked(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     app.send_batch(&batch("b1", 200, 12)).await;
     let mut out = Vec::new();
     let report = labeling::simulate::run(
@@ -623,7 +654,7 @@ async fn the_simulated_labeler_answers_through_the_form_as_accurately_as_asked(p
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn with_a_truth_dir_the_simulated_labeler_follows_the_validators_truth(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     // The checker would say A on every task; the validator's truth says B on the even ones and
     // nothing (open pairs) on the odd ones, and the truth wins.
     app.send_batch(&batch("b1", 200, 8)).await;
@@ -668,7 +699,7 @@ async fn with_a_truth_dir_the_simulated_labeler_follows_the_validators_truth(poo
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn built_in_bots_answer_as_named_and_a_replay_repeats_a_recording(pool: PgPool) {
     use labeling::simulate::{Answerer, Bot, Simulation};
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     app.send_batch(&batch("b1", 200, 6)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let recording = dir.path().join("person.txt");
@@ -764,7 +795,7 @@ async fn built_in_bots_answer_as_named_and_a_replay_repeats_a_recording(pool: Pg
 
 #[sqlx::test(migrator = "subnet_miner::db::MIGRATOR")]
 async fn a_program_answers_through_the_form_with_each_task_on_its_stdin(pool: PgPool) {
-    let app = spawn_label_app(pool, LabelingConfig::default()).await;
+    let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     app.send_batch(&batch("b1", 200, 6)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let seen = dir.path().join("seen.jsonl");
@@ -955,6 +986,9 @@ async fn serve_with_a_database_and_the_simulate_command_work_end_to_end(pool: Pg
                 "--axon.port",
                 "0",
                 "--insecure-no-chain",
+                // The simulated labeler answers at once.
+                "--label.reading-speed",
+                "0",
             ])
             .env("BT_WALLET_PATH", &wallets)
             .env("MINER_DB_URL", &url)
