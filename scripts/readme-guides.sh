@@ -252,7 +252,8 @@ miner serve --model.dir mine/ --chain.url "$CHAIN" --netuid 1 --wallet.name me -
   --axon.port "$AXON_PORT" --db.url "$MINER_DB" --dump-config
 grep -qF "$AXON_PORT" "$WORK/out" || fail "serve --dump-config does not show the port"
 background miner "$BIN/miner" serve --model.dir mine/ --chain.url "$CHAIN" --netuid 1 \
-  --wallet.name me --wallet.hotkey m1 --axon.port "$AXON_PORT" --db.url "$MINER_DB"
+  --wallet.name me --wallet.hotkey m1 --axon.port "$AXON_PORT" --db.url "$MINER_DB" \
+  --label.reading-speed 0
 AXON=http://127.0.0.1:$AXON_PORT
 wait_http "$AXON/health" 120 "$WORK/miner.log"
 check_curl "$AXON/health" "$MINER_SS58"
@@ -286,15 +287,17 @@ validator run --chain.url "$CHAIN" --db.url "$VALIDATOR_DB" --wallet.name my_val
 grep -qF "$HTTP_PORT" "$WORK/out" || fail "run --dump-config does not show the port"
 background validator "$BIN/validator" run --chain.url "$CHAIN" --db.url "$VALIDATOR_DB" \
   --wallet.name my_validator --wallet.hotkey default --http.port "$HTTP_PORT" --device cpu \
-  --competition "$WORK/competition.toml"
+  --competition "$WORK/competition.toml" --labels.truth-dir "$WORK/truth"
 VALIDATOR_PID=${PIDS[-1]}
 DASH=http://127.0.0.1:$HTTP_PORT
 wait_http "$DASH/health" 120 "$WORK/validator.log"
 
 # The simulated labeler answers the validator's tasks while the epoch runs.
 background labeler bash -c "while true; do '$BIN/miner' labelers simulate --accuracy 0.9 \
-  --db.url '$MINER_DB' --url '$AXON' --name sim --count 50 || true; sleep 1; done"
-miner labelers simulate --accuracy 0.9 --db.url "$MINER_DB" --url "$AXON" --count 1
+  --truth-dir '$WORK/truth' --db.url '$MINER_DB' --url '$AXON' --name sim --count 50 || true; \
+  sleep 1; done"
+miner labelers simulate --accuracy 0.9 --truth-dir "$WORK/truth" --db.url "$MINER_DB" \
+  --url "$AXON" --count 1
 
 # Until the validator has stored an epoch in which the model and the labels were scored.
 EPOCH=""

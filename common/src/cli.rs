@@ -570,6 +570,16 @@ mod tests {
     }
 }
 
+/// A clap value parser for a probability or share: a number in [0, 1].
+pub fn parse_fraction(s: &str) -> Result<f64, String> {
+    let x: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&x) {
+        Ok(x)
+    } else {
+        Err(format!("{x} is not between 0 and 1"))
+    }
+}
+
 /// How a command ends: `Ok` exits 0; an error is printed to stderr as one line, `error: ` and its
 /// causes joined by `: `, and exits 1. A command's error is the user's to act on (a missing file,
 /// a flag, a node that is not up), never a crash, so no backtrace is printed whatever

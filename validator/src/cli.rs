@@ -158,7 +158,7 @@ pub struct RunArgs {
         long = "labels.known-share",
         env = "BT_LABELS_KNOWN_SHARE",
         default_value_t = crate::tracks::labels::batch::DEFAULT_KNOWN_SHARE,
-        value_parser = parse_share
+        value_parser = subnet_common::cli::parse_fraction
     )]
     pub labels_known_share: f64,
 
@@ -381,14 +381,4 @@ pub struct DoctorArgs {
     /// Smallest free space in the cache dir, in GiB.
     #[arg(long = "min-free-gib", default_value_t = 2)]
     pub min_free_gib: u64,
-}
-
-/// A share in [0, 1].
-fn parse_share(s: &str) -> Result<f64, String> {
-    let x: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if (0.0..=1.0).contains(&x) {
-        Ok(x)
-    } else {
-        Err(format!("{x} is not between 0 and 1"))
-    }
 }

@@ -59,7 +59,7 @@ pub enum LabelersCommand {
 pub struct SimulateArgs {
     /// Probability of choosing the right answer where the truth is known (`--truth-dir`, or a
     /// task generator's checker).
-    #[arg(long, default_value_t = 0.9, value_parser = parse_probability)]
+    #[arg(long, default_value_t = 0.9, value_parser = subnet_common::cli::parse_fraction)]
     pub accuracy: f64,
     /// Labeler name (created, or given a new link, through `--db.url` when `--link` is absent).
     #[arg(long, default_value = "simulated")]
@@ -98,15 +98,6 @@ pub struct SimulateArgs {
     /// answerer the final line counts the answers against it.
     #[arg(long = "truth-dir", value_name = "DIR")]
     pub truth_dir: Option<std::path::PathBuf>,
-}
-
-fn parse_probability(s: &str) -> Result<f64, String> {
-    let p: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
-    if (0.0..=1.0).contains(&p) {
-        Ok(p)
-    } else {
-        Err(format!("{p} is not between 0 and 1"))
-    }
 }
 
 /// Runs a `miner labelers` command, printing to `out`.
