@@ -35,6 +35,11 @@ pub struct LeaderboardRow {
     /// The label track's estimate of its labels' accuracy (known answers over the scoring
     /// window), when it was sent a label batch this epoch.
     pub label_accuracy: Option<f64>,
+    /// How its label batch went this epoch (`ok`, `no_labels`, `bad_status`, …), when it was
+    /// sent one.
+    pub label_outcome: Option<String>,
+    /// Why, for a non-ok label outcome.
+    pub label_reason: Option<String>,
 }
 
 /// One epoch of a miner's history.
@@ -143,7 +148,8 @@ pub async fn leaderboard(
         "SELECT COALESCE(s.uid, m.uid) AS uid, COALESCE(s.hotkey, m.hotkey) AS hotkey,
                 COALESCE(s.model_score, m.score, 0) AS model_score, COALESCE(s.label_score, 0) AS label_score,
                 COALESCE(s.combined, 0) AS combined, COALESCE(s.ema, 0) AS ema, COALESCE(s.weight, 0) AS weight,
-                m.mean_loss, m.win_rate, m.outcome, m.reason, lb.accuracy AS label_accuracy
+                m.mean_loss, m.win_rate, m.outcome, m.reason, lb.accuracy AS label_accuracy,
+                lb.outcome AS label_outcome, lb.reason AS label_reason
          FROM (SELECT * FROM scores WHERE netuid = $1 AND epoch = $2) s
          FULL OUTER JOIN (SELECT * FROM model_evals WHERE netuid = $1 AND epoch = $2) m ON m.hotkey = s.hotkey
          LEFT JOIN label_batches lb

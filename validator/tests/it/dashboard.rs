@@ -386,7 +386,7 @@ async fn the_dashboard_command_serves_the_stored_epochs(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
-async fn the_leaderboard_shows_each_label_miners_estimated_accuracy(pool: PgPool) {
+async fn the_leaderboard_shows_each_label_miners_estimated_accuracy_and_outcome(pool: PgPool) {
     use subnet_validator::tracks::labels::batch::MinerBatch;
     use subnet_validator::tracks::labels::collect::LabelOutcome;
     use subnet_validator::tracks::labels::score::Components;
@@ -398,23 +398,39 @@ async fn the_leaderboard_shows_each_label_miners_estimated_accuracy(pool: PgPool
         track_seed: "ab".repeat(32),
         deadline_block: 70,
         params: Default::default(),
-        miners: vec![LabelMinerResult {
-            uid: 0,
-            hotkey: hotkey(0),
-            outcome: LabelOutcome::Ok,
-            reason: String::new(),
-            batch: MinerBatch {
-                batch_id: "e6-0".into(),
-                deadline_block: 70,
-                tasks: Vec::new(),
+        miners: vec![
+            LabelMinerResult {
+                uid: 0,
+                hotkey: hotkey(0),
+                outcome: LabelOutcome::Ok,
+                reason: String::new(),
+                batch: MinerBatch {
+                    batch_id: "e6-0".into(),
+                    deadline_block: 70,
+                    tasks: Vec::new(),
+                },
+                labels: Vec::new(),
+                dropped_labels: 0,
+                components: Components {
+                    accuracy: 0.86,
+                    ..Components::default()
+                },
             },
-            labels: Vec::new(),
-            dropped_labels: 0,
-            components: Components {
-                accuracy: 0.86,
-                ..Components::default()
+            LabelMinerResult {
+                uid: 2,
+                hotkey: hotkey(2),
+                outcome: LabelOutcome::BadStatus,
+                reason: "HTTP 404 from the miner".into(),
+                batch: MinerBatch {
+                    batch_id: "e6-2".into(),
+                    deadline_block: 70,
+                    tasks: Vec::new(),
+                },
+                labels: Vec::new(),
+                dropped_labels: 0,
+                components: Components::default(),
             },
-        }],
+        ],
         history: Default::default(),
     };
     db::save_label_track(&pool, &labels).await.expect("save");
@@ -425,10 +441,20 @@ async fn the_leaderboard_shows_each_label_miners_estimated_accuracy(pool: PgPool
         |uid: i64| rows.iter().find(|r| r["uid"] == uid).expect("row")["label_accuracy"].clone();
     assert_eq!(accuracy(0), 0.86);
     assert_eq!(accuracy(1), Value::Null, "no label batch");
+    let field =
+        |uid: i64, name: &str| rows.iter().find(|r| r["uid"] == uid).expect("row")[name].clone();
+    assert_eq!(field(0, "label_outcome"), "ok");
+    assert_eq!(field(2, "label_outcome"), "bad_status");
+    assert_eq!(field(2, "label_reason"), "HTTP 404 from the miner");
+    assert_eq!(field(1, "label_outcome"), Value::Null);
     let (status, _, html) = get(&app, "/").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         html.contains("label accuracy") && html.contains("0.860"),
+        "{html}"
+    );
+    assert!(
+        html.contains("label outcome") && html.contains("HTTP 404 from the miner"),
         "{html}"
     );
 }
