@@ -17,8 +17,7 @@
 //! | count | `count(a,banana)=` | `3` |
 //! | successor | `next(199)=` | `200` |
 //!
-//! [`TaskKind::check`] recomputes the answer from the prompt alone, and [`near_miss`] writes a
-//! plausible wrong completion (for the label track's known-answer tasks). [`to_sample`] turns an
+//! [`TaskKind::check`] recomputes the answer from the prompt alone. [`to_sample`] turns an
 //! example into the token ids the evaluator scores.
 
 use std::collections::BTreeMap;
@@ -311,54 +310,6 @@ pub fn generate(seed: [u8; 32], mix: &TaskMix, n: usize) -> Vec<Example> {
         .collect()
 }
 
-/// A plausible wrong completion of `example`: off by a little for numbers, two neighbours swapped
-/// or one character changed for strings. It never equals the correct completion, and
-/// `example.kind.check(&example.prompt, &near_miss(..))` is false for generated examples.
-pub fn near_miss<R: RngCore + ?Sized>(example: &Example, rng: &mut R) -> String {
-    let correct = example.completion.as_str();
-    let candidate = match example.kind {
-        TaskKind::Arithmetic | TaskKind::Count | TaskKind::Successor => {
-            match correct.parse::<i64>() {
-                Ok(value) => {
-                    let deltas: &[i64] = if example.kind == TaskKind::Arithmetic {
-                        &[-10, -2, -1, 1, 2, 10]
-                    } else {
-                        &[-1, 1]
-                    };
-                    let mut wrong = value.saturating_add(deltas[index(rng, deltas.len())]);
-                    if example.kind != TaskKind::Arithmetic && wrong < 0 {
-                        wrong = value.saturating_add(1);
-                    }
-                    wrong.to_string()
-                }
-                Err(_) => change_one_char(correct, rng),
-            }
-        }
-        TaskKind::Reverse => {
-            let original: String = correct.chars().rev().collect();
-            if original != correct && uniform_below(rng, 2) == 0 {
-                original
-            } else {
-                swap_neighbours(correct, rng)
-            }
-        }
-        TaskKind::Sort => {
-            if correct.contains(' ') {
-                let words: Vec<&str> = correct.split(' ').collect();
-                swap_neighbour_items(&words, rng).join(" ")
-            } else {
-                swap_neighbours(correct, rng)
-            }
-        }
-        TaskKind::Copy => change_one_char(correct, rng),
-    };
-    if candidate.trim() == correct.trim() {
-        change_one_char(correct, rng)
-    } else {
-        candidate
-    }
-}
-
 /// The evaluation sample of `example`: [`encode_example`]'s ids and completion start.
 pub fn to_sample(
     tokenizer: &Tokenizer,
@@ -531,56 +482,6 @@ fn sort_answer(arg: &str) -> String {
         chars.sort_unstable();
         chars.into_iter().collect()
     }
-}
-
-/// `text` with two different neighbouring characters swapped (or one character changed when all
-/// neighbours are equal).
-fn swap_neighbours<R: RngCore + ?Sized>(text: &str, rng: &mut R) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let swapped = swap_neighbour_items(&chars, rng);
-    if swapped == chars {
-        change_one_char(text, rng)
-    } else {
-        swapped.into_iter().collect()
-    }
-}
-
-/// `items` with one random pair of different neighbours swapped; unchanged when there is none.
-fn swap_neighbour_items<T: Clone + PartialEq, R: RngCore + ?Sized>(
-    items: &[T],
-    rng: &mut R,
-) -> Vec<T> {
-    let mut out = items.to_vec();
-    let spots: Vec<usize> = (1..items.len())
-        .filter(|&i| items[i - 1] != items[i])
-        .collect();
-    if !spots.is_empty() {
-        let i = spots[index(rng, spots.len())];
-        out.swap(i - 1, i);
-    }
-    out
-}
-
-/// `text` with one character replaced by a different letter or digit (or `a` appended when empty).
-fn change_one_char<R: RngCore + ?Sized>(text: &str, rng: &mut R) -> String {
-    let mut chars: Vec<char> = text.chars().collect();
-    if chars.is_empty() {
-        return "a".to_owned();
-    }
-    let at = index(rng, chars.len());
-    let old = chars[at];
-    let alphabet: &[u8] = if old.is_ascii_digit() {
-        b"0123456789"
-    } else {
-        LETTERS
-    };
-    let choices: Vec<char> = alphabet
-        .iter()
-        .map(|&b| char::from(b))
-        .filter(|&c| c != old)
-        .collect();
-    chars[at] = choices[index(rng, choices.len())];
-    chars.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -805,16 +706,6 @@ mod tests {
             for example in generate(bytes, &TaskMix::uniform(), 30) {
                 prop_assert!(example.kind.check(&example.prompt, &example.completion), "{:?}", example);
                 prop_assert!(!example.completion.is_empty());
-            }
-        }
-
-        #[test]
-        fn near_misses_differ_and_fail_the_checker(bytes in any::<[u8; 32]>()) {
-            let mut rng = seeded_rng(bytes);
-            for example in generate(bytes, &TaskMix::uniform(), 30) {
-                let wrong = near_miss(&example, &mut rng);
-                prop_assert_ne!(&wrong, &example.completion);
-                prop_assert!(!example.kind.check(&example.prompt, &wrong), "{:?} accepted {:?}", example, wrong);
             }
         }
 
