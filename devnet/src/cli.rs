@@ -47,13 +47,25 @@ pub struct Cli {
           value_parser = ExtraLabeler::parse)]
     pub extra_labelers: Vec<ExtraLabeler>,
 
+    /// Seconds a label batch stays open, so that a person (the sign-in link the devnet prints)
+    /// can label one: the validators' label windows then span epochs, and each epoch's batches
+    /// are collected, and paid, that many seconds later. 0: within each epoch (three quarters
+    /// of it), as fast as simulated labelers allow.
+    #[arg(
+        long = "label-window-secs",
+        env = "DEVNET_LABEL_WINDOW_SECS",
+        default_value_t = 120
+    )]
+    pub label_window_secs: u64,
+
     /// Validators (staked by //Bob, //Charlie, //Dave, //Eve).
     #[arg(long, env = "DEVNET_VALIDATORS", default_value_t = 2,
           value_parser = clap::value_parser!(u8).range(1..=4))]
     pub validators: u8,
 
-    /// Epochs to run once the validators are up (Ctrl-C stops earlier).
-    #[arg(long, env = "DEVNET_EPOCHS", default_value_t = 6,
+    /// Epochs to run once the validators are up (Ctrl-C stops earlier). The default lets the
+    /// first label windows (`--label-window-secs`) close and be paid.
+    #[arg(long, env = "DEVNET_EPOCHS", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub epochs: u32,
 

@@ -55,7 +55,26 @@ pub struct Summary {
     pub dashboard: Option<String>,
     /// The final metagraph joined with roles and scores.
     pub neurons: Vec<NeuronRow>,
+    /// What each validator collected of the labels given through the printed sign-in link.
+    #[serde(default)]
+    pub person: Vec<PersonLabels>,
 }
+
+/// The labels of the person signed in as `you` that one validator collected (and so paid for).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct PersonLabels {
+    /// The validator's role name.
+    pub validator: String,
+    /// Labels collected.
+    pub labels: u64,
+    /// Of them, on known-answer pairs.
+    pub known: u64,
+    /// Of those, the right answer.
+    pub right: u64,
+}
+
+/// The labeler name of the person's sign-in link.
+const PERSON: &str = "you";
 
 /// A label miner's simulated labeler.
 struct Labeler {
@@ -88,6 +107,8 @@ struct Devnet {
     /// The validators' `--competition` file, when `--eval-samples` changes the default.
     competition: Option<PathBuf>,
     dashboards: Vec<String>,
+    /// A sign-in link for a real person on the first label miner: (miner name, link).
+    person_link: Option<(String, String)>,
     /// SS58 hotkey → emission summed over watched epochs.
     totals: BTreeMap<String, u64>,
     last: Option<(Metagraph, Vec<NeuronRow>)>,
@@ -160,6 +181,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         labelers: Vec::new(),
         competition: None,
         dashboards: Vec::new(),
+        person_link: None,
         totals: BTreeMap::new(),
         last: None,
         epochs_seen: 0,
@@ -654,6 +676,10 @@ impl Devnet {
             self.services.push(service);
             ready?;
             if let (Some(db_url), Some(labeling)) = (db_url, member.role.labeling()) {
+                if self.person_link.is_none() {
+                    let link = self.person_sign_in(&db_url, &axon).await?;
+                    self.person_link = Some((name.clone(), link));
+                }
                 let answerer = self.answerer_flags(&labeling, extra_labelers, &name);
                 self.labelers.push(Labeler {
                     role: member.role,
@@ -668,6 +694,39 @@ impl Devnet {
             step.done(&axon);
         }
         Ok(())
+    }
+
+    /// `miner labelers add you` on a label miner: a one-time sign-in link for a real person. It
+    /// is a secret (anyone with it labels as "you"), so it goes to the terminal, not to a log.
+    async fn person_sign_in(&self, db_url: &str, axon: &str) -> anyhow::Result<String> {
+        let output = tokio::time::timeout(
+            SHORT,
+            tokio::process::Command::new(&self.bins.miner)
+                .args([
+                    "labelers",
+                    "add",
+                    PERSON,
+                    "--db.url",
+                    db_url,
+                    "--label.base-url",
+                    axon,
+                ])
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .context("`miner labelers add you` did not finish in time")?
+        .context("while starting `miner labelers add you`")?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        match stdout.lines().find(|l| l.starts_with("http")) {
+            Some(link) if output.status.success() => Ok(link.trim().to_owned()),
+            _ => bail!(
+                "`miner labelers add you` failed ({}): {}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        }
     }
 
     /// Commits each model miner's artifact; those that copy another's (copier, attackers) last,
@@ -783,7 +842,8 @@ impl Devnet {
             } else {
                 extra.extend([
                     "--labels.deadline-blocks".into(),
-                    label_deadline_blocks(cli.tempo).to_string(),
+                    label_deadline_blocks(cli.tempo, cli.block_time_ms, cli.label_window_secs)
+                        .to_string(),
                     // The simulated labelers read it to stand in for people (see `truth_dir`).
                     "--labels.truth-dir".into(),
                     self.truth_dir().to_string_lossy().into_owned(),
@@ -874,6 +934,16 @@ impl Devnet {
             self.progress.line(&format!(
                 "\ndevnet: running {} epochs of {} blocks; dashboard {dashboard}/ (Ctrl-C stops)",
                 cli.epochs, cli.tempo
+            ));
+        }
+        if let Some((miner, link)) = &self.person_link {
+            let blocks = label_deadline_blocks(cli.tempo, cli.block_time_ms, cli.label_window_secs);
+            let period = u64::from(cli.tempo) + 1;
+            let secs = blocks * cli.block_time_ms / 1000;
+            self.progress.line(&format!(
+                "devnet: label as a person for miner {miner}: {link}\n        (each batch is open \
+                 about {secs} s; labels are collected, and paid, {} epoch(s) after their batch is sent)",
+                blocks / period
             ));
         }
         while self.epochs_seen < cli.epochs {
@@ -1023,13 +1093,83 @@ impl Devnet {
             report::render(&rows)
         );
         println!("role* = validator permit; TOTAL = emission summed over the watched epochs");
+        let person = self.person_labels().await;
+        if let Some((miner, _)) = &self.person_link {
+            for p in &person {
+                println!(
+                    "your labels for miner {miner}: {} collected by {} ({} on known answers, {} right)",
+                    p.labels, p.validator, p.known, p.right
+                );
+            }
+        }
         Some(Summary {
             wall_seconds,
             epochs: self.epochs_seen,
             block: metagraph.block,
             dashboard: self.dashboards.first().cloned(),
             neurons: rows,
+            person,
         })
+    }
+
+    /// What each validator's database holds of the labels given through the person's link
+    /// (empty without a label miner; a validator whose database does not answer is left out).
+    async fn person_labels(&self) -> Vec<PersonLabels> {
+        let Some((miner, _)) = &self.person_link else {
+            return Vec::new();
+        };
+        let Some(hotkey) = self
+            .roles
+            .iter()
+            .find(|(_, role)| *role == miner)
+            .map(|(hotkey, _)| hotkey.clone())
+        else {
+            return Vec::new();
+        };
+        let validators: Vec<Role> = self
+            .members
+            .iter()
+            .filter(|m| m.role.is_validator())
+            .map(|m| m.role)
+            .collect();
+        let mut found = Vec::new();
+        for role in validators {
+            let Ok(url) = self.database_of(role) else {
+                continue;
+            };
+            let query = async {
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(&url)
+                    .await?;
+                // The right side of a known pair is the first, shown as B when swapped.
+                let counts: (i64, i64, i64) = sqlx::query_as(
+                    "SELECT count(*),
+                            count(*) FILTER (WHERE t.known),
+                            count(*) FILTER (WHERE t.known AND l.choice <> 'tie'
+                                             AND (l.choice = 'a') <> t.swapped)
+                     FROM labels l JOIN label_tasks t USING (netuid, epoch, hotkey, task_id)
+                     WHERE l.labeler = $1 AND l.hotkey = $2",
+                )
+                .bind(PERSON)
+                .bind(&hotkey)
+                .fetch_one(&pool)
+                .await?;
+                pool.close().await;
+                Ok::<_, sqlx::Error>(counts)
+            };
+            match tokio::time::timeout(Duration::from_secs(10), query).await {
+                Ok(Ok((labels, known, right))) => found.push(PersonLabels {
+                    validator: role.name(),
+                    labels: u64::try_from(labels).unwrap_or(0),
+                    known: u64::try_from(known).unwrap_or(0),
+                    right: u64::try_from(right).unwrap_or(0),
+                }),
+                Ok(Err(e)) => eprintln!("devnet: could not read {}'s labels: {e}", role.name()),
+                Err(_) => eprintln!("devnet: {}'s database did not answer", role.name()),
+            }
+        }
+        found
     }
 
     /// Stops labelers, then services in reverse start order, then Postgres.
@@ -1059,14 +1199,20 @@ impl Devnet {
     }
 }
 
-/// Blocks after an epoch's start by which the validators collect labels: three quarters of the
-/// tempo. A validator sends its label batches only once its model track has scored the epoch
-/// (the open pairs are the top models' answers), which takes a debug build on 2 cores 8–14 s; the
-/// validator's default deadline, half the tempo (15 s at tempo 20 and 1.5 s blocks), then often
-/// passed before a batch went out and whole label epochs were lost. The last quarter is left for
-/// storing the epoch and committing its weights.
-fn label_deadline_blocks(tempo: u16) -> u16 {
-    (tempo - tempo / 4).max(1)
+/// Blocks after an epoch's start by which the validators collect the labels sent in it: at
+/// least `window_secs` of blocks (a person's time to label a batch; 0: none), ending three
+/// quarters into an epoch. A validator sends its label batches only once its model track has
+/// scored the epoch (the open pairs are the top models' answers), which takes a debug build on 2
+/// cores 8–14 s; the validator's default deadline, half the tempo (15 s at tempo 20 and 1.5 s
+/// blocks), then often passed before a batch went out and whole label epochs were lost. The last
+/// quarter is left for storing the epoch and committing its weights.
+fn label_deadline_blocks(tempo: u16, block_time_ms: u64, window_secs: u64) -> u64 {
+    let in_epoch = u64::from(tempo - tempo / 4).max(1);
+    let wanted = (window_secs * 1000).div_ceil(block_time_ms.max(1));
+    let epochs = wanted
+        .saturating_sub(in_epoch)
+        .div_ceil(u64::from(tempo) + 1);
+    in_epoch + epochs * (u64::from(tempo) + 1)
 }
 
 /// The built-in competition with `samples` evaluation samples (same id, so the miners'
@@ -1185,16 +1331,30 @@ mod tests {
 
     #[test]
     fn label_deadline_leaves_a_quarter_of_the_epoch_for_storing_and_committing() {
-        assert_eq!(label_deadline_blocks(20), 15);
-        assert_eq!(label_deadline_blocks(5), 4);
-        assert_eq!(label_deadline_blocks(1), 1);
-        for tempo in 5..=400 {
-            let deadline = label_deadline_blocks(tempo);
-            assert!(
-                deadline > tempo / 2 && deadline < tempo,
-                "tempo {tempo}: {deadline}"
-            );
+        assert_eq!(label_deadline_blocks(20, 500, 0), 15);
+        assert_eq!(label_deadline_blocks(5, 500, 0), 4);
+        assert_eq!(label_deadline_blocks(1, 500, 0), 1);
+        for tempo in 5..=400u16 {
+            for (block_ms, secs) in [(500, 0), (500, 120), (1500, 60), (12_000, 600)] {
+                let deadline = label_deadline_blocks(tempo, block_ms, secs);
+                let into_epoch = deadline % (u64::from(tempo) + 1);
+                assert!(
+                    into_epoch > u64::from(tempo) / 2 && into_epoch < u64::from(tempo),
+                    "tempo {tempo}: {deadline}"
+                );
+                assert!(
+                    deadline * block_ms >= secs * 1000,
+                    "tempo {tempo}: {deadline}"
+                );
+                assert!(
+                    deadline < u64::from(tempo) + 1
+                        || (deadline - u64::from(tempo) - 1) * block_ms < secs * 1000,
+                    "no more epochs than needed: tempo {tempo} {block_ms} ms {secs} s: {deadline}"
+                );
+            }
         }
+        // The default devnet: two minutes at 0.5-s blocks is eleven epochs and three quarters.
+        assert_eq!(label_deadline_blocks(20, 500, 120), 11 * 21 + 15);
     }
 
     #[test]

@@ -132,8 +132,10 @@ pub struct RunArgs {
     )]
     pub model_fetch_budget_secs: u64,
 
-    /// Blocks after an epoch's first block by which miners' labels are collected (default: half
-    /// the tempo); never past the epoch's last block.
+    /// Blocks after an epoch's first block by which the labels of the batches sent in it are
+    /// collected (default: half the tempo). More than the tempo gives people a window spanning
+    /// epochs (a fast dev chain): the batches are then collected, and paid, in the epoch the
+    /// deadline falls in, while each epoch sends new ones.
     #[arg(long = "labels.deadline-blocks", env = "BT_LABELS_DEADLINE_BLOCKS")]
     pub labels_deadline_blocks: Option<u64>,
 

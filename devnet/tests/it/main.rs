@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 use subnet_devnet::report::NeuronRow;
 use subnet_devnet::run::Summary;
 
+// The miner's Chromium driver, shared by path rather than copied.
+#[path = "../../../miner/tests/it/webdriver.rs"]
+mod webdriver;
+
 /// The whole run, build excluded, must finish within this.
 const RUN_LIMIT: Duration = Duration::from_secs(20 * 60);
 
@@ -37,11 +41,23 @@ fn build_binaries() -> PathBuf {
 
 /// Runs the devnet binary to completion (killed after [`RUN_LIMIT`]); returns its output.
 fn run_devnet(bin_dir: &Path, run_dir: &Path, summary: &Path, extra: &[&str]) -> String {
+    let (child, log) = spawn_devnet(bin_dir, run_dir, summary, extra);
+    wait_devnet(child, &log)
+}
+
+/// Starts the devnet binary at debug-build speed with `extra` flags; its output goes to the
+/// returned log file.
+fn spawn_devnet(
+    bin_dir: &Path,
+    run_dir: &Path,
+    summary: &Path,
+    extra: &[&str],
+) -> (std::process::Child, PathBuf) {
     let log = run_dir.join("devnet-stdout.log");
     std::fs::create_dir_all(run_dir).unwrap();
     let out = std::fs::File::create(&log).unwrap();
     let err = out.try_clone().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_devnet"))
+    let child = Command::new(env!("CARGO_BIN_EXE_devnet"))
         .args([
             "--tempo",
             "20",
@@ -69,6 +85,12 @@ fn run_devnet(bin_dir: &Path, run_dir: &Path, summary: &Path, extra: &[&str]) ->
         .stderr(err)
         .spawn()
         .expect("devnet starts");
+    (child, log)
+}
+
+/// Waits for the devnet to finish (killed after [`RUN_LIMIT`]) and checks it succeeded; returns
+/// its output.
+fn wait_devnet(mut child: std::process::Child, log: &Path) -> String {
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -78,12 +100,12 @@ fn run_devnet(bin_dir: &Path, run_dir: &Path, summary: &Path, extra: &[&str]) ->
             stop(&mut child);
             panic!(
                 "devnet ran over {RUN_LIMIT:?}:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
+                std::fs::read_to_string(log).unwrap_or_default()
             );
         }
         std::thread::sleep(Duration::from_millis(500));
     };
-    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    let output = std::fs::read_to_string(log).unwrap_or_default();
     assert!(status.success(), "devnet failed ({status}):\n{output}");
     output
 }
@@ -136,7 +158,9 @@ fn devnet_summary_of(epochs: u32, extra: &[&str]) -> (Summary, String) {
     let run_dir = dir.path().join("run");
     let summary_path = dir.path().join("summary.json");
     let epochs_flag = epochs.to_string();
-    let extra: Vec<&str> = ["--epochs", epochs_flag.as_str()]
+    // Label windows inside each epoch: the simulated labelers answer at once, and the few epochs
+    // of a test are all paid.
+    let extra: Vec<&str> = ["--epochs", epochs_flag.as_str(), "--label-window-secs", "0"]
         .into_iter()
         .chain(extra.iter().copied())
         .collect();
@@ -376,4 +400,154 @@ fn a_label_devnet_pays_for_information_not_bots_noise_or_replays() {
         replays <= 1.5 * best_person,
         "one person on three hotkeys earns {replays}, one careful labeler {best_person}\n{context}"
     );
+}
+
+/// The batch of `task_id` and its hidden truth, from what the validators wrote
+/// (`--labels.truth-dir`).
+fn truth_of(run_dir: &Path, task_id: &str) -> Option<subnet_common::protocol::SimulationTruth> {
+    let dir = run_dir.join("label-truth");
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+        .filter_map(|text| {
+            serde_json::from_str::<subnet_common::protocol::SimulationTruth>(&text).ok()
+        })
+        .find(|truth| truth.tasks.contains_key(task_id))
+}
+
+#[test]
+fn a_person_labels_a_batch_in_chromium_on_the_default_devnet_before_its_deadline() {
+    use serde_json::json;
+    use subnet_common::protocol::Choice;
+
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let bin_dir = build_binaries();
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("run");
+    let summary_path = dir.path().join("summary.json");
+    // The default devnet (its label miners, its label window) at debug-build speed.
+    let (child, log) = spawn_devnet(&bin_dir, &run_dir, &summary_path, &["--epochs", "8"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (answered, batch_size) = runtime.block_on(async {
+        let started = Instant::now();
+        let link = loop {
+            let output = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(line) = output
+                .lines()
+                .find(|l| l.contains("label as a person for miner"))
+            {
+                let link = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("http"))
+                    .expect("a link");
+                break link.to_owned();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(600),
+                "the devnet printed no sign-in link:\n{output}"
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        };
+        let origin = &link[..link.find("/label").expect("a /label link")];
+        let driver = webdriver::Driver::start().await;
+        driver.goto(&link).await;
+        driver.click("#sign-in").await;
+        driver.wait_text("#labeler", "you").await;
+        // A person's pace, three and a half seconds per pair, through the whole of the first
+        // batch shown (and whatever comes before its last task): longer than an epoch (31.5 s
+        // here), which the window must outlast.
+        let mut answered = 0;
+        let mut batch_size = 0;
+        let mut first_batch: Option<std::collections::BTreeSet<String>> = None;
+        while first_batch.as_ref().is_none_or(|left| !left.is_empty()) {
+            assert!(
+                started.elapsed() < Duration::from_secs(900),
+                "{answered} tasks labelled; the first batch still has {first_batch:?}"
+            );
+            let has_task = driver
+                .script("return document.getElementById('answer-form') !== null;")
+                .await;
+            if has_task != json!(true) {
+                // "No open tasks" until the validators' first answered prompts arrive.
+                let output = std::fs::read_to_string(&log).unwrap_or_default();
+                assert!(
+                    !output.contains("devnet: stopped"),
+                    "the devnet ended with {answered} tasks labelled and the first batch still \
+                     holding {first_batch:?}:\n{output}"
+                );
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                driver.goto(&format!("{origin}/label")).await;
+                continue;
+            }
+            let task = driver
+                .script("return document.getElementById('answer-form').dataset.task;")
+                .await;
+            let task = task.as_str().expect("a task id").to_owned();
+            let truth = truth_of(&run_dir, &task).expect("the task's truth was written");
+            if first_batch.is_none() {
+                let deadline = driver.text("#deadline").await;
+                let blocks_left: u64 = deadline
+                    .split(" blocks left")
+                    .next()
+                    .and_then(|head| head.rsplit(' ').next())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| panic!("no blocks left in {deadline:?}"));
+                assert!(
+                    blocks_left > 21,
+                    "the window outlasts an epoch: {deadline:?}"
+                );
+                assert!(deadline.contains("min"), "shown in minutes: {deadline:?}");
+                first_batch = Some(truth.tasks.keys().cloned().collect());
+                batch_size = truth.tasks.len() as u64;
+            }
+            tokio::time::sleep(Duration::from_millis(3500)).await;
+            let button = match truth.tasks[&task] {
+                Some(Choice::B) => "#choose-b",
+                Some(Choice::Tie) => "#choose-tie",
+                _ => "#choose-a",
+            };
+            let progress = driver.text("#progress").await;
+            let done: u64 = progress
+                .strip_prefix("Done ")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no progress in {progress:?}"));
+            driver.click(button).await;
+            let title = driver.script("return document.title;").await;
+            assert!(
+                !title.as_str().unwrap_or_default().contains("Not counted"),
+                "answer {answered} came after its deadline"
+            );
+            // Stored: the next page counts it.
+            driver
+                .wait_text("#progress", &format!("Done {} /", done + 1))
+                .await;
+            answered += 1;
+            if let Some(left) = &mut first_batch {
+                left.remove(&task);
+            }
+            eprintln!(
+                "labelled {answered} at {:?}; first batch left: {:?}",
+                started.elapsed(),
+                first_batch.as_ref().map(|l| l.len())
+            );
+        }
+        (answered, batch_size)
+    });
+    let output = wait_devnet(child, &log);
+    let summary: Summary =
+        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+    let context =
+        format!("{output}\n{summary:#?}\n{answered} labelled, {batch_size} in the first batch");
+    // The validators collected the person's labels (and so paid for them): at least the whole
+    // first batch; and every known pair was judged right, as the person judged it.
+    let collected: u64 = summary.person.iter().map(|p| p.labels).sum();
+    assert!(collected >= batch_size, "{context}");
+    for p in &summary.person {
+        assert_eq!(p.right, p.known, "{context}");
+    }
+    assert!(summary.person.iter().any(|p| p.known > 0), "{context}");
 }

@@ -12,3 +12,4 @@ mod helpers;
 mod labels;
 mod model;
 mod server;
+mod webdriver;

@@ -10,7 +10,7 @@ use super::{DbError, Saved};
 use crate::tracks::labels::batch::{MinerBatch, SentTask};
 use crate::tracks::labels::collect::LabelOutcome;
 use crate::tracks::labels::score::{Components, KnownCounts, KnownHistory, ScoreParams};
-use crate::tracks::labels::{LabelMinerResult, LabelTrackResult};
+use crate::tracks::labels::{LabelMinerResult, LabelTrackResult, SentEpoch, StoredSent};
 
 /// The stored text of a choice.
 fn choice_code(choice: Choice) -> &'static str {
@@ -36,7 +36,8 @@ fn big(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-/// Stores one epoch of the label track in one transaction. Saving the same epoch twice stores
+/// Stores one epoch of the label track in one transaction, and drops the pending batches it
+/// collected ([`save_label_pending`]) in the same one. Saving the same epoch twice stores
 /// nothing the second time.
 pub async fn save_label_track(pool: &PgPool, result: &LabelTrackResult) -> Result<Saved, DbError> {
     let netuid = i32::from(result.netuid);
@@ -58,9 +59,9 @@ pub async fn save_label_track(pool: &PgPool, result: &LabelTrackResult) -> Resul
         sqlx::query(
             "INSERT INTO label_batches (netuid, epoch, hotkey, uid, batch_id, deadline_block, track_seed, outcome,
                  reason, dropped_labels, params, sent, answered, known_sent, known_answered, known_correct,
-                 known_wrong, compared, agreed, accuracy, coverage, agreement, raw_score, score)
+                 known_wrong, compared, agreed, accuracy, coverage, agreement, raw_score, score, sent_epoch)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-                 $21, $22, $23, $24)",
+                 $21, $22, $23, $24, $25)",
         )
         .bind(netuid)
         .bind(epoch)
@@ -86,6 +87,7 @@ pub async fn save_label_track(pool: &PgPool, result: &LabelTrackResult) -> Resul
         .bind(c.agreement)
         .bind(c.raw)
         .bind(c.score)
+        .bind(big(result.sent_epoch))
         .execute(&mut *tx)
         .await?;
         for (position, t) in m.batch.tasks.iter().enumerate() {
@@ -124,8 +126,87 @@ pub async fn save_label_track(pool: &PgPool, result: &LabelTrackResult) -> Resul
             .await?;
         }
     }
+    sqlx::query("DELETE FROM label_pending WHERE netuid = $1 AND epoch = $2")
+        .bind(netuid)
+        .bind(big(result.sent_epoch))
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(Saved::New)
+}
+
+/// Stores the batches just sent until they are collected. A second save of the same sending
+/// epoch stores nothing ([`Saved::AlreadyStored`]).
+pub async fn save_label_pending(pool: &PgPool, sent: &SentEpoch) -> Result<Saved, DbError> {
+    let stored = StoredSent::from(sent);
+    let json = serde_json::to_value(&stored).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    let inserted = sqlx::query(
+        "INSERT INTO label_pending (netuid, epoch, deadline_block, batches) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (netuid, epoch) DO NOTHING",
+    )
+    .bind(i32::from(stored.netuid))
+    .bind(big(stored.epoch))
+    .bind(big(stored.deadline_block))
+    .bind(json)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    Ok(if inserted == 1 {
+        Saved::New
+    } else {
+        Saved::AlreadyStored
+    })
+}
+
+/// Whether the batches of sending epoch `epoch` went out already: pending, or collected and
+/// stored.
+pub async fn label_batches_sent(pool: &PgPool, netuid: i32, epoch: i64) -> Result<bool, DbError> {
+    let (sent,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM label_pending WHERE netuid = $1 AND epoch = $2)
+             OR EXISTS (SELECT 1 FROM label_batches
+                        WHERE netuid = $1 AND COALESCE(sent_epoch, epoch) = $2)",
+    )
+    .bind(netuid)
+    .bind(epoch)
+    .fetch_one(pool)
+    .await?;
+    Ok(sent)
+}
+
+/// The pending batches whose deadline is at or before `block`, oldest sending epoch first.
+pub async fn label_pending_due(
+    pool: &PgPool,
+    netuid: i32,
+    block: u64,
+) -> Result<Vec<SentEpoch>, DbError> {
+    let rows: Vec<(serde_json::Value,)> = sqlx::query_as(
+        "SELECT batches FROM label_pending WHERE netuid = $1 AND deadline_block <= $2 ORDER BY epoch",
+    )
+    .bind(netuid)
+    .bind(big(block))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(json,)| {
+            let stored: StoredSent = serde_json::from_value(json)
+                .map_err(|e| sqlx::Error::Decode(format!("label_pending.batches: {e}").into()))?;
+            SentEpoch::try_from(stored).map_err(|e| {
+                DbError::Query(sqlx::Error::Decode(
+                    format!("label_pending.batches: {e}").into(),
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Forgets the pending batches of sending epoch `epoch` without collecting them.
+pub async fn drop_label_pending(pool: &PgPool, netuid: i32, epoch: i64) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM label_pending WHERE netuid = $1 AND epoch = $2")
+        .bind(netuid)
+        .bind(epoch)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 #[derive(sqlx::FromRow)]
@@ -152,6 +233,7 @@ struct BatchRow {
     agreement: f64,
     raw_score: f64,
     score: f64,
+    sent_epoch: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -186,7 +268,7 @@ pub async fn load_label_track(
     let batches: Vec<BatchRow> = sqlx::query_as(
         "SELECT hotkey, uid, batch_id, deadline_block, track_seed, outcome, reason, dropped_labels, params, sent,
                 answered, known_sent, known_answered, known_correct, known_wrong, compared, agreed, accuracy,
-                coverage, agreement, raw_score, score
+                coverage, agreement, raw_score, score, COALESCE(sent_epoch, epoch) AS sent_epoch
          FROM label_batches WHERE netuid = $1 AND epoch = $2 ORDER BY uid, hotkey",
     )
     .bind(netuid)
@@ -199,7 +281,11 @@ pub async fn load_label_track(
     let bad = |what: String| DbError::Query(sqlx::Error::Decode(what.into()));
     let params: ScoreParams = serde_json::from_value(first.params.clone())
         .map_err(|e| bad(format!("label_batches.params: {e}")))?;
-    let (track_seed, deadline_block) = (first.track_seed.clone(), first.deadline_block);
+    let (track_seed, deadline_block, sent_epoch) = (
+        first.track_seed.clone(),
+        first.deadline_block,
+        first.sent_epoch,
+    );
     let tasks: Vec<TaskRow> = sqlx::query_as(
         "SELECT hotkey, task_id, pair_id, prompt, a, b, known, swapped, shared
          FROM label_tasks WHERE netuid = $1 AND epoch = $2 ORDER BY hotkey, position",
@@ -281,6 +367,7 @@ pub async fn load_label_track(
     Ok(Some(LabelTrackResult {
         netuid: u16::try_from(netuid).unwrap_or(u16::MAX),
         epoch: u64::try_from(epoch).unwrap_or(0),
+        sent_epoch: u64::try_from(sent_epoch).unwrap_or(0),
         track_seed,
         deadline_block: u64::try_from(deadline_block).unwrap_or(0),
         params,

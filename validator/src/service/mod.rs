@@ -15,9 +15,10 @@
 //!    the evaluation;
 //! 2. unless epoch `e` is already in the database: read the metagraph, derive the seed from the
 //!    hash of `e`'s first block (the seed block), read the commitments at that block, run the model track and, beside it, the label track
-//!    (when on: send the batches, answered by the last stored epoch's best models, wait for the
-//!    label deadline, collect, store its rows in their own transaction, or reuse the rows a run
-//!    before a restart stored), combine the tracks, update the EMA, convert to u16, and store all
+//!    (when on: send the batches, answered by the last stored epoch's best models, and keep
+//!    them in `label_pending`; wait for the deadline of the batches due in this epoch — these,
+//!    or an earlier epoch's when the window spans epochs — collect them, store their rows in
+//!    their own transaction, or reuse the rows a run before a restart stored), combine the tracks, update the EMA, convert to u16, and store all
 //!    of it with the `pending` weight row in one transaction;
 //! 3. settle again, which commits (or sets) the new row;
 //! 4. wait for the first block of epoch `e + 1`.
@@ -107,8 +108,9 @@ pub struct ServiceConfig {
     pub initial_backoff: Duration,
     /// Longest pause between retries.
     pub max_backoff: Duration,
-    /// Blocks after an epoch's first block by which the label track collects the labels
-    /// (`None`: half the tempo); never past the epoch's last block.
+    /// Blocks after an epoch's first block by which the label track collects the labels sent in
+    /// it (`None`: half the tempo). More than the tempo: the window spans epochs, and the labels
+    /// are collected, and paid, in the epoch the deadline falls in.
     pub label_deadline_blocks: Option<u64>,
     /// Tests only: stop the loop at this point, as a crash would.
     pub failpoint: Option<Failpoint>,
@@ -593,10 +595,13 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
     }
 
     /// The label track's scores of `epoch`: the stored ones when a run before a restart stored
-    /// them, else a fresh run (send, wait for the deadline, collect) stored in its own
-    /// transaction. Empty when the track is off or nobody labels; a miner that serves no labels
-    /// is recorded with its outcome and scores 0. The open pairs are answered by the best models
-    /// of the last epoch stored before this one (none yet: known-answer tasks only).
+    /// them, else this epoch's batches are sent (unless a run before a restart sent them) and the
+    /// batches whose deadline falls in this epoch are collected (after waiting for the deadline)
+    /// and stored in their own transaction. With a window inside the epoch (the default) those
+    /// are the same batches; a window spanning epochs (`--labels.deadline-blocks` above the
+    /// tempo) collects, and pays, an earlier epoch's batches while this epoch's go out. Empty
+    /// when the track is off, nobody labels or nothing is due yet; a miner that serves no labels
+    /// is recorded with its outcome and scores 0.
     async fn label_scores(
         &self,
         epoch: u64,
@@ -620,8 +625,43 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             return Ok(stored.scores());
         }
         let miners = labels::label_miners(metagraph, &self.hotkey.account_id());
-        if miners.is_empty() {
-            return Ok(BTreeMap::new());
+        let planned = schedule.label_deadline(epoch, self.config.label_deadline_blocks);
+        let result = if schedule.epoch_of(planned) > epoch {
+            // The window spans epochs: this epoch's batches are not collected in this turn, so
+            // sending them and collecting an earlier epoch's run side by side.
+            let (sent, collected) = tokio::join!(
+                self.send_labels(setup, epoch, schedule, seed, metagraph, &miners),
+                self.collect_labels(setup, epoch, schedule, &miners)
+            );
+            sent?;
+            collected?
+        } else {
+            self.send_labels(setup, epoch, schedule, seed, metagraph, &miners)
+                .await?;
+            self.collect_labels(setup, epoch, schedule, &miners).await?
+        };
+        Ok(result.map(|r| r.scores()).unwrap_or_default())
+    }
+
+    /// Builds and sends the label batches of `epoch` and stores them until they are collected
+    /// (`label_pending`); nothing when nobody labels or a run before a restart sent them. The
+    /// open pairs are answered by the best models of the last epoch stored before this one
+    /// (none yet: no tasks).
+    async fn send_labels(
+        &self,
+        setup: &LabelSetup,
+        epoch: u64,
+        schedule: EpochSchedule,
+        seed: [u8; 32],
+        metagraph: &Metagraph,
+        miners: &[labels::LabelMiner],
+    ) -> Result<(), ServiceError> {
+        let netuid = self.config.netuid;
+        let stored_epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
+        if miners.is_empty()
+            || db::label_batches_sent(&self.pool, i32::from(netuid), stored_epoch).await?
+        {
+            return Ok(());
         }
         let planned_deadline = schedule.label_deadline(epoch, self.config.label_deadline_blocks);
         // The samples' seed holds the validator's secret: nobody can regenerate the answers.
@@ -654,7 +694,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             seed,
             secret,
             deadline_block: planned_deadline,
-            miners: &miners,
+            miners,
             prompts: &setup.prompts,
         };
         let sent = setup
@@ -678,27 +718,89 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
                 deadline_block,
                 "label track: batches sent too late for the planned deadline (the turn started \
                  late, or the answers took that long); labelers get the window from now, up to the \
-                 epoch's last block"
+                 last block of the epoch that collects them"
             );
         }
+        db::save_label_pending(&self.pool, &sent).await?;
+        if schedule.epoch_of(deadline_block) > epoch {
+            tracing::info!(
+                epoch,
+                deadline_block,
+                collect_epoch = schedule.epoch_of(deadline_block),
+                "label track: batches sent; they are collected, and paid, in a later epoch"
+            );
+        }
+        Ok(())
+    }
+
+    /// Collects and stores, as `epoch`'s, the pending batches whose deadline falls in `epoch` (or
+    /// before: a validator that was down), once the deadline block is over. `None` when none is
+    /// due. When several are (a long downtime), the newest is collected and the others dropped:
+    /// one label result per epoch.
+    async fn collect_labels(
+        &self,
+        setup: &LabelSetup,
+        epoch: u64,
+        schedule: EpochSchedule,
+        miners: &[labels::LabelMiner],
+    ) -> Result<Option<labels::LabelTrackResult>, ServiceError> {
+        let netuid = i32::from(self.config.netuid);
+        let mut due = db::label_pending_due(&self.pool, netuid, schedule.last_block(epoch)).await?;
+        let Some(mut sent) = due.pop() else {
+            return Ok(None);
+        };
+        for stale in due {
+            tracing::warn!(
+                epoch,
+                sent_epoch = stale.epoch(),
+                deadline_block = stale.deadline_block(),
+                "label track: dropping batches whose collecting epoch was missed (the validator \
+                 was down); their labels are not paid"
+            );
+            db::drop_label_pending(
+                &self.pool,
+                netuid,
+                i64::try_from(stale.epoch()).unwrap_or(i64::MAX),
+            )
+            .await?;
+        }
+        let sent_epoch = i64::try_from(sent.epoch()).unwrap_or(i64::MAX);
+        let gone = sent.follow(miners);
+        if gone > 0 {
+            tracing::info!(
+                epoch,
+                sent_epoch,
+                gone,
+                "label track: miners deregistered since their batch was sent are not collected"
+            );
+        }
+        if sent.batches().next().is_none() {
+            db::drop_label_pending(&self.pool, netuid, sent_epoch).await?;
+            return Ok(None);
+        }
+        let deadline_block = sent.deadline_block();
+        // Miners take labels through the deadline block itself: collecting once it is over
+        // loses none of them (a label given in the last block used to be taken and never paid).
         if let Err(error) = self
             .clock
-            .wait_until(deadline_block.saturating_sub(1))
+            .wait_until(deadline_block.saturating_add(1))
             .await
         {
             tracing::warn!(%error, deadline_block, "label track: waiting for the deadline failed; collecting now");
         }
+        let stored_epoch = i64::try_from(epoch).unwrap_or(i64::MAX);
         let history = db::known_history(
             &self.pool,
-            i32::from(netuid),
+            netuid,
             stored_epoch,
             setup.track.settings().score.window_epochs,
         )
         .await?;
-        let result = setup.track.collect(sent, history).await;
+        let result = setup.track.collect(sent, epoch, history).await;
         let saved = db::save_label_track(&self.pool, &result).await?;
         tracing::info!(
             epoch,
+            sent_epoch,
             deadline_block,
             miners = result.miners.len(),
             ok = result
@@ -709,7 +811,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             ?saved,
             "label track stored"
         );
-        Ok(result.scores())
+        Ok(Some(result))
     }
 
     /// The `pending` weight row: commit–reveal with a fresh OS-random salt when the subnet has it

@@ -50,28 +50,35 @@ impl EpochSchedule {
         (self.tempo != 0).then(|| self.first_block(self.epoch_of(block) + 1))
     }
 
-    /// The label track's deadline in `epoch`: `blocks` after its first block (default: half the
-    /// tempo, at least 1), but never past the epoch's last block.
+    /// The last block of `epoch`.
+    pub fn last_block(self, epoch: u64) -> u64 {
+        self.first_block(epoch + 1)
+            .saturating_sub(1)
+            .max(self.first_block(epoch))
+    }
+
+    /// The deadline of the label batches sent in `epoch`: `blocks` after its first block
+    /// (default: half the tempo, at least 1). More blocks than the tempo make the window span
+    /// epochs: the batches are then collected, and paid, in the epoch the deadline falls in.
     pub fn label_deadline(self, epoch: u64, blocks: Option<u64>) -> u64 {
-        let start = self.first_block(epoch);
         let blocks = blocks.unwrap_or(u64::from(self.tempo) / 2).max(1);
-        let last = self.first_block(epoch + 1).saturating_sub(1).max(start);
-        start.saturating_add(blocks).min(last)
+        self.first_block(epoch).saturating_add(blocks)
     }
 
     /// The deadline of label batches of `epoch` sent at block `head`: the planned
     /// [`label_deadline`](Self::label_deadline) while at least half its window (the blocks from
     /// the epoch's first block to it) is left; later (a turn that started late, slow answers),
-    /// the whole window counted from `head` but never past the epoch's last block, so labelers
-    /// still get time and the turn ends in its epoch (the next one then starts on time instead
-    /// of late again); at least the block after `head`.
+    /// the whole window counted from `head` but ending before the last block of the epoch the
+    /// planned deadline is in (the labels are collected once the deadline block is over), so
+    /// labelers still get time and the collecting turn ends in its epoch (the next one then
+    /// starts on time instead of late again); at least the block after `head`.
     pub fn label_deadline_sent_at(self, epoch: u64, blocks: Option<u64>, head: u64) -> u64 {
         let planned = self.label_deadline(epoch, blocks);
         let window = planned.saturating_sub(self.first_block(epoch)).max(1);
         if head.saturating_add(window / 2) <= planned {
             return planned;
         }
-        let last = self.first_block(epoch + 1).saturating_sub(1);
+        let last = self.last_block(self.epoch_of(planned)).saturating_sub(1);
         head.saturating_add(window)
             .min(last)
             .max(planned)
@@ -126,14 +133,16 @@ mod tests {
     }
 
     #[test]
-    fn the_label_deadline_is_half_the_tempo_in_and_never_past_the_epoch() {
+    fn the_label_deadline_is_half_the_tempo_in_or_the_blocks_asked_for() {
         let schedule = EpochSchedule::new(1, 10);
         let start = schedule.first_block(5);
         let last = schedule.first_block(6) - 1;
         assert_eq!(schedule.label_deadline(5, None), start + 5);
         assert_eq!(schedule.label_deadline(5, Some(3)), start + 3);
         assert_eq!(schedule.label_deadline(5, Some(0)), start + 1);
-        assert_eq!(schedule.label_deadline(5, Some(1_000)), last);
+        // More blocks than the tempo: the window spans epochs.
+        assert_eq!(schedule.label_deadline(5, Some(1_000)), start + 1_000);
+        assert_eq!(schedule.last_block(5), last);
         assert_eq!(
             EpochSchedule::new(1, 1).label_deadline(5, None),
             start_of(1, 1, 5) + 1
@@ -150,12 +159,16 @@ mod tests {
         // Sent at the start or with half the window left: the planned deadline.
         assert_eq!(schedule.label_deadline_sent_at(7, None, start), planned);
         assert_eq!(schedule.label_deadline_sent_at(7, None, start + 5), planned);
-        // Later: ten blocks from then, but never past the epoch's last block.
+        // Later: ten blocks from then, but ending before the epoch's last block, where the
+        // labels are collected.
         assert_eq!(
             schedule.label_deadline_sent_at(7, None, start + 6),
             start + 16
         );
-        assert_eq!(schedule.label_deadline_sent_at(7, None, start + 15), last);
+        assert_eq!(
+            schedule.label_deadline_sent_at(7, None, start + 15),
+            last - 1
+        );
         assert_eq!(schedule.label_deadline_sent_at(7, None, last), last + 1);
         // Sent after the epoch (the answers took that long): the next block.
         assert_eq!(
@@ -169,6 +182,24 @@ mod tests {
         assert_eq!(
             schedule.label_deadline_sent_at(7, Some(1), one + 1),
             one + 2
+        );
+    }
+
+    #[test]
+    fn a_window_spanning_epochs_sent_late_still_ends_in_its_collecting_epoch() {
+        let schedule = EpochSchedule::new(1, 20);
+        let start = schedule.first_block(7);
+        let planned = schedule.label_deadline(7, Some(50));
+        assert_eq!(planned, start + 50);
+        assert_eq!(schedule.epoch_of(planned), 9, "collected two epochs later");
+        assert_eq!(
+            schedule.label_deadline_sent_at(7, Some(50), start + 25),
+            planned
+        );
+        // Half the window gone: fifty blocks from then, but ending before epoch 9's last block.
+        assert_eq!(
+            schedule.label_deadline_sent_at(7, Some(50), start + 30),
+            schedule.last_block(9) - 1
         );
     }
 

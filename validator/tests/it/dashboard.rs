@@ -395,6 +395,7 @@ async fn the_leaderboard_shows_each_label_miners_estimated_accuracy_and_outcome(
     let labels = LabelTrackResult {
         netuid: NETUID,
         epoch: 6,
+        sent_epoch: 6,
         track_seed: "ab".repeat(32),
         deadline_block: 70,
         params: Default::default(),

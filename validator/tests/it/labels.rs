@@ -461,3 +461,109 @@ async fn export_preferences_writes_the_file_through_the_binary(pool: PgPool) {
         .collect();
     assert_eq!(names, ["prefs.jsonl"], "no temporary file left behind");
 }
+
+/// A window spanning epochs: the batches sent in epoch 4 are kept in `label_pending`, come back
+/// from Postgres as they were sent, follow their miners to their current uid and axon (a
+/// deregistered hotkey is left out), are collected as epoch 6's and leave `label_pending` in the
+/// transaction that stores them.
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn batches_sent_in_one_epoch_are_collected_and_paid_in_a_later_one(pool: PgPool) {
+    let honest = Keypair::from_uri("//Miner0").expect("key");
+    let gone = Keypair::from_uri("//Miner1").expect("key");
+    let (addr, _honest_state) = spawn_miner(Behaviour::Honest, &honest).await;
+    let (gone_addr, _gone_state) = spawn_miner(Behaviour::Honest, &gone).await;
+    let miners = vec![
+        LabelMiner {
+            uid: 0,
+            hotkey: honest.account_id(),
+            base_url: Some(url(addr)),
+        },
+        LabelMiner {
+            uid: 1,
+            hotkey: gone.account_id(),
+            base_url: Some(url(gone_addr)),
+        },
+    ];
+    let mut settings = LabelSettings::default();
+    settings.batch.max_prompts = 1000;
+    let track = LabelTrack::new(
+        SignedClient::new(reqwest::Client::new(), validator_key()),
+        settings,
+    );
+    let prompts = prompt_pool();
+    let input = LabelEpochInput {
+        netuid: 1,
+        epoch: 4,
+        seed: [4; 32],
+        secret: [42; 32],
+        deadline_block: 130,
+        miners: &miners,
+        prompts: &prompts,
+    };
+    let answers: Arc<dyn AnswerSource> = Arc::new(two_models);
+    let sent = track.send(&input, answers).await;
+    assert_eq!(
+        db::save_label_pending(&pool, &sent).await.expect("save"),
+        Saved::New
+    );
+    assert_eq!(
+        db::save_label_pending(&pool, &sent).await.expect("save"),
+        Saved::AlreadyStored,
+        "a restart does not send again"
+    );
+    assert!(db::label_batches_sent(&pool, 1, 4).await.expect("query"));
+    assert!(!db::label_batches_sent(&pool, 1, 5).await.expect("query"));
+    assert!(
+        db::label_pending_due(&pool, 1, 129)
+            .await
+            .expect("due")
+            .is_empty(),
+        "not due before its deadline's epoch"
+    );
+    let mut due = db::label_pending_due(&pool, 1, 135).await.expect("due");
+    assert_eq!(due.len(), 1);
+    let mut loaded = due.pop().expect("one");
+    assert_eq!(loaded.epoch(), 4);
+    assert_eq!(loaded.deadline_block(), 130);
+    let batches = |s: &subnet_validator::tracks::labels::SentEpoch| -> Vec<(u16, String)> {
+        s.batches()
+            .map(|(uid, b)| (uid, serde_json::to_string(b).expect("json")))
+            .collect()
+    };
+    assert_eq!(
+        batches(&loaded),
+        batches(&sent),
+        "stored as sent, truth included"
+    );
+
+    // By epoch 6 the honest miner moved to uid 3 and the other one deregistered.
+    let now = vec![LabelMiner {
+        uid: 3,
+        ..miners[0].clone()
+    }];
+    assert_eq!(loaded.follow(&now), 1);
+    let result = track.collect(loaded, 6, KnownHistory::new()).await;
+    assert_eq!((result.epoch, result.sent_epoch), (6, 4));
+    assert_eq!(result.miners.len(), 1);
+    assert_eq!(result.miners[0].uid, 3);
+    assert_eq!(result.miners[0].outcome, LabelOutcome::Ok);
+    assert!(result.scores()[&3] > 0.0);
+    assert_eq!(
+        db::save_label_track(&pool, &result).await.expect("save"),
+        Saved::New
+    );
+    assert!(
+        db::label_pending_due(&pool, 1, 1_000)
+            .await
+            .expect("due")
+            .is_empty(),
+        "collected batches are no longer pending"
+    );
+    assert!(db::label_batches_sent(&pool, 1, 4).await.expect("query"));
+    let stored = db::load_label_track(&pool, 1, 6)
+        .await
+        .expect("load")
+        .expect("stored");
+    assert_eq!(stored.sent_epoch, 4);
+    assert_eq!(stored.scores(), result.scores());
+}

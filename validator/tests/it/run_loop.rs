@@ -207,6 +207,17 @@ fn service(
     cache: &Path,
     failpoint: Option<Failpoint>,
 ) -> Service<DevChainClient, ChainClock<DevChainClient>> {
+    service_with_label_window(chain, pool, cache, failpoint, None)
+}
+
+/// [`service`] with `--labels.deadline-blocks`.
+fn service_with_label_window(
+    chain: &TestChain,
+    pool: &PgPool,
+    cache: &Path,
+    failpoint: Option<Failpoint>,
+    label_deadline_blocks: Option<u64>,
+) -> Service<DevChainClient, ChainClock<DevChainClient>> {
     let settings = TrackSettings {
         fetch: Limits {
             request_timeout: Duration::from_secs(5),
@@ -227,6 +238,7 @@ fn service(
         initial_backoff: Duration::from_millis(100),
         max_backoff: Duration::from_secs(1),
         failpoint,
+        label_deadline_blocks,
         ..ServiceConfig::new(NETUID)
     };
     let labels = LabelSetup {
@@ -466,6 +478,73 @@ async fn restart_until_revealed(chain: &TestChain, pool: &PgPool, cache: &Path, 
         .await;
     })
     .await;
+}
+
+/// `--labels.deadline-blocks` of two epochs and a bit: the batches sent in epoch e are kept in
+/// `label_pending` across a crash, not sent again by the restarted loop, and collected, stored
+/// and paid as epoch e + 2's.
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn label_batches_of_a_window_spanning_epochs_survive_a_crash_and_are_collected_later(
+    pool: PgPool,
+) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let chain = spawn_chain(&root.path().join("chain")).await;
+    let cache = root.path().join("cache");
+    random_model(&root.path().join("weak"), 2);
+    let (_weak, _serving) = start_miner(&chain.client, "//Miner2", &root.path().join("weak")).await;
+    let window = Some(2 * (u64::from(TEMPO) + 1) + 3);
+    let crashed =
+        service_with_label_window(&chain, &pool, &cache, Some(Failpoint::AfterSave), window)
+            .run(std::future::pending())
+            .await;
+    assert!(
+        matches!(crashed, Err(ServiceError::Stopped(_))),
+        "{crashed:?}"
+    );
+    let pending: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT epoch, batches->>'track_seed' FROM label_pending WHERE netuid = 1 ORDER BY epoch",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("pending");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let (sent_epoch, track_seed) = pending[0].clone();
+    let (stored,): (i64,) = sqlx::query_as("SELECT count(*) FROM label_batches")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 0, "nothing is due in the first epoch");
+
+    let service = service_with_label_window(&chain, &pool, &cache, None, window);
+    let (epoch, seed) = run_until(&service, async {
+        eventually(
+            "the crashed epoch's batches collected",
+            Duration::from_secs(60),
+            || async {
+                sqlx::query_as::<_, (i64, String)>(
+                    "SELECT epoch, track_seed FROM label_batches WHERE netuid = 1 AND sent_epoch = $1 LIMIT 1",
+                )
+                .bind(sent_epoch)
+                .fetch_optional(&pool)
+                .await
+                .expect("query")
+            },
+        )
+        .await
+    })
+    .await;
+    assert_eq!(epoch, sent_epoch + 2, "collected two epochs later");
+    assert_eq!(
+        seed, track_seed,
+        "the batches sent before the crash, not new ones"
+    );
+    let (left,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM label_pending WHERE netuid = 1 AND epoch = $1")
+            .bind(sent_epoch)
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+    assert_eq!(left, 0, "collected batches are no longer pending");
 }
 
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]

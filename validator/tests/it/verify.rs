@@ -179,6 +179,7 @@ fn label_track(epoch: i64, history: KnownHistory) -> LabelTrackResult {
     let mut result = LabelTrackResult {
         netuid: NETUID,
         epoch: epoch as u64,
+        sent_epoch: epoch as u64,
         track_seed: "ef".repeat(32),
         deadline_block: 300,
         params: Default::default(),

@@ -87,7 +87,7 @@ impl std::fmt::Display for LabelOutcome {
 }
 
 /// A failed exchange: what to record and why, in words.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     /// The recorded outcome.
     pub outcome: LabelOutcome,

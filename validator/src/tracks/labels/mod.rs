@@ -132,7 +132,8 @@ struct Sent {
     delivered: Result<(), Failure>,
 }
 
-/// Batches sent at the epoch start, waiting for [`LabelTrack::collect`].
+/// Batches sent at the epoch start, waiting for [`LabelTrack::collect`] (in the same epoch, or
+/// a later one when the window spans epochs; [`StoredSent`] keeps them across restarts).
 #[derive(Debug, Clone)]
 pub struct SentEpoch {
     netuid: u16,
@@ -144,7 +145,124 @@ pub struct SentEpoch {
     sent: Vec<Sent>,
 }
 
+/// One miner's batch of a [`StoredSent`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredBatch {
+    /// Its uid when the batch was sent.
+    pub uid: u16,
+    /// SS58 hotkey.
+    pub hotkey: String,
+    /// The axon it was sent to.
+    pub base_url: Option<String>,
+    /// The batch with its hidden truth.
+    pub batch: MinerBatch,
+    /// Why it was not delivered (`None`: delivered).
+    pub failure: Option<Failure>,
+}
+
+/// A [`SentEpoch`] as the `label_pending` table stores it until it is collected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredSent {
+    /// Subnet.
+    pub netuid: u16,
+    /// The epoch the batches were built and sent in.
+    pub epoch: u64,
+    /// The track seed, hex.
+    pub track_seed: String,
+    /// The batches' deadline block.
+    pub deadline_block: u64,
+    /// Open pairs available that epoch.
+    pub open_pairs: usize,
+    /// One entry per miner sent to.
+    pub batches: Vec<StoredBatch>,
+}
+
+impl From<&SentEpoch> for StoredSent {
+    fn from(sent: &SentEpoch) -> Self {
+        Self {
+            netuid: sent.netuid,
+            epoch: sent.epoch,
+            track_seed: hex::encode(sent.track_seed),
+            deadline_block: sent.deadline_block,
+            open_pairs: sent.open_pairs,
+            batches: sent
+                .sent
+                .iter()
+                .map(|s| StoredBatch {
+                    uid: s.miner.uid,
+                    hotkey: s.miner.hotkey.to_ss58(),
+                    base_url: s.miner.base_url.as_ref().map(|u| u.to_string()),
+                    batch: s.batch.clone(),
+                    failure: s.delivered.clone().err(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<StoredSent> for SentEpoch {
+    type Error = String;
+
+    fn try_from(stored: StoredSent) -> Result<Self, String> {
+        let mut track_seed = [0u8; 32];
+        hex::decode_to_slice(&stored.track_seed, &mut track_seed)
+            .map_err(|e| format!("track_seed {:?}: {e}", stored.track_seed))?;
+        let sent = stored
+            .batches
+            .into_iter()
+            .map(|b| {
+                let hotkey = AccountId::from_ss58(&b.hotkey)
+                    .map_err(|e| format!("hotkey {:?}: {e}", b.hotkey))?;
+                let base_url = b
+                    .base_url
+                    .map(|u| reqwest::Url::parse(&u).map_err(|e| format!("base_url {u:?}: {e}")))
+                    .transpose()?;
+                Ok(Sent {
+                    miner: LabelMiner {
+                        uid: b.uid,
+                        hotkey,
+                        base_url,
+                    },
+                    batch: b.batch,
+                    delivered: b.failure.map_or(Ok(()), Err),
+                })
+            })
+            .collect::<Result<Vec<Sent>, String>>()?;
+        Ok(Self {
+            netuid: stored.netuid,
+            epoch: stored.epoch,
+            track_seed,
+            deadline_block: stored.deadline_block,
+            open_pairs: stored.open_pairs,
+            sent,
+        })
+    }
+}
+
 impl SentEpoch {
+    /// The epoch the batches were built and sent in.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Follows each miner to where `miners` (the metagraph at collection time) has it: its
+    /// current uid and axon. A hotkey no longer registered is left out (its uid may be someone
+    /// else's now); returns how many were.
+    pub fn follow(&mut self, miners: &[LabelMiner]) -> usize {
+        let before = self.sent.len();
+        self.sent.retain_mut(
+            |s| match miners.iter().find(|m| m.hotkey == s.miner.hotkey) {
+                Some(now) => {
+                    s.miner.uid = now.uid;
+                    s.miner.base_url = now.base_url.clone().or(s.miner.base_url.take());
+                    true
+                }
+                None => false,
+            },
+        );
+        before - self.sent.len()
+    }
+
     /// The batches built this epoch, by uid.
     pub fn batches(&self) -> impl Iterator<Item = (u16, &MinerBatch)> {
         self.sent.iter().map(|s| (s.miner.uid, &s.batch))
@@ -188,9 +306,12 @@ pub struct LabelMinerResult {
 pub struct LabelTrackResult {
     /// Subnet.
     pub netuid: u16,
-    /// Epoch index.
+    /// The epoch the labels were collected in, whose weights they feed.
     pub epoch: u64,
-    /// [`batch::track_seed`] of the epoch, hex (reveals the secret once the epoch is over).
+    /// The epoch the batches were built and sent in: `epoch`, or an earlier one when the label
+    /// window spans epochs (`--labels.deadline-blocks` above the tempo).
+    pub sent_epoch: u64,
+    /// [`batch::track_seed`] of the sending epoch, hex (reveals the secret once it is over).
     pub track_seed: String,
     /// The batches' deadline block.
     pub deadline_block: u64,
@@ -420,10 +541,17 @@ impl LabelTrack {
         }
     }
 
-    /// Collects the labels of every delivered batch and scores the epoch, with `history` (each
-    /// hotkey's known answers in the window's earlier epochs, [`crate::db::known_history`]). Call
-    /// it before the deadline block: miners drop a batch after its deadline.
-    pub async fn collect(&self, sent: SentEpoch, history: KnownHistory) -> LabelTrackResult {
+    /// Collects the labels of every delivered batch and scores them as `epoch`'s (the epoch
+    /// they are collected in: the sending one, or a later one when the window spans epochs),
+    /// with `history` (each hotkey's known answers in the window's earlier epochs,
+    /// [`crate::db::known_history`]). Call it once the deadline block is over: miners take labels
+    /// through it, and none after.
+    pub async fn collect(
+        &self,
+        sent: SentEpoch,
+        epoch: u64,
+        history: KnownHistory,
+    ) -> LabelTrackResult {
         let limits = &self.settings.limits;
         let jobs: Vec<_> = sent
             .sent
@@ -500,7 +628,8 @@ impl LabelTrack {
         miners.sort_by_key(|m| m.uid);
         let mut result = LabelTrackResult {
             netuid: sent.netuid,
-            epoch: sent.epoch,
+            epoch,
+            sent_epoch: sent.epoch,
             track_seed: hex::encode(sent.track_seed),
             deadline_block: sent.deadline_block,
             params: self.settings.score,
@@ -511,19 +640,19 @@ impl LabelTrack {
         result
     }
 
-    /// [`send`](Self::send), wait for `before_deadline` (a future the epoch loop resolves shortly
-    /// before `deadline_block`, e.g. its clock waiting for `deadline_block − 1`), then
+    /// [`send`](Self::send), wait for `deadline_over` (a future the caller resolves once the
+    /// deadline block is over, e.g. its clock waiting for `deadline_block + 1`), then
     /// [`collect`](Self::collect) with `history`.
     pub async fn run_epoch(
         &self,
         input: &LabelEpochInput<'_>,
         answers: Arc<dyn AnswerSource>,
-        before_deadline: impl Future<Output = ()>,
+        deadline_over: impl Future<Output = ()>,
         history: KnownHistory,
     ) -> LabelTrackResult {
         let sent = self.send(input, answers).await;
-        before_deadline.await;
-        self.collect(sent, history).await
+        deadline_over.await;
+        self.collect(sent, input.epoch, history).await
     }
 }
 
