@@ -5,6 +5,9 @@
 //! every error names the 1-based line it found. Blank lines are skipped; unknown fields are refused
 //! so a typo never silently drops a field. [`Dataset::sample`] picks records by seed with the same
 //! ChaCha20 draws as the task generators, so every validator picks the same lines.
+//!
+//! Preference files (`validator export-preferences`, `{"prompt", "chosen", "rejected", ...}` per
+//! line) load with [`load_preferences`] under the same limits, for DPO fine-tuning.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -207,41 +210,9 @@ impl Dataset {
 
     /// Parses JSONL bytes.
     pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Self, DataError> {
-        let len = bytes.len() as u64;
-        if len > limits.max_file_bytes {
-            return Err(DataError::FileTooLarge {
-                bytes: len,
-                max: limits.max_file_bytes,
-            });
-        }
-        let mut records = Vec::new();
-        for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-            let line = index + 1;
-            let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-            if raw.len() > limits.max_line_bytes {
-                return Err(DataError::LineTooLong {
-                    line,
-                    bytes: raw.len(),
-                    max: limits.max_line_bytes,
-                });
-            }
-            let text = std::str::from_utf8(raw).map_err(|_| DataError::InvalidUtf8 { line })?;
-            if text.trim().is_empty() {
-                continue;
-            }
-            if records.len() == limits.max_records {
-                return Err(DataError::TooManyRecords {
-                    line,
-                    max: limits.max_records,
-                });
-            }
-            let parsed: RawLine =
-                serde_json::from_str(text).map_err(|source| DataError::Json { line, source })?;
-            records.push(record(parsed).map_err(|reason| DataError::Shape { line, reason })?);
-        }
-        if records.is_empty() {
-            return Err(DataError::Empty);
-        }
+        let records = parse_jsonl(bytes, limits, |line, raw: RawLine| {
+            record(raw).map_err(|reason| DataError::Shape { line, reason })
+        })?;
         Ok(Dataset { records })
     }
 
@@ -280,6 +251,120 @@ impl Dataset {
         }
         picks
     }
+}
+
+/// The non-blank lines of JSONL `bytes` under `limits`, each parsed as `T` and turned into a
+/// record by `make` (given its 1-based line number); never empty.
+fn parse_jsonl<T: serde::de::DeserializeOwned, R>(
+    bytes: &[u8],
+    limits: &Limits,
+    make: impl Fn(usize, T) -> Result<R, DataError>,
+) -> Result<Vec<R>, DataError> {
+    let len = bytes.len() as u64;
+    if len > limits.max_file_bytes {
+        return Err(DataError::FileTooLarge {
+            bytes: len,
+            max: limits.max_file_bytes,
+        });
+    }
+    let mut records = Vec::new();
+    for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let line = index + 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.len() > limits.max_line_bytes {
+            return Err(DataError::LineTooLong {
+                line,
+                bytes: raw.len(),
+                max: limits.max_line_bytes,
+            });
+        }
+        let text = std::str::from_utf8(raw).map_err(|_| DataError::InvalidUtf8 { line })?;
+        if text.trim().is_empty() {
+            continue;
+        }
+        if records.len() == limits.max_records {
+            return Err(DataError::TooManyRecords {
+                line,
+                max: limits.max_records,
+            });
+        }
+        let parsed: T =
+            serde_json::from_str(text).map_err(|source| DataError::Json { line, source })?;
+        records.push(make(line, parsed)?);
+    }
+    if records.is_empty() {
+        return Err(DataError::Empty);
+    }
+    Ok(records)
+}
+
+/// One preference: a prompt, the preferred answer and the other one. Lines of
+/// `validator export-preferences` carry more fields (votes, agreement, reliability, epoch); they
+/// are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PreferenceRecord {
+    /// The prompt.
+    pub prompt: String,
+    /// The preferred answer.
+    pub chosen: String,
+    /// The other answer.
+    pub rejected: String,
+}
+
+impl PreferenceRecord {
+    /// The pair as two samples sharing the prompt: rendered with the tokenizer's chat template
+    /// (the prompt as the user's message, the answer as the assistant's) when it has one, as
+    /// plain text otherwise, like the records of a dataset.
+    pub fn to_samples(
+        &self,
+        tokenizer: &Tokenizer,
+        max_len: usize,
+    ) -> Result<(Sample, Sample), TaskError> {
+        let record = |answer: &str| match tokenizer.chat_template() {
+            Some(_) => Record::Chat {
+                messages: vec![
+                    Message::new("user", &self.prompt),
+                    Message::new("assistant", answer),
+                ],
+            },
+            None => Record::Text {
+                prompt: self.prompt.clone(),
+                completion: answer.to_string(),
+            },
+        };
+        Ok((
+            record(&self.chosen).to_sample(tokenizer, max_len)?,
+            record(&self.rejected).to_sample(tokenizer, max_len)?,
+        ))
+    }
+}
+
+/// Reads a preference JSONL file under `limits`: every line needs a prompt and two different,
+/// non-empty answers.
+pub fn load_preferences(path: &Path, limits: &Limits) -> Result<Vec<PreferenceRecord>, DataError> {
+    parse_preferences(&read_limited(path, limits)?, limits)
+}
+
+/// [`load_preferences`] of bytes.
+pub fn parse_preferences(
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<Vec<PreferenceRecord>, DataError> {
+    parse_jsonl(bytes, limits, |line, record: PreferenceRecord| {
+        let shape = |reason: &str| {
+            Err(DataError::Shape {
+                line,
+                reason: reason.to_string(),
+            })
+        };
+        if record.chosen.is_empty() || record.rejected.is_empty() {
+            return shape("chosen and rejected must not be empty");
+        }
+        if record.chosen == record.rejected {
+            return shape("chosen and rejected are the same answer");
+        }
+        Ok(record)
+    })
 }
 
 /// The bytes of `path`, refused before reading when the file is over the size limit.
@@ -564,6 +649,40 @@ mod tests {
                 assert_eq!(pass.iter().filter(|&&p| p == record).count(), 1);
             }
         }
+    }
+
+    #[test]
+    fn preference_lines_of_the_export_parse_and_bad_ones_name_their_line() {
+        let text = concat!(
+            r#"{"prompt":"Why?","chosen":"Because.","rejected":"No.","votes":3,"agreement":0.75,"reliability":0.9,"epoch":4}"#,
+            "\n\n",
+            r#"{"prompt":"","chosen":"a","rejected":"b"}"#,
+            "\n",
+        );
+        let records = parse_preferences(text.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].chosen, "Because.");
+        let bad = |line: &str| parse_preferences(line.as_bytes(), &Limits::default());
+        assert!(matches!(
+            bad(r#"{"prompt":"p","chosen":"same","rejected":"same"}"#),
+            Err(DataError::Shape { line: 1, .. })
+        ));
+        assert!(matches!(
+            bad("\n{\"prompt\":\"p\",\"chosen\":\"\",\"rejected\":\"x\"}"),
+            Err(DataError::Shape { line: 2, .. })
+        ));
+        assert!(matches!(
+            bad(r#"{"prompt":"p","chosen":"x"}"#),
+            Err(DataError::Json { line: 1, .. })
+        ));
+        assert!(matches!(bad(""), Err(DataError::Empty)));
+        // Plain text without a chat template: the prompt, then each answer as the completion.
+        let (chosen, rejected) = records[0].to_samples(&Tokenizer::bytes(), 64).unwrap();
+        assert_eq!(
+            chosen.input_ids[..chosen.completion_start],
+            rejected.input_ids[..rejected.completion_start]
+        );
+        assert_ne!(chosen.input_ids, rejected.input_ids);
     }
 
     proptest! {

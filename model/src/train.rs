@@ -1,5 +1,16 @@
-//! Fine-tuning: AdamW on the completion loss, with linear warmup, gradient clipping, periodic
-//! checkpoints and resume, writing an HF-style artifact directory.
+//! Fine-tuning: AdamW on the completion loss ([`train`]) or on preferences ([`train_preferences`],
+//! DPO), with linear warmup, gradient clipping, periodic checkpoints and resume, writing an
+//! HF-style artifact directory.
+//!
+//! DPO (Rafailov et al. 2023) trains on pairs of completions of one prompt, one preferred: with
+//! `m(x) = log π(chosen) − log π(rejected)` summed over the completion tokens, and the same margin
+//! `m_ref` of the reference model (the base, computed once before training),
+//!
+//! ```text
+//! loss = mean over pairs of −log σ(β · (m − m_ref))
+//! ```
+//!
+//! so the model moves towards the preferred answers, β keeping it near the reference.
 //!
 //! The objective is the one the validator scores: for each sample the mean cross-entropy over
 //! its completion tokens, averaged over the batch. Samples are drawn in a seeded order (a fresh
@@ -19,8 +30,8 @@ use burn::module::{AutodiffModule, Module};
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
-use burn::tensor::activation::log_softmax;
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::activation::{log_sigmoid, log_softmax};
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -28,7 +39,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::config::LlamaConfig;
-use crate::eval::{EvalError, Sample, check_samples, pad_batch};
+use crate::eval::{EvalError, Sample, check_samples, evaluate, pad_batch};
 use crate::io::{IoError, save_artifact};
 use crate::llama::Llama;
 
@@ -113,6 +124,82 @@ struct TrainerState {
     seed: u64,
     batch_size: usize,
     loss: f64,
+    /// [`Objective::name`]; checkpoints from before DPO are completion ones.
+    #[serde(default = "completion_objective")]
+    objective: String,
+}
+
+fn completion_objective() -> String {
+    Objective::Completion.name().to_string()
+}
+
+/// What a run optimises (recorded in its checkpoints: a resume must not switch it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Objective {
+    /// The completion loss.
+    Completion,
+    /// DPO on preference pairs.
+    Preference,
+}
+
+impl Objective {
+    fn name(self) -> &'static str {
+        match self {
+            Objective::Completion => "completion",
+            Objective::Preference => "dpo",
+        }
+    }
+}
+
+/// One preference: a prompt with the preferred completion and the other one, as two samples that
+/// share the prompt tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreferencePair {
+    /// Prompt then the preferred completion.
+    pub chosen: Sample,
+    /// Prompt then the other completion.
+    pub rejected: Sample,
+}
+
+/// DPO's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DpoConfig {
+    /// How far the model may move from the reference: larger keeps it closer (0.1 is usual).
+    pub beta: f64,
+}
+
+impl Default for DpoConfig {
+    fn default() -> Self {
+        Self { beta: 0.1 }
+    }
+}
+
+/// Each pair's margin under `model`: `log p(chosen) − log p(rejected)`, summed over the
+/// completion tokens, computed `batch_size` sequences at a time. With the base model these are
+/// DPO's reference margins; a positive margin is a preference for the chosen completion.
+pub fn preference_margins<B: Backend>(
+    model: &Llama<B>,
+    pairs: &[PreferencePair],
+    batch_size: usize,
+) -> Result<Vec<f64>, EvalError> {
+    let samples: Vec<Sample> = pairs
+        .iter()
+        .flat_map(|p| [p.chosen.clone(), p.rejected.clone()])
+        .collect();
+    let losses = evaluate(model, &samples, batch_size)?;
+    let log_prob = |l: &crate::eval::SampleLoss| -l.loss * l.tokens as f64;
+    Ok(losses
+        .chunks(2)
+        .map(|pair| log_prob(&pair[0]) - log_prob(&pair[1]))
+        .collect())
+}
+
+/// The share of `margins` above 0: how often a model prefers the chosen completion (0 for none).
+pub fn preference_accuracy(margins: &[f64]) -> f64 {
+    if margins.is_empty() {
+        return 0.0;
+    }
+    margins.iter().filter(|&&m| m > 0.0).count() as f64 / margins.len() as f64
 }
 
 /// Why training could not run or finish.
@@ -179,7 +266,7 @@ pub fn learning_rate_at(config: &TrainConfig, step: usize) -> f64 {
 /// Fine-tunes `model` on `samples` and writes the result to `out_dir`. With `resume`, a complete
 /// checkpoint in `out_dir/checkpoint` replaces `model` and the run continues from its step.
 pub fn train<B: AutodiffBackend>(
-    mut model: Llama<B>,
+    model: Llama<B>,
     model_config: &LlamaConfig,
     samples: &[Sample],
     config: &TrainConfig,
@@ -196,6 +283,94 @@ pub fn train<B: AutodiffBackend>(
         model_config.vocab_size,
         model_config.max_position_embeddings,
     )?;
+    run_training(
+        model,
+        model_config,
+        Objective::Completion,
+        samples.len(),
+        &|model: &Llama<B>, batch: &[usize], device: &B::Device| {
+            let batch: Vec<&Sample> = batch.iter().map(|&i| &samples[i]).collect();
+            batch_loss(model, &batch, device)
+        },
+        config,
+        out_dir,
+        resume,
+        progress,
+    )
+}
+
+/// DPO: trains `model` to prefer each pair's chosen completion, relative to `reference` (each
+/// pair's margin under the reference model, [`preference_margins`] of the base), and writes the
+/// result to `out_dir`; checkpoints and resume as [`train`]. A step's batch is
+/// `config.batch_size` pairs (twice as many sequences).
+#[allow(clippy::too_many_arguments)]
+pub fn train_preferences<B: AutodiffBackend>(
+    model: Llama<B>,
+    model_config: &LlamaConfig,
+    pairs: &[PreferencePair],
+    reference: &[f64],
+    dpo: DpoConfig,
+    config: &TrainConfig,
+    out_dir: &Path,
+    resume: bool,
+    progress: &mut dyn FnMut(&StepReport),
+) -> Result<(Llama<B>, TrainOutcome), TrainError> {
+    validate(config)?;
+    if pairs.is_empty() {
+        return Err(TrainError::NoSamples);
+    }
+    if reference.len() != pairs.len() || reference.iter().any(|m| !m.is_finite()) {
+        return Err(TrainError::Config(format!(
+            "{} reference margins for {} pairs (each must be finite)",
+            reference.len(),
+            pairs.len()
+        )));
+    }
+    if !(dpo.beta > 0.0 && dpo.beta.is_finite()) {
+        return Err(TrainError::Config("beta must be positive".to_string()));
+    }
+    let sequences: Vec<Sample> = pairs
+        .iter()
+        .flat_map(|p| [p.chosen.clone(), p.rejected.clone()])
+        .collect();
+    check_samples(
+        &sequences,
+        model_config.vocab_size,
+        model_config.max_position_embeddings,
+    )?;
+    run_training(
+        model,
+        model_config,
+        Objective::Preference,
+        pairs.len(),
+        &|model: &Llama<B>, batch: &[usize], device: &B::Device| {
+            let pairs: Vec<&PreferencePair> = batch.iter().map(|&i| &pairs[i]).collect();
+            let reference: Vec<f64> = batch.iter().map(|&i| reference[i]).collect();
+            dpo_loss(model, &pairs, &reference, dpo.beta, device)
+        },
+        config,
+        out_dir,
+        resume,
+        progress,
+    )
+}
+
+/// The loss of one batch of item indices.
+type BatchLoss<'a, B> = dyn Fn(&Llama<B>, &[usize], &burn::tensor::Device<B>) -> Tensor<B, 1> + 'a;
+
+/// The training loop over `items` items (samples or pairs), `loss` giving a batch's loss.
+#[allow(clippy::too_many_arguments)]
+fn run_training<B: AutodiffBackend>(
+    mut model: Llama<B>,
+    model_config: &LlamaConfig,
+    objective: Objective,
+    items: usize,
+    loss_of: &BatchLoss<'_, B>,
+    config: &TrainConfig,
+    out_dir: &Path,
+    resume: bool,
+    progress: &mut dyn FnMut(&StepReport),
+) -> Result<(Llama<B>, TrainOutcome), TrainError> {
     let device = model.embed_tokens.weight.val().device();
     let checkpoint = out_dir.join(CHECKPOINT_DIR);
 
@@ -207,6 +382,16 @@ pub fn train<B: AutodiffBackend>(
                 message: format!(
                     "seed {} / batch size {} there, {} / {} here",
                     state.seed, state.batch_size, config.seed, config.batch_size
+                ),
+            });
+        }
+        if state.objective != objective.name() {
+            return Err(TrainError::CheckpointMismatch {
+                path: checkpoint,
+                message: format!(
+                    "a {} run there, a {} run here",
+                    state.objective,
+                    objective.name()
                 ),
             });
         }
@@ -241,16 +426,12 @@ pub fn train<B: AutodiffBackend>(
         optimizer = optimizer.load_record(record);
         tracing::info!(step = start_step, "resuming from checkpoint");
     }
-    let mut order = SampleOrder::new(samples.len(), config.seed);
+    let mut order = SampleOrder::new(items, config.seed);
     let mut losses = Vec::with_capacity(config.steps - start_step);
 
     for step in start_step + 1..=config.steps {
-        let batch: Vec<&Sample> = order
-            .batch(step - 1, config.batch_size)
-            .into_iter()
-            .map(|i| &samples[i])
-            .collect();
-        let loss = batch_loss(&model, &batch, &device);
+        let batch = order.batch(step - 1, config.batch_size);
+        let loss = loss_of(&model, &batch, &device);
         let loss_value = loss
             .clone()
             .into_data()
@@ -276,7 +457,8 @@ pub fn train<B: AutodiffBackend>(
         if config.checkpoint_every > 0 && step % config.checkpoint_every == 0 && step < config.steps
         {
             let records = (&model, optimizer.to_record());
-            save_checkpoint(records, model_config, config, step, loss_value, &checkpoint)?;
+            let at = (step, loss_value, objective);
+            save_checkpoint(records, model_config, config, at, &checkpoint)?;
         }
     }
 
@@ -286,8 +468,7 @@ pub fn train<B: AutodiffBackend>(
         records,
         model_config,
         config,
-        config.steps,
-        last_loss,
+        (config.steps, last_loss, objective),
         &checkpoint,
     )?;
     save_artifact(&model.valid(), model_config, out_dir)?;
@@ -348,6 +529,45 @@ fn batch_loss<B: AutodiffBackend>(
     (log_probs * weights).sum().neg()
 }
 
+/// DPO's loss of one batch of pairs: the mean over pairs of `−log σ(β · (m − m_ref))`, with `m`
+/// the model's summed completion log-probability of the chosen minus the rejected sequence.
+///
+/// Shapes: → `[1]`.
+fn dpo_loss<B: AutodiffBackend>(
+    model: &Llama<B>,
+    pairs: &[&PreferencePair],
+    reference: &[f64],
+    beta: f64,
+    device: &B::Device,
+) -> Tensor<B, 1> {
+    // Chosen sequences first, then the rejected ones, in one padded batch.
+    let rows: Vec<&Sample> = pairs
+        .iter()
+        .map(|p| &p.chosen)
+        .chain(pairs.iter().map(|p| &p.rejected))
+        .collect();
+    let (input_ids, targets, lengths) = pad_batch::<B>(&rows, device);
+    let [n, seq] = input_ids.dims();
+    let mut mask = vec![0f32; n * seq];
+    for (row, sample) in rows.iter().enumerate() {
+        let (from, to) = (sample.completion_start - 1, sample.input_ids.len() - 1);
+        mask[row * seq + from..row * seq + to].fill(1.0);
+    }
+    let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, [n, seq]), device);
+    // [n, seq, vocab] → log p(target) [n, seq] → summed over the completion [n]
+    let log_probs = log_softmax(model.forward_padded(input_ids, &lengths), 2)
+        .gather(2, targets.unsqueeze_dim::<3>(2))
+        .reshape([n, seq]);
+    let sums = (log_probs * mask).sum_dim(1).reshape([n]);
+    let k = pairs.len();
+    let margins = sums.clone().narrow(0, 0, k) - sums.narrow(0, k, n - k);
+    let reference: Vec<f32> = reference.iter().map(|&m| m as f32).collect();
+    let reference = Tensor::<B, 1>::from_data(TensorData::new(reference, [k]), device);
+    log_sigmoid((margins - reference).mul_scalar(beta))
+        .mean()
+        .neg()
+}
+
 /// The seeded sample stream: pass `p` over the data is a shuffle seeded by `(seed, p)`.
 struct SampleOrder {
     len: usize,
@@ -398,8 +618,7 @@ fn save_checkpoint<B: AutodiffBackend, R: burn::record::Record<B>>(
     (model, optimizer): (&Llama<B>, R),
     model_config: &LlamaConfig,
     config: &TrainConfig,
-    step: usize,
-    loss: f64,
+    (step, loss, objective): (usize, f64, Objective),
     dir: &Path,
 ) -> Result<(), TrainError> {
     let path = dir.join(STATE_FILE);
@@ -430,6 +649,7 @@ fn save_checkpoint<B: AutodiffBackend, R: burn::record::Record<B>>(
         seed: config.seed,
         batch_size: config.batch_size,
         loss,
+        objective: objective.name().to_string(),
     };
     let text = serde_json::to_string_pretty(&state).map_err(|e| state_error(e.to_string()))?;
     let tmp = dir.join(format!(".{STATE_FILE}.tmp"));
@@ -670,6 +890,113 @@ mod tests {
             ),
             Err(TrainError::CheckpointMismatch { .. })
         ));
+    }
+
+    /// "a b =" with the reversal "b a" preferred over the same reversal in the upper register
+    /// ("b+5 a+5"), for every a ≠ b below 5: a preference a model can learn from some pairs and
+    /// apply to the others.
+    fn preference_pairs() -> Vec<PreferencePair> {
+        let mut out = Vec::new();
+        for a in 0..5u32 {
+            for b in (0..5u32).filter(|&b| b != a) {
+                let sample = |completion: [u32; 2]| Sample {
+                    input_ids: vec![10, a, b, 11, completion[0], completion[1]],
+                    completion_start: 4,
+                };
+                out.push(PreferencePair {
+                    chosen: sample([b, a]),
+                    rejected: sample([b + 5, a + 5]),
+                });
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn dpo_starts_at_ln_2_and_makes_held_out_pairs_preferred() {
+        B::seed(&Default::default(), 4);
+        let config = model_config();
+        let model = config.init::<B>(&Default::default());
+        let pairs = preference_pairs();
+        // Every fifth pair is held out.
+        let (held_out, train_pairs): (Vec<_>, Vec<_>) =
+            pairs.into_iter().enumerate().partition(|(i, _)| i % 5 == 0);
+        let held_out: Vec<PreferencePair> = held_out.into_iter().map(|(_, p)| p).collect();
+        let train_pairs: Vec<PreferencePair> = train_pairs.into_iter().map(|(_, p)| p).collect();
+        let base_held_out = preference_margins(&model.valid(), &held_out, 8).unwrap();
+        let reference = preference_margins(&model.valid(), &train_pairs, 8).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let mut reports = Vec::new();
+        let (model, outcome) = train_preferences(
+            model,
+            &config,
+            &train_pairs,
+            &reference,
+            DpoConfig { beta: 0.5 },
+            &quick(60),
+            dir.path(),
+            false,
+            &mut |r| reports.push(*r),
+        )
+        .unwrap();
+        // The model starts as its own reference: every margin difference is 0, loss ln 2.
+        assert!(
+            (reports[0].loss - std::f64::consts::LN_2).abs() < 1e-4,
+            "{}",
+            reports[0].loss
+        );
+        assert!(
+            outcome.losses.last().unwrap() < &0.3,
+            "{:?}",
+            outcome.losses
+        );
+        let tuned_held_out = preference_margins(&model.valid(), &held_out, 8).unwrap();
+        let (before, after) = (
+            preference_accuracy(&base_held_out),
+            preference_accuracy(&tuned_held_out),
+        );
+        assert!(after > before, "held-out preference {before} → {after}");
+        assert_eq!(after, 1.0, "{tuned_held_out:?}");
+        assert!(dir.path().join("model.safetensors").exists());
+        // A completion run cannot resume a DPO checkpoint.
+        let resumed = train(
+            config.init::<B>(&Default::default()),
+            &config,
+            &samples(),
+            &quick(40),
+            dir.path(),
+            true,
+            &mut |_| {},
+        );
+        assert!(
+            matches!(resumed, Err(TrainError::CheckpointMismatch { .. })),
+            "{resumed:?}"
+        );
+    }
+
+    #[test]
+    fn dpo_refuses_mismatched_reference_margins_and_a_bad_beta() {
+        let config = model_config();
+        let dir = tempfile::tempdir().unwrap();
+        let pairs = preference_pairs();
+        let run = |reference: &[f64], beta: f64| {
+            train_preferences(
+                config.init::<B>(&Default::default()),
+                &config,
+                &pairs,
+                reference,
+                DpoConfig { beta },
+                &quick(1),
+                dir.path(),
+                false,
+                &mut |_| {},
+            )
+            .map(|_| ())
+        };
+        assert!(matches!(run(&[0.0], 0.1), Err(TrainError::Config(_))));
+        let zeros = vec![0.0; pairs.len()];
+        assert!(matches!(run(&zeros, 0.0), Err(TrainError::Config(_))));
+        assert!(matches!(run(&zeros, f64::NAN), Err(TrainError::Config(_))));
     }
 
     #[test]

@@ -322,6 +322,7 @@ fn check_label_track(report: &mut Report, stored: &LabelTrackResult) -> BTreeMap
         for (name, stored, recomputed) in values {
             report.check_f64(format!("uid {uid} label {name}"), stored, recomputed);
         }
+        report.check(format!("uid {uid} label noise"), s.noise, r.noise);
     }
     recomputed.scores()
 }

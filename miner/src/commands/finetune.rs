@@ -1,4 +1,7 @@
-//! `miner finetune`: fine-tune a base model on the competition's tasks or a JSONL dataset.
+//! `miner finetune`: fine-tune a base model on the competition's tasks or a JSONL dataset, or
+//! with DPO on preferences (`--preferences`, the lines `validator export-preferences` writes;
+//! the reference is the base). A share of the pairs (`--holdout`) is kept out of training, and
+//! the run reports how often the base and the tuned model prefer their chosen answers.
 //!
 //! The loop is `subnet_model::train` (AdamW on the completion loss, warmup then linear decay,
 //! per-tensor gradient clipping). While it runs, `--out/checkpoint/` holds the latest checkpoint;
@@ -19,6 +22,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
+use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -27,12 +31,15 @@ use subnet_model::{
     backend::{self, DeviceChoice, TrainTask},
     competition::Competition,
     config::LlamaConfig,
-    data::{Dataset, Limits},
+    data::{Dataset, Limits, load_preferences},
     eval::Sample,
     io::load_artifact,
     tasks::{TaskKind, TaskMix, generate},
     tokenizer::Tokenizer,
-    train::{CHECKPOINT_DIR, STATE_FILE, StepReport, TrainConfig, TrainOutcome, train},
+    train::{
+        CHECKPOINT_DIR, DpoConfig, PreferencePair, STATE_FILE, StepReport, TrainConfig,
+        TrainOutcome, preference_accuracy, preference_margins, train, train_preferences,
+    },
 };
 
 use super::{check_bounds, init_base::ensure_empty_or_forced, load_competition};
@@ -102,6 +109,27 @@ pub struct FinetuneArgs {
     #[arg(long, env = "MINER_FINETUNE_DATA", conflicts_with = "tasks")]
     pub data: Option<PathBuf>,
 
+    /// JSONL file of preferences (`{"prompt", "chosen", "rejected", ...}` per line, as
+    /// `validator export-preferences` writes them) to train on with DPO instead, the base as
+    /// the reference; `--batch` counts pairs.
+    #[arg(long, env = "MINER_FINETUNE_PREFERENCES", conflicts_with_all = ["data", "tasks"])]
+    pub preferences: Option<PathBuf>,
+
+    /// DPO's β: how far the model may move from the base (larger keeps it closer).
+    #[arg(
+        long = "dpo.beta",
+        env = "MINER_FINETUNE_DPO_BETA",
+        default_value_t = 0.1,
+        requires = "preferences"
+    )]
+    pub dpo_beta: f64,
+
+    /// Share of the preference pairs kept out of training (picked by `--seed`) to measure how
+    /// often the base and the tuned model prefer the chosen answer; 0 keeps none.
+    #[arg(long, env = "MINER_FINETUNE_HOLDOUT", default_value_t = 0.1,
+          value_parser = parse_holdout, requires = "preferences")]
+    pub holdout: f64,
+
     /// Comma-separated task kinds to generate, equally weighted (default: the competition's
     /// task mix). Kinds: arithmetic, reverse, sort, copy, count, successor.
     #[arg(long, env = "MINER_FINETUNE_TASKS", value_delimiter = ',', value_parser = parse_task_kind)]
@@ -136,6 +164,20 @@ pub struct FinetuneSummary {
     pub competition: String,
     /// The artifact's manifest hash, as `miner serve` and `miner commit` compute it.
     pub manifest_sha256: String,
+    /// With `--preferences` and held-out pairs: how often each model prefers the chosen answer.
+    pub preference: Option<PreferenceReport>,
+}
+
+/// How often the base and the tuned model give the chosen answer of a held-out pair more
+/// probability than the rejected one (summed log-probability of the answer tokens).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PreferenceReport {
+    /// Held-out pairs.
+    pub pairs: usize,
+    /// Share the base prefers the chosen answer on.
+    pub base: f64,
+    /// Share the tuned model prefers it on.
+    pub tuned: f64,
 }
 
 /// Runs `miner finetune` and prints the final loss and manifest hash.
@@ -154,6 +196,16 @@ pub async fn run(args: FinetuneArgs, out: &mut impl std::io::Write) -> anyhow::R
             summary.steps
         ),
     }
+    .and_then(|()| match &summary.preference {
+        Some(p) => writeln!(
+            out,
+            "held-out preference: the base prefers the chosen answer on {:.1}% of {} pairs, the tuned model on {:.1}%",
+            100.0 * p.base,
+            p.pairs,
+            100.0 * p.tuned
+        ),
+        None => Ok(()),
+    })
     .and_then(|()| {
         writeln!(
             out,
@@ -166,13 +218,26 @@ pub async fn run(args: FinetuneArgs, out: &mut impl std::io::Write) -> anyhow::R
     .context("while printing the result")
 }
 
+/// `clap` parser of `--holdout`: a fraction below 1.
+fn parse_holdout(text: &str) -> Result<f64, String> {
+    let value = subnet_common::cli::parse_fraction(text)?;
+    if value >= 1.0 {
+        return Err("must be below 1: some pairs must be left to train on".into());
+    }
+    Ok(value)
+}
+
 /// Fine-tunes as `args` say (the training on a blocking thread), then hashes the artifact
 /// exactly as `miner serve` does.
 pub async fn finetune(args: FinetuneArgs) -> anyhow::Result<FinetuneSummary> {
     let out = args.out.clone();
-    let (outcome, competition) = tokio::task::spawn_blocking(move || train_blocking(&args))
+    let (trained, competition) = tokio::task::spawn_blocking(move || train_blocking(&args))
         .await
         .context("while waiting for the training thread")??;
+    let Trained {
+        outcome,
+        preference,
+    } = trained;
     let artifact = Artifact::load(&out, &competition)
         .await
         .with_context(|| format!("while hashing the artifact in {}", out.display()))?;
@@ -183,12 +248,31 @@ pub async fn finetune(args: FinetuneArgs) -> anyhow::Result<FinetuneSummary> {
         out,
         competition,
         manifest_sha256: artifact.manifest().manifest_sha256.clone(),
+        preference,
     })
+}
+
+/// A finished training run.
+struct Trained {
+    outcome: TrainOutcome,
+    preference: Option<PreferenceReport>,
+}
+
+/// What a run trains on.
+enum TrainData {
+    /// Samples for the completion loss.
+    Samples(Vec<Sample>),
+    /// Preference pairs for DPO, and those held out to measure it.
+    Pairs {
+        train: Vec<PreferencePair>,
+        held_out: Vec<PreferencePair>,
+        beta: f64,
+    },
 }
 
 /// Loads everything, trains, and leaves a servable artifact in `--out`; returns the outcome and
 /// the competition id.
-fn train_blocking(args: &FinetuneArgs) -> anyhow::Result<(TrainOutcome, String)> {
+fn train_blocking(args: &FinetuneArgs) -> anyhow::Result<(Trained, String)> {
     let competition = load_competition(args.competition.as_deref())?;
     let config = load_base_config(&args.base)?;
     check_bounds(&config, &competition)
@@ -219,11 +303,19 @@ fn train_blocking(args: &FinetuneArgs) -> anyhow::Result<(TrainOutcome, String)>
         ),
         None => ensure_empty_or_forced(&args.out, args.force, "--out")?,
     }
-    let samples = training_samples(args, &competition, &tokenizer, seq_len)?;
+    let data = match &args.preferences {
+        Some(path) => preference_data(args, path, &tokenizer, seq_len)?,
+        None => TrainData::Samples(training_samples(args, &competition, &tokenizer, seq_len)?),
+    };
     let device = backend::select(args.device).context("--device")?;
+    let samples = match &data {
+        TrainData::Samples(samples) => samples.len(),
+        TrainData::Pairs { train, .. } => train.len(),
+    };
     tracing::info!(
         device = %device.name(),
-        samples = samples.len(),
+        samples,
+        dpo = matches!(data, TrainData::Pairs { .. }),
         steps = args.steps,
         batch = args.batch,
         seq_len,
@@ -231,11 +323,12 @@ fn train_blocking(args: &FinetuneArgs) -> anyhow::Result<(TrainOutcome, String)>
         "fine-tuning"
     );
     let started = Instant::now();
-    let outcome = device.run_train(Job {
+    let trained = device.run_train(Job {
         base: &args.base,
         out: &args.out,
         config: &config,
-        samples: &samples,
+        data: &data,
+        eval_batch: args.batch,
         train: &train_config,
         resume: resume_from.is_some(),
         max_bytes: competition.max_artifact_bytes,
@@ -246,7 +339,56 @@ fn train_blocking(args: &FinetuneArgs) -> anyhow::Result<(TrainOutcome, String)>
         "training finished"
     );
     finish_artifact(&args.base, &args.out)?;
-    Ok((outcome, competition.id))
+    Ok((trained, competition.id))
+}
+
+/// The preference pairs of `path`, split into training and held-out pairs by `--seed`: a pair is
+/// held out when the hash of the seed and its line index falls under `--holdout`.
+fn preference_data(
+    args: &FinetuneArgs,
+    path: &Path,
+    tokenizer: &Tokenizer,
+    seq_len: usize,
+) -> anyhow::Result<TrainData> {
+    if !(args.dpo_beta.is_finite() && args.dpo_beta > 0.0) {
+        bail!("--dpo.beta {} must be a positive number", args.dpo_beta);
+    }
+    let records = load_preferences(path, &Limits::default())
+        .with_context(|| format!("--preferences {}", path.display()))?;
+    let mut train = Vec::new();
+    let mut held_out = Vec::new();
+    for (i, record) in records.iter().enumerate() {
+        let (chosen, rejected) = record
+            .to_samples(tokenizer, seq_len)
+            .with_context(|| format!("--preferences {}: record {}", path.display(), i + 1))?;
+        let pair = PreferencePair { chosen, rejected };
+        let draw: [u8; 32] = Sha256::new()
+            .chain_update(b"miner-finetune/holdout")
+            .chain_update(args.seed.to_le_bytes())
+            .chain_update((i as u64).to_le_bytes())
+            .finalize()
+            .into();
+        let mut head = [0u8; 8];
+        head.copy_from_slice(&draw[..8]);
+        let unit = u64::from_le_bytes(head) as f64 / u64::MAX as f64;
+        if unit < args.holdout {
+            held_out.push(pair);
+        } else {
+            train.push(pair);
+        }
+    }
+    if train.is_empty() {
+        bail!(
+            "--preferences {}: every pair fell in the held-out share (--holdout {}); lower it or add pairs",
+            path.display(),
+            args.holdout
+        );
+    }
+    Ok(TrainData::Pairs {
+        train,
+        held_out,
+        beta: args.dpo_beta,
+    })
 }
 
 /// `clap` parser of one `--tasks` entry.
@@ -371,7 +513,9 @@ struct Job<'a> {
     base: &'a Path,
     out: &'a Path,
     config: &'a LlamaConfig,
-    samples: &'a [Sample],
+    data: &'a TrainData,
+    /// Sequences per forward pass when measuring preferences.
+    eval_batch: usize,
     train: &'a TrainConfig,
     resume: bool,
     max_bytes: u64,
@@ -379,26 +523,76 @@ struct Job<'a> {
 }
 
 impl TrainTask for Job<'_> {
-    type Output = anyhow::Result<TrainOutcome>;
+    type Output = anyhow::Result<Trained>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         B::seed(&device, self.train.seed);
         let (_, model) = load_artifact::<B>(self.base, self.max_bytes, &device)
             .with_context(|| format!("--base {}: while loading the model", self.base.display()))?;
         let mut progress = Progress::new(self.train.steps, self.start_step);
-        let result = train(
-            model,
-            self.config,
-            self.samples,
-            self.train,
-            self.out,
-            self.resume,
-            &mut |report| progress.step(report),
-        );
+        let mut report = |r: &StepReport| progress.step(r);
+        let failed = || format!("while fine-tuning into {}", self.out.display());
+        let trained = match self.data {
+            TrainData::Samples(samples) => {
+                let (_, outcome) = train(
+                    model,
+                    self.config,
+                    samples,
+                    self.train,
+                    self.out,
+                    self.resume,
+                    &mut report,
+                )
+                .with_context(failed)?;
+                Trained {
+                    outcome,
+                    preference: None,
+                }
+            }
+            TrainData::Pairs {
+                train: pairs,
+                held_out,
+                beta,
+            } => {
+                // The base is the reference; its margins are computed once, before training.
+                let margins = |model: &_, pairs: &[PreferencePair]| {
+                    preference_margins(model, pairs, self.eval_batch)
+                        .context("while scoring the preference pairs")
+                };
+                let base = model.valid();
+                let reference = margins(&base, pairs)?;
+                let base_held_out = margins(&base, held_out)?;
+                drop(base);
+                let (model, outcome) = train_preferences(
+                    model,
+                    self.config,
+                    pairs,
+                    &reference,
+                    DpoConfig { beta: *beta },
+                    self.train,
+                    self.out,
+                    self.resume,
+                    &mut report,
+                )
+                .with_context(failed)?;
+                let preference = if held_out.is_empty() {
+                    None
+                } else {
+                    let tuned = margins(&model.valid(), held_out)?;
+                    Some(PreferenceReport {
+                        pairs: held_out.len(),
+                        base: preference_accuracy(&base_held_out),
+                        tuned: preference_accuracy(&tuned),
+                    })
+                };
+                Trained {
+                    outcome,
+                    preference,
+                }
+            }
+        };
         progress.finish();
-        let (_, outcome) =
-            result.with_context(|| format!("while fine-tuning into {}", self.out.display()))?;
-        Ok(outcome)
+        Ok(trained)
     }
 }
 

@@ -368,3 +368,113 @@ fn bad_flags_and_missing_directories_get_errors_naming_them() {
     ]);
     assert!(err.contains("--config"), "{err}");
 }
+
+/// A preference file as `validator export-preferences` writes it: reversal prompts, the right
+/// reversal chosen over the same answer shouted (upper case), with the export's other fields.
+fn preference_file(path: &Path, n: usize) {
+    let mix = TaskMix::new([(TaskKind::Reverse, 1)].into()).unwrap();
+    let lines: Vec<String> = generate([5; 32], &mix, n)
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "prompt": e.prompt, "chosen": e.completion, "rejected": e.completion.to_uppercase(),
+                "votes": 2, "agreement": 1.0, "reliability": 0.9, "epoch": 7,
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(path, lines.join("\n")).unwrap();
+}
+
+#[test]
+fn dpo_on_exported_preferences_makes_held_out_chosen_answers_preferred() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (base, out) = (tmp.path().join("base"), tmp.path().join("dpo"));
+    init_tiny_base(&base);
+    let prefs = tmp.path().join("prefs.jsonl");
+    preference_file(&prefs, 96);
+    let output = run_ok(&[
+        "finetune",
+        "--base",
+        path(&base),
+        "--out",
+        path(&out),
+        "--preferences",
+        path(&prefs),
+        "--steps",
+        "30",
+        "--batch",
+        "8",
+        "--lr",
+        "3e-3",
+        "--dpo.beta",
+        "0.5",
+        "--holdout",
+        "0.25",
+        "--seq-len",
+        "48",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("held-out preference"))
+        .unwrap_or_else(|| panic!("no held-out line: {stdout}"));
+    let shares: Vec<f64> = line
+        .split('%')
+        .filter_map(|part| part.rsplit(' ').next()?.parse().ok())
+        .collect();
+    assert_eq!(shares.len(), 2, "{line}");
+    assert!(
+        shares[1] > shares[0] && shares[1] >= 80.0,
+        "the tuned model prefers the chosen answers more often: {line}"
+    );
+    assert_eq!(file_names(&out), ["config.json", "model.safetensors"]);
+
+    // Bad preference input is named with its line; DPO flags need --preferences.
+    std::fs::write(
+        &prefs,
+        "{\"prompt\":\"p\",\"chosen\":\"x\",\"rejected\":\"x\"}\n",
+    )
+    .unwrap();
+    let err = run_err(&[
+        "finetune",
+        "--base",
+        path(&base),
+        "--out",
+        path(&tmp.path().join("bad")),
+        "--preferences",
+        path(&prefs),
+        "--steps",
+        "1",
+    ]);
+    assert!(
+        err.contains("--preferences") && err.contains("line 1") && err.contains("same answer"),
+        "{err}"
+    );
+    let err = run_err(&[
+        "finetune",
+        "--base",
+        "b",
+        "--out",
+        "o",
+        "--steps",
+        "1",
+        "--holdout",
+        "0.2",
+    ]);
+    assert!(err.contains("--preferences"), "{err}");
+    let err = run_err(&[
+        "finetune",
+        "--base",
+        "b",
+        "--out",
+        "o",
+        "--steps",
+        "1",
+        "--preferences",
+        "p.jsonl",
+        "--holdout",
+        "1",
+    ]);
+    assert!(err.contains("--holdout"), "{err}");
+}

@@ -59,9 +59,10 @@ pub async fn save_label_track(pool: &PgPool, result: &LabelTrackResult) -> Resul
         sqlx::query(
             "INSERT INTO label_batches (netuid, epoch, hotkey, uid, batch_id, deadline_block, track_seed, outcome,
                  reason, dropped_labels, params, sent, answered, known_sent, known_answered, known_correct,
-                 known_wrong, compared, agreed, accuracy, coverage, agreement, raw_score, score, sent_epoch)
+                 known_wrong, compared, agreed, accuracy, coverage, agreement, raw_score, score, sent_epoch,
+                 noise)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-                 $21, $22, $23, $24, $25)",
+                 $21, $22, $23, $24, $25, $26)",
         )
         .bind(netuid)
         .bind(epoch)
@@ -88,6 +89,7 @@ pub async fn save_label_track(pool: &PgPool, result: &LabelTrackResult) -> Resul
         .bind(c.raw)
         .bind(c.score)
         .bind(big(result.sent_epoch))
+        .bind(c.noise)
         .execute(&mut *tx)
         .await?;
         for (position, t) in m.batch.tasks.iter().enumerate() {
@@ -234,6 +236,7 @@ struct BatchRow {
     raw_score: f64,
     score: f64,
     sent_epoch: i64,
+    noise: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -268,7 +271,7 @@ pub async fn load_label_track(
     let batches: Vec<BatchRow> = sqlx::query_as(
         "SELECT hotkey, uid, batch_id, deadline_block, track_seed, outcome, reason, dropped_labels, params, sent,
                 answered, known_sent, known_answered, known_correct, known_wrong, compared, agreed, accuracy,
-                coverage, agreement, raw_score, score, COALESCE(sent_epoch, epoch) AS sent_epoch
+                coverage, agreement, raw_score, score, COALESCE(sent_epoch, epoch) AS sent_epoch, noise
          FROM label_batches WHERE netuid = $1 AND epoch = $2 ORDER BY uid, hotkey",
     )
     .bind(netuid)
@@ -359,6 +362,7 @@ pub async fn load_label_track(
                 agreement: b.agreement,
                 raw: b.raw_score,
                 score: b.score,
+                noise: b.noise,
             },
             hotkey: b.hotkey,
         });

@@ -149,7 +149,10 @@ pub async fn leaderboard(
                 COALESCE(s.model_score, m.score, 0) AS model_score, COALESCE(s.label_score, 0) AS label_score,
                 COALESCE(s.combined, 0) AS combined, COALESCE(s.ema, 0) AS ema, COALESCE(s.weight, 0) AS weight,
                 m.mean_loss, m.win_rate, m.outcome, m.reason, lb.accuracy AS label_accuracy,
-                lb.outcome AS label_outcome, lb.reason AS label_reason
+                lb.outcome AS label_outcome,
+                CASE WHEN lb.noise
+                     THEN 'answers like noise: its known answers over the window fail the sequential test'
+                     ELSE lb.reason END AS label_reason
          FROM (SELECT * FROM scores WHERE netuid = $1 AND epoch = $2) s
          FULL OUTER JOIN (SELECT * FROM model_evals WHERE netuid = $1 AND epoch = $2) m ON m.hotkey = s.hotkey
          LEFT JOIN label_batches lb

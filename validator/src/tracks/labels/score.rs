@@ -13,6 +13,14 @@
 //! score    = raw / Σ raw                                             (all 0 when Σ raw = 0)
 //! ```
 //!
+//! A sequential test flags labelers who answer like noise ([`NoiseTest`]): Wald's SPRT of
+//! accuracy ½ against `p₁` on the window's decisive known votes,
+//!
+//! ```text
+//! llr   = n₊ · ln(2 p₁) + n₋ · ln(2 (1 − p₁))
+//! noise = llr ≤ ln(β / (1 − α))                                    (raw = 0)
+//! ```
+//!
 //! A random, always-A or always-tie labeler carries no information and earns about 0; a 60%
 //! labeler carries 5% of what a 90% one does per label and, with a lower confidence bound under ½
 //! until it has shown otherwise, usually nothing. Accuracy comes from the hidden known answers
@@ -53,6 +61,43 @@ pub const DEFAULT_WINDOW_EPOCHS: u32 = 8;
 /// Default `z` of the accuracy's lower confidence bound (one-sided 95%).
 pub const DEFAULT_CONFIDENCE_Z: f64 = 1.645;
 
+/// Wald's sequential probability ratio test of "answers like noise" (accuracy ½) against
+/// "answers like a person" (accuracy `p1`) on a miner's decisive known-answer votes over the
+/// window. Crossing the lower boundary flags the miner as noise: its raw score is 0 and the
+/// dashboard says why.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct NoiseTest {
+    /// Accuracy of the alternative (a person who reads the pairs).
+    pub p1: f64,
+    /// Chance of flagging a labeler of accuracy `p1` (the test's α).
+    pub false_flag: f64,
+    /// Chance of missing a labeler of accuracy ½ (the test's β).
+    pub missed_noise: f64,
+}
+
+impl Default for NoiseTest {
+    fn default() -> Self {
+        Self {
+            p1: 0.75,
+            false_flag: 0.01,
+            missed_noise: 0.01,
+        }
+    }
+}
+
+impl NoiseTest {
+    /// The log-likelihood ratio of `p1` against ½ after `correct` and `wrong` decisive votes.
+    pub fn log_ratio(&self, correct: f64, wrong: f64) -> f64 {
+        correct * libm::log(2.0 * self.p1) + wrong * libm::log(2.0 * (1.0 - self.p1))
+    }
+
+    /// Whether `correct` and `wrong` votes cross the boundary of noise.
+    pub fn says_noise(&self, correct: f64, wrong: f64) -> bool {
+        let lower = libm::log(self.missed_noise / (1.0 - self.false_flag));
+        self.log_ratio(correct, wrong) <= lower
+    }
+}
+
 /// Which formula turns votes into scores. Stored with every epoch's parameters, so `verify`
 /// recomputes an epoch with the rule it was scored by.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +131,9 @@ pub struct ScoreParams {
     /// `z` of the accuracy's lower confidence bound ([`Rule::Information`]).
     #[serde(default = "default_z")]
     pub confidence_z: f64,
+    /// The sequential noise test ([`Rule::Information`]); `None` in epochs stored before it.
+    #[serde(default)]
+    pub noise_test: Option<NoiseTest>,
 }
 
 fn default_window() -> u32 {
@@ -106,6 +154,7 @@ impl Default for ScoreParams {
             agreement_weight: DEFAULT_AGREEMENT_WEIGHT,
             window_epochs: DEFAULT_WINDOW_EPOCHS,
             confidence_z: DEFAULT_CONFIDENCE_Z,
+            noise_test: Some(NoiseTest::default()),
         }
     }
 }
@@ -177,6 +226,9 @@ pub struct Components {
     pub raw: f64,
     /// The track score (sums to 1 over miners, or all 0).
     pub score: f64,
+    /// Flagged by the sequential noise test ([`NoiseTest`]): raw score 0.
+    #[serde(default)]
+    pub noise: bool,
 }
 
 /// Votes for each side of each open pair: `(first, second)`.
@@ -344,7 +396,10 @@ pub fn finish_information(
         f64::from(c.agreed) / f64::from(c.compared)
     };
     c.raw = 0.0;
-    if collected {
+    c.noise = params
+        .noise_test
+        .is_some_and(|test| test.says_noise(correct, wrong));
+    if collected && !c.noise {
         let bound = accuracy_lower_bound(alpha, beta, params.confidence_z);
         let raw = c.coverage * bits_per_label(bound);
         c.raw = if raw.is_finite() {
@@ -393,6 +448,7 @@ mod tests {
     fn legacy() -> ScoreParams {
         ScoreParams {
             rule: Rule::BetaAgreement,
+            noise_test: None,
             ..ScoreParams::default()
         }
     }
@@ -648,6 +704,66 @@ mod tests {
             (4, 3, 0)
         );
         assert!((c[0].accuracy - 5.0 / 8.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_noise_test_crosses_its_boundary_where_wald_says() {
+        let test = NoiseTest::default();
+        // ln(β / (1 − α)) = ln(1/99) ≈ −4.595; each right vote adds ln 1.5, each wrong ln 0.5.
+        assert!(!test.says_noise(0.0, 0.0), "no evidence, no flag");
+        assert!(!test.says_noise(0.0, 6.0), "6 · ln 0.5 = −4.16");
+        assert!(test.says_noise(0.0, 7.0), "7 · ln 0.5 = −4.85");
+        assert!(test.says_noise(20.0, 20.0), "half right over 40");
+        assert!(!test.says_noise(24.0, 16.0), "60% over 40: not yet");
+        assert!(!test.says_noise(30.0, 10.0));
+        assert!(!test.says_noise(9.0, 1.0));
+    }
+
+    /// How often the noise test flags a labeler right with probability `p` after `votes`
+    /// decisive known answers, over `trials` windows.
+    fn flag_rate(p: f64, votes: u32, trials: u32) -> f64 {
+        let test = NoiseTest::default();
+        let mut rng = StdRng::seed_from_u64(7);
+        let flagged = (0..trials)
+            .filter(|_| {
+                let right = (0..votes).filter(|_| rng.r#gen::<f64>() < p).count() as f64;
+                test.says_noise(right, f64::from(votes) - right)
+            })
+            .count();
+        flagged as f64 / f64::from(trials)
+    }
+
+    #[test]
+    fn noise_is_flagged_within_a_window_and_a_careful_person_never_is() {
+        // A window of 8 epochs at the default 6 known pairs (48 votes) and at the devnet's 10.
+        assert_eq!(flag_rate(0.9, 48, 2_000), 0.0);
+        assert_eq!(flag_rate(0.9, 80, 2_000), 0.0);
+        assert!(flag_rate(0.75, 48, 2_000) < 0.01);
+        let random_48 = flag_rate(0.5, 48, 2_000);
+        let random_80 = flag_rate(0.5, 80, 2_000);
+        assert!(random_48 > 0.6, "{random_48}");
+        assert!(random_80 > 0.85, "{random_80}");
+        // A flagged miner earns nothing, whatever its coverage.
+        let own = |hotkey: &str, n: u32, correct: u32| {
+            let mut miner = known_only(hotkey, n, correct);
+            for task in &mut miner.tasks {
+                task.shared = false;
+            }
+            miner
+        };
+        let params = ScoreParams::default();
+        let c = score(&[own("noise", 40, 20)], &KnownHistory::new(), &params);
+        assert!(c[0].noise);
+        assert_eq!((c[0].raw, c[0].score), (0.0, 0.0));
+        let c = score(&[own("careful", 40, 36)], &KnownHistory::new(), &params);
+        assert!(!c[0].noise && c[0].score == 1.0, "{c:?}");
+        // Epochs stored before the test recompute without it.
+        let before = ScoreParams {
+            noise_test: None,
+            ..params
+        };
+        let c = score(&[own("noise", 40, 20)], &KnownHistory::new(), &before);
+        assert!(!c[0].noise);
     }
 
     /// What a simulated labeler answers on a pair whose better answer is shown as B or not.
