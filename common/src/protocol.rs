@@ -291,6 +291,11 @@ pub struct SimulationTruth {
     pub batch_id: String,
     /// Each task's right choice (`null` for open pairs), by task id.
     pub tasks: std::collections::BTreeMap<String, Option<Choice>>,
+    /// Open pairs whose two answers came from differently ranked models: the side of the model
+    /// the validator ranked higher, by task id. Simulated people prefer it, as a stand-in for
+    /// judging which answer is better (a simulation has no opinion of its own).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub open_better: std::collections::BTreeMap<String, Choice>,
 }
 
 /// A labeler's judgement.

@@ -8,8 +8,11 @@
 //! prompts of the subnet's own task generators (`subnet_model::tasks`, e.g. `12+7=`) it can also
 //! recompute the correct completion with the generators' checker ([`TaskKind::solve`]): the answer
 //! equal to it is "correct" (both equal: a tie). With probability `accuracy` it gives the correct
-//! choice, otherwise a wrong one (the other answer; for a tie, A or B at random). When the truth
-//! is unknown (an open pair), it picks A, B or Tie uniformly at random.
+//! choice, otherwise a wrong one (the other answer; for a tie, A or B at random). An open pair
+//! has no right answer: when the truth file says which side the better-ranked model gave
+//! ([`SimulationTruth::open_better`]) it prefers that side with the same accuracy (a person
+//! usually prefers the better model's answer; this is what makes a devnet's exported
+//! preferences carry a signal), otherwise it picks A, B or Tie uniformly at random.
 //!
 //! With [`Answerer::Program`] a program decides instead (`miner labelers simulate
 //! --answer-with CMD`): for each task it runs `sh -c CMD`, writes the task as one JSON object
@@ -185,6 +188,8 @@ pub struct TruthDir {
     dir: std::path::PathBuf,
     read: std::collections::BTreeSet<std::ffi::OsString>,
     tasks: std::collections::BTreeMap<String, Option<Choice>>,
+    /// Open tasks' sides given by the better-ranked model ([`SimulationTruth::open_better`]).
+    better: std::collections::BTreeMap<String, Choice>,
 }
 
 impl TruthDir {
@@ -194,7 +199,14 @@ impl TruthDir {
             dir,
             read: Default::default(),
             tasks: Default::default(),
+            better: Default::default(),
         }
+    }
+
+    /// For an open task [`lookup`](Self::lookup) found: the side of the model the validator
+    /// ranked higher, when its answers came from differently ranked models.
+    pub fn better(&self, task_id: &str) -> Option<Choice> {
+        self.better.get(task_id).copied()
     }
 
     /// The truth of `task_id`: `Some(Some(choice))` for a known pair, `Some(None)` for an open
@@ -222,6 +234,7 @@ impl TruthDir {
                 let truth: SimulationTruth = serde_json::from_slice(&text)
                     .with_context(|| format!("{} is not a truth file", entry.path().display()))?;
                 self.tasks.extend(truth.tasks);
+                self.better.extend(truth.open_better);
                 self.read.insert(name);
             }
         }
@@ -437,8 +450,12 @@ pub async fn run(sim: &Simulation, out: &mut impl Write) -> anyhow::Result<Simul
             Some(truth) => truth,
             None => judge(&task.prompt, &task.a, &task.b),
         };
+        // An open pair has no right answer; a simulated person prefers the better-ranked
+        // model's side (when the validator said which), as a person would usually prefer the
+        // better model's answer.
+        let better = truths.as_ref().and_then(|t| t.better(&task.task_id));
         let choice = match &sim.answerer {
-            Answerer::Person { accuracy } => decide(truth, *accuracy, &mut rng),
+            Answerer::Person { accuracy } => decide(truth.or(better), *accuracy, &mut rng),
             Answerer::Program(command) => ask_program(command, &task).await?,
             Answerer::Bot(bot) => bot.choose(&task, &mut rng),
             Answerer::Replay(path) => match replayed(path, replayed_so_far).await? {

@@ -656,7 +656,8 @@ async fn the_simulated_labeler_answers_through_the_form_as_accurately_as_asked(p
 async fn with_a_truth_dir_the_simulated_labeler_follows_the_validators_truth(pool: PgPool) {
     let app = spawn_label_app(pool, LabelingConfig::without_reading_floor()).await;
     // The checker would say A on every task; the validator's truth says B on the even ones and
-    // nothing (open pairs) on the odd ones, and the truth wins.
+    // nothing (open pairs) on the odd ones, and the truth wins. On open pairs 1 and 5 the
+    // better-ranked model's answer is B: a simulated person prefers it.
     app.send_batch(&batch("b1", 200, 8)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let truth = subnet_common::protocol::SimulationTruth {
@@ -664,6 +665,7 @@ async fn with_a_truth_dir_the_simulated_labeler_follows_the_validators_truth(poo
         tasks: (0..8u32)
             .map(|i| (format!("t{i}"), i.is_multiple_of(2).then_some(Choice::B)))
             .collect(),
+        open_better: [("t1".to_string(), Choice::B), ("t5".to_string(), Choice::B)].into(),
     };
     std::fs::write(
         dir.path().join("b1.json"),
@@ -690,7 +692,7 @@ async fn with_a_truth_dir_the_simulated_labeler_follows_the_validators_truth(poo
     let labels = app.labels("b1").await.labels;
     for label in &labels {
         let i: usize = label.task_id[1..].parse().expect("t<i>");
-        if i.is_multiple_of(2) {
+        if i.is_multiple_of(2) || i == 1 || i == 5 {
             assert_eq!(label.choice, Choice::B, "{label:?}");
         }
     }

@@ -105,8 +105,16 @@ impl ModelAnswers {
 
 impl AnswerSource for ModelAnswers {
     fn answers(&self, prompts: &[String]) -> Vec<Vec<String>> {
+        self.ranked_answers(prompts)
+            .into_iter()
+            .map(|answers| answers.into_iter().map(|(a, _)| a).collect())
+            .collect()
+    }
+
+    /// Each model's rank is its place among the top models (0: the best scored).
+    fn ranked_answers(&self, prompts: &[String]) -> Vec<Vec<(String, u32)>> {
         let mut out = vec![Vec::new(); prompts.len()];
-        for dir in &self.dirs {
+        for (rank, dir) in (0u32..).zip(&self.dirs) {
             let task = AnswerTask {
                 dir,
                 competition: &self.competition,
@@ -116,7 +124,7 @@ impl AnswerSource for ModelAnswers {
             match self.device.run(task) {
                 Ok(answers) => {
                     for (all, mine) in out.iter_mut().zip(answers) {
-                        all.extend(mine);
+                        all.extend(mine.into_iter().map(|a| (a, rank)));
                     }
                 }
                 Err(reason) => {

@@ -66,6 +66,16 @@ pub trait AnswerSource: Send + Sync {
     /// For each prompt (same order), the answers the source can give. Two different answers of
     /// one prompt make an open pair; prompts with fewer are not used. May block (runs models).
     fn answers(&self, prompts: &[String]) -> Vec<Vec<String>>;
+
+    /// [`answers`](Self::answers) with the rank of the model that gave each (0: the best). The
+    /// default ranks every answer 0 (no model known better); only simulations use the ranks
+    /// ([`subnet_common::protocol::SimulationTruth::open_better`]).
+    fn ranked_answers(&self, prompts: &[String]) -> Vec<Vec<(String, u32)>> {
+        self.answers(prompts)
+            .into_iter()
+            .map(|answers| answers.into_iter().map(|a| (a, 0)).collect())
+            .collect()
+    }
 }
 
 /// Any `Fn(&str) -> Vec<String>` answers prompt by prompt.

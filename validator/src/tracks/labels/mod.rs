@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use subnet_common::btauth::SignedClient;
 use subnet_common::chain::types::Metagraph;
 use subnet_common::keys::AccountId;
-use subnet_common::protocol::Label;
+use subnet_common::protocol::{Choice, Label};
 use tracing::Instrument;
 
 use batch::{AnswerSource, BatchSettings, MinerBatch};
@@ -335,15 +335,53 @@ impl LabelTrackResult {
     }
 }
 
+/// The rank of the best model that gave each (prompt, answer as shown), for simulations.
+struct AnswerRanks(std::collections::HashMap<(String, String), u32>);
+
+impl AnswerRanks {
+    fn new(prompts: &[String], ranked: &[Vec<(String, u32)>], max_chars: usize) -> Self {
+        let mut ranks = std::collections::HashMap::new();
+        for (prompt, answers) in prompts.iter().zip(ranked) {
+            for (answer, rank) in answers {
+                let shown = batch::normalize_answer(answer, max_chars);
+                let best = ranks.entry((prompt.clone(), shown)).or_insert(*rank);
+                *best = (*best).min(*rank);
+            }
+        }
+        Self(ranks)
+    }
+
+    /// The side of an open task given by the better-ranked model, if its two answers' models
+    /// are ranked differently.
+    fn better(&self, task: &subnet_common::protocol::RlhfTask) -> Option<Choice> {
+        let rank = |answer: &str| self.0.get(&(task.prompt.clone(), answer.to_string()));
+        match (rank(&task.a)?, rank(&task.b)?) {
+            (a, b) if a < b => Some(Choice::A),
+            (a, b) if b < a => Some(Choice::B),
+            _ => None,
+        }
+    }
+}
+
 /// Writes `batch`'s truth to `dir/<batch_id>.json` (through a temporary file, so a reader never
 /// sees half of it).
-async fn write_truth(dir: &std::path::Path, batch: &MinerBatch) -> std::io::Result<()> {
+async fn write_truth(
+    dir: &std::path::Path,
+    batch: &MinerBatch,
+    ranks: &AnswerRanks,
+) -> std::io::Result<()> {
     let truth = subnet_common::protocol::SimulationTruth {
         batch_id: batch.batch_id.clone(),
         tasks: batch
             .tasks
             .iter()
             .map(|t| (t.task.task_id.clone(), t.correct()))
+            .collect(),
+        open_better: batch
+            .tasks
+            .iter()
+            .filter(|t| !t.known)
+            .filter_map(|t| Some((t.task.task_id.clone(), ranks.better(&t.task)?)))
             .collect(),
     };
     let json = serde_json::to_vec(&truth).map_err(std::io::Error::other)?;
@@ -448,10 +486,10 @@ impl LabelTrack {
         let prompts = batch::epoch_prompts(track_seed, input.prompts, settings, input.miners.len());
         let expected = prompts.len();
         let texts = prompts.clone();
-        let mut candidates = if texts.is_empty() {
+        let mut ranked = if texts.is_empty() {
             Vec::new()
         } else {
-            tokio::task::spawn_blocking(move || answers.answers(&texts))
+            tokio::task::spawn_blocking(move || answers.ranked_answers(&texts))
                 .await
                 .unwrap_or_else(|error| {
                     tracing::error!(%error, "the answer source crashed; no label tasks this epoch");
@@ -459,7 +497,12 @@ impl LabelTrack {
                 })
         };
         // An answer source that answered fewer prompts than asked answers none.
-        candidates.resize(expected, Vec::new());
+        ranked.resize(expected, Vec::new());
+        let candidates: Vec<Vec<String>> = ranked
+            .iter()
+            .map(|answers| answers.iter().map(|(a, _)| a.clone()).collect())
+            .collect();
+        let ranks = AnswerRanks::new(&prompts, &ranked, settings.max_answer_chars);
         let pairs = batch::build_pairs(track_seed, &miner_seeds, settings, &prompts, &candidates);
         let open_pairs = pairs.open_pairs();
         if pairs.known_pairs() == 0 {
@@ -478,6 +521,7 @@ impl LabelTrack {
             "label track: sending batches"
         );
         let shared_ref = &pairs.shared;
+        let ranks = &ranks;
         // Futures collected first: a stream over a borrowing closure is not `Send` in callers
         // that need it to be (higher-ranked lifetime inference).
         let jobs: Vec<_> = input.miners.iter().zip(miner_seeds).zip(&pairs.own).map(|((miner, seed), own)| {
@@ -492,7 +536,7 @@ impl LabelTrack {
                     deadline_block,
                 );
                 if let Some(dir) = &self.settings.truth_dir
-                    && let Err(error) = write_truth(dir, &batch).await
+                    && let Err(error) = write_truth(dir, &batch, ranks).await
                 {
                     tracing::warn!(%error, dir = %dir.display(), "label track: cannot write the simulation truth");
                 }
@@ -705,6 +749,52 @@ mod tests {
         assert_eq!(
             miners[1].base_url.as_ref().map(reqwest::Url::as_str),
             Some("http://127.0.0.1:8092/")
+        );
+    }
+
+    #[test]
+    fn simulations_learn_which_side_of_an_open_pair_the_better_model_gave() {
+        let prompts = vec!["Why?".to_string(), "How?".to_string()];
+        let answers = |best_also_says_no_idea: bool| {
+            let mut why = vec![
+                ("Because it is.\nMore text.".to_string(), 0),
+                ("no idea".to_string(), 1),
+            ];
+            if best_also_says_no_idea {
+                why.push(("no idea".to_string(), 0));
+            }
+            vec![
+                why,
+                vec![("Slowly.".to_string(), 1), ("Fast.".to_string(), 1)],
+            ]
+        };
+        let task = |prompt: &str, a: &str, b: &str| subnet_common::protocol::RlhfTask {
+            task_id: "t".into(),
+            prompt: prompt.into(),
+            a: a.into(),
+            b: b.into(),
+        };
+        // Answers are looked up as shown (first line, trimmed).
+        let ranks = AnswerRanks::new(&prompts, &answers(false), 1000);
+        assert_eq!(
+            ranks.better(&task("Why?", "no idea", "Because it is.")),
+            Some(Choice::B)
+        );
+        assert_eq!(
+            ranks.better(&task("Why?", "Because it is.", "no idea")),
+            Some(Choice::A)
+        );
+        assert_eq!(
+            ranks.better(&task("How?", "Slowly.", "Fast.")),
+            None,
+            "equal ranks"
+        );
+        assert_eq!(ranks.better(&task("How?", "Slowly.", "Unknown")), None);
+        // An answer the best model gave too counts as the best model's.
+        let ranks = AnswerRanks::new(&prompts, &answers(true), 1000);
+        assert_eq!(
+            ranks.better(&task("Why?", "no idea", "Because it is.")),
+            None
         );
     }
 
