@@ -174,23 +174,61 @@ impl Default for DpoConfig {
     }
 }
 
-/// Each pair's margin under `model`: `log p(chosen) − log p(rejected)`, summed over the
-/// completion tokens, computed `batch_size` sequences at a time. With the base model these are
-/// DPO's reference margins; a positive margin is a preference for the chosen completion.
-pub fn preference_margins<B: Backend>(
+/// One pair's completion log-probabilities under a model: the summed log-probability and the
+/// token count of the chosen and of the rejected completion.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairLogProbs {
+    /// `(Σ log p, tokens)` of the chosen completion.
+    pub chosen: (f64, usize),
+    /// `(Σ log p, tokens)` of the rejected completion.
+    pub rejected: (f64, usize),
+}
+
+impl PairLogProbs {
+    /// `log p(chosen) − log p(rejected)`, summed over the tokens: DPO's margin.
+    pub fn margin(&self) -> f64 {
+        self.chosen.0 - self.rejected.0
+    }
+
+    /// The same per token (each side's mean log-probability): which answer a model prefers
+    /// when the two differ in length.
+    pub fn mean_margin(&self) -> f64 {
+        let mean = |(sum, tokens): (f64, usize)| sum / tokens.max(1) as f64;
+        mean(self.chosen) - mean(self.rejected)
+    }
+}
+
+/// Each pair's [`PairLogProbs`] under `model`, computed `batch_size` sequences at a time.
+pub fn pair_log_probs<B: Backend>(
     model: &Llama<B>,
     pairs: &[PreferencePair],
     batch_size: usize,
-) -> Result<Vec<f64>, EvalError> {
+) -> Result<Vec<PairLogProbs>, EvalError> {
     let samples: Vec<Sample> = pairs
         .iter()
         .flat_map(|p| [p.chosen.clone(), p.rejected.clone()])
         .collect();
     let losses = evaluate(model, &samples, batch_size)?;
-    let log_prob = |l: &crate::eval::SampleLoss| -l.loss * l.tokens as f64;
+    let side = |l: &crate::eval::SampleLoss| (-l.loss * l.tokens as f64, l.tokens);
     Ok(losses
         .chunks(2)
-        .map(|pair| log_prob(&pair[0]) - log_prob(&pair[1]))
+        .map(|pair| PairLogProbs {
+            chosen: side(&pair[0]),
+            rejected: side(&pair[1]),
+        })
+        .collect())
+}
+
+/// Each pair's margin under `model` ([`PairLogProbs::margin`]); with the base model these are
+/// DPO's reference margins.
+pub fn preference_margins<B: Backend>(
+    model: &Llama<B>,
+    pairs: &[PreferencePair],
+    batch_size: usize,
+) -> Result<Vec<f64>, EvalError> {
+    Ok(pair_log_probs(model, pairs, batch_size)?
+        .iter()
+        .map(PairLogProbs::margin)
         .collect())
 }
 

@@ -147,16 +147,37 @@ fn devnet_summary(extra: &[&str]) -> (Summary, String) {
 /// start, and with two devnets on two cores that eats the labelers' window.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-/// [`devnet_summary`] of `epochs` epochs.
-fn devnet_summary_of(epochs: u32, extra: &[&str]) -> (Summary, String) {
+/// A devnet run's turn: [`ONE_AT_A_TIME`] held while it lives, the built binaries, and a
+/// temporary directory for the run and its summary.
+struct Turn {
+    _lock: std::sync::MutexGuard<'static, ()>,
+    bin_dir: PathBuf,
+    _dir: tempfile::TempDir,
+    run_dir: PathBuf,
+    summary: PathBuf,
+}
+
+/// Waits for the previous devnet to finish, then builds the binaries.
+fn turn() -> Turn {
     // A failed test poisons the lock; the next one runs all the same.
-    let _turn = ONE_AT_A_TIME
+    let lock = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let bin_dir = build_binaries();
     let dir = tempfile::tempdir().unwrap();
-    let run_dir = dir.path().join("run");
-    let summary_path = dir.path().join("summary.json");
+    Turn {
+        _lock: lock,
+        bin_dir,
+        run_dir: dir.path().join("run"),
+        summary: dir.path().join("summary.json"),
+        _dir: dir,
+    }
+}
+
+/// [`devnet_summary`] of `epochs` epochs.
+fn devnet_summary_of(epochs: u32, extra: &[&str]) -> (Summary, String) {
+    let turn = turn();
+    let (bin_dir, run_dir, summary_path) = (&turn.bin_dir, &turn.run_dir, &turn.summary);
     let epochs_flag = epochs.to_string();
     // Label windows inside each epoch: the simulated labelers answer at once, and the few epochs
     // of a test are all paid.
@@ -164,9 +185,9 @@ fn devnet_summary_of(epochs: u32, extra: &[&str]) -> (Summary, String) {
         .into_iter()
         .chain(extra.iter().copied())
         .collect();
-    let output = run_devnet(&bin_dir, &run_dir, &summary_path, &extra);
+    let output = run_devnet(bin_dir, run_dir, summary_path, &extra);
     let summary: Summary =
-        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(summary_path).unwrap()).unwrap();
     let context = format!("{output}\n{summary:#?}");
     assert_eq!(summary.epochs, epochs, "{context}");
     (summary, context)
@@ -421,15 +442,10 @@ fn a_person_labels_a_batch_in_chromium_on_the_default_devnet_before_its_deadline
     use serde_json::json;
     use subnet_common::protocol::Choice;
 
-    let _turn = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let bin_dir = build_binaries();
-    let dir = tempfile::tempdir().unwrap();
-    let run_dir = dir.path().join("run");
-    let summary_path = dir.path().join("summary.json");
+    let turn = turn();
+    let (run_dir, summary_path) = (&turn.run_dir, &turn.summary);
     // The default devnet (its label miners, its label window) at debug-build speed.
-    let (child, log) = spawn_devnet(&bin_dir, &run_dir, &summary_path, &["--epochs", "8"]);
+    let (child, log) = spawn_devnet(&turn.bin_dir, run_dir, summary_path, &["--epochs", "8"]);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (answered, batch_size) = runtime.block_on(async {
         let started = Instant::now();
@@ -486,7 +502,7 @@ fn a_person_labels_a_batch_in_chromium_on_the_default_devnet_before_its_deadline
                 .script("return document.getElementById('answer-form').dataset.task;")
                 .await;
             let task = task.as_str().expect("a task id").to_owned();
-            let truth = truth_of(&run_dir, &task).expect("the task's truth was written");
+            let truth = truth_of(run_dir, &task).expect("the task's truth was written");
             if first_batch.is_none() {
                 let deadline = driver.text("#deadline").await;
                 let blocks_left: u64 = deadline
@@ -539,7 +555,7 @@ fn a_person_labels_a_batch_in_chromium_on_the_default_devnet_before_its_deadline
     });
     let output = wait_devnet(child, &log);
     let summary: Summary =
-        serde_json::from_str(&std::fs::read_to_string(&summary_path).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(summary_path).unwrap()).unwrap();
     let context =
         format!("{output}\n{summary:#?}\n{answered} labelled, {batch_size} in the first batch");
     // The validators collected the person's labels (and so paid for them): at least the whole

@@ -37,8 +37,9 @@ use subnet_model::{
     tasks::{TaskKind, TaskMix, generate},
     tokenizer::Tokenizer,
     train::{
-        CHECKPOINT_DIR, DpoConfig, PreferencePair, STATE_FILE, StepReport, TrainConfig,
-        TrainOutcome, preference_accuracy, preference_margins, train, train_preferences,
+        CHECKPOINT_DIR, DpoConfig, PairLogProbs, PreferencePair, STATE_FILE, StepReport,
+        TrainConfig, TrainOutcome, pair_log_probs, preference_accuracy, preference_margins, train,
+        train_preferences,
     },
 };
 
@@ -168,16 +169,19 @@ pub struct FinetuneSummary {
     pub preference: Option<PreferenceReport>,
 }
 
-/// How often the base and the tuned model give the chosen answer of a held-out pair more
-/// probability than the rejected one (summed log-probability of the answer tokens).
+/// How the base and the tuned model judge the held-out pairs.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PreferenceReport {
     /// Held-out pairs.
     pub pairs: usize,
-    /// Share the base prefers the chosen answer on.
+    /// Share the base prefers the chosen answer on: a higher mean log-probability per token
+    /// than the rejected one's (per token, so that length alone does not decide).
     pub base: f64,
-    /// Share the tuned model prefers it on.
+    /// The same share for the tuned model.
     pub tuned: f64,
+    /// Share on which the tuned model moved towards the chosen answer relative to the base (its
+    /// summed margin grew): DPO's reward accuracy.
+    pub moved: f64,
 }
 
 /// Runs `miner finetune` and prints the final loss and manifest hash.
@@ -199,10 +203,13 @@ pub async fn run(args: FinetuneArgs, out: &mut impl std::io::Write) -> anyhow::R
     .and_then(|()| match &summary.preference {
         Some(p) => writeln!(
             out,
-            "held-out preference: the base prefers the chosen answer on {:.1}% of {} pairs, the tuned model on {:.1}%",
+            "held-out preference (mean log-prob per token): the base prefers the chosen answer on \
+             {:.1}% of {} pairs, the tuned model on {:.1}%; the tuned model moved towards the chosen \
+             answer on {:.1}% (DPO's reward accuracy)",
             100.0 * p.base,
             p.pairs,
-            100.0 * p.tuned
+            100.0 * p.tuned,
+            100.0 * p.moved
         ),
         None => Ok(()),
     })
@@ -555,13 +562,14 @@ impl TrainTask for Job<'_> {
                 beta,
             } => {
                 // The base is the reference; its margins are computed once, before training.
-                let margins = |model: &_, pairs: &[PreferencePair]| {
-                    preference_margins(model, pairs, self.eval_batch)
+                let scored = |model: &_, pairs: &[PreferencePair]| {
+                    pair_log_probs(model, pairs, self.eval_batch)
                         .context("while scoring the preference pairs")
                 };
                 let base = model.valid();
-                let reference = margins(&base, pairs)?;
-                let base_held_out = margins(&base, held_out)?;
+                let reference = preference_margins(&base, pairs, self.eval_batch)
+                    .context("while scoring the preference pairs")?;
+                let base_held_out = scored(&base, held_out)?;
                 drop(base);
                 let (model, outcome) = train_preferences(
                     model,
@@ -578,11 +586,20 @@ impl TrainTask for Job<'_> {
                 let preference = if held_out.is_empty() {
                     None
                 } else {
-                    let tuned = margins(&model.valid(), held_out)?;
+                    let tuned = scored(&model.valid(), held_out)?;
+                    let means = |lps: &[PairLogProbs]| -> Vec<f64> {
+                        lps.iter().map(PairLogProbs::mean_margin).collect()
+                    };
+                    let moved: Vec<f64> = tuned
+                        .iter()
+                        .zip(&base_held_out)
+                        .map(|(t, b)| t.margin() - b.margin())
+                        .collect();
                     Some(PreferenceReport {
                         pairs: held_out.len(),
-                        base: preference_accuracy(&base_held_out),
-                        tuned: preference_accuracy(&tuned),
+                        base: preference_accuracy(&means(&base_held_out)),
+                        tuned: preference_accuracy(&means(&tuned)),
+                        moved: preference_accuracy(&moved),
                     })
                 };
                 Trained {
