@@ -551,20 +551,35 @@ fn batch_loss<B: AutodiffBackend>(
     batch: &[&Sample],
     device: &B::Device,
 ) -> Tensor<B, 1> {
-    let (input_ids, targets, lengths) = pad_batch::<B>(batch, device);
-    let [rows, seq] = input_ids.dims();
-    let mut weights = vec![0f32; rows * seq];
-    for (row, sample) in batch.iter().enumerate() {
+    let rows = batch.len();
+    weighted_completion_log_probs(model, batch, |tokens| 1.0 / (tokens * rows) as f32, device)
+        .sum()
+        .neg()
+}
+
+/// The log-probability of each completion token of `rows` (one padded batch), times
+/// `weight(completion tokens of the row)`; 0 at prompt and padding positions.
+///
+/// Shapes: → `[rows, seq]`.
+fn weighted_completion_log_probs<B: AutodiffBackend>(
+    model: &Llama<B>,
+    rows: &[&Sample],
+    weight: impl Fn(usize) -> f32,
+    device: &B::Device,
+) -> Tensor<B, 2> {
+    let (input_ids, targets, lengths) = pad_batch::<B>(rows, device);
+    let [n, seq] = input_ids.dims();
+    let mut weights = vec![0f32; n * seq];
+    for (row, sample) in rows.iter().enumerate() {
         let (from, to) = (sample.completion_start - 1, sample.input_ids.len() - 1);
-        let weight = 1.0 / ((to - from) * rows) as f32;
-        weights[row * seq + from..row * seq + to].fill(weight);
+        weights[row * seq + from..row * seq + to].fill(weight(to - from));
     }
-    let weights = Tensor::<B, 2>::from_data(TensorData::new(weights, [rows, seq]), device);
-    // [rows, seq, vocab] → log p(target) [rows, seq]
+    let weights = Tensor::<B, 2>::from_data(TensorData::new(weights, [n, seq]), device);
+    // [n, seq, vocab] → log p(target) [n, seq]
     let log_probs = log_softmax(model.forward_padded(input_ids, &lengths), 2)
         .gather(2, targets.unsqueeze_dim::<3>(2))
-        .reshape([rows, seq]);
-    (log_probs * weights).sum().neg()
+        .reshape([n, seq]);
+    log_probs * weights
 }
 
 /// DPO's loss of one batch of pairs: the mean over pairs of `−log σ(β · (m − m_ref))`, with `m`
@@ -584,19 +599,11 @@ fn dpo_loss<B: AutodiffBackend>(
         .map(|p| &p.chosen)
         .chain(pairs.iter().map(|p| &p.rejected))
         .collect();
-    let (input_ids, targets, lengths) = pad_batch::<B>(&rows, device);
-    let [n, seq] = input_ids.dims();
-    let mut mask = vec![0f32; n * seq];
-    for (row, sample) in rows.iter().enumerate() {
-        let (from, to) = (sample.completion_start - 1, sample.input_ids.len() - 1);
-        mask[row * seq + from..row * seq + to].fill(1.0);
-    }
-    let mask = Tensor::<B, 2>::from_data(TensorData::new(mask, [n, seq]), device);
-    // [n, seq, vocab] → log p(target) [n, seq] → summed over the completion [n]
-    let log_probs = log_softmax(model.forward_padded(input_ids, &lengths), 2)
-        .gather(2, targets.unsqueeze_dim::<3>(2))
-        .reshape([n, seq]);
-    let sums = (log_probs * mask).sum_dim(1).reshape([n]);
+    let n = rows.len();
+    // Summed over each completion: [n]
+    let sums = weighted_completion_log_probs(model, &rows, |_| 1.0, device)
+        .sum_dim(1)
+        .reshape([n]);
     let k = pairs.len();
     let margins = sums.clone().narrow(0, 0, k) - sums.narrow(0, k, n - k);
     let reference: Vec<f32> = reference.iter().map(|&m| m as f32).collect();
