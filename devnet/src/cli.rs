@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::competition::CompetitionChoice;
 use crate::roster::{ExtraLabeler, ExtraModel, RosterKind};
 
 /// A whole local subnet in one command: a throwaway Postgres, a dev chain, miners (strong, weak,
@@ -29,11 +30,25 @@ pub struct Cli {
     pub roster: RosterKind,
     /// A model directory of your own (`config.json`, `model.safetensors`) served and committed
     /// by one more miner named NAME, after the strong model; repeat the flag for more. It is
-    /// judged by the devnet's competition (the built-in byte-level one), whose base is
-    /// `miner init-base --preset tiny --seed 7`.
+    /// judged by the devnet's `--competition`.
     #[arg(long = "extra-model", env = "DEVNET_EXTRA_MODELS", value_name = "NAME=DIR",
           value_delimiter = ',', value_parser = ExtraModel::parse)]
     pub extra_models: Vec<ExtraModel>,
+
+    /// The competition miners enter and validators judge: `default` (byte-level toy models,
+    /// base `miner init-base --preset tiny --seed 7`), `smollm2-135m` (fine-tunes of
+    /// SmolLM2-135M-Instruct; base from `--base-model`; wants release builds and slower epochs,
+    /// see the README), or the path of a competition .toml file.
+    #[arg(long, env = "DEVNET_COMPETITION", default_value = "default",
+          value_parser = CompetitionChoice::parse)]
+    pub competition: CompetitionChoice,
+
+    /// The base model the miners fine-tune (`config.json`, `model.safetensors`, tokenizer files).
+    /// Default: `models/smollm2-135m` for `--competition smollm2-135m`, as
+    /// `scripts/fetch-base-model.sh` writes it; a random byte-level model for competitions
+    /// that pin no tokenizer.
+    #[arg(long = "base-model", env = "DEVNET_BASE_MODEL", value_name = "DIR")]
+    pub base_model: Option<PathBuf>,
 
     /// Label-track miners, each with a simulated labeler: accurate (95%), then inaccurate (55%).
     #[arg(long = "label-miners", env = "DEVNET_LABEL_MINERS", default_value_t = 2,
@@ -79,20 +94,17 @@ pub struct Cli {
           value_parser = clap::value_parser!(u64).range(50..=60_000))]
     pub block_time_ms: u64,
 
-    /// Fine-tuning steps of the strong miner.
-    #[arg(
-        long = "strong-steps",
-        env = "DEVNET_STRONG_STEPS",
-        default_value_t = 150
-    )]
-    pub strong_steps: usize,
+    /// Fine-tuning steps of the strong miner (default: 150 for byte-level models, 8 for a real
+    /// model such as SmolLM2, batch 8 at a learning rate of 1e-4).
+    #[arg(long = "strong-steps", env = "DEVNET_STRONG_STEPS")]
+    pub strong_steps: Option<usize>,
 
-    /// Fine-tuning steps of the weak miner.
-    #[arg(long = "weak-steps", env = "DEVNET_WEAK_STEPS", default_value_t = 5)]
-    pub weak_steps: usize,
+    /// Fine-tuning steps of the weak miner (default: 5 for byte-level models, 1 for a real one).
+    #[arg(long = "weak-steps", env = "DEVNET_WEAK_STEPS")]
+    pub weak_steps: Option<usize>,
 
-    /// Samples each validator evaluates every model on per epoch (default: the built-in
-    /// competition's 256). Fewer make epochs cheaper, e.g. with debug builds.
+    /// Samples each validator evaluates every model on per epoch (default: the competition's
+    /// `eval.samples`, 256 in the default one). Fewer make epochs cheaper, e.g. with debug builds.
     #[arg(long = "eval-samples", env = "DEVNET_EVAL_SAMPLES",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub eval_samples: Option<u32>,
@@ -136,7 +148,6 @@ mod tests {
     fn defaults_describe_the_full_roster() {
         let cli = Cli::try_parse_from(["devnet"]).unwrap();
         assert_eq!((cli.miners, cli.label_miners, cli.validators), (4, 2, 2));
-        assert!(cli.strong_steps > cli.weak_steps);
         assert!(!cli.keep);
     }
 

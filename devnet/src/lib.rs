@@ -3,6 +3,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | [`competition`] | `--competition`: the rules the validators get, the id miners commit under, the base model |
 //! | [`cli`] | flags (`--miners`, `--validators`, `--epochs`, `--tempo`, `--db.url`, `--keep`, …) |
 //! | [`bins`] | finds `devchain`, `miner`, `validator` beside the `devnet` executable |
 //! | [`postgres`] | a throwaway Postgres cluster (or `--db.url`), one database per validator and label miner |
@@ -16,6 +17,7 @@
 pub mod attacks;
 pub mod bins;
 pub mod cli;
+pub mod competition;
 pub mod postgres;
 pub mod process;
 pub mod progress;

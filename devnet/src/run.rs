@@ -15,6 +15,7 @@ use subnet_common::wallet::{Protection, Wallet};
 
 use crate::bins::Binaries;
 use crate::cli::Cli;
+use crate::competition::Competition;
 use crate::postgres::Postgres;
 use crate::process::{STOP_GRACE, Service, free_port, run_command, wait_http_ok};
 use crate::progress::Progress;
@@ -37,10 +38,6 @@ const READY: Duration = Duration::from_secs(120);
 const DASHBOARD_WAIT: Duration = Duration::from_secs(20);
 /// Least time between two runs of a label miner's simulated labeler.
 const LABELER_PAUSE: Duration = Duration::from_secs(2);
-
-/// The built-in competition (what miners and validators use by default), the base of the
-/// `--eval-samples` variant.
-const DEFAULT_COMPETITION: &str = include_str!("../../competitions/default.toml");
 
 /// What `summary.json` holds.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
@@ -104,8 +101,13 @@ struct Devnet {
     /// SS58 hotkey → role name.
     roles: BTreeMap<String, String>,
     labelers: Vec<Labeler>,
-    /// The validators' `--competition` file, when `--eval-samples` changes the default.
-    competition: Option<PathBuf>,
+    /// The competition (`--competition`, with `--eval-samples`).
+    competition: Competition,
+    /// The validators' `--competition` file: [`Self::competition`] in the run directory.
+    competition_file: PathBuf,
+    /// The base model the miners fine-tune when it is brought (`--base-model`, or the fetched
+    /// SmolLM2); `None`: a random byte-level one.
+    base_model: Option<PathBuf>,
     dashboards: Vec<String>,
     /// A sign-in link for a real person on the first label miner: (miner name, link).
     person_link: Option<(String, String)>,
@@ -121,6 +123,8 @@ struct Devnet {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let started = Instant::now();
     let bins = Binaries::locate(cli.bin_dir.as_deref())?;
+    let competition = Competition::load(&cli.competition, cli.eval_samples)?;
+    let base_model = competition.base_dir(cli.base_model.as_deref())?;
     let temp = match &cli.run_dir {
         Some(_) => None,
         None => Some(
@@ -149,6 +153,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
     }
+    let competition_file = dir.join("competition.toml");
+    std::fs::write(&competition_file, competition.to_toml()?)
+        .with_context(|| format!("while writing {}", competition_file.display()))?;
     let members = roster(
         cli.roster,
         cli.miners,
@@ -179,7 +186,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         members,
         roles,
         labelers: Vec::new(),
-        competition: None,
+        competition,
+        competition_file,
+        base_model,
         dashboards: Vec::new(),
         person_link: None,
         totals: BTreeMap::new(),
@@ -188,12 +197,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         reported_exits: Vec::new(),
     };
     println!("devnet: run directory {} (logs in logs/)", dir.display());
-    if let Some(samples) = cli.eval_samples {
-        let path = dir.join("competition.toml");
-        std::fs::write(&path, competition_with_samples(samples)?)
-            .with_context(|| format!("while writing {}", path.display()))?;
-        net.competition = Some(path);
-    }
 
     let outcome = tokio::select! {
         result = net.start_and_watch(&cli) => result,
@@ -510,28 +513,37 @@ impl Devnet {
             return Ok(models);
         }
         let root = self.dir.join("models");
-        let base = root.join("base");
         let log = self.log("models");
-        let step = self
-            .progress
-            .step("base model (miner init-base --preset tiny)");
-        run_command(
-            &self.bins.miner,
-            &os(&[
-                "init-base",
-                "--out",
-                &base.to_string_lossy(),
-                "--preset",
-                "tiny",
-                "--seed",
-                "7",
-            ]),
-            &[],
-            &log,
-            SHORT,
-        )
-        .await?;
-        step.done(&base.to_string_lossy());
+        let competition = self.competition_file.to_string_lossy().into_owned();
+        let base = match &self.base_model {
+            Some(brought) => brought.clone(),
+            None => {
+                let base = root.join("base");
+                let step = self
+                    .progress
+                    .step("base model (miner init-base --preset tiny)");
+                run_command(
+                    &self.bins.miner,
+                    &os(&[
+                        "init-base",
+                        "--out",
+                        &base.to_string_lossy(),
+                        "--preset",
+                        "tiny",
+                        "--seed",
+                        "7",
+                        "--competition",
+                        &competition,
+                    ]),
+                    &[],
+                    &log,
+                    SHORT,
+                )
+                .await?;
+                step.done(&base.to_string_lossy());
+                base
+            }
+        };
 
         let strong = root.join("strong");
         let weak = root.join("weak");
@@ -541,10 +553,11 @@ impl Devnet {
         });
         let needs_weak = roles.iter().any(|r| matches!(r, Role::Weak | Role::Broken));
         let needs_sybil = roles.iter().any(|r| matches!(r, Role::Sybil(_)));
+        let tuning = Tuning::for_competition(&self.competition, cli);
         for (needed, out, steps, seed, label) in [
-            (needs_strong, &strong, cli.strong_steps, "1", "strong"),
-            (needs_weak, &weak, cli.weak_steps, "2", "weak"),
-            (needs_sybil, &sybil, cli.weak_steps, "3", "sybils'"),
+            (needs_strong, &strong, tuning.strong_steps, "1", "strong"),
+            (needs_weak, &weak, tuning.weak_steps, "2", "weak"),
+            (needs_sybil, &sybil, tuning.weak_steps, "3", "sybils'"),
         ] {
             if !needed {
                 continue;
@@ -566,6 +579,12 @@ impl Devnet {
                     seed,
                     "--device",
                     "cpu",
+                    "--competition",
+                    &competition,
+                    "--lr",
+                    tuning.lr,
+                    "--batch",
+                    tuning.batch,
                 ]),
                 &[],
                 &log,
@@ -647,6 +666,8 @@ impl Devnet {
                 NETUID.to_string(),
                 "--device".into(),
                 "cpu".into(),
+                "--competition".into(),
+                self.competition.id.clone(),
                 // Simulated labelers answer at once; a person's reading time does not apply.
                 "--label.reading-speed".into(),
                 "0".into(),
@@ -755,8 +776,11 @@ impl Devnet {
                     .number;
                 wait_for_block(&client, head + 3, Duration::from_secs(60)).await?;
             }
-            let (wallets, model_dir) =
-                (self.wallets.to_string_lossy(), committed.to_string_lossy());
+            let (wallets, model_dir, competition) = (
+                self.wallets.to_string_lossy(),
+                committed.to_string_lossy(),
+                &self.competition.id,
+            );
             let args = |dry_run: bool| {
                 let mut args = os(&[
                     "commit",
@@ -772,6 +796,8 @@ impl Devnet {
                     "1",
                     "--model.dir",
                     &model_dir,
+                    "--competition",
+                    competition,
                 ]);
                 if dry_run {
                     args.push(OsStr::new("--dry-run"));
@@ -833,9 +859,10 @@ impl Devnet {
             let port = free_port()?.to_string();
             let cache = self.dir.join(format!("{name}-cache"));
             let mut extra: Vec<String> = Vec::new();
-            if let Some(path) = &self.competition {
-                extra.extend(["--competition".into(), path.to_string_lossy().into_owned()]);
-            }
+            extra.extend([
+                "--competition".into(),
+                self.competition_file.to_string_lossy().into_owned(),
+            ]);
             if self.labelers.is_empty() {
                 // No label miners: the label track would only collect 404s.
                 extra.extend(["--labels.enabled".into(), "false".into()]);
@@ -852,24 +879,17 @@ impl Devnet {
                 // while everything else runs: short answers, one sample per model, so labelers
                 // get most of the window; half the pairs known, so that the few epochs of a
                 // devnet give each labeler enough known answers to be paid (docs/scoring.md).
-                let prompts = match cli.roster {
-                    // Every starter prompt: nine labelers to tell apart.
-                    RosterKind::Labels => "160",
-                    _ => "96",
-                };
-                extra.extend(
-                    [
-                        "--labels.answer-tokens",
-                        "12",
-                        "--labels.samples",
-                        "1",
-                        "--labels.known-share",
-                        "0.5",
-                        "--labels.max-prompts",
-                        prompts,
-                    ]
-                    .map(String::from),
-                );
+                let (prompts, tokens) = label_answers(cli.roster, self.competition.pins_tokenizer);
+                extra.extend([
+                    "--labels.answer-tokens".into(),
+                    tokens.to_string(),
+                    "--labels.samples".into(),
+                    "1".into(),
+                    "--labels.known-share".into(),
+                    "0.5".into(),
+                    "--labels.max-prompts".into(),
+                    prompts.to_string(),
+                ]);
             }
             let mut service = Service::spawn(
                 name.clone(),
@@ -1215,18 +1235,46 @@ fn label_deadline_blocks(tempo: u16, block_time_ms: u64, window_secs: u64) -> u6
     in_epoch + epochs * (u64::from(tempo) + 1)
 }
 
-/// The built-in competition with `samples` evaluation samples (same id, so the miners'
-/// commitments still match it).
-fn competition_with_samples(samples: u32) -> anyhow::Result<String> {
-    let mut table: toml::Table = DEFAULT_COMPETITION
-        .parse()
-        .context("while parsing the built-in competition")?;
-    let eval = table
-        .get_mut("eval")
-        .and_then(toml::Value::as_table_mut)
-        .context("the built-in competition has no [eval] table")?;
-    eval.insert("samples".into(), toml::Value::Integer(i64::from(samples)));
-    toml::to_string(&table).context("while writing the competition")
+/// How the devnet's miners fine-tune their models.
+#[derive(Debug, Clone, PartialEq)]
+struct Tuning {
+    strong_steps: usize,
+    weak_steps: usize,
+    lr: &'static str,
+    batch: &'static str,
+}
+
+impl Tuning {
+    /// Byte-level toys learn fast at a high rate: 150 steps make a clear leader, 5 a weak one.
+    /// A real pretrained model (a competition that pins its tokenizer) takes about 10 s per step
+    /// of 8 samples (release build, 2 cores) and forgets what it knew at the toys' rate: 8 steps
+    /// at 1e-4 already lower the chat competition's loss from 6.5 to about 2 (docs/benchmarks.md).
+    fn for_competition(competition: &Competition, cli: &Cli) -> Self {
+        let (strong, weak, lr, batch) = if competition.pins_tokenizer {
+            (8, 1, "1e-4", "8")
+        } else {
+            (150, 5, "1e-3", "16")
+        };
+        Self {
+            strong_steps: cli.strong_steps.unwrap_or(strong),
+            weak_steps: cli.weak_steps.unwrap_or(weak),
+            lr,
+            batch,
+        }
+    }
+}
+
+/// How many label prompts the validators answer each epoch, and in how many tokens at most.
+/// A byte-level toy answers in bytes, cheaply: short answers to many prompts (every starter
+/// prompt for the labels roster's nine labelers). A real model (a competition that pins its
+/// tokenizer, SmolLM2's 135M parameters) generates about 30 tokens/s on 2 cores: fewer, longer
+/// answers, readable sentences a preference can be exported from.
+fn label_answers(roster: RosterKind, real_model: bool) -> (u32, u32) {
+    match (real_model, roster) {
+        (true, _) => (24, 32),
+        (false, RosterKind::Labels) => (160, 12),
+        (false, _) => (96, 12),
+    }
 }
 
 /// The directory of `Devnet::truth_dir`, under the run directory.
@@ -1315,7 +1363,35 @@ fn os<'a>(args: &[&'a str]) -> Vec<&'a OsStr> {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+    use crate::competition::CompetitionChoice;
+
+    #[test]
+    fn a_real_model_is_tuned_gently_and_answers_fewer_longer_prompts() {
+        let tuning = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let competition = Competition::load(&cli.competition, None).unwrap();
+            Tuning::for_competition(&competition, &cli)
+        };
+        let toy = tuning(&["devnet"]);
+        let smol = tuning(&["devnet", "--competition", "smollm2-135m"]);
+        assert!(toy.strong_steps > toy.weak_steps && smol.strong_steps > smol.weak_steps);
+        assert!(smol.strong_steps < toy.strong_steps);
+        assert!(smol.lr.parse::<f64>().unwrap() < toy.lr.parse::<f64>().unwrap());
+        let chosen = tuning(&["devnet", "--competition", "smollm2-135m", "--strong-steps", "3"]);
+        assert_eq!(chosen.strong_steps, 3);
+        assert_eq!(chosen.weak_steps, smol.weak_steps);
+
+        let (toy_prompts, toy_tokens) = label_answers(RosterKind::Standard, false);
+        let (real_prompts, real_tokens) = label_answers(RosterKind::Standard, true);
+        assert!(real_prompts < toy_prompts && real_tokens > toy_tokens);
+        assert_eq!(
+            CompetitionChoice::parse("default").unwrap(),
+            Cli::try_parse_from(["devnet"]).unwrap().competition
+        );
+    }
 
     #[test]
     fn break_config_adds_a_layer_and_keeps_the_rest() {
@@ -1355,20 +1431,6 @@ mod tests {
         }
         // The default devnet: two minutes at 0.5-s blocks is eleven epochs and three quarters.
         assert_eq!(label_deadline_blocks(20, 500, 120), 11 * 21 + 15);
-    }
-
-    #[test]
-    fn competition_with_samples_changes_only_the_sample_count() {
-        let text = competition_with_samples(32).unwrap();
-        let changed: toml::Table = text.parse().unwrap();
-        let original: toml::Table = DEFAULT_COMPETITION.parse().unwrap();
-        assert_eq!(changed["eval"]["samples"].as_integer(), Some(32));
-        assert_eq!(changed["id"], original["id"]);
-        assert_eq!(
-            changed["eval"]["block_delay"],
-            original["eval"]["block_delay"]
-        );
-        assert_eq!(changed["tasks"], original["tasks"]);
     }
 
     #[test]

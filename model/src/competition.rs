@@ -210,6 +210,11 @@ pub struct CopyThresholds {
     /// Smallest per-tensor cosine at which a later model with the same tensor shapes is a copy
     /// by weights.
     pub weight_cosine: f64,
+    /// Whether copies are also looked for by weights. Off for fine-tunes of a real pretrained
+    /// base: they all keep every tensor at cosine > 0.999999 with the base and with each other
+    /// (two SmolLM2 fine-tunes 3 nats apart in loss measured so), so the weight test would call
+    /// every later honest fine-tune a copy; the test by function still applies.
+    pub compare_weights: bool,
 }
 
 impl Default for CopyThresholds {
@@ -217,6 +222,7 @@ impl Default for CopyThresholds {
         Self {
             max_divergence: DEFAULT_MAX_DIVERGENCE,
             weight_cosine: 0.999,
+            compare_weights: true,
         }
     }
 }
@@ -546,6 +552,12 @@ impl Competition {
 }
 
 impl Competition {
+    /// How many samples [`Self::eval_samples`] builds: the generated tasks, then the dataset's
+    /// (drawn with repeats, so always its full count).
+    pub fn sample_count(&self) -> usize {
+        self.eval.samples + self.dataset.as_ref().map_or(0, |d| d.samples)
+    }
+
     /// The samples every model is evaluated on for the epoch `seed` (see [`eval_seed`]):
     /// `eval.samples` generated examples drawn from `derive_seed(seed, TASKS_PURPOSE)`, then, when
     /// the competition names a dataset, `dataset.samples` records drawn from
@@ -920,6 +932,7 @@ mod tests {
         ));
         let mixed = c.eval_samples(seed, &tok, Some(&dataset)).unwrap();
         assert_eq!(mixed.len(), 7);
+        assert_eq!(c.sample_count(), 7);
         assert_eq!(mixed[..5], samples[..]);
         assert_eq!(
             mixed[5],

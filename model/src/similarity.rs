@@ -146,8 +146,9 @@ pub struct CopyRules {
     /// A later model whose [`divergence`] from an earlier one is at most this is its copy.
     pub max_divergence: f64,
     /// A later model whose every tensor has at least this cosine with the same tensor of an
-    /// earlier one is its copy.
-    pub weight_cosine: f64,
+    /// earlier one is its copy; `None`: weights are not compared (fine-tunes of one pretrained
+    /// base, which are all that close).
+    pub weight_cosine: Option<f64>,
     /// Largest weights file read for a comparison.
     pub max_bytes: u64,
     /// A later model that displaces the earlier one under this rule is no copy, however close:
@@ -236,18 +237,19 @@ fn copy_evidence(
             return Some(CopyEvidence::Function { divergence });
         }
     }
+    let weight_cosine = rules.weight_cosine?;
     // Only the shapes must agree: a copy that changes `pad_token_id`, `rope_theta` or
     // `max_position_embeddings` keeps the same weights.
     if earlier.config.weight_shapes() != later.config.weight_shapes() {
         return None;
     }
     if let (Some(a), Some(b)) = (&earlier.sketch, &later.sketch)
-        && a.surely_apart(b, rules.weight_cosine)
+        && a.surely_apart(b, weight_cosine)
     {
         return None;
     }
     match tensor_cosines(&earlier.weights, &later.weights, rules.max_bytes) {
-        Ok(cosines) if is_near_copy(&cosines, rules.weight_cosine) => {
+        Ok(cosines) if is_near_copy(&cosines, weight_cosine) => {
             let min_cosine = cosines.iter().map(|c| c.cosine).fold(1.0, f64::min);
             Some(CopyEvidence::Weights { min_cosine })
         }
@@ -359,7 +361,7 @@ mod tests {
     fn rules() -> CopyRules {
         CopyRules {
             max_divergence: 0.01,
-            weight_cosine: 0.999,
+            weight_cosine: Some(0.999),
             max_bytes: u64::MAX,
             dethrone: DethroneRule {
                 margin: 0.01,
@@ -455,6 +457,18 @@ mod tests {
             // An earlier commit of the perturbed weights makes the other one the copy.
             let copies = find_copies(&[candidate(1, 5, &b), candidate(0, 10, &a)], &rules());
             assert_eq!(copy_map(&copies), BTreeMap::from([(0, 1)]));
+
+            // A competition on a pretrained base compares no weights (its honest fine-tunes are
+            // all this close): without fitted evaluations nothing is a copy.
+            let by_function_only = CopyRules {
+                weight_cosine: None,
+                ..rules()
+            };
+            let copies = find_copies(
+                &[candidate(1, 20, &b), candidate(0, 10, &a)],
+                &by_function_only,
+            );
+            assert!(copies.is_empty(), "{copies:?}");
         }
     }
 

@@ -62,7 +62,7 @@ pub const OPTIONAL_FILES: &[&str] = &[
 pub struct Limits {
     /// Largest manifest body read.
     pub max_manifest_bytes: usize,
-    /// Largest single file.
+    /// Largest single file (see [`Limits::for_artifacts_of`]).
     pub max_file_bytes: u64,
     /// Largest sum of file sizes (the competition's `max_artifact_bytes`).
     pub max_total_bytes: u64,
@@ -79,6 +79,18 @@ pub struct Limits {
     pub min_bytes_per_sec: u64,
     /// Time a fetch gets before the throughput floor applies (connecting, the first bytes).
     pub throughput_grace: Duration,
+}
+
+impl Limits {
+    /// These limits for a competition that admits artifacts of `max_artifact_bytes` in all: the
+    /// bound on the sum, and on each file, is the competition's, so one file may be as large as
+    /// the competition allows the whole (SmolLM2's f32 weights are one 538 MB file, over the
+    /// 256 MiB default).
+    pub fn for_artifacts_of(mut self, max_artifact_bytes: u64) -> Self {
+        self.max_total_bytes = max_artifact_bytes;
+        self.max_file_bytes = max_artifact_bytes;
+        self
+    }
 }
 
 impl Default for Limits {
@@ -862,6 +874,18 @@ mod tests {
         let m = manifest(files);
         let err = check_manifest(&m, &Limits::default()).unwrap_err();
         assert_eq!(err.outcome(), "malformed", "{err}");
+    }
+
+    #[test]
+    fn a_competition_admitting_large_artifacts_admits_one_large_file() {
+        // SmolLM2's competition: 576 MiB in all; its f32 weights are one 538 MB file.
+        let limits = Limits::default().for_artifacts_of(603_979_776);
+        let mut files = base();
+        files[1].size = 538_090_408;
+        assert!(check_manifest(&manifest(files.clone()), &limits).is_ok());
+        files[1].size = 603_979_777;
+        let err = check_manifest(&manifest(files), &limits).unwrap_err();
+        assert_eq!(err.outcome(), "too_large", "{err}");
     }
 
     #[test]

@@ -33,7 +33,7 @@ use subnet_model::{
     config::LlamaConfig,
     data::{Dataset, Limits, load_preferences},
     eval::Sample,
-    io::load_artifact,
+    io::{WeightDtype, convert_weights, load_artifact},
     tasks::{TaskKind, TaskMix, generate},
     tokenizer::Tokenizer,
     train::{
@@ -145,6 +145,12 @@ pub struct FinetuneArgs {
     #[arg(long, env = "MINER_DEVICE", default_value = "auto")]
     pub device: DeviceChoice,
 
+    /// How the exported artifact stores its weights: `f32` (as trained) or `bf16` (half the
+    /// size to serve and download; validators load both). The checkpoint stays f32, so a resumed
+    /// run loses nothing.
+    #[arg(long, env = "MINER_FINETUNE_DTYPE", default_value = "f32")]
+    pub dtype: WeightDtype,
+
     /// Train into a non-empty `--out` that holds no checkpoint (its model files are replaced).
     #[arg(long)]
     pub force: bool,
@@ -161,6 +167,8 @@ pub struct FinetuneSummary {
     pub losses: Vec<f64>,
     /// The artifact directory.
     pub out: PathBuf,
+    /// How the artifact stores its weights.
+    pub dtype: WeightDtype,
     /// Competition id put in the manifest.
     pub competition: String,
     /// The artifact's manifest hash, as `miner serve` and `miner commit` compute it.
@@ -216,8 +224,9 @@ pub async fn run(args: FinetuneArgs, out: &mut impl std::io::Write) -> anyhow::R
     .and_then(|()| {
         writeln!(
             out,
-            "model written to {}\nmanifest sha256 {} (competition {})",
+            "model written to {} ({} weights)\nmanifest sha256 {} (competition {})",
             summary.out.display(),
+            summary.dtype,
             summary.manifest_sha256,
             summary.competition
         )
@@ -237,10 +246,22 @@ fn parse_holdout(text: &str) -> Result<f64, String> {
 /// Fine-tunes as `args` say (the training on a blocking thread), then hashes the artifact
 /// exactly as `miner serve` does.
 pub async fn finetune(args: FinetuneArgs) -> anyhow::Result<FinetuneSummary> {
-    let out = args.out.clone();
-    let (trained, competition) = tokio::task::spawn_blocking(move || train_blocking(&args))
-        .await
-        .context("while waiting for the training thread")??;
+    let (out, dtype) = (args.out.clone(), args.dtype);
+    let (trained, competition) = tokio::task::spawn_blocking(move || {
+        let trained = train_blocking(&args)?;
+        if args.dtype != WeightDtype::F32 {
+            convert_weights(&args.out, args.dtype).with_context(|| {
+                format!(
+                    "while storing the artifact in {} as {}",
+                    args.out.display(),
+                    args.dtype
+                )
+            })?;
+        }
+        anyhow::Ok(trained)
+    })
+    .await
+    .context("while waiting for the training thread")??;
     let Trained {
         outcome,
         preference,
@@ -253,6 +274,7 @@ pub async fn finetune(args: FinetuneArgs) -> anyhow::Result<FinetuneSummary> {
         steps: outcome.start_step + outcome.losses.len(),
         losses: outcome.losses,
         out,
+        dtype,
         competition,
         manifest_sha256: artifact.manifest().manifest_sha256.clone(),
         preference,

@@ -198,6 +198,73 @@ fn a_base_from_a_config_file_keeps_its_tokenizer_in_the_artifact() {
     assert_eq!(loaded, config);
 }
 
+/// The dtype of every tensor in a safetensors file, read from its JSON header.
+fn tensor_dtypes(path: &Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap();
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    let mut dtypes: Vec<String> = header
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| *name != "__metadata__")
+        .map(|(_, tensor)| tensor["dtype"].as_str().unwrap().to_owned())
+        .collect();
+    dtypes.dedup();
+    dtypes
+}
+
+#[tokio::test]
+async fn a_bf16_export_halves_the_artifact_and_still_loads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (base, out) = (tmp.path().join("base"), tmp.path().join("ft"));
+    init_tiny_base(&base);
+    let mut args = vec![
+        "finetune",
+        "--base",
+        path(&base),
+        "--out",
+        path(&out),
+        "--steps",
+        "2",
+        "--dtype",
+        "bf16",
+    ];
+    args.extend_from_slice(TRAIN_FLAGS);
+    let stdout = String::from_utf8_lossy(&run_ok(&args).stdout).into_owned();
+    assert!(stdout.contains("(bf16 weights)"), "{stdout}");
+    let weights = |dir: &Path| dir.join("model.safetensors");
+    assert_eq!(tensor_dtypes(&weights(&base)), ["F32"]);
+    assert_eq!(tensor_dtypes(&weights(&out)), ["BF16"]);
+    let size = |dir: &Path| std::fs::metadata(weights(dir)).unwrap().len();
+    assert!(
+        size(&out) * 10 < size(&base) * 6,
+        "{} vs {}",
+        size(&out),
+        size(&base)
+    );
+    // What validators do with it: load it, as f32, and score it.
+    assert!(mean_loss(&out).is_finite());
+    let artifact = Artifact::load(&out, DEFAULT_COMPETITION).await.unwrap();
+    assert!(stdout.contains(&artifact.manifest().manifest_sha256));
+
+    let err = run_err(&[
+        "finetune",
+        "--base",
+        path(&base),
+        "--out",
+        path(&out),
+        "--steps",
+        "1",
+        "--dtype",
+        "fp8",
+    ]);
+    assert!(
+        err.contains("--dtype") && err.contains("f32 or bf16"),
+        "{err}"
+    );
+}
+
 #[test]
 fn an_interrupted_run_resumes_from_its_checkpoint_step() {
     let tmp = tempfile::tempdir().unwrap();

@@ -534,13 +534,30 @@ async fn score_at(
     commitments: &[Commitment],
     current_block: u64,
 ) -> (subnet_validator::tracks::model::ModelTrackResult, Duration) {
+    score_in(
+        &competition(),
+        settings,
+        metagraph,
+        commitments,
+        current_block,
+    )
+    .await
+}
+
+/// [`score_at`] in `competition`.
+async fn score_in(
+    competition: &CompetitionFile,
+    settings: TrackSettings,
+    metagraph: &Metagraph,
+    commitments: &[Commitment],
+    current_block: u64,
+) -> (subnet_validator::tracks::model::ModelTrackResult, Duration) {
     let cache = tempfile::tempdir().expect("cache");
     // The validator's own client: no redirects.
     let http = subnet_validator::artifacts::miner_http_client().expect("client");
     let client = SignedClient::new(http, Keypair::from_uri("//Alice").expect("key"));
     let device = select(DeviceChoice::Cpu).expect("cpu");
     let track = ModelTrack::new(client, cache.path().to_path_buf(), device, settings);
-    let competition = competition();
     let input = EpochInput {
         netuid: 1,
         seed: eval_seed([9; 32], 1),
@@ -548,7 +565,7 @@ async fn score_at(
         current_block,
         metagraph,
         commitments,
-        competition: &competition,
+        competition,
         dataset: None,
     };
     let started = Instant::now();
@@ -695,6 +712,100 @@ async fn an_artifact_with_its_own_tokenizer_is_refused_in_a_byte_level_competiti
     assert_eq!(result.miners[0].score, 0.0);
     assert_eq!(result.miners[1].outcome, Outcome::Ok);
     assert!(result.miners[1].score > 0.0);
+}
+
+/// A chat competition: the fixture byte-level BPE tokenizer (355 ids) with a small chat
+/// template, pinned by sha256; each task is a conversation rendered with it. Same id as the
+/// default, so that the in-process miners' manifests name it.
+fn chat_competition(tokenizer: &[u8], config: &[u8]) -> CompetitionFile {
+    use sha2::{Digest, Sha256};
+    let text = format!(
+        "{}\n[tokenizer]\nsha256 = \"{}\"\nconfig_sha256 = \"{}\"\n",
+        subnet_validator::eval_cmd::DEFAULT_COMPETITION_TOML
+            .replace("samples = 256", "samples = 12")
+            .replace("max_seq_len = 128", "max_seq_len = 48")
+            .replace("block_delay = 10", "block_delay = 10\nchat = true")
+            // Random models: see `competition`.
+            .replace("max_divergence = 0.1", "max_divergence = 0.001"),
+        hex::encode(Sha256::digest(tokenizer)),
+        hex::encode(Sha256::digest(config)),
+    );
+    CompetitionFile::from_bytes(text.as_bytes()).expect("chat competition")
+}
+
+/// A random model for [`chat_competition`]'s tokenizer, with its tokenizer files, in `dir`.
+fn random_chat_model(dir: &Path, seed: u64, tokenizer: &[u8], config: &[u8]) {
+    use burn::tensor::backend::Backend;
+    Cpu::seed(&Default::default(), seed);
+    let config_json = subnet_model::config::LlamaConfig {
+        vocab_size: 360,
+        bos_token_id: Some(0),
+        eos_token_id: Some(1),
+        ..tiny_config()
+    };
+    let model = config_json.init::<Cpu>(&Default::default());
+    save_artifact(&model, &config_json, dir).expect("save");
+    std::fs::write(dir.join("tokenizer.json"), tokenizer).expect("write");
+    std::fs::write(dir.join("tokenizer_config.json"), config).expect("write");
+}
+
+/// In a chat competition every model brings the pinned tokenizer and its chat template, and is
+/// scored on conversations rendered with it; a model without a tokenizer is `bad_model`. The
+/// epoch used to fail as a whole, building byte-level samples a conversation cannot have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_competition_scores_models_on_their_own_chat_template() {
+    let tokenizer = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../model/tests/fixtures/tokenizer-bytelevel-bpe/tokenizer.json"
+    ))
+    .expect("fixture tokenizer");
+    let config = serde_json::to_vec(&serde_json::json!({
+        "bos_token": "<|begin_of_text|>",
+        "eos_token": "<|end_of_text|>",
+        "chat_template": "{% for m in messages %}<|begin_of_text|>{{ m.role }}\n{{ m.content }}<|end_of_text|>\n{% endfor %}{% if add_generation_prompt %}<|begin_of_text|>assistant\n{% endif %}",
+    }))
+    .expect("json");
+    let competition = chat_competition(&tokenizer, &config);
+    let root = tempfile::tempdir().expect("tempdir");
+    random_chat_model(&root.path().join("one"), 21, &tokenizer, &config);
+    random_chat_model(&root.path().join("two"), 22, &tokenizer, &config);
+    random_model(&root.path().join("bytes"), 23);
+    let one = start_miner("//ChatOne", &root.path().join("one"), false).await;
+    let two = start_miner("//ChatTwo", &root.path().join("two"), false).await;
+    let bytes = start_miner("//ChatBytes", &root.path().join("bytes"), false).await;
+    let mut neurons = Vec::new();
+    let mut commitments = Vec::new();
+    for (uid, miner) in [&one, &two, &bytes].into_iter().enumerate() {
+        let hotkey = miner.hotkey.account_id();
+        neurons.push(neuron(uid as u16, hotkey, miner.port));
+        commitments.push(commitment(hotkey, uid as u16, 50, &miner.manifest_sha256));
+    }
+    let metagraph = Metagraph {
+        netuid: 1,
+        block: 110,
+        neurons,
+    };
+    let settings = TrackSettings {
+        spot: SpotSettings {
+            per_epoch: 0,
+            ..SpotSettings::default()
+        },
+        ..TrackSettings::default()
+    };
+    let (result, _) = score_in(&competition, settings, &metagraph, &commitments, 110).await;
+    assert_eq!(result.samples, 12);
+    for miner in &result.miners[..2] {
+        assert_eq!(miner.outcome, Outcome::Ok, "{}", miner.reason);
+        assert_eq!(miner.losses.len(), 12);
+        assert!(miner.losses.iter().all(|l| l.is_finite() && *l > 0.0));
+    }
+    assert_ne!(result.miners[0].losses, result.miners[1].losses);
+    assert_eq!(result.miners[2].outcome, Outcome::BadModel);
+    assert!(
+        result.miners[2].reason.contains("tokenizer"),
+        "{}",
+        result.miners[2].reason
+    );
 }
 
 /// The spot-check is mandatory by default: a miner that serves its artifact but no

@@ -219,7 +219,12 @@ struct EpochContext {
     cache_key: ([u8; 32], [u8; 32]),
     competition: Arc<Competition>,
     dataset: Option<Arc<Dataset>>,
-    byte_samples: Arc<Vec<Sample>>,
+    /// The samples of a model without `tokenizer.json` (bytes as tokens). `None` in a chat
+    /// competition: a conversation needs the model's chat template, so every model brings its
+    /// tokenizer and is given samples of its own.
+    byte_samples: Option<Arc<Vec<Sample>>>,
+    /// How many samples each model is evaluated on.
+    sample_count: usize,
     limits: artifacts::Limits,
     /// Drawn fresh for the epoch and never published: picks the spot-checked miners and their
     /// prompts.
@@ -262,8 +267,20 @@ impl ModelTrack {
         let mut timings = TrackTimings::default();
         let started = Instant::now();
         let competition = &input.competition.competition;
-        let byte_samples =
-            competition.eval_samples(input.seed, &Tokenizer::bytes(), input.dataset)?;
+        let byte_samples = if competition.eval.chat {
+            if let (Some(spec), None) = (&competition.dataset, input.dataset) {
+                return Err(SampleSetError::DatasetMissing {
+                    path: spec.path.clone(),
+                }
+                .into());
+            }
+            None
+        } else {
+            Some(competition.eval_samples(input.seed, &Tokenizer::bytes(), input.dataset)?)
+        };
+        let sample_count = byte_samples
+            .as_ref()
+            .map_or_else(|| competition.sample_count(), Vec::len);
         let planned = plan::plan(
             input.metagraph,
             input.commitments,
@@ -279,16 +296,19 @@ impl ModelTrack {
             })
             .collect();
         let uids: Vec<u16> = candidates.iter().map(|c| c.uid).collect();
-        let mut limits = self.settings.fetch.clone();
-        limits.max_total_bytes = competition.max_artifact_bytes;
-        limits.max_file_bytes = limits.max_file_bytes.min(competition.max_artifact_bytes);
+        let limits = self
+            .settings
+            .fetch
+            .clone()
+            .for_artifacts_of(competition.max_artifact_bytes);
         let spot_secret = crate::tracks::labels::fresh_secret();
         let context = EpochContext {
             seed: input.seed,
             cache_key: (input.seed, input.competition.sha256),
             competition: Arc::new(competition.clone()),
             dataset: input.dataset.map(|d| Arc::new(d.clone())),
-            byte_samples: Arc::new(byte_samples),
+            byte_samples: byte_samples.map(Arc::new),
+            sample_count,
             limits,
             spot_secret,
             spot_uids: spot::select(spot_secret, &uids, self.settings.spot.per_epoch),
@@ -296,7 +316,7 @@ impl ModelTrack {
         tracing::info!(
             candidates = candidates.len(),
             uids = planned.len(),
-            samples = context.byte_samples.len(),
+            samples = context.sample_count,
             "model track: fetching artifacts"
         );
         timings.plan = started.elapsed();
@@ -432,7 +452,10 @@ impl ModelTrack {
         let started = Instant::now();
         let rules = CopyRules {
             max_divergence: competition.copies.max_divergence,
-            weight_cosine: competition.copies.weight_cosine,
+            weight_cosine: competition
+                .copies
+                .compare_weights
+                .then_some(competition.copies.weight_cosine),
             max_bytes: competition.max_artifact_bytes,
             dethrone: competition.dethrone,
         };
@@ -481,7 +504,7 @@ impl ModelTrack {
             current_block: input.current_block,
             competition: competition.id.clone(),
             competition_sha256: input.competition.sha256_hex(),
-            samples: context.byte_samples.len(),
+            samples: context.sample_count,
             miners,
         };
         Ok((result, timings))
@@ -545,7 +568,12 @@ impl ModelTrack {
             .map_err(|e| (Outcome::InternalError, format!("tokenizing crashed: {e}")))?;
             Arc::new(built.map_err(|reason| (Outcome::BadModel, format!("tokenizer: {reason}")))?)
         } else {
-            context.byte_samples.clone()
+            context.byte_samples.clone().ok_or((
+                Outcome::BadModel,
+                format!(
+                    "a chat competition's model must carry {TOKENIZER_JSON} and its chat template"
+                ),
+            ))?
         };
         let spot = match spot::prompt(context.spot_secret, candidate.uid, &samples) {
             Some(prompt) if context.spot_uids.contains(&candidate.uid) => {
