@@ -158,7 +158,7 @@ export BT_WALLET_PATH=$WORK/wallets
 
 # --- The two commands: devnet --help lists the knobs ----------------------------------------
 step "$BIN/devnet" --help
-for knob in --epochs --miners --validators --tempo --block-time-ms --db.url --keep; do
+for knob in --epochs --miners --validators --tempo --block-time-ms --db.url --keep --competition; do
   grep -qF -- "$knob" "$WORK/out" || fail "devnet --help does not list $knob"
 done
 
@@ -167,6 +167,8 @@ fails "--no-such-flag" "$BIN/miner" serve --no-such-flag
 fails "$WORK/missing-model" "$BIN/validator" eval --model "$WORK/missing-model" \
   --seed "$(printf '%064d' 0)" --samples 4
 fails "$WORK/missing.json" "$BIN/devchain" simulate "$WORK/missing.json"
+fails "no built-in competition" "$BIN/devnet" --competition smollm3
+fails "$WORK/no-base" "$BIN/devnet" --competition smollm2-135m --base-model "$WORK/no-base"
 
 # --- Guide: a local chain by hand ----------------------------------------------------------
 PORT=$(free_port)

@@ -1271,7 +1271,7 @@ impl Tuning {
 /// answers, readable sentences a preference can be exported from.
 fn label_answers(roster: RosterKind, real_model: bool) -> (u32, u32) {
     match (real_model, roster) {
-        (true, _) => (24, 32),
+        (true, _) => (16, 32),
         (false, RosterKind::Labels) => (160, 12),
         (false, _) => (96, 12),
     }
@@ -1380,7 +1380,13 @@ mod tests {
         assert!(toy.strong_steps > toy.weak_steps && smol.strong_steps > smol.weak_steps);
         assert!(smol.strong_steps < toy.strong_steps);
         assert!(smol.lr.parse::<f64>().unwrap() < toy.lr.parse::<f64>().unwrap());
-        let chosen = tuning(&["devnet", "--competition", "smollm2-135m", "--strong-steps", "3"]);
+        let chosen = tuning(&[
+            "devnet",
+            "--competition",
+            "smollm2-135m",
+            "--strong-steps",
+            "3",
+        ]);
         assert_eq!(chosen.strong_steps, 3);
         assert_eq!(chosen.weak_steps, smol.weak_steps);
 
