@@ -18,9 +18,10 @@ use crate::roster::{ExtraLabeler, ExtraModel, RosterKind};
 pub struct Cli {
     /// Model-track miners, taken in this order: strong, weak, copier (re-commits the strong
     /// model later), broken (commits an artifact it does not serve).
-    #[arg(long, env = "DEVNET_MINERS", default_value_t = 4,
+    /// Default: 4, or 2 with a real model (`--competition smollm2-135m`).
+    #[arg(long, env = "DEVNET_MINERS",
           value_parser = clap::value_parser!(u8).range(0..=4))]
-    pub miners: u8,
+    pub miners: Option<u8>,
 
     /// Which miners: `standard` (`--miners` of strong, weak, copier, broken) or `adversarial`
     /// (a front-runner of the strong miner's commitment, strong, weak, four copies of the strong
@@ -73,10 +74,11 @@ pub struct Cli {
     )]
     pub label_window_secs: u64,
 
-    /// Validators (staked by //Bob, //Charlie, //Dave, //Eve).
-    #[arg(long, env = "DEVNET_VALIDATORS", default_value_t = 2,
+    /// Validators (staked by //Bob, //Charlie, //Dave, //Eve). Default: 2, or 1 with a real
+    /// model.
+    #[arg(long, env = "DEVNET_VALIDATORS",
           value_parser = clap::value_parser!(u8).range(1..=4))]
-    pub validators: u8,
+    pub validators: Option<u8>,
 
     /// Epochs to run once the validators are up (Ctrl-C stops earlier). The default lets the
     /// first label windows (`--label-window-secs`) close and be paid.
@@ -89,10 +91,11 @@ pub struct Cli {
           value_parser = clap::value_parser!(u16).range(5..))]
     pub tempo: u16,
 
-    /// Milliseconds between blocks.
-    #[arg(long = "block-time-ms", env = "DEVNET_BLOCK_TIME_MS", default_value_t = 500,
+    /// Milliseconds between blocks. Default: 500, or 8000 with a real model (epochs of about
+    /// three minutes, time for its evaluation and label answers on 2 cores).
+    #[arg(long = "block-time-ms", env = "DEVNET_BLOCK_TIME_MS",
           value_parser = clap::value_parser!(u64).range(50..=60_000))]
-    pub block_time_ms: u64,
+    pub block_time_ms: Option<u64>,
 
     /// Fine-tuning steps of the strong miner (default: 150 for byte-level models, 8 for a real
     /// model such as SmolLM2, batch 8 at a learning rate of 1e-4).
@@ -104,7 +107,7 @@ pub struct Cli {
     pub weak_steps: Option<usize>,
 
     /// Samples each validator evaluates every model on per epoch (default: the competition's
-    /// `eval.samples`, 256 in the default one). Fewer make epochs cheaper, e.g. with debug builds.
+    /// `eval.samples`, 256 in the default one; 16 with a real model). Fewer make epochs cheaper, e.g. with debug builds.
     #[arg(long = "eval-samples", env = "DEVNET_EVAL_SAMPLES",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub eval_samples: Option<u32>,
@@ -147,7 +150,7 @@ mod tests {
     #[test]
     fn defaults_describe_the_full_roster() {
         let cli = Cli::try_parse_from(["devnet"]).unwrap();
-        assert_eq!((cli.miners, cli.label_miners, cli.validators), (4, 2, 2));
+        assert_eq!(cli.label_miners, 2);
         assert!(!cli.keep);
     }
 

@@ -62,8 +62,8 @@ pub struct Competition {
 }
 
 impl Competition {
-    /// Reads the competition `choice` names, with `samples` evaluation samples when given.
-    pub fn load(choice: &CompetitionChoice, samples: Option<u32>) -> anyhow::Result<Self> {
+    /// Reads the competition `choice` names.
+    pub fn load(choice: &CompetitionChoice) -> anyhow::Result<Self> {
         let (name, text, smollm2) = match choice {
             CompetitionChoice::BuiltIn(name) => {
                 let text = BUILT_IN
@@ -84,7 +84,7 @@ impl Competition {
                 (path.display().to_string(), text, false)
             }
         };
-        let mut table: toml::Table = text
+        let table: toml::Table = text
             .parse()
             .with_context(|| format!("--competition {name}: not TOML"))?;
         let id = table
@@ -96,13 +96,6 @@ impl Competition {
             .get("tokenizer")
             .and_then(toml::Value::as_table)
             .is_some_and(|t| t.contains_key("sha256"));
-        if let Some(samples) = samples {
-            let eval = table
-                .get_mut("eval")
-                .and_then(toml::Value::as_table_mut)
-                .with_context(|| format!("--competition {name}: no [eval] table"))?;
-            eval.insert("samples".into(), toml::Value::Integer(i64::from(samples)));
-        }
         Ok(Self {
             table,
             id,
@@ -110,6 +103,20 @@ impl Competition {
             pins_tokenizer,
             smollm2,
         })
+    }
+
+    /// The same rules with `samples` evaluation samples when given (the id stays, so the miners'
+    /// commitments still name it).
+    pub fn with_samples(mut self, samples: Option<u32>) -> anyhow::Result<Self> {
+        if let Some(samples) = samples {
+            let eval = self
+                .table
+                .get_mut("eval")
+                .and_then(toml::Value::as_table_mut)
+                .with_context(|| format!("--competition {}: no [eval] table", self.name))?;
+            eval.insert("samples".into(), toml::Value::Integer(i64::from(samples)));
+        }
+        Ok(self)
     }
 
     /// The rules as the validators' `--competition` file.
@@ -177,8 +184,8 @@ mod tests {
 
     #[test]
     fn samples_change_only_the_sample_count() {
-        let plain = Competition::load(&CompetitionChoice::BuiltIn("default"), None).unwrap();
-        let fewer = Competition::load(&CompetitionChoice::BuiltIn("default"), Some(32)).unwrap();
+        let plain = Competition::load(&CompetitionChoice::BuiltIn("default")).unwrap();
+        let fewer = plain.clone().with_samples(Some(32)).unwrap();
         let (mut plain, fewer): (toml::Table, toml::Table) = (
             plain.to_toml().unwrap().parse().unwrap(),
             fewer.to_toml().unwrap().parse().unwrap(),
@@ -194,11 +201,11 @@ mod tests {
 
     #[test]
     fn a_pinned_tokenizer_needs_a_base_model() {
-        let default = Competition::load(&CompetitionChoice::BuiltIn("default"), None).unwrap();
+        let default = Competition::load(&CompetitionChoice::BuiltIn("default")).unwrap();
         assert!(!default.pins_tokenizer);
         assert_eq!(default.base_dir(None).unwrap(), None);
 
-        let smol = Competition::load(&CompetitionChoice::BuiltIn("smollm2-135m"), None).unwrap();
+        let smol = Competition::load(&CompetitionChoice::BuiltIn("smollm2-135m")).unwrap();
         assert!(smol.pins_tokenizer);
         assert_eq!(smol.id, "smollm2-135m-v1");
         // Tests run in the crate's directory, where no fetched base is.
@@ -222,7 +229,7 @@ mod tests {
     #[test]
     fn a_missing_file_is_named() {
         let choice = CompetitionChoice::File("/nonexistent/c.toml".into());
-        let err = format!("{:#}", Competition::load(&choice, None).unwrap_err());
+        let err = format!("{:#}", Competition::load(&choice).unwrap_err());
         assert!(err.contains("--competition /nonexistent/c.toml"), "{err}");
     }
 }

@@ -12,6 +12,7 @@
 //! | [`attacks`] | the copies attackers make of the strong model (changed config, permuted units, noise, sharpened logits) |
 //! | [`report`] | the per-epoch table and `summary.json` from the metagraph and a validator's leaderboard |
 //! | [`progress`] | start-up steps as spinners on a terminal, plain lines otherwise |
+//! | [`shape`] | the run's size (members, block time, samples, fine-tuning, label answers), filled in for the competition |
 //! | [`run`] | the orchestration: start, watch the epochs, stop, summarise |
 
 pub mod attacks;
@@ -24,3 +25,4 @@ pub mod progress;
 pub mod report;
 pub mod roster;
 pub mod run;
+pub mod shape;

@@ -20,7 +20,8 @@ use crate::postgres::Postgres;
 use crate::process::{STOP_GRACE, Service, free_port, run_command, wait_http_ok};
 use crate::progress::Progress;
 use crate::report::{self, Leaderboard, NeuronRow};
-use crate::roster::{Brought, ExtraLabeler, Labeling, Member, Role, RosterKind, roster};
+use crate::roster::{Brought, ExtraLabeler, Labeling, Member, Role, roster};
+use crate::shape::Shape;
 
 /// The dev subnet.
 const NETUID: NetUid = 1;
@@ -103,6 +104,8 @@ struct Devnet {
     labelers: Vec<Labeler>,
     /// The competition (`--competition`, with `--eval-samples`).
     competition: Competition,
+    /// The run's size, from the flags and the competition.
+    shape: Shape,
     /// The validators' `--competition` file: [`Self::competition`] in the run directory.
     competition_file: PathBuf,
     /// The base model the miners fine-tune when it is brought (`--base-model`, or the fetched
@@ -123,7 +126,9 @@ struct Devnet {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let started = Instant::now();
     let bins = Binaries::locate(cli.bin_dir.as_deref())?;
-    let competition = Competition::load(&cli.competition, cli.eval_samples)?;
+    let competition = Competition::load(&cli.competition)?;
+    let shape = Shape::new(&cli, &competition);
+    let competition = competition.with_samples(shape.eval_samples)?;
     let base_model = competition.base_dir(cli.base_model.as_deref())?;
     let temp = match &cli.run_dir {
         Some(_) => None,
@@ -158,13 +163,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         .with_context(|| format!("while writing {}", competition_file.display()))?;
     let members = roster(
         cli.roster,
-        cli.miners,
+        shape.miners,
         Brought {
             models: &cli.extra_models,
             labelers: &cli.extra_labelers,
         },
         cli.label_miners,
-        cli.validators,
+        shape.validators,
     )?;
     let roles = members
         .iter()
@@ -187,6 +192,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         roles,
         labelers: Vec::new(),
         competition,
+        shape,
         competition_file,
         base_model,
         dashboards: Vec::new(),
@@ -368,7 +374,7 @@ impl Devnet {
             SHORT,
         )
         .await?;
-        let block_time = cli.block_time_ms.to_string();
+        let block_time = self.shape.block_time_ms.to_string();
         let mut node = Service::spawn(
             "chain",
             &self.bins.devchain,
@@ -553,11 +559,11 @@ impl Devnet {
         });
         let needs_weak = roles.iter().any(|r| matches!(r, Role::Weak | Role::Broken));
         let needs_sybil = roles.iter().any(|r| matches!(r, Role::Sybil(_)));
-        let tuning = Tuning::for_competition(&self.competition, cli);
+        let shape = &self.shape;
         for (needed, out, steps, seed, label) in [
-            (needs_strong, &strong, tuning.strong_steps, "1", "strong"),
-            (needs_weak, &weak, tuning.weak_steps, "2", "weak"),
-            (needs_sybil, &sybil, tuning.weak_steps, "3", "sybils'"),
+            (needs_strong, &strong, shape.strong_steps, "1", "strong"),
+            (needs_weak, &weak, shape.weak_steps, "2", "weak"),
+            (needs_sybil, &sybil, shape.weak_steps, "3", "sybils'"),
         ] {
             if !needed {
                 continue;
@@ -582,9 +588,9 @@ impl Devnet {
                     "--competition",
                     &competition,
                     "--lr",
-                    tuning.lr,
+                    shape.lr,
                     "--batch",
-                    tuning.batch,
+                    shape.batch,
                 ]),
                 &[],
                 &log,
@@ -869,8 +875,12 @@ impl Devnet {
             } else {
                 extra.extend([
                     "--labels.deadline-blocks".into(),
-                    label_deadline_blocks(cli.tempo, cli.block_time_ms, cli.label_window_secs)
-                        .to_string(),
+                    label_deadline_blocks(
+                        cli.tempo,
+                        self.shape.block_time_ms,
+                        cli.label_window_secs,
+                    )
+                    .to_string(),
                     // The simulated labelers read it to stand in for people (see `truth_dir`).
                     "--labels.truth-dir".into(),
                     self.truth_dir().to_string_lossy().into_owned(),
@@ -879,16 +889,15 @@ impl Devnet {
                 // while everything else runs: short answers, one sample per model, so labelers
                 // get most of the window; half the pairs known, so that the few epochs of a
                 // devnet give each labeler enough known answers to be paid (docs/scoring.md).
-                let (prompts, tokens) = label_answers(cli.roster, self.competition.pins_tokenizer);
                 extra.extend([
                     "--labels.answer-tokens".into(),
-                    tokens.to_string(),
+                    self.shape.label_tokens.to_string(),
                     "--labels.samples".into(),
                     "1".into(),
                     "--labels.known-share".into(),
                     "0.5".into(),
                     "--labels.max-prompts".into(),
-                    prompts.to_string(),
+                    self.shape.label_prompts.to_string(),
                 ]);
             }
             let mut service = Service::spawn(
@@ -957,9 +966,10 @@ impl Devnet {
             ));
         }
         if let Some((miner, link)) = &self.person_link {
-            let blocks = label_deadline_blocks(cli.tempo, cli.block_time_ms, cli.label_window_secs);
+            let blocks =
+                label_deadline_blocks(cli.tempo, self.shape.block_time_ms, cli.label_window_secs);
             let period = u64::from(cli.tempo) + 1;
-            let secs = blocks * cli.block_time_ms / 1000;
+            let secs = blocks * self.shape.block_time_ms / 1000;
             self.progress.line(&format!(
                 "devnet: label as a person for miner {miner}: {link}\n        (each batch is open \
                  about {secs} s; labels are collected, and paid, {} epoch(s) after their batch is sent)",
@@ -967,7 +977,7 @@ impl Devnet {
             ));
         }
         while self.epochs_seen < cli.epochs {
-            tokio::time::sleep(Duration::from_millis(cli.block_time_ms.min(500))).await;
+            tokio::time::sleep(Duration::from_millis(self.shape.block_time_ms.min(500))).await;
             self.check_services()?;
             self.drive_labelers()?;
             let head = match client.head().await {
@@ -1235,48 +1245,6 @@ fn label_deadline_blocks(tempo: u16, block_time_ms: u64, window_secs: u64) -> u6
     in_epoch + epochs * (u64::from(tempo) + 1)
 }
 
-/// How the devnet's miners fine-tune their models.
-#[derive(Debug, Clone, PartialEq)]
-struct Tuning {
-    strong_steps: usize,
-    weak_steps: usize,
-    lr: &'static str,
-    batch: &'static str,
-}
-
-impl Tuning {
-    /// Byte-level toys learn fast at a high rate: 150 steps make a clear leader, 5 a weak one.
-    /// A real pretrained model (a competition that pins its tokenizer) takes about 10 s per step
-    /// of 8 samples (release build, 2 cores) and forgets what it knew at the toys' rate: 8 steps
-    /// at 1e-4 already lower the chat competition's loss from 6.5 to about 2 (docs/benchmarks.md).
-    fn for_competition(competition: &Competition, cli: &Cli) -> Self {
-        let (strong, weak, lr, batch) = if competition.pins_tokenizer {
-            (8, 1, "1e-4", "8")
-        } else {
-            (150, 5, "1e-3", "16")
-        };
-        Self {
-            strong_steps: cli.strong_steps.unwrap_or(strong),
-            weak_steps: cli.weak_steps.unwrap_or(weak),
-            lr,
-            batch,
-        }
-    }
-}
-
-/// How many label prompts the validators answer each epoch, and in how many tokens at most.
-/// A byte-level toy answers in bytes, cheaply: short answers to many prompts (every starter
-/// prompt for the labels roster's nine labelers). A real model (a competition that pins its
-/// tokenizer, SmolLM2's 135M parameters) generates about 30 tokens/s on 2 cores: fewer, longer
-/// answers, readable sentences a preference can be exported from.
-fn label_answers(roster: RosterKind, real_model: bool) -> (u32, u32) {
-    match (real_model, roster) {
-        (true, _) => (16, 32),
-        (false, RosterKind::Labels) => (160, 12),
-        (false, _) => (96, 12),
-    }
-}
-
 /// The directory of `Devnet::truth_dir`, under the run directory.
 const TRUTH_DIR: &str = "label-truth";
 
@@ -1363,41 +1331,7 @@ fn os<'a>(args: &[&'a str]) -> Vec<&'a OsStr> {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-    use crate::competition::CompetitionChoice;
-
-    #[test]
-    fn a_real_model_is_tuned_gently_and_answers_fewer_longer_prompts() {
-        let tuning = |args: &[&str]| {
-            let cli = Cli::try_parse_from(args).unwrap();
-            let competition = Competition::load(&cli.competition, None).unwrap();
-            Tuning::for_competition(&competition, &cli)
-        };
-        let toy = tuning(&["devnet"]);
-        let smol = tuning(&["devnet", "--competition", "smollm2-135m"]);
-        assert!(toy.strong_steps > toy.weak_steps && smol.strong_steps > smol.weak_steps);
-        assert!(smol.strong_steps < toy.strong_steps);
-        assert!(smol.lr.parse::<f64>().unwrap() < toy.lr.parse::<f64>().unwrap());
-        let chosen = tuning(&[
-            "devnet",
-            "--competition",
-            "smollm2-135m",
-            "--strong-steps",
-            "3",
-        ]);
-        assert_eq!(chosen.strong_steps, 3);
-        assert_eq!(chosen.weak_steps, smol.weak_steps);
-
-        let (toy_prompts, toy_tokens) = label_answers(RosterKind::Standard, false);
-        let (real_prompts, real_tokens) = label_answers(RosterKind::Standard, true);
-        assert!(real_prompts < toy_prompts && real_tokens > toy_tokens);
-        assert_eq!(
-            CompetitionChoice::parse("default").unwrap(),
-            Cli::try_parse_from(["devnet"]).unwrap().competition
-        );
-    }
 
     #[test]
     fn break_config_adds_a_layer_and_keeps_the_rest() {

@@ -502,7 +502,12 @@ impl LabelTrack {
             .iter()
             .map(|answers| answers.iter().map(|(a, _)| a.clone()).collect())
             .collect();
-        let ranks = AnswerRanks::new(&prompts, &ranked, settings.max_answer_chars);
+        // Only simulations read the ranks (their truth files).
+        let ranks = self
+            .settings
+            .truth_dir
+            .is_some()
+            .then(|| AnswerRanks::new(&prompts, &ranked, settings.max_answer_chars));
         let pairs = batch::build_pairs(track_seed, &miner_seeds, settings, &prompts, &candidates);
         let open_pairs = pairs.open_pairs();
         if pairs.known_pairs() == 0 {
@@ -521,7 +526,7 @@ impl LabelTrack {
             "label track: sending batches"
         );
         let shared_ref = &pairs.shared;
-        let ranks = &ranks;
+        let ranks = ranks.as_ref();
         // Futures collected first: a stream over a borrowing closure is not `Send` in callers
         // that need it to be (higher-ranked lifetime inference).
         let jobs: Vec<_> = input.miners.iter().zip(miner_seeds).zip(&pairs.own).map(|((miner, seed), own)| {
@@ -535,7 +540,7 @@ impl LabelTrack {
                     input.epoch,
                     deadline_block,
                 );
-                if let Some(dir) = &self.settings.truth_dir
+                if let (Some(dir), Some(ranks)) = (&self.settings.truth_dir, ranks)
                     && let Err(error) = write_truth(dir, &batch, ranks).await
                 {
                     tracing::warn!(%error, dir = %dir.display(), "label track: cannot write the simulation truth");
