@@ -225,16 +225,32 @@ impl ModelCommitment {
     }
 }
 
+/// One message of a conversation sent to `POST /v1/generate`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatMessage {
+    /// `system`, `user` or `assistant` (whatever the model's chat template knows).
+    pub role: String,
+    /// The text.
+    pub content: String,
+}
+
 /// `POST /v1/generate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GenerateRequest {
-    /// Text prompt, tokenized by the miner's tokenizer. Exactly one of `prompt` and `input_ids`.
+    /// Text prompt, tokenized by the miner's tokenizer. Exactly one of `prompt`, `input_ids` and
+    /// `messages`.
     #[serde(default)]
     pub prompt: Option<String>,
-    /// Token ids. Exactly one of `prompt` and `input_ids`.
+    /// Token ids. Exactly one of `prompt`, `input_ids` and `messages`.
     #[serde(default)]
     pub input_ids: Option<Vec<u32>>,
+    /// A conversation, rendered with the model's own chat template and its generation prompt
+    /// (as chat competitions put their prompts), then tokenized. Exactly one of `prompt`,
+    /// `input_ids` and `messages`. Left out of the JSON when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<Vec<ChatMessage>>,
     /// Tokens to generate at most.
     pub max_new_tokens: u32,
     /// 0 = greedy; otherwise sampling temperature.

@@ -15,6 +15,7 @@ use burn::tensor::backend::Backend;
 use subnet_common::protocol::{GenerateRequest, GenerateResponse};
 use subnet_model::{
     backend::{BackendError, BackendTask, Selected},
+    chat::Message,
     generate::{GenerateError, GenerateOptions, generate},
     io::{IoError, load_artifact},
     llama::Llama,
@@ -215,24 +216,56 @@ impl Inference {
     }
 
     fn prompt_ids(&self, request: &GenerateRequest) -> Result<Vec<u32>, InferenceError> {
-        match (&request.prompt, &request.input_ids) {
-            (Some(prompt), None) => {
-                if prompt.len() > self.limits.max_prompt_bytes {
-                    return Err(InferenceError::BadRequest(format!(
-                        "prompt is {} bytes, at most {} allowed",
-                        prompt.len(),
-                        self.limits.max_prompt_bytes
-                    )));
-                }
+        match (&request.prompt, &request.input_ids, &request.messages) {
+            (Some(prompt), None, None) => {
+                self.check_prompt_bytes("prompt", prompt.len())?;
                 let mut ids: Vec<u32> = self.tokenizer.bos_id().into_iter().collect();
                 ids.extend(self.tokenizer.encode(prompt)?);
                 Ok(ids)
             }
-            (None, Some(ids)) => Ok(ids.clone()),
+            (None, Some(ids), None) => Ok(ids.clone()),
+            (None, None, Some(messages)) => {
+                let template = self.tokenizer.chat_template().ok_or_else(|| {
+                    InferenceError::BadRequest(
+                        "this model has no chat template (tokenizer_config.json's \
+                         chat_template): send `prompt` or `input_ids`"
+                            .into(),
+                    )
+                })?;
+                if messages.is_empty() {
+                    return Err(InferenceError::BadRequest(
+                        "`messages` is empty: give at least one message".into(),
+                    ));
+                }
+                let bytes = messages
+                    .iter()
+                    .map(|m| m.role.len() + m.content.len())
+                    .sum();
+                self.check_prompt_bytes("messages", bytes)?;
+                let messages: Vec<Message> = messages
+                    .iter()
+                    .map(|m| Message::new(&m.role, &m.content))
+                    .collect();
+                let text = template
+                    .render(&messages, true)
+                    .map_err(|e| InferenceError::BadRequest(format!("messages: {e}")))?;
+                Ok(self.tokenizer.encode(&text)?)
+            }
             _ => Err(InferenceError::BadRequest(
-                "give exactly one of `prompt` and `input_ids`".into(),
+                "give exactly one of `prompt`, `input_ids` and `messages`".into(),
             )),
         }
+    }
+
+    /// A 400 when a prompt of `bytes` (its `field`) is over the limit.
+    fn check_prompt_bytes(&self, field: &str, bytes: usize) -> Result<(), InferenceError> {
+        if bytes > self.limits.max_prompt_bytes {
+            return Err(InferenceError::BadRequest(format!(
+                "{field} is {bytes} bytes, at most {} allowed",
+                self.limits.max_prompt_bytes
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -132,6 +132,7 @@ async fn ask_once(
     let request = GenerateRequest {
         prompt: None,
         input_ids: Some(prompt.to_vec()),
+        messages: None,
         max_new_tokens: u32::try_from(settings.max_new_tokens).unwrap_or(u32::MAX),
         temperature: 0.0,
         seed: 0,
