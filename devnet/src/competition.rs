@@ -130,16 +130,11 @@ impl Competition {
     /// without a pinned tokenizer admits.
     pub fn base_dir(&self, given: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
         if let Some(dir) = given {
-            for file in ["config.json", "model.safetensors"] {
-                if !dir.join(file).is_file() {
-                    bail!(
-                        "--base-model {}: no {file} there (a model directory, as \
-                         `scripts/fetch-base-model.sh DIR` or `miner init-base --out DIR` writes \
-                         it)",
-                        dir.display()
-                    );
-                }
-            }
+            check_model_dir(
+                &format!("--base-model {}", dir.display()),
+                dir,
+                "`scripts/fetch-base-model.sh DIR` or `miner init-base --out DIR`",
+            )?;
             return Ok(Some(dir.to_path_buf()));
         }
         if !self.pins_tokenizer {
@@ -162,6 +157,20 @@ impl Competition {
             self.name
         )
     }
+}
+
+/// Fails, naming `flag` (as the user wrote it) and the missing file, unless `dir` holds a model
+/// (`config.json` and `model.safetensors`); `made_by` says what writes one.
+pub fn check_model_dir(flag: &str, dir: &Path, made_by: &str) -> anyhow::Result<()> {
+    for file in ["config.json", "model.safetensors"] {
+        if !dir.join(file).is_file() {
+            bail!(
+                "{flag}: no {file} there (a model directory holds config.json and \
+                 model.safetensors, as {made_by} writes them)"
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use subnet_common::wallet::{Protection, Wallet};
 
 use crate::bins::Binaries;
 use crate::cli::Cli;
-use crate::competition::Competition;
+use crate::competition::{Competition, check_model_dir};
 use crate::postgres::Postgres;
 use crate::process::{STOP_GRACE, Service, free_port, run_command, wait_http_ok};
 use crate::progress::Progress;
@@ -147,16 +147,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("while creating {}", logs.display()))?;
     for extra in &cli.extra_models {
-        for file in ["config.json", "model.safetensors"] {
-            if !extra.dir.join(file).is_file() {
-                bail!(
-                    "--extra-model {}={}: no {file} there (a model directory holds config.json \
-                     and model.safetensors, as `miner finetune --out` writes them)",
-                    extra.name,
-                    extra.dir.display()
-                );
-            }
-        }
+        check_model_dir(
+            &format!("--extra-model {}={}", extra.name, extra.dir.display()),
+            &extra.dir,
+            "`miner finetune --out`",
+        )?;
     }
     let competition_file = dir.join("competition.toml");
     std::fs::write(&competition_file, competition.to_toml()?)
@@ -864,11 +859,10 @@ impl Devnet {
             let db = self.database_of(member.role)?;
             let port = free_port()?.to_string();
             let cache = self.dir.join(format!("{name}-cache"));
-            let mut extra: Vec<String> = Vec::new();
-            extra.extend([
+            let mut extra: Vec<String> = vec![
                 "--competition".into(),
                 self.competition_file.to_string_lossy().into_owned(),
-            ]);
+            ];
             if self.labelers.is_empty() {
                 // No label miners: the label track would only collect 404s.
                 extra.extend(["--labels.enabled".into(), "false".into()]);

@@ -558,6 +558,20 @@ impl Competition {
         self.eval.samples + self.dataset.as_ref().map_or(0, |d| d.samples)
     }
 
+    /// The dataset the competition mixes in, when it names one: `dataset`, which must be given.
+    pub fn required_dataset<'a>(
+        &self,
+        dataset: Option<&'a Dataset>,
+    ) -> Result<Option<&'a Dataset>, SampleSetError> {
+        match (&self.dataset, dataset) {
+            (None, _) => Ok(None),
+            (Some(_), Some(dataset)) => Ok(Some(dataset)),
+            (Some(spec), None) => Err(SampleSetError::DatasetMissing {
+                path: spec.path.clone(),
+            }),
+        }
+    }
+
     /// The samples every model is evaluated on for the epoch `seed` (see [`eval_seed`]):
     /// `eval.samples` generated examples drawn from `derive_seed(seed, TASKS_PURPOSE)`, then, when
     /// the competition names a dataset, `dataset.samples` records drawn from
@@ -584,10 +598,7 @@ impl Competition {
                 })?;
             samples.push(sample);
         }
-        if let Some(spec) = &self.dataset {
-            let dataset = dataset.ok_or_else(|| SampleSetError::DatasetMissing {
-                path: spec.path.clone(),
-            })?;
+        if let (Some(spec), Some(dataset)) = (&self.dataset, self.required_dataset(dataset)?) {
             for record in dataset.sample(derive_seed(seed, DATASET_PURPOSE), spec.samples) {
                 let sample = record.to_sample(tokenizer, max_len).map_err(|source| {
                     SampleSetError::Sample {

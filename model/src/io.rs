@@ -114,12 +114,8 @@ pub enum IoError {
 
 /// Reads a weights file of at most `max_bytes` bytes; the size is checked before reading.
 pub fn read_weights_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, IoError> {
-    let file_error = |source| IoError::File {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(file_error)?;
-    let len = file.metadata().map_err(file_error)?.len();
+    let file = std::fs::File::open(path).map_err(file_error(path))?;
+    let len = file.metadata().map_err(file_error(path))?.len();
     if len > max_bytes {
         return Err(IoError::TooLarge {
             bytes: len,
@@ -130,7 +126,7 @@ pub fn read_weights_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, IoError
     // `take` guards against a file that grows between the size check and the read.
     file.take(max_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
-        .map_err(file_error)?;
+        .map_err(file_error(path))?;
     if bytes.len() as u64 > max_bytes {
         return Err(IoError::TooLarge {
             bytes: bytes.len() as u64,
@@ -417,23 +413,44 @@ pub fn hf_state_dict<B: Backend>(
 /// The model's weights as the bytes of an f32 safetensors file with HF names and
 /// `{"format": "pt"}` metadata (transformers requires it).
 pub fn weights_to_safetensors<B: Backend>(model: &Llama<B>) -> Result<Vec<u8>, IoError> {
-    let state = hf_state_dict(model)?;
-    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = state
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = hf_state_dict(model)?
         .into_iter()
-        .map(|(name, (values, shape))| {
-            let raw = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            (name, raw, shape)
-        })
+        .map(|(name, (values, shape))| (name, shape, values))
         .collect();
-    let mut views = Vec::with_capacity(bytes.len());
-    for (name, raw, shape) in &bytes {
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    serialize(&tensors, WeightDtype::F32, Some(metadata))
+}
+
+/// `tensors` (name, shape, values) as the bytes of a safetensors file storing `dtype`.
+fn serialize(
+    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    dtype: WeightDtype,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>, IoError> {
+    let raw: Vec<Vec<u8>> = tensors.iter().map(|(_, _, v)| dtype.encode(v)).collect();
+    let mut views = Vec::with_capacity(tensors.len());
+    for ((name, shape, _), raw) in tensors.iter().zip(&raw) {
         views.push((
             name.as_str(),
-            TensorView::new(Dtype::F32, shape.clone(), raw)?,
+            TensorView::new(dtype.safetensors(), shape.clone(), raw)?,
         ));
     }
-    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-    Ok(safetensors::serialize(views, Some(metadata))?)
+    Ok(safetensors::serialize(views, metadata)?)
+}
+
+/// An I/O error on `path`, as [`IoError::File`].
+fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> IoError {
+    let path = path.to_path_buf();
+    move |source| IoError::File { path, source }
+}
+
+/// Writes `bytes` to `dir/name` through `dir/.name.tmp` and a rename, so a crash never leaves a
+/// torn file.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), IoError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, bytes).map_err(file_error(&tmp))?;
+    std::fs::rename(&tmp, &path).map_err(file_error(&path))
 }
 
 /// Writes `dir/config.json` and `dir/model.safetensors` (f32), creating `dir` if needed. Each
@@ -443,24 +460,11 @@ pub fn save_artifact<B: Backend>(
     config: &LlamaConfig,
     dir: &Path,
 ) -> Result<(), IoError> {
-    let file_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| IoError::File { path, source }
-    };
     std::fs::create_dir_all(dir).map_err(file_error(dir))?;
-    let bytes = weights_to_safetensors(model)?;
-    let weights = dir.join(WEIGHTS_FILE);
-    let tmp = dir.join(format!(".{WEIGHTS_FILE}.tmp"));
-    std::fs::write(&tmp, bytes).map_err(file_error(&tmp))?;
-    std::fs::rename(&tmp, &weights).map_err(file_error(&weights))?;
-
+    write_atomically(dir, WEIGHTS_FILE, &weights_to_safetensors(model)?)?;
     let mut text = serde_json::to_string_pretty(&config.to_hf_json()).map_err(ConfigError::from)?;
     text.push('\n');
-    let path = dir.join(CONFIG_FILE);
-    let tmp = dir.join(format!(".{CONFIG_FILE}.tmp"));
-    std::fs::write(&tmp, text).map_err(file_error(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(file_error(&path))?;
-    Ok(())
+    write_atomically(dir, CONFIG_FILE, text.as_bytes())
 }
 
 /// How an artifact stores its weights: f32 (what training computes in), or bf16 (half the
@@ -524,33 +528,18 @@ impl std::str::FromStr for WeightDtype {
 /// metadata kept), through a temporary file and a rename, so a crash leaves the old file.
 /// Returns the new file's size in bytes.
 pub fn convert_weights(dir: &Path, dtype: WeightDtype) -> Result<u64, IoError> {
-    let path = dir.join(WEIGHTS_FILE);
-    let file_error = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| IoError::File { path, source }
-    };
-    let bytes = std::fs::read(&path).map_err(file_error(&path))?;
+    let bytes = read_weights_file(&dir.join(WEIGHTS_FILE), u64::MAX)?;
     let (_, metadata) = SafeTensors::read_metadata(&bytes)?;
     let file = SafeTensors::deserialize(&bytes)?;
     let mut tensors = Vec::new();
     for (name, view) in file.tensors() {
         let values = to_f32(&name, &view)?;
-        tensors.push((name, view.shape().to_vec(), dtype.encode(&values)));
+        tensors.push((name, view.shape().to_vec(), values));
     }
     drop(file);
-    let mut views = Vec::with_capacity(tensors.len());
-    for (name, shape, raw) in &tensors {
-        views.push((
-            name.as_str(),
-            TensorView::new(dtype.safetensors(), shape.clone(), raw)?,
-        ));
-    }
-    let converted = safetensors::serialize(views, metadata.metadata().clone())?;
-    let size = converted.len() as u64;
-    let tmp = dir.join(format!(".{WEIGHTS_FILE}.tmp"));
-    std::fs::write(&tmp, converted).map_err(file_error(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(file_error(&path))?;
-    Ok(size)
+    let converted = serialize(&tensors, dtype, metadata.metadata().clone())?;
+    write_atomically(dir, WEIGHTS_FILE, &converted)?;
+    Ok(converted.len() as u64)
 }
 
 #[cfg(test)]

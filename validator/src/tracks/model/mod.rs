@@ -223,8 +223,6 @@ struct EpochContext {
     /// competition: a conversation needs the model's chat template, so every model brings its
     /// tokenizer and is given samples of its own.
     byte_samples: Option<Arc<Vec<Sample>>>,
-    /// How many samples each model is evaluated on.
-    sample_count: usize,
     limits: artifacts::Limits,
     /// Drawn fresh for the epoch and never published: picks the spot-checked miners and their
     /// prompts.
@@ -268,19 +266,11 @@ impl ModelTrack {
         let started = Instant::now();
         let competition = &input.competition.competition;
         let byte_samples = if competition.eval.chat {
-            if let (Some(spec), None) = (&competition.dataset, input.dataset) {
-                return Err(SampleSetError::DatasetMissing {
-                    path: spec.path.clone(),
-                }
-                .into());
-            }
+            competition.required_dataset(input.dataset)?;
             None
         } else {
             Some(competition.eval_samples(input.seed, &Tokenizer::bytes(), input.dataset)?)
         };
-        let sample_count = byte_samples
-            .as_ref()
-            .map_or_else(|| competition.sample_count(), Vec::len);
         let planned = plan::plan(
             input.metagraph,
             input.commitments,
@@ -308,7 +298,6 @@ impl ModelTrack {
             competition: Arc::new(competition.clone()),
             dataset: input.dataset.map(|d| Arc::new(d.clone())),
             byte_samples: byte_samples.map(Arc::new),
-            sample_count,
             limits,
             spot_secret,
             spot_uids: spot::select(spot_secret, &uids, self.settings.spot.per_epoch),
@@ -316,7 +305,7 @@ impl ModelTrack {
         tracing::info!(
             candidates = candidates.len(),
             uids = planned.len(),
-            samples = context.sample_count,
+            samples = competition.sample_count(),
             "model track: fetching artifacts"
         );
         timings.plan = started.elapsed();
@@ -504,7 +493,7 @@ impl ModelTrack {
             current_block: input.current_block,
             competition: competition.id.clone(),
             competition_sha256: input.competition.sha256_hex(),
-            samples: context.sample_count,
+            samples: competition.sample_count(),
             miners,
         };
         Ok((result, timings))
