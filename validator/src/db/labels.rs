@@ -414,6 +414,40 @@ pub async fn known_history(
         .collect())
 }
 
+/// Hotkeys whose last `last` batches stored before `epoch` all ended with an outcome of
+/// [`LabelOutcome::LABELS_NOTHING`] (a miner that does not label: no axon, unreachable, an HTTP
+/// error such as 404): the ones the label track only probes. A hotkey with fewer stored batches
+/// is not among them.
+pub async fn hotkeys_labelling_nothing(
+    pool: &PgPool,
+    netuid: i32,
+    epoch: i64,
+    last: u32,
+) -> Result<std::collections::BTreeSet<String>, DbError> {
+    let codes: Vec<&str> = LabelOutcome::LABELS_NOTHING
+        .iter()
+        .map(|o| o.code())
+        .collect();
+    let rows: Vec<(String,)> = sqlx::query_as(
+        "SELECT hotkey FROM (
+             SELECT hotkey, outcome,
+                    ROW_NUMBER() OVER (PARTITION BY hotkey ORDER BY epoch DESC) AS recent
+             FROM label_batches
+             WHERE netuid = $1 AND epoch < $2
+         ) batches
+         WHERE recent <= $3
+         GROUP BY hotkey
+         HAVING COUNT(*) = $3 AND BOOL_AND(outcome = ANY($4))",
+    )
+    .bind(netuid)
+    .bind(epoch)
+    .bind(i64::from(last))
+    .bind(&codes)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(hotkey,)| hotkey).collect())
+}
+
 /// One label on an open (not known-answer) task of a miner whose batch was collected: what the
 /// preference export aggregates.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]

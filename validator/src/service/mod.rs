@@ -624,7 +624,17 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             );
             return Ok(stored.scores());
         }
-        let miners = labels::label_miners(metagraph, &self.hotkey.account_id());
+        let mut miners = labels::label_miners(metagraph, &self.hotkey.account_id());
+        let labelling_nothing = db::hotkeys_labelling_nothing(
+            &self.pool,
+            i32::from(netuid),
+            stored_epoch,
+            labels::PROBE_AFTER,
+        )
+        .await?;
+        for miner in &mut miners {
+            miner.probe = labelling_nothing.contains(&miner.hotkey.to_ss58());
+        }
         let planned = schedule.label_deadline(epoch, self.config.label_deadline_blocks);
         let result = if schedule.epoch_of(planned) > epoch {
             // The window spans epochs: this epoch's batches are not collected in this turn, so

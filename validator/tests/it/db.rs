@@ -188,3 +188,74 @@ fn passwords_are_redacted_from_urls() {
     );
     assert_eq!(db::redact("postgres://u@h/db"), "postgres://u@h/db");
 }
+
+/// The label track probes a miner whose last two stored batches both say it labels nothing
+/// (404, unreachable, no axon, redirect); a timeout, an empty answer or a success in them, or
+/// fewer than two batches, keeps it a full recipient.
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn hotkeys_labelling_nothing_are_those_whose_recent_batches_all_failed_so(pool: PgPool) {
+    use subnet_validator::tracks::labels::batch::MinerBatch;
+    use subnet_validator::tracks::labels::collect::LabelOutcome::{self, *};
+    use subnet_validator::tracks::labels::{LabelMinerResult, LabelTrackResult};
+    // Per hotkey: its outcomes in epochs 1, 2, 3.
+    let history: [(&str, [Option<LabelOutcome>; 3]); 6] = [
+        (
+            "model-only",
+            [Some(BadStatus), Some(BadStatus), Some(BadStatus)],
+        ),
+        ("gone", [Some(Ok), Some(Unreachable), Some(NotServing)]),
+        (
+            "answered-last",
+            [Some(BadStatus), Some(BadStatus), Some(Ok)],
+        ),
+        ("slow", [Some(BadStatus), Some(Timeout), Some(BadStatus)]),
+        ("quiet", [Some(Redirect), Some(NoLabels), Some(NoLabels)]),
+        ("new", [None, None, Some(BadStatus)]),
+    ];
+    for epoch in 1..=3u64 {
+        let miners = history
+            .iter()
+            .enumerate()
+            .filter_map(|(uid, (hotkey, outcomes))| {
+                let outcome = outcomes[epoch as usize - 1]?;
+                Some(LabelMinerResult {
+                    uid: uid as u16,
+                    hotkey: (*hotkey).into(),
+                    outcome,
+                    reason: String::new(),
+                    batch: MinerBatch {
+                        batch_id: format!("b{epoch}-{uid}"),
+                        deadline_block: 300,
+                        tasks: Vec::new(),
+                    },
+                    labels: Vec::new(),
+                    dropped_labels: 0,
+                    components: Default::default(),
+                })
+            })
+            .collect();
+        let track = LabelTrackResult {
+            netuid: 1,
+            epoch,
+            sent_epoch: epoch,
+            track_seed: "ef".repeat(32),
+            deadline_block: 300,
+            params: Default::default(),
+            miners,
+            history: Default::default(),
+        };
+        db::save_label_track(&pool, &track).await.expect("save");
+    }
+    let probed = |epoch| db::hotkeys_labelling_nothing(&pool, 1, epoch, 2);
+    let now: Vec<String> = probed(4).await.expect("query").into_iter().collect();
+    assert_eq!(now, ["gone", "model-only"]);
+    // Before epoch 3 was stored: "answered-last" had failed twice, "gone" not yet.
+    let before: Vec<String> = probed(3).await.expect("query").into_iter().collect();
+    assert_eq!(before, ["answered-last", "model-only"]);
+    assert!(
+        db::hotkeys_labelling_nothing(&pool, 2, 4, 2)
+            .await
+            .expect("query")
+            .is_empty()
+    );
+}

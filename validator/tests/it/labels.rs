@@ -215,6 +215,7 @@ async fn run_epoch(epoch: u64) -> Epoch {
             uid: uid as u16,
             hotkey: key.account_id(),
             base_url: Some(url(addr)),
+            probe: false,
         });
         hotkeys.push(key.account_id());
         states.push(state);
@@ -224,6 +225,7 @@ async fn run_epoch(epoch: u64) -> Epoch {
         uid: 6,
         hotkey: no_axon,
         base_url: None,
+        probe: false,
     });
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -233,6 +235,7 @@ async fn run_epoch(epoch: u64) -> Epoch {
         uid: 7,
         hotkey: Keypair::from_uri("//Gone").expect("key").account_id(),
         base_url: Some(url(closed)),
+        probe: false,
     });
 
     let client = SignedClient::new(reqwest::Client::new(), validator_key());
@@ -477,11 +480,13 @@ async fn batches_sent_in_one_epoch_are_collected_and_paid_in_a_later_one(pool: P
             uid: 0,
             hotkey: honest.account_id(),
             base_url: Some(url(addr)),
+            probe: false,
         },
         LabelMiner {
             uid: 1,
             hotkey: gone.account_id(),
             base_url: Some(url(gone_addr)),
+            probe: false,
         },
     ];
     let mut settings = LabelSettings::default();

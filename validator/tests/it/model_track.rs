@@ -498,6 +498,34 @@ async fn start_counter() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
 
 /// Uids 0..n-1 are hostile (ports given), uid n is an honest real miner; returns the epoch input
 /// parts.
+/// A subnet of `miners`, uid = index, each committed at block 50, read at block 110.
+fn subnet_of(miners: &[&Miner]) -> (Metagraph, Vec<Commitment>) {
+    let mut neurons = Vec::new();
+    let mut commitments = Vec::new();
+    for (uid, miner) in miners.iter().enumerate() {
+        let hotkey = miner.hotkey.account_id();
+        neurons.push(neuron(uid as u16, hotkey, miner.port));
+        commitments.push(commitment(hotkey, uid as u16, 50, &miner.manifest_sha256));
+    }
+    let metagraph = Metagraph {
+        netuid: 1,
+        block: 110,
+        neurons,
+    };
+    (metagraph, commitments)
+}
+
+/// The default settings without spot-checks (for miners that serve no `/v1/generate`).
+fn without_spot_checks() -> TrackSettings {
+    TrackSettings {
+        spot: SpotSettings {
+            per_epoch: 0,
+            ..SpotSettings::default()
+        },
+        ..TrackSettings::default()
+    }
+}
+
 fn hostile_subnet(hostile: &[(u16, &str)], honest: &Miner) -> (Metagraph, Vec<Commitment>) {
     let mut neurons = Vec::new();
     let mut commitments = Vec::new();
@@ -683,25 +711,8 @@ async fn an_artifact_with_its_own_tokenizer_is_refused_in_a_byte_level_competiti
     std::fs::write(root.path().join("padded/tokenizer.json"), b"{}").expect("write");
     let honest = start_miner("//Honest3", &root.path().join("honest"), false).await;
     let padded = start_miner("//Padded", &root.path().join("padded"), false).await;
-    let mut neurons = Vec::new();
-    let mut commitments = Vec::new();
-    for (uid, miner) in [&padded, &honest].into_iter().enumerate() {
-        let hotkey = miner.hotkey.account_id();
-        neurons.push(neuron(uid as u16, hotkey, miner.port));
-        commitments.push(commitment(hotkey, uid as u16, 50, &miner.manifest_sha256));
-    }
-    let metagraph = Metagraph {
-        netuid: 1,
-        block: 110,
-        neurons,
-    };
-    let settings = TrackSettings {
-        spot: SpotSettings {
-            per_epoch: 0,
-            ..SpotSettings::default()
-        },
-        ..TrackSettings::default()
-    };
+    let (metagraph, commitments) = subnet_of(&[&padded, &honest]);
+    let settings = without_spot_checks();
     let (result, _) = score_hostile(settings, &metagraph, &commitments).await;
     assert_eq!(result.miners[0].outcome, Outcome::BadModel);
     assert!(
@@ -773,25 +784,8 @@ async fn a_chat_competition_scores_models_on_their_own_chat_template() {
     let one = start_miner("//ChatOne", &root.path().join("one"), false).await;
     let two = start_miner("//ChatTwo", &root.path().join("two"), false).await;
     let bytes = start_miner("//ChatBytes", &root.path().join("bytes"), false).await;
-    let mut neurons = Vec::new();
-    let mut commitments = Vec::new();
-    for (uid, miner) in [&one, &two, &bytes].into_iter().enumerate() {
-        let hotkey = miner.hotkey.account_id();
-        neurons.push(neuron(uid as u16, hotkey, miner.port));
-        commitments.push(commitment(hotkey, uid as u16, 50, &miner.manifest_sha256));
-    }
-    let metagraph = Metagraph {
-        netuid: 1,
-        block: 110,
-        neurons,
-    };
-    let settings = TrackSettings {
-        spot: SpotSettings {
-            per_epoch: 0,
-            ..SpotSettings::default()
-        },
-        ..TrackSettings::default()
-    };
+    let (metagraph, commitments) = subnet_of(&[&one, &two, &bytes]);
+    let settings = without_spot_checks();
     let (result, _) = score_in(&competition, settings, &metagraph, &commitments, 110).await;
     assert_eq!(result.samples, 12);
     for miner in &result.miners[..2] {
@@ -818,18 +812,7 @@ async fn a_miner_that_does_not_answer_the_spot_check_scores_zero_by_default() {
     random_model(&root.path().join("silent"), 12);
     let serving = start_miner("//Serving", &root.path().join("serving"), true).await;
     let silent = start_miner("//Silent", &root.path().join("silent"), false).await;
-    let mut neurons = Vec::new();
-    let mut commitments = Vec::new();
-    for (uid, miner) in [&serving, &silent].into_iter().enumerate() {
-        let hotkey = miner.hotkey.account_id();
-        neurons.push(neuron(uid as u16, hotkey, miner.port));
-        commitments.push(commitment(hotkey, uid as u16, 50, &miner.manifest_sha256));
-    }
-    let metagraph = Metagraph {
-        netuid: 1,
-        block: 110,
-        neurons,
-    };
+    let (metagraph, commitments) = subnet_of(&[&serving, &silent]);
     let settings = TrackSettings::default();
     assert!(settings.spot.required && settings.spot.per_epoch >= 2);
     let (result, _) = score_hostile(settings, &metagraph, &commitments).await;

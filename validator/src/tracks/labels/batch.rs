@@ -289,14 +289,38 @@ pub fn miner_seed(track_seed: [u8; 32], hotkey: &AccountId) -> [u8; 32] {
 /// Prompts the validator's models answer per epoch for `miners` miners: one pair each for
 /// every task of every batch, the shared pools, and one in eight more as [`corrupt`] material,
 /// within [`BatchSettings::max_prompts`].
-pub fn prompts_wanted(settings: &BatchSettings, miners: usize) -> usize {
+pub fn prompts_wanted(settings: &BatchSettings, recipients: &[Recipient]) -> usize {
     let factor = settings.pool_factor.max(1);
     let shared = (settings.shared_known() + settings.shared_open()) * factor;
-    let own =
-        miners * (settings.tasks_per_miner - settings.shared_known() - settings.shared_open());
+    let own_per_miner = settings.tasks_per_miner - settings.shared_known() - settings.shared_open();
+    let own: usize = recipients
+        .iter()
+        .map(|r| {
+            if r.probe {
+                own_per_miner.min(PROBE_PAIRS)
+            } else {
+                own_per_miner
+            }
+        })
+        .sum();
     let pairs = shared + own;
     (pairs + pairs.div_ceil(MATERIAL_EVERY)).min(settings.max_prompts)
 }
+
+/// A miner that gets a batch this epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recipient {
+    /// [`miner_seed`]: the ids and order of its batch.
+    pub seed: [u8; 32],
+    /// It answered none of its recent batches (a model-only miner answers 404): it gets the
+    /// shared pairs and [`PROBE_PAIRS`] own ones, after every other miner's, so the epoch's
+    /// answers go to the miners that label. Once it answers, it is a full recipient again.
+    pub probe: bool,
+}
+
+/// Own pairs given to a probed [`Recipient`]: enough to see whether it labels, and to score it
+/// if it does.
+pub const PROBE_PAIRS: usize = 1;
 
 /// One prompt in [`MATERIAL_EVERY`] answered is kept out of every batch: its answers are the
 /// "another prompt's answer" of corruptions, so no text is shown twice in an epoch.
@@ -307,11 +331,11 @@ pub fn epoch_prompts(
     track_seed: [u8; 32],
     pool: &PromptPool,
     settings: &BatchSettings,
-    miners: usize,
+    recipients: &[Recipient],
 ) -> Vec<String> {
     pool.draw(
         derive_seed(track_seed, "labels/prompts"),
-        prompts_wanted(settings, miners),
+        prompts_wanted(settings, recipients),
     )
 }
 
@@ -367,9 +391,10 @@ struct Answered {
 /// - The shared pools take their pairs first (`pool_factor` per shared slot), then the miners,
 ///   in turns, one pair per turn each, following their batch's mix of known and open slots;
 ///   a miner whose open slot finds no prompt with two answers takes a known pair instead.
+///   Probed miners ([`Recipient::probe`]) come last, with [`PROBE_PAIRS`] known pairs each.
 pub fn build_pairs(
     track_seed: [u8; 32],
-    miner_seeds: &[[u8; 32]],
+    recipients: &[Recipient],
     settings: &BatchSettings,
     prompts: &[String],
     answers: &[Vec<String>],
@@ -423,26 +448,32 @@ pub fn build_pairs(
             shared.open.push(pair);
         }
     }
-    let mut own: Vec<PairPool> = vec![PairPool::default(); miner_seeds.len()];
-    let prefixes: Vec<String> = miner_seeds
+    let mut own: Vec<PairPool> = vec![PairPool::default(); recipients.len()];
+    let prefixes: Vec<String> = recipients
         .iter()
-        .map(|seed| format!("x{}-", hex::encode(&seed[..4])))
+        .map(|r| format!("x{}-", hex::encode(&r.seed[..4])))
         .collect();
     let slots = own_slots(settings);
+    // Full recipients first, slot by slot; then each probed one's known pair(s).
     for turn in &slots {
-        for (pool, prefix) in own.iter_mut().zip(&prefixes) {
-            let n = pool.known.len() + pool.open.len();
-            let pair = match turn {
-                Slot::Open => builder
-                    .open(format!("{prefix}o{n}"), false)
-                    .or_else(|| builder.known(format!("{prefix}k{n}"), false)),
-                Slot::Known => builder.known(format!("{prefix}k{n}"), false),
-            };
-            match pair {
-                Some(pair) if pair.known => pool.known.push(pair),
-                Some(pair) => pool.open.push(pair),
-                None => {}
-            }
+        for ((pool, prefix), _) in own
+            .iter_mut()
+            .zip(&prefixes)
+            .zip(recipients)
+            .filter(|(_, r)| !r.probe)
+        {
+            builder.fill(pool, prefix, *turn);
+        }
+    }
+    let probe_slots = slots.len().min(PROBE_PAIRS);
+    for _ in 0..probe_slots {
+        for ((pool, prefix), _) in own
+            .iter_mut()
+            .zip(&prefixes)
+            .zip(recipients)
+            .filter(|(_, r)| r.probe)
+        {
+            builder.fill(pool, prefix, Slot::Known);
         }
     }
     EpochPairs { shared, own }
@@ -484,6 +515,23 @@ struct PairBuilder<R> {
 
 impl<R: RngCore> PairBuilder<R> {
     /// The next unused prompt with at least `answers` answers.
+    /// One more own pair of kind `slot` into `pool` (an open slot takes a known pair when no
+    /// open one is left), ids prefixed with the miner's `prefix`.
+    fn fill(&mut self, pool: &mut PairPool, prefix: &str, slot: Slot) {
+        let n = pool.known.len() + pool.open.len();
+        let pair = match slot {
+            Slot::Open => self
+                .open(format!("{prefix}o{n}"), false)
+                .or_else(|| self.known(format!("{prefix}k{n}"), false)),
+            Slot::Known => self.known(format!("{prefix}k{n}"), false),
+        };
+        match pair {
+            Some(pair) if pair.known => pool.known.push(pair),
+            Some(pair) => pool.open.push(pair),
+            None => {}
+        }
+    }
+
     fn take(&mut self, answers: usize) -> Option<Answered> {
         self.left
             .iter_mut()
@@ -660,13 +708,22 @@ mod tests {
     /// An epoch's prompts, their answers, the miners' seeds and the pairs.
     type Epoch = (Vec<String>, Vec<Vec<String>>, Vec<[u8; 32]>, EpochPairs);
 
+    /// Every seed a full recipient.
+    fn full(seeds: &[[u8; 32]]) -> Vec<Recipient> {
+        seeds
+            .iter()
+            .map(|&seed| Recipient { seed, probe: false })
+            .collect()
+    }
+
     /// An epoch for `miners` hotkeys (bytes 0..miners).
     fn epoch(seed: [u8; 32], settings: &BatchSettings, miners: u8) -> Epoch {
         let pool = PromptPool::starter();
         let seeds: Vec<[u8; 32]> = (0..miners).map(|m| miner_seed(seed, &hotkey(m))).collect();
-        let prompts = epoch_prompts(seed, &pool, settings, seeds.len());
+        let recipients = full(&seeds);
+        let prompts = epoch_prompts(seed, &pool, settings, &recipients);
         let answers = four_answers(&prompts);
-        let pairs = build_pairs(seed, &seeds, settings, &prompts, &answers);
+        let pairs = build_pairs(seed, &recipients, settings, &prompts, &answers);
         (prompts, answers, seeds, pairs)
     }
 
@@ -798,15 +855,51 @@ mod tests {
         }
     }
 
+    /// Miners that answered none of their recent batches are probed: the answers go to the
+    /// miners that label (all 20 pairs each, budget permitting), a probed one gets one known pair.
+    #[test]
+    fn probed_miners_get_one_known_pair_after_every_labelling_miner() {
+        let settings = BatchSettings {
+            max_prompts: 48,
+            ..BatchSettings::default()
+        };
+        let seed = track_seed([5; 32], [5; 32]);
+        let recipients: Vec<Recipient> = (0..6u8)
+            .map(|m| Recipient {
+                seed: miner_seed(seed, &hotkey(m)),
+                probe: m >= 2,
+            })
+            .collect();
+        // Two full miners (40 pairs) and four probes (4 pairs), plus material: 44 + 6 = 50,
+        // capped at 48. Without probes the six would ask 120 + 15.
+        assert_eq!(prompts_wanted(&settings, &recipients[..2]), 45);
+        assert_eq!(prompts_wanted(&settings, &recipients), 48);
+        let prompts = epoch_prompts(seed, &PromptPool::starter(), &settings, &recipients);
+        let answers = four_answers(&prompts);
+        let pairs = build_pairs(seed, &recipients, &settings, &prompts, &answers);
+        let sizes: Vec<(usize, usize)> = pairs
+            .own
+            .iter()
+            .map(|p| (p.known.len(), p.open.len()))
+            .collect();
+        assert_eq!(sizes[..2], [(6, 14), (6, 14)], "{sizes:?}");
+        // 42 prompts left after material: 40 for the full miners, 2 for the first probes.
+        assert_eq!(sizes[2..], [(1, 0), (1, 0), (0, 0), (0, 0)], "{sizes:?}");
+    }
+
     #[test]
     fn the_generation_budget_limits_pairs_and_keeps_the_batch_mix() {
         let settings = BatchSettings::default();
         assert_eq!(
-            prompts_wanted(&settings, 2),
+            prompts_wanted(&settings, &full(&[[0; 32]; 2])),
             45,
             "40 pairs and 5 for material"
         );
-        assert_eq!(prompts_wanted(&settings, 10), 64, "the budget");
+        assert_eq!(
+            prompts_wanted(&settings, &full(&[[0; 32]; 10])),
+            64,
+            "the budget"
+        );
         let seed = track_seed([7; 32], [7; 32]);
         let (prompts, _, _, pairs) = epoch(seed, &settings, 10);
         assert_eq!(prompts.len(), 64);
@@ -903,8 +996,8 @@ mod tests {
         let settings = roomy();
         let seed = track_seed([2; 32], [2; 32]);
         let seeds = [miner_seed(seed, &hotkey(1))];
-        let prompts = epoch_prompts(seed, &PromptPool::starter(), &settings, 1);
-        let none = build_pairs(seed, &seeds, &settings, &prompts, &[]);
+        let prompts = epoch_prompts(seed, &PromptPool::starter(), &settings, &full(&seeds));
+        let none = build_pairs(seed, &full(&seeds), &settings, &prompts, &[]);
         assert_eq!((none.known_pairs(), none.open_pairs()), (0, 0));
         let batch = build_batch(&none.shared, &none.own[0], &settings, seeds[0], 0, 0);
         assert!(batch.tasks.is_empty());
@@ -916,7 +1009,7 @@ mod tests {
                 vec![one.clone(), format!(" {one} "), String::new()]
             })
             .collect();
-        let pairs = build_pairs(seed, &seeds, &settings, &prompts, &answers);
+        let pairs = build_pairs(seed, &full(&seeds), &settings, &prompts, &answers);
         assert_eq!(pairs.open_pairs(), 0);
         let batch = build_batch(&pairs.shared, &pairs.own[0], &settings, seeds[0], 0, 0);
         assert_eq!(batch.tasks.len(), 20, "known pairs fill the open slots");

@@ -45,6 +45,17 @@ pub enum LabelOutcome {
 }
 
 impl LabelOutcome {
+    /// Outcomes that say the miner does not label at all (no axon, unreachable, an HTTP error
+    /// such as a model-only miner's 404, a redirect): a miner whose recent batches all ended so
+    /// is only probed ([`super::PROBE_AFTER`]). A timeout, a malformed answer or an answer
+    /// without labels come from a miner that serves the label routes, and do not count.
+    pub const LABELS_NOTHING: [LabelOutcome; 4] = [
+        LabelOutcome::NotServing,
+        LabelOutcome::Unreachable,
+        LabelOutcome::BadStatus,
+        LabelOutcome::Redirect,
+    ];
+
     /// The stable code, as stored.
     pub fn code(self) -> &'static str {
         match self {

@@ -77,7 +77,14 @@ pub struct LabelMiner {
     pub hotkey: AccountId,
     /// Its axon, `None` when it publishes none.
     pub base_url: Option<reqwest::Url>,
+    /// It answered none of its last [`PROBE_AFTER`] batches: it is only probed
+    /// ([`batch::Recipient::probe`]).
+    pub probe: bool,
 }
+
+/// A miner whose last this-many stored batches all failed as a non-labeller's do
+/// ([`LabelOutcome::LABELS_NOTHING`]) is only probed until it answers one.
+pub const PROBE_AFTER: u32 = 2;
 
 /// Every uid of `metagraph` but the validator's own, with its axon: the label miners.
 pub fn label_miners(metagraph: &Metagraph, own_hotkey: &AccountId) -> Vec<LabelMiner> {
@@ -89,6 +96,7 @@ pub fn label_miners(metagraph: &Metagraph, own_hotkey: &AccountId) -> Vec<LabelM
             uid: n.uid,
             hotkey: n.hotkey,
             base_url: crate::tracks::model::plan::axon_url(&n.axon_info),
+            probe: false,
         })
         .collect();
     miners.sort_by_key(|m| m.uid);
@@ -222,6 +230,7 @@ impl TryFrom<StoredSent> for SentEpoch {
                         uid: b.uid,
                         hotkey,
                         base_url,
+                        probe: false,
                     },
                     batch: b.batch,
                     delivered: b.failure.map_or(Ok(()), Err),
@@ -477,13 +486,16 @@ impl LabelTrack {
     ) -> SentEpoch {
         let settings = &self.settings.batch;
         let track_seed = batch::track_seed(input.seed, input.secret);
-        let miner_seeds: Vec<[u8; 32]> = input
+        let recipients: Vec<batch::Recipient> = input
             .miners
             .iter()
-            .map(|m| batch::miner_seed(track_seed, &m.hotkey))
+            .map(|m| batch::Recipient {
+                seed: batch::miner_seed(track_seed, &m.hotkey),
+                probe: m.probe,
+            })
             .collect();
         // The epoch's prompts: the models answer them all at once.
-        let prompts = batch::epoch_prompts(track_seed, input.prompts, settings, input.miners.len());
+        let prompts = batch::epoch_prompts(track_seed, input.prompts, settings, &recipients);
         let expected = prompts.len();
         let texts = prompts.clone();
         let mut ranked = if texts.is_empty() {
@@ -508,7 +520,7 @@ impl LabelTrack {
             .truth_dir
             .is_some()
             .then(|| AnswerRanks::new(&prompts, &ranked, settings.max_answer_chars));
-        let pairs = batch::build_pairs(track_seed, &miner_seeds, settings, &prompts, &candidates);
+        let pairs = batch::build_pairs(track_seed, &recipients, settings, &prompts, &candidates);
         let open_pairs = pairs.open_pairs();
         if pairs.known_pairs() == 0 {
             tracing::warn!(
@@ -520,6 +532,7 @@ impl LabelTrack {
         let deadline_block = deadline().await;
         tracing::info!(
             miners = input.miners.len(),
+            probed = recipients.iter().filter(|r| r.probe).count(),
             open_pairs,
             known_pairs = pairs.known_pairs(),
             deadline_block,
@@ -529,7 +542,7 @@ impl LabelTrack {
         let ranks = ranks.as_ref();
         // Futures collected first: a stream over a borrowing closure is not `Send` in callers
         // that need it to be (higher-ranked lifetime inference).
-        let jobs: Vec<_> = input.miners.iter().zip(miner_seeds).zip(&pairs.own).map(|((miner, seed), own)| {
+        let jobs: Vec<_> = input.miners.iter().zip(recipients.iter().map(|r| r.seed)).zip(&pairs.own).map(|((miner, seed), own)| {
             let span = tracing::info_span!("miner", uid = miner.uid, hotkey = %miner.hotkey);
             async move {
                 let batch = batch::build_batch(
