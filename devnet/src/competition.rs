@@ -216,7 +216,7 @@ mod tests {
 
         let smol = Competition::load(&CompetitionChoice::BuiltIn("smollm2-135m")).unwrap();
         assert!(smol.pins_tokenizer);
-        assert_eq!(smol.id, "smollm2-135m-v1");
+        assert_eq!(smol.id, "smollm2-135m-v2");
         // Tests run in the crate's directory, where no fetched base is.
         let err = smol.base_dir(None).unwrap_err().to_string();
         assert!(err.contains("scripts/fetch-base-model.sh"), "{err}");

@@ -6,8 +6,8 @@
 //! reads the validators' hidden truth of each task (written there by a validator started with
 //! `--labels.truth-dir DIR`, [`SimulationTruth`]): that stands in for a person's judgement. For
 //! prompts of the subnet's own task generators (`subnet_model::tasks`, e.g. `12+7=`) it can also
-//! recompute the correct completion with the generators' checker ([`TaskKind::solve`]): the answer
-//! equal to it is "correct" (both equal: a tie). With probability `accuracy` it gives the correct
+//! check each answer with the generators' checker ([`TaskKind::check`]): the right one is
+//! "correct" (both right: a tie). With probability `accuracy` it gives the correct
 //! choice, otherwise a wrong one (the other answer; for a tie, A or B at random). An open pair
 //! has no right answer: when the truth file says which side the better-ranked model gave
 //! ([`SimulationTruth::open_better`]) it prefers that side with the same accuracy (a person
@@ -38,11 +38,13 @@ use subnet_model::tasks::TaskKind;
 use super::form::SESSION_COOKIE;
 use crate::db;
 
-/// The answer a checker finds correct, if any checker knows the prompt and exactly one answer
-/// (or both) match.
+/// The answer a checker finds correct ([`TaskKind::check`]), if any checker knows the prompt and
+/// exactly one answer (or both) is right.
 pub fn judge(prompt: &str, a: &str, b: &str) -> Option<Choice> {
-    let expected = TaskKind::ALL.iter().find_map(|kind| kind.solve(prompt))?;
-    match (a.trim() == expected, b.trim() == expected) {
+    let kind = TaskKind::ALL
+        .into_iter()
+        .find(|kind| kind.solve(prompt).is_some())?;
+    match (kind.check(prompt, a), kind.check(prompt, b)) {
         (true, false) => Some(Choice::A),
         (false, true) => Some(Choice::B),
         (true, true) => Some(Choice::Tie),

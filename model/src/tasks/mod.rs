@@ -17,6 +17,17 @@
 //! | count | `count(a,banana)=` | `3` |
 //! | successor | `next(199)=` | `200` |
 //!
+//! Those six are the synthetic kinds of the tiny byte-level competition. Chat competitions use
+//! tasks people ask of an assistant, put as a conversation (prompt = user message, completion =
+//! the assistant's answer):
+//!
+//! | kind | prompt (one of several templates) | completion |
+//! |---|---|---|
+//! | word_problem | `Each box holds 12 cards. How many cards are in 4 boxes?` | `12 * 4 = 48. There are 48 cards in 4 boxes.` |
+//! | instruction | `Write the number 342 in words.` | `three hundred forty-two` |
+//!
+//! ([`word_problems`] and [`instructions`] list them all.)
+//!
 //! [`TaskKind::check`] recomputes the answer from the prompt alone. [`to_sample`] turns an
 //! example into the token ids the evaluator scores.
 
@@ -30,6 +41,11 @@ use thiserror::Error;
 
 use crate::eval::Sample;
 use crate::tokenizer::{Tokenizer, TokenizerError};
+
+pub mod instructions;
+pub mod template;
+pub mod word_problems;
+mod words;
 
 /// What can go wrong building a task mix or encoding an example.
 #[derive(Debug, Error)]
@@ -81,6 +97,10 @@ pub enum TaskKind {
     Count,
     /// The number after `n`.
     Successor,
+    /// A maths word problem; the completion works it out and states the result.
+    WordProblem,
+    /// An instruction with a verifiable constraint and one correct answer (IFEval-style).
+    Instruction,
 }
 
 /// Lowercase letters, the alphabet of reversal strings.
@@ -98,7 +118,19 @@ const WORDS: &[&str] = &[
 
 impl TaskKind {
     /// Every kind, in their canonical order.
-    pub const ALL: [TaskKind; 6] = [
+    pub const ALL: [TaskKind; 8] = [
+        TaskKind::Arithmetic,
+        TaskKind::Reverse,
+        TaskKind::Sort,
+        TaskKind::Copy,
+        TaskKind::Count,
+        TaskKind::Successor,
+        TaskKind::WordProblem,
+        TaskKind::Instruction,
+    ];
+
+    /// The synthetic kinds of the byte-level competition (short prompts over tiny answer spaces).
+    pub const SYNTHETIC: [TaskKind; 6] = [
         TaskKind::Arithmetic,
         TaskKind::Reverse,
         TaskKind::Sort,
@@ -116,6 +148,8 @@ impl TaskKind {
             TaskKind::Copy => "copy",
             TaskKind::Count => "count",
             TaskKind::Successor => "successor",
+            TaskKind::WordProblem => "word_problem",
+            TaskKind::Instruction => "instruction",
         }
     }
 
@@ -145,18 +179,49 @@ impl TaskKind {
                 let n = parse_unsigned(call_arg(prompt, "next")?)?;
                 Some(n.checked_add(1)?.to_string())
             }
+            TaskKind::WordProblem => word_problems::solve(prompt),
+            TaskKind::Instruction => instructions::solve(prompt),
         }
     }
 
-    /// Whether `answer` (surrounding whitespace ignored) is the correct completion of `prompt`.
+    /// Whether `answer` (surrounding whitespace ignored) is a correct answer to `prompt`: the
+    /// completion itself or, where other wordings are as right, a word problem's answer whose
+    /// first `=` is followed by the result (`14 * 14 = 196. 196 stamps …`) and an instruction's
+    /// JSON with the same value (any spacing or line breaks).
     pub fn check(self, prompt: &str, answer: &str) -> bool {
-        self.solve(prompt)
-            .is_some_and(|expected| expected == answer.trim())
+        let Some(expected) = self.solve(prompt) else {
+            return false;
+        };
+        let answer = answer.trim();
+        expected == answer
+            || match self {
+                TaskKind::WordProblem => word_problems::states_result(&expected, answer),
+                TaskKind::Instruction => instructions::same_json(&expected, answer),
+                _ => false,
+            }
     }
 
     /// One example of this kind drawn from `rng`.
-    fn draw<R: RngCore + ?Sized>(self, rng: &mut R) -> Example {
-        let prompt = match self {
+    fn draw(self, rng: &mut dyn RngCore) -> Example {
+        let (prompt, completion) = match self {
+            TaskKind::WordProblem => word_problems::draw(rng),
+            TaskKind::Instruction => instructions::draw(rng),
+            synthetic => {
+                let prompt = synthetic.draw_synthetic(rng);
+                let completion = synthetic.solve(&prompt).unwrap_or_default();
+                (prompt, completion)
+            }
+        };
+        Example {
+            prompt,
+            completion,
+            kind: self,
+        }
+    }
+
+    /// The prompt of one synthetic example (its completion is [`TaskKind::solve`]'s).
+    fn draw_synthetic(self, rng: &mut dyn RngCore) -> String {
+        match self {
             TaskKind::Arithmetic => {
                 let (op, max) = [('+', 999), ('-', 999), ('*', 99)][index(rng, 3)];
                 let a = uniform_below(rng, max + 1);
@@ -182,12 +247,7 @@ impl TaskKind {
                 format!("count({letter},{haystack})=")
             }
             TaskKind::Successor => format!("next({})=", uniform_below(rng, 10_000)),
-        };
-        let completion = self.solve(&prompt).unwrap_or_default();
-        Example {
-            prompt,
-            completion,
-            kind: self,
+            TaskKind::WordProblem | TaskKind::Instruction => String::new(),
         }
     }
 }
@@ -234,9 +294,10 @@ impl TaskMix {
         Ok(TaskMix { weights, total })
     }
 
-    /// Every kind with weight 1.
+    /// Every synthetic kind ([`TaskKind::SYNTHETIC`]) with weight 1.
     pub fn uniform() -> Self {
-        let weights: BTreeMap<TaskKind, u32> = TaskKind::ALL.iter().map(|&k| (k, 1)).collect();
+        let weights: BTreeMap<TaskKind, u32> =
+            TaskKind::SYNTHETIC.iter().map(|&k| (k, 1)).collect();
         TaskMix {
             total: weights.len() as u64,
             weights,
@@ -560,6 +621,36 @@ mod tests {
     ];
 
     #[test]
+    fn chat_generation_is_pinned_too() {
+        let mix =
+            TaskMix::new([(TaskKind::WordProblem, 1), (TaskKind::Instruction, 1)].into()).unwrap();
+        let examples = generate([0; 32], &mix, 3);
+        let got: Vec<(&str, &str)> = examples
+            .iter()
+            .map(|e| (e.prompt.as_str(), e.completion.as_str()))
+            .collect();
+        assert_eq!(got, GOLDEN_CHAT_ZERO_SEED.to_vec());
+    }
+
+    const GOLDEN_CHAT_ZERO_SEED: [(&str, &str); 3] = [
+        (
+            "Carla buys 7 packs of candles with 3 in each pack and uses 12 of them. How many \
+             candles are left?",
+            "7 * 3 - 12 = 9. 9 candles are left.",
+        ),
+        (
+            "Sort these words alphabetically and answer with them separated by commas: ladder, \
+             fence, helmet",
+            "fence, helmet, ladder",
+        ),
+        (
+            "Rewrite this sentence in capital letters only: Jonas noticed the tall boat at the \
+             market.",
+            "JONAS NOTICED THE TALL BOAT AT THE MARKET.",
+        ),
+    ];
+
+    #[test]
     fn shorter_runs_are_prefixes_of_longer_ones() {
         let mix = TaskMix::uniform();
         let long = generate(seed(3), &mix, 40);
@@ -625,7 +716,7 @@ mod tests {
     #[test]
     fn every_kind_appears_under_the_uniform_mix() {
         let examples = generate(seed(5), &TaskMix::uniform(), 300);
-        for kind in TaskKind::ALL {
+        for kind in TaskKind::SYNTHETIC {
             assert!(examples.iter().any(|e| e.kind == kind), "{kind} missing");
         }
     }
@@ -706,6 +797,19 @@ mod tests {
             for example in generate(bytes, &TaskMix::uniform(), 30) {
                 prop_assert!(example.kind.check(&example.prompt, &example.completion), "{:?}", example);
                 prop_assert!(!example.completion.is_empty());
+            }
+        }
+
+        #[test]
+        fn chat_kinds_read_back_their_completions(bytes in any::<[u8; 32]>()) {
+            let mix = TaskMix::new([(TaskKind::WordProblem, 1), (TaskKind::Instruction, 1)].into()).unwrap();
+            for example in generate(bytes, &mix, 30) {
+                prop_assert!(example.kind.check(&example.prompt, &example.completion), "{:?}", example);
+                prop_assert!(!example.completion.is_empty());
+                let others = TaskKind::ALL.iter().filter(|&&k| k != example.kind);
+                for other in others {
+                    prop_assert!(other.solve(&example.prompt).is_none(), "{other} solves {:?}", example);
+                }
             }
         }
 

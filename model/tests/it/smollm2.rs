@@ -169,6 +169,29 @@ fn smollm2_imported_from_gguf_matches_transformers() {
         "the answer, its <|im_end|> a special token"
     );
     assert_eq!(samples[0].input_ids.last(), Some(&reference.eos_token_id));
+    // Nothing is cut: every task's whole prompt and answer fit the competition's max_seq_len.
+    let n = 256;
+    let examples = subnet_model::tasks::generate(
+        subnet_model::competition::derive_seed([7; 32], subnet_model::competition::TASKS_PURPOSE),
+        &competition.tasks,
+        n,
+    );
+    let mut competition_n = competition.clone();
+    competition_n.eval.samples = n;
+    let samples = competition_n
+        .eval_samples([7; 32], &tokenizer, None)
+        .unwrap();
+    let longest = samples.iter().map(|s| s.input_ids.len()).max().unwrap();
+    println!("longest of {n} samples: {longest} tokens");
+    for (sample, example) in samples.iter().zip(&examples) {
+        let text = tokenizer.decode(&sample.input_ids).unwrap();
+        assert!(text.contains(&example.prompt), "{text:?}");
+        assert_eq!(
+            sample.input_ids.last(),
+            Some(&reference.eos_token_id),
+            "{text:?}"
+        );
+    }
 
     // A task prompt the label track's models answer is the same chat turn.
     assert_eq!(

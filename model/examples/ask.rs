@@ -1,0 +1,106 @@
+//! What a model answers: greedy answers of model directories to a competition's tasks (with
+//! exact-match accuracy by the tasks' own checker) and to open questions, side by side.
+//!
+//! ```sh
+//! cargo run --release -p subnet-model --example ask -- \
+//!     --competition competitions/smollm2-135m.toml --tasks 32 --seed 1 \
+//!     --ask "Why should we wash our hands?" models/smollm2-135m /tmp/finetuned
+//! ```
+//!
+//! Options: `--competition FILE` (required: its task mix and chat format), `--tasks N` tasks
+//! drawn from `--seed S` (a number; default 0 tasks), `--ask TEXT` (repeatable), `--new N` most
+//! new tokens per answer (default 48). Prints each answer, then per model the share of tasks
+//! answered exactly right (`TaskKind::check`) by kind.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use burn::backend::NdArray;
+use subnet_model::competition::Competition;
+use subnet_model::generate::{GenerateOptions, generate};
+use subnet_model::io::load_artifact;
+use subnet_model::tasks::{self, TaskKind};
+use subnet_model::tokenizer::Tokenizer;
+
+type B = NdArray<f32>;
+
+fn main() -> anyhow::Result<()> {
+    let (mut competition, mut n_tasks, mut seed, mut new) = (None, 0usize, 0u64, 48usize);
+    let (mut questions, mut models) = (Vec::new(), Vec::new());
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--competition" => competition = Some(PathBuf::from(value()?)),
+            "--tasks" => n_tasks = value()?.parse().context("--tasks")?,
+            "--seed" => seed = value()?.parse().context("--seed")?,
+            "--ask" => questions.push(value()?),
+            "--new" => new = value()?.parse().context("--new")?,
+            flag if flag.starts_with("--") => bail!("unknown option `{flag}`"),
+            dir => models.push(PathBuf::from(dir)),
+        }
+    }
+    let path = competition.context("--competition FILE is required")?;
+    let competition = Competition::from_toml(
+        &std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?,
+    )?;
+    if models.is_empty() {
+        bail!("name at least one model directory");
+    }
+    let mut seed_bytes = [0u8; 32];
+    seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
+    let examples = tasks::generate(seed_bytes, &competition.tasks, n_tasks);
+    let device = Default::default();
+    let mut tally: Vec<BTreeMap<TaskKind, (usize, usize)>> = Vec::new();
+    for dir in &models {
+        let (_, model) = load_artifact::<B>(dir, u64::MAX, &device)?;
+        let tokenizer = Tokenizer::from_model_dir(dir)?;
+        let eos = tokenizer.eos_id();
+        let answer = |prompt: &str| -> anyhow::Result<String> {
+            let ids = competition.prompt_ids(&tokenizer, prompt)?;
+            let options = GenerateOptions {
+                max_new_tokens: new,
+                temperature: 0.0,
+                seed: 0,
+                stop_token: eos,
+            };
+            let mut out = generate(&model, &ids, &options)?;
+            if eos.is_some() && out.last().copied() == eos {
+                out.pop();
+            }
+            Ok(tokenizer.decode(&out)?)
+        };
+        println!("== {}", dir.display());
+        for question in &questions {
+            println!("Q: {question}\nA: {}\n", answer(question)?);
+        }
+        let mut counts: BTreeMap<TaskKind, (usize, usize)> = BTreeMap::new();
+        for example in &examples {
+            let got = answer(&example.prompt)?;
+            let right = example.kind.check(&example.prompt, &got);
+            let entry = counts.entry(example.kind).or_default();
+            entry.0 += usize::from(right);
+            entry.1 += 1;
+            println!(
+                "[{}] {}\n  expected: {}\n  got:      {got}",
+                if right { "ok" } else { "--" },
+                example.prompt,
+                example.completion
+            );
+        }
+        tally.push(counts);
+    }
+    println!("\nexact match by kind:");
+    for (dir, counts) in models.iter().zip(&tally) {
+        let (right, all) = counts
+            .values()
+            .fold((0, 0), |(r, a), (cr, ca)| (r + cr, a + ca));
+        let by_kind: Vec<String> = counts
+            .iter()
+            .map(|(kind, (r, a))| format!("{kind} {r}/{a}"))
+            .collect();
+        println!("{}: {right}/{all} ({})", dir.display(), by_kind.join(", "));
+    }
+    Ok(())
+}
