@@ -21,6 +21,7 @@
 //! | [`charts`] | plotters line charts as inline SVG |
 //! | [`error`] | `ApiError` (JSON) and the HTML 404 page |
 
+pub mod alerts;
 pub mod api;
 pub mod charts;
 pub mod error;
@@ -66,6 +67,9 @@ pub struct ChainStatus {
     pub next_epoch_block: Option<u64>,
     /// The validator's hotkey (SS58), when the loop runs with one.
     pub validator_hotkey: Option<String>,
+    /// Whether that hotkey's neuron holds a validator permit, from the last metagraph read
+    /// (`None`: no hotkey, not registered, or not read yet).
+    pub validator_permit: Option<bool>,
     /// Emission of each hotkey at the chain's last epoch (rao), from the last metagraph read.
     pub emissions_rao: BTreeMap<String, u64>,
     /// When this status was taken, Unix milliseconds (0: never).
@@ -185,8 +189,31 @@ async fn metrics(State(state): State<DashboardState>) -> Response {
 }
 
 /// `GET /health`.
-async fn health() -> impl IntoResponse {
-    axum::Json(serde_json::json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+/// `GET /health`: 200 while the server answers, `"status": "ok"`, or `"warn"` with the
+/// [`alerts`] an operator should act on (the process is alive either way, so a liveness probe
+/// keeps it; a monitor alerts on `"warn"`). A database it cannot read is a 503.
+async fn health(State(state): State<DashboardState>) -> Response {
+    let chain = views::chain(&state);
+    match alerts::current(&state.pool, state.netuid, &chain).await {
+        Ok(alerts) => axum::Json(serde_json::json!({
+            "status": if alerts.is_empty() { "ok" } else { "warn" },
+            "version": env!("CARGO_PKG_VERSION"),
+            "alerts": alerts,
+        }))
+        .into_response(),
+        Err(error) => {
+            tracing::error!(%error, "health: the database cannot be read");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({
+                    "status": "error",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "error": "the database cannot be read (the validator's log has the cause)",
+                })),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// Unknown paths: JSON under `/api/`, an HTML page elsewhere.
@@ -249,6 +276,13 @@ pub async fn read_chain_status<C: ChainClient>(
                 .iter()
                 .map(|n| (n.hotkey.to_string(), n.emission))
                 .collect();
+            status.validator_permit = status.validator_hotkey.as_ref().and_then(|hotkey| {
+                metagraph
+                    .neurons
+                    .iter()
+                    .find(|n| n.hotkey.to_string() == *hotkey)
+                    .map(|n| n.validator_permit)
+            });
         }
         Err(e) => status.error = Some(e.to_string()),
     }

@@ -116,6 +116,7 @@ impl From<&RankedRow> for LeaderLine {
 #[template(path = "leaderboard.html")]
 pub struct LeaderboardPage {
     netuid: u16,
+    alerts: Vec<super::alerts::Alert>,
     epoch: Option<i64>,
     start_block: i64,
     competition: String,
@@ -125,8 +126,12 @@ pub struct LeaderboardPage {
 /// `GET /`.
 pub async fn leaderboard(State(state): State<DashboardState>) -> Result<Html<String>, PageError> {
     let data = views::leaderboard(&state).await?;
+    let alerts = super::alerts::current(&state.pool, state.netuid, &views::chain(&state))
+        .await
+        .map_err(ApiError::from)?;
     render(&LeaderboardPage {
         netuid: data.netuid,
+        alerts,
         epoch: data.epoch.as_ref().map(|e| e.epoch),
         start_block: data.epoch.as_ref().map_or(0, |e| e.start_block),
         competition: data.epoch.map(|e| e.competition_sha256).unwrap_or_default(),

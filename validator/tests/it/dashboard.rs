@@ -116,7 +116,12 @@ async fn app(pool: &PgPool) -> axum::Router {
 }
 
 fn empty_app(pool: &PgPool) -> axum::Router {
-    let status = ChainStatus {
+    app_with(pool, chain_status())
+}
+
+/// The chain as a healthy validator with a permit sees it.
+fn chain_status() -> ChainStatus {
+    ChainStatus {
         netuid: NETUID,
         connected: true,
         head: 77,
@@ -126,10 +131,15 @@ fn empty_app(pool: &PgPool) -> axum::Router {
         last_epoch: Some(6),
         next_epoch_block: Some(88),
         validator_hotkey: Some("5Validator".into()),
+        validator_permit: Some(true),
         emissions_rao: [(hotkey(1), 2_500_000_000)].into_iter().collect(),
         updated_at_ms: 2,
         error: None,
-    };
+    }
+}
+
+/// The dashboard over `pool`, the chain read as `status`.
+fn app_with(pool: &PgPool, status: ChainStatus) -> axum::Router {
     let (_tx, rx) = watch::channel(status);
     web::router(DashboardState {
         pool: pool.clone(),
@@ -458,4 +468,110 @@ async fn the_leaderboard_shows_each_label_miners_estimated_accuracy_and_outcome(
         html.contains("label outcome") && html.contains("HTTP 404 from the miner"),
         "{html}"
     );
+}
+
+/// `/health` and the leaderboard name what needs the operator — the chain refused the latest
+/// weights, the cache disk is full, no permit, the chain unreachable — with what to do, and
+/// say `ok` again once the cause is gone.
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn health_and_the_leaderboard_name_what_needs_the_operator(pool: PgPool) {
+    let app = app(&pool).await;
+    let (_, health) = get_json(&app, "/health").await;
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["alerts"], serde_json::json!([]));
+    let (_, _, html) = get(&app, "/").await;
+    assert!(
+        !html.contains("role=\"alert\""),
+        "no banner when all is well"
+    );
+
+    // The chain refuses epoch 6's weights; epoch 7 scores a model 0 on a full disk.
+    db::update_weights(
+        &pool,
+        i32::from(NETUID),
+        6,
+        &db::WeightUpdate::Failed {
+            error: "reveal too early".into(),
+            expired: false,
+        },
+    )
+    .await
+    .expect("update");
+    let mut seventh = epoch_results(7, 0.0);
+    seventh.model_evals[0].outcome = "internal_error".into();
+    seventh.model_evals[0].reason =
+        "caching the artifact: No space left on device (os error 28)".into();
+    db::save_epoch(&pool, &seventh).await.expect("save");
+    let (_, health) = get_json(&app, "/health").await;
+    assert_eq!(health["status"], "warn");
+    let codes: Vec<&str> = health["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| a["code"].as_str().expect("code"))
+        .collect();
+    assert_eq!(
+        codes,
+        ["cache_disk_full"],
+        "epoch 7's weights are pending: {health}"
+    );
+    assert!(
+        health["alerts"][0]["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("--cache.dir")),
+        "{health}"
+    );
+
+    // Epoch 7's weights fail too; the chain is down and the hotkey lost its permit.
+    db::update_weights(
+        &pool,
+        i32::from(NETUID),
+        7,
+        &db::WeightUpdate::Failed {
+            error: "commit expired".into(),
+            expired: true,
+        },
+    )
+    .await
+    .expect("update");
+    let troubled = app_with(
+        &pool,
+        ChainStatus {
+            connected: false,
+            error: Some("connection refused".into()),
+            validator_permit: Some(false),
+            ..chain_status()
+        },
+    );
+    let (status, health) = get_json(&troubled, "/health").await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "alive, so a liveness probe keeps it"
+    );
+    let codes: Vec<&str> = health["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| a["code"].as_str().expect("code"))
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "chain_unreachable",
+            "no_permit",
+            "weights_not_set",
+            "cache_disk_full"
+        ]
+    );
+    let (_, _, html) = get(&troubled, "/").await;
+    assert!(html.contains("role=\"alert\""), "{html}");
+    for words in [
+        "connection refused",
+        "holds no validator permit",
+        "the weights of epoch 7 were not set (expired): commit expired",
+        "the disk of the artifact cache is full",
+    ] {
+        assert!(html.contains(words), "{words}: {html}");
+    }
 }
