@@ -180,6 +180,26 @@ impl LlamaConfig {
         }
     }
 
+    /// A one-layer, 16-wide byte-level model (vocabulary 259: bytes, BOS 256, EOS 257, one
+    /// spare) for tests: it loads, evaluates and generates in milliseconds.
+    pub fn tiny() -> Self {
+        Self {
+            hidden_size: 16,
+            intermediate_size: 24,
+            num_hidden_layers: 1,
+            num_attention_heads: 2,
+            num_key_value_heads: 1,
+            vocab_size: 259,
+            max_position_embeddings: 64,
+            rms_norm_eps: 1e-6,
+            rope_theta: 10_000.0,
+            tie_word_embeddings: false,
+            bos_token_id: Some(256),
+            eos_token_id: Some(257),
+            pad_token_id: None,
+        }
+    }
+
     /// SmolLM2-135M-Instruct's shapes (its `config.json`, as `miner init-base` imports it), for
     /// benchmarks with random weights of the real model's size.
     pub fn smollm2_135m() -> Self {

@@ -416,8 +416,9 @@ pub async fn known_history(
 
 /// Hotkeys whose last `last` batches stored before `epoch` all ended with an outcome of
 /// [`LabelOutcome::LABELS_NOTHING`] (a miner that does not label: no axon, unreachable, an HTTP
-/// error such as 404): the ones the label track only probes. A hotkey with fewer stored batches
-/// is not among them.
+/// error such as 404): the ones the label track only probes. Epochs it was sent nothing in
+/// (`no_tasks`: no answers yet, or a probe not chosen) do not count either way. A hotkey with
+/// fewer counted batches is not among them.
 pub async fn hotkeys_labelling_nothing(
     pool: &PgPool,
     netuid: i32,
@@ -433,7 +434,7 @@ pub async fn hotkeys_labelling_nothing(
              SELECT hotkey, outcome,
                     ROW_NUMBER() OVER (PARTITION BY hotkey ORDER BY epoch DESC) AS recent
              FROM label_batches
-             WHERE netuid = $1 AND epoch < $2
+             WHERE netuid = $1 AND epoch < $2 AND outcome <> $5
          ) batches
          WHERE recent <= $3
          GROUP BY hotkey
@@ -443,6 +444,7 @@ pub async fn hotkeys_labelling_nothing(
     .bind(epoch)
     .bind(i64::from(last))
     .bind(&codes)
+    .bind(LabelOutcome::NoTasks.code())
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(|(hotkey,)| hotkey).collect())

@@ -191,14 +191,15 @@ fn passwords_are_redacted_from_urls() {
 
 /// The label track probes a miner whose last two stored batches both say it labels nothing
 /// (404, unreachable, no axon, redirect); a timeout, an empty answer or a success in them, or
-/// fewer than two batches, keeps it a full recipient.
+/// fewer than two batches, keeps it a full recipient; an epoch it was sent nothing in
+/// (`no_tasks`) is skipped.
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
 async fn hotkeys_labelling_nothing_are_those_whose_recent_batches_all_failed_so(pool: PgPool) {
     use subnet_validator::tracks::labels::batch::MinerBatch;
     use subnet_validator::tracks::labels::collect::LabelOutcome::{self, *};
     use subnet_validator::tracks::labels::{LabelMinerResult, LabelTrackResult};
     // Per hotkey: its outcomes in epochs 1, 2, 3.
-    let history: [(&str, [Option<LabelOutcome>; 3]); 6] = [
+    let history: [(&str, [Option<LabelOutcome>; 3]); 7] = [
         (
             "model-only",
             [Some(BadStatus), Some(BadStatus), Some(BadStatus)],
@@ -211,6 +212,7 @@ async fn hotkeys_labelling_nothing_are_those_whose_recent_batches_all_failed_so(
         ("slow", [Some(BadStatus), Some(Timeout), Some(BadStatus)]),
         ("quiet", [Some(Redirect), Some(NoLabels), Some(NoLabels)]),
         ("new", [None, None, Some(BadStatus)]),
+        ("probed", [Some(BadStatus), Some(BadStatus), Some(NoTasks)]),
     ];
     for epoch in 1..=3u64 {
         let miners = history
@@ -248,10 +250,14 @@ async fn hotkeys_labelling_nothing_are_those_whose_recent_batches_all_failed_so(
     }
     let probed = |epoch| db::hotkeys_labelling_nothing(&pool, 1, epoch, 2);
     let now: Vec<String> = probed(4).await.expect("query").into_iter().collect();
-    assert_eq!(now, ["gone", "model-only"]);
+    assert_eq!(
+        now,
+        ["gone", "model-only", "probed"],
+        "no_tasks does not count"
+    );
     // Before epoch 3 was stored: "answered-last" had failed twice, "gone" not yet.
     let before: Vec<String> = probed(3).await.expect("query").into_iter().collect();
-    assert_eq!(before, ["answered-last", "model-only"]);
+    assert_eq!(before, ["answered-last", "model-only", "probed"]);
     assert!(
         db::hotkeys_labelling_nothing(&pool, 2, 4, 2)
             .await

@@ -293,17 +293,9 @@ pub fn prompts_wanted(settings: &BatchSettings, recipients: &[Recipient]) -> usi
     let factor = settings.pool_factor.max(1);
     let shared = (settings.shared_known() + settings.shared_open()) * factor;
     let own_per_miner = settings.tasks_per_miner - settings.shared_known() - settings.shared_open();
-    let own: usize = recipients
-        .iter()
-        .map(|r| {
-            if r.probe {
-                own_per_miner.min(PROBE_PAIRS)
-            } else {
-                own_per_miner
-            }
-        })
-        .sum();
-    let pairs = shared + own;
+    let full = recipients.iter().filter(|r| !r.probe).count();
+    let probed = probed_this_epoch(settings, recipients).len();
+    let pairs = shared + full * own_per_miner + probed * own_per_miner.min(PROBE_PAIRS);
     (pairs + pairs.div_ceil(MATERIAL_EVERY)).min(settings.max_prompts)
 }
 
@@ -312,15 +304,33 @@ pub fn prompts_wanted(settings: &BatchSettings, recipients: &[Recipient]) -> usi
 pub struct Recipient {
     /// [`miner_seed`]: the ids and order of its batch.
     pub seed: [u8; 32],
-    /// It answered none of its recent batches (a model-only miner answers 404): it gets the
-    /// shared pairs and [`PROBE_PAIRS`] own ones, after every other miner's, so the epoch's
-    /// answers go to the miners that label. Once it answers, it is a full recipient again.
+    /// It answered none of its recent batches (a model-only miner answers 404): it is only
+    /// probed. Each epoch at most one probed miner per [`PROBE_SHARE`] prompts of the budget,
+    /// those with the lowest seeds (secret, so a miner cannot tell when), gets [`PROBE_PAIRS`]
+    /// known pair(s) of its own, before the other miners' pairs; the rest get the shared pairs
+    /// only. So the epoch's answers go to the miners that label, and one that starts labelling
+    /// is seen within a few epochs and is a full recipient again once it answers.
     pub probe: bool,
 }
 
-/// Own pairs given to a probed [`Recipient`]: enough to see whether it labels, and to score it
-/// if it does.
+/// Own pairs given to a probed [`Recipient`] in an epoch it is probed: enough to see whether it
+/// labels, and to score it if it does.
 pub const PROBE_PAIRS: usize = 1;
+
+/// At most one probed miner per this many prompts of the generation budget gets a pair in an
+/// epoch (at least one).
+pub const PROBE_SHARE: usize = 8;
+
+/// Indices of the probed recipients that get their pair this epoch: at most
+/// `max(1, max_prompts / PROBE_SHARE)`, those with the lowest seeds.
+fn probed_this_epoch(settings: &BatchSettings, recipients: &[Recipient]) -> Vec<usize> {
+    let mut probed: Vec<usize> = (0..recipients.len())
+        .filter(|&i| recipients[i].probe)
+        .collect();
+    probed.sort_by_key(|&i| recipients[i].seed);
+    probed.truncate((settings.max_prompts / PROBE_SHARE).max(1));
+    probed
+}
 
 /// One prompt in [`MATERIAL_EVERY`] answered is kept out of every batch: its answers are the
 /// "another prompt's answer" of corruptions, so no text is shown twice in an epoch.
@@ -391,7 +401,8 @@ struct Answered {
 /// - The shared pools take their pairs first (`pool_factor` per shared slot), then the miners,
 ///   in turns, one pair per turn each, following their batch's mix of known and open slots;
 ///   a miner whose open slot finds no prompt with two answers takes a known pair instead.
-///   Probed miners ([`Recipient::probe`]) come last, with [`PROBE_PAIRS`] known pairs each.
+///   The epoch's probed miners ([`Recipient::probe`]) take their [`PROBE_PAIRS`] known pair(s)
+///   before the others' own pairs; probed miners not chosen this epoch get none.
 pub fn build_pairs(
     track_seed: [u8; 32],
     recipients: &[Recipient],
@@ -454,7 +465,14 @@ pub fn build_pairs(
         .map(|r| format!("x{}-", hex::encode(&r.seed[..4])))
         .collect();
     let slots = own_slots(settings);
-    // Full recipients first, slot by slot; then each probed one's known pair(s).
+    // The epoch's probes first (a pair each, so a probe is never starved by the budget), then
+    // the full recipients, slot by slot.
+    let probed = probed_this_epoch(settings, recipients);
+    for _ in 0..slots.len().min(PROBE_PAIRS) {
+        for &i in &probed {
+            builder.fill(&mut own[i], &prefixes[i], Slot::Known);
+        }
+    }
     for turn in &slots {
         for ((pool, prefix), _) in own
             .iter_mut()
@@ -463,17 +481,6 @@ pub fn build_pairs(
             .filter(|(_, r)| !r.probe)
         {
             builder.fill(pool, prefix, *turn);
-        }
-    }
-    let probe_slots = slots.len().min(PROBE_PAIRS);
-    for _ in 0..probe_slots {
-        for ((pool, prefix), _) in own
-            .iter_mut()
-            .zip(&prefixes)
-            .zip(recipients)
-            .filter(|(_, r)| r.probe)
-        {
-            builder.fill(pool, prefix, Slot::Known);
         }
     }
     EpochPairs { shared, own }
@@ -855,36 +862,60 @@ mod tests {
         }
     }
 
-    /// Miners that answered none of their recent batches are probed: the answers go to the
-    /// miners that label (all 20 pairs each, budget permitting), a probed one gets one known pair.
+    /// Miners that answered none of their recent batches are probed: each epoch a few of them
+    /// (one per 8 prompts of the budget) get one known pair, first; the rest of the answers go to
+    /// the miners that label.
     #[test]
-    fn probed_miners_get_one_known_pair_after_every_labelling_miner() {
+    fn probed_miners_get_one_known_pair_and_the_rest_goes_to_the_labelling_miners() {
+        let seed = track_seed([5; 32], [5; 32]);
+        let recipients = |probes: u8| -> Vec<Recipient> {
+            (0..2 + probes)
+                .map(|m| Recipient {
+                    seed: miner_seed(seed, &hotkey(m)),
+                    probe: m >= 2,
+                })
+                .collect()
+        };
+        let sizes = |settings: &BatchSettings, recipients: &[Recipient]| -> Vec<(usize, usize)> {
+            let prompts = epoch_prompts(seed, &PromptPool::starter(), settings, recipients);
+            let answers = four_answers(&prompts);
+            let pairs = build_pairs(seed, recipients, settings, &prompts, &answers);
+            pairs
+                .own
+                .iter()
+                .map(|p| (p.known.len(), p.open.len()))
+                .collect()
+        };
+        // Budget 48: up to 6 probes an epoch, so all 4 get a pair. Two full miners (40 pairs)
+        // and 4 probe pairs, plus material: 44 + 6 = 50, capped at 48 (without probing the six
+        // would ask 120 + 15). 42 pairs after material: 4 to the probes, 19 each to the others.
         let settings = BatchSettings {
             max_prompts: 48,
             ..BatchSettings::default()
         };
-        let seed = track_seed([5; 32], [5; 32]);
-        let recipients: Vec<Recipient> = (0..6u8)
-            .map(|m| Recipient {
-                seed: miner_seed(seed, &hotkey(m)),
-                probe: m >= 2,
-            })
-            .collect();
-        // Two full miners (40 pairs) and four probes (4 pairs), plus material: 44 + 6 = 50,
-        // capped at 48. Without probes the six would ask 120 + 15.
-        assert_eq!(prompts_wanted(&settings, &recipients[..2]), 45);
-        assert_eq!(prompts_wanted(&settings, &recipients), 48);
-        let prompts = epoch_prompts(seed, &PromptPool::starter(), &settings, &recipients);
-        let answers = four_answers(&prompts);
-        let pairs = build_pairs(seed, &recipients, &settings, &prompts, &answers);
-        let sizes: Vec<(usize, usize)> = pairs
-            .own
-            .iter()
-            .map(|p| (p.known.len(), p.open.len()))
-            .collect();
-        assert_eq!(sizes[..2], [(6, 14), (6, 14)], "{sizes:?}");
-        // 42 prompts left after material: 40 for the full miners, 2 for the first probes.
-        assert_eq!(sizes[2..], [(1, 0), (1, 0), (0, 0), (0, 0)], "{sizes:?}");
+        let four = recipients(4);
+        assert_eq!(prompts_wanted(&settings, &four[..2]), 45);
+        assert_eq!(prompts_wanted(&settings, &four), 48);
+        let got = sizes(&settings, &four);
+        assert_eq!(got[2..], [(1, 0); 4], "{got:?}");
+        assert_eq!(got[0].0 + got[0].1, 19, "{got:?}");
+        assert_eq!(got[1].0 + got[1].1, 19, "{got:?}");
+        // Budget 16 with ten probes: two of them (the lowest seeds) get a pair this epoch.
+        let settings = BatchSettings {
+            max_prompts: 16,
+            ..BatchSettings::default()
+        };
+        let ten = recipients(10);
+        let got = sizes(&settings, &ten);
+        let probed: Vec<usize> = (2..12).filter(|&i| got[i] != (0, 0)).collect();
+        assert_eq!(probed.len(), 2, "{got:?}");
+        let mut lowest: Vec<usize> = (2..12).collect();
+        lowest.sort_by_key(|&i| ten[i].seed);
+        lowest.truncate(2);
+        lowest.sort_unstable();
+        assert_eq!(probed, lowest);
+        assert!(probed.iter().all(|&i| got[i] == (1, 0)));
+        assert_eq!(got[0].0 + got[0].1 + got[1].0 + got[1].1, 12, "{got:?}");
     }
 
     #[test]

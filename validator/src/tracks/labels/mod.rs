@@ -77,7 +77,7 @@ pub struct LabelMiner {
     pub hotkey: AccountId,
     /// Its axon, `None` when it publishes none.
     pub base_url: Option<reqwest::Url>,
-    /// It answered none of its last [`PROBE_AFTER`] batches: it is only probed
+    /// It answered none of its last [`PROBE_AFTER`] batches it was sent: it is only probed
     /// ([`batch::Recipient::probe`]).
     pub probe: bool,
 }
@@ -559,6 +559,12 @@ impl LabelTrack {
                     tracing::warn!(%error, dir = %dir.display(), "label track: cannot write the simulation truth");
                 }
                 let delivered = match &miner.base_url {
+                    _ if batch.tasks.is_empty() && miner.probe => Err(Failure {
+                        outcome: LabelOutcome::NoTasks,
+                        reason: "its recent batches went unanswered, so it is only probed now \
+                                 and then (not this epoch)"
+                            .into(),
+                    }),
                     _ if batch.tasks.is_empty() => Err(Failure {
                         outcome: LabelOutcome::NoTasks,
                         reason: "no model answered a prompt this epoch: nothing to label".into(),

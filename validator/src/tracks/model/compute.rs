@@ -201,19 +201,8 @@ mod tests {
 
     fn tiny_config() -> LlamaConfig {
         LlamaConfig {
-            hidden_size: 16,
-            intermediate_size: 24,
-            num_hidden_layers: 1,
-            num_attention_heads: 2,
-            num_key_value_heads: 1,
-            vocab_size: 259,
             max_position_embeddings: 32,
-            rms_norm_eps: 1e-6,
-            rope_theta: 10_000.0,
-            tie_word_embeddings: false,
-            bos_token_id: Some(256),
-            eos_token_id: Some(257),
-            pad_token_id: None,
+            ..LlamaConfig::tiny()
         }
     }
 
