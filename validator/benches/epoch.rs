@@ -44,14 +44,8 @@ fn model() -> LlamaConfig {
         num_hidden_layers: 2,
         num_attention_heads: 4,
         num_key_value_heads: 2,
-        vocab_size: 259,
         max_position_embeddings: 128,
-        rms_norm_eps: 1e-6,
-        rope_theta: 10_000.0,
-        tie_word_embeddings: false,
-        bos_token_id: Some(256),
-        eos_token_id: Some(257),
-        pad_token_id: None,
+        ..LlamaConfig::tiny()
     }
 }
 

@@ -605,12 +605,18 @@ mod tests {
         // Golden values: if these change, every validator's samples change. Update only on purpose.
         // The first draw is the first 8 bytes of the RFC 7539 all-zero ChaCha20 keystream,
         // 0x903df1a0ade0b876, which is 0 mod 6: the first kind is `arithmetic`.
-        let examples = generate([0; 32], &TaskMix::uniform(), 4);
-        let got: Vec<(&str, &str)> = examples
+        assert_eq!(
+            pairs(&generate([0; 32], &TaskMix::uniform(), 4)),
+            GOLDEN_ZERO_SEED
+        );
+    }
+
+    /// Each example as `(prompt, completion)`.
+    fn pairs(examples: &[Example]) -> Vec<(&str, &str)> {
+        examples
             .iter()
             .map(|e| (e.prompt.as_str(), e.completion.as_str()))
-            .collect();
-        assert_eq!(got, GOLDEN_ZERO_SEED.to_vec());
+            .collect()
     }
 
     const GOLDEN_ZERO_SEED: [(&str, &str); 4] = [
@@ -624,12 +630,7 @@ mod tests {
     fn chat_generation_is_pinned_too() {
         let mix =
             TaskMix::new([(TaskKind::WordProblem, 1), (TaskKind::Instruction, 1)].into()).unwrap();
-        let examples = generate([0; 32], &mix, 3);
-        let got: Vec<(&str, &str)> = examples
-            .iter()
-            .map(|e| (e.prompt.as_str(), e.completion.as_str()))
-            .collect();
-        assert_eq!(got, GOLDEN_CHAT_ZERO_SEED.to_vec());
+        assert_eq!(pairs(&generate([0; 32], &mix, 3)), GOLDEN_CHAT_ZERO_SEED);
     }
 
     const GOLDEN_CHAT_ZERO_SEED: [(&str, &str); 3] = [

@@ -35,6 +35,13 @@ fn num(vars: &Vars, name: &str) -> Option<u64> {
     parse_unsigned(vars.get(name)?)
 }
 
+/// `a * b - c`.
+fn product_less_c(v: &Vars) -> Option<u64> {
+    num(v, "a")?
+        .checked_mul(num(v, "b")?)?
+        .checked_sub(num(v, "c")?)
+}
+
 /// Slot values from `(name, value)` pairs.
 fn vars<const N: usize>(pairs: [(&'static str, String); N]) -> Vars {
     pairs.into_iter().collect()
@@ -173,11 +180,7 @@ const PROBLEMS: &[Problem] = &[
                 ("c", between(rng, 1, a * b - 2).to_string()),
             ])
         },
-        result: |v| {
-            num(v, "a")?
-                .checked_mul(num(v, "b")?)?
-                .checked_sub(num(v, "c")?)
-        },
+        result: product_less_c,
     },
     Problem {
         prompt: "{name} buys {a} packs of {items} with {b} in each pack and uses {c} of them. \
@@ -193,11 +196,7 @@ const PROBLEMS: &[Problem] = &[
                 ("c", between(rng, 1, a * b - 2).to_string()),
             ])
         },
-        result: |v| {
-            num(v, "a")?
-                .checked_mul(num(v, "b")?)?
-                .checked_sub(num(v, "c")?)
-        },
+        result: product_less_c,
     },
     Problem {
         prompt: "{name} has {a} {items} and {friend} has {b}. How many more {items} does {name} \

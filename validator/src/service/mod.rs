@@ -414,6 +414,21 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         let netuid = self.config.netuid;
         let started = Instant::now();
         if db::epoch_stored(&self.pool, i32::from(netuid), epoch as i64).await? {
+            if let Some(latest) = db::latest_epoch(&self.pool, i32::from(netuid)).await?
+                && u64::try_from(latest.epoch).is_ok_and(|last| last > epoch)
+            {
+                // The index went back: the tempo changed. Say so; the epochs up to the last one
+                // scored are not scored again.
+                let last = u64::try_from(latest.epoch).unwrap_or(epoch);
+                tracing::warn!(
+                    epoch,
+                    last_scored = last,
+                    tempo = hp.tempo,
+                    resumes_at_block = schedule.first_block(last + 1),
+                    "the chain's epoch index is behind the last epoch scored (the subnet's tempo \
+                     changed): no epoch is scored and no weights are set until the index passes it"
+                );
+            }
             self.submitter.settle(hp, &self.clock).await?;
             return Ok(None);
         }

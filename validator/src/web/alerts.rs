@@ -7,6 +7,7 @@
 //! |---|---|---|
 //! | `chain_unreachable` | the last chain read failed | start the chain node or fix `--chain.url` |
 //! | `no_permit` | the validator's neuron holds no validator permit | stake more on its hotkey |
+//! | `epoch_index_behind` | the chain's epoch index fell below the last epoch scored (a tempo change) | wait: scoring resumes when the index passes it |
 //! | `weights_not_set` | the latest epoch's weights failed or expired on chain | read the error; the next epoch commits again |
 //! | `cache_disk_full` | the latest epoch scored models 0 because the artifact cache had no space | free space or move `--cache.dir` |
 
@@ -56,6 +57,20 @@ pub async fn current(
                 chain.validator_hotkey.as_deref().unwrap_or("?")
             ),
             hint: "stake more on the hotkey; permits are given at each chain epoch",
+        });
+    }
+    if let (Some(now), Some(last)) = (chain.chain_epoch, chain.last_epoch)
+        && now < last
+    {
+        alerts.push(Alert {
+            code: "epoch_index_behind",
+            message: format!(
+                "the chain is in epoch {now}, behind epoch {last} already scored: nothing is \
+                 scored and no weights are set until the chain reaches epoch {}",
+                last + 1
+            ),
+            hint: "the subnet's tempo changed (the epoch index depends on it); scoring resumes \
+                   by itself",
         });
     }
     let netuid = i32::from(netuid);

@@ -63,6 +63,8 @@ pub struct ChainStatus {
     pub head_lag_secs: f64,
     /// The last epoch scored and stored.
     pub last_epoch: Option<u64>,
+    /// The chain's epoch index at the head (from its tempo), when known.
+    pub chain_epoch: Option<u64>,
     /// First block of the next epoch, when known.
     pub next_epoch_block: Option<u64>,
     /// The validator's hotkey (SS58), when the loop runs with one.
@@ -263,9 +265,9 @@ pub async fn read_chain_status<C: ChainClient>(
     }
     match chain.hyperparameters(netuid).await {
         Ok(hp) => {
-            status.next_epoch_block =
-                crate::service::schedule::EpochSchedule::new(netuid, hp.tempo)
-                    .next_epoch_start(status.head);
+            let schedule = crate::service::schedule::EpochSchedule::new(netuid, hp.tempo);
+            status.next_epoch_block = schedule.next_epoch_start(status.head);
+            status.chain_epoch = (hp.tempo != 0).then(|| schedule.epoch_of(status.head));
         }
         Err(e) => status.error = Some(e.to_string()),
     }

@@ -129,6 +129,7 @@ fn chain_status() -> ChainStatus {
         head_timestamp_ms: 1,
         head_lag_secs: 1.5,
         last_epoch: Some(6),
+        chain_epoch: Some(7),
         next_epoch_block: Some(88),
         validator_hotkey: Some("5Validator".into()),
         validator_permit: Some(true),
@@ -470,6 +471,17 @@ async fn the_leaderboard_shows_each_label_miners_estimated_accuracy_and_outcome(
     );
 }
 
+/// Records that the chain refused (or expired) the weights of `epoch`.
+async fn refuse_weights(pool: &PgPool, epoch: i64, error: &str, expired: bool) {
+    let update = db::WeightUpdate::Failed {
+        error: error.into(),
+        expired,
+    };
+    db::update_weights(pool, i32::from(NETUID), epoch, &update)
+        .await
+        .expect("update");
+}
+
 /// `/health` and the leaderboard name what needs the operator — the chain refused the latest
 /// weights, the cache disk is full, no permit, the chain unreachable — with what to do, and
 /// say `ok` again once the cause is gone.
@@ -486,17 +498,7 @@ async fn health_and_the_leaderboard_name_what_needs_the_operator(pool: PgPool) {
     );
 
     // The chain refuses epoch 6's weights; epoch 7 scores a model 0 on a full disk.
-    db::update_weights(
-        &pool,
-        i32::from(NETUID),
-        6,
-        &db::WeightUpdate::Failed {
-            error: "reveal too early".into(),
-            expired: false,
-        },
-    )
-    .await
-    .expect("update");
+    refuse_weights(&pool, 6, "reveal too early", false).await;
     let mut seventh = epoch_results(7, 0.0);
     seventh.model_evals[0].outcome = "internal_error".into();
     seventh.model_evals[0].reason =
@@ -523,23 +525,14 @@ async fn health_and_the_leaderboard_name_what_needs_the_operator(pool: PgPool) {
     );
 
     // Epoch 7's weights fail too; the chain is down and the hotkey lost its permit.
-    db::update_weights(
-        &pool,
-        i32::from(NETUID),
-        7,
-        &db::WeightUpdate::Failed {
-            error: "commit expired".into(),
-            expired: true,
-        },
-    )
-    .await
-    .expect("update");
+    refuse_weights(&pool, 7, "commit expired", true).await;
     let troubled = app_with(
         &pool,
         ChainStatus {
             connected: false,
             error: Some("connection refused".into()),
             validator_permit: Some(false),
+            chain_epoch: Some(4),
             ..chain_status()
         },
     );
@@ -560,6 +553,7 @@ async fn health_and_the_leaderboard_name_what_needs_the_operator(pool: PgPool) {
         [
             "chain_unreachable",
             "no_permit",
+            "epoch_index_behind",
             "weights_not_set",
             "cache_disk_full"
         ]
@@ -569,6 +563,7 @@ async fn health_and_the_leaderboard_name_what_needs_the_operator(pool: PgPool) {
     for words in [
         "connection refused",
         "holds no validator permit",
+        "the chain is in epoch 4, behind epoch 6 already scored",
         "the weights of epoch 7 were not set (expired): commit expired",
         "the disk of the artifact cache is full",
     ] {
