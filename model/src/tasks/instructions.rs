@@ -143,7 +143,7 @@ const INSTRUCTIONS: &[Instruction] = &[
     },
     Instruction {
         prompt: "How many words does this sentence have? Answer with a number only: {sentence}",
-        draw: |rng| vars([("sentence", words::sentence(rng))]),
+        draw: |rng| vars([("sentence", words::varied_sentence(rng))]),
         answer: |v| Some(slot(v, "sentence")?.split_whitespace().count().to_string()),
     },
     Instruction {
@@ -163,7 +163,7 @@ const INSTRUCTIONS: &[Instruction] = &[
     },
     Instruction {
         prompt: "What is the last word of this sentence? Answer with that word only: {sentence}",
-        draw: |rng| vars([("sentence", words::sentence(rng))]),
+        draw: |rng| vars([("sentence", words::varied_sentence(rng))]),
         answer: |v| {
             let last = slot(v, "sentence")?.split_whitespace().next_back()?;
             let word = last.trim_end_matches(['.', '!', '?', ',']);

@@ -120,6 +120,21 @@ pub(super) fn sentence<R: RngCore + ?Sized>(rng: &mut R) -> String {
     )
 }
 
+/// A sentence of 4 to 10 words: a name, a verb, `the`, zero to three adjectives, a noun and
+/// half the time a place, e.g. `Ana fixed the old blue lamp after lunch.`, so that counting its
+/// words or finding its last one has many answers.
+pub(super) fn varied_sentence<R: RngCore + ?Sized>(rng: &mut R) -> String {
+    let mut words = vec![pick(rng, NAMES), pick(rng, VERBS), "the"];
+    for _ in 0..index(rng, 4) {
+        words.push(pick(rng, ADJECTIVES));
+    }
+    words.push(pick(rng, NOUNS));
+    if index(rng, 2) == 1 {
+        words.push(pick(rng, PLACES));
+    }
+    format!("{}.", words.join(" "))
+}
+
 /// `n` (below 10 000) in English words, American style: `342` → `three hundred forty-two`.
 pub(super) fn number_name(n: u64) -> Option<String> {
     const SMALL: [&str; 20] = [
@@ -195,6 +210,23 @@ mod tests {
             assert_eq!(number_name(n).as_deref(), Some(name), "{n}");
         }
         assert_eq!(number_name(10_000), None);
+    }
+
+    #[test]
+    fn varied_sentences_have_four_to_ten_words_and_many_last_words() {
+        let mut rng = super::super::seeded_rng([4; 32]);
+        let (mut counts, mut last) = (
+            std::collections::BTreeSet::new(),
+            std::collections::BTreeSet::new(),
+        );
+        for _ in 0..2000 {
+            let sentence = varied_sentence(&mut rng);
+            let words: Vec<&str> = sentence.split_whitespace().collect();
+            counts.insert(words.len());
+            last.insert(words[words.len() - 1].to_owned());
+        }
+        assert_eq!(counts, (4..=10).collect());
+        assert!(last.len() >= 35, "{}", last.len());
     }
 
     #[test]
