@@ -11,9 +11,9 @@
 
 use rand::RngCore;
 
-use super::template::{self, Vars};
-use super::words::{self, CITIES, NAMES, NOUNS, number_name, pick};
-use super::{parse_unsigned, uniform_below};
+use super::parse_unsigned;
+use super::template::{self, Vars, vars};
+use super::words::{self, CITIES, NAMES, NOUNS, between, number_name, pick};
 
 /// One instruction.
 struct Instruction {
@@ -25,19 +25,9 @@ struct Instruction {
     answer: fn(&Vars) -> Option<String>,
 }
 
-/// Slot values from `(name, value)` pairs.
-fn vars<const N: usize>(pairs: [(&'static str, String); N]) -> Vars {
-    pairs.into_iter().collect()
-}
-
 /// The slot `name` of `vars`.
 fn slot<'v>(vars: &'v Vars, name: &str) -> Option<&'v str> {
     vars.get(name).map(String::as_str)
-}
-
-/// A number in `min..=max`.
-fn between(rng: &mut dyn RngCore, min: u64, max: u64) -> u64 {
-    min + uniform_below(rng, max - min + 1)
 }
 
 /// Whether `text` is one word of ASCII letters (names, cities, list words).

@@ -14,6 +14,11 @@ use std::collections::BTreeMap;
 /// Slot name → value.
 pub type Vars = BTreeMap<&'static str, String>;
 
+/// Slot values from `(name, value)` pairs.
+pub fn vars<const N: usize>(pairs: [(&'static str, String); N]) -> Vars {
+    pairs.into_iter().collect()
+}
+
 /// One piece of a template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Piece<'t> {

@@ -8,9 +8,9 @@
 
 use rand::RngCore;
 
-use super::template::{self, Vars};
-use super::words::{ITEMS, NAMES, VEHICLES, pick, pick_two};
-use super::{parse_unsigned, uniform_below};
+use super::parse_unsigned;
+use super::template::{self, Vars, vars};
+use super::words::{ITEMS, NAMES, VEHICLES, between, pick, pick_two};
 
 /// One kind of word problem.
 struct Problem {
@@ -25,11 +25,6 @@ struct Problem {
     result: fn(&Vars) -> Option<u64>,
 }
 
-/// A number in `min..=max`.
-fn between(rng: &mut dyn RngCore, min: u64, max: u64) -> u64 {
-    min + uniform_below(rng, max - min + 1)
-}
-
 /// The numeric slot `name` of `vars`.
 fn num(vars: &Vars, name: &str) -> Option<u64> {
     parse_unsigned(vars.get(name)?)
@@ -40,11 +35,6 @@ fn product_less_c(v: &Vars) -> Option<u64> {
     num(v, "a")?
         .checked_mul(num(v, "b")?)?
         .checked_sub(num(v, "c")?)
-}
-
-/// Slot values from `(name, value)` pairs.
-fn vars<const N: usize>(pairs: [(&'static str, String); N]) -> Vars {
-    pairs.into_iter().collect()
 }
 
 /// Every word problem; a draw picks one uniformly.

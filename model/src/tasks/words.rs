@@ -6,7 +6,7 @@
 
 use rand::RngCore;
 
-use super::index;
+use super::{index, uniform_below};
 
 /// First names of the people in word problems, sentences and records.
 pub(super) const NAMES: &[&str] = &[
@@ -92,6 +92,11 @@ const PLACES: &[&str] = &[
     "during the storm",
     "by the station",
 ];
+
+/// A number in `min..=max`.
+pub(super) fn between(rng: &mut dyn RngCore, min: u64, max: u64) -> u64 {
+    min + uniform_below(rng, max - min + 1)
+}
 
 /// One of `words`.
 pub(super) fn pick<R: RngCore + ?Sized>(rng: &mut R, words: &[&'static str]) -> &'static str {

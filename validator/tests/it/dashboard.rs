@@ -471,6 +471,16 @@ async fn the_leaderboard_shows_each_label_miners_estimated_accuracy_and_outcome(
     );
 }
 
+/// The `code` of each alert of a `/health` answer, in order.
+fn alert_codes(health: &Value) -> Vec<&str> {
+    health["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|a| a["code"].as_str().expect("code"))
+        .collect()
+}
+
 /// Records that the chain refused (or expired) the weights of `epoch`.
 async fn refuse_weights(pool: &PgPool, epoch: i64, error: &str, expired: bool) {
     let update = db::WeightUpdate::Failed {
@@ -506,12 +516,7 @@ async fn health_and_the_leaderboard_name_what_needs_the_operator(pool: PgPool) {
     db::save_epoch(&pool, &seventh).await.expect("save");
     let (_, health) = get_json(&app, "/health").await;
     assert_eq!(health["status"], "warn");
-    let codes: Vec<&str> = health["alerts"]
-        .as_array()
-        .expect("alerts")
-        .iter()
-        .map(|a| a["code"].as_str().expect("code"))
-        .collect();
+    let codes = alert_codes(&health);
     assert_eq!(
         codes,
         ["cache_disk_full"],
@@ -542,12 +547,7 @@ async fn health_and_the_leaderboard_name_what_needs_the_operator(pool: PgPool) {
         StatusCode::OK,
         "alive, so a liveness probe keeps it"
     );
-    let codes: Vec<&str> = health["alerts"]
-        .as_array()
-        .expect("alerts")
-        .iter()
-        .map(|a| a["code"].as_str().expect("code"))
-        .collect();
+    let codes = alert_codes(&health);
     assert_eq!(
         codes,
         [
