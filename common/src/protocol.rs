@@ -47,6 +47,69 @@ pub struct Identity {
     pub protocol: String,
 }
 
+/// Files a model artifact must have.
+pub const REQUIRED_FILES: &[&str] = &["config.json", "model.safetensors"];
+
+/// Files a model artifact may have besides the required ones.
+pub const OPTIONAL_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "generation_config.json",
+];
+
+/// Every file name a model artifact may hold: [`REQUIRED_FILES`], then [`OPTIONAL_FILES`].
+pub fn artifact_files() -> impl Iterator<Item = &'static str> {
+    REQUIRED_FILES.iter().chain(OPTIONAL_FILES).copied()
+}
+
+/// Size and lowercase hex sha256 of a file, read in 1 MiB chunks: its [`ManifestFile`] entry.
+pub fn hash_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buffer)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+        size += n as u64;
+    }
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+/// The manifest of the artifact files in the model directory `dir`, under `competition`
+/// (files other than [`artifact_files`] are not read; a missing required file is a `NotFound`
+/// error naming it). Hashes every file: seconds for a 500 MB model.
+pub fn manifest_of_dir(
+    competition: impl Into<String>,
+    dir: &std::path::Path,
+) -> std::io::Result<Manifest> {
+    let mut files = Vec::new();
+    for name in artifact_files() {
+        match hash_file(&dir.join(name)) {
+            Ok((size, sha256)) => files.push(ManifestFile {
+                name: name.to_string(),
+                size,
+                sha256,
+            }),
+            Err(error)
+                if error.kind() == std::io::ErrorKind::NotFound
+                    && !REQUIRED_FILES.contains(&name) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Err(std::io::Error::new(
+                    error.kind(),
+                    format!("no {name} in the model directory"),
+                ));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(Manifest::new(competition, files))
+}
+
 /// One file of a model artifact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManifestFile {

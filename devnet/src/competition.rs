@@ -119,6 +119,40 @@ impl Competition {
         Ok(self)
     }
 
+    /// The manifest hash of the base model the competition pins (`[base] manifest_sha256`).
+    pub fn base_pin(&self) -> Option<&str> {
+        self.table
+            .get("base")
+            .and_then(toml::Value::as_table)
+            .and_then(|t| t.get("manifest_sha256"))
+            .and_then(toml::Value::as_str)
+    }
+
+    /// Pins the base model whose files are in `dir`, so the validators score only models that
+    /// beat it: a competition that pins one must pin these files (else an error naming both
+    /// hashes), one that pins none gets `[base] manifest_sha256` of them.
+    pub fn pin_base(&mut self, dir: &Path) -> anyhow::Result<()> {
+        let hash = subnet_common::protocol::manifest_of_dir(&self.id, dir)
+            .with_context(|| format!("while hashing the base model {}", dir.display()))?
+            .manifest_sha256;
+        match self.base_pin() {
+            Some(pinned) if pinned == hash => Ok(()),
+            Some(pinned) => bail!(
+                "the base model {} is not the one --competition {} pins: its files hash to {hash}, \
+                 the competition's [base] to {pinned}; run scripts/fetch-base-model.sh {} --force",
+                dir.display(),
+                self.name,
+                dir.display()
+            ),
+            None => {
+                let mut base = toml::Table::new();
+                base.insert("manifest_sha256".into(), toml::Value::String(hash));
+                self.table.insert("base".into(), toml::Value::Table(base));
+                Ok(())
+            }
+        }
+    }
+
     /// The rules as the validators' `--competition` file.
     pub fn to_toml(&self) -> anyhow::Result<String> {
         toml::to_string(&self.table).context("while writing the competition")
@@ -189,6 +223,34 @@ mod tests {
         );
         let err = CompetitionChoice::parse("smollm3").unwrap_err();
         assert!(err.contains("default, smollm2-135m"), "{err}");
+    }
+
+    #[test]
+    fn the_base_is_pinned_where_none_is_and_must_match_where_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), b"{}").unwrap();
+        std::fs::write(dir.path().join("model.safetensors"), [1u8; 64]).unwrap();
+        let hash = subnet_common::protocol::manifest_of_dir("", dir.path())
+            .unwrap()
+            .manifest_sha256;
+        let mut default = Competition::load(&CompetitionChoice::BuiltIn("default")).unwrap();
+        assert_eq!(default.base_pin(), None);
+        default.pin_base(dir.path()).unwrap();
+        assert_eq!(default.base_pin(), Some(hash.as_str()));
+        let written: toml::Table = default.to_toml().unwrap().parse().unwrap();
+        assert_eq!(
+            written["base"]["manifest_sha256"].as_str(),
+            Some(hash.as_str())
+        );
+        // The same files again: fine. Other files under a pin: refused, with the fix.
+        default.pin_base(dir.path()).unwrap();
+        let mut smollm2 = Competition::load(&CompetitionChoice::BuiltIn("smollm2-135m")).unwrap();
+        assert!(smollm2.base_pin().is_some());
+        let err = smollm2.pin_base(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains(&hash) && err.contains("scripts/fetch-base-model.sh"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -256,6 +256,7 @@ impl Devnet {
         self.start_chain(cli).await?;
         self.register().await?;
         let models = self.build_models(cli).await?;
+        self.pin_base()?;
         self.start_miners(&models, &cli.extra_labelers).await?;
         self.commit(&models).await?;
         self.start_validators(cli).await?;
@@ -542,6 +543,7 @@ impl Devnet {
                 )
                 .await?;
                 step.done(&base.to_string_lossy());
+                self.base_model = Some(base.clone());
                 base
             }
         };
@@ -630,6 +632,18 @@ impl Devnet {
             models.insert(role, dirs);
         }
         Ok(models)
+    }
+
+    /// Pins the base the miners fine-tuned in the validators' competition file (checking it
+    /// against the competition's own pin, when it has one), so that only models that beat it
+    /// score, as on a real subnet whose competition pins its base.
+    fn pin_base(&mut self) -> anyhow::Result<()> {
+        let Some(base) = &self.base_model else {
+            return Ok(());
+        };
+        self.competition.pin_base(base)?;
+        std::fs::write(&self.competition_file, self.competition.to_toml()?)
+            .with_context(|| format!("while writing {}", self.competition_file.display()))
     }
 
     async fn start_miners(
@@ -863,6 +877,9 @@ impl Devnet {
                 "--competition".into(),
                 self.competition_file.to_string_lossy().into_owned(),
             ];
+            if let (Some(base), Some(_)) = (&self.base_model, self.competition.base_pin()) {
+                extra.extend(["--model.base".into(), base.to_string_lossy().into_owned()]);
+            }
             if self.labelers.is_empty() {
                 // No label miners: the label track would only collect 404s.
                 extra.extend(["--labels.enabled".into(), "false".into()]);

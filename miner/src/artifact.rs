@@ -10,30 +10,17 @@
 
 use std::{
     collections::BTreeMap,
-    io::Read,
     path::{Path, PathBuf},
     time::SystemTime,
 };
 
-use sha2::{Digest, Sha256};
 use subnet_common::keys::AccountId;
-use subnet_common::protocol::{Manifest, ManifestFile, ModelCommitment};
+use subnet_common::protocol::{
+    Manifest, ManifestFile, ModelCommitment, REQUIRED_FILES, artifact_files, hash_file,
+};
 
 /// Competition id used when `--competition` is not given (`competitions/default.toml`).
 pub const DEFAULT_COMPETITION: &str = "byte-llama-v1";
-
-/// Files an artifact must have.
-pub const REQUIRED_FILES: &[&str] = &["config.json", "model.safetensors"];
-
-/// Files an artifact may have besides the required ones.
-pub const OPTIONAL_FILES: &[&str] = &[
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "generation_config.json",
-];
-
-/// Read buffer for hashing (1 MiB).
-const HASH_BUFFER_BYTES: usize = 1 << 20;
 
 /// Why an artifact directory cannot be served, or a file of it no longer can.
 #[derive(Debug, thiserror::Error)]
@@ -144,11 +131,7 @@ pub struct OpenFile {
 
 /// Every file name an artifact may hold.
 pub fn known_files() -> Vec<&'static str> {
-    REQUIRED_FILES
-        .iter()
-        .chain(OPTIONAL_FILES)
-        .copied()
-        .collect()
+    artifact_files().collect()
 }
 
 /// True when `name` is a non-empty `[A-Za-z0-9._-]` name other than `.` and `..`.
@@ -278,26 +261,10 @@ impl Artifact {
     }
 }
 
-/// Size and lowercase hex sha256 of a file, read in 1 MiB chunks.
-fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; HASH_BUFFER_BYTES];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-        size += n as u64;
-    }
-    Ok((size, hex::encode(hasher.finalize())))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn write(dir: &Path, name: &str, bytes: &[u8]) {
         std::fs::write(dir.join(name), bytes).unwrap();
@@ -325,6 +292,11 @@ mod tests {
         assert_eq!(m.files[1].size, 3000);
         assert_eq!(m.files[1].sha256, hex::encode(Sha256::digest([7u8; 3000])));
         assert!(m.is_consistent());
+        // What a validator computes for a base model on its disk is what a miner would commit.
+        assert_eq!(
+            m,
+            &subnet_common::protocol::manifest_of_dir("tiny-v1", dir.path()).unwrap()
+        );
         let hotkey = subnet_common::keys::AccountId([3; 32]);
         assert!(
             artifact

@@ -295,6 +295,21 @@ pub struct TokenizerPin {
     pub config_sha256: Option<String>,
 }
 
+/// The public model a competition's entries fine-tune, pinned by its manifest hash.
+///
+/// Validators evaluate it every epoch on the same samples as the entries, and it holds the place
+/// of the earliest commitment of all: an entry must displace it under [`DethroneRule`] to score.
+/// Without the pin an upload of the public base, or a perturbed or sharpened copy of it, would
+/// be paid until somebody did better.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasePin {
+    /// The manifest hash of the base model's files (`subnet_common::protocol::manifest_sha256`),
+    /// 64 lowercase hex digits, of what `miner init-base` (as `scripts/fetch-base-model.sh` runs
+    /// it) writes.
+    pub manifest_sha256: String,
+}
+
 /// One competition's rules, validated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -324,6 +339,9 @@ pub struct Competition {
     /// The tokenizer models must carry (none: the byte-level tokenizer, and no `tokenizer.json`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokenizer: Option<TokenizerPin>,
+    /// The base model entries must beat (none: the earliest entry holds that place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BasePin>,
 }
 
 impl Competition {
@@ -534,6 +552,16 @@ impl Competition {
                     format!("{config:?} must be 64 lowercase hex digits"),
                 );
             }
+        }
+        if let Some(base) = self
+            .base
+            .as_ref()
+            .filter(|b| !is_sha256_hex(&b.manifest_sha256))
+        {
+            return invalid(
+                "base.manifest_sha256",
+                format!("{:?} must be 64 lowercase hex digits", base.manifest_sha256),
+            );
         }
         let s = &self.shares;
         for (field, share) in [("shares.model", s.model), ("shares.labels", s.labels)] {

@@ -5,8 +5,12 @@
 //! 1. **Eligibility.** Among entries with the same `manifest_sha256`, only the earliest commit
 //!    (lowest block, then lowest uid) is eligible; the others are [`Status::DuplicateOf`] it.
 //!    Entries flagged as copies (before scoring, by function or by weights) are [`Status::CopyOf`];
-//!    entries whose evaluation failed are [`Status::EvalFailed`]. Ineligible entries score 0 and
-//!    take no part in step 2.
+//!    entries whose evaluation failed are [`Status::EvalFailed`]. When the competition pins a base
+//!    model, its losses on the same samples act as the earliest commitment of all: an evaluated
+//!    entry (a copy included) that does not displace the base under the rule of step 2 is
+//!    [`Status::NotBetterThanBase`] (an upload of the public base, or a perturbed or sharpened
+//!    copy of it, earns nothing).
+//!    Ineligible entries score 0 and take no part in step 2.
 //! 2. **Contests.** The losses are per-sample completion losses at each model's fitted
 //!    temperature ([`crate::eval::evaluate_fitted`]). For each pair of eligible models, the
 //!    later commit (block, then uid) wins only if it beats the earlier one's mean by
@@ -73,6 +77,14 @@ pub enum ScoreError {
         margin: f64,
         /// The p-value given.
         p_value: f64,
+    },
+    /// The base model's losses are not one per sample.
+    #[error("the base model has {got} sample losses, expected {expected}")]
+    BaseSampleCountMismatch {
+        /// The count of an evaluated entry.
+        expected: usize,
+        /// The base's count.
+        got: usize,
     },
     /// The temperature is not a finite positive number.
     #[error("temperature {temperature} must be finite and > 0")]
@@ -152,6 +164,9 @@ pub enum Status {
         /// The evaluator's reason.
         reason: String,
     },
+    /// Does not beat the competition's base model by the dethrone margin under the paired test;
+    /// scores 0.
+    NotBetterThanBase,
 }
 
 impl fmt::Display for Status {
@@ -163,6 +178,9 @@ impl fmt::Display for Status {
             }
             Status::CopyOf { uid } => write!(f, "near-duplicate of uid {uid}"),
             Status::EvalFailed { reason } => write!(f, "evaluation failed: {reason}"),
+            Status::NotBetterThanBase => {
+                f.write_str("not significantly better than the base model")
+            }
         }
     }
 }
@@ -182,9 +200,20 @@ pub struct MinerScore {
     pub status: Status,
 }
 
-/// Scores every entry; results come back in input order.
+/// Scores every entry of a competition without a base model; results come back in input order.
 pub fn score_models(
     entries: &[ModelEntry],
+    params: &ScoreParams,
+) -> Result<Vec<MinerScore>, ScoreError> {
+    score_models_over_base(entries, None, params)
+}
+
+/// Scores every entry; with `base` (the base model's per-sample losses, at its fitted
+/// temperature, in the entries' sample order) only entries that displace the base take part.
+/// Results come back in input order.
+pub fn score_models_over_base(
+    entries: &[ModelEntry],
+    base: Option<&[f64]>,
     params: &ScoreParams,
 ) -> Result<Vec<MinerScore>, ScoreError> {
     if !(params.temperature.is_finite() && params.temperature > 0.0) {
@@ -203,16 +232,15 @@ pub fn score_models(
         }
     }
 
-    let statuses: Vec<Status> = eligibility(entries);
+    let mut statuses: Vec<Status> = eligibility(entries);
+    if let Some(base) = base {
+        gate_on_base(entries, &mut statuses, base, params)?;
+    }
     // Eligible entries in uid order, with NaN losses mapped to +∞.
     let mut eligible: Vec<(u16, u64, Vec<f64>)> = Vec::new();
     for (entry, status) in entries.iter().zip(&statuses) {
         if let (Status::Scored, Evaluation::Losses(losses)) = (status, &entry.evaluation) {
-            let losses = losses
-                .iter()
-                .map(|&loss| if loss.is_nan() { f64::INFINITY } else { loss })
-                .collect();
-            eligible.push((entry.uid, entry.commit_block, losses));
+            eligible.push((entry.uid, entry.commit_block, finite_or_infinite(losses)));
         }
     }
     eligible.sort_by_key(|&(uid, _, _)| uid);
@@ -252,6 +280,44 @@ pub fn score_models(
             }
         })
         .collect())
+}
+
+/// Step 1, with a base model: every evaluated entry (copies included: not beating the base is
+/// the more basic failure) that does not displace the base becomes [`Status::NotBetterThanBase`].
+fn gate_on_base(
+    entries: &[ModelEntry],
+    statuses: &mut [Status],
+    base: &[f64],
+    params: &ScoreParams,
+) -> Result<(), ScoreError> {
+    let base = finite_or_infinite(base);
+    let critical = critical_t(base.len(), params.dethrone.p_value);
+    for (entry, status) in entries.iter().zip(statuses.iter_mut()) {
+        let (Status::Scored | Status::CopyOf { .. }, Evaluation::Losses(losses)) =
+            (&*status, &entry.evaluation)
+        else {
+            continue;
+        };
+        if losses.len() != base.len() {
+            return Err(ScoreError::BaseSampleCountMismatch {
+                expected: losses.len(),
+                got: base.len(),
+            });
+        }
+        let losses = finite_or_infinite(losses);
+        if !later_displaces(&base, &losses, params.dethrone.margin, critical) {
+            *status = Status::NotBetterThanBase;
+        }
+    }
+    Ok(())
+}
+
+/// The losses with NaN (a model that produced no number) counted as +∞.
+fn finite_or_infinite(losses: &[f64]) -> Vec<f64> {
+    losses
+        .iter()
+        .map(|&loss| if loss.is_nan() { f64::INFINITY } else { loss })
+        .collect()
 }
 
 /// Step 1: each entry's status. Duplicates first, then copies, then failures.
@@ -665,6 +731,77 @@ mod tests {
     }
 
     #[test]
+    fn the_base_model_is_the_earliest_commitment_of_all() {
+        let base = A;
+        // An upload of the base, the base with noise, and a model 4% better on every sample.
+        let noisy: Vec<f64> = A
+            .iter()
+            .enumerate()
+            .map(|(s, l)| l + if s % 2 == 0 { 0.03 } else { -0.03 })
+            .collect();
+        let better: Vec<f64> = A.iter().map(|l| l * 0.96).collect();
+        let field = [
+            entry(0, 10, &base),
+            entry(1, 20, &noisy),
+            entry(2, 30, &better),
+        ];
+        let scores = score_models_over_base(&field, Some(&base), &params()).unwrap();
+        assert_eq!(scores[0].status, Status::NotBetterThanBase);
+        assert_eq!(scores[1].status, Status::NotBetterThanBase);
+        assert_eq!((scores[0].score, scores[1].score), (0.0, 0.0));
+        // The only model past the base takes the whole track, as a lone model would.
+        assert_eq!(scores[2].status, Status::Scored);
+        assert_eq!((scores[2].win_rate, scores[2].score), (1.0, 1.0));
+        // Without the gate the base upload, committed first, would have kept its place.
+        let ungated = score_models(&field, &params()).unwrap();
+        assert!(ungated[0].score > 0.0);
+
+        // A copy flagged as such: reported as not better than the base when it is not, as a copy
+        // when it is; 0 either way.
+        let mut copy_of_base = entry(3, 40, &base);
+        copy_of_base.copy_of = Some(0);
+        let mut copy_of_better = entry(4, 50, &better);
+        copy_of_better.copy_of = Some(2);
+        let field = [entry(2, 30, &better), copy_of_base, copy_of_better];
+        let scores = score_models_over_base(&field, Some(&base), &params()).unwrap();
+        assert_eq!(scores[1].status, Status::NotBetterThanBase);
+        assert_eq!(scores[2].status, Status::CopyOf { uid: 2 });
+        assert_eq!(
+            scores.iter().map(|s| s.score).collect::<Vec<_>>(),
+            [1.0, 0.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn models_below_the_base_leave_the_contests_to_those_past_it() {
+        let base: Vec<f64> = A.iter().map(|l| l * 1.10).collect();
+        // A is 9% better than the base, B 4% better than A; C beats the base only noisily.
+        let gated = [entry(0, 900, &A), entry(1, 950, &B), entry(2, 990, &base)];
+        let scores = score_models_over_base(&gated, Some(&base), &params()).unwrap();
+        assert_eq!(scores[2].status, Status::NotBetterThanBase);
+        assert_close(scores[0].win_rate, 0.0);
+        assert_close(scores[1].win_rate, 1.0);
+        assert_close(scores[0].score + scores[1].score, 1.0);
+    }
+
+    #[test]
+    fn a_base_of_another_sample_count_is_an_error() {
+        assert_eq!(
+            score_models_over_base(&[entry(1, 1, &[1.0, 2.0])], Some(&[1.0]), &params()),
+            Err(ScoreError::BaseSampleCountMismatch {
+                expected: 2,
+                got: 1
+            })
+        );
+        // Nothing eligible: nothing to compare the base with, no error.
+        assert!(
+            score_models_over_base(&[], Some(&[1.0]), &params())
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn a_lone_eligible_model_takes_everything() {
         let scores = score_models(&[entry(4, 1, &[3.0])], &params()).unwrap();
         assert_eq!((scores[0].win_rate, scores[0].score), (1.0, 1.0));
@@ -794,6 +931,32 @@ mod tests {
                 prop_assert!((total - 1.0).abs() < 1e-9, "total {}", total);
             }
             prop_assert!(scores.iter().filter(|s| s.status != Status::Scored).all(|s| s.score == 0.0));
+        }
+
+        #[test]
+        fn nothing_short_of_the_base_by_the_margin_scores(entries in arb_entries(), cut in 0.0f64..0.5) {
+            // The base: the first evaluated entry's losses, lowered by `cut` (possibly below all).
+            let Some(base) = entries.iter().find_map(|e| match &e.evaluation {
+                Evaluation::Losses(l) => Some(l.iter().map(|x| (x - cut).max(0.0)).collect::<Vec<f64>>()),
+                _ => None,
+            }) else {
+                return Ok(());
+            };
+            let scores = score_models_over_base(&entries, Some(&base), &params()).unwrap();
+            let base_mean = base.iter().sum::<f64>() / base.len() as f64;
+            for (entry, score) in entries.iter().zip(&scores) {
+                if score.status == Status::Scored {
+                    let Evaluation::Losses(l) = &entry.evaluation else { unreachable!() };
+                    let mean = l.iter().sum::<f64>() / l.len() as f64;
+                    prop_assert!(mean < base_mean * (1.0 - params().dethrone.margin));
+                } else {
+                    prop_assert_eq!(score.score, 0.0);
+                }
+            }
+            let total: f64 = scores.iter().map(|s| s.score).sum();
+            let any = scores.iter().any(|s| s.status == Status::Scored);
+            let expected = if any { 1.0 } else { 0.0 };
+            prop_assert!((total - expected).abs() < 1e-9, "total {}", total);
         }
 
         #[test]

@@ -40,22 +40,14 @@ use sha2::{Digest, Sha256};
 use subnet_common::{
     btauth::SignedClient,
     keys::AccountId,
-    protocol::{Manifest, ManifestFile, ModelCommitment, is_sha256_hex},
+    protocol::{
+        Manifest, ManifestFile, ModelCommitment, OPTIONAL_FILES, REQUIRED_FILES, is_sha256_hex,
+    },
 };
 use tokio::io::AsyncWriteExt;
 
 /// Name of the manifest copy kept in each cache entry.
 pub const MANIFEST_FILE: &str = "manifest.json";
-
-/// Files an artifact must have.
-pub const REQUIRED_FILES: &[&str] = &["config.json", "model.safetensors"];
-
-/// Files an artifact may have besides the required ones.
-pub const OPTIONAL_FILES: &[&str] = &[
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "generation_config.json",
-];
 
 /// Bounds on what a fetch accepts and how long it waits.
 #[derive(Debug, Clone, PartialEq, Eq)]

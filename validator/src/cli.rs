@@ -132,6 +132,12 @@ pub struct RunArgs {
     )]
     pub model_fetch_budget_secs: u64,
 
+    /// The competition's base model directory (`scripts/fetch-base-model.sh` writes it). Required
+    /// when the competition pins a base (`[base]`): its files must hash to the pin, and every
+    /// entry must beat it to score.
+    #[arg(long = "model.base", env = "BT_MODEL_BASE", value_name = "DIR")]
+    pub model_base: Option<std::path::PathBuf>,
+
     /// Blocks after an epoch's first block by which the labels of the batches sent in it are
     /// collected (default: half the tempo). More than the tempo gives people a window spanning
     /// epochs (a fast dev chain): the batches are then collected, and paid, in the epoch the

@@ -27,6 +27,7 @@ use crate::tracks::labels::answers::AnswerOptions;
 use crate::tracks::labels::batch::BatchSettings;
 use crate::tracks::labels::prompts::PromptPool;
 use crate::tracks::labels::{LabelSettings, LabelTrack};
+use crate::tracks::model::base::BaseModel;
 use crate::tracks::model::{ModelTrack, TrackSettings};
 
 /// The resolved configuration, as `--dump-config` prints it (the database password redacted).
@@ -115,6 +116,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         .await
         .context("while connecting to Postgres")?;
     let (competition, dataset) = load_competition(args.competition.as_deref())?;
+    let base = BaseModel::for_competition(&competition.competition, args.model_base.as_deref())
+        .context("while checking the base model (--model.base)")?;
     let device = select(args.device).with_context(|| format!("--device {}", args.device))?;
     std::fs::create_dir_all(&args.cache_dir)
         .with_context(|| format!("while creating --cache.dir {}", args.cache_dir.display()))?;
@@ -150,7 +153,8 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             fetch_budget: Duration::from_secs(args.model_fetch_budget_secs),
             ..TrackSettings::default()
         },
-    );
+    )
+    .with_base(base);
     let clock = ChainClock::new(
         Arc::clone(&chain),
         Duration::from_millis(args.chain_poll_ms.max(10)),

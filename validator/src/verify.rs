@@ -3,7 +3,8 @@
 //! that differs from what was stored (and committed).
 //!
 //! Inputs, all from Postgres except the competition file: per-sample losses, outcomes, manifests
-//! and commit blocks (`model_evals`), the block scores were computed at (`epochs.scored_block`),
+//! and commit blocks (`model_evals`), the base model's losses when the competition pins one
+//! (`epochs.base_losses`), the block scores were computed at (`epochs.scored_block`),
 //! the label track's inputs (`label_batches`: each miner's outcome and the scoring parameters;
 //! `label_tasks`: every task sent with whether it was known-answer and which side was correct;
 //! `labels`: every label collected), each hotkey's EMA from the epochs before N, registrations
@@ -176,7 +177,7 @@ pub async fn verify_epoch(
     }
     let miner_evals: Vec<MinerEval> = evals.iter().map(miner_eval).collect();
     let params = ScoreParams::new(&competition.competition);
-    let results = outcome::assemble(&miner_evals, &params)?;
+    let results = outcome::assemble(&miner_evals, record.base_losses.as_deref(), &params)?;
     for (stored, recomputed) in evals.iter().zip(&results) {
         let uid = stored.uid;
         report.check(
@@ -360,7 +361,9 @@ fn miner_eval(row: &ModelEvalRecord) -> MinerEval {
             reason: row.reason.clone(),
         },
         Outcome::Ok => evaluated(None, None),
-        Outcome::Duplicate if !row.sample_losses.is_empty() => evaluated(None, None),
+        Outcome::Duplicate | Outcome::NotBetterThanBase if !row.sample_losses.is_empty() => {
+            evaluated(None, None)
+        }
         Outcome::Copy => evaluated(Some(copy_source(&row.reason).unwrap_or(uid)), None),
         Outcome::SpotCheckFailed => evaluated(
             None,

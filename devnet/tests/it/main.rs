@@ -223,6 +223,16 @@ fn a_short_devnet_pays_each_role_what_it_earned() {
         untuned.incentive,
         strong.incentive
     );
+    // It is the base the devnet pins for its validators: an upload of the base earns nothing.
+    assert_eq!(
+        untuned.outcome.as_deref(),
+        Some("not_better_than_base"),
+        "untuned\n{context}"
+    );
+    assert!(
+        untuned.emission_rao <= strong.emission_rao / 100,
+        "untuned\n{context}"
+    );
     let (copier, broken) = (role(&summary, "copier"), role(&summary, "broken"));
     for other in [weak, copier, broken] {
         assert!(

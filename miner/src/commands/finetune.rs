@@ -44,7 +44,8 @@ use subnet_model::{
 };
 
 use super::{check_bounds, init_base::ensure_empty_or_forced, load_competition};
-use crate::artifact::{Artifact, OPTIONAL_FILES};
+use crate::artifact::Artifact;
+use subnet_common::protocol::OPTIONAL_FILES;
 
 /// Most task samples generated for one run (fresh ones for every step up to this many).
 pub const MAX_GENERATED_SAMPLES: usize = 1_000_000;

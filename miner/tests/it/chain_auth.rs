@@ -77,7 +77,8 @@ async fn only_registered_hotkeys_are_served_and_new_registrations_are_picked_up(
     // Register //Charlie (its own coldkey pays the burn); the miner sees it after a refresh.
     register(&chain_url, "//Charlie").await;
     let mut last = StatusCode::FORBIDDEN;
-    for _ in 0..50 {
+    // Up to 15 s: a block, then a refresh; a loaded machine (the whole suite at once) is slow.
+    for _ in 0..150 {
         last = identity_as(&base, &miner, "//Charlie").await.0;
         if last == StatusCode::OK {
             break;

@@ -107,6 +107,18 @@ fn smollm2_imported_from_gguf_matches_transformers() {
             Some(&sha256("tokenizer_config.json")),
         )
         .unwrap();
+    // ... and so is the whole model: the base every entry of the competition must beat.
+    assert_eq!(
+        subnet_common::protocol::manifest_of_dir(&competition.id, dir.path())
+            .unwrap()
+            .manifest_sha256,
+        competition
+            .base
+            .as_ref()
+            .expect("a pinned base")
+            .manifest_sha256,
+        "the imported model is not the base competitions/smollm2-135m.toml pins"
+    );
 
     // Tokens: plain texts and the chat prompts transformers rendered.
     let tokenizer = Tokenizer::from_model_dir(dir.path()).unwrap();

@@ -76,6 +76,10 @@ pub struct EpochRecord {
     pub scored_block: i64,
     /// Wall time of the epoch's work.
     pub duration_ms: i64,
+    /// The competition's base model's per-sample losses (what every entry had to beat), when
+    /// the competition pins one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_losses: Option<Vec<f64>>,
 }
 
 /// A hotkey on the subnet at this epoch.
@@ -167,8 +171,8 @@ pub async fn save_epoch(pool: &PgPool, results: &EpochResults) -> Result<Saved, 
     let e = &results.epoch;
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query(
-        "INSERT INTO epochs (netuid, epoch, start_block, block_hash, seed, competition_sha256, scored_block, duration_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (netuid, epoch) DO NOTHING",
+        "INSERT INTO epochs (netuid, epoch, start_block, block_hash, seed, competition_sha256, scored_block, duration_ms, base_losses)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (netuid, epoch) DO NOTHING",
     )
     .bind(e.netuid)
     .bind(e.epoch)
@@ -178,6 +182,7 @@ pub async fn save_epoch(pool: &PgPool, results: &EpochResults) -> Result<Saved, 
     .bind(&e.competition_sha256)
     .bind(e.scored_block)
     .bind(e.duration_ms)
+    .bind(&e.base_losses)
     .execute(&mut *tx)
     .await?
     .rows_affected();

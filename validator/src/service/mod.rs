@@ -578,6 +578,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             competition_sha256: self.competition.sha256_hex(),
             scored_block: metagraph.block as i64,
             duration_ms: elapsed.as_millis() as i64,
+            base_losses: model.base.as_ref().map(|b| b.losses.clone()),
         };
         let results = EpochResults {
             epoch: record,

@@ -77,6 +77,7 @@ fn epoch_results(epoch: i64, shift: f64) -> EpochResults {
             competition_sha256: "ef".repeat(32),
             scored_block: epoch * 11 + 1,
             duration_ms: 900,
+            base_losses: None,
         },
         miners: rows.iter().map(|r| r.0.clone()).collect(),
         model_evals: rows.iter().map(|r| r.1.clone()).collect(),

@@ -19,6 +19,7 @@ fn results(epoch: i64, ema: f64) -> EpochResults {
             competition_sha256: "ef".repeat(32),
             scored_block: epoch * 21 + 1,
             duration_ms: 1234,
+            base_losses: None,
         },
         miners: vec![MinerRecord {
             hotkey: hotkey.clone(),

@@ -18,12 +18,12 @@ use subnet_common::btauth::{AllowAnySigner, SignedClient};
 use subnet_common::chain::client::{ChainClient, DevChainClient};
 use subnet_common::chain::types::Call;
 use subnet_common::keys::Keypair;
-use subnet_common::protocol::{Manifest, ManifestFile, ModelCommitment};
+use subnet_common::protocol::{Manifest, ModelCommitment};
 use subnet_miner::startup::{Application, ModelConfig, ServerConfig};
 use subnet_model::backend::{Cpu, DeviceChoice, select};
 use subnet_model::competition::CompetitionFile;
 use subnet_model::config::LlamaConfig;
-use subnet_model::io::{WEIGHTS_FILE, save_artifact};
+use subnet_model::io::save_artifact;
 use subnet_validator::service::clock::{BlockClock, ChainClock};
 use subnet_validator::service::schedule::EpochSchedule;
 use subnet_validator::service::{Service, ServiceConfig};
@@ -246,28 +246,7 @@ pub fn write_model(dir: &Path, config: &LlamaConfig, seed: u64) {
 
 /// The manifest of the artifact in `dir`, as the miner serves it.
 pub fn manifest_of(dir: &Path) -> Manifest {
-    // The files a miner serves: the required two and whichever optional ones are there.
-    let files = ["config.json", WEIGHTS_FILE]
-        .iter()
-        .chain(
-            [
-                "tokenizer.json",
-                "tokenizer_config.json",
-                "generation_config.json",
-            ]
-            .iter()
-            .filter(|name| dir.join(name).is_file()),
-        )
-        .map(|name| {
-            let bytes = std::fs::read(dir.join(name)).expect("read");
-            ManifestFile {
-                name: name.to_string(),
-                size: bytes.len() as u64,
-                sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)),
-            }
-        })
-        .collect();
-    Manifest::new(COMPETITION, files)
+    subnet_common::protocol::manifest_of_dir(COMPETITION, dir).expect("a model directory")
 }
 
 /// The manifest hash of the artifact in `dir`, as the miner serves it.

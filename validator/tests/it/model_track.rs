@@ -20,6 +20,7 @@ use subnet_model::tasks::{TaskMix, generate, to_sample};
 use subnet_model::tokenizer::Tokenizer;
 use subnet_model::train::{TrainConfig, train};
 use subnet_validator::artifacts::Limits;
+use subnet_validator::tracks::model::base::BaseModel;
 use subnet_validator::tracks::model::outcome::{MinerResult, Outcome, SpotStatus};
 use subnet_validator::tracks::model::spot::SpotSettings;
 use subnet_validator::tracks::model::{EpochInput, ModelTrack, TrackSettings};
@@ -28,13 +29,18 @@ use super::localnet::{COMPETITION, manifest_of, tiny_config};
 
 /// The default competition with few, short samples.
 fn competition() -> CompetitionFile {
-    let text = subnet_validator::eval_cmd::DEFAULT_COMPETITION_TOML
+    CompetitionFile::from_bytes(&competition_bytes()).expect("competition")
+}
+
+/// The text of [`competition`].
+fn competition_bytes() -> Vec<u8> {
+    subnet_validator::eval_cmd::DEFAULT_COMPETITION_TOML
         .replace("samples = 256", "samples = 24")
         .replace("max_seq_len = 128", "max_seq_len = 48")
         // Random-initialised models all predict almost uniformly, 0.02 nats apart: only a
         // copy that computes the same function is one here.
-        .replace("max_divergence = 0.1", "max_divergence = 0.001");
-    CompetitionFile::from_bytes(text.as_bytes()).expect("competition")
+        .replace("max_divergence = 0.1", "max_divergence = 0.001")
+        .into_bytes()
 }
 
 /// A randomly initialised model saved to `dir`.
@@ -428,6 +434,107 @@ async fn ranks_real_miners_good_over_weak_and_zeroes_copies_broken_and_liars() {
         r.miners.iter().map(|m| (m.outcome, m.score)).collect()
     };
     assert_eq!(scores(&again), scores(&result));
+}
+
+/// The competition with `[base]` pinning the model in `base`.
+fn competition_over(base: &Path) -> CompetitionFile {
+    let text = format!(
+        "{}\n[base]\nmanifest_sha256 = \"{}\"\n",
+        std::str::from_utf8(&competition_bytes()).expect("utf-8"),
+        manifest_of(base).manifest_sha256
+    );
+    CompetitionFile::from_bytes(text.as_bytes()).expect("competition")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_models_that_beat_the_pinned_base_score() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = |name: &str| root.path().join(name);
+    random_model(&dir("base"), 2);
+    copy_dir(&dir("base"), &dir("upload"));
+    edited_copy(&dir("base"), &dir("noisy"), |i, v| {
+        v * if i % 2 == 0 { 1.02 } else { 0.98 }
+    });
+    trained_model(&dir("good"), 1);
+
+    // uid: (model, commit block): the uploaded base first, then a perturbed base, then a model
+    // trained to do the tasks.
+    let upload = start_miner("//Upload", &dir("upload"), false).await; // 0 @ 50
+    let noisy = start_miner("//Noisy", &dir("noisy"), false).await; // 1 @ 55
+    let good = start_miner("//Good", &dir("good"), false).await; // 2 @ 60
+    let miners = [&upload, &noisy, &good];
+    let neurons = miners
+        .iter()
+        .enumerate()
+        .map(|(uid, m)| neuron(uid as u16, m.hotkey.account_id(), m.port))
+        .collect();
+    let commitments: Vec<Commitment> = miners
+        .iter()
+        .zip([50, 55, 60])
+        .enumerate()
+        .map(|(uid, (m, block))| {
+            commitment(m.hotkey.account_id(), uid as u16, block, &m.manifest_sha256)
+        })
+        .collect();
+    let metagraph = Metagraph {
+        netuid: 1,
+        block: 110,
+        neurons,
+    };
+    let competition = competition_over(&dir("base"));
+    let input = EpochInput {
+        netuid: 1,
+        seed: eval_seed([9; 32], 1),
+        seed_block: 100,
+        current_block: 110,
+        metagraph: &metagraph,
+        commitments: &commitments,
+        competition: &competition,
+        dataset: None,
+    };
+    let cache = tempfile::tempdir().expect("cache");
+    let track = |base| {
+        let client = SignedClient::new(
+            reqwest::Client::new(),
+            Keypair::from_uri("//Alice").expect("key"),
+        );
+        let settings = TrackSettings {
+            spot: SpotSettings {
+                per_epoch: 0,
+                ..SpotSettings::default()
+            },
+            ..TrackSettings::default()
+        };
+        let device = select(DeviceChoice::Cpu).expect("cpu");
+        ModelTrack::new(client, cache.path().to_path_buf(), device, settings).with_base(base)
+    };
+
+    // A validator without the base cannot score the competition, and says which flag is missing.
+    let error = track(None).score_epoch(&input).await.unwrap_err();
+    assert!(error.to_string().contains("--model.base"), "{error}");
+
+    let base = BaseModel::for_competition(&competition.competition, Some(&dir("base")))
+        .expect("the pinned base");
+    let result = track(base).score_epoch(&input).await.expect("epoch");
+    for miner in &result.miners {
+        eprintln!(
+            "uid {} {:?} {:?} mean {:?} score {:.4}",
+            miner.uid, miner.outcome, miner.reason, miner.mean_loss, miner.score
+        );
+    }
+    let base = result.base.as_ref().expect("the base was evaluated");
+    assert_eq!(base.losses.len(), 24);
+    assert_eq!(base.manifest_sha256, upload.manifest_sha256);
+    // The upload of the base: its losses are the base's, and it earns nothing.
+    assert_eq!(result.miners[0].outcome, Outcome::NotBetterThanBase);
+    assert_eq!(result.miners[0].losses, base.losses);
+    // The perturbed base (also a copy of the upload by function): not better than the base.
+    assert_eq!(result.miners[1].outcome, Outcome::NotBetterThanBase);
+    assert_eq!((result.miners[0].score, result.miners[1].score), (0.0, 0.0));
+    // The trained model takes the whole track.
+    assert_eq!(result.miners[2].outcome, Outcome::Ok);
+    assert_eq!(result.miners[2].score, 1.0);
+    assert!(result.miners[2].mean_loss.expect("evaluated") < base.mean_loss);
 }
 
 /// A miner that answers every request with a large declared body and then sends one byte every

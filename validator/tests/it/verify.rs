@@ -193,6 +193,17 @@ fn label_track(epoch: i64, history: KnownHistory) -> LabelTrackResult {
 /// Scores `epoch` with the loop's pure functions and stores it as the loop does, with the label
 /// track of [`label_track`] when `with_labels`.
 async fn store_epoch(pool: &PgPool, epoch: i64, shift: f64, with_labels: bool) {
+    store_epoch_over(pool, epoch, shift, with_labels, None).await;
+}
+
+/// [`store_epoch`] in a competition whose base model had the losses `base`.
+async fn store_epoch_over(
+    pool: &PgPool,
+    epoch: i64,
+    shift: f64,
+    with_labels: bool,
+    base: Option<Vec<f64>>,
+) {
     let labels = if with_labels {
         let window = LabelScoreParams::default().window_epochs;
         let history = db::known_history(pool, i32::from(NETUID), epoch, window)
@@ -210,8 +221,12 @@ async fn store_epoch(pool: &PgPool, epoch: i64, shift: f64, with_labels: bool) {
     let competition = competition();
     let scored_block = 200 + epoch as u64 * 10;
     let evals = miner_evals(shift);
-    let results =
-        outcome::assemble(&evals, &ScoreParams::new(&competition.competition)).expect("scores");
+    let results = outcome::assemble(
+        &evals,
+        base.as_deref(),
+        &ScoreParams::new(&competition.competition),
+    )
+    .expect("scores");
     let neurons: Vec<Neuron> = evals
         .iter()
         .map(|e| Neuron {
@@ -265,6 +280,7 @@ async fn store_epoch(pool: &PgPool, epoch: i64, shift: f64, with_labels: bool) {
             competition_sha256: competition.sha256_hex(),
             scored_block: scored_block as i64,
             duration_ms: 10,
+            base_losses: base,
         },
         miners: neurons
             .iter()
@@ -383,6 +399,43 @@ async fn a_tampered_loss_or_weight_is_reported(pool: PgPool) {
         .expect("verify");
     let what: Vec<&str> = report.differences.iter().map(|d| d.what.as_str()).collect();
     assert_eq!(what, ["weights values"], "{report:?}");
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn the_base_gate_is_decided_again_from_the_stored_base_losses(pool: PgPool) {
+    // A base 5% better than uid 0 (uid 1 is about 10% better than uid 0): uid 0 and its
+    // duplicate are not better than the base, uid 1 is.
+    let base: Vec<f64> = [1.0, 2.0, 0.5, 1.5, 0.8, 1.2, 0.9, 1.1]
+        .iter()
+        .map(|l| l * 0.95)
+        .collect();
+    store_epoch_over(&pool, 1, 0.0, false, Some(base)).await;
+    let outcomes: Vec<String> = sqlx::query_scalar(
+        "SELECT outcome FROM model_evals WHERE netuid = 1 AND epoch = 1 ORDER BY uid",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("outcomes");
+    assert_eq!(
+        outcomes,
+        ["not_better_than_base", "ok", "duplicate", "no_commitment"]
+    );
+    let report = verify_epoch(&pool, NETUID, 1, &competition(), ALPHA, Some(&alice()))
+        .await
+        .expect("verify");
+    assert!(report.is_consistent(), "{:?}", report.differences);
+
+    // Without the base's losses uid 0 would have been scored: verify says so.
+    sqlx::query("UPDATE epochs SET base_losses = NULL WHERE netuid = 1 AND epoch = 1")
+        .execute(&pool)
+        .await
+        .expect("tamper");
+    let report = verify_epoch(&pool, NETUID, 1, &competition(), ALPHA, None)
+        .await
+        .expect("verify");
+    let what: Vec<&str> = report.differences.iter().map(|d| d.what.as_str()).collect();
+    assert!(what.contains(&"uid 0 outcome"), "{what:?}");
+    assert!(what.contains(&"uid 0 model score"), "{what:?}");
 }
 
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]

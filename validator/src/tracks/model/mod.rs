@@ -8,6 +8,7 @@
 //! | module | what | IO |
 //! |---|---|---|
 //! | [`plan`] | which uids are candidates (commitment, competition, `block_delay`, axon) | none |
+//! | [`base`] | the competition's pinned base model, checked on the validator's disk | disk |
 //! | [`outcome`] | outcome codes, per-miner results, scoring through `score_models` | none |
 //! | [`compute`] | the device job: checked load, fitted evaluation, weight sketch, greedy verification | disk, device |
 //! | [`spot`] | which miners are spot-checked, and asking their `/v1/generate` | network |
@@ -15,13 +16,15 @@
 //! Per epoch: [`plan::plan`] → fetch artifacts and ask spot-checks in parallel (at most
 //! [`TrackSettings::fetch_concurrency`] miners at once) while the device evaluates, one model
 //! at a time as each arrives (the CPU/GPU is the bottleneck; results are cached in memory by
-//! `(manifest_sha256, seed, competition file)`) → [`similarity::find_copies`] (by function: the
+//! `(manifest_sha256, seed, competition file)`), the competition's base model first when it pins
+//! one → [`similarity::find_copies`] (by function: the
 //! divergence of the models' token log-probabilities; by weights: cosines, pairs proven apart by
 //! their [`similarity::WeightSketch`]es not read) → [`outcome::assemble`].
 //!
 //! [`similarity::find_copies`]: subnet_model::similarity::find_copies
 //! [`similarity::WeightSketch`]: subnet_model::similarity::WeightSketch
 
+pub mod base;
 pub mod compute;
 pub mod outcome;
 pub mod plan;
@@ -47,6 +50,7 @@ use subnet_model::tokenizer::{TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, Tokenizer};
 use tracing::Instrument;
 
 use crate::artifacts::{self, CachedArtifact};
+use base::{BaseError, BaseModel};
 use compute::EvalJob;
 use outcome::{Committed, MinerEval, MinerResult, Outcome, SpotCheck, SpotStatus, Stage};
 use plan::{Candidate, Planned};
@@ -124,6 +128,20 @@ pub struct ModelTrackResult {
     pub samples: usize,
     /// One entry per uid of the metagraph, in uid order.
     pub miners: Vec<MinerResult>,
+    /// The competition's base model on the same samples, when it pins one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseResult>,
+}
+
+/// The base model's evaluation in one epoch: the losses every entry had to beat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaseResult {
+    /// Its manifest hash (the competition's pin).
+    pub manifest_sha256: String,
+    /// Per-sample losses at its fitted temperature, in sample order.
+    pub losses: Vec<f64>,
+    /// Mean of `losses`.
+    pub mean_loss: f64,
 }
 
 /// Why an epoch could not be scored at all (a single miner's failure is never one of these).
@@ -135,6 +153,12 @@ pub enum ModelTrackError {
     /// The scoring math refused its input (a bug, not a miner's doing).
     #[error("scoring: {0}")]
     Score(#[from] ScoreError),
+    /// The competition pins a base model this track does not have (or has another of).
+    #[error(transparent)]
+    Base(#[from] BaseError),
+    /// The base model could not be evaluated, so no entry can be compared with it.
+    #[error("evaluating the base model: {0}")]
+    BaseEval(String),
 }
 
 /// Cached evaluations of one seed under one competition file, by manifest hash.
@@ -203,6 +227,8 @@ pub struct ModelTrack {
     settings: TrackSettings,
     /// Evaluations of the current seed.
     evals: Mutex<EvalCache>,
+    /// The competition's base model, when it pins one.
+    base: Option<BaseModel>,
 }
 
 /// What the parallel phase produced for one candidate.
@@ -245,7 +271,15 @@ impl ModelTrack {
             device,
             settings,
             evals: Mutex::new(EvalCache::default()),
+            base: None,
         }
+    }
+
+    /// The track with the competition's base model (from [`BaseModel::for_competition`]),
+    /// evaluated each epoch on the entries' samples; every entry must beat it to score.
+    pub fn with_base(mut self, base: Option<BaseModel>) -> Self {
+        self.base = base;
+        self
     }
 
     /// Scores one epoch. Never fails because of a miner: each miner's problems are recorded in
@@ -265,6 +299,26 @@ impl ModelTrack {
         let mut timings = TrackTimings::default();
         let started = Instant::now();
         let competition = &input.competition.competition;
+        let base = match (&competition.base, &self.base) {
+            (None, _) => None,
+            (Some(pin), None) => {
+                return Err(BaseError::Missing {
+                    competition: competition.id.clone(),
+                    pinned: pin.manifest_sha256.clone(),
+                }
+                .into());
+            }
+            (Some(pin), Some(base)) if base.manifest_sha256() != pin.manifest_sha256 => {
+                return Err(BaseError::Mismatch {
+                    dir: base.dir().to_path_buf(),
+                    competition: competition.id.clone(),
+                    actual: base.manifest_sha256().to_string(),
+                    pinned: pin.manifest_sha256.clone(),
+                }
+                .into());
+            }
+            (Some(_), Some(base)) => Some(base),
+        };
         let byte_samples = if competition.eval.chat {
             competition.required_dataset(input.dataset)?;
             None
@@ -360,6 +414,19 @@ impl ModelTrack {
         let evaluating = async {
             let started = Instant::now();
             let mut busy = Duration::ZERO;
+            // The base first: every entry is compared with it.
+            let base_eval = match base {
+                Some(base) => {
+                    let job_started = Instant::now();
+                    let evaluated = self
+                        .evaluate_base(base, context, timings_ref)
+                        .instrument(tracing::info_span!("base"))
+                        .await;
+                    busy += job_started.elapsed();
+                    Some(evaluated)
+                }
+                None => None,
+            };
             while let Some((candidate, fetched)) = arrived.recv().await {
                 let job_started = Instant::now();
                 let stage = match fetched {
@@ -389,9 +456,20 @@ impl ModelTrack {
                 stages.insert(candidate.uid, stage);
                 busy += job_started.elapsed();
             }
-            (busy, started.elapsed())
+            (base_eval, busy, started.elapsed())
         };
-        let (fetch_wall, (busy, wall)) = futures::join!(fetching, evaluating);
+        let (fetch_wall, (base_eval, busy, wall)) = futures::join!(fetching, evaluating);
+        let base = match (base, base_eval) {
+            (Some(base), Some(fitted)) => {
+                let losses: Vec<f64> = fitted?.losses.iter().map(|l| l.loss).collect();
+                Some(BaseResult {
+                    manifest_sha256: base.manifest_sha256().to_string(),
+                    mean_loss: outcome::mean(&losses).unwrap_or(f64::NAN),
+                    losses,
+                })
+            }
+            _ => None,
+        };
         timings.fetch = fetch_wall;
         timings.device = busy;
         timings.waiting = wall.saturating_sub(busy);
@@ -477,7 +555,8 @@ impl ModelTrack {
         // Nothing here depends on the head this validator happened to read: every honest
         // validator scoring the epoch gets the same scores.
         let params = ScoreParams::new(competition);
-        let mut miners = outcome::assemble(&evals, &params)?;
+        let base_losses = base.as_ref().map(|b| b.losses.as_slice());
+        let mut miners = outcome::assemble(&evals, base_losses, &params)?;
         for miner in &mut miners {
             if let Some(counts) = tokens.remove(&miner.uid)
                 && counts.len() == miner.losses.len()
@@ -495,6 +574,7 @@ impl ModelTrack {
             competition_sha256: input.competition.sha256_hex(),
             samples: competition.sample_count(),
             miners,
+            base,
         };
         Ok((result, timings))
     }
@@ -540,30 +620,12 @@ impl ModelTrack {
                 file_sha256(TOKENIZER_CONFIG_JSON),
             )
             .map_err(|reason| (Outcome::BadModel, reason))?;
-        let samples = if artifact.file_path(TOKENIZER_JSON).is_some() {
-            let (dir, competition, dataset, seed) = (
-                artifact.dir.clone(),
-                context.competition.clone(),
-                context.dataset.clone(),
-                context.seed,
-            );
-            let built = tokio::task::spawn_blocking(move || {
-                let tokenizer = Tokenizer::from_model_dir(&dir).map_err(|e| e.to_string())?;
-                competition
-                    .eval_samples(seed, &tokenizer, dataset.as_deref())
-                    .map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| (Outcome::InternalError, format!("tokenizing crashed: {e}")))?;
-            Arc::new(built.map_err(|reason| (Outcome::BadModel, format!("tokenizer: {reason}")))?)
-        } else {
-            context.byte_samples.clone().ok_or((
-                Outcome::BadModel,
-                format!(
-                    "a chat competition's model must carry {TOKENIZER_JSON} and its chat template"
-                ),
-            ))?
-        };
+        let samples = samples_for(
+            &artifact.dir,
+            artifact.file_path(TOKENIZER_JSON).is_some(),
+            context,
+        )
+        .await?;
         let spot = match spot::prompt(context.spot_secret, candidate.uid, &samples) {
             Some(prompt) if context.spot_uids.contains(&candidate.uid) => {
                 let asked = spot::ask(
@@ -583,6 +645,60 @@ impl ModelTrack {
             samples,
             spot,
         })
+    }
+
+    /// Evaluates the competition's base model on the epoch's samples (or takes the cached
+    /// losses). Adds the job's time to `timings`.
+    async fn evaluate_base(
+        &self,
+        base: &BaseModel,
+        context: &EpochContext,
+        timings: &mut TrackTimings,
+    ) -> Result<Arc<FittedEval>, ModelTrackError> {
+        let manifest_sha256 = base.manifest_sha256();
+        match self.cached(context.cache_key, manifest_sha256) {
+            Some(Ok(hit)) => return Ok(hit.fitted),
+            Some(Err((_, reason))) => return Err(ModelTrackError::BaseEval(reason)),
+            None => {}
+        }
+        let dir = base.dir().to_path_buf();
+        let samples = samples_for(&dir, dir.join(TOKENIZER_JSON).is_file(), context)
+            .await
+            .map_err(|(_, reason)| ModelTrackError::BaseEval(reason))?;
+        let job = EvalJob {
+            dir,
+            competition: context.competition.clone(),
+            samples,
+            batch_size: self.settings.batch_size,
+            skip_eval: false,
+            spot: None,
+        };
+        let device = self.device.clone();
+        let started = Instant::now();
+        let output = tokio::task::spawn_blocking(move || device.run(job))
+            .await
+            .map_err(|join| ModelTrackError::BaseEval(format!("the evaluation crashed: {join}")))?
+            .map_err(|error| ModelTrackError::BaseEval(error.to_string()))?;
+        crate::metrics::record_eval(started.elapsed());
+        timings.evaluated += 1;
+        timings.load += output.timings.load;
+        timings.eval += output.timings.eval;
+        let fitted = output.fitted.ok_or_else(|| {
+            ModelTrackError::BaseEval("the evaluation returned no losses".to_string())
+        })?;
+        tracing::info!(
+            mean_loss = outcome::mean(&fitted.losses.iter().map(|l| l.loss).collect::<Vec<_>>()),
+            "base model evaluated"
+        );
+        self.remember(
+            context.cache_key,
+            manifest_sha256,
+            Ok(CachedEval {
+                fitted: fitted.clone(),
+                sketch: output.sketch,
+            }),
+        );
+        Ok(fitted)
     }
 
     /// The device half for one candidate: evaluate (or reuse the cached losses), verify its
@@ -770,6 +886,38 @@ impl ModelTrack {
         }
         cache.entries.insert(manifest.to_string(), result);
     }
+}
+
+/// The epoch's samples for the model in `dir`: tokenized with its own `tokenizer.json` when it
+/// has one (`has_tokenizer`), else the byte-level samples (refused in a chat competition).
+async fn samples_for(
+    dir: &std::path::Path,
+    has_tokenizer: bool,
+    context: &EpochContext,
+) -> Result<Arc<Vec<Sample>>, (Outcome, String)> {
+    if !has_tokenizer {
+        return context.byte_samples.clone().ok_or((
+            Outcome::BadModel,
+            format!("a chat competition's model must carry {TOKENIZER_JSON} and its chat template"),
+        ));
+    }
+    let (dir, competition, dataset, seed) = (
+        dir.to_path_buf(),
+        context.competition.clone(),
+        context.dataset.clone(),
+        context.seed,
+    );
+    let built = tokio::task::spawn_blocking(move || {
+        let tokenizer = Tokenizer::from_model_dir(&dir).map_err(|e| e.to_string())?;
+        competition
+            .eval_samples(seed, &tokenizer, dataset.as_deref())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| (Outcome::InternalError, format!("tokenizing crashed: {e}")))?;
+    Ok(Arc::new(built.map_err(|reason| {
+        (Outcome::BadModel, format!("tokenizer: {reason}"))
+    })?))
 }
 
 #[cfg(test)]

@@ -39,8 +39,12 @@ pub enum Outcome {
     BadModel,
     /// The same manifest as a model committed earlier.
     Duplicate,
-    /// A near-copy of a model committed earlier (cosine ≥ threshold on every tensor).
+    /// A near-copy of a model committed earlier (by function, or cosine ≥ threshold on every
+    /// tensor).
     Copy,
+    /// Evaluated, but not better than the competition's base model by the dethrone margin under
+    /// the paired test: an upload of the public base, or a copy of it, earns nothing.
+    NotBetterThanBase,
     /// `/v1/generate` answered something the committed model does not produce: the miner serves
     /// another model than it committed. Scores 0.
     SpotCheckFailed,
@@ -68,6 +72,7 @@ impl Outcome {
             Self::BadModel => "bad_model",
             Self::Duplicate => "duplicate",
             Self::Copy => "copy",
+            Self::NotBetterThanBase => "not_better_than_base",
             Self::SpotCheckFailed => "spot_check_failed",
             Self::InternalError => "internal_error",
         }
@@ -210,7 +215,14 @@ pub enum Stage {
 /// Scores the epoch: candidates (failed or evaluated) go through `score_models`, whose statuses
 /// become outcomes (`duplicate`, `copy`, the failure's own code); a failed spot-check counts as a
 /// failed evaluation, so the miner takes no part in the comparisons. Results in `evals` order.
-pub fn assemble(evals: &[MinerEval], params: &ScoreParams) -> Result<Vec<MinerResult>, ScoreError> {
+///
+/// `base`: the competition's base model's losses on the same samples, when it pins one; an entry
+/// that does not displace it is `not_better_than_base`.
+pub fn assemble(
+    evals: &[MinerEval],
+    base: Option<&[f64]>,
+    params: &ScoreParams,
+) -> Result<Vec<MinerResult>, ScoreError> {
     let mut entries = Vec::new();
     for eval in evals {
         // Without a verified manifest a miner owns nothing and duplicates nothing: it scores 0
@@ -245,7 +257,7 @@ pub fn assemble(evals: &[MinerEval], params: &ScoreParams) -> Result<Vec<MinerRe
             copy_of,
         });
     }
-    let scores = subnet_model::score::score_models(&entries, params)?;
+    let scores = subnet_model::score::score_models_over_base(&entries, base, params)?;
     let by_uid: std::collections::BTreeMap<u16, MinerScore> =
         scores.into_iter().map(|s| (s.uid, s)).collect();
     Ok(evals
@@ -317,6 +329,12 @@ fn result_of(eval: &MinerEval, score: Option<&MinerScore>) -> MinerResult {
                 Some(Status::CopyOf { uid }) => {
                     result.outcome = Outcome::Copy;
                     result.reason = format!("near-copy of uid {uid}'s earlier model");
+                }
+                Some(Status::NotBetterThanBase) => {
+                    result.outcome = Outcome::NotBetterThanBase;
+                    result.reason = "does not beat the competition's base model by the dethrone \
+                                     margin (paired t-test)"
+                        .into();
                 }
                 _ if is_failed(spot_check) => {
                     result.outcome = Outcome::SpotCheckFailed;
@@ -428,7 +446,7 @@ mod tests {
                 },
             },
         ];
-        let results = assemble(&evals, &params()).unwrap();
+        let results = assemble(&evals, None, &params()).unwrap();
         let outcomes: Vec<Outcome> = results.iter().map(|r| r.outcome).collect();
         assert_eq!(
             outcomes,
@@ -469,7 +487,7 @@ mod tests {
             });
         }
         let evals = vec![evaluated(0, 900, 'a', &[1.0, 1.0]), cheat, unavailable];
-        let results = assemble(&evals, &params()).unwrap();
+        let results = assemble(&evals, None, &params()).unwrap();
         assert_eq!(results[1].outcome, Outcome::SpotCheckFailed);
         assert_eq!(results[1].reason, "token 0 differs");
         assert_eq!(results[1].score, 0.0);
@@ -495,7 +513,7 @@ mod tests {
             },
             evaluated(1, 950, 'a', &[1.0]),
         ];
-        let results = assemble(&evals, &params()).unwrap();
+        let results = assemble(&evals, None, &params()).unwrap();
         assert_eq!(results[0].outcome, Outcome::Timeout);
         assert_eq!(results[1].outcome, Outcome::Duplicate);
         assert_eq!(results[1].score, 0.0);
@@ -518,7 +536,7 @@ mod tests {
             },
             evaluated(1, 950, 'a', &[1.0]),
         ];
-        let results = assemble(&evals, &params()).unwrap();
+        let results = assemble(&evals, None, &params()).unwrap();
         assert_eq!(results[0].outcome, Outcome::HashMismatch);
         assert_eq!(
             (
@@ -529,5 +547,25 @@ mod tests {
         );
         assert_eq!(results[1].outcome, Outcome::Ok);
         assert_eq!(results[1].score, 1.0);
+    }
+
+    #[test]
+    fn an_entry_short_of_the_base_is_recorded_as_such_and_scores_nothing() {
+        let base = [2.0, 2.2, 1.8, 2.4];
+        let better: Vec<f64> = base.iter().map(|l| l * 0.9).collect();
+        let evals = [
+            evaluated(0, 900, 'a', &base),
+            evaluated(1, 950, 'b', &better),
+        ];
+        let results = assemble(&evals, Some(&base), &params()).unwrap();
+        assert_eq!(results[0].outcome, Outcome::NotBetterThanBase);
+        assert_eq!(results[0].outcome.code(), "not_better_than_base");
+        assert!(
+            results[0].reason.contains("base model"),
+            "{}",
+            results[0].reason
+        );
+        assert_eq!((results[0].score, results[0].mean_loss), (0.0, Some(2.1)));
+        assert_eq!((results[1].outcome, results[1].score), (Outcome::Ok, 1.0));
     }
 }
