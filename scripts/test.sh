@@ -56,6 +56,9 @@ cargo check -p subnet-model --features cuda --locked
 step "the real base model (scripts/fetch-base-model.sh --gguf-only)"
 bash scripts/fetch-base-model.sh --gguf-only
 
+step "the SDK's recorded Subtensor chain data (scripts/fetch-subtensor-fixtures.sh)"
+bash scripts/fetch-subtensor-fixtures.sh
+
 step "tests"
 cargo test --workspace --locked "$@"
 

@@ -1,0 +1,24 @@
+//! Talking to a real Subtensor node (`../shared/spec/subtensor-client.md`).
+//!
+//! Everything a Subtensor node accepts is described by its runtime's metadata, so nothing here
+//! hard-codes a pallet index, a call index or the list of signed extensions: a [`Runtime`] is
+//! built from the node's metadata, genesis hash and runtime version, and encodes the calls the
+//! miner and the validator send ([`SubtensorCall`]) into call data, signing payloads and signed
+//! v4 extrinsics. The bytes are the bittensor 11.3.0 SDK's, byte for byte, on its recorded
+//! spec-461 metadata (`tests/it/parity.rs` runs the SDK's `RuntimeCodec` beside this crate).
+//!
+//! | module | what |
+//! |---|---|
+//! | [`runtime`] | a runtime: metadata (from `Metadata_metadata_at_version`'s answer), genesis, versions |
+//! | [`calls`] | the calls the subnet's binaries send, typed, and their dynamic form |
+//! | [`extrinsic`] | signing payloads, signed extrinsics and their hashes; the mortal era |
+//!
+//! This crate compiles no burn and no database; [`subnet_common`] gives it keys and accounts.
+
+pub mod calls;
+pub mod extrinsic;
+pub mod runtime;
+
+pub use calls::SubtensorCall;
+pub use extrinsic::{Era, Prepared, SignedExtrinsic};
+pub use runtime::{Runtime, RuntimeError};

@@ -1,0 +1,3 @@
+//! The subtensor crate against the bittensor SDK and its recorded chain data.
+
+mod parity;
