@@ -10,15 +10,20 @@
 //! | module | what |
 //! |---|---|
 //! | [`runtime`] | a runtime: metadata (from `Metadata_metadata_at_version`'s answer), genesis, versions |
+//! | [`client`] | [`SubtensorClient`]: JSON-RPC to a node, reads pinned to a block, submission |
 //! | [`calls`] | the calls the subnet's binaries send, typed, and their dynamic form |
 //! | [`extrinsic`] | signing payloads, signed extrinsics and their hashes; the mortal era |
+//! | [`reads`] | storage keys and values, runtime API calls and answers, a block's events |
 //!
 //! This crate compiles no burn and no database; [`subnet_common`] gives it keys and accounts.
 
 pub mod calls;
+pub mod client;
 pub mod extrinsic;
+pub mod reads;
 pub mod runtime;
 
 pub use calls::SubtensorCall;
+pub use client::{SubtensorClient, SubtensorError, endpoint_url};
 pub use extrinsic::{Era, Prepared, SignedExtrinsic};
 pub use runtime::{Runtime, RuntimeError};

@@ -25,6 +25,15 @@ pub enum RuntimeError {
         /// What the metadata said.
         reason: String,
     },
+    /// A storage entry or runtime API the metadata does not have, or bytes that do not decode
+    /// as its type.
+    #[error("{what}: {reason}")]
+    Read {
+        /// `Pallet.Entry` or `Api.method`.
+        what: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The runtime declares a signed extension this client does not know and that carries data.
     #[error("building the signed extensions: {0}")]
     Extensions(String),

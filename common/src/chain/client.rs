@@ -264,25 +264,20 @@ impl Default for ClientOptions {
     }
 }
 
-/// A [`ChainClient`] for the dev chain's JSON-RPC over HTTP.
+/// JSON-RPC 2.0 over HTTP with the limits of [`ClientOptions`]: each call has a timeout, each
+/// answer a size limit, and errors name the method. The dev chain's client and the Subtensor
+/// client both talk through it.
 #[derive(Debug)]
-pub struct DevChainClient {
+pub struct JsonRpcHttp {
     http: reqwest::Client,
     url: reqwest::Url,
     max_response_bytes: usize,
     next_id: AtomicU64,
-    /// Fetched once; a chain's genesis never changes.
-    genesis: OnceLock<H256>,
 }
 
-impl DevChainClient {
-    /// A client for the node at `url` (e.g. `http://127.0.0.1:9944`) with default limits.
-    pub fn new(url: &str) -> Result<Self, ChainClientError> {
-        Self::with_options(url, ClientOptions::default())
-    }
-
-    /// A client for the node at `url` with the given limits.
-    pub fn with_options(url: &str, options: ClientOptions) -> Result<Self, ChainClientError> {
+impl JsonRpcHttp {
+    /// A transport to the node at `url` (`http://` or `https://`) with the given limits.
+    pub fn new(url: &str, options: ClientOptions) -> Result<Self, ChainClientError> {
         let bad = |reason: String| ChainClientError::BadUrl {
             url: url.to_owned(),
             reason,
@@ -297,6 +292,7 @@ impl DevChainClient {
         let http = reqwest::Client::builder()
             .timeout(options.request_timeout)
             .connect_timeout(options.connect_timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| bad(format!("HTTP client: {e}")))?;
         Ok(Self {
@@ -304,7 +300,6 @@ impl DevChainClient {
             url: parsed,
             max_response_bytes: options.max_response_bytes,
             next_id: AtomicU64::new(1),
-            genesis: OnceLock::new(),
         })
     }
 
@@ -313,33 +308,9 @@ impl DevChainClient {
         self.url.as_str()
     }
 
-    /// The next nonce of `account`, counting extrinsics still queued on the node.
-    pub async fn next_nonce(&self, account: &AccountId) -> Result<u64, ChainClientError> {
-        self.call(method::ACCOUNT_NEXT_INDEX, json!([account.to_ss58()]))
-            .await
-    }
-
-    /// A block by number, `None` when it does not exist.
-    pub async fn block(&self, number: u64) -> Result<Option<rpc::BlockView>, ChainClientError> {
-        self.call(method::BLOCK, json!([number])).await
-    }
-
-    /// Submits already-encoded extrinsic bytes; returns the hash the chain reports.
-    pub async fn submit_raw(&self, extrinsic: &[u8]) -> Result<H256, ChainClientError> {
-        let hex = format!("0x{}", hex::encode(extrinsic));
-        let tx: H256 = self.call(method::SUBMIT, json!([hex])).await?;
-        let expected = H256(Sha256::digest(extrinsic).into());
-        if tx != expected {
-            return Err(ChainClientError::Decode {
-                method: method::SUBMIT,
-                reason: format!("chain returned hash {tx}, the extrinsic hashes to {expected}"),
-            });
-        }
-        Ok(tx)
-    }
-
-    /// One JSON-RPC call.
-    async fn call<T: DeserializeOwned>(
+    /// One JSON-RPC call; `"result": null` is a valid answer (e.g. an unknown block), a missing
+    /// result is not.
+    pub async fn call<T: DeserializeOwned>(
         &self,
         method: &'static str,
         params: Value,
@@ -400,11 +371,72 @@ impl DevChainClient {
         if !status.is_success() {
             return Err(http_error());
         }
-        // `"result": null` is a valid answer (e.g. an unknown block), a missing result is not.
         let result = response
             .remove("result")
             .ok_or_else(|| decode("response has neither result nor error".into()))?;
         serde_json::from_value(result).map_err(|e| decode(e.to_string()))
+    }
+}
+
+/// A [`ChainClient`] for the dev chain's JSON-RPC over HTTP.
+#[derive(Debug)]
+pub struct DevChainClient {
+    rpc: JsonRpcHttp,
+    /// Fetched once; a chain's genesis never changes.
+    genesis: OnceLock<H256>,
+}
+
+impl DevChainClient {
+    /// A client for the node at `url` (e.g. `http://127.0.0.1:9944`) with default limits.
+    pub fn new(url: &str) -> Result<Self, ChainClientError> {
+        Self::with_options(url, ClientOptions::default())
+    }
+
+    /// A client for the node at `url` with the given limits.
+    pub fn with_options(url: &str, options: ClientOptions) -> Result<Self, ChainClientError> {
+        Ok(Self {
+            rpc: JsonRpcHttp::new(url, options)?,
+            genesis: OnceLock::new(),
+        })
+    }
+
+    /// The node's URL.
+    pub fn url(&self) -> &str {
+        self.rpc.url()
+    }
+
+    /// The next nonce of `account`, counting extrinsics still queued on the node.
+    pub async fn next_nonce(&self, account: &AccountId) -> Result<u64, ChainClientError> {
+        self.call(method::ACCOUNT_NEXT_INDEX, json!([account.to_ss58()]))
+            .await
+    }
+
+    /// A block by number, `None` when it does not exist.
+    pub async fn block(&self, number: u64) -> Result<Option<rpc::BlockView>, ChainClientError> {
+        self.call(method::BLOCK, json!([number])).await
+    }
+
+    /// Submits already-encoded extrinsic bytes; returns the hash the chain reports.
+    pub async fn submit_raw(&self, extrinsic: &[u8]) -> Result<H256, ChainClientError> {
+        let hex = format!("0x{}", hex::encode(extrinsic));
+        let tx: H256 = self.call(method::SUBMIT, json!([hex])).await?;
+        let expected = H256(Sha256::digest(extrinsic).into());
+        if tx != expected {
+            return Err(ChainClientError::Decode {
+                method: method::SUBMIT,
+                reason: format!("chain returned hash {tx}, the extrinsic hashes to {expected}"),
+            });
+        }
+        Ok(tx)
+    }
+
+    /// One JSON-RPC call.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: &'static str,
+        params: Value,
+    ) -> Result<T, ChainClientError> {
+        self.rpc.call(method, params).await
     }
 }
 

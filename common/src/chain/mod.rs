@@ -5,11 +5,13 @@
 //! |---|---|
 //! | [`types`] | calls, signed extrinsics, events, metagraph and other query results |
 //! | [`rpc`] | the dev chain's JSON-RPC 2.0 methods, error codes and response shapes |
-//! | [`client`] | the [`ChainClient`] trait and [`DevChainClient`] (HTTP, timeouts, size limits) |
+//! | [`client`] | the [`ChainClient`] trait, [`DevChainClient`], and [`JsonRpcHttp`] (HTTP, timeouts, size limits) under both chains' clients |
 
 pub mod client;
 pub mod rpc;
 pub mod types;
 
-pub use client::{ChainClient, ChainClientError, ClientOptions, DevChainClient, Inclusion};
+pub use client::{
+    ChainClient, ChainClientError, ClientOptions, DevChainClient, Inclusion, JsonRpcHttp,
+};
 pub use rpc::{H256, HeaderView, TxStatus};

@@ -13,7 +13,7 @@ use subnet_common::keys::{AccountId, Keypair, Signature};
 use subnet_subtensor::{Era, Runtime, RuntimeError, SubtensorCall};
 
 /// The workspace root.
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("subtensor/ has a parent")
@@ -22,7 +22,7 @@ fn workspace_root() -> PathBuf {
 
 /// `$SUBNET_SUBTENSOR_GOLDEN`, else where `scripts/fetch-subtensor-fixtures.sh` keeps it. Fails
 /// (never skips) with the command that fetches it.
-fn golden_path() -> PathBuf {
+pub(crate) fn golden_path() -> PathBuf {
     let path = std::env::var_os("SUBNET_SUBTENSOR_GOLDEN")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -46,7 +46,7 @@ fn golden_path() -> PathBuf {
 }
 
 /// A Python with bittensor 11.3.0: `$SUBNET_PYTHON`, else the project's `.venv`.
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     let python = std::env::var_os("SUBNET_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join(".venv/bin/python"));
@@ -59,10 +59,13 @@ fn python() -> PathBuf {
 }
 
 #[derive(Deserialize)]
-struct Golden {
+pub(crate) struct Golden {
     network: Network,
     metadata: Metadata,
     calls: Vec<RecordedCall>,
+    /// The rest of the file, read by the tests of reads.
+    #[serde(flatten)]
+    pub(crate) rest: serde_json::Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -86,18 +89,24 @@ struct RecordedCall {
     data_hex: String,
 }
 
-fn unhex(text: &str) -> Vec<u8> {
+pub(crate) fn unhex(text: &str) -> Vec<u8> {
     hex::decode(text.trim_start_matches("0x")).expect("hex")
 }
 
-fn golden() -> Golden {
+/// The whole recorded file, as JSON.
+pub(crate) fn golden_json() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(golden_path()).expect("read golden.json"))
+        .expect("golden.json parses")
+}
+
+pub(crate) fn golden() -> Golden {
     serde_json::from_str(&std::fs::read_to_string(golden_path()).expect("read golden.json"))
         .expect("golden.json parses")
 }
 
 /// The recorded runtime, from its V15 metadata (as `Metadata_metadata_at_version(15)` answers)
 /// or its V14 metadata (as `state_getMetadata` answers).
-fn runtime(golden: &Golden, v15: bool) -> Runtime {
+pub(crate) fn runtime(golden: &Golden, v15: bool) -> Runtime {
     let genesis: [u8; 32] = unhex(&golden.network.genesis_hash)
         .try_into()
         .expect("32 bytes");

@@ -1,0 +1,322 @@
+//! [`SubtensorClient`]: a Subtensor node's JSON-RPC, read and written through its own runtime's
+//! metadata. Over HTTP(S): a Substrate node serves JSON-RPC over HTTP and WebSocket on the same
+//! port, so `ws://` and `wss://` endpoints (what btcli and the SDK are given) are reached as
+//! `http://` and `https://`. Every call has a timeout and a size limit ([`ClientOptions`]).
+//!
+//! At connect the client reads the genesis hash, the runtime version and the metadata (V15
+//! through `Metadata_metadata_at_version`, else V14 through `state_getMetadata`);
+//! [`SubtensorClient::refresh_runtime`] reads them again when the runtime was upgraded. Reads
+//! take the block hash they are pinned to, so a set of reads sees one state.
+
+use std::sync::{Arc, RwLock};
+
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+use subnet_common::chain::{ChainClientError, ClientOptions, H256, JsonRpcHttp};
+use subnet_common::keys::AccountId;
+use subxt_core::ext::scale_decode::DecodeAsType;
+use subxt_core::ext::scale_value::Value;
+
+use crate::extrinsic::SignedExtrinsic;
+use crate::reads::{EventRecord, NeuronLite};
+use crate::runtime::{Runtime, RuntimeError};
+
+/// The endpoints the named networks resolve to, as the SDK names them.
+pub const NETWORKS: [(&str, &str); 3] = [
+    ("finney", "wss://entrypoint-finney.opentensor.ai:443"),
+    ("test", "wss://test.finney.opentensor.ai:443"),
+    ("local", "ws://127.0.0.1:9944"),
+];
+
+/// Why a Subtensor request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SubtensorError {
+    /// The network or transport: unreachable, timeout, HTTP or JSON-RPC error.
+    #[error(transparent)]
+    Chain(#[from] ChainClientError),
+    /// The runtime's metadata cannot encode or decode what was asked.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The node answered something this client cannot read.
+    #[error("{method}: {reason}")]
+    Unexpected {
+        /// The JSON-RPC method.
+        method: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// The JSON-RPC URL of `network`: a named network ([`NETWORKS`]) or a `ws://`, `wss://`,
+/// `http://` or `https://` endpoint; WebSocket schemes map to their HTTP twins.
+pub fn endpoint_url(network: &str) -> Result<String, ChainClientError> {
+    let url = NETWORKS
+        .iter()
+        .find(|(name, _)| *name == network)
+        .map_or(network, |(_, url)| url);
+    let bad = |reason: String| ChainClientError::BadUrl {
+        url: network.to_owned(),
+        reason,
+    };
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("use finney, test, local or a ws://, wss://, http(s):// URL".into()))?;
+    let scheme = match scheme {
+        "ws" | "http" => "http",
+        "wss" | "https" => "https",
+        other => {
+            return Err(bad(format!(
+                "scheme {other:?} is not ws, wss, http or https"
+            )));
+        }
+    };
+    Ok(format!("{scheme}://{rest}"))
+}
+
+/// A client of one Subtensor node.
+#[derive(Debug)]
+pub struct SubtensorClient {
+    rpc: JsonRpcHttp,
+    runtime: RwLock<Arc<Runtime>>,
+}
+
+/// `state_getRuntimeVersion`'s answer, as far as the client needs it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RuntimeVersion {
+    spec_version: u32,
+    transaction_version: u32,
+}
+
+/// `chain_getHeader`'s answer, as far as the client needs it.
+#[derive(Debug, Deserialize)]
+struct Header {
+    /// `0x`-prefixed hex.
+    number: String,
+}
+
+mod method {
+    pub const BLOCK_HASH: &str = "chain_getBlockHash";
+    pub const HEADER: &str = "chain_getHeader";
+    pub const RUNTIME_VERSION: &str = "state_getRuntimeVersion";
+    pub const CALL: &str = "state_call";
+    pub const METADATA: &str = "state_getMetadata";
+    pub const STORAGE: &str = "state_getStorage";
+    pub const NEXT_INDEX: &str = "system_accountNextIndex";
+    pub const SUBMIT: &str = "author_submitExtrinsic";
+}
+
+fn hex_param(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
+}
+
+fn unhex(method: &'static str, text: &str) -> Result<Vec<u8>, SubtensorError> {
+    hex::decode(text.trim_start_matches("0x")).map_err(|e| SubtensorError::Unexpected {
+        method,
+        reason: format!("not hex: {e}"),
+    })
+}
+
+impl SubtensorClient {
+    /// Connects to `network` ([`endpoint_url`]) and reads its runtime.
+    pub async fn connect(network: &str, options: ClientOptions) -> Result<Self, SubtensorError> {
+        let rpc = JsonRpcHttp::new(&endpoint_url(network)?, options)?;
+        let runtime = load_runtime(&rpc).await?;
+        Ok(Self {
+            rpc,
+            runtime: RwLock::new(Arc::new(runtime)),
+        })
+    }
+
+    /// The node's URL.
+    pub fn url(&self) -> &str {
+        self.rpc.url()
+    }
+
+    /// The runtime the client encodes and decodes with.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Reads the runtime version and, when the runtime was upgraded, its new metadata; true
+    /// when it changed.
+    pub async fn refresh_runtime(&self) -> Result<bool, SubtensorError> {
+        let version: RuntimeVersion = self.rpc.call(method::RUNTIME_VERSION, json!([])).await?;
+        let current = self.runtime();
+        if version.spec_version == current.spec_version()
+            && version.transaction_version == current.transaction_version()
+        {
+            return Ok(false);
+        }
+        let runtime = load_runtime(&self.rpc).await?;
+        *self
+            .runtime
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(runtime);
+        Ok(true)
+    }
+
+    /// The best block: its number and hash.
+    pub async fn head(&self) -> Result<(u64, H256), SubtensorError> {
+        let header: Header = self.rpc.call(method::HEADER, json!([])).await?;
+        let number =
+            u64::from_str_radix(header.number.trim_start_matches("0x"), 16).map_err(|e| {
+                SubtensorError::Unexpected {
+                    method: method::HEADER,
+                    reason: format!("block number {:?}: {e}", header.number),
+                }
+            })?;
+        let hash = self
+            .block_hash(number)
+            .await?
+            .ok_or_else(|| SubtensorError::Unexpected {
+                method: method::BLOCK_HASH,
+                reason: format!("no hash for the head, block {number}"),
+            })?;
+        Ok((number, hash))
+    }
+
+    /// The hash of block `number`, `None` when the node has no such block.
+    pub async fn block_hash(&self, number: u64) -> Result<Option<H256>, SubtensorError> {
+        Ok(self.rpc.call(method::BLOCK_HASH, json!([number])).await?)
+    }
+
+    /// `pallet.entry` at `keys`, at block `at`, decoded as `T` (the entry's default when
+    /// nothing is stored).
+    pub async fn storage<T: DecodeAsType>(
+        &self,
+        pallet: &str,
+        entry: &str,
+        keys: Vec<Value>,
+        at: H256,
+    ) -> Result<T, SubtensorError> {
+        let runtime = self.runtime();
+        let key = runtime.storage_key(pallet, entry, keys)?;
+        let answer: Option<String> = self
+            .rpc
+            .call(method::STORAGE, json!([hex_param(&key), at]))
+            .await?;
+        let bytes = answer.map(|a| unhex(method::STORAGE, &a)).transpose()?;
+        Ok(runtime.decode_storage(pallet, entry, bytes.as_deref())?)
+    }
+
+    /// A runtime API call at block `at`, its answer decoded as `T`.
+    pub async fn runtime_api<T: DecodeAsType>(
+        &self,
+        api: &str,
+        method: &str,
+        args: Vec<Value>,
+        at: H256,
+    ) -> Result<T, SubtensorError> {
+        let runtime = self.runtime();
+        let (name, args) = runtime.runtime_api_call(api, method, args)?;
+        let answer: String = self
+            .rpc
+            .call(method::CALL, json!([name, hex_param(&args), at]))
+            .await?;
+        let bytes = unhex(method::CALL, &answer)?;
+        Ok(runtime.decode_runtime_api(api, method, &bytes)?)
+    }
+
+    /// The subnet's neurons at block `at` (`NeuronInfoRuntimeApi_get_neurons_lite`).
+    pub async fn neurons_lite(
+        &self,
+        netuid: u16,
+        at: H256,
+    ) -> Result<Vec<NeuronLite>, SubtensorError> {
+        self.runtime_api(
+            "NeuronInfoRuntimeApi",
+            "get_neurons_lite",
+            vec![Value::u128(u128::from(netuid))],
+            at,
+        )
+        .await
+    }
+
+    /// The next nonce of `account`, counting its extrinsics still in the node's pool.
+    pub async fn next_nonce(&self, account: &AccountId) -> Result<u64, SubtensorError> {
+        Ok(self
+            .rpc
+            .call(method::NEXT_INDEX, json!([account.to_ss58()]))
+            .await?)
+    }
+
+    /// Submits a signed extrinsic; the node's answer must be the extrinsic's own hash.
+    pub async fn submit(&self, extrinsic: &SignedExtrinsic) -> Result<H256, SubtensorError> {
+        let answer: H256 = self
+            .rpc
+            .call(method::SUBMIT, json!([hex_param(&extrinsic.bytes)]))
+            .await?;
+        if answer.0 != extrinsic.hash {
+            return Err(SubtensorError::Unexpected {
+                method: method::SUBMIT,
+                reason: format!(
+                    "the node answered hash {answer}, the extrinsic hashes to 0x{}",
+                    hex::encode(extrinsic.hash)
+                ),
+            });
+        }
+        Ok(answer)
+    }
+
+    /// Block `at`'s events (`System.Events`).
+    pub async fn events(&self, at: H256) -> Result<Vec<EventRecord>, SubtensorError> {
+        let runtime = self.runtime();
+        let key = runtime.storage_key("System", "Events", Vec::new())?;
+        let answer: Option<String> = self
+            .rpc
+            .call(method::STORAGE, json!([hex_param(&key), at]))
+            .await?;
+        match answer {
+            Some(answer) => Ok(runtime.decode_events(&unhex(method::STORAGE, &answer)?)?),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// Reads the node's genesis hash, runtime version and metadata.
+async fn load_runtime(rpc: &JsonRpcHttp) -> Result<Runtime, SubtensorError> {
+    let genesis: Option<H256> = rpc.call(method::BLOCK_HASH, json!([0])).await?;
+    let genesis = genesis.ok_or(SubtensorError::Unexpected {
+        method: method::BLOCK_HASH,
+        reason: "the node has no block 0".into(),
+    })?;
+    let version: RuntimeVersion = rpc.call(method::RUNTIME_VERSION, json!([])).await?;
+    // V15 where the runtime offers it (15u32 little-endian), else V14.
+    let v15: Result<String, _> = rpc
+        .call(
+            method::CALL,
+            json!(["Metadata_metadata_at_version", "0x0f000000"]),
+        )
+        .await;
+    let metadata = match v15 {
+        Ok(answer) => {
+            let answer = unhex(method::CALL, &answer)?;
+            match Runtime::opaque_metadata(&answer) {
+                Ok(bytes) => bytes.to_vec(),
+                Err(RuntimeError::NoMetadata) => v14(rpc).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ChainClientError::Rpc { .. }) => v14(rpc).await?,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Runtime::new(
+        &metadata,
+        genesis.0,
+        version.spec_version,
+        version.transaction_version,
+    )?)
+}
+
+async fn v14(rpc: &JsonRpcHttp) -> Result<Vec<u8>, SubtensorError> {
+    let answer: Json = rpc.call(method::METADATA, json!([])).await?;
+    let text = answer.as_str().ok_or(SubtensorError::Unexpected {
+        method: method::METADATA,
+        reason: "not a hex string".into(),
+    })?;
+    unhex(method::METADATA, text)
+}

@@ -1,0 +1,262 @@
+//! What a client reads from a Subtensor node, built and decoded from the runtime's metadata:
+//! storage keys and values, runtime API calls (`state_call`) and their answers, and a block's
+//! `System.Events` (how a client learns whether its extrinsic succeeded).
+//!
+//! Values decode by type from the metadata into this module's structs, matched by field name
+//! (`scale-decode`), so a runtime that adds a field or reorders them still decodes; compact and
+//! plain integers are the same to them.
+
+use subnet_common::chain::types::{AxonInfo, NeuronInfo};
+use subnet_common::keys::AccountId;
+use subxt_core::config::SubstrateConfig;
+use subxt_core::ext::scale_decode::{self, DecodeAsType};
+use subxt_core::ext::scale_value::Value;
+use subxt_core::utils::AccountId32;
+
+use crate::runtime::{Runtime, RuntimeError};
+
+/// An axon as `NeuronInfoRuntimeApi` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, DecodeAsType)]
+#[decode_as_type(crate_path = "subxt_core::ext::scale_decode")]
+pub struct Axon {
+    /// Block of the last `serve_axon`.
+    pub block: u64,
+    /// Software version.
+    pub version: u32,
+    /// Address as an integer.
+    pub ip: u128,
+    /// Port.
+    pub port: u16,
+    /// 4 or 6.
+    pub ip_type: u8,
+    /// Protocol.
+    pub protocol: u8,
+}
+
+/// One neuron as `NeuronInfoRuntimeApi_get_neurons_lite` reports it (no weights or bonds).
+#[derive(Debug, Clone, PartialEq, Eq, DecodeAsType)]
+#[decode_as_type(crate_path = "subxt_core::ext::scale_decode")]
+pub struct NeuronLite {
+    /// Hotkey.
+    pub hotkey: AccountId32,
+    /// Coldkey.
+    pub coldkey: AccountId32,
+    /// Uid.
+    pub uid: u16,
+    /// Subnet.
+    pub netuid: u16,
+    /// Active in the last epoch.
+    pub active: bool,
+    /// Published axon.
+    pub axon_info: Axon,
+    /// Stake by coldkey (rao).
+    pub stake: Vec<(AccountId32, u64)>,
+    /// Rank (u16 fixed point).
+    pub rank: u16,
+    /// Emission in the last epoch (rao).
+    pub emission: u64,
+    /// Incentive (u16 fixed point).
+    pub incentive: u16,
+    /// Consensus (u16 fixed point).
+    pub consensus: u16,
+    /// Trust (u16 fixed point).
+    pub trust: u16,
+    /// Validator trust (u16 fixed point).
+    pub validator_trust: u16,
+    /// Dividends (u16 fixed point).
+    pub dividends: u16,
+    /// Block of the last weights set.
+    pub last_update: u64,
+    /// Holds a validator permit.
+    pub validator_permit: bool,
+    /// Pruning score (u16 fixed point).
+    pub pruning_score: u16,
+}
+
+impl NeuronLite {
+    /// The project's [`NeuronInfo`]; weights, bonds and the registration block are not in the
+    /// lite answer: the caller reads them from storage (`Weights`, `Bonds`,
+    /// `BlockAtRegistration`) and fills them in.
+    pub fn into_neuron_info(self) -> NeuronInfo {
+        let stake = self.stake.iter().map(|(_, rao)| rao).sum();
+        NeuronInfo {
+            hotkey: AccountId(self.hotkey.0),
+            coldkey: AccountId(self.coldkey.0),
+            uid: self.uid,
+            netuid: self.netuid,
+            active: self.active,
+            axon_info: AxonInfo {
+                block: self.axon_info.block,
+                version: self.axon_info.version,
+                ip: self.axon_info.ip,
+                port: self.axon_info.port,
+                ip_type: self.axon_info.ip_type,
+                protocol: self.axon_info.protocol,
+            },
+            stake,
+            emission: self.emission,
+            incentive: self.incentive,
+            consensus: self.consensus,
+            validator_trust: self.validator_trust,
+            dividends: self.dividends,
+            rank: self.rank,
+            trust: self.trust,
+            pruning_score: self.pruning_score,
+            last_update: self.last_update,
+            validator_permit: self.validator_permit,
+            weights: Vec::new(),
+            bonds: Vec::new(),
+            block_at_registration: 0,
+        }
+    }
+}
+
+/// One record of a block's `System.Events`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// The extrinsic whose application emitted it (`None`: block initialization or finalization).
+    pub extrinsic_index: Option<u32>,
+    /// The pallet, as the metadata names it.
+    pub pallet: String,
+    /// The event, as the metadata names it.
+    pub name: String,
+}
+
+/// How an extrinsic of a block ended, from its events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// `System.ExtrinsicSuccess`.
+    Success,
+    /// `System.ExtrinsicFailed`.
+    Failed,
+}
+
+/// How the extrinsic at `index` ended, from its block's events; `None` when neither event is
+/// there (not an extrinsic of that block).
+pub fn outcome_of(events: &[EventRecord], index: u32) -> Option<Outcome> {
+    events
+        .iter()
+        .filter(|e| e.extrinsic_index == Some(index) && e.pallet == "System")
+        .find_map(|e| match e.name.as_str() {
+            "ExtrinsicSuccess" => Some(Outcome::Success),
+            "ExtrinsicFailed" => Some(Outcome::Failed),
+            _ => None,
+        })
+}
+
+impl Runtime {
+    /// The key of `pallet.entry` at `keys` (none for a plain value; a map's keys in order),
+    /// hashed as the metadata says.
+    pub fn storage_key(
+        &self,
+        pallet: &str,
+        entry: &str,
+        keys: Vec<Value>,
+    ) -> Result<Vec<u8>, RuntimeError> {
+        let address = subxt_core::dynamic::storage(pallet, entry, keys);
+        subxt_core::storage::get_address_bytes(&address, &self.state.metadata)
+            .map_err(|e| read_error(pallet, entry, e))
+    }
+
+    /// The prefix of every key of the map `pallet.entry` (for `state_getKeysPaged`).
+    pub fn storage_prefix(&self, pallet: &str, entry: &str) -> Vec<u8> {
+        let address = subxt_core::dynamic::storage(pallet, entry, Vec::<Value>::new());
+        subxt_core::storage::get_address_root_bytes(&address)
+    }
+
+    /// A stored value of `pallet.entry`, decoded as `T`: `Some(bytes)` as the node answered,
+    /// `None` (nothing stored) as the entry's default from the metadata, as the runtime itself
+    /// reads it.
+    pub fn decode_storage<T: DecodeAsType>(
+        &self,
+        pallet: &str,
+        entry: &str,
+        bytes: Option<&[u8]>,
+    ) -> Result<T, RuntimeError> {
+        let metadata = &self.state.metadata;
+        let found = metadata
+            .pallet_by_name(pallet)
+            .and_then(|p| p.storage())
+            .and_then(|s| s.entry_by_name(entry))
+            .ok_or_else(|| read_error(pallet, entry, "no such storage entry"))?;
+        let ty = match found.entry_type() {
+            subxt_metadata::StorageEntryType::Plain(ty) => *ty,
+            subxt_metadata::StorageEntryType::Map { value_ty, .. } => *value_ty,
+        };
+        let bytes = bytes.unwrap_or_else(|| found.default_bytes());
+        decode_all(bytes, ty, metadata).map_err(|e| read_error(pallet, entry, e))
+    }
+
+    /// `state_call`'s method name (`Api_method`) and SCALE arguments for a runtime API call.
+    pub fn runtime_api_call(
+        &self,
+        api: &str,
+        method: &str,
+        args: Vec<Value>,
+    ) -> Result<(String, Vec<u8>), RuntimeError> {
+        let payload = subxt_core::dynamic::runtime_api_call(api, method, args);
+        let bytes = subxt_core::runtime_api::call_args(&payload, &self.state.metadata)
+            .map_err(|e| read_error(api, method, e))?;
+        Ok((format!("{api}_{method}"), bytes))
+    }
+
+    /// A runtime API call's answer, decoded as `T`.
+    pub fn decode_runtime_api<T: DecodeAsType>(
+        &self,
+        api: &str,
+        method: &str,
+        bytes: &[u8],
+    ) -> Result<T, RuntimeError> {
+        let metadata = &self.state.metadata;
+        let ty = metadata
+            .runtime_api_trait_by_name(api)
+            .and_then(|t| t.method_by_name(method))
+            .map(|m| m.output_ty())
+            .ok_or_else(|| read_error(api, method, "no such runtime API method"))?;
+        decode_all(bytes, ty, metadata).map_err(|e| read_error(api, method, e))
+    }
+
+    /// A block's `System.Events` value, as records.
+    pub fn decode_events(&self, bytes: &[u8]) -> Result<Vec<EventRecord>, RuntimeError> {
+        let events = subxt_core::events::decode_from::<SubstrateConfig>(
+            bytes.to_vec(),
+            self.state.metadata.clone(),
+        );
+        events
+            .iter()
+            .map(|event| {
+                let event = event.map_err(|e| read_error("System", "Events", e))?;
+                Ok(EventRecord {
+                    extrinsic_index: match event.phase() {
+                        subxt_core::events::Phase::ApplyExtrinsic(index) => Some(index),
+                        _ => None,
+                    },
+                    pallet: event.pallet_name().to_owned(),
+                    name: event.variant_name().to_owned(),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Decodes `bytes` as type `ty` into `T`, refusing bytes left over.
+fn decode_all<T: DecodeAsType>(
+    bytes: &[u8],
+    ty: u32,
+    metadata: &subxt_core::Metadata,
+) -> Result<T, String> {
+    let mut rest = bytes;
+    let value = T::decode_as_type(&mut rest, ty, metadata.types())
+        .map_err(|e: scale_decode::Error| e.to_string())?;
+    match rest.is_empty() {
+        true => Ok(value),
+        false => Err(format!("{} bytes left over", rest.len())),
+    }
+}
+
+fn read_error(pallet: &str, entry: &str, reason: impl std::fmt::Display) -> RuntimeError {
+    RuntimeError::Read {
+        what: format!("{pallet}.{entry}"),
+        reason: reason.to_string(),
+    }
+}

@@ -1,0 +1,244 @@
+//! [`SubtensorClient`] against a JSON-RPC server that replays what the SDK recorded from a
+//! Subtensor test chain (golden.json) and checks what it is sent: the client reads the runtime,
+//! the head, storage, runtime API answers and events pinned to the recorded block, and submits
+//! an extrinsic the server checks byte for byte.
+
+use std::sync::{Arc, Mutex};
+
+use axum::{Json, Router, extract::State, routing::post};
+use blake2::Digest;
+use serde_json::{Value as JsonValue, json};
+use subnet_common::chain::{ClientOptions, H256};
+use subnet_common::keys::Keypair;
+use subnet_subtensor::reads::{Outcome, outcome_of};
+use subnet_subtensor::{Era, SubtensorCall, SubtensorClient, endpoint_url};
+use subxt_core::ext::scale_value::Value;
+
+use crate::parity::{golden_json, unhex};
+
+/// What the replaying node knows and what it was sent.
+struct Node {
+    golden: JsonValue,
+    /// Every extrinsic submitted.
+    submitted: Mutex<Vec<Vec<u8>>>,
+    /// Requests it had no recorded answer for.
+    unknown: Mutex<Vec<String>>,
+}
+
+impl Node {
+    fn recorded(&self, name: &str) -> &Vec<JsonValue> {
+        self.golden[name].as_array().expect("a list")
+    }
+
+    /// The answer to one request, or `None` when nothing was recorded for it.
+    fn answer(&self, method: &str, params: &[JsonValue]) -> Option<JsonValue> {
+        let network = &self.golden["network"];
+        let block = &self.golden["block"];
+        let text = |i: usize| {
+            params
+                .get(i)
+                .and_then(JsonValue::as_str)
+                .unwrap_or_default()
+        };
+        match method {
+            "chain_getBlockHash" => match params.first().and_then(JsonValue::as_u64) {
+                Some(0) => Some(network["genesis_hash"].clone()),
+                Some(67) => Some(block["block_hash"].clone()),
+                Some(_) => Some(JsonValue::Null),
+                None => None,
+            },
+            "chain_getHeader" => Some(json!({"number": "0x43"})),
+            "state_getRuntimeVersion" => Some(json!({
+                "specName": "node-subtensor",
+                "specVersion": network["spec_version"],
+                "transactionVersion": network["transaction_version"],
+            })),
+            "state_call"
+                if text(0) == "Metadata_metadata_at_version" && text(1) == "0x0f000000" =>
+            {
+                Some(self.golden["metadata"]["v15_hex"].clone())
+            }
+            "state_call" => self
+                .recorded("runtime_calls")
+                .iter()
+                .find(|r| {
+                    format!(
+                        "{}_{}",
+                        r["api"].as_str().unwrap_or(""),
+                        r["method"].as_str().unwrap_or("")
+                    ) == text(0)
+                        && format!("0x{}", r["encoded_params_hex"].as_str().unwrap_or(""))
+                            == text(1)
+                        && r["block_hash"] == params[2]
+                })
+                .map(|r| r["raw_hex"].clone()),
+            "state_getStorage" => {
+                if text(0) == events_key() && params[1] == self.golden["events"]["block_hash"] {
+                    return Some(self.golden["events"]["raw_hex"].clone());
+                }
+                self.recorded("storage_values")
+                    .iter()
+                    .find(|r| r["key_hex"] == params[0] && r["block_hash"] == params[1])
+                    .map(|r| r["raw_hex"].clone())
+            }
+            "system_accountNextIndex" => Some(json!(7)),
+            "author_submitExtrinsic" => {
+                let bytes = unhex(text(0));
+                let hash: [u8; 32] =
+                    blake2::Blake2b::<blake2::digest::consts::U32>::digest(&bytes).into();
+                self.submitted.lock().unwrap().push(bytes);
+                Some(json!(format!("0x{}", hex::encode(hash))))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `twox128("System") ‖ twox128("Events")`.
+fn events_key() -> &'static str {
+    "0x26aa394eea5630e07c48ae0c9558cef780d41e5e16056765bc8461851072c9d7"
+}
+
+async fn rpc(State(node): State<Arc<Node>>, Json(request): Json<JsonValue>) -> Json<JsonValue> {
+    let method = request["method"].as_str().unwrap_or_default().to_owned();
+    let params = request["params"].as_array().cloned().unwrap_or_default();
+    let id = request["id"].clone();
+    Json(match node.answer(&method, &params) {
+        Some(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        None => {
+            node.unknown
+                .lock()
+                .unwrap()
+                .push(format!("{method} {params:?}"));
+            json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32601, "message": "not recorded"}})
+        }
+    })
+}
+
+async fn start() -> (String, Arc<Node>) {
+    let node = Arc::new(Node {
+        golden: golden_json(),
+        submitted: Mutex::new(Vec::new()),
+        unknown: Mutex::new(Vec::new()),
+    });
+    let app = Router::new().route("/", post(rpc)).with_state(node.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("ws://127.0.0.1:{port}"), node)
+}
+
+#[tokio::test]
+async fn reads_and_submits_against_a_node_replaying_recorded_chain_data() {
+    let (url, node) = start().await;
+    // Given as btcli users give it: a ws:// endpoint.
+    let client = SubtensorClient::connect(&url, ClientOptions::default())
+        .await
+        .expect("connect");
+    let runtime = client.runtime();
+    assert_eq!(
+        (runtime.spec_version(), runtime.transaction_version()),
+        (461, 1)
+    );
+    assert_eq!(
+        format!("0x{}", hex::encode(runtime.genesis_hash())),
+        node.golden["network"]["genesis_hash"]
+    );
+    assert!(
+        !client.refresh_runtime().await.expect("refresh"),
+        "same runtime"
+    );
+
+    let (number, hash) = client.head().await.expect("head");
+    assert_eq!(number, 67);
+    assert_eq!(json!(hash), node.golden["block"]["block_hash"]);
+
+    // Reads pinned to the block the SDK recorded them at.
+    let at: H256 = serde_json::from_value(node.recorded("storage_values")[1]["block_hash"].clone())
+        .expect("hash");
+    let tempo: u16 = client
+        .storage("SubtensorModule", "Tempo", vec![Value::u128(1)], at)
+        .await
+        .expect("tempo");
+    assert_eq!(tempo, 100);
+    // Nothing stored: the entry's default.
+    let added: bool = client
+        .storage(
+            "SubtensorModule",
+            "NetworksAdded",
+            vec![Value::u128(9999)],
+            at,
+        )
+        .await
+        .expect("networks added");
+    assert!(!added);
+    let neurons = client.neurons_lite(1, at).await.expect("neurons");
+    assert_eq!(neurons.len(), 1);
+    assert_eq!(neurons[0].pruning_score, 65535);
+
+    let events_at: H256 =
+        serde_json::from_value(node.golden["events"]["block_hash"].clone()).expect("hash");
+    let events = client.events(events_at).await.expect("events");
+    assert_eq!(outcome_of(&events, 2), Some(Outcome::Success));
+
+    // A signed extrinsic goes out as the bytes the runtime built, and its hash comes back.
+    let alice = Keypair::from_uri("//Alice").expect("key");
+    let nonce = client.next_nonce(&alice.account_id()).await.expect("nonce");
+    assert_eq!(nonce, 7);
+    let call = SubtensorCall::SetWeights {
+        netuid: 1,
+        dests: vec![0],
+        weights: vec![65535],
+        version_key: 0,
+    };
+    let extrinsic = runtime
+        .prepare(
+            &call,
+            nonce,
+            0,
+            Era::Mortal {
+                period: 64,
+                from_block: number,
+                from_hash: hash.0,
+            },
+        )
+        .expect("prepare")
+        .sign(&alice);
+    let submitted = client.submit(&extrinsic).await.expect("submit");
+    assert_eq!(submitted.0, extrinsic.hash);
+    assert_eq!(*node.submitted.lock().unwrap(), std::slice::from_ref(&extrinsic.bytes));
+
+    assert!(
+        node.unknown.lock().unwrap().is_empty(),
+        "requests with no recorded answer: {:?}",
+        node.unknown.lock().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_node_that_cannot_be_reached_or_read_is_an_error_naming_it() {
+    // Nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = SubtensorClient::connect(&format!("ws://127.0.0.1:{port}"), ClientOptions::default())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("chain_getBlockHash"), "{err}");
+    // A name that is no network and no URL.
+    let err = endpoint_url("mainnet").unwrap_err();
+    assert!(err.to_string().contains("finney, test, local"), "{err}");
+    assert_eq!(
+        endpoint_url("finney").unwrap(),
+        "https://entrypoint-finney.opentensor.ai:443"
+    );
+    assert_eq!(
+        endpoint_url("ws://10.0.0.1:9944").unwrap(),
+        "http://10.0.0.1:9944"
+    );
+    assert!(endpoint_url("ftp://x").is_err());
+}
