@@ -18,8 +18,15 @@ use subxt_core::ext::scale_decode::DecodeAsType;
 use subxt_core::ext::scale_value::Value;
 
 use crate::extrinsic::SignedExtrinsic;
-use crate::reads::{EventRecord, NeuronLite};
+use crate::reads::{EventRecord, NeuronLite, StoredCommitment};
 use crate::runtime::{Runtime, RuntimeError};
+
+/// Keys asked for per `state_getKeysPaged` page.
+pub const KEYS_PER_PAGE: u32 = 1000;
+
+/// Most commitments read for one subnet (a subnet has at most a few thousand uids; more keys
+/// than this is a node misbehaving).
+pub const MAX_COMMITMENTS: usize = 65_536;
 
 /// The endpoints the named networks resolve to, as the SDK names them.
 pub const NETWORKS: [(&str, &str); 3] = [
@@ -88,6 +95,12 @@ struct RuntimeVersion {
     transaction_version: u32,
 }
 
+/// One block's entry in `state_queryStorageAt`'s answer: `[key, value or null]` pairs.
+#[derive(Debug, Deserialize)]
+struct ChangeSet {
+    changes: Vec<(String, Option<String>)>,
+}
+
 /// `chain_getHeader`'s answer, as far as the client needs it.
 #[derive(Debug, Deserialize)]
 struct Header {
@@ -102,6 +115,8 @@ mod method {
     pub const CALL: &str = "state_call";
     pub const METADATA: &str = "state_getMetadata";
     pub const STORAGE: &str = "state_getStorage";
+    pub const KEYS_PAGED: &str = "state_getKeysPaged";
+    pub const QUERY_STORAGE_AT: &str = "state_queryStorageAt";
     pub const NEXT_INDEX: &str = "system_accountNextIndex";
     pub const SUBMIT: &str = "author_submitExtrinsic";
 }
@@ -260,6 +275,62 @@ impl SubtensorClient {
             });
         }
         Ok(answer)
+    }
+
+    /// Every hotkey's commitment on `netuid` at block `at` (`Commitments.CommitmentOf`), paged
+    /// through with `state_getKeysPaged` and read with `state_queryStorageAt`.
+    pub async fn commitments(
+        &self,
+        netuid: u16,
+        at: H256,
+    ) -> Result<Vec<(AccountId, StoredCommitment)>, SubtensorError> {
+        let runtime = self.runtime();
+        let prefix = hex_param(&runtime.commitments_prefix(netuid)?);
+        let mut keys: Vec<String> = Vec::new();
+        loop {
+            let start = keys.last().cloned();
+            let page: Vec<String> = self
+                .rpc
+                .call(
+                    method::KEYS_PAGED,
+                    json!([prefix, KEYS_PER_PAGE, start, at]),
+                )
+                .await?;
+            let full = page.len() == KEYS_PER_PAGE as usize;
+            keys.extend(page);
+            if keys.len() > MAX_COMMITMENTS {
+                return Err(SubtensorError::Unexpected {
+                    method: method::KEYS_PAGED,
+                    reason: format!("more than {MAX_COMMITMENTS} commitments on subnet {netuid}"),
+                });
+            }
+            if !full {
+                break;
+            }
+        }
+        let mut commitments = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(KEYS_PER_PAGE as usize) {
+            let sets: Vec<ChangeSet> = self
+                .rpc
+                .call(method::QUERY_STORAGE_AT, json!([chunk, at]))
+                .await?;
+            for (key, value) in sets.into_iter().flat_map(|set| set.changes) {
+                let Some(value) = value else { continue };
+                let key = unhex(method::QUERY_STORAGE_AT, &key)?;
+                let hotkey = runtime
+                    .hotkey_of_commitment_key(netuid, &key)
+                    .ok_or_else(|| SubtensorError::Unexpected {
+                        method: method::QUERY_STORAGE_AT,
+                        reason: format!(
+                            "key 0x{} is not a commitment of subnet {netuid}",
+                            hex::encode(&key)
+                        ),
+                    })?;
+                let value = unhex(method::QUERY_STORAGE_AT, &value)?;
+                commitments.push((hotkey, runtime.decode_commitment(&value)?));
+            }
+        }
+        Ok(commitments)
     }
 
     /// Block `at`'s events (`System.Events`).

@@ -111,6 +111,59 @@ impl NeuronLite {
     }
 }
 
+/// A commitment as `Commitments.CommitmentOf(netuid, hotkey)` stores it: the block it was set
+/// at and its `Data::Raw` fields (other kinds of field, hashes or timelocked data, are skipped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCommitment {
+    /// Block of the `set_commitment`.
+    pub block: u64,
+    /// The raw fields, in order.
+    pub fields: Vec<Vec<u8>>,
+}
+
+impl StoredCommitment {
+    /// The raw fields joined: what one `set_commitment` of the subnet's binaries stored.
+    pub fn data(&self) -> Vec<u8> {
+        self.fields.concat()
+    }
+}
+
+#[derive(DecodeAsType)]
+#[decode_as_type(crate_path = "subxt_core::ext::scale_decode")]
+struct Registration {
+    block: u64,
+    info: CommitmentInfo,
+}
+
+#[derive(DecodeAsType)]
+#[decode_as_type(crate_path = "subxt_core::ext::scale_decode")]
+struct CommitmentInfo {
+    fields: Vec<Value>,
+}
+
+/// The bytes of a `Data::Raw{n}` value; `None` for any other kind of field.
+fn raw_bytes(field: &Value) -> Option<Vec<u8>> {
+    use subxt_core::ext::scale_value::{Composite, Primitive, ValueDef};
+    let ValueDef::Variant(variant) = &field.value else {
+        return None;
+    };
+    variant.name.strip_prefix("Raw")?.parse::<usize>().ok()?;
+    let inner = match &variant.values {
+        Composite::Unnamed(values) => values.first()?,
+        Composite::Named(values) => &values.first()?.1,
+    };
+    let ValueDef::Composite(bytes) = &inner.value else {
+        return None;
+    };
+    bytes
+        .values()
+        .map(|b| match b.value {
+            ValueDef::Primitive(Primitive::U128(byte)) => u8::try_from(byte).ok(),
+            _ => None,
+        })
+        .collect()
+}
+
 /// One record of a block's `System.Events`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRecord {
@@ -214,6 +267,53 @@ impl Runtime {
             .map(|m| m.output_ty())
             .ok_or_else(|| read_error(api, method, "no such runtime API method"))?;
         decode_all(bytes, ty, metadata).map_err(|e| read_error(api, method, e))
+    }
+
+    /// The key of `Commitments.CommitmentOf(netuid, hotkey)`.
+    pub fn commitment_key(&self, netuid: u16, hotkey: &AccountId) -> Result<Vec<u8>, RuntimeError> {
+        self.storage_key(
+            "Commitments",
+            "CommitmentOf",
+            vec![
+                Value::u128(u128::from(netuid)),
+                Value::from_bytes(hotkey.as_bytes()),
+            ],
+        )
+    }
+
+    /// The prefix of every `Commitments.CommitmentOf(netuid, _)` key (for paging through a
+    /// subnet's commitments).
+    pub fn commitments_prefix(&self, netuid: u16) -> Result<Vec<u8>, RuntimeError> {
+        self.storage_key(
+            "Commitments",
+            "CommitmentOf",
+            vec![Value::u128(u128::from(netuid))],
+        )
+    }
+
+    /// The hotkey a `Commitments.CommitmentOf(netuid, hotkey)` key ends with (the second key is
+    /// hashed with `Twox64Concat`, which keeps it); `None` for a key of another shape.
+    pub fn hotkey_of_commitment_key(&self, netuid: u16, key: &[u8]) -> Option<AccountId> {
+        let prefix = self.commitments_prefix(netuid).ok()?;
+        let rest = key.strip_prefix(prefix.as_slice())?;
+        // twox64 (8 bytes) then the account itself
+        let account: [u8; 32] = (rest.len() == 8 + 32).then(|| rest[8..].try_into().ok())??;
+        Some(AccountId(account))
+    }
+
+    /// A stored `Commitments.CommitmentOf` value.
+    pub fn decode_commitment(&self, bytes: &[u8]) -> Result<StoredCommitment, RuntimeError> {
+        let registration: Registration =
+            self.decode_storage("Commitments", "CommitmentOf", Some(bytes))?;
+        Ok(StoredCommitment {
+            block: registration.block,
+            fields: registration
+                .info
+                .fields
+                .iter()
+                .filter_map(raw_bytes)
+                .collect(),
+        })
     }
 
     /// A block's `System.Events` value, as records.

@@ -23,6 +23,8 @@ struct Node {
     submitted: Mutex<Vec<Vec<u8>>>,
     /// Requests it had no recorded answer for.
     unknown: Mutex<Vec<String>>,
+    /// Commitment keys and values (hex) it serves besides the recorded data.
+    commitments: Vec<(String, String)>,
 }
 
 impl Node {
@@ -82,6 +84,29 @@ impl Node {
                     .map(|r| r["raw_hex"].clone())
             }
             "system_accountNextIndex" => Some(json!(7)),
+            "state_getKeysPaged" => {
+                let (prefix, start) = (text(0), text(2));
+                let mut keys: Vec<&String> = self
+                    .commitments
+                    .iter()
+                    .map(|(k, _)| k)
+                    .filter(|k| k.starts_with(prefix) && k.as_str() > start)
+                    .collect();
+                keys.sort();
+                keys.truncate(params[1].as_u64()? as usize);
+                Some(json!(keys))
+            }
+            "state_queryStorageAt" => {
+                let changes: Vec<JsonValue> = params[0]
+                    .as_array()?
+                    .iter()
+                    .map(|k| {
+                        let value = self.commitments.iter().find(|(key, _)| k == key.as_str());
+                        json!([k, value.map(|(_, v)| v)])
+                    })
+                    .collect();
+                Some(json!([{"block": params[1], "changes": changes}]))
+            }
             "author_submitExtrinsic" => {
                 let bytes = unhex(text(0));
                 let hash: [u8; 32] =
@@ -116,10 +141,15 @@ async fn rpc(State(node): State<Arc<Node>>, Json(request): Json<JsonValue>) -> J
 }
 
 async fn start() -> (String, Arc<Node>) {
+    start_with(Vec::new()).await
+}
+
+async fn start_with(commitments: Vec<(String, String)>) -> (String, Arc<Node>) {
     let node = Arc::new(Node {
         golden: golden_json(),
         submitted: Mutex::new(Vec::new()),
         unknown: Mutex::new(Vec::new()),
+        commitments,
     });
     let app = Router::new().route("/", post(rpc)).with_state(node.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -208,7 +238,10 @@ async fn reads_and_submits_against_a_node_replaying_recorded_chain_data() {
         .sign(&alice);
     let submitted = client.submit(&extrinsic).await.expect("submit");
     assert_eq!(submitted.0, extrinsic.hash);
-    assert_eq!(*node.submitted.lock().unwrap(), std::slice::from_ref(&extrinsic.bytes));
+    assert_eq!(
+        *node.submitted.lock().unwrap(),
+        std::slice::from_ref(&extrinsic.bytes)
+    );
 
     assert!(
         node.unknown.lock().unwrap().is_empty(),
@@ -241,4 +274,61 @@ async fn a_node_that_cannot_be_reached_or_read_is_an_error_naming_it() {
         "http://10.0.0.1:9944"
     );
     assert!(endpoint_url("ftp://x").is_err());
+}
+
+#[tokio::test]
+async fn a_subnets_commitments_are_paged_through_and_decoded() {
+    let keys: Vec<Keypair> = ["//Alice", "//Bob", "//Charlie"]
+        .iter()
+        .map(|uri| Keypair::from_uri(uri).expect("key"))
+        .collect();
+    let mut served = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let data = format!("commitment {i}").into_bytes();
+        let registration = json!({
+            "deposit": 0,
+            "block": 100 + i,
+            "info": {"fields": [[{ format!("Raw{}", data.len()): format!("0x{}", hex::encode(&data)) }]]},
+        });
+        // Subnet 2 for the first two, 3 for the last: only subnet 2's are read.
+        let netuid = if i < 2 { 2 } else { 3 };
+        let (key, value) =
+            crate::reads::sdk_commitment(netuid, &key.account_id().to_ss58(), &registration);
+        served.push((
+            format!("0x{}", hex::encode(key)),
+            format!("0x{}", hex::encode(value)),
+        ));
+    }
+    let (url, node) = start_with(served).await;
+    let client = SubtensorClient::connect(&url, ClientOptions::default())
+        .await
+        .expect("connect");
+    let (_, at) = client.head().await.expect("head");
+    let mut commitments = client.commitments(2, at).await.expect("commitments");
+    commitments.sort_by_key(|(_, c)| c.block);
+    let read: Vec<(String, u64, Vec<u8>)> = commitments
+        .into_iter()
+        .map(|(hotkey, c)| (hotkey.to_ss58(), c.block, c.data()))
+        .collect();
+    assert_eq!(
+        read,
+        [
+            (
+                keys[0].account_id().to_ss58(),
+                100,
+                b"commitment 0".to_vec()
+            ),
+            (
+                keys[1].account_id().to_ss58(),
+                101,
+                b"commitment 1".to_vec()
+            ),
+        ]
+    );
+    assert!(client.commitments(9, at).await.expect("none").is_empty());
+    assert!(
+        node.unknown.lock().unwrap().is_empty(),
+        "{:?}",
+        node.unknown.lock().unwrap()
+    );
 }

@@ -8,7 +8,7 @@ use subnet_subtensor::reads::{EventRecord, NeuronLite, Outcome, outcome_of};
 use subxt_core::ext::scale_value::Value;
 use subxt_core::utils::AccountId32;
 
-use crate::parity::{golden, runtime, unhex};
+use crate::parity::{golden, golden_path, python, runtime, unhex};
 
 /// A storage or runtime API parameter as the SDK recorded it: an SS58 account, a hex string or a
 /// number.
@@ -242,4 +242,106 @@ fn a_blocks_events_say_how_each_extrinsic_ended() {
     assert_eq!(outcome_of(&events, 2), Some(Outcome::Success));
     assert_eq!(outcome_of(&events, 3), None);
     assert!(runtime.decode_events(&[4, 1, 2]).is_err());
+}
+
+/// The SDK's encoding of a commitment registration and its storage key, by `RuntimeCodec`.
+pub(crate) fn sdk_commitment(netuid: u16, hotkey: &str, registration: &Json) -> (Vec<u8>, Vec<u8>) {
+    let script = r#"
+import json, sys
+from bittensor._transport.codec import RuntimeCodec
+request = json.load(sys.stdin)
+golden = json.load(open(request["golden"]))
+raw = bytes.fromhex(golden["metadata"]["v15_hex"][2:])
+raw = raw[1 + {0: 1, 1: 2, 2: 4}[raw[1] & 3]:]
+codec = RuntimeCodec(raw, spec_version=461, transaction_version=1)
+entry = codec.storage_entry("Commitments", "CommitmentOf")
+print(json.dumps({
+    "key": codec.storage_key(entry, [request["netuid"], request["hotkey"]]).hex(),
+    "value": codec.encode(entry.value_type, request["registration"]).hex(),
+}))
+"#;
+    let request = serde_json::json!({
+        "golden": golden_path(),
+        "netuid": netuid,
+        "hotkey": hotkey,
+        "registration": registration,
+    });
+    let output = std::process::Command::new(python())
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(request.to_string().as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Json = serde_json::from_slice(&output.stdout).expect("json");
+    (
+        unhex(answer["key"].as_str().expect("key")),
+        unhex(answer["value"].as_str().expect("value")),
+    )
+}
+
+#[test]
+fn model_commitments_read_as_the_sdk_writes_them() {
+    let golden = golden();
+    let runtime = runtime(&golden, true);
+    let hotkey = subnet_common::keys::Keypair::from_uri("//Alice")
+        .expect("key")
+        .account_id();
+    let model = subnet_common::protocol::ModelCommitment::bind(
+        "smollm2-135m-v2",
+        &hotkey,
+        &"ab".repeat(32),
+    )
+    .expect("a commitment")
+    .encode();
+    let raw = |bytes: &[u8]| serde_json::json!({ format!("Raw{}", bytes.len()): format!("0x{}", hex::encode(bytes)) });
+    // The model commitment, a hash field (not raw: skipped) and a second raw field.
+    let registration = serde_json::json!({
+        "deposit": 0,
+        "block": 4321,
+        "info": {"fields": [[
+            raw(&model),
+            {"BlakeTwo256": format!("0x{}", "11".repeat(32))},
+            raw(b"tail"),
+        ]]},
+    });
+    let (key, value) = sdk_commitment(3, &hotkey.to_ss58(), &registration);
+    assert_eq!(runtime.commitment_key(3, &hotkey).expect("key"), key);
+    assert!(key.starts_with(&runtime.commitments_prefix(3).expect("prefix")));
+    assert_eq!(runtime.hotkey_of_commitment_key(3, &key), Some(hotkey));
+    assert_eq!(runtime.hotkey_of_commitment_key(4, &key), None);
+
+    let stored = runtime.decode_commitment(&value).expect("decodes");
+    assert_eq!(stored.block, 4321);
+    assert_eq!(stored.fields, [model.clone(), b"tail".to_vec()]);
+    // One field, as the miner commits: its bytes parse as the model commitment they are.
+    let (_, value) = sdk_commitment(
+        3,
+        &hotkey.to_ss58(),
+        &serde_json::json!({
+            "deposit": 0, "block": 7, "info": {"fields": [[raw(&model)]]},
+        }),
+    );
+    let stored = runtime.decode_commitment(&value).expect("decodes");
+    let parsed = subnet_common::protocol::ModelCommitment::decode(&stored.data()).expect("parses");
+    assert!(parsed.binds(&hotkey, &"ab".repeat(32)));
+    assert!(
+        runtime
+            .decode_commitment(&value[..value.len() - 1])
+            .is_err()
+    );
 }
