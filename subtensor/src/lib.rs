@@ -14,6 +14,7 @@
 //! | [`calls`] | the calls the subnet's binaries send, typed, and their dynamic form |
 //! | [`extrinsic`] | signing payloads, signed extrinsics and their hashes; the mortal era |
 //! | [`reads`] | storage keys and values, runtime API calls and answers, a block's events |
+//! | [`timelock`] | commit–reveal v4: weights encrypted to a drand quicknet round |
 //!
 //! This crate compiles no burn and no database; [`subnet_common`] gives it keys and accounts.
 
@@ -22,6 +23,7 @@ pub mod client;
 pub mod extrinsic;
 pub mod reads;
 pub mod runtime;
+pub mod timelock;
 
 pub use calls::SubtensorCall;
 pub use client::{SubtensorClient, SubtensorError, endpoint_url};

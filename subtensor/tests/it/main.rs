@@ -3,3 +3,4 @@
 mod client;
 mod parity;
 mod reads;
+mod timelock;
