@@ -18,7 +18,7 @@ use subxt_core::ext::scale_decode::DecodeAsType;
 use subxt_core::ext::scale_value::Value;
 
 use crate::extrinsic::SignedExtrinsic;
-use crate::reads::{EventRecord, NeuronLite, StoredCommitment};
+use crate::reads::{EventRecord, NeuronLite, StoredCommitment, SubnetHyperparams};
 use crate::runtime::{Runtime, RuntimeError};
 
 /// Keys asked for per `state_getKeysPaged` page.
@@ -245,6 +245,21 @@ impl SubtensorClient {
         self.runtime_api(
             "NeuronInfoRuntimeApi",
             "get_neurons_lite",
+            vec![Value::u128(u128::from(netuid))],
+            at,
+        )
+        .await
+    }
+
+    /// The subnet's hyperparameters at block `at` (`None`: no such subnet).
+    pub async fn hyperparams(
+        &self,
+        netuid: u16,
+        at: H256,
+    ) -> Result<Option<SubnetHyperparams>, SubtensorError> {
+        self.runtime_api(
+            "SubnetInfoRuntimeApi",
+            "get_subnet_hyperparams",
             vec![Value::u128(u128::from(netuid))],
             at,
         )

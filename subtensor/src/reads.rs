@@ -111,6 +111,47 @@ impl NeuronLite {
     }
 }
 
+/// A subnet's hyperparameters as `SubnetInfoRuntimeApi_get_subnet_hyperparams` reports them
+/// (those the validator and miner act on; the answer has more).
+#[derive(Debug, Clone, PartialEq, Eq, DecodeAsType)]
+#[decode_as_type(crate_path = "subxt_core::ext::scale_decode")]
+pub struct SubnetHyperparams {
+    /// Consensus majority κ, /65535.
+    pub kappa: u16,
+    /// Blocks after registration during which a uid cannot be pruned.
+    pub immunity_period: u16,
+    /// Smallest weight vector length.
+    pub min_allowed_weights: u16,
+    /// Largest normalized weight, /65535.
+    pub max_weights_limit: u16,
+    /// Blocks per epoch.
+    pub tempo: u16,
+    /// Smallest accepted `version_key`.
+    pub weights_version: u64,
+    /// Blocks between two weight updates of one hotkey.
+    pub weights_rate_limit: u64,
+    /// Blocks without weights after which a validator is inactive.
+    pub activity_cutoff: u16,
+    /// Whether `burned_register` is open.
+    pub registration_allowed: bool,
+    /// Bonds EMA: α = 1 − bonds_moving_avg/10⁶.
+    pub bonds_moving_avg: u64,
+    /// Number of validator permits.
+    pub max_validators: u16,
+    /// Blocks between two `serve_axon` calls of one hotkey.
+    pub serving_rate_limit: u64,
+    /// Epochs between a commit and its reveal.
+    pub commit_reveal_period: u64,
+    /// Whether weights go through commit–reveal.
+    pub commit_reveal_weights_enabled: bool,
+    /// Liquid-alpha bounds, /65535, and whether it is on.
+    pub alpha_high: u16,
+    /// Lower bound, /65535.
+    pub alpha_low: u16,
+    /// Whether liquid alpha is on.
+    pub liquid_alpha_enabled: bool,
+}
+
 /// A commitment as `Commitments.CommitmentOf(netuid, hotkey)` stores it: the block it was set
 /// at and its `Data::Raw` fields (other kinds of field, hashes or timelocked data, are skipped).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -204,6 +204,11 @@ async fn reads_and_submits_against_a_node_replaying_recorded_chain_data() {
         .await
         .expect("networks added");
     assert!(!added);
+    let params = client.hyperparams(1, at).await.expect("hyperparams");
+    assert_eq!(
+        params.map(|p| (p.tempo, p.commit_reveal_weights_enabled)),
+        Some((100, true))
+    );
     let neurons = client.neurons_lite(1, at).await.expect("neurons");
     assert_eq!(neurons.len(), 1);
     assert_eq!(neurons[0].pruning_score, 65535);

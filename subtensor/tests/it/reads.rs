@@ -4,7 +4,7 @@
 
 use serde_json::Value as Json;
 use subnet_common::keys::AccountId;
-use subnet_subtensor::reads::{EventRecord, NeuronLite, Outcome, outcome_of};
+use subnet_subtensor::reads::{EventRecord, NeuronLite, Outcome, SubnetHyperparams, outcome_of};
 use subxt_core::ext::scale_value::Value;
 use subxt_core::utils::AccountId32;
 
@@ -196,6 +196,58 @@ fn neurons_and_nonces_from_runtime_api_calls_are_the_sdks() {
         assert_eq!(info.pruning_score, 65535);
         assert_eq!(info.hotkey.to_ss58(), sdk["hotkey"]);
     }
+
+    let record = call("get_subnet_hyperparams");
+    let (_, args) = runtime
+        .runtime_api_call(
+            "SubnetInfoRuntimeApi",
+            "get_subnet_hyperparams",
+            vec![Value::u128(1)],
+        )
+        .expect("args");
+    assert_eq!(
+        hex::encode(&args),
+        record["encoded_params_hex"].as_str().expect("params")
+    );
+    let params: Option<SubnetHyperparams> = runtime
+        .decode_runtime_api(
+            "SubnetInfoRuntimeApi",
+            "get_subnet_hyperparams",
+            &unhex(record["raw_hex"].as_str().expect("raw")),
+        )
+        .expect("hyperparams");
+    let params = params.expect("subnet 1 exists");
+    let sdk = &record["decoded"];
+    for (field, value) in [
+        ("kappa", u64::from(params.kappa)),
+        ("immunity_period", u64::from(params.immunity_period)),
+        ("min_allowed_weights", u64::from(params.min_allowed_weights)),
+        ("max_weights_limit", u64::from(params.max_weights_limit)),
+        ("tempo", u64::from(params.tempo)),
+        ("weights_version", params.weights_version),
+        ("weights_rate_limit", params.weights_rate_limit),
+        ("activity_cutoff", u64::from(params.activity_cutoff)),
+        ("bonds_moving_avg", params.bonds_moving_avg),
+        ("max_validators", u64::from(params.max_validators)),
+        ("serving_rate_limit", params.serving_rate_limit),
+        ("commit_reveal_period", params.commit_reveal_period),
+        ("alpha_high", u64::from(params.alpha_high)),
+        ("alpha_low", u64::from(params.alpha_low)),
+    ] {
+        assert_eq!(Json::from(value), sdk[field], "{field}");
+    }
+    assert_eq!(
+        Json::from(params.commit_reveal_weights_enabled),
+        sdk["commit_reveal_weights_enabled"]
+    );
+    assert_eq!(
+        Json::from(params.registration_allowed),
+        sdk["registration_allowed"]
+    );
+    assert_eq!(
+        Json::from(params.liquid_alpha_enabled),
+        sdk["liquid_alpha_enabled"]
+    );
 
     let record = call("account_nonce");
     let alice = AccountId::from_ss58(record["params"][0].as_str().expect("ss58")).expect("ss58");
