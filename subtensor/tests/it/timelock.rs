@@ -6,7 +6,8 @@ use parity_scale_codec::Decode;
 use serde_json::{Value, json};
 use subnet_common::keys::Keypair;
 use subnet_subtensor::timelock::{
-    TimelockError, WeightsTlockPayload, decrypt, encrypt_to_quicknet, encrypt_weights,
+    EpochSchedule, ScheduleError, TimelockError, WeightsTlockPayload, decrypt, encrypt_to_quicknet,
+    encrypt_weights,
 };
 
 use crate::parity::python;
@@ -26,6 +27,13 @@ r = json.load(sys.stdin)
 try:
     if r["op"] == "encrypt":
         out, _ = d.encrypt_at_round(bytes.fromhex(r["message"]), r["round"])
+    elif r["op"] == "commit":
+        s = r["schedule"]
+        _, round = d.get_encrypted_commit_v2(
+            [0], [65535], 0, s["last_epoch_block"], s["pending_epoch_at"], s["subnet_epoch_index"],
+            s["tempo"], s["blocks_since_last_step"], s["current_block"], r["reveal_epochs"],
+            r["block_secs"], bytes(32))
+        out = round.to_bytes(8, "little")
     else:
         out = d.decrypt_with_signature(bytes.fromhex(r["ciphertext"]), r["signature"])
     print(json.dumps({"ok": bytes(out).hex()}))
@@ -133,4 +141,79 @@ fn a_weights_commit_opens_to_the_payload_the_chain_applies() {
     let decoded = WeightsTlockPayload::decode(&mut opened.as_slice()).expect("a payload");
     assert_eq!(decoded, payload);
     assert_eq!(decoded.hotkey, hotkey.as_bytes());
+}
+
+fn schedule(last: u64, pending: u64, tempo: u16, since: u64, head: u64) -> EpochSchedule {
+    EpochSchedule {
+        last_epoch_block: last,
+        pending_epoch_at: pending,
+        subnet_epoch_index: 7,
+        tempo,
+        blocks_since_last_step: since,
+        current_block: head,
+    }
+}
+
+#[test]
+fn the_reveal_block_follows_the_subnets_epochs() {
+    // Lands at 121 in epoch 7, revealed at the first block reveals see epoch 8: the epoch at 150.
+    assert_eq!(schedule(100, 0, 50, 20, 120).first_reveal_block(1), Ok(150));
+    // Two epochs later: 200.
+    assert_eq!(schedule(100, 0, 50, 20, 120).first_reveal_block(2), Ok(200));
+    // An owner-triggered epoch pending at 125 comes first.
+    assert_eq!(
+        schedule(100, 125, 50, 20, 120).first_reveal_block(1),
+        Ok(125)
+    );
+    // A commit landing in an epoch block counts from the epoch it opens.
+    assert_eq!(schedule(100, 0, 50, 49, 149).first_reveal_block(1), Ok(200));
+    // A subnet far past its last step runs an epoch at once, in the block the commit lands in:
+    // the commit counts from that epoch, revealed a tempo later.
+    assert_eq!(
+        schedule(100, 0, 50_000, 60_000, 120).first_reveal_block(1),
+        Ok(50_121)
+    );
+    assert_eq!(
+        schedule(100, 0, 0, 20, 120).first_reveal_block(1),
+        Err(ScheduleError::NoEpochs)
+    );
+}
+
+#[test]
+fn the_reveal_round_is_the_one_the_sdk_picks() {
+    for (s, epochs, block_secs) in [
+        (schedule(100, 0, 50, 20, 120), 1, 12.0),
+        (schedule(100, 0, 360, 5, 105), 1, 12.0),
+        (schedule(1_000, 0, 360, 300, 1_300), 3, 12.0),
+        (schedule(100, 125, 50, 20, 120), 1, 0.25),
+        (schedule(100, 0, 50, 49, 149), 2, 6.0),
+    ] {
+        let now = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("after 1970")
+                .as_secs_f64()
+        };
+        let before = s.reveal_round(epochs, block_secs, now()).expect("a round");
+        let theirs = drand(json!({
+            "op": "commit",
+            "schedule": {
+                "last_epoch_block": s.last_epoch_block,
+                "pending_epoch_at": s.pending_epoch_at,
+                "subnet_epoch_index": s.subnet_epoch_index,
+                "tempo": s.tempo,
+                "blocks_since_last_step": s.blocks_since_last_step,
+                "current_block": s.current_block,
+            },
+            "reveal_epochs": epochs,
+            "block_secs": block_secs,
+        }))
+        .expect("the SDK predicts a round");
+        let after = s.reveal_round(epochs, block_secs, now()).expect("a round");
+        let theirs = u64::from_le_bytes(theirs.try_into().expect("8 bytes"));
+        assert!(
+            (before..=after).contains(&theirs),
+            "{s:?}: the SDK picked round {theirs}, we {before}..={after}"
+        );
+    }
 }
