@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
+use subnet_common::chain::types::Metagraph;
 use subnet_common::chain::{ChainClientError, ClientOptions, H256, JsonRpcHttp};
 use subnet_common::keys::AccountId;
 use subxt_core::ext::scale_decode::DecodeAsType;
@@ -249,6 +250,85 @@ impl SubtensorClient {
             at,
         )
         .await
+    }
+
+    /// The subnet's metagraph at block `at` (number `block`): the neurons, and each one's weight
+    /// and bond rows and registration block from storage, read in one `state_queryStorageAt`
+    /// per [`KEYS_PER_PAGE`] keys.
+    pub async fn metagraph(
+        &self,
+        netuid: u16,
+        block: u64,
+        at: H256,
+    ) -> Result<Metagraph, SubtensorError> {
+        let runtime = self.runtime();
+        let mut neurons: Vec<_> = self
+            .neurons_lite(netuid, at)
+            .await?
+            .into_iter()
+            .map(NeuronLite::into_neuron_info)
+            .collect();
+        neurons.sort_by_key(|n| n.uid);
+        const ENTRIES: [&str; 3] = ["Weights", "Bonds", "BlockAtRegistration"];
+        let mut keys = Vec::with_capacity(neurons.len() * ENTRIES.len());
+        for neuron in &neurons {
+            for entry in ENTRIES {
+                let key = runtime.storage_key(
+                    "SubtensorModule",
+                    entry,
+                    vec![
+                        Value::u128(u128::from(netuid)),
+                        Value::u128(u128::from(neuron.uid)),
+                    ],
+                )?;
+                keys.push(hex_param(&key));
+            }
+        }
+        let values = self.storage_values(&keys, at).await?;
+        for (neuron, values) in neurons.iter_mut().zip(values.chunks(ENTRIES.len())) {
+            let [weights, bonds, registered] = values else {
+                continue;
+            };
+            neuron.weights =
+                runtime.decode_storage("SubtensorModule", "Weights", weights.as_deref())?;
+            neuron.bonds = runtime.decode_storage("SubtensorModule", "Bonds", bonds.as_deref())?;
+            neuron.block_at_registration = runtime.decode_storage(
+                "SubtensorModule",
+                "BlockAtRegistration",
+                registered.as_deref(),
+            )?;
+        }
+        Ok(Metagraph {
+            netuid,
+            block,
+            neurons,
+        })
+    }
+
+    /// The values of `keys` (hex) at block `at`, in their order (`None`: nothing stored).
+    async fn storage_values(
+        &self,
+        keys: &[String],
+        at: H256,
+    ) -> Result<Vec<Option<Vec<u8>>>, SubtensorError> {
+        let mut values = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(KEYS_PER_PAGE as usize) {
+            let sets: Vec<ChangeSet> = self
+                .rpc
+                .call(method::QUERY_STORAGE_AT, json!([chunk, at]))
+                .await?;
+            let changes: std::collections::HashMap<String, Option<String>> =
+                sets.into_iter().flat_map(|set| set.changes).collect();
+            for key in chunk {
+                let value = changes.get(key).cloned().flatten();
+                values.push(
+                    value
+                        .map(|v| unhex(method::QUERY_STORAGE_AT, &v))
+                        .transpose()?,
+                );
+            }
+        }
+        Ok(values)
     }
 
     /// The subnet's hyperparameters at block `at` (`None`: no such subnet).

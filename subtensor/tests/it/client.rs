@@ -23,8 +23,8 @@ struct Node {
     submitted: Mutex<Vec<Vec<u8>>>,
     /// Requests it had no recorded answer for.
     unknown: Mutex<Vec<String>>,
-    /// Commitment keys and values (hex) it serves besides the recorded data.
-    commitments: Vec<(String, String)>,
+    /// Storage keys and values (hex) it serves besides the recorded data.
+    storage: Vec<(String, String)>,
 }
 
 impl Node {
@@ -87,7 +87,7 @@ impl Node {
             "state_getKeysPaged" => {
                 let (prefix, start) = (text(0), text(2));
                 let mut keys: Vec<&String> = self
-                    .commitments
+                    .storage
                     .iter()
                     .map(|(k, _)| k)
                     .filter(|k| k.starts_with(prefix) && k.as_str() > start)
@@ -101,7 +101,7 @@ impl Node {
                     .as_array()?
                     .iter()
                     .map(|k| {
-                        let value = self.commitments.iter().find(|(key, _)| k == key.as_str());
+                        let value = self.storage.iter().find(|(key, _)| k == key.as_str());
                         json!([k, value.map(|(_, v)| v)])
                     })
                     .collect();
@@ -144,12 +144,12 @@ async fn start() -> (String, Arc<Node>) {
     start_with(Vec::new()).await
 }
 
-async fn start_with(commitments: Vec<(String, String)>) -> (String, Arc<Node>) {
+async fn start_with(storage: Vec<(String, String)>) -> (String, Arc<Node>) {
     let node = Arc::new(Node {
         golden: golden_json(),
         submitted: Mutex::new(Vec::new()),
         unknown: Mutex::new(Vec::new()),
-        commitments,
+        storage,
     });
     let app = Router::new().route("/", post(rpc)).with_state(node.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -331,6 +331,43 @@ async fn a_subnets_commitments_are_paged_through_and_decoded() {
         ]
     );
     assert!(client.commitments(9, at).await.expect("none").is_empty());
+    assert!(
+        node.unknown.lock().unwrap().is_empty(),
+        "{:?}",
+        node.unknown.lock().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn the_metagraph_joins_neurons_with_their_weights_bonds_and_registration() {
+    let hex = |bytes: Vec<u8>| format!("0x{}", hex::encode(bytes));
+    let stored = |entry: &str, value: JsonValue| {
+        let (key, value) =
+            crate::reads::sdk_storage("SubtensorModule", entry, json!([1, 0]), &value);
+        (hex(key), hex(value))
+    };
+    // Uid 0 of subnet 1 (the recorded neuron) with a weight row, a bond row and its block.
+    let (url, node) = start_with(vec![
+        stored("Weights", json!([[0, 65535], [3, 7]])),
+        stored("Bonds", json!([[0, 12]])),
+        stored("BlockAtRegistration", json!(42)),
+    ])
+    .await;
+    let client = SubtensorClient::connect(&url, ClientOptions::default())
+        .await
+        .expect("connect");
+    let at: H256 = serde_json::from_value(node.recorded("runtime_calls")[0]["block_hash"].clone())
+        .expect("hash");
+    let metagraph = client.metagraph(1, 66, at).await.expect("metagraph");
+    assert_eq!((metagraph.netuid, metagraph.block), (1, 66));
+    let [neuron] = metagraph.neurons.as_slice() else {
+        panic!("one neuron recorded, got {}", metagraph.neurons.len());
+    };
+    assert_eq!(neuron.uid, 0);
+    assert_eq!(neuron.weights, [(0, 65535), (3, 7)]);
+    assert_eq!(neuron.bonds, [(0, 12)]);
+    assert_eq!(neuron.block_at_registration, 42);
+    assert_eq!(neuron.stake, 1_000_000_000);
     assert!(
         node.unknown.lock().unwrap().is_empty(),
         "{:?}",

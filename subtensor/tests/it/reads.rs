@@ -298,6 +298,22 @@ fn a_blocks_events_say_how_each_extrinsic_ended() {
 
 /// The SDK's encoding of a commitment registration and its storage key, by `RuntimeCodec`.
 pub(crate) fn sdk_commitment(netuid: u16, hotkey: &str, registration: &Json) -> (Vec<u8>, Vec<u8>) {
+    sdk_storage(
+        "Commitments",
+        "CommitmentOf",
+        serde_json::json!([netuid, hotkey]),
+        registration,
+    )
+}
+
+/// The SDK's storage key of `pallet.entry` at `params` and its encoding of `value` as the
+/// entry's type, by `RuntimeCodec`.
+pub(crate) fn sdk_storage(
+    pallet: &str,
+    entry: &str,
+    params: Json,
+    value: &Json,
+) -> (Vec<u8>, Vec<u8>) {
     let script = r#"
 import json, sys
 from bittensor._transport.codec import RuntimeCodec
@@ -306,17 +322,18 @@ golden = json.load(open(request["golden"]))
 raw = bytes.fromhex(golden["metadata"]["v15_hex"][2:])
 raw = raw[1 + {0: 1, 1: 2, 2: 4}[raw[1] & 3]:]
 codec = RuntimeCodec(raw, spec_version=461, transaction_version=1)
-entry = codec.storage_entry("Commitments", "CommitmentOf")
+entry = codec.storage_entry(request["pallet"], request["entry"])
 print(json.dumps({
-    "key": codec.storage_key(entry, [request["netuid"], request["hotkey"]]).hex(),
-    "value": codec.encode(entry.value_type, request["registration"]).hex(),
+    "key": codec.storage_key(entry, request["params"]).hex(),
+    "value": codec.encode(entry.value_type, request["value"]).hex(),
 }))
 "#;
     let request = serde_json::json!({
         "golden": golden_path(),
-        "netuid": netuid,
-        "hotkey": hotkey,
-        "registration": registration,
+        "pallet": pallet,
+        "entry": entry,
+        "params": params,
+        "value": value,
     });
     let output = std::process::Command::new(python())
         .args(["-c", script])
