@@ -58,6 +58,34 @@ pub(crate) fn python() -> PathBuf {
     python
 }
 
+/// Runs the venv's Python with `args` (`-c SCRIPT` or a file), `request` as JSON on its stdin,
+/// and returns the JSON it prints; panics with its stderr when it fails.
+pub(crate) fn run_python<T: serde::de::DeserializeOwned>(
+    args: &[&std::ffi::OsStr],
+    request: &Value,
+) -> T {
+    let mut child = Command::new(python())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn python");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.to_string().as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("python runs");
+    assert!(
+        output.status.success(),
+        "python failed (scripts/setup-python.sh installs bittensor and bittensor-drand): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("python prints JSON")
+}
+
 #[derive(Deserialize)]
 pub(crate) struct Golden {
     network: Network,
@@ -294,26 +322,8 @@ fn sdk(cases: &[Case], signature: &[u8; 64]) -> Vec<Reference> {
             })
         }).collect::<Vec<_>>(),
     });
-    let mut child = Command::new(python())
-        .arg(workspace_root().join("subtensor/tests/it/reference.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn python");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(request.to_string().as_bytes())
-        .expect("write");
-    let output = child.wait_with_output().expect("python runs");
-    assert!(
-        output.status.success(),
-        "reference.py failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("reference.py prints JSON")
+    let script = workspace_root().join("subtensor/tests/it/reference.py");
+    run_python(&[script.as_os_str()], &request)
 }
 
 #[test]

@@ -8,7 +8,7 @@ use subnet_subtensor::reads::{EventRecord, NeuronLite, Outcome, SubnetHyperparam
 use subxt_core::ext::scale_value::Value;
 use subxt_core::utils::AccountId32;
 
-use crate::parity::{golden, golden_path, python, runtime, unhex};
+use crate::parity::{golden, golden_path, run_python, runtime, unhex};
 
 /// A storage or runtime API parameter as the SDK recorded it: an SS58 account, a hex string or a
 /// number.
@@ -335,28 +335,7 @@ print(json.dumps({
         "params": params,
         "value": value,
     });
-    let output = std::process::Command::new(python())
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(request.to_string().as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: Json = serde_json::from_slice(&output.stdout).expect("json");
+    let answer: Json = run_python(&["-c".as_ref(), script.as_ref()], &request);
     (
         unhex(answer["key"].as_str().expect("key")),
         unhex(answer["value"].as_str().expect("value")),

@@ -10,7 +10,7 @@ use subnet_subtensor::timelock::{
     encrypt_weights,
 };
 
-use crate::parity::python;
+use crate::parity::run_python;
 
 /// Quicknet's signature of round 1000.
 const ROUND_1000: &str = "b44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125e342b73a8dd2bacbe47e4b6b63ed5e39";
@@ -40,28 +40,7 @@ try:
 except Exception as e:
     print(json.dumps({"error": str(e)}))
 "#;
-    let output = std::process::Command::new(python())
-        .args(["-c", script])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(request.to_string().as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "bittensor_drand (scripts/setup-python.sh installs it): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let answer: Value = run_python(&["-c".as_ref(), script.as_ref()], &request);
     match answer["ok"].as_str() {
         Some(hex) => Ok(hex::decode(hex).expect("hex")),
         None => Err(answer["error"].to_string()),
