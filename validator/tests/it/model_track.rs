@@ -43,6 +43,24 @@ fn competition_bytes() -> Vec<u8> {
         .into_bytes()
 }
 
+/// The epoch the tests score: seed block 100 (seed from block hash `[9; 32]`), head 110.
+fn epoch_input<'a>(
+    metagraph: &'a Metagraph,
+    commitments: &'a [Commitment],
+    competition: &'a CompetitionFile,
+) -> EpochInput<'a> {
+    EpochInput {
+        netuid: 1,
+        seed: eval_seed([9; 32], 1),
+        seed_block: 100,
+        current_block: 110,
+        metagraph,
+        commitments,
+        competition,
+        dataset: None,
+    }
+}
+
 /// A randomly initialised model saved to `dir`.
 fn random_model(dir: &Path, seed: u64) {
     use burn::tensor::backend::Backend;
@@ -332,16 +350,7 @@ async fn ranks_real_miners_good_over_weak_and_zeroes_copies_broken_and_liars() {
     let device = select(DeviceChoice::Cpu).expect("cpu");
     let track = ModelTrack::new(client, cache.path().to_path_buf(), device, settings);
     let competition = competition();
-    let input = EpochInput {
-        netuid: 1,
-        seed: eval_seed([9; 32], 1),
-        seed_block: 100,
-        current_block: 110,
-        metagraph: &metagraph,
-        commitments: &commitments,
-        competition: &competition,
-        dataset: None,
-    };
+    let input = epoch_input(&metagraph, &commitments, &competition);
 
     let started = Instant::now();
     let result = track.score_epoch(&input).await.expect("epoch");
@@ -482,16 +491,7 @@ async fn only_models_that_beat_the_pinned_base_score() {
         neurons,
     };
     let competition = competition_over(&dir("base"));
-    let input = EpochInput {
-        netuid: 1,
-        seed: eval_seed([9; 32], 1),
-        seed_block: 100,
-        current_block: 110,
-        metagraph: &metagraph,
-        commitments: &commitments,
-        competition: &competition,
-        dataset: None,
-    };
+    let input = epoch_input(&metagraph, &commitments, &competition);
     let cache = tempfile::tempdir().expect("cache");
     let track = |base| {
         let client = SignedClient::new(
