@@ -210,13 +210,19 @@ impl SubtensorClient {
         at: H256,
     ) -> Result<T, SubtensorError> {
         let runtime = self.runtime();
-        let key = runtime.storage_key(pallet, entry, keys)?;
+        let bytes = self
+            .raw_storage(&runtime.storage_key(pallet, entry, keys)?, at)
+            .await?;
+        Ok(runtime.decode_storage(pallet, entry, bytes.as_deref())?)
+    }
+
+    /// The bytes stored under `key` at block `at` (`None`: nothing stored).
+    async fn raw_storage(&self, key: &[u8], at: H256) -> Result<Option<Vec<u8>>, SubtensorError> {
         let answer: Option<String> = self
             .rpc
-            .call(method::STORAGE, json!([hex_param(&key), at]))
+            .call(method::STORAGE, json!([hex_param(key), at]))
             .await?;
-        let bytes = answer.map(|a| unhex(method::STORAGE, &a)).transpose()?;
-        Ok(runtime.decode_storage(pallet, entry, bytes.as_deref())?)
+        answer.map(|a| unhex(method::STORAGE, &a)).transpose()
     }
 
     /// A runtime API call at block `at`, its answer decoded as `T`.
@@ -403,27 +409,21 @@ impl SubtensorClient {
                 break;
             }
         }
+        let values = self.storage_values(&keys, at).await?;
         let mut commitments = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(KEYS_PER_PAGE as usize) {
-            let sets: Vec<ChangeSet> = self
-                .rpc
-                .call(method::QUERY_STORAGE_AT, json!([chunk, at]))
-                .await?;
-            for (key, value) in sets.into_iter().flat_map(|set| set.changes) {
-                let Some(value) = value else { continue };
-                let key = unhex(method::QUERY_STORAGE_AT, &key)?;
-                let hotkey = runtime
-                    .hotkey_of_commitment_key(netuid, &key)
-                    .ok_or_else(|| SubtensorError::Unexpected {
-                        method: method::QUERY_STORAGE_AT,
-                        reason: format!(
-                            "key 0x{} is not a commitment of subnet {netuid}",
-                            hex::encode(&key)
-                        ),
-                    })?;
-                let value = unhex(method::QUERY_STORAGE_AT, &value)?;
-                commitments.push((hotkey, runtime.decode_commitment(&value)?));
-            }
+        for (key, value) in keys.iter().zip(values) {
+            let Some(value) = value else { continue };
+            let key = unhex(method::KEYS_PAGED, key)?;
+            let hotkey = runtime
+                .hotkey_of_commitment_key(netuid, &key)
+                .ok_or_else(|| SubtensorError::Unexpected {
+                    method: method::KEYS_PAGED,
+                    reason: format!(
+                        "key 0x{} is not a commitment of subnet {netuid}",
+                        hex::encode(&key)
+                    ),
+                })?;
+            commitments.push((hotkey, runtime.decode_commitment(&value)?));
         }
         Ok(commitments)
     }
@@ -432,12 +432,8 @@ impl SubtensorClient {
     pub async fn events(&self, at: H256) -> Result<Vec<EventRecord>, SubtensorError> {
         let runtime = self.runtime();
         let key = runtime.storage_key("System", "Events", Vec::new())?;
-        let answer: Option<String> = self
-            .rpc
-            .call(method::STORAGE, json!([hex_param(&key), at]))
-            .await?;
-        match answer {
-            Some(answer) => Ok(runtime.decode_events(&unhex(method::STORAGE, &answer)?)?),
+        match self.raw_storage(&key, at).await? {
+            Some(bytes) => Ok(runtime.decode_events(&bytes)?),
             None => Ok(Vec::new()),
         }
     }
