@@ -203,8 +203,11 @@ impl RegisteredCallers {
                             rate.observe(m.block, std::time::Instant::now());
                             rate.block_time()
                         });
-                        let wanted = block_time
-                            .map_or(interval, |t| t.clamp(ON_DEMAND_MIN_INTERVAL, interval));
+                        // Never slower than `interval`, never faster than the on-demand
+                        // minimum unless `interval` itself is shorter (`clamp` needs min ≤ max).
+                        let wanted = block_time.map_or(interval, |t| {
+                            t.clamp(ON_DEMAND_MIN_INTERVAL.min(interval), interval)
+                        });
                         if wanted != period {
                             period = wanted;
                             ticker = tokio::time::interval(period);
