@@ -67,19 +67,17 @@ pub struct ServeArgs {
     #[arg(long = "axon.external-ip", env = "BT_AXON_EXTERNAL_IP")]
     pub axon_external_ip: Option<IpAddr>,
 
-    /// Subnet the miner is registered on.
-    #[arg(long = "netuid", env = "BT_NETUID", default_value_t = 1)]
-    pub netuid: u16,
-
-    /// Chain JSON-RPC endpoint, used to check that callers are registered on the subnet.
-    #[arg(long = "chain.url", env = "BT_CHAIN_URL")]
-    pub chain_url: Option<String>,
+    /// The chain callers are checked against (registration, validator permits), where the
+    /// axon is published and the commitment checked.
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub chain: subnet_common::cli::ChainArgs,
 
     /// Serve without a chain: any caller with a valid signature is accepted. For local tests only.
     #[arg(
         long = "insecure-no-chain",
         env = "MINER_INSECURE_NO_CHAIN",
-        conflicts_with = "chain_url"
+        conflicts_with_all = ["network", "chain_endpoint", "chain_url"]
     )]
     pub insecure_no_chain: bool,
 

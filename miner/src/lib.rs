@@ -61,27 +61,29 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
                 .await?;
         (app, None)
     } else {
-        let url = args.chain_url.as_deref().context(
-            "no chain to check callers against: pass --chain.url <URL> (the subnet's chain) or, for local tests only, --insecure-no-chain",
-        )?;
-        let chain = std::sync::Arc::new(
-            subnet_common::chain::client::DevChainClient::new(url)
-                .with_context(|| format!("--chain.url {url:?}"))?,
-        );
+        if !args.chain.is_given() {
+            anyhow::bail!(
+                "no chain to check callers against: pass --subtensor.network <finney|test|local|URL> \
+                 or --subtensor.chain_endpoint <URL> (--chain.url <URL>), or, for local tests \
+                 only, --insecure-no-chain"
+            );
+        }
+        let chain = std::sync::Arc::new(commands::chain::connect_waiting(&args.chain).await?);
+        let url = chain.url().to_owned();
         let callers = chain_auth::RegisteredCallers::start(
             std::sync::Arc::clone(&chain),
-            args.netuid,
+            args.chain.netuid,
             chain_auth::REFRESH_INTERVAL,
         )
         .await
         .with_context(|| {
             format!(
                 "while reading subnet {} from the chain at {url}",
-                args.netuid
+                args.chain.netuid
             )
         })?;
         if !callers.snapshot().registered.contains(&hotkey) {
-            tracing::warn!(hotkey = %hotkey, netuid = args.netuid, "this miner's hotkey is not registered on the subnet yet");
+            tracing::warn!(hotkey = %hotkey, netuid = args.chain.netuid, "this miner's hotkey is not registered on the subnet yet");
         }
         let labeling = connect_labeling(&args, std::sync::Arc::new(callers.clone())).await?;
         let app =
@@ -91,7 +93,7 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
     let addr = app
         .local_addr()
         .context("while reading the bound address")?;
-    tracing::info!(%addr, hotkey = %hotkey, netuid = args.netuid, "miner serving");
+    tracing::info!(%addr, hotkey = %hotkey, netuid = args.chain.netuid, "miner serving");
     if let Some(chain) = chain {
         let ip = commands::chain::external_ip(args.axon_external_ip, args.axon_ip);
         if let Some(warning) = commands::chain::loopback_warning(ip, args.axon_ip) {
@@ -102,13 +104,13 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
                 std::sync::Arc::clone(&chain),
                 artifact.commitment(&hotkey),
                 hotkey,
-                args.netuid,
+                args.chain.netuid,
             );
         }
         spawn_axon_publication(
             chain,
             axon_signer,
-            args.netuid,
+            args.chain.netuid,
             SocketAddr::new(ip, addr.port()),
         );
     }

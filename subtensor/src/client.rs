@@ -8,7 +8,7 @@
 //! [`SubtensorClient::refresh_runtime`] reads them again when the runtime was upgraded. Reads
 //! take the block hash they are pinned to, so a set of reads sees one state.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -18,6 +18,7 @@ use subnet_common::keys::AccountId;
 use subxt_core::ext::scale_decode::DecodeAsType;
 use subxt_core::ext::scale_value::Value;
 
+use crate::chain::Inclusions;
 use crate::extrinsic::SignedExtrinsic;
 use crate::reads::{EventRecord, NeuronLite, StoredCommitment, SubnetHyperparams};
 use crate::runtime::{Runtime, RuntimeError};
@@ -86,6 +87,8 @@ pub fn endpoint_url(network: &str) -> Result<String, ChainClientError> {
 pub struct SubtensorClient {
     rpc: JsonRpcHttp,
     runtime: RwLock<Arc<Runtime>>,
+    /// What the inclusion search has read and is looking for (`crate::chain`).
+    inclusions: Mutex<Inclusions>,
 }
 
 /// `state_getRuntimeVersion`'s answer, as far as the client needs it.
@@ -141,7 +144,18 @@ impl SubtensorClient {
         Ok(Self {
             rpc,
             runtime: RwLock::new(Arc::new(runtime)),
+            inclusions: Mutex::new(Inclusions::default()),
         })
+    }
+
+    /// The JSON-RPC transport.
+    pub(crate) fn rpc(&self) -> &JsonRpcHttp {
+        &self.rpc
+    }
+
+    /// The inclusion search's state.
+    pub(crate) fn inclusion_state(&self) -> &Mutex<Inclusions> {
+        &self.inclusions
     }
 
     /// The node's URL.
@@ -177,14 +191,7 @@ impl SubtensorClient {
 
     /// The best block: its number and hash.
     pub async fn head(&self) -> Result<(u64, H256), SubtensorError> {
-        let header: Header = self.rpc.call(method::HEADER, json!([])).await?;
-        let number =
-            u64::from_str_radix(header.number.trim_start_matches("0x"), 16).map_err(|e| {
-                SubtensorError::Unexpected {
-                    method: method::HEADER,
-                    reason: format!("block number {:?}: {e}", header.number),
-                }
-            })?;
+        let number = self.best_number().await?;
         let hash = self
             .block_hash(number)
             .await?
@@ -193,6 +200,17 @@ impl SubtensorClient {
                 reason: format!("no hash for the head, block {number}"),
             })?;
         Ok((number, hash))
+    }
+
+    /// The best block's number.
+    pub async fn best_number(&self) -> Result<u64, SubtensorError> {
+        let header: Header = self.rpc.call(method::HEADER, json!([])).await?;
+        u64::from_str_radix(header.number.trim_start_matches("0x"), 16).map_err(|e| {
+            SubtensorError::Unexpected {
+                method: method::HEADER,
+                reason: format!("block number {:?}: {e}", header.number),
+            }
+        })
     }
 
     /// The hash of block `number`, `None` when the node has no such block.

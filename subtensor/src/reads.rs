@@ -10,7 +10,7 @@ use subnet_common::chain::types::{AxonInfo, NeuronInfo};
 use subnet_common::keys::AccountId;
 use subxt_core::config::SubstrateConfig;
 use subxt_core::ext::scale_decode::{self, DecodeAsType};
-use subxt_core::ext::scale_value::Value;
+use subxt_core::ext::scale_value::{Composite, Primitive, Value, ValueDef};
 use subxt_core::utils::AccountId32;
 
 use crate::runtime::{Runtime, RuntimeError};
@@ -184,7 +184,6 @@ struct CommitmentInfo {
 
 /// The bytes of a `Data::Raw{n}` value; `None` for any other kind of field.
 fn raw_bytes(field: &Value) -> Option<Vec<u8>> {
-    use subxt_core::ext::scale_value::{Composite, Primitive, ValueDef};
     let ValueDef::Variant(variant) = &field.value else {
         return None;
     };
@@ -214,15 +213,21 @@ pub struct EventRecord {
     pub pallet: String,
     /// The event, as the metadata names it.
     pub name: String,
+    /// For `System.ExtrinsicFailed`: the dispatch error, as `Pallet.Error` for a module's error
+    /// (`SubtensorModule.SettingWeightsTooFast`) or the variant's name otherwise (`BadOrigin`).
+    pub error: Option<String>,
 }
 
 /// How an extrinsic of a block ended, from its events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// `System.ExtrinsicSuccess`.
     Success,
-    /// `System.ExtrinsicFailed`.
-    Failed,
+    /// `System.ExtrinsicFailed`, with the dispatch error.
+    Failed {
+        /// The chain's reason ([`EventRecord::error`]).
+        error: String,
+    },
 }
 
 /// How the extrinsic at `index` ended, from its block's events; `None` when neither event is
@@ -233,7 +238,12 @@ pub fn outcome_of(events: &[EventRecord], index: u32) -> Option<Outcome> {
         .filter(|e| e.extrinsic_index == Some(index) && e.pallet == "System")
         .find_map(|e| match e.name.as_str() {
             "ExtrinsicSuccess" => Some(Outcome::Success),
-            "ExtrinsicFailed" => Some(Outcome::Failed),
+            "ExtrinsicFailed" => Some(Outcome::Failed {
+                error: e
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "unknown dispatch error".into()),
+            }),
             _ => None,
         })
 }
@@ -279,6 +289,17 @@ impl Runtime {
         };
         let bytes = bytes.unwrap_or_else(|| found.default_bytes());
         decode_all(bytes, ty, metadata).map_err(|e| read_error(pallet, entry, e))
+    }
+
+    /// The runtime constant `pallet.name` (a `Config` value the metadata carries), as `T`.
+    pub fn constant<T: DecodeAsType>(&self, pallet: &str, name: &str) -> Result<T, RuntimeError> {
+        let metadata = &self.state.metadata;
+        let constant = metadata
+            .pallet_by_name(pallet)
+            .and_then(|p| p.constant_by_name(name))
+            .ok_or_else(|| read_error(pallet, name, "no such constant"))?;
+        decode_all(constant.value(), constant.ty(), metadata)
+            .map_err(|e| read_error(pallet, name, e))
     }
 
     /// `state_call`'s method name (`Api_method`) and SCALE arguments for a runtime API call.
@@ -367,6 +388,15 @@ impl Runtime {
             .iter()
             .map(|event| {
                 let event = event.map_err(|e| read_error("System", "Events", e))?;
+                let error = (event.pallet_name() == "System"
+                    && event.variant_name() == "ExtrinsicFailed")
+                    .then(|| {
+                        let fields = event
+                            .field_values()
+                            .map_err(|e| read_error("System", "Events", e))?;
+                        Ok::<_, RuntimeError>(self.dispatch_error(&fields))
+                    })
+                    .transpose()?;
                 Ok(EventRecord {
                     extrinsic_index: match event.phase() {
                         subxt_core::events::Phase::ApplyExtrinsic(index) => Some(index),
@@ -374,9 +404,48 @@ impl Runtime {
                     },
                     pallet: event.pallet_name().to_owned(),
                     name: event.variant_name().to_owned(),
+                    error,
                 })
             })
             .collect()
+    }
+
+    /// The name of `ExtrinsicFailed`'s dispatch error: `Pallet.Error` for `Module { index,
+    /// error }` (looked up in the metadata), else the variant's own name.
+    fn dispatch_error(&self, fields: &Composite<u32>) -> String {
+        let Some(ValueDef::Variant(variant)) = fields.values().next().map(|v| &v.value) else {
+            return "unreadable dispatch error".into();
+        };
+        if variant.name != "Module" {
+            return variant.name.clone();
+        }
+        let byte = |value: &Value<u32>| match &value.value {
+            ValueDef::Primitive(Primitive::U128(b)) => u8::try_from(*b).ok(),
+            _ => None,
+        };
+        let module = variant.values.values().next().and_then(|m| match &m.value {
+            ValueDef::Composite(c) => {
+                let mut parts = c.values();
+                let index = parts.next().and_then(byte)?;
+                let error = match &parts.next()?.value {
+                    ValueDef::Composite(bytes) => bytes.values().next().and_then(byte)?,
+                    _ => return None,
+                };
+                Some((index, error))
+            }
+            _ => None,
+        });
+        let Some((index, error)) = module else {
+            return "Module".into();
+        };
+        let metadata = &self.state.metadata;
+        match metadata.pallet_by_index(index) {
+            Some(pallet) => match pallet.error_variant_by_index(error) {
+                Some(variant) => format!("{}.{}", pallet.name(), variant.name),
+                None => format!("{}.error#{error}", pallet.name()),
+            },
+            None => format!("pallet#{index}.error#{error}"),
+        }
     }
 }
 

@@ -1,7 +1,11 @@
 //! Command line of the `validator` binary. Every flag can also come from an environment variable.
 
 use clap::{Args, Parser, Subcommand};
-use subnet_common::{cli::WalletArgs, keys::AccountId, telemetry::LogFormat};
+use subnet_common::{
+    cli::{ChainArgs, WalletArgs},
+    keys::AccountId,
+    telemetry::LogFormat,
+};
 
 /// A validator of the subnet: scores miners and sets weights on chain.
 #[derive(Debug, Parser)]
@@ -51,20 +55,13 @@ pub enum Command {
 /// `validator run`: the epoch loop.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Subnet to validate.
-    #[arg(long, env = "BT_NETUID", default_value_t = 1)]
-    pub netuid: u16,
-
     #[command(flatten)]
     pub wallet: WalletArgs,
 
-    /// The chain's JSON-RPC endpoint.
-    #[arg(
-        long = "chain.url",
-        env = "BT_CHAIN_URL",
-        default_value = "http://127.0.0.1:9944"
-    )]
-    pub chain_url: String,
+    /// The chain: `--subtensor.network`, `--subtensor.chain_endpoint` (or `--chain.url`) and
+    /// `--netuid`, the subnet to validate.
+    #[command(flatten)]
+    pub chain: ChainArgs,
 
     /// How often the chain head is polled while waiting for a block, in milliseconds.
     #[arg(
@@ -289,9 +286,10 @@ pub struct ExportPreferencesArgs {
 /// `validator dashboard`: the dashboard alone, on a database the epoch loop fills.
 #[derive(Debug, Clone, Args)]
 pub struct DashboardArgs {
-    /// Subnet shown.
-    #[arg(long, env = "BT_NETUID", default_value_t = 1)]
-    pub netuid: u16,
+    /// The chain to show head, lag and emissions from (none shown without a chain flag), and
+    /// `--netuid`, the subnet shown.
+    #[command(flatten)]
+    pub chain: ChainArgs,
 
     /// Postgres URL (migrations are applied at start).
     #[arg(long = "db.url", env = "DATABASE_URL")]
@@ -304,10 +302,6 @@ pub struct DashboardArgs {
     /// Port to listen on (0 picks a free one and logs it).
     #[arg(long = "http.port", env = "BT_HTTP_PORT", default_value_t = 8080)]
     pub http_port: u16,
-
-    /// Chain JSON-RPC endpoint to show head, lag and emissions from (not shown when absent).
-    #[arg(long = "chain.url", env = "BT_CHAIN_URL")]
-    pub chain_url: Option<String>,
 
     /// Seconds between two reads of the chain.
     #[arg(long = "chain.poll-secs", default_value_t = 6)]
@@ -350,20 +344,12 @@ pub struct VerifyArgs {
 /// `validator doctor`: everything a validator needs, checked once.
 #[derive(Debug, Clone, Args)]
 pub struct DoctorArgs {
-    /// Subnet.
-    #[arg(long, env = "BT_NETUID", default_value_t = 1)]
-    pub netuid: u16,
-
     #[command(flatten)]
     pub wallet: WalletArgs,
 
-    /// The chain's JSON-RPC endpoint.
-    #[arg(
-        long = "chain.url",
-        env = "BT_CHAIN_URL",
-        default_value = "http://127.0.0.1:9944"
-    )]
-    pub chain_url: String,
+    /// The chain and subnet to check.
+    #[command(flatten)]
+    pub chain: ChainArgs,
 
     /// Postgres URL.
     #[arg(long = "db.url", env = "DATABASE_URL")]

@@ -9,8 +9,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use subnet_common::chain::client::{ChainClient, ClientOptions, DevChainClient};
+use subnet_common::chain::client::{ChainClient, ChainClientError, ClientOptions};
 use subnet_common::keys::AccountId;
+use subnet_subtensor::AnyChain;
 
 use crate::cli::DoctorArgs;
 use crate::db;
@@ -81,9 +82,26 @@ async fn chain_checks(args: &DoctorArgs, hotkey: Option<&AccountId>) -> Vec<Chec
         connect_timeout: Duration::from_secs(3),
         ..ClientOptions::default()
     };
-    let client = match DevChainClient::with_options(&args.chain_url, options) {
+    let endpoint = args.chain.endpoint();
+    let client = match AnyChain::connect(endpoint, options).await {
         Ok(client) => client,
-        Err(e) => return vec![Check::new("chain", Verdict::Fail, e.to_string())],
+        Err(e @ ChainClientError::BadUrl { .. }) => {
+            return vec![Check::new("chain", Verdict::Fail, e.to_string())];
+        }
+        Err(e) => {
+            return vec![
+                Check::new(
+                    "chain",
+                    Verdict::Fail,
+                    format!("{endpoint} unreachable: {e}"),
+                ),
+                Check::new(
+                    "registration",
+                    Verdict::Fail,
+                    "not checked: the chain is unreachable",
+                ),
+            ];
+        }
     };
     let head = match client.head().await {
         Ok(head) => head,
@@ -92,7 +110,7 @@ async fn chain_checks(args: &DoctorArgs, hotkey: Option<&AccountId>) -> Vec<Chec
                 Check::new(
                     "chain",
                     Verdict::Fail,
-                    format!("{} unreachable: {e}", args.chain_url),
+                    format!("{endpoint} unreachable: {e}"),
                 ),
                 Check::new(
                     "registration",
@@ -113,8 +131,9 @@ async fn chain_checks(args: &DoctorArgs, hotkey: Option<&AccountId>) -> Vec<Chec
             Verdict::Fail
         },
         format!(
-            "{} at block {}, head is {lag:.1} s old (limit {max} s)",
-            args.chain_url, head.number
+            "{} {endpoint} at block {}, head is {lag:.1} s old (limit {max} s)",
+            client.kind(),
+            head.number
         ),
     )];
     out.push(if -lag <= max {
@@ -141,26 +160,26 @@ async fn chain_checks(args: &DoctorArgs, hotkey: Option<&AccountId>) -> Vec<Chec
         ));
         return out;
     };
-    out.push(match client.metagraph(args.netuid).await {
+    out.push(match client.metagraph(args.chain.netuid).await {
         Err(e) => Check::new("registration", Verdict::Fail, e.to_string()),
         Ok(metagraph) => match metagraph.neurons.iter().find(|n| &n.hotkey == hotkey) {
             None => Check::new(
                 "registration",
                 Verdict::Fail,
-                format!("{hotkey} is not registered on subnet {}", args.netuid),
+                format!("{hotkey} is not registered on subnet {}", args.chain.netuid),
             ),
             Some(n) if !n.validator_permit => Check::new(
                 "registration",
                 Verdict::Warn,
                 format!(
                     "uid {} on subnet {} but no validator permit yet (stake {} rao): weights will not count",
-                    n.uid, args.netuid, n.stake
+                    n.uid, args.chain.netuid, n.stake
                 ),
             ),
             Some(n) => Check::new(
                 "registration",
                 Verdict::Pass,
-                format!("uid {} on subnet {} with a validator permit", n.uid, args.netuid),
+                format!("uid {} on subnet {} with a validator permit", n.uid, args.chain.netuid),
             ),
         },
     });

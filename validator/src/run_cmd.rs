@@ -13,10 +13,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use subnet_common::btauth::SignedClient;
-use subnet_common::chain::client::DevChainClient;
+use subnet_common::chain::client::ClientOptions;
 use subnet_model::backend::select;
 use subnet_model::competition::CompetitionFile;
 use subnet_model::data::Limits;
+use subnet_subtensor::AnyChain;
 
 use crate::cli::RunArgs;
 use crate::db;
@@ -33,13 +34,13 @@ use crate::tracks::model::{ModelTrack, TrackSettings};
 /// The resolved configuration, as `--dump-config` prints it (the database password redacted).
 pub fn config_json(args: &RunArgs) -> serde_json::Value {
     serde_json::json!({
-        "netuid": args.netuid,
+        "netuid": args.chain.netuid,
         "wallet": {
             "path": args.wallet.path,
             "name": args.wallet.name,
             "hotkey": args.wallet.hotkey,
         },
-        "chain": { "url": args.chain_url, "poll_ms": args.chain_poll_ms },
+        "chain": { "endpoint": args.chain.endpoint(), "poll_ms": args.chain_poll_ms },
         "db": { "url": db::redact(&args.db_url) },
         "device": args.device.to_string(),
         "competition": args.competition,
@@ -109,8 +110,9 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         .load_hotkey()
         .context("while loading the hotkey")?;
     let chain = Arc::new(
-        DevChainClient::new(&args.chain_url)
-            .with_context(|| format!("--chain.url {}", args.chain_url))?,
+        AnyChain::connect_waiting(args.chain.endpoint(), ClientOptions::default())
+            .await
+            .with_context(|| format!("the chain at {:?}", args.chain.endpoint()))?,
     );
     let pool = db::connect(&args.db_url)
         .await
@@ -159,7 +161,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         Arc::clone(&chain),
         Duration::from_millis(args.chain_poll_ms.max(10)),
     );
-    let mut config = ServiceConfig::new(args.netuid);
+    let mut config = ServiceConfig::new(args.chain.netuid);
     config.ema_alpha = args.ema_alpha;
     if let Some(key) = args.version_key {
         config.version_key = key;
@@ -170,7 +172,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         crate::web::start(
             pool.clone(),
             Arc::clone(&chain),
-            args.netuid,
+            args.chain.netuid,
             Some(hotkey.account_id().to_ss58()),
             addr,
             Duration::from_secs(6),
@@ -179,9 +181,10 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
         .with_context(|| format!("while starting the dashboard on --http.port {port}"))?;
     }
     tracing::info!(
-        netuid = args.netuid,
+        netuid = args.chain.netuid,
         hotkey = %hotkey.account_id(),
-        chain = %args.chain_url,
+        chain = chain.url(),
+        chain_kind = chain.kind(),
         competition = %competition.competition.id,
         labels = labels.is_some(),
         "validator starting"

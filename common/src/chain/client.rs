@@ -2,7 +2,9 @@
 //! implementation over the dev chain's JSON-RPC ([`super::rpc`]).
 //!
 //! The trait is generic-friendly (`impl Future + Send` returns), so callers write
-//! `async fn run<C: ChainClient>(chain: &C)`; a Subtensor client can implement it later.
+//! `async fn run<C: ChainClient>(chain: &C)`. The Subtensor client (`subnet_subtensor`)
+//! implements it too: an extrinsic is prepared by the client, in its chain's own encoding, and
+//! handed back as bytes and hash ([`PreparedTx`]), so a caller can record the hash before sending.
 
 use std::future::Future;
 use std::sync::OnceLock;
@@ -93,6 +95,14 @@ pub enum ChainClientError {
         /// The chain's reason.
         error: String,
     },
+    /// This chain has no such call (e.g. dev-chain administration sent to Subtensor).
+    #[error("{call} is not a call this chain accepts: {reason}")]
+    Unsupported {
+        /// The call's name.
+        call: &'static str,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// The extrinsic was not included in time.
     #[error("extrinsic {tx} was not included within {waited:?}")]
     InclusionTimeout {
@@ -130,6 +140,20 @@ pub struct Inclusion {
     pub block_hash: H256,
     /// Position inside the block.
     pub index: u32,
+}
+
+/// A signed extrinsic in one chain's encoding, not yet sent: what [`ChainClient::prepare`]
+/// returns and [`ChainClient::submit_prepared`] sends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedTx {
+    /// The call's name, for logs.
+    pub call: &'static str,
+    /// The signer's nonce it carries.
+    pub nonce: u64,
+    /// The encoded extrinsic.
+    pub bytes: Vec<u8>,
+    /// The hash the chain knows it by.
+    pub hash: H256,
 }
 
 /// What the miner and validator need from a chain.
@@ -178,32 +202,42 @@ pub trait ChainClient: Send + Sync {
         account: &AccountId,
     ) -> impl Future<Output = Result<AccountInfo, ChainClientError>> + Send;
 
-    /// Signs `call` with `signer` at its next nonce for this chain and submits it; returns the
-    /// extrinsic hash once the chain has accepted it into its queue.
+    /// Signs `call` with `signer` at its next nonce (counting extrinsics still queued) in this
+    /// chain's encoding; nothing is sent.
+    fn prepare(
+        &self,
+        call: Call,
+        signer: &Keypair,
+    ) -> impl Future<Output = Result<PreparedTx, ChainClientError>> + Send;
+
+    /// Sends a prepared extrinsic; returns its hash once the chain has accepted it into its queue.
+    fn submit_prepared(
+        &self,
+        tx: &PreparedTx,
+    ) -> impl Future<Output = Result<H256, ChainClientError>> + Send;
+
+    /// Prepares `call` signed by `signer` and sends it; returns the extrinsic hash once queued.
     fn submit(
         &self,
         call: Call,
         signer: &Keypair,
-    ) -> impl Future<Output = Result<H256, ChainClientError>> + Send;
-
-    /// The nonce the next extrinsic of `account` must carry, counting extrinsics still queued.
-    fn account_next_nonce(
-        &self,
-        account: &AccountId,
-    ) -> impl Future<Output = Result<u64, ChainClientError>> + Send;
-
-    /// Submits an extrinsic the caller signed itself, e.g. one whose hash it recorded before
-    /// sending so that a crash cannot lose track of it; returns the hash once queued.
-    fn submit_extrinsic(
-        &self,
-        extrinsic: &SignedExtrinsic,
-    ) -> impl Future<Output = Result<H256, ChainClientError>> + Send;
+    ) -> impl Future<Output = Result<H256, ChainClientError>> + Send {
+        async move {
+            let tx = self.prepare(call, signer).await?;
+            self.submit_prepared(&tx).await
+        }
+    }
 
     /// Where the extrinsic `tx` is now.
     fn tx_status(
         &self,
         tx: H256,
     ) -> impl Future<Output = Result<TxStatus, ChainClientError>> + Send;
+
+    /// How often [`ChainClient::wait_for_inclusion`] asks (a remote node is asked less often).
+    fn inclusion_poll_interval(&self) -> Duration {
+        INCLUSION_POLL_INTERVAL
+    }
 
     /// Polls [`ChainClient::tx_status`] until `tx` is included, fails, is dropped or `timeout` passes.
     fn wait_for_inclusion(
@@ -237,7 +271,7 @@ pub trait ChainClient: Send + Sync {
                 if waited >= timeout {
                     return Err(ChainClientError::InclusionTimeout { tx, waited });
                 }
-                tokio::time::sleep(INCLUSION_POLL_INTERVAL.min(timeout - waited)).await;
+                tokio::time::sleep(self.inclusion_poll_interval().min(timeout - waited)).await;
             }
         }
     }
@@ -482,26 +516,25 @@ impl ChainClient for DevChainClient {
             .await
     }
 
-    async fn submit(&self, call: Call, signer: &Keypair) -> Result<H256, ChainClientError> {
+    async fn prepare(&self, call: Call, signer: &Keypair) -> Result<PreparedTx, ChainClientError> {
         let genesis = self.genesis_hash().await?;
         let nonce = self.next_nonce(&signer.account_id()).await?;
-        let extrinsic = SignedExtrinsic::sign(call, nonce, &genesis.0, signer);
-        self.submit_raw(&extrinsic.encode()).await
+        let name = call.name();
+        let bytes = SignedExtrinsic::sign(call, nonce, &genesis.0, signer).encode();
+        Ok(PreparedTx {
+            call: name,
+            nonce,
+            hash: H256(Sha256::digest(&bytes).into()),
+            bytes,
+        })
+    }
+
+    async fn submit_prepared(&self, tx: &PreparedTx) -> Result<H256, ChainClientError> {
+        self.submit_raw(&tx.bytes).await
     }
 
     async fn tx_status(&self, tx: H256) -> Result<TxStatus, ChainClientError> {
         self.call(method::EXTRINSIC_STATUS, json!([tx])).await
-    }
-
-    async fn account_next_nonce(&self, account: &AccountId) -> Result<u64, ChainClientError> {
-        self.next_nonce(account).await
-    }
-
-    async fn submit_extrinsic(
-        &self,
-        extrinsic: &SignedExtrinsic,
-    ) -> Result<H256, ChainClientError> {
-        self.submit_raw(&extrinsic.encode()).await
     }
 }
 

@@ -13,5 +13,6 @@ pub mod types;
 
 pub use client::{
     ChainClient, ChainClientError, ClientOptions, DevChainClient, Inclusion, JsonRpcHttp,
+    PreparedTx,
 };
 pub use rpc::{H256, HeaderView, TxStatus};

@@ -16,13 +16,15 @@ use anyhow::{Context, bail};
 use clap::Args;
 use subnet_common::{
     chain::{
-        client::{ChainClient, DevChainClient, Inclusion},
+        client::{ChainClient, ChainClientError, ClientOptions, Inclusion},
         types::{AxonInfo, Call, NetUid, NeuronInfo, Uid},
     },
-    cli::WalletArgs,
+    cli::{ChainArgs, WalletArgs},
     keys::{AccountId, Keypair},
     protocol::{CommitmentError, ModelCommitment},
 };
+
+use subnet_subtensor::AnyChain;
 
 use crate::artifact::{Artifact, DEFAULT_COMPETITION};
 
@@ -31,14 +33,9 @@ pub const AXON_PROTOCOL_HTTP: u8 = 0;
 
 /// Where the chain is and how long to wait for a block.
 #[derive(Debug, Clone, Args)]
-pub struct ChainArgs {
-    /// Chain JSON-RPC endpoint.
-    #[arg(long = "chain.url", env = "BT_CHAIN_URL")]
-    pub chain_url: String,
-
-    /// Subnet to act on.
-    #[arg(long = "netuid", env = "BT_NETUID", default_value_t = 1)]
-    pub netuid: NetUid,
+pub struct ChainTxArgs {
+    #[command(flatten)]
+    pub chain: ChainArgs,
 
     /// Seconds to wait for the extrinsic to be included in a block.
     #[arg(
@@ -49,16 +46,61 @@ pub struct ChainArgs {
     pub wait_secs: u64,
 }
 
-impl ChainArgs {
-    /// A client for `--chain.url`.
-    pub fn client(&self) -> anyhow::Result<DevChainClient> {
-        DevChainClient::new(&self.chain_url)
-            .with_context(|| format!("--chain.url {:?}", self.chain_url))
+impl ChainTxArgs {
+    /// A client for the chain the flags name (the dev chain or a Subtensor node).
+    pub async fn client(&self) -> anyhow::Result<AnyChain> {
+        connect(&self.chain).await
+    }
+
+    /// The subnet.
+    pub fn netuid(&self) -> NetUid {
+        self.chain.netuid
     }
 
     fn wait(&self) -> Duration {
         Duration::from_secs(self.wait_secs)
     }
+}
+
+/// Connects to the chain `args` name; the error names the endpoint and the flag.
+pub async fn connect(args: &ChainArgs) -> anyhow::Result<AnyChain> {
+    report(
+        args,
+        AnyChain::connect(args.endpoint(), ClientOptions::default()).await,
+    )
+}
+
+/// Like [`connect`], waiting for a chain that does not answer yet (see
+/// [`AnyChain::connect_waiting`]).
+pub async fn connect_waiting(args: &ChainArgs) -> anyhow::Result<AnyChain> {
+    report(
+        args,
+        AnyChain::connect_waiting(args.endpoint(), ClientOptions::default()).await,
+    )
+}
+
+fn report(
+    args: &ChainArgs,
+    connected: Result<AnyChain, ChainClientError>,
+) -> anyhow::Result<AnyChain> {
+    let (endpoint, flag) = (args.endpoint(), args.flag());
+    let chain = match connected {
+        Ok(chain) => chain,
+        Err(error @ ChainClientError::BadUrl { .. }) => bail!("{flag} {endpoint:?}: {error}"),
+        Err(error) => {
+            return Err(anyhow::Error::new(error).context(format!(
+                "cannot use the chain at {endpoint:?} ({flag}): is the node running and is it \
+                 the dev chain or a Subtensor node?"
+            )));
+        }
+    };
+    tracing::info!(
+        endpoint,
+        url = chain.url(),
+        kind = chain.kind(),
+        "chain connected"
+    );
+    Ok(chain)
 }
 
 /// `miner register`.
@@ -68,7 +110,7 @@ pub struct RegisterArgs {
     pub wallet: WalletArgs,
 
     #[command(flatten)]
-    pub chain: ChainArgs,
+    pub chain: ChainTxArgs,
 
     /// Pay with the coldkey of this Substrate URI (e.g. `//Alice` on a dev chain) instead of the
     /// wallet's coldkey. The URI is a secret: use it for dev keys only.
@@ -83,7 +125,7 @@ pub struct CommitArgs {
     pub wallet: WalletArgs,
 
     #[command(flatten)]
-    pub chain: ChainArgs,
+    pub chain: ChainTxArgs,
 
     /// The HF-style model directory to commit (hashed exactly as `miner serve` hashes it).
     #[arg(long = "model.dir", env = "MINER_MODEL_DIR")]
@@ -124,7 +166,7 @@ pub async fn run_register(
     args: &RegisterArgs,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<()> {
-    let chain = args.chain.client()?;
+    let chain = args.chain.client().await?;
     let hotkey = args
         .wallet
         .hotkey_account()
@@ -140,11 +182,11 @@ pub async fn run_register(
         &chain,
         &coldkey,
         &hotkey,
-        args.chain.netuid,
+        args.chain.netuid(),
         args.chain.wait(),
     )
     .await?;
-    let netuid = args.chain.netuid;
+    let netuid = args.chain.netuid();
     match registration.inclusion {
         Some(inclusion) => writeln!(
             out,
@@ -222,8 +264,8 @@ pub async fn run_commit(args: &CommitArgs, out: &mut impl std::io::Write) -> any
         )
         .context("while printing the result");
     }
-    let chain = args.chain.client()?;
-    let netuid = args.chain.netuid;
+    let chain = args.chain.client().await?;
+    let netuid = args.chain.netuid();
     let committed = commit(&chain, &hotkey, netuid, commitment, args.chain.wait()).await?;
     let text = String::from_utf8_lossy(&committed.commitment.encode()).into_owned();
     match committed.inclusion {

@@ -348,3 +348,78 @@ async fn serve_publishes_its_axon_and_an_unregistered_hotkey_still_serves() {
     assert!(health.status().is_success());
     child.kill().await.unwrap();
 }
+
+/// The same commands against a Subtensor node (the test node over the SDK's recorded chain),
+/// named as btcli names it: `miner register` pays with `--coldkey-uri`, `miner commit` stores the
+/// model commitment, and `miner serve --chain.url ws://…` publishes the axon; the node checks the
+/// signature, nonce and era of each extrinsic and applies it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_commit_and_serve_reach_a_subtensor_node() {
+    use subnet_subtensor::testnode::{TestNode, recorded_chain};
+    let tmp = tempfile::tempdir().unwrap();
+    let node = TestNode::start(&recorded_chain(), Duration::from_millis(100)).await;
+    let wallet = wallet(&tmp.path().join("wallets"), "//SubMiner", None);
+    let hotkey = Keypair::from_uri("//SubMiner").unwrap().account_id();
+    let alice = Keypair::from_uri("//Alice").unwrap().account_id();
+    let chain_flags = ["--subtensor.chain_endpoint", node.url(), "--netuid", "1"];
+
+    let register = [&["register", "--coldkey-uri", "//Alice"], &chain_flags[..]].concat();
+    let (ok, out, err) = miner(&args(&register, &wallet)).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("as uid 1 in block"), "{out}");
+    let applied = node.applied();
+    assert_eq!(
+        (
+            applied[0].call.as_str(),
+            applied[0].signer,
+            &applied[0].error
+        ),
+        ("SubtensorModule.burned_register", alice, &None)
+    );
+
+    let model = tmp.path().join("model");
+    init_base(&model, "5").await;
+    let commit = [
+        &["commit", "--model.dir", model.to_str().unwrap()],
+        &chain_flags[..],
+    ]
+    .concat();
+    let (ok, out, err) = miner(&args(&commit, &wallet)).await;
+    assert!(ok, "{err}");
+    let served = Artifact::load(&model, DEFAULT_COMPETITION).await.unwrap();
+    let stored = node.commitment(&hotkey).expect("committed");
+    let decoded = ModelCommitment::decode(&stored).expect("a model commitment");
+    assert!(decoded.binds(&hotkey, &served.manifest().manifest_sha256));
+    assert!(
+        out.contains(&format!("model2:{DEFAULT_COMPETITION}")),
+        "{out}"
+    );
+    // The same commitment again is found on chain and not sent.
+    let (ok, out, _) = miner(&args(&commit, &wallet)).await;
+    assert!(ok && out.contains("already the commitment"), "{out}");
+
+    // `--chain.url` is the older name of the endpoint; a ws:// URL is a Subtensor node's.
+    let (mut child, mut logs) = serve(node.url(), &wallet);
+    let serving = log_line(&mut logs, "miner serving").await;
+    let addr: std::net::SocketAddr = serving["fields"]["addr"].as_str().unwrap().parse().unwrap();
+    log_line(&mut logs, "axon published").await;
+    assert_eq!(
+        node.axon(&hotkey),
+        Some((
+            u128::from(u32::from(std::net::Ipv4Addr::LOCALHOST)),
+            addr.port()
+        ))
+    );
+    child.kill().await.unwrap();
+    let calls: Vec<String> = node.applied().into_iter().map(|a| a.call).collect();
+    assert_eq!(
+        calls,
+        [
+            "SubtensorModule.burned_register",
+            "Commitments.set_commitment",
+            "SubtensorModule.serve_axon"
+        ]
+    );
+    assert!(node.refused().is_empty(), "{:?}", node.refused());
+    assert!(node.unknown().is_empty(), "{:?}", node.unknown());
+}

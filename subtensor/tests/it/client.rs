@@ -3,15 +3,17 @@
 //! the head, storage, runtime API answers and events pinned to the recorded block, and submits
 //! an extrinsic the server checks byte for byte.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::{Json, Router, extract::State, routing::post};
 use blake2::Digest;
 use serde_json::{Value as JsonValue, json};
-use subnet_common::chain::{ClientOptions, H256};
+use subnet_common::chain::types::Call;
+use subnet_common::chain::{ChainClient, ChainClientError, ClientOptions, H256, TxStatus};
 use subnet_common::keys::Keypair;
 use subnet_subtensor::reads::{Outcome, outcome_of};
-use subnet_subtensor::{Era, SubtensorCall, SubtensorClient, endpoint_url};
+use subnet_subtensor::{AnyChain, Era, SubtensorCall, SubtensorClient, endpoint_url};
 use subxt_core::ext::scale_value::Value;
 
 use crate::parity::{golden_json, unhex};
@@ -25,6 +27,8 @@ struct Node {
     unknown: Mutex<Vec<String>>,
     /// Storage keys and values (hex) it serves besides the recorded data.
     storage: Vec<(String, String)>,
+    /// The best block's number (the recorded block, 67, unless a test moves it).
+    head: AtomicU64,
 }
 
 impl Node {
@@ -49,7 +53,12 @@ impl Node {
                 Some(_) => Some(JsonValue::Null),
                 None => None,
             },
-            "chain_getHeader" => Some(json!({"number": "0x43"})),
+            "chain_getHeader" => {
+                Some(json!({"number": format!("{:#x}", self.head.load(Ordering::SeqCst))}))
+            }
+            "chain_getBlock" if params.first() == Some(&block["block_hash"]) => {
+                Some(block["raw"].clone())
+            }
             "state_getRuntimeVersion" => Some(json!({
                 "specName": "node-subtensor",
                 "specVersion": network["spec_version"],
@@ -78,10 +87,13 @@ impl Node {
                 if text(0) == events_key() && params[1] == self.golden["events"]["block_hash"] {
                     return Some(self.golden["events"]["raw_hex"].clone());
                 }
-                self.recorded("storage_values")
-                    .iter()
-                    .find(|r| r["key_hex"] == params[0] && r["block_hash"] == params[1])
-                    .map(|r| r["raw_hex"].clone())
+                // Nothing recorded is nothing stored, as a node answers.
+                Some(
+                    self.recorded("storage_values")
+                        .iter()
+                        .find(|r| r["key_hex"] == params[0] && r["block_hash"] == params[1])
+                        .map_or(JsonValue::Null, |r| r["raw_hex"].clone()),
+                )
             }
             "system_accountNextIndex" => Some(json!(7)),
             "state_getKeysPaged" => {
@@ -150,6 +162,7 @@ async fn start_with(storage: Vec<(String, String)>) -> (String, Arc<Node>) {
         submitted: Mutex::new(Vec::new()),
         unknown: Mutex::new(Vec::new()),
         storage,
+        head: AtomicU64::new(67),
     });
     let app = Router::new().route("/", post(rpc)).with_state(node.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -368,6 +381,109 @@ async fn the_metagraph_joins_neurons_with_their_weights_bonds_and_registration()
     assert_eq!(neuron.bonds, [(0, 12)]);
     assert_eq!(neuron.block_at_registration, 42);
     assert_eq!(neuron.stake, 1_000_000_000);
+    assert!(
+        node.unknown.lock().unwrap().is_empty(),
+        "{:?}",
+        node.unknown.lock().unwrap()
+    );
+}
+
+/// What the miner and validator see of a Subtensor node through `ChainClient`: the endpoint is
+/// recognised as Subtensor, the head carries the recorded block's timestamp and extrinsic count,
+/// accounts and hyperparameters read from the recorded state, a recorded extrinsic is found in
+/// its block with its outcome, and one the client prepared is pending until its era ends.
+#[tokio::test]
+async fn the_chain_client_of_a_subtensor_node_reads_state_and_follows_extrinsics() {
+    let (url, node) = start().await;
+    let chain = AnyChain::connect(&url, ClientOptions::default())
+        .await
+        .expect("connect");
+    assert_eq!(chain.kind(), "Subtensor");
+    let block = &node.golden["block"];
+
+    let head = ChainClient::head(&chain).await.expect("head");
+    assert_eq!(head.number, 67);
+    assert_eq!(json!(head.hash), block["block_hash"]);
+    assert_eq!(
+        json!(head.parent_hash),
+        block["raw"]["block"]["header"]["parentHash"]
+    );
+    assert_eq!(
+        head.timestamp, 1_789_516_218_750,
+        "Timestamp.Now as recorded"
+    );
+    assert_eq!(head.extrinsic_count, 3);
+
+    let hp = chain.hyperparameters(1).await.expect("hyperparameters");
+    assert_eq!((hp.tempo, hp.commit_reveal_weights_enabled), (100, true));
+    let alice = Keypair::from_uri("//Alice").expect("key");
+    let account = chain.account(&alice.account_id()).await.expect("account");
+    assert_eq!((account.nonce, account.free), (1, 999_998_999_833_753));
+
+    // The recorded transfer: third extrinsic of block 67, which succeeded.
+    let transfer: H256 =
+        serde_json::from_value(block["decoded_extrinsics"][2]["extrinsic_hash"].clone())
+            .expect("hash");
+    assert_eq!(
+        chain.tx_status(transfer).await.expect("status"),
+        TxStatus::InBlock {
+            block: 67,
+            block_hash: head.hash,
+            index: 2
+        }
+    );
+
+    // An extrinsic the client prepares is mortal from the head: pending while its era lasts,
+    // unknown once no block of its era holds it.
+    let bob = Keypair::from_uri("//Bob").expect("key");
+    let prepared = chain
+        .prepare(
+            Call::Register {
+                netuid: 1,
+                hotkey: bob.account_id(),
+            },
+            &alice,
+        )
+        .await
+        .expect("prepare");
+    assert_eq!((prepared.call, prepared.nonce), ("register", 7));
+    let sent = chain.submit_prepared(&prepared).await.expect("submit");
+    assert_eq!(sent, prepared.hash);
+    assert_eq!(
+        *node.submitted.lock().unwrap(),
+        std::slice::from_ref(&prepared.bytes)
+    );
+    assert_eq!(
+        chain.tx_status(prepared.hash).await.expect("status"),
+        TxStatus::Pending
+    );
+    node.head.store(67 + 65, Ordering::SeqCst);
+    assert_eq!(
+        chain.tx_status(prepared.hash).await.expect("status"),
+        TxStatus::Unknown
+    );
+
+    // Dev-chain administration is btcli's on a real network.
+    let err = chain
+        .prepare(
+            Call::Transfer {
+                dest: bob.account_id(),
+                amount: 1,
+            },
+            &alice,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ChainClientError::Unsupported {
+                call: "transfer",
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(
         node.unknown.lock().unwrap().is_empty(),
         "{:?}",

@@ -3,4 +3,5 @@
 mod client;
 mod parity;
 mod reads;
+mod testnode;
 mod timelock;

@@ -20,29 +20,9 @@ pub(crate) fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `$SUBNET_SUBTENSOR_GOLDEN`, else where `scripts/fetch-subtensor-fixtures.sh` keeps it. Fails
-/// (never skips) with the command that fetches it.
+/// The SDK's recorded chain (see [`subnet_subtensor::testnode::recorded_chain`]).
 pub(crate) fn golden_path() -> PathBuf {
-    let path = std::env::var_os("SUBNET_SUBTENSOR_GOLDEN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let cache = std::env::var_os("SUBNET_CACHE_DIR")
-                .map(PathBuf::from)
-                .or_else(|| {
-                    std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("subnet"))
-                })
-                .or_else(|| {
-                    std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/subnet"))
-                })
-                .expect("HOME is set");
-            cache.join("bittensor-sdist/bittensor-11.3.0/tests/fixtures/golden.json")
-        });
-    assert!(
-        path.is_file(),
-        "{} is missing: run `scripts/fetch-subtensor-fixtures.sh` (or set SUBNET_SUBTENSOR_GOLDEN)",
-        path.display()
-    );
-    path
+    subnet_subtensor::testnode::recorded_chain()
 }
 
 /// A Python with bittensor 11.3.0: `$SUBNET_PYTHON`, else the project's `.venv`.

@@ -288,6 +288,7 @@ fn a_blocks_events_say_how_each_extrinsic_ended() {
             extrinsic_index: e["extrinsic_idx"].as_u64().map(|i| i as u32),
             pallet: e["module_id"].as_str().expect("module").to_owned(),
             name: e["event_id"].as_str().expect("event").to_owned(),
+            error: None,
         })
         .collect();
     assert_eq!(events, sdk);
@@ -391,5 +392,59 @@ fn model_commitments_read_as_the_sdk_writes_them() {
         runtime
             .decode_commitment(&value[..value.len() - 1])
             .is_err()
+    );
+}
+
+/// A failed extrinsic's dispatch error is named as the metadata names it: the SDK encodes
+/// `System.ExtrinsicFailed` with `Module { index: 7, error: SettingWeightsTooFast }` and says
+/// which error that is; the client reads the same name.
+#[test]
+fn a_failed_extrinsic_names_its_module_error_as_the_sdk_does() {
+    let script = r#"
+import json, sys
+from bittensor._transport.codec import RuntimeCodec
+request = json.load(sys.stdin)
+golden = json.load(open(request["golden"]))
+raw = bytes.fromhex(golden["metadata"]["v15_hex"][2:])
+raw = raw[1 + {0: 1, 1: 2, 2: 4}[raw[1] & 3]:]
+codec = RuntimeCodec(raw, spec_version=461, transaction_version=1)
+index = next(i for i in range(256) if codec.module_error(7, i)["name"] == "SettingWeightsTooFast")
+info = {"weight": {"ref_time": 1, "proof_size": 2}, "class": "Normal", "pays_fee": "Yes"}
+events = [
+    {"phase": {"ApplyExtrinsic": 0}, "event": {"System": {"ExtrinsicSuccess": {"dispatch_info": info}}}, "topics": []},
+    {"phase": {"ApplyExtrinsic": 1}, "event": {"System": {"ExtrinsicFailed": {
+        "dispatch_error": {"Module": {"index": 7, "error": "0x%02x000000" % index}},
+        "dispatch_info": info}}}, "topics": []},
+    {"phase": {"ApplyExtrinsic": 2}, "event": {"System": {"ExtrinsicFailed": {
+        "dispatch_error": "BadOrigin", "dispatch_info": info}}}, "topics": []},
+]
+entry = codec.storage_entry("System", "Events")
+print(json.dumps({
+    "events": codec.encode(entry.value_type, events).hex(),
+    "name": codec.module_error(7, index)["name"],
+}))
+"#;
+    let answer: Json = run_python(
+        &["-c".as_ref(), script.as_ref()],
+        &serde_json::json!({ "golden": golden_path() }),
+    );
+    let golden = golden();
+    let runtime = runtime(&golden, true);
+    let events = runtime
+        .decode_events(&unhex(answer["events"].as_str().expect("events")))
+        .expect("events");
+    assert_eq!(answer["name"], "SettingWeightsTooFast");
+    assert_eq!(outcome_of(&events, 0), Some(Outcome::Success));
+    assert_eq!(
+        outcome_of(&events, 1),
+        Some(Outcome::Failed {
+            error: "SubtensorModule.SettingWeightsTooFast".into()
+        })
+    );
+    assert_eq!(
+        outcome_of(&events, 2),
+        Some(Outcome::Failed {
+            error: "BadOrigin".into()
+        })
     );
 }

@@ -26,11 +26,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use subnet_common::chain::client::{ChainClient, ChainClientError, Inclusion};
 use subnet_common::chain::rpc::{H256, TxStatus, code};
-use subnet_common::chain::types::{Call, Hyperparameters, NeuronInfo, SignedExtrinsic};
+use subnet_common::chain::types::{Call, Hyperparameters, NeuronInfo};
 use subnet_common::keys::Keypair;
 
 use super::clock::BlockClock;
@@ -79,9 +78,18 @@ enum Landed {
     No,
 }
 
-/// A chain refusal that goes away by waiting (the chain's own error texts).
+/// A chain refusal that goes away by waiting: the dev chain's texts, and Subtensor's dispatch
+/// errors (`Pallet.Error`) for the same rate limits.
 fn is_transient_refusal(error: &str) -> bool {
-    error.starts_with("setting weights too fast") || error.starts_with("reveal too early")
+    error.starts_with("setting weights too fast")
+        || error.starts_with("reveal too early")
+        || matches!(
+            error,
+            "SubtensorModule.SettingWeightsTooFast"
+                | "SubtensorModule.CommittingWeightsTooFast"
+                | "SubtensorModule.RevealTooEarly"
+                | "SubtensorModule.TxRateLimitExceeded"
+        )
 }
 
 /// Sorts a failed submission into worth-retrying or refused.
@@ -385,23 +393,20 @@ impl<C: ChainClient> WeightSubmitter<C> {
         which: Submission,
         clock: &impl BlockClock,
     ) -> Result<Inclusion, SendError> {
-        let account = self.hotkey.account_id();
-        let nonce = self
+        let head = clock.current_block().await.map_err(classify)?;
+        let prepared = self
             .chain
-            .account_next_nonce(&account)
+            .prepare(call, &self.hotkey)
             .await
             .map_err(classify)?;
-        let genesis = self.chain.genesis_hash().await.map_err(classify)?;
-        let head = clock.current_block().await.map_err(classify)?;
-        let extrinsic = SignedExtrinsic::sign(call, nonce, &genesis.0, &self.hotkey);
-        let tx = H256(Sha256::digest(parity_scale_codec::Encode::encode(&extrinsic)).into());
+        let tx = prepared.hash;
         db::record_submission(&self.pool, row.netuid, row.epoch, which, tx, head).await?;
-        match self.chain.submit_extrinsic(&extrinsic).await {
+        match self.chain.submit_prepared(&prepared).await {
             Ok(_) => {}
             Err(ChainClientError::Rpc { code: c, .. }) if c == code::ALREADY_KNOWN => {}
             Err(error) => return Err(classify(error)),
         }
-        tracing::info!(epoch = row.epoch, call = extrinsic.call.name(), %tx, nonce, "sent");
+        tracing::info!(epoch = row.epoch, call = prepared.call, %tx, nonce = prepared.nonce, "sent");
         if which == Submission::Commit {
             Failpoint::AfterSend.stop_if_configured(self.failpoint)?;
         }

@@ -376,22 +376,27 @@ pub async fn run(args: &crate::cli::DashboardArgs) -> anyhow::Result<()> {
         .context("while connecting to the database")?;
     let metrics = crate::metrics::install().context("while installing the metrics recorder")?;
     let (sender, chain) = watch::channel(ChainStatus {
-        netuid: args.netuid,
+        netuid: args.chain.netuid,
         ..ChainStatus::default()
     });
-    if let Some(url) = &args.chain_url {
-        let client = subnet_common::chain::client::DevChainClient::new(url)
-            .with_context(|| format!("while creating a client for {url}"))?;
+    if args.chain.is_given() {
+        let endpoint = args.chain.endpoint();
+        let client = subnet_subtensor::AnyChain::connect_waiting(
+            endpoint,
+            subnet_common::chain::ClientOptions::default(),
+        )
+        .await
+        .with_context(|| format!("while connecting to the chain at {endpoint:?}"))?;
         tokio::spawn(follow_chain(
             Arc::new(client),
-            args.netuid,
+            args.chain.netuid,
             Duration::from_secs(args.chain_poll_secs.max(1)),
             sender,
         ));
     }
     let state = DashboardState {
         pool,
-        netuid: args.netuid,
+        netuid: args.chain.netuid,
         chain,
         metrics: Some(metrics),
     };

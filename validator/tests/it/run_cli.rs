@@ -10,6 +10,8 @@ fn validator() -> Command {
     for var in [
         "BT_NETUID",
         "BT_CHAIN_URL",
+        "BT_SUBTENSOR_NETWORK",
+        "BT_SUBTENSOR_CHAIN_ENDPOINT",
         "BT_CHAIN_POLL_MS",
         "DATABASE_URL",
         "BT_DEVICE",
@@ -53,7 +55,7 @@ fn dump_config_takes_flags_over_env_over_defaults_and_redacts_the_password() {
     );
     let config: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(config["netuid"], 3);
-    assert_eq!(config["chain"]["url"], "http://flag:9944");
+    assert_eq!(config["chain"]["endpoint"], "http://flag:9944");
     assert_eq!(config["chain"]["poll_ms"], 500);
     assert_eq!(config["scores"]["ema_alpha"], 0.5);
     assert_eq!(config["http"]["port"], 8080);
@@ -64,6 +66,62 @@ fn dump_config_takes_flags_over_env_over_defaults_and_redacts_the_password() {
     assert_eq!(config["cache"]["dir"], "validator-cache");
     assert_eq!(config["weights"]["version_key"], Value::Null);
     assert!(!String::from_utf8_lossy(&output.stdout).contains("hunter2"));
+}
+
+/// The chain flags btcli users know: a network name, an endpoint that wins over it (from a flag
+/// or `BT_SUBTENSOR_*`), `local` when none is given, and `--chain.url` as the older name.
+#[test]
+fn the_chain_is_named_as_btcli_names_it() {
+    let endpoint = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = validator();
+        command
+            .args(["run", "--dump-config", "--db.url", "postgres://db/v"])
+            .args(args);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let output = command.output().expect("run validator");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let config: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        config["chain"]["endpoint"]
+            .as_str()
+            .expect("endpoint")
+            .to_owned()
+    };
+    assert_eq!(endpoint(&[], &[]), "local");
+    assert_eq!(endpoint(&["--subtensor.network", "test"], &[]), "test");
+    assert_eq!(
+        endpoint(
+            &["--subtensor.network", "finney"],
+            &[("BT_SUBTENSOR_CHAIN_ENDPOINT", "wss://lite.example:443")]
+        ),
+        "wss://lite.example:443"
+    );
+    assert_eq!(
+        endpoint(&[], &[("BT_SUBTENSOR_NETWORK", "finney")]),
+        "finney"
+    );
+    // The older flag and the new one name the same thing: both at once is a mistake.
+    let output = validator()
+        .args([
+            "run",
+            "--dump-config",
+            "--db.url",
+            "postgres://db/v",
+            "--chain.url",
+            "http://a:9944",
+            "--subtensor.chain_endpoint",
+            "ws://b:9944",
+        ])
+        .output()
+        .expect("run validator");
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("--chain.url"), "{err}");
 }
 
 #[test]
