@@ -22,7 +22,6 @@ use subnet_common::chain::types::{Call, Hyperparameter, Metagraph, NetUid, Uid, 
 use subnet_common::chain::{ChainClient, DevChainClient};
 use subnet_common::cli::WalletArgs;
 use subnet_common::keys::{AccountId, Keypair};
-use subnet_common::telemetry::LogFormat;
 use tokio::sync::watch;
 
 use crate::node::{Chain, Node};
@@ -35,14 +34,9 @@ use crate::{dev, rpc};
 #[derive(Debug, Parser)]
 #[command(name = "devchain", version, about)]
 pub struct Cli {
-    /// Log format: pretty or json.
-    #[arg(
-        long = "log.format",
-        env = "DEVCHAIN_LOG_FORMAT",
-        default_value = "pretty",
-        global = true
-    )]
-    pub log_format: LogFormat,
+    /// `--log.format`, `--logging.debug`, `--logging.trace`.
+    #[command(flatten)]
+    pub log: subnet_common::cli::LogArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

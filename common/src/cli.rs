@@ -132,6 +132,39 @@ impl ChainArgs {
     }
 }
 
+/// The logging flags of every binary: `--log.format pretty|json` and the SDK's
+/// `--logging.debug` / `--logging.trace`, which raise the project's own logs to that level
+/// (over `RUST_LOG`, which stays the way to tune other crates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Args)]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(
+        long = "log.format",
+        env = "BT_LOG_FORMAT",
+        default_value = "pretty",
+        global = true
+    )]
+    pub format: crate::telemetry::LogFormat,
+    /// The project's logs at debug level.
+    #[arg(long = "logging.debug", global = true)]
+    pub debug: bool,
+    /// The project's logs at trace level.
+    #[arg(long = "logging.trace", global = true)]
+    pub trace: bool,
+}
+
+impl LogArgs {
+    /// Installs the global subscriber (see [`crate::telemetry::init_at`]).
+    pub fn init(&self, default_filter: &str) {
+        let level = match (self.trace, self.debug) {
+            (true, _) => Some("trace"),
+            (false, true) => Some("debug"),
+            (false, false) => None,
+        };
+        crate::telemetry::init_at(self.format, default_filter, level);
+    }
+}
+
 impl WalletArgs {
     /// The wallet these flags name, with `~` expanded.
     pub fn wallet(&self) -> Wallet {

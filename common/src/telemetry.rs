@@ -38,14 +38,42 @@ impl FromStr for LogFormat {
     }
 }
 
+/// The project's crates (library and binary targets), whose level `--logging.debug` and
+/// `--logging.trace` raise.
+const OWN_TARGETS: [&str; 11] = [
+    "subnet_common",
+    "subnet_chain",
+    "subnet_subtensor",
+    "subnet_model",
+    "subnet_miner",
+    "subnet_validator",
+    "subnet_devnet",
+    "devchain",
+    "miner",
+    "validator",
+    "devnet",
+];
+
 /// Installs the global subscriber. `RUST_LOG` overrides `default_filter`.
 /// Logs go to stderr so stdout stays free for command output (`--json`, `query`).
 pub fn init(format: LogFormat, default_filter: &str) {
+    init_at(format, default_filter, None);
+}
+
+/// [`init`], with the project's own crates at `level` (`debug`, `trace`) when given: an explicit
+/// flag, so it wins over `RUST_LOG`.
+pub fn init_at(format: LogFormat, default_filter: &str, level: Option<&str>) {
     // Postgres' notices ("relation _sqlx_migrations already exists, skipping" on every start)
     // say nothing an operator can act on: only their warnings are shown.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::new(format!("{default_filter},sqlx::postgres::notice=warn"))
-    });
+    let quiet = "sqlx::postgres::notice=warn";
+    let filter = match level {
+        Some(level) => {
+            let own: Vec<String> = OWN_TARGETS.iter().map(|t| format!("{t}={level}")).collect();
+            EnvFilter::new(format!("{default_filter},{quiet},{}", own.join(",")))
+        }
+        None => EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new(format!("{default_filter},{quiet}"))),
+    };
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         // Colours only on a terminal: log files and pipes get plain text.

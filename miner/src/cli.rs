@@ -3,20 +3,15 @@
 use std::{net::IpAddr, path::PathBuf};
 
 use clap::{Args, Parser, Subcommand};
-use subnet_common::{cli::WalletArgs, telemetry::LogFormat};
+use subnet_common::cli::WalletArgs;
 
 /// A miner of the subnet: serves its fine-tuned model and RLHF labels to validators.
 #[derive(Debug, Parser)]
 #[command(name = "miner", version, about)]
 pub struct Cli {
-    /// Log line format.
-    #[arg(
-        long = "log.format",
-        env = "BT_LOG_FORMAT",
-        default_value = "pretty",
-        global = true
-    )]
-    pub log_format: LogFormat,
+    /// `--log.format`, `--logging.debug`, `--logging.trace`.
+    #[command(flatten)]
+    pub log: subnet_common::cli::LogArgs,
 
     #[command(subcommand)]
     pub command: Command,

@@ -9,7 +9,7 @@ use subnet_miner::{
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    subnet_common::telemetry::init(cli.log_format, "info,tower_http=info");
+    cli.log.init("info,tower_http=info");
     // Servers hold a descriptor per connection: 1,024 runs out long before the connection cap.
     subnet_common::serve::raise_fd_limit();
     let result = match cli.command {

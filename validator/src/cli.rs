@@ -4,21 +4,15 @@ use clap::{Args, Parser, Subcommand};
 use subnet_common::{
     cli::{ChainArgs, WalletArgs},
     keys::AccountId,
-    telemetry::LogFormat,
 };
 
 /// A validator of the subnet: scores miners and sets weights on chain.
 #[derive(Debug, Parser)]
 #[command(name = "validator", version, about)]
 pub struct Cli {
-    /// Log line format.
-    #[arg(
-        long = "log.format",
-        env = "BT_LOG_FORMAT",
-        default_value = "pretty",
-        global = true
-    )]
-    pub log_format: LogFormat,
+    /// `--log.format`, `--logging.debug`, `--logging.trace`.
+    #[command(flatten)]
+    pub log: subnet_common::cli::LogArgs,
 
     #[command(subcommand)]
     pub command: Command,

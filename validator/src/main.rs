@@ -6,7 +6,7 @@ use subnet_validator::cli::{Cli, Command};
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    subnet_common::telemetry::init(cli.log_format, "info");
+    cli.log.init("info");
     // Servers hold a descriptor per connection: 1,024 runs out long before the connection cap.
     subnet_common::serve::raise_fd_limit();
     let result = match cli.command {

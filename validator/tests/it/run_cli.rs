@@ -241,3 +241,31 @@ fn a_user_error_is_one_line_without_a_backtrace_even_with_rust_backtrace_set() {
         "the cause follows: {stderr}"
     );
 }
+
+/// The SDK's logging flags are taken before or after the subcommand.
+#[test]
+fn logging_flags_are_the_sdks() {
+    for args in [
+        &[
+            "--logging.debug",
+            "run",
+            "--dump-config",
+            "--db.url",
+            "postgres://db/v",
+        ][..],
+        &[
+            "run",
+            "--dump-config",
+            "--db.url",
+            "postgres://db/v",
+            "--logging.trace",
+        ][..],
+    ] {
+        let output = validator().args(args).output().expect("run validator");
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
