@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::json;
-use subnet_common::chain::client::{ChainClient, ChainClientError, ClientOptions, PreparedTx};
+use subnet_common::chain::client::{
+    ChainClient, ChainClientError, ClientOptions, PreparedTx, TimelockedCommit,
+};
 use subnet_common::chain::rpc::{HeaderView, TxStatus, code};
 use subnet_common::chain::types::{
     AccountInfo, Call, Commitment, Hyperparameters, Metagraph, NetUid,
@@ -37,6 +39,7 @@ use crate::calls::SubtensorCall;
 use crate::client::{SubtensorClient, SubtensorError, endpoint_url};
 use crate::extrinsic::Era;
 use crate::reads::{Outcome, outcome_of};
+use crate::timelock::{EpochSchedule, WeightsTlockPayload, encrypt_weights};
 
 /// Blocks an extrinsic the client signs stays valid (about 13 minutes at 12 s a block), as the
 /// SDK signs them.
@@ -44,6 +47,12 @@ pub const ERA_PERIOD: u64 = 64;
 
 /// How often [`ChainClient::wait_for_inclusion`] asks a Subtensor node (blocks come every 12 s).
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The commit–reveal version whose commits are timelocked (`commit_timelocked_weights`).
+pub const TIMELOCK_VERSION: u16 = 4;
+
+/// Seconds per block the reveal round is predicted with, as the SDK predicts it.
+pub const BLOCK_SECS: f64 = 12.0;
 
 /// Most blocks the inclusion search keeps (their extrinsic hashes).
 const MAX_SCANNED_BLOCKS: usize = 4 * ERA_PERIOD as usize;
@@ -115,6 +124,17 @@ pub fn subtensor_call(call: Call) -> Result<SubtensorCall, ChainClientError> {
             values,
             salt,
             version_key,
+        },
+        Call::CommitTimelockedWeights {
+            netuid,
+            commit,
+            reveal_round,
+            commit_reveal_version,
+        } => SubtensorCall::CommitTimelockedWeights {
+            netuid,
+            commit,
+            reveal_round,
+            commit_reveal_version,
         },
         other @ (Call::AddStake { .. }
         | Call::RemoveStake { .. }
@@ -335,11 +355,7 @@ impl ChainClient for SubtensorClient {
         let hp = self
             .hyperparams(netuid, at)
             .await?
-            .ok_or_else(|| ChainClientError::Rpc {
-                method: "SubnetInfoRuntimeApi_get_subnet_hyperparams",
-                code: code::UNKNOWN_SUBNET,
-                message: format!("subnet {netuid} does not exist"),
-            })?;
+            .ok_or_else(|| unknown_subnet(netuid))?;
         let burn: u64 = self
             .storage("SubtensorModule", "Burn", netuid_key(netuid), at)
             .await?;
@@ -501,6 +517,110 @@ impl ChainClient for SubtensorClient {
     fn inclusion_poll_interval(&self) -> Duration {
         POLL_INTERVAL
     }
+
+    async fn timelocked_weights(&self, netuid: NetUid) -> Result<bool, ChainClientError> {
+        let (_, at) = SubtensorClient::head(self).await?;
+        self.timelock_version(netuid, at).await.map(|v| v.is_some())
+    }
+
+    async fn timelocked_commit(
+        &self,
+        netuid: NetUid,
+        hotkey: &AccountId,
+        uids: &[u16],
+        weights: &[u16],
+        version_key: u64,
+    ) -> Result<TimelockedCommit, ChainClientError> {
+        let (number, at) = SubtensorClient::head(self).await?;
+        let version = self.timelock_version(netuid, at).await?.ok_or_else(|| {
+            ChainClientError::Unsupported {
+                call: "commit_timelocked_weights",
+                reason: format!(
+                    "subnet {netuid} does not take timelocked commits now (commit-reveal off, or \
+                     a CommitRevealWeightsVersion other than {TIMELOCK_VERSION})"
+                ),
+            }
+        })?;
+        let module = |entry: &'static str| {
+            self.storage::<u64>("SubtensorModule", entry, netuid_key(netuid), at)
+        };
+        let tempo = self
+            .hyperparams(netuid, at)
+            .await?
+            .ok_or_else(|| unknown_subnet(netuid))?
+            .tempo;
+        let schedule = EpochSchedule {
+            last_epoch_block: module("LastEpochBlock").await?,
+            pending_epoch_at: module("PendingEpochAt").await?,
+            subnet_epoch_index: module("SubnetEpochIndex").await?,
+            tempo,
+            blocks_since_last_step: module("BlocksSinceLastStep").await?,
+            current_block: number,
+        };
+        let reveal_epochs = module("RevealPeriodEpochs").await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let schedule_error = |e: crate::timelock::ScheduleError| ChainClientError::Unsupported {
+            call: "commit_timelocked_weights",
+            reason: e.to_string(),
+        };
+        let reveal_round = schedule
+            .reveal_round(reveal_epochs, BLOCK_SECS, now)
+            .map_err(schedule_error)?;
+        let payload =
+            WeightsTlockPayload::new(hotkey, uids.to_vec(), weights.to_vec(), version_key);
+        let commit =
+            encrypt_weights(&payload, reveal_round).map_err(|e| ChainClientError::Decode {
+                method: "timelock",
+                reason: e.to_string(),
+            })?;
+        Ok(TimelockedCommit {
+            call: Call::CommitTimelockedWeights {
+                netuid,
+                commit,
+                reveal_round,
+                commit_reveal_version: version,
+            },
+            reveal_round,
+        })
+    }
+}
+
+impl SubtensorClient {
+    /// The subnet's commit–reveal version at block `at` when it takes timelocked commits:
+    /// commit–reveal on and `CommitRevealWeightsVersion` = [`TIMELOCK_VERSION`].
+    async fn timelock_version(
+        &self,
+        netuid: NetUid,
+        at: H256,
+    ) -> Result<Option<u16>, ChainClientError> {
+        let hp = self
+            .hyperparams(netuid, at)
+            .await?
+            .ok_or_else(|| unknown_subnet(netuid))?;
+        if !hp.commit_reveal_weights_enabled {
+            return Ok(None);
+        }
+        let version: u16 = self
+            .storage(
+                "SubtensorModule",
+                "CommitRevealWeightsVersion",
+                Vec::new(),
+                at,
+            )
+            .await?;
+        Ok((version == TIMELOCK_VERSION).then_some(version))
+    }
+}
+
+fn unknown_subnet(netuid: NetUid) -> ChainClientError {
+    ChainClientError::Rpc {
+        method: "SubnetInfoRuntimeApi_get_subnet_hyperparams",
+        code: code::UNKNOWN_SUBNET,
+        message: format!("subnet {netuid} does not exist"),
+    }
 }
 
 /// The chain an endpoint serves: the project's dev chain or a Subtensor node. Both speak
@@ -638,5 +758,20 @@ impl ChainClient for AnyChain {
 
     fn inclusion_poll_interval(&self) -> Duration {
         either!(self, c => c.inclusion_poll_interval())
+    }
+
+    async fn timelocked_weights(&self, netuid: NetUid) -> Result<bool, ChainClientError> {
+        either!(self, c => c.timelocked_weights(netuid).await)
+    }
+
+    async fn timelocked_commit(
+        &self,
+        netuid: NetUid,
+        hotkey: &AccountId,
+        uids: &[u16],
+        weights: &[u16],
+        version_key: u64,
+    ) -> Result<TimelockedCommit, ChainClientError> {
+        either!(self, c => c.timelocked_commit(netuid, hotkey, uids, weights, version_key).await)
     }
 }

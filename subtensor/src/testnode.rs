@@ -77,6 +77,18 @@ pub struct Applied {
     pub error: Option<String>,
 }
 
+impl Applied {
+    /// The numeric field `name` of the call, when it has one.
+    pub fn number(&self, name: &str) -> Option<u128> {
+        as_u128(field(&self.fields, name)?)
+    }
+
+    /// The bytes field `name` of the call, when it has one.
+    pub fn bytes(&self, name: &str) -> Option<Vec<u8>> {
+        as_bytes(field(&self.fields, name)?)
+    }
+}
+
 /// A block the node sealed.
 #[derive(Debug, Clone)]
 struct Block {
@@ -846,14 +858,16 @@ impl TestNode {
         uid as u16
     }
 
-    /// Sets one of the subnet's hyperparameters (a `SubnetHyperparams` field, e.g. `tempo` or
-    /// `commit_reveal_weights_enabled`).
-    pub fn set_hyperparameter(&self, name: &str, value: Value<()>) {
+    /// Sets one of the subnet's hyperparameters (a `SubnetHyperparams` field, e.g. `tempo`, or
+    /// `commit_reveal_weights_enabled` with 0 or 1).
+    pub fn set_hyperparameter(&self, name: &str, value: u128) {
         let mut chain = self.chain();
-        assert!(
-            field(&chain.hyperparams, name).is_some(),
-            "no hyperparameter {name}"
-        );
+        let current =
+            field(&chain.hyperparams, name).unwrap_or_else(|| panic!("no hyperparameter {name}"));
+        let value = match current.value {
+            ValueDef::Primitive(Primitive::Bool(_)) => Value::bool(value != 0),
+            _ => Value::u128(value),
+        };
         set_field(&mut chain.hyperparams, name, value);
     }
 

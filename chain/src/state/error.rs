@@ -282,6 +282,15 @@ pub enum ChainError {
         /// Subnet.
         netuid: NetUid,
     },
+    /// commit_timelocked_weights: the dev chain runs commit–reveal v2 only.
+    #[error(
+        "timelocked weight commits (commit-reveal v4) are not available on this dev chain \
+         (subnet {netuid}): commit_weights then reveal_weights"
+    )]
+    TimelockedCommitsUnavailable {
+        /// Subnet.
+        netuid: NetUid,
+    },
     /// commit/reveal while commit–reveal is off.
     #[error("commit-reveal is disabled on subnet {netuid}: use set_weights")]
     CommitRevealDisabled {

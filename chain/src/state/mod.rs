@@ -227,6 +227,9 @@ impl State {
                 param,
                 value,
             } => self.set_hyperparameter(signer, *netuid, *param, *value),
+            Call::CommitTimelockedWeights { netuid, .. } => {
+                Err(ChainError::TimelockedCommitsUnavailable { netuid: *netuid })
+            }
         }
     }
 

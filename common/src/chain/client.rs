@@ -156,6 +156,15 @@ pub struct PreparedTx {
     pub hash: H256,
 }
 
+/// A timelocked weight commit (commit–reveal v4) ready to sign, and the beacon round it opens at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelockedCommit {
+    /// `commit_timelocked_weights` with the encrypted weights.
+    pub call: Call,
+    /// The round whose beacon signature decrypts them.
+    pub reveal_round: u64,
+}
+
 /// What the miner and validator need from a chain.
 pub trait ChainClient: Send + Sync {
     /// The chain's genesis hash (signed into every extrinsic).
@@ -225,6 +234,37 @@ pub trait ChainClient: Send + Sync {
         async move {
             let tx = self.prepare(call, signer).await?;
             self.submit_prepared(&tx).await
+        }
+    }
+
+    /// Whether `netuid` takes weights as timelocked commits (commit–reveal v4) now: then they go
+    /// through [`ChainClient::timelocked_commit`] and the chain reveals them by itself; else
+    /// through `commit_weights` and `reveal_weights`, or `set_weights`, as the subnet's
+    /// hyperparameters say. The dev chain takes none.
+    fn timelocked_weights(
+        &self,
+        netuid: NetUid,
+    ) -> impl Future<Output = Result<bool, ChainClientError>> + Send {
+        let _ = netuid;
+        async { Ok(false) }
+    }
+
+    /// `hotkey`'s weights as a timelocked commit, encrypted to the beacon round at which the
+    /// chain reveals a commit sent now.
+    fn timelocked_commit(
+        &self,
+        netuid: NetUid,
+        hotkey: &AccountId,
+        uids: &[u16],
+        weights: &[u16],
+        version_key: u64,
+    ) -> impl Future<Output = Result<TimelockedCommit, ChainClientError>> + Send {
+        let _ = (netuid, hotkey, uids, weights, version_key);
+        async {
+            Err(ChainClientError::Unsupported {
+                call: "commit_timelocked_weights",
+                reason: "this chain takes no timelocked weight commits".into(),
+            })
         }
     }
 

@@ -13,6 +13,6 @@ pub mod types;
 
 pub use client::{
     ChainClient, ChainClientError, ClientOptions, DevChainClient, Inclusion, JsonRpcHttp,
-    PreparedTx,
+    PreparedTx, TimelockedCommit,
 };
 pub use rpc::{H256, HeaderView, TxStatus};

@@ -377,10 +377,23 @@ pub enum Call {
         /// New value; booleans are 0 or 1.
         value: u64,
     },
+    /// Commit–reveal v4: weights encrypted to a drand round (`reveal_round`), which the chain
+    /// decrypts and applies by itself at the reveal epoch; no reveal extrinsic follows.
+    #[codec(index = 10)]
+    CommitTimelockedWeights {
+        /// Subnet.
+        netuid: NetUid,
+        /// The encrypted `WeightsTlockPayload` (hotkey, uids, values, version key).
+        commit: Vec<u8>,
+        /// The beacon round whose signature decrypts it.
+        reveal_round: u64,
+        /// The chain's commit–reveal version (4).
+        commit_reveal_version: u16,
+    },
 }
 
 /// The number of call variants; SCALE indices are `0..CALL_COUNT`.
-pub const CALL_COUNT: u8 = 10;
+pub const CALL_COUNT: u8 = 11;
 
 impl Call {
     /// The call's snake_case name, for logs and errors.
@@ -396,6 +409,7 @@ impl Call {
             Self::RemoveStake { .. } => "remove_stake",
             Self::Transfer { .. } => "transfer",
             Self::SetHyperparameter { .. } => "set_hyperparameter",
+            Self::CommitTimelockedWeights { .. } => "commit_timelocked_weights",
         }
     }
 }

@@ -90,6 +90,9 @@ pub enum WeightMode {
     },
     /// One plain `set_weights` (commit–reveal is off on the subnet).
     SetWeights,
+    /// Commit–reveal v4: `commit_timelocked_weights`, the weights encrypted to a beacon round;
+    /// the chain decrypts and applies them at the reveal epoch (no reveal extrinsic).
+    Timelocked,
 }
 
 impl WeightMode {
@@ -98,6 +101,7 @@ impl WeightMode {
         match self {
             Self::CommitReveal { .. } => "commit_reveal",
             Self::SetWeights => "set_weights",
+            Self::Timelocked => "timelocked",
         }
     }
 }
@@ -213,7 +217,7 @@ impl WeightCommitRecord {
     pub fn commit_hash(&self) -> Option<[u8; 32]> {
         match &self.mode {
             WeightMode::CommitReveal { commit_hash, .. } => Some(*commit_hash),
-            WeightMode::SetWeights => None,
+            WeightMode::SetWeights | WeightMode::Timelocked => None,
         }
     }
 }
@@ -225,7 +229,7 @@ impl Serialize for WeightCommitRecord {
             WeightMode::CommitReveal { commit_hash, salt } => {
                 (Some(hex::encode(commit_hash)), salt.as_slice())
             }
-            WeightMode::SetWeights => (None, &[][..]),
+            WeightMode::SetWeights | WeightMode::Timelocked => (None, &[][..]),
         };
         let mut s = serializer.serialize_struct("WeightCommitRecord", 14)?;
         s.serialize_field("netuid", &self.netuid)?;
@@ -299,6 +303,7 @@ impl<'r> sqlx::FromRow<'r, PgRow> for WeightCommitRecord {
                 return Err(bad("commit_hash", "commit_reveal without a hash"));
             }
             ("set_weights", _) => WeightMode::SetWeights,
+            ("timelocked", _) => WeightMode::Timelocked,
             (other, _) => return Err(bad("mode", format!("unknown mode {other:?}"))),
         };
         let status: String = row.try_get("status")?;
@@ -340,7 +345,7 @@ pub(super) async fn insert_pending(
         WeightMode::CommitReveal { commit_hash, salt } => {
             (wide(salt), Some(hex::encode(commit_hash)))
         }
-        WeightMode::SetWeights => (Vec::new(), None),
+        WeightMode::SetWeights | WeightMode::Timelocked => (Vec::new(), None),
     };
     sqlx::query(
         "INSERT INTO weight_commits (netuid, epoch, uids, weights, salt, version_key, mode, commit_hash, status)
@@ -425,10 +430,11 @@ pub enum WeightUpdate {
         /// Block.
         block: u64,
     },
-    /// The reveal was included (`committed` → `revealed`).
+    /// The reveal was included (`committed` → `revealed`), or, for a timelocked commit, the
+    /// chain's own reveal is due.
     Revealed {
-        /// The extrinsic.
-        tx: H256,
+        /// The reveal extrinsic; `None` when the chain revealed by itself.
+        tx: Option<H256>,
         /// Block.
         block: u64,
     },
@@ -488,7 +494,7 @@ pub async fn update_weights(
         )
         .bind(netuid)
         .bind(epoch)
-        .bind(tx.to_string())
+        .bind(tx.map(|tx| tx.to_string()))
         .bind(block_value(*block)),
         WeightUpdate::Failed { error, .. } => sqlx::query(
             "UPDATE weight_commits SET status = $3, error = $4, updated_at = now()

@@ -563,7 +563,9 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         );
         let weight_pairs: Vec<(u16, f64)> = rows.iter().map(|r| (r.uid, r.weight)).collect();
         let (uids, values) = weights::to_u16_weights(&weight_pairs)?;
-        let weights = self.weight_record(epoch, hp, uids, values);
+        let timelocked =
+            hp.commit_reveal_weights_enabled && self.chain.timelocked_weights(netuid).await?;
+        let weights = self.weight_record(epoch, hp, timelocked, uids, values);
         let model_eval_rows = model_eval_records(&model);
         timings.weights = phase.elapsed();
 
@@ -846,12 +848,15 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         &self,
         epoch: u64,
         hp: &Hyperparameters,
+        timelocked: bool,
         uids: Vec<u16>,
         values: Vec<u16>,
     ) -> WeightCommitRecord {
         let netuid = self.config.netuid;
         let version_key = self.config.version_key;
-        let mode = if hp.commit_reveal_weights_enabled {
+        let mode = if timelocked {
+            WeightMode::Timelocked
+        } else if hp.commit_reveal_weights_enabled {
             let mut salt = [0u16; SALT_LEN];
             let mut rng = rand::rngs::OsRng;
             for s in &mut salt {

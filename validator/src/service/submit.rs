@@ -254,7 +254,9 @@ impl<C: ChainClient> WeightSubmitter<C> {
         let tx = tx.map_or(RecordedTx::Unknown, RecordedTx::Hash);
         let update = match row.mode {
             WeightMode::SetWeights => WeightUpdate::Set { tx, block },
-            WeightMode::CommitReveal { .. } => WeightUpdate::Committed { tx, block },
+            WeightMode::CommitReveal { .. } | WeightMode::Timelocked => {
+                WeightUpdate::Committed { tx, block }
+            }
         };
         self.update(row, &update).await?;
         tracing::info!(epoch = row.epoch, ?update, "weights on chain");
@@ -296,8 +298,10 @@ impl<C: ChainClient> WeightSubmitter<C> {
                 self.update(&row, &update).await?;
                 return Ok(());
             }
-            let call = self.commit_call(&row);
-            let result = self.send_commit(&row, call, hp, clock).await;
+            let result = match self.commit_call(&row).await {
+                Ok(call) => self.send_commit(&row, call, hp, clock).await,
+                Err(error) => Err(error),
+            };
             match result {
                 Ok(inclusion) => {
                     return self
@@ -336,10 +340,11 @@ impl<C: ChainClient> WeightSubmitter<C> {
         Ok(())
     }
 
-    /// The `commit_weights` or `set_weights` call of a row.
-    fn commit_call(&self, row: &WeightCommitRecord) -> Call {
+    /// The `commit_weights`, `set_weights` or `commit_timelocked_weights` call of a row; a
+    /// timelocked commit is encrypted now, to the round the chain reveals a commit sent now at.
+    async fn commit_call(&self, row: &WeightCommitRecord) -> Result<Call, SendError> {
         let netuid = self.netuid;
-        match &row.mode {
+        Ok(match &row.mode {
             WeightMode::SetWeights => Call::SetWeights {
                 netuid,
                 dests: row.uids.clone(),
@@ -350,7 +355,26 @@ impl<C: ChainClient> WeightSubmitter<C> {
                 netuid,
                 commit_hash: *commit_hash,
             },
-        }
+            WeightMode::Timelocked => {
+                let commit = self
+                    .chain
+                    .timelocked_commit(
+                        netuid,
+                        &self.hotkey.account_id(),
+                        &row.uids,
+                        &row.weights,
+                        row.version_key,
+                    )
+                    .await
+                    .map_err(classify)?;
+                tracing::info!(
+                    epoch = row.epoch,
+                    reveal_round = commit.reveal_round,
+                    "weights encrypted to the beacon round of their reveal"
+                );
+                commit.call
+            }
+        })
     }
 
     /// Waits out the rate limit, then rules 1 and 3: sign, record, send, wait for inclusion.
@@ -423,15 +447,34 @@ impl<C: ChainClient> WeightSubmitter<C> {
         hp: &Hyperparameters,
         clock: &impl BlockClock,
     ) -> Result<(), ServiceError> {
-        let WeightMode::CommitReveal { salt, .. } = &row.mode else {
-            return Ok(());
-        };
         let schedule = EpochSchedule::new(self.netuid, hp.tempo);
         let commit_block = row.commit_block.ok_or_else(|| ServiceError::BadRow {
             epoch: row.epoch,
             reason: "committed without a commit block".into(),
         })?;
         let reveal_epoch = schedule.epoch_of(commit_block) + hp.commit_reveal_period;
+        let salt = match &row.mode {
+            WeightMode::CommitReveal { salt, .. } => salt,
+            WeightMode::Timelocked => {
+                // The chain reveals a timelocked commit by itself at the start of its reveal
+                // epoch; once that epoch is reached there is nothing left to do.
+                let head = clock.current_block().await?;
+                if schedule.epoch_of(head) >= reveal_epoch {
+                    let update = WeightUpdate::Revealed {
+                        tx: None,
+                        block: head,
+                    };
+                    self.update(row, &update).await?;
+                    tracing::info!(
+                        epoch = row.epoch,
+                        block = head,
+                        "timelocked weights due for the chain's reveal"
+                    );
+                }
+                return Ok(());
+            }
+            WeightMode::SetWeights => return Ok(()),
+        };
         if let Some(tx) = row.reveal_tx {
             let included = match self.chain.tx_status(tx).await? {
                 TxStatus::InBlock { block, .. } => Some(block),
@@ -449,8 +492,14 @@ impl<C: ChainClient> WeightSubmitter<C> {
                 TxStatus::Failed { .. } | TxStatus::Unknown => None,
             };
             if let Some(block) = included {
-                self.update(row, &WeightUpdate::Revealed { tx, block })
-                    .await?;
+                self.update(
+                    row,
+                    &WeightUpdate::Revealed {
+                        tx: Some(tx),
+                        block,
+                    },
+                )
+                .await?;
                 return Ok(());
             }
         }
@@ -492,7 +541,7 @@ impl<C: ChainClient> WeightSubmitter<C> {
             match self.send(row, call, Submission::Reveal, clock).await {
                 Ok(inclusion) => {
                     let update = WeightUpdate::Revealed {
-                        tx: inclusion.tx,
+                        tx: Some(inclusion.tx),
                         block: inclusion.block,
                     };
                     self.update(row, &update).await?;

@@ -7,7 +7,8 @@ use subnet_validator::db::{
     WeightCommitRecord, WeightMode, WeightStatus, WeightUpdate,
 };
 
-fn results(epoch: i64, ema: f64) -> EpochResults {
+/// One stored epoch of subnet 1 scoring one miner (uid 3), its weights a commit–reveal row.
+pub(crate) fn results(epoch: i64, ema: f64) -> EpochResults {
     let hotkey = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty".to_string();
     EpochResults {
         epoch: EpochRecord {
@@ -97,7 +98,7 @@ async fn warm_start_takes_each_hotkeys_latest_ema(pool: PgPool) {
 async fn weight_rows_only_move_forward(pool: PgPool) {
     db::save_epoch(&pool, &results(4, 0.1)).await.expect("save");
     let reveal = WeightUpdate::Revealed {
-        tx: H256([0xaa; 32]),
+        tx: Some(H256([0xaa; 32])),
         block: 30,
     };
     assert!(

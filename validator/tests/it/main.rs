@@ -14,4 +14,5 @@ mod pg;
 mod query;
 mod run_cli;
 mod run_loop;
+mod subtensor;
 mod verify;
