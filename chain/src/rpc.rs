@@ -324,6 +324,11 @@ fn dispatch(node: &Node, name: &str, params: Value) -> Result<Value, ErrorObject
                 rpc_error(code, error.to_string())
             })?)
         }
+        method::BEACON => {
+            no_params(params)?;
+            let public_key = node.chain().state().beacon().public_key();
+            Ok(serde_json::json!({ "public_key": format!("0x{}", hex::encode(public_key)) }))
+        }
         other => Err(rpc_error(
             code::METHOD_NOT_FOUND,
             format!("no method {other:?}"),

@@ -15,11 +15,17 @@ use super::{ChainError, State};
 use crate::yuma::{self, EpochInput, EpochOutput, YumaParams};
 
 impl State {
-    /// Finishes the current block: accrues emission, runs the epochs due at this block, then moves
-    /// to the next block. Returns the [`Event::EpochRun`] events.
+    /// Finishes the current block: opens the timelocked weight commits due, accrues emission,
+    /// runs the epochs due at this block, then moves to the next block. Returns the reveal and
+    /// [`Event::EpochRun`] events.
     pub fn end_block(&mut self) -> Vec<Event> {
         let block = self.block;
         let mut events = Vec::new();
+        // Timelocked commits due now are applied before any epoch of this block runs.
+        let netuids: Vec<NetUid> = self.subnets.keys().copied().collect();
+        for netuid in netuids {
+            events.extend(self.reveal_timelocked(netuid));
+        }
         for subnet in self.subnets.values_mut() {
             subnet.pending_emission = subnet
                 .pending_emission

@@ -282,14 +282,26 @@ pub enum ChainError {
         /// Subnet.
         netuid: NetUid,
     },
-    /// commit_timelocked_weights: the dev chain runs commit–reveal v2 only.
+    /// commit_timelocked_weights with a version other than the subnet's (or on a v2 subnet).
     #[error(
-        "timelocked weight commits (commit-reveal v4) are not available on this dev chain \
-         (subnet {netuid}): commit_weights then reveal_weights"
+        "commit-reveal version {given} does not match subnet {netuid}'s version {expected} \
+         (timelocked commits need version 4)"
     )]
-    TimelockedCommitsUnavailable {
+    IncorrectCommitRevealVersion {
         /// Subnet.
         netuid: NetUid,
+        /// The version the call carried.
+        given: u16,
+        /// The subnet's.
+        expected: u16,
+    },
+    /// A timelocked commit to a beacon round already published.
+    #[error("reveal round {round} is already published (the chain is at block {block})")]
+    InvalidRevealRound {
+        /// The round given.
+        round: u64,
+        /// The current block.
+        block: u64,
     },
     /// commit/reveal while commit–reveal is off.
     #[error("commit-reveal is disabled on subnet {netuid}: use set_weights")]

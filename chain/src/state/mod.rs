@@ -41,6 +41,7 @@ use subnet_common::chain::types::{
     Metagraph, NetUid, NeuronInfo, SignedExtrinsic,
 };
 use subnet_common::keys::AccountId;
+use subnet_common::timelock::Beacon;
 
 pub use error::ChainError;
 pub use genesis::{Genesis, GenesisError, GenesisNeuron, GenesisSubnet};
@@ -57,6 +58,11 @@ pub struct State {
     hotkey_owners: BTreeMap<AccountId, AccountId>,
     /// Subnets by netuid.
     subnets: BTreeMap<NetUid, Subnet>,
+    /// What the chain's beacon key derives from (the genesis seed and time): its round `r`
+    /// signature opens timelocked weight commits made for `r`, and round `r` is published at
+    /// block `r`. Anyone who knows the genesis can derive it: the dev chain's commit–reveal v4
+    /// hides weights from nobody who reads this, only the flow is Subtensor's.
+    beacon_seed: Vec<u8>,
 }
 
 impl State {
@@ -80,6 +86,7 @@ impl State {
             accounts,
             hotkey_owners: BTreeMap::new(),
             subnets: BTreeMap::new(),
+            beacon_seed: format!("{}|{}", genesis.seed, genesis.timestamp_ms).into_bytes(),
         };
         for g in &genesis.subnets {
             state.add_genesis_subnet(g)?;
@@ -227,10 +234,24 @@ impl State {
                 param,
                 value,
             } => self.set_hyperparameter(signer, *netuid, *param, *value),
-            Call::CommitTimelockedWeights { netuid, .. } => {
-                Err(ChainError::TimelockedCommitsUnavailable { netuid: *netuid })
-            }
+            Call::CommitTimelockedWeights {
+                netuid,
+                commit,
+                reveal_round,
+                commit_reveal_version,
+            } => self.commit_timelocked_weights(
+                signer,
+                *netuid,
+                commit,
+                *reveal_round,
+                *commit_reveal_version,
+            ),
         }
+    }
+
+    /// The chain's beacon (see `beacon_seed`).
+    pub fn beacon(&self) -> Beacon {
+        Beacon::from_seed(&self.beacon_seed)
     }
 
     /// The block being built (extrinsics applied now land in it).

@@ -10,6 +10,9 @@ const ALPHA_MIN: u16 = 1_638;
 const MAX_TEMPO: u16 = 50_400;
 /// Smallest and largest registration burn (§1.10).
 const BURN_RANGE: (u64, u64) = (500_000, 100_000_000_000);
+/// The commit–reveal versions the dev chain runs: 2 (hash commit, then reveal) and 4 (timelocked
+/// commit revealed by the chain).
+pub const COMMIT_REVEAL_VERSIONS: [u16; 2] = [2, 4];
 /// Largest `max_allowed_uids` (the dev chain keeps subnets small enough to scan).
 const MAX_UIDS: u16 = 4_096;
 
@@ -104,6 +107,12 @@ pub fn with_value(
             }
             p.commit_reveal_period = value;
         }
+        Hyperparameter::CommitRevealVersion => {
+            p.commit_reveal_version = as_u16()?;
+            if !COMMIT_REVEAL_VERSIONS.contains(&p.commit_reveal_version) {
+                return Err(bad("must be 2 (hash commits) or 4 (timelocked commits)"));
+            }
+        }
         Hyperparameter::StakeThreshold => p.stake_threshold = value,
         Hyperparameter::ServingRateLimit => p.serving_rate_limit = value,
         Hyperparameter::CommitmentRateLimit => p.commitment_rate_limit = value,
@@ -135,6 +144,12 @@ pub fn validate(p: &Hyperparameters) -> Result<(), String> {
     }
     if p.alpha_low > p.alpha_high {
         return Err("alpha_low exceeds alpha_high".into());
+    }
+    if !COMMIT_REVEAL_VERSIONS.contains(&p.commit_reveal_version) {
+        return Err(format!(
+            "commit_reveal_version {} is not 2 or 4",
+            p.commit_reveal_version
+        ));
     }
     if !(1..=100).contains(&p.commit_reveal_period) {
         return Err("commit_reveal_period is outside 1..=100".into());

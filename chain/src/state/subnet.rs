@@ -73,6 +73,20 @@ pub struct WeightCommit {
     pub block: u64,
 }
 
+/// A queued commit–reveal v4 commit: weights encrypted to a round of the chain's beacon, which
+/// the chain opens and applies at the reveal epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct TimelockedCommit {
+    /// The committing hotkey.
+    pub hotkey: AccountId,
+    /// The ciphertext of a `WeightsTlockPayload`.
+    pub commit: Vec<u8>,
+    /// The beacon round that opens it.
+    pub reveal_round: u64,
+    /// Legacy epoch index at the commit block.
+    pub epoch: u64,
+}
+
 /// A stored commitment.
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub struct StoredCommitment {
@@ -109,6 +123,8 @@ pub struct Subnet {
     pub commitments: BTreeMap<AccountId, StoredCommitment>,
     /// hotkey → queued weight commits, oldest first.
     pub weight_commits: BTreeMap<AccountId, Vec<WeightCommit>>,
+    /// Timelocked weight commits waiting for their reveal, oldest first.
+    pub timelocked_commits: Vec<TimelockedCommit>,
 }
 
 impl Subnet {
@@ -133,6 +149,7 @@ impl Subnet {
             stakes: BTreeMap::new(),
             commitments: BTreeMap::new(),
             weight_commits: BTreeMap::new(),
+            timelocked_commits: Vec::new(),
         }
     }
 

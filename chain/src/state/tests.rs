@@ -1283,3 +1283,133 @@ mod properties {
         }
     }
 }
+
+// ---------- commit–reveal v4 ----------
+
+/// Bob's `values` for `UIDS`, payload naming `payload_hotkey`, encrypted to `round` of the
+/// chain's beacon.
+fn timelocked(s: &State, payload_hotkey: &str, values: &[u16], round: u64, version: u16) -> Call {
+    let payload = subnet_common::timelock::WeightsTlockPayload::new(
+        &id(payload_hotkey),
+        UIDS.to_vec(),
+        values.to_vec(),
+        0,
+    );
+    let commit =
+        subnet_common::timelock::encrypt(&payload.encode(), round, &s.beacon().public_key())
+            .expect("encrypt");
+    Call::CommitTimelockedWeights {
+        netuid: NETUID,
+        commit,
+        reveal_round: round,
+        commit_reveal_version: version,
+    }
+}
+
+fn bob_weights(s: &State) -> Vec<(u16, u16)> {
+    s.metagraph(NETUID).unwrap().neurons[1].weights.clone()
+}
+
+#[test]
+fn a_timelocked_commit_is_opened_and_applied_by_the_chain_at_its_reveal_epoch() {
+    // tempo 10, netuid 1: blocks 9..=19 are epoch 1, 20..=30 epoch 2. A commit in block 10
+    // (epoch 1) to round 20 is opened when block 20, the reveal epoch's first, ends.
+    let mut s = with_permits(cr_params());
+    assert_eq!(s.hyperparameters(NETUID).unwrap().commit_reveal_version, 4);
+    let call = timelocked(&s, "Bob", &VALUES, 20, 4);
+    let events = apply(&mut s, "Bob", call).unwrap();
+    assert_eq!(
+        events,
+        vec![Event::TimelockedWeightsCommitted {
+            netuid: NETUID,
+            hotkey: id("Bob"),
+            reveal_round: 20,
+        }]
+    );
+    assert_eq!(s.metagraph(NETUID).unwrap().neurons[1].last_update, 10);
+    advance_to(&mut s, 20);
+    assert!(
+        bob_weights(&s).is_empty(),
+        "nothing before the reveal epoch"
+    );
+    let events = s.end_block();
+    assert!(
+        events.contains(&Event::WeightsRevealed {
+            netuid: NETUID,
+            hotkey: id("Bob"),
+        }),
+        "{events:?}"
+    );
+    assert_eq!(bob_weights(&s), vec![(3, 65535), (4, 100)]);
+}
+
+#[test]
+fn timelocked_commits_the_chain_cannot_apply_are_dropped_with_the_reason() {
+    let mut s = with_permits(cr_params());
+    // Another hotkey's payload, and a round that only comes after the reveal epoch.
+    let foreign = timelocked(&s, "Charlie", &VALUES, 20, 4);
+    apply(&mut s, "Bob", foreign).unwrap();
+    let late = timelocked(&s, "Bob", &[1, 2], 40, 4);
+    apply(&mut s, "Bob", late).unwrap();
+    let mut dropped = Vec::new();
+    while s.current_block() <= 31 {
+        for event in s.end_block() {
+            if let Event::TimelockedWeightsDropped { reason, .. } = event {
+                dropped.push(reason);
+            }
+        }
+    }
+    assert!(bob_weights(&s).is_empty());
+    assert_eq!(dropped.len(), 2, "{dropped:?}");
+    assert!(dropped[0].contains("another hotkey"), "{dropped:?}");
+    assert!(dropped[1].contains("reveal epoch passed"), "{dropped:?}");
+}
+
+#[test]
+fn timelocked_commit_refusals() {
+    let mut s = with_permits(cr_params());
+    let call = timelocked(&s, "Bob", &VALUES, 20, 2);
+    assert_refused(
+        &mut s,
+        "Bob",
+        call,
+        ChainError::IncorrectCommitRevealVersion {
+            netuid: NETUID,
+            given: 2,
+            expected: 4,
+        },
+    );
+    let call = timelocked(&s, "Bob", &VALUES, 10, 4);
+    assert_refused(
+        &mut s,
+        "Bob",
+        call,
+        ChainError::InvalidRevealRound {
+            round: 10,
+            block: 10,
+        },
+    );
+    let mut v2 = with_permits(Hyperparameters {
+        commit_reveal_version: 2,
+        ..cr_params()
+    });
+    let call = timelocked(&v2, "Bob", &VALUES, 20, 4);
+    assert_refused(
+        &mut v2,
+        "Bob",
+        call,
+        ChainError::IncorrectCommitRevealVersion {
+            netuid: NETUID,
+            given: 4,
+            expected: 2,
+        },
+    );
+    let mut off = with_permits(test_params());
+    let call = timelocked(&off, "Bob", &VALUES, 20, 4);
+    assert_refused(
+        &mut off,
+        "Bob",
+        call,
+        ChainError::CommitRevealDisabled { netuid: NETUID },
+    );
+}

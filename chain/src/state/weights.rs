@@ -1,5 +1,6 @@
 //! Weights: `set_weights` with every check of `spec/subtensor.md` §2.2 in Subtensor's order, and
-//! commit–reveal v2 (`commit_weights` / `reveal_weights`, §2.4) with the legacy epoch index.
+//! commit–reveal v2 (`commit_weights` / `reveal_weights`, §2.4) with the legacy epoch index, and
+//! commit–reveal v4 (`commit_timelocked_weights`, opened by the chain with its own beacon).
 
 use std::collections::BTreeSet;
 
@@ -7,9 +8,15 @@ use subnet_common::chain::types::{Event, NetUid, Uid, commit_hash};
 use subnet_common::keys::AccountId;
 
 use super::neurons::passes_rate_limit;
-use super::subnet::{MAX_UNREVEALED_COMMITS, Subnet, WeightCommit};
+use parity_scale_codec::Decode;
+use subnet_common::timelock::{self, WeightsTlockPayload};
+
+use super::subnet::{MAX_UNREVEALED_COMMITS, Subnet, TimelockedCommit, WeightCommit};
 use super::{ChainError, State};
 use crate::yuma::max_upscale_to_u16;
+
+/// The commit–reveal version whose commits are timelocked.
+pub const TIMELOCK_VERSION: u16 = 4;
 
 /// A weight row that passed every check, ready to store.
 struct CheckedWeights {
@@ -200,6 +207,152 @@ impl State {
             hotkey: *hotkey,
             commit_hash: hash,
         }])
+    }
+
+    /// Commit–reveal v4: queues weights encrypted to beacon round `reveal_round` for the chain
+    /// to open at the reveal epoch ([`State::reveal_timelocked`]). Checked as `commit_weights`
+    /// is (commit–reveal on, registered, rate limit, at most ten waiting per hotkey), plus the
+    /// subnet's version and a round not yet published.
+    pub(super) fn commit_timelocked_weights(
+        &mut self,
+        hotkey: &AccountId,
+        netuid: NetUid,
+        commit: &[u8],
+        reveal_round: u64,
+        version: u16,
+    ) -> Result<Vec<Event>, ChainError> {
+        let block = self.block;
+        let subnet = self.subnet(netuid)?;
+        if !subnet.params.commit_reveal_weights_enabled {
+            return Err(ChainError::CommitRevealDisabled { netuid });
+        }
+        let expected = subnet.params.commit_reveal_version;
+        if version != expected || expected != TIMELOCK_VERSION {
+            return Err(ChainError::IncorrectCommitRevealVersion {
+                netuid,
+                given: version,
+                expected,
+            });
+        }
+        if reveal_round <= block {
+            return Err(ChainError::InvalidRevealRound {
+                round: reveal_round,
+                block,
+            });
+        }
+        let uid = subnet
+            .uid_of(hotkey)
+            .ok_or(ChainError::HotKeyNotRegisteredInSubNet {
+                netuid,
+                hotkey: *hotkey,
+            })?;
+        let last_update = subnet.neurons[usize::from(uid)].last_update;
+        let limit = subnet.params.weights_set_rate_limit;
+        if !passes_rate_limit(last_update, limit, block) {
+            return Err(ChainError::SettingWeightsTooFast { last_update, limit });
+        }
+        let waiting = subnet
+            .timelocked_commits
+            .iter()
+            .filter(|c| c.hotkey == *hotkey)
+            .count();
+        if waiting >= MAX_UNREVEALED_COMMITS {
+            return Err(ChainError::TooManyUnrevealedCommits {
+                limit: MAX_UNREVEALED_COMMITS,
+            });
+        }
+        let epoch = subnet.epoch_index(block);
+        let subnet = self.subnet_mut(netuid)?;
+        subnet.timelocked_commits.push(TimelockedCommit {
+            hotkey: *hotkey,
+            commit: commit.to_vec(),
+            reveal_round,
+            epoch,
+        });
+        subnet.neurons[usize::from(uid)].last_update = block;
+        Ok(vec![Event::TimelockedWeightsCommitted {
+            netuid,
+            hotkey: *hotkey,
+            reveal_round,
+        }])
+    }
+
+    /// Opens and applies the timelocked commits of `netuid` due at the current block: those in
+    /// their reveal epoch (commit epoch + `commit_reveal_period`) whose round is published (round
+    /// `r` at block `r`). A commit that does not open, carries another hotkey's payload or
+    /// invalid weights, or whose reveal epoch passed before its round came, is dropped with the
+    /// reason.
+    pub(super) fn reveal_timelocked(&mut self, netuid: NetUid) -> Vec<Event> {
+        let block = self.block;
+        let beacon = self.beacon();
+        let Some(subnet) = self.subnets.get_mut(&netuid) else {
+            return Vec::new();
+        };
+        let current_epoch = subnet.epoch_index(block);
+        let period = subnet.params.commit_reveal_period;
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut subnet.timelocked_commits)
+            .into_iter()
+            .partition(|c| {
+                let reveal_epoch = c.epoch + period;
+                current_epoch > reveal_epoch
+                    || (current_epoch == reveal_epoch && c.reveal_round <= block)
+            });
+        subnet.timelocked_commits = waiting;
+        let mut events = Vec::new();
+        for commit in due {
+            let dropped = |reason: String| Event::TimelockedWeightsDropped {
+                netuid,
+                hotkey: commit.hotkey,
+                reason,
+            };
+            if commit.reveal_round > block {
+                events.push(dropped(format!(
+                    "the reveal epoch passed before beacon round {}",
+                    commit.reveal_round
+                )));
+                continue;
+            }
+            let payload =
+                match timelock::decrypt(&commit.commit, &beacon.signature(commit.reveal_round))
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| {
+                        WeightsTlockPayload::decode(&mut bytes.as_slice())
+                            .map_err(|e| e.to_string())
+                    }) {
+                    Ok(payload) => payload,
+                    Err(reason) => {
+                        events.push(dropped(reason));
+                        continue;
+                    }
+                };
+            if payload.hotkey != commit.hotkey.as_bytes() {
+                events.push(dropped("the payload names another hotkey".into()));
+                continue;
+            }
+            match self.check_weights(
+                &commit.hotkey,
+                netuid,
+                &payload.uids,
+                &payload.values,
+                payload.version_key,
+            ) {
+                Ok(checked) => {
+                    if let Some(subnet) = self.subnets.get_mut(&netuid) {
+                        subnet.neurons[usize::from(checked.uid)].weights = checked.row;
+                    }
+                    events.push(Event::WeightsRevealed {
+                        netuid,
+                        hotkey: commit.hotkey,
+                    });
+                    events.push(Event::WeightsSet {
+                        netuid,
+                        uid: checked.uid,
+                    });
+                }
+                Err(error) => events.push(dropped(error.to_string())),
+            }
+        }
+        events
     }
 
     pub(super) fn reveal_weights(

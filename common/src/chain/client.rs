@@ -458,6 +458,8 @@ pub struct DevChainClient {
     rpc: JsonRpcHttp,
     /// Fetched once; a chain's genesis never changes.
     genesis: OnceLock<H256>,
+    /// The beacon's public key, fetched once.
+    beacon: OnceLock<Vec<u8>>,
 }
 
 impl DevChainClient {
@@ -471,6 +473,7 @@ impl DevChainClient {
         Ok(Self {
             rpc: JsonRpcHttp::new(url, options)?,
             genesis: OnceLock::new(),
+            beacon: OnceLock::new(),
         })
     }
 
@@ -502,6 +505,25 @@ impl DevChainClient {
             });
         }
         Ok(tx)
+    }
+
+    /// The public key of the chain's beacon (`subnet_beacon`).
+    pub async fn beacon_public_key(&self) -> Result<Vec<u8>, ChainClientError> {
+        if let Some(key) = self.beacon.get() {
+            return Ok(key.clone());
+        }
+        #[derive(serde::Deserialize)]
+        struct Beacon {
+            public_key: String,
+        }
+        let answer: Beacon = self.call(method::BEACON, json!([])).await?;
+        let key = hex::decode(answer.public_key.trim_start_matches("0x")).map_err(|e| {
+            ChainClientError::Decode {
+                method: method::BEACON,
+                reason: format!("public key is not hex: {e}"),
+            }
+        })?;
+        Ok(self.beacon.get_or_init(|| key).clone())
     }
 
     /// One JSON-RPC call.
@@ -576,7 +598,68 @@ impl ChainClient for DevChainClient {
     async fn tx_status(&self, tx: H256) -> Result<TxStatus, ChainClientError> {
         self.call(method::EXTRINSIC_STATUS, json!([tx])).await
     }
+
+    async fn timelocked_weights(&self, netuid: NetUid) -> Result<bool, ChainClientError> {
+        let hp = self.hyperparameters(netuid).await?;
+        Ok(hp.commit_reveal_weights_enabled && hp.commit_reveal_version == DEV_TIMELOCK_VERSION)
+    }
+
+    /// The dev chain publishes beacon round `r` at block `r` and opens a commit at the first
+    /// block of its reveal epoch whose round is out: so the round to encrypt to is the first
+    /// block of the reveal epoch of a commit landing in the next block.
+    async fn timelocked_commit(
+        &self,
+        netuid: NetUid,
+        hotkey: &AccountId,
+        uids: &[u16],
+        weights: &[u16],
+        version_key: u64,
+    ) -> Result<TimelockedCommit, ChainClientError> {
+        let hp = self.hyperparameters(netuid).await?;
+        if !(hp.commit_reveal_weights_enabled && hp.commit_reveal_version == DEV_TIMELOCK_VERSION) {
+            return Err(ChainClientError::Unsupported {
+                call: "commit_timelocked_weights",
+                reason: format!(
+                    "subnet {netuid} takes no timelocked commits now (commit-reveal off, or \
+                     version {})",
+                    hp.commit_reveal_version
+                ),
+            });
+        }
+        let head = self.head().await?;
+        let cycle = u64::from(hp.tempo) + 1;
+        let offset = u64::from(netuid) + 1;
+        let landed = head.number + 1;
+        let reveal_epoch = (landed + offset) / cycle + hp.commit_reveal_period;
+        let reveal_round = (reveal_epoch * cycle)
+            .saturating_sub(offset)
+            .max(landed + 1);
+        let payload = crate::timelock::WeightsTlockPayload::new(
+            hotkey,
+            uids.to_vec(),
+            weights.to_vec(),
+            version_key,
+        );
+        let public_key = self.beacon_public_key().await?;
+        let commit = crate::timelock::encrypt(&payload.encode(), reveal_round, &public_key)
+            .map_err(|e| ChainClientError::Decode {
+                method: method::BEACON,
+                reason: e.to_string(),
+            })?;
+        Ok(TimelockedCommit {
+            call: Call::CommitTimelockedWeights {
+                netuid,
+                commit,
+                reveal_round,
+                commit_reveal_version: DEV_TIMELOCK_VERSION,
+            },
+            reveal_round,
+        })
+    }
 }
+
+/// The commit–reveal version whose commits are timelocked.
+const DEV_TIMELOCK_VERSION: u16 = 4;
 
 #[cfg(test)]
 mod tests {

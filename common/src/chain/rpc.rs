@@ -53,6 +53,8 @@ pub mod method {
     pub const COMMITMENTS: &str = "subnet_commitments";
     /// A subnet's commitments in the state after a given block.
     pub const COMMITMENTS_AT: &str = "subnet_commitmentsAt";
+    /// The chain's beacon: `{"public_key": "0x…"}`; round `r` is published at block `r`.
+    pub const BEACON: &str = "subnet_beacon";
 }
 
 /// JSON-RPC error codes. The negative ones are JSON-RPC 2.0's own.

@@ -88,11 +88,14 @@ pub enum Hyperparameter {
     RegistrationAllowed,
     /// Registration burn in rao.
     Burn,
+    /// Commit–reveal version: 4 (timelocked commits the chain reveals) or 2 (hash commits the
+    /// validator reveals).
+    CommitRevealVersion,
 }
 
 impl Hyperparameter {
     /// Every hyperparameter, in declaration order.
-    pub const ALL: [Hyperparameter; 24] = [
+    pub const ALL: [Hyperparameter; 25] = [
         Self::Tempo,
         Self::Kappa,
         Self::BondsMovingAverage,
@@ -117,6 +120,7 @@ impl Hyperparameter {
         Self::CommitmentRateLimit,
         Self::RegistrationAllowed,
         Self::Burn,
+        Self::CommitRevealVersion,
     ];
 
     /// The snake_case name, as in JSON and on the command line.
@@ -141,6 +145,7 @@ impl Hyperparameter {
             Self::WeightsVersionKey => "weights_version_key",
             Self::CommitRevealWeightsEnabled => "commit_reveal_weights_enabled",
             Self::CommitRevealPeriod => "commit_reveal_period",
+            Self::CommitRevealVersion => "commit_reveal_version",
             Self::StakeThreshold => "stake_threshold",
             Self::ServingRateLimit => "serving_rate_limit",
             Self::CommitmentRateLimit => "commitment_rate_limit",
@@ -220,6 +225,10 @@ pub struct Hyperparameters {
     pub commit_reveal_weights_enabled: bool,
     /// Epochs between a commit and its reveal (1..=100).
     pub commit_reveal_period: u64,
+    /// Commit–reveal version (Subtensor's `CommitRevealWeightsVersion`, per subnet here): 4 takes
+    /// `commit_timelocked_weights`, revealed by the chain with its beacon's round signature; 2
+    /// takes `commit_weights` then `reveal_weights` only.
+    pub commit_reveal_version: u16,
     /// Smallest stake (rao) that counts in the epoch and may set weights (owner exempt).
     pub stake_threshold: u64,
     /// Blocks between two `serve_axon` calls of one hotkey; 0 = no limit.
@@ -256,6 +265,7 @@ impl Default for Hyperparameters {
             weights_version_key: 0,
             commit_reveal_weights_enabled: true,
             commit_reveal_period: 1,
+            commit_reveal_version: 4,
             stake_threshold: 0,
             serving_rate_limit: 50,
             commitment_rate_limit: 100,
@@ -626,6 +636,24 @@ pub enum Event {
         emission: Balance,
         /// Rao of it paid to the subnet owner.
         owner_cut: Balance,
+    },
+    /// A timelocked weight commit was queued for the chain's reveal.
+    TimelockedWeightsCommitted {
+        /// Subnet.
+        netuid: NetUid,
+        /// Hotkey.
+        hotkey: AccountId,
+        /// The beacon round that opens it.
+        reveal_round: u64,
+    },
+    /// A timelocked commit could not be applied at its reveal and was dropped.
+    TimelockedWeightsDropped {
+        /// Subnet.
+        netuid: NetUid,
+        /// Hotkey.
+        hotkey: AccountId,
+        /// Why (undecryptable, another hotkey's payload, invalid weights, round never reached).
+        reason: String,
     },
 }
 

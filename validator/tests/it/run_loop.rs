@@ -48,8 +48,10 @@ struct TestChain {
     _shutdown: tokio::sync::watch::Sender<bool>,
 }
 
-async fn spawn_chain(dir: &Path) -> TestChain {
-    let genesis = dev_genesis(TEMPO, unix_millis()).expect("genesis");
+/// The commit–reveal version of the test chain: 4 (timelocked, the default) or 2 (hash commits).
+async fn spawn_chain(dir: &Path, commit_reveal_version: u16) -> TestChain {
+    let mut genesis = dev_genesis(TEMPO, unix_millis()).expect("genesis");
+    genesis.subnets[0].hyperparameters.commit_reveal_version = commit_reveal_version;
     let (chain, _) = Chain::open(&genesis, dir).expect("open chain");
     let node = Node::new(chain);
     let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
@@ -286,6 +288,29 @@ async fn alice_calls(chain: &DevChainClient) -> Vec<Call> {
     calls
 }
 
+/// How many weight commits (`commit_weights` or `commit_timelocked_weights`) //Alice got
+/// included up to `block`.
+async fn commits_until(chain: &DevChainClient, block: u64) -> usize {
+    let me = alice().account_id();
+    let mut commits = 0;
+    for number in 1..=block {
+        let block = chain.block(number).await.expect("block").expect("exists");
+        for hex_ext in &block.extrinsics {
+            let bytes = hex::decode(hex_ext.trim_start_matches("0x")).expect("hex");
+            let ext = SignedExtrinsic::decode_bytes(&bytes).expect("decode");
+            if ext.signer == me
+                && matches!(
+                    ext.call,
+                    Call::CommitWeights { .. } | Call::CommitTimelockedWeights { .. }
+                )
+            {
+                commits += 1;
+            }
+        }
+    }
+    commits
+}
+
 /// How many `commit_weights` on chain carry the hash of `row`.
 async fn commits_of(chain: &DevChainClient, row: &WeightCommitRecord) -> usize {
     let wanted = row.commit_hash().expect("commit_reveal row");
@@ -328,7 +353,7 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
 async fn weights_land_on_chain_and_the_chain_ranks_the_better_model_first(pool: PgPool) {
     let root = tempfile::tempdir().expect("tempdir");
-    let chain = spawn_chain(&root.path().join("chain")).await;
+    let chain = spawn_chain(&root.path().join("chain"), 4).await;
     trained_model(&root.path().join("good"), 1);
     random_model(&root.path().join("weak"), 2);
     // Stake on //Alice so she holds a validator permit from the first epoch on.
@@ -363,8 +388,22 @@ async fn weights_land_on_chain_and_the_chain_ranks_the_better_model_first(pool: 
         )
         .await;
         let row = weight_row(&pool, epoch).await;
-        assert_eq!(row.mode.as_str(), "commit_reveal");
-        assert_eq!(commits_of(&chain.client, &row).await, 1);
+        // Commit–reveal v4 (the dev chain's default): one timelocked commit, opened by the chain.
+        assert_eq!(row.mode, WeightMode::Timelocked);
+        assert_eq!(row.reveal_tx, None);
+        // Every commit on chain up to this one is one stored epoch's: none was sent twice.
+        let commit_block = row.commit_block.expect("committed");
+        let (committed_rows,): (i64,) = sqlx::query_as(
+            "SELECT count(*) FROM weight_commits WHERE commit_block IS NOT NULL AND commit_block <= $1",
+        )
+        .bind(i64::try_from(commit_block).expect("block"))
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+        assert_eq!(
+            commits_until(&chain.client, commit_block).await,
+            usize::try_from(committed_rows).expect("count")
+        );
         let weight_of = |uid: u16| {
             row.uids
                 .iter()
@@ -488,7 +527,7 @@ async fn label_batches_of_a_window_spanning_epochs_survive_a_crash_and_are_colle
     pool: PgPool,
 ) {
     let root = tempfile::tempdir().expect("tempdir");
-    let chain = spawn_chain(&root.path().join("chain")).await;
+    let chain = spawn_chain(&root.path().join("chain"), 4).await;
     let cache = root.path().join("cache");
     random_model(&root.path().join("weak"), 2);
     let (_weak, _serving) = start_miner(&chain.client, "//Miner2", &root.path().join("weak")).await;
@@ -550,7 +589,7 @@ async fn label_batches_of_a_window_spanning_epochs_survive_a_crash_and_are_colle
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
 async fn a_crash_after_sending_the_commit_resumes_without_a_second_commit(pool: PgPool) {
     let root = tempfile::tempdir().expect("tempdir");
-    let chain = spawn_chain(&root.path().join("chain")).await;
+    let chain = spawn_chain(&root.path().join("chain"), 2).await;
     let cache = root.path().join("cache");
     let epoch = crash_at(&chain, &pool, &cache, Failpoint::AfterSend).await;
     let row = weight_row(&pool, epoch).await;
@@ -572,10 +611,39 @@ async fn a_crash_after_sending_the_commit_resumes_without_a_second_commit(pool: 
     assert_eq!(evals, 1);
 }
 
+/// The same crash on a commit–reveal v4 chain: the timelocked commit sent before the crash is
+/// found again after the restart, none is sent twice, and the chain opens it.
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn a_crash_after_sending_a_timelocked_commit_resumes_without_a_second_commit(pool: PgPool) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let chain = spawn_chain(&root.path().join("chain"), 4).await;
+    let cache = root.path().join("cache");
+    let epoch = crash_at(&chain, &pool, &cache, Failpoint::AfterSend).await;
+    assert!(weight_row(&pool, epoch).await.commit_tx.is_some());
+
+    restart_until_revealed(&chain, &pool, &cache, epoch).await;
+    let row = weight_row(&pool, epoch).await;
+    assert_eq!(row.mode, WeightMode::Timelocked);
+    let commit_block = row.commit_block.expect("committed");
+    assert_eq!(
+        commits_until(&chain.client, commit_block).await,
+        1,
+        "{row:?}"
+    );
+    // The chain applied //Alice's weights from it.
+    let weights = eventually("the chain's reveal", Duration::from_secs(30), || async {
+        let metagraph = chain.client.metagraph(NETUID).await.expect("metagraph");
+        let row = metagraph.neurons[0].weights.clone();
+        (!row.is_empty()).then_some(row)
+    })
+    .await;
+    assert!(!weights.is_empty());
+}
+
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
 async fn a_crash_between_saving_and_sending_commits_once_after_the_restart(pool: PgPool) {
     let root = tempfile::tempdir().expect("tempdir");
-    let chain = spawn_chain(&root.path().join("chain")).await;
+    let chain = spawn_chain(&root.path().join("chain"), 2).await;
     let cache = root.path().join("cache");
     let epoch = crash_at(&chain, &pool, &cache, Failpoint::AfterSave).await;
     assert!(weight_row(&pool, epoch).await.commit_tx.is_none());
@@ -590,7 +658,7 @@ async fn a_crash_between_saving_and_sending_commits_once_after_the_restart(pool:
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
 async fn a_commit_whose_hash_was_lost_is_found_by_the_validators_last_update(pool: PgPool) {
     let root = tempfile::tempdir().expect("tempdir");
-    let chain = spawn_chain(&root.path().join("chain")).await;
+    let chain = spawn_chain(&root.path().join("chain"), 2).await;
     let cache = root.path().join("cache");
     let epoch = crash_at(&chain, &pool, &cache, Failpoint::AfterSend).await;
     // Pretend the recorded hash belongs to another extrinsic (as if a retry overwrote it after an
@@ -683,6 +751,11 @@ fn spawn_devchain(dir: &Path) -> ChainProcess {
         .status()
         .expect("devchain genesis runs");
     assert!(status.success(), "devchain genesis failed");
+    // The kill test below follows hash commits and their reveals: commit–reveal v2.
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&genesis).expect("read genesis")).expect("json");
+    json["subnets"][0]["hyperparameters"]["commit_reveal_version"] = 2.into();
+    std::fs::write(&genesis, serde_json::to_vec_pretty(&json).expect("json")).expect("write");
     let log = dir.join("devchain.log");
     let mut child = std::process::Command::new(&devchain)
         .arg("node")
