@@ -39,7 +39,7 @@ use crate::calls::SubtensorCall;
 use crate::client::{SubtensorClient, SubtensorError, endpoint_url};
 use crate::extrinsic::Era;
 use crate::reads::{Outcome, outcome_of};
-use crate::timelock::{EpochSchedule, WeightsTlockPayload, encrypt_weights};
+use crate::timelock::{EpochSchedule, QUICKNET_PUBLIC_KEY, WeightsTlockPayload};
 
 /// Blocks an extrinsic the client signs stays valid (about 13 minutes at 12 s a block), as the
 /// SDK signs them.
@@ -569,22 +569,14 @@ impl ChainClient for SubtensorClient {
         let reveal_round = schedule
             .reveal_round(reveal_epochs, BLOCK_SECS, now)
             .map_err(schedule_error)?;
-        let payload =
-            WeightsTlockPayload::new(hotkey, uids.to_vec(), weights.to_vec(), version_key);
-        let commit =
-            encrypt_weights(&payload, reveal_round).map_err(|e| ChainClientError::Decode {
+        let public_key =
+            hex::decode(QUICKNET_PUBLIC_KEY).map_err(|e| ChainClientError::Decode {
                 method: "timelock",
                 reason: e.to_string(),
             })?;
-        Ok(TimelockedCommit {
-            call: Call::CommitTimelockedWeights {
-                netuid,
-                commit,
-                reveal_round,
-                commit_reveal_version: version,
-            },
-            reveal_round,
-        })
+        let payload =
+            WeightsTlockPayload::new(hotkey, uids.to_vec(), weights.to_vec(), version_key);
+        TimelockedCommit::seal(netuid, &payload, reveal_round, version, &public_key)
     }
 }
 

@@ -76,6 +76,22 @@ pub async fn checks(args: &DoctorArgs) -> Vec<Check> {
     out
 }
 
+/// The chain and registration checks when the chain at `endpoint` does not answer.
+fn unreachable(endpoint: &str, error: &ChainClientError) -> Vec<Check> {
+    vec![
+        Check::new(
+            "chain",
+            Verdict::Fail,
+            format!("{endpoint} unreachable: {error}"),
+        ),
+        Check::new(
+            "registration",
+            Verdict::Fail,
+            "not checked: the chain is unreachable",
+        ),
+    ]
+}
+
 async fn chain_checks(args: &DoctorArgs, hotkey: Option<&AccountId>) -> Vec<Check> {
     let options = ClientOptions {
         request_timeout: Duration::from_secs(5),
@@ -88,37 +104,11 @@ async fn chain_checks(args: &DoctorArgs, hotkey: Option<&AccountId>) -> Vec<Chec
         Err(e @ ChainClientError::BadUrl { .. }) => {
             return vec![Check::new("chain", Verdict::Fail, e.to_string())];
         }
-        Err(e) => {
-            return vec![
-                Check::new(
-                    "chain",
-                    Verdict::Fail,
-                    format!("{endpoint} unreachable: {e}"),
-                ),
-                Check::new(
-                    "registration",
-                    Verdict::Fail,
-                    "not checked: the chain is unreachable",
-                ),
-            ];
-        }
+        Err(e) => return unreachable(endpoint, &e),
     };
     let head = match client.head().await {
         Ok(head) => head,
-        Err(e) => {
-            return vec![
-                Check::new(
-                    "chain",
-                    Verdict::Fail,
-                    format!("{endpoint} unreachable: {e}"),
-                ),
-                Check::new(
-                    "registration",
-                    Verdict::Fail,
-                    "not checked: the chain is unreachable",
-                ),
-            ];
-        }
+        Err(e) => return unreachable(endpoint, &e),
     };
     let now_ms = crate::web::now_ms();
     let lag = (now_ms as f64 - head.timestamp as f64) / 1000.0;

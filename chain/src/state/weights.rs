@@ -171,17 +171,7 @@ impl State {
         if !subnet.params.commit_reveal_weights_enabled {
             return Err(ChainError::CommitRevealDisabled { netuid });
         }
-        let uid = subnet
-            .uid_of(hotkey)
-            .ok_or(ChainError::HotKeyNotRegisteredInSubNet {
-                netuid,
-                hotkey: *hotkey,
-            })?;
-        let last_update = subnet.neurons[usize::from(uid)].last_update;
-        let limit = subnet.params.weights_set_rate_limit;
-        if !passes_rate_limit(last_update, limit, block) {
-            return Err(ChainError::SettingWeightsTooFast { last_update, limit });
-        }
+        let uid = committer_uid(subnet, hotkey, block)?;
         let epoch = subnet.epoch_index(block);
         let mut queue: Vec<WeightCommit> = subnet
             .weight_commits
@@ -240,17 +230,7 @@ impl State {
                 block,
             });
         }
-        let uid = subnet
-            .uid_of(hotkey)
-            .ok_or(ChainError::HotKeyNotRegisteredInSubNet {
-                netuid,
-                hotkey: *hotkey,
-            })?;
-        let last_update = subnet.neurons[usize::from(uid)].last_update;
-        let limit = subnet.params.weights_set_rate_limit;
-        if !passes_rate_limit(last_update, limit, block) {
-            return Err(ChainError::SettingWeightsTooFast { last_update, limit });
-        }
+        let uid = committer_uid(subnet, hotkey, block)?;
         let waiting = subnet
             .timelocked_commits
             .iter()
@@ -417,6 +397,23 @@ impl State {
             },
         ])
     }
+}
+
+/// The uid of a hotkey about to commit weights (v2 or v4) at `block`: registered, and past the
+/// weights rate limit since its last update.
+fn committer_uid(subnet: &Subnet, hotkey: &AccountId, block: u64) -> Result<Uid, ChainError> {
+    let uid = subnet
+        .uid_of(hotkey)
+        .ok_or(ChainError::HotKeyNotRegisteredInSubNet {
+            netuid: subnet.netuid,
+            hotkey: *hotkey,
+        })?;
+    let last_update = subnet.neurons[usize::from(uid)].last_update;
+    let limit = subnet.params.weights_set_rate_limit;
+    if !passes_rate_limit(last_update, limit, block) {
+        return Err(ChainError::SettingWeightsTooFast { last_update, limit });
+    }
+    Ok(uid)
 }
 
 /// A commit expires once the current epoch is past its reveal epoch.

@@ -21,6 +21,7 @@ use super::types::{
     AccountInfo, Call, Commitment, Hyperparameters, Metagraph, NetUid, SignedExtrinsic,
 };
 use crate::keys::{AccountId, Keypair};
+use crate::timelock::WeightsTlockPayload;
 
 /// How often [`ChainClient::wait_for_inclusion`] polls by default.
 pub const INCLUSION_POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -163,6 +164,33 @@ pub struct TimelockedCommit {
     pub call: Call,
     /// The round whose beacon signature decrypts them.
     pub reveal_round: u64,
+}
+
+impl TimelockedCommit {
+    /// `payload` sealed for `netuid`: encrypted to `reveal_round` of the beacon with
+    /// `public_key`, in a `commit_timelocked_weights` of commit–reveal version `version`.
+    pub fn seal(
+        netuid: NetUid,
+        payload: &WeightsTlockPayload,
+        reveal_round: u64,
+        version: u16,
+        public_key: &[u8],
+    ) -> Result<Self, ChainClientError> {
+        let commit = crate::timelock::encrypt(&payload.encode(), reveal_round, public_key)
+            .map_err(|e| ChainClientError::Decode {
+                method: "timelock",
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            call: Call::CommitTimelockedWeights {
+                netuid,
+                commit,
+                reveal_round,
+                commit_reveal_version: version,
+            },
+            reveal_round,
+        })
+    }
 }
 
 /// What the miner and validator need from a chain.
@@ -634,27 +662,16 @@ impl ChainClient for DevChainClient {
         let reveal_round = (reveal_epoch * cycle)
             .saturating_sub(offset)
             .max(landed + 1);
-        let payload = crate::timelock::WeightsTlockPayload::new(
-            hotkey,
-            uids.to_vec(),
-            weights.to_vec(),
-            version_key,
-        );
+        let payload =
+            WeightsTlockPayload::new(hotkey, uids.to_vec(), weights.to_vec(), version_key);
         let public_key = self.beacon_public_key().await?;
-        let commit = crate::timelock::encrypt(&payload.encode(), reveal_round, &public_key)
-            .map_err(|e| ChainClientError::Decode {
-                method: method::BEACON,
-                reason: e.to_string(),
-            })?;
-        Ok(TimelockedCommit {
-            call: Call::CommitTimelockedWeights {
-                netuid,
-                commit,
-                reveal_round,
-                commit_reveal_version: DEV_TIMELOCK_VERSION,
-            },
+        TimelockedCommit::seal(
+            netuid,
+            &payload,
             reveal_round,
-        })
+            DEV_TIMELOCK_VERSION,
+            &public_key,
+        )
     }
 }
 
