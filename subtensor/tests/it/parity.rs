@@ -25,6 +25,22 @@ pub(crate) fn golden_path() -> PathBuf {
     subnet_subtensor::testnode::recorded_chain()
 }
 
+/// `body` after the preamble every SDK script of these tests shares: `request` read from stdin
+/// and `codec`, the SDK's `RuntimeCodec` on the golden file's spec-461 V15 metadata.
+pub(crate) fn sdk_codec_script(body: &str) -> String {
+    format!(
+        r#"
+import json, sys
+from bittensor._transport.codec import RuntimeCodec
+request = json.load(sys.stdin)
+golden = json.load(open(request["golden"]))
+raw = bytes.fromhex(golden["metadata"]["v15_hex"][2:])
+raw = raw[1 + {{0: 1, 1: 2, 2: 4}}[raw[1] & 3]:]
+codec = RuntimeCodec(raw, spec_version=461, transaction_version=1)
+{body}"#
+    )
+}
+
 /// A Python with bittensor 11.3.0: `$SUBNET_PYTHON`, else the project's `.venv`.
 pub(crate) fn python() -> PathBuf {
     let python = std::env::var_os("SUBNET_PYTHON")

@@ -315,20 +315,15 @@ pub(crate) fn sdk_storage(
     params: Json,
     value: &Json,
 ) -> (Vec<u8>, Vec<u8>) {
-    let script = r#"
-import json, sys
-from bittensor._transport.codec import RuntimeCodec
-request = json.load(sys.stdin)
-golden = json.load(open(request["golden"]))
-raw = bytes.fromhex(golden["metadata"]["v15_hex"][2:])
-raw = raw[1 + {0: 1, 1: 2, 2: 4}[raw[1] & 3]:]
-codec = RuntimeCodec(raw, spec_version=461, transaction_version=1)
+    let script = crate::parity::sdk_codec_script(
+        r#"
 entry = codec.storage_entry(request["pallet"], request["entry"])
 print(json.dumps({
     "key": codec.storage_key(entry, request["params"]).hex(),
     "value": codec.encode(entry.value_type, request["value"]).hex(),
 }))
-"#;
+"#,
+    );
     let request = serde_json::json!({
         "golden": golden_path(),
         "pallet": pallet,
@@ -400,14 +395,8 @@ fn model_commitments_read_as_the_sdk_writes_them() {
 /// which error that is; the client reads the same name.
 #[test]
 fn a_failed_extrinsic_names_its_module_error_as_the_sdk_does() {
-    let script = r#"
-import json, sys
-from bittensor._transport.codec import RuntimeCodec
-request = json.load(sys.stdin)
-golden = json.load(open(request["golden"]))
-raw = bytes.fromhex(golden["metadata"]["v15_hex"][2:])
-raw = raw[1 + {0: 1, 1: 2, 2: 4}[raw[1] & 3]:]
-codec = RuntimeCodec(raw, spec_version=461, transaction_version=1)
+    let script = crate::parity::sdk_codec_script(
+        r#"
 index = next(i for i in range(256) if codec.module_error(7, i)["name"] == "SettingWeightsTooFast")
 info = {"weight": {"ref_time": 1, "proof_size": 2}, "class": "Normal", "pays_fee": "Yes"}
 events = [
@@ -423,7 +412,8 @@ print(json.dumps({
     "events": codec.encode(entry.value_type, events).hex(),
     "name": codec.module_error(7, index)["name"],
 }))
-"#;
+"#,
+    );
     let answer: Json = run_python(
         &["-c".as_ref(), script.as_ref()],
         &serde_json::json!({ "golden": golden_path() }),

@@ -134,21 +134,16 @@ async fn the_test_node_applies_checks_and_seals_what_the_client_sends() {
     let applied = node.applied();
     assert_eq!(applied.len(), 5, "{applied:?}");
     let blocks: Vec<Json> = applied.iter().map(|a| json!(a.block)).collect();
-    let script = r#"
-import json, sys
-from bittensor._transport.codec import RuntimeCodec
-request = json.load(sys.stdin)
-golden = json.load(open(request["golden"]))
-raw = bytes.fromhex(golden["metadata"]["v15_hex"][2:])
-raw = raw[1 + {0: 1, 1: 2, 2: 4}[raw[1] & 3]:]
-codec = RuntimeCodec(raw, spec_version=461, transaction_version=1)
+    let script = crate::parity::sdk_codec_script(
+        r#"
 out = []
 for x in request["extrinsics"]:
     d = codec.decode_extrinsic(bytes.fromhex(x[2:]))
     call = d["call"]
     out.append({"call": call["call_module"] + "." + call["call_function"], "address": d["address"]})
 print(json.dumps(out))
-"#;
+"#,
+    );
     let extrinsics = node.sealed_extrinsics();
     let decoded: Vec<Json> = run_python(
         &["-c".as_ref(), script.as_ref()],
