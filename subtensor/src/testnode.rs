@@ -59,6 +59,9 @@ pub fn recorded_chain() -> std::path::PathBuf {
     path
 }
 
+/// The block the SDK recorded its state at.
+const RECORDED_BLOCK: u64 = 67;
+
 /// Subnet whose state the node keeps (the recorded subnet).
 pub const NETUID: u16 = 1;
 
@@ -543,7 +546,7 @@ impl Chain {
                 else {
                     return Ok(Json_::Null);
                 };
-                if number == 67 {
+                if number == RECORDED_BLOCK {
                     return Ok(self.golden["block"]["raw"].clone());
                 }
                 json!({
@@ -609,7 +612,7 @@ impl Chain {
                         .expect("key"),
                 );
                 match block {
-                    Some((67, _)) if key != events_key => self
+                    Some((RECORDED_BLOCK, _)) if key != events_key => self
                         .storage
                         .get(&key)
                         .map(|v| json!(v))
@@ -621,7 +624,7 @@ impl Chain {
                                 .map(|r| r["raw_hex"].clone())
                         })
                         .unwrap_or(Json_::Null),
-                    Some((67, _)) => self.golden["events"]["raw_hex"].clone(),
+                    Some((RECORDED_BLOCK, _)) => self.golden["events"]["raw_hex"].clone(),
                     Some((_, block)) if key == events_key => json!(hex0x(&block.events)),
                     Some((_, block)) if key == now_key => json!(hex0x(&block.timestamp.encode())),
                     _ => self.storage.get(&key).map_or(Json_::Null, |v| json!(v)),
@@ -764,14 +767,33 @@ impl TestNode {
         )
         .try_into()
         .expect("32 bytes");
+        // Blocks 1 to 66 were not recorded: empty blocks stand in for them, 12 s apart, so that
+        // every number up to the head has a hash, as on a node.
+        let recorded_at = 1_789_516_218_750;
+        let empty_events = Compact(0u32).encode();
+        let mut previous = blake2_256(b"recorded chain genesis");
+        for number in 1..RECORDED_BLOCK {
+            let hash = blake2_256(&(number, previous, "before the recorded block").encode());
+            chain.blocks.insert(
+                number,
+                Block {
+                    hash,
+                    parent: previous,
+                    extrinsics: Vec::new(),
+                    events: empty_events.clone(),
+                    timestamp: recorded_at - (RECORDED_BLOCK - number) * 12_000,
+                },
+            );
+            previous = hash;
+        }
         chain.blocks.insert(
-            67,
+            RECORDED_BLOCK,
             Block {
                 hash: block_hash,
                 parent,
                 extrinsics: Vec::new(),
                 events: Vec::new(),
-                timestamp: 1_789_516_218_750,
+                timestamp: recorded_at,
             },
         );
         chain.golden = golden;

@@ -75,7 +75,7 @@ async fn spawn_chain(dir: &Path, commit_reveal_version: u16) -> TestChain {
 }
 
 /// Submits `call` signed by `signer` and waits for its inclusion.
-async fn submit(chain: &DevChainClient, call: Call, signer: &Keypair) -> u64 {
+async fn submit<C: ChainClient>(chain: &C, call: Call, signer: &Keypair) -> u64 {
     let name = call.name();
     let tx = chain.submit(call, signer).await.expect(name);
     chain
@@ -148,8 +148,8 @@ fn train_into(dir: &Path, seed: u64) {
 
 /// Starts a real miner serving the model in `dir`, registers it, publishes its axon and commits
 /// its model. Returns its uid and a handle that stops it when dropped.
-async fn start_miner(
-    chain: &DevChainClient,
+async fn start_miner<C: ChainClient>(
+    chain: &C,
     uri: &str,
     dir: &Path,
 ) -> (u16, tokio::sync::oneshot::Sender<()>) {
@@ -190,7 +190,7 @@ async fn start_miner(
     (uid, stop)
 }
 
-async fn own_neuron(chain: &DevChainClient, key: &Keypair) -> Option<NeuronInfo> {
+async fn own_neuron<C: ChainClient>(chain: &C, key: &Keypair) -> Option<NeuronInfo> {
     let metagraph = chain.metagraph(NETUID).await.expect("metagraph");
     metagraph
         .neurons
@@ -257,9 +257,19 @@ fn service_with_label_window(
         answer_models: 0,
         answers: Default::default(),
     };
+    service_on(Arc::clone(&chain.client), pool, track, config).with_labels(labels)
+}
+
+/// The loop on any chain, validating with //Alice.
+fn service_on<C: ChainClient + 'static>(
+    chain: Arc<C>,
+    pool: &PgPool,
+    track: ModelTrack,
+    config: ServiceConfig,
+) -> Service<C, ChainClock<C>> {
     Service::new(
-        Arc::clone(&chain.client),
-        ChainClock::new(Arc::clone(&chain.client), Duration::from_millis(20)),
+        Arc::clone(&chain),
+        ChainClock::new(chain, Duration::from_millis(20)),
         pool.clone(),
         alice(),
         track,
@@ -267,7 +277,6 @@ fn service_with_label_window(
         None,
         config,
     )
-    .with_labels(labels)
 }
 
 /// Every call //Alice's hotkey got included, in block order.
@@ -362,9 +371,9 @@ async fn weights_land_on_chain_and_the_chain_ranks_the_better_model_first(pool: 
         netuid: NETUID,
         amount: 1_000 * 1_000_000_000,
     };
-    submit(&chain.client, stake, &alice()).await;
-    let (good, _good) = start_miner(&chain.client, "//Miner1", &root.path().join("good")).await;
-    let (weak, _weak) = start_miner(&chain.client, "//Miner2", &root.path().join("weak")).await;
+    submit(&*chain.client, stake, &alice()).await;
+    let (good, _good) = start_miner(&*chain.client, "//Miner1", &root.path().join("good")).await;
+    let (weak, _weak) = start_miner(&*chain.client, "//Miner2", &root.path().join("weak")).await;
 
     let service = service(&chain, &pool, &root.path().join("cache"), None);
     let (alice_row, incentive) = run_until(&service, async {
@@ -467,8 +476,8 @@ async fn weights_land_on_chain_and_the_chain_ranks_the_better_model_first(pool: 
 
 /// Runs the loop on this task beside `until`, shuts it down when `until` completes and returns
 /// its value.
-async fn run_until<T>(
-    service: &Service<DevChainClient, ChainClock<DevChainClient>>,
+async fn run_until<T, C: ChainClient + 'static>(
+    service: &Service<C, ChainClock<C>>,
     until: impl std::future::Future<Output = T>,
 ) -> T {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -530,7 +539,8 @@ async fn label_batches_of_a_window_spanning_epochs_survive_a_crash_and_are_colle
     let chain = spawn_chain(&root.path().join("chain"), 4).await;
     let cache = root.path().join("cache");
     random_model(&root.path().join("weak"), 2);
-    let (_weak, _serving) = start_miner(&chain.client, "//Miner2", &root.path().join("weak")).await;
+    let (_weak, _serving) =
+        start_miner(&*chain.client, "//Miner2", &root.path().join("weak")).await;
     let window = Some(2 * (u64::from(TEMPO) + 1) + 3);
     let crashed =
         service_with_label_window(&chain, &pool, &cache, Some(Failpoint::AfterSave), window)
@@ -957,4 +967,98 @@ async fn the_validator_binary_killed_mid_commit_resumes_without_a_second_commit(
         .await
         .expect("query");
     assert_eq!(stored.len(), 1, "the interrupted epoch is stored once");
+}
+
+/// `validator`'s epoch loop against a Subtensor node (the test node over the SDK's recorded
+/// chain, commit–reveal v4 as Subtensor defaults): a miner registers, serves and commits through
+/// the Subtensor client, the loop scores its model and sends the epoch's weights as one
+/// `commit_timelocked_weights` signed by the validator's hotkey, which the node checks.
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn an_epoch_on_a_subtensor_node_scores_the_miner_and_commits_timelocked_weights(
+    pool: PgPool,
+) {
+    use subnet_common::chain::ClientOptions;
+    use subnet_subtensor::AnyChain;
+    use subnet_subtensor::testnode::{TestNode, recorded_chain};
+    let root = tempfile::tempdir().expect("tempdir");
+    let node = TestNode::start(&recorded_chain(), BLOCK_TIME).await;
+    node.set_hyperparameter("tempo", u128::from(TEMPO));
+    node.set_hyperparameter("weights_rate_limit", 0);
+    // //Alice validates with a permit.
+    node.add_neuron(&alice().account_id(), &alice().account_id(), true);
+    let chain = Arc::new(
+        AnyChain::connect(node.url(), ClientOptions::default())
+            .await
+            .expect("connect"),
+    );
+    trained_model(&root.path().join("good"), 1);
+    let (uid, _miner) = start_miner(&*chain, "//Miner1", &root.path().join("good")).await;
+
+    let cache = root.path().join("cache");
+    let track = ModelTrack::new(
+        SignedClient::new(reqwest::Client::new(), alice()),
+        cache.clone(),
+        select(DeviceChoice::Cpu).expect("cpu"),
+        TrackSettings::default(),
+    );
+    let config = ServiceConfig {
+        inclusion_timeout: Duration::from_secs(10),
+        initial_backoff: Duration::from_millis(100),
+        max_backoff: Duration::from_secs(1),
+        ..ServiceConfig::new(NETUID)
+    };
+    let service = service_on(Arc::clone(&chain), &pool, track, config);
+    let row = run_until(&service, async {
+        eventually(
+            "a committed epoch that scored the miner",
+            Duration::from_secs(240),
+            || async {
+                let epoch: Option<(i64,)> = sqlx::query_as(
+                    "SELECT w.epoch FROM weight_commits w
+                     WHERE w.netuid = 1 AND w.status IN ('committed', 'revealed')
+                       AND EXISTS (SELECT 1 FROM model_evals m WHERE m.netuid = 1
+                                   AND m.epoch = w.epoch AND m.outcome = 'ok')
+                     ORDER BY w.epoch LIMIT 1",
+                )
+                .fetch_optional(&pool)
+                .await
+                .expect("query");
+                match epoch {
+                    Some((epoch,)) => Some(weight_row(&pool, epoch).await),
+                    None => None,
+                }
+            },
+        )
+        .await
+    })
+    .await;
+    assert_eq!(row.mode, WeightMode::Timelocked);
+    let weight_of = |u: u16| {
+        row.uids
+            .iter()
+            .position(|&x| x == u)
+            .map_or(0, |i| row.weights[i])
+    };
+    assert_eq!(weight_of(uid), 65_535, "{row:?}");
+    let commits: Vec<_> = node
+        .applied()
+        .into_iter()
+        .filter(|a| a.call == "SubtensorModule.commit_timelocked_weights")
+        .collect();
+    assert!(!commits.is_empty());
+    assert!(
+        commits
+            .iter()
+            .all(|c| c.signer == alice().account_id() && c.error.is_none()),
+        "{commits:?}"
+    );
+    // The row's commit is one the node sealed, and it is the only one in its block.
+    let in_its_block = commits
+        .iter()
+        .filter(|c| Some(c.block) == row.commit_block)
+        .count();
+    assert_eq!(in_its_block, 1, "{row:?} {commits:?}");
+
+    assert!(node.refused().is_empty(), "{:?}", node.refused());
+    assert!(node.unknown().is_empty(), "{:?}", node.unknown());
 }
