@@ -9,7 +9,8 @@
 //! | metagraph | `NeuronInfoRuntimeApi_get_neurons_lite` + `Weights`/`Bonds`/`BlockAtRegistration` |
 //! | hyperparameters | `SubnetInfoRuntimeApi_get_subnet_hyperparams` + the storage it leaves out (`Burn`, …) |
 //! | commitments | `Commitments.CommitmentOf`, with each hotkey's uid from the neurons |
-//! | prepare / submit | the [`Runtime`](crate::Runtime)'s signed extrinsic, mortal for [`ERA_PERIOD`] blocks |
+//! | prepare / submit | the [`Runtime`](crate::Runtime)'s signed extrinsic, mortal for [`ERA_PERIOD`] blocks, after reading the runtime version (metadata again after an upgrade; so do metagraph and hyperparameters) |
+//! | timelocked commits | `CommitRevealWeightsVersion` 4 and commit–reveal on: the weights encrypted to the quicknet round `EpochSchedule` predicts |
 //! | tx_status | the extrinsic's blake2 hash looked up in the blocks of its era, then `System.Events` |
 //!
 //! A node keeps no index of extrinsics by hash, so the client remembers the era of each extrinsic
@@ -346,11 +347,14 @@ impl ChainClient for SubtensorClient {
     }
 
     async fn metagraph(&self, netuid: NetUid) -> Result<Metagraph, ChainClientError> {
+        // Read with the runtime the node runs now (a runtime upgrade changes the types).
+        self.refresh_runtime().await?;
         let (number, hash) = SubtensorClient::head(self).await?;
         Ok(SubtensorClient::metagraph(self, netuid, number, hash).await?)
     }
 
     async fn hyperparameters(&self, netuid: NetUid) -> Result<Hyperparameters, ChainClientError> {
+        self.refresh_runtime().await?;
         let (_, at) = SubtensorClient::head(self).await?;
         let hp = self
             .hyperparams(netuid, at)
@@ -437,6 +441,14 @@ impl ChainClient for SubtensorClient {
     async fn prepare(&self, call: Call, signer: &Keypair) -> Result<PreparedTx, ChainClientError> {
         let name = call.name();
         let call = subtensor_call(call)?;
+        // An extrinsic signed for a runtime the node no longer runs fails its signature check:
+        // read the runtime version first, and the new metadata after an upgrade.
+        if self.refresh_runtime().await? {
+            tracing::info!(
+                spec_version = self.runtime().spec_version(),
+                "the node's runtime was upgraded; metadata read again"
+            );
+        }
         let nonce = self.next_nonce(&signer.account_id()).await?;
         let (number, hash) = SubtensorClient::head(self).await?;
         let era = Era::Mortal {

@@ -566,8 +566,8 @@ impl Chain {
             }
             "state_getRuntimeVersion" => json!({
                 "specName": "node-subtensor",
-                "specVersion": self.golden["network"]["spec_version"],
-                "transactionVersion": self.golden["network"]["transaction_version"],
+                "specVersion": self.runtime.spec_version(),
+                "transactionVersion": self.runtime.transaction_version(),
             }),
             "state_call" => match text(0) {
                 "Metadata_metadata_at_version" if text(1) == "0x0f000000" => {
@@ -891,6 +891,21 @@ impl TestNode {
             _ => Value::u128(value),
         };
         set_field(&mut chain.hyperparams, name, value);
+    }
+
+    /// A runtime upgrade: from now on the node runs `spec_version` (same metadata), and an
+    /// extrinsic signed for the old version fails its signature check, as on a node.
+    pub fn upgrade_runtime(&self, spec_version: u32) {
+        let mut chain = self.chain();
+        let metadata = unhex(chain.golden["metadata"]["v15_hex"].as_str().expect("v15"));
+        let runtime = Runtime::new(
+            Runtime::opaque_metadata(&metadata).expect("metadata"),
+            chain.runtime.genesis_hash(),
+            spec_version,
+            chain.runtime.transaction_version(),
+        )
+        .expect("runtime");
+        chain.runtime = runtime;
     }
 
     /// The raw fields of `hotkey`'s commitment on the subnet, when it has one.

@@ -156,3 +156,37 @@ print(json.dumps(out))
     assert_eq!(decoded, wanted, "blocks {blocks:?}");
     assert!(node.unknown().is_empty(), "{:?}", node.unknown());
 }
+
+/// After a runtime upgrade the client signs for the new runtime: the node refuses an extrinsic
+/// signed for the old one, and the client, reading the version before each extrinsic, is not
+/// refused.
+#[tokio::test]
+async fn extrinsics_after_a_runtime_upgrade_are_signed_for_the_new_runtime() {
+    let node = TestNode::start(&golden_path(), Duration::from_millis(50)).await;
+    let chain = AnyChain::connect(node.url(), ClientOptions::default())
+        .await
+        .expect("connect");
+    let alice = Keypair::from_uri("//Alice").expect("key");
+    let register = |hotkey: &str| Call::Register {
+        netuid: 1,
+        hotkey: Keypair::from_uri(hotkey).expect("key").account_id(),
+    };
+    // Prepared before the upgrade, sent after it: refused.
+    let stale = chain
+        .prepare(register("//First"), &alice)
+        .await
+        .expect("prepare");
+    node.upgrade_runtime(462);
+    let err = chain.submit_prepared(&stale).await.unwrap_err();
+    assert!(err.to_string().contains("bad signature"), "{err}");
+    // Prepared now: signed for spec 462 and included.
+    let tx = chain
+        .submit(register("//Second"), &alice)
+        .await
+        .expect("submit");
+    chain.wait_for_inclusion(tx, WAIT).await.expect("included");
+    let AnyChain::Subtensor(client) = &chain else {
+        panic!("a Subtensor node");
+    };
+    assert_eq!(client.runtime().spec_version(), 462);
+}
