@@ -172,8 +172,8 @@ fails "$WORK/no-base" "$BIN/devnet" --competition smollm2-135m --base-model "$WO
 
 # --- Guide: a local chain by hand ----------------------------------------------------------
 PORT=$(free_port)
-export DEVCHAIN_URL=http://127.0.0.1:$PORT
-CHAIN=$DEVCHAIN_URL
+export BT_SUBTENSOR_CHAIN_ENDPOINT=http://127.0.0.1:$PORT
+CHAIN=$BT_SUBTENSOR_CHAIN_ENDPOINT
 devchain genesis --dev --out "$WORK/genesis.json"
 devchain genesis --dev --tempo 20 --out "$WORK/genesis20.json"
 grep -q '"tempo": *20' "$WORK/genesis20.json" || fail "genesis --tempo 20 is not in the file"

@@ -1,7 +1,9 @@
 //! The `devchain` command line: `node`, `genesis`, `tx`, `metagraph`, `simulate`.
 //!
-//! The node's flags, `--chain.url`, `--uri` and `--log.format` can also come from `DEVCHAIN_*`
-//! environment variables, the wallet flags from the SDK's `BT_WALLET_*` (flags win; see
+//! The node's flags and `--uri` can also come from `DEVCHAIN_*` environment variables;
+//! `--subtensor.chain_endpoint` (`--chain.url`) from `BT_SUBTENSOR_CHAIN_ENDPOINT` and
+//! `--log.format` from `BT_LOG_FORMAT`, as in `miner` and `validator`; the wallet flags from the
+//! SDK's `BT_WALLET_*` (flags win; see
 //! `devchain node --dump-config`). `node` prints one line `rpc listening on http://ADDR` to stdout
 //! once it serves, so callers that pass `--rpc.addr 127.0.0.1:0` learn the port; logs go to stderr.
 //!
@@ -107,10 +109,11 @@ pub struct GenesisArgs {
 /// Where the chain is.
 #[derive(Debug, Args)]
 pub struct ChainArgs {
-    /// URL of the dev chain's JSON-RPC.
+    /// URL of the dev chain's JSON-RPC (`--chain.url` is the older name).
     #[arg(
-        long = "chain.url",
-        env = "DEVCHAIN_URL",
+        long = "subtensor.chain_endpoint",
+        visible_alias = "chain.url",
+        env = "BT_SUBTENSOR_CHAIN_ENDPOINT",
         default_value = "http://127.0.0.1:9944",
         global = true
     )]

@@ -59,10 +59,11 @@ pub struct WalletArgs {
 }
 
 /// The chain a binary talks to, flagged as btcli and the SDK spell it:
-/// `--subtensor.network finney|test|local|<URL>` or `--subtensor.chain_endpoint <URL>` (which wins),
-/// and `--netuid`. `--chain.url` (env `BT_CHAIN_URL`) is the project's older name for the
-/// endpoint. Nothing given means `local`: `ws://127.0.0.1:9944`, where `devchain run` listens.
-/// Whether the endpoint is a Subtensor node or the dev chain is asked of the endpoint itself.
+/// `--subtensor.network finney|test|local|<URL>` or `--subtensor.chain_endpoint <URL>` (which wins;
+/// `--chain.url` is its older name), and `--netuid`; env `BT_SUBTENSOR_NETWORK`,
+/// `BT_SUBTENSOR_CHAIN_ENDPOINT`, `BT_NETUID` (a flag wins over its variable). Nothing given means
+/// `local`: `ws://127.0.0.1:9944`, where `devchain run` listens. Whether the endpoint is a
+/// Subtensor node or the dev chain is asked of the endpoint itself.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args, serde::Serialize)]
 pub struct ChainArgs {
     /// Network: `finney`, `test`, `local`, or a `ws://`, `wss://`, `http(s)://` endpoint.
@@ -72,21 +73,14 @@ pub struct ChainArgs {
         value_name = "NAME|URL"
     )]
     pub network: Option<String>,
-    /// The endpoint's URL; overrides `--subtensor.network`.
+    /// The endpoint's URL; overrides `--subtensor.network` (`--chain.url` is its older name).
     #[arg(
         long = "subtensor.chain_endpoint",
+        visible_alias = "chain.url",
         env = "BT_SUBTENSOR_CHAIN_ENDPOINT",
         value_name = "URL"
     )]
     pub chain_endpoint: Option<String>,
-    /// Same as `--subtensor.chain_endpoint` (the project's older flag).
-    #[arg(
-        long = "chain.url",
-        env = "BT_CHAIN_URL",
-        value_name = "URL",
-        conflicts_with = "chain_endpoint"
-    )]
-    pub chain_url: Option<String>,
     /// Subnet.
     #[arg(long = "netuid", env = "BT_NETUID", default_value_t = 1)]
     pub netuid: u16,
@@ -100,7 +94,6 @@ impl ChainArgs {
     pub fn endpoint(&self) -> &str {
         self.chain_endpoint
             .as_deref()
-            .or(self.chain_url.as_deref())
             .or(self.network.as_deref())
             .unwrap_or(Self::DEFAULT_NETWORK)
     }
@@ -108,9 +101,7 @@ impl ChainArgs {
     /// The flag the endpoint came from, for error messages.
     pub fn flag(&self) -> &'static str {
         if self.chain_endpoint.is_some() {
-            "--subtensor.chain_endpoint"
-        } else if self.chain_url.is_some() {
-            "--chain.url"
+            "--subtensor.chain_endpoint (--chain.url)"
         } else {
             "--subtensor.network"
         }
@@ -118,7 +109,7 @@ impl ChainArgs {
 
     /// Whether any flag (or its variable) names a chain.
     pub fn is_given(&self) -> bool {
-        self.chain_endpoint.is_some() || self.chain_url.is_some() || self.network.is_some()
+        self.chain_endpoint.is_some() || self.network.is_some()
     }
 
     /// The flags for `endpoint` on `netuid`, e.g. for a child process or a test.
@@ -126,7 +117,6 @@ impl ChainArgs {
         Self {
             network: None,
             chain_endpoint: Some(endpoint.to_owned()),
-            chain_url: None,
             netuid,
         }
     }

@@ -68,12 +68,9 @@ pub struct ServeArgs {
     #[serde(flatten)]
     pub chain: subnet_common::cli::ChainArgs,
 
-    /// Serve without a chain: any caller with a valid signature is accepted. For local tests only.
-    #[arg(
-        long = "insecure-no-chain",
-        env = "MINER_INSECURE_NO_CHAIN",
-        conflicts_with_all = ["network", "chain_endpoint", "chain_url"]
-    )]
+    /// Serve without a chain: any caller with a valid signature is accepted, and a chain named
+    /// by the other flags or their variables is not used. For local tests only.
+    #[arg(long = "insecure-no-chain", env = "MINER_INSECURE_NO_CHAIN")]
     pub insecure_no_chain: bool,
 
     /// Largest request body accepted, in bytes (larger ones get 413).

@@ -55,6 +55,12 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(
             "--insecure-no-chain: registration is NOT checked; any correctly signed caller is served. Use only for local tests."
         );
+        if args.chain.is_given() {
+            tracing::warn!(
+                endpoint = args.chain.endpoint(),
+                "--insecure-no-chain: the chain named by --subtensor.* (or its variable) is not used"
+            );
+        }
         let labeling = connect_labeling(&args, std::sync::Arc::new(labeling::NoChain)).await?;
         let app =
             startup::Application::build_with_labeling(&config, keypair, AllowAnySigner, labeling)
