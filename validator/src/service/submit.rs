@@ -83,12 +83,16 @@ enum Landed {
 fn is_transient_refusal(error: &str) -> bool {
     error.starts_with("setting weights too fast")
         || error.starts_with("reveal too early")
+        // A timelocked commit that reached the chain after its round: encrypted again to a
+        // later round on the next attempt.
+        || error.starts_with("reveal round")
         || matches!(
             error,
             "SubtensorModule.SettingWeightsTooFast"
                 | "SubtensorModule.CommittingWeightsTooFast"
                 | "SubtensorModule.RevealTooEarly"
                 | "SubtensorModule.TxRateLimitExceeded"
+                | "SubtensorModule.InvalidRevealRound"
         )
 }
 
@@ -298,10 +302,7 @@ impl<C: ChainClient> WeightSubmitter<C> {
                 self.update(&row, &update).await?;
                 return Ok(());
             }
-            let result = match self.commit_call(&row).await {
-                Ok(call) => self.send_commit(&row, call, hp, clock).await,
-                Err(error) => Err(error),
-            };
+            let result = self.send_commit(&row, hp, clock).await;
             match result {
                 Ok(inclusion) => {
                     return self
@@ -377,11 +378,11 @@ impl<C: ChainClient> WeightSubmitter<C> {
         })
     }
 
-    /// Waits out the rate limit, then rules 1 and 3: sign, record, send, wait for inclusion.
+    /// Waits out the rate limit, then builds the row's call and follows rules 1 and 3: sign,
+    /// record, send, wait for inclusion.
     async fn send_commit(
         &self,
         row: &WeightCommitRecord,
-        call: Call,
         hp: &Hyperparameters,
         clock: &impl BlockClock,
     ) -> Result<Inclusion, SendError> {
@@ -406,6 +407,8 @@ impl<C: ChainClient> WeightSubmitter<C> {
                     .map_err(ServiceError::from)?;
             }
         }
+        // Built after the wait: a timelocked commit is encrypted to a round counted from now.
+        let call = self.commit_call(row).await?;
         self.send(row, call, Submission::Commit, clock).await
     }
 
@@ -595,6 +598,17 @@ mod tests {
             )),
             SendError::Transient(_)
         ));
+        // A timelocked commit that came after its round is sealed again to a later one.
+        for late in [
+            "reveal round 250 is already published (the chain is at block 251)",
+            "SubtensorModule.InvalidRevealRound",
+            "SubtensorModule.SettingWeightsTooFast",
+        ] {
+            assert!(
+                matches!(classify(failed(late)), SendError::Transient(_)),
+                "{late}"
+            );
+        }
         assert!(matches!(
             classify(failed("uid 3 has no validator permit")),
             SendError::Refused(_)
