@@ -401,12 +401,7 @@ pub async fn run(args: &crate::cli::DashboardArgs) -> anyhow::Result<()> {
         metrics: Some(metrics),
     };
     let addr = SocketAddr::new(args.http_ip, args.http_port);
-    serve(state, addr, async {
-        // Without a signal handler the server runs until killed.
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    })
+    serve(state, addr, subnet_common::serve::shutdown_signal())
     .await
     .context("while serving the dashboard")
 }
