@@ -15,7 +15,6 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -24,13 +23,12 @@ use subnet_common::chain::types::{Call, Hyperparameter, Metagraph, NetUid, Uid, 
 use subnet_common::chain::{ChainClient, DevChainClient};
 use subnet_common::cli::WalletArgs;
 use subnet_common::keys::{AccountId, Keypair};
-use tokio::sync::watch;
 
-use crate::node::{Chain, Node};
+use crate::dev;
 use crate::rpc::{RateLimit, RpcConfig};
+use crate::startup::{Application, NodeConfig};
 use crate::state::Genesis;
 use crate::tx::{axon_ip, display_ip, format_tao, parse_tao, weights_to_u16};
-use crate::{dev, rpc};
 
 /// `devchain`: a local chain that follows Subtensor's rules.
 #[derive(Debug, Parser)]
@@ -317,108 +315,35 @@ pub fn read_genesis(path: &Path) -> anyhow::Result<Genesis> {
         .with_context(|| format!("while parsing the genesis file {}", path.display()))
 }
 
+impl NodeArgs {
+    /// The node's settings: the genesis file read and parsed, the rest as given.
+    pub fn resolve(&self) -> anyhow::Result<NodeConfig> {
+        Ok(NodeConfig {
+            genesis: read_genesis(&self.genesis)?,
+            data_dir: self.data.clone(),
+            rpc_addr: self.rpc_addr,
+            block_time: Duration::from_millis(self.block_time_ms),
+            rpc: RpcConfig {
+                rate_limit: RateLimit {
+                    per_second: self.rate_limit,
+                    burst: self.burst,
+                },
+                ..RpcConfig::default()
+            },
+        })
+    }
+}
+
 async fn run_node(args: NodeArgs) -> anyhow::Result<()> {
     if args.dump_config {
         let json = serde_json::to_string_pretty(&args).context("while encoding the settings")?;
         println!("{json}");
         return Ok(());
     }
-    let genesis = read_genesis(&args.genesis)?;
-    std::fs::create_dir_all(&args.data).with_context(|| {
-        format!(
-            "while creating the data directory {} (--data)",
-            args.data.display()
-        )
-    })?;
-    let data = args.data.clone();
-    let (chain, torn) = tokio::task::spawn_blocking(move || Chain::open(&genesis, &data))
-        .await
-        .context("while opening the chain")?
-        .with_context(|| format!("while opening the chain in {}", args.data.display()))?;
-    if let Some(torn) = torn {
-        tracing::warn!(
-            block = torn.block,
-            offset = torn.offset,
-            bytes_cut = torn.bytes_cut,
-            "torn last record cut from the block log (a crash during an append); that block was never announced"
-        );
-    }
-    let head = chain.head();
-    tracing::info!(
-        genesis = %subnet_common::chain::H256(chain.genesis_hash()),
-        head = head.number,
-        hash = %head.hash,
-        data = %args.data.display(),
-        "chain opened"
-    );
-    let node = Node::new(chain);
-
-    let listener = tokio::net::TcpListener::bind(args.rpc_addr)
-        .await
-        .with_context(|| format!("while binding --rpc.addr {}", args.rpc_addr))?;
-    let local = listener
-        .local_addr()
-        .context("while reading the bound RPC address")?;
-    let config = RpcConfig {
-        rate_limit: RateLimit {
-            per_second: args.rate_limit,
-            burst: args.burst,
-        },
-        ..RpcConfig::default()
-    };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let router = rpc::router(Arc::clone(&node), config, stop_rx.clone());
-    println!("rpc listening on http://{local}");
-    tracing::info!(addr = %local, block_time_ms = args.block_time_ms, "serving JSON-RPC");
-
-    let mut server_stop = stop_rx.clone();
-    let server = tokio::spawn(rpc::serve(listener, router, async move {
-        let _ = server_stop.wait_for(|stop| *stop).await;
-    }));
-    let mut producer_stop = stop_rx;
-    let producer = Arc::clone(&node).run_block_production(
-        Duration::from_millis(args.block_time_ms),
-        async move {
-            let _ = producer_stop.wait_for(|stop| *stop).await;
-        },
-    );
-    let result = tokio::select! {
-        produced = producer => produced.context("block production failed; the node stopped"),
-        () = shutdown_signal() => {
-            tracing::info!("shutting down");
-            Ok(())
-        }
-    };
-    let _ = stop_tx.send(true);
-    server
-        .await
-        .context("while stopping the RPC server")?
-        .context("RPC server failed")?;
-    result
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
+    let app = Application::build(args.resolve()?).await?;
+    // Callers that pass `--rpc.addr 127.0.0.1:0` read the port from this line.
+    println!("rpc listening on http://{}", app.local_addr());
+    app.run_until(subnet_common::serve::shutdown_signal()).await
 }
 
 fn write_genesis(args: &GenesisArgs) -> anyhow::Result<()> {

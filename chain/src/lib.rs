@@ -10,6 +10,7 @@
 //! | [`node`] | the node: state + log + pending extrinsics, block production, replay on start |
 //! | [`history`] | each subnet's commitments after every block that changed them (reads at a block) |
 //! | [`rpc`] | JSON-RPC 2.0 over HTTP, server-sent events of new heads, rate limit |
+//! | [`startup`] | a node built ([`startup::Application::build`]: block log opened, RPC bound) and run until shutdown |
 //! | [`dev`] | the development genesis (`devchain genesis --dev`) |
 //! | [`tx`] | helpers of `devchain tx`: TAO amounts, float weights → u16, axon IPs |
 //! | [`cli`] | the `devchain` command line; `main.rs` only parses and calls [`cli::run`] |
@@ -21,6 +22,7 @@ pub mod history;
 pub mod node;
 pub mod rpc;
 pub mod simulate;
+pub mod startup;
 pub mod state;
 pub mod store;
 pub mod tx;

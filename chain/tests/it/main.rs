@@ -1,8 +1,9 @@
-//! Integration tests: the real `devchain` binary on loopback, driven through the
-//! [`DevChainClient`](subnet_common::chain::DevChainClient).
+//! Integration tests: the real `devchain` binary on loopback, and the node built in-process as it
+//! builds it (`startup`), driven through the [`DevChainClient`](subnet_common::chain::DevChainClient).
 
 mod support;
 
 mod cli;
 mod durability;
 mod rpc;
+mod startup;
