@@ -62,7 +62,8 @@ pub use subnet_common::telemetry::redact_url as redact;
 pub struct EpochRecord {
     /// Subnet.
     pub netuid: i32,
-    /// Legacy epoch index.
+    /// The validator's epoch number: the chain's legacy epoch index, numbered on from the last
+    /// stored epoch when a tempo change moved the index back (`service::schedule`).
     pub epoch: i64,
     /// First block of the epoch.
     pub start_block: i64,
@@ -80,6 +81,8 @@ pub struct EpochRecord {
     /// the competition pins one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub base_losses: Option<Vec<f64>>,
+    /// The subnet's tempo when the epoch was scored (`None`: stored before it was recorded).
+    pub tempo: Option<i32>,
 }
 
 /// A hotkey on the subnet at this epoch.
@@ -171,8 +174,8 @@ pub async fn save_epoch(pool: &PgPool, results: &EpochResults) -> Result<Saved, 
     let e = &results.epoch;
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query(
-        "INSERT INTO epochs (netuid, epoch, start_block, block_hash, seed, competition_sha256, scored_block, duration_ms, base_losses)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (netuid, epoch) DO NOTHING",
+        "INSERT INTO epochs (netuid, epoch, start_block, block_hash, seed, competition_sha256, scored_block, duration_ms, base_losses, tempo)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (netuid, epoch) DO NOTHING",
     )
     .bind(e.netuid)
     .bind(e.epoch)
@@ -183,6 +186,7 @@ pub async fn save_epoch(pool: &PgPool, results: &EpochResults) -> Result<Saved, 
     .bind(e.scored_block)
     .bind(e.duration_ms)
     .bind(&e.base_losses)
+    .bind(e.tempo)
     .execute(&mut *tx)
     .await?
     .rows_affected();

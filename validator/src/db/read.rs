@@ -91,7 +91,7 @@ pub struct MinerSummary {
 /// The columns of [`EpochRecord`] (a macro: sqlx takes only static SQL).
 macro_rules! epoch_columns {
     () => {
-        "netuid, epoch, start_block, block_hash, seed, competition_sha256, scored_block, duration_ms, base_losses"
+        "netuid, epoch, start_block, block_hash, seed, competition_sha256, scored_block, duration_ms, base_losses, tempo"
     };
 }
 

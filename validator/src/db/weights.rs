@@ -577,6 +577,20 @@ pub async fn submit_guard_block(
         .map(|guard| u64::try_from(guard).unwrap_or(0)))
 }
 
+/// The subnet's tempo when `epoch` was scored (`None`: not stored, or stored before the tempo
+/// was recorded).
+pub async fn epoch_tempo(pool: &PgPool, netuid: i32, epoch: i64) -> Result<Option<u16>, DbError> {
+    let row: Option<(Option<i32>,)> =
+        sqlx::query_as("SELECT tempo FROM epochs WHERE netuid = $1 AND epoch = $2")
+            .bind(netuid)
+            .bind(epoch)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row
+        .and_then(|(tempo,)| tempo)
+        .and_then(|tempo| u16::try_from(tempo).ok()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -133,6 +133,49 @@ impl ServiceConfig {
     }
 }
 
+/// The number and first block of a stored epoch, as [`EpochSchedule::numbered`] takes them.
+fn stored_epoch(record: &EpochRecord) -> schedule::StoredEpoch {
+    schedule::StoredEpoch {
+        epoch: u64::try_from(record.epoch).unwrap_or(0),
+        start_block: u64::try_from(record.start_block).unwrap_or(0),
+    }
+}
+
+/// Says what a tempo change or a gap did to the epoch numbering, before the turn at `head`
+/// (`schedule` numbered on from `latest`, the last epoch stored).
+fn warn_on_renumbering(latest: &EpochRecord, schedule: EpochSchedule, head: u64) {
+    let epoch = schedule.epoch_of(head);
+    let last = u64::try_from(latest.epoch).unwrap_or(0);
+    let chain_epoch = schedule.chain_epoch_of(head);
+    if let Some(before) = latest.tempo
+        && before != i32::from(schedule.tempo)
+    {
+        tracing::warn!(
+            tempo_before = before,
+            tempo = schedule.tempo,
+            last_scored = last,
+            epoch,
+            chain_epoch,
+            next_epoch_block = schedule.first_block(epoch + 1),
+            "the subnet's tempo changed: epochs are numbered on from the last one scored (the \
+             chain's epoch index is {chain_epoch}, scored here as epoch {epoch}); weight commits \
+             made under the old tempo are given up and the newest weights committed under the \
+             new one"
+        );
+    }
+    if epoch > last + 1 {
+        tracing::warn!(
+            last_scored = last,
+            epoch,
+            missed = epoch - last - 1,
+            "epochs {}..={} were not scored: the validator was not running, or a turn took \
+             longer than its epoch",
+            last + 1,
+            epoch - 1
+        );
+    }
+}
+
 /// The SDK's `version_as_int`: `major·10⁶ + minor·10³ + patch` (unparsable parts count as 0).
 pub fn version_key(version: &str) -> u64 {
     let mut parts = version
@@ -198,8 +241,11 @@ pub enum ServiceError {
 /// What one turn of the loop did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Turn {
-    /// The epoch the head was in.
+    /// The epoch the head was in, by the validator's number (see [`schedule`]).
     pub epoch: u64,
+    /// The chain's epoch index of the head (the same number unless a tempo change moved the
+    /// index back).
+    pub chain_epoch: u64,
     /// Whether this turn scored and stored it (false: it was stored before).
     pub scored: bool,
     /// First block of the next epoch, where the next turn starts.
@@ -377,13 +423,19 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         let netuid = self.config.netuid;
         let head = self.clock.current_block().await?;
         let hp = self.chain.hyperparameters(netuid).await?;
-        let schedule = EpochSchedule::new(netuid, hp.tempo);
-        let next_epoch_start = schedule
+        let next_epoch_start = EpochSchedule::new(netuid, hp.tempo)
             .next_epoch_start(head)
             .ok_or(ServiceError::NoEpochs { netuid })?;
-        let epoch = schedule.epoch_of(head);
         let chain_read = started.elapsed();
-        let span = tracing::info_span!("epoch", netuid, epoch, block = head);
+        let latest = db::latest_epoch(&self.pool, i32::from(netuid)).await?;
+        let schedule =
+            EpochSchedule::numbered(netuid, hp.tempo, latest.as_ref().map(stored_epoch), head);
+        let epoch = schedule.epoch_of(head);
+        let chain_epoch = schedule.chain_epoch_of(head);
+        if let Some(latest) = &latest {
+            warn_on_renumbering(latest, schedule, head);
+        }
+        let span = tracing::info_span!("epoch", netuid, epoch, chain_epoch, block = head);
         let timings = self
             .turn(epoch, schedule, &hp)
             .instrument(span)
@@ -398,6 +450,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
             });
         Ok(Turn {
             epoch,
+            chain_epoch,
             scored: timings.is_some(),
             next_epoch_start,
             timings,
@@ -414,21 +467,6 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         let netuid = self.config.netuid;
         let started = Instant::now();
         if db::epoch_stored(&self.pool, i32::from(netuid), epoch as i64).await? {
-            if let Some(latest) = db::latest_epoch(&self.pool, i32::from(netuid)).await?
-                && u64::try_from(latest.epoch).is_ok_and(|last| last > epoch)
-            {
-                // The index went back: the tempo changed. Say so; the epochs up to the last one
-                // scored are not scored again.
-                let last = u64::try_from(latest.epoch).unwrap_or(epoch);
-                tracing::warn!(
-                    epoch,
-                    last_scored = last,
-                    tempo = hp.tempo,
-                    resumes_at_block = schedule.first_block(last + 1),
-                    "the chain's epoch index is behind the last epoch scored (the subnet's tempo \
-                     changed): no epoch is scored and no weights are set until the index passes it"
-                );
-            }
             self.submitter.settle(hp, &self.clock).await?;
             return Ok(None);
         }
@@ -572,6 +610,7 @@ impl<C: ChainClient, K: BlockClock> Service<C, K> {
         let elapsed = started.elapsed();
         crate::metrics::record_epoch_duration(elapsed);
         let record = EpochRecord {
+            tempo: Some(i32::from(hp.tempo)),
             netuid: i32::from(netuid),
             epoch: epoch as i64,
             start_block: start_block as i64,

@@ -5,6 +5,11 @@
 //! epoch index of a block is `(b + netuid + 1) / (tempo + 1)`. So epoch `e ≥ 1` starts at block
 //! `e · (tempo + 1) − (netuid + 1)`, exactly where the chain ran Yuma Consensus, and epoch 0 is the
 //! stretch from genesis to the first such block.
+//!
+//! That index is not monotone: a smaller tempo moves it forward, a larger one back (41 → 29 after
+//! `tempo 10 → 30`). The validator stores its epochs under its own number, which only grows
+//! ([`EpochSchedule::numbered`]): the chain's index plus an offset that is 0 until the index goes
+//! back below an epoch already stored, and then numbers the chain's epochs on from it.
 
 /// The epoch schedule of one subnet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,36 +18,87 @@ pub struct EpochSchedule {
     pub netuid: u16,
     /// Blocks per epoch (the chain's `tempo`); 0 means epochs never run.
     pub tempo: u16,
+    /// Added to the chain's epoch index to give the validator's epoch number (0: the chain's
+    /// index itself; see [`EpochSchedule::numbered`]).
+    pub offset: u64,
+}
+
+/// The latest epoch the validator stored: its number and first block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredEpoch {
+    /// The validator's number of the epoch.
+    pub epoch: u64,
+    /// Its first block.
+    pub start_block: u64,
 }
 
 impl EpochSchedule {
-    /// The schedule of `netuid` with `tempo` blocks per epoch.
+    /// The schedule of `netuid` with `tempo` blocks per epoch, numbered by the chain's index.
     pub fn new(netuid: u16, tempo: u16) -> Self {
-        Self { netuid, tempo }
+        Self {
+            netuid,
+            tempo,
+            offset: 0,
+        }
+    }
+
+    /// The schedule numbered on from `latest`, the last epoch stored, so that numbers only grow
+    /// whatever the tempo did. The chain epoch holding `latest`'s first block keeps `latest`'s
+    /// number, and each later chain epoch one more, unless the chain's own index is higher (it
+    /// is, without tempo changes: the offset stays 0, or returns to it once the index passes
+    /// the numbers used). With tempo 0 (no epochs) the chain's schedule.
+    pub fn numbered(netuid: u16, tempo: u16, latest: Option<StoredEpoch>, head: u64) -> Self {
+        let chain = Self::new(netuid, tempo);
+        let Some(latest) = latest else {
+            return chain;
+        };
+        if tempo == 0 {
+            return chain;
+        }
+        let index = chain.epoch_of(head);
+        // The chain epoch holding the latest stored epoch's first block, under today's tempo.
+        let base = chain.epoch_of(latest.start_block);
+        let number = match index.checked_sub(base) {
+            // The head is still in it (or, after a reorg, before it): that number.
+            Some(0) | None => latest.epoch,
+            Some(since) => index.max(latest.epoch.saturating_add(since)),
+        };
+        Self {
+            offset: number.saturating_sub(index),
+            ..chain
+        }
     }
 
     fn period(self) -> u64 {
         u64::from(self.tempo) + 1
     }
 
-    fn offset(self) -> u64 {
+    fn netuid_offset(self) -> u64 {
         u64::from(self.netuid) + 1
     }
 
-    /// The legacy epoch index of `block`. With tempo 0 every block is in epoch 0.
+    /// The epoch number of `block`: the legacy epoch index plus [`offset`](Self::offset). With
+    /// tempo 0 every block is in epoch 0.
     pub fn epoch_of(self, block: u64) -> u64 {
         if self.tempo == 0 {
             return 0;
         }
-        (block + self.offset()) / self.period()
+        (block + self.netuid_offset()) / self.period() + self.offset
     }
 
-    /// The first block of `epoch` (0 for epoch 0 and for tempo 0).
+    /// The chain's own epoch index of `block` (the offset left out).
+    pub fn chain_epoch_of(self, block: u64) -> u64 {
+        Self { offset: 0, ..self }.epoch_of(block)
+    }
+
+    /// The first block of epoch number `epoch` (0 for epoch 0, for tempo 0, and for numbers
+    /// below the offset).
     pub fn first_block(self, epoch: u64) -> u64 {
         if self.tempo == 0 {
             return 0;
         }
-        (epoch.saturating_mul(self.period())).saturating_sub(self.offset())
+        let index = epoch.saturating_sub(self.offset);
+        (index.saturating_mul(self.period())).saturating_sub(self.netuid_offset())
     }
 
     /// The first block of the epoch after the one holding `block`; `None` with tempo 0.
@@ -223,6 +279,64 @@ mod tests {
                 "started {late} blocks in"
             );
         }
+    }
+
+    #[test]
+    fn epoch_numbers_only_grow_whatever_the_tempo_does() {
+        let netuid = 1;
+        // Scored with tempo 10 up to epoch 41 (the README's devnet, then `tempo 30`).
+        let old = EpochSchedule::new(netuid, 10);
+        let latest = StoredEpoch {
+            epoch: 41,
+            start_block: old.first_block(41),
+        };
+        assert_eq!(latest.start_block, 449);
+        // Still in it: the same number, so it is not scored again.
+        let same = EpochSchedule::numbered(netuid, 10, Some(latest), 455);
+        assert_eq!((same.offset, same.epoch_of(455)), (0, 41));
+        // The tempo becomes 30: the chain's index of block 460 is 14, below 41.
+        let chain = EpochSchedule::new(netuid, 30);
+        assert_eq!(chain.epoch_of(460), 14);
+        assert_eq!(
+            chain.epoch_of(latest.start_block),
+            14,
+            "449 and 460 share an epoch"
+        );
+        // The chain epoch holding the last scored block keeps its number...
+        let numbered = EpochSchedule::numbered(netuid, 30, Some(latest), 460);
+        assert_eq!(numbered.epoch_of(460), 41);
+        // ... and the next ones follow it, at the chain's new boundaries.
+        let next = chain.next_epoch_start(460).expect("tempo > 0");
+        assert_eq!(next, 463);
+        let numbered = EpochSchedule::numbered(netuid, 30, Some(latest), next);
+        assert_eq!(numbered.epoch_of(next), 42);
+        assert_eq!(numbered.first_block(42), next);
+        assert_eq!(numbered.last_block(42), next + 30);
+        assert_eq!(numbered.chain_epoch_of(next), 15);
+        // A validator that was down for three epochs skips three numbers.
+        let later = chain.first_block(18) + 3;
+        let numbered = EpochSchedule::numbered(netuid, 30, Some(latest), later);
+        assert_eq!(numbered.epoch_of(later), 45);
+        // Numbering from epoch 42 on keeps the same offset.
+        let stored = StoredEpoch {
+            epoch: 42,
+            start_block: next,
+        };
+        let again = EpochSchedule::numbered(netuid, 30, Some(stored), later);
+        assert_eq!(again.epoch_of(later), 45);
+        // The tempo drops to 5: the index (near 90) passes the numbers used; they follow it.
+        let fast = EpochSchedule::new(netuid, 5);
+        let head = later + 20;
+        let numbered = EpochSchedule::numbered(netuid, 5, Some(stored), head);
+        assert_eq!(numbered.offset, 0);
+        assert_eq!(numbered.epoch_of(head), fast.epoch_of(head));
+        assert!(fast.epoch_of(head) > 45);
+        // Nothing stored, or tempo 0: the chain's index.
+        assert_eq!(EpochSchedule::numbered(netuid, 30, None, 460), chain);
+        assert_eq!(
+            EpochSchedule::numbered(netuid, 0, Some(latest), 460),
+            EpochSchedule::new(netuid, 0)
+        );
     }
 
     fn start_of(netuid: u16, tempo: u16, epoch: u64) -> u64 {

@@ -455,6 +455,32 @@ impl<C: ChainClient> WeightSubmitter<C> {
             epoch: row.epoch,
             reason: "committed without a commit block".into(),
         })?;
+        if matches!(row.mode, WeightMode::CommitReveal { .. })
+            && let Some(tempo) = db::epoch_tempo(&self.pool, row.netuid, row.epoch).await?
+            && tempo != hp.tempo
+        {
+            // The chain keeps the commit under the epoch index it had when it arrived, which a
+            // tempo change moves: its reveal epoch comes much later (index moved back) or has
+            // passed (moved forward). Given up; the newest epoch's weights go out under the new
+            // tempo instead of waiting for it.
+            let update = WeightUpdate::Failed {
+                error: format!(
+                    "the subnet's tempo changed from {tempo} to {} after this commit: its reveal \
+                     epoch no longer follows; re-planned, the newest weights are committed \
+                     under the new tempo",
+                    hp.tempo
+                ),
+                expired: false,
+            };
+            self.update(row, &update).await?;
+            tracing::warn!(
+                epoch = row.epoch,
+                tempo_before = tempo,
+                tempo = hp.tempo,
+                "weight commit made under the old tempo given up"
+            );
+            return Ok(());
+        }
         let reveal_epoch = schedule.epoch_of(commit_block) + hp.commit_reveal_period;
         let salt = match &row.mode {
             WeightMode::CommitReveal { salt, .. } => salt,

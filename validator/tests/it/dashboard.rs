@@ -78,6 +78,7 @@ fn epoch_results(epoch: i64, shift: f64) -> EpochResults {
             scored_block: epoch * 11 + 1,
             duration_ms: 900,
             base_losses: None,
+            tempo: Some(10),
         },
         miners: rows.iter().map(|r| r.0.clone()).collect(),
         model_evals: rows.iter().map(|r| r.1.clone()).collect(),

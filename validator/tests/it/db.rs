@@ -21,6 +21,7 @@ pub(crate) fn results(epoch: i64, ema: f64) -> EpochResults {
             scored_block: epoch * 21 + 1,
             duration_ms: 1234,
             base_losses: None,
+            tempo: Some(10),
         },
         miners: vec![MinerRecord {
             hotkey: hotkey.clone(),

@@ -1,14 +1,20 @@
-//! One epoch of `validator run`'s loop on a local subnet ([`super::localnet`]): what it stores
-//! per sample, the metrics it records on the way, and the phase timings it reports.
+//! `validator run`'s loop on a local subnet ([`super::localnet`]): what one epoch stores per
+//! sample, the metrics it records on the way and the phase timings it reports; and what a tempo
+//! change does to the epochs and commits that follow.
 
 use std::time::Duration;
 
 use sqlx::PgPool;
+use subnet_common::chain::client::ChainClient;
+use subnet_common::chain::types::{Call, Hyperparameter};
 use subnet_model::tokenizer::Tokenizer;
 use subnet_validator::artifacts::Limits;
 use subnet_validator::tracks::model::TrackSettings;
 
-use super::localnet::{Localnet, LocalnetOptions, NETUID, competition, tiny_config};
+use subnet_validator::service::clock::BlockClock;
+use subnet_validator::service::schedule::EpochSchedule;
+
+use super::localnet::{Localnet, LocalnetOptions, NETUID, alice, competition, tiny_config};
 
 /// The value of the sample line `series` (name and labels exactly as rendered) in a Prometheus
 /// text exposition.
@@ -136,4 +142,102 @@ async fn a_scored_epoch_stores_tokens_per_sample_and_records_eval_download_and_l
         let series = format!("validator_epoch_phase_seconds_count{{phase=\"{phase}\"}}");
         assert!(value(&series).is_some_and(|n| n >= 1.0), "{series}: {text}");
     }
+}
+
+/// Sets one hyperparameter of the subnet as its owner (//Alice) and waits for its inclusion.
+async fn set_hyperparameter(net: &Localnet, param: Hyperparameter, value: u64) -> u64 {
+    let call = Call::SetHyperparameter {
+        netuid: NETUID,
+        param,
+        value,
+    };
+    let tx = net.chain.submit(call, &alice()).await.expect("submit");
+    net.chain
+        .wait_for_inclusion(tx, Duration::from_secs(30))
+        .await
+        .expect("included")
+        .block
+}
+
+/// The status and error of the weight row of `epoch`.
+async fn weight_row(pool: &PgPool, epoch: u64) -> (String, Option<String>) {
+    sqlx::query_as("SELECT status, error FROM weight_commits WHERE netuid = $1 AND epoch = $2")
+        .bind(i32::from(NETUID))
+        .bind(epoch as i64)
+        .fetch_one(pool)
+        .await
+        .expect("weight row")
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn a_tempo_change_neither_stops_scoring_nor_strands_a_commit(pool: PgPool) {
+    // The README's `set-hyperparameter --name tempo` on a running subnet moved the chain's epoch
+    // index back (41 → 29): the validator scored nothing and set no weights for ~400 blocks, and
+    // the commit made before the change expired unrevealed.
+    let net = Localnet::start(&LocalnetOptions {
+        miners: 1,
+        tempo: 10,
+        block_time: Duration::from_millis(100),
+        model: tiny_config(),
+        competition: competition(4, 32, 2),
+    })
+    .await;
+    // Commit–reveal v2, where the validator reveals by itself.
+    set_hyperparameter(&net, Hyperparameter::CommitRevealVersion, 2).await;
+    let service = net.service(&pool, TrackSettings::default());
+    net.wait_for_eligible_epoch().await;
+    // Far enough in for the new tempo's index to fall two epochs behind.
+    let clock = net.clock();
+    let fast = EpochSchedule::new(NETUID, 10);
+    clock.wait_until(fast.first_block(3)).await.expect("wait");
+    let first = service.run_once().await.expect("turn");
+    assert!(first.scored, "{first:?}");
+    assert_eq!(first.epoch, first.chain_epoch, "no tempo change yet");
+    assert_eq!(weight_row(&pool, first.epoch).await.0, "committed");
+
+    // Within the same epoch, the tempo triples: the chain's index falls below the epoch scored.
+    let changed_at = set_hyperparameter(&net, Hyperparameter::Tempo, 30).await;
+    let slow = EpochSchedule::new(NETUID, 30);
+    assert!(
+        slow.epoch_of(changed_at) < first.epoch,
+        "the index went back: {} at block {changed_at}",
+        slow.epoch_of(changed_at)
+    );
+    // The turn in the same (renumbered) epoch scores nothing and gives up the stranded commit.
+    let same = service.run_once().await.expect("turn");
+    if !same.scored {
+        assert_eq!(same.epoch, first.epoch, "{same:?}");
+    }
+    let (status, error) = weight_row(&pool, first.epoch).await;
+    assert_eq!(status, "failed", "{error:?}");
+    assert!(
+        error
+            .as_deref()
+            .is_some_and(|e| e.contains("tempo changed from 10 to 30")),
+        "{error:?}"
+    );
+
+    // The next epoch under the new tempo is scored at once, numbered after the last one.
+    clock.wait_until(same.next_epoch_start).await.expect("wait");
+    let next = service.run_once().await.expect("turn");
+    assert!(next.scored, "{next:?}");
+    assert!(next.epoch > first.epoch, "{next:?} after {first:?}");
+    assert!(next.chain_epoch < first.epoch, "{next:?}");
+    let (start_block, tempo): (i64, Option<i32>) =
+        sqlx::query_as("SELECT start_block, tempo FROM epochs WHERE netuid = $1 AND epoch = $2")
+            .bind(i32::from(NETUID))
+            .bind(next.epoch as i64)
+            .fetch_one(&pool)
+            .await
+            .expect("epoch row");
+    assert_eq!(start_block as u64, slow.first_block(next.chain_epoch));
+    assert_eq!(tempo, Some(30));
+    assert_eq!(weight_row(&pool, next.epoch).await.0, "committed");
+
+    // Its commit is revealed in the next epoch of the new tempo.
+    clock.wait_until(next.next_epoch_start).await.expect("wait");
+    let after = service.run_once().await.expect("turn");
+    assert!(after.scored, "{after:?}");
+    let (status, error) = weight_row(&pool, next.epoch).await;
+    assert_eq!(status, "revealed", "{error:?}");
 }

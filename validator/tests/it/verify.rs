@@ -281,6 +281,7 @@ async fn store_epoch_over(
             scored_block: scored_block as i64,
             duration_ms: 10,
             base_losses: base,
+            tempo: Some(10),
         },
         miners: neurons
             .iter()
