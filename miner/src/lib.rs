@@ -4,14 +4,15 @@
 //! |---|---|
 //! | [`cli`] | the command line (clap), every flag also from an env var |
 //! | [`startup`] | [`startup::Application`]: binds, builds the router, serves until shutdown |
-//! | [`routes`] | HTTP handlers |
+//! | [`state`] | [`state::AppState`], what every handler may use |
+//! | [`routes`] | HTTP handlers, the labeler form's included |
 //! | [`artifact`] | the served model directory, hashed into its manifest at start |
 //! | [`inference`] | the served model loaded for `/v1/generate`, one request at a time |
 //! | [`error`] | [`error::ApiError`] and the JSON error shape for every 4xx/5xx |
 //! | [`chain_auth`] | who may call: registered hotkeys, validator permits for `/v1/rlhf/*` |
 //! | [`commands`] | `init-base`, `finetune`, `register`, `commit`; the axon publication of `serve` |
 //! | [`db`] | Postgres: RLHF batches, labelers, sessions, labels (all the miner's SQL) |
-//! | [`labeling`] | the RLHF label track: the labeler web form, `miner labelers`, the simulated labeler |
+//! | [`labeling`] | the RLHF label track: sessions and tokens, the form's pages, `miner labelers`, the simulated labeler |
 
 pub mod artifact;
 pub mod chain_auth;
@@ -23,6 +24,7 @@ pub mod inference;
 pub mod labeling;
 pub mod routes;
 pub mod startup;
+pub mod state;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -120,7 +122,7 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
             SocketAddr::new(ip, addr.port()),
         );
     }
-    app.run_until(startup::shutdown_signal()).await
+    app.run_until(subnet_common::serve::shutdown_signal()).await
 }
 
 /// The label track when `--db.url` is given (connects and migrates), else `None`.

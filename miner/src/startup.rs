@@ -18,23 +18,10 @@ use crate::{
     artifact::Artifact,
     error,
     inference::{GenerateLimits, Inference},
-    labeling::{self, Labeling},
+    labeling::Labeling,
     routes,
+    state::AppState,
 };
-
-/// Everything a request handler may need. Cheap to clone.
-#[derive(Clone)]
-pub struct AppState {
-    /// The miner's hotkey (never logged; only its public half is served).
-    pub keypair: Arc<Keypair>,
-    /// The model artifact served under `/v1/model/`; `None` when started without `--model.dir`.
-    pub model: Option<Arc<Artifact>>,
-    /// The loaded model for `/v1/generate`; `None` when no model is served or it was not loaded.
-    pub inference: Option<Arc<Inference>>,
-    /// The RLHF label track (Postgres pool, block clock); `None` without `--db.url`, then
-    /// `/v1/rlhf/*` and `/label` answer 404.
-    pub labeling: Option<Arc<Labeling>>,
-}
 
 /// Settings of the HTTP server, resolved from the CLI.
 #[derive(Debug, Clone)]
@@ -222,39 +209,10 @@ pub fn router(state: AppState, guard: Guard) -> Router {
 /// `/label`: the labeler web form (public; its own cookie sessions and CSRF tokens).
 fn label_form() -> Router<AppState> {
     Router::new()
-        .route("/label", get(labeling::form::task_page))
+        .route("/label", get(routes::label::task_page))
         .route(
             "/label/login",
-            get(labeling::form::login_page).post(labeling::form::login),
+            get(routes::label::login_page).post(routes::label::login),
         )
-        .route("/label/answer", post(labeling::form::answer))
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
+        .route("/label/answer", post(routes::label::answer))
 }

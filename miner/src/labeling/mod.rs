@@ -3,8 +3,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`form`] | `/label`: sign-in from a one-time link, cookie sessions, one task at a time, CSRF |
-//! | [`pages`] | the askama templates of the form (`miner/templates/label/`) |
+//! | [`pages`] | the askama templates of the form (`miner/templates/label/`), served by [`crate::routes::label`]: sign-in from a one-time link, cookie sessions, one task at a time, CSRF |
 //! | [`cli`] | `miner labelers add / link / list / disable / simulate` |
 //! | [`simulate`] | a simulated labeler answering through the same HTTP form a browser uses |
 //!
@@ -12,7 +11,6 @@
 //! answers the label routes with 404 "this miner collects no labels".
 
 pub mod cli;
-pub mod form;
 pub mod pages;
 pub mod simulate;
 
@@ -29,6 +27,12 @@ use sqlx::PgPool;
 
 /// The message of every label route on a miner started without a database.
 pub const NO_LABELS: &str = "this miner collects no labels (started without --db.url)";
+
+/// Name of the labeler form's session cookie.
+pub const SESSION_COOKIE: &str = "miner_label_session";
+
+/// Longest note a labeler may add to an answer, in characters.
+pub const MAX_NOTE_CHARS: usize = 2000;
 
 /// How long a sign-in link works (it works once).
 pub const LINK_TTL: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -35,7 +35,7 @@ use reqwest::{StatusCode, header};
 use subnet_common::protocol::{Choice, SimulationTruth};
 use subnet_model::tasks::TaskKind;
 
-use super::form::SESSION_COOKIE;
+use super::SESSION_COOKIE;
 use crate::db;
 
 /// The answer a checker finds correct ([`TaskKind::check`]), if any checker knows the prompt and

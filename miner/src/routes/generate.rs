@@ -13,7 +13,7 @@ use axum::{
 };
 use subnet_common::protocol::{ErrorBody, GenerateRequest, GenerateResponse};
 
-use crate::{error::ApiError, inference::InferenceError, startup::AppState};
+use crate::{error::ApiError, inference::InferenceError, state::AppState};
 
 /// Generates up to `max_new_tokens` after the prompt; greedy at temperature 0, else seeded.
 pub async fn generate(

@@ -3,7 +3,7 @@
 use axum::{Json, extract::State};
 use subnet_common::protocol::{Health, PROTOCOL_VERSION};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Always 200 while the process serves.
 pub async fn health(State(state): State<AppState>) -> Json<Health> {

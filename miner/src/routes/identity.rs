@@ -6,7 +6,7 @@ use subnet_common::{
     protocol::{Identity, PROTOCOL_VERSION},
 };
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Echoes who signed the request, proving the signature checked out.
 pub async fn identity(

@@ -3,6 +3,7 @@
 pub mod generate;
 pub mod health;
 pub mod identity;
+pub mod label;
 pub mod model;
 pub mod rlhf;
 

@@ -24,7 +24,7 @@ use tokio_util::io::ReaderStream;
 use crate::{
     artifact::{Artifact, OpenFile},
     error::ApiError,
-    startup::AppState,
+    state::AppState,
 };
 
 /// Chunk size of streamed file bodies.

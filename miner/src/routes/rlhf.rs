@@ -19,7 +19,7 @@ use crate::{
     db,
     error::ApiError,
     labeling::{BatchLimits, NO_LABELS},
-    startup::AppState,
+    state::AppState,
 };
 
 /// Errors of the RLHF routes: [`ApiError`] plus 413 for batches over the limits.

@@ -522,7 +522,7 @@ async fn no_or_bad_or_expired_sessions_get_a_page_saying_how_to_sign_in(pool: Pg
     assert!(page.html.contains("miner labelers link"), "{}", page.html);
 
     let mut forged = Browser::new(&app.base);
-    forged.cookie = Some(format!("{}=deadbeef", labeling::form::SESSION_COOKIE));
+    forged.cookie = Some(format!("{}=deadbeef", labeling::SESSION_COOKIE));
     let page = forged.get("/label").await;
     assert_eq!(page.status, StatusCode::UNAUTHORIZED);
     assert!(page.html.contains("session is not valid"), "{}", page.html);

@@ -10,6 +10,7 @@ mod finetune;
 mod generate;
 mod helpers;
 mod labels;
+mod layout;
 mod model;
 mod server;
 mod webdriver;

@@ -1,4 +1,4 @@
-//! `/label`: the labeler web form.
+//! `/label`: the labeler web form's handlers (the label track itself is [`crate::labeling`]).
 //!
 //! - `GET /label/login?token=…` shows a "Sign in" button (so link previews cannot spend the token);
 //!   `POST /label/login` trades the one-time token for a session: an `HttpOnly; SameSite=Strict`
@@ -19,21 +19,17 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::{
-    Labeling,
-    pages::{DonePage, LoginPage, MessagePage, NEW_LINK_HINT, TaskPage, approx_duration, render},
-};
 use crate::{
     db::{self, AnswerOutcome, SessionLookup},
     error::ApiError,
-    startup::AppState,
+    labeling::{
+        Labeling, MAX_NOTE_CHARS, NO_LABELS, SESSION_COOKIE, new_secret,
+        pages::{
+            DonePage, LoginPage, MessagePage, NEW_LINK_HINT, TaskPage, approx_duration, render,
+        },
+    },
+    state::AppState,
 };
-
-/// Name of the session cookie.
-pub const SESSION_COOKIE: &str = "miner_label_session";
-
-/// Longest note accepted, in characters.
-pub const MAX_NOTE_CHARS: usize = 2000;
 
 /// Query of `GET /label/login`.
 #[derive(Debug, Deserialize)]
@@ -70,7 +66,7 @@ pub struct AnswerForm {
 
 /// The 404 of a miner without a database.
 fn no_labels() -> Response {
-    ApiError::NotFound(super::NO_LABELS.into()).into_response()
+    ApiError::NotFound(NO_LABELS.into()).into_response()
 }
 
 /// A database failure: logged once, a generic page for the labeler.
@@ -133,7 +129,7 @@ pub async fn login(
         .respond(StatusCode::FORBIDDEN);
     }
     let token = form.token.unwrap_or_default();
-    let session = super::new_secret();
+    let session = new_secret();
     let ttl = labeling.config.session_ttl.as_secs();
     let redeemed = db::redeem_token(
         &labeling.pool,
@@ -241,7 +237,7 @@ async fn show_task(
     saved: bool,
 ) -> Result<Response, db::DbError> {
     let block = labeling.clock.current_block();
-    let csrf = super::new_secret();
+    let csrf = new_secret();
     let (name, form) =
         match db::next_form(&labeling.pool, session_hash, &db::hash_secret(&csrf), block).await? {
             SessionLookup::Valid { name, value } => (name, value),
