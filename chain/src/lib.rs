@@ -9,7 +9,8 @@
 //! | [`store`] | the durable block log: checksummed records, fsync, torn-tail repair |
 //! | [`node`] | the node: state + log + pending extrinsics, block production, replay on start |
 //! | [`history`] | each subnet's commitments after every block that changed them (reads at a block) |
-//! | [`rpc`] | JSON-RPC 2.0 over HTTP, server-sent events of new heads, rate limit |
+//! | [`metrics`] | the `devchain_*` Prometheus metrics, served at `GET /metrics` |
+//! | [`rpc`] | JSON-RPC 2.0 over HTTP, server-sent events of new heads, `/metrics`, rate limit |
 //! | [`startup`] | a node built ([`startup::Application::build`]: block log opened, RPC bound) and run until shutdown |
 //! | [`dev`] | the development genesis (`devchain genesis --dev`) |
 //! | [`tx`] | helpers of `devchain tx`: TAO amounts, float weights → u16, axon IPs |
@@ -19,6 +20,7 @@ pub mod block;
 pub mod cli;
 pub mod dev;
 pub mod history;
+pub mod metrics;
 pub mod node;
 pub mod rpc;
 pub mod simulate;

@@ -19,16 +19,17 @@
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parity_scale_codec::Encode;
 use subnet_common::chain::rpc::{BlockView, H256, HeaderView, TxStatus};
-use subnet_common::chain::types::{Commitment, ExtrinsicError, NetUid, SignedExtrinsic};
+use subnet_common::chain::types::{Commitment, Event, ExtrinsicError, NetUid, SignedExtrinsic};
 use subnet_common::keys::AccountId;
 use tokio::sync::broadcast;
 
 use crate::block::{Block, Hash32, Header, extrinsics_root, sha256, tx_hash};
 use crate::history::{CommitmentHistory, HistoryError};
+use crate::metrics;
 use crate::state::{Genesis, GenesisError, State};
 use crate::store::{BlockLog, StoreError, TornTail};
 
@@ -316,6 +317,7 @@ impl Chain {
             bytes: bytes.to_vec(),
             extrinsic,
         });
+        metrics::set_pending_extrinsics(self.pending.len());
         Ok(H256(hash))
     }
 
@@ -332,6 +334,7 @@ impl Chain {
         check_block_number(&self.state, number)?;
         let mut included = Vec::new();
         let mut applied = Vec::new();
+        let mut failed = 0;
         for pending in std::mem::take(&mut self.pending) {
             match self
                 .state
@@ -355,10 +358,19 @@ impl Chain {
                         error: error.to_string(),
                     };
                     self.remember_failure(pending.hash, status);
+                    failed += 1;
                 }
             }
         }
-        self.state.end_block();
+        let epochs: Vec<NetUid> = self
+            .state
+            .end_block()
+            .into_iter()
+            .filter_map(|event| match event {
+                Event::EpochRun { netuid, .. } => Some(netuid),
+                _ => None,
+            })
+            .collect();
 
         let header = Header {
             number,
@@ -372,6 +384,11 @@ impl Chain {
             extrinsics: included,
         };
         self.log.append(&block)?;
+        metrics::record_extrinsics_in_block(applied.len(), failed);
+        metrics::set_pending_extrinsics(self.pending.len());
+        for netuid in epochs {
+            metrics::record_epoch(netuid);
+        }
 
         let hash = block.hash();
         for (index, tx) in applied.into_iter().enumerate() {
@@ -510,7 +527,11 @@ impl Node {
 
     /// Produces one block now and announces it.
     pub fn produce_block(&self, now_ms: u64) -> Result<HeaderView, NodeError> {
-        let head = self.chain().produce_block(now_ms)?;
+        let mut chain = self.chain();
+        let started = Instant::now();
+        let head = chain.produce_block(now_ms)?;
+        metrics::record_block(head.number, started.elapsed());
+        drop(chain);
         // No subscribers is fine.
         let _ = self.heads.send(head.clone());
         Ok(head)

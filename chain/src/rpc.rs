@@ -1,6 +1,6 @@
-//! The node's HTTP face: JSON-RPC 2.0 at `POST /`, server-sent events at `GET /events`, and
-//! `GET /health`. The methods and error codes are documented in
-//! [`subnet_common::chain::rpc`], shared with the client.
+//! The node's HTTP face: JSON-RPC 2.0 at `POST /`, server-sent events at `GET /events`,
+//! `GET /health`, and Prometheus text at `GET /metrics` ([`crate::metrics`]). The methods and
+//! error codes are documented in [`subnet_common::chain::rpc`], shared with the client.
 //!
 //! Limits: request bodies over [`RpcConfig::max_body_bytes`] get HTTP 413; batches hold at most
 //! [`MAX_BATCH`] calls; each client IP has a token bucket of [`RateLimit::burst`] requests refilled
@@ -98,6 +98,7 @@ pub fn router(node: Arc<Node>, config: RpcConfig, shutdown: watch::Receiver<bool
         .route("/", post(rpc))
         .route("/events", get(events))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(app.clone(), rate_limit))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http())
@@ -128,17 +129,35 @@ async fn health(State(app): State<App>) -> impl IntoResponse {
     )
 }
 
+/// `GET /metrics`: Prometheus text ([`crate::metrics`]); 404 when no recorder is installed.
+async fn metrics() -> Response {
+    match crate::metrics::handle() {
+        Some(handle) => {
+            handle.run_upkeep();
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                handle.render(),
+            )
+                .into_response()
+        }
+        None => (StatusCode::NOT_FOUND, "metrics are not enabled\n").into_response(),
+    }
+}
+
 async fn events(State(app): State<App>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    // Counted while the stream lives (it is dropped when the client goes or at shutdown).
+    let subscriber = crate::metrics::SseSubscriber::open();
     let receiver = app.node.subscribe();
     let first = app.node.chain().head();
     // The current head first, then each new one. A head announced between `subscribe` and
     // reading the current head would arrive twice; `last` drops such repeats.
     let stream = futures::stream::unfold(
-        (Some(first), None::<u64>, receiver, app.shutdown),
-        |(mut first, mut last, mut receiver, mut shutdown)| async move {
+        (Some(first), None::<u64>, receiver, app.shutdown, subscriber),
+        |(mut first, mut last, mut receiver, mut shutdown, subscriber)| async move {
             if let Some(head) = first.take() {
                 let event = head_event(&head);
-                return Some((Ok(event), (None, Some(head.number), receiver, shutdown)));
+                let state = (None, Some(head.number), receiver, shutdown, subscriber);
+                return Some((Ok(event), state));
             }
             loop {
                 if *shutdown.borrow() {
@@ -150,7 +169,8 @@ async fn events(State(app): State<App>) -> Sse<impl Stream<Item = Result<Event, 
                         Ok(head) if last.is_some_and(|n| head.number <= n) => {}
                         Ok(head) => {
                             last = Some(head.number);
-                            return Some((Ok(head_event(&head)), (None, last, receiver, shutdown)));
+                            let state = (None, last, receiver, shutdown, subscriber);
+                            return Some((Ok(head_event(&head)), state));
                         }
                         // A slow reader skips heads it missed; the next one still arrives.
                         Err(broadcast::error::RecvError::Lagged(_)) => {}
@@ -175,6 +195,7 @@ async fn rpc(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Res
     let body = match body {
         Ok(body) => body,
         Err(rejection) => {
+            crate::metrics::record_rpc_call(None, true);
             let status = rejection.status();
             let error = rpc_error(
                 code::INVALID_REQUEST,
@@ -186,12 +207,14 @@ async fn rpc(State(app): State<App>, body: Result<Bytes, BytesRejection>) -> Res
     let value: Value = match serde_json::from_slice(&body) {
         Ok(value) => value,
         Err(e) => {
+            crate::metrics::record_rpc_call(None, true);
             let error = rpc_error(code::PARSE_ERROR, format!("body is not JSON: {e}"));
             return axum::Json(wire::Response::err(Value::Null, error)).into_response();
         }
     };
     match value {
         Value::Array(calls) if calls.is_empty() || calls.len() > MAX_BATCH => {
+            crate::metrics::record_rpc_call(None, true);
             let error = rpc_error(
                 code::INVALID_REQUEST,
                 format!("a batch holds 1 to {MAX_BATCH} calls"),
@@ -213,6 +236,7 @@ fn handle_one(node: &Node, call: Value) -> wire::Response {
     let request: wire::Request = match serde_json::from_value(call) {
         Ok(request) => request,
         Err(e) => {
+            crate::metrics::record_rpc_call(None, true);
             return wire::Response::err(
                 Value::Null,
                 rpc_error(code::INVALID_REQUEST, e.to_string()),
@@ -220,10 +244,13 @@ fn handle_one(node: &Node, call: Value) -> wire::Response {
         }
     };
     if request.jsonrpc != "2.0" {
+        crate::metrics::record_rpc_call(None, true);
         let error = rpc_error(code::INVALID_REQUEST, "jsonrpc must be \"2.0\"".into());
         return wire::Response::err(request.id, error);
     }
-    match dispatch(node, &request.method, request.params) {
+    let answer = dispatch(node, &request.method, request.params);
+    crate::metrics::record_rpc_call(Some(&request.method), answer.is_err());
+    match answer {
         Ok(result) => wire::Response::ok(request.id, result),
         Err(error) => {
             tracing::debug!(
@@ -269,21 +296,11 @@ fn dispatch(node: &Node, name: &str, params: Value) -> Result<Value, ErrorObject
             to_json(number.and_then(|n| chain.block_view(n)))
         }
         method::SUBMIT => {
-            let (hex,): (String,) = parse_params(params)?;
-            let digits = hex.strip_prefix("0x").unwrap_or(&hex);
-            if digits.len() > 2 * MAX_EXTRINSIC_SIZE {
-                let message = format!("extrinsic is over the {MAX_EXTRINSIC_SIZE}-byte limit");
-                return Err(rpc_error(code::INVALID_EXTRINSIC, message));
+            let submitted = submit(node, params);
+            if submitted.is_err() {
+                crate::metrics::record_extrinsic_rejected();
             }
-            let bytes = hex::decode(digits).map_err(|e| {
-                rpc_error(
-                    code::INVALID_EXTRINSIC,
-                    format!("extrinsic is not hex: {e}"),
-                )
-            })?;
-            let tx = node.chain().submit(&bytes).map_err(submit_error)?;
-            tracing::debug!(%tx, "extrinsic queued");
-            to_json(tx)
+            submitted
         }
         method::EXTRINSIC_STATUS => {
             let (tx,): (H256,) = parse_params(params)?;
@@ -334,6 +351,25 @@ fn dispatch(node: &Node, name: &str, params: Value) -> Result<Value, ErrorObject
             format!("no method {other:?}"),
         )),
     }
+}
+
+/// `author_submitExtrinsic`: hex bytes checked and queued; the extrinsic hash.
+fn submit(node: &Node, params: Value) -> Result<Value, ErrorObject> {
+    let (hex,): (String,) = parse_params(params)?;
+    let digits = hex.strip_prefix("0x").unwrap_or(&hex);
+    if digits.len() > 2 * MAX_EXTRINSIC_SIZE {
+        let message = format!("extrinsic is over the {MAX_EXTRINSIC_SIZE}-byte limit");
+        return Err(rpc_error(code::INVALID_EXTRINSIC, message));
+    }
+    let bytes = hex::decode(digits).map_err(|e| {
+        rpc_error(
+            code::INVALID_EXTRINSIC,
+            format!("extrinsic is not hex: {e}"),
+        )
+    })?;
+    let tx = node.chain().submit(&bytes).map_err(submit_error)?;
+    tracing::debug!(%tx, "extrinsic queued");
+    to_json(tx)
 }
 
 fn rpc_error(code: i64, message: String) -> ErrorObject {
@@ -400,6 +436,7 @@ async fn rate_limit(State(app): State<App>, request: Request, next: Next) -> Res
     if let Some(ip) = ip
         && !app.limiter.allow(ip, Instant::now())
     {
+        crate::metrics::record_rate_limited();
         let error = rpc_error(
             code::RATE_LIMITED,
             format!("too many requests from {ip}; slow down"),

@@ -1,5 +1,5 @@
 //! Building and running a dev chain node: [`Application::build`] opens the block log (replaying
-//! it) and binds the RPC listener; [`Application::run_until`] produces blocks and serves JSON-RPC
+//! it), installs the Prometheus recorder ([`crate::metrics`]) and binds the RPC listener; [`Application::run_until`] produces blocks and serves JSON-RPC
 //! until a shutdown future resolves, then stops both cleanly. `devchain node` is a thin caller
 //! (resolve [`NodeConfig`] from the flags, build, print the address, run until Ctrl-C/SIGTERM);
 //! tests build the same [`Application`] in-process on port 0.
@@ -88,6 +88,11 @@ impl Application {
             data = %data_dir.display(),
             "chain opened"
         );
+        // Process-wide and installed once: a second node in the same process shares it.
+        if let Err(error) = crate::metrics::install() {
+            tracing::warn!(%error, "no Prometheus metrics; GET /metrics answers 404");
+        }
+        crate::metrics::set_block_height(head.number);
         let node = Node::new(chain);
 
         let listener = TcpListener::bind(rpc_addr)

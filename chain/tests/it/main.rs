@@ -5,5 +5,6 @@ mod support;
 
 mod cli;
 mod durability;
+mod metrics;
 mod rpc;
 mod startup;

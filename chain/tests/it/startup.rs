@@ -84,6 +84,18 @@ async fn a_built_node_produces_serves_stops_cleanly_and_resumes_from_its_log() {
         .expect("included");
     let head = node.client.head().await.expect("head");
     assert!(head.number >= included.block);
+    let metrics = reqwest::get(format!("{}/metrics", node.url))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("body");
+    // The recorder is process-wide: this node's numbers mix with other in-process nodes'.
+    assert!(metrics.contains("devchain_blocks_total"), "{metrics}");
+    assert!(
+        metrics.contains("devchain_extrinsics_total{outcome=\"applied\"}"),
+        "{metrics}"
+    );
     node.shut_down().await;
     drop(events);
 
