@@ -12,6 +12,11 @@
 //! serve-axon, commit and the weight calls. It waits for inclusion unless `--no-wait`.
 //! `set-weights` only works with commit–reveal off; otherwise `commit-weights` prints the salt and
 //! `reveal-weights --salt …` reveals after the reveal period.
+//!
+//! Amounts are for people in τ: `tx` prints the amount (and a registration's burn) it sends and,
+//! once included, the signer's free balance (and a stake call's stake on the hotkey); the chain's
+//! refusals say τ too. `--amount` is τ. JSON keeps rao in keys that say so: `metagraph --json`
+//! has `stake_rao` and `emission_rao`, `simulate` has `emission_rao`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -364,11 +369,17 @@ async fn run_tx(args: TxArgs) -> anyhow::Result<()> {
     let signer = signer(&args.signer, &args.call)?;
     let call = build_call(&args.call, &args.signer, &signer, &client).await?;
     let name = call.name();
+    // The burn a registration pays, to show it; the chain checks the balance either way.
+    let burn = match &call {
+        Call::Register { netuid, .. } => client.hyperparameters(*netuid).await.ok().map(|h| h.burn),
+        _ => None,
+    };
+    let summary = call_summary(&call, burn);
     let tx = client
-        .submit(call, &signer)
+        .submit(call.clone(), &signer)
         .await
         .with_context(|| format!("while submitting {name} to {}", args.chain.url))?;
-    println!("submitted {name}: {tx}");
+    println!("submitted {summary}: {tx}");
     if args.no_wait {
         return Ok(());
     }
@@ -380,7 +391,65 @@ async fn run_tx(args: TxArgs) -> anyhow::Result<()> {
         "included in block {} ({}) at index {}",
         inclusion.block, inclusion.block_hash, inclusion.index
     );
+    print_balances_after(&client, &call, &signer.account_id()).await;
     Ok(())
+}
+
+/// The call as people read it: its name, and for money its amounts in τ (`burn`: a
+/// registration's burn, when known).
+fn call_summary(call: &Call, burn: Option<u64>) -> String {
+    let name = call.name();
+    match call {
+        Call::Transfer { dest, amount } => format!("{name} of {} τ to {dest}", format_tao(*amount)),
+        Call::AddStake {
+            hotkey,
+            netuid,
+            amount,
+        } => format!(
+            "{name} of {} τ on {hotkey} in subnet {netuid}",
+            format_tao(*amount)
+        ),
+        Call::RemoveStake {
+            hotkey,
+            netuid,
+            amount,
+        } => format!(
+            "{name} of {} τ from {hotkey} in subnet {netuid}",
+            format_tao(*amount)
+        ),
+        Call::Register { netuid, hotkey } => match burn {
+            Some(burn) => format!(
+                "{name} of {hotkey} on subnet {netuid}, burning {} τ",
+                format_tao(burn)
+            ),
+            None => format!("{name} of {hotkey} on subnet {netuid}"),
+        },
+        _ => name.to_owned(),
+    }
+}
+
+/// After a call that moved money: the signer's free balance and, for stake calls, the hotkey's
+/// stake, in τ. Best effort: a failed read prints nothing (the call itself is included).
+async fn print_balances_after(client: &DevChainClient, call: &Call, signer: &AccountId) {
+    let staked = match call {
+        Call::AddStake { hotkey, netuid, .. } | Call::RemoveStake { hotkey, netuid, .. } => {
+            Some((*hotkey, *netuid))
+        }
+        Call::Transfer { .. } | Call::Register { .. } => None,
+        _ => return,
+    };
+    if let Ok(account) = client.account(signer).await {
+        println!("free balance of {signer}: {} τ", format_tao(account.free));
+    }
+    if let Some((hotkey, netuid)) = staked
+        && let Ok(metagraph) = client.metagraph(netuid).await
+        && let Some(neuron) = metagraph.neurons.iter().find(|n| n.hotkey == hotkey)
+    {
+        println!(
+            "stake on {hotkey} in subnet {netuid}: {} τ",
+            format_tao(neuron.stake)
+        );
+    }
 }
 
 /// Which key of a wallet signs a call.
@@ -568,14 +637,34 @@ async fn print_metagraph(args: MetagraphArgs) -> anyhow::Result<()> {
         )
     })?;
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&metagraph).context("while encoding the metagraph")?
-        );
+        let json = metagraph_json(&metagraph).context("while encoding the metagraph")?;
+        println!("{json:#}");
     } else {
         print!("{}", metagraph_table(&metagraph));
     }
     Ok(())
+}
+
+/// The metagraph as JSON for scripts: the RPC's shape, with the amounts' keys saying their unit
+/// (`stake_rao`, `emission_rao`; 1 τ = 10⁹ rao).
+pub fn metagraph_json(metagraph: &Metagraph) -> serde_json::Result<serde_json::Value> {
+    let mut json = serde_json::to_value(metagraph)?;
+    if let Some(neurons) = json
+        .get_mut("neurons")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for neuron in neurons
+            .iter_mut()
+            .filter_map(serde_json::Value::as_object_mut)
+        {
+            for key in ["stake", "emission"] {
+                if let Some(rao) = neuron.remove(key) {
+                    neuron.insert(format!("{key}_rao"), rao);
+                }
+            }
+        }
+    }
+    Ok(json)
 }
 
 /// The metagraph as a btcli-style table.
@@ -723,6 +812,41 @@ mod tests {
     }
 
     #[test]
+    fn money_calls_are_summarized_in_tao() {
+        let bob = Keypair::from_uri("//Bob").unwrap().account_id();
+        let transfer = Call::Transfer {
+            dest: bob,
+            amount: 2_500_000_000,
+        };
+        assert_eq!(
+            call_summary(&transfer, None),
+            format!("transfer of 2.5 τ to {bob}")
+        );
+        let stake = Call::AddStake {
+            hotkey: bob,
+            netuid: 1,
+            amount: 10_000_000_000,
+        };
+        assert_eq!(
+            call_summary(&stake, None),
+            format!("add_stake of 10 τ on {bob} in subnet 1")
+        );
+        let register = Call::Register {
+            netuid: 1,
+            hotkey: bob,
+        };
+        assert_eq!(
+            call_summary(&register, Some(1_000_000_000)),
+            format!("register of {bob} on subnet 1, burning 1 τ")
+        );
+        let commit = Call::SetCommitment {
+            netuid: 1,
+            data: vec![],
+        };
+        assert_eq!(call_summary(&commit, None), commit.name());
+    }
+
+    #[test]
     fn metagraph_table_has_one_row_per_uid_with_axon() {
         use subnet_common::chain::types::{AxonInfo, NeuronInfo};
         let hotkey = Keypair::from_uri("//Alice").unwrap().account_id();
@@ -755,11 +879,16 @@ mod tests {
             bonds: vec![],
             block_at_registration: 0,
         };
-        let table = metagraph_table(&Metagraph {
+        let metagraph = Metagraph {
             netuid: 1,
             block: 9,
             neurons: vec![neuron],
-        });
+        };
+        let json = metagraph_json(&metagraph).unwrap();
+        assert_eq!(json["neurons"][0]["stake_rao"], 1_500_000_000u64);
+        assert_eq!(json["neurons"][0]["emission_rao"], 0);
+        assert!(json["neurons"][0].get("stake").is_none(), "{json}");
+        let table = metagraph_table(&metagraph);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines.len(), 3, "{table}");
         assert!(lines[2].starts_with("0 "), "{table}");

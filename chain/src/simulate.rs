@@ -20,7 +20,7 @@
 //!
 //! Output: per epoch the stored consensus, incentive, dividends and validator trust (u16/65535 as
 //! floats), the stored bonds as a dense n×n matrix (u16/65535), and the stored emission per uid in
-//! rao.
+//! rao (`emission_rao`).
 
 use serde::{Deserialize, Serialize};
 use subnet_common::chain::types::{Call, Hyperparameters, NetUid, Uid};
@@ -96,7 +96,7 @@ pub struct SimulationEpochResult {
     /// Stored bonds, dense: `bonds[i][j]` of validator i on miner j.
     pub bonds: Vec<Vec<f64>>,
     /// Stored emission per uid, rao.
-    pub emission: Vec<u64>,
+    pub emission_rao: Vec<u64>,
 }
 
 /// The simulation result.
@@ -320,7 +320,7 @@ fn read_out(state: &State, n: u16) -> SimulationEpochResult {
         dividends: column(|x| x.dividends),
         validator_trust: column(|x| x.validator_trust),
         bonds,
-        emission: neurons.iter().map(|nrn| nrn.emission).collect(),
+        emission_rao: neurons.iter().map(|nrn| nrn.emission).collect(),
     }
 }
 
@@ -344,10 +344,10 @@ mod tests {
         let out: SimulationOutput = serde_json::from_value(run(EXAMPLE).unwrap()).unwrap();
         assert_eq!(out.epochs.len(), 2);
         for e in &out.epochs {
-            assert_eq!(e.emission.len(), 6);
+            assert_eq!(e.emission_rao.len(), 6);
             assert_eq!(e.bonds.len(), 6);
             assert!(e.bonds.iter().all(|row| row.len() == 6));
-            let total: u64 = e.emission.iter().sum();
+            let total: u64 = e.emission_rao.iter().sum();
             assert!(
                 total <= EPOCH_EMISSION && total + 6 >= EPOCH_EMISSION,
                 "{total}"

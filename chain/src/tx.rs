@@ -1,4 +1,5 @@
-//! Helpers of `devchain tx`: TAO amounts, float weights to u16, IPv4 for `serve_axon`.
+//! Helpers of `devchain tx`: TAO amounts (also in the chain's refusals), float weights to u16,
+//! IPv4 for `serve_axon`.
 //! Pure functions; the CLI in [`crate::cli`] signs and submits.
 
 use std::net::{IpAddr, Ipv4Addr};

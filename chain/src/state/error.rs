@@ -4,6 +4,9 @@
 use subnet_common::chain::types::{ExtrinsicError, Hyperparameter, NetUid, Uid};
 use subnet_common::keys::AccountId;
 
+// Amounts in messages are for people: τ, not rao (the fields keep rao).
+use crate::tx::format_tao as tao;
+
 /// An extrinsic the state machine refused. A refused extrinsic changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
@@ -48,7 +51,7 @@ pub enum ChainError {
 
     // --- balances and stake ---
     /// The free balance does not cover a transfer.
-    #[error("insufficient balance: {available} rao free, {needed} rao needed")]
+    #[error("insufficient balance: {} τ free, {} τ needed", tao(*.available), tao(*.needed))]
     InsufficientBalance {
         /// Free balance.
         available: u64,
@@ -56,7 +59,7 @@ pub enum ChainError {
         needed: u64,
     },
     /// The free balance does not cover the stake.
-    #[error("not enough balance to stake: {available} rao free, {needed} rao needed")]
+    #[error("not enough balance to stake: {} τ free, {} τ needed", tao(*.available), tao(*.needed))]
     NotEnoughBalanceToStake {
         /// Free balance.
         available: u64,
@@ -64,7 +67,7 @@ pub enum ChainError {
         needed: u64,
     },
     /// The stake does not cover the withdrawal.
-    #[error("not enough stake to withdraw: {available} rao staked, {needed} rao asked")]
+    #[error("not enough stake to withdraw: {} τ staked, {} τ asked", tao(*.available), tao(*.needed))]
     NotEnoughStakeToWithdraw {
         /// Stake of this coldkey on this hotkey and subnet.
         available: u64,
@@ -106,7 +109,7 @@ pub enum ChainError {
         hotkey: AccountId,
     },
     /// The free balance does not cover the burn.
-    #[error("not enough balance to register: {available} rao free, burn is {burn} rao")]
+    #[error("not enough balance to register: {} τ free, the burn is {} τ", tao(*.available), tao(*.burn))]
     NotEnoughBalanceToPayRegistration {
         /// Free balance.
         available: u64,
@@ -222,7 +225,7 @@ pub enum ChainError {
         hotkey: AccountId,
     },
     /// Stake under `stake_threshold`.
-    #[error("stake {stake} rao is under the threshold {threshold} rao")]
+    #[error("stake {} τ is under the threshold {} τ", tao(*.stake), tao(*.threshold))]
     NotEnoughStakeToSetWeights {
         /// The hotkey's stake.
         stake: u64,

@@ -34,11 +34,11 @@ async fn tx_register_and_serve_axon_then_metagraph_prints_them() {
         "1",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("included in block"),
-        "{}",
-        stdout(&out)
-    );
+    let printed = stdout(&out);
+    assert!(printed.contains("included in block"), "{printed}");
+    // The burn and the balance left are for people: τ.
+    assert!(printed.contains("burning 1 τ"), "{printed}");
+    assert!(printed.contains("free balance of "), "{printed}");
 
     let args = [
         "tx",
@@ -65,6 +65,7 @@ async fn tx_register_and_serve_axon_then_metagraph_prints_them() {
         json["neurons"][1]["hotkey"],
         key("//Miner2").account_id().to_ss58()
     );
+    assert!(json["neurons"][1]["stake_rao"].is_u64(), "{json}");
 }
 
 #[tokio::test]
@@ -89,6 +90,35 @@ async fn tx_transfer_moves_tao() {
     assert!(out.status.success(), "{}", stderr(&out));
     let after = node.client.account(&ferdie).await.unwrap().free;
     assert_eq!(after - before, 2_500_000_000);
+    let printed = stdout(&out);
+    assert!(
+        printed.contains(&format!("transfer of 2.5 τ to {dest}")),
+        "{printed}"
+    );
+    let eve = key("//Eve").account_id();
+    let left = node.client.account(&eve).await.unwrap().free;
+    let expected = format!(
+        "free balance of {eve}: {} τ",
+        subnet_chain::tx::format_tao(left)
+    );
+    assert!(printed.contains(&expected), "{expected} not in {printed}");
+
+    // What the chain refuses is said in τ too.
+    let out = run(&[
+        "tx",
+        "--chain.url",
+        &node.url,
+        "--uri",
+        "//Eve",
+        "transfer",
+        "--dest",
+        &dest,
+        "--amount",
+        "1000000000",
+    ]);
+    assert!(!out.status.success());
+    let error = stderr(&out);
+    assert!(error.contains("τ free, 1000000000 τ needed"), "{error}");
 }
 
 #[test]
