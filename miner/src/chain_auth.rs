@@ -96,21 +96,46 @@ impl Registry {
         }
     }
 
-    /// Whether `caller` may call `path`.
-    pub fn check(&self, caller: &AccountId, path: &str, netuid: u16) -> Result<(), Forbidden> {
+    /// Why `caller` may not call `path`, or `None` when it may.
+    pub fn refusal(&self, caller: &AccountId, path: &str) -> Option<Refusal> {
         if !self.registered.contains(caller) {
-            return Err(Forbidden::new(format!(
-                "hotkey {caller} is not registered on subnet {netuid} (as of block {})",
-                self.block
-            )));
+            return Some(Refusal::NotRegistered);
         }
         let validator_only = VALIDATOR_ONLY_PREFIXES.iter().any(|p| path.starts_with(p));
-        if validator_only && !self.validators.contains(caller) {
-            return Err(Forbidden::new(format!(
+        (validator_only && !self.validators.contains(caller)).then_some(Refusal::NoPermit)
+    }
+
+    /// Whether `caller` may call `path`.
+    pub fn check(&self, caller: &AccountId, path: &str, netuid: u16) -> Result<(), Forbidden> {
+        match self.refusal(caller, path) {
+            None => Ok(()),
+            Some(Refusal::NotRegistered) => Err(Forbidden::new(format!(
+                "hotkey {caller} is not registered on subnet {netuid} (as of block {})",
+                self.block
+            ))),
+            Some(Refusal::NoPermit) => Err(Forbidden::new(format!(
                 "hotkey {caller} holds no validator permit on subnet {netuid}; {path} is for validators"
-            )));
+            ))),
         }
-        Ok(())
+    }
+}
+
+/// Why a verified caller is refused (403).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The hotkey is not registered on the subnet.
+    NotRegistered,
+    /// The route is for validators and the hotkey holds no validator permit.
+    NoPermit,
+}
+
+impl Refusal {
+    /// The `reason` label of `miner_auth_refused_total`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NotRegistered => "not_registered",
+            Self::NoPermit => "no_permit",
+        }
     }
 }
 
@@ -235,12 +260,14 @@ impl RegisteredCallers {
         self.registry.read().map(|r| r.clone()).unwrap_or_default()
     }
 
-    fn check(&self, caller: &AccountId, path: &str) -> Result<(), Forbidden> {
+    fn check(&self, caller: &AccountId, path: &str) -> Result<(), (Forbidden, Option<Refusal>)> {
         let registry = self
             .registry
             .read()
-            .map_err(|_| Forbidden::new("caller registry unavailable"))?;
-        registry.check(caller, path, self.netuid)
+            .map_err(|_| (Forbidden::new("caller registry unavailable"), None))?;
+        registry
+            .check(caller, path, self.netuid)
+            .map_err(|forbidden| (forbidden, registry.refusal(caller, path)))
     }
 }
 
@@ -253,10 +280,14 @@ impl Authorize for RegisteredCallers {
         // The snapshot may predate the caller's registration or permit: ask for a fresh one.
         let mut done = self.refresh.done.subscribe();
         self.refresh.wake.notify_one();
-        match tokio::time::timeout(ON_DEMAND_WAIT, done.changed()).await {
+        let checked = match tokio::time::timeout(ON_DEMAND_WAIT, done.changed()).await {
             Ok(Ok(())) => self.check(&caller.hotkey, path),
             _ => Err(refused),
-        }
+        };
+        checked.map_err(|(forbidden, refusal)| {
+            crate::metrics::record_auth_refused(refusal.map_or("other", Refusal::reason));
+            forbidden
+        })
     }
 }
 
@@ -325,6 +356,21 @@ mod tests {
             err.to_string().contains("not registered on subnet 3"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn refusals_carry_the_reason_metrics_count_them_by() {
+        assert_eq!(
+            registry().refusal(&key(9), "/v1/identity"),
+            Some(Refusal::NotRegistered)
+        );
+        assert_eq!(
+            registry().refusal(&key(1), "/v1/generate"),
+            Some(Refusal::NoPermit)
+        );
+        assert_eq!(registry().refusal(&key(2), "/v1/generate"), None);
+        assert_eq!(Refusal::NoPermit.reason(), "no_permit");
+        assert_eq!(Refusal::NotRegistered.reason(), "not_registered");
     }
 
     #[test]

@@ -122,6 +122,12 @@ pub struct ServeArgs {
     )]
     pub label_reading_speed: f64,
 
+    /// Serve Prometheus metrics (`miner_*`) at `http://<this address>/metrics`, on a listener of
+    /// its own: keep it on loopback (`127.0.0.1:9101`) or a private interface, not the public
+    /// axon. Not served when absent.
+    #[arg(long = "metrics.addr", env = "MINER_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
     /// Print the resolved configuration as JSON and exit.
     #[arg(long = "dump-config")]
     #[serde(skip)]

@@ -11,6 +11,7 @@
 //! | [`error`] | [`error::ApiError`] and the JSON error shape for every 4xx/5xx |
 //! | [`chain_auth`] | who may call: registered hotkeys, validator permits for `/v1/rlhf/*` |
 //! | [`commands`] | `init-base`, `finetune`, `register`, `commit`; the axon publication of `serve` |
+//! | [`metrics`] | Prometheus `miner_*` metrics, served on `--metrics.addr` apart from the axon |
 //! | [`db`] | Postgres: RLHF batches, labelers, sessions, labels (all the miner's SQL) |
 //! | [`labeling`] | the RLHF label track: sessions and tokens, the form's pages, `miner labelers`, the simulated labeler |
 
@@ -22,6 +23,7 @@ pub mod db;
 pub mod error;
 pub mod inference;
 pub mod labeling;
+pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod state;
@@ -41,6 +43,18 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let keypair = args.wallet.load_hotkey()?;
+    if let Some(addr) = args.metrics_addr {
+        let metrics = metrics::MetricsServer::bind(addr).await?;
+        let bound = metrics
+            .local_addr()
+            .context("while reading the metrics address")?;
+        tracing::info!(addr = %bound, "metrics at http://{bound}/metrics");
+        tokio::spawn(async move {
+            if let Err(error) = metrics.run_until(std::future::pending()).await {
+                tracing::error!(error = format!("{error:#}"), "the /metrics server stopped");
+            }
+        });
+    }
     let config = startup::ServerConfig {
         addr: SocketAddr::new(args.axon_ip, args.axon_port),
         max_body_bytes: args.max_body_bytes,

@@ -19,7 +19,7 @@ use crate::{
     error,
     inference::{GenerateLimits, Inference},
     labeling::Labeling,
-    routes,
+    metrics, routes,
     state::AppState,
 };
 
@@ -194,7 +194,8 @@ pub fn router(state: AppState, guard: Guard) -> Router {
         .route_layer(middleware::from_fn_with_state(
             guard,
             subnet_common::btauth::require,
-        ));
+        ))
+        .route_layer(middleware::from_fn(metrics::track_auth_refusals));
     Router::new()
         .route("/health", get(routes::health::health))
         .merge(signed)
@@ -202,6 +203,7 @@ pub fn router(state: AppState, guard: Guard) -> Router {
         .layer(middleware::from_fn(error::json_errors))
         // The labeler form answers HTML pages, also for its errors: outside `json_errors`.
         .merge(label_form())
+        .layer(middleware::from_fn(metrics::track_requests))
         .layer(TraceLayer::new_for_http().make_span_with(routes::make_span))
         .with_state(state)
 }

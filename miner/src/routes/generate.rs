@@ -13,7 +13,9 @@ use axum::{
 };
 use subnet_common::protocol::{ErrorBody, GenerateRequest, GenerateResponse};
 
-use crate::{error::ApiError, inference::InferenceError, state::AppState};
+use std::time::Instant;
+
+use crate::{error::ApiError, inference::InferenceError, metrics, state::AppState};
 
 /// Generates up to `max_new_tokens` after the prompt; greedy at temperature 0, else seeded.
 pub async fn generate(
@@ -24,16 +26,29 @@ pub async fn generate(
         .inference
         .clone()
         .ok_or_else(|| ApiError::NotFound("this miner serves no model".into()).into_response())?;
-    match inference.generate_queued(request).await {
-        Ok(response) => Ok(Json(response)),
+    let started = Instant::now();
+    let generated = inference.generate_queued(request).await;
+    let elapsed = started.elapsed();
+    match generated {
+        Ok(response) => {
+            metrics::record_generate("ok", response.output_ids.len(), elapsed);
+            Ok(Json(response))
+        }
         Err(InferenceError::Busy) => {
+            metrics::record_generate("busy", 0, elapsed);
             let body = ErrorBody {
                 error: "busy".into(),
                 message: InferenceError::Busy.to_string(),
             };
             Err((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response())
         }
-        Err(e) if e.is_bad_request() => Err(ApiError::BadRequest(e.to_string()).into_response()),
-        Err(e) => Err(ApiError::Internal(e.into()).into_response()),
+        Err(e) if e.is_bad_request() => {
+            metrics::record_generate("bad_request", 0, elapsed);
+            Err(ApiError::BadRequest(e.to_string()).into_response())
+        }
+        Err(e) => {
+            metrics::record_generate("error", 0, elapsed);
+            Err(ApiError::Internal(e.into()).into_response())
+        }
     }
 }

@@ -28,6 +28,7 @@ use crate::{
             DonePage, LoginPage, MessagePage, NEW_LINK_HINT, TaskPage, approx_duration, render,
         },
     },
+    metrics,
     state::AppState,
 };
 
@@ -346,6 +347,13 @@ pub async fn answer(
         Ok(SessionLookup::Unknown) => return NoSession::Unknown.respond(),
         Err(e) => return internal(e),
     };
+    metrics::record_label_answer(match outcome {
+        AnswerOutcome::Stored { .. } => "stored",
+        AnswerOutcome::TokenUsed => "token_used",
+        AnswerOutcome::TokenUnknown => "token_unknown",
+        AnswerOutcome::AlreadyLabeled => "already_labeled",
+        AnswerOutcome::DeadlinePassed => "deadline_passed",
+    });
     let (title, message, status) = match outcome {
         AnswerOutcome::Stored { seconds } => {
             tracing::info!(labeler = %name, verdict = verdict.as_str(), seconds, "label stored");

@@ -24,6 +24,7 @@ use tokio_util::io::ReaderStream;
 use crate::{
     artifact::{Artifact, OpenFile},
     error::ApiError,
+    metrics,
     state::AppState,
 };
 
@@ -138,7 +139,10 @@ pub async fn file(
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
     }
-    let stream = ReaderStream::with_capacity(file.take(len), STREAM_CHUNK_BYTES);
+    let stream = ReaderStream::with_capacity(
+        metrics::CountServed::new(file.take(len)),
+        STREAM_CHUNK_BYTES,
+    );
     let mut response = Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/octet-stream")

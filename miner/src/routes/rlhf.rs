@@ -19,6 +19,7 @@ use crate::{
     db,
     error::ApiError,
     labeling::{BatchLimits, NO_LABELS},
+    metrics,
     state::AppState,
 };
 
@@ -135,6 +136,7 @@ pub async fn tasks(
     validate(&batch, &labeling.config.limits)?;
     let validator = caller.to_string();
     let stored = db::store_batch(&labeling.pool, &validator, &batch).await?;
+    metrics::record_rlhf_batch(stored == db::BatchStored::New, batch.tasks.len());
     tracing::info!(
         %validator,
         batch_id = %batch.batch_id,
@@ -169,6 +171,7 @@ pub async fn labels(
             request.batch_id
         ))
     })?;
+    metrics::record_rlhf_labels(labels.len());
     Ok(Json(LabelsResponse { labels }))
 }
 

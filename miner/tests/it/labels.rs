@@ -857,7 +857,7 @@ async fn a_program_answers_through_the_form_with_each_task_on_its_stdin(pool: Pg
 }
 
 /// The URL of the database `#[sqlx::test]` made for this test.
-async fn database_url(pool: &PgPool) -> String {
+pub async fn database_url(pool: &PgPool) -> String {
     let (name,): (String,) = sqlx::query_as("SELECT current_database()")
         .fetch_one(pool)
         .await

@@ -11,6 +11,7 @@ mod generate;
 mod helpers;
 mod labels;
 mod layout;
+mod metrics;
 mod model;
 mod server;
 mod webdriver;
