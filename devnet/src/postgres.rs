@@ -1,6 +1,8 @@
 //! The devnet's Postgres: a server given by `--db.url`, or a throwaway cluster started with the
 //! local PostgreSQL's `initdb`/`pg_ctl` (as the `postgres` user when we run as root), on a free
-//! port, in a temporary folder. Each validator and label miner gets its own database.
+//! port, in the run directory's `postgres/` (so `--keep` keeps the databases beside the logs, and
+//! [`Postgres::reopen`] says how to look at them again). Each validator and label miner gets its
+//! own database.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -55,6 +57,39 @@ impl Postgres {
         })
     }
 
+    /// Where a throwaway cluster of a run in `run_dir` goes: `run_dir/postgres`, where `--keep`
+    /// keeps it. Run as root, the cluster runs as the `postgres` user, which must be able to walk
+    /// into it: the run directory is opened for walking through (not listing: mode `711`), and
+    /// when a folder above it is closed to others (say `/root`) a temporary folder is used
+    /// instead (`false`: not inside the run directory).
+    pub fn place_cluster(run_dir: &Path) -> anyhow::Result<(PathBuf, bool)> {
+        use std::os::unix::fs::PermissionsExt;
+        let inside = run_dir.join("postgres");
+        if !rustix::process::geteuid().is_root() {
+            return Ok((inside, true));
+        }
+        let run_dir = run_dir
+            .canonicalize()
+            .with_context(|| format!("while resolving {}", run_dir.display()))?;
+        let walkable = run_dir.ancestors().skip(1).all(|folder| {
+            std::fs::metadata(folder).is_ok_and(|m| m.permissions().mode() & 0o001 != 0)
+        });
+        if walkable {
+            let mode = std::fs::metadata(&run_dir)?.permissions().mode();
+            std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(mode | 0o711))
+                .with_context(|| {
+                    format!("while opening {} to the postgres user", run_dir.display())
+                })?;
+            return Ok((inside, true));
+        }
+        let outside = tempfile::Builder::new()
+            .prefix("devnet-pg-")
+            .tempdir()
+            .context("while creating the Postgres folder")?
+            .keep();
+        Ok((outside, false))
+    }
+
     /// Starts a throwaway cluster in `dir` (created; must be reachable by the `postgres` user
     /// when we are root) on a free port, with the newest `/usr/lib/postgresql/*/bin`.
     pub async fn throwaway(dir: &Path, log: &Path) -> anyhow::Result<Self> {
@@ -97,18 +132,25 @@ impl Postgres {
             .await
             .context("while creating the throwaway Postgres cluster (initdb)")?;
         let port = free_port()?;
-        let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off",
-            dir.display()
+        // In the cluster's own configuration (not `pg_ctl -o`), so a kept cluster starts again
+        // with a plain `pg_ctl start` on the same port.
+        let settings = format!(
+            "\n# devnet\nport = {port}\nunix_socket_directories = '{}'\n\
+             listen_addresses = '127.0.0.1'\nmax_connections = 200\nfsync = off\n",
+            dir.display().to_string().replace('\'', "''")
         );
+        let conf = data.join("postgresql.conf");
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, settings.as_bytes()))
+            .with_context(|| format!("while configuring {}", conf.display()))?;
         cluster
             .run(
                 "pg_ctl",
                 &[
                     "-D",
                     &data.to_string_lossy(),
-                    "-o",
-                    &options,
                     "-l",
                     &dir.join("server.log").to_string_lossy(),
                     "-w",
@@ -175,6 +217,43 @@ impl Postgres {
     /// The URL of database `<prefix><name>` (made by [`Postgres::create_database`]).
     pub fn url_of(&self, name: &str) -> anyhow::Result<String> {
         database_url(&self.admin_url, &format!("{}{name}", self.prefix))
+    }
+
+    /// The commands that open the kept database `<prefix><name>` again once the devnet has
+    /// stopped: start the cluster (when the devnet made one) and serve `validator`'s dashboard
+    /// from it; then how to stop the cluster.
+    pub fn reopen(&self, validator: &Path, name: &str) -> anyhow::Result<Vec<String>> {
+        let url = self.url_of(name)?;
+        let dashboard = format!(
+            "{} dashboard --db.url {}",
+            shell_quote(&validator.to_string_lossy()),
+            shell_quote(&redact(&url))
+        );
+        let Some(cluster) = &self.cluster else {
+            return Ok(vec![dashboard]);
+        };
+        let data = cluster.dir.join("data");
+        let pg_ctl = |args: &str| {
+            let command = format!(
+                "{} -D {} {args}",
+                shell_quote(&cluster.bin.join("pg_ctl").to_string_lossy()),
+                shell_quote(&data.to_string_lossy()),
+            );
+            if cluster.as_postgres {
+                format!("su postgres -c {}", shell_quote(&command))
+            } else {
+                command
+            }
+        };
+        let log = cluster.dir.join("server.log");
+        Ok(vec![
+            pg_ctl(&format!(
+                "-l {} -w start",
+                shell_quote(&log.to_string_lossy())
+            )),
+            dashboard,
+            pg_ctl("-w stop"),
+        ])
     }
 
     /// The throwaway cluster's folder, when we started one.
@@ -293,11 +372,6 @@ fn find_pg_bin() -> anyhow::Result<PathBuf> {
     }
 }
 
-/// `'text'` for `sh -c`, with embedded quotes escaped.
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
 /// `url` with its database (path) replaced by `db`.
 pub fn database_url(url: &str, db: &str) -> anyhow::Result<String> {
     let mut parsed =
@@ -306,17 +380,21 @@ pub fn database_url(url: &str, db: &str) -> anyhow::Result<String> {
     Ok(parsed.to_string())
 }
 
-/// `url` without its password, for messages.
-pub fn redact(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(parsed) => parsed.to_string(),
-        Err(_) => "<not a URL>".to_owned(),
+/// `text` as one word for `sh`: unchanged when it is plain, else single-quoted.
+fn shell_quote(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-:@=,+".contains(&b));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
     }
 }
+
+/// `url` without its password (in any connection-string form), for messages.
+pub use subnet_common::telemetry::redact_url as redact;
 
 #[cfg(test)]
 mod tests {
@@ -339,12 +417,15 @@ mod tests {
     }
 
     #[test]
-    fn redact_hides_the_password() {
+    fn shell_words_are_quoted_only_when_they_need_it() {
+        assert_eq!(shell_quote("/tmp/run-1/data"), "/tmp/run-1/data");
         assert_eq!(
-            redact("postgres://u:secret@h:1/db"),
-            "postgres://u:***@h:1/db"
+            shell_quote("postgres://postgres@127.0.0.1:5/db"),
+            "postgres://postgres@127.0.0.1:5/db"
         );
-        assert!(!redact("not a url secret").contains("secret"));
+        assert_eq!(shell_quote("/tmp/my run"), "'/tmp/my run'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 
     #[test]

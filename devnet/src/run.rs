@@ -208,6 +208,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let summary = net.final_summary(started).await;
     net.shutdown(cli.keep).await;
+    if cli.keep {
+        net.print_reopen();
+    }
 
     if let Some(summary) = &summary {
         // The default place is the run directory: only worth writing when it is kept.
@@ -324,11 +327,7 @@ impl Devnet {
         let pg = match &cli.db_url {
             Some(url) => Postgres::external(url).await?,
             None => {
-                let pg_dir = tempfile::Builder::new()
-                    .prefix("devnet-pg-")
-                    .tempdir()
-                    .context("while creating the Postgres folder")?
-                    .keep();
+                let (pg_dir, _) = Postgres::place_cluster(&self.dir)?;
                 Postgres::throwaway(&pg_dir, &log).await?
             }
         };
@@ -1211,6 +1210,32 @@ impl Devnet {
             }
         }
         found
+    }
+
+    /// After a `--keep` run: how to look at the first validator's dashboard again.
+    fn print_reopen(&self) {
+        let (Some(pg), Some(validator)) = (
+            &self.postgres,
+            self.members.iter().find(|m| m.role.is_validator()),
+        ) else {
+            return;
+        };
+        let db = validator.role.name().replace('-', "_");
+        // Absolute: the commands are run from wherever the reader is.
+        let validator_bin =
+            std::path::absolute(&self.bins.validator).unwrap_or(self.bins.validator.clone());
+        match pg.reopen(&validator_bin, &db) {
+            Ok(commands) => {
+                println!(
+                    "devnet: the databases are kept; to open {}'s dashboard again (http://127.0.0.1:8080/):",
+                    validator.role.name()
+                );
+                for command in commands {
+                    println!("  {command}");
+                }
+            }
+            Err(e) => eprintln!("devnet: cannot say how to reopen the dashboard: {e:#}"),
+        }
     }
 
     /// Stops labelers, then services in reverse start order, then Postgres.

@@ -193,6 +193,63 @@ fn devnet_summary_of(epochs: u32, extra: &[&str]) -> (Summary, String) {
     (summary, context)
 }
 
+/// Runs the commands a `--keep` devnet printed to open its dashboard again (start the kept
+/// Postgres, serve the dashboard on a free port instead of 8080, stop Postgres) and checks the
+/// dashboard shows the run's epochs.
+fn dashboard_reopens_as_printed(output: &str, epochs: u32) {
+    let commands: Vec<&str> = output
+        .lines()
+        .skip_while(|line| !line.starts_with("devnet: the databases are kept"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(commands.len(), 3, "start, dashboard, stop:\n{output}");
+    let sh = |command: &str| {
+        let status = Command::new("sh").args(["-c", command]).status().unwrap();
+        assert!(status.success(), "{command}");
+    };
+    sh(commands[0]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut dashboard = Command::new("sh")
+        .args(["-c", &format!("exec {} --http.port {port}", commands[1])])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/api/epochs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stored = loop {
+        let answer = Command::new("curl")
+            .args(["-sf", "--max-time", "5", &url])
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .and_then(|out| serde_json::from_slice::<serde_json::Value>(&out.stdout).ok());
+        if let Some(answer) = answer {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "{url} never answered");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    dashboard.kill().ok();
+    dashboard.wait().ok();
+    sh(commands[2]);
+    let count = stored
+        .as_array()
+        .or_else(|| stored.get("epochs").and_then(|e| e.as_array()))
+        .map_or(0, Vec::len);
+    // The validators start a little after the devnet begins watching: at most its first
+    // epoch is not stored.
+    assert!(
+        count + 1 >= epochs as usize,
+        "the kept dashboard shows {count} of {epochs} epochs: {stored}"
+    );
+}
+
 #[test]
 fn a_short_devnet_pays_each_role_what_it_earned() {
     // The full roster: strong, weak, copier, broken, label-good, label-bad, two validators, one
@@ -214,7 +271,9 @@ fn a_short_devnet_pays_each_role_what_it_earned() {
         &extra,
         "--extra-labeler",
         "always-a=cat > /dev/null; echo a",
+        "--keep",
     ]);
+    dashboard_reopens_as_printed(&context, summary.epochs);
     let (strong, weak) = (role(&summary, "strong"), role(&summary, "weak"));
     let untuned = role(&summary, "untuned");
     assert!(
