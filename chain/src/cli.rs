@@ -25,7 +25,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use subnet_common::chain::types::{Call, Hyperparameter, Metagraph, NetUid, Uid, commit_hash};
-use subnet_common::chain::{ChainClient, DevChainClient};
+use subnet_common::chain::{ChainClient, ChainClientError, DevChainClient};
 use subnet_common::cli::WalletArgs;
 use subnet_common::keys::{AccountId, Keypair};
 
@@ -364,6 +364,19 @@ fn write_genesis(args: &GenesisArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What failed, at `url`, with a hint when nothing answered there: the common case is a node
+/// that is not running, or a command pointed at the wrong address.
+fn at_chain(what: &str, url: &str, error: &ChainClientError) -> String {
+    if matches!(error, ChainClientError::Transport { .. }) {
+        format!(
+            "{what} at {url}: nothing answered (is `devchain node` running there? \
+             --subtensor.chain_endpoint names the node)"
+        )
+    } else {
+        format!("{what} at {url}")
+    }
+}
+
 async fn run_tx(args: TxArgs) -> anyhow::Result<()> {
     let client = DevChainClient::new(&args.chain.url).context("--chain.url")?;
     let signer = signer(&args.signer, &args.call)?;
@@ -375,10 +388,10 @@ async fn run_tx(args: TxArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let summary = call_summary(&call, burn);
-    let tx = client
-        .submit(call.clone(), &signer)
-        .await
-        .with_context(|| format!("while submitting {name} to {}", args.chain.url))?;
+    let tx = client.submit(call.clone(), &signer).await.map_err(|e| {
+        let context = at_chain(&format!("while submitting {name}"), &args.chain.url, &e);
+        anyhow::Error::new(e).context(context)
+    })?;
     println!("submitted {summary}: {tx}");
     if args.no_wait {
         return Ok(());
@@ -630,11 +643,10 @@ fn join<T: ToString>(items: &[T]) -> String {
 
 async fn print_metagraph(args: MetagraphArgs) -> anyhow::Result<()> {
     let client = DevChainClient::new(&args.chain.url).context("--chain.url")?;
-    let metagraph = client.metagraph(args.netuid).await.with_context(|| {
-        format!(
-            "while reading the metagraph of subnet {} from {}",
-            args.netuid, args.chain.url
-        )
+    let metagraph = client.metagraph(args.netuid).await.map_err(|e| {
+        let what = format!("while reading the metagraph of subnet {}", args.netuid);
+        let context = at_chain(&what, &args.chain.url, &e);
+        anyhow::Error::new(e).context(context)
     })?;
     if args.json {
         let json = metagraph_json(&metagraph).context("while encoding the metagraph")?;

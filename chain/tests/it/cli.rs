@@ -173,6 +173,39 @@ fn errors_name_the_flag_or_file() {
     ]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--uri"), "{}", stderr(&out));
+
+    // A node that is not running: one line naming the address, the likely cause and the flag.
+    for args in [
+        &[
+            "metagraph",
+            "--netuid",
+            "1",
+            "--chain.url",
+            "http://127.0.0.1:9",
+        ][..],
+        &[
+            "tx",
+            "--uri",
+            "//Alice",
+            "--chain.url",
+            "http://127.0.0.1:9",
+            "transfer",
+            "--dest",
+            &key("//Bob").account_id().to_ss58(),
+            "--amount",
+            "1",
+        ][..],
+    ] {
+        let out = run(args);
+        assert!(!out.status.success());
+        let error = stderr(&out);
+        assert_eq!(error.trim_end().lines().count(), 1, "{error}");
+        assert!(error.contains("http://127.0.0.1:9"), "{error}");
+        assert!(
+            error.contains("is `devchain node` running there? --subtensor.chain_endpoint"),
+            "{error}"
+        );
+    }
 }
 
 #[tokio::test]
