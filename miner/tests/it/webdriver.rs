@@ -180,6 +180,41 @@ impl Driver {
         .await
     }
 
+    /// Sets the browser window's size in CSS pixels (headless: the viewport's size).
+    pub async fn set_window_size(&self, width: u32, height: u32) {
+        self.cmd(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({ "width": width, "height": height })),
+        )
+        .await;
+    }
+
+    /// Makes the page's viewport (`innerWidth` × `innerHeight`) exactly `width` × `height` CSS
+    /// pixels at device scale 1, as a phone (`mobile`: the page's `<meta name="viewport">`
+    /// counts) or a desktop; through the DevTools protocol, since headless Chromium's window is
+    /// larger than its viewport and has a minimum width.
+    pub async fn set_viewport_size(&self, width: u32, height: u32, mobile: bool) {
+        self.set_window_size(width.max(500), height + 200).await;
+        self.cmd(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({
+                "cmd": "Emulation.setDeviceMetricsOverride",
+                "params": {
+                    "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile,
+                },
+            })),
+        )
+        .await;
+    }
+
+    /// A PNG of the viewport (WebDriver's screenshot, decoded from base64).
+    pub async fn screenshot(&self) -> Vec<u8> {
+        let value = self.cmd(reqwest::Method::GET, "/screenshot", None).await;
+        decode_base64(value.as_str().expect("screenshot base64"))
+    }
+
     /// The text of an open alert, if any.
     pub async fn alert(&self) -> Option<String> {
         let (status, value) = self
@@ -216,6 +251,34 @@ impl Driver {
         }
         panic!("{css} never showed {needle:?}; last text {last:?}");
     }
+}
+
+/// Standard base64 (with padding, whitespace ignored), as WebDriver sends screenshots.
+fn decode_base64(text: &str) -> Vec<u8> {
+    let value = |c: u8| -> u32 {
+        match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => panic!("not base64: {:?}", char::from(c)),
+        }
+    };
+    let symbols: Vec<u8> = text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
+    let mut out = Vec::with_capacity(symbols.len() * 3 / 4);
+    for chunk in symbols.chunks(4) {
+        let bits = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &c)| acc | (value(c) << (18 - 6 * i)));
+        let bytes = bits.to_be_bytes();
+        out.extend_from_slice(&bytes[1..chunk.len()]);
+    }
+    out
 }
 
 impl Drop for Driver {

@@ -262,6 +262,68 @@ pub async fn scores_before(
     .await?)
 }
 
+/// A weight row's extrinsic that landed on chain: where the dashboard's header says when the
+/// weights were last committed (or set) and last revealed.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct WeightLanding {
+    /// The epoch the weights come from.
+    pub epoch: i64,
+    /// The block the extrinsic was included in (for a timelocked commit's reveal: the block the
+    /// chain reveals it at).
+    pub block: i64,
+    /// The row's status now (`committed`, `revealed`, `set`, `failed`, `expired`).
+    pub status: String,
+    /// How the row reaches the chain (`commit_reveal`, `set_weights`, `timelocked`).
+    pub mode: String,
+}
+
+/// The weight row whose commit (or plain `set_weights`) landed last, and the one whose reveal
+/// landed last, by block.
+pub async fn last_weight_landings(
+    pool: &PgPool,
+    netuid: i32,
+) -> Result<(Option<WeightLanding>, Option<WeightLanding>), DbError> {
+    let commit = sqlx::query_as::<_, WeightLanding>(
+        "SELECT epoch, commit_block AS block, status, mode FROM weight_commits
+         WHERE netuid = $1 AND commit_block IS NOT NULL
+         ORDER BY commit_block DESC, epoch DESC LIMIT 1",
+    )
+    .bind(netuid)
+    .fetch_optional(pool)
+    .await?;
+    let reveal = sqlx::query_as::<_, WeightLanding>(
+        "SELECT epoch, reveal_block AS block, status, mode FROM weight_commits
+         WHERE netuid = $1 AND reveal_block IS NOT NULL
+         ORDER BY reveal_block DESC, epoch DESC LIMIT 1",
+    )
+    .bind(netuid)
+    .fetch_optional(pool)
+    .await?;
+    Ok((commit, reveal))
+}
+
+/// The hotkey of each `(epoch, uid)` of the given epochs, from their scores and model
+/// evaluations: whom a stored weight row's uids named when it was computed.
+pub async fn epoch_hotkeys(
+    pool: &PgPool,
+    netuid: i32,
+    epochs: &[i64],
+) -> Result<BTreeMap<(i64, i32), String>, DbError> {
+    let rows: Vec<(i64, i32, String)> = sqlx::query_as(
+        "SELECT epoch, uid, hotkey FROM scores WHERE netuid = $1 AND epoch = ANY($2)
+         UNION
+         SELECT epoch, uid, hotkey FROM model_evals WHERE netuid = $1 AND epoch = ANY($2)",
+    )
+    .bind(netuid)
+    .bind(epochs)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(epoch, uid, hotkey)| ((epoch, uid), hotkey))
+        .collect())
+}
+
 /// Versions of the migrations recorded as applied successfully (no migrations table: none).
 pub async fn applied_migrations(pool: &PgPool) -> Result<Vec<i64>, DbError> {
     let exists: (bool,) = sqlx::query_as("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")

@@ -1,5 +1,5 @@
 //! What needs the operator's attention now, read from the database and the last chain read:
-//! `/health` lists it (`"status": "warn"`), the leaderboard shows it as a banner. Nothing here is
+//! `/health` lists it (`"status": "warn"`), every page shows it under its header. Nothing here is
 //! remembered between requests; each alert clears itself once its cause is gone (the next
 //! epoch's weights are set, the disk has room again, the permit is granted).
 //!

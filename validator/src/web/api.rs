@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 
 use super::error::ApiError;
-use super::views::{self, Epochs, Leaderboard, MinerHistory, Weights};
+use super::views::{self, Epochs, Header, Leaderboard, MinerHistory, Weights};
 use super::{ChainStatus, DashboardState};
 
 /// `GET /api/leaderboard`.
@@ -35,4 +35,9 @@ pub async fn epochs(State(state): State<DashboardState>) -> Result<Json<Epochs>,
 /// `GET /api/chain`.
 pub async fn chain(State(state): State<DashboardState>) -> Json<ChainStatus> {
     Json(views::chain(&state))
+}
+
+/// `GET /api/status`: the header of every page.
+pub async fn status(State(state): State<DashboardState>) -> Result<Json<Header>, ApiError> {
+    Ok(Json(views::header(&state).await?))
 }

@@ -7,6 +7,7 @@
 //! | `GET /miner/{hotkey}` · `/api/miners/{hotkey}` | a miner's history (SVG charts of loss, score, EMA) |
 //! | `GET /weights` · `/api/weights` | weight commits with status, blocks and hash |
 //! | `GET /chain` · `/api/chain` | chain status as the epoch loop last saw it |
+//! | `GET /api/status` | the header of every page: epochs, last weights on chain, permit, alerts |
 //! | `GET /api/epochs` | stored epochs, newest first |
 //! | `GET /metrics` · `/health` | Prometheus text; liveness |
 //!
@@ -74,6 +75,12 @@ pub struct ChainStatus {
     pub validator_permit: Option<bool>,
     /// Emission of each hotkey at the chain's last epoch (rao), from the last metagraph read.
     pub emissions_rao: BTreeMap<String, u64>,
+    /// Every neuron of the subnet, in uid order, from the last metagraph read: stake, emission
+    /// and the consensus fractions the leaderboard shows beside each uid.
+    pub neurons: Vec<NeuronStatus>,
+    /// Milliseconds per block, measured between the last two head reads that saw the head move
+    /// (`None` until two reads did): turns "N blocks ago" into a time.
+    pub block_time_ms: Option<u64>,
     /// When this status was taken, Unix milliseconds (0: never).
     pub updated_at_ms: u64,
     /// The last error reading the chain, if the last read failed.
@@ -84,6 +91,48 @@ impl ChainStatus {
     /// Whether anything was ever read from the chain.
     pub fn is_known(&self) -> bool {
         self.updated_at_ms != 0
+    }
+
+    /// The neuron holding `hotkey` at the last metagraph read.
+    pub fn neuron(&self, hotkey: &str) -> Option<&NeuronStatus> {
+        self.neurons.iter().find(|n| n.hotkey == hotkey)
+    }
+}
+
+/// One uid of the subnet as the last metagraph read showed it. Fractions are the chain's u16
+/// values (`x / 65535`); [`NeuronStatus::percent`] turns one into a percentage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NeuronStatus {
+    /// Uid.
+    pub uid: u16,
+    /// SS58 hotkey.
+    pub hotkey: String,
+    /// SS58 coldkey.
+    pub coldkey: String,
+    /// Stake on the hotkey in this subnet, rao.
+    pub stake_rao: u64,
+    /// Emission at the chain's last epoch, rao.
+    pub emission_rao: u64,
+    /// Incentive (a miner's share of the miners' emission), u16 fraction.
+    pub incentive: u16,
+    /// Dividends (a validator's share of the validators' emission), u16 fraction.
+    pub dividends: u16,
+    /// Trust, u16 fraction (legacy on current Subtensor, where it stays 0).
+    pub trust: u16,
+    /// Consensus, u16 fraction.
+    pub consensus: u16,
+    /// Validator trust, u16 fraction.
+    pub validator_trust: u16,
+    /// Holds a validator permit.
+    pub validator_permit: bool,
+    /// Publishes an axon (an IP and port on chain).
+    pub serving: bool,
+}
+
+impl NeuronStatus {
+    /// A chain u16 fraction as a percentage (`65535` → `100.0`).
+    pub fn percent(fraction: u16) -> f64 {
+        f64::from(fraction) * 100.0 / f64::from(u16::MAX)
     }
 }
 
@@ -129,6 +178,7 @@ pub fn router(state: DashboardState) -> Router {
         .route("/api/weights", get(api::weights))
         .route("/api/epochs", get(api::epochs))
         .route("/api/chain", get(api::chain))
+        .route("/api/status", get(api::status))
         .route("/metrics", get(metrics))
         .route("/health", get(health))
         .fallback(not_found)
@@ -249,6 +299,14 @@ pub async fn read_chain_status<C: ChainClient>(
     status.updated_at_ms = now_ms();
     match chain.head().await {
         Ok(head) => {
+            if head.number > previous.head
+                && previous.head_timestamp_ms != 0
+                && head.timestamp > previous.head_timestamp_ms
+            {
+                status.block_time_ms = Some(
+                    (head.timestamp - previous.head_timestamp_ms) / (head.number - previous.head),
+                );
+            }
             status.connected = true;
             status.error = None;
             status.head = head.number;
@@ -278,6 +336,25 @@ pub async fn read_chain_status<C: ChainClient>(
                 .iter()
                 .map(|n| (n.hotkey.to_string(), n.emission))
                 .collect();
+            status.neurons = metagraph
+                .neurons
+                .iter()
+                .map(|n| NeuronStatus {
+                    uid: n.uid,
+                    hotkey: n.hotkey.to_string(),
+                    coldkey: n.coldkey.to_string(),
+                    stake_rao: n.stake,
+                    emission_rao: n.emission,
+                    incentive: n.incentive,
+                    dividends: n.dividends,
+                    trust: n.trust,
+                    consensus: n.consensus,
+                    validator_trust: n.validator_trust,
+                    validator_permit: n.validator_permit,
+                    serving: n.axon_info.ip != 0 && n.axon_info.port != 0,
+                })
+                .collect();
+            status.neurons.sort_by_key(|n| n.uid);
             status.validator_permit = status.validator_hotkey.as_ref().and_then(|hotkey| {
                 metagraph
                     .neurons
@@ -402,6 +479,6 @@ pub async fn run(args: &crate::cli::DashboardArgs) -> anyhow::Result<()> {
     };
     let addr = SocketAddr::new(args.http_ip, args.http_port);
     serve(state, addr, subnet_common::serve::shutdown_signal())
-    .await
-    .context("while serving the dashboard")
+        .await
+        .context("while serving the dashboard")
 }

@@ -2,6 +2,7 @@
 
 mod artifacts;
 mod dashboard;
+mod dashboard_browser;
 mod db;
 mod doctor;
 mod doctor_chain;
@@ -16,3 +17,5 @@ mod run_cli;
 mod run_loop;
 mod subtensor;
 mod verify;
+#[path = "../../../miner/tests/it/webdriver.rs"]
+mod webdriver;
