@@ -121,10 +121,11 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
         if let Some(warning) = commands::chain::loopback_warning(ip, args.axon_ip) {
             tracing::warn!("{warning}");
         }
-        if let Some(artifact) = app.model() {
+        if let (Some(artifact), Some(dir)) = (app.model(), &args.model_dir) {
             spawn_commitment_check(
                 std::sync::Arc::clone(&chain),
-                artifact.commitment(&hotkey),
+                std::sync::Arc::clone(artifact),
+                dir.clone(),
                 hotkey,
                 args.chain.netuid,
             );
@@ -162,39 +163,63 @@ async fn connect_labeling(
     })))
 }
 
-/// Publishes the axon endpoint on chain in the background when it differs from the one there.
-/// A refusal is logged with the chain's reason and never stops the server.
-/// Reads the hotkey's commitment once and warns when it is not the served model's
-/// ([`commands::chain::commitment_warning`]).
+/// How often `serve` reads the hotkey's commitment again (a commit made, or replaced by another
+/// tool, while it serves).
+pub const COMMITMENT_CHECK_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Reads the hotkey's commitment at start and every [`COMMITMENT_CHECK_INTERVAL`], and warns
+/// while it is not the served model's ([`commands::chain::commitment_warning`]: both
+/// commitments, the manifest hash and the fix); `miner_model_commitment_matches` says the same.
 fn spawn_commitment_check<C>(
     chain: std::sync::Arc<C>,
-    served: subnet_common::protocol::ModelCommitment,
+    artifact: std::sync::Arc<artifact::Artifact>,
+    dir: std::path::PathBuf,
     hotkey: subnet_common::keys::AccountId,
     netuid: u16,
 ) where
     C: subnet_common::chain::client::ChainClient + 'static,
 {
     tokio::spawn(async move {
-        match chain.commitments(netuid).await {
-            Ok(commitments) => {
-                let on_chain = commitments.iter().find(|c| c.hotkey == hotkey);
-                let bytes = on_chain.map(|c| c.data.as_slice());
-                match commands::chain::commitment_warning(bytes, &served, netuid) {
-                    Some(warning) => tracing::warn!("{warning}"),
-                    None => tracing::info!(netuid, "the on-chain commitment is the served model's"),
+        let commitment = artifact.commitment(&hotkey);
+        let served = commands::chain::ServedModel {
+            commitment: &commitment,
+            manifest_sha256: &artifact.manifest().manifest_sha256,
+            dir: &dir,
+        };
+        let mut matched = None;
+        let mut ticker = tokio::time::interval(COMMITMENT_CHECK_INTERVAL);
+        loop {
+            ticker.tick().await;
+            match chain.commitments(netuid).await {
+                Ok(commitments) => {
+                    let on_chain = commitments.iter().find(|c| c.hotkey == hotkey);
+                    let bytes = on_chain.map(|c| c.data.as_slice());
+                    let warning = commands::chain::commitment_warning(bytes, &served, netuid);
+                    let matches = warning.is_none();
+                    metrics::set_commitment_matches(matches);
+                    match warning {
+                        Some(warning) => tracing::warn!(netuid, "{warning}"),
+                        None if matched != Some(true) => {
+                            tracing::info!(netuid, "the on-chain commitment is the served model's");
+                        }
+                        None => {}
+                    }
+                    matched = Some(matches);
                 }
-            }
-            Err(e) => {
-                tracing::warn!(
-                    netuid,
-                    error = format!("{e:#}"),
-                    "could not read the commitments to check the served model's"
-                );
+                Err(e) => {
+                    tracing::warn!(
+                        netuid,
+                        error = format!("{e:#}"),
+                        "could not read the commitments to check the served model's"
+                    );
+                }
             }
         }
     });
 }
 
+/// Publishes the axon endpoint on chain in the background when it differs from the one there.
+/// A refusal is logged with the chain's reason and never stops the server.
 fn spawn_axon_publication<C>(
     chain: std::sync::Arc<C>,
     hotkey: subnet_common::keys::Keypair,

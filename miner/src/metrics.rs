@@ -19,6 +19,7 @@
 //! | `miner_rlhf_tasks_received_total` | counter | – |
 //! | `miner_rlhf_labels_returned_total` | counter | – |
 //! | `miner_label_answers_total` | counter | `outcome` (`stored`, `token_used`, `token_unknown`, `already_labeled`, `deadline_passed`) |
+//! | `miner_model_commitment_matches` | gauge | – (1 while the hotkey's on-chain commitment is the served model's, 0 while not; absent without a chain or a model) |
 
 use std::{
     net::SocketAddr,
@@ -38,7 +39,9 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
+use metrics::{
+    Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::{io::AsyncRead, net::TcpListener};
 
@@ -64,6 +67,9 @@ pub const RLHF_TASKS: &str = "miner_rlhf_tasks_received_total";
 pub const RLHF_LABELS: &str = "miner_rlhf_labels_returned_total";
 /// Answers labelers submitted in the form, by outcome.
 pub const LABEL_ANSWERS: &str = "miner_label_answers_total";
+
+/// 1 while the on-chain commitment is the served model's.
+pub const COMMITMENT_MATCHES: &str = "miner_model_commitment_matches";
 
 /// Buckets of the request and generation times: 1 ms to 5 minutes.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -130,6 +136,15 @@ fn describe() {
         LABEL_ANSWERS,
         "Answers labelers submitted in the form, by outcome"
     );
+    describe_gauge!(
+        COMMITMENT_MATCHES,
+        "1 while the hotkey's on-chain commitment is the served model's, 0 while not"
+    );
+}
+
+/// Whether the hotkey's on-chain commitment is the served model's.
+pub fn set_commitment_matches(matches: bool) {
+    gauge!(COMMITMENT_MATCHES).set(if matches { 1.0 } else { 0.0 });
 }
 
 /// A signed request was refused for `reason` (`not_registered`, `no_permit`, a btauth code).

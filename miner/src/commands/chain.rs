@@ -425,37 +425,62 @@ pub fn loopback_warning(published: IpAddr, bind: IpAddr) -> Option<String> {
     })
 }
 
+/// The served model, as [`commitment_warning`] names it.
+#[derive(Debug, Clone)]
+pub struct ServedModel<'a> {
+    /// The commitment the hotkey should have on chain for it.
+    pub commitment: &'a ModelCommitment,
+    /// Its manifest hash (what the binding binds).
+    pub manifest_sha256: &'a str,
+    /// `--model.dir`, for the fix.
+    pub dir: &'a std::path::Path,
+}
+
 /// What `miner serve` warns about the hotkey's on-chain commitment (`on_chain`, its bytes when
-/// it has one) for the model it serves (`served`, the commitment it should be): `None` when they
-/// agree. Validators skip or zero a model whose commitment is missing, unbound or another's.
+/// it has one) for the model it serves: `None` when they agree. The warning names both
+/// commitments, the served manifest hash and the `miner commit` that fixes it. Validators skip
+/// or zero a model whose commitment is missing, unbound or another's.
 pub fn commitment_warning(
     on_chain: Option<&[u8]>,
-    served: &ModelCommitment,
+    served: &ServedModel<'_>,
     netuid: NetUid,
 ) -> Option<String> {
-    let fix = "run `miner commit --model.dir <the served directory>`";
+    let served_text = String::from_utf8_lossy(&served.commitment.encode()).into_owned();
+    let competition = if served.commitment.competition == DEFAULT_COMPETITION {
+        String::new()
+    } else {
+        format!(" --competition {}", served.commitment.competition)
+    };
+    let fix = format!(
+        "the served model's is {served_text} (manifest {}); run `miner commit --model.dir {}{competition} \
+         --netuid {netuid}` with this miner's --wallet.* and chain flags",
+        served.manifest_sha256,
+        served.dir.display(),
+    );
     let Some(bytes) = on_chain else {
         return Some(format!(
             "this hotkey has no model commitment on subnet {netuid}: validators do not evaluate \
              the served model; {fix}"
         ));
     };
+    let on_chain_text = String::from_utf8_lossy(bytes);
     match ModelCommitment::decode(bytes) {
-        Ok(committed) if committed == *served => None,
-        Ok(committed) if committed.competition != served.competition => Some(format!(
-            "the on-chain commitment is for competition {:?}, the served model for {:?}; {fix}",
-            committed.competition, served.competition
+        Ok(committed) if committed == *served.commitment => None,
+        Ok(committed) if committed.competition != served.commitment.competition => Some(format!(
+            "the on-chain commitment {on_chain_text} is for competition {:?}, the served model \
+             for {:?}; {fix}",
+            committed.competition, served.commitment.competition
         )),
         Ok(_) => Some(format!(
-            "the on-chain commitment names another model than the one served: validators record \
-             a hash mismatch; {fix}"
+            "the on-chain commitment {on_chain_text} names another model than the one served: \
+             validators record a hash mismatch; {fix}"
         )),
         Err(CommitmentError::Unbound) => Some(format!(
-            "the on-chain commitment is the old unbound `model:` form, which validators refuse; {fix} \
-             to bind the model to this hotkey"
+            "the on-chain commitment {on_chain_text} is the old unbound `model:` form, which \
+             validators refuse; {fix}"
         )),
         Err(error) => Some(format!(
-            "the on-chain commitment is not a model commitment ({error}); {fix}"
+            "the on-chain commitment {on_chain_text:?} is not a model commitment ({error}); {fix}"
         )),
     }
 }
@@ -548,22 +573,24 @@ mod tests {
         use subnet_common::keys::AccountId;
         let (hotkey, other) = (AccountId([1; 32]), AccountId([2; 32]));
         let manifest = "ab".repeat(32);
-        let served = ModelCommitment::bind("tiny", &hotkey, &manifest).unwrap();
-        assert_eq!(commitment_warning(Some(&served.encode()), &served, 1), None);
+        let commitment = ModelCommitment::bind("tiny", &hotkey, &manifest).unwrap();
+        let served = ServedModel {
+            commitment: &commitment,
+            manifest_sha256: &manifest,
+            dir: std::path::Path::new("/models/mine"),
+        };
+        assert_eq!(
+            commitment_warning(Some(&commitment.encode()), &served, 1),
+            None
+        );
+        let another = ModelCommitment::bind("tiny", &other, &manifest).unwrap();
         let cases: [(Option<Vec<u8>>, &str); 5] = [
             (None, "no model commitment on subnet 1"),
             (
                 Some(format!("model:tiny:{manifest}").into_bytes()),
                 "old unbound `model:` form",
             ),
-            (
-                Some(
-                    ModelCommitment::bind("tiny", &other, &manifest)
-                        .unwrap()
-                        .encode(),
-                ),
-                "another model",
-            ),
+            (Some(another.encode()), "names another model"),
             (
                 Some(
                     ModelCommitment::bind("big", &hotkey, &manifest)
@@ -574,12 +601,28 @@ mod tests {
             ),
             (Some(b"hello".to_vec()), "not a model commitment"),
         ];
+        let served_text = format!("model2:tiny:{}", commitment.binding);
         for (bytes, needle) in cases {
             let warning = commitment_warning(bytes.as_deref(), &served, 1).expect("a warning");
+            assert!(warning.contains(needle), "{warning}");
             assert!(
-                warning.contains(needle) && warning.contains("miner commit"),
+                warning.contains(&format!(
+                    "the served model's is {served_text} (manifest {manifest})"
+                )),
+                "names the served commitment and manifest: {warning}"
+            );
+            assert!(
+                warning.contains(
+                    "`miner commit --model.dir /models/mine --competition tiny --netuid 1`"
+                ),
                 "{warning}"
             );
+            if let Some(bytes) = &bytes {
+                assert!(
+                    warning.contains(&String::from_utf8_lossy(bytes).into_owned()),
+                    "names the on-chain commitment: {warning}"
+                );
+            }
         }
     }
 }

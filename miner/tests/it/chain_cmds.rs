@@ -134,10 +134,23 @@ async fn register_then_commit_binds_the_served_manifest_hash_to_the_hotkey_on_ch
     let (ok, out, err) = miner(&register_args).await;
     assert!(ok && out.contains("already registered"), "{out}{err}");
 
-    // Serving the model before committing it: the miner says validators will not evaluate it.
+    // Serving the model before committing it: the miner says validators will not evaluate it,
+    // which commitment and manifest it serves, and the command that fixes it.
     let model_flag = ["--model.dir", model.to_str().unwrap()];
+    let first = Artifact::load(&model, DEFAULT_COMPETITION).await.unwrap();
+    let first_text = String::from_utf8_lossy(&first.commitment(&hotkey).encode()).into_owned();
+    let fix = format!("`miner commit --model.dir {} --netuid 1`", model.display());
     let (mut child, mut logs) = serve_with(&url, &wallet, &model_flag);
-    log_line(&mut logs, "no model commitment on subnet 1").await;
+    let warning = log_line(&mut logs, "no model commitment on subnet 1").await;
+    let message = warning["fields"]["message"].as_str().unwrap();
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert!(
+        message.contains(&format!(
+            "the served model's is {first_text} (manifest {})",
+            first.manifest().manifest_sha256
+        )) && message.contains(&fix),
+        "{message}"
+    );
     child.kill().await.unwrap();
 
     // A dry run prints the commitment and stores nothing.
@@ -190,6 +203,25 @@ async fn register_then_commit_binds_the_served_manifest_hash_to_the_hotkey_on_ch
         !ok && err.contains("commitment rate limit"),
         "the chain's reason is shown: {err}"
     );
+
+    // Serving the new model while the chain holds the first one's commitment: the warning names
+    // both commitments, the served manifest and the fix.
+    let second = Artifact::load(&model, DEFAULT_COMPETITION).await.unwrap();
+    let second_text = String::from_utf8_lossy(&second.commitment(&hotkey).encode()).into_owned();
+    let (mut child, mut logs) = serve_with(&url, &wallet, &model_flag);
+    let warning = log_line(&mut logs, "names another model than the one served").await;
+    let message = warning["fields"]["message"].as_str().unwrap();
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert!(
+        message.contains(&format!(
+            "the on-chain commitment {text} names another model"
+        )) && message.contains(&format!(
+            "the served model's is {second_text} (manifest {})",
+            second.manifest().manifest_sha256
+        )) && message.contains(&fix),
+        "{message}"
+    );
+    child.kill().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
