@@ -68,6 +68,16 @@ pub struct ServeArgs {
     #[serde(flatten)]
     pub chain: subnet_common::cli::ChainArgs,
 
+    /// Seconds `serve` waits at start for a chain that does not answer yet (a node starting, a
+    /// devnet), retrying with back-off, before it gives up with an error; 0 waits without end.
+    /// Ctrl-C or SIGTERM stops the wait.
+    #[arg(
+        long = "chain.start-wait-secs",
+        env = "MINER_CHAIN_START_WAIT_SECS",
+        default_value_t = 600
+    )]
+    pub chain_start_wait_secs: u64,
+
     /// Serve without a chain: any caller with a valid signature is accepted, and a chain named
     /// by the other flags or their variables is not used. For local tests only.
     #[arg(long = "insecure-no-chain", env = "MINER_INSECURE_NO_CHAIN")]
@@ -132,6 +142,14 @@ pub struct ServeArgs {
     #[arg(long = "dump-config")]
     #[serde(skip)]
     pub dump_config: bool,
+}
+
+impl ServeArgs {
+    /// `--chain.start-wait-secs` as a bound; `None` for 0 (no bound).
+    pub fn chain_start_wait(&self) -> Option<std::time::Duration> {
+        (self.chain_start_wait_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.chain_start_wait_secs))
+    }
 }
 
 fn parse_reading_speed(s: &str) -> Result<f64, String> {

@@ -43,6 +43,9 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let keypair = args.wallet.load_hotkey()?;
+    // One listener for Ctrl-C / SIGTERM from here on: it stops the wait for the chain as well as
+    // the server.
+    let stop = Stop::listen();
     if let Some(addr) = args.metrics_addr {
         let metrics = metrics::MetricsServer::bind(addr).await?;
         let bound = metrics
@@ -90,20 +93,10 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
                  only, --insecure-no-chain"
             );
         }
-        let chain = std::sync::Arc::new(commands::chain::connect_waiting(&args.chain).await?);
-        let url = chain.url().to_owned();
-        let callers = chain_auth::RegisteredCallers::start(
-            std::sync::Arc::clone(&chain),
-            args.chain.netuid,
-            chain_auth::REFRESH_INTERVAL,
-        )
-        .await
-        .with_context(|| {
-            format!(
-                "while reading subnet {} from the chain at {url}",
-                args.chain.netuid
-            )
-        })?;
+        let Some((chain, callers)) = wait_for_chain(&args, &stop).await? else {
+            tracing::info!("stopped while waiting for the chain");
+            return Ok(());
+        };
         if !callers.snapshot().registered.contains(&hotkey) {
             tracing::warn!(hotkey = %hotkey, netuid = args.chain.netuid, "this miner's hotkey is not registered on the subnet yet");
         }
@@ -137,7 +130,93 @@ pub async fn serve(args: cli::ServeArgs) -> anyhow::Result<()> {
             SocketAddr::new(ip, addr.port()),
         );
     }
-    app.run_until(subnet_common::serve::shutdown_signal()).await
+    app.run_until(stop.stopped()).await
+}
+
+/// Ctrl-C or SIGTERM, listened for once and awaited by every phase of `serve`.
+#[derive(Clone)]
+struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    /// Starts listening (common's `shutdown_signal`).
+    fn listen() -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            subnet_common::serve::shutdown_signal().await;
+            let _ = tx.send(true);
+        });
+        Self(rx)
+    }
+
+    /// Resolves once a signal came.
+    fn stopped(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.clone();
+        async move {
+            let _ = rx.wait_for(|stopped| *stopped).await;
+        }
+    }
+}
+
+/// The chain and the caller registry read from it, waiting for a chain that does not answer
+/// yet: up to `--chain.start-wait-secs` (0: without end), or `None` when Ctrl-C or SIGTERM
+/// came first. A chain that answers with an error (no such subnet) fails at once.
+async fn wait_for_chain(
+    args: &cli::ServeArgs,
+    stop: &Stop,
+) -> anyhow::Result<
+    Option<(
+        std::sync::Arc<subnet_subtensor::AnyChain>,
+        chain_auth::RegisteredCallers,
+    )>,
+> {
+    let netuid = args.chain.netuid;
+    let endpoint = args.chain.endpoint();
+    let connect = async {
+        let chain = std::sync::Arc::new(commands::chain::connect_waiting(&args.chain).await?);
+        let url = chain.url().to_owned();
+        let callers = chain_auth::RegisteredCallers::start(
+            std::sync::Arc::clone(&chain),
+            netuid,
+            chain_auth::REFRESH_INTERVAL,
+        )
+        .await
+        .with_context(|| format!("while reading subnet {netuid} from the chain at {url}"))?;
+        anyhow::Ok((chain, callers))
+    };
+    let wait = args.chain_start_wait();
+    let bounded = async {
+        match wait {
+            Some(wait) => tokio::time::timeout(wait, connect).await.map_err(|_| {
+                anyhow::anyhow!(
+                    "the chain at {endpoint:?} did not answer within {} s \
+                     (--chain.start-wait-secs; 0 waits without end): is the node running, and \
+                     is {} right?",
+                    wait.as_secs(),
+                    args.chain.flag()
+                )
+            })?,
+            None => connect.await,
+        }
+    };
+    tokio::pin!(bounded);
+    // Say once what is going on when the chain does not answer at once.
+    let notice = tokio::time::sleep(Duration::from_secs(1));
+    tokio::pin!(notice);
+    let mut noticed = false;
+    loop {
+        tokio::select! {
+            connected = &mut bounded => return connected.map(Some),
+            () = stop.stopped() => return Ok(None),
+            () = &mut notice, if !noticed => {
+                noticed = true;
+                let limit = wait.map_or_else(|| "without end".to_owned(), |w| format!("up to {} s", w.as_secs()));
+                tracing::warn!(
+                    endpoint,
+                    "waiting for the chain ({limit}, --chain.start-wait-secs); Ctrl-C stops"
+                );
+            }
+        }
+    }
 }
 
 /// The label track when `--db.url` is given (connects and migrates), else `None`.

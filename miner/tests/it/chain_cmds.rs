@@ -455,3 +455,97 @@ async fn register_commit_and_serve_reach_a_subtensor_node() {
     assert!(node.refused().is_empty(), "{:?}", node.refused());
     assert!(node.unknown().is_empty(), "{:?}", node.unknown());
 }
+
+/// A loopback URL with nothing listening on it yet (connections are refused), and its port.
+fn unused_url() -> (String, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    (format!("http://127.0.0.1:{port}"), port)
+}
+
+/// `miner serve` started before its chain says it waits, and serves once the chain is up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_started_before_its_chain_waits_and_serves_once_it_is_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, port) = unused_url();
+    let wallet = wallet(&tmp.path().join("w"), "//Miner5", None);
+    let (mut child, mut logs) = serve_with(&url, &wallet, &[]);
+    let waiting = log_line(&mut logs, "waiting for the chain").await;
+    assert_eq!(waiting["level"], "WARN", "{waiting}");
+    assert!(
+        waiting["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("up to 600 s") && m.contains("Ctrl-C")),
+        "{waiting}"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "it waits, not exits");
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("the port is still free");
+    crate::helpers::spawn_chain_on(listener, &tmp.path().join("chain"), TEMPO);
+    let serving = log_line(&mut logs, "miner serving").await;
+    let addr = serving["fields"]["addr"].as_str().unwrap();
+    let health = reqwest::get(format!("http://{addr}/health")).await.unwrap();
+    assert!(health.status().is_success());
+    child.kill().await.unwrap();
+}
+
+/// A chain that never comes: `serve` gives up after `--chain.start-wait-secs` with an error
+/// naming the endpoint and the flag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_gives_up_on_a_chain_that_never_comes_after_the_start_wait() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, _) = unused_url();
+    let wallet = wallet(&tmp.path().join("w"), "//Miner5", None);
+    let started = std::time::Instant::now();
+    let (ok, _, err) = miner(&args(
+        &[
+            "serve",
+            "--axon.ip",
+            "127.0.0.1",
+            "--axon.port",
+            "0",
+            "--chain.url",
+            &url,
+            "--chain.start-wait-secs",
+            "2",
+        ],
+        &wallet,
+    ))
+    .await;
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains(&format!("the chain at {url:?} did not answer within 2 s"))
+            && err.contains("--chain.start-wait-secs")
+            && err.contains("--chain.url"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15), "gave up late");
+}
+
+/// Ctrl-C or SIGTERM while waiting for the chain stops `serve` cleanly (exit 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stops_cleanly_on_sigterm_while_waiting_for_its_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (url, _) = unused_url();
+    let wallet = wallet(&tmp.path().join("w"), "//Miner5", None);
+    for signal in ["-TERM", "-INT"] {
+        let (mut child, mut logs) = serve_with(&url, &wallet, &[]);
+        log_line(&mut logs, "waiting for the chain").await;
+        let pid = child.id().expect("pid").to_string();
+        let sent = Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(sent.success());
+        let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .expect("stopped within 10 s")
+            .unwrap();
+        assert!(status.success(), "{signal}: {status}");
+        log_line(&mut logs, "stopped while waiting for the chain").await;
+    }
+}
