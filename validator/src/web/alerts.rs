@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `chain_unreachable` | the last chain read failed | start the chain node or fix `--chain.url` |
 //! | `no_permit` | the validator's neuron holds no validator permit | stake more on its hotkey |
-//! | `epoch_index_behind` | the chain's epoch index fell below the last epoch scored (a tempo change) | wait: scoring resumes when the index passes it |
+//! | `tempo_changed` | the subnet's tempo changed since the epochs before the latest: epochs are numbered on from the last one scored, a v2 commit under the old tempo was given up | nothing; it clears once two epochs are scored under the new tempo |
 //! | `weights_not_set` | the latest epoch's weights failed or expired on chain | read the error; the next epoch commits again |
 //! | `cache_disk_full` | the latest epoch scored models 0 because the artifact cache had no space | free space or move `--cache.dir` |
 
@@ -45,7 +45,7 @@ pub async fn current(
                 "the chain could not be read: {}",
                 chain.error.as_deref().unwrap_or("no answer")
             ),
-            hint: "is the chain node running? check --chain.url",
+            hint: "is the chain node running? check --subtensor.chain_endpoint",
         });
     }
     if chain.validator_permit == Some(false) {
@@ -59,21 +59,10 @@ pub async fn current(
             hint: "stake more on the hotkey; permits are given at each chain epoch",
         });
     }
-    if let (Some(now), Some(last)) = (chain.chain_epoch, chain.last_epoch)
-        && now < last
-    {
-        alerts.push(Alert {
-            code: "epoch_index_behind",
-            message: format!(
-                "the chain is in epoch {now}, behind epoch {last} already scored: nothing is \
-                 scored and no weights are set until the chain reaches epoch {}",
-                last + 1
-            ),
-            hint: "the subnet's tempo changed (the epoch index depends on it); scoring resumes \
-                   by itself",
-        });
-    }
     let netuid = i32::from(netuid);
+    if let Some(changed) = tempo_change(pool, netuid, chain).await? {
+        alerts.push(changed);
+    }
     if let Some(latest) = db::recent_weight_commits(pool, netuid, 1).await?.pop()
         && matches!(latest.status, WeightStatus::Failed | WeightStatus::Expired)
     {
@@ -106,4 +95,38 @@ pub async fn current(
         }
     }
     Ok(alerts)
+}
+
+/// `tempo_changed` while a tempo change is recent: the chain's tempo differs from the one the
+/// latest epoch was scored under, or the latest epoch's from the one before it.
+async fn tempo_change(
+    pool: &PgPool,
+    netuid: i32,
+    chain: &ChainStatus,
+) -> Result<Option<Alert>, DbError> {
+    let recent = db::recent_epochs(pool, netuid, 2).await?;
+    let Some(latest) = recent.first() else {
+        return Ok(None);
+    };
+    let latest_tempo = latest.tempo.and_then(|t| u16::try_from(t).ok());
+    let earlier_tempo = recent
+        .get(1)
+        .and_then(|e| e.tempo)
+        .and_then(|t| u16::try_from(t).ok());
+    let (before, after, at) = match (earlier_tempo, latest_tempo, chain.tempo) {
+        (_, Some(scored), Some(now)) if scored != now => (scored, now, latest.epoch + 1),
+        (Some(before), Some(scored), _) if before != scored => (before, scored, latest.epoch),
+        _ => return Ok(None),
+    };
+    Ok(Some(Alert {
+        code: "tempo_changed",
+        message: format!(
+            "the subnet's tempo changed from {before} to {after} (from epoch {at} on): the \
+             chain's epoch index moved with it, so epochs are numbered on from the last one \
+             scored, and a commit-reveal v2 commit made under the old tempo was given up (its \
+             weights row says so)"
+        ),
+        hint: "nothing to do: scoring and weights go on under the new tempo; this clears once \
+               two epochs are scored under it",
+    }))
 }

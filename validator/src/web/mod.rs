@@ -66,6 +66,8 @@ pub struct ChainStatus {
     pub last_epoch: Option<u64>,
     /// The chain's epoch index at the head (from its tempo), when known.
     pub chain_epoch: Option<u64>,
+    /// The subnet's tempo at the last read, when known.
+    pub tempo: Option<u16>,
     /// First block of the next epoch, when known.
     pub next_epoch_block: Option<u64>,
     /// The validator's hotkey (SS58), when the loop runs with one.
@@ -326,6 +328,7 @@ pub async fn read_chain_status<C: ChainClient>(
             let schedule = crate::service::schedule::EpochSchedule::new(netuid, hp.tempo);
             status.next_epoch_block = schedule.next_epoch_start(status.head);
             status.chain_epoch = (hp.tempo != 0).then(|| schedule.epoch_of(status.head));
+            status.tempo = Some(hp.tempo);
         }
         Err(e) => status.error = Some(e.to_string()),
     }

@@ -177,8 +177,10 @@ pub struct HeaderLine {
     block_time: String,
     chain_epoch: String,
     last_epoch: String,
-    /// `bad` when the chain's epoch index is behind the last scored one.
+    /// `bad` when the scoring is more than one epoch behind the chain.
     epoch_class: &'static str,
+    /// Said when the validator's epoch numbers differ from the chain's index (a tempo change).
+    renumbered: String,
     next_epoch: String,
     commit: LandingLine,
     reveal: LandingLine,
@@ -203,7 +205,17 @@ impl From<Header> for HeaderLine {
             "not_registered" => ("not registered", "bad"),
             _ => ("unknown", "muted"),
         };
-        let behind = matches!((h.chain_epoch, h.last_epoch), (Some(now), Some(last)) if now < last);
+        // The scored epoch's chain index, not its number, which a tempo change shifts.
+        let behind = matches!(
+            (h.chain_epoch, h.scored_chain_epoch),
+            (Some(now), Some(scored)) if now > scored + 1
+        );
+        let renumbered = match (h.last_epoch, h.scored_chain_epoch) {
+            (Some(number), Some(index)) if number != index => {
+                format!("epoch {number} is chain epoch {index} (renumbered after a tempo change)")
+            }
+            _ => String::new(),
+        };
         let hotkey = h.validator_hotkey.unwrap_or_default();
         Self {
             connection,
@@ -216,6 +228,7 @@ impl From<Header> for HeaderLine {
             chain_epoch: opt(h.chain_epoch),
             last_epoch: opt(h.last_epoch),
             epoch_class: if behind { "bad" } else { "" },
+            renumbered,
             next_epoch: h
                 .next_epoch_block
                 .map(|b| format!("next epoch at block {b}"))
@@ -793,5 +806,42 @@ mod tests {
             "5FHneW…94ty"
         );
         assert_eq!(short("abc"), "abc");
+    }
+
+    fn header(chain_epoch: u64, last_epoch: u64, scored_chain_epoch: u64) -> HeaderLine {
+        HeaderLine::from(Header {
+            netuid: 1,
+            chain_known: true,
+            connected: true,
+            head: Some(500),
+            chain_epoch: Some(chain_epoch),
+            last_epoch: Some(last_epoch),
+            scored_chain_epoch: Some(scored_chain_epoch),
+            next_epoch_block: None,
+            block_time_ms: None,
+            validator_hotkey: None,
+            permit: "yes",
+            last_commit: None,
+            last_reveal: None,
+            alerts: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn the_epoch_box_compares_chain_indexes_not_the_validators_numbers() {
+        // In step, by the chain's numbers.
+        let line = header(12, 11, 11);
+        assert_eq!((line.epoch_class, line.renumbered.as_str()), ("", ""));
+        // After a tempo change: the chain at 16, the last scored epoch numbered 42, which is the
+        // chain's epoch 15: in step, and said.
+        let line = header(16, 42, 15);
+        assert_eq!(line.epoch_class, "");
+        assert_eq!(
+            line.renumbered,
+            "epoch 42 is chain epoch 15 (renumbered after a tempo change)"
+        );
+        // Two epochs behind the chain, however numbered: the loop is not keeping up.
+        assert_eq!(header(18, 42, 15).epoch_class, "bad");
+        assert_eq!(header(13, 11, 11).epoch_class, "bad");
     }
 }

@@ -352,8 +352,12 @@ pub struct Header {
     pub head: Option<u64>,
     /// The chain's epoch index at that head.
     pub chain_epoch: Option<u64>,
-    /// The last epoch this validator scored and stored.
+    /// The last epoch this validator scored and stored (its own number, which a tempo change
+    /// makes differ from the chain's index: `service::schedule`).
     pub last_epoch: Option<u64>,
+    /// The chain's epoch index of that epoch's first block, under today's tempo: how far behind
+    /// the chain the scoring is, whatever the numbering.
+    pub scored_chain_epoch: Option<u64>,
     /// First block of the chain's next epoch.
     pub next_epoch_block: Option<u64>,
     /// Milliseconds per block, when measured.
@@ -409,12 +413,18 @@ impl Landing {
 pub async fn header(state: &DashboardState) -> Result<Header, ApiError> {
     let netuid = i32::from(state.netuid);
     let mut chain = chain(state);
+    let latest = db::latest_epoch(&state.pool, netuid).await?;
     if chain.last_epoch.is_none() {
         // `validator dashboard` has no epoch loop to tell it: the database does.
-        chain.last_epoch = db::latest_epoch(&state.pool, netuid)
-            .await?
-            .and_then(|e| u64::try_from(e.epoch).ok());
+        chain.last_epoch = latest.as_ref().and_then(|e| u64::try_from(e.epoch).ok());
     }
+    let scored_chain_epoch = latest
+        .as_ref()
+        .zip(chain.tempo.filter(|&tempo| tempo != 0))
+        .map(|(epoch, tempo)| {
+            crate::service::schedule::EpochSchedule::new(state.netuid, tempo)
+                .epoch_of(u64::try_from(epoch.start_block).unwrap_or(0))
+        });
     let alerts = alerts::current(&state.pool, state.netuid, &chain).await?;
     let (commit, reveal) = db::last_weight_landings(&state.pool, netuid).await?;
     let now = super::now_ms();
@@ -431,6 +441,7 @@ pub async fn header(state: &DashboardState) -> Result<Header, ApiError> {
         head: chain.is_known().then_some(chain.head),
         chain_epoch: chain.chain_epoch,
         last_epoch: chain.last_epoch,
+        scored_chain_epoch,
         next_epoch_block: chain.next_epoch_block,
         block_time_ms: chain.block_time_ms,
         validator_hotkey: chain.validator_hotkey.clone(),

@@ -132,6 +132,7 @@ fn chain_status() -> ChainStatus {
         head_lag_secs: 1.5,
         last_epoch: Some(6),
         chain_epoch: Some(7),
+        tempo: Some(10),
         next_epoch_block: Some(88),
         validator_hotkey: Some("5Validator".into()),
         validator_permit: Some(true),
@@ -550,7 +551,8 @@ async fn health_and_the_leaderboard_name_what_needs_the_operator(pool: PgPool) {
             connected: false,
             error: Some("connection refused".into()),
             validator_permit: Some(false),
-            chain_epoch: Some(4),
+            // The epochs were scored under tempo 10.
+            tempo: Some(30),
             ..chain_status()
         },
     );
@@ -566,7 +568,7 @@ async fn health_and_the_leaderboard_name_what_needs_the_operator(pool: PgPool) {
         [
             "chain_unreachable",
             "no_permit",
-            "epoch_index_behind",
+            "tempo_changed",
             "weights_not_set",
             "cache_disk_full"
         ]
@@ -576,7 +578,7 @@ async fn health_and_the_leaderboard_name_what_needs_the_operator(pool: PgPool) {
     for words in [
         "connection refused",
         "holds no validator permit",
-        "the chain is in epoch 4, behind epoch 6 already scored",
+        "tempo changed from 10 to 30 (from epoch 8 on)",
         "the weights of epoch 7 were not set (expired): commit expired",
         "the disk of the artifact cache is full",
     ] {
@@ -869,6 +871,7 @@ pub(crate) fn operator_status() -> ChainStatus {
         head_lag_secs: 2.0,
         last_epoch: Some(11),
         chain_epoch: Some(12),
+        tempo: Some(10),
         next_epoch_block: Some(163),
         validator_hotkey: Some(ss58(0)),
         validator_permit: Some(true),
