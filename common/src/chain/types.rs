@@ -22,6 +22,19 @@ pub type NetUid = u16;
 pub type Uid = u16;
 /// An amount in rao (1 TAO = 10⁹ rao).
 pub type Balance = u64;
+/// Rao per TAO (τ).
+pub const RAO_PER_TAO: Balance = 1_000_000_000;
+
+/// `rao` as TAO with up to 9 decimals, trailing zeros trimmed: `1.5`, `0`, `1000`,
+/// `0.000000001` (exact; no float). The caller adds the `τ`.
+pub fn format_tao(rao: Balance) -> String {
+    let (whole, frac) = (rao / RAO_PER_TAO, rao % RAO_PER_TAO);
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let frac = format!("{frac:09}");
+    format!("{whole}.{}", frac.trim_end_matches('0'))
+}
 /// The 32-byte hash of the chain's genesis; every signature commits to it.
 pub type GenesisHash = [u8; 32];
 
@@ -775,6 +788,16 @@ mod tests {
 
     fn alice() -> Keypair {
         Keypair::from_uri("//Alice").unwrap()
+    }
+
+    #[test]
+    fn tao_amounts_are_exact_with_trailing_zeros_trimmed() {
+        assert_eq!(format_tao(0), "0");
+        assert_eq!(format_tao(RAO_PER_TAO), "1");
+        assert_eq!(format_tao(1_500_000_000), "1.5");
+        assert_eq!(format_tao(1), "0.000000001");
+        assert_eq!(format_tao(1_000 * RAO_PER_TAO + 250_000_000), "1000.25");
+        assert_eq!(format_tao(u64::MAX), "18446744073.709551615");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use clap::Args;
 use subnet_common::{
     chain::{
         client::{ChainClient, ChainClientError, ClientOptions, Inclusion},
-        types::{AxonInfo, Call, NetUid, NeuronInfo, Uid},
+        types::{AxonInfo, Balance, Call, NetUid, NeuronInfo, Uid, format_tao},
     },
     cli::{ChainArgs, WalletArgs},
     keys::{AccountId, Keypair},
@@ -146,6 +146,9 @@ pub struct CommitArgs {
 pub struct Registration {
     /// The uid on the subnet.
     pub uid: Uid,
+    /// The registration burn the coldkey paid, in rao (0 when the hotkey was registered
+    /// already).
+    pub burn: Balance,
     /// Where the registration was included; `None` when the hotkey was registered already.
     pub inclusion: Option<Inclusion>,
 }
@@ -190,11 +193,19 @@ pub async fn run_register(
     match registration.inclusion {
         Some(inclusion) => writeln!(
             out,
-            "registered hotkey {hotkey} on subnet {netuid} as uid {} in block {} ({}), paid by coldkey {}",
+            "registered hotkey {hotkey} on subnet {netuid} as uid {} in block {} ({}), paid by coldkey {}: burned {} τ, balance now {} τ",
             registration.uid,
             inclusion.block,
             inclusion.block_hash,
-            coldkey.account_id()
+            coldkey.account_id(),
+            format_tao(registration.burn),
+            format_tao(
+                chain
+                    .account(&coldkey.account_id())
+                    .await
+                    .context("while reading the coldkey's balance")?
+                    .free
+            ),
         ),
         None => writeln!(
             out,
@@ -216,6 +227,7 @@ pub async fn register<C: ChainClient>(
     if let Some(neuron) = find_neuron(chain, netuid, hotkey).await? {
         return Ok(Registration {
             uid: neuron.uid,
+            burn: 0,
             inclusion: None,
         });
     }
@@ -224,7 +236,28 @@ pub async fn register<C: ChainClient>(
         .await
         .with_context(|| format!("while reading subnet {netuid}'s registration burn"))?
         .burn;
-    tracing::info!(%hotkey, netuid, burn_rao = burn, coldkey = %coldkey.account_id(), "registering");
+    let payer = coldkey.account_id();
+    let balance = chain
+        .account(&payer)
+        .await
+        .with_context(|| format!("while reading the balance of coldkey {payer}"))?
+        .free;
+    if balance < burn {
+        bail!(
+            "coldkey {payer} has {} τ; registering on subnet {netuid} burns {} τ: fund the \
+             coldkey or pay with another (--coldkey-uri)",
+            format_tao(balance),
+            format_tao(burn)
+        );
+    }
+    tracing::info!(
+        %hotkey,
+        netuid,
+        burn = format!("{} τ", format_tao(burn)),
+        balance = format!("{} τ", format_tao(balance)),
+        coldkey = %payer,
+        "registering"
+    );
     let call = Call::Register {
         netuid,
         hotkey: *hotkey,
@@ -240,6 +273,7 @@ pub async fn register<C: ChainClient>(
     })?;
     Ok(Registration {
         uid: neuron.uid,
+        burn,
         inclusion: Some(inclusion),
     })
 }

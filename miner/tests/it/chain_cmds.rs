@@ -6,7 +6,7 @@ use std::{path::Path, process::Stdio, time::Duration};
 use subnet_common::{
     chain::{
         client::{ChainClient, DevChainClient},
-        types::{Call, NeuronInfo},
+        types::{Call, NeuronInfo, format_tao},
     },
     keys::{AccountId, Keypair},
     protocol::ModelCommitment,
@@ -130,6 +130,15 @@ async fn register_then_commit_binds_the_served_manifest_hash_to_the_hotkey_on_ch
         out.contains(&format!("as uid {} in block", registered.uid)),
         "{out}"
     );
+    // Amounts in τ: the dev subnet burns 1 τ of the coldkey's million.
+    let balance = chain.account(&hotkey).await.unwrap().free;
+    assert!(
+        out.contains(&format!(
+            "burned 1 τ, balance now {} τ",
+            format_tao(balance)
+        )) && !out.contains("rao"),
+        "{out}"
+    );
     assert_eq!(registered.coldkey, hotkey);
     let (ok, out, err) = miner(&register_args).await;
     assert!(ok && out.contains("already registered"), "{out}{err}");
@@ -247,6 +256,18 @@ async fn a_dev_coldkey_uri_pays_for_a_wallet_without_coldkey() {
 
     let (ok, _, err) = miner(&args(&["register", "--chain.url", "ftp://nope"], &wallet)).await;
     assert!(!ok && err.contains("--chain.url"), "{err}");
+
+    // A coldkey without funds: the error says what it has and what the burn is, in τ.
+    let poor = [&["register", "--coldkey-uri", "//Nobody"], &chain_flags[..]].concat();
+    let wallet6 = self::wallet(&tmp.path().join("w6"), "//Miner6", None);
+    let (ok, _, err) = miner(&args(&poor, &wallet6)).await;
+    let nobody = Keypair::from_uri("//Nobody").unwrap().account_id();
+    assert!(
+        !ok && err.contains(&format!(
+            "coldkey {nobody} has 0 τ; registering on subnet 1 burns 1 τ"
+        )),
+        "{err}"
+    );
 }
 
 /// Starts `miner serve` and returns it with a channel of its JSON log messages.
