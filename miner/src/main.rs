@@ -27,5 +27,13 @@ async fn main() -> std::process::ExitCode {
             subnet_common::cli::run(&command, &wallet, &mut std::io::stdout().lock())
         }
     };
+    // A fine-tuning stopped by Ctrl-C saved its checkpoint: the shell's code for SIGINT, so
+    // `miner finetune … && miner commit …` does not go on.
+    if let Err(error) = &result
+        && error.is::<commands::finetune::Interrupted>()
+    {
+        eprintln!("{}", subnet_common::cli::error_line(error));
+        return std::process::ExitCode::from(130);
+    }
     subnet_common::cli::exit_code(result)
 }

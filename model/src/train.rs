@@ -22,9 +22,12 @@
 //! (`model.bin` with parameter ids, `optimizer.bin` with AdamW's moments) and
 //! `trainer_state.json` (written last, so a present state file means a complete checkpoint).
 //! Resuming restores all of it: a run stopped and resumed ends with the same weights as one that
-//! ran straight through.
+//! ran straight through. A [`StopFlag`] in the config stops a run after the step in progress,
+//! with a checkpoint of that step ([`TrainError::Stopped`]): what Ctrl-C does to `miner finetune`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::module::{AutodiffModule, Module};
 use burn::optim::grad_clipping::GradientClippingConfig;
@@ -76,6 +79,42 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Seed of the sample order.
     pub seed: u64,
+    /// Asks the run to stop early (not a hyperparameter: never saved, never compared).
+    pub stop: StopFlag,
+}
+
+/// Asks a running [`train`] or [`train_preferences`] to stop after the step in progress, which
+/// it saves as a checkpoint and answers [`TrainError::Stopped`]. Clones share the flag; the
+/// default one never fires.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(Option<Arc<AtomicBool>>);
+
+impl StopFlag {
+    /// A flag that [`StopFlag::stop`] can raise.
+    pub fn new() -> Self {
+        Self(Some(Arc::new(AtomicBool::new(false))))
+    }
+
+    /// Asks the run to stop (from any thread, e.g. a signal handler's task).
+    pub fn stop(&self) {
+        if let Some(flag) = &self.0 {
+            flag.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
+    }
+}
+
+/// Every flag is equal: a stop request is not part of a run's configuration.
+impl PartialEq for StopFlag {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Default for TrainConfig {
@@ -89,6 +128,7 @@ impl Default for TrainConfig {
             max_grad_norm: Some(1.0),
             checkpoint_every: 100,
             seed: 0,
+            stop: StopFlag::default(),
         }
     }
 }
@@ -288,6 +328,14 @@ pub enum TrainError {
     /// Reading the loss back from the backend failed.
     #[error("reading the loss from the backend: {0}")]
     Backend(String),
+    /// The [`StopFlag`] was raised: the run stopped after `step`, saved in `checkpoint`.
+    #[error("stopped at step {step}; checkpoint saved in {checkpoint}")]
+    Stopped {
+        /// The last step run and saved.
+        step: usize,
+        /// The checkpoint directory.
+        checkpoint: PathBuf,
+    },
 }
 
 /// The learning rate at 1-based `step`.
@@ -492,11 +540,15 @@ fn run_training<B: AutodiffBackend>(
             loss: loss_value,
             learning_rate,
         });
-        if config.checkpoint_every > 0 && step % config.checkpoint_every == 0 && step < config.steps
-        {
+        let periodic = config.checkpoint_every > 0 && step % config.checkpoint_every == 0;
+        let stop = config.stop.is_stopped();
+        if step < config.steps && (periodic || stop) {
             let records = (&model, optimizer.to_record());
             let at = (step, loss_value, objective);
             save_checkpoint(records, model_config, config, at, &checkpoint)?;
+            if stop {
+                return Err(TrainError::Stopped { step, checkpoint });
+            }
         }
     }
 
@@ -776,6 +828,7 @@ mod tests {
             max_grad_norm: Some(1.0),
             checkpoint_every: 4,
             seed: 3,
+            stop: StopFlag::default(),
         }
     }
 
@@ -812,6 +865,50 @@ mod tests {
         let (_, reloaded) =
             load_artifact::<NdArray<f32>>(dir.path(), 1 << 20, &Default::default()).unwrap();
         assert!((mean_loss(&reloaded) - after).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_raised_stop_flag_ends_the_run_after_that_step_with_a_checkpoint_to_resume() {
+        B::seed(&Default::default(), 2);
+        let config = model_config();
+        let dir = tempfile::tempdir().unwrap();
+        let stop = StopFlag::new();
+        let stopping = TrainConfig {
+            stop: stop.clone(),
+            ..quick(10)
+        };
+        let model = config.init::<B>(&Default::default());
+        let stopped = train(
+            model,
+            &config,
+            &samples(),
+            &stopping,
+            dir.path(),
+            false,
+            &mut |r| {
+                if r.step == 3 {
+                    stop.stop();
+                }
+            },
+        )
+        .map(|(_, outcome)| outcome);
+        let checkpoint = dir.path().join(CHECKPOINT_DIR);
+        assert!(
+            matches!(&stopped, Err(TrainError::Stopped { step: 3, checkpoint: c }) if *c == checkpoint),
+            "{stopped:?}"
+        );
+        assert_eq!(read_state(&checkpoint).unwrap().unwrap().step, 3);
+        let (_, resumed) = train(
+            config.init::<B>(&Default::default()),
+            &config,
+            &samples(),
+            &quick(10),
+            dir.path(),
+            true,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!((resumed.start_step, resumed.losses.len()), (3, 7));
     }
 
     #[test]

@@ -14,6 +14,10 @@
 //! removed, because `miner serve --model.dir` refuses sub-directories.
 //!
 //! Progress is a bar with the loss on a terminal and about twenty log lines otherwise.
+//!
+//! Ctrl-C (or SIGTERM) stops the run after the step in progress and saves it as the checkpoint;
+//! the command prints where it stopped and the command that resumes (the same one), and exits
+//! 130. A second Ctrl-C quits at once, keeping the last checkpoint written.
 
 use std::{
     io::IsTerminal,
@@ -37,9 +41,9 @@ use subnet_model::{
     tasks::{TaskKind, TaskMix, generate},
     tokenizer::Tokenizer,
     train::{
-        CHECKPOINT_DIR, DpoConfig, PairLogProbs, PreferencePair, STATE_FILE, StepReport,
-        TrainConfig, TrainOutcome, pair_log_probs, preference_accuracy, preference_margins, train,
-        train_preferences,
+        CHECKPOINT_DIR, DpoConfig, PairLogProbs, PreferencePair, STATE_FILE, StepReport, StopFlag,
+        TrainConfig, TrainError, TrainOutcome, pair_log_probs, preference_accuracy,
+        preference_margins, train, train_preferences,
     },
 };
 
@@ -193,9 +197,57 @@ pub struct PreferenceReport {
     pub moved: f64,
 }
 
-/// Runs `miner finetune` and prints the final loss and manifest hash.
+/// How a `miner finetune` ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finetuned {
+    /// All steps ran; `--out` holds the artifact.
+    Finished(FinetuneSummary),
+    /// Stopped early (Ctrl-C): the checkpoint holds `step`.
+    Stopped {
+        /// The last step run, saved in the checkpoint.
+        step: usize,
+        /// The run's total steps.
+        steps: usize,
+        /// The checkpoint directory.
+        checkpoint: PathBuf,
+    },
+}
+
+/// The error of a run stopped by Ctrl-C or SIGTERM (its checkpoint saved); `main` exits 130.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "fine-tuning stopped at step {step} (Ctrl-C); its checkpoint is saved, the same command resumes"
+)]
+pub struct Interrupted {
+    /// The step saved.
+    pub step: usize,
+}
+
+/// Runs `miner finetune` and prints the final loss and manifest hash, or, stopped by Ctrl-C or
+/// SIGTERM, where the checkpoint is and the command that resumes.
 pub async fn run(args: FinetuneArgs, out: &mut impl std::io::Write) -> anyhow::Result<()> {
-    let summary = finetune(args).await?;
+    let stop = StopFlag::new();
+    let listener = tokio::spawn(stop_on_signal(stop.clone()));
+    let finished = finetune(args, stop).await;
+    listener.abort();
+    let summary = match finished? {
+        Finetuned::Finished(summary) => summary,
+        Finetuned::Stopped {
+            step,
+            steps,
+            checkpoint,
+        } => {
+            writeln!(
+                out,
+                "stopped at step {step} of {steps}: checkpoint saved in {}\n\
+                 resume with the same command:\n  {}",
+                checkpoint.display(),
+                resume_command(std::env::args_os())
+            )
+            .context("while printing the result")?;
+            return Err(Interrupted { step }.into());
+        }
+    };
     match summary.losses.first().zip(summary.losses.last()) {
         Some((first, last)) => writeln!(
             out,
@@ -235,6 +287,38 @@ pub async fn run(args: FinetuneArgs, out: &mut impl std::io::Write) -> anyhow::R
     .context("while printing the result")
 }
 
+/// Raises `stop` at the first Ctrl-C or SIGTERM (the run saves the step in progress and
+/// stops); quits at once at the second.
+async fn stop_on_signal(stop: StopFlag) {
+    subnet_common::serve::shutdown_signal().await;
+    tracing::warn!(
+        "stopping after the step in progress and saving it as the checkpoint; Ctrl-C again quits \
+         without saving it"
+    );
+    stop.stop();
+    subnet_common::serve::shutdown_signal().await;
+    eprintln!("quit without saving the step in progress; the last checkpoint in --out stays");
+    std::process::exit(130);
+}
+
+/// The command line this process was started with, quoted for a POSIX shell: the command that
+/// resumes a stopped run.
+fn resume_command(args: impl Iterator<Item = std::ffi::OsString>) -> String {
+    args.map(|arg| shell_quote(&arg.to_string_lossy()))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `word` as one POSIX shell word: as is when it needs no quoting, else in single quotes.
+fn shell_quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// `clap` parser of `--holdout`: a fraction below 1.
 fn parse_holdout(text: &str) -> Result<f64, String> {
     let value = subnet_common::cli::parse_fraction(text)?;
@@ -245,11 +329,17 @@ fn parse_holdout(text: &str) -> Result<f64, String> {
 }
 
 /// Fine-tunes as `args` say (the training on a blocking thread), then hashes the artifact
-/// exactly as `miner serve` does.
-pub async fn finetune(args: FinetuneArgs) -> anyhow::Result<FinetuneSummary> {
-    let (out, dtype) = (args.out.clone(), args.dtype);
-    let (trained, competition) = tokio::task::spawn_blocking(move || {
-        let trained = train_blocking(&args)?;
+/// exactly as `miner serve` does. Raising `stop` ends the run after the step in progress, saved
+/// as the checkpoint ([`Finetuned::Stopped`]).
+pub async fn finetune(args: FinetuneArgs, stop: StopFlag) -> anyhow::Result<Finetuned> {
+    let (out, dtype, steps) = (args.out.clone(), args.dtype, args.steps);
+    let ran = tokio::task::spawn_blocking(move || {
+        let (trained, competition) = match train_blocking(&args, stop)? {
+            Run::Finished(trained, competition) => (trained, competition),
+            Run::Stopped { step, checkpoint } => {
+                return anyhow::Ok(Run::Stopped { step, checkpoint });
+            }
+        };
         if args.dtype != WeightDtype::F32 {
             convert_weights(&args.out, args.dtype).with_context(|| {
                 format!(
@@ -259,10 +349,20 @@ pub async fn finetune(args: FinetuneArgs) -> anyhow::Result<FinetuneSummary> {
                 )
             })?;
         }
-        anyhow::Ok(trained)
+        anyhow::Ok(Run::Finished(trained, competition))
     })
     .await
     .context("while waiting for the training thread")??;
+    let (trained, competition) = match ran {
+        Run::Finished(trained, competition) => (trained, competition),
+        Run::Stopped { step, checkpoint } => {
+            return Ok(Finetuned::Stopped {
+                step,
+                steps,
+                checkpoint,
+            });
+        }
+    };
     let Trained {
         outcome,
         preference,
@@ -270,7 +370,7 @@ pub async fn finetune(args: FinetuneArgs) -> anyhow::Result<FinetuneSummary> {
     let artifact = Artifact::load(&out, &competition)
         .await
         .with_context(|| format!("while hashing the artifact in {}", out.display()))?;
-    Ok(FinetuneSummary {
+    Ok(Finetuned::Finished(FinetuneSummary {
         start_step: outcome.start_step,
         steps: outcome.start_step + outcome.losses.len(),
         losses: outcome.losses,
@@ -279,7 +379,15 @@ pub async fn finetune(args: FinetuneArgs) -> anyhow::Result<FinetuneSummary> {
         competition,
         manifest_sha256: artifact.manifest().manifest_sha256.clone(),
         preference,
-    })
+    }))
+}
+
+/// What the training thread did.
+enum Run {
+    /// Trained every step, for the competition of this id.
+    Finished(Trained, String),
+    /// Stopped by the flag after `step`, saved in `checkpoint`.
+    Stopped { step: usize, checkpoint: PathBuf },
 }
 
 /// A finished training run.
@@ -300,9 +408,9 @@ enum TrainData {
     },
 }
 
-/// Loads everything, trains, and leaves a servable artifact in `--out`; returns the outcome and
-/// the competition id.
-fn train_blocking(args: &FinetuneArgs) -> anyhow::Result<(Trained, String)> {
+/// Loads everything, trains, and leaves a servable artifact in `--out` (or, stopped, the
+/// checkpoint); returns the outcome and the competition id.
+fn train_blocking(args: &FinetuneArgs, stop: StopFlag) -> anyhow::Result<Run> {
     let competition = load_competition(args.competition.as_deref())?;
     let config = load_base_config(&args.base)?;
     check_bounds(&config, &competition)
@@ -323,7 +431,7 @@ fn train_blocking(args: &FinetuneArgs) -> anyhow::Result<(Trained, String)> {
             config.max_position_embeddings
         );
     }
-    let train_config = train_config(args)?;
+    let train_config = train_config(args, stop)?;
     let resume_from = checkpoint_step(&args.out)?;
     match resume_from {
         Some(step) => tracing::info!(
@@ -363,13 +471,26 @@ fn train_blocking(args: &FinetuneArgs) -> anyhow::Result<(Trained, String)> {
         resume: resume_from.is_some(),
         max_bytes: competition.max_artifact_bytes,
         start_step: resume_from.unwrap_or(0),
-    })?;
+    });
+    let trained = match trained {
+        Ok(trained) => trained,
+        Err(error) => {
+            if let Some(TrainError::Stopped { step, checkpoint }) = error.downcast_ref() {
+                tracing::info!(step, checkpoint = %checkpoint.display(), "training stopped");
+                return Ok(Run::Stopped {
+                    step: *step,
+                    checkpoint: checkpoint.clone(),
+                });
+            }
+            return Err(error);
+        }
+    };
     tracing::info!(
         seconds = format!("{:.1}", started.elapsed().as_secs_f64()),
         "training finished"
     );
     finish_artifact(&args.base, &args.out)?;
-    Ok((trained, competition.id))
+    Ok(Run::Finished(trained, competition.id))
 }
 
 /// The preference pairs of `path`, split into training and held-out pairs by `--seed`: a pair is
@@ -449,7 +570,7 @@ fn artifact_tokenizer(dir: &Path) -> anyhow::Result<Tokenizer> {
     Tokenizer::from_model_dir(dir).with_context(|| format!("--base {}: tokenizer", dir.display()))
 }
 
-fn train_config(args: &FinetuneArgs) -> anyhow::Result<TrainConfig> {
+fn train_config(args: &FinetuneArgs, stop: StopFlag) -> anyhow::Result<TrainConfig> {
     if args.steps == 0 {
         bail!("--steps must be at least 1");
     }
@@ -474,6 +595,7 @@ fn train_config(args: &FinetuneArgs) -> anyhow::Result<TrainConfig> {
         max_grad_norm: (args.clip > 0.0).then_some(args.clip),
         checkpoint_every: args.checkpoint_every,
         seed: args.seed,
+        stop,
     })
 }
 
@@ -737,6 +859,23 @@ mod tests {
         assert!(
             err.contains("arithmetic") && err.contains("successor"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_resume_command_quotes_only_what_a_shell_would_split() {
+        let args = [
+            "miner",
+            "finetune",
+            "--out",
+            "my dir/it's",
+            "--lr",
+            "3e-3",
+            "",
+        ];
+        assert_eq!(
+            resume_command(args.iter().map(std::ffi::OsString::from)),
+            r"miner finetune --out 'my dir/it'\''s' --lr 3e-3 ''"
         );
     }
 

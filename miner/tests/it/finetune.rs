@@ -333,6 +333,99 @@ fn an_interrupted_run_resumes_from_its_checkpoint_step() {
     assert_eq!(file_names(&out), ["config.json", "model.safetensors"]);
 }
 
+/// Ctrl-C in the middle of a run: the step in progress is saved as the checkpoint, the output
+/// says where and prints the command that resumes, the exit code is 130 (so `finetune && commit`
+/// stops), and that command resumes from the saved step.
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_prints_the_command_that_resumes() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let (base, out) = (tmp.path().join("base"), tmp.path().join("ft"));
+    init_tiny_base(&base);
+    let mut args = vec![
+        "finetune",
+        "--base",
+        path(&base),
+        "--out",
+        path(&out),
+        "--steps",
+        "5000",
+        // No periodic checkpoint: the one found afterwards is the interruption's.
+        "--checkpoint-every",
+        "0",
+    ];
+    args.extend_from_slice(TRAIN_FLAGS);
+    let mut child = miner(&args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Training has begun: let a step or more run, then Ctrl-C.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut log = Vec::new();
+    while !log.iter().any(|l: &String| l.contains("\"fine-tuning\"")) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        log.push(
+            rx.recv_timeout(left)
+                .expect("no 'fine-tuning' log line within 60 s"),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    signal(child.id(), "-INT");
+    let output = child.wait_with_output().unwrap();
+    log.extend(rx.try_iter());
+    let log = log.join("\n");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(130), "{stdout}\n{log}");
+    assert!(log.contains("saving it as the checkpoint"), "{log}");
+
+    let state = out.join(CHECKPOINT_DIR).join(STATE_FILE);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).expect("a checkpoint")).unwrap();
+    let step = json["step"].as_u64().unwrap();
+    assert!((1..5000).contains(&step), "checkpoint step {step}");
+    assert!(
+        stdout.contains(&format!(
+            "stopped at step {step} of 5000: checkpoint saved in {}",
+            out.join(CHECKPOINT_DIR).display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("  {MINER} {}", args.join(" "))),
+        "the resume command is the one that ran: {stdout}"
+    );
+    assert!(log.contains("error: fine-tuning stopped at step"), "{log}");
+
+    // The printed command, with two more steps as the total, resumes from the saved step.
+    let total = (step + 2).to_string();
+    let mut resume = args.clone();
+    let at = resume.iter().position(|a| *a == "5000").unwrap();
+    resume[at] = &total;
+    let resumed = run_ok(&resume);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.contains("resuming from the checkpoint")
+                && line.contains(&format!("\"step\":{step}"))),
+        "{stderr}"
+    );
+    assert!(
+        String::from_utf8_lossy(&resumed.stdout).contains(&format!("at step {total} (2 steps run")),
+        "{}",
+        String::from_utf8_lossy(&resumed.stdout)
+    );
+    assert_eq!(file_names(&out), ["config.json", "model.safetensors"]);
+}
+
 fn signal(pid: u32, sig: &str) {
     let status = Command::new("kill")
         .args([sig, &pid.to_string()])
