@@ -14,7 +14,7 @@
 //! | [`doctor`] | `validator doctor`: wallet, chain, registration, database, disk, device, clock |
 //! | [`artifacts`] | fetching miners' model artifacts, verified against their commitment, into a cache |
 //! | [`service`] | the epoch loop: clock, schedule, weights math, exactly-once weight submission |
-//! | [`run_cmd`] | `validator run`: the service wired from the command line |
+//! | [`startup`] | `validator run`: the epoch loop and the dashboard built from the command line ([`startup::Application`]) |
 
 pub mod artifacts;
 pub mod cli;
@@ -24,8 +24,8 @@ pub mod eval_cmd;
 pub mod export;
 pub mod metrics;
 pub mod query;
-pub mod run_cmd;
 pub mod service;
+pub mod startup;
 pub mod tracks;
 pub mod verify;
 pub mod web;

@@ -19,7 +19,7 @@ async fn main() -> std::process::ExitCode {
         Command::Eval(args) => {
             subnet_validator::eval_cmd::run(&args, &mut std::io::stdout().lock())
         }
-        Command::Run(args) => subnet_validator::run_cmd::run(&args).await,
+        Command::Run(args) => subnet_validator::startup::run(&args).await,
         Command::ExportPreferences(args) => subnet_validator::export::run(&args).await,
         Command::Dashboard(args) => subnet_validator::web::run(&args).await,
         Command::Verify(args) => {

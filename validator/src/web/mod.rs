@@ -389,18 +389,44 @@ pub async fn follow_chain<C: ChainClient>(
     }
 }
 
-/// Starts the dashboard beside the epoch loop: binds `addr` (so a taken port fails at start-up),
-/// installs the metrics recorder, follows the chain every `poll` (head, lag, next epoch,
-/// emissions; the last stored epoch from the database) and serves until the process ends.
-/// Returns the bound address.
-pub async fn start<C: ChainClient + 'static>(
+/// The dashboard beside the epoch loop, its port bound, not serving yet ([`bind`]).
+pub struct Dashboard {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    state: DashboardState,
+    /// Follows the chain while the dashboard serves; stopped with it.
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl Dashboard {
+    /// The bound address (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` resolves (in-flight requests finish), then stops following the
+    /// chain.
+    pub async fn serve_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), WebError> {
+        let result = serve_listener(self.listener, self.state, shutdown).await;
+        self.follower.abort();
+        result
+    }
+}
+
+/// The dashboard beside the epoch loop: binds `addr` (so a taken port fails at start-up),
+/// installs the metrics recorder and follows the chain every `poll` (head, lag, next epoch,
+/// emissions; the last stored epoch from the database); [`Dashboard::serve_until`] serves it.
+pub async fn bind<C: ChainClient + 'static>(
     pool: PgPool,
     chain: Arc<C>,
     netuid: u16,
     validator_hotkey: Option<String>,
     addr: SocketAddr,
     poll: Duration,
-) -> Result<SocketAddr, WebError> {
+) -> Result<Dashboard, WebError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| WebError::Bind { addr, source })?;
@@ -420,7 +446,7 @@ pub async fn start<C: ChainClient + 'static>(
         ..ChainStatus::default()
     });
     let poll_pool = pool.clone();
-    tokio::spawn(async move {
+    let follower = tokio::spawn(async move {
         loop {
             let previous = sender.borrow().clone();
             let mut status = read_chain_status(chain.as_ref(), netuid, &previous).await;
@@ -433,18 +459,17 @@ pub async fn start<C: ChainClient + 'static>(
             tokio::time::sleep(poll).await;
         }
     });
-    let state = DashboardState {
-        pool,
-        netuid,
-        chain: receiver,
-        metrics,
-    };
-    tokio::spawn(async move {
-        if let Err(error) = serve_listener(listener, state, std::future::pending()).await {
-            tracing::error!(%error, "the dashboard stopped");
-        }
-    });
-    Ok(bound)
+    Ok(Dashboard {
+        listener,
+        addr: bound,
+        state: DashboardState {
+            pool,
+            netuid,
+            chain: receiver,
+            metrics,
+        },
+        follower,
+    })
 }
 
 /// `validator dashboard`: serves the dashboard from the database until Ctrl-C, following the

@@ -1,10 +1,12 @@
-//! `validator doctor` and the dashboard's chain status against a real in-process dev chain.
+//! `validator doctor`, the dashboard's chain status and `validator run`'s start-up against a real
+//! in-process dev chain.
 
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser;
 use sqlx::PgPool;
 use subnet_chain::dev::dev_genesis;
 use subnet_chain::node::{Chain, Node, unix_millis};
@@ -123,7 +125,7 @@ async fn the_dashboard_beside_the_loop_shows_the_live_chain(pool: PgPool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (url, _stop) = spawn_chain(dir.path()).await;
     let client = Arc::new(DevChainClient::new(&url).expect("client"));
-    let addr = web::start(
+    let dashboard = web::bind(
         pool,
         client,
         1,
@@ -132,7 +134,12 @@ async fn the_dashboard_beside_the_loop_shows_the_live_chain(pool: PgPool) {
         Duration::from_millis(100),
     )
     .await
-    .expect("start");
+    .expect("bind");
+    let addr = dashboard.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(dashboard.serve_until(async move {
+        let _ = stopped.await;
+    }));
     let http = reqwest::Client::new();
     let mut status = serde_json::Value::Null;
     for _ in 0..50 {
@@ -166,5 +173,88 @@ async fn the_dashboard_beside_the_loop_shows_the_live_chain(pool: PgPool) {
     assert!(
         metrics.contains("validator_chain_head_lag_seconds"),
         "{metrics}"
+    );
+
+    // It stops when told, and the port with it.
+    stop.send(()).expect("stop");
+    tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("stops")
+        .expect("task")
+        .expect("served");
+    assert!(
+        http.get(format!("http://{addr}/health"))
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn validator_run_builds_then_runs_the_loop_and_dashboard_until_shutdown(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, _stop) = spawn_chain(&dir.path().join("chain")).await;
+    let wallets = dir.path().join("wallets");
+    Wallet::new(&wallets, "default", "default")
+        .set_hotkey(
+            &Keypair::from_uri("//Alice").expect("key"),
+            Protection::Plain,
+            false,
+        )
+        .expect("write hotkey");
+    let db_url = database_url(&pool);
+    let cli = subnet_validator::cli::Cli::try_parse_from([
+        "validator",
+        "run",
+        "--netuid",
+        "1",
+        "--wallet.path",
+        wallets.to_str().expect("path"),
+        "--chain.url",
+        &url,
+        "--db.url",
+        &db_url,
+        "--cache.dir",
+        dir.path().join("cache").to_str().expect("path"),
+        "--device",
+        "cpu",
+        "--http.port",
+        "0",
+    ])
+    .expect("flags");
+    let subnet_validator::cli::Command::Run(args) = cli.command else {
+        panic!("not `run`");
+    };
+    let app = subnet_validator::startup::Application::build(&args)
+        .await
+        .expect("build");
+    let addr = app
+        .dashboard_addr()
+        .expect("--http.port asks for the dashboard");
+    assert_ne!(addr.port(), 0, "port 0 resolved at build");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(app.run_until(async move {
+        let _ = stopped.await;
+    }));
+    let http = reqwest::Client::new();
+    let health = http
+        .get(format!("http://127.0.0.1:{}/health", addr.port()))
+        .send()
+        .await
+        .expect("the dashboard serves while the loop runs");
+    assert!(health.status().is_success(), "{}", health.status());
+
+    stop.send(()).expect("stop");
+    tokio::time::timeout(Duration::from_secs(30), running)
+        .await
+        .expect("stops on shutdown")
+        .expect("task")
+        .expect("a clean stop");
+    assert!(
+        http.get(format!("http://127.0.0.1:{}/health", addr.port()))
+            .send()
+            .await
+            .is_err(),
+        "the dashboard stopped with the loop"
     );
 }
