@@ -425,6 +425,8 @@ pub struct LeaderboardPage {
     start_block: i64,
     competition: String,
     competition_short: String,
+    /// The pinned base model's mean loss, formatted; empty when none is pinned.
+    base_loss: String,
     rows: Vec<LeaderLine>,
 }
 
@@ -444,6 +446,10 @@ pub async fn leaderboard(State(state): State<DashboardState>) -> Result<Html<Str
         start_block: data.epoch.as_ref().map_or(0, |e| e.start_block),
         competition_short: short(&competition),
         competition,
+        base_loss: data
+            .base_mean_loss
+            .map(|loss| num(Some(loss), 4))
+            .unwrap_or_default(),
         rows: data.rows.iter().map(LeaderLine::from).collect(),
     })
 }

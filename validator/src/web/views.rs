@@ -26,6 +26,9 @@ pub struct Leaderboard {
     pub netuid: u16,
     /// The latest stored epoch, `None` before the first one.
     pub epoch: Option<EpochRecord>,
+    /// The mean of the pinned base model's per-sample losses in that epoch (what every entry
+    /// had to beat by the competition's margin), when the competition pins a base.
+    pub base_mean_loss: Option<f64>,
     /// Best EMA first.
     pub rows: Vec<RankedRow>,
 }
@@ -175,6 +178,7 @@ pub async fn leaderboard(state: &DashboardState) -> Result<Leaderboard, ApiError
         return Ok(Leaderboard {
             netuid: state.netuid,
             epoch: None,
+            base_mean_loss: None,
             rows: Vec::new(),
         });
     };
@@ -195,9 +199,15 @@ pub async fn leaderboard(state: &DashboardState) -> Result<Leaderboard, ApiError
             }
         })
         .collect();
+    let base_mean_loss = epoch
+        .base_losses
+        .as_deref()
+        .filter(|losses| !losses.is_empty())
+        .map(|losses| losses.iter().sum::<f64>() / losses.len() as f64);
     Ok(Leaderboard {
         netuid: state.netuid,
         epoch: Some(epoch),
+        base_mean_loss,
         rows,
     })
 }

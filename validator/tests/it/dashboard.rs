@@ -77,7 +77,8 @@ fn epoch_results(epoch: i64, shift: f64) -> EpochResults {
             competition_sha256: "ef".repeat(32),
             scored_block: epoch * 11 + 1,
             duration_ms: 900,
-            base_losses: None,
+            // The pinned base's losses: a mean of 2.5.
+            base_losses: Some(vec![2.25, 2.75]),
             tempo: Some(10),
         },
         miners: rows.iter().map(|r| r.0.clone()).collect(),
@@ -215,6 +216,8 @@ async fn leaderboard_lists_the_latest_epoch_in_rank_order_and_escapes_stored_tex
     );
     // Uid 1's emission from the chain status, in TAO.
     assert!(html.contains("2.5 τ"), "{html}");
+    // What every model had to beat.
+    assert!(html.contains("base model loss 2.5000"), "{html}");
 }
 
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
@@ -224,6 +227,7 @@ async fn json_endpoints_return_the_stored_values(pool: PgPool) {
     let (status, board) = get_json(&app, "/api/leaderboard").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(board["epoch"]["epoch"], 6);
+    assert_eq!(board["base_mean_loss"], 2.5);
     let rows = board["rows"].as_array().expect("rows");
     let uids: Vec<i64> = rows
         .iter()
