@@ -6,8 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use subnet_common::chain::types::{Balance, Uid};
 
-/// Rao per TAO.
-pub const RAO_PER_TAO: Balance = 1_000_000_000;
+pub use subnet_common::chain::types::RAO_PER_TAO;
 
 /// Why a command-line value was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -63,16 +62,9 @@ pub fn parse_tao(input: &str) -> Result<Balance, TxInputError> {
         .ok_or_else(bad)
 }
 
-/// Formats rao as TAO with up to 9 decimals, trailing zeros trimmed (`1.5`, `0`, `1000`).
-pub fn format_tao(rao: Balance) -> String {
-    let whole = rao / RAO_PER_TAO;
-    let frac = rao % RAO_PER_TAO;
-    if frac == 0 {
-        return whole.to_string();
-    }
-    let frac = format!("{frac:09}");
-    format!("{whole}.{}", frac.trim_end_matches('0'))
-}
+/// Formats rao as TAO with up to 9 decimals, trailing zeros trimmed (`1.5`, `0`, `1000`): the
+/// same rule as the miner's, in `common`.
+pub use subnet_common::chain::types::format_tao;
 
 /// The SDK's `convert_weights_and_uids_for_emit` (`spec/subtensor.md` §2.3): divide by the max,
 /// scale to 65535 with half-to-even rounding, drop zeros. All-zero weights give empty lists.
