@@ -242,10 +242,12 @@ pub async fn register<C: ChainClient>(
         .await
         .with_context(|| format!("while reading the balance of coldkey {payer}"))?
         .free;
+    // Said, not enforced: the chain decides (and a node that keeps no balances, such as the
+    // Subtensor test node, reads 0 here).
     if balance < burn {
-        bail!(
-            "coldkey {payer} has {} τ; registering on subnet {netuid} burns {} τ: fund the \
-             coldkey or pay with another (--coldkey-uri)",
+        tracing::warn!(
+            "coldkey {payer} has {} τ; registering on subnet {netuid} burns {} τ: the chain will \
+             likely refuse it (fund the coldkey or pay with another, --coldkey-uri)",
             format_tao(balance),
             format_tao(burn)
         );

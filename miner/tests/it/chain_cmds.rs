@@ -257,15 +257,17 @@ async fn a_dev_coldkey_uri_pays_for_a_wallet_without_coldkey() {
     let (ok, _, err) = miner(&args(&["register", "--chain.url", "ftp://nope"], &wallet)).await;
     assert!(!ok && err.contains("--chain.url"), "{err}");
 
-    // A coldkey without funds: the error says what it has and what the burn is, in τ.
+    // A coldkey without funds: a warning says what it has and what the burn is, in τ, and the
+    // chain's refusal says it too.
     let poor = [&["register", "--coldkey-uri", "//Nobody"], &chain_flags[..]].concat();
     let wallet6 = self::wallet(&tmp.path().join("w6"), "//Miner6", None);
     let (ok, _, err) = miner(&args(&poor, &wallet6)).await;
     let nobody = Keypair::from_uri("//Nobody").unwrap().account_id();
+    assert!(!ok, "{err}");
     assert!(
-        !ok && err.contains(&format!(
+        err.contains(&format!(
             "coldkey {nobody} has 0 τ; registering on subnet 1 burns 1 τ"
-        )),
+        )) && err.contains("0 τ free, the burn is 1 τ"),
         "{err}"
     );
 }
