@@ -196,18 +196,6 @@ pub fn router(state: DashboardState) -> Router {
         .with_state(state)
 }
 
-/// Binds `addr` and serves the dashboard until `shutdown` resolves.
-pub async fn serve(
-    state: DashboardState,
-    addr: SocketAddr,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), WebError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| WebError::Bind { addr, source })?;
-    serve_listener(listener, state, shutdown).await
-}
-
 /// Serves the dashboard on an already bound listener (port 0 in tests) until `shutdown`.
 pub async fn serve_listener(
     listener: tokio::net::TcpListener,
@@ -476,37 +464,62 @@ pub async fn bind<C: ChainClient + 'static>(
 /// chain when `--chain.url` is given.
 pub async fn run(args: &crate::cli::DashboardArgs) -> anyhow::Result<()> {
     use anyhow::Context;
-    let pool = crate::db::connect(&args.db_url)
-        .await
-        .context("while connecting to the database")?;
-    let metrics = crate::metrics::install().context("while installing the metrics recorder")?;
-    let (sender, chain) = watch::channel(ChainStatus {
-        netuid: args.chain.netuid,
-        ..ChainStatus::default()
-    });
-    if args.chain.is_given() {
-        let endpoint = args.chain.endpoint();
-        let client = subnet_subtensor::AnyChain::connect_waiting(
-            endpoint,
-            subnet_common::chain::ClientOptions::default(),
-        )
-        .await
-        .with_context(|| format!("while connecting to the chain at {endpoint:?}"))?;
-        tokio::spawn(follow_chain(
-            Arc::new(client),
-            args.chain.netuid,
-            Duration::from_secs(args.chain_poll_secs.max(1)),
-            sender,
-        ));
-    }
-    let state = DashboardState {
-        pool,
-        netuid: args.chain.netuid,
-        chain,
-        metrics: Some(metrics),
-    };
-    let addr = SocketAddr::new(args.http_ip, args.http_port);
-    serve(state, addr, subnet_common::serve::shutdown_signal())
+    Dashboard::build(args)
+        .await?
+        .serve_until(subnet_common::serve::shutdown_signal())
         .await
         .context("while serving the dashboard")
+}
+
+impl Dashboard {
+    /// `validator dashboard`'s start-up: the database, the metrics recorder, the chain when
+    /// `--subtensor.chain_endpoint` is given (followed every `--chain.poll-secs`), the port bound.
+    pub async fn build(args: &crate::cli::DashboardArgs) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let pool = crate::db::connect(&args.db_url)
+            .await
+            .context("while connecting to the database")?;
+        let metrics = crate::metrics::install().context("while installing the metrics recorder")?;
+        let (sender, chain) = watch::channel(ChainStatus {
+            netuid: args.chain.netuid,
+            ..ChainStatus::default()
+        });
+        let follower = if args.chain.is_given() {
+            let endpoint = args.chain.endpoint();
+            let client = subnet_subtensor::AnyChain::connect_waiting(
+                endpoint,
+                subnet_common::chain::ClientOptions::default(),
+            )
+            .await
+            .with_context(|| format!("while connecting to the chain at {endpoint:?}"))?;
+            tokio::spawn(follow_chain(
+                Arc::new(client),
+                args.chain.netuid,
+                Duration::from_secs(args.chain_poll_secs.max(1)),
+                sender,
+            ))
+        } else {
+            // Nothing to follow; the status says the chain was never read.
+            tokio::spawn(async move { drop(sender) })
+        };
+        let addr = SocketAddr::new(args.http_ip, args.http_port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| WebError::Bind { addr, source })
+            .context("--http.ip/--http.port")?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| WebError::Bind { addr, source })?;
+        Ok(Self {
+            listener,
+            addr,
+            state: DashboardState {
+                pool,
+                netuid: args.chain.netuid,
+                chain,
+                metrics: Some(metrics),
+            },
+            follower,
+        })
+    }
 }

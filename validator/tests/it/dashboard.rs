@@ -371,7 +371,7 @@ async fn the_dashboard_command_serves_the_stored_epochs(pool: PgPool) {
         .and_then(|l| l.local_addr())
         .expect("free port")
         .port();
-    let _child = Child(
+    let mut child = Child(
         std::process::Command::new(env!("CARGO_BIN_EXE_validator"))
             .args(["dashboard", "--netuid", "2", "--db.url"])
             .arg(crate::pg::database_url(&pool))
@@ -412,6 +412,26 @@ async fn the_dashboard_command_serves_the_stored_epochs(pool: PgPool) {
         .await
         .expect("metrics");
     assert_eq!(metrics.status(), reqwest::StatusCode::OK);
+
+    // SIGTERM (a service manager's stop) ends it cleanly.
+    let pid = child.0.id().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after SIGTERM"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "{status}");
 }
 
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
