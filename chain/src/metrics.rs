@@ -21,13 +21,12 @@
 //!
 //! The accept loop ([`subnet_common::serve`]) adds `http_connections_refused_total{limit}`.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use subnet_common::chain::rpc::method;
 use subnet_common::chain::types::NetUid;
 
@@ -75,44 +74,21 @@ const METHODS: &[&str] = &[
     method::BEACON,
 ];
 
-/// The recorder could not be installed.
-#[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
-    /// Building the exporter or setting the global recorder failed (e.g. other code in this
-    /// process installed a recorder first).
-    #[error("installing the Prometheus recorder failed: {0}")]
-    Install(#[from] metrics_exporter_prometheus::BuildError),
-}
-
-/// The handle of the installed recorder; `None` until [`install`] succeeds.
-static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+pub use subnet_common::telemetry::MetricsError;
 
 /// Installs the Prometheus recorder for this process (once; later calls return the same handle)
 /// and describes the node's metrics.
 pub fn install() -> Result<PrometheusHandle, MetricsError> {
-    let mut slot = HANDLE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(handle) = slot.as_ref() {
-        return Ok(handle.clone());
-    }
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full(BLOCK_PRODUCTION.into()),
-            BLOCK_PRODUCTION_BUCKETS,
-        )?
-        .install_recorder()?;
-    describe();
-    *slot = Some(handle.clone());
-    Ok(handle)
+    subnet_common::telemetry::install_prometheus(
+        &[(BLOCK_PRODUCTION, BLOCK_PRODUCTION_BUCKETS)],
+        describe,
+    )
 }
 
-/// The installed recorder's handle, if [`install`] succeeded in this process.
+/// The installed recorder's handle, if [`install`] (or another binary's in this process)
+/// succeeded.
 pub fn handle() -> Option<PrometheusHandle> {
-    HANDLE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .clone()
+    subnet_common::telemetry::prometheus_handle()
 }
 
 fn describe() {

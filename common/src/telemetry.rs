@@ -275,3 +275,51 @@ mod tests {
         }
     }
 }
+
+/// The Prometheus recorder could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsError {
+    /// Building the exporter or setting the global recorder failed (e.g. code outside
+    /// [`install_prometheus`] installed a recorder first).
+    #[error("installing the Prometheus recorder failed: {0}")]
+    Install(#[from] metrics_exporter_prometheus::BuildError),
+}
+
+/// The process's recorder, once [`install_prometheus`] succeeded.
+static PROMETHEUS: std::sync::Mutex<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+    std::sync::Mutex::new(None);
+
+/// Installs the process-wide Prometheus recorder, with histogram `buckets` by metric name, and
+/// runs `describe` (the caller's `describe_*!` calls). The recorder is global, so only the first
+/// call installs; later calls (another binary's metrics in the same test process, a second node)
+/// get the same handle, which renders every metric recorded, and still describe theirs (their
+/// histograms keep the first caller's buckets: summaries unless it named them).
+pub fn install_prometheus(
+    buckets: &[(&str, &[f64])],
+    describe: fn(),
+) -> Result<metrics_exporter_prometheus::PrometheusHandle, MetricsError> {
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    let mut slot = PROMETHEUS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(handle) = slot.as_ref() {
+        describe();
+        return Ok(handle.clone());
+    }
+    let mut builder = PrometheusBuilder::new();
+    for (name, bounds) in buckets {
+        builder = builder.set_buckets_for_metric(Matcher::Full((*name).to_owned()), bounds)?;
+    }
+    let handle = builder.install_recorder()?;
+    describe();
+    *slot = Some(handle.clone());
+    Ok(handle)
+}
+
+/// The handle [`install_prometheus`] installed in this process, if it did.
+pub fn prometheus_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    PROMETHEUS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
+}

@@ -24,7 +24,6 @@
 use std::{
     net::SocketAddr,
     pin::Pin,
-    sync::Mutex,
     task::{Context as TaskContext, Poll},
     time::{Duration, Instant},
 };
@@ -42,7 +41,7 @@ use axum::{
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::{io::AsyncRead, net::TcpListener};
 
 /// Requests answered, by route and status.
@@ -76,34 +75,18 @@ const SECONDS_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
 ];
 
-/// The recorder could not be installed.
-#[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
-    /// Building the exporter or setting the global recorder failed (e.g. another recorder was
-    /// installed first by other code).
-    #[error("installing the Prometheus recorder failed: {0}")]
-    Install(#[from] metrics_exporter_prometheus::BuildError),
-}
-
-/// The handle of the installed recorder; `None` until [`install`] succeeds.
-static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+pub use subnet_common::telemetry::MetricsError;
 
 /// Installs the Prometheus recorder for this process (once; later calls return the same handle)
 /// and describes the miner's metrics.
 pub fn install() -> Result<PrometheusHandle, MetricsError> {
-    let mut slot = HANDLE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(handle) = slot.as_ref() {
-        return Ok(handle.clone());
-    }
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), SECONDS_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full(GENERATE_SECONDS.into()), SECONDS_BUCKETS)?
-        .install_recorder()?;
-    describe();
-    *slot = Some(handle.clone());
-    Ok(handle)
+    subnet_common::telemetry::install_prometheus(
+        &[
+            (HTTP_DURATION, SECONDS_BUCKETS),
+            (GENERATE_SECONDS, SECONDS_BUCKETS),
+        ],
+        describe,
+    )
 }
 
 fn describe() {

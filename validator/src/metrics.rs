@@ -14,13 +14,12 @@
 //! | `validator_weight_commits_total` | counter | `result` (`committed`, `revealed`, `set`, `failed`, …) |
 //! | `validator_chain_head_lag_seconds` | gauge | – |
 
-use std::sync::Mutex;
 use std::time::Duration;
 
 use metrics::{
     Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 /// Wall time of one epoch's work.
 pub const EPOCH_DURATION: &str = "validator_epoch_duration_seconds";
@@ -48,35 +47,19 @@ const EVAL_BUCKETS: &[f64] = &[
     0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0,
 ];
 
-/// The recorder could not be installed.
-#[derive(Debug, thiserror::Error)]
-pub enum MetricsError {
-    /// Building the exporter or setting the global recorder failed (e.g. another recorder was
-    /// installed first by other code).
-    #[error("installing the Prometheus recorder failed: {0}")]
-    Install(#[from] metrics_exporter_prometheus::BuildError),
-}
-
-/// The handle of the installed recorder; `None` until [`install`] succeeds.
-static HANDLE: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
+pub use subnet_common::telemetry::MetricsError;
 
 /// Installs the Prometheus recorder for this process (once; later calls return the same handle)
 /// and describes the validator's metrics.
 pub fn install() -> Result<PrometheusHandle, MetricsError> {
-    let mut slot = HANDLE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if let Some(handle) = slot.as_ref() {
-        return Ok(handle.clone());
-    }
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Full(EPOCH_DURATION.into()), EPOCH_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full(EVAL_SECONDS.into()), EVAL_BUCKETS)?
-        .set_buckets_for_metric(Matcher::Full(EPOCH_PHASE.into()), EVAL_BUCKETS)?
-        .install_recorder()?;
-    describe();
-    *slot = Some(handle.clone());
-    Ok(handle)
+    subnet_common::telemetry::install_prometheus(
+        &[
+            (EPOCH_DURATION, EPOCH_BUCKETS),
+            (EVAL_SECONDS, EVAL_BUCKETS),
+            (EPOCH_PHASE, EVAL_BUCKETS),
+        ],
+        describe,
+    )
 }
 
 fn describe() {
