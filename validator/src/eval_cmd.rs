@@ -29,6 +29,23 @@ use crate::cli::EvalArgs;
 use crate::tracks::model::compute::EvalJob;
 use crate::tracks::model::outcome::mean;
 
+/// The competition file at `path` (`--competition`), or the built-in default, with the folder
+/// its relative paths (a pinned dataset) are read from.
+pub fn competition_file(path: Option<&Path>) -> anyhow::Result<(CompetitionFile, PathBuf)> {
+    Ok(match path {
+        Some(path) => (
+            CompetitionFile::load(path)
+                .with_context(|| format!("--competition {}", path.display()))?,
+            path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        ),
+        None => (
+            CompetitionFile::from_bytes(DEFAULT_COMPETITION_TOML.as_bytes())
+                .context("the built-in default competition")?,
+            PathBuf::from("."),
+        ),
+    })
+}
+
 /// The default competition's file, built in so `validator eval` works from any directory.
 pub use subnet_model::competition::DEFAULT_COMPETITION_TOML;
 
@@ -80,18 +97,7 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
     if args.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let (competition, competition_dir) = match &args.competition {
-        Some(path) => (
-            CompetitionFile::load(path)
-                .with_context(|| format!("--competition {}", path.display()))?,
-            path.parent().map(Path::to_path_buf).unwrap_or_default(),
-        ),
-        None => (
-            CompetitionFile::from_bytes(DEFAULT_COMPETITION_TOML.as_bytes())
-                .context("the built-in default competition")?,
-            PathBuf::from("."),
-        ),
-    };
+    let (competition, competition_dir) = competition_file(args.competition.as_deref())?;
     let mut rules = competition.competition;
     // Samples longer than the model's context would be refused; a local run truncates instead.
     rules.eval.max_seq_len = rules.eval.max_seq_len.min(config.max_position_embeddings);

@@ -13,7 +13,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +27,6 @@ use subnet_subtensor::AnyChain;
 
 use crate::cli::RunArgs;
 use crate::db;
-use crate::eval_cmd::DEFAULT_COMPETITION_TOML;
 use crate::service::clock::ChainClock;
 use crate::service::{ANSWER_MODELS, LabelSetup, Service, ServiceConfig};
 use crate::tracks::labels::answers::AnswerOptions;
@@ -73,18 +72,7 @@ pub fn config_json(args: &RunArgs) -> serde_json::Value {
 fn load_competition(
     path: Option<&Path>,
 ) -> anyhow::Result<(CompetitionFile, Option<subnet_model::data::Dataset>)> {
-    let (file, dir) = match path {
-        Some(path) => (
-            CompetitionFile::load(path)
-                .with_context(|| format!("--competition {}", path.display()))?,
-            path.parent().map(Path::to_path_buf).unwrap_or_default(),
-        ),
-        None => (
-            CompetitionFile::from_bytes(DEFAULT_COMPETITION_TOML.as_bytes())
-                .context("the built-in default competition")?,
-            PathBuf::from("."),
-        ),
-    };
+    let (file, dir) = crate::eval_cmd::competition_file(path)?;
     let dataset = match &file.competition.dataset {
         Some(spec) => Some(
             spec.load(&dir, &Limits::default())

@@ -43,11 +43,9 @@ async fn spawn_chain(dir: &Path) -> (String, tokio::sync::watch::Sender<bool>) {
     (url, shutdown_tx)
 }
 
-#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
-async fn doctor_passes_for_the_subnet_owner_on_a_live_chain(pool: PgPool) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (url, _stop) = spawn_chain(&dir.path().join("chain")).await;
-    let wallets = dir.path().join("wallets");
+/// A wallet folder under `dir` whose default hotkey is //Alice (the dev subnet's owner).
+fn alice_wallet(dir: &Path) -> std::path::PathBuf {
+    let wallets = dir.join("wallets");
     Wallet::new(&wallets, "default", "default")
         .set_hotkey(
             &Keypair::from_uri("//Alice").expect("key"),
@@ -55,6 +53,14 @@ async fn doctor_passes_for_the_subnet_owner_on_a_live_chain(pool: PgPool) {
             false,
         )
         .expect("write hotkey");
+    wallets
+}
+
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn doctor_passes_for_the_subnet_owner_on_a_live_chain(pool: PgPool) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (url, _stop) = spawn_chain(&dir.path().join("chain")).await;
+    let wallets = alice_wallet(dir.path());
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let db_url = database_url(&pool);
@@ -194,14 +200,7 @@ async fn the_dashboard_beside_the_loop_shows_the_live_chain(pool: PgPool) {
 async fn validator_run_builds_then_runs_the_loop_and_dashboard_until_shutdown(pool: PgPool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (url, _stop) = spawn_chain(&dir.path().join("chain")).await;
-    let wallets = dir.path().join("wallets");
-    Wallet::new(&wallets, "default", "default")
-        .set_hotkey(
-            &Keypair::from_uri("//Alice").expect("key"),
-            Protection::Plain,
-            false,
-        )
-        .expect("write hotkey");
+    let wallets = alice_wallet(dir.path());
     let db_url = database_url(&pool);
     let cli = subnet_validator::cli::Cli::try_parse_from([
         "validator",
