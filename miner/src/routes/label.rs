@@ -32,16 +32,9 @@ use crate::{
     state::AppState,
 };
 
-/// Query of `GET /label/login`.
+/// Query of `GET /label/login` and form of `POST /label/login`.
 #[derive(Debug, Deserialize)]
-pub struct LoginQuery {
-    /// The one-time token from the link.
-    pub token: Option<String>,
-}
-
-/// Form of `POST /label/login`.
-#[derive(Debug, Deserialize)]
-pub struct LoginForm {
+pub struct LoginToken {
     /// The one-time token from the link.
     pub token: Option<String>,
 }
@@ -85,7 +78,7 @@ fn internal(e: db::DbError) -> Response {
 /// `GET /label/login?token=…`.
 pub async fn login_page(
     State(state): State<AppState>,
-    Query(query): Query<LoginQuery>,
+    Query(query): Query<LoginToken>,
 ) -> Response {
     if state.labeling.is_none() {
         return no_labels();
@@ -116,7 +109,7 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<LoginForm>,
+    Form(form): Form<LoginToken>,
 ) -> Response {
     let Some(labeling) = state.labeling.as_deref() else {
         return no_labels();
