@@ -176,6 +176,13 @@ fn turn() -> Turn {
 
 /// [`devnet_summary`] of `epochs` epochs.
 fn devnet_summary_of(epochs: u32, extra: &[&str]) -> (Summary, String) {
+    let (summary, context, _turn) = devnet_run(epochs, extra);
+    (summary, context)
+}
+
+/// [`devnet_summary_of`], also returning the run's [`Turn`]: its run directory lives (and no
+/// other devnet starts) until the caller drops it.
+fn devnet_run(epochs: u32, extra: &[&str]) -> (Summary, String, Turn) {
     let turn = turn();
     let (bin_dir, run_dir, summary_path) = (&turn.bin_dir, &turn.run_dir, &turn.summary);
     let epochs_flag = epochs.to_string();
@@ -190,7 +197,7 @@ fn devnet_summary_of(epochs: u32, extra: &[&str]) -> (Summary, String) {
         serde_json::from_str(&std::fs::read_to_string(summary_path).unwrap()).unwrap();
     let context = format!("{output}\n{summary:#?}");
     assert_eq!(summary.epochs, epochs, "{context}");
-    (summary, context)
+    (summary, context, turn)
 }
 
 /// Runs the commands a `--keep` devnet printed to open its dashboard again (start the kept
@@ -266,13 +273,17 @@ fn a_short_devnet_pays_each_role_what_it_earned() {
     assert!(status.success());
     let extra = format!("untuned={}", brought.path().display());
     // And a labeler bot brought with `--extra-labeler`: it answers A to everything.
-    let (summary, context) = devnet_summary(&[
-        "--extra-model",
-        &extra,
-        "--extra-labeler",
-        "always-a=cat > /dev/null; echo a",
-        "--keep",
-    ]);
+    // Kept: its run directory (and Postgres in it) outlives the devnet until `_turn` is dropped.
+    let (summary, context, _turn) = devnet_run(
+        6,
+        &[
+            "--extra-model",
+            &extra,
+            "--extra-labeler",
+            "always-a=cat > /dev/null; echo a",
+            "--keep",
+        ],
+    );
     dashboard_reopens_as_printed(&context, summary.epochs);
     let (strong, weak) = (role(&summary, "strong"), role(&summary, "weak"));
     let untuned = role(&summary, "untuned");
