@@ -8,16 +8,23 @@
 //! checked before it is read, the safetensors header before any tensor is converted, and every
 //! tensor must be present with exactly the config's shape, in f32, f16 or bf16, with finite
 //! values; anything else is a typed [`IoError`], never a panic. Weights are saved as f32.
+//!
+//! [`load_artifact`] and [`load_weights_file`] read the weights file tensor by tensor, a piece
+//! of at most [`READ_PIECE`] bytes at a time, so the only full copy of the weights they hold is
+//! the f32 model itself; [`load_weights`] converts from bytes the caller already holds. Both
+//! give bit-identical models.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use burn::module::Param;
 use burn::nn::{Embedding, RmsNorm};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::SafeTensorError;
+use safetensors::tensor::{Dtype, Metadata, SafeTensors, TensorInfo, TensorView};
 
 use crate::config::{CONFIG_FILE, ConfigError, LlamaConfig};
 use crate::llama::{Attention, DecoderLayer, Llama, Mlp, linear_from};
@@ -136,15 +143,15 @@ pub fn read_weights_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, IoError
     Ok(bytes)
 }
 
-/// Loads `dir/config.json` and `dir/model.safetensors` (at most `max_bytes`) onto `device`.
+/// Loads `dir/config.json` and `dir/model.safetensors` (at most `max_bytes`) onto `device`,
+/// reading the weights file tensor by tensor ([`load_weights_file`]).
 pub fn load_artifact<B: Backend>(
     dir: &Path,
     max_bytes: u64,
     device: &B::Device,
 ) -> Result<(LlamaConfig, Llama<B>), IoError> {
     let config = LlamaConfig::from_file(&dir.join(CONFIG_FILE))?;
-    let bytes = read_weights_file(&dir.join(WEIGHTS_FILE), max_bytes)?;
-    let model = load_weights(&config, &bytes, device)?;
+    let model = load_weights_file(&config, &dir.join(WEIGHTS_FILE), max_bytes, device)?;
     Ok((config, model))
 }
 
@@ -155,54 +162,247 @@ pub fn load_weights<B: Backend>(
     bytes: &[u8],
     device: &B::Device,
 ) -> Result<Llama<B>, IoError> {
-    let file = SafeTensors::deserialize(bytes)?;
+    load_checked(config, WeightsReader::from_bytes(bytes)?, device)
+}
+
+/// [`load_weights`] from the safetensors file at `path` (at most `max_bytes`, checked before
+/// reading), without reading the whole file into memory: its header is read and validated as
+/// [`SafeTensors::deserialize`] does, then each tensor is read and converted in pieces of at
+/// most [`READ_PIECE`] bytes. The model is bit-identical to [`load_weights`] on the file's bytes,
+/// and the same checks pass or fail.
+pub fn load_weights_file<B: Backend>(
+    config: &LlamaConfig,
+    path: &Path,
+    max_bytes: u64,
+    device: &B::Device,
+) -> Result<Llama<B>, IoError> {
+    load_checked(config, WeightsReader::open(path, max_bytes)?, device)
+}
+
+/// The most bytes of a tensor [`load_weights_file`] reads from the file at once (1 MiB, a
+/// multiple of every element size).
+pub const READ_PIECE: usize = 1 << 20;
+
+/// The longest safetensors header accepted, as the `safetensors` crate's.
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// Where a safetensors file's tensor data is read from.
+enum Payload<'a> {
+    /// The data section of a file already in memory.
+    Bytes(&'a [u8]),
+    /// The file itself; its data section starts at byte `start`. `piece` is the reusable read
+    /// buffer.
+    File {
+        file: std::fs::File,
+        path: PathBuf,
+        start: u64,
+        piece: Vec<u8>,
+    },
+}
+
+/// A safetensors file whose header was parsed and validated (offsets contiguous, sizes matching
+/// dtypes and shapes, the data section exactly the rest of the file), read tensor by tensor.
+pub(crate) struct WeightsReader<'a> {
+    metadata: Metadata,
+    payload: Payload<'a>,
+}
+
+impl<'a> WeightsReader<'a> {
+    /// The header of the safetensors file `bytes`, validated as [`SafeTensors::deserialize`]
+    /// does.
+    pub(crate) fn from_bytes(bytes: &'a [u8]) -> Result<Self, IoError> {
+        let (header, metadata) = SafeTensors::read_metadata(bytes)?;
+        // `read_metadata` checked that 8 + header + the data section is the whole buffer.
+        let data = bytes
+            .get(8 + header..)
+            .ok_or(SafeTensorError::MetadataIncompleteBuffer)?;
+        Ok(Self {
+            metadata,
+            payload: Payload::Bytes(data),
+        })
+    }
+
+    /// Opens the safetensors file at `path` (at most `max_bytes`) and reads its header only,
+    /// with [`SafeTensors::read_metadata`]'s checks: the header's length is bounded by the
+    /// file's before it is allocated, and the tensors' data must end exactly at the file's end.
+    pub(crate) fn open(path: &Path, max_bytes: u64) -> Result<Self, IoError> {
+        let mut file = std::fs::File::open(path).map_err(file_error(path))?;
+        let len = file.metadata().map_err(file_error(path))?.len();
+        if len > max_bytes {
+            return Err(IoError::TooLarge {
+                bytes: len,
+                limit: max_bytes,
+            });
+        }
+        if len < 8 {
+            return Err(SafeTensorError::HeaderTooSmall.into());
+        }
+        let mut prefix = [0u8; 8];
+        file.read_exact(&mut prefix).map_err(file_error(path))?;
+        let header = u64::from_le_bytes(prefix);
+        if header > MAX_HEADER_BYTES {
+            return Err(SafeTensorError::HeaderTooLarge.into());
+        }
+        if header > len - 8 {
+            return Err(SafeTensorError::InvalidHeaderLength.into());
+        }
+        // At most 100 MB and within the file: both checked above.
+        let mut text = vec![0u8; header as usize];
+        file.read_exact(&mut text).map_err(file_error(path))?;
+        let text = std::str::from_utf8(&text).map_err(SafeTensorError::InvalidHeader)?;
+        // `Metadata`'s deserializer validates offsets, shapes and sizes (`Metadata::new`).
+        let metadata: Metadata =
+            serde_json::from_str(text).map_err(SafeTensorError::InvalidHeaderDeserialization)?;
+        if (metadata.data_len() as u64).checked_add(8 + header) != Some(len) {
+            return Err(SafeTensorError::MetadataIncompleteBuffer.into());
+        }
+        Ok(Self {
+            metadata,
+            payload: Payload::File {
+                file,
+                path: path.to_path_buf(),
+                start: 8 + header,
+                piece: Vec::new(),
+            },
+        })
+    }
+
+    /// Every tensor's name, in the order of their data in the file.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.metadata.offset_keys()
+    }
+
+    /// A tensor's dtype, shape and offsets, if the file holds it.
+    pub(crate) fn info(&self, name: &str) -> Option<&TensorInfo> {
+        self.metadata.info(name)
+    }
+
+    /// Elements `elements` of tensor `info` (f32, f16 or bf16; else [`IoError::Dtype`]) as f32
+    /// values appended to `out`, read at most [`READ_PIECE`] bytes at a time.
+    fn read_into(
+        &mut self,
+        name: &str,
+        info: &TensorInfo,
+        elements: Range<usize>,
+        out: &mut Vec<f32>,
+    ) -> Result<(), IoError> {
+        let size = element_size(name, info.dtype)?;
+        let (first, _) = info.data_offsets;
+        let bytes = first + elements.start * size..first + elements.end * size;
+        let mut at = bytes.start;
+        while at < bytes.end {
+            let piece = at..bytes.end.min(at + READ_PIECE);
+            match &mut self.payload {
+                Payload::Bytes(data) => decode_into(name, info.dtype, &data[piece.clone()], out)?,
+                Payload::File {
+                    file,
+                    path,
+                    start,
+                    piece: buffer,
+                } => {
+                    buffer.resize(piece.len(), 0);
+                    file.seek(SeekFrom::Start(*start + piece.start as u64))
+                        .and_then(|_| file.read_exact(buffer))
+                        .map_err(file_error(path))?;
+                    decode_into(name, info.dtype, buffer, out)?;
+                }
+            }
+            at = piece.end;
+        }
+        Ok(())
+    }
+
+    /// Tensor `info` as f32 values (exactly as many as its shape holds).
+    pub(crate) fn read_f32(&mut self, name: &str, info: &TensorInfo) -> Result<Vec<f32>, IoError> {
+        // Validated with the header: the count fits the file (and so `max_bytes`).
+        let count: usize = info.shape.iter().product();
+        let mut values = Vec::with_capacity(count);
+        self.read_into(name, info, 0..count, &mut values)?;
+        Ok(values)
+    }
+
+    /// Whether tensors `a` and `b` (same shape) hold equal values as f32 (`==` element by
+    /// element, as two `Vec<f32>` compare), compared a piece at a time.
+    fn equal_f32(
+        &mut self,
+        a: (&str, &TensorInfo),
+        b: (&str, &TensorInfo),
+    ) -> Result<bool, IoError> {
+        element_size(a.0, a.1.dtype)?;
+        element_size(b.0, b.1.dtype)?;
+        let count: usize = a.1.shape.iter().product();
+        let step = READ_PIECE / 4;
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for first in (0..count).step_by(step) {
+            let elements = first..count.min(first + step);
+            x.clear();
+            y.clear();
+            self.read_into(a.0, a.1, elements.clone(), &mut x)?;
+            self.read_into(b.0, b.1, elements, &mut y)?;
+            if x != y {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Checks every tensor of `file` against `config` (names, shapes, dtypes, then finiteness while
+/// converting each to f32, one at a time), then builds the model: no backend memory is allocated
+/// before every check has passed.
+fn load_checked<B: Backend>(
+    config: &LlamaConfig,
+    mut file: WeightsReader<'_>,
+    device: &B::Device,
+) -> Result<Llama<B>, IoError> {
     let expected = config.expected_tensors();
     let expected_names: BTreeSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
 
     let mut redundant_head = None;
     for name in file.names() {
-        if expected_names.contains(name) {
+        if expected_names.contains(name.as_str()) {
             continue;
         }
         if name == "lm_head.weight" && config.tie_word_embeddings {
-            redundant_head = Some(file.tensor(name)?);
+            redundant_head = file.info(&name).cloned();
             continue;
         }
-        return Err(IoError::UnexpectedTensor {
-            name: name.to_string(),
-        });
+        return Err(IoError::UnexpectedTensor { name });
     }
-    let mut views = HashMap::with_capacity(expected.len());
+    let mut infos = Vec::with_capacity(expected.len());
     for (name, shape) in &expected {
-        let view = file
-            .tensor(name)
-            .map_err(|_| IoError::MissingTensor { name: name.clone() })?;
-        check_view(name, &view, shape)?;
-        views.insert(name.as_str(), view);
+        let info = file
+            .info(name)
+            .ok_or_else(|| IoError::MissingTensor { name: name.clone() })?;
+        check_tensor(name, info.dtype, &info.shape, shape)?;
+        infos.push((name.as_str(), info.clone()));
     }
     if let Some(head) = redundant_head {
-        let embed =
-            views
-                .get("model.embed_tokens.weight")
-                .ok_or_else(|| IoError::MissingTensor {
-                    name: "model.embed_tokens.weight".into(),
-                })?;
-        if head.shape() != embed.shape() || to_f32("lm_head.weight", &head)? != to_f32("", embed)? {
+        let embed = infos
+            .iter()
+            .find(|(name, _)| *name == "model.embed_tokens.weight")
+            .map(|(_, info)| info)
+            .ok_or_else(|| IoError::MissingTensor {
+                name: "model.embed_tokens.weight".into(),
+            })?;
+        if head.shape != embed.shape || !file.equal_f32(("lm_head.weight", &head), ("", embed))? {
             return Err(IoError::TiedHeadDiffers);
         }
     }
-    // Every check passed: convert to f32 on the host, then place on the device.
-    let mut converted = HashMap::with_capacity(views.len());
-    for (name, view) in views {
-        let values = to_f32(name, &view)?;
+    // Every check passed: convert to f32 on the host, then place on the device. The source
+    // bytes of each tensor are read (from a file: one piece at a time) only while converting it.
+    let mut converted = HashMap::with_capacity(infos.len());
+    for (name, info) in infos {
+        let values = file.read_f32(name, &info)?;
         if let Some(index) = values.iter().position(|v| !v.is_finite()) {
             return Err(IoError::NonFinite {
                 name: name.to_string(),
                 index,
             });
         }
-        converted.insert(name, (values, view.shape().to_vec()));
+        converted.insert(name, (values, info.shape));
     }
+    drop(file);
     let mut take = |name: &str| {
         converted
             .remove(name)
@@ -297,46 +497,70 @@ fn build_model<B: Backend>(
 }
 
 /// Checks a tensor's dtype and shape against what the config expects.
-fn check_view(name: &str, view: &TensorView<'_>, expected: &[usize]) -> Result<(), IoError> {
-    if !matches!(view.dtype(), Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+fn check_tensor(
+    name: &str,
+    dtype: Dtype,
+    shape: &[usize],
+    expected: &[usize],
+) -> Result<(), IoError> {
+    if !matches!(dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
         return Err(IoError::Dtype {
             name: name.to_string(),
-            dtype: format!("{:?}", view.dtype()),
+            dtype: format!("{dtype:?}"),
         });
     }
-    if view.shape() != expected {
+    if shape != expected {
         return Err(IoError::Shape {
             name: name.to_string(),
             expected: expected.to_vec(),
-            found: view.shape().to_vec(),
+            found: shape.to_vec(),
         });
     }
     Ok(())
 }
 
-/// Converts a little-endian f32, f16 or bf16 tensor to f32 values.
-pub(crate) fn to_f32(name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, IoError> {
-    let data = view.data();
-    Ok(match view.dtype() {
-        Dtype::F32 => data
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Dtype::F16 => data
-            .chunks_exact(2)
-            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
-        Dtype::BF16 => data
-            .chunks_exact(2)
-            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-            .collect(),
+/// Bytes per element of an f32, f16 or bf16 tensor; [`IoError::Dtype`] for any other dtype.
+fn element_size(name: &str, dtype: Dtype) -> Result<usize, IoError> {
+    match dtype {
+        Dtype::F32 => Ok(4),
+        Dtype::F16 | Dtype::BF16 => Ok(2),
+        other => Err(IoError::Dtype {
+            name: name.to_string(),
+            dtype: format!("{other:?}"),
+        }),
+    }
+}
+
+/// Converts little-endian f32, f16 or bf16 `data` to f32 values appended to `out`.
+fn decode_into(name: &str, dtype: Dtype, data: &[u8], out: &mut Vec<f32>) -> Result<(), IoError> {
+    match dtype {
+        Dtype::F32 => out.extend(
+            data.chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        ),
+        Dtype::F16 => out.extend(
+            data.chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
+        Dtype::BF16 => out.extend(
+            data.chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+        ),
         other => {
             return Err(IoError::Dtype {
                 name: name.to_string(),
                 dtype: format!("{other:?}"),
             });
         }
-    })
+    }
+    Ok(())
+}
+
+/// Converts a little-endian f32, f16 or bf16 tensor to f32 values.
+pub(crate) fn to_f32(name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, IoError> {
+    let mut values = Vec::new();
+    decode_into(name, view.dtype(), view.data(), &mut values)?;
+    Ok(values)
 }
 
 /// Row-major `[rows, cols]` → row-major `[cols, rows]`.
@@ -528,16 +752,18 @@ impl std::str::FromStr for WeightDtype {
 /// metadata kept), through a temporary file and a rename, so a crash leaves the old file.
 /// Returns the new file's size in bytes.
 pub fn convert_weights(dir: &Path, dtype: WeightDtype) -> Result<u64, IoError> {
-    let bytes = read_weights_file(&dir.join(WEIGHTS_FILE), u64::MAX)?;
-    let (_, metadata) = SafeTensors::read_metadata(&bytes)?;
-    let file = SafeTensors::deserialize(&bytes)?;
+    let mut file = WeightsReader::open(&dir.join(WEIGHTS_FILE), u64::MAX)?;
     let mut tensors = Vec::new();
-    for (name, view) in file.tensors() {
-        let values = to_f32(&name, &view)?;
-        tensors.push((name, view.shape().to_vec(), values));
+    for name in file.names() {
+        let Some(info) = file.info(&name).cloned() else {
+            continue;
+        };
+        let values = file.read_f32(&name, &info)?;
+        tensors.push((name, info.shape, values));
     }
+    let metadata = file.metadata.metadata().clone();
     drop(file);
-    let converted = serialize(&tensors, dtype, metadata.metadata().clone())?;
+    let converted = serialize(&tensors, dtype, metadata)?;
     write_atomically(dir, WEIGHTS_FILE, &converted)?;
     Ok(converted.len() as u64)
 }
@@ -811,6 +1037,100 @@ mod tests {
             matches!(err, IoError::TooLarge { bytes, limit } if bytes == size && limit == size - 1)
         );
         load_artifact::<B>(dir.path(), size, &Default::default()).unwrap();
+    }
+
+    /// The outcome of loading `bytes` from memory and from a file must be the same: equal
+    /// models, or errors of the same kind (the same message, except the safetensors crate's
+    /// wording of a malformed header).
+    fn assert_both_paths_agree(config: &LlamaConfig, bytes: &[u8], case: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(WEIGHTS_FILE);
+        std::fs::write(&path, bytes).unwrap();
+        let from_bytes = load(config, bytes);
+        let from_file = load_weights_file::<B>(config, &path, u64::MAX, &Default::default());
+        match (from_bytes, from_file) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(
+                    hf_state_dict(&a).unwrap(),
+                    hf_state_dict(&b).unwrap(),
+                    "{case}"
+                )
+            }
+            (Err(IoError::Format(_)), Err(IoError::Format(_))) => {}
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{case}"),
+            (a, b) => panic!(
+                "{case}: from bytes {:?}, from the file {:?}",
+                a.err(),
+                b.err()
+            ),
+        }
+    }
+
+    #[test]
+    fn reading_the_file_tensor_by_tensor_loads_what_the_bytes_load() {
+        // An embedding of 2.2 MB in f32 spans three read pieces, 1.1 MB in bf16 two.
+        let mut config = tiny(true);
+        config.vocab_size = 70_000;
+        let tensors = state(&config);
+        for dtype in [Dtype::F32, Dtype::F16, Dtype::BF16, Dtype::F64] {
+            assert_both_paths_agree(&config, &encode(&tensors, dtype), &format!("{dtype:?}"));
+        }
+        let bytes = encode(&tensors, Dtype::BF16);
+        assert_both_paths_agree(&config, b"", "empty");
+        assert_both_paths_agree(&config, &[0xff; 64], "garbage");
+        for cut in [7, 8, 100, bytes.len() / 2, bytes.len() - 1] {
+            assert_both_paths_agree(&config, &bytes[..cut], &format!("cut at {cut}"));
+        }
+
+        // A redundant tied head, equal, then differing only in its last read piece.
+        let mut with_head = tensors.clone();
+        let embed = with_head[0].clone();
+        with_head.push(("lm_head.weight".into(), embed.1, embed.2));
+        assert_both_paths_agree(&config, &encode(&with_head, Dtype::F32), "equal head");
+        let last = with_head.last_mut().unwrap();
+        *last.2.last_mut().unwrap() += 1.0;
+        for dtype in [Dtype::F32, Dtype::BF16] {
+            assert!(matches!(
+                load(&config, &encode(&with_head, dtype)),
+                Err(IoError::TiedHeadDiffers)
+            ));
+            assert_both_paths_agree(&config, &encode(&with_head, dtype), "differing head");
+        }
+
+        // Non-finite values, in the embedding's last piece and in a small tensor.
+        let mut bad = tensors.clone();
+        let n = bad[0].2.len();
+        bad[0].2[n - 3] = f32::NAN;
+        bad[4].2[1] = f32::NEG_INFINITY;
+        let error = load(&config, &encode(&bad, Dtype::F32)).unwrap_err();
+        assert!(matches!(error, IoError::NonFinite { index, .. } if index == n - 3));
+        assert_both_paths_agree(&config, &encode(&bad, Dtype::F32), "non-finite");
+
+        let mut missing = tensors.clone();
+        missing.remove(2);
+        assert_both_paths_agree(&config, &encode(&missing, Dtype::F32), "missing");
+        let mut reshaped = tensors.clone();
+        reshaped[2].1.reverse();
+        assert_both_paths_agree(&config, &encode(&reshaped, Dtype::F32), "reshaped");
+
+        // The size limit is checked on the file before anything is read.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(WEIGHTS_FILE);
+        std::fs::write(&path, &bytes).unwrap();
+        let size = bytes.len() as u64;
+        let error =
+            load_weights_file::<B>(&config, &path, size - 1, &Default::default()).unwrap_err();
+        assert!(
+            matches!(error, IoError::TooLarge { bytes, limit } if bytes == size && limit == size - 1)
+        );
+        let error = load_weights_file::<B>(
+            &config,
+            &dir.path().join("absent"),
+            size,
+            &Default::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(error, IoError::File { .. }));
     }
 
     #[test]
