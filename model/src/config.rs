@@ -84,7 +84,9 @@ pub enum ConfigError {
 }
 
 /// Hyperparameters of a Llama-style decoder, in Hugging Face's vocabulary.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialised with these field names (not `config.json`'s HF layout: that is
+/// [`LlamaConfig::to_hf_json`]) where a result travels whole, e.g. from a validator worker.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LlamaConfig {
     /// Width of the residual stream (`d_model`).
     pub hidden_size: usize,

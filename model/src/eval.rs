@@ -21,7 +21,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use crate::llama::Llama;
 
 /// One evaluation sample: a prompt followed by the completion the model is judged on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     /// Token ids, prompt then completion.
     pub input_ids: Vec<u32>,
@@ -31,7 +31,7 @@ pub struct Sample {
 }
 
 /// One sample's result.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SampleLoss {
     /// Mean cross-entropy (nats) over the completion tokens.
     pub loss: f64,
@@ -40,7 +40,7 @@ pub struct SampleLoss {
 }
 
 /// [`evaluate_fitted`]'s result: per-sample losses at the model's best temperature.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FittedEval {
     /// Per-sample losses at the fitted inverse temperature, in input order.
     pub losses: Vec<SampleLoss>,

@@ -154,7 +154,7 @@ pub const GREEDY_LOGIT_TOLERANCE: f32 = 1e-3;
 
 /// What a server (a miner's `/v1/generate`) answered for a greedy request, to verify against the
 /// model it claims to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GreedyAnswer {
     /// The prompt ids sent.
     pub prompt: Vec<u32>,
@@ -165,7 +165,7 @@ pub struct GreedyAnswer {
 }
 
 /// Whether an answer is what the model produces greedily.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum GreedyVerdict {
     /// Every token is the committed model's greedy choice (within [`GREEDY_LOGIT_TOLERANCE`]).
     Match,

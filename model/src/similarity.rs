@@ -44,7 +44,7 @@ const SKETCH_BUDGET: usize = 32_768;
 /// tensor's cosine is below the threshold and the pair is not a near-copy — exactly, whatever
 /// the weights, not with some probability. Independent models are told apart by their first
 /// tensor; a real copy (or two fine-tunes of one base) never is, and goes to the full comparison.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct WeightSketch {
     /// `(name, chunk norms of the unit-length tensor)` in name order; tensors with zero or
     /// non-finite norm are left out (they never prove a pair apart).

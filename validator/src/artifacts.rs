@@ -304,6 +304,21 @@ pub async fn fetch_artifact(
     }
 }
 
+/// The complete cache entry of `manifest_sha256` under `cache_dir`, if there is one, without
+/// asking anybody: a `validator worker` sharing the loop's cache finds the artifact the loop
+/// fetched and checked (see [`fetch_artifact`]).
+pub async fn cached_artifact(
+    cache_dir: &Path,
+    manifest_sha256: &str,
+) -> Result<Option<CachedArtifact>, FetchError> {
+    if !is_sha256_hex(manifest_sha256) {
+        return Err(FetchError::Malformed(format!(
+            "manifest hash {manifest_sha256:?} is not 64 lowercase hex characters"
+        )));
+    }
+    read_cache_entry(&cache_dir.join(manifest_sha256), manifest_sha256).await
+}
+
 /// A complete cache entry, or `None`. An entry that fails its checks (edited by hand, disk
 /// damage) is removed so it is fetched again.
 async fn read_cache_entry(

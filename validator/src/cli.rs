@@ -44,6 +44,9 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Check wallet, chain, registration, database, disk, device and clock; exit 1 on a failure.
     Doctor(DoctorArgs),
+    /// Evaluate models for a `validator run --workers.enabled true` through its database, on
+    /// this machine's device; run as many as there are machines or GPUs.
+    Worker(WorkerArgs),
 }
 
 /// `validator run`: the epoch loop.
@@ -185,9 +188,71 @@ pub struct RunArgs {
     #[arg(long = "labels.truth-dir", value_name = "DIR")]
     pub labels_truth_dir: Option<std::path::PathBuf>,
 
+    /// Evaluate miners' models on `validator worker` processes (this machine or others, sharing
+    /// this database) instead of this process's device; the base model stays here.
+    #[arg(
+        long = "workers.enabled",
+        env = "BT_WORKERS_ENABLED",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        value_name = "BOOL"
+    )]
+    pub workers_enabled: bool,
+
+    /// Seconds the epoch waits for a worker to finish one model before giving it up (recorded as
+    /// `internal_error`, not the miner's fault).
+    #[arg(
+        long = "workers.timeout-secs",
+        env = "BT_WORKERS_TIMEOUT_SECS",
+        default_value_t = 1800,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub workers_timeout_secs: u64,
+
     /// Print the resolved configuration as JSON and exit.
     #[arg(long = "dump-config")]
     pub dump_config: bool,
+}
+
+/// `validator worker`: evaluation jobs from the epoch loop's database.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// The validator's wallet: the worker signs artifact downloads with its hotkey, as the loop
+    /// does.
+    #[command(flatten)]
+    pub wallet: WalletArgs,
+
+    /// The validator's Postgres URL (the one `validator run` uses).
+    #[arg(long = "db.url", env = "DATABASE_URL")]
+    pub db_url: String,
+
+    /// Where to evaluate: auto (CUDA when built with it and a GPU answers), cpu or cuda.
+    #[arg(long, env = "BT_DEVICE", default_value = "auto")]
+    pub device: subnet_model::backend::DeviceChoice,
+
+    /// Where artifacts are cached by manifest hash; the loop's `--cache.dir` when this machine
+    /// shares it (then nothing is downloaded twice).
+    #[arg(
+        long = "cache.dir",
+        env = "BT_CACHE_DIR",
+        default_value = "validator-cache",
+        value_name = "DIR"
+    )]
+    pub cache_dir: std::path::PathBuf,
+
+    /// This worker's name in the queue and logs (default: host name and process id).
+    #[arg(long = "worker.name", env = "BT_WORKER_NAME")]
+    pub worker_name: Option<String>,
+
+    /// Seconds a job stays this worker's without a renewal (renewed every third of it); a
+    /// worker that dies loses its job to another this long after.
+    #[arg(
+        long = "worker.lease-secs",
+        env = "BT_WORKER_LEASE_SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u64).range(3..)
+    )]
+    pub lease_secs: u64,
 }
 
 /// `validator query`: an operator's signed curl.
@@ -369,4 +434,15 @@ pub struct DoctorArgs {
     /// Smallest free space in the cache dir, in GiB.
     #[arg(long = "min-free-gib", default_value_t = 2)]
     pub min_free_gib: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_subcommand_s_flags_are_consistent() {
+        // clap checks duplicate names, bad defaults and conflicting groups only when a
+        // subcommand is parsed: this checks them all at once.
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

@@ -29,3 +29,4 @@ pub mod startup;
 pub mod tracks;
 pub mod verify;
 pub mod web;
+pub mod workers;

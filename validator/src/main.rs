@@ -28,6 +28,7 @@ async fn main() -> std::process::ExitCode {
                 other => other.map(|_| ()),
             }
         }
+        Command::Worker(args) => subnet_validator::workers::run(&args).await,
         Command::Doctor(args) => {
             if !subnet_validator::doctor::run(&args, &mut std::io::stdout().lock()).await {
                 std::process::exit(1);

@@ -54,6 +54,10 @@ pub fn config_json(args: &RunArgs) -> serde_json::Value {
         "http": { "port": args.http_port },
         "scores": { "ema_alpha": args.ema_alpha },
         "model": { "fetch_budget_secs": args.model_fetch_budget_secs },
+        "workers": {
+            "enabled": args.workers_enabled,
+            "timeout_secs": args.workers_timeout_secs,
+        },
         "weights": { "version_key": args.version_key },
         "labels": {
             "enabled": args.labels_enabled,
@@ -171,6 +175,21 @@ impl Application {
             },
         )
         .with_base(base);
+        let track = match args.workers_enabled {
+            true => track.with_queue(
+                crate::workers::Queue::open(
+                    pool.clone(),
+                    args.chain.netuid,
+                    crate::workers::QueueSettings {
+                        timeout: Duration::from_secs(args.workers_timeout_secs),
+                        ..crate::workers::QueueSettings::default()
+                    },
+                )
+                .await
+                .context("while opening the evaluation queue (--workers.enabled)")?,
+            ),
+            false => track,
+        };
         let clock = ChainClock::new(
             Arc::clone(&chain),
             Duration::from_millis(args.chain_poll_ms.max(10)),
@@ -203,6 +222,7 @@ impl Application {
             chain_kind = chain.kind(),
             competition = %competition.competition.id,
             labels = labels.is_some(),
+            workers = args.workers_enabled,
             dashboard = ?dashboard.as_ref().map(Dashboard::local_addr),
             "validator starting"
         );

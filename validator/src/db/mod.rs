@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
+mod jobs;
 mod labels;
 mod read;
 mod weights;
+pub use jobs::*;
 pub use labels::*;
 pub use read::*;
 pub use weights::*;

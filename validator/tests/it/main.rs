@@ -19,3 +19,4 @@ mod subtensor;
 mod verify;
 #[path = "../../../miner/tests/it/webdriver.rs"]
 mod webdriver;
+mod workers;

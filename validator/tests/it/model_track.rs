@@ -28,7 +28,7 @@ use subnet_validator::tracks::model::{EpochInput, ModelTrack, TrackSettings};
 use super::localnet::{COMPETITION, manifest_of, tiny_config};
 
 /// The default competition with few, short samples.
-fn competition() -> CompetitionFile {
+pub(super) fn competition() -> CompetitionFile {
     CompetitionFile::from_bytes(&competition_bytes()).expect("competition")
 }
 
@@ -62,7 +62,7 @@ fn epoch_input<'a>(
 }
 
 /// A randomly initialised model saved to `dir`.
-fn random_model(dir: &Path, seed: u64) {
+pub(super) fn random_model(dir: &Path, seed: u64) {
     use burn::tensor::backend::Backend;
     Cpu::seed(&Default::default(), seed);
     let model = tiny_config().init::<Cpu>(&Default::default());
@@ -143,16 +143,16 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A running real miner.
-struct Miner {
-    hotkey: Keypair,
-    port: u16,
-    manifest_sha256: String,
+pub(super) struct Miner {
+    pub(super) hotkey: Keypair,
+    pub(super) port: u16,
+    pub(super) manifest_sha256: String,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
 /// Starts a real miner serving `dir`; with `generate`, its model is loaded for `/v1/generate`
 /// (a miner refuses to load weights that validators would refuse).
-async fn start_miner(uri: &str, dir: &Path, generate: bool) -> Miner {
+pub(super) async fn start_miner(uri: &str, dir: &Path, generate: bool) -> Miner {
     let hotkey = Keypair::from_uri(uri).expect("key");
     let config = ServerConfig {
         addr: "127.0.0.1:0".parse().expect("addr"),
@@ -217,7 +217,7 @@ async fn start_liar(dir: PathBuf) -> (u16, String) {
     (port, hash)
 }
 
-fn neuron(uid: u16, hotkey: AccountId, port: u16) -> NeuronInfo {
+pub(super) fn neuron(uid: u16, hotkey: AccountId, port: u16) -> NeuronInfo {
     NeuronInfo {
         hotkey,
         coldkey: hotkey,
@@ -249,7 +249,7 @@ fn neuron(uid: u16, hotkey: AccountId, port: u16) -> NeuronInfo {
     }
 }
 
-fn commitment(hotkey: AccountId, uid: u16, block: u64, manifest: &str) -> Commitment {
+pub(super) fn commitment(hotkey: AccountId, uid: u16, block: u64, manifest: &str) -> Commitment {
     Commitment {
         hotkey,
         uid,
@@ -606,7 +606,7 @@ async fn start_counter() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
 /// Uids 0..n-1 are hostile (ports given), uid n is an honest real miner; returns the epoch input
 /// parts.
 /// A subnet of `miners`, uid = index, each committed at block 50, read at block 110.
-fn subnet_of(miners: &[&Miner]) -> (Metagraph, Vec<Commitment>) {
+pub(super) fn subnet_of(miners: &[&Miner]) -> (Metagraph, Vec<Commitment>) {
     let mut neurons = Vec::new();
     let mut commitments = Vec::new();
     for (uid, miner) in miners.iter().enumerate() {
@@ -623,7 +623,7 @@ fn subnet_of(miners: &[&Miner]) -> (Metagraph, Vec<Commitment>) {
 }
 
 /// The default settings without spot-checks (for miners that serve no `/v1/generate`).
-fn without_spot_checks() -> TrackSettings {
+pub(super) fn without_spot_checks() -> TrackSettings {
     TrackSettings {
         spot: SpotSettings {
             per_epoch: 0,

@@ -148,7 +148,7 @@ pub struct EvalOutput {
 }
 
 /// Wall time of the parts of one [`EvalJob`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JobTimings {
     /// [`load_checked`]: reading and checking the config and weights, building the model, and
     /// its [`WeightSketch`].

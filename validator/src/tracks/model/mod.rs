@@ -189,7 +189,8 @@ pub struct TrackTimings {
     /// From the first request until every candidate was fetched (downloads, tokenizing,
     /// spot-check requests, in parallel); the device evaluates what has arrived meanwhile.
     pub fetch: Duration,
-    /// Time the device was busy with candidates: their jobs and bookkeeping.
+    /// Time the device was busy with candidates: their jobs and bookkeeping. With workers the
+    /// jobs overlap, and this is their summed wall time (queueing included).
     pub device: Duration,
     /// Time the device had nothing to do, waiting for the next download.
     pub waiting: Duration,
@@ -212,6 +213,32 @@ struct Evaluated {
     stage: Stage,
     /// Completion tokens per sample, beside the stage's losses (empty when not evaluated).
     tokens: Vec<usize>,
+    /// What near-copy detection compares, when the model was evaluated.
+    copy: Option<CopyCandidate>,
+    /// The job's device time, and whether it evaluated (not only verified a spot-check).
+    work: Option<(compute::JobTimings, bool)>,
+}
+
+/// One arrived candidate, through the device half.
+struct Arrived {
+    uid: u16,
+    /// The manifest its commitment binds, once the artifact was fetched.
+    manifest_sha256: Option<String>,
+    evaluated: Evaluated,
+    /// Wall time of its device half.
+    busy: Duration,
+}
+
+impl TrackTimings {
+    /// Adds one job's device time.
+    fn add_job(&mut self, work: Option<(compute::JobTimings, bool)>) {
+        if let Some((job, evaluated)) = work {
+            self.load += job.load;
+            self.eval += job.eval;
+            self.spot += job.spot;
+            self.evaluated += usize::from(evaluated);
+        }
+    }
 }
 
 /// The validator's model track. Build once, call [`ModelTrack::score_epoch`] each epoch.
@@ -229,6 +256,9 @@ pub struct ModelTrack {
     evals: Mutex<EvalCache>,
     /// The competition's base model, when it pins one.
     base: Option<BaseModel>,
+    /// Where candidates are evaluated when not on `device`: `validator worker`s through the
+    /// database (the base model stays on `device`).
+    queue: Option<crate::workers::Queue>,
 }
 
 /// What the parallel phase produced for one candidate.
@@ -272,7 +302,15 @@ impl ModelTrack {
             settings,
             evals: Mutex::new(EvalCache::default()),
             base: None,
+            queue: None,
         }
+    }
+
+    /// The track with candidates evaluated by `validator worker` processes through `queue`
+    /// instead of on this process's device (see [`crate::workers`]).
+    pub fn with_queue(mut self, queue: crate::workers::Queue) -> Self {
+        self.queue = Some(queue);
+        self
     }
 
     /// The track with the competition's base model (from [`BaseModel::for_competition`]),
@@ -406,60 +444,80 @@ impl ModelTrack {
             }
             started.elapsed()
         };
+        let parallel = self.queue.as_ref().map(crate::workers::Queue::parallelism);
+        let evaluating = async {
+            let started = Instant::now();
+            // Every entry is compared with the base.
+            let base_job = async {
+                let base = base?;
+                let job_started = Instant::now();
+                let (fitted, work) = self
+                    .evaluate_base(base, context)
+                    .instrument(tracing::info_span!("base"))
+                    .await;
+                Some((fitted, work, job_started.elapsed()))
+            };
+            // The device takes one candidate at a time; workers as many as are queued.
+            let candidates_job = async {
+                let mut done = Vec::new();
+                let mut running = futures::stream::FuturesUnordered::new();
+                let mut open = true;
+                loop {
+                    tokio::select! {
+                        arrival = arrived.recv(), if open && running.len() < parallel.unwrap_or(1) => {
+                            match arrival {
+                                Some((candidate, fetched)) => {
+                                    running.push(self.evaluate_arrived(candidate, fetched, context));
+                                }
+                                None => open = false,
+                            }
+                        }
+                        Some(finished) = running.next(), if !running.is_empty() => done.push(finished),
+                        else => break,
+                    }
+                }
+                done
+            };
+            // On the device, the base first (one model in memory at a time); with workers, the
+            // base here while the workers take the candidates.
+            let (base_eval, done) = if parallel.is_some() {
+                futures::join!(base_job, candidates_job)
+            } else {
+                let base_eval = base_job.await;
+                (base_eval, candidates_job.await)
+            };
+            (base_eval, done, started.elapsed())
+        };
+        let (fetch_wall, (base_eval, done, wall)) = futures::join!(fetching, evaluating);
+        let mut busy = Duration::ZERO;
+        let base_fitted = base_eval.map(|(fitted, work, elapsed)| {
+            timings.add_job(work);
+            busy += elapsed;
+            fitted
+        });
         let mut tokens: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
         let mut stages: BTreeMap<u16, Stage> = BTreeMap::new();
         let mut manifests: BTreeMap<u16, String> = BTreeMap::new();
         let mut copy_candidates = Vec::new();
-        let timings_ref = &mut timings;
-        let evaluating = async {
-            let started = Instant::now();
-            let mut busy = Duration::ZERO;
-            // The base first: every entry is compared with it.
-            let base_eval = match base {
-                Some(base) => {
-                    let job_started = Instant::now();
-                    let evaluated = self
-                        .evaluate_base(base, context, timings_ref)
-                        .instrument(tracing::info_span!("base"))
-                        .await;
-                    busy += job_started.elapsed();
-                    Some(evaluated)
-                }
-                None => None,
-            };
-            while let Some((candidate, fetched)) = arrived.recv().await {
-                let job_started = Instant::now();
-                let stage = match fetched {
-                    Ok(fetched) => {
-                        manifests.insert(
-                            candidate.uid,
-                            fetched.artifact.manifest.manifest_sha256.clone(),
-                        );
-                        let span = tracing::info_span!("miner", uid = candidate.uid);
-                        let evaluated = self
-                            .evaluate(
-                                candidate,
-                                &fetched,
-                                context,
-                                &mut copy_candidates,
-                                timings_ref,
-                            )
-                            .instrument(span)
-                            .await;
-                        if !evaluated.tokens.is_empty() {
-                            tokens.insert(candidate.uid, evaluated.tokens);
-                        }
-                        evaluated.stage
-                    }
-                    Err((outcome, reason)) => Stage::Failed { outcome, reason },
-                };
-                stages.insert(candidate.uid, stage);
-                busy += job_started.elapsed();
+        for arrived in done {
+            let Arrived {
+                uid,
+                manifest_sha256,
+                evaluated,
+                busy: job_busy,
+            } = arrived;
+            busy += job_busy;
+            timings.add_job(evaluated.work);
+            if let Some(manifest) = manifest_sha256 {
+                manifests.insert(uid, manifest);
             }
-            (base_eval, busy, started.elapsed())
-        };
-        let (fetch_wall, (base_eval, busy, wall)) = futures::join!(fetching, evaluating);
-        let base = match (base, base_eval) {
+            if !evaluated.tokens.is_empty() {
+                tokens.insert(uid, evaluated.tokens);
+            }
+            copy_candidates.extend(evaluated.copy);
+            stages.insert(uid, evaluated.stage);
+        }
+        let base = match (base, base_fitted) {
             (Some(base), Some(fitted)) => {
                 let losses: Vec<f64> = fitted?.losses.iter().map(|l| l.loss).collect();
                 Some(BaseResult {
@@ -647,13 +705,27 @@ impl ModelTrack {
         })
     }
 
-    /// Evaluates the competition's base model on the epoch's samples (or takes the cached
-    /// losses). Adds the job's time to `timings`.
+    /// Evaluates the competition's base model on this process's device on the epoch's samples
+    /// (or takes the cached losses), with the job's device time.
     async fn evaluate_base(
         &self,
         base: &BaseModel,
         context: &EpochContext,
-        timings: &mut TrackTimings,
+    ) -> (
+        Result<Arc<FittedEval>, ModelTrackError>,
+        Option<(compute::JobTimings, bool)>,
+    ) {
+        let mut work = None;
+        let fitted = self.evaluate_base_on_device(base, context, &mut work).await;
+        (fitted, work)
+    }
+
+    /// [`ModelTrack::evaluate_base`]; `work` is set when the device ran.
+    async fn evaluate_base_on_device(
+        &self,
+        base: &BaseModel,
+        context: &EpochContext,
+        work: &mut Option<(compute::JobTimings, bool)>,
     ) -> Result<Arc<FittedEval>, ModelTrackError> {
         let manifest_sha256 = base.manifest_sha256();
         match self.cached(context.cache_key, manifest_sha256) {
@@ -680,9 +752,7 @@ impl ModelTrack {
             .map_err(|join| ModelTrackError::BaseEval(format!("the evaluation crashed: {join}")))?
             .map_err(|error| ModelTrackError::BaseEval(error.to_string()))?;
         crate::metrics::record_eval(started.elapsed());
-        timings.evaluated += 1;
-        timings.load += output.timings.load;
-        timings.eval += output.timings.eval;
+        *work = Some((output.timings, true));
         let fitted = output.fitted.ok_or_else(|| {
             ModelTrackError::BaseEval("the evaluation returned no losses".to_string())
         })?;
@@ -701,25 +771,61 @@ impl ModelTrack {
         Ok(fitted)
     }
 
+    /// The device half for one arrived candidate (fetched, or failed to), timed.
+    async fn evaluate_arrived(
+        &self,
+        candidate: &Candidate,
+        fetched: Result<Fetched, (Outcome, String)>,
+        context: &EpochContext,
+    ) -> Arrived {
+        let started = Instant::now();
+        let (manifest_sha256, evaluated) = match fetched {
+            Ok(fetched) => {
+                let manifest = fetched.artifact.manifest.manifest_sha256.clone();
+                let span = tracing::info_span!("miner", uid = candidate.uid);
+                let evaluated = self
+                    .evaluate(candidate, &fetched, context)
+                    .instrument(span)
+                    .await;
+                (Some(manifest), evaluated)
+            }
+            Err((outcome, reason)) => (
+                None,
+                Evaluated {
+                    stage: Stage::Failed { outcome, reason },
+                    tokens: Vec::new(),
+                    copy: None,
+                    work: None,
+                },
+            ),
+        };
+        Arrived {
+            uid: candidate.uid,
+            manifest_sha256,
+            evaluated,
+            busy: started.elapsed(),
+        }
+    }
+
     /// The device half for one candidate: evaluate (or reuse the cached losses), verify its
-    /// spot-check answer, and remember it for near-copy detection. Adds the job's time to
-    /// `timings`.
+    /// spot-check answer, and return it for near-copy detection.
     async fn evaluate(
         &self,
         candidate: &Candidate,
         fetched: &Fetched,
         context: &EpochContext,
-        copy_candidates: &mut Vec<CopyCandidate>,
-        timings: &mut TrackTimings,
     ) -> Evaluated {
-        let failed = |outcome, reason| Evaluated {
+        let mut work = None;
+        let failed = |outcome, reason, work| Evaluated {
             stage: Stage::Failed { outcome, reason },
             tokens: Vec::new(),
+            copy: None,
+            work,
         };
         let manifest_sha256 = &fetched.artifact.manifest.manifest_sha256;
         let cached = self.cached(context.cache_key, manifest_sha256);
         if let Some(Err((outcome, reason))) = &cached {
-            return failed(*outcome, reason.clone());
+            return failed(*outcome, reason.clone(), None);
         }
         let (answer, unavailable) = match &fetched.spot {
             Some((prompt, Asked::Answered(output))) => (
@@ -755,29 +861,18 @@ impl ModelTrack {
                 Err(error) => Err((Outcome::BadModel, format!("config.json: {error}"))),
             }
         } else {
-            let device = self.device.clone();
             let skip_eval = job.skip_eval;
             let started = Instant::now();
-            let result = tokio::task::spawn_blocking(move || device.run(job)).await;
+            let result = self.run_job(candidate, fetched, job).await;
             let elapsed = started.elapsed();
             tracing::debug!(elapsed_ms = elapsed.as_millis() as u64, "evaluated");
             if !skip_eval {
                 crate::metrics::record_eval(elapsed);
-                timings.evaluated += 1;
             }
-            match result {
-                Ok(Ok(output)) => {
-                    timings.load += output.timings.load;
-                    timings.eval += output.timings.eval;
-                    timings.spot += output.timings.spot;
-                    Ok(output)
-                }
-                Ok(Err(error)) => Err((error.outcome(), error.to_string())),
-                Err(join) => Err((
-                    Outcome::InternalError,
-                    format!("the evaluation crashed: {join}"),
-                )),
+            if let Ok(output) = &result {
+                work = Some((output.timings, !skip_eval));
             }
+            result
         };
         let output = match run {
             Ok(output) => output,
@@ -789,7 +884,7 @@ impl ModelTrack {
                         Err((outcome, reason.clone())),
                     );
                 }
-                return failed(outcome, reason);
+                return failed(outcome, reason, work);
             }
         };
         let (fitted, sketch, from_cache) = match (cached, output.fitted) {
@@ -809,6 +904,7 @@ impl ModelTrack {
                 return failed(
                     Outcome::InternalError,
                     "the evaluation returned no losses".to_string(),
+                    work,
                 );
             }
         };
@@ -833,7 +929,7 @@ impl ModelTrack {
             }),
             (None, None) => None,
         };
-        copy_candidates.push(CopyCandidate {
+        let copy = CopyCandidate {
             uid: candidate.uid,
             commit_block: candidate.commit_block,
             manifest_sha256: manifest_sha256.clone(),
@@ -841,7 +937,7 @@ impl ModelTrack {
             weights: fetched.artifact.dir.join(WEIGHTS_FILE),
             sketch,
             fitted: Some(fitted.clone()),
-        });
+        };
         Evaluated {
             stage: Stage::Evaluated {
                 losses,
@@ -850,6 +946,43 @@ impl ModelTrack {
                 spot_check,
             },
             tokens,
+            copy: Some(copy),
+            work,
+        }
+    }
+
+    /// Runs `job` on this process's device, or queues it for a `validator worker` when the
+    /// track has a queue.
+    async fn run_job(
+        &self,
+        candidate: &Candidate,
+        fetched: &Fetched,
+        job: EvalJob,
+    ) -> Result<compute::EvalOutput, (Outcome, String)> {
+        if let Some(queue) = &self.queue {
+            let queued = crate::workers::QueuedEval {
+                source: crate::workers::ArtifactSource {
+                    base_url: candidate.base_url.to_string(),
+                    hotkey: candidate.hotkey.to_ss58(),
+                    binding: candidate.binding.clone(),
+                    manifest_sha256: fetched.artifact.manifest.manifest_sha256.clone(),
+                },
+                competition: Competition::clone(&job.competition),
+                samples: Vec::clone(&job.samples),
+                batch_size: job.batch_size,
+                skip_eval: job.skip_eval,
+                spot: job.spot,
+            };
+            return queue.evaluate(candidate.uid, queued).await;
+        }
+        let device = self.device.clone();
+        match tokio::task::spawn_blocking(move || device.run(job)).await {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(error)) => Err((error.outcome(), error.to_string())),
+            Err(join) => Err((
+                Outcome::InternalError,
+                format!("the evaluation crashed: {join}"),
+            )),
         }
     }
 
