@@ -287,10 +287,15 @@ HTTP_PORT=$(free_port)
 validator run --chain.url "$CHAIN" --db.url "$VALIDATOR_DB" --wallet.name my_validator \
   --wallet.hotkey default --http.port "$HTTP_PORT" --device cpu --dump-config
 grep -qF "$HTTP_PORT" "$WORK/out" || fail "run --dump-config does not show the port"
+# The models are evaluated by a `validator worker` through the validator's database (guide step 6).
+fails "--db.url" "$BIN/validator" worker --db.url postgres://nobody@127.0.0.1:1/none \
+  --wallet.name my_validator --wallet.hotkey default --device cpu
 background validator "$BIN/validator" run --chain.url "$CHAIN" --db.url "$VALIDATOR_DB" \
   --wallet.name my_validator --wallet.hotkey default --http.port "$HTTP_PORT" --device cpu \
-  --competition "$WORK/competition.toml" --labels.truth-dir "$WORK/truth"
+  --competition "$WORK/competition.toml" --labels.truth-dir "$WORK/truth" --workers.enabled true
 VALIDATOR_PID=${PIDS[-1]}
+background worker "$BIN/validator" worker --db.url "$VALIDATOR_DB" --wallet.name my_validator \
+  --wallet.hotkey default --device cpu
 DASH=http://127.0.0.1:$HTTP_PORT
 wait_http "$DASH/health" 120 "$WORK/validator.log"
 
@@ -318,6 +323,8 @@ for _ in $(seq 1 300); do
 done
 [ -n "$EPOCH" ] || { tail -n 40 "$WORK/validator.log" >&2; fail "validator run scored no epoch with the model and labels in 300 s"; }
 echo "ok: validator run stored epoch $EPOCH with the model and labels scored ($(jq -c --arg h "$MINER_SS58" '.rows[] | select(.hotkey == $h)' "$WORK/leaderboard.json"))"
+grep -q "job done" "$WORK/worker.log" || { cat "$WORK/worker.log" >&2; fail "the validator worker finished no job"; }
+echo "ok: the validator worker evaluated the model ($(grep -c "job done" "$WORK/worker.log") jobs)"
 check_curl "$DASH/" "<html"
 check_curl "$DASH/api/leaderboard" "$MINER_SS58"
 check_curl "$DASH/api/epochs" "\"epoch\""
