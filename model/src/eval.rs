@@ -281,6 +281,12 @@ fn fit_temperature(grids: &[Vec<f32>], points: usize) -> FittedEval {
     }
 }
 
+/// Whether `B` is the CPU backend, where [`completion_log_probs_grid`] runs its fused host kernel
+/// ([`crate::grid`]); a GPU keeps the logits on the device and runs the grid as tensor ops.
+fn on_the_cpu<B: Backend>() -> bool {
+    std::any::TypeId::of::<B>() == std::any::TypeId::of::<crate::backend::Cpu>()
+}
+
 /// For one batch of checked samples, the log-probability of each completion token under
 /// `softmax(β·logits)` for every `β` in `betas`: per sample, token-major (`tokens × betas`).
 /// Only the completion positions go through the output projection.
@@ -288,6 +294,16 @@ fn completion_log_probs_grid<B: Backend>(
     model: &Llama<B>,
     batch: &[&Sample],
     betas: &[f32],
+) -> Result<Vec<Vec<f32>>, EvalError> {
+    grid_of_batch(model, batch, betas, on_the_cpu::<B>())
+}
+
+/// [`completion_log_probs_grid`], on the host's fused kernel or as tensor ops on the device.
+fn grid_of_batch<B: Backend>(
+    model: &Llama<B>,
+    batch: &[&Sample],
+    betas: &[f32],
+    fused_on_host: bool,
 ) -> Result<Vec<Vec<f32>>, EvalError> {
     let device = model.embed_tokens.weight.val().device();
     let (input_ids, _, lengths) = pad_batch::<B>(batch, &device);
@@ -305,23 +321,38 @@ fn completion_log_probs_grid<B: Backend>(
     let hidden = model.hidden_states(input_ids, &lengths);
     let [_, _, width] = hidden.dims();
     let positions = Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [n]), &device);
-    let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), &device);
-    // [n, vocab], shifted so that the largest logit of each row is 0
+    // [n, vocab]
     let logits = model.output_logits(hidden.reshape([rows * seq, width]).select(0, positions));
-    let shifted = logits.clone() - logits.max_dim(1);
-    let target = shifted.clone().gather(1, targets);
-    let columns: Vec<Tensor<B, 2>> = betas
-        .iter()
-        .map(|&beta| {
-            let log_norm = shifted.clone().mul_scalar(beta).exp().sum_dim(1).log();
-            target.clone().mul_scalar(beta) - log_norm
-        })
-        .collect();
-    let values = Tensor::cat(columns, 1)
-        .into_data()
-        .convert::<f32>()
-        .to_vec::<f32>()
-        .map_err(|e| EvalError::Backend(format!("{e:?}")))?;
+    let values = if fused_on_host {
+        // Fused on the host: one pass per β over each row while it is in cache (crate::grid).
+        let [_, vocab] = logits.dims();
+        let logits = logits
+            .into_data()
+            .convert::<f32>()
+            .into_vec::<f32>()
+            .map_err(|e| EvalError::Backend(format!("{e:?}")))?;
+        let targets: Vec<usize> = targets.iter().map(|&t| t as usize).collect();
+        crate::grid::log_probs_grid(&logits, vocab, &targets, betas)
+    } else {
+        let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), &device);
+        // shifted so that the largest logit of each row is 0; `logits` is moved in, so the
+        // backend may subtract in place
+        let max = logits.clone().max_dim(1);
+        let shifted = logits - max;
+        let target = shifted.clone().gather(1, targets);
+        let columns: Vec<Tensor<B, 2>> = betas
+            .iter()
+            .map(|&beta| {
+                let log_norm = shifted.clone().mul_scalar(beta).exp().sum_dim(1).log();
+                target.clone().mul_scalar(beta) - log_norm
+            })
+            .collect();
+        Tensor::cat(columns, 1)
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .map_err(|e| EvalError::Backend(format!("{e:?}")))?
+    };
     let mut rest = values.as_slice();
     Ok(batch
         .iter()
@@ -549,6 +580,25 @@ mod tests {
         for (lps, loss) in fitted.token_log_probs.iter().zip(&fitted.losses) {
             let mean = -lps.iter().map(|&lp| f64::from(lp)).sum::<f64>() / lps.len() as f64;
             assert!((mean - loss.loss).abs() < 1e-5);
+        }
+    }
+
+    #[test]
+    fn the_fused_host_grid_matches_the_device_grid() {
+        // The CPU runs crate::grid; a GPU the tensor ops. Both, here on the CPU.
+        let (model, samples) = model_and_own_samples();
+        let batch: Vec<&Sample> = samples.iter().take(8).collect();
+        let betas: Vec<f32> = (-FIT_STEPS..=FIT_STEPS)
+            .map(|k| 2f32.powf(k as f32 / 8.0))
+            .collect();
+        let fused = grid_of_batch(&model, &batch, &betas, true).unwrap();
+        let tensor_ops = grid_of_batch(&model, &batch, &betas, false).unwrap();
+        assert_eq!(fused.len(), tensor_ops.len());
+        for (a, b) in fused.iter().zip(&tensor_ops) {
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() <= 1e-5 * y.abs().max(1.0), "{x} vs {y}");
+            }
         }
     }
 

@@ -27,6 +27,7 @@ pub mod data;
 pub mod eval;
 pub mod generate;
 pub mod gguf;
+pub mod grid;
 pub mod import;
 pub mod io;
 pub mod llama;
