@@ -120,35 +120,8 @@ fn start_workers(
 }
 
 fn neuron(uid: u16, hotkey: subnet_common::keys::AccountId, port: u16) -> NeuronInfo {
-    NeuronInfo {
-        hotkey,
-        coldkey: hotkey,
-        uid,
-        netuid: 1,
-        active: true,
-        axon_info: AxonInfo {
-            block: 1,
-            version: 1,
-            ip: u128::from(u32::from(std::net::Ipv4Addr::LOCALHOST)),
-            port,
-            ip_type: 4,
-            protocol: 4,
-        },
-        stake: 0,
-        emission: 0,
-        incentive: 0,
-        consensus: 0,
-        validator_trust: 0,
-        dividends: 0,
-        rank: 0,
-        trust: 0,
-        pruning_score: 0,
-        last_update: 0,
-        validator_permit: false,
-        weights: vec![],
-        bonds: vec![],
-        block_at_registration: 0,
-    }
+    let axon = AxonInfo::ipv4(std::net::Ipv4Addr::LOCALHOST, port);
+    NeuronInfo::registered(1, uid, hotkey, hotkey, axon)
 }
 
 #[tokio::main]

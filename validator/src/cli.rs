@@ -72,22 +72,13 @@ pub struct RunArgs {
     #[arg(long = "db.url", env = "DATABASE_URL")]
     pub db_url: String,
 
-    /// Where to evaluate: auto (CUDA when built with it and a GPU answers), cpu or cuda.
-    #[arg(long, env = "BT_DEVICE", default_value = "auto")]
-    pub device: subnet_model::backend::DeviceChoice,
+    /// `--device` and `--cache.dir`.
+    #[command(flatten)]
+    pub models: ModelPlaceArgs,
 
     /// Competition file (default: the built-in `competitions/default.toml`).
     #[arg(long, env = "BT_COMPETITION", value_name = "FILE")]
     pub competition: Option<std::path::PathBuf>,
-
-    /// Where downloaded model artifacts are cached (by manifest hash).
-    #[arg(
-        long = "cache.dir",
-        env = "BT_CACHE_DIR",
-        default_value = "validator-cache",
-        value_name = "DIR"
-    )]
-    pub cache_dir: std::path::PathBuf,
 
     /// Port of the dashboard and `/metrics` (not served when absent).
     #[arg(long = "http.port", env = "BT_HTTP_PORT")]
@@ -226,19 +217,10 @@ pub struct WorkerArgs {
     #[arg(long = "db.url", env = "DATABASE_URL")]
     pub db_url: String,
 
-    /// Where to evaluate: auto (CUDA when built with it and a GPU answers), cpu or cuda.
-    #[arg(long, env = "BT_DEVICE", default_value = "auto")]
-    pub device: subnet_model::backend::DeviceChoice,
-
-    /// Where artifacts are cached by manifest hash; the loop's `--cache.dir` when this machine
-    /// shares it (then nothing is downloaded twice).
-    #[arg(
-        long = "cache.dir",
-        env = "BT_CACHE_DIR",
-        default_value = "validator-cache",
-        value_name = "DIR"
-    )]
-    pub cache_dir: std::path::PathBuf,
+    /// `--device` and `--cache.dir` (the loop's `--cache.dir` when this machine shares it: then
+    /// nothing is downloaded twice).
+    #[command(flatten)]
+    pub models: ModelPlaceArgs,
 
     /// This worker's name in the queue and logs (default: host name and process id).
     #[arg(long = "worker.name", env = "BT_WORKER_NAME")]
@@ -253,6 +235,36 @@ pub struct WorkerArgs {
         value_parser = clap::value_parser!(u64).range(3..)
     )]
     pub lease_secs: u64,
+}
+
+/// Where a validator process keeps and evaluates models: `run`, `worker` and `doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct ModelPlaceArgs {
+    /// Where to evaluate: auto (CUDA when built with it and a GPU answers), cpu or cuda.
+    #[arg(long, env = "BT_DEVICE", default_value = "auto")]
+    pub device: subnet_model::backend::DeviceChoice,
+
+    /// Where downloaded model artifacts are cached (by manifest hash).
+    #[arg(
+        long = "cache.dir",
+        env = "BT_CACHE_DIR",
+        default_value = "validator-cache",
+        value_name = "DIR"
+    )]
+    pub cache_dir: std::path::PathBuf,
+}
+
+impl ModelPlaceArgs {
+    /// The device picked (`--device`), with the cache directory created (`--cache.dir`); each
+    /// error names its flag.
+    pub fn open(&self) -> anyhow::Result<subnet_model::backend::Selected> {
+        use anyhow::Context;
+        let device = subnet_model::backend::select(self.device)
+            .with_context(|| format!("--device {}", self.device))?;
+        std::fs::create_dir_all(&self.cache_dir)
+            .with_context(|| format!("while creating --cache.dir {}", self.cache_dir.display()))?;
+        Ok(device)
+    }
 }
 
 /// `validator query`: an operator's signed curl.
@@ -414,18 +426,9 @@ pub struct DoctorArgs {
     #[arg(long = "db.url", env = "DATABASE_URL")]
     pub db_url: String,
 
-    /// Where model artifacts are cached.
-    #[arg(
-        long = "cache.dir",
-        env = "BT_CACHE_DIR",
-        default_value = "validator-cache",
-        value_name = "DIR"
-    )]
-    pub cache_dir: std::path::PathBuf,
-
-    /// Evaluation device to check: auto, cpu or cuda.
-    #[arg(long, env = "BT_DEVICE", default_value = "auto")]
-    pub device: subnet_model::backend::DeviceChoice,
+    /// The `--device` and `--cache.dir` to check.
+    #[command(flatten)]
+    pub models: ModelPlaceArgs,
 
     /// Largest tolerated head lag and clock skew, in seconds.
     #[arg(long = "max-lag-secs", default_value_t = 60)]

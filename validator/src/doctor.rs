@@ -71,8 +71,8 @@ pub async fn checks(args: &DoctorArgs) -> Vec<Check> {
     };
     out.extend(chain_checks(args, hotkey.as_ref()).await);
     out.push(database(&args.db_url).await);
-    out.push(disk(&args.cache_dir, args.min_free_gib));
-    out.push(device(args.device));
+    out.push(disk(&args.models.cache_dir, args.min_free_gib));
+    out.push(device(args.models.device));
     out
 }
 

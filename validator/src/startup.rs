@@ -20,7 +20,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use subnet_common::btauth::SignedClient;
 use subnet_common::chain::client::ClientOptions;
-use subnet_model::backend::select;
 use subnet_model::competition::CompetitionFile;
 use subnet_model::data::Limits;
 use subnet_subtensor::AnyChain;
@@ -48,9 +47,9 @@ pub fn config_json(args: &RunArgs) -> serde_json::Value {
         },
         "chain": { "endpoint": args.chain.endpoint(), "poll_ms": args.chain_poll_ms },
         "db": { "url": db::redact(&args.db_url) },
-        "device": args.device.to_string(),
+        "device": args.models.device.to_string(),
         "competition": args.competition,
-        "cache": { "dir": args.cache_dir },
+        "cache": { "dir": args.models.cache_dir },
         "http": { "port": args.http_port },
         "scores": { "ema_alpha": args.ema_alpha },
         "model": { "fetch_budget_secs": args.model_fetch_budget_secs },
@@ -137,9 +136,7 @@ impl Application {
         let (competition, dataset) = load_competition(args.competition.as_deref())?;
         let base = BaseModel::for_competition(&competition.competition, args.model_base.as_deref())
             .context("while checking the base model (--model.base)")?;
-        let device = select(args.device).with_context(|| format!("--device {}", args.device))?;
-        std::fs::create_dir_all(&args.cache_dir)
-            .with_context(|| format!("while creating --cache.dir {}", args.cache_dir.display()))?;
+        let device = args.models.open()?;
         let http =
             crate::artifacts::miner_http_client().context("while building the HTTP client")?;
         let labels = prompts.map(|prompts| LabelSetup {
@@ -156,7 +153,7 @@ impl Application {
                 },
             ),
             prompts,
-            cache_dir: args.cache_dir.clone(),
+            cache_dir: args.models.cache_dir.clone(),
             device: device.clone(),
             answer_models: ANSWER_MODELS,
             answers: AnswerOptions {
@@ -167,7 +164,7 @@ impl Application {
         });
         let track = ModelTrack::new(
             SignedClient::new(http, hotkey.clone()),
-            args.cache_dir.clone(),
+            args.models.cache_dir.clone(),
             device,
             TrackSettings {
                 fetch_budget: Duration::from_secs(args.model_fetch_budget_secs),

@@ -487,10 +487,7 @@ pub async fn run(args: &crate::cli::WorkerArgs) -> anyhow::Result<()> {
     let pool = db::connect(&args.db_url)
         .await
         .context("while connecting to Postgres (--db.url)")?;
-    let device = subnet_model::backend::select(args.device)
-        .with_context(|| format!("--device {}", args.device))?;
-    std::fs::create_dir_all(&args.cache_dir)
-        .with_context(|| format!("while creating --cache.dir {}", args.cache_dir.display()))?;
+    let device = args.models.open()?;
     let http = artifacts::miner_http_client().context("while building the HTTP client")?;
     let settings = WorkerSettings {
         name: args
@@ -499,7 +496,7 @@ pub async fn run(args: &crate::cli::WorkerArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id())),
         lease: Duration::from_secs(args.lease_secs),
         idle_poll: Duration::from_millis(500),
-        cache_dir: args.cache_dir.clone(),
+        cache_dir: args.models.cache_dir.clone(),
     };
     let worker = Worker::new(pool, SignedClient::new(http, hotkey), device, settings);
     worker

@@ -687,6 +687,19 @@ pub struct AxonInfo {
     pub protocol: u8,
 }
 
+impl AxonInfo {
+    /// An endpoint at an IPv4 address (`ip_type` 4, `protocol` 4; block and version 0).
+    pub fn ipv4(ip: std::net::Ipv4Addr, port: u16) -> Self {
+        Self {
+            ip: u128::from(u32::from(ip)),
+            port,
+            ip_type: 4,
+            protocol: 4,
+            ..Self::default()
+        }
+    }
+}
+
 /// One uid of a subnet's metagraph (`spec/subtensor.md` §5.1). Proportions are u16 (/65535).
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, Serialize, Deserialize)]
 pub struct NeuronInfo {
@@ -730,6 +743,42 @@ pub struct NeuronInfo {
     pub bonds: Vec<(Uid, u16)>,
     /// Block of the most recent (re)registration.
     pub block_at_registration: u64,
+}
+
+impl NeuronInfo {
+    /// A uid as it stands when it has just registered: active, serving `axon_info`, with no
+    /// stake, no permit, no weights or bonds and nothing earned (what tests, simulations and
+    /// benches build metagraphs from).
+    pub fn registered(
+        netuid: NetUid,
+        uid: Uid,
+        hotkey: AccountId,
+        coldkey: AccountId,
+        axon_info: AxonInfo,
+    ) -> Self {
+        Self {
+            hotkey,
+            coldkey,
+            uid,
+            netuid,
+            active: true,
+            axon_info,
+            stake: 0,
+            emission: 0,
+            incentive: 0,
+            consensus: 0,
+            validator_trust: 0,
+            dividends: 0,
+            rank: 0,
+            trust: 0,
+            pruning_score: 0,
+            last_update: 0,
+            validator_permit: false,
+            weights: Vec::new(),
+            bonds: Vec::new(),
+            block_at_registration: 0,
+        }
+    }
 }
 
 /// A subnet's metagraph at a block.

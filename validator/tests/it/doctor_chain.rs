@@ -44,7 +44,7 @@ async fn spawn_chain(dir: &Path) -> (String, tokio::sync::watch::Sender<bool>) {
 }
 
 /// A wallet folder under `dir` whose default hotkey is //Alice (the dev subnet's owner).
-fn alice_wallet(dir: &Path) -> std::path::PathBuf {
+pub(super) fn alice_wallet(dir: &Path) -> std::path::PathBuf {
     let wallets = dir.join("wallets");
     Wallet::new(&wallets, "default", "default")
         .set_hotkey(

@@ -44,7 +44,7 @@ fn competition_bytes() -> Vec<u8> {
 }
 
 /// The epoch the tests score: seed block 100 (seed from block hash `[9; 32]`), head 110.
-fn epoch_input<'a>(
+pub(super) fn epoch_input<'a>(
     metagraph: &'a Metagraph,
     commitments: &'a [Commitment],
     competition: &'a CompetitionFile,
@@ -218,35 +218,13 @@ async fn start_liar(dir: PathBuf) -> (u16, String) {
 }
 
 pub(super) fn neuron(uid: u16, hotkey: AccountId, port: u16) -> NeuronInfo {
-    NeuronInfo {
-        hotkey,
-        coldkey: hotkey,
+    NeuronInfo::registered(
+        1,
         uid,
-        netuid: 1,
-        active: true,
-        axon_info: AxonInfo {
-            block: 1,
-            version: 1,
-            ip: u128::from(u32::from(Ipv4Addr::LOCALHOST)),
-            port,
-            ip_type: 4,
-            protocol: 4,
-        },
-        stake: 0,
-        emission: 0,
-        incentive: 0,
-        consensus: 0,
-        validator_trust: 0,
-        dividends: 0,
-        rank: 0,
-        trust: 0,
-        pruning_score: 0,
-        last_update: 0,
-        validator_permit: false,
-        weights: vec![],
-        bonds: vec![],
-        block_at_registration: 0,
-    }
+        hotkey,
+        hotkey,
+        AxonInfo::ipv4(Ipv4Addr::LOCALHOST, port),
+    )
 }
 
 pub(super) fn commitment(hotkey: AccountId, uid: u16, block: u64, manifest: &str) -> Commitment {

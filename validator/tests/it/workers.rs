@@ -16,16 +16,16 @@ use subnet_common::btauth::SignedClient;
 use subnet_common::chain::types::{Commitment, Metagraph};
 use subnet_common::keys::Keypair;
 use subnet_common::protocol::Manifest;
-use subnet_common::wallet::{Protection, Wallet};
 use subnet_model::backend::{DeviceChoice, select};
-use subnet_model::competition::eval_seed;
 use subnet_validator::db::{self, JobState};
-use subnet_validator::tracks::model::{EpochInput, ModelTrack, ModelTrackResult, TrackSettings};
+use subnet_validator::tracks::model::{ModelTrack, ModelTrackResult, TrackSettings};
 use subnet_validator::workers::{Queue, QueueSettings};
 
+use super::doctor_chain::alice_wallet;
 use super::localnet::manifest_of;
 use super::model_track::{
-    commitment, competition, neuron, random_model, start_miner, subnet_of, without_spot_checks,
+    commitment, competition, epoch_input, neuron, random_model, start_miner, subnet_of,
+    without_spot_checks,
 };
 use super::pg::database_url;
 
@@ -148,19 +148,6 @@ async fn the_queue_hands_each_job_to_one_worker_and_takes_results_only_from_its_
     assert_eq!(db::clear_jobs(&pool, 1).await.unwrap(), 1);
 }
 
-/// A wallet directory holding `//Alice` as the default hotkey (the loop's signer in these tests).
-fn alice_wallet(dir: &Path) -> PathBuf {
-    let wallets = dir.join("wallets");
-    Wallet::new(&wallets, "default", "default")
-        .set_hotkey(
-            &Keypair::from_uri("//Alice").expect("key"),
-            Protection::Plain,
-            false,
-        )
-        .expect("write hotkey");
-    wallets
-}
-
 /// A `validator worker` child process; killed when dropped. Its log goes to `log`.
 struct WorkerProcess {
     child: Child,
@@ -216,16 +203,7 @@ async fn score(
         track = track.with_queue(queue);
     }
     let competition = competition();
-    let input = EpochInput {
-        netuid: 1,
-        seed: eval_seed([9; 32], 1),
-        seed_block: 100,
-        current_block: 110,
-        metagraph,
-        commitments,
-        competition: &competition,
-        dataset: None,
-    };
+    let input = epoch_input(metagraph, commitments, &competition);
     let result = track.score_epoch(&input).await.expect("epoch");
     for miner in &result.miners {
         eprintln!("uid {} {:?} {}", miner.uid, miner.outcome, miner.reason);

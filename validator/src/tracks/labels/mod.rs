@@ -730,33 +730,9 @@ mod tests {
     use subnet_common::chain::types::{AxonInfo, NeuronInfo};
 
     fn neuron(uid: u16, byte: u8, port: u16) -> NeuronInfo {
-        NeuronInfo {
-            hotkey: AccountId([byte; 32]),
-            coldkey: AccountId([byte; 32]),
-            uid,
-            netuid: 1,
-            active: true,
-            axon_info: AxonInfo {
-                ip: u128::from(u32::from(std::net::Ipv4Addr::LOCALHOST)),
-                port,
-                ip_type: 4,
-                ..AxonInfo::default()
-            },
-            stake: 0,
-            emission: 0,
-            incentive: 0,
-            consensus: 0,
-            validator_trust: 0,
-            dividends: 0,
-            rank: 0,
-            trust: 0,
-            pruning_score: 0,
-            last_update: 0,
-            validator_permit: false,
-            weights: Vec::new(),
-            bonds: Vec::new(),
-            block_at_registration: 0,
-        }
+        let key = AccountId([byte; 32]);
+        let axon = AxonInfo::ipv4(std::net::Ipv4Addr::LOCALHOST, port);
+        NeuronInfo::registered(1, uid, key, key, axon)
     }
 
     #[test]

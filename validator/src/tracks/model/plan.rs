@@ -163,35 +163,13 @@ mod tests {
     }
 
     fn neuron(uid: u16, hotkey: AccountId, port: u16) -> NeuronInfo {
-        NeuronInfo {
-            hotkey,
-            coldkey: hotkey,
+        NeuronInfo::registered(
+            1,
             uid,
-            netuid: 1,
-            active: true,
-            axon_info: AxonInfo {
-                block: 1,
-                version: 1,
-                ip: u128::from(u32::from(Ipv4Addr::LOCALHOST)),
-                port,
-                ip_type: 4,
-                protocol: 4,
-            },
-            stake: 0,
-            emission: 0,
-            incentive: 0,
-            consensus: 0,
-            validator_trust: 0,
-            dividends: 0,
-            rank: 0,
-            trust: 0,
-            pruning_score: 0,
-            last_update: 0,
-            validator_permit: false,
-            weights: vec![],
-            bonds: vec![],
-            block_at_registration: 0,
-        }
+            hotkey,
+            hotkey,
+            AxonInfo::ipv4(Ipv4Addr::LOCALHOST, port),
+        )
     }
 
     fn commit(hotkey: &AccountId, uid: u16, block: u64, text: &str) -> Commitment {
