@@ -862,34 +862,19 @@ mod tests {
     fn metagraph_table_has_one_row_per_uid_with_axon() {
         use subnet_common::chain::types::{AxonInfo, NeuronInfo};
         let hotkey = Keypair::from_uri("//Alice").unwrap().account_id();
+        let axon = AxonInfo {
+            block: 3,
+            version: 1,
+            ip: 0x0A00_0001,
+            port: 8091,
+            ip_type: 4,
+            protocol: 0,
+        };
         let neuron = NeuronInfo {
-            hotkey,
-            coldkey: hotkey,
-            uid: 0,
-            netuid: 1,
-            active: true,
-            axon_info: AxonInfo {
-                block: 3,
-                version: 1,
-                ip: 0x0A00_0001,
-                port: 8091,
-                ip_type: 4,
-                protocol: 0,
-            },
             stake: 1_500_000_000,
-            emission: 0,
             incentive: 65535,
-            consensus: 0,
-            validator_trust: 0,
-            dividends: 0,
-            rank: 0,
-            trust: 0,
-            pruning_score: 0,
-            last_update: 0,
             validator_permit: true,
-            weights: vec![],
-            bonds: vec![],
-            block_at_registration: 0,
+            ..NeuronInfo::registered(1, 0, hotkey, hotkey, axon)
         };
         let metagraph = Metagraph {
             netuid: 1,

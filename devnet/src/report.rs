@@ -190,34 +190,15 @@ mod tests {
 
     fn neuron(uid: u16, uri: &str, incentive: u16, emission: u64) -> NeuronInfo {
         let hotkey = Keypair::from_uri(uri).unwrap().account_id();
+        let axon = AxonInfo {
+            ip_type: 4,
+            ..AxonInfo::default()
+        };
         NeuronInfo {
-            hotkey,
-            coldkey: hotkey,
-            uid,
-            netuid: 1,
-            active: true,
-            axon_info: AxonInfo {
-                block: 0,
-                version: 0,
-                ip: 0,
-                port: 0,
-                ip_type: 4,
-                protocol: 0,
-            },
             stake: 2_500_000_000,
             emission,
             incentive,
-            consensus: 0,
-            validator_trust: 0,
-            dividends: 0,
-            rank: 0,
-            trust: 0,
-            pruning_score: 0,
-            last_update: 0,
-            validator_permit: false,
-            weights: vec![],
-            bonds: vec![],
-            block_at_registration: 0,
+            ..NeuronInfo::registered(1, uid, hotkey, hotkey, axon)
         }
     }
 
