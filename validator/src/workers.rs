@@ -302,8 +302,9 @@ impl Worker {
         }
     }
 
-    /// Takes and runs jobs until `shutdown` completes; a job in progress then is left to its
-    /// lease (another worker takes it when the lease runs out). Returns the jobs finished.
+    /// Takes and runs jobs until `shutdown` completes; a job in progress then goes back to the
+    /// queue at once for another worker (a worker that dies instead loses it when its lease
+    /// runs out). Returns the jobs finished.
     pub async fn run_until(&self, shutdown: impl Future<Output = ()>) -> usize {
         tracing::info!(
             worker = %self.settings.name,
@@ -312,6 +313,7 @@ impl Worker {
             "worker started; waiting for evaluation jobs"
         );
         let mut finished = 0;
+        let mut holding = None;
         let work = async {
             loop {
                 let taken = db::take_job::<QueuedEval>(
@@ -323,9 +325,11 @@ impl Worker {
                 .await;
                 match taken {
                     Ok(Some(job)) => {
+                        holding = Some((job.id, job.attempt));
                         if self.work(job).await {
                             finished += 1;
                         }
+                        holding = None;
                     }
                     Ok(None) => tokio::time::sleep(self.settings.idle_poll).await,
                     Err(error) => {
@@ -339,6 +343,17 @@ impl Worker {
         tokio::select! {
             () = work => {}
             () = shutdown => tracing::info!(finished, "worker stopping"),
+        }
+        if let Some((id, attempt)) = holding {
+            match db::release_job(&self.pool, id, attempt).await {
+                Ok(true) => {
+                    tracing::info!(job = id, "job put back in the queue for another worker")
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(job = id, %error, "cannot put the job back; it returns to the queue when the lease runs out");
+                }
+            }
         }
         finished
     }

@@ -125,6 +125,21 @@ pub async fn renew_job_lease(
     Ok(updated.rows_affected() == 1)
 }
 
+/// Puts job `id` back in the queue while `attempt` holds it (a worker stopping before it
+/// finished): the next worker takes it at once, as its next attempt. False when the attempt no
+/// longer holds it.
+pub async fn release_job(pool: &PgPool, id: i64, attempt: i32) -> Result<bool, sqlx::Error> {
+    let updated = sqlx::query(
+        "UPDATE eval_jobs SET state = 'queued', worker = NULL, lease_until = NULL \
+         WHERE id = $1 AND attempts = $2 AND state = 'running'",
+    )
+    .bind(id)
+    .bind(attempt)
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
 /// Writes the result of `attempt` on job `id`. False (and nothing written) when the attempt is no
 /// longer the job's or the job is gone: a result is recorded once, by the latest attempt.
 pub async fn finish_job<R: Serialize>(

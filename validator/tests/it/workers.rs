@@ -15,11 +15,14 @@ use sqlx::PgPool;
 use subnet_common::btauth::SignedClient;
 use subnet_common::chain::types::{Commitment, Metagraph};
 use subnet_common::keys::Keypair;
-use subnet_common::protocol::Manifest;
+use subnet_common::protocol::{Manifest, ModelCommitment};
 use subnet_model::backend::{DeviceChoice, select};
+use subnet_model::eval::Sample;
 use subnet_validator::db::{self, JobState};
 use subnet_validator::tracks::model::{ModelTrack, ModelTrackResult, TrackSettings};
-use subnet_validator::workers::{Queue, QueueSettings};
+use subnet_validator::workers::{
+    ArtifactSource, Queue, QueueSettings, QueuedEval, Worker, WorkerSettings,
+};
 
 use super::doctor_chain::alice_wallet;
 use super::localnet::manifest_of;
@@ -142,6 +145,30 @@ async fn the_queue_hands_each_job_to_one_worker_and_takes_results_only_from_its_
     // A cancelled job cannot be finished, and a new loop clears what an old one left.
     db::cancel_job(&pool, doomed).await.unwrap();
     assert!(!db::finish_job(&pool, doomed, 2, &"late").await.unwrap());
+    // A worker stopping puts its job back: the next worker takes it at once, as attempt 2, and
+    // the stopped worker's attempt can no longer write.
+    let released = db::enqueue_job(&pool, 1, 7, "ee", &"released")
+        .await
+        .unwrap();
+    let e = db::take_job::<String>(&pool, "e", lease, 3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((e.id, e.attempt), (released, 1));
+    assert!(db::release_job(&pool, e.id, e.attempt).await.unwrap());
+    assert!(!db::release_job(&pool, e.id, e.attempt).await.unwrap());
+    let f = db::take_job::<String>(&pool, "f", lease, 3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((f.id, f.attempt), (released, 2));
+    assert!(
+        !db::finish_job(&pool, e.id, e.attempt, &"stopped")
+            .await
+            .unwrap()
+    );
+    db::cancel_job(&pool, released).await.unwrap();
+
     db::enqueue_job(&pool, 1, 6, "dd", &"left over")
         .await
         .unwrap();
@@ -403,4 +430,81 @@ async fn a_worker_killed_mid_job_loses_nothing(pool: PgPool) {
         log.contains("attempt=2") && log.contains("job done"),
         "{log}"
     );
+}
+
+/// A worker told to stop while it holds a job puts the job back in the queue at once (no wait
+/// for its lease), for the next worker.
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn a_worker_stopped_mid_job_puts_it_back_at_once(pool: PgPool) {
+    let root = tempfile::tempdir().expect("tempdir");
+    let model = root.path().join("model");
+    std::fs::create_dir_all(&model).expect("dir");
+    random_model(&model, 8);
+    // Every download of the weights is held: the worker is in the middle of its job.
+    let (port, downloads, _free) = start_gated_miner(model.clone(), 0).await;
+    let hotkey = Keypair::from_uri("//Stopped").expect("key").account_id();
+    let manifest = manifest_of(&model).manifest_sha256;
+    let job = QueuedEval {
+        source: ArtifactSource {
+            base_url: format!("http://127.0.0.1:{port}/"),
+            hotkey: hotkey.to_ss58(),
+            binding: ModelCommitment::binding_of(&hotkey, &manifest).expect("binding"),
+            manifest_sha256: manifest.clone(),
+        },
+        competition: competition().competition,
+        samples: vec![Sample {
+            input_ids: vec![1, 2, 3, 4],
+            completion_start: 2,
+        }],
+        batch_size: 4,
+        skip_eval: false,
+        spot: None,
+    };
+    let id = db::enqueue_job(&pool, 1, 0, &manifest, &job)
+        .await
+        .expect("enqueue");
+    let worker = Worker::new(
+        pool.clone(),
+        SignedClient::new(
+            subnet_validator::artifacts::miner_http_client().expect("client"),
+            Keypair::from_uri("//Alice").expect("key"),
+        ),
+        select(DeviceChoice::Cpu).expect("cpu"),
+        WorkerSettings {
+            name: "stopping".into(),
+            lease: Duration::from_secs(600),
+            idle_poll: Duration::from_millis(50),
+            cache_dir: root.path().join("cache"),
+        },
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(async move {
+        worker
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let started = Instant::now();
+    while downloads.load(Ordering::SeqCst) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the worker never started the job"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).expect("stop");
+    assert_eq!(running.await.expect("worker"), 0, "nothing finished");
+    let row: (String, Option<String>, i32) =
+        sqlx::query_as("SELECT state, worker, attempts FROM eval_jobs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .expect("row");
+    assert_eq!(row, ("queued".to_string(), None, 1));
+    let next = db::take_job::<QueuedEval>(&pool, "next", Duration::from_secs(5), 3)
+        .await
+        .expect("take")
+        .expect("the job is open again at once");
+    assert_eq!((next.id, next.attempt), (id, 2));
 }
