@@ -13,6 +13,8 @@
 //! | `validator_download_bytes_total` | counter | – |
 //! | `validator_weight_commits_total` | counter | `result` (`committed`, `revealed`, `set`, `failed`, …) |
 //! | `validator_chain_head_lag_seconds` | gauge | – |
+//! | `validator_eval_jobs_open` | gauge | – (jobs queued for `validator worker`s, not yet back) |
+//! | `validator_eval_jobs_total` | counter | `result` (`done`, `failed`, `given_up`) |
 
 use std::time::Duration;
 
@@ -37,6 +39,10 @@ pub const WEIGHT_COMMITS: &str = "validator_weight_commits_total";
 pub const CHAIN_HEAD_LAG: &str = "validator_chain_head_lag_seconds";
 /// 1 while the validator's hotkey holds a validator permit, 0 while it does not.
 pub const VALIDATOR_PERMIT: &str = "validator_permit";
+/// Evaluation jobs queued for workers and not yet back.
+pub const EVAL_JOBS_OPEN: &str = "validator_eval_jobs_open";
+/// Evaluation jobs that came back from workers or were given up, by result.
+pub const EVAL_JOBS: &str = "validator_eval_jobs_total";
 
 /// Buckets of `validator_epoch_duration_seconds`: a second to an hour.
 const EPOCH_BUCKETS: &[f64] = &[
@@ -94,6 +100,14 @@ fn describe() {
         "Now minus the chain head's timestamp"
     );
     describe_gauge!(
+        EVAL_JOBS_OPEN,
+        "Evaluation jobs queued for validator workers and not yet back"
+    );
+    describe_counter!(
+        EVAL_JOBS,
+        "Evaluation jobs back from validator workers (done, failed) or given up"
+    );
+    describe_gauge!(
         VALIDATOR_PERMIT,
         "1 while this hotkey holds a validator permit (its weights count), 0 while it does not"
     );
@@ -139,6 +153,30 @@ pub fn set_validator_permit(permit: bool) {
     gauge!(VALIDATOR_PERMIT).set(if permit { 1.0 } else { 0.0 });
 }
 
+/// An evaluation job queued for the workers: counted in `validator_eval_jobs_open` until
+/// dropped.
+#[derive(Debug)]
+pub struct OpenEvalJob(());
+
+impl OpenEvalJob {
+    /// Counts one more open job.
+    pub fn open() -> Self {
+        gauge!(EVAL_JOBS_OPEN).increment(1.0);
+        Self(())
+    }
+
+    /// The job ended with `result` (`done`, `failed` or `given_up`).
+    pub fn close(self, result: &'static str) {
+        counter!(EVAL_JOBS, "result" => result).increment(1);
+    }
+}
+
+impl Drop for OpenEvalJob {
+    fn drop(&mut self) {
+        gauge!(EVAL_JOBS_OPEN).decrement(1.0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,7 +192,15 @@ mod tests {
         record_eval(Duration::from_millis(40));
         record_epoch_phase("model_fetch", Duration::from_millis(7));
         set_chain_head_lag(3.5);
+        let job = OpenEvalJob::open();
+        assert!(again.render().contains("validator_eval_jobs_open 1"));
+        job.close("given_up");
         let text = again.render();
+        assert!(text.contains("validator_eval_jobs_open 0"), "{text}");
+        assert!(
+            text.contains("validator_eval_jobs_total{result=\"given_up\"} 1"),
+            "{text}"
+        );
         assert!(
             text.contains("validator_miners_queried_total{outcome=\"timeout\"}"),
             "{text}"

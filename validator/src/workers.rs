@@ -223,13 +223,19 @@ impl Queue {
         .await
         .map_err(|error| internal(format!("queueing the evaluation: {error}")))?;
         drop(job);
+        let open = crate::metrics::OpenEvalJob::open();
         let started = Instant::now();
         loop {
             tokio::time::sleep(self.settings.poll).await;
             let state = db::poll_job::<WorkerResult>(&self.pool, id).await;
             let give_up = match state {
-                Ok(JobState::Done(result)) => return result.into_output(),
+                Ok(JobState::Done(result)) => {
+                    let output = result.into_output();
+                    open.close(if output.is_ok() { "done" } else { "failed" });
+                    return output;
+                }
                 Ok(JobState::Missing) => {
+                    open.close("given_up");
                     return Err(internal(format!(
                         "evaluation job {id} disappeared from the queue"
                     )));
@@ -253,6 +259,7 @@ impl Queue {
                 })
             });
             if let Some(reason) = give_up {
+                open.close("given_up");
                 tracing::warn!(job = id, uid, %reason, "evaluation job given up");
                 if let Err(error) = db::cancel_job(&self.pool, id).await {
                     tracing::warn!(job = id, %error, "cannot delete the given-up job");
