@@ -279,7 +279,7 @@ impl<'a> WeightsReader<'a> {
 
     /// Elements `elements` of tensor `info` (f32, f16 or bf16; else [`IoError::Dtype`]) as f32
     /// values appended to `out`, read at most [`READ_PIECE`] bytes at a time.
-    fn read_into(
+    pub(crate) fn read_into(
         &mut self,
         name: &str,
         info: &TensorInfo,

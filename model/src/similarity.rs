@@ -21,7 +21,7 @@ use safetensors::tensor::SafeTensors;
 use crate::competition::DethroneRule;
 use crate::config::LlamaConfig;
 use crate::eval::FittedEval;
-use crate::io::{IoError, read_weights_file, to_f32};
+use crate::io::{IoError, WeightsReader, to_f32};
 use crate::score::{critical_t, later_displaces};
 
 /// Elements per chunk of a [`WeightSketch`], at least: the lower bound on the distance between
@@ -273,54 +273,69 @@ pub struct TensorCosine {
 /// Per-tensor cosine similarity between two safetensors files (each at most `max_bytes`), in
 /// name order. The files must hold the same names with the same shapes. A copy with a little
 /// noise added scores above 0.999 on every tensor; independently trained models do not.
+///
+/// The files are read a piece at a time ([`crate::io::READ_PIECE`]), never whole: comparing two
+/// f32 SmolLM2 files holds a few MiB, not 1 GiB.
 pub fn tensor_cosines(a: &Path, b: &Path, max_bytes: u64) -> Result<Vec<TensorCosine>, IoError> {
-    let a = read_weights_file(a, max_bytes)?;
-    let b = read_weights_file(b, max_bytes)?;
-    tensor_cosines_bytes(&a, &b)
+    cosines_of(
+        WeightsReader::open(a, max_bytes)?,
+        WeightsReader::open(b, max_bytes)?,
+    )
 }
 
 /// [`tensor_cosines`] on the bytes of two safetensors files.
 pub fn tensor_cosines_bytes(a: &[u8], b: &[u8]) -> Result<Vec<TensorCosine>, IoError> {
-    let a = SafeTensors::deserialize(a)?;
-    let b = SafeTensors::deserialize(b)?;
-    let names_a: BTreeSet<&str> = a.names().into_iter().collect();
-    let names_b: BTreeSet<&str> = b.names().into_iter().collect();
+    cosines_of(WeightsReader::from_bytes(a)?, WeightsReader::from_bytes(b)?)
+}
+
+/// [`tensor_cosines`] over two validated files, tensor by tensor and piece by piece; the sums
+/// run over the elements in order, as one pass over whole tensors would.
+fn cosines_of(
+    mut a: WeightsReader<'_>,
+    mut b: WeightsReader<'_>,
+) -> Result<Vec<TensorCosine>, IoError> {
+    let names_a: BTreeSet<String> = a.names().into_iter().collect();
+    let names_b: BTreeSet<String> = b.names().into_iter().collect();
     if let Some(name) = names_a.symmetric_difference(&names_b).next() {
-        return Err(IoError::Incomparable {
-            name: name.to_string(),
-        });
+        return Err(IoError::Incomparable { name: name.clone() });
     }
+    let step = crate::io::READ_PIECE / 4;
+    let (mut xa, mut xb) = (Vec::with_capacity(step), Vec::with_capacity(step));
     let mut out = Vec::with_capacity(names_a.len());
     for name in names_a {
-        let (va, vb) = (a.tensor(name)?, b.tensor(name)?);
-        if va.shape() != vb.shape() {
-            return Err(IoError::Incomparable {
-                name: name.to_string(),
-            });
+        let incomparable = || IoError::Incomparable { name: name.clone() };
+        let info_a = a.info(&name).cloned().ok_or_else(incomparable)?;
+        let info_b = b.info(&name).cloned().ok_or_else(incomparable)?;
+        if info_a.shape != info_b.shape {
+            return Err(incomparable());
         }
-        let (xa, xb) = (to_f32(name, &va)?, to_f32(name, &vb)?);
+        let count: usize = info_a.shape.iter().product();
         let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
-        for (index, (&x, &y)) in xa.iter().zip(&xb).enumerate() {
-            if !x.is_finite() || !y.is_finite() {
-                return Err(IoError::NonFinite {
-                    name: name.to_string(),
-                    index,
-                });
+        for first in (0..count).step_by(step.max(1)) {
+            let elements = first..count.min(first + step);
+            xa.clear();
+            xb.clear();
+            a.read_into(&name, &info_a, elements.clone(), &mut xa)?;
+            b.read_into(&name, &info_b, elements, &mut xb)?;
+            for (offset, (&x, &y)) in xa.iter().zip(&xb).enumerate() {
+                if !x.is_finite() || !y.is_finite() {
+                    return Err(IoError::NonFinite {
+                        name,
+                        index: first + offset,
+                    });
+                }
+                let (x, y) = (f64::from(x), f64::from(y));
+                dot += x * y;
+                na += x * x;
+                nb += y * y;
             }
-            let (x, y) = (f64::from(x), f64::from(y));
-            dot += x * y;
-            na += x * x;
-            nb += y * y;
         }
         let cosine = match (na > 0.0, nb > 0.0) {
             (true, true) => dot / (na.sqrt() * nb.sqrt()),
             (false, false) => 1.0,
             _ => 0.0,
         };
-        out.push(TensorCosine {
-            name: name.to_string(),
-            cosine,
-        });
+        out.push(TensorCosine { name, cosine });
     }
     Ok(out)
 }
@@ -395,6 +410,94 @@ mod tests {
         let model = tiny_config().init::<Cpu>(&Default::default());
         save_artifact(&model, &tiny_config(), dir).unwrap();
         model
+    }
+
+    #[test]
+    fn cosines_read_piece_by_piece_are_those_of_whole_tensors_bit_for_bit() {
+        // One tensor of several read pieces, f32 against bf16, and a small one.
+        let big = 3 * crate::io::READ_PIECE / 4 + 12_345;
+        let values = |seed: u32, n: usize| -> Vec<f32> {
+            (0..n as u32)
+                .map(|i| ((i.wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 1000.0 - 1.0)
+                .collect()
+        };
+        let file = |dtype: safetensors::Dtype, tensors: &[(&str, Vec<f32>)]| -> Vec<u8> {
+            let raw: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+                .iter()
+                .map(|(name, v)| {
+                    let bytes: Vec<u8> = match dtype {
+                        safetensors::Dtype::BF16 => v
+                            .iter()
+                            .flat_map(|x| ((x.to_bits() >> 16) as u16).to_le_bytes())
+                            .collect(),
+                        _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                    };
+                    (name.to_string(), bytes, vec![v.len()])
+                })
+                .collect();
+            let views: Vec<_> = raw
+                .iter()
+                .map(|(name, bytes, shape)| {
+                    let view =
+                        safetensors::tensor::TensorView::new(dtype, shape.clone(), bytes).unwrap();
+                    (name.as_str(), view)
+                })
+                .collect();
+            safetensors::serialize(views, None).unwrap()
+        };
+        let a = file(
+            safetensors::Dtype::F32,
+            &[("big", values(1, big)), ("small", values(2, 7))],
+        );
+        let b = file(
+            safetensors::Dtype::BF16,
+            &[("big", values(3, big)), ("small", values(4, 7))],
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let (pa, pb) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&pa, &a).unwrap();
+        std::fs::write(&pb, &b).unwrap();
+
+        // The whole-tensor computation the reader replaced.
+        let (fa, fb) = (
+            SafeTensors::deserialize(&a).unwrap(),
+            SafeTensors::deserialize(&b).unwrap(),
+        );
+        let whole: Vec<f64> = ["big", "small"]
+            .iter()
+            .map(|&name| {
+                let x = to_f32(name, &fa.tensor(name).unwrap()).unwrap();
+                let y = to_f32(name, &fb.tensor(name).unwrap()).unwrap();
+                let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
+                for (&x, &y) in x.iter().zip(&y) {
+                    let (x, y) = (f64::from(x), f64::from(y));
+                    dot += x * y;
+                    na += x * x;
+                    nb += y * y;
+                }
+                dot / (na.sqrt() * nb.sqrt())
+            })
+            .collect();
+        for cosines in [
+            tensor_cosines(&pa, &pb, u64::MAX).unwrap(),
+            tensor_cosines_bytes(&a, &b).unwrap(),
+        ] {
+            let got: Vec<u64> = cosines.iter().map(|c| c.cosine.to_bits()).collect();
+            let expected: Vec<u64> = whole.iter().map(|c| c.to_bits()).collect();
+            assert_eq!(got, expected);
+        }
+        // A non-finite value deep in the big tensor is found with its index.
+        let mut broken = values(1, big);
+        broken[big - 3] = f32::INFINITY;
+        let c = file(
+            safetensors::Dtype::F32,
+            &[("big", broken), ("small", values(2, 7))],
+        );
+        let error = tensor_cosines_bytes(&c, &b).unwrap_err();
+        assert!(
+            matches!(error, IoError::NonFinite { ref name, index } if name == "big" && index == big - 3),
+            "{error}"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use subnet_model::eval::{Sample, evaluate_fitted};
 use subnet_model::io::{
     WEIGHTS_FILE, WeightDtype, convert_weights, load_artifact, load_weights, read_weights_file,
 };
+use subnet_model::similarity::{tensor_cosines, tensor_cosines_bytes};
 
 type B = NdArray<f32>;
 
@@ -236,5 +237,47 @@ fn measure_load_and_eval() {
         mib(loaded),
         mib(eval_peak),
         fitted.losses.iter().map(|l| l.loss).sum::<f64>() / fitted.losses.len().max(1) as f64,
+    );
+}
+
+/// The near-copy comparison's memory: `SUBNET_MEM_MODEL=DIR` compares `DIR/model.safetensors`
+/// with `SUBNET_MEM_OTHER` (default: itself) by [`tensor_cosines`] (`SUBNET_MEM_COSINES=file`,
+/// read piece by piece) or by reading both files whole first, as `tensor_cosines` did before
+/// (`bytes`); prints the peak resident memory and a digest of the cosines' bits.
+#[test]
+#[ignore = "a benchmark: docs/benchmarks.md"]
+fn measure_cosines() {
+    let Some(dir) = std::env::var_os("SUBNET_MEM_MODEL").map(PathBuf::from) else {
+        eprintln!("SUBNET_MEM_MODEL is not set; nothing measured");
+        return;
+    };
+    let a = dir.join(WEIGHTS_FILE);
+    let b = std::env::var_os("SUBNET_MEM_OTHER").map_or_else(|| a.clone(), PathBuf::from);
+    let how = std::env::var("SUBNET_MEM_COSINES").unwrap_or_else(|_| "file".into());
+    let before = status_bytes("VmRSS");
+    let started = std::time::Instant::now();
+    let cosines = match how.as_str() {
+        "file" => tensor_cosines(&a, &b, u64::MAX).unwrap(),
+        "bytes" => {
+            let x = read_weights_file(&a, u64::MAX).unwrap();
+            let y = read_weights_file(&b, u64::MAX).unwrap();
+            tensor_cosines_bytes(&x, &y).unwrap()
+        }
+        other => panic!("SUBNET_MEM_COSINES={other}: expected file or bytes"),
+    };
+    let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
+    for cosine in &cosines {
+        for byte in cosine.cosine.to_bits().to_le_bytes() {
+            digest = (digest ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let mib = |bytes: u64| bytes as f64 / (1 << 20) as f64;
+    println!(
+        "cosines={how} tensors={} rss_before_mib={:.1} peak_mib={:.1} seconds={:.2} \
+         cosines_fnv1a={digest:016x}",
+        cosines.len(),
+        mib(before),
+        mib(status_bytes("VmHWM")),
+        started.elapsed().as_secs_f64(),
     );
 }
