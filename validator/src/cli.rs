@@ -190,8 +190,8 @@ pub struct RunArgs {
     )]
     pub workers_enabled: bool,
 
-    /// Seconds the epoch waits for a worker to finish one model before giving it up (recorded as
-    /// `internal_error`, not the miner's fault).
+    /// Seconds the epoch waits with no model coming back from any worker before it gives up the
+    /// models still queued (recorded as `internal_error`, not the miners' fault).
     #[arg(
         long = "workers.timeout-secs",
         env = "BT_WORKERS_TIMEOUT_SECS",

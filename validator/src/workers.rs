@@ -17,9 +17,11 @@
 //!    that was killed or stalled past its lease loses the job to the next worker, and its late
 //!    result is refused. The loop reads each result once and deletes the row, so a result is
 //!    counted once.
-//! 4. The loop waits at most [`QueueSettings::timeout`] per job; a job that no worker finished
-//!    by then, or that [`MAX_ATTEMPTS`] workers died on, is given up (`internal_error`: not the
-//!    miner's doing).
+//! 4. A job is given up (`internal_error`: not the miner's doing) when [`MAX_ATTEMPTS`] workers
+//!    died on it, or when the queue made no progress for [`QueueSettings::timeout`]: no job of
+//!    this loop finished since the later of this job's queueing and the last result. A long queue
+//!    that few workers work through steadily never times out (its jobs wait their turn); dead or
+//!    hung workers do, and so does one model that takes longer than the timeout.
 //!
 //! Jobs and results travel as CBOR, whose floats are exact (NaN included): a worker's losses and
 //! log-probabilities are bit-identical to the loop's own evaluation of the same model on the same
@@ -154,7 +156,8 @@ impl WorkerResult {
 /// How the loop uses the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QueueSettings {
-    /// How long the loop waits for one job before giving it up.
+    /// How long the loop waits without any of its jobs finishing before it gives up the jobs
+    /// still open.
     pub timeout: Duration,
     /// How often the loop looks at a job it waits for.
     pub poll: Duration,
@@ -178,6 +181,8 @@ pub struct Queue {
     pool: PgPool,
     netuid: u16,
     settings: QueueSettings,
+    /// When a job of this queue last came back.
+    last_result: Arc<std::sync::Mutex<Instant>>,
 }
 
 impl Queue {
@@ -196,7 +201,18 @@ impl Queue {
             pool,
             netuid,
             settings,
+            last_result: Arc::new(std::sync::Mutex::new(Instant::now())),
         })
+    }
+
+    /// When the waiting of a job queued at `queued` runs out: the timeout after the later of
+    /// its queueing and the queue's last result.
+    fn stalled_since(&self, queued: Instant) -> Instant {
+        let last = *self
+            .last_result
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        queued.max(last)
     }
 
     /// Jobs the model track keeps queued at once.
@@ -205,8 +221,9 @@ impl Queue {
     }
 
     /// Queues `job` for `uid` and waits for a worker's result: what [`EvalJob`] would have
-    /// returned here, or the outcome to record. A job no worker finishes within the timeout, or
-    /// that [`MAX_ATTEMPTS`] workers died on, is given up as `internal_error`.
+    /// returned here, or the outcome to record. A job is given up as `internal_error` when
+    /// [`MAX_ATTEMPTS`] workers died on it or the queue made no progress for the timeout (see
+    /// the module docs).
     pub async fn evaluate(
         &self,
         uid: u16,
@@ -230,6 +247,10 @@ impl Queue {
             let state = db::poll_job::<WorkerResult>(&self.pool, id).await;
             let give_up = match state {
                 Ok(JobState::Done(result)) => {
+                    *self
+                        .last_result
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
                     let output = result.into_output();
                     open.close(if output.is_ok() { "done" } else { "failed" });
                     return output;
@@ -250,9 +271,9 @@ impl Queue {
                 }
             };
             let give_up = give_up.or_else(|| {
-                (started.elapsed() >= self.settings.timeout).then(|| {
+                (self.stalled_since(started).elapsed() >= self.settings.timeout).then(|| {
                     format!(
-                        "no `validator worker` finished the evaluation within {:?} (job {id}); \
+                        "no `validator worker` finished any evaluation for {:?} (job {id}); \
                          are workers running against this database?",
                         self.settings.timeout
                     )

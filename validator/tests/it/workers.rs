@@ -19,9 +19,10 @@ use subnet_common::protocol::{Manifest, ModelCommitment};
 use subnet_model::backend::{DeviceChoice, select};
 use subnet_model::eval::Sample;
 use subnet_validator::db::{self, JobState};
+use subnet_validator::tracks::model::outcome::Outcome;
 use subnet_validator::tracks::model::{ModelTrack, ModelTrackResult, TrackSettings};
 use subnet_validator::workers::{
-    ArtifactSource, Queue, QueueSettings, QueuedEval, Worker, WorkerSettings,
+    ArtifactSource, Queue, QueueSettings, QueuedEval, Worker, WorkerResult, WorkerSettings,
 };
 
 use super::doctor_chain::alice_wallet;
@@ -507,4 +508,77 @@ async fn a_worker_stopped_mid_job_puts_it_back_at_once(pool: PgPool) {
         .expect("take")
         .expect("the job is open again at once");
     assert_eq!((next.id, next.attempt), (id, 2));
+}
+
+/// A job whose content does not matter (the test itself plays the worker).
+fn placeholder_job(uid: u16) -> QueuedEval {
+    QueuedEval {
+        source: ArtifactSource {
+            base_url: "http://127.0.0.1:9/".into(),
+            hotkey: Keypair::from_uri("//Placeholder")
+                .expect("key")
+                .account_id()
+                .to_ss58(),
+            binding: "ab".repeat(32),
+            manifest_sha256: format!("{uid:02x}").repeat(32),
+        },
+        competition: competition().competition,
+        samples: Vec::new(),
+        batch_size: 1,
+        skip_eval: false,
+        spot: None,
+    }
+}
+
+/// The timeout measures a queue that stopped moving, not a long one: with one slow worker
+/// answering a job every 0.8 s, the fourth answer comes 3.2 s after all four were queued, past
+/// the 2 s timeout, and nothing is given up; with no worker at all, a job is given up.
+#[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
+async fn a_long_queue_worked_through_steadily_never_times_out(pool: PgPool) {
+    let queue = Queue::open(
+        pool.clone(),
+        1,
+        QueueSettings {
+            timeout: Duration::from_secs(2),
+            poll: Duration::from_millis(50),
+            ..QueueSettings::default()
+        },
+    )
+    .await
+    .expect("queue");
+    let waiting: Vec<_> = (0..4u16)
+        .map(|uid| {
+            let queue = queue.clone();
+            tokio::spawn(async move { queue.evaluate(uid, placeholder_job(uid)).await })
+        })
+        .collect();
+    let mut answered = 0;
+    while answered < 4 {
+        let taken = db::take_job::<QueuedEval>(&pool, "slow", Duration::from_secs(30), 3)
+            .await
+            .expect("take");
+        let Some(job) = taken else {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let result = WorkerResult::Failed {
+            outcome: Outcome::BadModel,
+            reason: format!("answer for {}", job.payload.source.manifest_sha256),
+        };
+        assert!(
+            db::finish_job(&pool, job.id, job.attempt, &result)
+                .await
+                .expect("finish")
+        );
+        answered += 1;
+    }
+    for (uid, waiting) in waiting.into_iter().enumerate() {
+        let (outcome, reason) = waiting.await.expect("task").unwrap_err();
+        assert_eq!(outcome, Outcome::BadModel, "uid {uid}: {reason}");
+    }
+
+    let (outcome, reason) = queue.evaluate(9, placeholder_job(9)).await.unwrap_err();
+    assert_eq!(outcome, Outcome::InternalError);
+    assert!(reason.contains("no `validator worker`"), "{reason}");
 }
