@@ -215,8 +215,15 @@ struct Evaluated {
     tokens: Vec<usize>,
     /// What near-copy detection compares, when the model was evaluated.
     copy: Option<CopyCandidate>,
-    /// The job's device time, and whether it evaluated (not only verified a spot-check).
-    work: Option<(compute::JobTimings, bool)>,
+    /// The job's device time, when the device ran.
+    work: Option<DeviceWork>,
+}
+
+/// One job's device time, and whether it evaluated (not only verified a spot-check).
+#[derive(Debug, Clone, Copy)]
+struct DeviceWork {
+    timings: compute::JobTimings,
+    evaluated: bool,
 }
 
 /// One arrived candidate, through the device half.
@@ -231,11 +238,11 @@ struct Arrived {
 
 impl TrackTimings {
     /// Adds one job's device time.
-    fn add_job(&mut self, work: Option<(compute::JobTimings, bool)>) {
-        if let Some((job, evaluated)) = work {
-            self.load += job.load;
-            self.eval += job.eval;
-            self.spot += job.spot;
+    fn add_job(&mut self, work: Option<DeviceWork>) {
+        if let Some(DeviceWork { timings, evaluated }) = work {
+            self.load += timings.load;
+            self.eval += timings.eval;
+            self.spot += timings.spot;
             self.evaluated += usize::from(evaluated);
         }
     }
@@ -451,11 +458,11 @@ impl ModelTrack {
             let base_job = async {
                 let base = base?;
                 let job_started = Instant::now();
-                let (fitted, work) = self
+                let evaluated = self
                     .evaluate_base(base, context)
                     .instrument(tracing::info_span!("base"))
                     .await;
-                Some((fitted, work, job_started.elapsed()))
+                Some((evaluated, job_started.elapsed()))
             };
             // The device takes one candidate at a time; workers as many as are queued.
             let candidates_job = async {
@@ -490,10 +497,12 @@ impl ModelTrack {
         };
         let (fetch_wall, (base_eval, done, wall)) = futures::join!(fetching, evaluating);
         let mut busy = Duration::ZERO;
-        let base_fitted = base_eval.map(|(fitted, work, elapsed)| {
-            timings.add_job(work);
+        let base_fitted = base_eval.map(|(evaluated, elapsed)| {
             busy += elapsed;
-            fitted
+            evaluated.map(|(fitted, work)| {
+                timings.add_job(work);
+                fitted
+            })
         });
         let mut tokens: BTreeMap<u16, Vec<usize>> = BTreeMap::new();
         let mut stages: BTreeMap<u16, Stage> = BTreeMap::new();
@@ -706,30 +715,16 @@ impl ModelTrack {
     }
 
     /// Evaluates the competition's base model on this process's device on the epoch's samples
-    /// (or takes the cached losses), with the job's device time.
+    /// (or takes the cached losses), with the job's device time when the device ran. A failure
+    /// fails the epoch, so its device time is not kept.
     async fn evaluate_base(
         &self,
         base: &BaseModel,
         context: &EpochContext,
-    ) -> (
-        Result<Arc<FittedEval>, ModelTrackError>,
-        Option<(compute::JobTimings, bool)>,
-    ) {
-        let mut work = None;
-        let fitted = self.evaluate_base_on_device(base, context, &mut work).await;
-        (fitted, work)
-    }
-
-    /// [`ModelTrack::evaluate_base`]; `work` is set when the device ran.
-    async fn evaluate_base_on_device(
-        &self,
-        base: &BaseModel,
-        context: &EpochContext,
-        work: &mut Option<(compute::JobTimings, bool)>,
-    ) -> Result<Arc<FittedEval>, ModelTrackError> {
+    ) -> Result<(Arc<FittedEval>, Option<DeviceWork>), ModelTrackError> {
         let manifest_sha256 = base.manifest_sha256();
         match self.cached(context.cache_key, manifest_sha256) {
-            Some(Ok(hit)) => return Ok(hit.fitted),
+            Some(Ok(hit)) => return Ok((hit.fitted, None)),
             Some(Err((_, reason))) => return Err(ModelTrackError::BaseEval(reason)),
             None => {}
         }
@@ -752,7 +747,10 @@ impl ModelTrack {
             .map_err(|join| ModelTrackError::BaseEval(format!("the evaluation crashed: {join}")))?
             .map_err(|error| ModelTrackError::BaseEval(error.to_string()))?;
         crate::metrics::record_eval(started.elapsed());
-        *work = Some((output.timings, true));
+        let work = DeviceWork {
+            timings: output.timings,
+            evaluated: true,
+        };
         let fitted = output.fitted.ok_or_else(|| {
             ModelTrackError::BaseEval("the evaluation returned no losses".to_string())
         })?;
@@ -768,7 +766,7 @@ impl ModelTrack {
                 sketch: output.sketch,
             }),
         );
-        Ok(fitted)
+        Ok((fitted, Some(work)))
     }
 
     /// The device half for one arrived candidate (fetched, or failed to), timed.
@@ -870,7 +868,10 @@ impl ModelTrack {
                 crate::metrics::record_eval(elapsed);
             }
             if let Ok(output) = &result {
-                work = Some((output.timings, !skip_eval));
+                work = Some(DeviceWork {
+                    timings: output.timings,
+                    evaluated: !skip_eval,
+                });
             }
             result
         };
