@@ -16,14 +16,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use burn::backend::NdArray;
 use subnet_model::competition::Competition;
 use subnet_model::generate::{GenerateOptions, generate};
 use subnet_model::io::load_artifact;
 use subnet_model::tasks::{self, TaskKind};
 use subnet_model::tokenizer::Tokenizer;
 
-type B = NdArray<f32>;
+type B = subnet_model::backend::Cpu;
 
 fn main() -> anyhow::Result<()> {
     let (mut competition, mut n_tasks, mut seed, mut new) = (None, 0usize, 0u64, 48usize);

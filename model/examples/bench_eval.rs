@@ -1,4 +1,4 @@
-//! Evaluation throughput of the burn decoder, on the CPU (NdArray) or a CUDA GPU.
+//! Evaluation throughput of the burn decoder, on the CPU (burn-flex) or a CUDA GPU.
 //!
 //! ```sh
 //! cargo run --release -p subnet-model --example bench_eval                    # 6 × 256, CPU, 3 iterations
@@ -27,7 +27,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use subnet_model::backend::{BackendTask, DeviceChoice, select};
+use subnet_model::backend::{BackendTask, DeviceChoice, Selected, select};
 use subnet_model::config::LlamaConfig;
 use subnet_model::eval::{Sample, evaluate, evaluate_fitted};
 use subnet_model::llama::Llama;
@@ -40,6 +40,8 @@ struct Options {
     batch: usize,
     seq: usize,
     losses_out: Option<PathBuf>,
+    /// The CPU backend: `flex` or `ndarray` (for a same-run comparison).
+    cpu_backend: String,
 }
 
 fn parse() -> anyhow::Result<Options> {
@@ -51,6 +53,7 @@ fn parse() -> anyhow::Result<Options> {
         batch: 8,
         seq: 256,
         losses_out: None,
+        cpu_backend: "flex".into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -62,6 +65,7 @@ fn parse() -> anyhow::Result<Options> {
             "--batch" => options.batch = value()?.parse().context("--batch")?,
             "--seq" => options.seq = value()?.parse().context("--seq")?,
             "--losses-out" => options.losses_out = Some(value()?.into()),
+            "--cpu-backend" => options.cpu_backend = value()?,
             other => match other.parse() {
                 Ok(n) => options.iterations = n,
                 Err(_) => bail!(
@@ -77,10 +81,23 @@ fn main() -> anyhow::Result<()> {
     let options = parse()?;
     let selected = select(options.device)?;
     let device_name = selected.name();
-    selected.run(Bench {
-        options,
-        device_name,
-    })
+    match (&selected, options.cpu_backend.as_str()) {
+        (Selected::Cpu(_), "ndarray") => {
+            let device_name = format!("{device_name} (ndarray)");
+            Bench {
+                options,
+                device_name,
+            }
+            .run::<burn::backend::NdArray<f32>>(Default::default())
+        }
+        (_, "flex") => selected.run(Bench {
+            options,
+            device_name,
+        }),
+        (_, other) => {
+            bail!("unknown --cpu-backend `{other}` (expected flex, or ndarray on the CPU)")
+        }
+    }
 }
 
 struct Bench {

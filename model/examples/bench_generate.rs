@@ -1,4 +1,4 @@
-//! Greedy generation throughput of the burn decoder, on the CPU (NdArray) or a CUDA GPU: with the
+//! Greedy generation throughput of the burn decoder, on the CPU (burn-flex) or a CUDA GPU: with the
 //! key/value cache (what `generate` does) against rerunning the whole sequence for every token
 //! (what it did).
 //!

@@ -13,7 +13,6 @@
 
 use std::path::PathBuf;
 
-use burn::backend::NdArray;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -24,7 +23,7 @@ use subnet_model::io::{WEIGHTS_FILE, load_weights};
 use subnet_model::similarity::divergence;
 use subnet_model::tokenizer::Tokenizer;
 
-type B = NdArray<f32>;
+type B = subnet_model::backend::Cpu;
 
 /// A model's tensors in HF layout: name → (shape, values).
 type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;

@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use burn::backend::NdArray;
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,7 +21,7 @@ use safetensors::tensor::{Dtype, TensorView};
 use subnet_model::config::LlamaConfig;
 use subnet_model::io::{load_weights, save_artifact};
 
-type B = NdArray<f32>;
+type B = subnet_model::backend::Cpu;
 
 fn config(tied: bool) -> LlamaConfig {
     LlamaConfig {

@@ -15,7 +15,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use burn::backend::NdArray;
 use burn::tensor::backend::Backend;
 use rand::{Rng, SeedableRng};
 use subnet_model::backend::{BackendTask, DeviceChoice, select};
@@ -41,7 +40,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let cpu = Default::default();
-    let (config, reference) = load_artifact::<NdArray<f32>>(&dir, u64::MAX, &cpu)
+    let (config, reference) = load_artifact::<subnet_model::backend::Cpu>(&dir, u64::MAX, &cpu)
         .with_context(|| format!("loading {}", dir.display()))?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(17);
     let inputs: Vec<Vec<u32>> = (0..prompts)

@@ -4,8 +4,8 @@
 //! auto|cpu|cuda`), [`select`] turns it into a [`Selected`] device, and [`Selected::run`] /
 //! [`Selected::run_train`] monomorphise a [`BackendTask`] / [`TrainTask`] for it.
 //!
-//! CPU is burn's NdArray backend. The `cuda` cargo feature adds burn's CUDA backend, which loads
-//! `libcuda` at run time. Without a GPU the first CUDA op panics inside burn, so [`select`] first
+//! CPU is burn-flex (the `gemm` crate's kernels, AVX-512 where the CPU has it, rayon threads).
+//! The `cuda` cargo feature adds burn's CUDA backend, which loads `libcuda` at run time. Without a GPU the first CUDA op panics inside burn, so [`select`] first
 //! probes for the NVIDIA driver and `libcuda.so.1` without touching CUDA, then runs one small op
 //! under `catch_unwind` with the panic message silenced. `auto` falls back to CPU with exactly one
 //! log line; an explicit `cuda` that cannot be honoured is an error.
@@ -13,11 +13,11 @@
 use std::fmt;
 use std::str::FromStr;
 
-use burn::backend::{Autodiff, NdArray};
+use burn::backend::Autodiff;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 
 /// The CPU backend.
-pub type Cpu = NdArray<f32>;
+pub type Cpu = burn_flex::Flex<f32>;
 /// The CPU backend with automatic differentiation, for training.
 pub type CpuTrain = Autodiff<Cpu>;
 /// The CUDA backend (f32 floats, i32 ints).
@@ -26,6 +26,13 @@ pub type Gpu = burn::backend::Cuda<f32, i32>;
 /// The CUDA backend with automatic differentiation, for training.
 #[cfg(feature = "cuda")]
 pub type GpuTrain = Autodiff<Gpu>;
+
+/// Whether `B` is the CPU inference backend [`Cpu`], where the decoder and the temperature grid
+/// run fused host kernels ([`crate::fused`], [`crate::grid`]) between the matrix products. Not
+/// for `Autodiff<Cpu>`: training keeps the differentiable tensor ops.
+pub fn is_cpu<B: Backend>() -> bool {
+    std::any::TypeId::of::<B>() == std::any::TypeId::of::<Cpu>()
+}
 
 /// What the operator asked for with `--device` (`auto`, `cpu` or `cuda`, also in config files).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -80,8 +87,8 @@ impl fmt::Display for DeviceChoice {
 /// A device ready for work, with its backend fixed.
 #[derive(Debug, Clone)]
 pub enum Selected {
-    /// The CPU (NdArray).
-    Cpu(burn::backend::ndarray::NdArrayDevice),
+    /// The CPU (Flex).
+    Cpu(burn_flex::FlexDevice),
     /// A CUDA GPU.
     #[cfg(feature = "cuda")]
     Cuda(burn::backend::cuda::CudaDevice),

@@ -281,12 +281,6 @@ fn fit_temperature(grids: &[Vec<f32>], points: usize) -> FittedEval {
     }
 }
 
-/// Whether `B` is the CPU backend, where [`completion_log_probs_grid`] runs its fused host kernel
-/// ([`crate::grid`]); a GPU keeps the logits on the device and runs the grid as tensor ops.
-fn on_the_cpu<B: Backend>() -> bool {
-    std::any::TypeId::of::<B>() == std::any::TypeId::of::<crate::backend::Cpu>()
-}
-
 /// For one batch of checked samples, the log-probability of each completion token under
 /// `softmax(β·logits)` for every `β` in `betas`: per sample, token-major (`tokens × betas`).
 /// Only the completion positions go through the output projection.
@@ -295,7 +289,9 @@ fn completion_log_probs_grid<B: Backend>(
     batch: &[&Sample],
     betas: &[f32],
 ) -> Result<Vec<Vec<f32>>, EvalError> {
-    grid_of_batch(model, batch, betas, on_the_cpu::<B>())
+    // On the CPU the grid runs its fused host kernel ([`crate::grid`]); a GPU keeps the logits
+    // on the device and runs it as tensor ops.
+    grid_of_batch(model, batch, betas, crate::backend::is_cpu::<B>())
 }
 
 /// [`completion_log_probs_grid`], on the host's fused kernel or as tensor ops on the device.
@@ -424,9 +420,8 @@ pub(crate) fn pad_batch<B: Backend>(
 mod tests {
     use super::*;
     use crate::config::LlamaConfig;
-    use burn::backend::NdArray;
 
-    type B = NdArray<f32>;
+    type B = crate::backend::Cpu;
 
     fn model() -> Llama<B> {
         let config = LlamaConfig {

@@ -257,9 +257,8 @@ pub fn verify_greedy<B: Backend>(
 mod tests {
     use super::*;
     use crate::config::LlamaConfig;
-    use burn::backend::NdArray;
 
-    type B = NdArray<f32>;
+    type B = crate::backend::Cpu;
 
     fn model() -> Llama<B> {
         LlamaConfig {

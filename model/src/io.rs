@@ -771,9 +771,8 @@ pub fn convert_weights(dir: &Path, dtype: WeightDtype) -> Result<u64, IoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::NdArray;
 
-    type B = NdArray<f32>;
+    type B = crate::backend::Cpu;
 
     fn tiny(tied: bool) -> LlamaConfig {
         LlamaConfig {

@@ -2,12 +2,13 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`backend`] | the concrete backends (NdArray CPU, `cuda` feature) and `--device auto|cpu|cuda` selection |
+//! | [`backend`] | the concrete backends (burn-flex CPU, `cuda` feature) and `--device auto|cpu|cuda` selection |
 //! | [`chat`] | chat templates (`tokenizer_config.json`) rendered with minijinja as transformers does; prompt/completion split |
 //! | [`competition`] | the competition file (bounds, task mix, dethrone rule, copy thresholds, shares), its sha256, the eval seed |
 //! | [`config`] | [`LlamaConfig`](config::LlamaConfig): HF `config.json` read, validated and written |
 //! | [`data`] | JSONL datasets (`{prompt, completion}` or `{input_ids, completion_start}`), limits, seeded sampling |
 //! | [`eval`] | per-sample loss: mean cross-entropy over completion tokens, batched with right padding; temperature fitting |
+//! | [`fused`] | the decoder's steps between matrix products as one host pass each, for the CPU backend |
 //! | [`gguf`] | llama.cpp's GGUF container: header, metadata, tensor table (bounded), de-quantization to f32 |
 //! | [`generate`] | greedy or seeded sampling continuation of a prompt (`/v1/generate`, spot-checks) |
 //! | [`io`] | artifact directories: HF-named safetensors load (validated) and save |
@@ -25,6 +26,7 @@ pub mod competition;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod fused;
 pub mod generate;
 pub mod gguf;
 pub mod grid;

@@ -9,6 +9,11 @@
 //! Attention is causal; [`Llama::forward_padded`] also masks the padding of right-padded
 //! batches, so a sample's logits do not depend on what it was batched with.
 //!
+//! On the CPU backend the full-sequence pass ([`Llama::hidden_states`]) runs burn's matrix
+//! products with every step between them fused into one host pass ([`crate::fused`]); other
+//! backends (CUDA, autodiff for training) run the same layers as burn tensor ops, and a test
+//! checks that both agree.
+//!
 //! For generation, [`Llama::forward_cached`] keeps each layer's rotated keys and values in a
 //! [`KvCache`], so each new token costs one position's work instead of the whole sequence's.
 
@@ -21,6 +26,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::config::LlamaConfig;
+use crate::fused;
 
 /// Standard deviation of HF's initialisation (`initializer_range`).
 const INIT_STD: f64 = 0.02;
@@ -217,6 +223,19 @@ impl<B: Backend> Llama<B> {
     ///
     /// Shapes: `input_ids` `[batch, seq]`, `lengths` `[batch]` → `[batch, seq, hidden]`.
     pub fn hidden_states(&self, input_ids: Tensor<B, 2, Int>, lengths: &[usize]) -> Tensor<B, 3> {
+        if crate::backend::is_cpu::<B>() {
+            self.hidden_states_fused(input_ids)
+        } else {
+            self.hidden_states_tensor_ops(input_ids, lengths)
+        }
+    }
+
+    /// [`Llama::hidden_states`] with burn's tensor ops only (the GPU's path, and autodiff's).
+    pub(crate) fn hidden_states_tensor_ops(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        lengths: &[usize],
+    ) -> Tensor<B, 3> {
         let device = input_ids.device();
         let [batch, seq] = input_ids.dims();
         let head_dim = self
@@ -231,6 +250,31 @@ impl<B: Backend> Llama<B> {
             x = layer.forward(x, &cos, &sin, &mask);
         }
         self.norm.forward(x)
+    }
+
+    /// [`Llama::hidden_states`] on the CPU: burn's matrix products, and every step between them
+    /// as one host pass ([`crate::fused`]); the residual stream stays a host buffer.
+    ///
+    /// Only the causal mask is applied, not the padding mask: in a right-padded batch a real
+    /// position never reads a later one, so the padding changes only the (meaningless) padded
+    /// positions.
+    pub(crate) fn hidden_states_fused(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        let [batch, seq] = input_ids.dims();
+        let head_dim = self
+            .layers
+            .first()
+            .map_or(2, |layer| layer.self_attn.head_dim);
+        let rotary = fused::Rotary::new(seq, head_dim, self.rope_theta);
+        let x = self.embed_tokens.forward(input_ids);
+        let [_, _, hidden] = x.dims();
+        let device = x.device();
+        let mut x = host(x);
+        let x = values_mut(&mut x);
+        for layer in &self.layers {
+            layer.forward_fused(x, [batch, seq], &rotary, &device);
+        }
+        let normed = fused_norm(&self.norm, x);
+        to_tensor(normed, [batch, seq, hidden], &device)
     }
 
     /// An empty cache for [`Llama::forward_cached`].
@@ -408,6 +452,114 @@ impl<B: Backend> Attention<B> {
     }
 }
 
+impl<B: Backend> DecoderLayer<B> {
+    /// [`DecoderLayer::forward`] on the CPU, adding the layer's output to the residual stream
+    /// `x` (`[batch · seq, hidden]`, row-major) in place.
+    fn forward_fused(
+        &self,
+        x: &mut [f32],
+        [batch, seq]: [usize; 2],
+        rotary: &fused::Rotary,
+        device: &B::Device,
+    ) {
+        let rows = batch * seq;
+        let hidden = x.len() / rows.max(1);
+        let normed = to_tensor(fused_norm(&self.input_layernorm, x), [rows, hidden], device);
+        let attended = self.self_attn.forward_fused(normed, [batch, seq], rotary);
+        fused::add_assign(x, values(&host(attended)));
+        let normed = to_tensor(
+            fused_norm(&self.post_attention_layernorm, x),
+            [rows, hidden],
+            device,
+        );
+        let mlp = &self.mlp;
+        let mut gate = host(mlp.gate_proj.forward(normed.clone()));
+        let up = host(mlp.up_proj.forward(normed));
+        fused::swiglu(values_mut(&mut gate), values(&up));
+        let down = mlp
+            .down_proj
+            .forward(Tensor::<B, 2>::from_data(gate, device));
+        fused::add_assign(x, values(&host(down)));
+    }
+}
+
+impl<B: Backend> Attention<B> {
+    /// [`Attention::forward`] on the CPU: `x` `[batch · seq, hidden]` (normalised) →
+    /// `[batch · seq, hidden]`. The query heads that share a key/value head are stacked into
+    /// one matrix product with it (no repeated keys and values); the causal softmax is one pass.
+    fn forward_fused(
+        &self,
+        x: Tensor<B, 2>,
+        [batch, seq]: [usize; 2],
+        rotary: &fused::Rotary,
+    ) -> Tensor<B, 2> {
+        let device = x.device();
+        let (heads, kv_heads, head_dim) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let group = heads / kv_heads;
+        let q = fused::split_heads(
+            values(&host(self.q_proj.forward(x.clone()))),
+            [batch, seq, heads, head_dim],
+            Some(rotary),
+        );
+        let k = fused::split_heads(
+            values(&host(self.k_proj.forward(x.clone()))),
+            [batch, seq, kv_heads, head_dim],
+            Some(rotary),
+        );
+        let v = fused::split_heads(
+            values(&host(self.v_proj.forward(x))),
+            [batch, seq, kv_heads, head_dim],
+            None,
+        );
+        // Query heads g·group .. (g+1)·group read key/value head g (HF's `repeat_kv`): as
+        // `[batch, kv_heads, group · seq, head_dim]` they are one block per key/value head.
+        let q = to_tensor::<B, 4>(q, [batch, kv_heads, group * seq, head_dim], &device);
+        let k = to_tensor::<B, 4>(k, [batch, kv_heads, seq, head_dim], &device);
+        let v = to_tensor::<B, 4>(v, [batch, kv_heads, seq, head_dim], &device);
+        let mut scores = host(q.matmul(k.swap_dims(2, 3)));
+        fused::causal_softmax(values_mut(&mut scores), seq, (head_dim as f32).powf(-0.5));
+        let weights = Tensor::<B, 4>::from_data(scores, &device);
+        let out = fused::merge_heads(
+            values(&host(weights.matmul(v))),
+            [batch, heads, seq, head_dim],
+        );
+        self.o_proj
+            .forward(to_tensor(out, [batch * seq, heads * head_dim], &device))
+    }
+}
+
+/// A float tensor's values, row-major (no copy on the CPU backend when the tensor is contiguous
+/// and not shared); read them with [`values`] and [`values_mut`].
+fn host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> TensorData {
+    tensor.into_data()
+}
+
+/// The `f32` values of `data`.
+fn values(data: &TensorData) -> &[f32] {
+    data.as_slice::<f32>()
+        .expect("the decoder's tensors are f32")
+}
+
+/// The `f32` values of `data`, to change in place.
+fn values_mut(data: &mut TensorData) -> &mut [f32] {
+    data.as_mut_slice::<f32>()
+        .expect("the decoder's tensors are f32")
+}
+
+/// A tensor of `shape` holding `values` (no copy on the CPU backend).
+fn to_tensor<B: Backend, const D: usize>(
+    values: Vec<f32>,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+/// An RMSNorm layer applied to the rows of a host buffer.
+fn fused_norm<B: Backend>(norm: &RmsNorm<B>, x: &[f32]) -> Vec<f32> {
+    fused::rms_norm(x, values(&host(norm.gamma.val())), norm.epsilon as f32)
+}
+
 impl<B: Backend> Mlp<B> {
     /// Shapes: `x` `[batch, seq, hidden]` → `[batch, seq, hidden]`.
     fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
@@ -455,21 +607,7 @@ fn rotary_tables<B: Backend>(
     theta: f64,
     device: &B::Device,
 ) -> (Tensor<B, 4>, Tensor<B, 4>) {
-    let half = head_dim / 2;
-    let inv_freq: Vec<f64> = (0..half)
-        .map(|i| theta.powf(-((2 * i) as f64) / head_dim as f64))
-        .collect();
-    let mut cos = Vec::with_capacity(seq * head_dim);
-    let mut sin = Vec::with_capacity(seq * head_dim);
-    for pos in 0..seq {
-        for _ in 0..2 {
-            for f in &inv_freq {
-                let angle = pos as f64 * f;
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
-            }
-        }
-    }
+    let fused::Rotary { cos, sin, .. } = fused::Rotary::new(seq, head_dim, theta);
     let table = |values: Vec<f32>| {
         Tensor::<B, 4>::from_data(TensorData::new(values, [1, 1, seq, head_dim]), device)
     };
@@ -526,9 +664,8 @@ pub(crate) fn linear_from<B: Backend>(weight: Tensor<B, 2>) -> Linear<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::NdArray;
 
-    type B = NdArray<f32>;
+    type B = crate::backend::Cpu;
 
     fn tiny(tied: bool) -> LlamaConfig {
         LlamaConfig {
@@ -595,6 +732,67 @@ mod tests {
         for (x, y) in long.iter().zip(&batch[4 * v..]) {
             assert!((x - y).abs() < 1e-5);
         }
+    }
+
+    /// `tiny` with `kv_heads` key/value heads, and query/key weights scaled up so that attention
+    /// is far from uniform (the initial 0.02 scale makes every softmax nearly flat, which would
+    /// hide a wrong mask).
+    fn sharp(kv_heads: usize, tied: bool) -> Llama<B> {
+        let config = LlamaConfig {
+            num_key_value_heads: kv_heads,
+            ..tiny(tied)
+        };
+        B::seed(&Default::default(), 7);
+        let mut model = config.init::<B>(&Default::default());
+        for layer in &mut model.layers {
+            let attention = &mut layer.self_attn;
+            for projection in [&mut attention.q_proj, &mut attention.k_proj] {
+                projection.weight = Param::from_tensor(projection.weight.val().mul_scalar(40.0));
+            }
+        }
+        model
+    }
+
+    #[test]
+    fn the_fused_cpu_decoder_matches_the_tensor_ops_at_every_real_position() {
+        let rows: [&[i64]; 3] = [&[5, 6, 7, 0, 0], &[7, 8, 9, 10, 11], &[1, 0, 0, 0, 0]];
+        let lengths = [3, 5, 1];
+        for (kv_heads, tied) in [(4, false), (2, true), (1, false)] {
+            let model = sharp(kv_heads, tied);
+            let fused = to_vec(model.hidden_states_fused(ids(&rows)));
+            let reference = to_vec(model.hidden_states_tensor_ops(ids(&rows), &lengths));
+            let hidden = 16;
+            let mut largest = 0f32;
+            for (b, &length) in lengths.iter().enumerate() {
+                for position in 0..length {
+                    let at = (b * 5 + position) * hidden;
+                    for (x, y) in fused[at..at + hidden]
+                        .iter()
+                        .zip(&reference[at..at + hidden])
+                    {
+                        assert!(x.is_finite());
+                        largest = largest.max((x - y).abs() / y.abs().max(1.0));
+                    }
+                }
+            }
+            assert!(largest < 1e-5, "kv_heads {kv_heads}: {largest}");
+        }
+        // Attention is not flat: a different earlier token changes a later position's state.
+        let model = sharp(2, false);
+        let a = to_vec(model.hidden_states_fused(ids(&[&[1, 2, 3]])));
+        let b = to_vec(model.hidden_states_fused(ids(&[&[9, 2, 3]])));
+        let moved = a[32..]
+            .iter()
+            .zip(&b[32..])
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(moved > 1e-2, "{moved}");
+    }
+
+    #[test]
+    fn the_fused_decoder_runs_on_the_cpu_and_not_under_autodiff() {
+        assert!(crate::backend::is_cpu::<B>());
+        assert!(!crate::backend::is_cpu::<crate::backend::CpuTrain>());
     }
 
     #[test]

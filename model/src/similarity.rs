@@ -351,9 +351,8 @@ mod tests {
     use crate::eval::{Sample, evaluate_fitted};
     use crate::io::{WEIGHTS_FILE, hf_state_dict, load_weights, save_artifact};
     use crate::llama::Llama;
-    use burn::backend::NdArray;
 
-    type Cpu = NdArray<f32>;
+    use crate::backend::Cpu;
 
     fn tiny_config() -> LlamaConfig {
         LlamaConfig {

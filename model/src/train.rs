@@ -781,10 +781,9 @@ mod tests {
     use super::*;
     use crate::eval::evaluate;
     use crate::io::load_artifact;
-    use burn::backend::{Autodiff, NdArray};
     use burn::tensor::backend::Backend;
 
-    type B = Autodiff<NdArray<f32>>;
+    type B = crate::backend::CpuTrain;
 
     fn model_config() -> LlamaConfig {
         LlamaConfig {
@@ -832,7 +831,7 @@ mod tests {
         }
     }
 
-    fn mean_loss(model: &Llama<NdArray<f32>>) -> f64 {
+    fn mean_loss(model: &Llama<crate::backend::Cpu>) -> f64 {
         let losses = evaluate(model, &samples(), 32).unwrap();
         losses.iter().map(|l| l.loss).sum::<f64>() / losses.len() as f64
     }
@@ -863,7 +862,7 @@ mod tests {
         assert_eq!(reports[0].step, 1);
 
         let (_, reloaded) =
-            load_artifact::<NdArray<f32>>(dir.path(), 1 << 20, &Default::default()).unwrap();
+            load_artifact::<crate::backend::Cpu>(dir.path(), 1 << 20, &Default::default()).unwrap();
         assert!((mean_loss(&reloaded) - after).abs() < 1e-6);
     }
 
@@ -923,7 +922,7 @@ mod tests {
         let config = model_config();
         let start = tempfile::tempdir().unwrap();
         save_artifact(
-            &config.init::<NdArray<f32>>(&Default::default()),
+            &config.init::<crate::backend::Cpu>(&Default::default()),
             &config,
             start.path(),
         )
@@ -967,9 +966,11 @@ mod tests {
         .unwrap();
         assert_eq!(second.start_step, 6);
         let (_, a) =
-            load_artifact::<NdArray<f32>>(straight.path(), 1 << 20, &Default::default()).unwrap();
+            load_artifact::<crate::backend::Cpu>(straight.path(), 1 << 20, &Default::default())
+                .unwrap();
         let (_, b) =
-            load_artifact::<NdArray<f32>>(stopped.path(), 1 << 20, &Default::default()).unwrap();
+            load_artifact::<crate::backend::Cpu>(stopped.path(), 1 << 20, &Default::default())
+                .unwrap();
         let a = crate::io::hf_state_dict(&a).unwrap();
         let b = crate::io::hf_state_dict(&b).unwrap();
         let worst = a

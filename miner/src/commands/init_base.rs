@@ -254,7 +254,7 @@ mod tests {
     use super::*;
     use subnet_model::io::load_artifact;
 
-    /// NdArray's seeded RNG is process-wide: tests that draw weights take turns.
+    /// The CPU backend's seeded RNG is process-wide: tests that draw weights take turns.
     static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     fn rng_turn() -> std::sync::MutexGuard<'static, ()> {

@@ -8,7 +8,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use burn::backend::NdArray;
 use subnet_miner::artifact::{Artifact, DEFAULT_COMPETITION};
 use subnet_model::{
     config::LlamaConfig,
@@ -69,8 +68,9 @@ fn eval_samples() -> Vec<Sample> {
 }
 
 fn mean_loss(dir: &Path) -> f64 {
-    let (_, model) = load_artifact::<NdArray<f32>>(dir, u64::MAX, &Default::default())
-        .expect("the artifact loads with the model crate");
+    let (_, model) =
+        load_artifact::<subnet_model::backend::Cpu>(dir, u64::MAX, &Default::default())
+            .expect("the artifact loads with the model crate");
     let losses = evaluate(&model, &eval_samples(), 32).unwrap();
     losses.iter().map(|l| l.loss).sum::<f64>() / losses.len() as f64
 }
@@ -194,7 +194,8 @@ fn a_base_from_a_config_file_keeps_its_tokenizer_in_the_artifact() {
         std::fs::read(out.join("tokenizer.json")).unwrap(),
         tokenizer
     );
-    let (loaded, _) = load_artifact::<NdArray<f32>>(&out, u64::MAX, &Default::default()).unwrap();
+    let (loaded, _) =
+        load_artifact::<subnet_model::backend::Cpu>(&out, u64::MAX, &Default::default()).unwrap();
     assert_eq!(loaded, config);
 }
 

@@ -14,7 +14,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use burn::backend::NdArray;
 use safetensors::tensor::{Dtype, TensorView};
 use subnet_model::config::LlamaConfig;
 use subnet_model::eval::{Sample, evaluate_fitted};
@@ -23,7 +22,7 @@ use subnet_model::io::{
 };
 use subnet_model::similarity::{tensor_cosines, tensor_cosines_bytes};
 
-type B = NdArray<f32>;
+type B = subnet_model::backend::Cpu;
 
 /// The test's model: 16.8 M parameters, most of them in the linear layers (which loading
 /// transposes) and the rest in the embedding.

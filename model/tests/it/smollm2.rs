@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::backend::NdArray;
 use burn::tensor::{Int, Tensor, TensorData};
 use serde::Deserialize;
 use subnet_model::chat::Message;
@@ -16,7 +15,7 @@ use subnet_model::import::{ImportLimits, read_gguf};
 use subnet_model::io::load_artifact;
 use subnet_model::tokenizer::Tokenizer;
 
-type B = NdArray<f32>;
+type B = subnet_model::backend::Cpu;
 
 #[derive(Deserialize)]
 struct Reference {

@@ -1,0 +1,364 @@
+//! The decoder's steps between matrix products, fused into one pass each, for the CPU.
+//!
+//! Written with burn's tensor ops, every step between two matrix products is several passes over
+//! memory (RMSNorm: square, mean, add, sqrt, divide, multiply; rotary embeddings: two narrows, a
+//! negation, a concatenation, two products, a sum; attention: scale, broadcast mask, softmax,
+//! repeated key/value heads, two layout copies), each into a freshly allocated buffer, and the
+//! CPU backend walks broadcast and transposed operands element by element. On SmolLM2's shapes
+//! those passes cost more than the matrix products. Here each step is one pass over rows that
+//! are in cache, spread over threads, with a vectorisable `exp`; the matrix products stay burn's.
+//!
+//! Every function works on plain row-major `f32` slices, so each is tested against a direct
+//! reference below, and [`crate::llama`] checks the fused decoder against the tensor-op one.
+//! Results do not depend on the number of threads: each output element is computed by one
+//! thread, in a fixed order.
+
+use rayon::prelude::*;
+
+use crate::grid::exp_nonpositive;
+
+/// Independent partial sums per row, so that sums vectorise (16 f32 lanes = one AVX-512
+/// register) and still come out in a fixed order.
+const LANES: usize = 16;
+
+/// RMSNorm of each `width`-wide row of `x`: `x / sqrt(mean(x²) + eps) * gamma`.
+pub fn rms_norm(x: &[f32], gamma: &[f32], eps: f32) -> Vec<f32> {
+    let width = gamma.len();
+    let mut out = vec![0.0; x.len()];
+    out.par_chunks_mut(width)
+        .zip(x.par_chunks(width))
+        .for_each(|(out, row)| {
+            let squares: f32 = row.iter().map(|v| v * v).sum();
+            let rms = (squares / width as f32 + eps).sqrt();
+            for ((o, v), g) in out.iter_mut().zip(row).zip(gamma) {
+                *o = v / rms * g;
+            }
+        });
+    out
+}
+
+/// Rotary position embedding tables for positions `0..seq`: `[seq, head_dim]` cosines and
+/// sines, each frequency written twice (once per half), computed in f64 and rounded once.
+#[derive(Debug, Clone)]
+pub struct Rotary {
+    /// `[seq, head_dim]` cosines.
+    pub cos: Vec<f32>,
+    /// `[seq, head_dim]` sines.
+    pub sin: Vec<f32>,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+impl Rotary {
+    /// The tables of `seq` positions for heads `head_dim` wide and frequencies
+    /// `theta^(-2i/head_dim)`.
+    pub fn new(seq: usize, head_dim: usize, theta: f64) -> Self {
+        let half = head_dim / 2;
+        let inv_freq: Vec<f64> = (0..half)
+            .map(|i| theta.powf(-((2 * i) as f64) / head_dim as f64))
+            .collect();
+        let mut cos = Vec::with_capacity(seq * head_dim);
+        let mut sin = Vec::with_capacity(seq * head_dim);
+        for pos in 0..seq {
+            for _ in 0..2 {
+                for f in &inv_freq {
+                    let angle = pos as f64 * f;
+                    cos.push(angle.cos() as f32);
+                    sin.push(angle.sin() as f32);
+                }
+            }
+        }
+        Self { cos, sin, head_dim }
+    }
+}
+
+/// Splits `[batch, seq, heads * head_dim]` projections into `[batch, heads, seq, head_dim]`
+/// heads, rotating each by its position when `rotary` is given (`x·cos + rotate_half(x)·sin`,
+/// `rotate_half([x1, x2]) = [−x2, x1]`, rounded as the tensor ops round it).
+pub fn split_heads(
+    x: &[f32],
+    [batch, seq, heads, head_dim]: [usize; 4],
+    rotary: Option<&Rotary>,
+) -> Vec<f32> {
+    assert_eq!(
+        x.len(),
+        batch * seq * heads * head_dim,
+        "x is not [batch, seq, heads · head_dim]"
+    );
+    let mut out = vec![0.0; x.len()];
+    let half = head_dim / 2;
+    // One chunk per (sample, head): `[seq, head_dim]`.
+    out.par_chunks_mut(seq * head_dim)
+        .enumerate()
+        .for_each(|(chunk, out)| {
+            let (b, h) = (chunk / heads, chunk % heads);
+            for (s, out) in out.chunks_exact_mut(head_dim).enumerate() {
+                let start = ((b * seq + s) * heads + h) * head_dim;
+                let row = &x[start..start + head_dim];
+                match rotary {
+                    Some(rotary) => {
+                        debug_assert_eq!(rotary.head_dim, head_dim);
+                        let table = s * head_dim..(s + 1) * head_dim;
+                        let (cos, sin) = (&rotary.cos[table.clone()], &rotary.sin[table]);
+                        for d in 0..head_dim {
+                            let rotated = if d < half {
+                                -row[d + half]
+                            } else {
+                                row[d - half]
+                            };
+                            out[d] = row[d] * cos[d] + rotated * sin[d];
+                        }
+                    }
+                    None => out.copy_from_slice(row),
+                }
+            }
+        });
+    out
+}
+
+/// The inverse of [`split_heads`] without rotation: `[batch, heads, seq, head_dim]` →
+/// `[batch, seq, heads * head_dim]`.
+pub fn merge_heads(x: &[f32], [batch, heads, seq, head_dim]: [usize; 4]) -> Vec<f32> {
+    assert_eq!(
+        x.len(),
+        batch * heads * seq * head_dim,
+        "x is not [batch, heads, seq, head_dim]"
+    );
+    let mut out = vec![0.0; x.len()];
+    let width = heads * head_dim;
+    // One chunk per (sample, position): `[heads * head_dim]`.
+    out.par_chunks_mut(width)
+        .enumerate()
+        .for_each(|(chunk, out)| {
+            let (b, s) = (chunk / seq, chunk % seq);
+            for (h, out) in out.chunks_exact_mut(head_dim).enumerate() {
+                let start = ((b * heads + h) * seq + s) * head_dim;
+                out.copy_from_slice(&x[start..start + head_dim]);
+            }
+        });
+    out
+}
+
+/// Causal softmax, in place, of attention scores laid out as blocks of `seq` keys per row, where
+/// row `r` of a block is the query at position `r % seq` (several query heads sharing a
+/// key/value head are stacked in one block). Each row is scaled by `scale`; keys after the
+/// query's position get exactly 0. A row with a NaN among its visible scores becomes NaN, as the
+/// backend's softmax makes it (the fast `exp` alone would turn NaN into 0).
+pub fn causal_softmax(scores: &mut [f32], seq: usize, scale: f32) {
+    scores
+        .par_chunks_mut(seq)
+        .enumerate()
+        .for_each(|(row_index, row)| {
+            let position = row_index % seq;
+            let (visible, future) = row.split_at_mut(position + 1);
+            future.fill(0.0);
+            let mut max = f32::NEG_INFINITY;
+            for value in visible.iter_mut() {
+                *value *= scale;
+                max = if *value > max { *value } else { max };
+            }
+            if visible.iter().any(|value| value.is_nan()) {
+                visible.fill(f32::NAN);
+                return;
+            }
+            // Partial sums in lanes, so the loop vectorises; combined in a fixed order.
+            let mut partial = [0.0f32; LANES];
+            let mut chunks = visible.chunks_exact_mut(LANES);
+            for chunk in &mut chunks {
+                for (acc, value) in partial.iter_mut().zip(chunk) {
+                    *value = exp_nonpositive(*value - max);
+                    *acc += *value;
+                }
+            }
+            for (acc, value) in partial.iter_mut().zip(chunks.into_remainder()) {
+                *value = exp_nonpositive(*value - max);
+                *acc += *value;
+            }
+            let sum: f32 = partial.iter().sum();
+            for value in visible.iter_mut() {
+                *value /= sum;
+            }
+        });
+}
+
+/// `x += y`, element by element.
+pub fn add_assign(x: &mut [f32], y: &[f32]) {
+    const CHUNK: usize = 4096;
+    x.par_chunks_mut(CHUNK)
+        .zip(y.par_chunks(CHUNK))
+        .for_each(|(x, y)| x.iter_mut().zip(y).for_each(|(x, y)| *x += y));
+}
+
+/// SwiGLU's gate, in place: `gate = silu(gate) · up = gate · sigmoid(gate) · up`.
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    const CHUNK: usize = 4096;
+    gate.par_chunks_mut(CHUNK)
+        .zip(up.par_chunks(CHUNK))
+        .for_each(|(gate, up)| {
+            for (g, u) in gate.iter_mut().zip(up) {
+                // sigmoid from exp(−|g|) ≤ 1, which neither overflows nor loses the small side.
+                let e = exp_nonpositive(-g.abs());
+                let sigmoid = if *g >= 0.0 {
+                    1.0 / (1.0 + e)
+                } else {
+                    e / (1.0 + e)
+                };
+                *g = *g * sigmoid * u;
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        // Deterministic values in about [−2, 2].
+        (0..n)
+            .map(|i| {
+                let x = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+                (x as f32 / (1 << 24) as f32) * 4.0 - 2.0
+            })
+            .collect()
+    }
+
+    fn close(got: &[f32], expected: &[f64], tolerance: f64) {
+        assert_eq!(got.len(), expected.len());
+        for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+            assert!(
+                (f64::from(*g) - e).abs() <= tolerance * e.abs().max(1.0),
+                "element {i}: {g} vs {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn rms_norm_matches_its_definition() {
+        let (x, gamma) = (values(3 * 8, 1), values(8, 2));
+        let mut expected = Vec::new();
+        for row in x.chunks(8) {
+            let mean = row.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / 8.0;
+            let rms = (mean + 1e-5).sqrt();
+            expected.extend(
+                row.iter()
+                    .zip(&gamma)
+                    .map(|(v, g)| f64::from(*v) / rms * f64::from(*g)),
+            );
+        }
+        close(&rms_norm(&x, &gamma, 1e-5), &expected, 1e-6);
+    }
+
+    #[test]
+    fn split_heads_rotates_and_merge_heads_undoes_the_split() {
+        let shape = [2, 5, 3, 4]; // batch, seq, heads, head_dim
+        let x = values(2 * 5 * 3 * 4, 3);
+        let plain = split_heads(&x, shape, None);
+        assert_eq!(merge_heads(&plain, [2, 3, 5, 4]), x);
+        // Element (b, h, s, d) of the split is x[b, s, h·4 + d].
+        assert_eq!(
+            plain[((3 + 2) * 5 + 3) * 4 + 1],
+            x[((5 + 3) * 3 + 2) * 4 + 1]
+        );
+
+        let rotary = Rotary::new(5, 4, 10_000.0);
+        let rotated = split_heads(&x, shape, Some(&rotary));
+        for (chunk, (got, input)) in rotated.chunks(4).zip(plain.chunks(4)).enumerate() {
+            let s = chunk % 5;
+            let angle = |i: usize| s as f64 * 10_000f64.powf(-((2 * i) as f64) / 4.0);
+            let input: Vec<f64> = input.iter().map(|v| f64::from(*v)).collect();
+            let expected: Vec<f64> = (0..4)
+                .map(|d| {
+                    let (a, other) = (
+                        angle(d % 2),
+                        if d < 2 { -input[d + 2] } else { input[d - 2] },
+                    );
+                    input[d] * a.cos() + other * a.sin()
+                })
+                .collect();
+            close(got, &expected, 1e-6);
+        }
+        // Position 0 is not rotated.
+        assert_eq!(&rotated[..4], &plain[..4]);
+    }
+
+    #[test]
+    fn causal_softmax_weights_only_earlier_keys_and_sums_to_one() {
+        let seq = 6;
+        // Two stacked query heads of one key/value head: rows 0..6 and 6..12.
+        let scores = values(2 * seq * seq, 4);
+        let mut got = scores.clone();
+        causal_softmax(&mut got, seq, 0.5);
+        for (r, (row, input)) in got.chunks(seq).zip(scores.chunks(seq)).enumerate() {
+            let position = r % seq;
+            let max = input[..=position]
+                .iter()
+                .map(|v| f64::from(*v) * 0.5)
+                .fold(f64::MIN, f64::max);
+            let total: f64 = input[..=position]
+                .iter()
+                .map(|v| (f64::from(*v) * 0.5 - max).exp())
+                .sum();
+            let expected: Vec<f64> = (0..seq)
+                .map(|j| {
+                    if j <= position {
+                        (f64::from(input[j]) * 0.5 - max).exp() / total
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            close(row, &expected, 1e-6);
+            assert!(row[position + 1..].iter().all(|v| *v == 0.0));
+        }
+    }
+
+    #[test]
+    fn a_nan_score_makes_its_row_nan_and_leaves_the_others() {
+        let mut scores = vec![0.0, 0.0, f32::NAN, 1.0, 2.0, 3.0, 0.5, 0.5, 0.5];
+        causal_softmax(&mut scores, 3, 1.0);
+        assert_eq!(&scores[..3], &[1.0, 0.0, 0.0]);
+        assert!(scores[3..5].iter().all(|v| v.is_finite()) && scores[5] == 0.0);
+        let mut scores = vec![0.0, 1.0, f32::NAN, 2.0];
+        causal_softmax(&mut scores, 2, 1.0);
+        assert_eq!(&scores[..2], &[1.0, 0.0]);
+        assert!(scores[2].is_nan() && scores[3].is_nan());
+    }
+
+    #[test]
+    fn swiglu_matches_silu_times_up_including_large_gates() {
+        let mut gate = values(10_000, 5);
+        gate.extend([-100.0, -30.0, 0.0, 30.0, 100.0]);
+        let up = values(gate.len(), 6);
+        let expected: Vec<f64> = gate
+            .iter()
+            .zip(&up)
+            .map(|(g, u)| {
+                let g = f64::from(*g);
+                g / (1.0 + (-g).exp()) * f64::from(*u)
+            })
+            .collect();
+        let mut got = gate.clone();
+        swiglu(&mut got, &up);
+        close(&got, &expected, 1e-6);
+    }
+
+    #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        let seq = 64;
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let mut scores = values(3 * seq * seq, 7);
+                causal_softmax(&mut scores, seq, 0.125);
+                let norm = rms_norm(&values(seq * 32, 8), &values(32, 9), 1e-5);
+                let mut gate = values(50_000, 10);
+                swiglu(&mut gate, &values(50_000, 11));
+                (scores, norm, gate)
+            })
+        };
+        assert_eq!(run(1), run(2));
+    }
+}
