@@ -6,6 +6,11 @@ use subnet_miner::{
     commands,
 };
 
+/// The model runs many large, short-lived buffers; glibc's allocator returns each to the OS and
+/// faults a fresh one in on the next op, mimalloc reuses them (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

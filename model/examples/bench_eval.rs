@@ -27,7 +27,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
-use subnet_model::backend::{BackendTask, DeviceChoice, Selected, select};
+use subnet_model::backend::{BackendTask, DeviceChoice, select};
 use subnet_model::config::LlamaConfig;
 use subnet_model::eval::{Sample, evaluate, evaluate_fitted};
 use subnet_model::llama::Llama;
@@ -40,8 +40,6 @@ struct Options {
     batch: usize,
     seq: usize,
     losses_out: Option<PathBuf>,
-    /// The CPU backend: `flex` or `ndarray` (for a same-run comparison).
-    cpu_backend: String,
 }
 
 fn parse() -> anyhow::Result<Options> {
@@ -53,7 +51,6 @@ fn parse() -> anyhow::Result<Options> {
         batch: 8,
         seq: 256,
         losses_out: None,
-        cpu_backend: "flex".into(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -65,7 +62,6 @@ fn parse() -> anyhow::Result<Options> {
             "--batch" => options.batch = value()?.parse().context("--batch")?,
             "--seq" => options.seq = value()?.parse().context("--seq")?,
             "--losses-out" => options.losses_out = Some(value()?.into()),
-            "--cpu-backend" => options.cpu_backend = value()?,
             other => match other.parse() {
                 Ok(n) => options.iterations = n,
                 Err(_) => bail!(
@@ -81,23 +77,10 @@ fn main() -> anyhow::Result<()> {
     let options = parse()?;
     let selected = select(options.device)?;
     let device_name = selected.name();
-    match (&selected, options.cpu_backend.as_str()) {
-        (Selected::Cpu(_), "ndarray") => {
-            let device_name = format!("{device_name} (ndarray)");
-            Bench {
-                options,
-                device_name,
-            }
-            .run::<burn::backend::NdArray<f32>>(Default::default())
-        }
-        (_, "flex") => selected.run(Bench {
-            options,
-            device_name,
-        }),
-        (_, other) => {
-            bail!("unknown --cpu-backend `{other}` (expected flex, or ndarray on the CPU)")
-        }
-    }
+    selected.run(Bench {
+        options,
+        device_name,
+    })
 }
 
 struct Bench {
@@ -191,3 +174,7 @@ impl BackendTask for Bench {
         Ok(())
     }
 }
+
+/// As in the `validator` and `miner` binaries.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -142,3 +142,7 @@ fn full_recompute<Bk: Backend>(model: &Llama<Bk>, prompt: &[u32], device: &Bk::D
     }
     sequence.split_off(prompt.len())
 }
+
+/// As in the `validator` and `miner` binaries.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -294,6 +294,9 @@ fn completion_log_probs_grid<B: Backend>(
     grid_of_batch(model, batch, betas, crate::backend::is_cpu::<B>())
 }
 
+/// Scored positions whose logits the CPU computes at once in the fitted evaluation.
+const GRID_ROWS: usize = 128;
+
 /// [`completion_log_probs_grid`], on the host's fused kernel or as tensor ops on the device.
 fn grid_of_batch<B: Backend>(
     model: &Llama<B>,
@@ -317,19 +320,35 @@ fn grid_of_batch<B: Backend>(
     let hidden = model.hidden_states(input_ids, &lengths);
     let [_, _, width] = hidden.dims();
     let positions = Tensor::<B, 1, Int>::from_data(TensorData::new(positions, [n]), &device);
-    // [n, vocab]
-    let logits = model.output_logits(hidden.reshape([rows * seq, width]).select(0, positions));
+    // [n, width]
+    let hidden = hidden.reshape([rows * seq, width]).select(0, positions);
     let values = if fused_on_host {
-        // Fused on the host: one pass per β over each row while it is in cache (crate::grid).
-        let [_, vocab] = logits.dims();
-        let logits = logits
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .map_err(|e| EvalError::Backend(format!("{e:?}")))?;
+        // Fused on the host: one pass per β over each row while it is in cache (crate::grid),
+        // the output projection taken a few rows at a time so that the logits never exist for
+        // the whole batch at once (SmolLM2: 25 MB a chunk instead of 200 MB per batch, which
+        // also spares faulting in a fresh 200 MB buffer every batch).
         let targets: Vec<usize> = targets.iter().map(|&t| t as usize).collect();
-        crate::grid::log_probs_grid(&logits, vocab, &targets, betas)
+        let mut values = Vec::with_capacity(n * betas.len());
+        for start in (0..n).step_by(GRID_ROWS) {
+            let len = GRID_ROWS.min(n - start);
+            // [len, vocab]
+            let logits = model.output_logits(hidden.clone().narrow(0, start, len));
+            let [_, vocab] = logits.dims();
+            let logits = logits.into_data().convert::<f32>();
+            let logits = logits
+                .as_slice::<f32>()
+                .map_err(|e| EvalError::Backend(format!("{e:?}")))?;
+            values.extend(crate::grid::log_probs_grid(
+                logits,
+                vocab,
+                &targets[start..start + len],
+                betas,
+            ));
+        }
+        values
     } else {
+        // [n, vocab]
+        let logits = model.output_logits(hidden);
         let targets = Tensor::<B, 2, Int>::from_data(TensorData::new(targets, [n, 1]), &device);
         // shifted so that the largest logit of each row is 0; `logits` is moved in, so the
         // backend may subtract in place
@@ -582,7 +601,13 @@ mod tests {
     fn the_fused_host_grid_matches_the_device_grid() {
         // The CPU runs crate::grid; a GPU the tensor ops. Both, here on the CPU.
         let (model, samples) = model_and_own_samples();
-        let batch: Vec<&Sample> = samples.iter().take(8).collect();
+        let batch: Vec<&Sample> = samples.iter().take(24).collect();
+        // More scored positions than the host takes logits of at once.
+        let scored: usize = batch
+            .iter()
+            .map(|s| s.input_ids.len() - s.completion_start)
+            .sum();
+        assert!(scored > GRID_ROWS, "{scored}");
         let betas: Vec<f32> = (-FIT_STEPS..=FIT_STEPS)
             .map(|k| 2f32.powf(k as f32 / 8.0))
             .collect();

@@ -100,13 +100,20 @@ pub fn split_heads(
                         debug_assert_eq!(rotary.head_dim, head_dim);
                         let table = s * head_dim..(s + 1) * head_dim;
                         let (cos, sin) = (&rotary.cos[table.clone()], &rotary.sin[table]);
-                        for d in 0..head_dim {
-                            let rotated = if d < half {
-                                -row[d + half]
-                            } else {
-                                row[d - half]
-                            };
-                            out[d] = row[d] * cos[d] + rotated * sin[d];
+                        let (x1, x2) = row.split_at(half);
+                        let (out1, out2) = out.split_at_mut(half);
+                        let (cos1, cos2) = cos.split_at(half);
+                        let (sin1, sin2) = sin.split_at(half);
+                        // rotate_half(x) = [−x2, x1], one loop per half so each vectorises.
+                        for (((o, x), (c, s)), other) in
+                            out1.iter_mut().zip(x1).zip(cos1.iter().zip(sin1)).zip(x2)
+                        {
+                            *o = x * c + -other * s;
+                        }
+                        for (((o, x), (c, s)), other) in
+                            out2.iter_mut().zip(x2).zip(cos2.iter().zip(sin2)).zip(x1)
+                        {
+                            *o = x * c + other * s;
                         }
                     }
                     None => out.copy_from_slice(row),
