@@ -12,6 +12,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 runs=${1:-3}
 shapes=${2:-"6x256 smollm2"}
+case "$runs" in
+  ''|*[!0-9]*) echo "eval-vs-torch: RUNS must be a number, not \`$runs\` (usage: $0 [RUNS] [SHAPES])" >&2; exit 2 ;;
+esac
+for shape in $shapes; do
+  case "$shape" in
+    6x256|smollm2) ;;
+    *) echo "eval-vs-torch: unknown shape \`$shape\` (expected 6x256 or smollm2)" >&2; exit 2 ;;
+  esac
+done
 venv="${TORCH_VENV:-$HOME/.cache/subnet/torch-venv}"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import torch, transformers' 2>/dev/null; then
   echo "eval-vs-torch: installing torch and transformers into $venv (several GB, once)" >&2
