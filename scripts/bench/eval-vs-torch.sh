@@ -30,13 +30,29 @@ fi
 cargo build --release -p subnet-model --example bench_eval
 echo "uptime: $(uptime)"
 "$venv/bin/python" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__)'
+# seconds per batch of the table row whose first cell starts with $1, from stdin
+seconds() { awk -F'|' -v row="$1" 'index($2, " " row) == 1 { gsub(/ /, "", $3); print $3 }'; }
+ratios=""
 for round in $(seq 1 "$runs"); do
   for shape in $shapes; do
     iterations=3
     [ "$shape" = smollm2 ] && iterations=1
     echo "== round $round, $shape"
-    target/release/examples/bench_eval "$iterations" --shape "$shape"
-    "$venv/bin/python" model/scripts/bench_torch.py "$iterations" 2 --shape "$shape"
+    burn=$(target/release/examples/bench_eval "$iterations" --shape "$shape")
+    echo "$burn"
+    torch=$("$venv/bin/python" model/scripts/bench_torch.py "$iterations" 2 --shape "$shape")
+    echo "$torch"
+    sdpa=$(echo "$torch" | seconds sdpa)
+    forward=$(echo "$burn" | seconds forward)
+    fitted=$(echo "$burn" | seconds evaluate_fitted)
+    ratios+=$(awk -v s="$sdpa" -v f="$forward" -v e="$fitted" -v shape="$shape" -v r="$round" \
+      'BEGIN { printf "| %s | %d | %.2fx | %.2fx |\n", shape, r, s / f, s / e }')$'\n'
   done
 done
 echo "uptime: $(uptime)"
+echo
+echo "burn against PyTorch (sdpa forward) on the same batch, higher is faster;"
+echo "issue 16's targets: >= 1.0x on smollm2, >= 0.8x on 6x256"
+echo "| shape | round | burn forward | burn evaluate_fitted (the validator's) |"
+echo "|---|---|---|---|"
+printf '%s' "$ratios"
