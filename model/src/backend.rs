@@ -5,9 +5,10 @@
 //! [`Selected::run_train`] monomorphise a [`BackendTask`] / [`TrainTask`] for it.
 //!
 //! CPU is burn-flex (the `gemm` crate's kernels, AVX-512 where the CPU has it, rayon threads).
-//! The `cuda` cargo feature adds burn's CUDA backend, which loads `libcuda` at run time. Without a GPU the first CUDA op panics inside burn, so [`select`] first
-//! probes for the NVIDIA driver and `libcuda.so.1` without touching CUDA, then runs one small op
-//! under `catch_unwind` with the panic message silenced. `auto` falls back to CPU with exactly one
+//! The `cuda` cargo feature adds burn's CUDA backend, which loads `libcuda` at run time. Without
+//! a GPU the first CUDA op panics inside burn, so [`select`] first probes for the NVIDIA driver
+//! and `libcuda.so.1` without touching CUDA, then runs one small op under `catch_unwind` with the
+//! panic message silenced. `auto` falls back to CPU with exactly one
 //! log line; an explicit `cuda` that cannot be honoured is an error.
 
 use std::fmt;

@@ -15,11 +15,10 @@
 
 use rayon::prelude::*;
 
-use crate::grid::exp_nonpositive;
+use crate::grid::{LANES, exp_nonpositive};
 
-/// Independent partial sums per row, so that sums vectorise (16 f32 lanes = one AVX-512
-/// register) and still come out in a fixed order.
-const LANES: usize = 16;
+/// Elements per task of the element-wise passes.
+const CHUNK: usize = 4096;
 
 /// RMSNorm of each `width`-wide row of `x`: `x / sqrt(mean(x²) + eps) * gamma`.
 pub fn rms_norm(x: &[f32], gamma: &[f32], eps: f32) -> Vec<f32> {
@@ -190,7 +189,6 @@ pub fn causal_softmax(scores: &mut [f32], seq: usize, scale: f32) {
 
 /// `x += y`, element by element.
 pub fn add_assign(x: &mut [f32], y: &[f32]) {
-    const CHUNK: usize = 4096;
     x.par_chunks_mut(CHUNK)
         .zip(y.par_chunks(CHUNK))
         .for_each(|(x, y)| x.iter_mut().zip(y).for_each(|(x, y)| *x += y));
@@ -198,7 +196,6 @@ pub fn add_assign(x: &mut [f32], y: &[f32]) {
 
 /// SwiGLU's gate, in place: `gate = silu(gate) · up = gate · sigmoid(gate) · up`.
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    const CHUNK: usize = 4096;
     gate.par_chunks_mut(CHUNK)
         .zip(up.par_chunks(CHUNK))
         .for_each(|(gate, up)| {

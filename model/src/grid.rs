@@ -18,7 +18,7 @@ use rayon::prelude::*;
 
 /// Independent partial sums per row: enough for the compiler to keep SIMD registers busy; the
 /// order of the final combination is fixed.
-const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
 
 /// `exp(x)` for `x ≤ 0`, within about 2 ulp of the exact value; 0 below −87 (where the result
 /// would be subnormal). Branch-free (the compiler vectorises loops over it): Cody–Waite

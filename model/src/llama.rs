@@ -239,10 +239,7 @@ impl<B: Backend> Llama<B> {
     ) -> Tensor<B, 3> {
         let device = input_ids.device();
         let [batch, seq] = input_ids.dims();
-        let head_dim = self
-            .layers
-            .first()
-            .map_or(2, |layer| layer.self_attn.head_dim);
+        let head_dim = self.head_dim();
         let (cos, sin) = rotary_tables::<B>(seq, head_dim, self.rope_theta, &device);
         let mask = attention_bias::<B>(batch, seq, lengths, &device);
 
@@ -261,10 +258,7 @@ impl<B: Backend> Llama<B> {
     /// positions.
     pub(crate) fn hidden_states_fused(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
         let [batch, seq] = input_ids.dims();
-        let head_dim = self
-            .layers
-            .first()
-            .map_or(2, |layer| layer.self_attn.head_dim);
+        let head_dim = self.head_dim();
         let rotary = fused::Rotary::new(seq, head_dim, self.rope_theta);
         let x = self.embed_tokens.forward(input_ids);
         let [_, _, hidden] = x.dims();
@@ -276,6 +270,13 @@ impl<B: Backend> Llama<B> {
         }
         let normed = fused_norm(&self.norm, x);
         to_tensor(normed, [batch, seq, hidden], &device)
+    }
+
+    /// Width of one attention head (the rotary tables' width; 2 for a model without layers).
+    fn head_dim(&self) -> usize {
+        self.layers
+            .first()
+            .map_or(2, |layer| layer.self_attn.head_dim)
     }
 
     /// An empty cache for [`Llama::forward_cached`].
@@ -300,10 +301,7 @@ impl<B: Backend> Llama<B> {
         let device = input_ids.device();
         let [_, n] = input_ids.dims();
         let start = cache.len;
-        let head_dim = self
-            .layers
-            .first()
-            .map_or(2, |layer| layer.self_attn.head_dim);
+        let head_dim = self.head_dim();
         let (cos, sin) = rotary_tables::<B>(start + n, head_dim, self.rope_theta, &device);
         let (cos, sin) = (cos.narrow(2, start, n), sin.narrow(2, start, n));
         // Query i (position start + i) reads every cached key and the new ones up to itself.
