@@ -110,8 +110,7 @@ impl BackendTask for Bench {
                     "smollm2" => LlamaConfig::smollm2_135m(),
                     other => bail!("unknown --shape `{other}` (expected 6x256 or smollm2)"),
                 };
-                B::seed(&device, 0);
-                let model = config.init::<B>(&device);
+                let model = config.init_seeded::<B>(&device, 0);
                 (config, model, format!("random {}", self.options.shape))
             }
         };

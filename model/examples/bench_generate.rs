@@ -79,8 +79,10 @@ impl BackendTask for Bench {
                     "smollm2" => LlamaConfig::smollm2_135m(),
                     other => bail!("unknown --shape `{other}` (expected 6x256 or smollm2)"),
                 };
-                B::seed(&device, 0);
-                (config.init::<B>(&device), format!("random {}", self.shape))
+                (
+                    config.init_seeded::<B>(&device, 0),
+                    format!("random {}", self.shape),
+                )
             }
         };
         let [vocab, _] = model.embed_tokens.weight.dims();

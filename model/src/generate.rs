@@ -393,12 +393,11 @@ mod tests {
     #[test]
     fn the_models_own_greedy_output_passes_and_anything_else_fails() {
         let device = Default::default();
-        B::seed(&device, 5);
         let model = LlamaConfig {
             max_position_embeddings: 32,
             ..LlamaConfig::tiny()
         }
-        .init::<B>(&device);
+        .init_seeded::<B>(&device, 5);
         let prompt = vec![256, 40, 41, 42];
         let options = GenerateOptions {
             max_new_tokens: 6,

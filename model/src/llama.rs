@@ -17,6 +17,8 @@
 //! For generation, [`Llama::forward_cached`] keeps each layer's rotated keys and values in a
 //! [`KvCache`], so each new token costs one position's work instead of the whole sequence's.
 
+use std::sync::{Mutex, PoisonError};
+
 use burn::module::{Module, Param};
 use burn::nn::{
     Embedding, EmbeddingConfig, Initializer, Linear, LinearConfig, RmsNorm, RmsNormConfig,
@@ -119,9 +121,23 @@ pub struct Mlp<B: Backend> {
     pub down_proj: Linear<B>,
 }
 
+/// Held while a seeded model is drawn: the backend's RNG is one per process, so two draws at once
+/// (tests on parallel threads, two benches) would take numbers from each other.
+static SEEDED_DRAW: Mutex<()> = Mutex::new(());
+
 impl LlamaConfig {
-    /// A freshly initialised model (HF's scheme: normal(0, 0.02) weights, unit norms). Seed the
-    /// backend (`B::seed`) first for a reproducible draw.
+    /// A freshly initialised model drawn from `seed`: the same weights for the same seed, whatever
+    /// else the process draws meanwhile. Burn draws a parameter when it is first read, so the
+    /// weights are all read here, in field order, while the draw lock is held.
+    pub fn init_seeded<B: Backend>(&self, device: &B::Device, seed: u64) -> Llama<B> {
+        let _draw = SEEDED_DRAW.lock().unwrap_or_else(PoisonError::into_inner);
+        B::seed(device, seed);
+        let drawn = self.init::<B>(device).into_record();
+        self.init::<B>(device).load_record(drawn)
+    }
+
+    /// A freshly initialised model (HF's scheme: normal(0, 0.02) weights, unit norms), drawn from
+    /// the backend's RNG when first read; [`LlamaConfig::init_seeded`] for a reproducible draw.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Llama<B> {
         let init = Initializer::Normal {
             mean: 0.0,
@@ -741,8 +757,7 @@ mod tests {
             num_key_value_heads: kv_heads,
             ..tiny(tied)
         };
-        B::seed(&Default::default(), 7);
-        let mut model = config.init::<B>(&Default::default());
+        let mut model = config.init_seeded::<B>(&Default::default(), 7);
         for layer in &mut model.layers {
             let attention = &mut layer.self_attn;
             for projection in [&mut attention.q_proj, &mut attention.k_proj] {

@@ -781,7 +781,6 @@ mod tests {
     use super::*;
     use crate::eval::evaluate;
     use crate::io::load_artifact;
-    use burn::tensor::backend::Backend;
 
     type B = crate::backend::CpuTrain;
 
@@ -838,9 +837,8 @@ mod tests {
 
     #[test]
     fn a_few_steps_lower_the_completion_loss_and_write_an_artifact() {
-        B::seed(&Default::default(), 1);
         let config = model_config();
-        let model = config.init::<B>(&Default::default());
+        let model = config.init_seeded::<B>(&Default::default(), 1);
         let before = mean_loss(&model.valid());
         let dir = tempfile::tempdir().unwrap();
         let mut reports = Vec::new();
@@ -868,7 +866,6 @@ mod tests {
 
     #[test]
     fn a_raised_stop_flag_ends_the_run_after_that_step_with_a_checkpoint_to_resume() {
-        B::seed(&Default::default(), 2);
         let config = model_config();
         let dir = tempfile::tempdir().unwrap();
         let stop = StopFlag::new();
@@ -876,7 +873,7 @@ mod tests {
             stop: stop.clone(),
             ..quick(10)
         };
-        let model = config.init::<B>(&Default::default());
+        let model = config.init_seeded::<B>(&Default::default(), 2);
         let stopped = train(
             model,
             &config,
@@ -918,11 +915,10 @@ mod tests {
             warmup_steps: 20,
             ..quick(steps)
         };
-        B::seed(&Default::default(), 5);
         let config = model_config();
         let start = tempfile::tempdir().unwrap();
         save_artifact(
-            &config.init::<crate::backend::Cpu>(&Default::default()),
+            &config.init_seeded::<crate::backend::Cpu>(&Default::default(), 5),
             &config,
             start.path(),
         )
@@ -983,10 +979,9 @@ mod tests {
 
     #[test]
     fn resumes_from_the_checkpoint_step() {
-        B::seed(&Default::default(), 2);
         let config = model_config();
         let dir = tempfile::tempdir().unwrap();
-        let first = config.init::<B>(&Default::default());
+        let first = config.init_seeded::<B>(&Default::default(), 2);
         train(
             first,
             &config,
@@ -1057,9 +1052,8 @@ mod tests {
 
     #[test]
     fn dpo_starts_at_ln_2_and_makes_held_out_pairs_preferred() {
-        B::seed(&Default::default(), 4);
         let config = model_config();
-        let model = config.init::<B>(&Default::default());
+        let model = config.init_seeded::<B>(&Default::default(), 4);
         let pairs = preference_pairs();
         // Every fifth pair is held out.
         let (held_out, train_pairs): (Vec<_>, Vec<_>) =

@@ -19,7 +19,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use burn::tensor::backend::Backend;
 use sqlx::Connection;
 use subnet_common::btauth::{AllowAnySigner, SignedClient};
 use subnet_common::chain::types::{AxonInfo, Commitment, Metagraph, NeuronInfo};
@@ -159,8 +158,11 @@ async fn main() -> anyhow::Result<()> {
     for uid in 0..options.models as u16 {
         let dir = root.path().join(format!("model{uid}"));
         std::fs::create_dir_all(&dir)?;
-        Cpu::seed(&Default::default(), u64::from(uid));
-        save_artifact(&config.init::<Cpu>(&Default::default()), &config, &dir)?;
+        save_artifact(
+            &config.init_seeded::<Cpu>(&Default::default(), u64::from(uid)),
+            &config,
+            &dir,
+        )?;
         let hotkey = Keypair::from_uri(&format!("//BenchMiner{uid}"))?;
         let server = ServerConfig {
             addr: "127.0.0.1:0".parse()?,

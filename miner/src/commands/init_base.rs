@@ -9,7 +9,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use burn::tensor::backend::Backend;
 use clap::{Args, ValueEnum};
 use subnet_model::{
     backend::Cpu,
@@ -138,7 +137,6 @@ pub fn run(args: &InitBaseArgs, out: &mut impl std::io::Write) -> anyhow::Result
 }
 
 /// Draws a model for `config` from `seed` and saves it to `dir`; returns its parameter count.
-/// (The backend's RNG is process-wide: concurrent draws in one process interleave.)
 /// Refuses a config outside `competition`'s bounds, and a non-empty `dir` unless `force`.
 pub fn init_base(
     config: &LlamaConfig,
@@ -150,8 +148,7 @@ pub fn init_base(
     check_bounds(config, competition)?;
     ensure_empty_or_forced(dir, force, "--out")?;
     let device = Default::default();
-    Cpu::seed(&device, seed);
-    let model = config.init::<Cpu>(&device);
+    let model = config.init_seeded::<Cpu>(&device, seed);
     save_artifact(&model, config, dir)
         .with_context(|| format!("while writing the base model to {}", dir.display()))?;
     Ok(config.num_parameters())

@@ -238,9 +238,7 @@ impl Localnet {
 
 /// A model of `config` with weights drawn from `seed`, saved to `dir`.
 pub fn write_model(dir: &Path, config: &LlamaConfig, seed: u64) {
-    use burn::tensor::backend::Backend;
-    Cpu::seed(&Default::default(), seed);
-    let model = config.init::<Cpu>(&Default::default());
+    let model = config.init_seeded::<Cpu>(&Default::default(), seed);
     save_artifact(&model, config, dir).expect("save");
 }
 

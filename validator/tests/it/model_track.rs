@@ -63,19 +63,15 @@ pub(super) fn epoch_input<'a>(
 
 /// A randomly initialised model saved to `dir`.
 pub(super) fn random_model(dir: &Path, seed: u64) {
-    use burn::tensor::backend::Backend;
-    Cpu::seed(&Default::default(), seed);
-    let model = tiny_config().init::<Cpu>(&Default::default());
+    let model = tiny_config().init_seeded::<Cpu>(&Default::default(), seed);
     save_artifact(&model, &tiny_config(), dir).expect("save");
 }
 
 /// `random_model(seed)` fine-tuned on generated tasks (other seeds than the epoch's), saved to
 /// `dir` (the trainer's checkpoint stays in `dir/../train`).
 fn trained_model(dir: &Path, seed: u64) -> Duration {
-    use burn::tensor::backend::Backend;
     let started = Instant::now();
-    CpuTrain::seed(&Default::default(), seed);
-    let model = tiny_config().init::<CpuTrain>(&Default::default());
+    let model = tiny_config().init_seeded::<CpuTrain>(&Default::default(), seed);
     let tokenizer = Tokenizer::bytes();
     let samples: Vec<_> = generate([42; 32], &TaskMix::uniform(), 256)
         .iter()
@@ -831,15 +827,13 @@ fn chat_competition(tokenizer: &[u8], config: &[u8]) -> CompetitionFile {
 
 /// A random model for [`chat_competition`]'s tokenizer, with its tokenizer files, in `dir`.
 fn random_chat_model(dir: &Path, seed: u64, tokenizer: &[u8], config: &[u8]) {
-    use burn::tensor::backend::Backend;
-    Cpu::seed(&Default::default(), seed);
     let config_json = subnet_model::config::LlamaConfig {
         vocab_size: 360,
         bos_token_id: Some(0),
         eos_token_id: Some(1),
         ..tiny_config()
     };
-    let model = config_json.init::<Cpu>(&Default::default());
+    let model = config_json.init_seeded::<Cpu>(&Default::default(), seed);
     save_artifact(&model, &config_json, dir).expect("save");
     std::fs::write(dir.join("tokenizer.json"), tokenizer).expect("write");
     std::fs::write(dir.join("tokenizer_config.json"), config).expect("write");

@@ -100,9 +100,7 @@ fn competition() -> CompetitionFile {
 }
 
 fn random_model(dir: &Path, seed: u64) {
-    use burn::tensor::backend::Backend;
-    Cpu::seed(&Default::default(), seed);
-    let model = tiny_config().init::<Cpu>(&Default::default());
+    let model = tiny_config().init_seeded::<Cpu>(&Default::default(), seed);
     save_artifact(&model, &tiny_config(), dir).expect("save");
 }
 
@@ -118,9 +116,7 @@ fn trained_model(dir: &Path, seed: u64) {
 }
 
 fn train_into(dir: &Path, seed: u64) {
-    use burn::tensor::backend::Backend;
-    CpuTrain::seed(&Default::default(), seed);
-    let model = tiny_config().init::<CpuTrain>(&Default::default());
+    let model = tiny_config().init_seeded::<CpuTrain>(&Default::default(), seed);
     let tokenizer = Tokenizer::bytes();
     let samples: Vec<_> = generate([42; 32], &TaskMix::uniform(), 256)
         .iter()

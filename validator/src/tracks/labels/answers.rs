@@ -256,8 +256,7 @@ mod tests {
     #[test]
     fn a_local_model_answers_every_prompt_greedily_and_sampled() {
         let dir = tempfile::tempdir().expect("tempdir");
-        Cpu::seed(&Default::default(), 7);
-        let model = tiny_config().init::<Cpu>(&Default::default());
+        let model = tiny_config().init_seeded::<Cpu>(&Default::default(), 7);
         save_artifact(&model, &tiny_config(), dir.path()).expect("save");
         let competition =
             Competition::from_toml(crate::eval_cmd::DEFAULT_COMPETITION_TOML).expect("toml");
