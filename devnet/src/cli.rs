@@ -52,6 +52,7 @@ pub struct Cli {
     pub base_model: Option<PathBuf>,
 
     /// Label-track miners, each with a simulated labeler: accurate (95%), then inaccurate (55%).
+    /// At most 1 with `--roster adversarial`.
     #[arg(long = "label-miners", env = "DEVNET_LABEL_MINERS", default_value_t = 2,
           value_parser = clap::value_parser!(u8).range(0..=2))]
     pub label_miners: u8,
@@ -74,8 +75,8 @@ pub struct Cli {
     )]
     pub label_window_secs: u64,
 
-    /// Validators (staked by //Bob, //Charlie, //Dave, //Eve). Default: 2, or 1 with a real
-    /// model.
+    /// Validators (staked by //Bob, //Charlie, //Dave, //Eve). Default: 2 (3 with `--roster
+    /// adversarial`), or 1 with a real model.
     #[arg(long, env = "DEVNET_VALIDATORS",
           value_parser = clap::value_parser!(u8).range(1..=4))]
     pub validators: Option<u8>,

@@ -10,6 +10,7 @@
 //! | [`process`] | one-shot commands with deadlines; services with logs, stopped by SIGTERM then SIGKILL |
 //! | [`roster`] | the roles (strong, weak, copier, broken, the adversarial roster's attackers, label miners, validators) and their dev keys |
 //! | [`attacks`] | the copies attackers make of the strong model (changed config, permuted units, noise, sharpened logits) |
+//! | [`selective`] | the proxy of the adversarial roster's `selective` miner, which serves one validator only |
 //! | [`report`] | the per-epoch table and `summary.json` from the metagraph and a validator's leaderboard |
 //! | [`progress`] | start-up steps as spinners on a terminal, plain lines otherwise |
 //! | [`shape`] | the run's size (members, block time, samples, fine-tuning, label answers), filled in for the competition |
@@ -25,4 +26,5 @@ pub mod progress;
 pub mod report;
 pub mod roster;
 pub mod run;
+pub mod selective;
 pub mod shape;

@@ -130,9 +130,11 @@ pub enum Labeling {
 pub enum RosterKind {
     /// `--miners` of strong, weak, copier, broken, and `--label-miners`.
     Standard,
-    /// A front-runner of the strong miner, strong and weak, then attackers of the strong model
-    /// (changed config, permuted units, weight noise, sharpened logits) and one model of its own
-    /// on three hotkeys (sybils), and `--label-miners`. `--miners` is ignored.
+    /// A front-runner of the strong miner, a selective miner (a model of its own served to the
+    /// first validator only), strong and weak, then attackers of the strong model (changed
+    /// config, permuted units, weight noise, sharpened logits) and one model of its own on three
+    /// hotkeys (sybils), and at most one of `--label-miners` (the funded coldkeys run out).
+    /// Three validators unless `--validators` says otherwise. `--miners` is ignored.
     Adversarial,
     /// Strong and weak (their models answer the label prompts), then label miners: careful
     /// (90%), careless (60%), random, always-a, always-tie, a shallow bot and one person's
@@ -164,6 +166,10 @@ pub enum Role {
     Noisy,
     /// The strong model with every logit × 1.25, later.
     Sharpened,
+    /// A model of its own (fine-tuned like the strong one, another seed), committed first and
+    /// served to the first validator only; the others' requests are refused. With three
+    /// validators the one it serves holds a third of the stake, under κ: 0.
+    Selective,
     /// One model of its own (fine-tuned like the weak one, another seed) on three hotkeys
     /// (1-based index): together they should earn no more than one.
     Sybil(u8),
@@ -194,8 +200,9 @@ impl Role {
     /// The model-track roles in the order `--miners` takes them.
     pub const MODEL: [Role; 4] = [Role::Strong, Role::Weak, Role::Copier, Role::Broken];
     /// The model-track roles of `--roster adversarial`.
-    pub const ADVERSARIAL: [Role; 10] = [
+    pub const ADVERSARIAL: [Role; 11] = [
         Role::FrontRunner,
+        Role::Selective,
         Role::Strong,
         Role::Weak,
         Role::ChangedConfig,
@@ -224,8 +231,9 @@ impl Role {
     ];
 
     /// Names of the roles without an index, which an extra model may not take.
-    pub const BUILT_IN_NAMES: [&'static str; 13] = [
+    pub const BUILT_IN_NAMES: [&'static str; 14] = [
         "strong",
+        "selective",
         "weak",
         "copier",
         "broken",
@@ -253,6 +261,7 @@ impl Role {
             Role::Permuted => "permuted".into(),
             Role::Noisy => "noisy".into(),
             Role::Sharpened => "sharpened".into(),
+            Role::Selective => "selective".into(),
             Role::Sybil(i) => format!("sybil{i}"),
             Role::LabelCareful => "careful".into(),
             Role::LabelCareless => "careless".into(),
@@ -356,7 +365,10 @@ pub fn roster(
     let extras = (1..=extra.len()).map(|i| Role::Extra(u8::try_from(i).unwrap_or(u8::MAX)));
     let label_miners = match kind {
         RosterKind::Labels => 0,
-        _ => label_miners,
+        // Eleven model miners leave one funded coldkey.
+        RosterKind::Adversarial => label_miners
+            .min(u8::try_from(MINER_COLDKEYS.saturating_sub(model.len())).unwrap_or(u8::MAX)),
+        RosterKind::Standard => label_miners,
     };
     let label = Role::LABEL.iter().copied().take(usize::from(label_miners));
     let extra_labelers = (1..=brought.labelers.len())
@@ -477,6 +489,7 @@ mod tests {
             names,
             [
                 "front-runner",
+                "selective",
                 "strong",
                 "weak",
                 "changed-config",
@@ -487,16 +500,16 @@ mod tests {
                 "sybil2",
                 "sybil3",
                 "label-good",
-                "label-bad",
                 "validator1",
                 "validator2"
-            ]
+            ],
+            "the two label miners asked for are clamped to the one funded coldkey left"
         );
         let coldkeys: HashSet<_> = members.iter().map(|m| m.coldkey_uri.clone()).collect();
         assert_eq!(coldkeys.len(), members.len());
         assert_eq!(members[11].coldkey_uri, "//Miner12");
         assert!(members.iter().filter(|m| m.role.commits_late()).count() == 4);
-        assert!(members[..10].iter().all(|m| m.role.is_model_miner()));
+        assert!(members[..11].iter().all(|m| m.role.is_model_miner()));
     }
 
     #[test]

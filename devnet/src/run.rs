@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,7 +22,11 @@ use crate::process::{STOP_GRACE, Service, free_port, run_command, wait_http_ok};
 use crate::progress::Progress;
 use crate::report::{self, Leaderboard, NeuronRow};
 use crate::roster::{Brought, ExtraLabeler, Labeling, Member, Role, roster};
+use crate::selective::SelectiveProxy;
 use crate::shape::Shape;
+
+/// Where the selective miner listens; its proxy holds the published address on 127.0.0.1.
+const SELECTIVE_MINER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 
 /// The dev subnet.
 const NETUID: NetUid = 1;
@@ -56,6 +61,9 @@ pub struct Summary {
     /// What each validator collected of the labels given through the printed sign-in link.
     #[serde(default)]
     pub person: Vec<PersonLabels>,
+    /// Requests of the other validators the selective miner refused (`None`: no such miner).
+    #[serde(default)]
+    pub selective_refusals: Option<u64>,
 }
 
 /// The labels of the person signed in as `you` that one validator collected (and so paid for).
@@ -120,6 +128,8 @@ struct Devnet {
     epochs_seen: u32,
     /// Services already reported as exited.
     reported_exits: Vec<String>,
+    /// The selective miner's proxy, when the roster has one.
+    selective: Option<SelectiveProxy>,
 }
 
 /// Runs a devnet as `cli` says and prints the final summary.
@@ -196,6 +206,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         last: None,
         epochs_seen: 0,
         reported_exits: Vec::new(),
+        selective: None,
     };
     println!("devnet: run directory {} (logs in logs/)", dir.display());
 
@@ -550,16 +561,25 @@ impl Devnet {
         let strong = root.join("strong");
         let weak = root.join("weak");
         let sybil = root.join("sybil");
+        let selective = root.join("selective");
         let needs_strong = roles.iter().any(|r| {
             matches!(r, Role::Strong | Role::Copier | Role::FrontRunner) || r.attack().is_some()
         });
         let needs_weak = roles.iter().any(|r| matches!(r, Role::Weak | Role::Broken));
         let needs_sybil = roles.iter().any(|r| matches!(r, Role::Sybil(_)));
+        let needs_selective = roles.contains(&Role::Selective);
         let shape = &self.shape;
         for (needed, out, steps, seed, label) in [
             (needs_strong, &strong, shape.strong_steps, "1", "strong"),
             (needs_weak, &weak, shape.weak_steps, "2", "weak"),
             (needs_sybil, &sybil, shape.weak_steps, "3", "sybils'"),
+            (
+                needs_selective,
+                &selective,
+                shape.strong_steps,
+                "4",
+                "selective miner's",
+            ),
         ] {
             if !needed {
                 continue;
@@ -612,6 +632,7 @@ impl Devnet {
                     (weak.clone(), broken)
                 }
                 Role::Sybil(_) => (sybil.clone(), sybil.clone()),
+                Role::Selective => (selective.clone(), selective.clone()),
                 Role::Extra(i) => {
                     // A copy in the run directory: the user's folder is never written to.
                     let brought = &cli.extra_models[usize::from(i) - 1].dir;
@@ -660,7 +681,17 @@ impl Devnet {
         for member in miners {
             let name = member.role.name();
             let step = self.progress.step(format!("miner {name}"));
-            let port = free_port()?.to_string();
+            let port = free_port()?;
+            // The selective miner listens on another loopback address and publishes the port
+            // on 127.0.0.1, where its proxy answers.
+            let listen_ip = match member.role {
+                Role::Selective => SELECTIVE_MINER_IP,
+                _ => Ipv4Addr::LOCALHOST,
+            };
+            if member.role == Role::Selective {
+                self.selective = Some(self.selective_proxy(port).await?);
+            }
+            let port = port.to_string();
             let wallets = self.wallets.to_string_lossy().into_owned();
             let mut args = vec![
                 "serve".to_owned(),
@@ -671,6 +702,8 @@ impl Devnet {
                 "--wallet.hotkey".into(),
                 HOTKEY.into(),
                 "--axon.ip".into(),
+                listen_ip.to_string(),
+                "--axon.external-ip".into(),
                 "127.0.0.1".into(),
                 "--axon.port".into(),
                 port.clone(),
@@ -731,6 +764,23 @@ impl Devnet {
         Ok(())
     }
 
+    /// The selective miner's proxy on 127.0.0.1:`port`, forwarding to the miner on
+    /// [`SELECTIVE_MINER_IP`] the requests of the first validator and refusing the others'.
+    async fn selective_proxy(&self, port: u16) -> anyhow::Result<SelectiveProxy> {
+        let refused = self
+            .members
+            .iter()
+            .filter(|m| m.role.is_validator() && m.role != Role::Validator(1))
+            .map(|m| m.hotkey.account_id().to_ss58())
+            .collect();
+        SelectiveProxy::start(
+            (Ipv4Addr::LOCALHOST, port).into(),
+            (SELECTIVE_MINER_IP, port).into(),
+            refused,
+        )
+        .await
+    }
+
     /// `miner labelers add you` on a label miner: a one-time sign-in link for a real person. It
     /// is a secret (anyone with it labels as "you"), so it goes to the terminal, not to a log.
     async fn person_sign_in(&self, db_url: &str, axon: &str) -> anyhow::Result<String> {
@@ -776,6 +826,9 @@ impl Devnet {
             .filter(|r| *r != Role::FrontRunner)
             .partition(|r| r.commits_late());
         let first_late = late.first().copied();
+        // The selective miner commits first: the validator it serves then holds its model as
+        // the earlier one, which a later model displaces only by beating it by the margin.
+        order.sort_by_key(|role| *role != Role::Selective);
         order.extend(late);
         for role in order {
             let Some((_, committed)) = models.get(&role) else {
@@ -1142,6 +1195,12 @@ impl Devnet {
                 );
             }
         }
+        let selective_refusals = self.selective.as_ref().map(SelectiveProxy::refusals);
+        if let Some(refusals) = selective_refusals {
+            println!(
+                "selective: served validator1 only, refused {refusals} requests of the others"
+            );
+        }
         Some(Summary {
             wall_seconds,
             epochs: self.epochs_seen,
@@ -1149,6 +1208,7 @@ impl Devnet {
             dashboard: self.dashboards.first().cloned(),
             neurons: rows,
             person,
+            selective_refusals,
         })
     }
 

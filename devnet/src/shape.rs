@@ -61,7 +61,12 @@ impl Shape {
             // labels roster's nine labelers).
             Self {
                 miners: cli.miners.unwrap_or(4),
-                validators: cli.validators.unwrap_or(2),
+                // A selective miner's attack fails only where the validator it serves holds
+                // less than κ (about half) of the stake: three of them.
+                validators: cli.validators.unwrap_or(match cli.roster {
+                    RosterKind::Adversarial => 3,
+                    _ => 2,
+                }),
                 block_time_ms: cli.block_time_ms.unwrap_or(500),
                 eval_samples: cli.eval_samples,
                 strong_steps: cli.strong_steps.unwrap_or(150),
@@ -97,6 +102,10 @@ mod tests {
         assert_eq!(toy.eval_samples, None);
         assert!(toy.strong_steps > toy.weak_steps);
         assert_eq!(shape(&["devnet", "--roster", "labels"]).label_prompts, 160);
+        // The selective miner's attack fails only against three validators or more.
+        assert_eq!(shape(&["devnet", "--roster", "adversarial"]).validators, 3);
+        let two = shape(&["devnet", "--roster", "adversarial", "--validators", "2"]);
+        assert_eq!(two.validators, 2);
     }
 
     #[test]

@@ -359,13 +359,15 @@ fn a_short_devnet_pays_each_role_what_it_earned() {
 
 #[test]
 fn an_adversarial_devnet_pays_no_copy_of_the_strong_model_and_one_sybil_at_most() {
-    // A front-runner of the strong miner's commitment, strong, weak, four copies of the strong
+    // A front-runner of the strong miner's commitment, a selective miner (its own model,
+    // committed first, served to validator1 only), strong, weak, four copies of the strong
     // model (changed config, permuted units, 3% noise, logits × 1.25), one model on three
-    // hotkeys, two validators; no label miners.
+    // hotkeys, three validators; no label miners.
     let (summary, context) = devnet_summary(&["--roster", "adversarial", "--label-miners", "0"]);
     let strong = role(&summary, "strong");
     let models = [
         "front-runner",
+        "selective",
         "weak",
         "changed-config",
         "permuted",
@@ -409,6 +411,25 @@ fn an_adversarial_devnet_pays_no_copy_of_the_strong_model_and_one_sybil_at_most(
     assert!(
         front_runner.emission_rao <= strong.emission_rao / 100,
         "front-runner\n{context}"
+    );
+    // validator1 fetched and scored its model (the table's scores are validator1's); the two
+    // others were refused, and one validator's third of the stake is under κ.
+    let selective = role(&summary, "selective");
+    assert_eq!(
+        selective.outcome.as_deref(),
+        Some("ok"),
+        "selective\n{context}"
+    );
+    assert!(
+        summary.selective_refusals.is_some_and(|n| n > 0),
+        "the other validators never asked the selective miner\n{context}"
+    );
+    assert!(
+        selective.incentive <= 0.01 * strong.incentive
+            && selective.emission_rao <= strong.emission_rao / 100,
+        "selective earns {} against strong {}\n{context}",
+        selective.incentive,
+        strong.incentive
     );
     let sybils: Vec<&NeuronRow> = ["sybil1", "sybil2", "sybil3"]
         .iter()
