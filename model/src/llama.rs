@@ -700,6 +700,48 @@ mod tests {
         }
     }
 
+    /// Every weight of `model`, by HF name.
+    fn weights(model: &Llama<B>) -> Vec<(String, Vec<f32>)> {
+        crate::io::hf_state_dict(model)
+            .unwrap()
+            .into_iter()
+            .map(|(name, (values, _))| (name, values))
+            .collect()
+    }
+
+    #[test]
+    fn a_seeded_draw_is_the_same_whatever_other_threads_draw_meanwhile() {
+        let config = tiny(false);
+        let alone = |seed| weights(&config.init_seeded::<B>(&Default::default(), seed));
+        let (three, four) = (alone(3), alone(4));
+        assert_ne!(three, four);
+        // Four threads drawing seeds 3 and 4 in turn: without the draw lock a thread's
+        // parameters take numbers that another thread's seed put in the backend's one RNG.
+        let drawn: Vec<Vec<_>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4u64)
+                .map(|t| {
+                    let config = config.clone();
+                    scope.spawn(move || {
+                        (0..8u64)
+                            .map(|i| {
+                                let seed = 3 + (t + i) % 2;
+                                (
+                                    seed,
+                                    weights(&config.init_seeded::<B>(&Default::default(), seed)),
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (seed, got) in drawn.into_iter().flatten() {
+            let expected = if seed == 3 { &three } else { &four };
+            assert!(got == *expected, "seed {seed}");
+        }
+    }
+
     fn ids(rows: &[&[i64]]) -> Tensor<B, 2, Int> {
         let seq = rows[0].len();
         let flat: Vec<i64> = rows.iter().flat_map(|r| r.iter().copied()).collect();
