@@ -48,6 +48,7 @@ pub fn exp_nonpositive(x: f32) -> f32 {
 }
 
 /// `Σ exp(β·(row[v] − max))` over the row, in a fixed order.
+#[inline(always)]
 fn scaled_exp_sum(row: &[f32], max: f32, beta: f32) -> f32 {
     let mut partial = [0.0f32; LANES];
     let mut chunks = row.chunks_exact(LANES);
@@ -81,21 +82,51 @@ pub fn log_probs_grid(logits: &[f32], vocab: usize, targets: &[usize], betas: &[
         "logits must be rows × vocab"
     );
     let mut out = vec![0.0f32; targets.len() * betas.len()];
+    let arch = pulp::Arch::new();
     out.par_chunks_mut(betas.len().max(1))
         .zip(logits.par_chunks(vocab.max(1)))
         .zip(targets.par_iter())
         .for_each(|((out, row), &target)| {
-            if !row.iter().all(|v| v.is_finite()) {
-                out.fill(f32::NAN);
-                return;
-            }
-            let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let shifted_target = row[target] - max;
-            for (value, &beta) in out.iter_mut().zip(betas) {
-                *value = beta * shifted_target - scaled_exp_sum(row, max, beta).ln();
-            }
+            arch.dispatch(RowGrid {
+                out,
+                row,
+                target,
+                betas,
+            });
         });
     out
+}
+
+/// One row of [`log_probs_grid`], compiled for the widest SIMD the CPU has (pulp picks it at run
+/// time; the sums keep their fixed order, so the bits do not depend on the width).
+struct RowGrid<'a> {
+    out: &'a mut [f32],
+    row: &'a [f32],
+    target: usize,
+    betas: &'a [f32],
+}
+
+impl pulp::WithSimd for RowGrid<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        let Self {
+            out,
+            row,
+            target,
+            betas,
+        } = self;
+        if !row.iter().all(|v| v.is_finite()) {
+            out.fill(f32::NAN);
+            return;
+        }
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let shifted_target = row[target] - max;
+        for (value, &beta) in out.iter_mut().zip(betas) {
+            *value = beta * shifted_target - scaled_exp_sum(row, max, beta).ln();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -166,6 +197,24 @@ mod tests {
             .install(|| log_probs_grid(&logits, vocab, &targets, &betas));
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&one_thread), bits(&grid));
+        // Compiled for the baseline CPU instead of the widest SIMD found at run time: the same
+        // bits (checked where it matters with `cargo test --release`; debug builds do not
+        // vectorise either path).
+        let mut baseline = vec![0.0f32; grid.len()];
+        for ((out, row), &target) in baseline
+            .chunks_mut(betas.len())
+            .zip(logits.chunks(vocab))
+            .zip(&targets)
+        {
+            let row_grid = RowGrid {
+                out,
+                row,
+                target,
+                betas: &betas,
+            };
+            pulp::WithSimd::with_simd(row_grid, pulp::Scalar::new());
+        }
+        assert_eq!(bits(&baseline), bits(&grid));
     }
 
     #[test]
