@@ -684,13 +684,12 @@ impl Devnet {
             let port = free_port()?;
             // The selective miner listens on another loopback address and publishes the port
             // on 127.0.0.1, where its proxy answers.
-            let listen_ip = match member.role {
-                Role::Selective => SELECTIVE_MINER_IP,
-                _ => Ipv4Addr::LOCALHOST,
-            };
-            if member.role == Role::Selective {
+            let listen_ip = if member.role == Role::Selective {
                 self.selective = Some(self.selective_proxy(port).await?);
-            }
+                SELECTIVE_MINER_IP
+            } else {
+                Ipv4Addr::LOCALHOST
+            };
             let port = port.to_string();
             let wallets = self.wallets.to_string_lossy().into_owned();
             let mut args = vec![
