@@ -9,14 +9,18 @@
 //!
 //! Options: `--competition FILE` (required: its task mix and chat format), `--tasks N` tasks
 //! drawn from `--seed S` (a number; default 0 tasks), `--ask TEXT` (repeatable), `--new N` most
-//! new tokens per answer (default 48). Prints each answer, then per model the share of tasks
-//! answered exactly right (`TaskKind::check`) by kind.
+//! new tokens per answer (default 48), `--open N` open instructions (`tasks::open`) drawn from the
+//! same seed, answered within `--open-new N` tokens (default 128) and scored by the share of their
+//! constraints kept. Prints each answer, then per model the share of tasks answered exactly right
+//! (`TaskKind::check`) by kind, and the open instructions' mean score and time.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::{Context, bail};
 use subnet_model::competition::Competition;
+use subnet_model::follow::follow;
 use subnet_model::generate::{GenerateOptions, generate};
 use subnet_model::io::load_artifact;
 use subnet_model::tasks::{self, TaskKind};
@@ -26,6 +30,7 @@ type B = subnet_model::backend::Cpu;
 
 fn main() -> anyhow::Result<()> {
     let (mut competition, mut n_tasks, mut seed, mut new) = (None, 0usize, 0u64, 48usize);
+    let (mut n_open, mut open_new) = (0usize, 128usize);
     let (mut questions, mut models) = (Vec::new(), Vec::new());
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -36,6 +41,8 @@ fn main() -> anyhow::Result<()> {
             "--seed" => seed = value()?.parse().context("--seed")?,
             "--ask" => questions.push(value()?),
             "--new" => new = value()?.parse().context("--new")?,
+            "--open" => n_open = value()?.parse().context("--open")?,
+            "--open-new" => open_new = value()?.parse().context("--open-new")?,
             flag if flag.starts_with("--") => bail!("unknown option `{flag}`"),
             dir => models.push(PathBuf::from(dir)),
         }
@@ -50,6 +57,8 @@ fn main() -> anyhow::Result<()> {
     let mut seed_bytes = [0u8; 32];
     seed_bytes[..8].copy_from_slice(&seed.to_le_bytes());
     let examples = tasks::generate(seed_bytes, &competition.tasks, n_tasks);
+    let open_tasks = tasks::open::generate(seed_bytes, n_open);
+    let mut open_tally: Vec<(f64, usize, usize, f64)> = Vec::new();
     let device = Default::default();
     let mut tally: Vec<BTreeMap<TaskKind, (usize, usize)>> = Vec::new();
     for dir in &models {
@@ -89,6 +98,22 @@ fn main() -> anyhow::Result<()> {
             );
         }
         tally.push(counts);
+        let started = Instant::now();
+        let followed = follow(&model, &tokenizer, &competition, &open_tasks, open_new)?;
+        let secs = started.elapsed().as_secs_f64();
+        for (task, answer) in open_tasks.iter().zip(&followed) {
+            println!(
+                "[{:.2}{}] {}\n  {}",
+                answer.score,
+                if answer.finished { "" } else { ", cut off" },
+                task.prompt,
+                answer.answer.replace('\n', "\n  ")
+            );
+        }
+        let total: f64 = followed.iter().map(|f| f.score).sum();
+        let all_kept = followed.iter().filter(|f| f.score == 1.0).count();
+        let tokens: usize = followed.iter().map(|f| f.tokens).sum();
+        open_tally.push((total, all_kept, tokens, secs));
     }
     println!("\nexact match by kind:");
     for (dir, counts) in models.iter().zip(&tally) {
@@ -100,6 +125,17 @@ fn main() -> anyhow::Result<()> {
             .map(|(kind, (r, a))| format!("{kind} {r}/{a}"))
             .collect();
         println!("{}: {right}/{all} ({})", dir.display(), by_kind.join(", "));
+    }
+    if n_open > 0 {
+        println!("\nopen instructions ({n_open}, at most {open_new} new tokens each):");
+        for (dir, (total, all_kept, tokens, secs)) in models.iter().zip(&open_tally) {
+            println!(
+                "{}: mean score {:.3}, every constraint kept {all_kept}/{n_open}, {tokens} tokens \
+                 in {secs:.1} s",
+                dir.display(),
+                total / n_open as f64
+            );
+        }
     }
     Ok(())
 }

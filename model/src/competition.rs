@@ -71,6 +71,8 @@ pub enum SampleSetError {
 pub const TASKS_PURPOSE: &str = "model-eval/tasks";
 /// [`derive_seed`] purpose of the dataset part of an epoch's samples.
 pub const DATASET_PURPOSE: &str = "model-eval/dataset";
+/// [`derive_seed`] purpose of an epoch's open instructions (`[open]`).
+pub const OPEN_PURPOSE: &str = "model-eval/open";
 
 /// A model architecture dimension above its competition bound.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -197,6 +199,22 @@ impl DethroneRule {
     pub fn is_valid(&self) -> bool {
         (0.0..1.0).contains(&self.margin) && self.p_value > 0.0 && self.p_value <= 0.5
     }
+}
+
+/// Open instructions scored by generation (`[open]`; [`crate::tasks::open`], [`crate::follow`]):
+/// each epoch every model answers `samples` of them greedily, and each answer scores the share
+/// of its constraints kept.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenSettings {
+    /// Instructions per epoch, drawn from the epoch's seed; every model answers the same ones.
+    pub samples: usize,
+    /// Most tokens per answer; an answer not finished within them keeps no constraint.
+    pub max_new_tokens: usize,
+    /// A model wins a following contest when its mean share of constraints kept is higher by
+    /// this much (absolute: 0.05 is five points) under the paired one-sided t-test at
+    /// `dethrone.p_value`, whichever of the two committed first.
+    pub margin: f64,
 }
 
 /// When a later model is a copy of an earlier one (`docs/scoring.md`, step 2;
@@ -342,6 +360,9 @@ pub struct Competition {
     /// The base model entries must beat (none: the earliest entry holds that place).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<BasePin>,
+    /// Open instructions scored by generation (none: the model track is scored by loss alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenSettings>,
 }
 
 impl Competition {
@@ -563,6 +584,32 @@ impl Competition {
                 format!("{:?} must be 64 lowercase hex digits", base.manifest_sha256),
             );
         }
+        if let Some(open) = &self.open {
+            if !self.eval.chat {
+                return invalid(
+                    "open",
+                    "open instructions are put to chat models: set eval.chat = true".into(),
+                );
+            }
+            if !(1..=MAX_OPEN_SAMPLES).contains(&open.samples) {
+                return invalid(
+                    "open.samples",
+                    format!("{} must be in 1..={MAX_OPEN_SAMPLES}", open.samples),
+                );
+            }
+            if !(1..=MAX_OPEN_NEW_TOKENS).contains(&open.max_new_tokens) {
+                return invalid(
+                    "open.max_new_tokens",
+                    format!(
+                        "{} must be in 1..={MAX_OPEN_NEW_TOKENS}",
+                        open.max_new_tokens
+                    ),
+                );
+            }
+            if !(open.margin.is_finite() && (0.0..1.0).contains(&open.margin)) {
+                return invalid("open.margin", format!("{} must be in 0..1", open.margin));
+            }
+        }
         let s = &self.shares;
         for (field, share) in [("shares.model", s.model), ("shares.labels", s.labels)] {
             if !(share.is_finite() && (0.0..=1.0).contains(&share)) {
@@ -579,7 +626,20 @@ impl Competition {
     }
 }
 
+/// Most open instructions per epoch (each costs every validator a generation per model).
+pub const MAX_OPEN_SAMPLES: usize = 256;
+/// Most tokens per open answer.
+pub const MAX_OPEN_NEW_TOKENS: usize = 1024;
+
 impl Competition {
+    /// The epoch's open instructions: `open.samples` tasks from `derive_seed(seed, OPEN_PURPOSE)`,
+    /// none when the competition has no `[open]`.
+    pub fn open_tasks(&self, seed: [u8; 32]) -> Vec<crate::tasks::open::OpenTask> {
+        self.open.map_or_else(Vec::new, |open| {
+            crate::tasks::open::generate(derive_seed(seed, OPEN_PURPOSE), open.samples)
+        })
+    }
+
     /// How many samples [`Self::eval_samples`] builds: the generated tasks, then the dataset's
     /// (drawn with repeats, so always its full count).
     pub fn sample_count(&self) -> usize {
@@ -890,6 +950,44 @@ mod tests {
         let mut c = base;
         c.architecture.max_layers = 0;
         assert_invalid(&c, "architecture.max_layers");
+    }
+
+    #[test]
+    fn open_instructions_are_validated_and_drawn_from_their_own_seed() {
+        let smol = Competition::from_toml(include_str!("../../competitions/smollm2-135m.toml"))
+            .expect("the SmolLM2 competition");
+        let open = smol.open.expect("it scores open instructions");
+        assert_eq!((open.samples, open.max_new_tokens), (16, 96));
+        let seed = [9; 32];
+        let tasks = smol.open_tasks(seed);
+        assert_eq!(tasks.len(), 16);
+        assert_eq!(tasks, smol.open_tasks(seed));
+        assert_eq!(
+            tasks,
+            crate::tasks::open::generate(derive_seed(seed, OPEN_PURPOSE), 16)
+        );
+        assert!(default_competition().open_tasks(seed).is_empty());
+
+        for (edit, field) in [
+            ((0, 96, 0.05), "open.samples"),
+            ((MAX_OPEN_SAMPLES + 1, 96, 0.05), "open.samples"),
+            ((16, 0, 0.05), "open.max_new_tokens"),
+            ((16, 96, 1.0), "open.margin"),
+            ((16, 96, f64::NAN), "open.margin"),
+        ] {
+            let mut c = smol.clone();
+            let (samples, max_new_tokens, margin) = edit;
+            c.open = Some(OpenSettings {
+                samples,
+                max_new_tokens,
+                margin,
+            });
+            assert_invalid(&c, field);
+        }
+        // Open instructions are put as conversations: a raw-text competition cannot have them.
+        let mut c = default_competition();
+        c.open = smol.open;
+        assert_invalid(&c, "open");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! | [`config`] | [`LlamaConfig`](config::LlamaConfig): HF `config.json` read, validated and written |
 //! | [`data`] | JSONL datasets (`{prompt, completion}` or `{input_ids, completion_start}`), limits, seeded sampling |
 //! | [`eval`] | per-sample loss: mean cross-entropy over completion tokens, batched with right padding; temperature fitting |
+//! | [`follow`] | instruction following by generation: greedy answers to open tasks, checked against their constraints |
 //! | [`fused`] | the decoder's steps between matrix products as one host pass each, for the CPU backend |
 //! | [`gguf`] | llama.cpp's GGUF container: header, metadata, tensor table (bounded), de-quantization to f32 |
 //! | [`generate`] | greedy or seeded sampling continuation of a prompt (`/v1/generate`, spot-checks) |
@@ -26,6 +27,7 @@ pub mod competition;
 pub mod config;
 pub mod data;
 pub mod eval;
+pub mod follow;
 pub mod fused;
 pub mod generate;
 pub mod gguf;

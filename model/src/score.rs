@@ -16,8 +16,12 @@
 //!    later commit (block, then uid) wins only if it beats the earlier one's mean by
 //!    the competition's [`DethroneRule::margin`] under a paired one-sided t-test at
 //!    [`DethroneRule::p_value`] ([`later_displaces`]); otherwise the earlier one wins. A NaN loss
-//!    counts as +∞. A model's `defeats` are the contests it lost; `win_rate = contests won /
-//!    (k − 1)` over the `k` eligible models (a model alone has 1) is kept for display.
+//!    counts as +∞. When the competition scores open instructions by generation (`[open]`),
+//!    each pair also holds a **following contest** on the per-task share of constraints kept
+//!    ([`crate::follow`]): the model whose mean is higher by `following_margin` under the same
+//!    paired test wins it, whichever committed first; otherwise nobody loses it. A model's
+//!    `defeats` are the contests it lost; `win_rate = contests won / contests held` (a model
+//!    alone has 1) is kept for display.
 //! 3. **Score.** `score = softmax(−defeats / T)` over eligible models, so scores sum to 1. Each
 //!    defeat divides a model's weight by `e^(1/T)` whatever the size of the field: a copy that
 //!    loses only to its original earns `e^(−1/T)` of it (0.7% at `T = 0.2`) in a field of 3 or
@@ -86,6 +90,14 @@ pub enum ScoreError {
         /// The base's count.
         got: usize,
     },
+    /// An eligible entry's following shares are not one per task within `[0, 1]`.
+    #[error("uid {uid} has bad following shares: {reason}")]
+    BadFollowing {
+        /// The entry's uid.
+        uid: u16,
+        /// What is wrong.
+        reason: String,
+    },
     /// The temperature is not a finite positive number.
     #[error("temperature {temperature} must be finite and > 0")]
     InvalidTemperature {
@@ -122,6 +134,10 @@ pub struct ModelEntry {
     pub evaluation: Evaluation,
     /// Set by near-duplicate detection: this model copies the model of that uid.
     pub copy_of: Option<u16>,
+    /// Per open instruction, the share of its constraints the model's answer kept (in the
+    /// shared task order), when the competition scores open instructions (`[open]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub following: Option<Vec<f64>>,
 }
 
 /// Scoring parameters, from the competition file.
@@ -131,6 +147,9 @@ pub struct ScoreParams {
     pub dethrone: DethroneRule,
     /// Softmax temperature `T`.
     pub temperature: f64,
+    /// Margin of the following contests (absolute, in share of constraints kept); used only for
+    /// entries that carry [`ModelEntry::following`].
+    pub following_margin: f64,
 }
 
 impl ScoreParams {
@@ -139,6 +158,7 @@ impl ScoreParams {
         ScoreParams {
             dethrone: competition.dethrone,
             temperature: competition.temperature,
+            following_margin: competition.open.map_or(0.0, |open| open.margin),
         }
     }
 }
@@ -237,24 +257,30 @@ pub fn score_models_over_base(
         gate_on_base(entries, &mut statuses, base, params)?;
     }
     // Eligible entries in uid order, with NaN losses mapped to +∞.
-    let mut eligible: Vec<(u16, u64, Vec<f64>)> = Vec::new();
+    let mut eligible: Vec<Contender> = Vec::new();
     for (entry, status) in entries.iter().zip(&statuses) {
         if let (Status::Scored, Evaluation::Losses(losses)) = (status, &entry.evaluation) {
-            eligible.push((entry.uid, entry.commit_block, finite_or_infinite(losses)));
+            eligible.push(Contender {
+                uid: entry.uid,
+                block: entry.commit_block,
+                losses: finite_or_infinite(losses),
+                following: entry.following.clone(),
+            });
         }
     }
-    eligible.sort_by_key(|&(uid, _, _)| uid);
+    eligible.sort_by_key(|c| c.uid);
     validate_losses(&eligible)?;
+    validate_following(&eligible)?;
 
-    let defeats = defeats(&eligible, params);
-    let k = eligible.len();
+    let (defeats, held) = contests(&eligible, params);
     let win_rates: Vec<f64> = defeats
         .iter()
-        .map(|&d| {
-            if k <= 1 {
+        .zip(&held)
+        .map(|(&d, &h)| {
+            if h == 0 {
                 1.0
             } else {
-                f64::from(k as u32 - 1 - d) / (k - 1) as f64
+                f64::from(h - d) / f64::from(h)
             }
         })
         .collect();
@@ -263,7 +289,7 @@ pub fn score_models_over_base(
     let by_uid: BTreeMap<u16, (f64, f64)> = eligible
         .iter()
         .zip(win_rates.iter().zip(&scores))
-        .map(|((uid, _, _), (&win_rate, &score))| (*uid, (win_rate, score)))
+        .map(|(contender, (&win_rate, &score))| (contender.uid, (win_rate, score)))
         .collect();
 
     Ok(entries
@@ -351,12 +377,22 @@ fn eligibility(entries: &[ModelEntry]) -> Vec<Status> {
         .collect()
 }
 
+/// An eligible model as the contests see it.
+struct Contender {
+    uid: u16,
+    block: u64,
+    /// Per-sample losses, NaN mapped to +∞.
+    losses: Vec<f64>,
+    /// Per open instruction, the share of constraints kept.
+    following: Option<Vec<f64>>,
+}
+
 /// All eligible entries need the same, non-zero number of non-negative losses.
-fn validate_losses(eligible: &[(u16, u64, Vec<f64>)]) -> Result<(), ScoreError> {
-    let Some((_, _, first)) = eligible.first() else {
+fn validate_losses(eligible: &[Contender]) -> Result<(), ScoreError> {
+    let Some(Contender { losses: first, .. }) = eligible.first() else {
         return Ok(());
     };
-    for (uid, _, losses) in eligible {
+    for Contender { uid, losses, .. } in eligible {
         if losses.is_empty() {
             return Err(ScoreError::NoSamples { uid: *uid });
         }
@@ -378,33 +414,85 @@ fn validate_losses(eligible: &[(u16, u64, Vec<f64>)]) -> Result<(), ScoreError> 
     Ok(())
 }
 
-/// Step 2: how many contests each eligible model lost, in the order given.
-fn defeats(eligible: &[(u16, u64, Vec<f64>)], params: &ScoreParams) -> Vec<u32> {
-    let k = eligible.len();
-    if k <= 1 {
-        return vec![0; k];
+/// Following shares, where entries carry them, are one per task (the same count for all) and
+/// within `[0, 1]`.
+fn validate_following(eligible: &[Contender]) -> Result<(), ScoreError> {
+    let mut count = None;
+    for contender in eligible {
+        let Some(following) = &contender.following else {
+            continue;
+        };
+        let expected = *count.get_or_insert(following.len());
+        if following.len() != expected || following.is_empty() {
+            return Err(ScoreError::BadFollowing {
+                uid: contender.uid,
+                reason: format!(
+                    "{} shares, expected {expected} (at least 1)",
+                    following.len()
+                ),
+            });
+        }
+        if let Some(bad) = following.iter().find(|f| !(0.0..=1.0).contains(*f)) {
+            return Err(ScoreError::BadFollowing {
+                uid: contender.uid,
+                reason: format!("share {bad} is outside [0, 1]"),
+            });
+        }
     }
-    let critical = critical_t(eligible[0].2.len(), params.dethrone.p_value);
+    Ok(())
+}
+
+/// Step 2: how many contests each eligible model lost and how many it took part in, in the
+/// order given. Every pair holds a loss contest, which one of them loses (the later unless it
+/// displaces the earlier); a pair that both carry following shares also holds a following
+/// contest, which a model loses only when the other keeps significantly more constraints (by
+/// `following_margin` under the same paired test), whichever committed first: neither loses a
+/// tie.
+fn contests(eligible: &[Contender], params: &ScoreParams) -> (Vec<u32>, Vec<u32>) {
+    let k = eligible.len();
     let mut defeats = vec![0u32; k];
+    let mut held = vec![0u32; k];
+    if k <= 1 {
+        return (defeats, held);
+    }
+    let p_value = params.dethrone.p_value;
+    let critical = critical_t(eligible[0].losses.len(), p_value);
     for i in 0..k {
         for j in i + 1..k {
-            let (uid_i, block_i, _) = &eligible[i];
-            let (uid_j, block_j, _) = &eligible[j];
-            let (earlier, later) = if (block_i, uid_i) < (block_j, uid_j) {
+            let (a, b) = (&eligible[i], &eligible[j]);
+            let (earlier, later) = if (a.block, a.uid) < (b.block, b.uid) {
                 (i, j)
             } else {
                 (j, i)
             };
-            let (e, l) = (&eligible[earlier].2, &eligible[later].2);
-            let loser = if later_displaces(e, l, params.dethrone.margin, critical) {
+            let (e, l) = (&eligible[earlier], &eligible[later]);
+            let loser = if later_displaces(&e.losses, &l.losses, params.dethrone.margin, critical) {
                 earlier
             } else {
                 later
             };
             defeats[loser] += 1;
+            held[i] += 1;
+            held[j] += 1;
+            if let (Some(fe), Some(fl)) = (&e.following, &l.following) {
+                let critical = critical_t(fe.len(), p_value);
+                let margin = params.following_margin;
+                let loser = if exceeds(fl, fe, margin, critical) {
+                    Some(earlier)
+                } else if exceeds(fe, fl, margin, critical) {
+                    Some(later)
+                } else {
+                    None
+                };
+                if let Some(loser) = loser {
+                    defeats[loser] += 1;
+                    held[i] += 1;
+                    held[j] += 1;
+                }
+            }
         }
     }
-    defeats
+    (defeats, held)
 }
 
 /// True when the later model (per-sample losses `later`) displaces the earlier one (`earlier`,
@@ -423,13 +511,20 @@ pub fn later_displaces(earlier: &[f64], later: &[f64], margin: f64, critical: f6
     if n == 0 {
         return false;
     }
+    let required = margin * earlier[..n].iter().sum::<f64>() / n as f64;
+    exceeds(&earlier[..n], &later[..n], required, critical)
+}
+
+/// True when `higher` is above `lower` by more than `by`, significantly: over the paired values
+/// (the shorter length), the mean of `higher_s − lower_s − by` is positive and its t statistic
+/// `mean / (sd / √n)` exceeds `critical`; with one pair, or no spread, a positive mean suffices.
+fn exceeds(higher: &[f64], lower: &[f64], by: f64, critical: f64) -> bool {
+    let n = higher.len().min(lower.len());
+    if n == 0 {
+        return false;
+    }
     let count = n as f64;
-    let required = margin * earlier[..n].iter().sum::<f64>() / count;
-    let excess: Vec<f64> = earlier
-        .iter()
-        .zip(later)
-        .map(|(e, l)| e - l - required)
-        .collect();
+    let excess: Vec<f64> = higher.iter().zip(lower).map(|(h, l)| h - l - by).collect();
     let mean = excess.iter().sum::<f64>() / count;
     if mean <= 0.0 {
         return false;
@@ -536,6 +631,7 @@ mod tests {
                 p_value: 0.01,
             },
             temperature: 0.2,
+            following_margin: 0.05,
         }
     }
 
@@ -547,7 +643,13 @@ mod tests {
             manifest_sha256: [uid as u8; 32],
             evaluation: Evaluation::Losses(losses.to_vec()),
             copy_of: None,
+            following: None,
         }
+    }
+
+    fn following(mut entry: ModelEntry, shares: &[f64]) -> ModelEntry {
+        entry.following = Some(shares.to_vec());
+        entry
     }
 
     fn assert_close(got: f64, want: f64) {
@@ -870,6 +972,115 @@ mod tests {
         let p = ScoreParams::new(&competition);
         assert_eq!(p.dethrone, competition.dethrone);
         assert_eq!(p.temperature, competition.temperature);
+        assert_eq!(p.following_margin, 0.0, "no [open]");
+    }
+
+    /// Eight open tasks: `LOW` keeps half the constraints of most, `HIGH` all of most.
+    const LOW: [f64; 8] = [0.5, 0.5, 0.0, 0.5, 1.0, 0.5, 0.0, 0.5];
+    const HIGH: [f64; 8] = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 1.0];
+
+    #[test]
+    fn a_model_that_keeps_significantly_more_constraints_wins_the_following_contest_either_way() {
+        // Equal losses: the later model loses the loss contest (ties go to the earlier one)...
+        let a = following(entry(0, 900, &A), &LOW);
+        let b = following(entry(1, 950, &A), &HIGH);
+        let scores = score_models(&[a.clone(), b.clone()], &params()).unwrap();
+        // ...and wins the following contest: one defeat each, equal shares.
+        assert_close(scores[0].score, 0.5);
+        assert_close(scores[1].score, 0.5);
+        assert_close(scores[0].win_rate, 0.5);
+        // The earlier one can win a following contest too: the later B' displaces on loss but
+        // follows worse, so each has one defeat.
+        let a = following(entry(0, 900, &A), &HIGH);
+        let b = following(entry(1, 950, &B), &LOW);
+        let scores = score_models(&[a, b], &params()).unwrap();
+        assert_close(scores[0].score, 0.5);
+        // Better on both: the later model takes both contests.
+        let a = following(entry(0, 900, &A), &LOW);
+        let b = following(entry(1, 950, &B), &HIGH);
+        let scores = score_models(&[a, b], &params()).unwrap();
+        assert_close(scores[1].score, 1.0 / (1.0 + (-2.0f64 / 0.2).exp()));
+        assert_eq!(scores[1].win_rate, 1.0);
+        assert_eq!(scores[0].win_rate, 0.0);
+    }
+
+    #[test]
+    fn equal_or_insignificant_following_changes_nothing() {
+        // A sharpened or permuted copy answers greedily exactly as its original: equal shares
+        // hold no following contest, so the loss contest alone decides, as without [open].
+        let plain = score_models(&[entry(0, 900, &A), entry(1, 950, &B)], &params()).unwrap();
+        let same = score_models(
+            &[
+                following(entry(0, 900, &A), &LOW),
+                following(entry(1, 950, &B), &LOW),
+            ],
+            &params(),
+        )
+        .unwrap();
+        assert_eq!(plain, same);
+        // One task better by chance is not significant at p = 0.01 over 8 tasks.
+        let mut lucky = LOW;
+        lucky[2] = 1.0;
+        let noisy = score_models(
+            &[
+                following(entry(0, 900, &A), &LOW),
+                following(entry(1, 950, &B), &lucky),
+            ],
+            &params(),
+        )
+        .unwrap();
+        assert_eq!(plain, noisy);
+        // Better by less than the margin on every task: no contest either.
+        let lower: Vec<f64> = LOW.iter().map(|f| f * 0.9).collect();
+        let slightly: Vec<f64> = lower.iter().map(|f| f + 0.04).collect();
+        let within = score_models(
+            &[
+                following(entry(0, 900, &A), &slightly),
+                following(entry(1, 950, &B), &lower),
+            ],
+            &params(),
+        )
+        .unwrap();
+        assert_eq!(plain, within);
+    }
+
+    #[test]
+    fn following_shares_must_be_one_per_task_within_zero_and_one() {
+        let bad = |shares: &[f64], other: &[f64]| {
+            score_models(
+                &[
+                    following(entry(0, 900, &A), other),
+                    following(entry(1, 950, &B), shares),
+                ],
+                &params(),
+            )
+        };
+        assert!(matches!(
+            bad(&LOW[..7], &LOW),
+            Err(ScoreError::BadFollowing { uid: 1, .. })
+        ));
+        assert!(matches!(
+            bad(&[1.5; 8], &LOW),
+            Err(ScoreError::BadFollowing { uid: 1, .. })
+        ));
+        assert!(matches!(
+            bad(&[f64::NAN; 8], &LOW),
+            Err(ScoreError::BadFollowing { uid: 1, .. })
+        ));
+        assert!(matches!(
+            bad(&[], &[]),
+            Err(ScoreError::BadFollowing { .. })
+        ));
+        // An entry without shares holds no following contest (and is not an error).
+        let mixed = score_models(
+            &[following(entry(0, 900, &A), &HIGH), entry(1, 950, &B)],
+            &params(),
+        )
+        .unwrap();
+        assert_eq!(
+            mixed,
+            score_models(&[entry(0, 900, &A), entry(1, 950, &B)], &params()).unwrap()
+        );
     }
 
     #[test]

@@ -60,6 +60,23 @@ pub struct EvalReport {
     pub inverse_temperature: f64,
     /// One entry per sample, in input order.
     pub samples: Vec<SampleReport>,
+    /// The answers to the competition's open instructions (`[open]`, with `--seed`), in task
+    /// order; empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub following: Vec<FollowReport>,
+}
+
+/// One open instruction's result in [`EvalReport`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FollowReport {
+    /// The instruction.
+    pub prompt: String,
+    /// The model's greedy answer.
+    pub answer: String,
+    /// Whether the answer ended within the token budget.
+    pub finished: bool,
+    /// The share of the instruction's constraints the answer kept (0 when cut off).
+    pub score: f64,
 }
 
 /// One sample's result in [`EvalReport`].
@@ -116,6 +133,7 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
         tracing::warn!(%reason, "validators of this competition would score this model 0 (bad_model)");
     }
 
+    let mut open_tasks = Vec::new();
     let samples = match (&args.data, &args.seed) {
         (Some(path), None) => {
             let dataset = Dataset::load(path, &Limits::default())
@@ -144,6 +162,7 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
+            open_tasks = rules.open_tasks(seed);
             rules
                 .eval_samples(seed, &tokenizer, dataset.as_ref())
                 .context("building the seeded samples")?
@@ -167,13 +186,24 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
         batch_size: args.batch,
         skip_eval: false,
         spot: None,
+        open: (!open_tasks.is_empty()).then(|| Arc::new(open_tasks.clone())),
     };
     let output = device
         .run(job)
         .with_context(|| format!("--model {}", model_dir.display()))?;
     let elapsed = started.elapsed();
     let fitted = output.fitted.context("the evaluation returned no losses")?;
-    let report = report(&fitted);
+    let mut report = report(&fitted);
+    report.following = open_tasks
+        .iter()
+        .zip(output.following.unwrap_or_default())
+        .map(|(task, answer)| FollowReport {
+            prompt: task.prompt.clone(),
+            answer: answer.answer,
+            finished: answer.finished,
+            score: answer.score,
+        })
+        .collect();
     if args.json {
         serde_json::to_writer(&mut *out, &report).context("writing the JSON report")?;
         writeln!(out)?;
@@ -192,6 +222,7 @@ pub fn report(fitted: &FittedEval) -> EvalReport {
         mean_loss: mean_of(&fitted.unfitted),
         fitted_mean_loss: mean_of(&fitted.losses),
         inverse_temperature: fitted.inverse_temperature,
+        following: Vec::new(),
         samples: fitted
             .unfitted
             .iter()
@@ -233,6 +264,17 @@ fn write_summary(
         report.fitted_mean_loss, report.inverse_temperature
     )?;
     writeln!(out, "min / max  {min:.6} / {max:.6}")?;
+    if !report.following.is_empty() {
+        let n = report.following.len();
+        let mean = report.following.iter().map(|f| f.score).sum::<f64>() / n as f64;
+        let all = report.following.iter().filter(|f| f.score == 1.0).count();
+        let cut = report.following.iter().filter(|f| !f.finished).count();
+        writeln!(
+            out,
+            "following  {mean:.3} of the constraints kept on average over {n} open instructions \
+             ({all} kept them all, {cut} cut off by the token budget)"
+        )?;
+    }
     writeln!(out, "time       {:.2} s", elapsed.as_secs_f64())
 }
 

@@ -348,6 +348,7 @@ fn miner_eval(row: &ModelEvalRecord) -> MinerEval {
         .unwrap_or(Outcome::InternalError);
     let evaluated = |copy_of: Option<u16>, spot_check: Option<SpotCheck>| Stage::Evaluated {
         losses: row.sample_losses.clone(),
+        following: (!row.following.is_empty()).then(|| row.following.clone()),
         cached: false,
         copy_of,
         spot_check,

@@ -41,8 +41,10 @@ use subnet_model::backend::Selected;
 use subnet_model::competition::Competition;
 use subnet_model::config::LlamaConfig;
 use subnet_model::eval::{FittedEval, Sample};
+use subnet_model::follow::Followed;
 use subnet_model::generate::{GreedyAnswer, GreedyVerdict};
 use subnet_model::similarity::WeightSketch;
+use subnet_model::tasks::open::OpenTask;
 
 use crate::artifacts::{self, CachedArtifact, FetchError};
 use crate::db::{self, JobState, TakenJob};
@@ -82,6 +84,9 @@ pub struct QueuedEval {
     pub skip_eval: bool,
     /// A spot-check answer to verify.
     pub spot: Option<GreedyAnswer>,
+    /// The epoch's open instructions to answer, when the competition has them.
+    #[serde(default)]
+    pub open: Option<Vec<OpenTask>>,
 }
 
 /// What a worker wrote back.
@@ -108,6 +113,9 @@ pub struct WorkerOutput {
     pub fitted: Option<FittedEval>,
     /// The spot-check verdict.
     pub spot: Option<GreedyVerdict>,
+    /// The answers to the open instructions.
+    #[serde(default)]
+    pub following: Option<Vec<Followed>>,
     /// The weights' sketch.
     pub sketch: Option<WeightSketch>,
     /// Where the worker's time went.
@@ -122,6 +130,7 @@ impl WorkerResult {
             config: output.config,
             fitted: output.fitted.map(Arc::unwrap_or_clone),
             spot: output.spot,
+            following: output.following,
             sketch: output.sketch.map(Arc::unwrap_or_clone),
             timings: output.timings,
             worker: worker.to_string(),
@@ -135,6 +144,7 @@ impl WorkerResult {
                     config,
                     fitted,
                     spot,
+                    following,
                     sketch,
                     timings,
                     worker,
@@ -144,6 +154,7 @@ impl WorkerResult {
                     config,
                     fitted: fitted.map(Arc::new),
                     spot,
+                    following,
                     sketch: sketch.map(Arc::new),
                     timings,
                 })
@@ -456,6 +467,7 @@ impl Worker {
             batch_size: job.batch_size,
             skip_eval: job.skip_eval,
             spot: job.spot,
+            open: job.open.map(Arc::new),
         };
         let device = self.device.clone();
         match tokio::task::spawn_blocking(move || device.run(eval)).await {
@@ -581,6 +593,7 @@ mod tests {
                 max_new_tokens: 4,
                 output: vec![7],
             }),
+            open: Some(subnet_model::tasks::open::generate([2; 32], 3)),
         };
         assert_eq!(round_trip(&job), job);
 
@@ -604,10 +617,17 @@ mod tests {
             token_log_probs: vec![odd_f32.to_vec()],
             unfitted: Vec::new(),
         };
+        let following = Some(vec![Followed {
+            answer: "- one\n- \"two\" é".into(),
+            finished: false,
+            tokens: 9,
+            score: 2.0 / 3.0,
+        }]);
         let output = EvalOutput {
             config: LlamaConfig::tiny(),
             fitted: Some(Arc::new(fitted.clone())),
             spot: Some(GreedyVerdict::Mismatch("token 3".into())),
+            following: following.clone(),
             sketch: None,
             timings: JobTimings::default(),
         };
@@ -635,6 +655,7 @@ mod tests {
         );
         assert_eq!(back.config, LlamaConfig::tiny());
         assert_eq!(back.spot, Some(GreedyVerdict::Mismatch("token 3".into())));
+        assert_eq!(back.following, following);
 
         let failed = WorkerResult::Failed {
             outcome: Outcome::TooLarge,

@@ -43,6 +43,7 @@ use crate::eval::Sample;
 use crate::tokenizer::{Tokenizer, TokenizerError};
 
 pub mod instructions;
+pub mod open;
 pub mod template;
 pub mod word_problems;
 mod words;

@@ -125,6 +125,8 @@ pub struct ModelEvalRecord {
     pub sample_losses: Vec<f64>,
     /// Completion tokens per sample.
     pub sample_tokens: Vec<i32>,
+    /// Per open instruction, the share of its constraints kept (empty without `[open]`).
+    pub following: Vec<f64>,
 }
 
 /// Combined score of one miner in one epoch.
@@ -216,8 +218,8 @@ pub async fn save_epoch(pool: &PgPool, results: &EpochResults) -> Result<Saved, 
     for r in &results.model_evals {
         sqlx::query(
             "INSERT INTO model_evals (netuid, epoch, hotkey, uid, manifest_sha256, commit_block, outcome, reason,
-                 mean_loss, win_rate, score, sample_losses, sample_tokens)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                 mean_loss, win_rate, score, sample_losses, sample_tokens, following)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(e.netuid)
         .bind(e.epoch)
@@ -232,6 +234,7 @@ pub async fn save_epoch(pool: &PgPool, results: &EpochResults) -> Result<Saved, 
         .bind(r.score)
         .bind(&r.sample_losses)
         .bind(&r.sample_tokens)
+        .bind(&r.following)
         .execute(&mut *tx)
         .await?;
     }

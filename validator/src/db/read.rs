@@ -224,7 +224,7 @@ pub async fn model_evals(
 ) -> Result<Vec<ModelEvalRecord>, DbError> {
     Ok(sqlx::query_as::<_, ModelEvalRecord>(
         "SELECT hotkey, uid, manifest_sha256, commit_block, outcome, reason, mean_loss, win_rate, score,
-                sample_losses, sample_tokens
+                sample_losses, sample_tokens, following
          FROM model_evals WHERE netuid = $1 AND epoch = $2 ORDER BY uid",
     )
     .bind(netuid)

@@ -969,6 +969,7 @@ fn model_eval_records(model: &ModelTrackResult) -> Vec<ModelEvalRecord> {
                 .iter()
                 .map(|&t| i32::try_from(t).unwrap_or(i32::MAX))
                 .collect(),
+            following: m.following.clone(),
         })
         .collect()
 }

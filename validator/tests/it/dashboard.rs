@@ -50,6 +50,7 @@ fn epoch_results(epoch: i64, shift: f64) -> EpochResults {
                 score,
                 sample_losses: loss.map(|l| vec![l, l]).unwrap_or_default(),
                 sample_tokens: if failed { vec![] } else { vec![4, 4] },
+                following: Vec::new(),
             },
             ScoreRecord {
                 hotkey: hotkey(uid),
@@ -743,6 +744,7 @@ fn operator_epoch(epoch: i64) -> EpochResults {
                 score: n.model_score,
                 sample_losses: n.loss.map(|l| vec![l, l]).unwrap_or_default(),
                 sample_tokens: n.loss.map(|_| vec![4, 4]).unwrap_or_default(),
+                following: Vec::new(),
             })
             .collect(),
         scores: neurons

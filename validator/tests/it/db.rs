@@ -41,6 +41,7 @@ pub(crate) fn results(epoch: i64, ema: f64) -> EpochResults {
             score: 0.9,
             sample_losses: vec![1.0, 2.0],
             sample_tokens: vec![3, 4],
+            following: vec![0.5, 1.0],
         }],
         scores: vec![ScoreRecord {
             hotkey,

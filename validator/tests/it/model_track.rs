@@ -807,12 +807,14 @@ async fn an_artifact_with_its_own_tokenizer_is_refused_in_a_byte_level_competiti
 }
 
 /// A chat competition: the fixture byte-level BPE tokenizer (355 ids) with a small chat
-/// template, pinned by sha256; each task is a conversation rendered with it. Same id as the
-/// default, so that the in-process miners' manifests name it.
+/// template, pinned by sha256; each task is a conversation rendered with it, and three open
+/// instructions are answered in at most 6 tokens. Same id as the default, so that the
+/// in-process miners' manifests name it.
 fn chat_competition(tokenizer: &[u8], config: &[u8]) -> CompetitionFile {
     use sha2::{Digest, Sha256};
     let text = format!(
-        "{}\n[tokenizer]\nsha256 = \"{}\"\nconfig_sha256 = \"{}\"\n",
+        "{}\n[tokenizer]\nsha256 = \"{}\"\nconfig_sha256 = \"{}\"\n\
+         [open]\nsamples = 3\nmax_new_tokens = 6\nmargin = 0.05\n",
         subnet_validator::eval_cmd::DEFAULT_COMPETITION_TOML
             .replace("samples = 256", "samples = 12")
             .replace("max_seq_len = 128", "max_seq_len = 48")
@@ -831,6 +833,8 @@ fn random_chat_model(dir: &Path, seed: u64, tokenizer: &[u8], config: &[u8]) {
         vocab_size: 360,
         bos_token_id: Some(0),
         eos_token_id: Some(1),
+        // Room for the open instructions' prompts (about 110 tokens) and their answers.
+        max_position_embeddings: 160,
         ..tiny_config()
     };
     let model = config_json.init_seeded::<Cpu>(&Default::default(), seed);
@@ -873,6 +877,12 @@ async fn a_chat_competition_scores_models_on_their_own_chat_template() {
         assert!(miner.losses.iter().all(|l| l.is_finite() && *l > 0.0));
     }
     assert_ne!(result.miners[0].losses, result.miners[1].losses);
+    // Each answered the open instructions: one share of constraints kept per instruction.
+    for miner in &result.miners[..2] {
+        assert_eq!(miner.following.len(), 3, "{miner:?}");
+        assert!(miner.following.iter().all(|f| (0.0..=1.0).contains(f)));
+    }
+    assert!(result.miners[2].following.is_empty());
     assert_eq!(result.miners[2].outcome, Outcome::BadModel);
     assert!(
         result.miners[2].reason.contains("tokenizer"),

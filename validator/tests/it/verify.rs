@@ -43,8 +43,12 @@ fn miner_hotkey(uid: u16) -> String {
 }
 
 /// The model-track inputs of one epoch: uids 0–2 evaluated (uid 2 duplicates uid 0's manifest),
-/// uid 3 without a commitment. `shift` changes the losses from epoch to epoch.
+/// uid 3 without a commitment. `shift` changes the losses from epoch to epoch. Uid 0 keeps more
+/// of the open instructions' constraints than uid 1 (which displaces it on loss): each wins one
+/// contest, so a verify that ignored the stored following shares would differ.
 fn miner_evals(shift: f64) -> Vec<MinerEval> {
+    let high = vec![1.0, 1.0, 1.0, 0.5, 1.0, 1.0];
+    let low = vec![0.0, 0.5, 0.0, 0.0, 0.5, 0.0];
     let evaluated = |uid: u16, manifest: char, block: u64, losses: Vec<f64>| MinerEval {
         uid,
         hotkey: miner_hotkey(uid),
@@ -56,6 +60,7 @@ fn miner_evals(shift: f64) -> Vec<MinerEval> {
             losses,
             cached: false,
             copy_of: None,
+            following: Some(if uid == 1 { low.clone() } else { high.clone() }),
             spot_check: None,
         },
     };
@@ -306,6 +311,7 @@ async fn store_epoch_over(
                 score: m.score,
                 sample_losses: m.losses.clone(),
                 sample_tokens: Vec::new(),
+                following: m.following.clone(),
             })
             .collect(),
         scores: rows

@@ -460,6 +460,7 @@ async fn a_worker_stopped_mid_job_puts_it_back_at_once(pool: PgPool) {
         batch_size: 4,
         skip_eval: false,
         spot: None,
+        open: None,
     };
     let id = db::enqueue_job(&pool, 1, 0, &manifest, &job)
         .await
@@ -527,6 +528,7 @@ fn placeholder_job(uid: u16) -> QueuedEval {
         batch_size: 1,
         skip_eval: false,
         spot: None,
+        open: None,
     }
 }
 

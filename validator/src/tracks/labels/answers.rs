@@ -226,6 +226,7 @@ mod tests {
             score,
             sample_losses: Vec::new(),
             sample_tokens: Vec::new(),
+            following: Vec::new(),
         }
     }
 

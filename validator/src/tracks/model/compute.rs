@@ -21,10 +21,12 @@ use subnet_model::backend::BackendTask;
 use subnet_model::competition::{BoundsViolation, Competition};
 use subnet_model::config::{CONFIG_FILE, ConfigError, LlamaConfig};
 use subnet_model::eval::{EvalError, FittedEval, Sample, evaluate_fitted};
+use subnet_model::follow::{FollowError, Followed, follow};
 use subnet_model::generate::{GenerateError, GreedyAnswer, GreedyVerdict, verify_greedy};
 use subnet_model::io::{IoError, WEIGHTS_FILE, load_weights_file, read_weights_file};
 use subnet_model::llama::Llama;
 use subnet_model::similarity::WeightSketch;
+use subnet_model::tasks::open::OpenTask;
 use subnet_model::tokenizer::{Tokenizer, TokenizerError};
 
 use super::outcome::Outcome;
@@ -50,6 +52,9 @@ pub enum ModelError {
     /// The spot-check answer could not be checked against the model.
     #[error("spot-check: {0}")]
     Spot(#[from] GenerateError),
+    /// The open instructions could not be answered (a prompt does not fit the model).
+    #[error("open instructions: {0}")]
+    Follow(#[from] FollowError),
 }
 
 impl ModelError {
@@ -128,6 +133,9 @@ pub struct EvalJob {
     pub skip_eval: bool,
     /// A spot-check answer to verify, if the miner was checked.
     pub spot: Option<GreedyAnswer>,
+    /// The epoch's open instructions, answered within `competition.open`'s token budget when
+    /// the competition has them (not when `skip_eval`).
+    pub open: Option<Arc<Vec<OpenTask>>>,
 }
 
 /// What an [`EvalJob`] produced.
@@ -140,6 +148,9 @@ pub struct EvalOutput {
     pub fitted: Option<Arc<FittedEval>>,
     /// The spot-check verdict, when an answer was given.
     pub spot: Option<GreedyVerdict>,
+    /// The answers to the open instructions and their scores, in task order (`None` when the
+    /// job had none to answer).
+    pub following: Option<Vec<Followed>>,
     /// The weights' sketch, for near-copy detection (`None` when the file could not be
     /// sketched; its comparisons then read it).
     pub sketch: Option<Arc<WeightSketch>>,
@@ -157,6 +168,9 @@ pub struct JobTimings {
     pub eval: Duration,
     /// Verifying the spot-check answer (zero without one).
     pub spot: Duration,
+    /// Answering the open instructions (zero without them).
+    #[serde(default)]
+    pub follow: Duration,
 }
 
 impl BackendTask for EvalJob {
@@ -193,15 +207,32 @@ impl BackendTask for EvalJob {
             }
             None => None,
         };
+        let spot_time = started.elapsed();
+        let started = Instant::now();
+        let following = match (&self.open, self.competition.open) {
+            (Some(tasks), Some(open)) if !self.skip_eval => {
+                let tokenizer = Tokenizer::from_model_dir(&self.dir)?;
+                Some(follow(
+                    &model,
+                    &tokenizer,
+                    &self.competition,
+                    tasks,
+                    open.max_new_tokens,
+                )?)
+            }
+            _ => None,
+        };
         Ok(EvalOutput {
             config,
             fitted,
             spot,
+            following,
             sketch,
             timings: JobTimings {
                 load,
                 eval,
-                spot: started.elapsed(),
+                spot: spot_time,
+                follow: started.elapsed(),
             },
         })
     }

@@ -46,6 +46,7 @@ use subnet_model::data::Dataset;
 use subnet_model::eval::{FittedEval, Sample};
 use subnet_model::io::WEIGHTS_FILE;
 use subnet_model::score::{ScoreError, ScoreParams};
+use subnet_model::tasks::open::OpenTask;
 use subnet_model::tokenizer::{TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, Tokenizer};
 use tracing::Instrument;
 
@@ -177,6 +178,8 @@ struct CachedEval {
     fitted: Arc<FittedEval>,
     /// The model's sketch, so that near-copy detection needs no reload.
     sketch: Option<Arc<WeightSketch>>,
+    /// Per open instruction, the share of its constraints the model's answer kept.
+    following: Option<Vec<f64>>,
 }
 
 /// Where one epoch of the model track spent its wall time (see [`ModelTrack::score_epoch_timed`]).
@@ -200,6 +203,8 @@ pub struct TrackTimings {
     pub eval: Duration,
     /// Part of `device`: verifying spot-check answers.
     pub spot: Duration,
+    /// Part of `device`: answering the open instructions.
+    pub follow: Duration,
     /// Near-copy detection.
     pub copies: Duration,
     /// Turning the evaluations into scores.
@@ -243,6 +248,7 @@ impl TrackTimings {
             self.load += timings.load;
             self.eval += timings.eval;
             self.spot += timings.spot;
+            self.follow += timings.follow;
             self.evaluated += usize::from(evaluated);
         }
     }
@@ -291,6 +297,8 @@ struct EpochContext {
     /// prompts.
     spot_secret: [u8; 32],
     spot_uids: std::collections::BTreeSet<u16>,
+    /// The epoch's open instructions, when the competition has them (`[open]`).
+    open_tasks: Option<Arc<Vec<OpenTask>>>,
 }
 
 impl ModelTrack {
@@ -400,6 +408,10 @@ impl ModelTrack {
             limits,
             spot_secret,
             spot_uids: spot::select(spot_secret, &uids, self.settings.spot.per_epoch),
+            open_tasks: competition
+                .open
+                .is_some()
+                .then(|| Arc::new(competition.open_tasks(input.seed))),
         };
         tracing::info!(
             candidates = candidates.len(),
@@ -739,6 +751,7 @@ impl ModelTrack {
             batch_size: self.settings.batch_size,
             skip_eval: false,
             spot: None,
+            open: None,
         };
         let device = self.device.clone();
         let started = Instant::now();
@@ -764,6 +777,7 @@ impl ModelTrack {
             Ok(CachedEval {
                 fitted: fitted.clone(),
                 sketch: output.sketch,
+                following: None,
             }),
         );
         Ok((fitted, Some(work)))
@@ -844,6 +858,7 @@ impl ModelTrack {
             batch_size: self.settings.batch_size,
             skip_eval: cached.is_some(),
             spot: answer,
+            open: context.open_tasks.clone(),
         };
         let config_path = fetched.artifact.dir.join(CONFIG_FILE);
         let run = if job.skip_eval && job.spot.is_none() {
@@ -853,6 +868,7 @@ impl ModelTrack {
                     config,
                     fitted: None,
                     spot: None,
+                    following: None,
                     sketch: None,
                     timings: compute::JobTimings::default(),
                 }),
@@ -888,18 +904,38 @@ impl ModelTrack {
                 return failed(outcome, reason, work);
             }
         };
-        let (fitted, sketch, from_cache) = match (cached, output.fitted) {
-            (Some(Ok(hit)), _) => (hit.fitted, output.sketch.or(hit.sketch), true),
+        let (fitted, sketch, following, from_cache) = match (cached, output.fitted) {
+            (Some(Ok(hit)), _) => (
+                hit.fitted,
+                output.sketch.or(hit.sketch),
+                hit.following,
+                true,
+            ),
             (_, Some(fitted)) => {
+                let following: Option<Vec<f64>> = output
+                    .following
+                    .as_ref()
+                    .map(|answers| answers.iter().map(|a| a.score).collect());
+                if let Some(answers) = &output.following {
+                    let kept = answers.iter().filter(|a| a.score == 1.0).count();
+                    let cut_off = answers.iter().filter(|a| !a.finished).count();
+                    tracing::debug!(
+                        tasks = answers.len(),
+                        kept,
+                        cut_off,
+                        "answered the open instructions"
+                    );
+                }
                 self.remember(
                     context.cache_key,
                     manifest_sha256,
                     Ok(CachedEval {
                         fitted: fitted.clone(),
                         sketch: output.sketch.clone(),
+                        following: following.clone(),
                     }),
                 );
-                (fitted, output.sketch, false)
+                (fitted, output.sketch, following, false)
             }
             (_, None) => {
                 return failed(
@@ -942,6 +978,7 @@ impl ModelTrack {
         Evaluated {
             stage: Stage::Evaluated {
                 losses,
+                following,
                 cached: from_cache,
                 copy_of: None,
                 spot_check,
@@ -973,6 +1010,7 @@ impl ModelTrack {
                 batch_size: job.batch_size,
                 skip_eval: job.skip_eval,
                 spot: job.spot,
+                open: job.open.map(Arc::unwrap_or_clone),
             };
             return queue.evaluate(candidate.uid, queued).await;
         }

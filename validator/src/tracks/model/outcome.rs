@@ -145,6 +145,11 @@ pub struct MinerResult {
     pub sample_tokens: Vec<usize>,
     /// Mean of `losses`.
     pub mean_loss: Option<f64>,
+    /// Per open instruction, the share of its constraints the model's answer kept, in task
+    /// order; empty when the competition has no open instructions or the model was not
+    /// evaluated.
+    #[serde(default)]
+    pub following: Vec<f64>,
     /// Fraction of pairwise contests won among eligible models (0 when ineligible); shown, the
     /// score is from the defeats.
     pub win_rate: f64,
@@ -203,6 +208,9 @@ pub enum Stage {
     Evaluated {
         /// Per-sample losses.
         losses: Vec<f64>,
+        /// Per open instruction, the share of its constraints kept (when the competition has
+        /// open instructions).
+        following: Option<Vec<f64>>,
         /// From the evaluation cache.
         cached: bool,
         /// Near-copy of this uid's earlier model.
@@ -244,9 +252,11 @@ pub fn assemble(
             },
             Stage::Evaluated { losses, .. } => Evaluation::Losses(losses.clone()),
         };
-        let copy_of = match &eval.stage {
-            Stage::Evaluated { copy_of, .. } => *copy_of,
-            _ => None,
+        let (copy_of, following) = match &eval.stage {
+            Stage::Evaluated {
+                copy_of, following, ..
+            } => (*copy_of, following.clone()),
+            _ => (None, None),
         };
         entries.push(ModelEntry {
             uid: eval.uid,
@@ -255,6 +265,7 @@ pub fn assemble(
             manifest_sha256: manifest_bytes(manifest),
             evaluation,
             copy_of,
+            following,
         });
     }
     let scores = subnet_model::score::score_models_over_base(&entries, base, params)?;
@@ -301,6 +312,7 @@ fn result_of(eval: &MinerEval, score: Option<&MinerScore>) -> MinerResult {
         losses: Vec::new(),
         sample_tokens: Vec::new(),
         mean_loss: None,
+        following: Vec::new(),
         win_rate: score.map_or(0.0, |s| s.win_rate),
         score: score.map_or(0.0, |s| s.score),
         spot_check: None,
@@ -313,12 +325,14 @@ fn result_of(eval: &MinerEval, score: Option<&MinerScore>) -> MinerResult {
         }
         Stage::Evaluated {
             losses,
+            following,
             cached,
             spot_check,
             ..
         } => {
             result.mean_loss = mean(losses);
             result.losses = losses.clone();
+            result.following = following.clone().unwrap_or_default();
             result.cached = *cached;
             result.spot_check = spot_check.clone();
             match score.map(|s| &s.status) {
@@ -373,6 +387,7 @@ mod tests {
                 p_value: 0.01,
             },
             temperature: 0.2,
+            following_margin: 0.05,
         }
     }
 
@@ -390,6 +405,7 @@ mod tests {
             }),
             stage: Stage::Evaluated {
                 losses: losses.to_vec(),
+                following: None,
                 cached: false,
                 copy_of: None,
                 spot_check: None,
