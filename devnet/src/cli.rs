@@ -113,6 +113,13 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub eval_samples: Option<u32>,
 
+    /// Open instructions each validator has every model answer per epoch, in a competition that
+    /// scores them (`[open]`; default: the competition's `open.samples`, 4 with a real model:
+    /// each costs every validator up to 96 generated tokens per model).
+    #[arg(long = "open-samples", env = "DEVNET_OPEN_SAMPLES",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub open_samples: Option<u32>,
+
     /// Postgres server to use (a superuser URL: the devnet creates and drops its own
     /// databases there). Without it a throwaway cluster is started with the local PostgreSQL.
     #[arg(long = "db.url", env = "DATABASE_URL")]

@@ -48,7 +48,8 @@ impl CompetitionChoice {
 /// A devnet's competition, read and checked.
 #[derive(Debug, Clone)]
 pub struct Competition {
-    /// The rules as TOML, with `[eval] samples` replaced where `--eval-samples` says so.
+    /// The rules as TOML, with `[eval] samples` and `[open] samples` replaced where
+    /// `--eval-samples` and `--open-samples` say so.
     table: toml::Table,
     /// The id miners serve and commit under.
     pub id: String,
@@ -105,16 +106,32 @@ impl Competition {
         })
     }
 
-    /// The same rules with `samples` evaluation samples when given (the id stays, so the miners'
-    /// commitments still name it).
-    pub fn with_samples(mut self, samples: Option<u32>) -> anyhow::Result<Self> {
-        if let Some(samples) = samples {
-            let eval = self
+    /// The same rules with `samples` evaluation samples and `open` open instructions when given
+    /// (the id stays, so the miners' commitments still name it). Open instructions need a
+    /// competition that scores them.
+    pub fn with_samples(mut self, samples: Option<u32>, open: Option<u32>) -> anyhow::Result<Self> {
+        let counts = [
+            ("eval", samples, "--eval-samples", ""),
+            (
+                "open",
+                open,
+                "--open-samples",
+                " (chat competitions such as smollm2-135m score open instructions)",
+            ),
+        ];
+        for (section, count, flag, hint) in counts {
+            let Some(count) = count else {
+                continue;
+            };
+            let name = &self.name;
+            let table = self
                 .table
-                .get_mut("eval")
+                .get_mut(section)
                 .and_then(toml::Value::as_table_mut)
-                .with_context(|| format!("--competition {}: no [eval] table", self.name))?;
-            eval.insert("samples".into(), toml::Value::Integer(i64::from(samples)));
+                .with_context(|| {
+                    format!("{flag}: --competition {name} has no [{section}] table{hint}")
+                })?;
+            table.insert("samples".into(), toml::Value::Integer(i64::from(count)));
         }
         Ok(self)
     }
@@ -256,7 +273,7 @@ mod tests {
     #[test]
     fn samples_change_only_the_sample_count() {
         let plain = Competition::load(&CompetitionChoice::BuiltIn("default")).unwrap();
-        let fewer = plain.clone().with_samples(Some(32)).unwrap();
+        let fewer = plain.clone().with_samples(Some(32), None).unwrap();
         let (mut plain, fewer): (toml::Table, toml::Table) = (
             plain.to_toml().unwrap().parse().unwrap(),
             fewer.to_toml().unwrap().parse().unwrap(),
@@ -268,6 +285,27 @@ mod tests {
             .insert("samples".into(), toml::Value::Integer(32));
         assert_eq!(plain, fewer);
         assert_eq!(fewer["id"].as_str(), Some("byte-llama-v1"));
+
+        // Open instructions: only where the competition scores them.
+        let err = Competition::load(&CompetitionChoice::BuiltIn("default"))
+            .unwrap()
+            .with_samples(None, Some(4))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--open-samples") && err.contains("[open]"),
+            "{err}"
+        );
+        let smol = Competition::load(&CompetitionChoice::BuiltIn("smollm2-135m")).unwrap();
+        let table: toml::Table = smol
+            .with_samples(None, Some(4))
+            .unwrap()
+            .to_toml()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(table["open"]["samples"].as_integer(), Some(4));
+        assert_eq!(table["open"]["max_new_tokens"].as_integer(), Some(96));
     }
 
     #[test]

@@ -110,7 +110,7 @@ struct Devnet {
     /// SS58 hotkey → role name.
     roles: BTreeMap<String, String>,
     labelers: Vec<Labeler>,
-    /// The competition (`--competition`, with `--eval-samples`).
+    /// The competition (`--competition`, with `--eval-samples` and `--open-samples`).
     competition: Competition,
     /// The run's size, from the flags and the competition.
     shape: Shape,
@@ -138,7 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let bins = Binaries::locate(cli.bin_dir.as_deref())?;
     let competition = Competition::load(&cli.competition)?;
     let shape = Shape::new(&cli, &competition);
-    let competition = competition.with_samples(shape.eval_samples)?;
+    let competition = competition.with_samples(shape.eval_samples, shape.open_samples)?;
     let base_model = competition.base_dir(cli.base_model.as_deref())?;
     let temp = match &cli.run_dir {
         Some(_) => None,

@@ -20,6 +20,8 @@ pub struct Shape {
     pub block_time_ms: u64,
     /// Evaluation samples per model and epoch (`None`: the competition's own count).
     pub eval_samples: Option<u32>,
+    /// Open instructions per model and epoch (`None`: the competition's own count).
+    pub open_samples: Option<u32>,
     /// Fine-tuning steps of the strong miner.
     pub strong_steps: usize,
     /// Fine-tuning steps of the weak miner (and the sybils').
@@ -48,6 +50,8 @@ impl Shape {
                 validators: cli.validators.unwrap_or(1),
                 block_time_ms: cli.block_time_ms.unwrap_or(8000),
                 eval_samples: cli.eval_samples.or(Some(16)),
+                // 16 instructions of up to 96 tokens are about 70 s per model and validator.
+                open_samples: cli.open_samples.or(Some(4)),
                 strong_steps: cli.strong_steps.unwrap_or(8),
                 weak_steps: cli.weak_steps.unwrap_or(1),
                 lr: "1e-4",
@@ -69,6 +73,7 @@ impl Shape {
                 }),
                 block_time_ms: cli.block_time_ms.unwrap_or(500),
                 eval_samples: cli.eval_samples,
+                open_samples: cli.open_samples,
                 strong_steps: cli.strong_steps.unwrap_or(150),
                 weak_steps: cli.weak_steps.unwrap_or(5),
                 lr: "1e-3",
@@ -116,7 +121,7 @@ mod tests {
         );
         assert!(smol.miners < toy.miners && smol.validators < toy.validators);
         assert!(smol.block_time_ms > toy.block_time_ms);
-        assert_eq!(smol.eval_samples, Some(16));
+        assert_eq!((smol.eval_samples, smol.open_samples), (Some(16), Some(4)));
         assert!(smol.strong_steps > smol.weak_steps && smol.strong_steps < toy.strong_steps);
         assert!(smol.lr.parse::<f64>().unwrap() < toy.lr.parse::<f64>().unwrap());
         assert!(smol.label_prompts < toy.label_prompts && smol.label_tokens > toy.label_tokens);
@@ -136,6 +141,8 @@ mod tests {
             "6000",
             "--eval-samples",
             "8",
+            "--open-samples",
+            "2",
             "--strong-steps",
             "3",
         ]);
@@ -144,6 +151,7 @@ mod tests {
             (3, 2, 6000)
         );
         assert_eq!((chosen.eval_samples, chosen.strong_steps), (Some(8), 3));
+        assert_eq!(chosen.open_samples, Some(2));
         assert_eq!(shape(&["devnet", "--miners", "1"]).miners, 1);
     }
 }
