@@ -28,6 +28,9 @@ pub struct LeaderboardRow {
     pub mean_loss: Option<f64>,
     /// Pairwise win rate, when scored.
     pub win_rate: Option<f64>,
+    /// Mean share of the open instructions' constraints its model kept, when the competition
+    /// scores them and the model was evaluated.
+    pub following: Option<f64>,
     /// Model-track outcome code (`None` when the model track has no row for it).
     pub outcome: Option<String>,
     /// Why, for a non-ok outcome.
@@ -63,6 +66,8 @@ pub struct MinerEpochRow {
     pub mean_loss: Option<f64>,
     /// Win rate, when scored.
     pub win_rate: Option<f64>,
+    /// Mean share of the open instructions' constraints kept, when answered.
+    pub following: Option<f64>,
     /// Outcome code.
     pub outcome: Option<String>,
     /// Why, for a non-ok outcome.
@@ -148,7 +153,8 @@ pub async fn leaderboard(
         "SELECT COALESCE(s.uid, m.uid) AS uid, COALESCE(s.hotkey, m.hotkey) AS hotkey,
                 COALESCE(s.model_score, m.score, 0) AS model_score, COALESCE(s.label_score, 0) AS label_score,
                 COALESCE(s.combined, 0) AS combined, COALESCE(s.ema, 0) AS ema, COALESCE(s.weight, 0) AS weight,
-                m.mean_loss, m.win_rate, m.outcome, m.reason, lb.accuracy AS label_accuracy,
+                m.mean_loss, m.win_rate, (SELECT avg(f) FROM unnest(m.following) AS f) AS following,
+                m.outcome, m.reason, lb.accuracy AS label_accuracy,
                 lb.outcome AS label_outcome,
                 CASE WHEN lb.noise
                      THEN 'answers like noise: its known answers over the window fail the sequential test'
@@ -203,7 +209,9 @@ pub async fn miner_history(
              SELECT COALESCE(s.epoch, m.epoch) AS epoch, COALESCE(s.uid, m.uid) AS uid,
                     COALESCE(s.model_score, m.score, 0) AS model_score, COALESCE(s.label_score, 0) AS label_score,
                     COALESCE(s.combined, 0) AS combined, COALESCE(s.ema, 0) AS ema, COALESCE(s.weight, 0) AS weight,
-                    m.mean_loss, m.win_rate, m.outcome, m.reason, m.manifest_sha256
+                    m.mean_loss, m.win_rate,
+                    (SELECT avg(f) FROM unnest(m.following) AS f) AS following,
+                    m.outcome, m.reason, m.manifest_sha256
              FROM (SELECT * FROM scores WHERE netuid = $1 AND hotkey = $2) s
              FULL OUTER JOIN (SELECT * FROM model_evals WHERE netuid = $1 AND hotkey = $2) m ON m.epoch = s.epoch
              ORDER BY epoch DESC LIMIT $3

@@ -50,7 +50,9 @@ fn epoch_results(epoch: i64, shift: f64) -> EpochResults {
                 score,
                 sample_losses: loss.map(|l| vec![l, l]).unwrap_or_default(),
                 sample_tokens: if failed { vec![] } else { vec![4, 4] },
-                following: Vec::new(),
+                // Uid 0 answered two open instructions, keeping all and half of their
+                // constraints.
+                following: if uid == 0 { vec![1.0, 0.5] } else { Vec::new() },
             },
             ScoreRecord {
                 hotkey: hotkey(uid),
@@ -219,6 +221,11 @@ async fn leaderboard_lists_the_latest_epoch_in_rank_order_and_escapes_stored_tex
     assert!(html.contains("2.5 τ"), "{html}");
     // What every model had to beat.
     assert!(html.contains("base model loss 2.5000"), "{html}");
+    // Uid 0's open instructions: the mean share of constraints kept.
+    assert!(
+        html.contains(">follow</th>") && html.contains(">0.750</td>"),
+        "{html}"
+    );
 }
 
 #[sqlx::test(migrator = "subnet_validator::db::MIGRATOR")]
@@ -243,6 +250,12 @@ async fn json_endpoints_return_the_stored_values(pool: PgPool) {
     assert_eq!(rows[2]["outcome"], "bad_model");
     assert_eq!(rows[2]["reason"], HOSTILE);
     assert_eq!(rows[2]["mean_loss"], Value::Null);
+    assert_eq!(rows[1]["following"], 0.75, "the mean of the stored shares");
+    assert_eq!(
+        rows[0]["following"],
+        Value::Null,
+        "no open instructions: none"
+    );
 
     let (_, weights) = get_json(&app, "/api/weights").await;
     let commits = weights["commits"].as_array().expect("commits");
@@ -272,6 +285,7 @@ async fn json_endpoints_return_the_stored_values(pool: PgPool) {
         (5.into(), 6.into())
     );
     assert_eq!(history[0]["mean_loss"], 2.0);
+    assert_eq!(history[0]["following"], 0.75);
 
     let (_, chain) = get_json(&app, "/api/chain").await;
     assert_eq!(chain["head"], 77);
