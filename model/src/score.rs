@@ -979,26 +979,29 @@ mod tests {
     const LOW: [f64; 8] = [0.5, 0.5, 0.0, 0.5, 1.0, 0.5, 0.0, 0.5];
     const HIGH: [f64; 8] = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 1.0];
 
+    /// Scores two models, uid 0 committed at block 900 and uid 1 at 950, each given as
+    /// (per-sample losses, per-task following shares).
+    fn duel(earlier: (&[f64], &[f64]), later: (&[f64], &[f64])) -> Vec<MinerScore> {
+        let entries = [
+            following(entry(0, 900, earlier.0), earlier.1),
+            following(entry(1, 950, later.0), later.1),
+        ];
+        score_models(&entries, &params()).unwrap()
+    }
+
     #[test]
     fn a_model_that_keeps_significantly_more_constraints_wins_the_following_contest_either_way() {
-        // Equal losses: the later model loses the loss contest (ties go to the earlier one)...
-        let a = following(entry(0, 900, &A), &LOW);
-        let b = following(entry(1, 950, &A), &HIGH);
-        let scores = score_models(&[a.clone(), b.clone()], &params()).unwrap();
-        // ...and wins the following contest: one defeat each, equal shares.
+        // Equal losses: the later model loses the loss contest (ties go to the earlier one) and
+        // wins the following contest: one defeat each, equal shares.
+        let scores = duel((&A, &LOW), (&A, &HIGH));
         assert_close(scores[0].score, 0.5);
         assert_close(scores[1].score, 0.5);
         assert_close(scores[0].win_rate, 0.5);
-        // The earlier one can win a following contest too: the later B' displaces on loss but
-        // follows worse, so each has one defeat.
-        let a = following(entry(0, 900, &A), &HIGH);
-        let b = following(entry(1, 950, &B), &LOW);
-        let scores = score_models(&[a, b], &params()).unwrap();
-        assert_close(scores[0].score, 0.5);
+        // The earlier one can win a following contest too: the later B displaces it on loss
+        // but follows worse, so each has one defeat.
+        assert_close(duel((&A, &HIGH), (&B, &LOW))[0].score, 0.5);
         // Better on both: the later model takes both contests.
-        let a = following(entry(0, 900, &A), &LOW);
-        let b = following(entry(1, 950, &B), &HIGH);
-        let scores = score_models(&[a, b], &params()).unwrap();
+        let scores = duel((&A, &LOW), (&B, &HIGH));
         assert_close(scores[1].score, 1.0 / (1.0 + (-2.0f64 / 0.2).exp()));
         assert_eq!(scores[1].win_rate, 1.0);
         assert_eq!(scores[0].win_rate, 0.0);
@@ -1009,39 +1012,15 @@ mod tests {
         // A sharpened or permuted copy answers greedily exactly as its original: equal shares
         // hold no following contest, so the loss contest alone decides, as without [open].
         let plain = score_models(&[entry(0, 900, &A), entry(1, 950, &B)], &params()).unwrap();
-        let same = score_models(
-            &[
-                following(entry(0, 900, &A), &LOW),
-                following(entry(1, 950, &B), &LOW),
-            ],
-            &params(),
-        )
-        .unwrap();
-        assert_eq!(plain, same);
+        assert_eq!(duel((&A, &LOW), (&B, &LOW)), plain);
         // One task better by chance is not significant at p = 0.01 over 8 tasks.
         let mut lucky = LOW;
         lucky[2] = 1.0;
-        let noisy = score_models(
-            &[
-                following(entry(0, 900, &A), &LOW),
-                following(entry(1, 950, &B), &lucky),
-            ],
-            &params(),
-        )
-        .unwrap();
-        assert_eq!(plain, noisy);
+        assert_eq!(duel((&A, &LOW), (&B, &lucky)), plain);
         // Better by less than the margin on every task: no contest either.
         let lower: Vec<f64> = LOW.iter().map(|f| f * 0.9).collect();
         let slightly: Vec<f64> = lower.iter().map(|f| f + 0.04).collect();
-        let within = score_models(
-            &[
-                following(entry(0, 900, &A), &slightly),
-                following(entry(1, 950, &B), &lower),
-            ],
-            &params(),
-        )
-        .unwrap();
-        assert_eq!(plain, within);
+        assert_eq!(duel((&A, &slightly), (&B, &lower)), plain);
     }
 
     #[test]
