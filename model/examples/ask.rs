@@ -20,8 +20,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use subnet_model::competition::Competition;
-use subnet_model::follow::follow;
-use subnet_model::generate::{GenerateOptions, generate};
+use subnet_model::follow::{self, follow};
 use subnet_model::io::load_artifact;
 use subnet_model::tasks::{self, TaskKind};
 use subnet_model::tokenizer::Tokenizer;
@@ -64,20 +63,8 @@ fn main() -> anyhow::Result<()> {
     for dir in &models {
         let (_, model) = load_artifact::<B>(dir, u64::MAX, &device)?;
         let tokenizer = Tokenizer::from_model_dir(dir)?;
-        let eos = tokenizer.eos_id();
         let answer = |prompt: &str| -> anyhow::Result<String> {
-            let ids = competition.prompt_ids(&tokenizer, prompt)?;
-            let options = GenerateOptions {
-                max_new_tokens: new,
-                temperature: 0.0,
-                seed: 0,
-                stop_token: eos,
-            };
-            let mut out = generate(&model, &ids, &options)?;
-            if eos.is_some() && out.last().copied() == eos {
-                out.pop();
-            }
-            Ok(tokenizer.decode(&out)?)
+            Ok(follow::answer(&model, &tokenizer, &competition, prompt, new)?.text)
         };
         println!("== {}", dir.display());
         for question in &questions {

@@ -8,10 +8,15 @@
 //! cargo run --release -p subnet-model --example bench_generate -- 3 DIR        # a model directory
 //! cargo run --release -p subnet-model --example bench_generate -- 3 --shape smollm2  # its shapes, random
 //! cargo run --release -p subnet-model --features cuda --example bench_generate -- 3 --device cuda
+//!
+//! cargo run --release -p subnet-model --example bench_generate -- 3 --shape smollm2 --batch 16
 //! ```
 //!
 //! Prompt of 64 tokens, 64 new tokens, greedy. Prints one row per run of each path (the spread,
-//! not the best) and checks that both paths produce the same tokens.
+//! not the best) and checks that both paths produce the same tokens. With `--batch N` (default
+//! 16; 0 skips it) it also generates for N prompts of 49 to 64 tokens: once one after the other
+//! (`generate`, as `follow` did) and `RUNS` times together (`greedy_batch`, as `follow` does),
+//! and counts the rows whose tokens differ (near-ties broken the other way).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -21,7 +26,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use subnet_model::backend::{BackendTask, DeviceChoice, select};
 use subnet_model::config::LlamaConfig;
-use subnet_model::generate::{GenerateOptions, generate};
+use subnet_model::generate::{GenerateOptions, generate, greedy_batch};
 use subnet_model::llama::Llama;
 
 const PROMPT: usize = 64;
@@ -32,13 +37,21 @@ fn main() -> anyhow::Result<()> {
     let mut dir = None;
     let mut device = DeviceChoice::Cpu;
     let mut shape = "6x256".to_string();
+    let mut batch = 16;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--device" => device = args.next().context("--device needs a value")?.parse()?,
             "--shape" => shape = args.next().context("--shape needs a value")?,
+            "--batch" => {
+                batch = args
+                    .next()
+                    .context("--batch needs a value")?
+                    .parse()
+                    .context("--batch")?
+            }
             other if other.starts_with("--") => {
-                bail!("unknown option `{other}` (expected --device or --shape)")
+                bail!("unknown option `{other}` (expected --device, --shape or --batch)")
             }
             other => match other.parse() {
                 Ok(n) => runs = n,
@@ -52,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         runs,
         dir,
         shape,
+        batch,
         device_name,
     })
 }
@@ -60,6 +74,7 @@ struct Bench {
     runs: usize,
     dir: Option<PathBuf>,
     shape: String,
+    batch: usize,
     device_name: String,
 }
 
@@ -116,6 +131,41 @@ impl BackendTask for Bench {
             let out = full_recompute(&model, &prompt, &device);
             row("whole sequence every token", start.elapsed().as_secs_f64());
             assert_eq!(out, cached, "both paths give the same tokens");
+        }
+        if self.batch > 0 {
+            let prompts: Vec<Vec<u32>> = (0..self.batch)
+                .map(|row| {
+                    let len = PROMPT - row % 16;
+                    (0..len)
+                        .map(|i| ((i * 31 + row * 7) % vocab.min(256)) as u32)
+                        .collect()
+                })
+                .collect();
+            let tokens = (self.batch * NEW) as f64;
+            let rate = |path: &str, seconds: f64| {
+                println!("| {path} | {seconds:.3} | {:.1} |", tokens / seconds);
+            };
+            let start = Instant::now();
+            let alone = prompts
+                .iter()
+                .map(|prompt| generate(&model, prompt, &options))
+                .collect::<Result<Vec<_>, _>>()?;
+            rate(
+                &format!("{} prompts one after the other", self.batch),
+                start.elapsed().as_secs_f64(),
+            );
+            for _ in 0..runs {
+                let start = Instant::now();
+                let together = greedy_batch(&model, &prompts, NEW, None)?;
+                rate(
+                    &format!("{} prompts in one batch", self.batch),
+                    start.elapsed().as_secs_f64(),
+                );
+                let differ = alone.iter().zip(&together).filter(|(a, b)| a != b).count();
+                if differ > 0 {
+                    println!("  ({differ} of {} rows differ from alone)", self.batch);
+                }
+            }
         }
         Ok(())
     }

@@ -458,7 +458,7 @@ mod tests {
             eos_token_id: None,
             pad_token_id: None,
         };
-        config.init::<B>(&Default::default())
+        config.init_seeded::<B>(&Default::default(), 561)
     }
 
     fn samples() -> Vec<Sample> {

@@ -187,6 +187,156 @@ pub fn causal_softmax(scores: &mut [f32], seq: usize, scale: f32) {
         });
 }
 
+/// Rotates each `head_dim`-wide head of token `t`'s row of `x` (`[tokens, heads · head_dim]`) by
+/// position `positions[t]`, as [`split_heads`] does, keeping the layout.
+pub fn rotate(x: &[f32], head_dim: usize, positions: &[usize], rotary: &Rotary) -> Vec<f32> {
+    assert!(
+        !positions.is_empty() && x.len().is_multiple_of(positions.len()),
+        "x is not one row per position"
+    );
+    debug_assert_eq!(rotary.head_dim, head_dim);
+    let width = x.len() / positions.len();
+    let half = head_dim / 2;
+    let mut out = vec![0.0; x.len()];
+    out.par_chunks_mut(width)
+        .zip(x.par_chunks(width))
+        .zip(positions.par_iter())
+        .for_each(|((out, row), &position)| {
+            let table = position * head_dim..(position + 1) * head_dim;
+            let (cos, sin) = (&rotary.cos[table.clone()], &rotary.sin[table]);
+            let (cos1, cos2) = cos.split_at(half);
+            let (sin1, sin2) = sin.split_at(half);
+            for (out, head) in out
+                .chunks_exact_mut(head_dim)
+                .zip(row.chunks_exact(head_dim))
+            {
+                let (x1, x2) = head.split_at(half);
+                let (out1, out2) = out.split_at_mut(half);
+                for (((o, x), (c, s)), other) in
+                    out1.iter_mut().zip(x1).zip(cos1.iter().zip(sin1)).zip(x2)
+                {
+                    *o = x * c + -other * s;
+                }
+                for (((o, x), (c, s)), other) in
+                    out2.iter_mut().zip(x2).zip(cos2.iter().zip(sin2)).zip(x1)
+                {
+                    *o = x * c + other * s;
+                }
+            }
+        });
+    out
+}
+
+/// One decoder layer's cached keys (rotated) and values of a batch of sequences on the host:
+/// `keys[row][kv_head]` is `[slots, head_dim]`, appended to as slots are fed.
+#[derive(Debug, Clone, Default)]
+pub struct HostKv {
+    /// Rotated keys, `[row][kv_head]` → `[slots, head_dim]`.
+    pub keys: Vec<Vec<Vec<f32>>>,
+    /// Values, laid out as `keys`.
+    pub values: Vec<Vec<Vec<f32>>>,
+}
+
+/// The shape of a [`cached_attention`] call.
+#[derive(Debug, Clone, Copy)]
+pub struct CachedShape {
+    /// Query heads (a multiple of the cache's key/value heads).
+    pub heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+    /// New slots per row (the queries).
+    pub new: usize,
+    /// Slots cached before them.
+    pub start: usize,
+}
+
+/// Causal attention of new queries against cached keys and values, one row of the batch at a
+/// time: `q` `[rows · new, heads · head_dim]` (rotated) → `[rows · new, heads · head_dim]`. Query
+/// `i` of row `b` is slot `start + i`; it reads the row's slots `pads[b] ..= start + i` (its
+/// real positions so far; a padding slot reads itself only), scaled by `1/sqrt(head_dim)` and
+/// softmax-weighted as [`causal_softmax`] weights them. Query head `h` reads key/value head
+/// `h / (heads / kv_heads)` (HF's `repeat_kv`, without the copies).
+pub fn cached_attention(q: &[f32], kv: &HostKv, shape: CachedShape, pads: &[usize]) -> Vec<f32> {
+    let CachedShape {
+        heads,
+        head_dim,
+        new,
+        start,
+    } = shape;
+    let width = heads * head_dim;
+    assert_eq!(
+        q.len(),
+        pads.len() * new * width,
+        "q is not [rows · new, heads · head_dim]"
+    );
+    let kv_heads = kv.keys.first().map_or(1, Vec::len).max(1);
+    let group = heads / kv_heads;
+    let scale = (head_dim as f32).powf(-0.5);
+    let mut out = vec![0.0; q.len()];
+    out.par_chunks_mut(width)
+        .zip(q.par_chunks(width))
+        .enumerate()
+        .for_each(|(token, (out, query))| {
+            let (row, slot) = (token / new, start + token % new);
+            let first = if slot < pads[row] { slot } else { pads[row] };
+            let mut weights = vec![0.0f32; slot + 1 - first];
+            for (h, (out, query)) in out
+                .chunks_exact_mut(head_dim)
+                .zip(query.chunks_exact(head_dim))
+                .enumerate()
+            {
+                let (keys, values) = (&kv.keys[row][h / group], &kv.values[row][h / group]);
+                let visible = first * head_dim..(slot + 1) * head_dim;
+                let mut max = f32::NEG_INFINITY;
+                for (weight, key) in weights
+                    .iter_mut()
+                    .zip(keys[visible.clone()].chunks_exact(head_dim))
+                {
+                    *weight = dot(query, key) * scale;
+                    max = if *weight > max { *weight } else { max };
+                }
+                if weights.iter().any(|w| w.is_nan()) {
+                    out.fill(f32::NAN);
+                    continue;
+                }
+                let mut sum = 0.0f32;
+                for weight in weights.iter_mut() {
+                    *weight = exp_nonpositive(*weight - max);
+                    sum += *weight;
+                }
+                out.fill(0.0);
+                for (weight, value) in weights
+                    .iter()
+                    .zip(values[visible.clone()].chunks_exact(head_dim))
+                {
+                    let weight = weight / sum;
+                    for (o, v) in out.iter_mut().zip(value) {
+                        *o += weight * v;
+                    }
+                }
+            }
+        });
+    out
+}
+
+/// `a · b`, summed in [`LANES`] partial sums (so it vectorises), combined in a fixed order.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut partial = [0.0f32; LANES];
+    let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f32 = a_chunks
+        .remainder()
+        .iter()
+        .zip(b_chunks.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (a, b) in a_chunks.zip(b_chunks) {
+        for ((acc, x), y) in partial.iter_mut().zip(a).zip(b) {
+            *acc += x * y;
+        }
+    }
+    partial.iter().sum::<f32>() + tail
+}
+
 /// `x += y`, element by element.
 pub fn add_assign(x: &mut [f32], y: &[f32]) {
     x.par_chunks_mut(CHUNK)

@@ -59,12 +59,9 @@ pub enum GenerateError {
     Backend(String),
 }
 
-/// The tokens generated after `prompt` (the prompt itself is not repeated).
-pub fn generate<B: Backend>(
-    model: &Llama<B>,
-    prompt: &[u32],
-    options: &GenerateOptions,
-) -> Result<Vec<u32>, GenerateError> {
+/// Checks that `prompt` can be fed to `model`: not empty, shorter than its context, ids inside
+/// its vocabulary.
+fn check_prompt<B: Backend>(model: &Llama<B>, prompt: &[u32]) -> Result<(), GenerateError> {
     let [vocab, _] = model.embed_tokens.weight.dims();
     let max = model.max_position_embeddings;
     if prompt.is_empty() {
@@ -79,6 +76,27 @@ pub fn generate<B: Backend>(
     if let Some(&token) = prompt.iter().find(|&&t| t as usize >= vocab) {
         return Err(GenerateError::TokenOutOfRange { token, vocab });
     }
+    Ok(())
+}
+
+/// The backend's logits as host `f32`s.
+fn host_logits<B: Backend, const D: usize>(
+    logits: Tensor<B, D>,
+) -> Result<Vec<f32>, GenerateError> {
+    logits
+        .into_data()
+        .convert::<f32>()
+        .to_vec::<f32>()
+        .map_err(|e| GenerateError::Backend(format!("{e:?}")))
+}
+
+/// The tokens generated after `prompt` (the prompt itself is not repeated).
+pub fn generate<B: Backend>(
+    model: &Llama<B>,
+    prompt: &[u32],
+    options: &GenerateOptions,
+) -> Result<Vec<u32>, GenerateError> {
+    check_prompt(model, prompt)?;
     let temperature = options.temperature;
     if !(0.0..=100.0).contains(&temperature) {
         return Err(GenerateError::BadTemperature(temperature));
@@ -88,17 +106,12 @@ pub fn generate<B: Backend>(
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let mut cache = model.new_cache();
     let mut output = Vec::new();
-    let room = max - prompt.len();
+    let room = model.max_position_embeddings - prompt.len();
     let mut feed = prompt.to_vec();
     for _ in 0..options.max_new_tokens.min(room) {
         let ids: Vec<i64> = feed.iter().map(|&t| i64::from(t)).collect();
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, feed.len()]), &device);
-        let logits = model
-            .forward_cached(ids, &mut cache)
-            .into_data()
-            .convert::<f32>()
-            .to_vec::<f32>()
-            .map_err(|e| GenerateError::Backend(format!("{e:?}")))?;
+        let logits = host_logits(model.forward_cached(ids, &mut cache))?;
         let next = if temperature == 0.0 {
             argmax(&logits)
         } else {
@@ -111,6 +124,77 @@ pub fn generate<B: Backend>(
         feed = vec![next];
     }
     Ok(output)
+}
+
+/// Greedy continuations of several prompts at once: what [`generate`] at temperature 0 gives
+/// each prompt, up to f32 rounding (a near-tie may break the other way), for a fraction of the
+/// cost: each step is one matrix product over every unfinished row instead of one per row.
+///
+/// The prompts are left-padded to the longest and fed together; a row leaves the batch when it
+/// ends (`stop_token`, `max_new_tokens` or its context), so the others run on. The answers do
+/// not depend on the thread count, only on the prompts and their order.
+pub fn greedy_batch<B: Backend>(
+    model: &Llama<B>,
+    prompts: &[Vec<u32>],
+    max_new_tokens: usize,
+    stop_token: Option<u32>,
+) -> Result<Vec<Vec<u32>>, GenerateError> {
+    for prompt in prompts {
+        check_prompt(model, prompt)?;
+    }
+    let mut outputs = vec![Vec::new(); prompts.len()];
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    if prompts.is_empty() || max_new_tokens == 0 {
+        return Ok(outputs);
+    }
+    let device = model.embed_tokens.weight.val().device();
+    let [vocab, _] = model.embed_tokens.weight.dims();
+    let budgets: Vec<usize> = prompts
+        .iter()
+        .map(|prompt| max_new_tokens.min(model.max_position_embeddings - prompt.len()))
+        .collect();
+    let pads = prompts
+        .iter()
+        .map(|prompt| longest - prompt.len())
+        .collect();
+    let mut cache = model.new_batch_cache(pads);
+    // Padding slots take the row's first token: any valid id does, none is read.
+    let mut feed: Vec<i64> = prompts
+        .iter()
+        .flat_map(|prompt| {
+            std::iter::repeat_n(prompt[0], longest - prompt.len())
+                .chain(prompt.iter().copied())
+                .map(i64::from)
+        })
+        .collect();
+    let mut width = longest;
+    // `active[i]`: the prompt index of the cache's row i.
+    let mut active: Vec<usize> = (0..prompts.len()).collect();
+    while !active.is_empty() {
+        let ids =
+            Tensor::<B, 2, Int>::from_data(TensorData::new(feed, [active.len(), width]), &device);
+        let logits = host_logits(model.forward_cached_batch(ids, &mut cache))?;
+        let mut keep = Vec::with_capacity(active.len());
+        feed = Vec::with_capacity(active.len());
+        for (row, (&prompt, logits)) in active.iter().zip(logits.chunks_exact(vocab)).enumerate() {
+            let next = argmax(logits);
+            let output = &mut outputs[prompt];
+            output.push(next);
+            if stop_token != Some(next) && output.len() < budgets[prompt] {
+                keep.push(row);
+                feed.push(i64::from(next));
+            }
+        }
+        if keep.is_empty() {
+            break;
+        }
+        if keep.len() < active.len() {
+            active = keep.iter().map(|&row| active[row]).collect();
+            cache.retain(&keep);
+        }
+        width = 1;
+    }
+    Ok(outputs)
 }
 
 /// Index of the largest logit; the lowest index wins ties, NaN never wins.
@@ -276,7 +360,7 @@ mod tests {
             eos_token_id: None,
             pad_token_id: None,
         }
-        .init::<B>(&Default::default())
+        .init_seeded::<B>(&Default::default(), 463)
     }
 
     fn options(max_new_tokens: usize, temperature: f64, seed: u64) -> GenerateOptions {
@@ -322,6 +406,46 @@ mod tests {
             sequence.push(argmax(&logits));
         }
         assert_eq!(cached, sequence[prompt.len()..]);
+    }
+
+    #[test]
+    fn a_batch_of_prompts_gets_what_each_prompt_gets_alone() {
+        let model = model();
+        // Lengths 1 to 9 (the context is 10): rows end at different steps, by budget or context.
+        let prompts: Vec<Vec<u32>> = vec![
+            vec![1, 5, 2],
+            vec![7],
+            vec![3, 3, 9, 4, 0, 11, 2],
+            vec![8, 1],
+            vec![2, 4, 6, 8, 10, 1, 3, 5, 7],
+        ];
+        for max_new_tokens in [0, 1, 4, 12] {
+            let batch = greedy_batch(&model, &prompts, max_new_tokens, None).unwrap();
+            let alone: Vec<Vec<u32>> = prompts
+                .iter()
+                .map(|prompt| generate(&model, prompt, &options(max_new_tokens, 0.0, 0)).unwrap())
+                .collect();
+            assert_eq!(batch, alone, "max_new_tokens {max_new_tokens}");
+        }
+        // With a stop token some rows end early and leave the batch; the others run on.
+        let stop = greedy_batch(&model, &prompts, 12, None).unwrap()[0][1];
+        let batch = greedy_batch(&model, &prompts, 12, Some(stop)).unwrap();
+        for (prompt, got) in prompts.iter().zip(&batch) {
+            let mut options = options(12, 0.0, 0);
+            options.stop_token = Some(stop);
+            assert_eq!(got, &generate(&model, prompt, &options).unwrap());
+        }
+        assert!(batch.iter().any(|out| out.last() == Some(&stop)));
+        assert!(greedy_batch(&model, &[], 4, None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_batch_rejects_any_bad_prompt() {
+        let model = model();
+        let bad = [vec![], vec![0; 10], vec![1, 12]];
+        for prompt in bad {
+            assert!(greedy_batch(&model, &[vec![1, 2], prompt], 3, None).is_err());
+        }
     }
 
     #[test]

@@ -860,7 +860,7 @@ mod tests {
     #[test]
     fn converts_an_artifact_to_bf16_at_half_the_size_and_loads_it() {
         let config = tiny(true);
-        let model = config.init::<B>(&Default::default());
+        let model = config.init_seeded::<B>(&Default::default(), 963);
         let dir = tempfile::tempdir().unwrap();
         save_artifact(&model, &config, dir.path()).unwrap();
         let weights = dir.path().join(WEIGHTS_FILE);
@@ -908,7 +908,7 @@ mod tests {
     fn saves_and_reloads_an_artifact_with_identical_logits() {
         for tied in [false, true] {
             let config = tiny(tied);
-            let model = config.init::<B>(&Default::default());
+            let model = config.init_seeded::<B>(&Default::default(), 1011);
             let dir = tempfile::tempdir().unwrap();
             save_artifact(&model, &config, dir.path()).unwrap();
             let (config2, model2) =
@@ -1026,7 +1026,7 @@ mod tests {
     fn checks_the_size_limit_before_reading() {
         let config = tiny(false);
         let dir = tempfile::tempdir().unwrap();
-        let model = config.init::<B>(&Default::default());
+        let model = config.init_seeded::<B>(&Default::default(), 1129);
         save_artifact(&model, &config, dir.path()).unwrap();
         let size = std::fs::metadata(dir.path().join(WEIGHTS_FILE))
             .unwrap()

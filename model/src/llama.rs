@@ -16,6 +16,10 @@
 //!
 //! For generation, [`Llama::forward_cached`] keeps each layer's rotated keys and values in a
 //! [`KvCache`], so each new token costs one position's work instead of the whole sequence's.
+//! [`Llama::forward_cached_batch`] does the same for a batch of left-padded sequences (one
+//! matrix product per step for all of them, rows leaving the batch as they end). On the CPU the
+//! cache is host buffers appended in place and attention reads them where they are
+//! ([`crate::fused::cached_attention`]); other backends concatenate tensors.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -69,18 +73,35 @@ pub struct DecoderLayer<B: Backend> {
     pub mlp: Mlp<B>,
 }
 
-/// Every layer's keys (rotated) and values of the positions a sequence has been fed so far, for
-/// [`Llama::forward_cached`]. One sequence; build it with [`Llama::new_cache`].
+/// Every layer's keys (rotated) and values of the positions a batch of sequences has been fed so
+/// far, for [`Llama::forward_cached`] and [`Llama::forward_cached_batch`]. Build it with
+/// [`Llama::new_cache`] (one sequence) or [`Llama::new_batch_cache`] (left-padded sequences).
+///
+/// Every row holds the same number of slots; row `b`'s first `pads[b]` slots are padding, so
+/// its position `p` is slot `pads[b] + p`. Padding is never read by the row's real positions.
 #[derive(Debug, Clone)]
 pub struct KvCache<B: Backend> {
-    /// Per layer: `[1, kv_heads, len, head_dim]` keys and values, `None` before the first call.
-    layers: Vec<Option<(Tensor<B, 4>, Tensor<B, 4>)>>,
-    /// Positions cached.
+    /// Per layer, the keys and values so far.
+    layers: Vec<LayerCache<B>>,
+    /// Slots cached (padding included).
     len: usize,
+    /// Leading padding slots of each row.
+    pads: Vec<usize>,
+}
+
+/// One layer's cached keys (rotated) and values.
+#[derive(Debug, Clone)]
+enum LayerCache<B: Backend> {
+    /// `[rows, kv_heads, slots, head_dim]` tensors, `None` before the first call (tensor ops:
+    /// the GPU's path).
+    Tensors(Option<(Tensor<B, 4>, Tensor<B, 4>)>),
+    /// Host buffers, `[row][kv_head]` → `[slots, head_dim]`, appended to in place (the CPU's
+    /// fused path: no copy of the whole cache per step).
+    Host(fused::HostKv),
 }
 
 impl<B: Backend> KvCache<B> {
-    /// Positions fed so far.
+    /// Slots fed so far (for one sequence: its positions).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -88,6 +109,51 @@ impl<B: Backend> KvCache<B> {
     /// True before the first call.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Rows in the batch.
+    pub fn rows(&self) -> usize {
+        self.pads.len()
+    }
+
+    /// Keeps only the rows `keep` (distinct indices into the current rows, in the order given),
+    /// so the next call feeds one row of ids per kept row.
+    pub fn retain(&mut self, keep: &[usize]) {
+        let mut seen = vec![false; self.pads.len()];
+        for &row in keep {
+            assert!(
+                row < seen.len() && !std::mem::replace(&mut seen[row], true),
+                "kept rows must be distinct rows of the batch"
+            );
+        }
+        self.pads = keep.iter().map(|&row| self.pads[row]).collect();
+        for layer in &mut self.layers {
+            match layer {
+                LayerCache::Tensors(None) => {}
+                LayerCache::Tensors(Some((keys, values))) => {
+                    let rows = Tensor::<B, 1, Int>::from_data(
+                        TensorData::new(
+                            keep.iter().map(|&row| row as i64).collect::<Vec<_>>(),
+                            [keep.len()],
+                        ),
+                        &keys.device(),
+                    );
+                    *keys = keys.clone().select(0, rows.clone());
+                    *values = values.clone().select(0, rows);
+                }
+                LayerCache::Host(fused::HostKv { keys, values }) => {
+                    let pick = |buffers: &mut Vec<Vec<Vec<f32>>>| {
+                        let mut old = std::mem::take(buffers);
+                        *buffers = keep
+                            .iter()
+                            .map(|&row| std::mem::take(&mut old[row]))
+                            .collect();
+                    };
+                    pick(keys);
+                    pick(values);
+                }
+            }
+        }
     }
 }
 
@@ -295,11 +361,34 @@ impl<B: Backend> Llama<B> {
             .map_or(2, |layer| layer.self_attn.head_dim)
     }
 
-    /// An empty cache for [`Llama::forward_cached`].
+    /// An empty cache of one sequence for [`Llama::forward_cached`].
     pub fn new_cache(&self) -> KvCache<B> {
+        self.new_batch_cache(vec![0])
+    }
+
+    /// An empty cache for [`Llama::forward_cached_batch`] of `pads.len()` sequences, row `b`
+    /// left-padded by `pads[b]` slots (a prompt of `n` tokens in a batch whose longest prompt
+    /// has `m` gets `m - n`).
+    pub fn new_batch_cache(&self, pads: Vec<usize>) -> KvCache<B> {
+        self.batch_cache(pads, crate::backend::is_cpu::<B>())
+    }
+
+    /// [`Llama::new_batch_cache`] with host buffers (`fused`, the CPU's fused path) or tensors.
+    pub(crate) fn batch_cache(&self, pads: Vec<usize>, fused: bool) -> KvCache<B> {
+        let layer = if fused {
+            let kv_heads = self.layers.first().map_or(0, |l| l.self_attn.num_kv_heads);
+            let empty = vec![vec![Vec::new(); kv_heads]; pads.len()];
+            LayerCache::Host(fused::HostKv {
+                keys: empty.clone(),
+                values: empty,
+            })
+        } else {
+            LayerCache::Tensors(None)
+        };
         KvCache {
-            layers: vec![None; self.layers.len()],
+            layers: vec![layer; self.layers.len()],
             len: 0,
+            pads,
         }
     }
 
@@ -314,14 +403,45 @@ impl<B: Backend> Llama<B> {
         input_ids: Tensor<B, 2, Int>,
         cache: &mut KvCache<B>,
     ) -> Tensor<B, 1> {
+        let logits = self.forward_cached_batch(input_ids, cache);
+        let [_, vocab] = logits.dims();
+        logits.reshape([vocab])
+    }
+
+    /// [`Llama::forward_cached`] for a batch: `input_ids` `[rows, n]` (one row per row of
+    /// `cache`) fills the next `n` slots of every row; returns each row's logits at its last slot,
+    /// `[rows, vocab]`. Row `b`'s padding slots (`cache`'s `pads[b]`, the start of its first
+    /// call) take any valid id and are never read by its real positions, so each row's logits
+    /// are its sequence's alone, up to f32 rounding.
+    ///
+    /// The caller keeps every row's positions (`slots - pads[b]`) within
+    /// `max_position_embeddings` and ids below `vocab_size`.
+    pub fn forward_cached_batch(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        cache: &mut KvCache<B>,
+    ) -> Tensor<B, 2> {
         let device = input_ids.device();
-        let [_, n] = input_ids.dims();
+        let [rows, n] = input_ids.dims();
+        assert_eq!(rows, cache.rows(), "one row of ids per row of the cache");
+        if matches!(cache.layers.first(), Some(LayerCache::Host(_))) {
+            return self.forward_cached_fused(input_ids, cache);
+        }
         let start = cache.len;
         let head_dim = self.head_dim();
-        let (cos, sin) = rotary_tables::<B>(start + n, head_dim, self.rope_theta, &device);
-        let (cos, sin) = (cos.narrow(2, start, n), sin.narrow(2, start, n));
-        // Query i (position start + i) reads every cached key and the new ones up to itself.
-        let mask = (n > 1).then(|| offset_causal_bias::<B>(start, n, &device));
+        let padded = cache.pads.iter().any(|&pad| pad > 0);
+        let (cos, sin) = if padded {
+            padded_rotary_tables::<B>(&cache.pads, start, n, head_dim, self.rope_theta, &device)
+        } else {
+            let (cos, sin) = rotary_tables::<B>(start + n, head_dim, self.rope_theta, &device);
+            (cos.narrow(2, start, n), sin.narrow(2, start, n))
+        };
+        // Query i (slot start + i) reads every cached key and the new ones up to itself.
+        let mask = if padded {
+            Some(padded_causal_bias::<B>(&cache.pads, start, n, &device))
+        } else {
+            (n > 1).then(|| offset_causal_bias::<B>(start, n, &device))
+        };
 
         let mut x = self.embed_tokens.forward(input_ids);
         for (layer, entry) in self.layers.iter().zip(&mut cache.layers) {
@@ -332,10 +452,55 @@ impl<B: Backend> Llama<B> {
         let last = self
             .norm
             .forward(x.narrow(1, n - 1, 1))
-            .reshape([1, hidden]);
-        let logits = self.output_logits(last);
-        let [_, vocab] = logits.dims();
-        logits.reshape([vocab])
+            .reshape([rows, hidden]);
+        self.output_logits(last)
+    }
+
+    /// [`Llama::forward_cached_batch`] on the CPU with host keys and values: the steps between
+    /// matrix products run as host passes ([`fused`]), and attention reads the cache where it is
+    /// (no concatenated or repeated copy of it per step).
+    fn forward_cached_fused(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        cache: &mut KvCache<B>,
+    ) -> Tensor<B, 2> {
+        let [rows, n] = input_ids.dims();
+        let start = cache.len;
+        let rotary = fused::Rotary::new(start + n, self.head_dim(), self.rope_theta);
+        // Slot start + i of row b is its position start + i − pads[b] (padding: 0, never read).
+        let positions: Vec<usize> = cache
+            .pads
+            .iter()
+            .flat_map(|&pad| (start..start + n).map(move |slot| slot.saturating_sub(pad)))
+            .collect();
+        let slots = Slots {
+            rows,
+            new: n,
+            start,
+            pads: &cache.pads,
+            positions: &positions,
+        };
+        let x = self.embed_tokens.forward(input_ids);
+        let [_, _, hidden] = x.dims();
+        let device = x.device();
+        let mut x = host(x);
+        let x = values_mut(&mut x);
+        for (layer, entry) in self.layers.iter().zip(&mut cache.layers) {
+            let LayerCache::Host(kv) = entry else {
+                unreachable!("a host cache holds host buffers in every layer")
+            };
+            layer.forward_cached_fused(x, &slots, &rotary, kv, &device);
+        }
+        cache.len = start + n;
+        let last: Vec<f32> = x
+            .chunks_exact(n * hidden)
+            .flat_map(|row| row[(n - 1) * hidden..].iter().copied())
+            .collect();
+        self.output_logits(to_tensor(
+            fused_norm(&self.norm, &last),
+            [rows, hidden],
+            &device,
+        ))
     }
 
     /// The output projection as `[vocab, hidden]` (HF layout), whichever way it is stored.
@@ -369,16 +534,20 @@ impl<B: Backend> DecoderLayer<B> {
 }
 
 impl<B: Backend> DecoderLayer<B> {
-    /// [`DecoderLayer::forward`] for new positions of one sequence, with `cache` this layer's
-    /// keys and values so far (extended in place). `mask` is `None` for a single new position.
+    /// [`DecoderLayer::forward`] for new slots of a batch, with `cache` this layer's keys and
+    /// values so far (extended in place). `mask` is `None` for a single new position of
+    /// unpadded rows.
     fn forward_cached(
         &self,
         x: Tensor<B, 3>,
         cos: &Tensor<B, 4>,
         sin: &Tensor<B, 4>,
         mask: Option<&Tensor<B, 4>>,
-        cache: &mut Option<(Tensor<B, 4>, Tensor<B, 4>)>,
+        cache: &mut LayerCache<B>,
     ) -> Tensor<B, 3> {
+        let LayerCache::Tensors(cache) = cache else {
+            unreachable!("a tensor cache holds tensors in every layer")
+        };
         let attn = self.self_attn.forward_cached(
             self.input_layernorm.forward(x.clone()),
             cos,
@@ -395,11 +564,11 @@ impl<B: Backend> DecoderLayer<B> {
 }
 
 impl<B: Backend> Attention<B> {
-    /// [`Attention::forward`] for new positions of one sequence against `cache`'s keys and
-    /// values (rotated keys and values before `repeat_kv`, extended in place).
+    /// [`Attention::forward`] for new slots of a batch against `cache`'s keys and values
+    /// (rotated keys and values before `repeat_kv`, extended in place).
     ///
-    /// Shapes: `x` `[1, n, hidden]`, `cos`/`sin` `[1, 1, n, head_dim]` (the new positions'),
-    /// `mask` `[1, 1, n, cached + n]` or `None` → `[1, n, hidden]`.
+    /// Shapes: `x` `[rows, n, hidden]`, `cos`/`sin` `[1 or rows, 1, n, head_dim]` (the new
+    /// slots'), `mask` `[1 or rows, 1, n, cached + n]` or `None` → `[rows, n, hidden]`.
     fn forward_cached(
         &self,
         x: Tensor<B, 3>,
@@ -427,7 +596,7 @@ impl<B: Backend> Attention<B> {
         let v = repeat_kv(v, heads / kv_heads);
 
         let scale = (head_dim as f64).powf(-0.5);
-        // [1, heads, n, cached + n]
+        // [rows, heads, n, cached + n]
         let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
         if let Some(mask) = mask {
             scores = scores + mask.clone();
@@ -482,6 +651,13 @@ impl<B: Backend> DecoderLayer<B> {
         let normed = to_tensor(fused_norm(&self.input_layernorm, x), [rows, hidden], device);
         let attended = self.self_attn.forward_fused(normed, [batch, seq], rotary);
         fused::add_assign(x, values(&host(attended)));
+        self.mlp_fused(x, device);
+    }
+
+    /// The second half of a fused layer: `x += mlp(norm(x))` for `x` `[rows, hidden]`.
+    fn mlp_fused(&self, x: &mut [f32], device: &B::Device) {
+        let hidden = self.post_attention_layernorm.gamma.dims()[0];
+        let rows = x.len() / hidden.max(1);
         let normed = to_tensor(
             fused_norm(&self.post_attention_layernorm, x),
             [rows, hidden],
@@ -496,6 +672,40 @@ impl<B: Backend> DecoderLayer<B> {
             .forward(Tensor::<B, 2>::from_data(gate, device));
         fused::add_assign(x, values(&host(down)));
     }
+
+    /// [`DecoderLayer::forward_cached`] on host buffers: `x` `[rows · new, hidden]`, changed in
+    /// place; `kv` this layer's cache, extended by the new slots.
+    fn forward_cached_fused(
+        &self,
+        x: &mut [f32],
+        slots: &Slots,
+        rotary: &fused::Rotary,
+        kv: &mut fused::HostKv,
+        device: &B::Device,
+    ) {
+        let hidden = self.input_layernorm.gamma.dims()[0];
+        let normed = to_tensor(
+            fused_norm(&self.input_layernorm, x),
+            [slots.rows * slots.new, hidden],
+            device,
+        );
+        let attended = self
+            .self_attn
+            .forward_cached_fused(normed, slots, rotary, kv);
+        fused::add_assign(x, values(&host(attended)));
+        self.mlp_fused(x, device);
+    }
+}
+
+/// The new slots of a cached call: `new` per row for `rows` rows after `start` cached ones.
+struct Slots<'a> {
+    rows: usize,
+    new: usize,
+    start: usize,
+    /// Leading padding slots of each row.
+    pads: &'a [usize],
+    /// Position of each new slot, `[rows · new]`, row-major.
+    positions: &'a [usize],
 }
 
 impl<B: Backend> Attention<B> {
@@ -540,6 +750,66 @@ impl<B: Backend> Attention<B> {
         );
         self.o_proj
             .forward(to_tensor(out, [batch * seq, heads * head_dim], &device))
+    }
+}
+
+impl<B: Backend> Attention<B> {
+    /// [`Attention::forward_cached`] on host buffers: `x` `[rows · new, hidden]` (normalised) →
+    /// `[rows · new, hidden]`. The new keys and values are appended to `kv`; each query reads its
+    /// row's keys from the first real slot up to its own (a padding slot reads itself only).
+    fn forward_cached_fused(
+        &self,
+        x: Tensor<B, 2>,
+        slots: &Slots,
+        rotary: &fused::Rotary,
+        kv: &mut fused::HostKv,
+    ) -> Tensor<B, 2> {
+        let device = x.device();
+        let (heads, kv_heads, head_dim) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let q = fused::rotate(
+            values(&host(self.q_proj.forward(x.clone()))),
+            head_dim,
+            slots.positions,
+            rotary,
+        );
+        let k = fused::rotate(
+            values(&host(self.k_proj.forward(x.clone()))),
+            head_dim,
+            slots.positions,
+            rotary,
+        );
+        let v = host(self.v_proj.forward(x));
+        let v = values(&v);
+        let width = kv_heads * head_dim;
+        for (row, (keys, values)) in kv.keys.iter_mut().zip(&mut kv.values).enumerate() {
+            let tokens = row * slots.new * width..(row + 1) * slots.new * width;
+            for token in k[tokens.clone()]
+                .chunks_exact(width)
+                .zip(v[tokens].chunks_exact(width))
+            {
+                for (g, (keys, values)) in keys.iter_mut().zip(values.iter_mut()).enumerate() {
+                    let head = g * head_dim..(g + 1) * head_dim;
+                    keys.extend_from_slice(&token.0[head.clone()]);
+                    values.extend_from_slice(&token.1[head]);
+                }
+            }
+        }
+        let out = fused::cached_attention(
+            &q,
+            kv,
+            fused::CachedShape {
+                heads,
+                head_dim,
+                new: slots.new,
+                start: slots.start,
+            },
+            slots.pads,
+        );
+        self.o_proj.forward(to_tensor(
+            out,
+            [slots.rows * slots.new, heads * head_dim],
+            &device,
+        ))
     }
 }
 
@@ -668,6 +938,64 @@ fn offset_causal_bias<B: Backend>(start: usize, n: usize, device: &B::Device) ->
     Tensor::from_data(TensorData::new(values, [1, 1, n, keys]), device)
 }
 
+/// Rotary tables of slots `start..start + n` of left-padded rows: row `b`'s slot `t` is its
+/// position `t - pads[b]` (padding slots get position 0; nothing reads them).
+///
+/// Shapes: → (`[rows, 1, n, head_dim]`, `[rows, 1, n, head_dim]`).
+fn padded_rotary_tables<B: Backend>(
+    pads: &[usize],
+    start: usize,
+    n: usize,
+    head_dim: usize,
+    theta: f64,
+    device: &B::Device,
+) -> (Tensor<B, 4>, Tensor<B, 4>) {
+    let table = fused::Rotary::new(start + n, head_dim, theta);
+    let mut cos = Vec::with_capacity(pads.len() * n * head_dim);
+    let mut sin = Vec::with_capacity(pads.len() * n * head_dim);
+    for &pad in pads {
+        for slot in start..start + n {
+            let position = slot.saturating_sub(pad);
+            let row = position * head_dim..(position + 1) * head_dim;
+            cos.extend_from_slice(&table.cos[row.clone()]);
+            sin.extend_from_slice(&table.sin[row]);
+        }
+    }
+    let shape = [pads.len(), 1, n, head_dim];
+    (
+        Tensor::from_data(TensorData::new(cos, shape), device),
+        Tensor::from_data(TensorData::new(sin, shape), device),
+    )
+}
+
+/// Additive causal mask of `n` new slots `start..start + n` of left-padded rows over keys
+/// `0..start + n`: in row `b`, query slot `i` reads key slot `j` when `pads[b] <= j <= i`. A
+/// padding slot reads itself only, so its values stay finite (a row of nothing but masked
+/// scores would be NaN, and NaN times a zero weight is NaN in the real rows).
+///
+/// Shapes: → `[rows, 1, n, start + n]`.
+fn padded_causal_bias<B: Backend>(
+    pads: &[usize],
+    start: usize,
+    n: usize,
+    device: &B::Device,
+) -> Tensor<B, 4> {
+    let keys = start + n;
+    let mut values = Vec::with_capacity(pads.len() * n * keys);
+    for &pad in pads {
+        for query in start..start + n {
+            values.extend((0..keys).map(|key| {
+                if key == query || (pad <= key && key <= query) {
+                    0.0
+                } else {
+                    MASKED_SCORE
+                }
+            }));
+        }
+    }
+    Tensor::from_data(TensorData::new(values, [pads.len(), 1, n, keys]), device)
+}
+
 /// Builds a bias-free linear layer from a weight in burn's `[in, out]` layout.
 pub(crate) fn linear_from<B: Backend>(weight: Tensor<B, 2>) -> Linear<B> {
     Linear {
@@ -758,7 +1086,7 @@ mod tests {
     #[test]
     fn produces_logits_of_the_right_shape_for_tied_and_untied_heads() {
         for tied in [false, true] {
-            let model = tiny(tied).init::<B>(&Default::default());
+            let model = tiny(tied).init_seeded::<B>(&Default::default(), 1185);
             assert_eq!(model.lm_head.is_none(), tied);
             let logits = model.forward(ids(&[&[1, 2, 3], &[4, 5, 6]]));
             assert_eq!(logits.dims(), [2, 3, 40]);
@@ -768,7 +1096,7 @@ mod tests {
 
     #[test]
     fn is_causal_later_tokens_do_not_change_earlier_logits() {
-        let model = tiny(false).init::<B>(&Default::default());
+        let model = tiny(false).init_seeded::<B>(&Default::default(), 1195);
         let a = to_vec(model.forward(ids(&[&[1, 2, 3, 4]])));
         let b = to_vec(model.forward(ids(&[&[1, 2, 9, 17]])));
         let per_pos = 40;
@@ -778,7 +1106,7 @@ mod tests {
 
     #[test]
     fn padded_batch_matches_each_sample_alone() {
-        let model = tiny(false).init::<B>(&Default::default());
+        let model = tiny(false).init_seeded::<B>(&Default::default(), 1205);
         let short = to_vec(model.forward(ids(&[&[5, 6]])));
         let long = to_vec(model.forward(ids(&[&[7, 8, 9, 10]])));
         let batch = to_vec(model.forward_padded(ids(&[&[5, 6, 0, 0], &[7, 8, 9, 10]]), &[2, 4]));
@@ -846,6 +1174,83 @@ mod tests {
     }
 
     #[test]
+    fn a_left_padded_cached_batch_gives_each_row_its_own_logits() {
+        let model = sharp(2, false);
+        let prompts: [&[i64]; 3] = [&[5, 6], &[7, 8, 9, 10], &[3]];
+        let steps: [[i64; 3]; 2] = [[1, 2, 4], [11, 0, 9]];
+        // Alone, with the tensor ops: each prompt, then its two further tokens, one call each.
+        let mut alone = Vec::new();
+        for (row, prompt) in prompts.iter().enumerate() {
+            let mut cache = model.batch_cache(vec![0], false);
+            let mut logits = vec![to_vec(
+                model.forward_cached(ids(&[prompt]), &mut cache).unsqueeze(),
+            )];
+            for step in &steps {
+                let next = model.forward_cached(ids(&[&[step[row]]]), &mut cache);
+                logits.push(to_vec(next.unsqueeze()));
+            }
+            alone.push(logits);
+        }
+        // Together, left-padded with a token that would change a row's logits if it were read,
+        // on host buffers (the CPU's fused path) and with the tensor ops.
+        for fused in [true, false] {
+            let mut cache = model.batch_cache(vec![2, 0, 3], fused);
+            let padded: [&[i64]; 3] = [&[39, 39, 5, 6], &[7, 8, 9, 10], &[39, 39, 39, 3]];
+            let first = to_vec(
+                model
+                    .forward_cached_batch(ids(&padded), &mut cache)
+                    .unsqueeze(),
+            );
+            let second = to_vec(
+                model
+                    .forward_cached_batch(ids(&[&[1], &[2], &[4]]), &mut cache)
+                    .unsqueeze(),
+            );
+            // Row 1 leaves the batch; rows 2 and 0 run on, in that order.
+            cache.retain(&[2, 0]);
+            let third = to_vec(
+                model
+                    .forward_cached_batch(ids(&[&[9], &[11]]), &mut cache)
+                    .unsqueeze(),
+            );
+            let vocab = 40;
+            let together = [
+                (0, 0, &first, 0),
+                (1, 0, &first, 1),
+                (2, 0, &first, 2),
+                (0, 1, &second, 0),
+                (1, 1, &second, 1),
+                (2, 1, &second, 2),
+                (2, 2, &third, 0),
+                (0, 2, &third, 1),
+            ];
+            for (row, step, batch, at) in together {
+                let got = &batch[at * vocab..(at + 1) * vocab];
+                for (x, y) in got.iter().zip(&alone[row][step]) {
+                    assert!(x.is_finite());
+                    assert!(
+                        (x - y).abs() < 1e-4,
+                        "fused {fused} row {row} step {step}: {x} vs {y}"
+                    );
+                }
+            }
+        }
+        // The padding token does change a row when it is real: the mask is what hides it.
+        let mut cache = model.new_cache();
+        let read = to_vec(
+            model
+                .forward_cached(ids(&[&[39, 39, 5, 6]]), &mut cache)
+                .unsqueeze(),
+        );
+        let moved = read
+            .iter()
+            .zip(&alone[0][0])
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(moved > 1e-2, "{moved}");
+    }
+
+    #[test]
     fn the_fused_decoder_runs_on_the_cpu_and_not_under_autodiff() {
         assert!(crate::backend::is_cpu::<B>());
         assert!(!crate::backend::is_cpu::<crate::backend::CpuTrain>());
@@ -878,7 +1283,7 @@ mod tests {
     #[test]
     fn cached_forward_matches_the_full_forward_at_every_step() {
         for tied in [false, true] {
-            let model = tiny(tied).init::<B>(&Default::default());
+            let model = tiny(tied).init_seeded::<B>(&Default::default(), 1382);
             let tokens: [i64; 7] = [3, 9, 1, 27, 14, 5, 38];
             let full = to_vec(model.forward(ids(&[&tokens])));
             let mut cache = model.new_cache();
@@ -903,7 +1308,7 @@ mod tests {
 
     #[test]
     fn tied_logits_are_the_same_for_few_rows_and_many() {
-        let model = tiny(true).init::<B>(&Default::default());
+        let model = tiny(true).init_seeded::<B>(&Default::default(), 1407);
         // 16 hidden units: on backends other than the CPU, 1 row takes the (E · hᵀ)ᵀ path and
         // 20 rows the transposed embedding.
         let many = to_vec(model.forward(ids(&[&[

@@ -405,8 +405,11 @@ mod tests {
         std::fs::write(path, edited_bytes(model, edit)).unwrap();
     }
 
+    /// A freshly drawn model (each call its own seed) saved as an artifact in `dir`.
     fn saved(dir: &Path) -> Llama<Cpu> {
-        let model = tiny_config().init::<Cpu>(&Default::default());
+        static SEED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(509);
+        let seed = SEED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let model = tiny_config().init_seeded::<Cpu>(&Default::default(), seed);
         save_artifact(&model, &tiny_config(), dir).unwrap();
         model
     }
@@ -698,7 +701,7 @@ mod tests {
                 }
             }))
         };
-        let original = peaked(&tiny_config().init::<Cpu>(&device));
+        let original = peaked(&tiny_config().init_seeded::<Cpu>(&device, 801));
         let samples = samples_of(&original);
         let fitted = |model: &Llama<Cpu>| Arc::new(evaluate_fitted(model, &samples, 8).unwrap());
         let permuted_bytes = permuted(&original);
@@ -709,7 +712,7 @@ mod tests {
                 values.iter_mut().for_each(|v| *v *= 1.3);
             }
         }));
-        let independent = peaked(&tiny_config().init::<Cpu>(&device));
+        let independent = peaked(&tiny_config().init_seeded::<Cpu>(&device, 812));
 
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("permuted"), &permuted_bytes).unwrap();

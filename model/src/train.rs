@@ -895,7 +895,7 @@ mod tests {
         );
         assert_eq!(read_state(&checkpoint).unwrap().unwrap().step, 3);
         let (_, resumed) = train(
-            config.init::<B>(&Default::default()),
+            config.init_seeded::<B>(&Default::default(), 998),
             &config,
             &samples(),
             &quick(10),
@@ -997,7 +997,7 @@ mod tests {
             .unwrap();
         assert_eq!(state.step, 6);
 
-        let fresh = config.init::<B>(&Default::default());
+        let fresh = config.init_seeded::<B>(&Default::default(), 1100);
         let (_, outcome) = train(
             fresh,
             &config,
@@ -1015,7 +1015,7 @@ mod tests {
             seed: 4,
             ..quick(12)
         };
-        let fresh = config.init::<B>(&Default::default());
+        let fresh = config.init_seeded::<B>(&Default::default(), 1118);
         assert!(matches!(
             train(
                 fresh,
@@ -1097,7 +1097,7 @@ mod tests {
         assert!(dir.path().join("model.safetensors").exists());
         // A completion run cannot resume a DPO checkpoint.
         let resumed = train(
-            config.init::<B>(&Default::default()),
+            config.init_seeded::<B>(&Default::default(), 1200),
             &config,
             &samples(),
             &quick(40),
@@ -1118,7 +1118,7 @@ mod tests {
         let pairs = preference_pairs();
         let run = |reference: &[f64], beta: f64| {
             train_preferences(
-                config.init::<B>(&Default::default()),
+                config.init_seeded::<B>(&Default::default(), 1221),
                 &config,
                 &pairs,
                 reference,
@@ -1171,7 +1171,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let run = |samples: &[Sample], train_config: &TrainConfig| {
             train(
-                config.init::<B>(&Default::default()),
+                config.init_seeded::<B>(&Default::default(), 1274),
                 &config,
                 samples,
                 train_config,

@@ -194,32 +194,38 @@ impl BackendTask for EvalJob {
         };
         let eval = started.elapsed();
         let started = Instant::now();
-        let spot = match &self.spot {
-            Some(answer) => {
+        let open = match (&self.open, self.competition.open) {
+            (Some(tasks), Some(open)) if !self.skip_eval => Some((tasks, open)),
+            _ => None,
+        };
+        // Read once, for the spot-check's stop ids and the open instructions' prompts.
+        let tokenizer = if self.spot.is_some() || open.is_some() {
+            Some(Tokenizer::from_model_dir(&self.dir)?)
+        } else {
+            None
+        };
+        let spot = match (&self.spot, &tokenizer) {
+            (Some(answer), Some(tokenizer)) => {
                 // A miner stops at its tokenizer's end-of-sequence id; accept the config's too.
-                let tokenizer_eos = Tokenizer::from_model_dir(&self.dir)?.eos_id();
                 let stops: Vec<u32> = config
                     .eos_token_id
                     .into_iter()
-                    .chain(tokenizer_eos)
+                    .chain(tokenizer.eos_id())
                     .collect();
                 Some(verify_greedy(&model, answer, &stops)?)
             }
-            None => None,
+            _ => None,
         };
         let spot_time = started.elapsed();
         let started = Instant::now();
-        let following = match (&self.open, self.competition.open) {
-            (Some(tasks), Some(open)) if !self.skip_eval => {
-                let tokenizer = Tokenizer::from_model_dir(&self.dir)?;
-                Some(follow(
-                    &model,
-                    &tokenizer,
-                    &self.competition,
-                    tasks,
-                    open.max_new_tokens,
-                )?)
-            }
+        let following = match (open, &tokenizer) {
+            (Some((tasks, open)), Some(tokenizer)) => Some(follow(
+                &model,
+                tokenizer,
+                &self.competition,
+                tasks,
+                open.max_new_tokens,
+            )?),
             _ => None,
         };
         Ok(EvalOutput {
