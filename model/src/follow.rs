@@ -82,7 +82,13 @@ pub fn answer<B: Backend>(
         seed: 0,
         stop_token: eos,
     };
-    let mut ids = generate(model, &prompt, &options)?;
+    finish(generate(model, &prompt, &options)?, tokenizer)
+}
+
+/// The [`Answer`] of generated `ids`: finished when they end with the tokenizer's
+/// end-of-sequence token, which the text leaves out.
+fn finish(mut ids: Vec<u32>, tokenizer: &Tokenizer) -> Result<Answer, FollowError> {
+    let eos = tokenizer.eos_id();
     let tokens = ids.len();
     let finished = eos.is_some() && ids.last().copied() == eos;
     if finished {
@@ -133,23 +139,21 @@ pub fn follow<B: Backend>(
         .iter()
         .zip(outputs)
         .map(|(task, output)| {
-            let Some(mut ids) = output else {
-                return Ok(Followed {
-                    answer: String::new(),
+            let Answer {
+                text,
+                finished,
+                tokens,
+            } = match output {
+                Some(ids) => finish(ids, tokenizer)?,
+                None => Answer {
+                    text: String::new(),
                     finished: false,
                     tokens: 0,
-                    score: 0.0,
-                });
+                },
             };
-            let tokens = ids.len();
-            let finished = eos.is_some() && ids.last().copied() == eos;
-            if finished {
-                ids.pop();
-            }
-            let answer = tokenizer.decode(&ids)?;
-            let score = task.score(&answer, finished);
+            let score = task.score(&text, finished);
             Ok(Followed {
-                answer,
+                answer: text,
                 finished,
                 tokens,
                 score,
@@ -169,13 +173,18 @@ mod tests {
         Competition::from_toml(include_str!("../../competitions/default.toml")).unwrap()
     }
 
-    #[test]
-    fn a_random_model_answers_every_task_within_the_budget_and_is_scored() {
+    /// A tiny random model with a context of `positions`.
+    fn model(positions: usize, seed: u64) -> Llama<Cpu> {
         let config = LlamaConfig {
-            max_position_embeddings: 512,
+            max_position_embeddings: positions,
             ..LlamaConfig::tiny()
         };
-        let model = config.init_seeded::<Cpu>(&Default::default(), 5);
+        config.init_seeded::<Cpu>(&Default::default(), seed)
+    }
+
+    #[test]
+    fn a_random_model_answers_every_task_within_the_budget_and_is_scored() {
+        let model = model(512, 5);
         let tasks = open::generate([1; 32], 3);
         let tokenizer = Tokenizer::bytes();
         let followed = follow(&model, &tokenizer, &competition(), &tasks, 6).unwrap();
@@ -204,11 +213,7 @@ mod tests {
 
     #[test]
     fn more_tasks_than_one_batch_are_answered_in_order() {
-        let config = LlamaConfig {
-            max_position_embeddings: 512,
-            ..LlamaConfig::tiny()
-        };
-        let model = config.init_seeded::<Cpu>(&Default::default(), 9);
+        let model = model(512, 9);
         let tasks = open::generate([2; 32], FOLLOW_BATCH + 2);
         let tokenizer = Tokenizer::bytes();
         let followed = follow(&model, &tokenizer, &competition(), &tasks, 2).unwrap();
@@ -221,11 +226,7 @@ mod tests {
 
     #[test]
     fn a_prompt_the_context_cannot_hold_is_an_unfinished_empty_answer() {
-        let config = LlamaConfig {
-            max_position_embeddings: 16,
-            ..LlamaConfig::tiny()
-        };
-        let model = config.init_seeded::<Cpu>(&Default::default(), 5);
+        let model = model(16, 5);
         let tasks = open::generate([1; 32], 2);
         let followed = follow(&model, &Tokenizer::bytes(), &competition(), &tasks, 6).unwrap();
         for answer in followed {

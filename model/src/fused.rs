@@ -85,7 +85,6 @@ pub fn split_heads(
         "x is not [batch, seq, heads · head_dim]"
     );
     let mut out = vec![0.0; x.len()];
-    let half = head_dim / 2;
     // One chunk per (sample, head): `[seq, head_dim]`.
     out.par_chunks_mut(seq * head_dim)
         .enumerate()
@@ -99,21 +98,7 @@ pub fn split_heads(
                         debug_assert_eq!(rotary.head_dim, head_dim);
                         let table = s * head_dim..(s + 1) * head_dim;
                         let (cos, sin) = (&rotary.cos[table.clone()], &rotary.sin[table]);
-                        let (x1, x2) = row.split_at(half);
-                        let (out1, out2) = out.split_at_mut(half);
-                        let (cos1, cos2) = cos.split_at(half);
-                        let (sin1, sin2) = sin.split_at(half);
-                        // rotate_half(x) = [−x2, x1], one loop per half so each vectorises.
-                        for (((o, x), (c, s)), other) in
-                            out1.iter_mut().zip(x1).zip(cos1.iter().zip(sin1)).zip(x2)
-                        {
-                            *o = x * c + -other * s;
-                        }
-                        for (((o, x), (c, s)), other) in
-                            out2.iter_mut().zip(x2).zip(cos2.iter().zip(sin2)).zip(x1)
-                        {
-                            *o = x * c + other * s;
-                        }
+                        rotate_head(out, row, cos, sin);
                     }
                     None => out.copy_from_slice(row),
                 }
@@ -196,7 +181,6 @@ pub fn rotate(x: &[f32], head_dim: usize, positions: &[usize], rotary: &Rotary) 
     );
     debug_assert_eq!(rotary.head_dim, head_dim);
     let width = x.len() / positions.len();
-    let half = head_dim / 2;
     let mut out = vec![0.0; x.len()];
     out.par_chunks_mut(width)
         .zip(x.par_chunks(width))
@@ -204,27 +188,30 @@ pub fn rotate(x: &[f32], head_dim: usize, positions: &[usize], rotary: &Rotary) 
         .for_each(|((out, row), &position)| {
             let table = position * head_dim..(position + 1) * head_dim;
             let (cos, sin) = (&rotary.cos[table.clone()], &rotary.sin[table]);
-            let (cos1, cos2) = cos.split_at(half);
-            let (sin1, sin2) = sin.split_at(half);
             for (out, head) in out
                 .chunks_exact_mut(head_dim)
                 .zip(row.chunks_exact(head_dim))
             {
-                let (x1, x2) = head.split_at(half);
-                let (out1, out2) = out.split_at_mut(half);
-                for (((o, x), (c, s)), other) in
-                    out1.iter_mut().zip(x1).zip(cos1.iter().zip(sin1)).zip(x2)
-                {
-                    *o = x * c + -other * s;
-                }
-                for (((o, x), (c, s)), other) in
-                    out2.iter_mut().zip(x2).zip(cos2.iter().zip(sin2)).zip(x1)
-                {
-                    *o = x * c + other * s;
-                }
+                rotate_head(out, head, cos, sin);
             }
         });
     out
+}
+
+/// `out = x·cos + rotate_half(x)·sin` for one head `x` (`rotate_half([x1, x2]) = [−x2, x1]`),
+/// rounded as the tensor ops round it; one loop per half so each vectorises.
+fn rotate_head(out: &mut [f32], x: &[f32], cos: &[f32], sin: &[f32]) {
+    let half = x.len() / 2;
+    let (x1, x2) = x.split_at(half);
+    let (out1, out2) = out.split_at_mut(half);
+    let (cos1, cos2) = cos.split_at(half);
+    let (sin1, sin2) = sin.split_at(half);
+    for (((o, x), (c, s)), other) in out1.iter_mut().zip(x1).zip(cos1.iter().zip(sin1)).zip(x2) {
+        *o = x * c + -other * s;
+    }
+    for (((o, x), (c, s)), other) in out2.iter_mut().zip(x2).zip(cos2.iter().zip(sin2)).zip(x1) {
+        *o = x * c + other * s;
+    }
 }
 
 /// One decoder layer's cached keys (rotated) and values of a batch of sequences on the host:
