@@ -114,8 +114,8 @@ pub struct Cli {
     pub eval_samples: Option<u32>,
 
     /// Open instructions each validator has every model answer per epoch, in a competition that
-    /// scores them (`[open]`; default: the competition's `open.samples`, 4 with a real model:
-    /// each costs every validator up to 96 generated tokens per model).
+    /// scores them (`[open]`; default: the competition's `open.samples`, 16 in `smollm2-135m`:
+    /// each costs every validator up to 96 generated tokens per model, 16 answered at once).
     #[arg(long = "open-samples", env = "DEVNET_OPEN_SAMPLES",
           value_parser = clap::value_parser!(u32).range(1..))]
     pub open_samples: Option<u32>,
