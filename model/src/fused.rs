@@ -143,33 +143,54 @@ pub fn causal_softmax(scores: &mut [f32], seq: usize, scale: f32) {
             let position = row_index % seq;
             let (visible, future) = row.split_at_mut(position + 1);
             future.fill(0.0);
-            let mut max = f32::NEG_INFINITY;
-            for value in visible.iter_mut() {
-                *value *= scale;
-                max = if *value > max { *value } else { max };
-            }
-            if visible.iter().any(|value| value.is_nan()) {
-                visible.fill(f32::NAN);
-                return;
-            }
-            // Partial sums in lanes, so the loop vectorises; combined in a fixed order.
-            let mut partial = [0.0f32; LANES];
-            let mut chunks = visible.chunks_exact_mut(LANES);
-            for chunk in &mut chunks {
-                for (acc, value) in partial.iter_mut().zip(chunk) {
-                    *value = exp_nonpositive(*value - max);
-                    *acc += *value;
-                }
-            }
-            for (acc, value) in partial.iter_mut().zip(chunks.into_remainder()) {
-                *value = exp_nonpositive(*value - max);
-                *acc += *value;
-            }
-            let sum: f32 = partial.iter().sum();
-            for value in visible.iter_mut() {
-                *value /= sum;
-            }
+            softmax_scaled(visible, scale);
         });
+}
+
+/// Softmax, in place, of `row` scaled by `scale`; a row with a NaN becomes NaN (the fast `exp`
+/// alone would turn NaN into 0). Sums in [`LANES`] partial sums, combined in a fixed order.
+fn softmax_scaled(row: &mut [f32], scale: f32) {
+    let mut max = f32::NEG_INFINITY;
+    for value in row.iter_mut() {
+        *value *= scale;
+        max = if *value > max { *value } else { max };
+    }
+    if row.iter().any(|value| value.is_nan()) {
+        row.fill(f32::NAN);
+        return;
+    }
+    // Partial sums in lanes, so the loop vectorises; combined in a fixed order.
+    let mut partial = [0.0f32; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        for (acc, value) in partial.iter_mut().zip(chunk) {
+            *value = exp_nonpositive(*value - max);
+            *acc += *value;
+        }
+    }
+    for (acc, value) in partial.iter_mut().zip(chunks.into_remainder()) {
+        *value = exp_nonpositive(*value - max);
+        *acc += *value;
+    }
+    let sum: f32 = partial.iter().sum();
+    for value in row.iter_mut() {
+        *value /= sum;
+    }
+}
+
+/// The slots that slot `slot` of a row left-padded by `pad` slots attends to: its real slots
+/// `pad..=slot`, or itself alone when it is padding (so its values stay finite: a row of nothing
+/// but masked scores would be NaN, and NaN times a zero weight is NaN in the real rows).
+pub fn visible_slots(pad: usize, slot: usize) -> std::ops::RangeInclusive<usize> {
+    pad.min(slot)..=slot
+}
+
+/// Position of each slot `start..start + n` of each row left-padded by `pads[row]`, row-major:
+/// `slot - pad` (padding slots: 0; nothing reads them).
+pub fn slot_positions(pads: &[usize], start: usize, n: usize) -> Vec<usize> {
+    pads.iter()
+        .flat_map(|&pad| (start..start + n).map(move |slot| slot.saturating_sub(pad)))
+        .collect()
 }
 
 /// Rotates each `head_dim`-wide head of token `t`'s row of `x` (`[tokens, heads · head_dim]`) by
@@ -265,38 +286,28 @@ pub fn cached_attention(q: &[f32], kv: &HostKv, shape: CachedShape, pads: &[usiz
         .enumerate()
         .for_each(|(token, (out, query))| {
             let (row, slot) = (token / new, start + token % new);
-            let first = if slot < pads[row] { slot } else { pads[row] };
-            let mut weights = vec![0.0f32; slot + 1 - first];
+            let visible = visible_slots(pads[row], slot);
+            let visible = visible.start() * head_dim..(visible.end() + 1) * head_dim;
+            let mut weights = vec![0.0f32; visible.len() / head_dim];
             for (h, (out, query)) in out
                 .chunks_exact_mut(head_dim)
                 .zip(query.chunks_exact(head_dim))
                 .enumerate()
             {
                 let (keys, values) = (&kv.keys[row][h / group], &kv.values[row][h / group]);
-                let visible = first * head_dim..(slot + 1) * head_dim;
-                let mut max = f32::NEG_INFINITY;
                 for (weight, key) in weights
                     .iter_mut()
                     .zip(keys[visible.clone()].chunks_exact(head_dim))
                 {
-                    *weight = dot(query, key) * scale;
-                    max = if *weight > max { *weight } else { max };
+                    *weight = dot(query, key);
                 }
-                if weights.iter().any(|w| w.is_nan()) {
-                    out.fill(f32::NAN);
-                    continue;
-                }
-                let mut sum = 0.0f32;
-                for weight in weights.iter_mut() {
-                    *weight = exp_nonpositive(*weight - max);
-                    sum += *weight;
-                }
+                // A NaN score makes every weight, and so the output, NaN.
+                softmax_scaled(&mut weights, scale);
                 out.fill(0.0);
                 for (weight, value) in weights
                     .iter()
                     .zip(values[visible.clone()].chunks_exact(head_dim))
                 {
-                    let weight = weight / sum;
                     for (o, v) in out.iter_mut().zip(value) {
                         *o += weight * v;
                     }

@@ -467,12 +467,7 @@ impl<B: Backend> Llama<B> {
         let [rows, n] = input_ids.dims();
         let start = cache.len;
         let rotary = fused::Rotary::new(start + n, self.head_dim(), self.rope_theta);
-        // Slot start + i of row b is its position start + i − pads[b] (padding: 0, never read).
-        let positions: Vec<usize> = cache
-            .pads
-            .iter()
-            .flat_map(|&pad| (start..start + n).map(move |slot| slot.saturating_sub(pad)))
-            .collect();
+        let positions = fused::slot_positions(&cache.pads, start, n);
         let slots = Slots {
             rows,
             new: n,
@@ -953,13 +948,10 @@ fn padded_rotary_tables<B: Backend>(
     let table = fused::Rotary::new(start + n, head_dim, theta);
     let mut cos = Vec::with_capacity(pads.len() * n * head_dim);
     let mut sin = Vec::with_capacity(pads.len() * n * head_dim);
-    for &pad in pads {
-        for slot in start..start + n {
-            let position = slot.saturating_sub(pad);
-            let row = position * head_dim..(position + 1) * head_dim;
-            cos.extend_from_slice(&table.cos[row.clone()]);
-            sin.extend_from_slice(&table.sin[row]);
-        }
+    for position in fused::slot_positions(pads, start, n) {
+        let row = position * head_dim..(position + 1) * head_dim;
+        cos.extend_from_slice(&table.cos[row.clone()]);
+        sin.extend_from_slice(&table.sin[row]);
     }
     let shape = [pads.len(), 1, n, head_dim];
     (
@@ -969,9 +961,8 @@ fn padded_rotary_tables<B: Backend>(
 }
 
 /// Additive causal mask of `n` new slots `start..start + n` of left-padded rows over keys
-/// `0..start + n`: in row `b`, query slot `i` reads key slot `j` when `pads[b] <= j <= i`. A
-/// padding slot reads itself only, so its values stay finite (a row of nothing but masked
-/// scores would be NaN, and NaN times a zero weight is NaN in the real rows).
+/// `0..start + n`: in row `b`, query slot `i` reads the key slots [`fused::visible_slots`] gives
+/// (`pads[b] <= j <= i`; a padding slot reads itself only).
 ///
 /// Shapes: → `[rows, 1, n, start + n]`.
 fn padded_causal_bias<B: Backend>(
@@ -984,8 +975,9 @@ fn padded_causal_bias<B: Backend>(
     let mut values = Vec::with_capacity(pads.len() * n * keys);
     for &pad in pads {
         for query in start..start + n {
+            let visible = fused::visible_slots(pad, query);
             values.extend((0..keys).map(|key| {
-                if key == query || (pad <= key && key <= query) {
+                if visible.contains(&key) {
                     0.0
                 } else {
                     MASKED_SCORE
