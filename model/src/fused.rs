@@ -11,7 +11,9 @@
 //! Every function works on plain row-major `f32` slices, so each is tested against a direct
 //! reference below, and [`crate::llama`] checks the fused decoder against the tensor-op one.
 //! Results do not depend on the number of threads: each output element is computed by one
-//! thread, in a fixed order.
+//! thread, in a fixed order. Nor on the SIMD width: each pass runs through [`widest`], compiled
+//! for the widest vectors the CPU has, and every sum is taken in [`LANES`] partial sums combined
+//! in a fixed order, so a baseline x86-64 build gives the same bits (tested).
 
 use rayon::prelude::*;
 
@@ -20,20 +22,32 @@ use crate::grid::{LANES, exp_nonpositive};
 /// Elements per task of the element-wise passes.
 const CHUNK: usize = 4096;
 
+/// Runs `kernel` compiled for the widest SIMD the CPU has (AVX-512 or AVX2 where present, picked
+/// at run time by pulp, with no `unsafe` of ours); the crate itself is built for baseline x86-64,
+/// whose 4-lane SSE2 left these passes at a quarter of the width. What `kernel` calls must be
+/// `#[inline(always)]` to be compiled the same way.
+#[inline(always)]
+fn widest<R>(kernel: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(kernel)
+}
+
 /// RMSNorm of each `width`-wide row of `x`: `x / sqrt(mean(x²) + eps) * gamma`.
 pub fn rms_norm(x: &[f32], gamma: &[f32], eps: f32) -> Vec<f32> {
     let width = gamma.len();
     let mut out = vec![0.0; x.len()];
     out.par_chunks_mut(width)
         .zip(x.par_chunks(width))
-        .for_each(|(out, row)| {
-            let squares: f32 = row.iter().map(|v| v * v).sum();
-            let rms = (squares / width as f32 + eps).sqrt();
-            for ((o, v), g) in out.iter_mut().zip(row).zip(gamma) {
-                *o = v / rms * g;
-            }
-        });
+        .for_each(|(out, row)| widest(|| rms_norm_row(out, row, gamma, eps)));
     out
+}
+
+/// One row of [`rms_norm`].
+#[inline(always)]
+fn rms_norm_row(out: &mut [f32], row: &[f32], gamma: &[f32], eps: f32) {
+    let rms = (dot(row, row) / gamma.len() as f32 + eps).sqrt();
+    for ((o, v), g) in out.iter_mut().zip(row).zip(gamma) {
+        *o = v / rms * g;
+    }
 }
 
 /// Rotary position embedding tables for positions `0..seq`: `[seq, head_dim]` cosines and
@@ -90,21 +104,33 @@ pub fn split_heads(
         .enumerate()
         .for_each(|(chunk, out)| {
             let (b, h) = (chunk / heads, chunk % heads);
-            for (s, out) in out.chunks_exact_mut(head_dim).enumerate() {
-                let start = ((b * seq + s) * heads + h) * head_dim;
-                let row = &x[start..start + head_dim];
-                match rotary {
-                    Some(rotary) => {
-                        debug_assert_eq!(rotary.head_dim, head_dim);
-                        let table = s * head_dim..(s + 1) * head_dim;
-                        let (cos, sin) = (&rotary.cos[table.clone()], &rotary.sin[table]);
-                        rotate_head(out, row, cos, sin);
-                    }
-                    None => out.copy_from_slice(row),
-                }
-            }
+            widest(|| split_head(out, x, [b, h], [seq, heads, head_dim], rotary));
         });
     out
+}
+
+/// One `(sample, head)` chunk of [`split_heads`].
+#[inline(always)]
+fn split_head(
+    out: &mut [f32],
+    x: &[f32],
+    [b, h]: [usize; 2],
+    [seq, heads, head_dim]: [usize; 3],
+    rotary: Option<&Rotary>,
+) {
+    for (s, out) in out.chunks_exact_mut(head_dim).enumerate() {
+        let start = ((b * seq + s) * heads + h) * head_dim;
+        let row = &x[start..start + head_dim];
+        match rotary {
+            Some(rotary) => {
+                debug_assert_eq!(rotary.head_dim, head_dim);
+                let table = s * head_dim..(s + 1) * head_dim;
+                let (cos, sin) = (&rotary.cos[table.clone()], &rotary.sin[table]);
+                rotate_head(out, row, cos, sin);
+            }
+            None => out.copy_from_slice(row),
+        }
+    }
 }
 
 /// The inverse of [`split_heads`] without rotation: `[batch, heads, seq, head_dim]` →
@@ -143,22 +169,36 @@ pub fn causal_softmax(scores: &mut [f32], seq: usize, scale: f32) {
             let position = row_index % seq;
             let (visible, future) = row.split_at_mut(position + 1);
             future.fill(0.0);
-            softmax_scaled(visible, scale);
+            widest(|| softmax_scaled(visible, scale));
         });
 }
 
 /// Softmax, in place, of `row` scaled by `scale`; a row with a NaN becomes NaN (the fast `exp`
-/// alone would turn NaN into 0). Sums in [`LANES`] partial sums, combined in a fixed order.
+/// alone would turn NaN into 0). Maxima and sums in [`LANES`] partial ones, combined in a fixed
+/// order.
+#[inline(always)]
 fn softmax_scaled(row: &mut [f32], scale: f32) {
-    let mut max = f32::NEG_INFINITY;
-    for value in row.iter_mut() {
-        *value *= scale;
-        max = if *value > max { *value } else { max };
+    let mut maxima = [f32::NEG_INFINITY; LANES];
+    let mut nans = [false; LANES];
+    let mut scale_lanes = |chunk: &mut [f32]| {
+        for ((value, max), nan) in chunk.iter_mut().zip(&mut maxima).zip(&mut nans) {
+            *value *= scale;
+            *nan |= value.is_nan();
+            *max = if *value > *max { *value } else { *max };
+        }
+    };
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for chunk in &mut chunks {
+        scale_lanes(chunk);
     }
-    if row.iter().any(|value| value.is_nan()) {
+    scale_lanes(chunks.into_remainder());
+    if nans.contains(&true) {
         row.fill(f32::NAN);
         return;
     }
+    let max = maxima
+        .iter()
+        .fold(f32::NEG_INFINITY, |max, &m| if m > max { m } else { max });
     // Partial sums in lanes, so the loop vectorises; combined in a fixed order.
     let mut partial = [0.0f32; LANES];
     let mut chunks = row.chunks_exact_mut(LANES);
@@ -209,18 +249,21 @@ pub fn rotate(x: &[f32], head_dim: usize, positions: &[usize], rotary: &Rotary) 
         .for_each(|((out, row), &position)| {
             let table = position * head_dim..(position + 1) * head_dim;
             let (cos, sin) = (&rotary.cos[table.clone()], &rotary.sin[table]);
-            for (out, head) in out
-                .chunks_exact_mut(head_dim)
-                .zip(row.chunks_exact(head_dim))
-            {
-                rotate_head(out, head, cos, sin);
-            }
+            widest(|| {
+                for (out, head) in out
+                    .chunks_exact_mut(head_dim)
+                    .zip(row.chunks_exact(head_dim))
+                {
+                    rotate_head(out, head, cos, sin);
+                }
+            });
         });
     out
 }
 
 /// `out = x·cos + rotate_half(x)·sin` for one head `x` (`rotate_half([x1, x2]) = [−x2, x1]`),
 /// rounded as the tensor ops round it; one loop per half so each vectorises.
+#[inline(always)]
 fn rotate_head(out: &mut [f32], x: &[f32], cos: &[f32], sin: &[f32]) {
     let half = x.len() / 2;
     let (x1, x2) = x.split_at(half);
@@ -285,39 +328,42 @@ pub fn cached_attention(q: &[f32], kv: &HostKv, shape: CachedShape, pads: &[usiz
         .zip(q.par_chunks(width))
         .enumerate()
         .for_each(|(token, (out, query))| {
-            let (row, slot) = (token / new, start + token % new);
-            let visible = visible_slots(pads[row], slot);
-            let visible = visible.start() * head_dim..(visible.end() + 1) * head_dim;
-            let mut weights = vec![0.0f32; visible.len() / head_dim];
-            for (h, (out, query)) in out
-                .chunks_exact_mut(head_dim)
-                .zip(query.chunks_exact(head_dim))
-                .enumerate()
-            {
-                let (keys, values) = (&kv.keys[row][h / group], &kv.values[row][h / group]);
-                for (weight, key) in weights
-                    .iter_mut()
-                    .zip(keys[visible.clone()].chunks_exact(head_dim))
+            widest(|| {
+                let (row, slot) = (token / new, start + token % new);
+                let visible = visible_slots(pads[row], slot);
+                let visible = visible.start() * head_dim..(visible.end() + 1) * head_dim;
+                let mut weights = vec![0.0f32; visible.len() / head_dim];
+                for (h, (out, query)) in out
+                    .chunks_exact_mut(head_dim)
+                    .zip(query.chunks_exact(head_dim))
+                    .enumerate()
                 {
-                    *weight = dot(query, key);
-                }
-                // A NaN score makes every weight, and so the output, NaN.
-                softmax_scaled(&mut weights, scale);
-                out.fill(0.0);
-                for (weight, value) in weights
-                    .iter()
-                    .zip(values[visible.clone()].chunks_exact(head_dim))
-                {
-                    for (o, v) in out.iter_mut().zip(value) {
-                        *o += weight * v;
+                    let (keys, values) = (&kv.keys[row][h / group], &kv.values[row][h / group]);
+                    for (weight, key) in weights
+                        .iter_mut()
+                        .zip(keys[visible.clone()].chunks_exact(head_dim))
+                    {
+                        *weight = dot(query, key);
+                    }
+                    // A NaN score makes every weight, and so the output, NaN.
+                    softmax_scaled(&mut weights, scale);
+                    out.fill(0.0);
+                    for (weight, value) in weights
+                        .iter()
+                        .zip(values[visible.clone()].chunks_exact(head_dim))
+                    {
+                        for (o, v) in out.iter_mut().zip(value) {
+                            *o += weight * v;
+                        }
                     }
                 }
-            }
+            });
         });
     out
 }
 
 /// `a · b`, summed in [`LANES`] partial sums (so it vectorises), combined in a fixed order.
+#[inline(always)]
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut partial = [0.0f32; LANES];
     let (a_chunks, b_chunks) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -339,25 +385,29 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub fn add_assign(x: &mut [f32], y: &[f32]) {
     x.par_chunks_mut(CHUNK)
         .zip(y.par_chunks(CHUNK))
-        .for_each(|(x, y)| x.iter_mut().zip(y).for_each(|(x, y)| *x += y));
+        .for_each(|(x, y)| widest(|| x.iter_mut().zip(y).for_each(|(x, y)| *x += y)));
 }
 
 /// SwiGLU's gate, in place: `gate = silu(gate) · up = gate · sigmoid(gate) · up`.
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     gate.par_chunks_mut(CHUNK)
         .zip(up.par_chunks(CHUNK))
-        .for_each(|(gate, up)| {
-            for (g, u) in gate.iter_mut().zip(up) {
-                // sigmoid from exp(−|g|) ≤ 1, which neither overflows nor loses the small side.
-                let e = exp_nonpositive(-g.abs());
-                let sigmoid = if *g >= 0.0 {
-                    1.0 / (1.0 + e)
-                } else {
-                    e / (1.0 + e)
-                };
-                *g = *g * sigmoid * u;
-            }
-        });
+        .for_each(|(gate, up)| widest(|| swiglu_chunk(gate, up)));
+}
+
+/// One chunk of [`swiglu`].
+#[inline(always)]
+fn swiglu_chunk(gate: &mut [f32], up: &[f32]) {
+    for (g, u) in gate.iter_mut().zip(up) {
+        // sigmoid from exp(−|g|) ≤ 1, which neither overflows nor loses the small side.
+        let e = exp_nonpositive(-g.abs());
+        let sigmoid = if *g >= 0.0 {
+            1.0 / (1.0 + e)
+        } else {
+            e / (1.0 + e)
+        };
+        *g = *g * sigmoid * u;
+    }
 }
 
 #[cfg(test)]
@@ -492,6 +542,52 @@ mod tests {
         let mut got = gate.clone();
         swiglu(&mut got, &up);
         close(&got, &expected, 1e-6);
+    }
+
+    #[test]
+    fn the_widest_simd_gives_the_baseline_bits() {
+        // Each pass as run (through `widest`: AVX-512 or AVX2 where the CPU has them) and row by
+        // row as compiled for baseline x86-64 (SSE2): the same bits. Debug builds vectorise
+        // neither, so this bites under `cargo test --release`.
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        let width = 96; // not a multiple of the lanes
+        let (x, gamma) = (values(64 * width, 12), values(width, 13));
+        let mut baseline = vec![0.0; x.len()];
+        for (out, row) in baseline.chunks_mut(width).zip(x.chunks(width)) {
+            rms_norm_row(out, row, &gamma, 1e-5);
+        }
+        assert_eq!(bits(&rms_norm(&x, &gamma, 1e-5)), bits(&baseline));
+
+        let seq = 80;
+        let scores: Vec<f32> = values(3 * seq * seq, 14).iter().map(|v| v * 9.0).collect();
+        let mut got = scores.clone();
+        causal_softmax(&mut got, seq, 0.3);
+        let mut baseline = scores;
+        for (r, row) in baseline.chunks_mut(seq).enumerate() {
+            let (visible, future) = row.split_at_mut(r % seq + 1);
+            future.fill(0.0);
+            softmax_scaled(visible, 0.3);
+        }
+        assert_eq!(bits(&got), bits(&baseline));
+
+        let (mut gate, up) = (values(3 * CHUNK + 77, 15), values(3 * CHUNK + 77, 16));
+        let mut baseline = gate.clone();
+        swiglu(&mut gate, &up);
+        for (gate, up) in baseline.chunks_mut(CHUNK).zip(up.chunks(CHUNK)) {
+            swiglu_chunk(gate, up);
+        }
+        assert_eq!(bits(&gate), bits(&baseline));
+
+        let (head_dim, heads) = (40, 3);
+        let rotary = Rotary::new(seq, head_dim, 10_000.0);
+        let x = values(2 * seq * heads * head_dim, 17);
+        let got = split_heads(&x, [2, seq, heads, head_dim], Some(&rotary));
+        let mut baseline = vec![0.0; x.len()];
+        for (chunk, out) in baseline.chunks_mut(seq * head_dim).enumerate() {
+            let (b, h) = (chunk / heads, chunk % heads);
+            split_head(out, &x, [b, h], [seq, heads, head_dim], Some(&rotary));
+        }
+        assert_eq!(bits(&got), bits(&baseline));
     }
 
     #[test]
