@@ -3,7 +3,7 @@
 //!
 //! Greedy decoding makes the answer a function of the model and the prompt alone, so scaling the
 //! logits changes nothing here (the argmax is the same). The tasks are generated
-//! [`FOLLOW_BATCH`] at a time, in their order, so two validators holding the same model and
+//! [`follow_batch_rows`] at a time, in their order, so two validators holding the same model and
 //! tasks run the same batches and get the same answers on machines whose logits agree (a batch
 //! rounds like a single run up to f32 rounding; a near-tie may break either way, the same way
 //! for every validator).
@@ -101,12 +101,25 @@ fn finish(mut ids: Vec<u32>, tokenizer: &Tokenizer) -> Result<Answer, FollowErro
     })
 }
 
-/// Rows generated together by [`follow`]: enough for the matrix products to pay, few enough
-/// that the batch's keys and values stay small (SmolLM2: about 9 MB a row at 200 positions).
+/// The most rows [`follow`] generates together: enough for the matrix products to pay.
 pub const FOLLOW_BATCH: usize = 16;
 
+/// The keys and values a batch of [`follow`] may hold at its longest: SmolLM2 keeps 16 rows up
+/// to 364 positions (prompt and answer), 5 at the competition cap of 1 024 new tokens (where 16
+/// rows would hold 830 MB).
+pub const FOLLOW_CACHE_BYTES: usize = 256 << 20;
+
+/// Rows per batch of [`follow`] for sequences of up to `positions` positions: [`FOLLOW_BATCH`],
+/// or fewer so that the batch's cache stays within [`FOLLOW_CACHE_BYTES`], and at least one. It
+/// depends only on the model's shape and the tasks, never on the machine, so every validator
+/// runs the same batches.
+pub fn follow_batch_rows(bytes_per_position: usize, positions: usize) -> usize {
+    let row = bytes_per_position.saturating_mul(positions).max(1);
+    (FOLLOW_CACHE_BYTES / row).clamp(1, FOLLOW_BATCH)
+}
+
 /// Answers every task greedily with at most `max_new_tokens` tokens each, as [`answer`] does but
-/// [`FOLLOW_BATCH`] tasks at a time ([`greedy_batch`]), and scores each answer: one that does not
+/// [`follow_batch_rows`] tasks at a time ([`greedy_batch`]), and scores each answer: one that does not
 /// end within the budget, or within the model's context, scores 0 (a model that cannot hold the
 /// instruction cannot follow it).
 pub fn follow<B: Backend>(
@@ -125,8 +138,13 @@ pub fn follow<B: Backend>(
     let fits: Vec<usize> = (0..tasks.len())
         .filter(|&i| prompts[i].len() < model.max_position_embeddings)
         .collect();
+    let longest = fits.iter().map(|&i| prompts[i].len()).max().unwrap_or(0);
+    let rows = follow_batch_rows(
+        model.cache_bytes_per_position(),
+        (longest + max_new_tokens).min(model.max_position_embeddings),
+    );
     let mut outputs: Vec<Option<Vec<u32>>> = vec![None; tasks.len()];
-    for chunk in fits.chunks(FOLLOW_BATCH) {
+    for chunk in fits.chunks(rows) {
         let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
         for (&i, output) in chunk
             .iter()
@@ -222,6 +240,23 @@ mod tests {
             let alone = answer(&model, &tokenizer, &competition(), &task.prompt, 2).unwrap();
             assert_eq!(alone.text, followed.answer);
         }
+    }
+
+    #[test]
+    fn long_budgets_get_fewer_rows_so_the_cache_stays_bounded() {
+        // SmolLM2-135M: 30 layers × (keys, values) × 3 heads × 64 wide × 4 bytes a position.
+        let smollm2 = 30 * 2 * 3 * 64 * 4;
+        assert_eq!(follow_batch_rows(smollm2, 100 + 96), FOLLOW_BATCH);
+        assert_eq!(follow_batch_rows(smollm2, 364), 16);
+        assert_eq!(follow_batch_rows(smollm2, 365), 15);
+        assert_eq!(follow_batch_rows(smollm2, 100 + 1024), 5);
+        for positions in [1, 365, 1124, 8192] {
+            let rows = follow_batch_rows(smollm2, positions);
+            assert!(rows == 1 || rows * smollm2 * positions <= FOLLOW_CACHE_BYTES);
+        }
+        // A cache too large for one row still answers, one row at a time.
+        assert_eq!(follow_batch_rows(usize::MAX / 2, 4), 1);
+        assert_eq!(follow_batch_rows(0, 0), FOLLOW_BATCH);
     }
 
     #[test]

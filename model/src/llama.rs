@@ -361,6 +361,13 @@ impl<B: Backend> Llama<B> {
             .map_or(2, |layer| layer.self_attn.head_dim)
     }
 
+    /// Bytes of keys and values one position of one sequence holds in a [`KvCache`] (f32, every
+    /// layer; SmolLM2-135M: 46 080).
+    pub fn cache_bytes_per_position(&self) -> usize {
+        let kv_heads = self.layers.first().map_or(0, |l| l.self_attn.num_kv_heads);
+        self.layers.len() * 2 * kv_heads * self.head_dim() * std::mem::size_of::<f32>()
+    }
+
     /// An empty cache of one sequence for [`Llama::forward_cached`].
     pub fn new_cache(&self) -> KvCache<B> {
         self.new_batch_cache(vec![0])
