@@ -22,13 +22,30 @@ use crate::grid::{LANES, exp_nonpositive};
 /// Elements per task of the element-wise passes.
 const CHUNK: usize = 4096;
 
-/// Runs `kernel` compiled for the widest SIMD the CPU has (AVX-512 or AVX2 where present, picked
-/// at run time by pulp, with no `unsafe` of ours); the crate itself is built for baseline x86-64,
-/// whose 4-lane SSE2 left these passes at a quarter of the width. What `kernel` calls must be
-/// `#[inline(always)]` to be compiled the same way.
+/// One block of a pass (a row, a chunk), for [`widest`]. `run` must be `#[inline(always)]`, as
+/// must everything it calls, to be compiled with the wider target features: a closure's body
+/// would be compiled on its own, for baseline x86-64 (the disassembly showed SSE only).
+trait Pass {
+    fn run(self);
+}
+
+struct Widest<P>(P);
+
+impl<P: Pass> pulp::WithSimd for Widest<P> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        self.0.run();
+    }
+}
+
+/// Runs `pass` compiled for the widest SIMD the CPU has (AVX-512 or AVX2 where present, picked at
+/// run time by pulp, with no `unsafe` of ours); the crate itself is built for baseline x86-64,
+/// whose 4-lane SSE2 left these passes at a quarter of the width.
 #[inline(always)]
-fn widest<R>(kernel: impl FnOnce() -> R) -> R {
-    pulp::Arch::new().dispatch(kernel)
+fn widest<P: Pass>(pass: P) {
+    pulp::Arch::new().dispatch(Widest(pass));
 }
 
 /// RMSNorm of each `width`-wide row of `x`: `x / sqrt(mean(x²) + eps) * gamma`.
@@ -37,16 +54,38 @@ pub fn rms_norm(x: &[f32], gamma: &[f32], eps: f32) -> Vec<f32> {
     let mut out = vec![0.0; x.len()];
     out.par_chunks_mut(width)
         .zip(x.par_chunks(width))
-        .for_each(|(out, row)| widest(|| rms_norm_row(out, row, gamma, eps)));
+        .for_each(|(out, row)| {
+            widest(RmsNormRow {
+                out,
+                row,
+                gamma,
+                eps,
+            })
+        });
     out
 }
 
 /// One row of [`rms_norm`].
-#[inline(always)]
-fn rms_norm_row(out: &mut [f32], row: &[f32], gamma: &[f32], eps: f32) {
-    let rms = (dot(row, row) / gamma.len() as f32 + eps).sqrt();
-    for ((o, v), g) in out.iter_mut().zip(row).zip(gamma) {
-        *o = v / rms * g;
+struct RmsNormRow<'a> {
+    out: &'a mut [f32],
+    row: &'a [f32],
+    gamma: &'a [f32],
+    eps: f32,
+}
+
+impl Pass for RmsNormRow<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let Self {
+            out,
+            row,
+            gamma,
+            eps,
+        } = self;
+        let rms = (dot(row, row) / gamma.len() as f32 + eps).sqrt();
+        for ((o, v), g) in out.iter_mut().zip(row).zip(gamma) {
+            *o = v / rms * g;
+        }
     }
 }
 
@@ -103,32 +142,44 @@ pub fn split_heads(
     out.par_chunks_mut(seq * head_dim)
         .enumerate()
         .for_each(|(chunk, out)| {
-            let (b, h) = (chunk / heads, chunk % heads);
-            widest(|| split_head(out, x, [b, h], [seq, heads, head_dim], rotary));
+            widest(SplitHead {
+                out,
+                x,
+                sample_head: [chunk / heads, chunk % heads],
+                shape: [seq, heads, head_dim],
+                rotary,
+            });
         });
     out
 }
 
-/// One `(sample, head)` chunk of [`split_heads`].
-#[inline(always)]
-fn split_head(
-    out: &mut [f32],
-    x: &[f32],
-    [b, h]: [usize; 2],
-    [seq, heads, head_dim]: [usize; 3],
-    rotary: Option<&Rotary>,
-) {
-    for (s, out) in out.chunks_exact_mut(head_dim).enumerate() {
-        let start = ((b * seq + s) * heads + h) * head_dim;
-        let row = &x[start..start + head_dim];
-        match rotary {
-            Some(rotary) => {
-                debug_assert_eq!(rotary.head_dim, head_dim);
-                let table = s * head_dim..(s + 1) * head_dim;
-                let (cos, sin) = (&rotary.cos[table.clone()], &rotary.sin[table]);
-                rotate_head(out, row, cos, sin);
+/// One `(sample, head)` chunk of [`split_heads`]: `[seq, head_dim]`.
+struct SplitHead<'a> {
+    out: &'a mut [f32],
+    x: &'a [f32],
+    sample_head: [usize; 2],
+    /// `[seq, heads, head_dim]`.
+    shape: [usize; 3],
+    rotary: Option<&'a Rotary>,
+}
+
+impl Pass for SplitHead<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let [b, h] = self.sample_head;
+        let [seq, heads, head_dim] = self.shape;
+        for (s, out) in self.out.chunks_exact_mut(head_dim).enumerate() {
+            let start = ((b * seq + s) * heads + h) * head_dim;
+            let row = &self.x[start..start + head_dim];
+            match self.rotary {
+                Some(rotary) => {
+                    debug_assert_eq!(rotary.head_dim, head_dim);
+                    let table = s * head_dim..(s + 1) * head_dim;
+                    let (cos, sin) = (&rotary.cos[table.clone()], &rotary.sin[table]);
+                    rotate_head(out, row, cos, sin);
+                }
+                None => out.copy_from_slice(row),
             }
-            None => out.copy_from_slice(row),
         }
     }
 }
@@ -169,8 +220,24 @@ pub fn causal_softmax(scores: &mut [f32], seq: usize, scale: f32) {
             let position = row_index % seq;
             let (visible, future) = row.split_at_mut(position + 1);
             future.fill(0.0);
-            widest(|| softmax_scaled(visible, scale));
+            widest(SoftmaxRow {
+                row: visible,
+                scale,
+            });
         });
+}
+
+/// [`softmax_scaled`] of one row.
+struct SoftmaxRow<'a> {
+    row: &'a mut [f32],
+    scale: f32,
+}
+
+impl Pass for SoftmaxRow<'_> {
+    #[inline(always)]
+    fn run(self) {
+        softmax_scaled(self.row, self.scale);
+    }
 }
 
 /// Softmax, in place, of `row` scaled by `scale`; a row with a NaN becomes NaN (the fast `exp`
@@ -249,16 +316,37 @@ pub fn rotate(x: &[f32], head_dim: usize, positions: &[usize], rotary: &Rotary) 
         .for_each(|((out, row), &position)| {
             let table = position * head_dim..(position + 1) * head_dim;
             let (cos, sin) = (&rotary.cos[table.clone()], &rotary.sin[table]);
-            widest(|| {
-                for (out, head) in out
-                    .chunks_exact_mut(head_dim)
-                    .zip(row.chunks_exact(head_dim))
-                {
-                    rotate_head(out, head, cos, sin);
-                }
+            widest(RotateToken {
+                out,
+                row,
+                cos,
+                sin,
+                head_dim,
             });
         });
     out
+}
+
+/// One token's row of [`rotate`]: every head by the same angles.
+struct RotateToken<'a> {
+    out: &'a mut [f32],
+    row: &'a [f32],
+    cos: &'a [f32],
+    sin: &'a [f32],
+    head_dim: usize,
+}
+
+impl Pass for RotateToken<'_> {
+    #[inline(always)]
+    fn run(self) {
+        for (out, head) in self
+            .out
+            .chunks_exact_mut(self.head_dim)
+            .zip(self.row.chunks_exact(self.head_dim))
+        {
+            rotate_head(out, head, self.cos, self.sin);
+        }
+    }
 }
 
 /// `out = x·cos + rotate_half(x)·sin` for one head `x` (`rotate_half([x1, x2]) = [−x2, x1]`),
@@ -320,46 +408,72 @@ pub fn cached_attention(q: &[f32], kv: &HostKv, shape: CachedShape, pads: &[usiz
         pads.len() * new * width,
         "q is not [rows · new, heads · head_dim]"
     );
-    let kv_heads = kv.keys.first().map_or(1, Vec::len).max(1);
-    let group = heads / kv_heads;
     let scale = (head_dim as f32).powf(-0.5);
     let mut out = vec![0.0; q.len()];
     out.par_chunks_mut(width)
         .zip(q.par_chunks(width))
         .enumerate()
         .for_each(|(token, (out, query))| {
-            widest(|| {
-                let (row, slot) = (token / new, start + token % new);
-                let visible = visible_slots(pads[row], slot);
-                let visible = visible.start() * head_dim..(visible.end() + 1) * head_dim;
-                let mut weights = vec![0.0f32; visible.len() / head_dim];
-                for (h, (out, query)) in out
-                    .chunks_exact_mut(head_dim)
-                    .zip(query.chunks_exact(head_dim))
-                    .enumerate()
-                {
-                    let (keys, values) = (&kv.keys[row][h / group], &kv.values[row][h / group]);
-                    for (weight, key) in weights
-                        .iter_mut()
-                        .zip(keys[visible.clone()].chunks_exact(head_dim))
-                    {
-                        *weight = dot(query, key);
-                    }
-                    // A NaN score makes every weight, and so the output, NaN.
-                    softmax_scaled(&mut weights, scale);
-                    out.fill(0.0);
-                    for (weight, value) in weights
-                        .iter()
-                        .zip(values[visible.clone()].chunks_exact(head_dim))
-                    {
-                        for (o, v) in out.iter_mut().zip(value) {
-                            *o += weight * v;
-                        }
-                    }
-                }
+            let (row, slot) = (token / new, start + token % new);
+            widest(AttendToken {
+                out,
+                query,
+                keys: &kv.keys[row],
+                values: &kv.values[row],
+                visible: visible_slots(pads[row], slot),
+                head_dim,
+                scale,
             });
         });
     out
+}
+
+/// One query token of [`cached_attention`], every head: its row's cached keys and values, the
+/// slots `visible`.
+struct AttendToken<'a> {
+    out: &'a mut [f32],
+    query: &'a [f32],
+    /// `[kv_head]` → `[slots, head_dim]`.
+    keys: &'a [Vec<f32>],
+    values: &'a [Vec<f32>],
+    visible: std::ops::RangeInclusive<usize>,
+    head_dim: usize,
+    scale: f32,
+}
+
+impl Pass for AttendToken<'_> {
+    #[inline(always)]
+    fn run(self) {
+        let head_dim = self.head_dim;
+        let group = (self.query.len() / head_dim) / self.keys.len().max(1);
+        let visible = self.visible.start() * head_dim..(self.visible.end() + 1) * head_dim;
+        let mut weights = vec![0.0f32; visible.len() / head_dim];
+        for (h, (out, query)) in self
+            .out
+            .chunks_exact_mut(head_dim)
+            .zip(self.query.chunks_exact(head_dim))
+            .enumerate()
+        {
+            let (keys, values) = (&self.keys[h / group], &self.values[h / group]);
+            for (weight, key) in weights
+                .iter_mut()
+                .zip(keys[visible.clone()].chunks_exact(head_dim))
+            {
+                *weight = dot(query, key);
+            }
+            // A NaN score makes every weight, and so the output, NaN.
+            softmax_scaled(&mut weights, self.scale);
+            out.fill(0.0);
+            for (weight, value) in weights
+                .iter()
+                .zip(values[visible.clone()].chunks_exact(head_dim))
+            {
+                for (o, v) in out.iter_mut().zip(value) {
+                    *o += weight * v;
+                }
+            }
+        }
+    }
 }
 
 /// `a · b`, summed in [`LANES`] partial sums (so it vectorises), combined in a fixed order.
@@ -385,28 +499,50 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub fn add_assign(x: &mut [f32], y: &[f32]) {
     x.par_chunks_mut(CHUNK)
         .zip(y.par_chunks(CHUNK))
-        .for_each(|(x, y)| widest(|| x.iter_mut().zip(y).for_each(|(x, y)| *x += y)));
+        .for_each(|(x, y)| widest(AddChunk { x, y }));
+}
+
+/// One chunk of [`add_assign`].
+struct AddChunk<'a> {
+    x: &'a mut [f32],
+    y: &'a [f32],
+}
+
+impl Pass for AddChunk<'_> {
+    #[inline(always)]
+    fn run(self) {
+        for (x, y) in self.x.iter_mut().zip(self.y) {
+            *x += y;
+        }
+    }
 }
 
 /// SwiGLU's gate, in place: `gate = silu(gate) · up = gate · sigmoid(gate) · up`.
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     gate.par_chunks_mut(CHUNK)
         .zip(up.par_chunks(CHUNK))
-        .for_each(|(gate, up)| widest(|| swiglu_chunk(gate, up)));
+        .for_each(|(gate, up)| widest(SwigluChunk { gate, up }));
 }
 
 /// One chunk of [`swiglu`].
-#[inline(always)]
-fn swiglu_chunk(gate: &mut [f32], up: &[f32]) {
-    for (g, u) in gate.iter_mut().zip(up) {
-        // sigmoid from exp(−|g|) ≤ 1, which neither overflows nor loses the small side.
-        let e = exp_nonpositive(-g.abs());
-        let sigmoid = if *g >= 0.0 {
-            1.0 / (1.0 + e)
-        } else {
-            e / (1.0 + e)
-        };
-        *g = *g * sigmoid * u;
+struct SwigluChunk<'a> {
+    gate: &'a mut [f32],
+    up: &'a [f32],
+}
+
+impl Pass for SwigluChunk<'_> {
+    #[inline(always)]
+    fn run(self) {
+        for (g, u) in self.gate.iter_mut().zip(self.up) {
+            // sigmoid from exp(−|g|) ≤ 1, which neither overflows nor loses the small side.
+            let e = exp_nonpositive(-g.abs());
+            let sigmoid = if *g >= 0.0 {
+                1.0 / (1.0 + e)
+            } else {
+                e / (1.0 + e)
+            };
+            *g = *g * sigmoid * u;
+        }
     }
 }
 
@@ -554,7 +690,14 @@ mod tests {
         let (x, gamma) = (values(64 * width, 12), values(width, 13));
         let mut baseline = vec![0.0; x.len()];
         for (out, row) in baseline.chunks_mut(width).zip(x.chunks(width)) {
-            rms_norm_row(out, row, &gamma, 1e-5);
+            let gamma = &gamma;
+            RmsNormRow {
+                out,
+                row,
+                gamma,
+                eps: 1e-5,
+            }
+            .run();
         }
         assert_eq!(bits(&rms_norm(&x, &gamma, 1e-5)), bits(&baseline));
 
@@ -574,7 +717,7 @@ mod tests {
         let mut baseline = gate.clone();
         swiglu(&mut gate, &up);
         for (gate, up) in baseline.chunks_mut(CHUNK).zip(up.chunks(CHUNK)) {
-            swiglu_chunk(gate, up);
+            SwigluChunk { gate, up }.run();
         }
         assert_eq!(bits(&gate), bits(&baseline));
 
@@ -584,8 +727,14 @@ mod tests {
         let got = split_heads(&x, [2, seq, heads, head_dim], Some(&rotary));
         let mut baseline = vec![0.0; x.len()];
         for (chunk, out) in baseline.chunks_mut(seq * head_dim).enumerate() {
-            let (b, h) = (chunk / heads, chunk % heads);
-            split_head(out, &x, [b, h], [seq, heads, head_dim], Some(&rotary));
+            SplitHead {
+                out,
+                x: &x,
+                sample_head: [chunk / heads, chunk % heads],
+                shape: [seq, heads, head_dim],
+                rotary: Some(&rotary),
+            }
+            .run();
         }
         assert_eq!(bits(&got), bits(&baseline));
     }
