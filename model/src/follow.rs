@@ -145,7 +145,7 @@ pub fn follow<B: Backend>(
     );
     let mut outputs: Vec<Option<Vec<u32>>> = vec![None; tasks.len()];
     for chunk in fits.chunks(rows) {
-        let batch: Vec<Vec<u32>> = chunk.iter().map(|&i| prompts[i].clone()).collect();
+        let batch: Vec<&[u32]> = chunk.iter().map(|&i| prompts[i].as_slice()).collect();
         for (&i, output) in chunk
             .iter()
             .zip(greedy_batch(model, &batch, max_new_tokens, eos)?)

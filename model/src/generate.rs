@@ -133,17 +133,18 @@ pub fn generate<B: Backend>(
 /// The prompts are left-padded to the longest and fed together; a row leaves the batch when it
 /// ends (`stop_token`, `max_new_tokens` or its context), so the others run on. The answers do
 /// not depend on the thread count, only on the prompts and their order.
-pub fn greedy_batch<B: Backend>(
+pub fn greedy_batch<B: Backend, P: AsRef<[u32]>>(
     model: &Llama<B>,
-    prompts: &[Vec<u32>],
+    prompts: &[P],
     max_new_tokens: usize,
     stop_token: Option<u32>,
 ) -> Result<Vec<Vec<u32>>, GenerateError> {
-    for prompt in prompts {
+    let prompts: Vec<&[u32]> = prompts.iter().map(AsRef::as_ref).collect();
+    for prompt in &prompts {
         check_prompt(model, prompt)?;
     }
     let mut outputs = vec![Vec::new(); prompts.len()];
-    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let longest = prompts.iter().map(|prompt| prompt.len()).max().unwrap_or(0);
     if prompts.is_empty() || max_new_tokens == 0 {
         return Ok(outputs);
     }
@@ -436,7 +437,11 @@ mod tests {
             assert_eq!(got, &generate(&model, prompt, &options).unwrap());
         }
         assert!(batch.iter().any(|out| out.last() == Some(&stop)));
-        assert!(greedy_batch(&model, &[], 4, None).unwrap().is_empty());
+        assert!(
+            greedy_batch::<_, Vec<u32>>(&model, &[], 4, None)
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]
