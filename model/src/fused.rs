@@ -25,7 +25,7 @@ const CHUNK: usize = 4096;
 /// One block of a pass (a row, a chunk), for [`widest`]. `run` must be `#[inline(always)]`, as
 /// must everything it calls, to be compiled with the wider target features: a closure's body
 /// would be compiled on its own, for baseline x86-64 (the disassembly showed SSE only).
-trait Pass {
+pub(crate) trait Pass {
     fn run(self);
 }
 
@@ -44,7 +44,7 @@ impl<P: Pass> pulp::WithSimd for Widest<P> {
 /// run time by pulp, with no `unsafe` of ours); the crate itself is built for baseline x86-64,
 /// whose 4-lane SSE2 left these passes at a quarter of the width.
 #[inline(always)]
-fn widest<P: Pass>(pass: P) {
+pub(crate) fn widest<P: Pass>(pass: P) {
     pulp::Arch::new().dispatch(Widest(pass));
 }
 

@@ -16,6 +16,8 @@
 
 use rayon::prelude::*;
 
+use crate::fused::{Pass, widest};
+
 /// Independent partial sums per row: enough for the compiler to keep SIMD registers busy; the
 /// order of the final combination is fixed.
 pub(crate) const LANES: usize = 16;
@@ -82,12 +84,11 @@ pub fn log_probs_grid(logits: &[f32], vocab: usize, targets: &[usize], betas: &[
         "logits must be rows × vocab"
     );
     let mut out = vec![0.0f32; targets.len() * betas.len()];
-    let arch = pulp::Arch::new();
     out.par_chunks_mut(betas.len().max(1))
         .zip(logits.par_chunks(vocab.max(1)))
         .zip(targets.par_iter())
         .for_each(|((out, row), &target)| {
-            arch.dispatch(RowGrid {
+            widest(RowGrid {
                 out,
                 row,
                 target,
@@ -106,11 +107,9 @@ struct RowGrid<'a> {
     betas: &'a [f32],
 }
 
-impl pulp::WithSimd for RowGrid<'_> {
-    type Output = ();
-
+impl Pass for RowGrid<'_> {
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+    fn run(self) {
         let Self {
             out,
             row,
@@ -212,7 +211,7 @@ mod tests {
                 target,
                 betas: &betas,
             };
-            pulp::WithSimd::with_simd(row_grid, pulp::Scalar::new());
+            row_grid.run();
         }
         assert_eq!(bits(&baseline), bits(&grid));
     }
