@@ -240,11 +240,32 @@ fn compatible(a: &Constraint, b: &Constraint) -> bool {
 /// the request ("Lucas and an old drum.", measured) is not an answer.
 pub const MIN_ANSWER_WORDS: usize = 8;
 
+/// Runs of this many words that an answer shares with its prompt's own wording count as copied
+/// (see [`OpenTask::echoed_share`]).
+pub const ECHO_RUN: usize = 4;
+
+/// Above this share of copied words an answer repeats its instruction instead of answering it.
+/// Echoing the whole prompt kept a mean 0.317 of the constraints of 500 drawn tasks (every one in
+/// 60 of them), more than a fine-tune that learnt to stop (0.25, docs/scoring.md).
+pub const MAX_ECHOED_SHARE: f64 = 0.5;
+
 /// Words of `text`: whitespace-separated pieces holding a letter or digit.
 pub fn word_count(text: &str) -> usize {
     text.split_whitespace()
         .filter(|piece| piece.chars().any(char::is_alphanumeric))
         .count()
+}
+
+/// The words of `text`, lowercased, punctuation trimmed from their ends.
+fn plain_words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|piece| {
+            piece
+                .trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .filter(|word| !word.is_empty())
+        .collect()
 }
 
 /// How often `word` appears in `text` as a whole word, ignoring case.
@@ -328,10 +349,35 @@ impl OpenTask {
     }
 
     /// Whether `answer` answers the request at all: at least [`MIN_ANSWER_WORDS`] words, one of
-    /// them a word of the request's subject.
+    /// them a word of the request's subject, and not mostly the prompt said back
+    /// ([`OpenTask::echoed_share`] at most [`MAX_ECHOED_SHARE`]).
     pub fn on_topic(&self, answer: &str) -> bool {
         word_count(answer) >= MIN_ANSWER_WORDS
             && self.subject.iter().any(|word| mentions(answer, word))
+            && self.echoed_share(answer) <= MAX_ECHOED_SHARE
+    }
+
+    /// The share of `answer`'s words that lie in a run of [`ECHO_RUN`] or more words copied from
+    /// the prompt (ignoring case and punctuation). What the prompt quotes is left out: a closing
+    /// sentence, a title or a word to use is meant to be copied.
+    pub fn echoed_share(&self, answer: &str) -> f64 {
+        let mut runs = std::collections::HashSet::new();
+        // Outside the quotes: the even pieces of a split at `"`.
+        for own_wording in self.prompt.split('"').step_by(2) {
+            runs.extend(
+                plain_words(own_wording)
+                    .windows(ECHO_RUN)
+                    .map(<[String]>::to_vec),
+            );
+        }
+        let words = plain_words(answer);
+        let mut copied = vec![false; words.len()];
+        for (start, run) in words.windows(ECHO_RUN).enumerate() {
+            if runs.contains(run) {
+                copied[start..start + ECHO_RUN].fill(true);
+            }
+        }
+        copied.iter().filter(|&&c| c).count() as f64 / words.len().max(1) as f64
     }
 
     /// How many of the constraints `answer` keeps.
@@ -493,6 +539,56 @@ mod tests {
         assert_eq!(task.score("Thank you for reading.", true), 0.0);
         let answer = "Dear Felix I will bring the bottle back on Monday. Thank you for reading.";
         assert_eq!(task.score(answer, true), 1.0);
+    }
+
+    #[test]
+    fn saying_the_prompt_back_scores_zero_and_quoting_what_it_asks_for_does_not() {
+        // Echoing the prompt used to keep a mean 0.317 of the constraints (every one in 60 of
+        // 500 tasks), more than a fine-tune that learnt to stop.
+        for task in generate([11; 32], 500) {
+            let share = task.echoed_share(&task.prompt);
+            // Every word outside the quotes, but for pieces between quotes too short for a run.
+            assert!(share <= 1.0 - quoted_share(&task.prompt) + 1e-12);
+            assert!(share > MAX_ECHOED_SHARE, "{share}: {}", task.prompt);
+            assert_eq!(task.score(&task.prompt, true), 0.0, "{}", task.prompt);
+        }
+        let task = OpenTask {
+            prompt: "Write a short message inviting Hana to Krakow. Finish your answer with the \
+                     exact sentence \"That is all for today.\" Do not use any commas."
+                .into(),
+            constraints: vec![
+                Constraint::EndsWith {
+                    sentence: "That is all for today.".into(),
+                },
+                Constraint::NoCommas,
+            ],
+            subject: vec!["Hana".into(), "Krakow".into()],
+        };
+        // The closing sentence is quoted: copying it is doing as asked.
+        let short = "Hana please visit me in Krakow soon. That is all for today.";
+        assert_eq!(task.echoed_share(short), 0.0);
+        assert_eq!(task.score(short, true), 1.0);
+        // Restating the request before answering it is not an echo either.
+        let restated = "A short message inviting Hana to Krakow: come in May and we will walk \
+                        by the river every evening. That is all for today.";
+        assert!(task.echoed_share(restated) < MAX_ECHOED_SHARE);
+        assert_eq!(task.score(restated, true), 1.0);
+        // The instructions said back with the closing sentence tacked on are.
+        let echo = "Write a short message inviting Hana to Krakow. Do not use any commas. That \
+                    is all for today.";
+        assert!(task.echoed_share(echo) > MAX_ECHOED_SHARE);
+        assert_eq!(task.score(echo, true), 0.0);
+    }
+
+    /// The share of `prompt`'s words inside its quotes.
+    fn quoted_share(prompt: &str) -> f64 {
+        let quoted: usize = prompt
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(|piece| plain_words(piece).len())
+            .sum();
+        quoted as f64 / plain_words(prompt).len() as f64
     }
 
     #[test]
