@@ -361,11 +361,17 @@ impl<B: Backend> Llama<B> {
             .map_or(2, |layer| layer.self_attn.head_dim)
     }
 
+    /// Key/value heads of each layer (0 without layers).
+    fn kv_heads(&self) -> usize {
+        self.layers
+            .first()
+            .map_or(0, |layer| layer.self_attn.num_kv_heads)
+    }
+
     /// Bytes of keys and values one position of one sequence holds in a [`KvCache`] (f32, every
     /// layer; SmolLM2-135M: 46 080).
     pub fn cache_bytes_per_position(&self) -> usize {
-        let kv_heads = self.layers.first().map_or(0, |l| l.self_attn.num_kv_heads);
-        self.layers.len() * 2 * kv_heads * self.head_dim() * std::mem::size_of::<f32>()
+        self.layers.len() * 2 * self.kv_heads() * self.head_dim() * std::mem::size_of::<f32>()
     }
 
     /// An empty cache of one sequence for [`Llama::forward_cached`].
@@ -383,8 +389,7 @@ impl<B: Backend> Llama<B> {
     /// [`Llama::new_batch_cache`] with host buffers (`fused`, the CPU's fused path) or tensors.
     pub(crate) fn batch_cache(&self, pads: Vec<usize>, fused: bool) -> KvCache<B> {
         let layer = if fused {
-            let kv_heads = self.layers.first().map_or(0, |l| l.self_attn.num_kv_heads);
-            let empty = vec![vec![Vec::new(); kv_heads]; pads.len()];
+            let empty = vec![vec![Vec::new(); self.kv_heads()]; pads.len()];
             LayerCache::Host(fused::HostKv {
                 keys: empty.clone(),
                 values: empty,
