@@ -215,6 +215,11 @@ pub struct OpenSettings {
     /// this much (absolute: 0.05 is five points) under the paired one-sided t-test at
     /// `dethrone.p_value`, whichever of the two committed first.
     pub margin: f64,
+    /// An answer whose mean token loss (nats) under the pinned base model, as the completion of
+    /// its prompt, is above this is not an answer (a word list, salad) and scores 0
+    /// ([`crate::follow::answer_losses`]); none: answers are not judged. Needs `[base]`.
+    #[serde(default)]
+    pub max_base_loss: Option<f64>,
 }
 
 /// When a later model is a copy of an earlier one (`docs/scoring.md`, step 2;
@@ -609,6 +614,20 @@ impl Competition {
             if !(open.margin.is_finite() && (0.0..1.0).contains(&open.margin)) {
                 return invalid("open.margin", format!("{} must be in 0..1", open.margin));
             }
+            if let Some(loss) = open.max_base_loss {
+                if !(loss.is_finite() && loss > 0.0) {
+                    return invalid(
+                        "open.max_base_loss",
+                        format!("{loss} must be a positive number of nats"),
+                    );
+                }
+                if self.base.is_none() {
+                    return invalid(
+                        "open.max_base_loss",
+                        "answers are judged by the base model: pin one in [base]".into(),
+                    );
+                }
+            }
         }
         let s = &self.shares;
         for (field, share) in [("shares.model", s.model), ("shares.labels", s.labels)] {
@@ -981,9 +1000,19 @@ mod tests {
                 samples,
                 max_new_tokens,
                 margin,
+                max_base_loss: None,
             });
             assert_invalid(&c, field);
         }
+        for loss in [0.0, -1.0, f64::INFINITY, f64::NAN] {
+            let mut c = smol.clone();
+            c.open.as_mut().unwrap().max_base_loss = Some(loss);
+            assert_invalid(&c, "open.max_base_loss");
+        }
+        // Judged by the base: a competition without one cannot judge.
+        let mut c = smol.clone();
+        c.base = None;
+        assert_invalid(&c, "open.max_base_loss");
         // Open instructions are put as conversations: a raw-text competition cannot have them.
         let mut c = default_competition();
         c.open = smol.open;

@@ -12,6 +12,7 @@ use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
 use crate::competition::Competition;
+use crate::eval::{EvalError, Sample, evaluate};
 use crate::generate::{GenerateError, GenerateOptions, generate, greedy_batch};
 use crate::llama::Llama;
 use crate::tasks::TaskError;
@@ -27,9 +28,12 @@ pub enum FollowError {
     /// Generation failed (the prompt does not fit the model).
     #[error("generation: {0}")]
     Generate(#[from] GenerateError),
-    /// The answer's ids could not be decoded.
-    #[error("decoding the answer: {0}")]
+    /// The answer's ids could not be decoded (or an answer encoded, to be judged).
+    #[error("the answer's tokens: {0}")]
     Decode(#[from] TokenizerError),
+    /// The judge could not score the answers.
+    #[error("judging the answers: {0}")]
+    Judge(#[from] EvalError),
 }
 
 /// One task's answer and how well it kept the task's constraints.
@@ -180,6 +184,60 @@ pub fn follow<B: Backend>(
         .collect()
 }
 
+/// The mean loss (nats per token) of each answer under `judge` (the competition's pinned base
+/// model) as the completion of its task's prompt in the competition's format, `batch_size`
+/// answers per forward pass; `None` for an empty answer, or where the prompt alone fills the
+/// judge's context (not judged). An answer too long for the judge's context is judged on the
+/// part that fits. Answers and tasks pair up in order.
+pub fn answer_losses<B: Backend>(
+    judge: &Llama<B>,
+    tokenizer: &Tokenizer,
+    competition: &Competition,
+    tasks: &[OpenTask],
+    answers: &[&str],
+    batch_size: usize,
+) -> Result<Vec<Option<f64>>, FollowError> {
+    let mut samples = Vec::new();
+    let mut judged = Vec::new();
+    for (i, (task, answer)) in tasks.iter().zip(answers).enumerate() {
+        let mut input_ids = competition.prompt_ids(tokenizer, &task.prompt)?;
+        let completion_start = input_ids.len();
+        let room = judge
+            .max_position_embeddings
+            .saturating_sub(completion_start);
+        input_ids.extend(tokenizer.encode(answer)?.into_iter().take(room));
+        if completion_start > 0 && input_ids.len() > completion_start {
+            samples.push(Sample {
+                input_ids,
+                completion_start,
+            });
+            judged.push(i);
+        }
+    }
+    let mut losses = vec![None; answers.len().min(tasks.len())];
+    for (i, loss) in judged
+        .into_iter()
+        .zip(evaluate(judge, &samples, batch_size)?)
+    {
+        losses[i] = Some(loss.loss);
+    }
+    Ok(losses)
+}
+
+/// The scores of `followed` after the judge: an answer whose loss under the base
+/// ([`answer_losses`], in the same order) is above `max_loss` nats, or not a number, scores 0;
+/// the others keep theirs.
+pub fn judged_scores(followed: &[Followed], losses: &[Option<f64>], max_loss: f64) -> Vec<f64> {
+    followed
+        .iter()
+        .enumerate()
+        .map(|(i, answer)| match losses.get(i).copied().flatten() {
+            Some(loss) if loss.is_nan() || loss > max_loss => 0.0,
+            _ => answer.score,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,6 +298,65 @@ mod tests {
             let alone = answer(&model, &tokenizer, &competition(), &task.prompt, 2).unwrap();
             assert_eq!(alone.text, followed.answer);
         }
+    }
+
+    #[test]
+    fn the_judge_scores_each_answer_as_the_completion_of_its_prompt() {
+        let judge = model(64, 3);
+        let tokenizer = Tokenizer::bytes();
+        let competition = competition();
+        let tasks = open::generate([4; 32], 3);
+        // Short prompts, so that an answer can be longer than the context's room.
+        let tasks: Vec<OpenTask> = tasks
+            .into_iter()
+            .map(|task| OpenTask {
+                prompt: task.subject[0].clone(),
+                ..task
+            })
+            .collect();
+        let long = "word ".repeat(40);
+        let answers = ["a lamp, and more.", "", long.as_str()];
+        let losses = answer_losses(&judge, &tokenizer, &competition, &tasks, &answers, 2).unwrap();
+        assert_eq!(losses.len(), 3);
+        // Not judged: nothing to judge.
+        assert_eq!(losses[1], None);
+        // The same loss as the evaluation of that completion after that prompt.
+        for i in [0, 2] {
+            let mut input_ids = competition
+                .prompt_ids(&tokenizer, &tasks[i].prompt)
+                .unwrap();
+            let completion_start = input_ids.len();
+            input_ids.extend(tokenizer.encode(answers[i]).unwrap());
+            // The long answer is judged on what fits the judge's 64 positions.
+            input_ids.truncate(64);
+            let sample = Sample {
+                input_ids,
+                completion_start,
+            };
+            let expected = evaluate(&judge, &[sample], 1).unwrap()[0].loss;
+            let got = losses[i].unwrap();
+            assert!((got - expected).abs() < 1e-5, "{i}: {got} vs {expected}");
+        }
+    }
+
+    #[test]
+    fn answers_the_judge_finds_above_the_limit_score_zero_and_the_others_keep_theirs() {
+        let followed: Vec<Followed> = [0.5, 1.0, 1.0, 0.0, 1.0]
+            .into_iter()
+            .map(|score| Followed {
+                answer: "an answer".into(),
+                finished: true,
+                tokens: 3,
+                score,
+            })
+            .collect();
+        let losses = [Some(2.0), Some(6.0), None, Some(9.0), Some(f64::NAN)];
+        assert_eq!(
+            judged_scores(&followed, &losses, 5.5),
+            vec![0.5, 0.0, 1.0, 0.0, 0.0]
+        );
+        // At the limit an answer passes.
+        assert_eq!(judged_scores(&followed[..1], &[Some(5.5)], 5.5), vec![0.5]);
     }
 
     #[test]

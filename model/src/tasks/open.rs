@@ -249,6 +249,29 @@ pub const ECHO_RUN: usize = 4;
 /// 60 of them), more than a fine-tune that learnt to stop (0.25, docs/scoring.md).
 pub const MAX_ECHOED_SHARE: f64 = 0.5;
 
+/// The share of `text`'s words that lie in a run of [`ECHO_RUN`] words occurring more than once
+/// in `text` (ignoring case and punctuation): about 0 for prose, near 1 for a phrase or word
+/// said over and over.
+pub fn repeated_share(text: &str) -> f64 {
+    let words = plain_words(text);
+    let mut seen = std::collections::HashMap::<&[String], usize>::new();
+    for run in words.windows(ECHO_RUN) {
+        *seen.entry(run).or_default() += 1;
+    }
+    let mut repeated = vec![false; words.len()];
+    for (start, run) in words.windows(ECHO_RUN).enumerate() {
+        if seen[run] > 1 {
+            repeated[start..start + ECHO_RUN].fill(true);
+        }
+    }
+    repeated.iter().filter(|&&r| r).count() as f64 / words.len().max(1) as f64
+}
+
+/// Above this share of words in repeated runs ([`repeated_share`]) an answer fills its length
+/// with the same words: "Ana lamp lamp lamp lamp lamp lamp lamp." keeps "at most 15 words", "no
+/// commas" and "all lowercase" but is not an answer.
+pub const MAX_REPEATED_SHARE: f64 = 0.5;
+
 /// Words of `text`: whitespace-separated pieces holding a letter or digit.
 pub fn word_count(text: &str) -> usize {
     text.split_whitespace()
@@ -349,12 +372,14 @@ impl OpenTask {
     }
 
     /// Whether `answer` answers the request at all: at least [`MIN_ANSWER_WORDS`] words, one of
-    /// them a word of the request's subject, and not mostly the prompt said back
-    /// ([`OpenTask::echoed_share`] at most [`MAX_ECHOED_SHARE`]).
+    /// them a word of the request's subject, not mostly the prompt said back
+    /// ([`OpenTask::echoed_share`] at most [`MAX_ECHOED_SHARE`]) and not mostly itself said
+    /// again ([`repeated_share`] at most [`MAX_REPEATED_SHARE`]).
     pub fn on_topic(&self, answer: &str) -> bool {
         word_count(answer) >= MIN_ANSWER_WORDS
             && self.subject.iter().any(|word| mentions(answer, word))
             && self.echoed_share(answer) <= MAX_ECHOED_SHARE
+            && repeated_share(answer) <= MAX_REPEATED_SHARE
     }
 
     /// The share of `answer`'s words that lie in a run of [`ECHO_RUN`] or more words copied from
@@ -580,6 +605,40 @@ mod tests {
         assert_eq!(task.score(echo, true), 0.0);
     }
 
+    #[test]
+    fn saying_the_same_words_over_and_over_scores_zero() {
+        let task = OpenTask {
+            prompt: "Explain how to look after a lamp. Answer in at most 15 words. Write \
+                     everything in lowercase letters. Do not use any commas."
+                .into(),
+            constraints: vec![
+                Constraint::MaxWords { words: 15 },
+                Constraint::Lowercase,
+                Constraint::NoCommas,
+            ],
+            subject: vec!["lamp".into()],
+        };
+        let honest = "dust the lamp once a week and keep its cord away from water and heat.";
+        assert_eq!(repeated_share(honest), 0.0);
+        assert_eq!(task.score(honest, true), 1.0);
+        // Filler: one word, or one sentence, again and again.
+        let filler = "ana lamp lamp lamp lamp lamp lamp lamp.";
+        assert!(repeated_share(filler) > MAX_REPEATED_SHARE);
+        assert_eq!(task.score(filler, true), 0.0);
+        let cycle = "the lamp is good. the lamp is good. the lamp is good.";
+        assert_eq!(repeated_share(cycle), 1.0);
+        assert_eq!(task.score(cycle, true), 0.0);
+        // Using a word it asks for, or a phrase twice, stays far below the bar.
+        let keyword = "Keep the lamp clean. A clean lamp is a bright lamp, and a bright lamp in \
+                       a clean room is a joy; keep the lamp clean and dry.";
+        assert!(
+            repeated_share(keyword) < MAX_REPEATED_SHARE,
+            "{}",
+            repeated_share(keyword)
+        );
+        assert_eq!(repeated_share(""), 0.0);
+    }
+
     /// The share of `prompt`'s words inside its quotes.
     fn quoted_share(prompt: &str) -> f64 {
         let quoted: usize = prompt
@@ -656,9 +715,10 @@ mod tests {
             _ => MIN_ANSWER_WORDS.saturating_sub(closing),
         };
         words.push(task.subject[0].clone());
-        let mut filler = ["a", "good", "day", "out"].iter().cycle();
+        // Distinct words: an answer saying the same words again is not on topic.
+        let mut filler = (1..).map(|i| format!("word{i}"));
         while words.len() < min {
-            words.push(filler.next().unwrap().to_string());
+            words.push(filler.next().unwrap());
         }
         let mut body = words.join(" ");
         if let Some(Constraint::Bullets { count }) =

@@ -21,7 +21,7 @@ use subnet_model::backend::BackendTask;
 use subnet_model::competition::{BoundsViolation, Competition};
 use subnet_model::config::{CONFIG_FILE, ConfigError, LlamaConfig};
 use subnet_model::eval::{EvalError, FittedEval, Sample, evaluate_fitted};
-use subnet_model::follow::{FollowError, Followed, follow};
+use subnet_model::follow::{FollowError, Followed, answer_losses, follow};
 use subnet_model::generate::{GenerateError, GreedyAnswer, GreedyVerdict, verify_greedy};
 use subnet_model::io::{IoError, WEIGHTS_FILE, load_weights_file, read_weights_file};
 use subnet_model::llama::Llama;
@@ -244,6 +244,41 @@ impl BackendTask for EvalJob {
     }
 }
 
+/// The competition's base model judging one model's answers to the open instructions
+/// ([`answer_losses`]): run in the validator's own process, which holds the base (a worker may
+/// not). Owns its inputs so it can move into `spawn_blocking`.
+#[derive(Debug, Clone)]
+pub struct JudgeJob {
+    /// The base model's directory (checked against the competition's pin).
+    pub base_dir: PathBuf,
+    /// The rules the base is loaded under, and the prompts' format.
+    pub competition: Arc<Competition>,
+    /// The epoch's open instructions.
+    pub tasks: Arc<Vec<OpenTask>>,
+    /// The model's answers, in task order.
+    pub answers: Vec<String>,
+    /// Answers per forward pass.
+    pub batch_size: usize,
+}
+
+impl BackendTask for JudgeJob {
+    type Output = Result<Vec<Option<f64>>, ModelError>;
+
+    fn run<B: Backend>(self, device: B::Device) -> Self::Output {
+        let (_, base) = load_checked::<B>(&self.base_dir, &self.competition, &device)?;
+        let tokenizer = Tokenizer::from_model_dir(&self.base_dir)?;
+        let answers: Vec<&str> = self.answers.iter().map(String::as_str).collect();
+        Ok(answer_losses(
+            &base,
+            &tokenizer,
+            &self.competition,
+            &self.tasks,
+            &answers,
+            self.batch_size,
+        )?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -327,5 +362,43 @@ mod tests {
             .unwrap();
         assert_eq!(error.outcome(), Outcome::BadModel);
         assert!(error.to_string().contains("model.norm.weight"), "{error}");
+    }
+
+    #[test]
+    fn the_judge_loads_the_base_and_scores_each_answer_after_its_prompt() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = saved(dir.path());
+        let competition = Arc::new(competition());
+        // Prompts that fit the tiny base's 32 positions with room for the answer.
+        let tasks: Vec<OpenTask> = subnet_model::tasks::open::generate([5; 32], 2)
+            .into_iter()
+            .map(|task| OpenTask {
+                prompt: task.subject[0].clone(),
+                ..task
+            })
+            .collect();
+        let tasks = Arc::new(tasks);
+        let answers = vec!["a short answer".to_string(), String::new()];
+        let job = JudgeJob {
+            base_dir: dir.path().to_path_buf(),
+            competition: competition.clone(),
+            tasks: tasks.clone(),
+            answers: answers.clone(),
+            batch_size: 4,
+        };
+        let losses = job.clone().run::<Cpu>(Default::default()).unwrap();
+        let refs: Vec<&str> = answers.iter().map(String::as_str).collect();
+        let direct =
+            answer_losses(&base, &Tokenizer::bytes(), &competition, &tasks, &refs, 1).unwrap();
+        assert_eq!(losses.len(), 2);
+        assert!(losses[0].is_some_and(|loss| loss.is_finite() && loss > 0.0));
+        assert_eq!(losses[1], None);
+        assert!((losses[0].unwrap() - direct[0].unwrap()).abs() < 1e-5);
+        // A base that is not there fails the job (the validator's problem, not the miner's).
+        let missing = JudgeJob {
+            base_dir: dir.path().join("nowhere"),
+            ..job
+        };
+        assert!(missing.run::<Cpu>(Default::default()).is_err());
     }
 }

@@ -44,6 +44,7 @@ use subnet_model::competition::{Competition, CompetitionFile, SampleSetError};
 use subnet_model::config::{CONFIG_FILE, LlamaConfig};
 use subnet_model::data::Dataset;
 use subnet_model::eval::{FittedEval, Sample};
+use subnet_model::follow::{Followed, judged_scores};
 use subnet_model::io::WEIGHTS_FILE;
 use subnet_model::score::{ScoreError, ScoreParams};
 use subnet_model::tasks::open::OpenTask;
@@ -52,7 +53,7 @@ use tracing::Instrument;
 
 use crate::artifacts::{self, CachedArtifact};
 use base::{BaseError, BaseModel};
-use compute::EvalJob;
+use compute::{EvalJob, JudgeJob};
 use outcome::{Committed, MinerEval, MinerResult, Outcome, SpotCheck, SpotStatus, Stage};
 use plan::{Candidate, Planned};
 use spot::{Asked, SpotSettings};
@@ -912,10 +913,20 @@ impl ModelTrack {
                 true,
             ),
             (_, Some(fitted)) => {
-                let following: Option<Vec<f64>> = output
-                    .following
-                    .as_ref()
-                    .map(|answers| answers.iter().map(|a| a.score).collect());
+                let following = match &output.following {
+                    Some(answers) => {
+                        let started = Instant::now();
+                        let judged = self.judge(answers, context).await;
+                        if let Some(work) = &mut work {
+                            work.timings.follow += started.elapsed();
+                        }
+                        match judged {
+                            Ok(scores) => Some(scores),
+                            Err(reason) => return failed(Outcome::InternalError, reason, work),
+                        }
+                    }
+                    None => None,
+                };
                 if let Some(answers) = &output.following {
                     let kept = answers.iter().filter(|a| a.score == 1.0).count();
                     let cut_off = answers.iter().filter(|a| !a.finished).count();
@@ -987,6 +998,58 @@ impl ModelTrack {
             copy: Some(copy),
             work,
         }
+    }
+
+    /// The scores of a model's answers to the open instructions after the base model judged
+    /// them (`[open] max_base_loss`): an answer that scores but that the base finds above the
+    /// limit (a word list, salad) scores 0. Without a limit, the answers' own scores. Runs on
+    /// this process's device, which holds the base; an error is the validator's, not the miner's.
+    async fn judge(
+        &self,
+        answers: &[Followed],
+        context: &EpochContext,
+    ) -> Result<Vec<f64>, String> {
+        let scores: Vec<f64> = answers.iter().map(|a| a.score).collect();
+        let (Some(max_loss), Some(base), Some(tasks)) = (
+            context.competition.open.and_then(|open| open.max_base_loss),
+            &self.base,
+            &context.open_tasks,
+        ) else {
+            return Ok(scores);
+        };
+        if scores.iter().all(|&score| score == 0.0) {
+            return Ok(scores);
+        }
+        // Only answers that score need judging; the others go as empty answers (not judged).
+        let job = JudgeJob {
+            base_dir: base.dir().to_path_buf(),
+            competition: context.competition.clone(),
+            tasks: tasks.clone(),
+            answers: answers
+                .iter()
+                .map(|a| {
+                    if a.score > 0.0 {
+                        a.answer.clone()
+                    } else {
+                        String::new()
+                    }
+                })
+                .collect(),
+            batch_size: self.settings.batch_size,
+        };
+        let device = self.device.clone();
+        let losses = tokio::task::spawn_blocking(move || device.run(job))
+            .await
+            .map_err(|join| format!("judging the answers crashed: {join}"))?
+            .map_err(|error| format!("judging the answers with the base model: {error}"))?;
+        let judged = judged_scores(answers, &losses, max_loss);
+        let refused = judged
+            .iter()
+            .zip(&scores)
+            .filter(|(judged, score)| judged != score)
+            .count();
+        tracing::info!(refused, max_loss, "the base model judged the open answers");
+        Ok(judged)
     }
 
     /// Runs `job` on this process's device, or queues it for a `validator worker` when the
