@@ -317,6 +317,11 @@ pub struct EvalArgs {
     #[arg(long, value_name = "FILE")]
     pub competition: Option<std::path::PathBuf>,
 
+    /// The competition's pinned base model, to judge the open answers as validators do
+    /// (`[open] max_base_loss`). Only with --seed.
+    #[arg(long, value_name = "DIR", requires = "seed")]
+    pub base: Option<std::path::PathBuf>,
+
     /// Where to evaluate: auto (CUDA when built with it and a GPU answers), cpu or cuda.
     #[arg(long, env = "BT_DEVICE", default_value = "auto")]
     pub device: subnet_model::backend::DeviceChoice,

@@ -23,10 +23,12 @@ use subnet_model::competition::CompetitionFile;
 use subnet_model::config::{CONFIG_FILE, LlamaConfig};
 use subnet_model::data::{Dataset, Limits};
 use subnet_model::eval::FittedEval;
+use subnet_model::follow::judged_scores;
 use subnet_model::tokenizer::{TOKENIZER_CONFIG_JSON, TOKENIZER_JSON, Tokenizer};
 
 use crate::cli::EvalArgs;
-use crate::tracks::model::compute::EvalJob;
+use crate::tracks::model::base::BaseModel;
+use crate::tracks::model::compute::{EvalJob, JudgeJob};
 use crate::tracks::model::outcome::mean;
 
 /// The competition file at `path` (`--competition`), or the built-in default, with the folder
@@ -75,8 +77,12 @@ pub struct FollowReport {
     pub answer: String,
     /// Whether the answer ended within the token budget.
     pub finished: bool,
-    /// The share of the instruction's constraints the answer kept (0 when cut off).
+    /// The share of the instruction's constraints the answer kept (0 when cut off, off topic, or
+    /// above the competition's `max_base_loss` under the base).
     pub score: f64,
+    /// The answer's mean token loss under the base model (`--base`), when it was judged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base_loss: Option<f64>,
 }
 
 /// One sample's result in [`EvalReport`].
@@ -116,6 +122,26 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
     }
     let (competition, competition_dir) = competition_file(args.competition.as_deref())?;
     let mut rules = competition.competition;
+    // The judge's base, checked against the pin before any model work.
+    let judge = match (rules.open.and_then(|open| open.max_base_loss), &args.base) {
+        (Some(max_loss), Some(dir)) => {
+            BaseModel::for_competition(&rules, Some(dir))
+                .with_context(|| format!("--base {}", dir.display()))?;
+            Some((max_loss, dir.clone()))
+        }
+        (None, Some(dir)) => {
+            tracing::warn!(base = %dir.display(), "the competition does not judge open answers; --base is not used");
+            None
+        }
+        (Some(_), None) if rules.open.is_some() => {
+            tracing::warn!(
+                "the competition's base model judges the open answers (max_base_loss): pass \
+                 --base DIR to judge them as validators do; the following shares are not judged"
+            );
+            None
+        }
+        _ => None,
+    };
     // Samples longer than the model's context would be refused; a local run truncates instead.
     rules.eval.max_seq_len = rules.eval.max_seq_len.min(config.max_position_embeddings);
     let tokenizer = Tokenizer::from_model_dir(model_dir)
@@ -181,7 +207,7 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let job = EvalJob {
         dir: model_dir.clone(),
-        competition: Arc::new(rules),
+        competition: Arc::new(rules.clone()),
         samples: Arc::new(samples),
         batch_size: args.batch,
         skip_eval: false,
@@ -191,17 +217,37 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let output = device
         .run(job)
         .with_context(|| format!("--model {}", model_dir.display()))?;
-    let elapsed = started.elapsed();
     let fitted = output.fitted.context("the evaluation returned no losses")?;
+    let following = output.following.unwrap_or_default();
+    // The base judges the answers that score, as the validators' model track does.
+    let (scores, base_losses) = match judge {
+        Some((max_loss, base_dir)) if !following.is_empty() => {
+            let job = JudgeJob::for_answers(
+                base_dir.clone(),
+                Arc::new(rules.clone()),
+                Arc::new(open_tasks.clone()),
+                &following,
+                args.batch,
+            );
+            let losses = device
+                .run(job)
+                .with_context(|| format!("--base {}: judging the answers", base_dir.display()))?;
+            (judged_scores(&following, &losses, max_loss), losses)
+        }
+        _ => (following.iter().map(|a| a.score).collect(), Vec::new()),
+    };
+    let elapsed = started.elapsed();
     let mut report = report(&fitted);
     report.following = open_tasks
         .iter()
-        .zip(output.following.unwrap_or_default())
-        .map(|(task, answer)| FollowReport {
+        .zip(following)
+        .enumerate()
+        .map(|(i, (task, answer))| FollowReport {
             prompt: task.prompt.clone(),
             answer: answer.answer,
             finished: answer.finished,
-            score: answer.score,
+            score: scores[i],
+            base_loss: base_losses.get(i).copied().flatten(),
         })
         .collect();
     if args.json {
@@ -272,7 +318,12 @@ fn write_summary(
         writeln!(
             out,
             "following  {mean:.3} of the constraints kept on average over {n} open instructions \
-             ({all} kept them all, {cut} cut off by the token budget)"
+             ({all} kept them all, {cut} cut off by the token budget{})",
+            if report.following.iter().any(|f| f.base_loss.is_some()) {
+                ", judged by the base model"
+            } else {
+                ""
+            }
         )?;
     }
     writeln!(out, "time       {:.2} s", elapsed.as_secs_f64())

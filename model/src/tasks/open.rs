@@ -249,26 +249,24 @@ pub const ECHO_RUN: usize = 4;
 /// 60 of them), more than a fine-tune that learnt to stop (0.25, docs/scoring.md).
 pub const MAX_ECHOED_SHARE: f64 = 0.5;
 
-/// The share of `text`'s words that lie in a run of [`ECHO_RUN`] words occurring more than once
-/// in `text` (ignoring case and punctuation): about 0 for prose, near 1 for a phrase or word
-/// said over and over.
+/// The share of `text`'s words that say again what it already said: words in a run of
+/// [`ECHO_RUN`] words that occurred earlier in `text` (ignoring case and punctuation; the first
+/// occurrence does not count). About 0 for prose, 0.5 for a text said twice, near 1 for a word
+/// or phrase said over and over.
 pub fn repeated_share(text: &str) -> f64 {
     let words = plain_words(text);
-    let mut seen = std::collections::HashMap::<&[String], usize>::new();
-    for run in words.windows(ECHO_RUN) {
-        *seen.entry(run).or_default() += 1;
-    }
+    let mut seen = std::collections::HashSet::new();
     let mut repeated = vec![false; words.len()];
     for (start, run) in words.windows(ECHO_RUN).enumerate() {
-        if seen[run] > 1 {
+        if !seen.insert(run) {
             repeated[start..start + ECHO_RUN].fill(true);
         }
     }
     repeated.iter().filter(|&&r| r).count() as f64 / words.len().max(1) as f64
 }
 
-/// Above this share of words in repeated runs ([`repeated_share`]) an answer fills its length
-/// with the same words: "Ana lamp lamp lamp lamp lamp lamp lamp." keeps "at most 15 words", "no
+/// Above this share of repeated words ([`repeated_share`]) an answer fills its length with the
+/// same words: "Ana lamp lamp lamp lamp lamp lamp lamp." keeps "at most 15 words", "no
 /// commas" and "all lowercase" but is not an answer.
 pub const MAX_REPEATED_SHARE: f64 = 0.5;
 
@@ -626,8 +624,14 @@ mod tests {
         assert!(repeated_share(filler) > MAX_REPEATED_SHARE);
         assert_eq!(task.score(filler, true), 0.0);
         let cycle = "the lamp is good. the lamp is good. the lamp is good.";
-        assert_eq!(repeated_share(cycle), 1.0);
+        assert_eq!(repeated_share(cycle), 8.0 / 12.0);
         assert_eq!(task.score(cycle, true), 0.0);
+        // A list that repeats one of its items once is flawed, not filler: it still scores.
+        let list = "1. Clean the lamp with a damp cloth. 2. Use a glass cleaner on the shade. \
+                    3. Keep the lamp dry. 4. Use a glass cleaner on the shade.";
+        assert!(repeated_share(list) < 0.3, "{}", repeated_share(list));
+        assert!(task.on_topic(list));
+        assert_eq!(task.score(list, true), 1.0 / 3.0, "only no commas kept");
         // Using a word it asks for, or a phrase twice, stays far below the bar.
         let keyword = "Keep the lamp clean. A clean lamp is a bright lamp, and a bright lamp in \
                        a clean room is a joy; keep the lamp clean and dry.";

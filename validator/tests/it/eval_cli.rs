@@ -172,6 +172,47 @@ fn errors_name_the_flag_or_file_at_fault() {
     assert!(!output.status.success());
     assert!(stderr(&output).contains("--seed"), "{}", stderr(&output));
 
+    // The judge's base: checked against the competition's pin before any model work, and only
+    // meaningful with seeded open instructions.
+    let smollm2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../competitions/smollm2-135m.toml");
+    let smollm2 = smollm2.to_str().unwrap();
+    let nowhere = missing.to_str().unwrap();
+    let output = validator(&[
+        "eval",
+        "--model",
+        model,
+        "--seed",
+        &hex,
+        "--competition",
+        smollm2,
+        "--base",
+        nowhere,
+    ]);
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(text.contains("--base") && text.contains(nowhere), "{text}");
+    // A directory that is not the pinned base is refused with the fix.
+    let output = validator(&[
+        "eval",
+        "--model",
+        model,
+        "--seed",
+        &hex,
+        "--competition",
+        smollm2,
+        "--base",
+        model,
+    ]);
+    assert!(!output.status.success());
+    let text = stderr(&output);
+    assert!(
+        text.contains("--base") && text.contains("pins base"),
+        "{text}"
+    );
+    let output = validator(&["eval", "--model", model, "--base", model]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("--seed"), "{}", stderr(&output));
+
     let data = dir.path().join("d.jsonl");
     std::fs::write(&data, "{\"prompt\": \"a\", \"completion\": \"b\"}\n").unwrap();
     let output = validator(&[

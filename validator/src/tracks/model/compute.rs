@@ -261,6 +261,36 @@ pub struct JudgeJob {
     pub batch_size: usize,
 }
 
+impl JudgeJob {
+    /// The job judging `answers` (a model's, in task order) with the base in `base_dir`: the
+    /// answers that score go as they are, the others (0 already) as empty answers, not judged.
+    pub fn for_answers(
+        base_dir: PathBuf,
+        competition: Arc<Competition>,
+        tasks: Arc<Vec<OpenTask>>,
+        answers: &[Followed],
+        batch_size: usize,
+    ) -> Self {
+        let answers = answers
+            .iter()
+            .map(|a| {
+                if a.score > 0.0 {
+                    a.answer.clone()
+                } else {
+                    String::new()
+                }
+            })
+            .collect();
+        Self {
+            base_dir,
+            competition,
+            tasks,
+            answers,
+            batch_size,
+        }
+    }
+}
+
 impl BackendTask for JudgeJob {
     type Output = Result<Vec<Option<f64>>, ModelError>;
 

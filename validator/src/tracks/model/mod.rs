@@ -1020,23 +1020,13 @@ impl ModelTrack {
         if scores.iter().all(|&score| score == 0.0) {
             return Ok(scores);
         }
-        // Only answers that score need judging; the others go as empty answers (not judged).
-        let job = JudgeJob {
-            base_dir: base.dir().to_path_buf(),
-            competition: context.competition.clone(),
-            tasks: tasks.clone(),
-            answers: answers
-                .iter()
-                .map(|a| {
-                    if a.score > 0.0 {
-                        a.answer.clone()
-                    } else {
-                        String::new()
-                    }
-                })
-                .collect(),
-            batch_size: self.settings.batch_size,
-        };
+        let job = JudgeJob::for_answers(
+            base.dir().to_path_buf(),
+            context.competition.clone(),
+            tasks.clone(),
+            answers,
+            self.settings.batch_size,
+        );
         let device = self.device.clone();
         let losses = tokio::task::spawn_blocking(move || device.run(job))
             .await
