@@ -176,33 +176,26 @@ fn errors_name_the_flag_or_file_at_fault() {
     // meaningful with seeded open instructions.
     let smollm2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../competitions/smollm2-135m.toml");
     let smollm2 = smollm2.to_str().unwrap();
+    let with_base = |base: &str| {
+        validator(&[
+            "eval",
+            "--model",
+            model,
+            "--seed",
+            &hex,
+            "--competition",
+            smollm2,
+            "--base",
+            base,
+        ])
+    };
     let nowhere = missing.to_str().unwrap();
-    let output = validator(&[
-        "eval",
-        "--model",
-        model,
-        "--seed",
-        &hex,
-        "--competition",
-        smollm2,
-        "--base",
-        nowhere,
-    ]);
+    let output = with_base(nowhere);
     assert!(!output.status.success());
     let text = stderr(&output);
     assert!(text.contains("--base") && text.contains(nowhere), "{text}");
     // A directory that is not the pinned base is refused with the fix.
-    let output = validator(&[
-        "eval",
-        "--model",
-        model,
-        "--seed",
-        &hex,
-        "--competition",
-        smollm2,
-        "--base",
-        model,
-    ]);
+    let output = with_base(model);
     assert!(!output.status.success());
     let text = stderr(&output);
     assert!(
