@@ -11,7 +11,8 @@
 //!     --attacks models/smollm2-135m /tmp/ft8
 //! ```
 //!
-//! Prints one line per answer, then per source the minimum, median and maximum of each measure.
+//! Prints one line per answer and the time the base took to judge each source, then per source
+//! the minimum, median and maximum of each measure.
 
 use std::path::PathBuf;
 
@@ -174,7 +175,13 @@ fn main() -> anyhow::Result<()> {
         let texts: Vec<&str> = answers.iter().map(|(a, _)| a.as_str()).collect();
         let lowered: Vec<String> = texts.iter().map(|a| a.to_lowercase()).collect();
         let lowered: Vec<&str> = lowered.iter().map(String::as_str).collect();
+        let started = std::time::Instant::now();
         let raw = answer_losses(&base, &tokenizer, &competition, &tasks, &texts, 8)?;
+        println!(
+            "judged {} answers in {:.2} s",
+            texts.len(),
+            started.elapsed().as_secs_f64()
+        );
         let lower = answer_losses(&base, &tokenizer, &competition, &tasks, &lowered, 8)?;
         let mut columns: [Vec<f64>; 4] = Default::default();
         for (i, (task, (answer, finished))) in tasks.iter().zip(answers).enumerate() {

@@ -6,9 +6,12 @@
 //! are right), so they are scored by generation: the model answers greedily within a token budget
 //! and [`OpenTask::score`] counts the constraints the answer keeps. An answer cut off by the
 //! budget scores 0 (a model must finish what it writes), and so does one that is not an answer
-//! to the request: fewer than [`MIN_ANSWER_WORDS`] words, or none of the request's own words
-//! (its name, city or noun). Without that floor a terse model won the checks with nothing:
-//! "Thank you for reading." alone keeps "end with 'Thank you for reading.'" and "no commas".
+//! to the request: fewer than [`MIN_ANSWER_WORDS`] words, none of the request's own words (its
+//! name, city or noun), mostly the prompt said back ([`OpenTask::echoed_share`]) or mostly its
+//! own words said again ([`repeated_share`]). Without those floors a terse model won the checks
+//! with nothing: "Thank you for reading." alone keeps "end with 'Thank you for reading.'" and
+//! "no commas". Word lists pass them; the competition's base model judges those
+//! ([`crate::follow::answer_losses`]).
 //!
 //! Requests and constraints are drawn from the seed like the other chat tasks: 6 requests over
 //! names, cities and nouns, 12 constraints with their own draws (word counts, keywords, closing
