@@ -133,7 +133,8 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
             tracing::warn!(base = %dir.display(), "the competition does not judge open answers; --base is not used");
             None
         }
-        (Some(_), None) if rules.open.is_some() => {
+        // With `--data` there are no open instructions to judge.
+        (Some(_), None) if args.data.is_none() => {
             tracing::warn!(
                 "the competition's base model judges the open answers (max_base_loss): pass \
                  --base DIR to judge them as validators do; the following shares are not judged"
@@ -224,6 +225,7 @@ pub fn run(args: &EvalArgs, out: &mut impl Write) -> anyhow::Result<()> {
         Some((max_loss, base_dir)) if !following.is_empty() => {
             let job = JudgeJob::for_answers(
                 base_dir.clone(),
+                Arc::default(),
                 Arc::new(rules.clone()),
                 Arc::new(open_tasks.clone()),
                 &following,

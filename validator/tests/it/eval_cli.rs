@@ -221,6 +221,19 @@ fn errors_name_the_flag_or_file_at_fault() {
     let text = stderr(&output);
     assert!(text.contains("--data") && text.contains("--seed"), "{text}");
 
+    // With `--data` there are no open instructions, so nothing for the judge's base to judge.
+    let output = validator(&[
+        "eval",
+        "--model",
+        model,
+        "--data",
+        data.to_str().unwrap(),
+        "--competition",
+        smollm2,
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("--base"), "{}", stderr(&output));
+
     let output = validator(&["eval", "--model", model]);
     assert!(!output.status.success());
     let text = stderr(&output);

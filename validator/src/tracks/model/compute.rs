@@ -12,8 +12,9 @@
 //! ([`subnet_model::similarity::find_copies`]) reads only the weight files of pairs the sketches
 //! cannot prove apart.
 
+use std::any::Any;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use burn::tensor::backend::Backend;
@@ -244,6 +245,30 @@ impl BackendTask for EvalJob {
     }
 }
 
+/// The judge's base model once loaded, shared by the judge jobs of one epoch
+/// ([`JudgeJob::loaded`]): the first job loads it, the others reuse it, and it is freed with the
+/// epoch. Jobs sharing it take turns (a lock held for the whole forward pass), so however many
+/// run at once (with `validator worker`s, one per candidate in flight) the process holds one copy
+/// of the base. Typed per backend at run time: a job on another backend than the stored one
+/// loads its own.
+#[derive(Default)]
+pub struct LoadedBase(Mutex<Option<Box<dyn Any + Send>>>);
+
+impl std::fmt::Debug for LoadedBase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let loaded = self.0.lock().map(|slot| slot.is_some()).unwrap_or_default();
+        f.debug_struct("LoadedBase")
+            .field("loaded", &loaded)
+            .finish()
+    }
+}
+
+/// What [`LoadedBase`] holds for backend `B`.
+struct Judge<B: Backend> {
+    base: Llama<B>,
+    tokenizer: Tokenizer,
+}
+
 /// The competition's base model judging one model's answers to the open instructions
 /// ([`answer_losses`]): run in the validator's own process, which holds the base (a worker may
 /// not). Owns its inputs so it can move into `spawn_blocking`.
@@ -251,6 +276,8 @@ impl BackendTask for EvalJob {
 pub struct JudgeJob {
     /// The base model's directory (checked against the competition's pin).
     pub base_dir: PathBuf,
+    /// The base once loaded from `base_dir`, shared with the epoch's other judge jobs.
+    pub loaded: Arc<LoadedBase>,
     /// The rules the base is loaded under, and the prompts' format.
     pub competition: Arc<Competition>,
     /// The epoch's open instructions.
@@ -266,6 +293,7 @@ impl JudgeJob {
     /// answers that score go as they are, the others (0 already) as empty answers, not judged.
     pub fn for_answers(
         base_dir: PathBuf,
+        loaded: Arc<LoadedBase>,
         competition: Arc<Competition>,
         tasks: Arc<Vec<OpenTask>>,
         answers: &[Followed],
@@ -283,6 +311,7 @@ impl JudgeJob {
             .collect();
         Self {
             base_dir,
+            loaded,
             competition,
             tasks,
             answers,
@@ -295,12 +324,22 @@ impl BackendTask for JudgeJob {
     type Output = Result<Vec<Option<f64>>, ModelError>;
 
     fn run<B: Backend>(self, device: B::Device) -> Self::Output {
-        let (_, base) = load_checked::<B>(&self.base_dir, &self.competition, &device)?;
-        let tokenizer = Tokenizer::from_model_dir(&self.base_dir)?;
+        // A panic in an earlier job leaves nothing half-written in the slot: it holds a whole
+        // judge or none.
+        let mut slot = self.loaded.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if !slot.as_ref().is_some_and(|held| held.is::<Judge<B>>()) {
+            let (_, base) = load_checked::<B>(&self.base_dir, &self.competition, &device)?;
+            let tokenizer = Tokenizer::from_model_dir(&self.base_dir)?;
+            *slot = Some(Box::new(Judge { base, tokenizer }));
+        }
+        let judge = slot
+            .as_ref()
+            .and_then(|held| held.downcast_ref::<Judge<B>>())
+            .expect("the slot holds this backend's judge");
         let answers: Vec<&str> = self.answers.iter().map(String::as_str).collect();
         Ok(answer_losses(
-            &base,
-            &tokenizer,
+            &judge.base,
+            &judge.tokenizer,
             &self.competition,
             &self.tasks,
             &answers,
@@ -411,6 +450,7 @@ mod tests {
         let answers = vec!["a short answer".to_string(), String::new()];
         let job = JudgeJob {
             base_dir: dir.path().to_path_buf(),
+            loaded: Arc::default(),
             competition: competition.clone(),
             tasks: tasks.clone(),
             answers: answers.clone(),
@@ -424,9 +464,22 @@ mod tests {
         assert!(losses[0].is_some_and(|loss| loss.is_finite() && loss > 0.0));
         assert_eq!(losses[1], None);
         assert!((losses[0].unwrap() - direct[0].unwrap()).abs() < 1e-5);
-        // A base that is not there fails the job (the validator's problem, not the miner's).
+        // The epoch's later jobs reuse the loaded base: with its weights gone from the disk, a
+        // job sharing the slot still judges, to the same bits.
+        std::fs::remove_file(dir.path().join(WEIGHTS_FILE)).unwrap();
+        let again = job.clone().run::<Cpu>(Default::default()).unwrap();
+        assert_eq!(again, losses);
+        // A job with a slot of its own loads the base, and a base that is not there fails it
+        // (the validator's problem, not the miner's).
+        let unloaded = JudgeJob {
+            loaded: Arc::default(),
+            ..job.clone()
+        };
+        let error = unloaded.run::<Cpu>(Default::default()).unwrap_err();
+        assert!(error.to_string().contains("weights"), "{error}");
         let missing = JudgeJob {
             base_dir: dir.path().join("nowhere"),
+            loaded: Arc::default(),
             ..job
         };
         assert!(missing.run::<Cpu>(Default::default()).is_err());

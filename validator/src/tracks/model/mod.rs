@@ -300,6 +300,8 @@ struct EpochContext {
     spot_uids: std::collections::BTreeSet<u16>,
     /// The epoch's open instructions, when the competition has them (`[open]`).
     open_tasks: Option<Arc<Vec<OpenTask>>>,
+    /// The judge's base once the first judge job loaded it; freed with the epoch.
+    judge_base: Arc<compute::LoadedBase>,
 }
 
 impl ModelTrack {
@@ -413,6 +415,7 @@ impl ModelTrack {
                 .open
                 .is_some()
                 .then(|| Arc::new(competition.open_tasks(input.seed))),
+            judge_base: Arc::default(),
         };
         tracing::info!(
             candidates = candidates.len(),
@@ -1022,6 +1025,7 @@ impl ModelTrack {
         }
         let job = JudgeJob::for_answers(
             base.dir().to_path_buf(),
+            context.judge_base.clone(),
             context.competition.clone(),
             tasks.clone(),
             answers,
