@@ -1194,4 +1194,104 @@ mod tests {
         assert!(result.miners.is_empty());
         assert_eq!(result.samples, 256);
     }
+
+    #[tokio::test]
+    async fn the_judge_loads_the_base_once_per_epoch_and_zeroes_the_answers_it_refuses() {
+        use subnet_model::backend::Cpu;
+        use subnet_model::competition::{BasePin, OpenSettings};
+
+        // A tiny pinned base, and an epoch whose two instructions fit its 32 positions.
+        let dir = tempfile::tempdir().unwrap();
+        let config = LlamaConfig {
+            max_position_embeddings: 32,
+            ..LlamaConfig::tiny()
+        };
+        let model = config.init::<Cpu>(&Default::default());
+        subnet_model::io::save_artifact(&model, &config, dir.path()).unwrap();
+        let mut competition =
+            CompetitionFile::from_bytes(crate::eval_cmd::DEFAULT_COMPETITION_TOML.as_bytes())
+                .unwrap()
+                .competition;
+        competition.base = Some(BasePin {
+            manifest_sha256: subnet_common::protocol::manifest_of_dir(&competition.id, dir.path())
+                .unwrap()
+                .manifest_sha256,
+        });
+        let base = BaseModel::for_competition(&competition, Some(dir.path())).unwrap();
+        let device =
+            subnet_model::backend::select(subnet_model::backend::DeviceChoice::Cpu).unwrap();
+        let track = ModelTrack::new(
+            SignedClient::new(
+                reqwest::Client::new(),
+                subnet_common::keys::Keypair::from_uri("//Alice").unwrap(),
+            ),
+            PathBuf::from("/nonexistent"),
+            device,
+            TrackSettings::default(),
+        )
+        .with_base(base);
+        let tasks: Vec<OpenTask> = subnet_model::tasks::open::generate([5; 32], 2)
+            .into_iter()
+            .map(|task| OpenTask {
+                prompt: task.subject[0].clone(),
+                ..task
+            })
+            .collect();
+        let tasks = Arc::new(tasks);
+        let judge_base = Arc::new(compute::LoadedBase::default());
+        let epoch = |max_base_loss: f64| {
+            let mut competition = competition.clone();
+            competition.open = Some(OpenSettings {
+                samples: 2,
+                max_new_tokens: 8,
+                margin: 0.05,
+                max_base_loss: Some(max_base_loss),
+            });
+            EpochContext {
+                seed: [5; 32],
+                cache_key: ([5; 32], [0; 32]),
+                limits: TrackSettings::default()
+                    .fetch
+                    .for_artifacts_of(competition.max_artifact_bytes),
+                competition: Arc::new(competition),
+                dataset: None,
+                byte_samples: None,
+                spot_secret: [0; 32],
+                spot_uids: Default::default(),
+                open_tasks: Some(tasks.clone()),
+                judge_base: judge_base.clone(),
+            }
+        };
+        let answers = [
+            Followed {
+                answer: "a short answer".to_string(),
+                finished: true,
+                tokens: 15,
+                score: 0.5,
+            },
+            Followed {
+                answer: "cut off".to_string(),
+                finished: false,
+                tokens: 8,
+                score: 0.0,
+            },
+        ];
+        // Under a limit no answer reaches, the scores stand.
+        let lenient = track.judge(&answers, &epoch(1e9)).await.unwrap();
+        assert_eq!(lenient, vec![0.5, 0.0]);
+        // The epoch's later judgments reuse the loaded base: with its weights gone from the disk
+        // it still judges, and an answer above the limit (a random base finds every answer
+        // unlikely) scores 0.
+        std::fs::remove_file(dir.path().join(WEIGHTS_FILE)).unwrap();
+        let strict = track.judge(&answers, &epoch(1e-3)).await.unwrap();
+        assert_eq!(strict, vec![0.0, 0.0]);
+        // Another epoch loads it afresh: now it is gone, which is the validator's error.
+        let mut next = epoch(1e9);
+        next.judge_base = Arc::default();
+        let error = track.judge(&answers, &next).await.unwrap_err();
+        assert!(
+            error.contains("judging the answers with the base model"),
+            "{error}"
+        );
+    }
 }
