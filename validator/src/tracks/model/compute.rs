@@ -349,7 +349,7 @@ impl BackendTask for JudgeJob {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use subnet_model::backend::Cpu;
     use subnet_model::io::{hf_state_dict, save_artifact};
@@ -361,7 +361,7 @@ mod tests {
         }
     }
 
-    fn competition() -> Competition {
+    pub(crate) fn competition() -> Competition {
         let text = crate::eval_cmd::DEFAULT_COMPETITION_TOML;
         Competition::from_toml(text).unwrap()
     }
@@ -389,7 +389,8 @@ mod tests {
         std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
     }
 
-    fn saved(dir: &Path) -> Llama<Cpu> {
+    /// A tiny random model (32 positions) saved as an artifact in `dir`.
+    pub(crate) fn saved(dir: &Path) -> Llama<Cpu> {
         let model = tiny_config().init::<Cpu>(&Default::default());
         save_artifact(&model, &tiny_config(), dir).unwrap();
         model
@@ -433,20 +434,24 @@ mod tests {
         assert!(error.to_string().contains("model.norm.weight"), "{error}");
     }
 
-    #[test]
-    fn the_judge_loads_the_base_and_scores_each_answer_after_its_prompt() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = saved(dir.path());
-        let competition = Arc::new(competition());
-        // Prompts that fit the tiny base's 32 positions with room for the answer.
-        let tasks: Vec<OpenTask> = subnet_model::tasks::open::generate([5; 32], 2)
+    /// Two open instructions whose prompts fit [`saved`]'s 32 positions with room for an answer.
+    pub(crate) fn short_open_tasks() -> Arc<Vec<OpenTask>> {
+        let tasks = subnet_model::tasks::open::generate([5; 32], 2)
             .into_iter()
             .map(|task| OpenTask {
                 prompt: task.subject[0].clone(),
                 ..task
             })
             .collect();
-        let tasks = Arc::new(tasks);
+        Arc::new(tasks)
+    }
+
+    #[test]
+    fn the_judge_loads_the_base_and_scores_each_answer_after_its_prompt() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = saved(dir.path());
+        let competition = Arc::new(competition());
+        let tasks = short_open_tasks();
         let answers = vec!["a short answer".to_string(), String::new()];
         let job = JudgeJob {
             base_dir: dir.path().to_path_buf(),

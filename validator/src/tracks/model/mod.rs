@@ -1153,23 +1153,25 @@ async fn samples_for(
 mod tests {
     use super::*;
 
+    /// A track on the CPU that signs as Alice, with no artifact cache.
+    fn cpu_track() -> ModelTrack {
+        ModelTrack::new(
+            SignedClient::new(
+                reqwest::Client::new(),
+                subnet_common::keys::Keypair::from_uri("//Alice").unwrap(),
+            ),
+            PathBuf::from("/nonexistent"),
+            subnet_model::backend::select(subnet_model::backend::DeviceChoice::Cpu).unwrap(),
+            TrackSettings::default(),
+        )
+    }
+
     #[tokio::test]
     async fn an_epoch_can_run_in_a_spawned_task() {
         // The epoch loop runs `score_epoch` inside `tokio::spawn`: this only compiles while the
         // epoch future is `Send` for every lifetime of what it borrows.
         let task = tokio::spawn(async move {
-            let client = SignedClient::new(
-                reqwest::Client::new(),
-                subnet_common::keys::Keypair::from_uri("//Alice").unwrap(),
-            );
-            let device =
-                subnet_model::backend::select(subnet_model::backend::DeviceChoice::Cpu).unwrap();
-            let track = ModelTrack::new(
-                client,
-                PathBuf::from("/nonexistent"),
-                device,
-                TrackSettings::default(),
-            );
+            let track = cpu_track();
             let competition =
                 CompetitionFile::from_bytes(crate::eval_cmd::DEFAULT_COMPETITION_TOML.as_bytes())
                     .unwrap();
@@ -1197,47 +1199,20 @@ mod tests {
 
     #[tokio::test]
     async fn the_judge_loads_the_base_once_per_epoch_and_zeroes_the_answers_it_refuses() {
-        use subnet_model::backend::Cpu;
         use subnet_model::competition::{BasePin, OpenSettings};
 
         // A tiny pinned base, and an epoch whose two instructions fit its 32 positions.
         let dir = tempfile::tempdir().unwrap();
-        let config = LlamaConfig {
-            max_position_embeddings: 32,
-            ..LlamaConfig::tiny()
-        };
-        let model = config.init::<Cpu>(&Default::default());
-        subnet_model::io::save_artifact(&model, &config, dir.path()).unwrap();
-        let mut competition =
-            CompetitionFile::from_bytes(crate::eval_cmd::DEFAULT_COMPETITION_TOML.as_bytes())
-                .unwrap()
-                .competition;
+        compute::tests::saved(dir.path());
+        let mut competition = compute::tests::competition();
         competition.base = Some(BasePin {
             manifest_sha256: subnet_common::protocol::manifest_of_dir(&competition.id, dir.path())
                 .unwrap()
                 .manifest_sha256,
         });
         let base = BaseModel::for_competition(&competition, Some(dir.path())).unwrap();
-        let device =
-            subnet_model::backend::select(subnet_model::backend::DeviceChoice::Cpu).unwrap();
-        let track = ModelTrack::new(
-            SignedClient::new(
-                reqwest::Client::new(),
-                subnet_common::keys::Keypair::from_uri("//Alice").unwrap(),
-            ),
-            PathBuf::from("/nonexistent"),
-            device,
-            TrackSettings::default(),
-        )
-        .with_base(base);
-        let tasks: Vec<OpenTask> = subnet_model::tasks::open::generate([5; 32], 2)
-            .into_iter()
-            .map(|task| OpenTask {
-                prompt: task.subject[0].clone(),
-                ..task
-            })
-            .collect();
-        let tasks = Arc::new(tasks);
+        let track = cpu_track().with_base(base);
+        let tasks = compute::tests::short_open_tasks();
         let judge_base = Arc::new(compute::LoadedBase::default());
         let epoch = |max_base_loss: f64| {
             let mut competition = competition.clone();
