@@ -29,6 +29,7 @@ use burn::nn::{
 };
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::backend::Backend;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::config::LlamaConfig;
@@ -671,12 +672,10 @@ impl<B: Backend> DecoderLayer<B> {
             device,
         );
         let mlp = &self.mlp;
-        let mut gate = host(mlp.gate_proj.forward(normed.clone()));
-        let up = host(mlp.up_proj.forward(normed));
+        let mut gate = host(project(&mlp.gate_proj, normed.clone()));
+        let up = host(project(&mlp.up_proj, normed));
         fused::swiglu(values_mut(&mut gate), values(&up));
-        let down = mlp
-            .down_proj
-            .forward(Tensor::<B, 2>::from_data(gate, device));
+        let down = project(&mlp.down_proj, Tensor::<B, 2>::from_data(gate, device));
         fused::add_assign(x, values(&host(down)));
     }
 
@@ -729,17 +728,17 @@ impl<B: Backend> Attention<B> {
         let (heads, kv_heads, head_dim) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let group = heads / kv_heads;
         let q = fused::split_heads(
-            values(&host(self.q_proj.forward(x.clone()))),
+            values(&host(project(&self.q_proj, x.clone()))),
             [batch, seq, heads, head_dim],
             Some(rotary),
         );
         let k = fused::split_heads(
-            values(&host(self.k_proj.forward(x.clone()))),
+            values(&host(project(&self.k_proj, x.clone()))),
             [batch, seq, kv_heads, head_dim],
             Some(rotary),
         );
         let v = fused::split_heads(
-            values(&host(self.v_proj.forward(x))),
+            values(&host(project(&self.v_proj, x))),
             [batch, seq, kv_heads, head_dim],
             None,
         );
@@ -755,8 +754,10 @@ impl<B: Backend> Attention<B> {
             values(&host(weights.matmul(v))),
             [batch, heads, seq, head_dim],
         );
-        self.o_proj
-            .forward(to_tensor(out, [batch * seq, heads * head_dim], &device))
+        project(
+            &self.o_proj,
+            to_tensor(out, [batch * seq, heads * head_dim], &device),
+        )
     }
 }
 
@@ -774,18 +775,18 @@ impl<B: Backend> Attention<B> {
         let device = x.device();
         let (heads, kv_heads, head_dim) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let q = fused::rotate(
-            values(&host(self.q_proj.forward(x.clone()))),
+            values(&host(project(&self.q_proj, x.clone()))),
             head_dim,
             slots.positions,
             rotary,
         );
         let k = fused::rotate(
-            values(&host(self.k_proj.forward(x.clone()))),
+            values(&host(project(&self.k_proj, x.clone()))),
             head_dim,
             slots.positions,
             rotary,
         );
-        let v = host(self.v_proj.forward(x));
+        let v = host(project(&self.v_proj, x));
         let v = values(&v);
         let width = kv_heads * head_dim;
         for (row, (keys, values)) in kv.keys.iter_mut().zip(&mut kv.values).enumerate() {
@@ -812,11 +813,35 @@ impl<B: Backend> Attention<B> {
             },
             slots.pads,
         );
-        self.o_proj.forward(to_tensor(
-            out,
-            [slots.rows * slots.new, heads * head_dim],
-            &device,
-        ))
+        project(
+            &self.o_proj,
+            to_tensor(out, [slots.rows * slots.new, heads * head_dim], &device),
+        )
+    }
+}
+
+/// `x · W` (+ bias) for a linear layer on the fused path: `x` `[rows, in]` → `[rows, out]`.
+///
+/// Taken as a 1×1 convolution with the operands' roles swapped: the rows of `x` are the kernel's
+/// output channels (`[rows, in, 1]`) and `W` (`[in, out]`, row-major) a one-sample signal of
+/// `in` channels and length `out`, so the output `[1, rows, out]` is `x · W`, row-major: the same
+/// product, shapes and strides as [`Linear::forward`] (the bits are equal), but the CPU backend
+/// writes a convolution's output once where it zeroes and then copies a matrix product's to
+/// realign it (docs/benchmarks.md, "matrix products as 1×1 convolutions").
+fn project<B: Backend>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let [rows, width] = x.dims();
+    let weight = layer.weight.val();
+    let out = weight.dims()[1];
+    let product = burn::tensor::module::conv1d(
+        weight.reshape([1, width, out]),
+        x.reshape([rows, width, 1]),
+        None,
+        ConvOptions::new([1], [0], [1], 1),
+    )
+    .reshape([rows, out]);
+    match &layer.bias {
+        Some(bias) => product + bias.val().unsqueeze(),
+        None => product,
     }
 }
 
@@ -1029,6 +1054,26 @@ mod tests {
             bos_token_id: None,
             eos_token_id: None,
             pad_token_id: None,
+        }
+    }
+
+    #[test]
+    fn a_projection_as_a_convolution_equals_the_linear_layer_bit_for_bit() {
+        let device = Default::default();
+        for bias in [false, true] {
+            let layer = LinearConfig::new(24, 40).with_bias(bias).init::<B>(&device);
+            for rows in [1, 7, 300] {
+                let x = Tensor::<B, 2>::random(
+                    [rows, 24],
+                    burn::tensor::Distribution::Normal(0.0, 1.0),
+                    &device,
+                );
+                let expected = layer.forward(x.clone()).into_data();
+                let got = project(&layer, x).into_data();
+                assert_eq!(got.shape, expected.shape);
+                assert_eq!(values(&got).len(), rows * 40);
+                assert_eq!(values(&got), values(&expected), "bias {bias}, {rows} rows");
+            }
         }
     }
 
