@@ -12,7 +12,8 @@
 //! Options: `--device auto|cpu|cuda` (default cpu), `--shape 6x256|smollm2` (random weights of
 //! that shape, seed 0; default 6x256), `--model DIR` (weights from an artifact directory instead),
 //! `--batch N` (default 8), `--seq N` (tokens per sample, default 256), `--losses-out FILE`
-//! (writes the per-sample losses of [`evaluate`] as JSON, for `bench_torch.py --compare`).
+//! (writes the per-sample losses of [`evaluate`] as JSON, for `bench_torch.py --compare`),
+//! `--only forward|evaluate|fitted` (that measurement alone, e.g. under `perf record`).
 //!
 //! Prints one table row per measurement: the plain forward pass (logits for every position,
 //! summed to one number as `bench_torch.py` does, so no backend copies them to the host),
@@ -40,6 +41,28 @@ struct Options {
     batch: usize,
     seq: usize,
     losses_out: Option<PathBuf>,
+    only: Option<Measurement>,
+}
+
+/// One row of the table.
+#[derive(Clone, Copy, PartialEq)]
+enum Measurement {
+    Forward,
+    Evaluate,
+    Fitted,
+}
+
+impl std::str::FromStr for Measurement {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "forward" => Ok(Self::Forward),
+            "evaluate" => Ok(Self::Evaluate),
+            "fitted" => Ok(Self::Fitted),
+            other => bail!("unknown --only `{other}` (expected forward, evaluate or fitted)"),
+        }
+    }
 }
 
 fn parse() -> anyhow::Result<Options> {
@@ -51,6 +74,7 @@ fn parse() -> anyhow::Result<Options> {
         batch: 8,
         seq: 256,
         losses_out: None,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -62,13 +86,17 @@ fn parse() -> anyhow::Result<Options> {
             "--batch" => options.batch = value()?.parse().context("--batch")?,
             "--seq" => options.seq = value()?.parse().context("--seq")?,
             "--losses-out" => options.losses_out = Some(value()?.into()),
+            "--only" => options.only = Some(value()?.parse()?),
             other => match other.parse() {
                 Ok(n) => options.iterations = n,
                 Err(_) => bail!(
-                    "unknown argument `{other}` (expected ITERATIONS, --device, --shape, --model, --batch, --seq or --losses-out)"
+                    "unknown argument `{other}` (expected ITERATIONS, --device, --shape, --model, --batch, --seq, --losses-out or --only)"
                 ),
             },
         }
+    }
+    if options.losses_out.is_some() && options.only.is_some_and(|m| m != Measurement::Evaluate) {
+        bail!("--losses-out writes the losses of `evaluate`: drop --only or use --only evaluate");
     }
     Ok(options)
 }
@@ -139,7 +167,11 @@ impl BackendTask for Bench {
         );
         println!("| what | seconds / batch | tokens / s |");
         println!("|---|---|---|");
-        let time = |name: &str, run: &mut dyn FnMut()| {
+        let only = self.options.only;
+        let time = |measurement: Measurement, name: &str, run: &mut dyn FnMut()| {
+            if only.is_some_and(|only| only != measurement) {
+                return;
+            }
             run(); // warm-up (and, on a GPU, kernel compilation and autotuning)
             let start = Instant::now();
             for _ in 0..iterations {
@@ -151,19 +183,31 @@ impl BackendTask for Bench {
                 (batch * seq) as f64 / per_batch
             );
         };
-        time("forward (logits, summed)", &mut || {
-            let total = model.forward(input()).sum().into_data();
-            assert_eq!(total.num_elements(), 1);
-        });
+        time(
+            Measurement::Forward,
+            "forward (logits, summed)",
+            &mut || {
+                let total = model.forward(input()).sum().into_data();
+                assert_eq!(total.num_elements(), 1);
+            },
+        );
         let mut losses = Vec::new();
-        time("evaluate (per-sample loss)", &mut || {
-            losses = evaluate(&model, &samples, batch).expect("evaluate");
-            assert_eq!(losses.len(), batch);
-        });
-        time("evaluate_fitted (25 temperatures)", &mut || {
-            let fitted = evaluate_fitted(&model, &samples, batch).expect("evaluate_fitted");
-            assert_eq!(fitted.losses.len(), batch);
-        });
+        time(
+            Measurement::Evaluate,
+            "evaluate (per-sample loss)",
+            &mut || {
+                losses = evaluate(&model, &samples, batch).expect("evaluate");
+                assert_eq!(losses.len(), batch);
+            },
+        );
+        time(
+            Measurement::Fitted,
+            "evaluate_fitted (25 temperatures)",
+            &mut || {
+                let fitted = evaluate_fitted(&model, &samples, batch).expect("evaluate_fitted");
+                assert_eq!(fitted.losses.len(), batch);
+            },
+        );
         if let Some(path) = &self.options.losses_out {
             let losses: Vec<f64> = losses.iter().map(|l| l.loss).collect();
             let json = serde_json::json!({ "device": self.device_name, "losses": losses });

@@ -18,6 +18,7 @@ use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 
+use crate::grid::DoublingGrid;
 use crate::llama::Llama;
 
 /// One evaluation sample: a prompt followed by the completion the model is judged on.
@@ -56,6 +57,12 @@ pub struct FittedEval {
 /// The grid [`evaluate_fitted`] searches: `β = 2^(k/8)` for `k` in `-FIT_STEPS..=FIT_STEPS`,
 /// so β from about 0.35 to 2.8. A model outside that range keeps the edge's loss: it can only lose.
 pub const FIT_STEPS: i32 = 12;
+
+/// The grid's inverse temperatures (each eighth exactly twice the one before it, which the CPU's
+/// fused kernel uses; [`crate::grid::DoublingGrid`]).
+fn fit_grid() -> DoublingGrid {
+    DoublingGrid::powers_of_two(FIT_STEPS.unsigned_abs(), 8)
+}
 
 /// Why an evaluation could not run. Samples are checked before any model work starts.
 #[derive(Debug, thiserror::Error)]
@@ -175,9 +182,7 @@ pub fn evaluate_fitted<B: Backend>(
     }
     let [vocab, _] = model.embed_tokens.weight.dims();
     check_samples(samples, vocab, model.max_position_embeddings)?;
-    let betas: Vec<f32> = (-FIT_STEPS..=FIT_STEPS)
-        .map(|k| 2f32.powf(k as f32 / 8.0))
-        .collect();
+    let betas = fit_grid();
 
     let mut order: Vec<usize> = (0..samples.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(samples[i].input_ids.len()));
@@ -282,16 +287,16 @@ fn fit_temperature(grids: &[Vec<f32>], points: usize) -> FittedEval {
 }
 
 /// For one batch of checked samples, the log-probability of each completion token under
-/// `softmax(β·logits)` for every `β` in `betas`: per sample, token-major (`tokens × betas`).
+/// `softmax(β·logits)` for every `β` of `grid`: per sample, token-major (`tokens × grid.len()`).
 /// Only the completion positions go through the output projection.
 fn completion_log_probs_grid<B: Backend>(
     model: &Llama<B>,
     batch: &[&Sample],
-    betas: &[f32],
+    grid: &DoublingGrid,
 ) -> Result<Vec<Vec<f32>>, EvalError> {
     // On the CPU the grid runs its fused host kernel ([`crate::grid`]); a GPU keeps the logits
     // on the device and runs it as tensor ops.
-    grid_of_batch(model, batch, betas, crate::backend::is_cpu::<B>())
+    grid_of_batch(model, batch, grid, crate::backend::is_cpu::<B>())
 }
 
 /// Scored positions whose logits the CPU computes at once in the fitted evaluation.
@@ -301,10 +306,11 @@ const GRID_ROWS: usize = 128;
 fn grid_of_batch<B: Backend>(
     model: &Llama<B>,
     batch: &[&Sample],
-    betas: &[f32],
+    grid: &DoublingGrid,
     fused_on_host: bool,
 ) -> Result<Vec<Vec<f32>>, EvalError> {
     let device = model.embed_tokens.weight.val().device();
+    let betas = grid.betas();
     let (input_ids, _, lengths) = pad_batch::<B>(batch, &device);
     let [rows, seq] = input_ids.dims();
     let mut positions = Vec::new();
@@ -342,7 +348,7 @@ fn grid_of_batch<B: Backend>(
                 logits,
                 vocab,
                 &targets[start..start + len],
-                betas,
+                grid,
             ));
         }
         values
@@ -567,10 +573,9 @@ mod tests {
         let model = model();
         let samples = samples();
         let batch: Vec<&Sample> = samples.iter().collect();
-        let betas: Vec<f32> = (-FIT_STEPS..=FIT_STEPS)
-            .map(|k| 2f32.powf(k as f32 / 8.0))
-            .collect();
-        let grids = completion_log_probs_grid(&model, &batch, &betas).unwrap();
+        let grid = fit_grid();
+        let betas = grid.betas();
+        let grids = completion_log_probs_grid(&model, &batch, &grid).unwrap();
         let plain = completion_log_probs(&model, &batch).unwrap();
         for (grid, plain) in grids.iter().zip(&plain) {
             assert_eq!(grid.len(), plain.len() * betas.len());
@@ -608,11 +613,9 @@ mod tests {
             .map(|s| s.input_ids.len() - s.completion_start)
             .sum();
         assert!(scored > GRID_ROWS, "{scored}");
-        let betas: Vec<f32> = (-FIT_STEPS..=FIT_STEPS)
-            .map(|k| 2f32.powf(k as f32 / 8.0))
-            .collect();
-        let fused = grid_of_batch(&model, &batch, &betas, true).unwrap();
-        let tensor_ops = grid_of_batch(&model, &batch, &betas, false).unwrap();
+        let grid = fit_grid();
+        let fused = grid_of_batch(&model, &batch, &grid, true).unwrap();
+        let tensor_ops = grid_of_batch(&model, &batch, &grid, false).unwrap();
         assert_eq!(fused.len(), tensor_ops.len());
         for (a, b) in fused.iter().zip(&tensor_ops) {
             assert_eq!(a.len(), b.len());

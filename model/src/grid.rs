@@ -1,6 +1,6 @@
 //! The temperature grid of [`crate::eval::evaluate_fitted`] on the host, fused: for each scored
 //! position, the log-probability of its target token under `softmax(β·logits)` for every `β` of
-//! the grid, computed in one pass per `β` over the position's logits row while it is in cache.
+//! the grid, computed in a few passes over the position's logits row while it is in cache.
 //!
 //! On the CPU backend this replaces 25 whole-tensor passes of burn ops (a scaled copy of the
 //! `[positions, vocab]` logits, `exp` in place, a row sum, for every `β`): each allocated and
@@ -8,6 +8,11 @@
 //! the fitted evaluation of SmolLM2 cost about 50% more than its forward pass
 //! (`docs/benchmarks.md`). Here `exp` is [`exp_nonpositive`], a branch-free polynomial the
 //! compiler vectorises, and rows are spread over threads.
+//!
+//! The grid doubles every `period` points ([`DoublingGrid`]: `β_{i+period} = 2·β_i` exactly), so
+//! `exp(β_{i+period}·x)` is `exp(β_i·x)²`: `exp` runs for the first `period` inverse
+//! temperatures only and every later one costs a multiplication (the 25 points of the fitted
+//! evaluation: 8 `exp` per logit instead of 25).
 //!
 //! Deterministic: every row is computed by the same sequence of IEEE operations whatever the
 //! thread count or SIMD width (no fused multiply-add is formed implicitly, sums run in a fixed
@@ -49,42 +54,125 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     if x <= -87.0 { 0.0 } else { value }
 }
 
-/// `Σ exp(β·(row[v] − max))` over the row, in a fixed order.
+/// `x²`, or 0 where that would be below the smallest normal `f32` (`x < 2⁻⁶³`): no subnormal
+/// number ever enters the sums (arithmetic on them is slow on x86), as [`exp_nonpositive`] gives
+/// 0 below −87.
 #[inline(always)]
-fn scaled_exp_sum(row: &[f32], max: f32, beta: f32) -> f32 {
-    let mut partial = [0.0f32; LANES];
+fn square_or_zero(x: f32) -> f32 {
+    const TINY: f32 = 5.421_011e-20; // 2⁻⁶³
+    let square = x * x;
+    if x < TINY { 0.0 } else { square }
+}
+
+/// The longest chain `β, 2β, 4β, …` a [`DoublingGrid`] may hold.
+const MAX_CHAIN: usize = 6;
+
+/// Inverse temperatures `2^(k/period)` for `k` in `-steps..=steps`, ascending, where each point
+/// past the first `period` is exactly twice the one `period` before (so the fused kernel squares
+/// instead of calling `exp`; within an ulp of `2^(k/period)` computed directly).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DoublingGrid {
+    betas: Vec<f32>,
+    period: usize,
+}
+
+impl DoublingGrid {
+    /// The grid `2^(k/period)`, `k` in `-steps..=steps`. Panics if `period` is 0 or a chain
+    /// `β, 2β, …` would be longer than the kernel takes (`2·steps + 1 > 6·period`).
+    pub fn powers_of_two(steps: u32, period: usize) -> Self {
+        assert!(period > 0, "a doubling grid needs a period");
+        let len = 2 * steps as usize + 1;
+        assert!(
+            len <= MAX_CHAIN * period,
+            "{len} points with period {period}: chains longer than {MAX_CHAIN}"
+        );
+        let mut betas: Vec<f32> = Vec::with_capacity(len);
+        for i in 0..len {
+            let beta = if i < period {
+                2f32.powf((i as f32 - steps as f32) / period as f32)
+            } else {
+                2.0 * betas[i - period]
+            };
+            betas.push(beta);
+        }
+        Self { betas, period }
+    }
+
+    /// The inverse temperatures, ascending.
+    pub fn betas(&self) -> &[f32] {
+        &self.betas
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> usize {
+        self.betas.len()
+    }
+
+    /// Whether the grid has no point.
+    pub fn is_empty(&self) -> bool {
+        self.betas.is_empty()
+    }
+}
+
+/// `Σ exp(2^c·β·(row[v] − max))` over the row for `c` in `0..C`, in a fixed order: one `exp`
+/// per value, then repeated squaring.
+#[inline(always)]
+fn doubling_exp_sums<const C: usize>(row: &[f32], max: f32, beta: f32) -> [f32; C] {
+    let mut partial = [[0.0f32; LANES]; C];
+    let mut add = |values: &[f32; LANES]| {
+        let mut e = [0.0f32; LANES];
+        for (e, &value) in e.iter_mut().zip(values) {
+            *e = exp_nonpositive(beta * (value - max));
+        }
+        for (c, partial) in partial.iter_mut().enumerate() {
+            if c > 0 {
+                for e in &mut e {
+                    *e = square_or_zero(*e);
+                }
+            }
+            for (acc, &e) in partial.iter_mut().zip(&e) {
+                *acc += e;
+            }
+        }
+    };
     let mut chunks = row.chunks_exact(LANES);
     for chunk in &mut chunks {
-        for (acc, &value) in partial.iter_mut().zip(chunk) {
-            *acc += exp_nonpositive(beta * (value - max));
-        }
+        add(chunk.try_into().expect("chunks of LANES values"));
     }
-    for (acc, &value) in partial.iter_mut().zip(chunks.remainder()) {
-        *acc += exp_nonpositive(beta * (value - max));
-    }
+    // The rest padded with −∞, whose terms are exactly 0 (adding them changes no bit).
+    let mut last = [f32::NEG_INFINITY; LANES];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    add(&last);
     // Pairwise, in a fixed order.
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for i in 0..width {
-            partial[i] += partial[i + width];
+    partial.map(|mut partial| {
+        let mut width = LANES;
+        while width > 1 {
+            width /= 2;
+            for i in 0..width {
+                partial[i] += partial[i + width];
+            }
         }
-    }
-    partial[0]
+        partial[0]
+    })
 }
 
 /// For `logits` holding `targets.len()` rows of `vocab` values: per row, token-major
-/// `log softmax(β·row)[target]` for each `β` of `betas` (`rows × betas` values). The largest
+/// `log softmax(β·row)[target]` for each `β` of `grid` (`rows × grid.len()` values). The largest
 /// logit of a row is subtracted first, so the sums are at least 1 and never overflow. A row with
 /// a non-finite logit gives NaN, as the backend's ops would.
-pub fn log_probs_grid(logits: &[f32], vocab: usize, targets: &[usize], betas: &[f32]) -> Vec<f32> {
+pub fn log_probs_grid(
+    logits: &[f32],
+    vocab: usize,
+    targets: &[usize],
+    grid: &DoublingGrid,
+) -> Vec<f32> {
     assert_eq!(
         logits.len(),
         targets.len() * vocab,
         "logits must be rows × vocab"
     );
-    let mut out = vec![0.0f32; targets.len() * betas.len()];
-    out.par_chunks_mut(betas.len().max(1))
+    let mut out = vec![0.0f32; targets.len() * grid.len()];
+    out.par_chunks_mut(grid.len().max(1))
         .zip(logits.par_chunks(vocab.max(1)))
         .zip(targets.par_iter())
         .for_each(|((out, row), &target)| {
@@ -92,7 +180,7 @@ pub fn log_probs_grid(logits: &[f32], vocab: usize, targets: &[usize], betas: &[
                 out,
                 row,
                 target,
-                betas,
+                grid,
             });
         });
     out
@@ -104,7 +192,7 @@ struct RowGrid<'a> {
     out: &'a mut [f32],
     row: &'a [f32],
     target: usize,
-    betas: &'a [f32],
+    grid: &'a DoublingGrid,
 }
 
 impl Pass for RowGrid<'_> {
@@ -114,7 +202,7 @@ impl Pass for RowGrid<'_> {
             out,
             row,
             target,
-            betas,
+            grid,
         } = self;
         if !row.iter().all(|v| v.is_finite()) {
             out.fill(f32::NAN);
@@ -122,8 +210,24 @@ impl Pass for RowGrid<'_> {
         }
         let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let shifted_target = row[target] - max;
-        for (value, &beta) in out.iter_mut().zip(betas) {
-            *value = beta * shifted_target - scaled_exp_sum(row, max, beta).ln();
+        let (betas, period) = (grid.betas(), grid.period);
+        for first in 0..period.min(betas.len()) {
+            // β_first, 2β_first, 4β_first, … at first, first + period, …
+            let chain = (betas.len() - first).div_ceil(period);
+            let beta = betas[first];
+            let mut sums = [0.0f32; MAX_CHAIN];
+            match chain {
+                1 => sums[..1].copy_from_slice(&doubling_exp_sums::<1>(row, max, beta)),
+                2 => sums[..2].copy_from_slice(&doubling_exp_sums::<2>(row, max, beta)),
+                3 => sums[..3].copy_from_slice(&doubling_exp_sums::<3>(row, max, beta)),
+                4 => sums[..4].copy_from_slice(&doubling_exp_sums::<4>(row, max, beta)),
+                5 => sums[..5].copy_from_slice(&doubling_exp_sums::<5>(row, max, beta)),
+                _ => sums.copy_from_slice(&doubling_exp_sums::<MAX_CHAIN>(row, max, beta)),
+            }
+            for (c, sum) in sums[..chain].iter().enumerate() {
+                let i = first + c * period;
+                out[i] = betas[i] * shifted_target - sum.ln();
+            }
         }
     }
 }
@@ -176,8 +280,9 @@ mod tests {
             })
             .collect();
         let targets: Vec<usize> = (0..rows).map(|r| (r * 7919) % vocab).collect();
-        let betas: Vec<f32> = (-12..=12).map(|k| 2f32.powf(k as f32 / 8.0)).collect();
-        let grid = log_probs_grid(&logits, vocab, &targets, &betas);
+        let points = DoublingGrid::powers_of_two(12, 8);
+        let betas = points.betas();
+        let grid = log_probs_grid(&logits, vocab, &targets, &points);
         for r in 0..rows {
             for (k, &beta) in betas.iter().enumerate() {
                 let expected =
@@ -193,7 +298,7 @@ mod tests {
             .num_threads(1)
             .build()
             .unwrap()
-            .install(|| log_probs_grid(&logits, vocab, &targets, &betas));
+            .install(|| log_probs_grid(&logits, vocab, &targets, &points));
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&one_thread), bits(&grid));
         // Compiled for the baseline CPU instead of the widest SIMD found at run time: the same
@@ -209,11 +314,67 @@ mod tests {
                 out,
                 row,
                 target,
-                betas: &betas,
+                grid: &points,
             };
             row_grid.run();
         }
         assert_eq!(bits(&baseline), bits(&grid));
+    }
+
+    #[test]
+    fn a_doubling_grid_doubles_exactly_and_stays_within_an_ulp_of_the_powers() {
+        let grid = DoublingGrid::powers_of_two(12, 8);
+        assert_eq!(grid.len(), 25);
+        assert_eq!(grid.betas()[12], 1.0);
+        for (i, &beta) in grid.betas().iter().enumerate() {
+            if i >= 8 {
+                assert_eq!(beta, 2.0 * grid.betas()[i - 8]);
+            }
+            let exact = ((i as f64 - 12.0) / 8.0).exp2();
+            assert!(
+                ((f64::from(beta) - exact) / exact).abs() <= f64::from(f32::EPSILON),
+                "{i}: {beta} vs {exact}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_chain_length_matches_an_f64_log_softmax_even_where_squares_underflow() {
+        // Logits spread over 400 nats: at the larger β most terms square down past 2⁻¹²⁶.
+        let vocab = 1_003;
+        let logits: Vec<f32> = (0..2 * vocab)
+            .map(|i| ((i * 7_919) % 4_001) as f32 / 10.0 - 200.0)
+            .collect();
+        // Each row's largest logit and one 700 positions on: log-probabilities near 0 (where an
+        // error in the sums shows) and far below it.
+        let argmax = |row: &[f32]| {
+            (0..row.len())
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .unwrap()
+        };
+        let targets = [argmax(&logits[..vocab]), 700];
+        // (steps, period): chains of 1 to 6 squarings' worth.
+        for (steps, period) in [(0, 1), (1, 2), (2, 2), (5, 2), (2, 1), (12, 8), (20, 8)] {
+            let points = DoublingGrid::powers_of_two(steps, period);
+            let grid = log_probs_grid(&logits, vocab, &targets, &points);
+            for (r, &target) in targets.iter().enumerate() {
+                for (k, &beta) in points.betas().iter().enumerate() {
+                    let expected =
+                        reference(&logits[r * vocab..][..vocab], target, f64::from(beta));
+                    let got = f64::from(grid[r * points.len() + k]);
+                    assert!(
+                        (got - expected).abs() <= 2e-5 * expected.abs().max(1.0),
+                        "({steps}, {period}) row {r} β {beta}: {got} vs {expected}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "chains longer than 6")]
+    fn a_grid_with_chains_too_long_for_the_kernel_is_refused() {
+        DoublingGrid::powers_of_two(3, 1);
     }
 
     #[test]
@@ -222,9 +383,9 @@ mod tests {
             &[0.0, f32::NAN, 1.0, 2.0, 3.0, 4.0],
             3,
             &[0, 1],
-            &[1.0, 2.0],
+            &DoublingGrid::powers_of_two(1, 2),
         );
-        assert!(grid[0].is_nan() && grid[1].is_nan());
-        assert!(grid[2].is_finite() && grid[3].is_finite());
+        assert!(grid[..3].iter().all(|v| v.is_nan()));
+        assert!(grid[3..].iter().all(|v| v.is_finite()));
     }
 }
