@@ -119,30 +119,19 @@ impl DoublingGrid {
 #[inline(always)]
 fn doubling_exp_sums<const C: usize>(row: &[f32], max: f32, beta: f32) -> [f32; C] {
     let mut partial = [[0.0f32; LANES]; C];
-    let mut add = |values: &[f32; LANES]| {
-        let mut e = [0.0f32; LANES];
-        for (e, &value) in e.iter_mut().zip(values) {
-            *e = exp_nonpositive(beta * (value - max));
-        }
-        for (c, partial) in partial.iter_mut().enumerate() {
-            if c > 0 {
-                for e in &mut e {
-                    *e = square_or_zero(*e);
-                }
-            }
-            for (acc, &e) in partial.iter_mut().zip(&e) {
-                *acc += e;
-            }
-        }
-    };
     let mut chunks = row.chunks_exact(LANES);
     for chunk in &mut chunks {
-        add(chunk.try_into().expect("chunks of LANES values"));
+        add_doubling_exps(
+            &mut partial,
+            chunk.try_into().expect("chunks of LANES values"),
+            max,
+            beta,
+        );
     }
     // The rest padded with −∞, whose terms are exactly 0 (adding them changes no bit).
     let mut last = [f32::NEG_INFINITY; LANES];
     last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    add(&last);
+    add_doubling_exps(&mut partial, &last, max, beta);
     // Pairwise, in a fixed order.
     partial.map(|mut partial| {
         let mut width = LANES;
@@ -154,6 +143,32 @@ fn doubling_exp_sums<const C: usize>(row: &[f32], max: f32, beta: f32) -> [f32; 
         }
         partial[0]
     })
+}
+
+/// One block of [`doubling_exp_sums`]: `partial[c][l] += exp(β·(values[l] − max))^(2^c)`. A
+/// function, not a closure: a closure's body is compiled on its own, for baseline x86-64 (SSE),
+/// where this one is inlined into the widest-SIMD pass.
+#[inline(always)]
+fn add_doubling_exps<const C: usize>(
+    partial: &mut [[f32; LANES]; C],
+    values: &[f32; LANES],
+    max: f32,
+    beta: f32,
+) {
+    let mut e = [0.0f32; LANES];
+    for (e, &value) in e.iter_mut().zip(values) {
+        *e = exp_nonpositive(beta * (value - max));
+    }
+    for (c, partial) in partial.iter_mut().enumerate() {
+        if c > 0 {
+            for e in &mut e {
+                *e = square_or_zero(*e);
+            }
+        }
+        for (acc, &e) in partial.iter_mut().zip(&e) {
+            *acc += e;
+        }
+    }
 }
 
 /// For `logits` holding `targets.len()` rows of `vocab` values: per row, token-major
