@@ -58,10 +58,13 @@ pub struct FittedEval {
 /// so β from about 0.35 to 2.8. A model outside that range keeps the edge's loss: it can only lose.
 pub const FIT_STEPS: i32 = 12;
 
-/// The grid's inverse temperatures (each eighth exactly twice the one before it, which the CPU's
-/// fused kernel uses; [`crate::grid::DoublingGrid`]).
+/// Grid points per doubling of β: the `8` of `2^(k/8)`.
+const FIT_PER_DOUBLING: usize = 8;
+
+/// The grid's inverse temperatures (each exactly twice the one [`FIT_PER_DOUBLING`] points
+/// before it, which the CPU's fused kernel uses; [`crate::grid::DoublingGrid`]).
 fn fit_grid() -> DoublingGrid {
-    DoublingGrid::powers_of_two(FIT_STEPS.unsigned_abs(), 8)
+    DoublingGrid::powers_of_two(FIT_STEPS.unsigned_abs(), FIT_PER_DOUBLING)
 }
 
 /// Why an evaluation could not run. Samples are checked before any model work starts.
@@ -182,22 +185,22 @@ pub fn evaluate_fitted<B: Backend>(
     }
     let [vocab, _] = model.embed_tokens.weight.dims();
     check_samples(samples, vocab, model.max_position_embeddings)?;
-    let betas = fit_grid();
+    let temperatures = fit_grid();
 
     let mut order: Vec<usize> = (0..samples.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(samples[i].input_ids.len()));
-    // per sample, token-major: grid[t * betas.len() + k] = log p_β_k(token t)
+    // per sample, token-major: grid[t * temperatures.len() + k] = log p_β_k(token t)
     let mut grids = vec![Vec::new(); samples.len()];
     for chunk in order.chunks(batch_size) {
         let batch: Vec<&Sample> = chunk.iter().map(|&i| &samples[i]).collect();
         for (&i, grid) in chunk
             .iter()
-            .zip(completion_log_probs_grid(model, &batch, &betas)?)
+            .zip(completion_log_probs_grid(model, &batch, &temperatures)?)
         {
             grids[i] = grid;
         }
     }
-    Ok(fit_temperature(&grids, betas.len()))
+    Ok(fit_temperature(&grids, temperatures.len()))
 }
 
 /// Picks the grid point with the lowest mean per-sample loss, refines it by the parabola
@@ -280,7 +283,7 @@ fn fit_temperature(grids: &[Vec<f32>], points: usize) -> FittedEval {
         inverse_temperature: if grids.is_empty() {
             1.0
         } else {
-            (k / 8.0).exp2()
+            (k / FIT_PER_DOUBLING as f64).exp2()
         },
         token_log_probs,
     }
